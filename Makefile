@@ -1,0 +1,46 @@
+# The two commands a fresh clone needs: `make demo` and `make test`.
+# Each installs what it needs first, into .venv, so nothing else is required.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_OUT := out/demo
+
+.PHONY: install test lint fix demo bench smoke clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+fix: $(STAMP)
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+demo: $(STAMP)
+	@mkdir -p $(DEMO_OUT)
+	$(BIN)/apigen format-check sample_data/rows.jsonl -o $(DEMO_OUT)/checked.jsonl --rejects $(DEMO_OUT)/rejected.jsonl
+	@echo "--- first kept row ($(DEMO_OUT)/checked.jsonl):"
+	@head -n 1 $(DEMO_OUT)/checked.jsonl
+	@echo "--- rejection reasons ($(DEMO_OUT)/rejected.jsonl):"
+	@$(BIN)/python -c "import json,sys; [print(r['reason'], '-', r['reason_detail']) for r in map(json.loads, open(sys.argv[1]))]" $(DEMO_OUT)/rejected.jsonl
+
+smoke: $(STAMP)
+	cat sample_data/rows.jsonl | $(BIN)/apigen format-check --quiet | head -n 2
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/format_check.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

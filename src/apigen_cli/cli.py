@@ -1,0 +1,153 @@
+"""The `apigen` command line: thin Typer commands over the library's stages.
+
+Each command resolves its options, calls one library function, prints the
+summary on stderr and maps the outcome to an exit code:
+0 ran to the end, 1 rejections under ``--strict``, 2 could not run, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .console import Messages
+from .errors import ApigenError
+from .format_check import format_check as format_check_rows
+from .routing import StageSummary
+from .runner import Destinations, Stage, run_stage
+
+app = typer.Typer(
+    name="apigen",
+    help="Turn API definitions into verified function-calling training data (the APIGen pipeline).",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EXIT_OK, EXIT_REJECTED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# --- options shared by the stage commands ---------------------------------------------
+
+InputArg = Annotated[str, typer.Argument(metavar="INPUT", help="JSONL (or JSON array) file of rows; `-` reads standard input.")]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="Where kept rows go; `-` is standard output.")]
+RejectsOpt = Annotated[
+    Optional[str], typer.Option("--rejects", metavar="FILE", help="Write rejected rows, with `rejected_by` and `reason`, to FILE.")
+]
+KeepRejectedOpt = Annotated[
+    bool, typer.Option("--keep-rejected", help="Keep rejected rows in the output, flagged `keep_row_after_<check>: false`.")
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 when any row was rejected.")]
+SkipBadLinesOpt = Annotated[
+    bool, typer.Option("--skip-bad-lines", help="Send lines that are not JSON objects to the rejects instead of stopping.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but errors.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks of unexpected errors (also APIGEN_DEBUG=1).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"apigen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Turn API definitions into verified function-calling training data (the APIGen pipeline)."""
+
+
+@contextmanager
+def _errors_to_exit_codes(messages: Messages) -> Iterator[None]:
+    """Turn what can go wrong into one message and an exit code; never a traceback unless asked."""
+    debug = messages.verbose or os.environ.get("APIGEN_DEBUG") == "1"
+    try:
+        yield
+    except ApigenError as error:
+        if debug:
+            raise
+        messages.error(error.message, error.hint)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        messages.error("interrupted; every line already written is a complete row")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        # The reader went away (`apigen ... | head`): stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(EXIT_OK) from None
+    except typer.Exit:
+        raise
+    except Exception as error:  # a bug: say so plainly, the traceback is one flag away
+        if debug:
+            raise
+        messages.error(f"unexpected {type(error).__name__}: {error}", "rerun with `--verbose` to see the traceback, and report it")
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def _finish(messages: Messages, summary: StageSummary, where: Destinations, strict: bool) -> None:
+    if summary.dropped:
+        messages.info(
+            f"{summary.dropped} rejected rows were dropped: pass `--rejects FILE` to keep them apart, "
+            "or `--keep-rejected` to keep them in the output"
+        )
+    messages.info(summary.line())
+    if strict and summary.rejected:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+def _run_stage_command(
+    command: str, stage: Stage, where: Destinations, *, strict: bool, quiet: bool, verbose: bool,
+    prepare: Callable[[], None] | None = None,
+) -> None:
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        if prepare is not None:
+            prepare()
+        messages.waiting_for_stdin(where.input)
+        summary = run_stage(command, stage, where, wrap=lambda rows: messages.progress(rows, command))
+    _finish(messages, summary, where, strict)
+
+
+@app.command("format-check")
+def format_check(
+    input: InputArg = "-",
+    output: OutputOpt = "-",
+    rejects: RejectsOpt = None,
+    keep_rejected: KeepRejectedOpt = False,
+    strict: StrictOpt = False,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Check that each row's calls parse, name offered tools and fit their parameters.
+
+    Rows holding the model's raw text in `raw_output` are parsed first (a code
+    fence or prose around the JSON is fine); a list of pairs gives one row each.
+
+    Examples:
+
+        apigen format-check rows.jsonl -o checked.jsonl --rejects rejected.jsonl
+
+        cat rows.jsonl | apigen format-check --strict > checked.jsonl
+
+        apigen format-check xlam_function_calling_60k.json --keep-rejected | jq .reason
+    """
+    where = Destinations(input, output, rejects, keep_rejected, skip_bad_lines)
+    _run_stage_command("format-check", format_check_rows, where, strict=strict, quiet=quiet, verbose=verbose)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

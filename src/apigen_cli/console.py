@@ -1,0 +1,74 @@
+"""Everything meant for people, on stderr: messages, errors, progress.
+
+Data never passes through here. Colour and progress appear only when stderr
+is a terminal, never with ``--quiet``, and colour never with ``NO_COLOR``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from rich.console import Console
+from rich.markup import escape
+
+T = TypeVar("T")
+
+
+def _make_console() -> Console:
+    return Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")), soft_wrap=True)
+
+
+class Messages:
+    """The single stderr voice of a command."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
+        self.console = _make_console()
+        self.quiet = quiet
+        self.verbose = verbose
+
+    @property
+    def interactive(self) -> bool:
+        return self.console.is_terminal and not self.quiet
+
+    def info(self, text: str) -> None:
+        """A plain line for people; suppressed by ``--quiet``."""
+        if not self.quiet:
+            self.console.print(escape(text))
+
+    def warning(self, text: str) -> None:
+        self.console.print(f"[yellow bold]warning[/]: {escape(text)}")
+
+    def error(self, text: str, hint: str | None = None) -> None:
+        """``error: …`` then, after a blank line, ``hint: …``; always printed."""
+        self.console.print(f"[red bold]error[/]: {escape(text)}")
+        if hint:
+            self.console.print()
+            self.console.print(f"[cyan bold]hint[/]: {escape(hint)}")
+
+    def waiting_for_stdin(self, path: str) -> None:
+        if path == "-" and sys.stdin.isatty():
+            self.info("apigen: reading rows from standard input (end with Ctrl-D, or pass a file)")
+
+    def progress(self, rows: Iterable[T], label: str) -> Iterator[T]:
+        """Yield ``rows`` unchanged, showing a count and rate on a terminal."""
+        if not self.interactive:
+            yield from rows
+            return
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} rows"),
+                   TextColumn("{task.fields[rate]:.0f} rows/s"), TimeElapsedColumn())
+        with Progress(*columns, console=self.console, transient=True) as bar:
+            task = bar.add_task(label, rate=0.0)
+            started = time.monotonic()
+            count = 0
+            for count, row in enumerate(rows, start=1):
+                if count % 256 == 0:
+                    elapsed = time.monotonic() - started
+                    bar.update(task, completed=count, rate=count / elapsed if elapsed else 0.0)
+                yield row
+            bar.update(task, completed=count)

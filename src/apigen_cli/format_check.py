@@ -1,0 +1,176 @@
+"""Stage 2 of the pipeline, the format check: pure, no network, no processes.
+
+A row passes when its query is a non-empty string and every call in ``answers``
+names a tool the row offers, with every required argument, no unknown
+argument, and values of the declared types (and within any enum or range).
+Rows that still hold the model's raw text (``raw_output``) are parsed first;
+a list of ``{query, answers}`` pairs becomes one row per pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .extract import NOT_FOUND, find_json
+from .io import loads
+from .records import (
+    ANSWERS,
+    IRRELEVANCE,
+    KIND,
+    QUERY,
+    RAW_OUTPUT,
+    REJECTED_BY,
+    Row,
+    RowProblem,
+    decode_json_field,
+    ensure_id,
+    reject,
+    tools_of,
+)
+from .tools import CatalogueCache, Tool, ToolError
+from .types import Problem, show_value
+
+STAGE = "format_check"
+KEEP_FIELD = "keep_row_after_format_check"
+
+_MISSING = object()
+
+
+def format_check(rows: Iterable[Row], *, cache: CatalogueCache | None = None) -> Iterator[Row]:
+    """Check each row and yield it with its verdict; rows rejected earlier pass through untouched."""
+    catalogues = cache if cache is not None else CatalogueCache()
+    for row in rows:
+        if REJECTED_BY in row:
+            yield row
+        elif row.get(ANSWERS) is None and RAW_OUTPUT in row:
+            for pair_row in split_raw_output(row):
+                yield pair_row if REJECTED_BY in pair_row else check_row(pair_row, catalogues)
+        else:
+            yield check_row(row, catalogues)
+
+
+def check_row(row: Row, catalogues: CatalogueCache) -> Row:
+    """Give one row its format verdict (in place) and return it."""
+    problem = find_problem(row, catalogues)
+    if problem is not None:
+        return reject(row, STAGE, problem)
+    row[KEEP_FIELD] = True
+    return row
+
+
+def find_problem(row: Row, catalogues: CatalogueCache) -> Problem | None:
+    """The first thing wrong with the row, or ``None``. Normalises fields in place."""
+    try:
+        catalogue = catalogues.get(tools_of(row))
+        answers = decode_json_field(row, ANSWERS, "unparseable_output")
+    except (RowProblem, ToolError) as error:
+        ensure_id(row)
+        return error.problem
+    ensure_id(row)
+    query = row.get(QUERY)
+    if not isinstance(query, str):
+        if query is None:
+            return Problem("empty_query", "the row has no `query`")
+        return Problem("invalid_query", f"`query` should be a string, got {show_value(query)}")
+    if not query.strip():
+        return Problem("empty_query", "`query` is empty")
+    if answers is None:
+        return Problem("no_calls", "the row has no `answers`")
+    if not isinstance(answers, list):
+        return Problem("invalid_answers", f"`answers` should be a list of calls, got {show_value(answers)}")
+    if row.get(KIND) == IRRELEVANCE:
+        if answers:
+            return Problem("unexpected_calls", "an irrelevance row must have no calls, but `answers` holds some")
+        return None
+    if not answers:
+        return Problem("no_calls", "`answers` is an empty list")
+    for position, call in enumerate(answers, start=1):
+        problem = _check_call(answers, position, call, catalogue)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _check_call(answers: list[Any], position: int, call: Any, catalogue: dict[str, Tool]) -> Problem | None:
+    if not isinstance(call, dict):
+        return Problem("malformed_call", f"call {position} should be an object with `name` and `arguments`, got {show_value(call)}")
+    if "name" not in call and isinstance(call.get("function"), dict):  # OpenAI tool_calls shape
+        call = {"name": call["function"].get("name"), "arguments": call["function"].get("arguments", {})}
+        answers[position - 1] = call
+    name = call.get("name")
+    if not isinstance(name, str) or not name:
+        return Problem("malformed_call", f"call {position} has no `name`")
+    arguments = call.get("arguments", _MISSING)
+    if arguments is _MISSING or arguments is None:
+        arguments = call["arguments"] = {}
+    elif isinstance(arguments, str):
+        try:
+            arguments = loads(arguments) if arguments.strip() else {}
+        except (ValueError, RecursionError):
+            return Problem("malformed_call", f"call {position} `{name}`: `arguments` is a string that is not valid JSON")
+        call["arguments"] = arguments
+    if not isinstance(arguments, dict):
+        return Problem("malformed_call", f"call {position} `{name}`: `arguments` should be an object, got {show_value(arguments)}")
+    tool = catalogue.get(name)
+    if tool is None:
+        offered = ", ".join(f"`{known}`" for known in catalogue) or "none"
+        return Problem("unknown_function", f"call {position} names `{name}`, which the row does not offer (offered: {offered})")
+    problem = tool.check_arguments(arguments)
+    if problem is not None:
+        return Problem(problem.code, f"call {position} `{name}`: {problem.message}")
+    return None
+
+
+# --- the model's raw text -------------------------------------------------------------
+
+
+def split_raw_output(row: Row) -> list[Row]:
+    """Turn a row holding ``raw_output`` into one row per generated pair.
+
+    When the text holds no usable JSON, the row comes back rejected as
+    ``unparseable_output`` with its ``raw_output`` kept, so it can be inspected.
+    """
+    raw = row[RAW_OUTPUT]
+    parsed = find_json(raw) if isinstance(raw, str) else raw
+    pairs = None if parsed is NOT_FOUND else _pairs_of(parsed)
+    if not pairs:
+        ensure_id(row)
+        if parsed is NOT_FOUND:
+            message = "`raw_output` holds no JSON"
+        else:
+            message = f"`raw_output` holds JSON, but not {{query, answers}} pairs nor calls: {show_value(parsed)}"
+        return [reject(row, STAGE, Problem("unparseable_output", message))]
+    parent_id = ensure_id(row)
+    base = {key: value for key, value in row.items() if key != RAW_OUTPUT}
+    rows = []
+    for index, (query, answers) in enumerate(pairs):
+        pair_row = dict(base)
+        if len(pairs) > 1:
+            pair_row["id"] = f"{parent_id}-{index}"
+        if query is not _MISSING:
+            pair_row[QUERY] = query
+        pair_row[ANSWERS] = None if answers is _MISSING else answers
+        rows.append(pair_row)
+    return rows
+
+
+def _pairs_of(parsed: Any) -> list[tuple[Any, Any]] | None:
+    """Read the shapes models answer in: pairs, one pair, a wrapped list, or bare calls."""
+    if isinstance(parsed, dict):
+        if "query" in parsed or "answers" in parsed:
+            return [(parsed.get("query", _MISSING), parsed.get("answers", _MISSING))]
+        if "name" in parsed and ("arguments" in parsed or "parameters" not in parsed):
+            return [(_MISSING, [parsed])]
+        if isinstance(parsed.get("tool_calls"), list):
+            return [(_MISSING, parsed["tool_calls"])]
+        lists = [value for value in parsed.values() if isinstance(value, list)]
+        if len(lists) == 1:  # {"pairs": [...]}, as JSON-object mode makes models write
+            return _pairs_of(lists[0])
+        return None
+    if isinstance(parsed, list) and parsed:
+        if all(isinstance(item, dict) and ("query" in item or "answers" in item) for item in parsed):
+            return [(item.get("query", _MISSING), item.get("answers", _MISSING)) for item in parsed]
+        if all(isinstance(item, dict) and "name" in item for item in parsed):
+            return [(_MISSING, parsed)]
+    return None

@@ -1,0 +1,236 @@
+"""Reading and writing rows as JSON Lines.
+
+Rows are read lazily, one line at a time, so memory stays flat however large the
+input is. A file whose first non-blank character is ``[`` is read as one JSON
+array instead (the layout of the released xlam-function-calling-60k file).
+Rows are written as compact orjson bytes into a buffer that is flushed in
+batches, and also whenever a little time has passed, so that ``apigen ... | head``
+sees rows as they are made while a hot loop never pays for a flush per row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import IO, Any, BinaryIO
+
+import orjson
+
+from .errors import InputError
+
+STDIO = "-"
+_BOM = b"\xef\xbb\xbf"
+
+
+def describe_source(path: str) -> str:
+    """How a path is named in messages: standard input gets a name of its own."""
+    return "<stdin>" if path == STDIO else path
+
+
+def open_binary_input(path: str) -> BinaryIO:
+    """Open ``path`` (or standard input for ``-``) for reading bytes, or raise ``InputError``."""
+    if path == STDIO:
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise InputError(f"input file `{path}` does not exist", hint="check the path, or pass `-` to read standard input") from None
+    except IsADirectoryError:
+        raise InputError(f"input `{path}` is a folder, not a file", hint="name a .jsonl file") from None
+    except PermissionError:
+        raise InputError(f"input file `{path}` cannot be read: permission denied") from None
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON with orjson, falling back to the stdlib for integers wider than 64 bits."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            pass
+        raise
+
+
+def json_error_text(error: ValueError) -> str:
+    """Turn a decoder error into a short phrase with the column, as people read it."""
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at column {error.colno}"
+    return str(error)
+
+
+class BadLine(Exception):
+    """A line that is not a JSON object; raised or turned into a reject row."""
+
+    def __init__(self, source: str, line: int, text: bytes, problem: str) -> None:
+        super().__init__(problem)
+        self.source = source
+        self.line = line
+        self.text = text
+        self.problem = problem
+
+    def as_input_error(self) -> InputError:
+        return InputError(
+            f"line {self.line} of `{self.source}` {self.problem}",
+            hint="fix the line, or pass `--skip-bad-lines` to send it to the rejects and go on",
+        )
+
+    def as_reject_row(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "raw": self.text.decode("utf-8", "replace"),
+            "rejected_by": "input",
+            "reason": "invalid_json",
+            "reason_detail": f"line {self.line} of `{self.source}` {self.problem}",
+        }
+
+
+def _parse_line(source: str, number: int, raw: bytes) -> dict[str, Any]:
+    try:
+        value = loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise BadLine(source, number, raw, f"is not valid JSON: {json_error_text(error)}") from None
+    if not isinstance(value, dict):
+        kind = type(value).__name__.replace("NoneType", "null").replace("dict", "object").replace("list", "array")
+        raise BadLine(source, number, raw, f"is a JSON {kind}, not an object: each line must hold one row")
+    return value
+
+
+def read_rows(path: str, *, skip_bad_lines: bool = False) -> Iterator[dict[str, Any]]:
+    """Yield the rows of a JSONL file (or a JSON array file), one dict per row.
+
+    A malformed line raises ``InputError`` naming the file and line, unless
+    ``skip_bad_lines`` is set: then it is yielded as a reject row (with
+    ``rejected_by: "input"``), which every stage passes straight through.
+    """
+    source = describe_source(path)
+    stream = open_binary_input(path)  # opened now, so a missing file fails before any output is made
+    return _iter_rows(source, stream, skip_bad_lines)
+
+
+def _iter_rows(source: str, stream: BinaryIO, skip_bad_lines: bool) -> Iterator[dict[str, Any]]:
+    try:
+        number = 0
+        seen_content = False
+        for raw in stream:
+            number += 1
+            if number == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            stripped = raw.strip()
+            if not stripped:
+                continue
+            if not seen_content and stripped[:1] == b"[":
+                yield from _read_array(source, stripped + stream.read(), skip_bad_lines)
+                return
+            seen_content = True
+            try:
+                yield _parse_line(source, number, stripped)
+            except BadLine as bad:
+                if not skip_bad_lines:
+                    raise bad.as_input_error() from None
+                yield bad.as_reject_row()
+    except OSError as error:
+        raise InputError(f"reading `{source}` failed: {error.strerror or error}") from None
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def _read_array(source: str, data: bytes, skip_bad_lines: bool) -> Iterator[dict[str, Any]]:
+    """Rows of a whole-file JSON array; positions are given as item numbers."""
+    try:
+        items = loads(data)
+    except (ValueError, RecursionError) as error:
+        raise InputError(
+            f"`{source}` starts with `[` but is not a valid JSON array: {json_error_text(error)}",
+            hint="a JSON array file must hold one array of row objects; otherwise write one JSON object per line",
+        ) from None
+    if not isinstance(items, list):
+        raise InputError(f"`{source}` is not a JSON array of rows")
+    for index, item in enumerate(items, start=1):
+        if isinstance(item, dict):
+            yield item
+            continue
+        problem = f"item {index} of the JSON array in `{source}` is not an object"
+        if not skip_bad_lines:
+            raise InputError(problem, hint="fix the item, or pass `--skip-bad-lines` to send it to the rejects and go on")
+        yield {"item": index, "raw": item, "rejected_by": "input", "reason": "invalid_row", "reason_detail": problem}
+
+
+def _dumps_fallback(row: Any) -> bytes:
+    # orjson refuses integers wider than 64 bits and non-string keys; the stdlib copes.
+    return (json.dumps(row, ensure_ascii=False, default=repr, separators=(",", ":")) + "\n").encode()
+
+
+class JsonlWriter:
+    """Buffered writer of one compact JSON object per line.
+
+    Flushes every ``batch_rows`` rows, and on the first write after
+    ``max_delay`` seconds, so slow stages still stream to a reader.
+    """
+
+    def __init__(self, stream: IO[bytes], *, batch_rows: int = 512, max_delay: float = 0.2) -> None:
+        self._stream = stream
+        self._buffer: list[bytes] = []
+        self._batch_rows = batch_rows
+        self._max_delay = max_delay
+        self._last_flush = time.monotonic()
+        self.rows_written = 0
+
+    def write(self, row: Any) -> None:
+        try:
+            data = orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            data = _dumps_fallback(row)
+        buffer = self._buffer
+        buffer.append(data)
+        self.rows_written += 1
+        if len(buffer) >= self._batch_rows or time.monotonic() - self._last_flush >= self._max_delay:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._stream.write(b"".join(self._buffer))
+            self._buffer.clear()
+        self._stream.flush()
+        self._last_flush = time.monotonic()
+
+
+class OutputFile:
+    """A JSONL destination: a path or ``-`` for standard output, opened lazily."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stream: IO[bytes] | None = None
+        self._writer: JsonlWriter | None = None
+
+    @property
+    def writer(self) -> JsonlWriter:
+        if self._writer is None:
+            self._stream = self._open()
+            self._writer = JsonlWriter(self._stream)
+        return self._writer
+
+    def _open(self) -> IO[bytes]:
+        if self.path == STDIO:
+            return sys.stdout.buffer
+        folder = os.path.dirname(self.path)
+        try:
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+            return open(self.path, "wb")
+        except OSError as error:
+            raise InputError(f"cannot write to `{self.path}`: {error.strerror or error}", hint="check that the folder exists and is writable") from None
+
+    def write(self, row: Any) -> None:
+        self.writer.write(row)
+
+    def close(self) -> None:
+        """Flush and close; a file that got no row is still created, empty, so the user sees the run ended."""
+        self.writer.flush()
+        if self._stream is not None and self._stream is not sys.stdout.buffer:
+            self._stream.close()

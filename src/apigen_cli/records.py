@@ -1,0 +1,112 @@
+"""The row: the one JSON object per line that every stage reads and writes.
+
+Canonical fields (see the README's "Record format"):
+
+- ``id``: a string; kept when given (numbers become strings), else derived from the content;
+- ``tools``: the tool definitions offered for this row, as a real list;
+- ``query``: the user's request;
+- ``answers``: a list of ``{"name", "arguments"}`` calls;
+- what the checks add: ``keep_row_after_format_check``, ``execution_result``,
+  ``keep_row_after_execution_check``, ``thought``, ``keep_row_after_semantic_check``;
+- on a rejected row: ``rejected_by`` (the stage), ``reason`` (a stable code) and
+  ``reason_detail`` (a message naming the call and the argument).
+
+Rows people already have are read as they are: xlam-function-calling-60k rows
+(``answers`` and ``tools`` as JSON strings), distilabel's APIGen columns
+(``func_name``, ``func_desc``, ``answers`` as a JSON string) and BFCL-like rows.
+Keys a stage does not know pass through untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from .io import loads
+from .types import Problem
+
+Row = dict[str, Any]
+
+ID = "id"
+TOOLS = "tools"
+QUERY = "query"
+ANSWERS = "answers"
+RAW_OUTPUT = "raw_output"
+REJECTED_BY = "rejected_by"
+REASON = "reason"
+REASON_DETAIL = "reason_detail"
+KIND = "kind"
+IRRELEVANCE = "irrelevance"
+
+STAGE_KEEP_FIELDS = {
+    "format_check": "keep_row_after_format_check",
+    "exec_check": "keep_row_after_execution_check",
+    "semantic_check": "keep_row_after_semantic_check",
+}
+
+
+class RowProblem(Exception):
+    """A defect of one row, raised inside a check and turned into that row's verdict."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.problem = Problem(code, message)
+
+
+def is_rejected(row: Row) -> bool:
+    return REJECTED_BY in row
+
+
+def reject(row: Row, stage: str, problem: Problem) -> Row:
+    """Mark ``row`` as rejected by ``stage`` with ``problem``'s code and message."""
+    keep_field = STAGE_KEEP_FIELDS.get(stage)
+    if keep_field is not None:
+        row[keep_field] = False
+    row[REJECTED_BY] = stage
+    row[REASON] = problem.code
+    row[REASON_DETAIL] = problem.message
+    return row
+
+
+def decode_json_field(row: Row, field: str, code: str) -> Any:
+    """The value of ``field``, decoding it first when it holds JSON as a string (xlam, distilabel)."""
+    value = row.get(field)
+    if isinstance(value, str):
+        try:
+            value = loads(value)
+        except (ValueError, RecursionError) as error:
+            raise RowProblem(code, f"`{field}` holds a string that is not valid JSON ({error})") from None
+        row[field] = value
+    return value
+
+
+def tools_of(row: Row) -> Any:
+    """The row's tool definitions as a list, reading distilabel's ``func_name``/``func_desc`` when that is all there is."""
+    if TOOLS in row:
+        return decode_json_field(row, TOOLS, "invalid_tools")
+    name = row.get("func_name")
+    if isinstance(name, str) and name:
+        tool = {"name": name, "description": str(row.get("func_desc") or "")}
+        row[TOOLS] = [tool]
+        return row[TOOLS]
+    raise RowProblem("no_tools", "the row has no `tools` (nor distilabel's `func_name`/`func_desc`)")
+
+
+def content_id(*parts: Any) -> str:
+    """A stable id from content: the same query, calls and tools always give the same id."""
+    data = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def ensure_id(row: Row) -> str:
+    """Give the row a string ``id``: keep the one given, else derive one from its content."""
+    value = row.get(ID)
+    if isinstance(value, str) and value:
+        return value
+    if value is not None and not isinstance(value, (dict, list)) and value != "":
+        row[ID] = str(value)
+    else:
+        row[ID] = content_id(row.get(QUERY), row.get(ANSWERS), row.get(RAW_OUTPUT), row.get(TOOLS))
+    return row[ID]  # type: ignore[no-any-return]

@@ -1,0 +1,72 @@
+"""Running one stage from an input path to output paths: the part every command shares.
+
+Kept apart from ``cli.py`` so that commands stay thin and so that the same
+wiring can be driven from Python without Typer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+from .io import STDIO, OutputFile, read_rows
+from .routing import StageSummary, route_rows
+
+Stage = Callable[[Iterable[dict[str, Any]]], Iterator[dict[str, Any]]]
+Wrapper = Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """Where a command's rows go: ``output`` for kept rows, ``rejects`` for the others."""
+
+    input: str = STDIO
+    output: str = STDIO
+    rejects: str | None = None
+    keep_rejected: bool = False
+    skip_bad_lines: bool = False
+
+    def validate(self) -> None:
+        if self.rejects is not None and self.keep_rejected:
+            raise ConfigError(
+                "`--rejects` and `--keep-rejected` both say where rejected rows go",
+                hint="pass one of them: `--rejects FILE` to write them apart, `--keep-rejected` to keep them in the output",
+            )
+        paths = {"--output": self.output, "--rejects": self.rejects}
+        for flag, path in paths.items():
+            if path not in (None, STDIO) and self.input != STDIO and _same_file(path, self.input):
+                raise ConfigError(f"`{flag}` names the input file `{self.input}`, which would be overwritten while it is read",
+                                  hint="write to another file")
+        if self.rejects is not None and self.rejects == self.output:
+            raise ConfigError("`--rejects` and `--output` name the same destination", hint="give the rejects a file of their own")
+
+
+def _same_file(first: str, second: str) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return os.path.abspath(first) == os.path.abspath(second)
+
+
+def run_stage(command: str, stage: Stage, where: Destinations, wrap: Wrapper | None = None) -> StageSummary:
+    """Read rows, pass them through ``stage`` and route the results; returns the counts.
+
+    ``wrap`` sees the stage's output on its way to the files (the CLI shows progress with it).
+    """
+    where.validate()
+    rows = stage(read_rows(where.input, skip_bad_lines=where.skip_bad_lines))
+    if wrap is not None:
+        rows = wrap(rows)
+    output = OutputFile(where.output)
+    rejects = OutputFile(where.rejects) if where.rejects is not None else None
+    summary = StageSummary(command)
+    try:
+        route_rows(rows, summary, output, rejects, keep_rejected=where.keep_rejected)
+    finally:
+        output.close()
+        if rejects is not None:
+            rejects.close()
+    return summary
