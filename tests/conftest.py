@@ -1,0 +1,65 @@
+"""Shared test fixtures: an isolated environment for every test, and the real corpora."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from apigen_cli.cli import app
+
+PROJECT = Path(__file__).resolve().parent.parent
+CORPORA = PROJECT.parent / "shared" / "corpora"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No APIGEN_* settings, no real keys, no colour, a private config folder."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("APIGEN_") or name in ("OPENAI_API_KEY", "NO_COLOR"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    yield
+
+
+def corpus(path: str) -> Path:
+    """A file of ../shared/corpora, or skip the test saying why."""
+    found = CORPORA / path
+    if not found.exists():
+        pytest.skip(f"the shared corpora are not beside the checkout ({found} is absent)")
+    return found
+
+
+def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def parse_stdout(text: str) -> list[dict[str, Any]]:
+    """Every stdout line must be one JSON object: that is the contract the tests hold it to."""
+    rows = []
+    for line in text.splitlines():
+        value = json.loads(line)
+        assert isinstance(value, dict), line
+        rows.append(value)
+    return rows
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str, input: str | None = None) -> Any:
+    """Run the real CLI in-process; stdout and stderr kept apart."""
+    return runner.invoke(app, list(args), input=input, catch_exceptions=False)
