@@ -1,0 +1,96 @@
+"""What a stage asks of an LLM and what it gets back, whatever answers it.
+
+Stages (``generate``, ``semantic_check``) build ``ChatRequest``s and hand them to
+a ``ChatService``: the HTTP client for OpenAI-compatible endpoints, the offline
+backend, or a test double. A service answers lazily and in input order, with at
+most its concurrency limit of requests in flight, so a stage can stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from .types import Problem
+
+T = TypeVar("T")
+
+OFFLINE_MODEL = "offline"
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to make.
+
+    ``key`` names the row it is for (logs, cache keys' provenance); ``model`` is one of
+    the configured models (``"offline"`` for the built-in backend); ``response_schema``
+    is the JSON Schema sent when JSON mode is ``schema``. ``offline_task`` describes the
+    same request in structured form for the offline backend, which has no language
+    model to read the messages: ``{"task": "generate", "tools": [...], "style": "simple",
+    "pairs": 3, "seed": 17}`` or ``{"task": "judge", "tools": [...], "query": ..., "answers":
+    [...], "execution_result": [...]}``.
+    """
+
+    key: str
+    model: str
+    messages: list[dict[str, str]]
+    response_schema: dict[str, Any] | None = None
+    offline_task: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """The outcome of one request: ``text`` on success, else ``error`` (code ``llm_error``)."""
+
+    text: str | None
+    error: Problem | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    attempts: int = 1
+    latency: float = 0.0
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+
+@dataclass
+class ModelUsage:
+    """What one model cost over a run: for the stage summary and the report."""
+
+    requests: int = 0
+    failures: int = 0
+    retries: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, result: ChatResult) -> None:
+        self.requests += 1
+        self.failures += 0 if result.ok else 1
+        self.retries += max(0, result.attempts - 1)
+        self.cached += 1 if result.cached else 0
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+
+
+@dataclass
+class UsageByModel:
+    models: dict[str, ModelUsage] = field(default_factory=dict)
+
+    def add(self, model: str, result: ChatResult) -> None:
+        self.models.setdefault(model, ModelUsage()).add(result)
+
+
+class ChatService(Protocol):
+    """Anything that answers chat requests: HTTP client, offline backend, test double."""
+
+    usage: UsageByModel
+
+    def map(self, items: Iterable[tuple[T, ChatRequest]]) -> Iterator[tuple[T, ChatResult]]:
+        """Answer each ``(item, request)``; yield ``(item, result)`` in input order, lazily."""
+        ...
+
+    def close(self) -> None: ...
