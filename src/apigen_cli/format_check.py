@@ -16,6 +16,7 @@ from .extract import NOT_FOUND, find_json
 from .io import loads
 from .records import (
     ANSWERS,
+    ID,
     IRRELEVANCE,
     KIND,
     QUERY,
@@ -23,6 +24,7 @@ from .records import (
     REJECTED_BY,
     Row,
     RowProblem,
+    TOOLS,
     decode_json_field,
     ensure_id,
     reject,
@@ -62,12 +64,17 @@ def check_row(row: Row, catalogues: CatalogueCache) -> Row:
 def find_problem(row: Row, catalogues: CatalogueCache) -> Problem | None:
     """The first thing wrong with the row, or ``None``. Normalises fields in place."""
     try:
-        catalogue = catalogues.get(tools_of(row))
-        answers = decode_json_field(row, ANSWERS, "unparseable_output")
+        tools = row.get(TOOLS)
+        catalogue = catalogues.get(tools if type(tools) is list else tools_of(row))
+        answers = row.get(ANSWERS)
+        if type(answers) is str:
+            answers = decode_json_field(row, ANSWERS, "unparseable_output")
     except (RowProblem, ToolError) as error:
         ensure_id(row)
         return error.problem
-    ensure_id(row)
+    row_id = row.get(ID)
+    if type(row_id) is not str or not row_id:
+        ensure_id(row)
     query = row.get(QUERY)
     if not isinstance(query, str):
         if query is None:
@@ -93,30 +100,32 @@ def find_problem(row: Row, catalogues: CatalogueCache) -> Problem | None:
 
 
 def _check_call(answers: list[Any], position: int, call: Any, catalogue: dict[str, Tool]) -> Problem | None:
-    if not isinstance(call, dict):
+    if type(call) is not dict:
         return Problem("malformed_call", f"call {position} should be an object with `name` and `arguments`, got {show_value(call)}")
-    if "name" not in call and isinstance(call.get("function"), dict):  # OpenAI tool_calls shape
+    name = call.get("name")
+    if name is None and isinstance(call.get("function"), dict):  # OpenAI tool_calls shape
         call = {"name": call["function"].get("name"), "arguments": call["function"].get("arguments", {})}
         answers[position - 1] = call
-    name = call.get("name")
-    if not isinstance(name, str) or not name:
+        name = call["name"]
+    if type(name) is not str or not name:
         return Problem("malformed_call", f"call {position} has no `name`")
-    arguments = call.get("arguments", _MISSING)
-    if arguments is _MISSING or arguments is None:
-        arguments = call["arguments"] = {}
-    elif isinstance(arguments, str):
-        try:
-            arguments = loads(arguments) if arguments.strip() else {}
-        except (ValueError, RecursionError):
-            return Problem("malformed_call", f"call {position} `{name}`: `arguments` is a string that is not valid JSON")
-        call["arguments"] = arguments
-    if not isinstance(arguments, dict):
-        return Problem("malformed_call", f"call {position} `{name}`: `arguments` should be an object, got {show_value(arguments)}")
+    arguments = call.get("arguments")
+    if type(arguments) is not dict:
+        if arguments is None:
+            arguments = call["arguments"] = {}
+        elif isinstance(arguments, str):
+            try:
+                arguments = loads(arguments) if arguments.strip() else {}
+            except (ValueError, RecursionError):
+                return Problem("malformed_call", f"call {position} `{name}`: `arguments` is a string that is not valid JSON")
+            call["arguments"] = arguments
+        if not isinstance(arguments, dict):
+            return Problem("malformed_call", f"call {position} `{name}`: `arguments` should be an object, got {show_value(arguments)}")
     tool = catalogue.get(name)
     if tool is None:
         offered = ", ".join(f"`{known}`" for known in catalogue) or "none"
         return Problem("unknown_function", f"call {position} names `{name}`, which the row does not offer (offered: {offered})")
-    problem = tool.check_arguments(arguments)
+    problem = tool.parameters.check_members(arguments, "")
     if problem is not None:
         return Problem(problem.code, f"call {position} `{name}`: {problem.message}")
     return None

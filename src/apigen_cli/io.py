@@ -114,30 +114,48 @@ def read_rows(path: str, *, skip_bad_lines: bool = False) -> Iterator[dict[str, 
 
 def _iter_rows(source: str, stream: BinaryIO, skip_bad_lines: bool) -> Iterator[dict[str, Any]]:
     try:
+        lines = iter(stream)
         number = 0
-        seen_content = False
-        for raw in stream:
+        for raw in lines:  # up to the first line with content: is this an array file?
             number += 1
             if number == 1 and raw.startswith(_BOM):
                 raw = raw[len(_BOM):]
             stripped = raw.strip()
             if not stripped:
                 continue
-            if not seen_content and stripped[:1] == b"[":
+            if stripped[:1] == b"[":
                 yield from _read_array(source, stripped + stream.read(), skip_bad_lines)
                 return
-            seen_content = True
+            yield _parse_or_reject(source, number, stripped, skip_bad_lines)
+            break
+        for raw in lines:  # the hot loop: orjson skips the newline itself
+            number += 1
             try:
-                yield _parse_line(source, number, stripped)
-            except BadLine as bad:
-                if not skip_bad_lines:
-                    raise bad.as_input_error() from None
-                yield bad.as_reject_row()
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                if not raw.strip():
+                    continue
+                yield _parse_or_reject(source, number, raw.strip(), skip_bad_lines)
+                continue
+            if type(value) is dict:
+                yield value
+            else:
+                yield _parse_or_reject(source, number, raw.strip(), skip_bad_lines)
     except OSError as error:
         raise InputError(f"reading `{source}` failed: {error.strerror or error}") from None
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+def _parse_or_reject(source: str, number: int, raw: bytes, skip_bad_lines: bool) -> dict[str, Any]:
+    """Parse a line the slow, careful way: a row, a reject row, or an ``InputError``."""
+    try:
+        return _parse_line(source, number, raw)
+    except BadLine as bad:
+        if not skip_bad_lines:
+            raise bad.as_input_error() from None
+        return bad.as_reject_row()
 
 
 def _read_array(source: str, data: bytes, skip_bad_lines: bool) -> Iterator[dict[str, Any]]:

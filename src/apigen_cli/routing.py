@@ -58,17 +58,18 @@ def route_rows(
     keep_rejected: bool = False,
 ) -> StageSummary:
     """Drain ``rows`` into the output and rejects, counting into ``summary``."""
+    write = output.write
     for row in rows:
         if REJECTED_BY not in row:
             summary.passed += 1
-            output.write(row)
+            write(row)
             continue
         summary.rejected += 1
         summary.reasons[(str(row[REJECTED_BY]), str(row.get(REASON)))] += 1
         if rejects is not None:
             rejects.write(row)
         elif keep_rejected:
-            output.write(row)
+            write(row)
         else:
             summary.dropped += 1
     return summary

@@ -40,7 +40,7 @@ class Destinations:
             if path not in (None, STDIO) and self.input != STDIO and _same_file(path, self.input):
                 raise ConfigError(f"`{flag}` names the input file `{self.input}`, which would be overwritten while it is read",
                                   hint="write to another file")
-        if self.rejects is not None and self.rejects == self.output:
+        if self.rejects is not None and self.rejects == self.output and self.output != os.devnull:
             raise ConfigError("`--rejects` and `--output` name the same destination", hint="give the rejects a file of their own")
 
 
@@ -64,7 +64,7 @@ def run_stage(command: str, stage: Stage, where: Destinations, wrap: Wrapper | N
     rejects = OutputFile(where.rejects) if where.rejects is not None else None
     summary = StageSummary(command)
     try:
-        route_rows(rows, summary, output, rejects, keep_rejected=where.keep_rejected)
+        route_rows(rows, summary, output.writer, rejects.writer if rejects else None, keep_rejected=where.keep_rejected)
     finally:
         output.close()
         if rejects is not None:

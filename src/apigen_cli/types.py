@@ -72,7 +72,7 @@ def _enum_key(value: Any) -> tuple[str, Any]:
 class Type:
     """Base of the compiled types. ``name`` reads well in messages ("array of integer")."""
 
-    __slots__ = ("name", "enum", "enum_keys", "minimum", "maximum")
+    __slots__ = ("name", "enum", "enum_keys", "minimum", "maximum", "plain_types")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -80,6 +80,8 @@ class Type:
         self.enum_keys: frozenset[tuple[str, Any]] | None = None
         self.minimum: float | None = None
         self.maximum: float | None = None
+        # Python types that pass this type outright (no constraint to look at): the fast path.
+        self.plain_types: tuple[type, ...] = ()
 
     def with_constraints(self, enum: Sequence[Any] | None = None, minimum: Any = None, maximum: Any = None) -> Type:
         if enum is not None:
@@ -89,6 +91,8 @@ class Type:
             self.minimum = minimum
         if isinstance(maximum, (int, float)) and not isinstance(maximum, bool):
             self.maximum = maximum
+        if self.enum_keys is not None or self.minimum is not None or self.maximum is not None:
+            self.plain_types = ()
         return self
 
     def check(self, value: Any, where: str) -> Problem | None:
@@ -140,6 +144,7 @@ class ScalarType(Type):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.accepted = self._ACCEPTED[name]
+        self.plain_types = self.accepted
 
     def check_shape(self, value: Any, where: str) -> Problem | None:
         if type(value) in self.accepted:
@@ -227,6 +232,8 @@ class ObjectType(Type):
                 return Problem("missing_required_argument", f"required argument `{prefix}{key}` is missing")
         for key, item in value.items():
             declared = properties.get(key)
+            if declared is not None and type(item) in declared.plain_types:
+                continue
             if declared is None:
                 additional = self.additional
                 if additional is True:
