@@ -56,10 +56,12 @@ def loads(data: bytes | str) -> Any:
         raise
 
 
-def json_error_text(error: ValueError) -> str:
+def json_error_text(error: ValueError | RecursionError) -> str:
     """Turn a decoder error into a short phrase with the column, as people read it."""
     if isinstance(error, json.JSONDecodeError):
-        return f"{error.msg} at column {error.colno}"
+        document = error.doc if isinstance(error.doc, str) else bytes(error.doc).decode("utf-8", "replace")
+        found = document[error.pos : error.pos + 1].strip()
+        return f"{error.msg} at column {error.colno}" + (f" (`{found}`)" if found else " (the line ends too early)")
     return str(error)
 
 

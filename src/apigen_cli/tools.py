@@ -309,6 +309,7 @@ def _compile_xlam_parameters(parameters: dict[str, Any], tool_name: str) -> Obje
         if not isinstance(spec, dict):
             raise ToolError("invalid_tool_definition", f"tool `{tool_name}`: parameter `{name}` should be an object with a `type`")
         declared = spec.get("type")
+        compiled: Type
         if declared is None:
             compiled, optional = AnyType(), False
         elif isinstance(declared, str):

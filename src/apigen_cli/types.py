@@ -179,7 +179,7 @@ class ArrayType(Type):
         if self.prefix is not None:
             if len(value) != len(self.prefix):
                 return Problem("wrong_type", f"argument `{where}` should have {len(self.prefix)} items ({self.name}), got {len(value)}")
-            for index, (item_type, item) in enumerate(zip(self.prefix, value)):
+            for index, (item_type, item) in enumerate(zip(self.prefix, value, strict=True)):
                 problem = item_type.check(item, f"{where}[{index}]")
                 if problem is not None:
                     return problem
