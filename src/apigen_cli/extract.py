@@ -19,6 +19,7 @@ _DECODER = json.JSONDecoder()
 _MAX_START_POSITIONS = 200
 
 NOT_FOUND = object()
+MISSING = object()  # a pair without a query (bare calls): the row's own query stands
 
 
 def find_json(text: str) -> Any:
@@ -58,3 +59,30 @@ def _first_balanced_value(text: str) -> Any:
             return value
         position = start + 1
     return NOT_FOUND
+
+
+def pairs_of(parsed: Any) -> list[tuple[Any, Any]] | None:
+    """Read the shapes models answer in: pairs, one pair, a wrapped list, or bare calls."""
+    if isinstance(parsed, dict):
+        if "query" in parsed or "answers" in parsed:
+            return [(parsed.get("query", MISSING), parsed.get("answers", MISSING))]
+        if "name" in parsed and ("arguments" in parsed or "parameters" not in parsed):
+            return [(MISSING, [parsed])]
+        if isinstance(parsed.get("tool_calls"), list):
+            return [(MISSING, parsed["tool_calls"])]
+        lists = [value for value in parsed.values() if isinstance(value, list)]
+        if len(lists) == 1:  # {"pairs": [...]}, as JSON-object mode makes models write
+            return pairs_of(lists[0])
+        return None
+    if isinstance(parsed, list) and parsed:
+        if all(isinstance(item, dict) and ("query" in item or "answers" in item) for item in parsed):
+            return [(item.get("query", MISSING), item.get("answers", MISSING)) for item in parsed]
+        if all(isinstance(item, dict) and "name" in item for item in parsed):
+            return [(MISSING, parsed)]
+    return None
+
+
+def parse_pairs(text: str) -> list[tuple[Any, Any]] | None:
+    """The ``(query, answers)`` pairs a model's text holds, or ``None`` when it holds none."""
+    parsed = find_json(text)
+    return None if parsed is NOT_FOUND else pairs_of(parsed)

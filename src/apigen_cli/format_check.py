@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .extract import NOT_FOUND, find_json
+from .extract import MISSING, NOT_FOUND, find_json, pairs_of
 from .io import loads
 from .records import (
     ANSWERS,
@@ -35,9 +35,6 @@ from .types import Problem, show_value
 
 STAGE = "format_check"
 KEEP_FIELD = "keep_row_after_format_check"
-
-_MISSING = object()
-
 
 def format_check(rows: Iterable[Row], *, cache: CatalogueCache | None = None) -> Iterator[Row]:
     """Check each row and yield it with its verdict; rows rejected earlier pass through untouched."""
@@ -142,7 +139,7 @@ def split_raw_output(row: Row) -> list[Row]:
     """
     raw = row[RAW_OUTPUT]
     parsed = find_json(raw) if isinstance(raw, str) else raw
-    pairs = None if parsed is NOT_FOUND else _pairs_of(parsed)
+    pairs = None if parsed is NOT_FOUND else pairs_of(parsed)
     if not pairs:
         ensure_id(row)
         if parsed is NOT_FOUND:
@@ -157,29 +154,8 @@ def split_raw_output(row: Row) -> list[Row]:
         pair_row = dict(base)
         if len(pairs) > 1:
             pair_row["id"] = f"{parent_id}-{index}"
-        if query is not _MISSING:
+        if query is not MISSING:
             pair_row[QUERY] = query
-        pair_row[ANSWERS] = None if answers is _MISSING else answers
+        pair_row[ANSWERS] = None if answers is MISSING else answers
         rows.append(pair_row)
     return rows
-
-
-def _pairs_of(parsed: Any) -> list[tuple[Any, Any]] | None:
-    """Read the shapes models answer in: pairs, one pair, a wrapped list, or bare calls."""
-    if isinstance(parsed, dict):
-        if "query" in parsed or "answers" in parsed:
-            return [(parsed.get("query", _MISSING), parsed.get("answers", _MISSING))]
-        if "name" in parsed and ("arguments" in parsed or "parameters" not in parsed):
-            return [(_MISSING, [parsed])]
-        if isinstance(parsed.get("tool_calls"), list):
-            return [(_MISSING, parsed["tool_calls"])]
-        lists = [value for value in parsed.values() if isinstance(value, list)]
-        if len(lists) == 1:  # {"pairs": [...]}, as JSON-object mode makes models write
-            return _pairs_of(lists[0])
-        return None
-    if isinstance(parsed, list) and parsed:
-        if all(isinstance(item, dict) and ("query" in item or "answers" in item) for item in parsed):
-            return [(item.get("query", _MISSING), item.get("answers", _MISSING)) for item in parsed]
-        if all(isinstance(item, dict) and "name" in item for item in parsed):
-            return [(_MISSING, parsed)]
-    return None

@@ -114,6 +114,20 @@ class Type:
     def accepts_null(self) -> bool:
         return False
 
+    def json_schema(self) -> dict[str, Any]:
+        """This type as JSON Schema (for structured-output requests), constraints included."""
+        schema = self.shape_schema()
+        if self.enum is not None:
+            schema["enum"] = list(self.enum)
+        if self.minimum is not None:
+            schema["minimum"] = self.minimum
+        if self.maximum is not None:
+            schema["maximum"] = self.maximum
+        return schema
+
+    def shape_schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
 
 class AnyType(Type):
     __slots__ = ()
@@ -126,6 +140,9 @@ class AnyType(Type):
 
     def accepts_null(self) -> bool:
         return True
+
+    def shape_schema(self) -> dict[str, Any]:
+        return {}
 
 
 class ScalarType(Type):
@@ -153,6 +170,9 @@ class ScalarType(Type):
 
     def accepts_null(self) -> bool:
         return self.name == "null"
+
+    def shape_schema(self) -> dict[str, Any]:
+        return {"type": self.name}
 
 
 class ArrayType(Type):
@@ -194,6 +214,19 @@ class ArrayType(Type):
         if self.max_items is not None and len(value) > self.max_items:
             return Problem("out_of_range", f"argument `{where}` has {len(value)} items, more than the maximum {self.max_items}")
         return None
+
+    def shape_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "array"}
+        if self.prefix is not None:
+            schema["prefixItems"] = [item.json_schema() for item in self.prefix]
+            schema["minItems"] = schema["maxItems"] = len(self.prefix)
+        elif self.items is not None:
+            schema["items"] = self.items.json_schema()
+        if self.min_items is not None:
+            schema["minItems"] = self.min_items
+        if self.max_items is not None:
+            schema["maxItems"] = self.max_items
+        return schema
 
 
 class ObjectType(Type):
@@ -249,6 +282,16 @@ class ObjectType(Type):
                 return problem
         return None
 
+    def shape_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "object"}
+        if self.properties:
+            schema["properties"] = {key: value.json_schema() for key, value in self.properties.items()}
+        if self.required:
+            schema["required"] = sorted(self.required)
+        additional = self.additional
+        schema["additionalProperties"] = additional.json_schema() if isinstance(additional, Type) else additional
+        return schema
+
 
 class UnionType(Type):
     """One of several types (anyOf/oneOf, JSON Schema type lists, Union[...] and Optional[...])."""
@@ -273,6 +316,9 @@ class UnionType(Type):
 
     def accepts_null(self) -> bool:
         return any(option.accepts_null() for option in self.options)
+
+    def shape_schema(self) -> dict[str, Any]:
+        return {"anyOf": [option.json_schema() for option in self.options]}
 
 
 def nullable(inner: Type) -> Type:

@@ -1,0 +1,121 @@
+"""Stage 1 of the pipeline: from sampled APIs, an LLM writes queries and the calls that answer them.
+
+``generate`` does not filter: every pair the model wrote becomes a row, and text
+that cannot be split into pairs becomes one row carrying ``raw_output``, which
+format-check then rejects as ``unparseable_output``. So the checks, not the
+generator, decide what is kept, and the run's statistics match the paper's
+Table 1. A request that fails for good becomes a rejected row (``llm_error``)
+that accounts for the rows it would have given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from .chat import ChatRequest, ChatResult, ChatService
+from .extract import MISSING, parse_pairs
+from .prompts import PromptSet
+from .records import Row
+from .sampling import Example, RequestPlan
+from .types import Problem
+
+STAGE = "generate"
+
+
+def render_examples(examples: Iterable[Example]) -> str:
+    """The few-shot block of the generator prompt (empty when there are no examples)."""
+    lines = [orjson.dumps({"query": example.query, "answers": example.answers}).decode() for example in examples]
+    if not lines:
+        return ""
+    return "\nExamples of good pairs, written for other functions (follow their form, do not copy them):\n" + "\n".join(lines) + "\n"
+
+
+def response_schema(plan: RequestPlan) -> dict[str, Any]:
+    """The JSON Schema of a reply: pairs whose calls may only name the sampled tools, with their parameters."""
+    calls = [
+        {
+            "type": "object",
+            "properties": {"name": {"type": "string", "enum": [api.name]}, "arguments": api.tool.parameters.json_schema()},
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for api in plan.apis
+    ]
+    pair = {
+        "type": "object",
+        "properties": {
+            "query": {"type": "string"},
+            "answers": {"type": "array", "minItems": 1, "items": calls[0] if len(calls) == 1 else {"anyOf": calls}},
+        },
+        "required": ["query", "answers"],
+        "additionalProperties": False,
+    }
+    # Structured-output endpoints want an object at the top: the pairs sit under one key.
+    return {
+        "type": "object",
+        "properties": {"pairs": {"type": "array", "items": pair}},
+        "required": ["pairs"],
+        "additionalProperties": False,
+    }
+
+
+def build_request(plan: RequestPlan, prompts: PromptSet, *, with_schema: bool = False) -> ChatRequest:
+    """The chat request for one plan: the template filled with the sampled tools, style and examples."""
+    shown = [api.shown_definition for api in plan.apis]
+    messages = plan.template.render(
+        tools=orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode(),
+        style_instruction=prompts.styles[plan.style],
+        examples=render_examples(plan.examples),
+        pairs=str(plan.pairs),
+    )
+    return ChatRequest(
+        key=plan.key,
+        model=plan.model,
+        messages=messages,
+        response_schema=response_schema(plan) if with_schema else None,
+        offline_task={"task": "generate", "tools": shown, "style": plan.style, "pairs": plan.pairs, "seed": plan.seed},
+    )
+
+
+def _metadata(plan: RequestPlan) -> dict[str, Any]:
+    categories = sorted({api.category for api in plan.apis})
+    return {
+        "tools": [api.row_definition for api in plan.apis],
+        "query_style": plan.style,
+        "category": categories[0] if len(categories) == 1 else categories,
+        "sampled_apis": [api.name for api in plan.apis],
+        "model": plan.model,
+        "prompt_template": plan.template.name,
+        "sample_seed": plan.seed,
+    }
+
+
+def rows_from_result(plan: RequestPlan, result: ChatResult) -> list[Row]:
+    """The rows one answered (or failed) request gives."""
+    if not result.ok:
+        problem = result.error or Problem("llm_error", "the model returned no text")
+        return [{"id": plan.key, **_metadata(plan), "requested_rows": plan.pairs,
+                 "rejected_by": STAGE, "reason": problem.code, "reason_detail": problem.message}]
+    text = result.text or ""
+    pairs = parse_pairs(text)
+    if not pairs:
+        return [{"id": plan.key, **_metadata(plan), "raw_output": text}]
+    rows: list[Row] = []
+    for index, (query, answers) in enumerate(pairs):
+        row: Row = {"id": f"{plan.key}-{index}"}
+        if query is not MISSING:
+            row["query"] = query
+        row["answers"] = None if answers is MISSING else answers
+        row.update(_metadata(plan))
+        rows.append(row)
+    return rows
+
+
+def generate(plans: Iterable[RequestPlan], chat: ChatService, prompts: PromptSet, *, with_schema: bool = False) -> Iterator[Row]:
+    """Send each plan's request (concurrently, answers in order) and yield the rows they give."""
+    requests = ((plan, build_request(plan, prompts, with_schema=with_schema)) for plan in plans)
+    for plan, result in chat.map(requests):
+        yield from rows_from_result(plan, result)

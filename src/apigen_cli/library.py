@@ -1,0 +1,88 @@
+"""The API library that ``generate`` samples from: tool definitions with categories.
+
+A library file is JSONL (one tool definition per line) or one JSON array of them,
+in any dialect ``tools.py`` reads, each with an optional ``category``. It is small
+and read whole; a bad entry is an error naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .io import json_error_text, loads
+from .tools import Tool, ToolError, compile_tool
+
+UNCATEGORISED = "uncategorised"
+# Keys that belong to apigen's handling of a tool, not to what the model is shown.
+_NOT_SHOWN_TO_MODEL = ("category", "http")
+
+
+@dataclass(frozen=True)
+class Api:
+    """One API of the library: its tool definition as given, its category, its compiled form."""
+
+    name: str
+    category: str
+    definition: dict[str, Any]
+    tool: Tool
+
+    @property
+    def row_definition(self) -> dict[str, Any]:
+        """The definition as a row carries it: without ``category``, with any ``http`` binding (exec-check needs it)."""
+        return {key: value for key, value in self.definition.items() if key != "category"}
+
+    @property
+    def shown_definition(self) -> dict[str, Any]:
+        """The definition as the generator model sees it: no category, no HTTP binding."""
+        return {key: value for key, value in self.definition.items() if key not in _NOT_SHOWN_TO_MODEL}
+
+
+def _numbered_objects(path: str) -> list[tuple[str, Any]]:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"API library `{path}` does not exist", hint="pass a JSONL file of tool definitions, e.g. sample_data/apis.jsonl") from None
+    except OSError as error:
+        raise InputError(f"API library `{path}` cannot be read: {error.strerror or error}") from None
+    text = data.decode("utf-8-sig", "replace")
+    if text.lstrip().startswith("["):
+        try:
+            items = loads(text)
+        except ValueError as error:
+            raise InputError(f"`{path}` starts with `[` but is not a valid JSON array: {json_error_text(error)}") from None
+        return [(f"item {index}", item) for index, item in enumerate(items, start=1)]
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            found.append((f"line {number}", loads(line)))
+        except ValueError as error:
+            raise InputError(f"line {number} of `{path}` is not valid JSON: {json_error_text(error)}", hint="fix the line") from None
+    return found
+
+
+def load_library(path: str) -> list[Api]:
+    """Read and compile every API of a library file; any unusable entry stops the command."""
+    apis: list[Api] = []
+    seen: dict[str, str] = {}
+    for where, definition in _numbered_objects(path):
+        if not isinstance(definition, dict):
+            raise InputError(f"{where} of `{path}` is not a JSON object", hint="each entry is one tool definition")
+        try:
+            tool = compile_tool(definition, len(apis) + 1)
+        except ToolError as error:
+            raise InputError(f"{where} of `{path}`: {error.problem.message}", hint="fix the tool definition (see the README's tool dialects)") from None
+        if tool.name in seen:
+            raise InputError(f"{where} of `{path}`: the API name `{tool.name}` is already used on {seen[tool.name]}", hint="API names must be unique")
+        seen[tool.name] = where
+        category = definition.get("category", UNCATEGORISED)
+        if not isinstance(category, str) or not category.strip():
+            raise InputError(f"{where} of `{path}`: `category` should be a non-empty string", hint="or leave it out")
+        apis.append(Api(tool.name, category.strip(), definition, tool))
+    if not apis:
+        raise InputError(f"API library `{path}` holds no APIs", hint="one tool definition per line")
+    return apis
