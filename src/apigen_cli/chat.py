@@ -94,3 +94,29 @@ class ChatService(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def map_optional(
+    chat: ChatService, items: Iterable[tuple[T, ChatRequest | None]]
+) -> Iterator[tuple[tuple[T, ChatRequest | None], ChatResult | None]]:
+    """Like ``chat.map``, but items without a request pass through in their place, answered ``None``.
+
+    A stage can then keep rows it does not send (rejected earlier, say) in input
+    order without a second buffer: each rides along with the next real request.
+    """
+    waiting: list[T] = []
+
+    def real() -> Iterator[tuple[tuple[list[T], T, ChatRequest], ChatRequest]]:
+        for item, request in items:
+            if request is None:
+                waiting.append(item)
+            else:
+                yield (list(waiting), item, request), request
+                waiting.clear()
+
+    for (before, item, request), result in chat.map(real()):
+        for skipped in before:
+            yield (skipped, None), None
+        yield (item, request), result
+    for skipped in waiting:
+        yield (skipped, None), None

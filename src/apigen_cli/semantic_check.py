@@ -1,0 +1,201 @@
+"""Stage 4 of the pipeline, the semantic check: an LLM judge reads each row.
+
+The judge sees every tool the row offered (full schemas, so it can tell a wrong
+choice among several), the query, the calls and their execution results, and
+answers ``{"thought": ..., "pass": "yes" | "no"}``. Replies are read tolerantly;
+one that still cannot be read is asked again, up to a limit. Several judges make a
+committee that decides by majority (a tie fails), with every judge's thought kept.
+Only ``thought`` and ``keep_row_after_semantic_check`` (and ``judges`` for a
+committee) are written: keys of the judge's reply never reach the row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .chat import ChatRequest, ChatResult, ChatService, map_optional
+from .extract import NOT_FOUND, find_json
+from .prompts import PromptSet
+from .records import ANSWERS, QUERY, REJECTED_BY, TOOLS, Row, reject
+from .types import Problem
+
+STAGE = "semantic_check"
+KEEP_FIELD = "keep_row_after_semantic_check"
+THOUGHT = "thought"
+
+JUDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"thought": {"type": "string"}, "pass": {"type": "string", "enum": ["yes", "no"]}},
+    "required": ["thought", "pass"],
+    "additionalProperties": False,
+}
+_YES = {"yes", "y", "true", "pass", "passed", "1"}
+_NO = {"no", "n", "false", "fail", "failed", "0"}
+_REASK = (
+    "Your reply could not be read. Answer again with only this JSON object and no other text: "
+    '{"thought": "your reasoning", "pass": "yes"} (or "no").'
+)
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """How rows are judged: by which models, how much of each result they see, what is retried."""
+
+    judges: tuple[str, ...] = ("offline",)
+    include_failed: bool = False
+    max_result_chars: int = 2000
+    with_schema: bool = False
+    max_reasks: int = 2
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One judge's reading of one row: ``passed`` is None when no verdict could be had."""
+
+    model: str
+    passed: bool | None
+    thought: str
+    problem: Problem | None = None
+
+
+def read_verdict(text: str) -> tuple[bool, str] | None:
+    """``(passed, thought)`` from a judge's reply, or ``None`` when it holds no verdict.
+
+    Accepts ``pass`` or ``passes`` in any case, "yes"/"no" in any case, booleans,
+    a fence or prose around the JSON.
+    """
+    parsed = find_json(text)
+    if parsed is NOT_FOUND or not isinstance(parsed, dict):
+        return None
+    fields = {str(key).strip().lower(): value for key, value in parsed.items()}
+    verdict = next((fields[key] for key in ("pass", "passes", "passed", "verdict", "decision") if key in fields), None)
+    if isinstance(verdict, bool):
+        passed = verdict
+    elif isinstance(verdict, str) and verdict.strip().lower().strip(".!") in _YES | _NO:
+        passed = verdict.strip().lower().strip(".!") in _YES
+    else:
+        return None
+    thought = fields.get("thought", "")
+    return passed, thought if isinstance(thought, str) else orjson.dumps(thought).decode()
+
+
+def _truncate(value: Any, limit: int) -> Any:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    return text if len(text) <= limit else text[:limit] + f"… (truncated, {len(text)} characters in all)"
+
+
+def _shown_results(row: Row, limit: int) -> Any:
+    results = row.get("execution_result")
+    if not isinstance(results, list):
+        return "(the calls were not executed)"
+    shown = []
+    for entry in results:
+        if isinstance(entry, dict):
+            entry = {key: (_truncate(value, limit) if key in ("result", "error") else value) for key, value in entry.items()}
+        shown.append(entry)
+    return shown
+
+
+def judge_request(row: Row, model: str, prompts: PromptSet, settings: JudgeSettings) -> ChatRequest:
+    """The judge's chat request for one row."""
+    tools = [
+        {key: value for key, value in tool.items() if key not in ("http", "category")} if isinstance(tool, dict) else tool
+        for tool in (row.get(TOOLS) or [])
+    ]
+    results = _shown_results(row, settings.max_result_chars)
+
+    def dumps(value: Any) -> str:
+        return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
+
+    messages = prompts.judge.render(
+        tools=dumps(tools), query=str(row.get(QUERY, "")), answers=dumps(row.get(ANSWERS)), execution_result=dumps(results)
+    )
+    return ChatRequest(
+        key=str(row.get("id", "")),
+        model=model,
+        messages=messages,
+        response_schema=JUDGE_SCHEMA if settings.with_schema else None,
+        offline_task={"task": "judge", "tools": tools, "query": row.get(QUERY), "answers": row.get(ANSWERS),
+                      "execution_result": row.get("execution_result")},
+    )
+
+
+def _wants_judging(row: Row, settings: JudgeSettings) -> bool:
+    if REJECTED_BY not in row:
+        return True
+    return settings.include_failed and row[REJECTED_BY] == "exec_check"
+
+
+def _verdict(chat: ChatService, request: ChatRequest, result: ChatResult, settings: JudgeSettings) -> Verdict:
+    """Read a judge's answer, asking again (with the unreadable reply shown) up to the limit."""
+    attempts = 0
+    while True:
+        if not result.ok:
+            problem = result.error or Problem("llm_error", "the judge returned no text")
+            return Verdict(request.model, None, "", problem)
+        read = read_verdict(result.text or "")
+        if read is not None:
+            return Verdict(request.model, read[0], read[1])
+        if attempts >= settings.max_reasks:
+            snippet = (result.text or "").strip().replace("\n", " ")[:120]
+            return Verdict(request.model, None, "", Problem("judge_unparseable", f"judge `{request.model}` gave no readable verdict: {snippet!r}"))
+        attempts += 1
+        messages = [*request.messages, {"role": "assistant", "content": result.text or ""}, {"role": "user", "content": _REASK}]
+        retry = ChatRequest(request.key, request.model, messages, request.response_schema, request.offline_task)
+        [(_, result)] = list(chat.map([(None, retry)]))
+
+
+def decide(row: Row, verdicts: Sequence[Verdict]) -> Row:
+    """Write the committee's decision onto the row: majority of readable verdicts, a tie fails."""
+    readable = [verdict for verdict in verdicts if verdict.passed is not None]
+    if len(verdicts) > 1:
+        row["judges"] = [
+            {"model": verdict.model, "pass": verdict.passed, "thought": verdict.thought}
+            | ({"error": verdict.problem.code} if verdict.problem else {})
+            for verdict in verdicts
+        ]
+    already_rejected = REJECTED_BY in row
+    if not readable:
+        problem = verdicts[0].problem or Problem("judge_unparseable", "no judge gave a verdict")
+        row[THOUGHT] = ""
+        if already_rejected:
+            row[KEEP_FIELD] = False
+            return row
+        return reject(row, STAGE, problem)
+    yes = sum(1 for verdict in readable if verdict.passed)
+    passed = yes * 2 > len(readable)
+    thoughts = [verdict.thought for verdict in readable if verdict.thought and verdict.passed == passed]
+    row[THOUGHT] = " | ".join(thoughts)
+    row[KEEP_FIELD] = passed
+    if not passed and not already_rejected:
+        detail = thoughts[0] if thoughts else "the judge found that the calls do not answer the query"
+        if len(readable) > 1:
+            detail = f"{len(readable) - yes} of {len(readable)} judges said no: {detail}"
+        reject(row, STAGE, Problem("semantic_mismatch", detail))
+    return row
+
+
+def semantic_check(rows: Iterable[Row], chat: ChatService, prompts: PromptSet, settings: JudgeSettings) -> Iterator[Row]:
+    """Judge each row (concurrently, in order) and yield it with the verdict."""
+
+    def requests() -> Iterator[tuple[tuple[Row, int], ChatRequest | None]]:
+        for row in rows:
+            if not _wants_judging(row, settings):
+                yield (row, -1), None  # passes through, in its place
+                continue
+            for index, model in enumerate(settings.judges):
+                yield (row, index), judge_request(row, model, prompts, settings)
+
+    verdicts: list[Verdict] = []
+    for ((row, index), request), result in map_optional(chat, requests()):
+        if request is None or result is None:
+            yield row
+            continue
+        verdicts.append(_verdict(chat, request, result, settings))
+        if index == len(settings.judges) - 1:
+            yield decide(row, verdicts)
+            verdicts = []
