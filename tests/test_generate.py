@@ -110,9 +110,10 @@ def test_rows_one_per_pair_with_metadata_and_raw_rows_for_unparseable_text(libra
     first = rows[0]
     assert first["query"] == "use seven" and first["query_style"] == "simple" and first["model"] == "offline"
     assert first["sampled_apis"] == [plans[0].apis[0].name] and first["prompt_template"] == plans[0].template.name
+    assert first["request_id"] == "gen-7-00000" and first["pairs_requested"] == 3
     assert first["sample_seed"] == plans[0].seed and first["tools"] == [plans[0].apis[0].row_definition]
     assert rows[2]["raw_output"] == "Sorry, I cannot do that." and "rejected_by" not in rows[2]
-    assert rows[3]["rejected_by"] == "generate" and rows[3]["reason"] == "llm_error" and rows[3]["requested_rows"] == 3
+    assert rows[3]["rejected_by"] == "generate" and rows[3]["reason"] == "llm_error" and rows[3]["pairs_requested"] == 3
     checked = list(format_check(rows))
     assert [row.get("reason") for row in checked] == [None, "wrong_type", "unparseable_output", "llm_error"]
 

@@ -13,12 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Optional
 
+import orjson
 import typer
 
 from . import __version__
 from .console import Messages
 from .errors import ApigenError
 from .format_check import format_check as format_check_rows
+from .report import report_from_files
 from .routing import StageSummary
 from .runner import Destinations, Stage, run_stage
 
@@ -146,6 +148,33 @@ def format_check(
     """
     where = Destinations(input, output, rejects, keep_rejected, skip_bad_lines)
     _run_stage_command("format-check", format_check_rows, where, strict=strict, quiet=quiet, verbose=verbose)
+
+
+@app.command("stats")
+def stats(
+    files: Annotated[list[str], typer.Argument(metavar="FILE...", help="Output and rejects files of a run (JSONL); `-` reads standard input.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Print the paper's Table 1 (per generator model) from files a run wrote.
+
+    Examples:
+
+        apigen stats dataset.jsonl rejects.jsonl
+
+        apigen stats dataset.jsonl rejects.jsonl --json | jq .total.pass_rate
+
+        cat out/*.jsonl | apigen stats -
+    """
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        report = report_from_files(files)
+        if as_json:
+            sys.stdout.buffer.write(orjson.dumps(report.as_dict()) + b"\n")
+        else:
+            sys.stdout.write("\n".join(report.lines()) + "\n")
+        sys.stdout.flush()
 
 
 def run() -> None:

@@ -84,6 +84,8 @@ def _metadata(plan: RequestPlan) -> dict[str, Any]:
     categories = sorted({api.category for api in plan.apis})
     return {
         "tools": [api.row_definition for api in plan.apis],
+        "request_id": plan.key,
+        "pairs_requested": plan.pairs,
         "query_style": plan.style,
         "category": categories[0] if len(categories) == 1 else categories,
         "sampled_apis": [api.name for api in plan.apis],
@@ -97,8 +99,7 @@ def rows_from_result(plan: RequestPlan, result: ChatResult) -> list[Row]:
     """The rows one answered (or failed) request gives."""
     if not result.ok:
         problem = result.error or Problem("llm_error", "the model returned no text")
-        return [{"id": plan.key, **_metadata(plan), "requested_rows": plan.pairs,
-                 "rejected_by": STAGE, "reason": problem.code, "reason_detail": problem.message}]
+        return [{"id": plan.key, **_metadata(plan), "rejected_by": STAGE, "reason": problem.code, "reason_detail": problem.message}]
     text = result.text or ""
     pairs = parse_pairs(text)
     if not pairs:

@@ -1,0 +1,161 @@
+"""The run's statistics: the APIGen paper's Table 1, per generator model.
+
+Computed from rows alone (the output and the rejects), so ``apigen stats`` gives
+the same table for files a run already wrote as ``apigen run`` prints at its end.
+Every requested row lands in exactly one column: a request that asked for K pairs
+counts K (or more, if the model wrote more), and pairs that never became rows
+(unparseable text, a model that wrote fewer) count as failed format, where the
+paper counts them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .chat import UsageByModel
+
+UNKNOWN_MODEL = "(not generated here)"
+STAGE_COLUMNS = {
+    "input": "failed_format",
+    "generate": "failed_generation",
+    "format_check": "failed_format",
+    "exec_check": "failed_execution",
+    "semantic_check": "failed_semantic",
+    "dedup": "duplicates",
+}
+COLUMNS = ("requested", "failed_generation", "failed_format", "failed_execution", "failed_semantic", "duplicates", "verified")
+
+
+@dataclass
+class ModelTable:
+    """One row of Table 1."""
+
+    requested: int = 0
+    failed_generation: int = 0
+    failed_format: int = 0
+    failed_execution: int = 0
+    failed_semantic: int = 0
+    duplicates: int = 0
+    verified: int = 0
+
+    @property
+    def pass_rate(self) -> float:
+        return self.verified / self.requested if self.requested else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {column: getattr(self, column) for column in COLUMNS} | {"pass_rate": round(self.pass_rate, 4)}
+
+
+@dataclass
+class _Request:
+    model: str
+    asked: int
+    rows: int = 0
+    failed: bool = False
+
+
+@dataclass
+class PipelineReport:
+    """Table 1 per model, top rejection reasons per stage, tokens per model, wall time."""
+
+    models: dict[str, ModelTable] = field(default_factory=dict)
+    reasons: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    tokens: dict[str, dict[str, int]] = field(default_factory=dict)
+    wall_seconds: float | None = None
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[dict[str, Any]]) -> PipelineReport:
+        report = cls()
+        requests: dict[str, _Request] = {}
+        for row in rows:
+            model = row.get("model") if isinstance(row.get("model"), str) else UNKNOWN_MODEL
+            table = report.models.setdefault(model, ModelTable())
+            request_id = row.get("request_id")
+            stage = row.get("rejected_by")
+            if isinstance(request_id, str) and isinstance(row.get("pairs_requested"), int):
+                request = requests.setdefault(request_id, _Request(model, row["pairs_requested"]))
+                if stage == "generate":
+                    request.failed = True
+                else:
+                    request.rows += 1
+            else:
+                table.requested += 1
+            if stage is None:
+                table.verified += 1
+                continue
+            column = STAGE_COLUMNS.get(str(stage), "failed_format")
+            report.reasons[str(stage)][str(row.get("reason"))] += 1
+            if column != "failed_generation":  # a failed request is counted by what it asked for, below
+                setattr(table, column, getattr(table, column) + 1)
+        for request in requests.values():
+            table = report.models[request.model]
+            if request.failed:
+                table.requested += request.asked
+                table.failed_generation += request.asked
+            else:
+                requested = max(request.asked, request.rows)
+                table.requested += requested
+                table.failed_format += requested - request.rows  # pairs the model never wrote readably
+        return report
+
+    def add_usage(self, usage: UsageByModel) -> None:
+        for model, counts in usage.models.items():
+            mine = self.tokens.setdefault(model, {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0})
+            mine["requests"] += counts.requests
+            mine["prompt_tokens"] += counts.prompt_tokens
+            mine["completion_tokens"] += counts.completion_tokens
+
+    def total(self) -> ModelTable:
+        total = ModelTable()
+        for table in self.models.values():
+            for column in COLUMNS:
+                setattr(total, column, getattr(total, column) + getattr(table, column))
+        return total
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "models": {model: table.as_dict() for model, table in sorted(self.models.items())},
+            "total": self.total().as_dict(),
+            "top_reasons": {stage: dict(counter.most_common(5)) for stage, counter in sorted(self.reasons.items())},
+            "tokens": self.tokens,
+            "wall_seconds": None if self.wall_seconds is None else round(self.wall_seconds, 3),
+        }
+
+    def lines(self) -> list[str]:
+        """The table as plain text lines, for people (stderr)."""
+        headers = ("model", "requested", "failed gen", "failed format", "failed exec", "failed semantic", "dups", "verified", "pass rate")
+        shown = sorted(self.models.items())
+        if len(shown) > 1:
+            shown.append(("total", self.total()))
+        body = [
+            (model, *(str(getattr(table, column)) for column in COLUMNS), f"{table.pass_rate:.2%}")
+            for model, table in shown
+        ]
+        widths = [max(len(str(cells[index])) for cells in [headers, *body]) for index in range(len(headers))]
+
+        def line(cells: Iterable[str]) -> str:
+            return "  ".join(cell.ljust(width) if index == 0 else cell.rjust(width) for index, (cell, width) in enumerate(zip(cells, widths)))
+
+        text = [line(headers), *(line(cells) for cells in body)]
+        for stage, counter in sorted(self.reasons.items()):
+            top = ", ".join(f"{code} {count}" for code, count in counter.most_common(5))
+            text.append(f"top reasons, {stage}: {top}")
+        for model, counts in sorted(self.tokens.items()):
+            text.append(f"tokens, {model}: {counts['prompt_tokens']} prompt + {counts['completion_tokens']} completion in {counts['requests']} requests")
+        if self.wall_seconds is not None:
+            text.append(f"wall time: {self.wall_seconds:.1f} s")
+        return text
+
+
+def report_from_files(paths: Iterable[str]) -> PipelineReport:
+    """The report over every row of the given output and rejects files."""
+    from .io import read_rows
+
+    def rows() -> Iterable[dict[str, Any]]:
+        for path in paths:
+            yield from read_rows(path)
+
+    return PipelineReport.from_rows(rows())

@@ -1,0 +1,58 @@
+"""Table 1 from rows: every requested row lands in exactly one column."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from apigen_cli.report import PipelineReport
+
+from .conftest import invoke, write_jsonl
+
+
+def _rows() -> list[dict[str, object]]:
+    def r(request: str, k: int, model: str, stage: str | None = None, reason: str = "x", n: int = 0) -> dict[str, object]:
+        row: dict[str, object] = {"id": f"{request}-{n}", "request_id": request, "pairs_requested": k, "model": model}
+        return row | ({"rejected_by": stage, "reason": reason} if stage else {})
+
+    return [
+        # request a (m1, 3 asked): 2 verified, 1 failed execution
+        r("a", 3, "m1", n=0), r("a", 3, "m1", n=1), r("a", 3, "m1", "exec_check", "timeout", n=2),
+        # request b (m1, 3 asked): unparseable text: one row, rejected by format-check
+        r("b", 3, "m1", "format_check", "unparseable_output"),
+        # request c (m2, 3 asked): the model wrote only 2 pairs, one judged wrong
+        r("c", 3, "m2", n=0), r("c", 3, "m2", "semantic_check", "semantic_mismatch", n=1),
+        # request d (m2, 2 asked): the request failed for good
+        {"id": "d", "request_id": "d", "pairs_requested": 2, "model": "m2", "rejected_by": "generate", "reason": "llm_error"},
+        # a row from elsewhere (no generation metadata), rejected at the format check
+        {"id": "z", "rejected_by": "format_check", "reason": "wrong_type"},
+    ]
+
+
+def test_table_one_accounts_for_every_requested_row() -> None:
+    report = PipelineReport.from_rows(_rows())
+    m1, m2 = report.models["m1"].as_dict(), report.models["m2"].as_dict()
+    assert m1 == {"requested": 6, "failed_generation": 0, "failed_format": 3, "failed_execution": 1, "failed_semantic": 0,
+                  "duplicates": 0, "verified": 2, "pass_rate": 0.3333}
+    assert m2 == {"requested": 5, "failed_generation": 2, "failed_format": 1, "failed_execution": 0, "failed_semantic": 1,
+                  "duplicates": 0, "verified": 1, "pass_rate": 0.2}
+    total = report.total()
+    assert total.requested == 12
+    assert sum(getattr(total, c) for c in ("failed_generation", "failed_format", "failed_execution", "failed_semantic", "verified")) == 12
+    assert report.reasons["format_check"] == {"unparseable_output": 1, "wrong_type": 1}
+
+
+def test_stats_command_reads_output_and_rejects(runner: CliRunner, tmp_path: Path) -> None:
+    rows = _rows()
+    kept = write_jsonl(tmp_path / "out.jsonl", [row for row in rows if "rejected_by" not in row])
+    rejects = write_jsonl(tmp_path / "rej.jsonl", [row for row in rows if "rejected_by" in row])
+    result = invoke(runner, "stats", str(kept), str(rejects), "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["total"]["requested"] == 12 and data["total"]["verified"] == 3
+    text = invoke(runner, "stats", str(kept), str(rejects)).stdout
+    assert text.splitlines()[0].split() == ["model", "requested", "failed", "gen", "failed", "format", "failed", "exec",
+                                            "failed", "semantic", "dups", "verified", "pass", "rate"]
+    assert any(line.startswith("m1 ") and line.rstrip().endswith("33.33%") for line in text.splitlines())
