@@ -16,8 +16,8 @@ from apigen_cli.prompts import load_prompts
 from apigen_cli.sampling import GenerationSettings, examples_from_rows, parse_range, parse_styles, plan_requests
 from apigen_cli.types import Problem
 
-from .fakes import CannedChat
 from .conftest import write_jsonl
+from .fakes import CannedChat
 
 
 def _tool(name: str, category: str, dialect: str = "json") -> dict[str, object]:

@@ -71,7 +71,8 @@ class PipelineReport:
         report = cls()
         requests: dict[str, _Request] = {}
         for row in rows:
-            model = row.get("model") if isinstance(row.get("model"), str) else UNKNOWN_MODEL
+            given = row.get("model")
+            model = given if isinstance(given, str) else UNKNOWN_MODEL
             table = report.models.setdefault(model, ModelTable())
             request_id = row.get("request_id")
             stage = row.get("rejected_by")
@@ -137,7 +138,7 @@ class PipelineReport:
         widths = [max(len(str(cells[index])) for cells in [headers, *body]) for index in range(len(headers))]
 
         def line(cells: Iterable[str]) -> str:
-            return "  ".join(cell.ljust(width) if index == 0 else cell.rjust(width) for index, (cell, width) in enumerate(zip(cells, widths)))
+            return "  ".join(cell.ljust(width) if index == 0 else cell.rjust(width) for index, (cell, width) in enumerate(zip(cells, widths, strict=True)))
 
         text = [line(headers), *(line(cells) for cells in body)]
         for stage, counter in sorted(self.reasons.items()):
