@@ -200,6 +200,7 @@ class JsonlWriter:
         self._max_delay = max_delay
         self._last_flush = time.monotonic()
         self.rows_written = 0
+        self.bytes_written = 0
 
     def write(self, row: Any) -> None:
         try:
@@ -209,6 +210,7 @@ class JsonlWriter:
         buffer = self._buffer
         buffer.append(data)
         self.rows_written += 1
+        self.bytes_written += len(data)
         if len(buffer) >= self._batch_rows or time.monotonic() - self._last_flush >= self._max_delay:
             self.flush()
 
@@ -223,8 +225,10 @@ class JsonlWriter:
 class OutputFile:
     """A JSONL destination: a path or ``-`` for standard output, opened lazily."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, resume_at: int | None = None) -> None:
+        """``resume_at``: keep the first that many bytes of an existing file and append after them."""
         self.path = path
+        self.resume_at = resume_at
         self._stream: IO[bytes] | None = None
         self._writer: JsonlWriter | None = None
 
@@ -242,6 +246,11 @@ class OutputFile:
         try:
             if folder:
                 os.makedirs(folder, exist_ok=True)
+            if self.resume_at is not None and os.path.exists(self.path):
+                stream = open(self.path, "r+b")
+                stream.truncate(self.resume_at)  # drop what was written after the last checkpoint
+                stream.seek(self.resume_at)
+                return stream
             return open(self.path, "wb")
         except OSError as error:
             raise InputError(f"cannot write to `{self.path}`: {error.strerror or error}", hint="check that the folder exists and is writable") from None
