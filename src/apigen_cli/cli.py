@@ -148,6 +148,62 @@ def format_check(
     _run_stage_command("format-check", format_check_rows, where, strict=strict, quiet=quiet, verbose=verbose)
 
 
+# --- training data: export, dedup, negatives --------------------------------------------
+
+
+@app.command("export")
+def export(
+    format_name: Annotated[
+        str,
+        typer.Option(
+            "--format", metavar="xlam|openai|sharegpt", help="xlam-function-calling-60k, OpenAI chat fine-tuning, or ShareGPT."
+        ),
+    ],
+    input: InputArg = "-",
+    output: OutputOpt = "-",
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="xlam: one row per line instead of one JSON array.")] = False,
+    with_results: Annotated[
+        bool,
+        typer.Option("--with-results", help="openai: follow the calls with `tool` messages holding their execution results."),
+    ] = False,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write verified rows as training data: xlam, OpenAI chat fine-tuning JSONL, or ShareGPT for LLaMA-Factory.
+
+    Rows rejected by an earlier stage are left out; irrelevance rows become a reply
+    without calls. What a format cannot say about a tool is named once per kind.
+
+    Examples:
+
+        apigen export dataset.jsonl --format xlam -o xlam.json
+
+        apigen export dataset.jsonl --format openai --with-results -o train.jsonl
+
+        apigen dedup dataset.jsonl | apigen export --format sharegpt > sharegpt.jsonl
+    """
+    from .export import NoteCollector, export_file
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    notes = NoteCollector()
+    where = Destinations(input, output, skip_bad_lines=skip_bad_lines)
+    with _errors_to_exit_codes(messages):
+        messages.waiting_for_stdin(input)
+        summary = export_file(
+            where,
+            format_name,
+            jsonl=jsonl,
+            with_results=with_results,
+            on_note=notes,
+            wrap=lambda rows: messages.progress(rows, "export"),
+        )
+    if not quiet:
+        for line in notes.lines():
+            messages.warning(line)
+    messages.info(summary.line())
+
+
 def run() -> None:
     """Console-script entry point."""
     app()
