@@ -204,6 +204,47 @@ def export(
     messages.info(summary.line())
 
 
+@app.command("dedup")
+def dedup(
+    input: InputArg = "-",
+    output: OutputOpt = "-",
+    rejects: RejectsOpt = None,
+    keep_rejected: KeepRejectedOpt = False,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold", metavar="T", help="Near duplicates: the Jaccard similarity of the queries' words, in (0, 1]."
+        ),
+    ] = 0.8,
+    near: Annotated[
+        bool, typer.Option("--near/--no-near", help="Also reject near duplicates (same calls, queries a few words apart).")
+    ] = True,
+    strict: StrictOpt = False,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Reject rows that repeat a kept row: the same query and calls, or the same calls and a query a few words apart.
+
+    The first row is kept; each duplicate names it in `duplicate_of`. Queries match
+    ignoring case and spacing, calls ignoring the key order of the arguments.
+
+    Examples:
+
+        apigen dedup dataset.jsonl -o unique.jsonl --rejects duplicates.jsonl
+
+        apigen dedup dataset.jsonl --threshold 0.9 --no-near > unique.jsonl
+
+        apigen format-check rows.jsonl | apigen dedup | apigen export --format openai > train.jsonl
+    """
+    from .dedup import dedup as dedup_rows
+
+    where = Destinations(input, output, rejects, keep_rejected, skip_bad_lines)
+    _run_stage_command(
+        "dedup", lambda rows: dedup_rows(rows, threshold=threshold, near=near), where, strict=strict, quiet=quiet, verbose=verbose
+    )
+
+
 def run() -> None:
     """Console-script entry point."""
     app()
