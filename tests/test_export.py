@@ -196,7 +196,8 @@ def test_openai_results_of_other_shapes_and_missing_results_are_said() -> None:
     ]
     assert [message["role"] for message in second["messages"]] == ["user", "assistant"]
     assert notes.lines() == [
-        "not carried: execution results of rows without one result per call (their tool messages are left out) (1 time, first at row `w2`)"
+        "not carried: execution results of rows without one result per call (their tool messages are left out)"
+        " (1 time, first at row `w2`)"
     ]
 
 
@@ -241,7 +242,8 @@ def test_sharegpt_of_a_row_with_results_keeps_the_calls_only() -> None:
         {"from": "human", "value": "Weather in Paris and Oslo, please"},
         {
             "from": "function_call",
-            "value": '[{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_weather", "arguments": {"unit": "c", "city": "Oslo"}}]',
+            "value": '[{"name": "get_weather", "arguments": {"city": "Paris"}}, '
+            '{"name": "get_weather", "arguments": {"unit": "c", "city": "Oslo"}}]',
         },
     ]
     assert json.loads(record["tools"])[1] == {

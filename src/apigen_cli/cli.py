@@ -245,6 +245,45 @@ def dedup(
     )
 
 
+@app.command("negatives")
+def negatives(
+    rate: Annotated[float, typer.Option("--rate", metavar="R", help="The share of rows that get a negative, from 0 to 1.")],
+    input: InputArg = "-",
+    output: OutputOpt = "-",
+    seed: Annotated[int, typer.Option("--seed", help="Which rows are chosen; the same seed chooses the same rows.")] = 0,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Add irrelevance negatives: copies of some rows without the tools they call, whose right answer is no call.
+
+    Every input row is kept; a chosen row is followed by its negative (`kind: "irrelevance"`,
+    `answers: []`, id `<id>-irrelevant`, `source_id`).
+
+    Examples:
+
+        apigen negatives dataset.jsonl --rate 0.1 -o with_negatives.jsonl
+
+        apigen negatives dataset.jsonl --rate 0.2 --seed 7 | apigen export --format openai > train.jsonl
+    """
+    from .negatives import NegativesSummary, check_rate
+    from .negatives import negatives as negative_rows
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    summary = NegativesSummary()
+    where = Destinations(input, output, keep_rejected=True, skip_bad_lines=skip_bad_lines)
+    with _errors_to_exit_codes(messages):
+        check_rate(rate)
+        messages.waiting_for_stdin(input)
+        run_stage(
+            "negatives",
+            lambda rows: negative_rows(rows, rate=rate, seed=seed, summary=summary),
+            where,
+            wrap=lambda rows: messages.progress(rows, "negatives"),
+        )
+    messages.info(summary.line())
+
+
 def run() -> None:
     """Console-script entry point."""
     app()
