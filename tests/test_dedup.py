@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from apigen_cli.dedup import LINEAR_LIMIT, DedupIndex, MinHashBands, dedup, jaccard, word_hashes
+from apigen_cli.dedup import LINEAR_LIMIT, DedupIndex, MinHashBands, dedup, jaccard, word_hashes, words_of
 from apigen_cli.errors import ConfigError
 
 from .conftest import corpus, invoke, parse_stdout, read_jsonl, write_jsonl
@@ -122,9 +122,10 @@ def test_minhash_bands_are_sized_for_the_threshold() -> None:
         bands = MinHashBands(threshold)
         chance_missed = (1 - threshold**bands.rows) ** bands.bands
         assert chance_missed <= 0.001
-    same = word_hashes("a b c d e f g h i j")
-    assert MinHashBands(0.8).band_keys(same) == MinHashBands(0.8).band_keys(word_hashes("j i h g f e d c b a"))
-    assert jaccard(set(same), set(word_hashes("a b c d e f g h i x"))) == pytest.approx(9 / 11)
+    same = word_hashes(words_of("a b c d e f g h i j"))
+    assert MinHashBands(0.8).band_keys(same) == MinHashBands(0.8).band_keys(word_hashes(words_of("j i h g f e d c b a b")))
+    assert MinHashBands(0.8).band_keys(same) != MinHashBands(0.8).band_keys(word_hashes(words_of("k l m n o p q r s t")))
+    assert jaccard(words_of("a b c d e f g h i j"), words_of("a b c d e f g h i x")) == pytest.approx(9 / 11)
 
 
 def test_rows_rejected_earlier_pass_untouched_and_are_not_remembered() -> None:
