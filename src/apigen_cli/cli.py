@@ -177,6 +177,142 @@ def stats(
         sys.stdout.flush()
 
 
+# --- training data: export, dedup, negatives --------------------------------------------
+
+
+@app.command("export")
+def export(
+    format_name: Annotated[
+        str,
+        typer.Option(
+            "--format", metavar="xlam|openai|sharegpt", help="xlam-function-calling-60k, OpenAI chat fine-tuning, or ShareGPT."
+        ),
+    ],
+    input: InputArg = "-",
+    output: OutputOpt = "-",
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="xlam: one row per line instead of one JSON array.")] = False,
+    with_results: Annotated[
+        bool,
+        typer.Option("--with-results", help="openai: follow the calls with `tool` messages holding their execution results."),
+    ] = False,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write verified rows as training data: xlam, OpenAI chat fine-tuning JSONL, or ShareGPT for LLaMA-Factory.
+
+    Rows rejected by an earlier stage are left out; irrelevance rows become a reply
+    without calls. What a format cannot say about a tool is named once per kind.
+
+    Examples:
+
+        apigen export dataset.jsonl --format xlam -o xlam.json
+
+        apigen export dataset.jsonl --format openai --with-results -o train.jsonl
+
+        apigen dedup dataset.jsonl | apigen export --format sharegpt > sharegpt.jsonl
+    """
+    from .export import NoteCollector, export_file
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    notes = NoteCollector()
+    where = Destinations(input, output, skip_bad_lines=skip_bad_lines)
+    with _errors_to_exit_codes(messages):
+        messages.waiting_for_stdin(input)
+        summary = export_file(
+            where,
+            format_name,
+            jsonl=jsonl,
+            with_results=with_results,
+            on_note=notes,
+            wrap=lambda rows: messages.progress(rows, "export"),
+        )
+    if not quiet:
+        for line in notes.lines():
+            messages.warning(line)
+    messages.info(summary.line())
+
+
+@app.command("dedup")
+def dedup(
+    input: InputArg = "-",
+    output: OutputOpt = "-",
+    rejects: RejectsOpt = None,
+    keep_rejected: KeepRejectedOpt = False,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold", metavar="T", help="Near duplicates: the Jaccard similarity of the queries' words, in (0, 1]."
+        ),
+    ] = 0.8,
+    near: Annotated[
+        bool, typer.Option("--near/--no-near", help="Also reject near duplicates (same calls, queries a few words apart).")
+    ] = True,
+    strict: StrictOpt = False,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Reject rows that repeat a kept row: the same query and calls, or the same calls and a query a few words apart.
+
+    The first row is kept; each duplicate names it in `duplicate_of`. Queries match
+    ignoring case and spacing, calls ignoring the key order of the arguments.
+
+    Examples:
+
+        apigen dedup dataset.jsonl -o unique.jsonl --rejects duplicates.jsonl
+
+        apigen dedup dataset.jsonl --threshold 0.9 --no-near > unique.jsonl
+
+        apigen format-check rows.jsonl | apigen dedup | apigen export --format openai > train.jsonl
+    """
+    from .dedup import dedup as dedup_rows
+
+    where = Destinations(input, output, rejects, keep_rejected, skip_bad_lines)
+    _run_stage_command(
+        "dedup", lambda rows: dedup_rows(rows, threshold=threshold, near=near), where, strict=strict, quiet=quiet, verbose=verbose
+    )
+
+
+@app.command("negatives")
+def negatives(
+    rate: Annotated[float, typer.Option("--rate", metavar="R", help="The share of rows that get a negative, from 0 to 1.")],
+    input: InputArg = "-",
+    output: OutputOpt = "-",
+    seed: Annotated[int, typer.Option("--seed", help="Which rows are chosen; the same seed chooses the same rows.")] = 0,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Add irrelevance negatives: copies of some rows without the tools they call, whose right answer is no call.
+
+    Every input row is kept; a chosen row is followed by its negative (`kind: "irrelevance"`,
+    `answers: []`, id `<id>-irrelevant`, `source_id`).
+
+    Examples:
+
+        apigen negatives dataset.jsonl --rate 0.1 -o with_negatives.jsonl
+
+        apigen negatives dataset.jsonl --rate 0.2 --seed 7 | apigen export --format openai > train.jsonl
+    """
+    from .negatives import NegativesSummary, check_rate
+    from .negatives import negatives as negative_rows
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    summary = NegativesSummary()
+    where = Destinations(input, output, keep_rejected=True, skip_bad_lines=skip_bad_lines)
+    with _errors_to_exit_codes(messages):
+        check_rate(rate)
+        messages.waiting_for_stdin(input)
+        run_stage(
+            "negatives",
+            lambda rows: negative_rows(rows, rate=rate, seed=seed, summary=summary),
+            where,
+            wrap=lambda rows: messages.progress(rows, "negatives"),
+        )
+    messages.info(summary.line())
+
+
 def run() -> None:
     """Console-script entry point."""
     app()

@@ -203,16 +203,19 @@ class JsonlWriter:
         self.bytes_written = 0
 
     def write(self, row: Any) -> None:
-        try:
-            data = orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
-        except TypeError:
-            data = _dumps_fallback(row)
+        data = self._encode(row)
         buffer = self._buffer
         buffer.append(data)
         self.rows_written += 1
         self.bytes_written += len(data)
         if len(buffer) >= self._batch_rows or time.monotonic() - self._last_flush >= self._max_delay:
             self.flush()
+
+    def _encode(self, row: Any) -> bytes:
+        try:
+            return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            return _dumps_fallback(row)
 
     def flush(self) -> None:
         if self._buffer:
@@ -221,13 +224,27 @@ class JsonlWriter:
         self._stream.flush()
         self._last_flush = time.monotonic()
 
+    def finish(self) -> None:
+        """Write whatever closes the output (nothing, for JSON Lines)."""
+
+
+class JsonArrayWriter(JsonlWriter):
+    """One JSON array written as it goes: ``[``, then rows separated by a comma and a newline, then ``]``."""
+
+    def _encode(self, row: Any) -> bytes:
+        return (b",\n" if self.rows_written else b"[") + super()._encode(row)[:-1]
+
+    def finish(self) -> None:
+        self._buffer.append(b"]\n" if self.rows_written else b"[]\n")
+
 
 class OutputFile:
-    """A JSONL destination: a path or ``-`` for standard output, opened lazily."""
+    """A JSONL destination (or, with ``array``, one JSON array): a path or ``-`` for standard output, opened lazily."""
 
-    def __init__(self, path: str, *, resume_at: int | None = None) -> None:
+    def __init__(self, path: str, *, array: bool = False, resume_at: int | None = None) -> None:
         """``resume_at``: keep the first that many bytes of an existing file and append after them."""
         self.path = path
+        self.array = array
         self.resume_at = resume_at
         self._stream: IO[bytes] | None = None
         self._writer: JsonlWriter | None = None
@@ -236,7 +253,7 @@ class OutputFile:
     def writer(self) -> JsonlWriter:
         if self._writer is None:
             self._stream = self._open()
-            self._writer = JsonlWriter(self._stream)
+            self._writer = JsonArrayWriter(self._stream) if self.array else JsonlWriter(self._stream)
         return self._writer
 
     def _open(self) -> IO[bytes]:
@@ -260,6 +277,7 @@ class OutputFile:
 
     def close(self) -> None:
         """Flush and close; a file that got no row is still created, empty, so the user sees the run ended."""
+        self.writer.finish()
         self.writer.flush()
         if self._stream is not None and self._stream is not sys.stdout.buffer:
             self._stream.close()

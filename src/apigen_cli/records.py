@@ -110,3 +110,36 @@ def ensure_id(row: Row) -> str:
     else:
         row[ID] = content_id(row.get(QUERY), row.get(ANSWERS), row.get(RAW_OUTPUT), row.get(TOOLS))
     return row[ID]  # type: ignore[no-any-return]
+
+
+def calls_of(row: Row) -> list[dict[str, Any]]:
+    """The row's calls as fresh ``{"name", "arguments"}`` dicts, whatever shape they came in.
+
+    Reads ``answers`` held as a JSON string (xlam, distilabel), OpenAI's
+    ``{"function": {"name", "arguments"}}`` calls and arguments held as JSON strings.
+    Raises ``RowProblem`` when the calls cannot be read.
+    """
+    answers = decode_json_field(row, ANSWERS, "unparseable_output")
+    if answers is None:
+        raise RowProblem("no_calls", "the row has no `answers`")
+    if not isinstance(answers, list):
+        raise RowProblem("invalid_answers", f"`answers` should be a list of calls, got {type(answers).__name__}")
+    calls = []
+    for position, call in enumerate(answers, start=1):
+        if isinstance(call, dict) and "name" not in call and isinstance(call.get("function"), dict):
+            call = call["function"]
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
+            raise RowProblem("malformed_call", f"call {position} should be an object with a `name` and `arguments`")
+        arguments = call.get("arguments")
+        if arguments is None:
+            arguments = {}
+        elif isinstance(arguments, str):
+            try:
+                arguments = loads(arguments) if arguments.strip() else {}
+            except (ValueError, RecursionError):
+                message = f"call {position} `{call['name']}`: `arguments` is a string that is not valid JSON"
+                raise RowProblem("malformed_call", message) from None
+        if not isinstance(arguments, dict):
+            raise RowProblem("malformed_call", f"call {position} `{call['name']}`: `arguments` should be an object")
+        calls.append({"name": call["name"], "arguments": arguments})
+    return calls

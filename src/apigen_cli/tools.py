@@ -351,8 +351,12 @@ def _is_json_schema_parameters(parameters: dict[str, Any]) -> bool:
     return False
 
 
-def compile_tool(definition: Any, position: int) -> Tool:
-    """Compile one tool definition of any dialect; ``position`` (1-based) names it in errors."""
+def tool_parts(definition: Any, position: int) -> tuple[dict[str, Any], str, Any]:
+    """The function body of a definition (inside OpenAI's wrapper), its name and its raw ``parameters``.
+
+    ``parameters`` is also read from Anthropic's ``input_schema`` and Gemini's
+    ``parameters_json_schema``; ``position`` (1-based) names the tool in errors.
+    """
     if not isinstance(definition, dict):
         raise ToolError("invalid_tool_definition", f"tool {position} should be an object, got {type(definition).__name__}")
     body = definition
@@ -361,10 +365,16 @@ def compile_tool(definition: Any, position: int) -> Tool:
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ToolError("invalid_tool_definition", f"tool {position} has no `name`")
-    description = body.get("description")
     parameters = body.get("parameters")
     if parameters is None:
         parameters = body.get("input_schema", body.get("parameters_json_schema"))  # Anthropic, Gemini
+    return body, name, parameters
+
+
+def compile_tool(definition: Any, position: int) -> Tool:
+    """Compile one tool definition of any dialect; ``position`` (1-based) names it in errors."""
+    body, name, parameters = tool_parts(definition, position)
+    description = body.get("description")
     if parameters is None or parameters == {}:
         return Tool(name, str(description or ""), ObjectType(additional=False), definition, "json_schema")
     if not isinstance(parameters, dict):
