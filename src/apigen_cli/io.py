@@ -264,7 +264,7 @@ class OutputFile:
             if folder:
                 os.makedirs(folder, exist_ok=True)
             if self.resume_at is not None and os.path.exists(self.path):
-                stream = open(self.path, "r+b")
+                stream = open(self.path, "r+b")  # noqa: SIM115 (closed by close())
                 stream.truncate(self.resume_at)  # drop what was written after the last checkpoint
                 stream.seek(self.resume_at)
                 return stream
