@@ -50,10 +50,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import LibraryError
-from .worker import decode_payload, encode_frame
+from .worker import decode_payload, encode_frame, looks_like_module
 
 if TYPE_CHECKING:
-    from .rest import HttpCaller, HttpOptions
+    import httpx
+    from tenacity import RetryCallState
+
+    from .rest import HttpCaller
 
 WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))
 
@@ -116,6 +119,24 @@ class ExecutorOptions:
     pass_env: tuple[str, ...] = ()
     startup_timeout: float = 60.0
     on_output: Callable[[str], None] | None = None  # receives what functions print, line by line
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How REST calls are made: per-attempt ``timeout``, calls in flight, retries after the first attempt.
+
+    ``Retry-After`` is honoured up to ``retry_after_cap`` seconds; ``total_seconds`` caps
+    one call with all its retries. ``wait`` replaces the backoff between retries (tests
+    pass ``tenacity.wait_none()``), ``transport`` the network (``httpx.MockTransport``).
+    """
+
+    timeout: float = 10.0
+    concurrency: int = 8
+    retries: int = 2
+    retry_after_cap: float = 30.0
+    total_seconds: float = 120.0
+    wait: Callable[[RetryCallState], float] | None = None
+    transport: httpx.BaseTransport | None = None
 
 
 def default_workers() -> int:
@@ -239,6 +260,11 @@ class _Pool:
         """Start every worker and wait until each has imported the library; raise ``LibraryError`` if one cannot."""
         if self.spec is None:
             return
+        if not os.path.exists(self.spec) and not looks_like_module(self.spec):
+            raise LibraryError(
+                f"the function library `{self.spec}` does not exist",
+                hint="pass a .py file, a folder of .py files, or the name of an importable module to `--functions`",
+            )
         count = self.options.workers or default_workers()
         for _ in range(count):
             self._spawn()
@@ -399,7 +425,7 @@ class _Pool:
             where = f" ({error['where']})" if error.get("where") and error["where"] != self.spec else ""
             self._startup_error = LibraryError(
                 f"cannot load the function library `{self.spec}`: {error.get('message', 'unknown error')}{where}",
-                hint=_library_hint(str(error.get("type", "")), self.options.memory_mb),
+                hint=_library_hint(str(error.get("type", "")), self.spec, self.options.memory_mb),
             )
             return
         worker.ready = True
@@ -479,7 +505,7 @@ class _Pool:
             if self._startup_error is None:
                 self._startup_error = LibraryError(
                     f"the worker loading `{self.spec}` {_exit_text(status)}{_fatal_line(worker.stderr_tail)}",
-                    hint=_library_hint("", self.options.memory_mb),
+                    hint=_library_hint("", self.spec, self.options.memory_mb),
                 )
             return
         name = worker.outstanding[0].name if worker.outstanding else "a function"
@@ -574,14 +600,16 @@ def _fatal_line(tail: bytearray) -> str:
     return ""
 
 
-def _library_hint(kind: str, memory_mb: int) -> str:
+def _library_hint(kind: str, spec: str | None, memory_mb: int) -> str:
     if kind == "MemoryError":
         return f"importing it needs more than `--memory-mb {memory_mb}`: raise the limit, or pass `--memory-mb 0` for none"
-    if kind in ("NotFound", "NotPython"):
+    if kind in ("NotFound", "NotPython", "EmptyLibrary"):
         return "pass a .py file, a folder of .py files, or the name of an importable module to `--functions`"
     if kind == "ShadowsModule":
         return "rename the file so that it does not hide a module of the same name"
-    return "check that the library imports cleanly (`python -c 'import ...'`) in this environment"
+    if spec is not None and looks_like_module(spec) and not os.path.exists(spec):
+        return f"check that `python -c 'import {spec}'` works with this Python ({sys.executable})"
+    return f"check that `python {spec}` runs without errors with this Python ({sys.executable})"
 
 
 # --- the executor ---------------------------------------------------------------------
@@ -662,7 +690,7 @@ class Executor:
         return pending
 
     def _submit_http(self, pending: Pending, name: str, spec: Any) -> None:
-        from .rest import BindingError, HttpCaller, HttpOptions, build_request, parse_binding
+        from .rest import BindingError, HttpCaller, build_request, parse_binding
 
         try:
             request = build_request(parse_binding(spec, name), pending.arguments, os.environ)

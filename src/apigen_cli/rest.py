@@ -42,7 +42,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from . import __version__
 from .errors import ConfigError
-from .executor import Outcome, Pending
+from .executor import HttpOptions, Outcome, Pending
 from .types import Problem
 from .worker import shorten
 
@@ -207,19 +207,6 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
 
 
 # --- calling --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HttpOptions:
-    """How REST calls are made. ``wait`` replaces the backoff between retries (tests pass ``wait_none()``)."""
-
-    timeout: float = 10.0
-    concurrency: int = 8
-    retries: int = 2
-    retry_after_cap: float = 30.0
-    total_seconds: float = 120.0
-    wait: Callable[[RetryCallState], float] | None = None
-    transport: httpx.BaseTransport | None = None
 
 
 class RetryableStatus(Exception):

@@ -389,10 +389,15 @@ def load_library(spec: str) -> tuple[Library, str]:
         for item in files:
             library.add_module(item.stem, _import_file(item))
         return library.finish(), str(path)
-    if all(part.isidentifier() for part in spec.split(".")):
+    if looks_like_module(spec):
         _add_package(library, _import_module(spec, spec))
         return library.finish(), spec
     raise LoadError("NotFound", f"`{spec}` is neither a file, a folder nor an importable module")
+
+
+def looks_like_module(spec: str) -> bool:
+    """``pkg.tools`` names a module; ``tools.py`` or ``lib/tools`` names a path."""
+    return not spec.endswith(".py") and all(part.isidentifier() for part in spec.split("."))
 
 
 def _add_folder_to_path(folder: Path) -> None:
@@ -450,12 +455,14 @@ def _load_error(error: BaseException, shown: str) -> LoadError:
         where = f"{error.filename}, line {error.lineno}"
     else:
         frames = traceback.extract_tb(error.__traceback__)
-        user_frames = [frame for frame in frames if "importlib" not in frame.filename]
+        user_frames = [frame for frame in frames if "importlib" not in frame.filename and frame.filename != __file__]
         if user_frames:
             last = user_frames[-1]
             where = f"{last.filename}, line {last.lineno}"
     if isinstance(error, SystemExit):
         message = f"the library called sys.exit({error.code!r}) while being imported"
+    elif isinstance(error, SyntaxError):
+        message = f"{type(error).__name__}: {error.msg}"
     else:
         message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     return LoadError(_type_name(error), message, where)
