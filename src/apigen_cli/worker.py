@@ -412,7 +412,10 @@ def _import_file(path: Path) -> ModuleType:
     if not name.isidentifier():
         raise LoadError("BadModuleName", f"`{path}` cannot be imported: `{name}` is not a valid module name", str(path))
     stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
-    if name in stdlib or name in sys.modules:
+    loaded = sys.modules.get(name)
+    if loaded is not None and _same_file(getattr(loaded, "__file__", None), path):
+        return loaded  # another module of the library imported it first
+    if name in stdlib or loaded is not None:
         raise LoadError(
             "ShadowsModule",
             f"`{path}` has the name of the module `{name}` (standard library or already imported); rename the file",
@@ -429,6 +432,13 @@ def _import_file(path: Path) -> ModuleType:
         sys.modules.pop(name, None)
         raise _load_error(error, str(path)) from None
     return module
+
+
+def _same_file(first: str | None, second: Path) -> bool:
+    try:
+        return first is not None and os.path.samefile(first, second)
+    except OSError:
+        return False
 
 
 def _import_module(name: str, shown: str) -> ModuleType:
