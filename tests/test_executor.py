@@ -288,8 +288,16 @@ def test_a_library_that_hangs_at_import_is_an_error(tmp_path: Path) -> None:
 
 
 def test_secrets_are_scrubbed_from_the_workers_environment() -> None:
-    environ = {"PATH": "/bin", "MY_API_KEY": "k", "GITHUB_TOKEN": "t", "DB_PASSWORD": "p", "AWS_SECRET_ACCESS_KEY": "s",
-               "APIGEN_MODEL": "m", "OPENAI_BASE_URL": "u", "LANG": "C"}
+    environ = {
+        "PATH": "/bin",
+        "MY_API_KEY": "k",
+        "GITHUB_TOKEN": "t",
+        "DB_PASSWORD": "p",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "APIGEN_MODEL": "m",
+        "OPENAI_BASE_URL": "u",
+        "LANG": "C",
+    }
     env = worker_environment(environ)
     assert {name for name in environ if name in env} == {"PATH", "LANG"}
     assert env["PYTHONHASHSEED"] == "0" and env["OMP_NUM_THREADS"] == "1"

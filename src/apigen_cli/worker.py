@@ -51,7 +51,8 @@ import struct
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path, PurePath
 from types import ModuleType
 from typing import Any, BinaryIO
@@ -152,9 +153,9 @@ def to_json(value: Any, max_items: int = 100_000, _depth: int = 0) -> Any:
         return to_json(dict(value._asdict()), max_items, depth)
     if isinstance(value, Mapping):
         return {_key(key): to_json(item, max_items, depth) for key, item in _first(value.items(), max_items)}
-    if isinstance(value, (set, frozenset)):
+    if isinstance(value, AbstractSet):
         return _sorted([to_json(item, max_items, depth) for item in _first(value, max_items)])
-    if isinstance(value, (list, tuple, range)) or inspect.isgenerator(value) or isinstance(value, Iterator):
+    if isinstance(value, (Sequence, Iterator)):  # lists, tuples, deques, ranges, generators
         return [to_json(item, max_items, depth) for item in _first(value, max_items)]
     converted = _by_method(value)
     if converted is not _NO_METHOD:
