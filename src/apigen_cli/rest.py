@@ -27,6 +27,7 @@ other reply as text.
 from __future__ import annotations
 
 import email.utils
+import random
 import re
 import threading
 import time
@@ -38,7 +39,7 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from . import __version__
 from .errors import ConfigError
@@ -49,7 +50,7 @@ from .worker import shorten
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 BINDING_KEYS = ("method", "url", "query", "headers", "timeout")
-_PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PATH_PARAM = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # {name}, not ${NAME}
 _ENV_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _BODY_EXCERPT = 300
 
@@ -176,19 +177,17 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
     """Fill the binding with one call's arguments. Raises ``BindingError`` or ``ConfigError`` (unset variable)."""
     if not isinstance(arguments, dict):
         raise BindingError("invalid_arguments", f"tool `{binding.tool}`: arguments should be an object", "TypeError")
-    url = shown = binding.url
     for name in binding.path_params:
-        value = arguments.get(name)
-        if value is None:
+        if arguments.get(name) is None:
             raise BindingError(
                 "invalid_arguments",
                 f"the URL of `{binding.tool}` needs `{{{name}}}`, which the call does not give",
                 "TypeError",
             )
-        encoded = quote(_text(value), safe="")
-        url = url.replace("{" + name + "}", encoded)
-        shown = shown.replace("{" + name + "}", encoded)
-    url = _environment_value(url, binding, "its URL", environ)
+    # Environment values first, so that an argument holding `$NAME` is never expanded.
+    url = _environment_value(binding.url, binding, "its URL", environ)
+    url = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), url)
+    shown = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), binding.url)
     if not url.lower().startswith(("http://", "https://")):
         raise BindingError("invalid_tool_definition", f"tool `{binding.tool}`: `http.url` should start with http:// or https://")
     has_body = binding.method in BODY_METHODS
@@ -235,6 +234,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
+def exponential_backoff(state: RetryCallState, first: float = 0.5, cap: float = 8.0) -> float:
+    """0.5 s, 1 s, 2 s ... up to 8 s, plus up to 50% random jitter (tenacity's own helper changed between versions)."""
+    delay: float = min(cap, first * 2.0 ** max(0, state.attempt_number - 1))
+    return delay * (1 + random.random() / 2)
+
+
 def _retryable(error: BaseException) -> bool:
     return isinstance(error, (RetryableStatus, httpx.TransportError))
 
@@ -254,7 +259,7 @@ class HttpCaller:
             headers={"User-Agent": f"apigen/{__version__}"},
         )
         self._threads = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="apigen-http")
-        self._backoff = options.wait or wait_exponential_jitter(initial=0.5, max=8.0)
+        self._backoff = options.wait or exponential_backoff
 
     def close(self) -> None:
         self._threads.shutdown(wait=True, cancel_futures=True)
