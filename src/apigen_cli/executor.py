@@ -295,13 +295,17 @@ class _Pool:
             return
         self.closed = True
         for worker in self.workers:
-            self._unregister(worker)
-            _close_quietly(worker.process.stdin)  # end of input: an idle worker exits at once
+            if worker.outstanding or not worker.ready:
+                self._kill(worker)  # busy: it would not read its end of input soon
+            else:
+                self._unregister(worker)
+                _close_quietly(worker.process.stdin)  # end of input: an idle worker exits at once
         deadline = time.monotonic() + 1.0
         for worker in self.workers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.process.wait(max(0.0, deadline - time.monotonic()))
-            self._kill(worker)
+            if worker.alive:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.process.wait(max(0.0, deadline - time.monotonic()))
+                self._kill(worker)
         self.workers.clear()
         self.selector.close()
         os.close(self._wake_read)

@@ -593,6 +593,16 @@ def _die_with_parent() -> None:
         return
 
 
+def _no_core_dumps() -> None:
+    """A function that segfaults should cost a row, not leave a core file in the working folder."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def _limit_memory(memory_mb: Any) -> bool:
     if not isinstance(memory_mb, int) or memory_mb <= 0:
         return False
@@ -627,6 +637,7 @@ def main() -> int:
     setup = read_frame(requests)
     if not isinstance(setup, dict):
         return 1
+    _no_core_dumps()
     memory_limited = _limit_memory(setup.get("memory_mb"))
     try:
         library, _shown = load_library(str(setup["functions"]))
