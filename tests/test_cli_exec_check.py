@@ -280,3 +280,48 @@ def test_the_sample_examples_pass_both_checks_through_the_pipe() -> None:
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == len(read_jsonl(PROJECT / "sample_data" / "examples.jsonl"))
     assert done.stderr.strip() == "exec-check: 10 passed, 0 rejected"
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The worker processes a command started (their parent is the command)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"\nPPid:\t{pid}\n" in status and b"worker.py" in command and "State:\tZ" not in status:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc to find the workers")
+def test_ctrl_c_stops_the_run_and_its_workers(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    rows = write_jsonl(tmp_path / "rows.jsonl", [call_row(str(n), "loop_forever") for n in range(3)])
+    command = [sys.executable, "-m", "apigen_cli", "exec-check", str(rows), "--functions", LIBRARY, "--timeout", "60"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while len(_workers_of(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = _workers_of(process.pid)
+        assert len(workers) == 2
+        time.sleep(0.3)  # the loops are running
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130
+    assert out == ""
+    assert err.strip() == "error: interrupted; every line already written is a complete row"
+    assert not [
+        pid for pid in workers if Path(f"/proc/{pid}").exists() and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    ]

@@ -32,7 +32,8 @@ if __name__ == "__main__":
     # Put the working folder there instead, as `python -m` does.
     import os as _os
 
-    sys.path[0] = _os.getcwd()
+    if sys.path and _os.path.abspath(sys.path[0] or ".") == _os.path.dirname(_os.path.abspath(__file__)):
+        sys.path[0] = _os.getcwd()
 
 import dataclasses
 import datetime
