@@ -97,6 +97,22 @@ def test_the_stage_streams_within_its_window(executor: Executor) -> None:
     assert len(list(stream)) == 49
 
 
+def test_a_stage_stopped_early_closes_its_source(executor: Executor) -> None:
+    closed = []
+
+    def source() -> Iterator[dict[str, Any]]:
+        try:
+            for index in range(100):
+                yield row(("add", {"a": index}))
+        finally:
+            closed.append(True)
+
+    stream = exec_check(source(), executor, ExecPolicy(window=2))
+    assert next(stream)["execution_result"][0]["result"] == 0
+    stream.close()  # as when the reader of `apigen exec-check | head` goes away
+    assert closed == [True]
+
+
 def test_rejected_rows_pass_through_untouched(executor: Executor) -> None:
     earlier = {
         "query": "q",

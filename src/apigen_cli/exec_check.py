@@ -90,21 +90,29 @@ def exec_check(rows: Iterable[Row], executor: Executor, policy: ExecPolicy | Non
     policy = policy or ExecPolicy()
     executor.start()
     window: deque[_Flight] = deque()
-    for row in rows:
-        window.append(_begin(row, executor))
-        executor.poll()
-        while window and window[0].done():
-            yield _finish(window.popleft(), policy)
-        while len(window) >= policy.window:
+    source = iter(rows)
+    try:
+        for row in source:
+            window.append(_begin(row, executor))
+            executor.poll()
+            while window and window[0].done():
+                yield _finish(window.popleft(), policy)
+            while len(window) >= policy.window:
+                head = window.popleft()
+                if head.pendings:
+                    executor.wait(head.pendings)
+                yield _finish(head, policy)
+        while window:
             head = window.popleft()
             if head.pendings:
                 executor.wait(head.pendings)
             yield _finish(head, policy)
-    while window:
-        head = window.popleft()
-        if head.pendings:
-            executor.wait(head.pendings)
-        yield _finish(head, policy)
+    finally:
+        # Stopped early (an error, or a reader that went away): let the source release
+        # its file now rather than whenever the garbage collector gets to it.
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 def _begin(row: Row, executor: Executor) -> _Flight:
