@@ -38,6 +38,7 @@ demo: $(STAMP)
 
 smoke: $(STAMP)
 	cat sample_data/rows.jsonl | $(BIN)/apigen format-check --quiet | head -n 2
+	$(BIN)/apigen format-check sample_data/examples.jsonl --quiet | $(BIN)/apigen exec-check --functions sample_data/functions --quiet | head -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/format_check.py
