@@ -38,10 +38,12 @@ demo: $(STAMP)
 
 smoke: $(STAMP)
 	cat sample_data/rows.jsonl | $(BIN)/apigen format-check --quiet | head -n 2
+	$(BIN)/apigen format-check sample_data/examples.jsonl --quiet | $(BIN)/apigen exec-check --functions sample_data/functions --quiet | head -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/format_check.py
 	$(BIN)/python benchmarks/dedup.py
+	$(BIN)/python benchmarks/exec_check.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -30,3 +30,9 @@ __all__ = [
     "format_check",
     "read_rows",
 ]
+
+# exec-check: executing calls (Python functions in worker processes, REST APIs over httpx)
+from .exec_check import ExecPolicy, exec_check  # noqa: E402
+from .executor import Executor, ExecutorOptions, HttpOptions, Outcome  # noqa: E402
+
+__all__ += ["ExecPolicy", "Executor", "ExecutorOptions", "HttpOptions", "Outcome", "exec_check"]

@@ -311,6 +311,133 @@ def negatives(
             wrap=lambda rows: messages.progress(rows, "negatives"),
         )
     messages.info(summary.line())
+# --- exec-check: the stage's modules are imported when the command runs, so that
+# `apigen --help` and the other commands never load httpx or the worker pool.
+
+
+def _pass_or_fail(value: str) -> str:
+    if value not in ("pass", "fail"):
+        raise typer.BadParameter(f"{value!r} is neither `pass` nor `fail`")
+    return value
+
+
+@app.command("exec-check")
+def exec_check(
+    input: InputArg = "-",
+    functions: Annotated[
+        Optional[str],
+        typer.Option(
+            "--functions",
+            metavar="PATH",
+            help="Python library of the tools: a .py file, a folder of .py files, or an importable module. "
+            "May be omitted when every tool has an `http` binding.",
+        ),
+    ] = None,
+    output: OutputOpt = "-",
+    rejects: RejectsOpt = None,
+    keep_rejected: KeepRejectedOpt = False,
+    strict: StrictOpt = False,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    workers: Annotated[
+        Optional[int],
+        typer.Option("--workers", min=1, metavar="N", help="Worker processes for Python functions.  [default: CPU count]"),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.001, metavar="SECONDS", help="Time limit of one Python call; past it, the row fails."),
+    ] = 10.0,
+    memory_mb: Annotated[
+        int, typer.Option("--memory-mb", min=0, metavar="MB", help="Address-space limit of each worker process; 0 for none.")
+    ] = 2048,
+    max_result_chars: Annotated[
+        int, typer.Option("--max-result-chars", min=1, metavar="N", help="Cut each recorded result to about N characters.")
+    ] = 4000,
+    empty_result: Annotated[
+        str,
+        typer.Option(
+            "--empty-result", metavar="pass|fail", callback=_pass_or_fail, help='Whether a result of null, [], {} or "" passes.'
+        ),
+    ] = "pass",
+    error_result: Annotated[
+        str,
+        typer.Option(
+            "--error-result",
+            metavar="pass|fail",
+            callback=_pass_or_fail,
+            help='Whether a result that is an error payload ({"error": ...}, "Error: ...") passes.',
+        ),
+    ] = "fail",
+    pass_env: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--pass-env",
+            metavar="NAME",
+            help="Pass this environment variable (a glob such as `AWS_*` works) to the workers although its name looks "
+            "secret (*KEY*, *TOKEN*, *SECRET*, *PASSWORD*, APIGEN_*, OPENAI_*). Repeatable.",
+        ),
+    ] = None,
+    http_timeout: Annotated[
+        float, typer.Option("--http-timeout", min=0.001, metavar="SECONDS", help="Time limit of one HTTP attempt.")
+    ] = 10.0,
+    http_concurrency: Annotated[
+        int, typer.Option("--http-concurrency", min=1, metavar="N", help="HTTP calls in flight at once.")
+    ] = 8,
+    http_retries: Annotated[
+        int,
+        typer.Option("--http-retries", min=0, metavar="N", help="Retries of an HTTP call on a transport error, 408, 429 or 5xx."),
+    ] = 2,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Execute every call of each row; keep the rows whose calls all succeed.
+
+    Python functions run in reused worker processes, with a timeout per call and a
+    memory limit; a crash, a hang or an exception rejects the row, not the run.
+    Tools with an `http` binding are called over HTTP. Each row gets
+    `execution_result` (one entry per call) and `keep_row_after_execution_check`.
+
+    Examples:
+
+        apigen exec-check checked.jsonl --functions sample_data/functions -o executed.jsonl --rejects failed.jsonl
+
+        apigen format-check rows.jsonl | apigen exec-check --functions my_tools.py --timeout 5 > executed.jsonl
+
+        ITEMS_KEY=... apigen exec-check rest_rows.jsonl --http-concurrency 16 --strict
+    """
+    from .exec_check import ExecPolicy
+    from .exec_check import exec_check as exec_check_rows
+    from .executor import Executor, ExecutorOptions, HttpOptions
+
+    where = Destinations(input, output, rejects, keep_rejected, skip_bad_lines)
+    function_output = Messages(quiet=quiet, verbose=verbose)
+    options = ExecutorOptions(
+        workers=workers,
+        timeout=timeout,
+        memory_mb=memory_mb,
+        max_result_chars=max_result_chars,
+        pass_env=tuple(pass_env or ()),
+        on_output=(lambda line: function_output.info(f"function output: {line}")) if verbose else None,
+    )
+    http = HttpOptions(timeout=http_timeout, concurrency=http_concurrency, retries=http_retries)
+    policy = ExecPolicy(fail_on_empty=empty_result == "fail", fail_on_error_result=error_result == "fail")
+    executor = Executor(functions, options, http)
+
+    def prepare() -> None:
+        where.validate()  # a bad combination of flags is reported before any worker starts
+        executor.start()
+
+    try:
+        _run_stage_command(
+            "exec-check",
+            lambda rows: exec_check_rows(rows, executor, policy),
+            where,
+            strict=strict,
+            quiet=quiet,
+            verbose=verbose,
+            prepare=prepare,
+        )
+    finally:
+        executor.close()
 
 
 def run() -> None:

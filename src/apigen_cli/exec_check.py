@@ -1,0 +1,212 @@
+"""Stage 3 of the pipeline, the execution check: every call of a row must really run.
+
+Each call goes to the ``Executor`` (a Python function in a worker process, or a
+REST API when the row's tool has an ``http`` binding). The row gets
+``execution_result``, one entry per call in call order::
+
+    {"name": "add", "ok": true, "result": 3}
+    {"name": "div", "ok": false, "error": {"type": "ZeroDivisionError", "message": "...", "code": "exception"}}
+
+and is kept (``keep_row_after_execution_check: true``) only when every call
+succeeded; otherwise it is rejected with the code of its first failed call.
+Rows are executed concurrently, a bounded window of them at a time, and come out
+in input order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .executor import Executor, Outcome, Pending
+from .records import ANSWERS, IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, ensure_id, reject
+from .types import Problem, show_value
+
+STAGE = "exec_check"
+KEEP_FIELD = "keep_row_after_execution_check"
+RESULT_FIELD = "execution_result"
+
+_ERROR_KEYS = ("error", "errors", "error_message", "errorMessage")
+_ERROR_STATUSES = frozenset(("error", "fail", "failed", "failure"))
+
+
+@dataclass(frozen=True)
+class ExecPolicy:
+    """What counts as a failed call beyond errors, and how many rows run at once.
+
+    - ``fail_on_empty`` (default off): a result of ``None``, ``[]``, ``{}`` or ``""``
+      fails the call. Off by default since a function may rightly return nothing
+      (an action, a search with no match); turn it on when your functions always answer.
+    - ``fail_on_error_result`` (default on): a result that is an error payload fails
+      the call: an object with a non-empty ``error``/``errors``/``error_message``
+      key, ``"status": "error"`` (or fail/failed/failure), or ``"success": false``,
+      or a string starting with ``Error:``. On by default: the paper's judge rejects
+      results that "reflect that the function calls were not executed successfully".
+    - ``window``: rows in flight at once; memory stays flat whatever the input size.
+    """
+
+    fail_on_empty: bool = False
+    fail_on_error_result: bool = True
+    window: int = 1024
+
+
+def is_empty_result(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def is_error_result(value: Any) -> bool:
+    """Does a result say that the call failed (see ``ExecPolicy``)?"""
+    if isinstance(value, dict):
+        if any(value.get(key) not in (None, "", [], {}, False) for key in _ERROR_KEYS):
+            return True
+        status = value.get("status")
+        if isinstance(status, str) and status.strip().lower() in _ERROR_STATUSES:
+            return True
+        return value.get("success") is False
+    if isinstance(value, str):
+        return value.lstrip()[:6].lower() == "error:"
+    return False
+
+
+class _Flight:
+    """A row on its way through: its calls' pending outcomes, or a verdict already reached."""
+
+    __slots__ = ("row", "calls", "pendings")
+
+    def __init__(self, row: Row, calls: list[dict[str, Any]] | None = None, pendings: list[Pending] | None = None) -> None:
+        self.row = row
+        self.calls = calls
+        self.pendings = pendings
+
+    def done(self) -> bool:
+        pendings = self.pendings
+        return pendings is None or all(pending.outcome is not None for pending in pendings)
+
+
+def exec_check(rows: Iterable[Row], executor: Executor, policy: ExecPolicy | None = None) -> Iterator[Row]:
+    """Execute each row's calls and yield it with its verdict; rows rejected earlier pass through untouched."""
+    policy = policy or ExecPolicy()
+    executor.start()
+    window: deque[_Flight] = deque()
+    source = iter(rows)
+    try:
+        for row in source:
+            window.append(_begin(row, executor))
+            executor.poll()
+            while window and window[0].done():
+                yield _finish(window.popleft(), policy)
+            while len(window) >= policy.window:
+                head = window.popleft()
+                if head.pendings:
+                    executor.wait(head.pendings)
+                yield _finish(head, policy)
+        while window:
+            head = window.popleft()
+            if head.pendings:
+                executor.wait(head.pendings)
+            yield _finish(head, policy)
+    finally:
+        # Stopped early (an error, or a reader that went away): let the source release
+        # its file now rather than whenever the garbage collector gets to it.
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+
+
+def _begin(row: Row, executor: Executor) -> _Flight:
+    if REJECTED_BY in row:
+        return _Flight(row)
+    ensure_id(row)
+    calls, problem = _calls_of(row)
+    if problem is not None:
+        reject(row, STAGE, problem)
+        return _Flight(row)
+    assert calls is not None
+    bindings = _http_bindings(row.get(TOOLS)) if calls else {}
+    pendings = [executor.submit(call["name"], call["arguments"], bindings.get(call["name"])) for call in calls]
+    return _Flight(row, calls, pendings)
+
+
+def _calls_of(row: Row) -> tuple[list[dict[str, Any]] | None, Problem | None]:
+    """The row's calls, or why it cannot be executed (it has not been through format-check)."""
+    hint = "; run `apigen format-check` first"
+    answers = row.get(ANSWERS)
+    if answers is None:
+        return None, Problem("not_format_checked", f"the row has no `answers` list{hint}")
+    if not isinstance(answers, list):
+        return None, Problem("not_format_checked", f"`answers` is a {type(answers).__name__}, not a list of calls{hint}")
+    if not answers and row.get(KIND) != IRRELEVANCE:
+        return None, Problem("no_calls", "`answers` is an empty list: there is nothing to execute")
+    for position, call in enumerate(answers, start=1):
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
+            message = f"call {position} is not an object with a `name`: {show_value(call)}{hint}"
+            return None, Problem("not_format_checked", message)
+        arguments = call.get("arguments")
+        if arguments is None:
+            call["arguments"] = {}
+        elif not isinstance(arguments, dict):
+            message = f"call {position} `{call['name']}`: `arguments` is not an object: {show_value(arguments)}{hint}"
+            return None, Problem("not_format_checked", message)
+    return answers, None
+
+
+def _http_bindings(tools: Any) -> dict[str, Any]:
+    """Tool name → its ``http`` binding, for the tools that have one (beside or inside ``function``)."""
+    if not isinstance(tools, list):
+        return {}
+    found: dict[str, Any] = {}
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        wrapped = tool.get("function")
+        body: dict[str, Any] = wrapped if isinstance(wrapped, dict) else tool
+        binding = tool.get("http", body.get("http"))
+        name = body.get("name")
+        if binding is not None and isinstance(name, str):
+            found[name] = binding
+    return found
+
+
+def _finish(flight: _Flight, policy: ExecPolicy) -> Row:
+    row = flight.row
+    if flight.pendings is None:
+        return row
+    assert flight.calls is not None
+    entries: list[dict[str, Any]] = []
+    first_problem: Problem | None = None
+    for position, (call, pending) in enumerate(zip(flight.calls, flight.pendings, strict=True), start=1):
+        outcome = pending.outcome
+        assert outcome is not None
+        entry, problem = _entry(call["name"], outcome, policy)
+        entries.append(entry)
+        if problem is not None and first_problem is None:
+            first_problem = Problem(problem.code, f"call {position} `{call['name']}`: {problem.message}")
+    row[RESULT_FIELD] = entries
+    if first_problem is not None:
+        return reject(row, STAGE, first_problem)
+    row[KEEP_FIELD] = True
+    return row
+
+
+def _entry(name: str, outcome: Outcome, policy: ExecPolicy) -> tuple[dict[str, Any], Problem | None]:
+    if not outcome.ok:
+        error = {"type": outcome.error_type, "message": outcome.message, "code": outcome.code}
+        text = f"raised {outcome.error_type}: {outcome.message}" if outcome.code == "exception" else outcome.message
+        return {"name": name, "ok": False, "error": error}, Problem(outcome.code, text)
+    result = outcome.result
+    problem = None
+    if policy.fail_on_empty and is_empty_result(result):
+        problem = Problem("empty_result", f"returned an empty result ({show_value(result)}) and `--empty-result` is `fail`")
+        kind = "EmptyResult"
+    elif policy.fail_on_error_result and is_error_result(result):
+        problem = Problem("error_result", f"returned an error: {show_value(result, 200)}")
+        kind = "ErrorResult"
+    if problem is not None:
+        error = {"type": kind, "message": problem.message, "code": problem.code}
+        return {"name": name, "ok": False, "result": result, "error": error}, problem
+    entry = {"name": name, "ok": True, "result": result}
+    if outcome.truncated:
+        entry["truncated"] = True
+    return entry, None

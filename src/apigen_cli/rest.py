@@ -1,0 +1,352 @@
+"""REST APIs as tools: a tool's ``http`` binding, and calls made through one httpx client.
+
+A tool (in any dialect; for OpenAI-wrapped tools, beside ``function`` or inside it)
+may carry::
+
+    "http": {
+        "method": "GET",                                  # GET (default), POST, PUT, PATCH, DELETE, HEAD, OPTIONS
+        "url": "https://host/v1/items/{item_id}",         # {name}: an argument, URL-encoded into the path
+        "query": ["q"],                                   # arguments sent in the query string
+        "headers": {"X-Api-Key": "$ITEMS_KEY"},           # $NAME / ${NAME}: taken from the environment
+        "timeout": 5                                      # seconds, overrides --http-timeout
+    }
+
+Arguments named in the URL fill the path. For methods without a body (GET,
+DELETE, HEAD, OPTIONS), every other argument goes to the query string; for POST,
+PUT and PATCH, those listed in ``query`` go to the query string and the rest form
+the JSON body. ``$NAME`` in the URL and header values is read from apigen's own
+environment (workers never see it); a variable that is not set stops the run with
+an error, since every call would fail the same way.
+
+Calls retry with tenacity on transport errors, 408, 429 and 5xx, honouring
+``Retry-After`` (capped), with exponential backoff and jitter otherwise; any other
+status is final. A JSON reply (by its Content-Type) is recorded as JSON, any
+other reply as text.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
+
+from . import __version__
+from .errors import ConfigError
+from .executor import HttpOptions, Outcome, Pending
+from .types import Problem
+from .worker import shorten
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+BINDING_KEYS = ("method", "url", "query", "headers", "timeout")
+_PATH_PARAM = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # {name}, not ${NAME}
+_ENV_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_BODY_EXCERPT = 300
+
+
+class BindingError(Exception):
+    """A call that cannot be made: a malformed binding, or arguments that do not fit it."""
+
+    def __init__(self, code: str, message: str, error_type: str = "InvalidBinding") -> None:
+        super().__init__(message)
+        self.problem = Problem(code, message)
+        self.error_type = error_type
+
+
+@dataclass(frozen=True)
+class HttpBinding:
+    tool: str
+    method: str
+    url: str
+    path_params: tuple[str, ...]
+    query: frozenset[str]
+    headers: tuple[tuple[str, str], ...]
+    timeout: float | None
+
+
+_bindings: dict[bytes, HttpBinding | BindingError] = {}
+_bindings_lock = threading.Lock()
+
+
+def parse_binding(spec: Any, tool: str) -> HttpBinding:
+    """Read a tool's ``http`` binding; raises ``BindingError`` (code ``invalid_tool_definition``). Cached."""
+    try:
+        key = orjson.dumps([tool, spec], option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return _parse_binding(spec, tool)
+    found = _bindings.get(key)
+    if found is None:
+        try:
+            found = _parse_binding(spec, tool)
+        except BindingError as error:
+            found = error
+        with _bindings_lock:
+            if len(_bindings) > 4096:
+                _bindings.clear()
+            _bindings[key] = found
+    if isinstance(found, BindingError):
+        raise found
+    return found
+
+
+def _invalid(tool: str, message: str) -> BindingError:
+    return BindingError("invalid_tool_definition", f"tool `{tool}`: {message}")
+
+
+def _parse_binding(spec: Any, tool: str) -> HttpBinding:
+    if not isinstance(spec, dict):
+        raise _invalid(tool, f"`http` should be an object with at least a `url`, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - set(BINDING_KEYS))
+    if unknown:
+        names = ", ".join(f"`{key}`" for key in unknown)
+        raise _invalid(tool, f"`http` has unknown key(s) {names} (known: {', '.join(BINDING_KEYS)})")
+    method = spec.get("method", "GET")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        raise _invalid(tool, f"`http.method` is {method!r}, not one of {', '.join(METHODS)}")
+    url = spec.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise _invalid(tool, "`http.url` is missing")
+    query = spec.get("query", [])
+    if not isinstance(query, list) or not all(isinstance(name, str) for name in query):
+        raise _invalid(tool, "`http.query` should be a list of argument names")
+    headers = spec.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(value, (str, int, float)) for value in headers.values()):
+        raise _invalid(tool, "`http.headers` should map header names to strings")
+    timeout = spec.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise _invalid(tool, "`http.timeout` should be a positive number of seconds")
+    return HttpBinding(
+        tool=tool,
+        method=method.upper(),
+        url=url.strip(),
+        path_params=tuple(dict.fromkeys(_PATH_PARAM.findall(url))),
+        query=frozenset(query),
+        headers=tuple((str(name), str(value)) for name, value in headers.items()),
+        timeout=float(timeout) if timeout is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A call ready to send; ``shown_url`` is the URL for messages, with environment values left out."""
+
+    tool: str
+    method: str
+    url: str
+    shown_url: str
+    params: list[tuple[str, str | int | float | bool | None]]
+    headers: dict[str, str]
+    body: Any
+    has_body: bool
+    timeout: float | None
+
+
+def _environment_value(text: str, binding: HttpBinding, where: str, environ: Mapping[str, str]) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        value = environ.get(name)
+        if value is None:
+            raise ConfigError(
+                f"the `http` binding of tool `{binding.tool}` uses `${name}` in {where}, which is not set in the environment",
+                hint=f"export {name}=... before running apigen (workers never see it; only the HTTP client does)",
+            )
+        return value
+
+    return _ENV_VAR.sub(substitute, text)
+
+
+def _text(value: Any) -> str:
+    """How an argument is written in a URL: strings as they are, other values as JSON."""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, str]) -> HttpRequest:
+    """Fill the binding with one call's arguments. Raises ``BindingError`` or ``ConfigError`` (unset variable)."""
+    if not isinstance(arguments, dict):
+        raise BindingError("invalid_arguments", f"tool `{binding.tool}`: arguments should be an object", "TypeError")
+    for name in binding.path_params:
+        if arguments.get(name) is None:
+            raise BindingError(
+                "invalid_arguments",
+                f"the URL of `{binding.tool}` needs `{{{name}}}`, which the call does not give",
+                "TypeError",
+            )
+    # Environment values first, so that an argument holding `$NAME` is never expanded.
+    url = _environment_value(binding.url, binding, "its URL", environ)
+    url = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), url)
+    shown = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), binding.url)
+    if not url.lower().startswith(("http://", "https://")):
+        raise BindingError("invalid_tool_definition", f"tool `{binding.tool}`: `http.url` should start with http:// or https://")
+    has_body = binding.method in BODY_METHODS
+    params: list[tuple[str, str | int | float | bool | None]] = []
+    body: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if name in binding.path_params:
+            continue
+        if has_body and name not in binding.query:
+            body[name] = value
+        elif value is not None:
+            for item in value if isinstance(value, list) else [value]:
+                params.append((name, _text(item)))
+    headers = {name: _environment_value(value, binding, f"header `{name}`", environ) for name, value in binding.headers}
+    return HttpRequest(binding.tool, binding.method, url, shown, params, headers, body, has_body, binding.timeout)
+
+
+# --- calling --------------------------------------------------------------------------
+
+
+class RetryableStatus(Exception):
+    """A reply worth trying again (408, 429, 5xx); carries the reply and its ``Retry-After`` in seconds."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment is None:
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+def exponential_backoff(state: RetryCallState, first: float = 0.5, cap: float = 8.0) -> float:
+    """0.5 s, 1 s, 2 s ... up to 8 s, plus up to 50% random jitter (tenacity's own helper changed between versions)."""
+    delay: float = min(cap, first * 2.0 ** max(0, state.attempt_number - 1))
+    return delay * (1 + random.random() / 2)
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, (RetryableStatus, httpx.TransportError))
+
+
+class HttpCaller:
+    """One httpx client and a bounded pool of threads making calls with retries."""
+
+    def __init__(self, options: HttpOptions, max_result_chars: int) -> None:
+        self.options = options
+        self.max_chars = max_result_chars
+        limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(options.timeout),
+            limits=limits,
+            transport=options.transport,
+            follow_redirects=True,
+            headers={"User-Agent": f"apigen/{__version__}"},
+        )
+        self._threads = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="apigen-http")
+        self._backoff = options.wait or exponential_backoff
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True, cancel_futures=True)
+        self.client.close()
+
+    def submit(self, request: HttpRequest, pending: Pending, notify: Callable[[], None]) -> None:
+        """Make the call on a pool thread; set ``pending.outcome`` and call ``notify`` when done."""
+
+        def done(future: Future[Outcome]) -> None:
+            if future.cancelled():
+                pending.outcome = Outcome.failure("http_error", "Cancelled", "the run ended before the call was made")
+            else:
+                error = future.exception()
+                if error is not None:
+                    pending.outcome = Outcome.failure("http_error", type(error).__name__, str(error))
+                else:
+                    pending.outcome = future.result()
+            notify()
+
+        self._threads.submit(self.call, request).add_done_callback(done)
+
+    def wait_before_retry(self, state: RetryCallState) -> float:
+        """``Retry-After`` when the server gave one (capped), else the backoff."""
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, RetryableStatus) and error.retry_after is not None:
+            return min(error.retry_after, self.options.retry_after_cap)
+        return float(self._backoff(state))
+
+    def call(self, request: HttpRequest) -> Outcome:
+        """Make one call, with retries; never raises for what the server or the network did."""
+        attempts = 0
+        timeout = request.timeout or self.options.timeout
+        retrying = Retrying(
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(self.options.retries + 1) | stop_after_delay(self.options.total_seconds),
+            wait=self.wait_before_retry,
+            reraise=True,
+        )
+        where = f"{request.method} {request.shown_url}"
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    response = self.client.request(
+                        request.method,
+                        request.url,
+                        params=request.params,
+                        headers=request.headers,
+                        json=request.body if request.has_body else None,
+                        timeout=timeout,
+                    )
+                    status = response.status_code
+                    if status in (408, 429) or status >= 500:
+                        raise RetryableStatus(response)
+        except RetryableStatus as error:
+            return _status_failure(where, error.response, attempts)
+        except httpx.TimeoutException:
+            tries = f" ({attempts} attempts)" if attempts > 1 else ""
+            return Outcome.failure("timeout", "Timeout", f"{where}: no reply within {timeout:g} s{tries}")
+        except httpx.TransportError as error:
+            tries = f" after {attempts} attempts" if attempts > 1 else ""
+            return Outcome.failure("http_error", type(error).__name__, f"{where}: {error or type(error).__name__}{tries}")
+        if not 200 <= response.status_code < 300:
+            return _status_failure(where, response, attempts)
+        value, truncated = shorten(_body(response), self.max_chars)
+        return Outcome(True, value, truncated=truncated)
+
+
+def _body(response: httpx.Response) -> Any:
+    content = response.content
+    if not content:
+        return None
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if kind == "application/json" or kind.endswith("+json"):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
+    return response.text
+
+
+def _status_failure(where: str, response: httpx.Response, attempts: int) -> Outcome:
+    excerpt = response.text.strip().replace("\n", " ")
+    if len(excerpt) > _BODY_EXCERPT:
+        excerpt = excerpt[:_BODY_EXCERPT] + "…"
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    message = f"{where} returned {response.status_code} {response.reason_phrase}{tries}"
+    if excerpt:
+        message += f": {excerpt}"
+    return Outcome.failure("http_error", f"HTTP {response.status_code}", message)

@@ -1,0 +1,669 @@
+"""The worker process that runs a user's Python functions; only ``executor.py`` starts it.
+
+The parent runs ``python .../apigen_cli/worker.py`` (by path, not ``-m apigen_cli.worker``,
+which would import the whole package first: this file needs only the standard
+library and orjson, so a fresh worker is ready in a few tens of milliseconds, which
+is what a timeout or a crash costs on top of the call itself).
+
+Protocol: frames of a 4-byte big-endian length and an orjson payload, over the
+worker's original stdin/stdout, which are moved to private descriptors before any
+user code runs. fd 0 then reads ``/dev/null`` and fd 1 goes where fd 2 goes (the
+parent captures it), so nothing a function prints can reach the parent's stdout
+or corrupt the protocol.
+
+- parent → worker, once: ``{"functions": PATH, "memory_mb": N|null, "max_result_chars": N}``;
+- worker → parent: ``{"ready": true, "functions": [...], "ambiguous": {...}, "refused": {...}}``,
+  or ``{"ready": false, "error": {"type", "message", "where"}}`` when the library cannot load;
+- parent → worker: ``[[call_id, name, arguments], ...]``, a batch of calls;
+- worker → parent, one frame per call as soon as it ends, in order:
+  ``[call_id, null, result, truncated, seconds]`` or ``[call_id, code, {"type", "message"}, false, seconds]``.
+
+Results are written one by one so the parent knows which call is running and
+since when: that is how a per-call timeout works over a pipelined batch.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":
+    # Run by path, Python put this file's folder first on sys.path, where `types.py`
+    # and `io.py` of apigen would shadow the standard library for the user's code.
+    # Put the working folder there instead, as `python -m` does.
+    import os as _os
+
+    if sys.path and _os.path.abspath(sys.path[0] or ".") == _os.path.dirname(_os.path.abspath(__file__)):
+        sys.path[0] = _os.getcwd()
+
+import dataclasses
+import datetime
+import decimal
+import enum
+import fractions
+import importlib
+import importlib.util
+import inspect
+import json
+import math
+import os
+import pkgutil
+import signal
+import struct
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from pathlib import Path, PurePath
+from types import ModuleType
+from typing import Any, BinaryIO
+
+import orjson
+
+_HEADER = struct.Struct(">I")
+_FUNCTION_KINDS = (
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    inspect.Parameter.KEYWORD_ONLY,
+)
+
+
+# --- frames ---------------------------------------------------------------------------
+
+
+def encode_frame(value: Any) -> bytes:
+    """One protocol frame; integers wider than 64 bits go through the stdlib encoder."""
+    try:
+        data = orjson.dumps(value)
+    except TypeError:
+        data = json.dumps(value, separators=(",", ":"), default=repr).encode()
+    return _HEADER.pack(len(data)) + data
+
+
+def decode_payload(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+    data = stream.read(size)
+    if data is None or len(data) < size:
+        return None
+    return data
+
+
+def read_frame(stream: BinaryIO) -> Any:
+    """The next frame's value, or ``None`` at end of input (the parent closed the pipe)."""
+    header = _read_exactly(stream, _HEADER.size)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    payload = _read_exactly(stream, size)
+    return None if payload is None else decode_payload(payload)
+
+
+# --- results as JSON values -----------------------------------------------------------
+
+_MAX_DEPTH = 64
+
+
+def to_json(value: Any, max_items: int = 100_000, _depth: int = 0) -> Any:
+    """A JSON value for whatever a function returned.
+
+    Tuples, sets and generators become lists (sets sorted, so output is stable);
+    dates and times ISO 8601 strings; timedeltas seconds; Decimals and Fractions
+    their exact string; enums their value; dataclasses, named tuples and pydantic
+    models objects; bytes UTF-8 text (base64 when not UTF-8); NaN and infinities
+    the strings JavaScript uses; numpy-like values through ``tolist()``. Anything
+    else becomes its ``repr``. Containers are cut at ``max_items`` entries.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else _float_text(value)
+    if _depth >= _MAX_DEPTH:
+        return repr(value)
+    depth = _depth + 1
+    if kind is list or kind is tuple:
+        return [to_json(item, max_items, depth) for item in value[:max_items]]
+    if kind is dict:
+        return {_key(key): to_json(item, max_items, depth) for key, item in _first(value.items(), max_items)}
+    if isinstance(value, enum.Enum):
+        return to_json(value.value, max_items, depth)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return to_json(float(value), max_items, depth)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, fractions.Fraction, uuid.UUID, PurePath, complex)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _bytes_text(bytes(value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: to_json(getattr(value, field.name), max_items, depth) for field in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # a named tuple
+        return to_json(dict(value._asdict()), max_items, depth)
+    if isinstance(value, Mapping):
+        return {_key(key): to_json(item, max_items, depth) for key, item in _first(value.items(), max_items)}
+    if isinstance(value, AbstractSet):
+        return _sorted([to_json(item, max_items, depth) for item in _first(value, max_items)])
+    if isinstance(value, (Sequence, Iterator)):  # lists, tuples, deques, ranges, generators
+        return [to_json(item, max_items, depth) for item in _first(value, max_items)]
+    converted = _by_method(value)
+    if converted is not _NO_METHOD:
+        return to_json(converted, max_items, depth)
+    return repr(value)
+
+
+_NO_METHOD = object()
+
+
+def _by_method(value: Any) -> Any:
+    """pydantic's ``model_dump``, numpy's and pandas' ``tolist``: known ways out to plain data."""
+    for method in ("model_dump", "tolist"):
+        function = getattr(value, method, None)
+        if callable(function) and not isinstance(value, type):
+            try:
+                return function()
+            except Exception:
+                return _NO_METHOD
+    return _NO_METHOD
+
+
+def _first(items: Any, limit: int) -> Iterator[Any]:
+    for count, item in enumerate(items):
+        if count >= limit:
+            return
+        yield item
+
+
+def _float_text(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return str(key)
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    if isinstance(key, enum.Enum):
+        return _key(key.value)
+    return str(key)
+
+
+def _bytes_text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        import base64
+
+        return "base64:" + base64.b64encode(data).decode("ascii")
+
+
+def _sorted(items: list[Any]) -> list[Any]:
+    try:
+        return sorted(items)
+    except TypeError:
+        return sorted(items, key=lambda item: orjson.dumps(item, default=repr))
+
+
+def shorten(value: Any, max_chars: int) -> tuple[Any, bool]:
+    """Cut a JSON value to about ``max_chars`` characters of JSON; says whether it was cut.
+
+    A long string keeps its first characters; any other value too long becomes the
+    start of its JSON text (a string), marked so that a reader sees it was cut.
+    """
+    if isinstance(value, str):
+        if len(value) <= max_chars:
+            return value, False
+        return value[:max_chars] + f"… [truncated, {len(value)} characters]", True
+    if value is None or isinstance(value, (bool, int, float)):
+        return value, False
+    text = encode_frame(value)[_HEADER.size :].decode("utf-8")
+    if len(text) <= max_chars:
+        return value, False
+    return text[:max_chars] + f"… [truncated, {len(text)} characters of JSON]", True
+
+
+# --- the library ----------------------------------------------------------------------
+
+
+class LoadError(Exception):
+    """The library cannot be loaded; ``where`` names the file (and line) at fault."""
+
+    def __init__(self, kind: str, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.where = where
+
+
+class Library:
+    """The functions a library defines, under every name a call may use.
+
+    A function is eligible when it is public (no leading ``_``), callable, not a
+    class, and defined in a module of the library (its ``__module__``): what a
+    module merely imports (``from os import system``) never runs. Each function
+    answers to ``module.name`` (relative to the library, and fully qualified) and
+    to its bare ``name`` when no other library function has that name.
+    """
+
+    def __init__(self) -> None:
+        self.functions: dict[str, Callable[..., Any]] = {}
+        self.ambiguous: dict[str, list[str]] = {}
+        self.refused: dict[str, str] = {}
+        self._modules: set[str] = set()
+        self._bare: dict[str, dict[int, str]] = {}
+        self._imported: list[tuple[list[str], str, Any]] = []
+        self._bindings: dict[str, _Binding] = {}
+
+    def add_module(self, relative: str, module: ModuleType) -> None:
+        self._modules.add(module.__name__)
+        for attribute, value in list(vars(module).items()):
+            if attribute.startswith("_"):
+                continue
+            qualified = f"{relative}.{attribute}" if relative else attribute
+            names = sorted({qualified, f"{module.__name__}.{attribute}"})
+            reason = _refusal(value, module)
+            if reason is None:
+                for name in names:
+                    self.functions[name] = value
+                self._bare.setdefault(attribute, {})[id(value)] = qualified
+                continue
+            if reason.startswith("is imported"):
+                self._imported.append((names, attribute, value))
+            for name in names:
+                self.refused.setdefault(name, f"`{name}` {reason}")
+            self.refused.setdefault(attribute, f"`{attribute}` in `{relative or module.__name__}` {reason}")
+
+    def finish(self) -> Library:
+        """Name functions by their bare names, and let a package re-export its own functions."""
+        eligible = {id(function) for function in self.functions.values()}
+        for names, _attribute, value in self._imported:
+            if id(value) in eligible and getattr(value, "__module__", None) in self._modules:
+                for name in names:
+                    self.functions.setdefault(name, value)
+                    self.refused.pop(name, None)
+        for attribute, owners in self._bare.items():
+            if len(owners) == 1:
+                self.functions.setdefault(attribute, self.functions[next(iter(owners.values()))])
+            elif attribute not in self.functions:
+                self.ambiguous[attribute] = sorted(owners.values())
+        return self
+
+    def binding(self, name: str) -> _Binding:
+        found = self._bindings.get(name)
+        if found is None:
+            found = self._bindings[name] = _Binding(self.functions[name])
+        return found
+
+
+def _refusal(value: Any, module: ModuleType) -> str | None:
+    """Why a public name of a library module may not be called, or ``None`` when it may."""
+    if isinstance(value, ModuleType):
+        return f"is the module `{value.__name__}`, not a function"
+    if isinstance(value, type):
+        return "is a class, not a function"
+    if not callable(value):
+        return "is not a function"
+    origin = getattr(value, "__module__", None)
+    if origin != module.__name__:
+        where = "Python's builtins" if origin in (None, "builtins") else f"`{origin}`"
+        return f"is imported from {where}, not defined in the library"
+    try:
+        target = inspect.unwrap(value)
+    except ValueError:
+        target = value
+    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+        return "is not a function"
+    return None
+
+
+class _Binding:
+    """Keyword-only argument binding for one function, checked before the call.
+
+    The fast path compares names with the signature's; when something is off,
+    ``inspect.Signature.bind`` words the problem as Python would.
+    """
+
+    __slots__ = ("function", "names", "required", "open", "positional_only", "signature", "is_async")
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.is_async = inspect.iscoroutinefunction(inspect.unwrap(function))
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):
+            signature = None
+        self.signature = signature
+        parameters = list(signature.parameters.values()) if signature is not None else []
+        self.names = frozenset(p.name for p in parameters if p.kind in _FUNCTION_KINDS)
+        self.required = frozenset(p.name for p in parameters if p.kind in _FUNCTION_KINDS and p.default is p.empty)
+        self.open = signature is None or any(p.kind == p.VAR_KEYWORD for p in parameters)
+        self.positional_only = frozenset(p.name for p in parameters if p.kind == p.POSITIONAL_ONLY and p.default is p.empty)
+
+    def problem(self, arguments: dict[str, Any]) -> str | None:
+        keys = arguments.keys()
+        if self.positional_only or not self.required <= keys or (not self.open and not keys <= self.names):
+            if self.signature is None:
+                return None
+            try:
+                self.signature.bind(**arguments)
+            except TypeError as error:
+                return str(error)
+            if self.positional_only:
+                return "it takes positional-only parameters ({}), which a call cannot name".format(
+                    ", ".join(sorted(self.positional_only))
+                )
+        return None
+
+
+def load_library(spec: str) -> tuple[Library, str]:
+    """Import the library named by ``spec``: a ``.py`` file, a folder of them, or a module name."""
+    library = Library()
+    path = Path(spec)
+    if path.is_file():
+        if path.suffix != ".py":
+            raise LoadError("NotPython", f"`{spec}` is not a .py file")
+        _add_folder_to_path(path.parent)
+        library.add_module(path.stem, _import_file(path))
+        return library.finish(), str(path)
+    if path.is_dir():
+        if (path / "__init__.py").is_file():
+            _add_folder_to_path(path.resolve().parent)
+            _add_package(library, _import_module(path.resolve().name, str(path / "__init__.py")))
+            return library.finish(), str(path)
+        _add_folder_to_path(path)
+        files = sorted(item for item in path.glob("*.py") if not item.name.startswith("_"))
+        if not files:
+            raise LoadError("EmptyLibrary", f"the folder `{spec}` holds no .py file")
+        for item in files:
+            library.add_module(item.stem, _import_file(item))
+        return library.finish(), str(path)
+    if looks_like_module(spec):
+        _add_package(library, _import_module(spec, spec))
+        return library.finish(), spec
+    raise LoadError("NotFound", f"`{spec}` is neither a file, a folder nor an importable module")
+
+
+def looks_like_module(spec: str) -> bool:
+    """``pkg.tools`` names a module; ``tools.py`` or ``lib/tools`` names a path."""
+    return not spec.endswith(".py") and all(part.isidentifier() for part in spec.split("."))
+
+
+def _add_folder_to_path(folder: Path) -> None:
+    """Let the library's modules import one another, as they do when run as scripts."""
+    entry = str(folder.resolve())
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+
+def _import_file(path: Path) -> ModuleType:
+    name = path.stem
+    if not name.isidentifier():
+        raise LoadError("BadModuleName", f"`{path}` cannot be imported: `{name}` is not a valid module name", str(path))
+    stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
+    loaded = sys.modules.get(name)
+    if loaded is not None and _same_file(getattr(loaded, "__file__", None), path):
+        return loaded  # another module of the library imported it first
+    if name in stdlib or loaded is not None:
+        raise LoadError(
+            "ShadowsModule",
+            f"`{path}` has the name of the module `{name}` (standard library or already imported); rename the file",
+            str(path),
+        )
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise LoadError("ImportError", f"`{path}` cannot be imported", str(path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as error:
+        sys.modules.pop(name, None)
+        raise _load_error(error, str(path)) from None
+    return module
+
+
+def _same_file(first: str | None, second: Path) -> bool:
+    try:
+        return first is not None and os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+def _import_module(name: str, shown: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except BaseException as error:
+        raise _load_error(error, shown) from None
+
+
+def _add_package(library: Library, root: ModuleType) -> None:
+    library.add_module("", root)
+    for info in pkgutil.walk_packages(getattr(root, "__path__", []), prefix=root.__name__ + "."):
+        relative = info.name[len(root.__name__) + 1 :]
+        if any(part.startswith("_") for part in relative.split(".")):
+            continue
+        module = _import_module(info.name, info.name)
+        library.add_module(relative, module)
+
+
+def _load_error(error: BaseException, shown: str) -> LoadError:
+    """Name the exception and the line of the library where it happened."""
+    where = shown
+    if isinstance(error, SyntaxError) and error.filename:
+        where = f"{error.filename}, line {error.lineno}"
+    else:
+        frames = traceback.extract_tb(error.__traceback__)
+        user_frames = [frame for frame in frames if "importlib" not in frame.filename and frame.filename != __file__]
+        if user_frames:
+            last = user_frames[-1]
+            where = f"{last.filename}, line {last.lineno}"
+    if isinstance(error, SystemExit):
+        message = f"the library called sys.exit({error.code!r}) while being imported"
+    elif isinstance(error, SyntaxError):
+        message = f"{type(error).__name__}: {error.msg}"
+    else:
+        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return LoadError(_type_name(error), message, where)
+
+
+def _type_name(error: BaseException) -> str:
+    kind = type(error)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+# --- running calls --------------------------------------------------------------------
+
+
+class Runner:
+    """Runs one call at a time and turns what happened into a protocol frame."""
+
+    def __init__(self, library: Library, max_result_chars: int, memory_limited: bool) -> None:
+        self.library = library
+        self.max_chars = max_result_chars
+        self.memory_limited = memory_limited
+
+    def run(self, call_id: Any, name: Any, arguments: Any) -> list[Any]:
+        started = time.perf_counter()
+        try:
+            binding = self.library.binding(name)
+        except (KeyError, TypeError):
+            return _failure(call_id, "no_implementation", "NoImplementation", f"`{name}` is not in the library")
+        if not isinstance(arguments, dict):
+            return _failure(call_id, "invalid_arguments", "TypeError", "arguments are not an object")
+        problem = binding.problem(arguments)
+        if problem is not None:
+            return _failure(call_id, "invalid_arguments", "TypeError", problem)
+        try:
+            value = binding.function(**arguments)
+            if binding.is_async or inspect.isawaitable(value):
+                value = _await(value)
+            value, truncated = shorten(to_json(value, self.max_chars), self.max_chars)
+        except MemoryError:
+            code = "memory_limit" if self.memory_limited else "exception"
+            message = "the call ran out of memory (MemoryError)"
+            if self.memory_limited:
+                message = "the call went over the memory limit (MemoryError); raise `--memory-mb` if it is legitimate"
+            return [call_id, code, {"type": "MemoryError", "message": message}, False, time.perf_counter() - started]
+        except SystemExit as error:
+            message = f"the function called sys.exit({error.code!r})"
+            return [call_id, "crashed", {"type": "SystemExit", "message": message}, False, time.perf_counter() - started]
+        except KeyboardInterrupt:
+            message = "the function raised KeyboardInterrupt"
+            return [call_id, "crashed", {"type": "KeyboardInterrupt", "message": message}, False, time.perf_counter() - started]
+        except BaseException as error:  # the call's own failure, whatever it is
+            return [
+                call_id,
+                "exception",
+                {"type": _type_name(error), "message": _exception_text(error)},
+                False,
+                time.perf_counter() - started,
+            ]
+        return [call_id, None, value, truncated, time.perf_counter() - started]
+
+
+def _failure(call_id: Any, code: str, kind: str, message: str, seconds: float = 0.0) -> list[Any]:
+    return [call_id, code, {"type": kind, "message": message}, False, seconds]
+
+
+def _await(value: Any) -> Any:
+    import asyncio
+
+    async def wait() -> Any:
+        return await value
+
+    return asyncio.run(wait())
+
+
+def _exception_text(error: BaseException) -> str:
+    """The exception's message, and the line of the library that raised it."""
+    text = str(error) or repr(error)
+    frames = traceback.extract_tb(error.__traceback__)
+    if len(frames) > 1:  # frame 0 is this file's call site
+        last = frames[-1]
+        text += f" (at {os.path.basename(last.filename)}:{last.lineno} in {last.name})"
+    return text[:2000]
+
+
+# --- the process ----------------------------------------------------------------------
+
+
+def _isolate_descriptors() -> tuple[BinaryIO, int]:
+    """Move the protocol off fds 0/1; return the request reader and the reply descriptor."""
+    protocol_in = os.dup(0)
+    protocol_out = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)  # prints land in the stream the parent captures, never in the protocol
+    sys.stdin = open(os.devnull)  # noqa: SIM115 (lives as long as the process)
+    sys.stdout = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace")
+    return os.fdopen(protocol_in, "rb", buffering=1 << 16), protocol_out
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker if the parent dies without closing it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+
+
+def _no_core_dumps() -> None:
+    """A function that segfaults should cost a row, not leave a core file in the working folder."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def _limit_memory(memory_mb: Any) -> bool:
+    if not isinstance(memory_mb, int) or memory_mb <= 0:
+        return False
+    try:
+        import resource
+
+        limit = memory_mb * 1024 * 1024
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        return False
+    return True
+
+
+def _refuse(replies: int, kind: str, message: str, where: str) -> int:
+    _write_all(replies, encode_frame({"ready": False, "error": {"type": kind, "message": message, "where": where}}))
+    return 1
+
+
+def main() -> int:
+    parent = os.getppid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
+    if os.getppid() != parent:
+        return 1
+    import faulthandler
+
+    faulthandler.enable()  # a segfault leaves a traceback in the captured stderr
+    requests, replies = _isolate_descriptors()
+    setup = read_frame(requests)
+    if not isinstance(setup, dict):
+        return 1
+    _no_core_dumps()
+    memory_limited = _limit_memory(setup.get("memory_mb"))
+    try:
+        library, _shown = load_library(str(setup["functions"]))
+    except LoadError as error:
+        return _refuse(replies, error.kind, error.message, error.where)
+    except BaseException as error:  # anything the import machinery itself raised
+        return _refuse(replies, _type_name(error), str(error), "")
+    if not library.functions:
+        return _refuse(replies, "EmptyLibrary", f"`{setup['functions']}` defines no public function", "")
+    ready = {
+        "ready": True,
+        "functions": sorted(library.functions),
+        "ambiguous": library.ambiguous,
+        "refused": library.refused,
+        "memory_limited": memory_limited,
+    }
+    _write_all(replies, encode_frame(ready))
+    runner = Runner(library, int(setup.get("max_result_chars") or 4000), memory_limited)
+    while True:
+        batch = read_frame(requests)
+        if batch is None:
+            return 0
+        for call_id, name, arguments in batch:
+            _write_all(replies, encode_frame(runner.run(call_id, name, arguments)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
