@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 import threading
 from collections import deque
@@ -96,7 +97,7 @@ class Received:
     headers: dict[str, str]
     raw: bytes
 
-    @property
+    @functools.cached_property
     def json(self) -> Any:
         try:
             return orjson.loads(self.raw) if self.raw else None

@@ -31,6 +31,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -204,8 +205,8 @@ class HttpBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._client: httpx.AsyncClient | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._jobs: deque[_Job] = deque()  # waiting for a worker
+        self._workers: set[asyncio.Task[None]] = set()  # at most `concurrency`: the limit on requests in flight
         self._start_lock = threading.Lock()
         self._closed = False
 
@@ -297,7 +298,6 @@ class HttpBackend:
         self._endpoint = httpx.URL(self.base_url + "/chat/completions")
         self._post_headers = httpx.Headers({**headers, "Host": self._endpoint.netloc.decode("ascii")})
         self._extensions: dict[str, Any] = {"timeout": timeout.as_dict()}
-        self._slots = asyncio.Semaphore(settings.concurrency)
 
     def close(self) -> None:
         """Cancel what is still running, close the client and stop the loop. Safe to call twice."""
@@ -314,7 +314,8 @@ class HttpBackend:
                 self._thread.join(timeout=30)
 
     async def _shutdown(self) -> None:
-        tasks = list(self._tasks)
+        self._drop_waiting(self._fatal or EndpointError("the chat service was closed"))
+        tasks = list(self._workers)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -327,11 +328,30 @@ class HttpBackend:
     # --- the loop side ----------------------------------------------------------------
 
     def _start_jobs(self, jobs: list[_Job]) -> None:
+        """Queue jobs for the workers, starting workers up to ``concurrency``.
+
+        A fixed pool of worker tasks (rather than a task per request behind a
+        semaphore) keeps the limit structural and saves scheduling work per request.
+        """
+        if self._fatal is not None:
+            for job in jobs:
+                _settle(job.future, error=self._fatal)
+            return
+        self._jobs.extend(jobs)
         loop = asyncio.get_running_loop()
-        for job in jobs:
-            task = loop.create_task(self._run_job(job))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        for _ in range(min(self.settings.concurrency - len(self._workers), len(self._jobs))):
+            task = loop.create_task(self._work())
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def _work(self) -> None:
+        jobs = self._jobs
+        while jobs and self._fatal is None:
+            await self._run_job(jobs.popleft())
+
+    def _drop_waiting(self, error: BaseException) -> None:
+        while self._jobs:
+            _settle(self._jobs.popleft().future, error=error)
 
     async def _run_job(self, job: _Job) -> None:
         if not job.future.set_running_or_notify_cancel():
@@ -352,40 +372,37 @@ class HttpBackend:
     def _stop_everything(self, error: EndpointError) -> None:
         if self._fatal is None:
             self._fatal = error
+            self._drop_waiting(error)
             current = asyncio.current_task()
-            for task in list(self._tasks):
+            for task in list(self._workers):
                 if task is not current:
                     task.cancel()
 
     async def _answer(self, request: ChatRequest) -> ChatResult:
-        assert self._slots is not None
         if self._fatal is not None:
             raise self._fatal
-        async with self._slots:
-            if self._fatal is not None:
-                raise self._fatal
-            started = time.monotonic()
-            attempts = [0]
-            body = self.body(request)
-            while True:
-                try:
-                    text, prompt_tokens, completion_tokens = await self._send_with_retries(body, attempts)
-                    break
-                except _Failure as failure:
-                    if failure.kind == "response_format" and "response_format" in body:
-                        self._drop_json_mode(failure)
-                        body = self.body(request)
-                        continue
-                    await self._check_usable(request.model, failure)
-                    message = failure.describe()
-                    if attempts[0] > 1:
-                        message += f" (after {attempts[0]} attempts)"
-                    return ChatResult(
-                        None,
-                        Problem("llm_error", self._redact(message)),
-                        attempts=attempts[0],
-                        latency=time.monotonic() - started,
-                    )
+        started = time.monotonic()
+        attempts = [0]
+        body = self.body(request)
+        while True:
+            try:
+                text, prompt_tokens, completion_tokens = await self._send_with_retries(body, attempts)
+                break
+            except _Failure as failure:
+                if failure.kind == "response_format" and "response_format" in body:
+                    self._drop_json_mode(failure)
+                    body = self.body(request)
+                    continue
+                await self._check_usable(request.model, failure)
+                message = failure.describe()
+                if attempts[0] > 1:
+                    message += f" (after {attempts[0]} attempts)"
+                return ChatResult(
+                    None,
+                    Problem("llm_error", self._redact(message)),
+                    attempts=attempts[0],
+                    latency=time.monotonic() - started,
+                )
         self._usable_models.add(request.model)
         result = ChatResult(
             text,
