@@ -41,6 +41,7 @@ smoke: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/format_check.py
+	$(BIN)/python benchmarks/llm_throughput.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
