@@ -197,9 +197,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with open(path, "rb") as stream:
             return tomllib.load(stream)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"`{path}` is not valid TOML: {error}", hint="fix the file, or move it away") from None
+        raise ConfigError(f"`{_show_path(path)}` is not valid TOML: {error}", hint="fix the file, or move it away") from None
     except OSError as error:
-        raise ConfigError(f"`{path}` cannot be read: {error.strerror or error}") from None
+        raise ConfigError(f"`{_show_path(path)}` cannot be read: {error.strerror or error}") from None
 
 
 def resolve(
