@@ -382,3 +382,49 @@ def test_rate_limits_count_requests_and_real_tokens(server: LLMServer) -> None:
         assert all(result.ok for _index, result in results)
         assert chat.http._rpm is not None and chat.http._rpm.used == 5
         assert chat.http._tpm is not None and chat.http._tpm.used == 5 * (11 + 7)  # estimates replaced by the usage reported
+
+
+# --- without httpx-aiohttp ------------------------------------------------------------
+
+
+def test_without_httpx_aiohttp_the_client_falls_back_to_httpx_s_own_transport(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['httpx_aiohttp'] = None\n"
+        "import httpx\n"
+        "from apigen_cli import llm_http\n"
+        "from apigen_cli.config import LLMSettings\n"
+        "transport = llm_http.make_transport(LLMSettings(base_url='http://127.0.0.1:1/v1', concurrency=3))\n"
+        "print(type(transport).__name__)\n"
+    )
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert found.stdout.strip() == "AsyncHTTPTransport"
+
+
+def default_transport(concurrency: int = 4) -> Any:
+    import httpx
+
+    return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=concurrency))
+
+
+def test_faults_are_handled_alike_with_httpx_s_own_transport(server: LLMServer) -> None:
+    server.handler = lambda received: {"slow": Reply.slow(30), "html": Reply.not_json()}.get(received.content)
+    server.enqueue(Reply.chat("first"), Reply.drop(), Reply.truncated(), Reply.error(503, "busy"))
+    settings = settings_for(server, concurrency=1, timeout=0.3, max_attempts=4)
+    results, _chat = ask(settings, ["a", "b", "slow", "html"], transport=default_transport(1))
+    assert [result.text for result in results] == ["first", "b", None, None]
+    assert results[1].attempts == 4  # dropped, truncated, 503, then answered
+    assert results[2].error is not None and results[2].error.message == "timeout: no reply within 0.3 s (after 4 attempts)"
+    assert results[3].error is not None and results[3].error.message.startswith("200: the reply is not JSON")
+
+
+def test_an_unreachable_endpoint_stops_the_run_with_httpx_s_own_transport_too() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = LLMSettings(base_url=f"http://127.0.0.1:{port}/v1", models=(MODEL,))
+    chat = open_chat_service(settings, transport=default_transport(), wait=tenacity.wait_none())
+    with pytest.raises(EndpointError, match="cannot reach the LLM endpoint"), chat:
+        list(chat.map([(1, request("a"))]))

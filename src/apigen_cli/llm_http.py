@@ -268,7 +268,12 @@ class HttpBackend:
                 self._thread = threading.Thread(target=self._run_loop, args=(loop, ready), name="apigen-llm", daemon=True)
                 self._thread.start()
                 ready.wait()
-                asyncio.run_coroutine_threadsafe(self._open(), loop).result()
+                try:
+                    asyncio.run_coroutine_threadsafe(self._open(), loop).result()
+                except BaseException:
+                    loop.call_soon_threadsafe(loop.stop)
+                    self._thread.join(timeout=30)
+                    raise
                 self._loop = loop
             return self._loop
 
