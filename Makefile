@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/format_check.py
 	$(BIN)/python benchmarks/dedup.py
 	$(BIN)/python benchmarks/exec_check.py
+	$(BIN)/python benchmarks/llm_throughput.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

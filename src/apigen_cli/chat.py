@@ -29,7 +29,8 @@ class ChatRequest:
     same request in structured form for the offline backend, which has no language
     model to read the messages: ``{"task": "generate", "tools": [...], "style": "simple",
     "pairs": 3, "seed": 17}`` or ``{"task": "judge", "tools": [...], "query": ..., "answers":
-    [...], "execution_result": [...]}``.
+    [...], "execution_result": [...]}``. ``options`` are provider parameters for this
+    request only (``{"temperature": 0}`` for a judge), over the run's settings.
     """
 
     key: str
@@ -37,6 +38,7 @@ class ChatRequest:
     messages: list[dict[str, str]]
     response_schema: dict[str, Any] | None = None
     offline_task: dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

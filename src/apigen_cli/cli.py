@@ -438,6 +438,156 @@ def exec_check(
         )
     finally:
         executor.close()
+# --- LLM options, shared by the stages that ask a model (generate, semantic-check) -----
+# A command takes `ctx: typer.Context` and these options under these parameter names,
+# then calls `llm_settings(ctx)`: flags win over APIGEN_* variables, which win over
+# apigen.toml / [tool.apigen], the user config file and the defaults (see config.py).
+# (These imports sit here to keep this block in one piece for merging; move them up at will.)
+
+import json  # noqa: E402
+
+import orjson  # noqa: E402
+
+from .config import LLMSettings, Resolved, describe, resolve  # noqa: E402
+
+_LLM_PANEL = "LLM endpoint and requests"
+
+BaseUrlOpt = Annotated[Optional[str], typer.Option(
+    "--base-url", envvar="APIGEN_BASE_URL", metavar="URL", rich_help_panel=_LLM_PANEL,
+    help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")]
+ModelOpt = Annotated[Optional[list[str]], typer.Option(
+    "--model", "-m", envvar="APIGEN_MODEL", metavar="NAME", rich_help_panel=_LLM_PANEL,
+    help="Model to ask; repeat for several. `offline` is the built-in backend (demos, tests).")]
+ApiKeyEnvOpt = Annotated[Optional[str], typer.Option(
+    "--api-key-env", envvar="APIGEN_API_KEY_ENV", metavar="VAR", rich_help_panel=_LLM_PANEL,
+    help="Environment variable holding the API key (default: APIGEN_API_KEY, else OPENAI_API_KEY).")]
+TemperatureOpt = Annotated[Optional[float], typer.Option(
+    "--temperature", envvar="APIGEN_TEMPERATURE", rich_help_panel=_LLM_PANEL, help="Sampling temperature.")]
+MaxTokensOpt = Annotated[Optional[int], typer.Option(
+    "--max-tokens", envvar="APIGEN_MAX_TOKENS", rich_help_panel=_LLM_PANEL, help="Most tokens per reply.")]
+TopPOpt = Annotated[Optional[float], typer.Option(
+    "--top-p", envvar="APIGEN_TOP_P", rich_help_panel=_LLM_PANEL, help="Nucleus sampling mass.")]
+SeedOpt = Annotated[Optional[int], typer.Option(
+    "--seed", envvar="APIGEN_SEED", rich_help_panel=_LLM_PANEL, help="Seed sent to the provider; makes `offline` repeatable.")]
+LLMOptionOpt = Annotated[Optional[list[str]], typer.Option(
+    "--option", "-O", metavar="KEY=VALUE", rich_help_panel=_LLM_PANEL,
+    help="Any other provider parameter, VALUE read as JSON when it parses (`-O frequency_penalty=0.5`). Repeatable.")]
+ConcurrencyOpt = Annotated[Optional[int], typer.Option(
+    "--concurrency", envvar="APIGEN_CONCURRENCY", rich_help_panel=_LLM_PANEL, help="Requests in flight at most [default: 16].")]
+RpmOpt = Annotated[Optional[int], typer.Option(
+    "--rpm", envvar="APIGEN_RPM", rich_help_panel=_LLM_PANEL, help="Requests per minute at most.")]
+TpmOpt = Annotated[Optional[int], typer.Option(
+    "--tpm", envvar="APIGEN_TPM", rich_help_panel=_LLM_PANEL, help="Tokens per minute at most.")]
+MaxAttemptsOpt = Annotated[Optional[int], typer.Option(
+    "--max-attempts", envvar="APIGEN_MAX_ATTEMPTS", rich_help_panel=_LLM_PANEL,
+    help="Attempts per request, the first included [default: 6].")]
+MaxRetrySecondsOpt = Annotated[Optional[float], typer.Option(
+    "--max-retry-seconds", envvar="APIGEN_MAX_RETRY_SECONDS", rich_help_panel=_LLM_PANEL,
+    help="Most seconds spent retrying one request [default: 120].")]
+TimeoutOpt = Annotated[Optional[float], typer.Option(
+    "--timeout", envvar="APIGEN_TIMEOUT", rich_help_panel=_LLM_PANEL,
+    help="Seconds to wait for a reply, per attempt [default: 120].")]
+JsonModeOpt = Annotated[Optional[str], typer.Option(
+    "--json-mode", envvar="APIGEN_JSON_MODE", metavar="schema|object|off", rich_help_panel=_LLM_PANEL,
+    help="Structured output: a JSON Schema, any JSON object, or nothing [default: schema].")]
+CacheOpt = Annotated[Optional[str], typer.Option(
+    "--cache", envvar="APIGEN_CACHE", metavar="DIR", rich_help_panel=_LLM_PANEL,
+    help="Keep successful replies in DIR (SQLite) and reuse them: a rerun sends no request twice.")]
+LogLLMOpt = Annotated[Optional[str], typer.Option(
+    "--log-llm", envvar="APIGEN_LOG_LLM", metavar="FILE", rich_help_panel=_LLM_PANEL,
+    help="Append every exchange (row key, model, messages, reply, latency, tokens, attempts) to FILE as JSONL.")]
+
+# Parameter name of each option -> the setting it feeds.
+LLM_OPTIONS = {
+    "base_url": "base_url", "model": "model", "api_key_env": "api_key_env", "temperature": "temperature",
+    "max_tokens": "max_tokens", "top_p": "top_p", "seed": "seed", "option": "options", "concurrency": "concurrency",
+    "rpm": "rpm", "tpm": "tpm", "max_attempts": "max_attempts", "max_retry_seconds": "max_retry_seconds",
+    "timeout": "timeout", "json_mode": "json_mode", "cache": "cache", "log_llm": "log_llm",
+}
+
+
+def llm_config(ctx: typer.Context) -> Resolved:
+    """Every setting with its source, from the command's LLM options (those typed on the command line)."""
+    flags = {}
+    for name, setting in LLM_OPTIONS.items():
+        if name not in ctx.params:
+            continue
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name != "COMMANDLINE":
+            continue  # environment variables and defaults are read, and named, by config.py
+        flags[setting] = ctx.params[name]
+    return resolve(flags)
+
+
+def llm_settings(ctx: typer.Context) -> LLMSettings:
+    """The LLMSettings for a command that declares the LLM options above; raises ConfigError."""
+    return llm_config(ctx).llm_settings()
+
+
+config_app = typer.Typer(name="config", help="Show apigen's settings and where each comes from.", no_args_is_help=True)
+app.add_typer(config_app)
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per setting: name, value, source.")] = False,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    temperature: TemperatureOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    top_p: TopPOpt = None,
+    seed: SeedOpt = None,
+    option: LLMOptionOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    max_attempts: MaxAttemptsOpt = None,
+    max_retry_seconds: MaxRetrySecondsOpt = None,
+    timeout: TimeoutOpt = None,
+    json_mode: JsonModeOpt = None,
+    cache: CacheOpt = None,
+    log_llm: LogLLMOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Print each effective setting, its value and where it comes from; keys are never shown.
+
+    Sources, highest first: a flag, an APIGEN_* variable, ./apigen.toml (or
+    [tool.apigen] in ./pyproject.toml), the user file
+    $XDG_CONFIG_HOME/apigen/config.toml, the default. The LLM flags are accepted
+    too, to see what a command given them would use.
+
+    Examples:
+
+        apigen config show
+
+        apigen config show --json | jq -c 'select(.source != "default")'
+
+        APIGEN_MODEL=offline apigen config show --concurrency 64
+    """
+    messages = Messages(verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        entries = describe(llm_config(ctx))
+    if json_lines:
+        sys.stdout.buffer.write(b"".join(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE) for entry in entries))
+        sys.stdout.flush()
+        return
+    shown = [(entry["name"], _show_setting(entry["value"]), entry["source"]) for entry in entries]
+    name_width = max(len(name) for name, _value, _source in shown)
+    value_width = min(48, max(len(value) for _name, value, _source in shown))
+    for name, value, source in shown:
+        typer.echo(f"{name:<{name_width}}  {value:<{value_width}}  {source}")
+
+
+def _show_setting(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value) or "-"
+    if isinstance(value, (dict, bool)):
+        return json.dumps(value)
+    return str(value)
 
 
 def run() -> None:

@@ -10,10 +10,13 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from .llm_http import LLMProgress
 
 T = TypeVar("T")
 
@@ -70,5 +73,38 @@ class Messages:
                 if count % 256 == 0:
                     elapsed = time.monotonic() - started
                     bar.update(task, completed=count, rate=count / elapsed if elapsed else 0.0)
+                yield row
+            bar.update(task, completed=count)
+
+    def llm_progress(self, rows: Iterable[T], label: str, counters: LLMProgress) -> Iterator[T]:
+        """Yield ``rows`` unchanged, showing a live bar of an LLM stage on a terminal.
+
+        Rows out and their rate come from the rows passing through; requests in
+        flight, retries and tokens are read live from ``counters`` (a chat service's
+        ``progress``) each time the bar redraws, so they move while rows wait.
+        """
+        if not self.interactive:
+            yield from rows
+            return
+        from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.text import Text
+
+        class Requests(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                retries = f" · {counters.retries} retries" if counters.retries else ""
+                cached = f" · {counters.cached} cached" if counters.cached else ""
+                return Text(f"{counters.in_flight} in flight{retries}{cached} · {counters.tokens:,} tokens")
+
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} rows"),
+                   TextColumn("{task.fields[rate]:.1f} rows/s"), Requests(), TimeElapsedColumn())
+        with Progress(*columns, console=self.console, transient=True, refresh_per_second=4) as bar:
+            task = bar.add_task(label, rate=0.0)
+            started = last = time.monotonic()
+            count = 0
+            for count, row in enumerate(rows, start=1):
+                now = time.monotonic()
+                if now - last >= 0.1:
+                    last = now
+                    bar.update(task, completed=count, rate=count / (now - started) if now > started else 0.0)
                 yield row
             bar.update(task, completed=count)

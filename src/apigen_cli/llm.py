@@ -1,0 +1,295 @@
+"""LLM access for the stages: one ChatService that routes each request by its model.
+
+``open_chat_service(settings)`` is what ``generate`` and ``semantic-check`` call::
+
+    with open_chat_service(settings, on_warning=messages.warning) as chat:
+        for row, result in chat.map((row, request_for(row)) for row in rows):
+            ...
+
+Requests for the model ``offline`` go to the built-in offline backend (no
+network); any other model goes to the OpenAI-compatible endpoint at
+``settings.base_url``, whose client is created only when such a request comes.
+
+``map`` is a plain synchronous generator: it reads its input lazily, keeps up to
+``settings.window`` requests started ahead of the row it must give back next (at
+most ``concurrency`` of them in flight), and yields results in input order as
+soon as they are ready. ``usage`` counts requests and tokens per model;
+``progress`` has live counters for a progress bar; ``--cache`` and ``--log-llm``
+are handled here.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from types import TracebackType
+from typing import IO, Any, TypeVar
+
+import httpx
+import orjson
+
+from .cache import ResponseCache
+from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, UsageByModel
+from .config import LLMSettings, Resolved, resolve
+from .errors import ConfigError
+from .llm_http import HttpBackend, LLMProgress, Sleep, Wait
+from .offline import OfflineBackend, OfflineChatService, error_rate_from
+
+__all__ = [
+    "LLMClient",
+    "LLMProgress",
+    "LLMSettings",
+    "OfflineChatService",
+    "Resolved",
+    "open_chat_service",
+    "resolve",
+    "usage_lines",
+]
+
+T = TypeVar("T")
+Warn = Callable[[str], None]
+
+
+class ExchangeLog:
+    """``--log-llm FILE``: one JSON line per exchange, appended, flushed now and then."""
+
+    def __init__(self, path: str, base_url: str | None) -> None:
+        self.path = path
+        self.base_url = base_url
+        try:
+            folder = os.path.dirname(path)
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+            self._stream: IO[bytes] = open(path, "ab")  # noqa: SIM115 - open for the whole run, closed by close()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot write the exchange log `--log-llm {path}`: {error.strerror or error}",
+                hint="name a file in a folder apigen may write to",
+            ) from None
+        self._last_flush = time.monotonic()
+
+    def write(self, request: ChatRequest, result: ChatResult) -> None:
+        entry: dict[str, Any] = {
+            "time": time.time(),
+            "key": request.key,
+            "model": request.model,
+            "endpoint": None if request.model == OFFLINE_MODEL else self.base_url,
+            "messages": request.messages,
+            "response": result.text,
+            "latency": round(result.latency, 4),
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "attempts": result.attempts,
+            "cached": result.cached,
+            "error": None if result.error is None else {"code": result.error.code, "message": result.error.message},
+        }
+        if request.offline_task is not None and request.model == OFFLINE_MODEL:
+            entry["offline_task"] = request.offline_task
+        self._stream.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str))
+        if time.monotonic() - self._last_flush > 0.5:
+            self.flush()
+
+    def flush(self) -> None:
+        self._stream.flush()
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class LLMClient:
+    """The ChatService the stages use: routes by model, keeps input order, counts, caches, logs."""
+
+    def __init__(
+        self,
+        settings: LLMSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        wait: Wait | None = None,
+        sleep: Sleep | None = None,
+        on_warning: Warn | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.usage = UsageByModel()
+        self.progress = LLMProgress()
+        self._on_warning = on_warning
+        self._offline = OfflineBackend(seed=settings.seed, error_rate=error_rate_from(settings.options))
+        self._http_arguments: dict[str, Any] = {"transport": transport, "wait": wait, "sleep": sleep, "environ": environ}
+        self._http: HttpBackend | None = None
+        self._cache: ResponseCache | None = None
+        self._log: ExchangeLog | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        uses_http = any(model != OFFLINE_MODEL for model in settings.models)
+        try:
+            if uses_http:
+                # Checked now, before any input is read: a missing key variable or endpoint is a setup error.
+                self._http = self._make_http()
+            if settings.log_path:
+                self._log = ExchangeLog(settings.log_path, settings.base_url)
+        except BaseException:
+            self.close()
+            raise
+
+    def _make_http(self) -> HttpBackend:
+        if self._cache is None and self.settings.cache_dir:
+            self._cache = ResponseCache(self.settings.cache_dir)
+        return HttpBackend(self.settings, cache=self._cache, progress=self.progress, **self._http_arguments)
+
+    def __enter__(self) -> LLMClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def http(self) -> HttpBackend:
+        with self._lock:
+            if self._http is None:
+                if not self.settings.base_url:
+                    raise ConfigError(_no_endpoint_message(), hint=_NO_ENDPOINT_HINT)
+                self._http = self._make_http()
+            return self._http
+
+    def _submit(self, request: ChatRequest) -> Future[ChatResult]:
+        if request.model == OFFLINE_MODEL:
+            future: Future[ChatResult] = Future()
+            future.set_result(self._offline.answer(request))
+            return future
+        return self.http.submit([request])[0]
+
+    def map(self, items: Iterable[tuple[T, ChatRequest]]) -> Iterator[tuple[T, ChatResult]]:
+        """Answer each ``(item, request)``; yield ``(item, result)`` in input order, lazily.
+
+        Raises ``EndpointError`` when the endpoint proves unusable on its first
+        requests; an exception from ``items`` itself comes out after the results of
+        the items read before it.
+        """
+        window = self.settings.window
+        pending: deque[tuple[T, ChatRequest, Future[ChatResult]]] = deque()
+        source = iter(items)
+        exhausted = False
+        input_error: Exception | None = None
+        try:
+            while True:
+                head_ready = bool(pending) and pending[0][2].done()
+                if not head_ready and not exhausted and len(pending) < window:
+                    try:
+                        item, request = next(source)
+                    except StopIteration:
+                        exhausted = True
+                    except Exception as error:  # yield what came before it first
+                        input_error, exhausted = error, True
+                    else:
+                        pending.append((item, request, self._submit(request)))
+                    continue
+                if not pending:
+                    break
+                item, request, future = pending.popleft()
+                result = future.result()
+                self._record(request, result)
+                yield item, result
+            if input_error is not None:
+                raise input_error
+        finally:
+            for _item, _request, future in pending:
+                future.cancel()
+            self._deliver_warnings()
+            if self._log is not None:
+                self._log.flush()
+
+    def _record(self, request: ChatRequest, result: ChatResult) -> None:
+        self.usage.add(request.model, result)
+        progress = self.progress
+        progress.rows_done += 1
+        progress.prompt_tokens += result.prompt_tokens
+        progress.completion_tokens += result.completion_tokens
+        progress.cached += 1 if result.cached else 0
+        progress.failures += 0 if result.ok else 1
+        if self._log is not None:
+            self._log.write(request, result)
+        self._deliver_warnings()
+
+    def _deliver_warnings(self) -> None:
+        if self._http is None:
+            return
+        while True:
+            try:
+                text = self._http.warnings.get_nowait()
+            except queue.Empty:
+                return
+            if self._on_warning is not None:
+                self._on_warning(text)
+
+    def close(self) -> None:
+        """Stop the background loop and close the client, the cache and the log. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._http is not None:
+                self._deliver_warnings()
+                self._http.close()
+        finally:
+            if self._cache is not None:
+                self._cache.close()
+            if self._log is not None:
+                self._log.close()
+
+
+_NO_ENDPOINT_HINT = (
+    "pass `--base-url URL` with `--model NAME` (or set APIGEN_BASE_URL and APIGEN_MODEL, or `base_url` and `model` "
+    "in apigen.toml); `--model offline` runs the built-in offline backend, for demos and tests"
+)
+
+
+def _no_endpoint_message(models: Iterable[str] = ()) -> str:
+    names = [model for model in models if model != OFFLINE_MODEL]
+    if names:
+        return f"model `{names[0]}` needs an LLM endpoint, but no base URL is configured"
+    return "no LLM endpoint is configured"
+
+
+def open_chat_service(
+    settings: LLMSettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    wait: Wait | None = None,
+    sleep: Sleep | None = None,
+    on_warning: Warn | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LLMClient:
+    """The ChatService for a run; raises ``ConfigError`` (exit 2) when nothing can answer.
+
+    ``settings.models`` names the models the stage will ask; ``offline`` needs no
+    endpoint, every other model needs ``settings.base_url``. ``on_warning`` hears
+    what people should know (JSON mode dropped, …); library code prints nothing.
+    ``transport``, ``wait`` and ``sleep`` are for tests and benchmarks.
+    """
+    if not settings.models:
+        raise ConfigError("no model is configured", hint=_NO_ENDPOINT_HINT)
+    if not settings.base_url and any(model != OFFLINE_MODEL for model in settings.models):
+        raise ConfigError(_no_endpoint_message(settings.models), hint=_NO_ENDPOINT_HINT)
+    return LLMClient(settings, transport=transport, wait=wait, sleep=sleep, on_warning=on_warning, environ=environ)
+
+
+def usage_lines(usage: UsageByModel) -> list[str]:
+    """One line per model for the stage summary: requests, retries, cache hits, failures, tokens."""
+    lines = []
+    for model, counts in usage.models.items():
+        details = [f"{counts.requests} requests"]
+        if counts.retries:
+            details.append(f"{counts.retries} retries")
+        if counts.cached:
+            details.append(f"{counts.cached} from cache")
+        if counts.failures:
+            details.append(f"{counts.failures} failed")
+        tokens = f"{counts.prompt_tokens:,} prompt + {counts.completion_tokens:,} completion tokens"
+        lines.append(f"{model}: {', '.join(details)}; {tokens}")
+    return lines

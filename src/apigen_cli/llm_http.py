@@ -1,0 +1,706 @@
+"""The HTTP backend: any OpenAI-compatible ``/v1/chat/completions`` endpoint.
+
+One ``httpx.AsyncClient`` per run (explicit timeouts, an injectable transport)
+lives on an event loop in a background thread; chat requests are handed to its
+transport directly, so that callers stay plain
+synchronous code: ``submit`` hands requests over and returns futures at once.
+At most ``concurrency`` requests are in flight; optional requests-per-minute and
+tokens-per-minute limits apply on top.
+
+httpx's default async transport slows down past a few dozen requests in flight
+(its connection pool is the bottleneck, encode/httpx#3215), so the client uses
+the aiohttp-backed transport of ``httpx-aiohttp`` when it is installed, and the
+default transport otherwise.
+
+Failures: connection errors, timeouts, 408, 409, 429 and 5xx are retried with
+tenacity (``Retry-After`` honoured, exponential backoff with jitter, capped in
+attempts and in seconds). Any other 4xx fails at once with the provider's own
+message. A request that still fails answers ``ChatResult(error=llm_error)``;
+but an endpoint that is plainly unusable from the start (unreachable, key
+refused, unknown model) raises ``EndpointError`` instead of failing every row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import queue
+import random
+import re
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import tenacity
+
+from .cache import ResponseCache
+from .chat import ChatRequest, ChatResult
+from .config import LLMSettings, find_api_key
+from .errors import ConfigError, EndpointError
+from .ratelimit import MinuteLimiter, Ticket
+from .types import Problem
+
+try:  # an optional speed-up: see the module docstring
+    import aiohttp
+    from httpx_aiohttp import AiohttpTransport
+except ImportError:  # pragma: no cover - exercised only without httpx-aiohttp
+    aiohttp = None  # type: ignore[assignment]
+    AiohttpTransport = None  # type: ignore[assignment,misc]
+
+Wait = Callable[[tenacity.RetryCallState], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+RETRY_STATUSES = frozenset({408, 409, 429})
+_REFUSALS_BEFORE_STOP = 5
+_MESSAGE_LIMIT = 300
+_RESPONSE_FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|guided_json|structured output", re.IGNORECASE)
+_UNKNOWN_MODEL_WORDS = re.compile(
+    r"model.*(not found|does not exist|unknown|not available|no such)|(unknown|invalid) model", re.IGNORECASE
+)
+
+if aiohttp is not None:
+    _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+        httpx.TransportError,
+        OSError,
+        asyncio.TimeoutError,
+        aiohttp.ClientError,
+    )
+else:  # pragma: no cover
+    _TRANSPORT_ERRORS = (httpx.TransportError, OSError, asyncio.TimeoutError)
+
+
+def default_wait() -> Wait:
+    """Exponential backoff with jitter: about 0.5, 1, 2, 4 … seconds (at most 30), plus up to 0.5 s at random."""
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exponent = max(0, state.attempt_number - 1)
+        return min(30.0, 0.5 * 2.0 ** min(exponent, 16)) + random.uniform(0, 0.5)
+
+    return wait
+
+
+def make_transport(settings: LLMSettings) -> httpx.AsyncBaseTransport:
+    """The aiohttp-backed transport when available, else httpx's own; pooled for ``concurrency``.
+
+    A proxy from the environment (``HTTPS_PROXY`` …, minus ``NO_PROXY``) is given to the
+    transport itself, since requests go straight to it.
+    """
+    limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+    proxy = environment_proxy(normalise_base_url(settings.base_url or ""))
+    if AiohttpTransport is not None:
+        return AiohttpTransport(limits=limits, proxy=httpx.Proxy(proxy) if proxy else None)
+    return httpx.AsyncHTTPTransport(limits=limits, proxy=proxy)  # pragma: no cover
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url``, if any."""
+    if not url:
+        return None
+    parsed = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parsed.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parsed.scheme)
+
+
+@dataclass
+class LLMProgress:
+    """Live counters for a progress display, read from any thread.
+
+    ``rows_done``, ``cached``, ``failures`` and the token counts move as results come
+    out of ``map``; ``in_flight``, ``requests`` and ``retries`` move as the
+    background loop sends requests.
+    """
+
+    rows_done: int = 0
+    in_flight: int = 0
+    requests: int = 0
+    retries: int = 0
+    cached: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class _Failure(Exception):
+    """One failed attempt: ``kind`` says what went wrong, ``status`` is 0 below HTTP."""
+
+    def __init__(
+        self, kind: str, message: str, *, status: int = 0, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def describe(self) -> str:
+        return f"{self.status}: {self.message}" if self.status else f"{self.kind}: {self.message}"
+
+
+class _Job:
+    __slots__ = ("request", "future")
+
+    def __init__(self, request: ChatRequest, future: Future[ChatResult]) -> None:
+        self.request = request
+        self.future = future
+
+
+class HttpBackend:
+    """Answers chat requests over HTTP; ``submit`` returns futures, ``close`` ends the run.
+
+    ``transport`` replaces the network layer (tests, benchmarks); ``wait`` replaces
+    the backoff between attempts (``tenacity.wait_none()`` in tests; ``Retry-After``
+    is honoured whatever it is); ``sleep`` replaces ``asyncio.sleep``.
+    """
+
+    def __init__(
+        self,
+        settings: LLMSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        wait: Wait | None = None,
+        sleep: Sleep | None = None,
+        cache: ResponseCache | None = None,
+        progress: LLMProgress | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if not settings.base_url:
+            raise ConfigError("no LLM endpoint is configured", hint="pass `--base-url URL` (or set APIGEN_BASE_URL)")
+        self.settings = settings
+        self.base_url = normalise_base_url(settings.base_url)
+        key, _variable = find_api_key(settings.api_key_env, environ)
+        if settings.api_key_env and key is None:
+            raise ConfigError(
+                f"`--api-key-env {settings.api_key_env}` names an environment variable that is not set",
+                hint=f"export {settings.api_key_env}=... first, or leave `--api-key-env` out to use APIGEN_API_KEY",
+            )
+        self._key = key
+        self._transport = transport
+        self._backoff = wait if wait is not None else default_wait()
+        self._sleep = sleep
+        self._cache = cache
+        self.progress = progress if progress is not None else LLMProgress()
+        self.warnings: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.json_mode = settings.json_mode
+        self._options = _base_options(settings)
+        self._rpm = MinuteLimiter(settings.rpm) if settings.rpm else None
+        self._tpm = MinuteLimiter(settings.tpm) if settings.tpm else None
+        self._reached = False  # any HTTP reply at all: the endpoint exists
+        self._usable_models: set[str] = set()
+        self._refusals: dict[str, tuple[str, int]] = {}
+        self._fatal: EndpointError | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._jobs: deque[_Job] = deque()  # waiting for a worker
+        self._workers: set[asyncio.Task[None]] = set()  # at most `concurrency`: the limit on requests in flight
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"HttpBackend(base_url={self.base_url!r}, concurrency={self.settings.concurrency})"
+
+    # --- the request body -------------------------------------------------------------
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        """The JSON body for ``request`` as it would be sent now (JSON mode may have been dropped)."""
+        body: dict[str, Any] = {"model": request.model, "messages": request.messages}
+        body.update(self._options)
+        if request.options:
+            body.update({key: value for key, value in request.options.items() if not key.startswith("offline_")})
+        if self.json_mode == "schema" and request.response_schema is not None:
+            name = str(request.response_schema.get("title") or "response")
+            name = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": request.response_schema, "strict": False},
+            }
+        elif self.json_mode in ("schema", "object"):
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def cache_key(self, request: ChatRequest) -> str:
+        return ResponseCache.key(self.base_url, self.body(request))
+
+    # --- the synchronous face ---------------------------------------------------------
+
+    def submit(self, requests: Sequence[ChatRequest]) -> list[Future[ChatResult]]:
+        """Start answering ``requests``; each future holds a ``ChatResult`` (or ``EndpointError``)."""
+        futures: list[Future[ChatResult]] = []
+        jobs: list[_Job] = []
+        for request in requests:
+            future: Future[ChatResult] = Future()
+            futures.append(future)
+            if self._fatal is not None:
+                future.set_exception(self._fatal)
+                continue
+            if self._cache is not None:
+                found = self._cache.get(self.cache_key(request))
+                if found is not None:
+                    future.set_result(found)
+                    continue
+            jobs.append(_Job(request, future))
+        if jobs:
+            loop = self._start()
+            loop.call_soon_threadsafe(self._start_jobs, jobs)
+        return futures
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._start_lock:
+            if self._closed:
+                raise RuntimeError("the chat service is closed")
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                self._thread = threading.Thread(target=self._run_loop, args=(loop, ready), name="apigen-llm", daemon=True)
+                self._thread.start()
+                ready.wait()
+                try:
+                    asyncio.run_coroutine_threadsafe(self._open(), loop).result()
+                except BaseException:
+                    loop.call_soon_threadsafe(loop.stop)
+                    self._thread.join(timeout=30)
+                    raise
+                self._loop = loop
+            return self._loop
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _open(self) -> None:
+        settings = self.settings
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0), pool=None)
+        transport = self._transport or make_transport(settings)
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport, trust_env=False
+        )
+        # Chat requests go straight to the client's transport: the client's per-request
+        # work (cookies, redirects, auth flows), of no use to this API, cost about a
+        # quarter of the CPU time per request at high concurrency.
+        self._post_transport = transport
+        self._endpoint = httpx.URL(self.base_url + "/chat/completions")
+        self._post_headers = httpx.Headers({**headers, "Host": self._endpoint.netloc.decode("ascii")})
+        self._extensions: dict[str, Any] = {"timeout": timeout.as_dict()}
+
+    def close(self) -> None:
+        """Cancel what is still running, close the client and stop the loop. Safe to call twice."""
+        with self._start_lock:
+            self._closed = True
+            loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=30)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=30)
+
+    async def _shutdown(self) -> None:
+        self._drop_waiting(self._fatal or EndpointError("the chat service was closed"))
+        tasks = list(self._workers)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        await asyncio.sleep(0)  # let transports finish closing their sockets
+
+    # --- the loop side ----------------------------------------------------------------
+
+    def _start_jobs(self, jobs: list[_Job]) -> None:
+        """Queue jobs for the workers, starting workers up to ``concurrency``.
+
+        A fixed pool of worker tasks (rather than a task per request behind a
+        semaphore) keeps the limit structural and saves scheduling work per request.
+        """
+        if self._fatal is not None:
+            for job in jobs:
+                _settle(job.future, error=self._fatal)
+            return
+        self._jobs.extend(jobs)
+        loop = asyncio.get_running_loop()
+        for _ in range(min(self.settings.concurrency - len(self._workers), len(self._jobs))):
+            task = loop.create_task(self._work())
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def _work(self) -> None:
+        jobs = self._jobs
+        while jobs and self._fatal is None:
+            await self._run_job(jobs.popleft())
+
+    def _drop_waiting(self, error: BaseException) -> None:
+        while self._jobs:
+            _settle(self._jobs.popleft().future, error=error)
+
+    async def _run_job(self, job: _Job) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = await self._answer(job.request)
+        except EndpointError as error:
+            self._stop_everything(error)
+            _settle(job.future, error=error)
+        except asyncio.CancelledError:
+            _settle(job.future, error=self._fatal or EndpointError("the request was cancelled"))
+            raise
+        except Exception as error:  # a bug: let the caller see it rather than hang
+            _settle(job.future, error=error)
+        else:
+            _settle(job.future, result=result)
+
+    def _stop_everything(self, error: EndpointError) -> None:
+        if self._fatal is None:
+            self._fatal = error
+            self._drop_waiting(error)
+            current = asyncio.current_task()
+            for task in list(self._workers):
+                if task is not current:
+                    task.cancel()
+
+    async def _answer(self, request: ChatRequest) -> ChatResult:
+        if self._fatal is not None:
+            raise self._fatal
+        started = time.monotonic()
+        attempts = [0]
+        body = self.body(request)
+        while True:
+            try:
+                text, prompt_tokens, completion_tokens = await self._send_with_retries(body, attempts)
+                break
+            except _Failure as failure:
+                if failure.kind == "response_format" and "response_format" in body:
+                    self._drop_json_mode(failure)
+                    body = self.body(request)
+                    continue
+                await self._check_usable(request.model, failure)
+                message = failure.describe()
+                if attempts[0] > 1:
+                    message += f" (after {attempts[0]} attempts)"
+                return ChatResult(
+                    None,
+                    Problem("llm_error", self._redact(message)),
+                    attempts=attempts[0],
+                    latency=time.monotonic() - started,
+                )
+        self._usable_models.add(request.model)
+        result = ChatResult(
+            text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            attempts=attempts[0],
+            latency=time.monotonic() - started,
+        )
+        if self._cache is not None:
+            self._cache.put(ResponseCache.key(self.base_url, body), request.model, result)
+        return result
+
+    def _drop_json_mode(self, failure: _Failure) -> None:
+        if self.json_mode != "off":
+            self.json_mode = "off"
+            self.warnings.put(
+                f"the endpoint refused `response_format` ({self._redact(failure.describe())}); "
+                "going on without JSON mode for the rest of the run (pass `--json-mode off` to skip this)"
+            )
+
+    async def _send_with_retries(self, body: dict[str, Any], attempts: list[int]) -> tuple[str, int, int]:
+        """Send ``body`` until it succeeds or the retry policy gives up (raising the last ``_Failure``).
+
+        The first attempt runs outside tenacity, which costs a noticeable share of a
+        request's CPU time at thousands of requests per second; only a retryable
+        failure enters the tenacity loop, replayed there as its first attempt.
+        """
+        started = time.monotonic()
+        attempts[0] += 1
+        try:
+            return await self._send(body)
+        except _Failure as failure:
+            if not failure.retryable or self.settings.max_attempts <= 1:
+                raise
+            replay: list[_Failure] = [failure]
+        retrying = tenacity.AsyncRetrying(
+            sleep=self._sleep or asyncio.sleep,
+            stop=lambda state: self._stop(state, started),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(lambda error: isinstance(error, _Failure) and error.retryable),
+            reraise=True,
+            before_sleep=self._count_retry,
+        )
+        reply: tuple[str, int, int] = ("", 0, 0)
+        async for attempt in retrying:
+            with attempt:
+                if replay:
+                    raise replay.pop()
+                attempts[0] += 1
+                reply = await self._send(body)
+        return reply
+
+    def _count_retry(self, _state: tenacity.RetryCallState) -> None:
+        self.progress.retries += 1
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        backoff = float(self._backoff(state))
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, _Failure) and error.retry_after is not None:
+            return max(backoff, error.retry_after)
+        return backoff
+
+    def _stop(self, state: tenacity.RetryCallState, started: float) -> bool:
+        if state.attempt_number >= self.settings.max_attempts:
+            return True
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, _Failure) and error.kind == "unreachable" and not self._reached and state.attempt_number >= 2:
+            return True  # nothing ever answered there: say so soon rather than after minutes of backoff
+        return time.monotonic() - started + state.upcoming_sleep > self.settings.max_retry_seconds
+
+    async def _send(self, body: dict[str, Any]) -> tuple[str, int, int]:
+        assert self._client is not None
+        ticket: Ticket | None = None
+        if self._rpm is not None:
+            await self._rpm.acquire(1)
+        if self._tpm is not None:
+            ticket = await self._tpm.acquire(_estimate_tokens(body))
+        progress = self.progress
+        progress.in_flight += 1
+        progress.requests += 1
+        try:
+            response = await self._post(orjson.dumps(body))
+        except _TRANSPORT_ERRORS as error:
+            raise _transport_failure(error, self.settings.timeout) from None
+        finally:
+            progress.in_flight -= 1
+        self._reached = True
+        status = response.status_code
+        if status >= 400:
+            raise self._http_failure(response)
+        text, prompt_tokens, completion_tokens = _read_reply(response)
+        if ticket is not None and self._tpm is not None and (prompt_tokens or completion_tokens):
+            self._tpm.adjust(ticket, prompt_tokens + completion_tokens)
+        return text, prompt_tokens, completion_tokens
+
+    async def _post(self, payload: bytes) -> httpx.Response:
+        request = httpx.Request("POST", self._endpoint, headers=self._post_headers, content=payload, extensions=self._extensions)
+        response = await self._post_transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    def _http_failure(self, response: httpx.Response) -> _Failure:
+        status = response.status_code
+        message = _provider_message(response)
+        if status in RETRY_STATUSES or status >= 500:
+            return _Failure("http", message, status=status, retryable=True, retry_after=_retry_after(response.headers))
+        if status in (401, 403):
+            return _Failure("auth", message, status=status)
+        if status == 404 or (status in (400, 422) and _UNKNOWN_MODEL_WORDS.search(message)):
+            return _Failure("not_found", message, status=status)
+        if status in (400, 422) and self.json_mode != "off" and _RESPONSE_FORMAT_WORDS.search(message):
+            return _Failure("response_format", message, status=status)
+        return _Failure("refused", message, status=status)
+
+    async def _check_usable(self, model: str, failure: _Failure) -> None:
+        """Raise ``EndpointError`` when the failure shows the endpoint cannot serve this run at all."""
+        if model in self._usable_models:
+            return
+        where = f"`{self.base_url}`"
+        detail = self._redact(failure.describe())
+        if failure.kind == "unreachable" and not self._reached:
+            raise EndpointError(
+                f"cannot reach the LLM endpoint {where}: {failure.message}",
+                hint="check `--base-url` (scheme, host, port and `/v1`) and that the server is running",
+            )
+        if failure.kind == "auth":
+            raise EndpointError(
+                f"the LLM endpoint {where} refused the request for model `{model}`: {detail}", hint=self._key_hint()
+            )
+        if failure.kind == "not_found":
+            raise EndpointError(
+                f"the LLM endpoint {where} does not serve model `{model}`: {detail}", hint=await self._models_hint()
+            )
+        if failure.kind == "refused":
+            last, count = self._refusals.get(model, ("", 0))
+            count = count + 1 if failure.message == last else 1
+            self._refusals[model] = (failure.message, count)
+            if count >= _REFUSALS_BEFORE_STOP:
+                raise EndpointError(
+                    f"the LLM endpoint {where} refused the first {count} requests for model `{model}` alike: {detail}",
+                    hint="check the parameters sent with the requests (`-O`, `--max-tokens`, `--json-mode`)",
+                )
+
+    def _key_hint(self) -> str:
+        variable = find_api_key(self.settings.api_key_env)[1]
+        if self._key is None:
+            return "set the API key in APIGEN_API_KEY or OPENAI_API_KEY (or name another variable with `--api-key-env`)"
+        return f"check the API key in ${variable} and that it may use this model"
+
+    async def _models_hint(self) -> str:
+        hint = "check `--model`, and `--base-url` (OpenAI-compatible servers usually end in `/v1`)"
+        assert self._client is not None
+        try:
+            response = await self._client.get("models", timeout=5.0)
+            names = [str(entry["id"]) for entry in response.json().get("data", []) if isinstance(entry, dict) and "id" in entry]
+        except Exception:  # the list is a courtesy; any failure just leaves it out
+            return hint
+        if names:
+            shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+            hint = f"the endpoint serves: {shown}; pass one of them with `--model`"
+        return hint
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def normalise_base_url(url: str) -> str:
+    """``http://host:8000/v1`` as given, without a trailing ``/chat/completions`` or slash."""
+    url = url.strip().rstrip("/")
+    for suffix in ("/chat/completions", "/completions"):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+    return url
+
+
+def _base_options(settings: LLMSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name in ("temperature", "max_tokens", "top_p", "seed"):
+        value = getattr(settings, name)
+        if value is not None:
+            options[name] = value
+    options.update({key: value for key, value in settings.options.items() if not key.startswith("offline_")})
+    return options
+
+
+def _settle(future: Future[ChatResult], *, result: ChatResult | None = None, error: BaseException | None = None) -> None:
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+    except Exception:  # cancelled meanwhile by the caller: nobody waits for it
+        pass
+
+
+def _estimate_tokens(body: dict[str, Any]) -> float:
+    characters = sum(len(str(message.get("content") or "")) for message in body.get("messages", []))
+    return characters / 4 + float(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+
+
+def _transport_failure(error: BaseException, timeout: float) -> _Failure:
+    cause = error.__cause__ or error
+    if aiohttp is not None and isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(cause, asyncio.TimeoutError):
+        return _Failure("unreachable", f"cannot connect ({_error_text(cause)})", retryable=True)
+    if isinstance(error, httpx.ConnectError):
+        return _Failure("unreachable", f"cannot connect ({_error_text(error)})", retryable=True)
+    if aiohttp is not None and isinstance(cause, aiohttp.ClientError):
+        is_timeout = isinstance(cause, asyncio.TimeoutError)  # httpx-aiohttp maps every aiohttp error to a timeout
+    else:
+        is_timeout = isinstance(error, (httpx.TimeoutException, asyncio.TimeoutError))
+    if is_timeout:
+        return _Failure("timeout", f"no reply within {timeout:g} s", retryable=True)
+    return _Failure("connection", f"the connection failed ({_error_text(cause)})", retryable=True)
+
+
+def _error_text(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait as the server asks: ``retry-after-ms``, else ``Retry-After`` (seconds or a date)."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _provider_message(response: httpx.Response) -> str:
+    """The provider's own words: ``error.message``, ``message``, ``detail``, else the text."""
+    text = response.text.strip()
+    message: Any = None
+    try:
+        data = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("code")
+        elif isinstance(error, str):
+            message = error
+        message = message or data.get("message") or data.get("detail")
+    if not isinstance(message, str) or not message.strip():
+        message = text or response.reason_phrase or "no message"
+    words: str = " ".join(str(message).split())
+    return words if len(words) <= _MESSAGE_LIMIT else words[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def _read_reply(response: httpx.Response) -> tuple[str, int, int]:
+    """``(text, prompt_tokens, completion_tokens)`` of a 2xx reply; a malformed one is retried."""
+    status = response.status_code
+    try:
+        data = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        snippet = " ".join(response.text[:80].split())
+        raise _Failure("bad_reply", f"the reply is not JSON: {snippet!r}", status=status, retryable=True) from None
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        if isinstance(data, dict) and data.get("error"):
+            raise _Failure("bad_reply", _provider_message(response), status=status, retryable=True)
+        raise _Failure("bad_reply", "the reply has no `choices`", status=status, retryable=True)
+    choice = choices[0]
+    message = choice.get("message")
+    text = message.get("content") if isinstance(message, dict) else choice.get("text")
+    if not isinstance(text, str) or not text.strip():
+        reason = choice.get("finish_reason")
+        raise _Failure("empty", "the reply has no text" + (f" (finish_reason: {reason})" if reason else ""), status=status)
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    return text, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
