@@ -7,22 +7,41 @@ summary on stderr and maps the outcome to an exit code:
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 import os
+import random
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Annotated, Optional
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
+from typing import Annotated, Any, Optional, TypeVar, get_type_hints
 
 import orjson
 import typer
 
 from . import __version__
+from .chat import ChatService
+from .checkpoint import fingerprint
+from .config import LLMSettings, Resolved, describe, resolve
 from .console import Messages
-from .errors import ApigenError
+from .errors import ApigenError, ConfigError
+from .exec_check import ExecPolicy
+from .exec_check import exec_check as exec_check_rows
+from .executor import Executor, ExecutorOptions, HttpOptions
 from .format_check import format_check as format_check_rows
+from .generate import Generation, prepare_generation
+from .generate import generate as generate_rows
+from .llm import open_chat_service, usage_lines
+from .pipeline import PipelineParts, RunTarget, run_job
+from .prompts import load_prompts
 from .report import report_from_files
 from .routing import StageSummary
-from .runner import Destinations, Stage, run_stage
+from .runner import Destinations, Stage, run_stage, write_rows
+from .sampling import GenerationSettings, parse_range, parse_styles
+from .semantic_check import JudgeSettings
+from .semantic_check import semantic_check as semantic_check_rows
 
 app = typer.Typer(
     name="apigen",
@@ -52,6 +71,40 @@ SkipBadLinesOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but errors.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks of unexpected errors (also APIGEN_DEBUG=1).")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+OptionGroup = Mapping[str, tuple[Any, Any]]  # parameter name -> (Annotated option, default)
+
+
+def _with_options(*groups: OptionGroup) -> Callable[[F], F]:
+    """Give a command a group of options defined once; it reads them from ``ctx.params``.
+
+    Typer builds a command's options from its signature, so the groups are
+    appended to the signature (as keyword-only parameters) instead of being
+    written out again in every command that takes them.
+    """
+
+    def decorate(command: F) -> F:
+        signature = inspect.signature(command)
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for group in groups
+            for name, (annotation, default) in group.items()
+        ]
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for parameter in added:
+                kwargs.pop(parameter.name, None)
+            return command(*args, **kwargs)
+
+        hints = get_type_hints(command, include_extras=True)  # the command's own annotations, evaluated
+        own = [parameter.replace(annotation=hints.get(parameter.name, parameter.annotation)) for parameter in signature.parameters.values()]
+        wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**hints, **{parameter.name: parameter.annotation for parameter in added}}
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def _version(value: bool) -> None:
@@ -98,7 +151,7 @@ def _errors_to_exit_codes(messages: Messages) -> Iterator[None]:
         raise typer.Exit(EXIT_ERROR) from None
 
 
-def _finish(messages: Messages, summary: StageSummary, where: Destinations, strict: bool) -> None:
+def _finish(messages: Messages, summary: StageSummary, strict: bool) -> None:
     if summary.dropped:
         messages.info(
             f"{summary.dropped} rejected rows were dropped: pass `--rejects FILE` to keep them apart, "
@@ -119,7 +172,7 @@ def _run_stage_command(
             prepare()
         messages.waiting_for_stdin(where.input)
         summary = run_stage(command, stage, where, wrap=lambda rows: messages.progress(rows, command))
-    _finish(messages, summary, where, strict)
+    _finish(messages, summary, strict)
 
 
 @app.command("format-check")
@@ -321,71 +374,64 @@ def _pass_or_fail(value: str) -> str:
     return value
 
 
-@app.command("exec-check")
-def exec_check(
-    input: InputArg = "-",
-    functions: Annotated[
-        Optional[str],
-        typer.Option(
-            "--functions",
-            metavar="PATH",
+def _exec_group(timeout_flag: str) -> OptionGroup:
+    """The execution options; ``run`` names the call timeout `--exec-timeout`, as `--timeout` is the LLM's there."""
+    return {
+        "functions": (Annotated[Optional[str], typer.Option(
+            "--functions", metavar="PATH",
             help="Python library of the tools: a .py file, a folder of .py files, or an importable module. "
-            "May be omitted when every tool has an `http` binding.",
-        ),
-    ] = None,
+            "May be omitted when every tool has an `http` binding.")], None),
+        "workers": (Annotated[Optional[int], typer.Option(
+            "--workers", min=1, metavar="N", help="Worker processes for Python functions.  [default: CPU count]")], None),
+        "call_timeout": (Annotated[float, typer.Option(
+            timeout_flag, min=0.001, metavar="SECONDS", help="Time limit of one Python call; past it, the row fails.")], 10.0),
+        "memory_mb": (Annotated[int, typer.Option(
+            "--memory-mb", min=0, metavar="MB", help="Address-space limit of each worker process; 0 for none.")], 2048),
+        "max_result_chars": (Annotated[int, typer.Option(
+            "--max-result-chars", min=1, metavar="N", help="Cut each recorded result to about N characters.")], 4000),
+        "empty_result": (Annotated[str, typer.Option(
+            "--empty-result", metavar="pass|fail", callback=_pass_or_fail, help='Whether a result of null, [], {} or "" passes.')], "pass"),
+        "error_result": (Annotated[str, typer.Option(
+            "--error-result", metavar="pass|fail", callback=_pass_or_fail,
+            help='Whether a result that is an error payload ({"error": ...}, "Error: ...") passes.')], "fail"),
+        "pass_env": (Annotated[Optional[list[str]], typer.Option(
+            "--pass-env", metavar="NAME",
+            help="Pass this environment variable (a glob such as `AWS_*` works) to the workers although its name looks "
+            "secret (*KEY*, *TOKEN*, *SECRET*, *PASSWORD*, APIGEN_*, OPENAI_*). Repeatable.")], None),
+        "http_timeout": (Annotated[float, typer.Option(
+            "--http-timeout", min=0.001, metavar="SECONDS", help="Time limit of one HTTP attempt.")], 10.0),
+        "http_concurrency": (Annotated[int, typer.Option(
+            "--http-concurrency", min=1, metavar="N", help="HTTP calls in flight at once.")], 8),
+        "http_retries": (Annotated[int, typer.Option(
+            "--http-retries", min=0, metavar="N", help="Retries of an HTTP call on a transport error, 408, 429 or 5xx.")], 2),
+    }
+
+
+def _executor(params: Mapping[str, Any], messages: Messages) -> tuple[Executor, ExecPolicy]:
+    """The executor and policy the exec options ask for (not started)."""
+    options = ExecutorOptions(
+        workers=params["workers"],
+        timeout=params["call_timeout"],
+        memory_mb=params["memory_mb"],
+        max_result_chars=params["max_result_chars"],
+        pass_env=tuple(params["pass_env"] or ()),
+        on_output=(lambda line: messages.info(f"function output: {line}")) if messages.verbose else None,
+    )
+    http = HttpOptions(timeout=params["http_timeout"], concurrency=params["http_concurrency"], retries=params["http_retries"])
+    policy = ExecPolicy(fail_on_empty=params["empty_result"] == "fail", fail_on_error_result=params["error_result"] == "fail")
+    return Executor(params["functions"], options, http), policy
+
+
+@app.command("exec-check")
+@_with_options(_exec_group("--timeout"))
+def exec_check(
+    ctx: typer.Context,
+    input: InputArg = "-",
     output: OutputOpt = "-",
     rejects: RejectsOpt = None,
     keep_rejected: KeepRejectedOpt = False,
     strict: StrictOpt = False,
     skip_bad_lines: SkipBadLinesOpt = False,
-    workers: Annotated[
-        Optional[int],
-        typer.Option("--workers", min=1, metavar="N", help="Worker processes for Python functions.  [default: CPU count]"),
-    ] = None,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", min=0.001, metavar="SECONDS", help="Time limit of one Python call; past it, the row fails."),
-    ] = 10.0,
-    memory_mb: Annotated[
-        int, typer.Option("--memory-mb", min=0, metavar="MB", help="Address-space limit of each worker process; 0 for none.")
-    ] = 2048,
-    max_result_chars: Annotated[
-        int, typer.Option("--max-result-chars", min=1, metavar="N", help="Cut each recorded result to about N characters.")
-    ] = 4000,
-    empty_result: Annotated[
-        str,
-        typer.Option(
-            "--empty-result", metavar="pass|fail", callback=_pass_or_fail, help='Whether a result of null, [], {} or "" passes.'
-        ),
-    ] = "pass",
-    error_result: Annotated[
-        str,
-        typer.Option(
-            "--error-result",
-            metavar="pass|fail",
-            callback=_pass_or_fail,
-            help='Whether a result that is an error payload ({"error": ...}, "Error: ...") passes.',
-        ),
-    ] = "fail",
-    pass_env: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--pass-env",
-            metavar="NAME",
-            help="Pass this environment variable (a glob such as `AWS_*` works) to the workers although its name looks "
-            "secret (*KEY*, *TOKEN*, *SECRET*, *PASSWORD*, APIGEN_*, OPENAI_*). Repeatable.",
-        ),
-    ] = None,
-    http_timeout: Annotated[
-        float, typer.Option("--http-timeout", min=0.001, metavar="SECONDS", help="Time limit of one HTTP attempt.")
-    ] = 10.0,
-    http_concurrency: Annotated[
-        int, typer.Option("--http-concurrency", min=1, metavar="N", help="HTTP calls in flight at once.")
-    ] = 8,
-    http_retries: Annotated[
-        int,
-        typer.Option("--http-retries", min=0, metavar="N", help="Retries of an HTTP call on a transport error, 408, 429 or 5xx."),
-    ] = 2,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -404,23 +450,8 @@ def exec_check(
 
         ITEMS_KEY=... apigen exec-check rest_rows.jsonl --http-concurrency 16 --strict
     """
-    from .exec_check import ExecPolicy
-    from .exec_check import exec_check as exec_check_rows
-    from .executor import Executor, ExecutorOptions, HttpOptions
-
     where = Destinations(input, output, rejects, keep_rejected, skip_bad_lines)
-    function_output = Messages(quiet=quiet, verbose=verbose)
-    options = ExecutorOptions(
-        workers=workers,
-        timeout=timeout,
-        memory_mb=memory_mb,
-        max_result_chars=max_result_chars,
-        pass_env=tuple(pass_env or ()),
-        on_output=(lambda line: function_output.info(f"function output: {line}")) if verbose else None,
-    )
-    http = HttpOptions(timeout=http_timeout, concurrency=http_concurrency, retries=http_retries)
-    policy = ExecPolicy(fail_on_empty=empty_result == "fail", fail_on_error_result=error_result == "fail")
-    executor = Executor(functions, options, http)
+    executor, policy = _executor(ctx.params, Messages(quiet=quiet, verbose=verbose))
 
     def prepare() -> None:
         where.validate()  # a bad combination of flags is reported before any worker starts
@@ -428,28 +459,17 @@ def exec_check(
 
     try:
         _run_stage_command(
-            "exec-check",
-            lambda rows: exec_check_rows(rows, executor, policy),
-            where,
-            strict=strict,
-            quiet=quiet,
-            verbose=verbose,
-            prepare=prepare,
+            "exec-check", lambda rows: exec_check_rows(rows, executor, policy), where,
+            strict=strict, quiet=quiet, verbose=verbose, prepare=prepare,
         )
     finally:
         executor.close()
+
+
 # --- LLM options, shared by the stages that ask a model (generate, semantic-check) -----
 # A command takes `ctx: typer.Context` and these options under these parameter names,
 # then calls `llm_settings(ctx)`: flags win over APIGEN_* variables, which win over
 # apigen.toml / [tool.apigen], the user config file and the defaults (see config.py).
-# (These imports sit here to keep this block in one piece for merging; move them up at will.)
-
-import json  # noqa: E402
-
-import orjson  # noqa: E402
-
-from .config import LLMSettings, Resolved, describe, resolve  # noqa: E402
-
 _LLM_PANEL = "LLM endpoint and requests"
 
 BaseUrlOpt = Annotated[Optional[str], typer.Option(
@@ -497,6 +517,14 @@ LogLLMOpt = Annotated[Optional[str], typer.Option(
     "--log-llm", envvar="APIGEN_LOG_LLM", metavar="FILE", rich_help_panel=_LLM_PANEL,
     help="Append every exchange (row key, model, messages, reply, latency, tokens, attempts) to FILE as JSONL.")]
 
+LLM_GROUP: OptionGroup = {
+    "base_url": (BaseUrlOpt, None), "model": (ModelOpt, None), "api_key_env": (ApiKeyEnvOpt, None),
+    "temperature": (TemperatureOpt, None), "max_tokens": (MaxTokensOpt, None), "top_p": (TopPOpt, None),
+    "seed": (SeedOpt, None), "option": (LLMOptionOpt, None), "concurrency": (ConcurrencyOpt, None), "rpm": (RpmOpt, None),
+    "tpm": (TpmOpt, None), "max_attempts": (MaxAttemptsOpt, None), "max_retry_seconds": (MaxRetrySecondsOpt, None),
+    "timeout": (TimeoutOpt, None), "json_mode": (JsonModeOpt, None), "cache": (CacheOpt, None), "log_llm": (LogLLMOpt, None),
+}
+
 # Parameter name of each option -> the setting it feeds.
 LLM_OPTIONS = {
     "base_url": "base_url", "model": "model", "api_key_env": "api_key_env", "temperature": "temperature",
@@ -529,26 +557,10 @@ app.add_typer(config_app)
 
 
 @config_app.command("show")
+@_with_options(LLM_GROUP)
 def config_show(
     ctx: typer.Context,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per setting: name, value, source.")] = False,
-    base_url: BaseUrlOpt = None,
-    model: ModelOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    top_p: TopPOpt = None,
-    seed: SeedOpt = None,
-    option: LLMOptionOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    rpm: RpmOpt = None,
-    tpm: TpmOpt = None,
-    max_attempts: MaxAttemptsOpt = None,
-    max_retry_seconds: MaxRetrySecondsOpt = None,
-    timeout: TimeoutOpt = None,
-    json_mode: JsonModeOpt = None,
-    cache: CacheOpt = None,
-    log_llm: LogLLMOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Print each effective setting, its value and where it comes from; keys are never shown.
@@ -588,6 +600,208 @@ def _show_setting(value: object) -> str:
     if isinstance(value, (dict, bool)):
         return json.dumps(value)
     return str(value)
+
+
+# --- the LLM stages and the whole pipeline --------------------------------------------
+
+ApisArg = Annotated[str, typer.Argument(metavar="APIS", help="The API library: JSONL (or a JSON array) of tool definitions, each with an optional `category`.")]
+JudgeModelOpt = Annotated[Optional[list[str]], typer.Option(
+    "--judge-model", "-J", envvar="APIGEN_JUDGE_MODEL", metavar="NAME",
+    help="The judge; repeat for a committee that decides by majority. `offline` is the built-in rule judge.")]
+GENERATION_GROUP: OptionGroup = {
+    "count": (Annotated[int, typer.Option("--count", "-n", min=1, help="Rows wanted (requests = count / pairs per prompt, rounded up).")], 100),
+    "pairs_per_prompt": (Annotated[int, typer.Option("--pairs-per-prompt", min=1, metavar="K", help="Query/answer pairs the model writes per request.")], 3),
+    "styles": (Annotated[str, typer.Option("--styles", metavar="STYLE=WEIGHT,...", help="Query styles and their weights.")],
+               "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2"),
+    "apis_per_prompt": (Annotated[str, typer.Option("--apis-per-prompt", metavar="MIN-MAX", help="APIs of one category offered in a multiple or parallel-multiple request.")], "2-4"),
+    "examples": (Annotated[Optional[str], typer.Option("--examples", metavar="FILE", help="Seed rows (xlam or apigen rows) for the few-shot examples.")], None),
+    "examples_per_prompt": (Annotated[str, typer.Option("--examples-per-prompt", metavar="MIN-MAX", help="Few-shot examples per request, same style and category first.")], "1-3"),
+    "prompts": (Annotated[Optional[str], typer.Option("--prompts", metavar="DIR", help="A folder of prompt templates replacing the built-in ones (see prompts/README.md).")], None),
+}
+JUDGE_GROUP: OptionGroup = {
+    "judge_model": (JudgeModelOpt, None),
+    "include_failed": (Annotated[bool, typer.Option("--include-failed", help="Judge rows that failed execution too (they stay rejected).")], False),
+    "judge_result_chars": (Annotated[int, typer.Option("--judge-result-chars", min=1, metavar="N", help="Cut each execution result shown to the judge to N characters.")], 2000),
+    "max_reasks": (Annotated[int, typer.Option("--max-reasks", min=0, metavar="N", help="Times an unreadable verdict is asked again before the row is rejected.")], 2),
+}
+
+
+def _generation(params: Mapping[str, Any], apis: str, llm: LLMSettings) -> Generation:
+    """The generation job the options describe; the seed is --seed, else a fresh random one."""
+    seed = llm.seed if llm.seed is not None else random.SystemRandom().randrange(1, 2**31)
+    settings = GenerationSettings(
+        count=params["count"],
+        pairs_per_prompt=params["pairs_per_prompt"],
+        styles=tuple(parse_styles(params["styles"]).items()),
+        apis_per_prompt=parse_range(params["apis_per_prompt"], "--apis-per-prompt", minimum=1),
+        examples_per_prompt=parse_range(params["examples_per_prompt"], "--examples-per-prompt"),
+        models=llm.models,
+        seed=seed,
+    )
+    return prepare_generation(apis, settings, examples_path=params["examples"], prompts_dir=params["prompts"])
+
+
+def _judge_settings(params: Mapping[str, Any], llm: LLMSettings) -> JudgeSettings:
+    judges = tuple(params["judge_model"] or ())
+    if not judges:
+        raise ConfigError("no judge model is given", hint="pass `--judge-model NAME` (repeat it for a committee), or `--judge-model offline`")
+    return JudgeSettings(judges=judges, include_failed=params["include_failed"], max_result_chars=params["judge_result_chars"],
+                         with_schema=llm.json_mode == "schema", max_reasks=params["max_reasks"])
+
+
+def _usage_and_summary(messages: Messages, chat: ChatService, summary: StageSummary, strict: bool) -> None:
+    for line in usage_lines(chat.usage):
+        messages.info(line)
+    _finish(messages, summary, strict)
+
+
+@app.command("generate")
+@_with_options(GENERATION_GROUP, LLM_GROUP)
+def generate(
+    ctx: typer.Context,
+    apis: ApisArg,
+    output: OutputOpt = "-",
+    rejects: RejectsOpt = None,
+    strict: StrictOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write queries and the calls that answer them from an API library (stage 1).
+
+    Each request samples APIs (several of one category for the multiple styles),
+    few-shot examples and a prompt template; the model writes K pairs. Every pair
+    becomes a row; text that holds no pairs becomes a `raw_output` row that
+    format-check rejects. `--model` given several times are used in turn.
+
+    Examples:
+
+        apigen generate sample_data/apis.jsonl -m offline --count 30 --seed 1 -o generated.jsonl
+
+        apigen generate apis.jsonl --base-url http://localhost:8000/v1 -m Qwen/Qwen2.5-7B-Instruct -n 1000 --examples seeds.jsonl
+
+        apigen generate apis.jsonl -m offline -n 50 | apigen format-check | apigen exec-check --functions lib/
+    """
+    messages = Messages(quiet=quiet, verbose=verbose)
+    where = Destinations(apis, output, rejects)
+    with _errors_to_exit_codes(messages), ExitStack() as stack:
+        llm = llm_settings(ctx)
+        job = _generation(ctx.params, apis, llm)
+        if job.examples_left_out:
+            messages.warning(f"{job.examples_left_out} rows of `--examples` fail the format check and are not used")
+        chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
+        rows = generate_rows(job.plans(), chat, job.prompts, with_schema=llm.json_mode == "schema")
+        summary = write_rows("generate", rows, where, wrap=lambda rows: messages.llm_progress(rows, "generate", chat.progress))
+        messages.info(f"seed {job.settings.seed}: pass `--seed {job.settings.seed}` to sample the same requests again")
+        _usage_and_summary(messages, chat, summary, strict)
+
+
+@app.command("semantic-check")
+@_with_options(JUDGE_GROUP, LLM_GROUP)
+def semantic_check(
+    ctx: typer.Context,
+    input: InputArg = "-",
+    output: OutputOpt = "-",
+    rejects: RejectsOpt = None,
+    keep_rejected: KeepRejectedOpt = False,
+    strict: StrictOpt = False,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Ask an LLM judge whether each row's calls and results answer its query (stage 4).
+
+    The judge sees every tool the row offered, the query, the calls and their
+    execution results, and writes `thought` and `keep_row_after_semantic_check`.
+    Rows that failed execution are not judged unless `--include-failed`.
+
+    Examples:
+
+        apigen semantic-check executed.jsonl --judge-model offline -o dataset.jsonl --rejects judged_out.jsonl
+
+        apigen exec-check checked.jsonl --functions lib/ | apigen semantic-check --base-url http://localhost:11434/v1 -J qwen2.5:14b > dataset.jsonl
+
+        apigen semantic-check executed.jsonl -J gpt-4o-mini -J gpt-4.1-mini -J o4-mini --cache .apigen-cache
+    """
+    messages = Messages(quiet=quiet, verbose=verbose)
+    where = Destinations(input, output, rejects, keep_rejected, skip_bad_lines)
+    with _errors_to_exit_codes(messages), ExitStack() as stack:
+        llm = llm_settings(ctx)
+        judge = _judge_settings(ctx.params, llm)
+        llm = replace(llm, models=judge.judges)
+        prompts = load_prompts(None)
+        chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
+        messages.waiting_for_stdin(input)
+        summary = run_stage(
+            "semantic-check", lambda rows: semantic_check_rows(rows, chat, prompts, judge), where,
+            wrap=lambda rows: messages.llm_progress(rows, "semantic-check", chat.progress),
+        )
+        _usage_and_summary(messages, chat, summary, strict)
+
+
+@app.command("run")
+@_with_options(GENERATION_GROUP, _exec_group("--exec-timeout"), JUDGE_GROUP, LLM_GROUP)
+def run_command(
+    ctx: typer.Context,
+    apis: ApisArg,
+    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The verified dataset; a file makes the run resumable.")] = "-",
+    rejects: RejectsOpt = None,
+    report: Annotated[Optional[str], typer.Option("--report", metavar="FILE", help="Also write the report (Table 1, reasons, tokens) as JSON.")] = None,
+    dedup: Annotated[bool, typer.Option("--dedup", help="Also reject duplicates and near duplicates of kept rows (see `apigen dedup`).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start afresh even if the output holds an earlier run.")] = False,
+    strict: StrictOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run the whole pipeline: generate, format-check, exec-check, semantic-check.
+
+    The same rows as the shell pipe of the four commands with the same flags and
+    seed, in one process, streaming. With `-o FILE` the run is resumable: after
+    an interruption (Ctrl-C, a crash, kill -9) the same command carries on where it
+    stopped, losing and repeating nothing. Ends with the paper's Table 1.
+
+    Examples:
+
+        apigen run sample_data/apis.jsonl --functions sample_data/functions -m offline -J offline -n 60 --seed 1 -o out/dataset.jsonl --rejects out/rejects.jsonl
+
+        apigen run apis.jsonl --functions lib/ --base-url http://localhost:8000/v1 -m my-model -J my-model -n 10000 -o data.jsonl --rejects rej.jsonl --report report.json
+
+        apigen run apis.jsonl --functions lib/ -m offline -J offline -n 100 | apigen export --format openai > train.jsonl
+    """
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages), ExitStack() as stack:
+        llm = llm_settings(ctx)
+        judge = _judge_settings(ctx.params, llm)
+        Destinations(apis, output, rejects).validate()
+        job = _generation(ctx.params, apis, llm)
+        digest = fingerprint(
+            {key: value for key, value in ctx.params.items() if key not in ("quiet", "verbose", "overwrite", "report", "output", "rejects", "strict")}
+            | {"seed": llm.seed, "llm": repr(replace(llm, concurrency=0, cache_dir=None, log_path=None))},
+            [apis, *(path for path in (ctx.params["examples"], ctx.params["functions"], ctx.params["prompts"]) if path)],
+        )
+        executor, policy = _executor(ctx.params, messages)
+        stack.callback(executor.close)
+        executor.start()
+        chat = stack.enter_context(open_chat_service(replace(llm, models=tuple(dict.fromkeys(llm.models + judge.judges))), on_warning=messages.warning))
+        parts = PipelineParts(chat, job.prompts, executor, policy, judge, with_schema=llm.json_mode == "schema")
+        outcome = run_job(
+            job, parts, RunTarget(output, rejects, overwrite), settings_digest=digest,
+            observe=lambda name, rows: messages.llm_progress(rows, name, chat.progress) if name == "semantic-check" else rows,
+            dedup={"threshold": 0.8, "near": True} if dedup else None,
+        )
+        if outcome.already_complete:
+            messages.info(f"`{output}` already holds this run, complete; pass `--overwrite` to run it again")
+        elif outcome.requests_skipped:
+            messages.info(f"resumed: {outcome.requests_skipped} of {outcome.requests_total} requests were already done")
+        if report is not None:
+            with open(report, "wb") as handle:
+                handle.write(orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2))
+        for line in outcome.report.lines():
+            messages.info(line)
+        messages.info(f"seed {outcome.seed}")
+    total = outcome.report.total()
+    messages.info(f"run: {total.verified} verified of {total.requested} requested ({total.pass_rate:.1%})")
+    if strict and total.verified < total.requested:
+        raise typer.Exit(EXIT_REJECTED)
 
 
 def run() -> None:

@@ -28,7 +28,7 @@ import math
 import random
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from hashlib import blake2b
 from typing import Any
 
@@ -229,3 +229,12 @@ def _reject(row: Row, reason: str, kept_id: str, detail: str) -> Row:
     reject(row, STAGE, Problem(reason, detail))
     row[DUPLICATE_OF] = kept_id
     return row
+
+
+def primed_dedup(seen: Iterable[Row], *, threshold: float = DEFAULT_THRESHOLD, near: bool = True) -> Callable[[Iterable[Row]], Iterator[Row]]:
+    """A dedup stage that already knows ``seen`` (rows kept earlier, e.g. before a resumed run stopped)."""
+    index = DedupIndex(threshold=threshold, near=near)
+    for row in seen:
+        if REJECTED_BY not in row:
+            index.check(row)
+    return lambda rows: _dedup(rows, index)

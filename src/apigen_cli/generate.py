@@ -10,16 +10,20 @@ that accounts for the rows it would have given.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from .chat import ChatRequest, ChatResult, ChatService
+from .errors import ConfigError
 from .extract import MISSING, parse_pairs
-from .prompts import PromptSet
+from .library import Api, load_library
+from .prompts import PromptSet, load_prompts
 from .records import Row
-from .sampling import Example, RequestPlan
+from .sampling import Example, GenerationSettings, RequestPlan, load_examples, plan_requests
 from .types import Problem
 
 STAGE = "generate"
@@ -120,3 +124,30 @@ def generate(plans: Iterable[RequestPlan], chat: ChatService, prompts: PromptSet
     requests = ((plan, build_request(plan, prompts, with_schema=with_schema)) for plan in plans)
     for plan, result in chat.map(requests):
         yield from rows_from_result(plan, result)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A generation job made ready: the library, the prompts, the settings, and the examples left out."""
+
+    apis: list[Api]
+    examples: list[Example]
+    prompts: PromptSet
+    settings: GenerationSettings
+    examples_left_out: int = 0
+
+    def plans(self, skip: int = 0) -> Iterator[RequestPlan]:
+        """The job's requests in order, without the first ``skip`` (already done, when resuming)."""
+        return itertools.islice(plan_requests(self.apis, self.examples, self.prompts.generators, self.settings), skip, None)
+
+
+def prepare_generation(
+    apis_path: str, settings: GenerationSettings, *, examples_path: str | None = None, prompts_dir: str | None = None
+) -> Generation:
+    """Load the library, the seed examples and the prompts; raises ``InputError``/``ConfigError`` early."""
+    if settings.count < 1 or settings.pairs_per_prompt < 1:
+        raise ConfigError("`--count` and `--pairs-per-prompt` must be at least 1")
+    prompts = load_prompts(prompts_dir)
+    apis = load_library(apis_path)
+    examples, left_out = load_examples(examples_path, apis) if examples_path else ([], 0)
+    return Generation(apis, examples, prompts, settings, left_out)

@@ -662,7 +662,7 @@ def _make_mistake(rng: random.Random, tools: list[Tool], calls: list[tuple[str, 
             calls[index] = (invented, arguments)
             return mistake
         if mistake == "missing_required_argument":
-            present = [key for key in tool.parameters.required if key in arguments]
+            present = [key for key in tool.parameters.required_in_order if key in arguments]
             if present:
                 del arguments[rng.choice(present)]
                 return mistake

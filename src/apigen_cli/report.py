@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .chat import UsageByModel
@@ -68,39 +68,10 @@ class PipelineReport:
 
     @classmethod
     def from_rows(cls, rows: Iterable[dict[str, Any]]) -> PipelineReport:
-        report = cls()
-        requests: dict[str, _Request] = {}
+        builder = ReportBuilder()
         for row in rows:
-            given = row.get("model")
-            model = given if isinstance(given, str) else UNKNOWN_MODEL
-            table = report.models.setdefault(model, ModelTable())
-            request_id = row.get("request_id")
-            stage = row.get("rejected_by")
-            if isinstance(request_id, str) and isinstance(row.get("pairs_requested"), int):
-                request = requests.setdefault(request_id, _Request(model, row["pairs_requested"]))
-                if stage == "generate":
-                    request.failed = True
-                else:
-                    request.rows += 1
-            else:
-                table.requested += 1
-            if stage is None:
-                table.verified += 1
-                continue
-            column = STAGE_COLUMNS.get(str(stage), "failed_format")
-            report.reasons[str(stage)][str(row.get("reason"))] += 1
-            if column != "failed_generation":  # a failed request is counted by what it asked for, below
-                setattr(table, column, getattr(table, column) + 1)
-        for request in requests.values():
-            table = report.models[request.model]
-            if request.failed:
-                table.requested += request.asked
-                table.failed_generation += request.asked
-            else:
-                requested = max(request.asked, request.rows)
-                table.requested += requested
-                table.failed_format += requested - request.rows  # pairs the model never wrote readably
-        return report
+            builder.add(row)
+        return builder.build()
 
     def add_usage(self, usage: UsageByModel) -> None:
         for model, counts in usage.models.items():
@@ -149,6 +120,54 @@ class PipelineReport:
         if self.wall_seconds is not None:
             text.append(f"wall time: {self.wall_seconds:.1f} s")
         return text
+
+
+class ReportBuilder:
+    """Counts rows one at a time (so a run can report on rows it streamed to stdout)."""
+
+    def __init__(self) -> None:
+        self.report = PipelineReport()
+        self._requests: dict[str, _Request] = {}
+
+    def add(self, row: dict[str, Any]) -> dict[str, Any]:
+        given = row.get("model")
+        model = given if isinstance(given, str) else UNKNOWN_MODEL
+        table = self.report.models.setdefault(model, ModelTable())
+        request_id = row.get("request_id")
+        stage = row.get("rejected_by")
+        if isinstance(request_id, str) and isinstance(row.get("pairs_requested"), int):
+            request = self._requests.setdefault(request_id, _Request(model, row["pairs_requested"]))
+            if stage == "generate":
+                request.failed = True
+            else:
+                request.rows += 1
+        else:
+            table.requested += 1
+        if stage is None:
+            table.verified += 1
+            return row
+        column = STAGE_COLUMNS.get(str(stage), "failed_format")
+        self.report.reasons[str(stage)][str(row.get("reason"))] += 1
+        if column != "failed_generation":  # a failed request is counted by what it asked for, in build()
+            setattr(table, column, getattr(table, column) + 1)
+        return row
+
+    def build(self) -> PipelineReport:
+        """The report so far (requests' totals settled); the builder may go on counting."""
+        report = PipelineReport(
+            models={model: replace(table) for model, table in self.report.models.items()},
+            reasons=defaultdict(Counter, {stage: Counter(counter) for stage, counter in self.report.reasons.items()}),
+        )
+        for request in self._requests.values():
+            table = report.models[request.model]
+            if request.failed:
+                table.requested += request.asked
+                table.failed_generation += request.asked
+            else:
+                requested = max(request.asked, request.rows)
+                table.requested += requested
+                table.failed_format += requested - request.rows  # pairs the model never wrote readably
+        return report
 
 
 def report_from_files(paths: Iterable[str]) -> PipelineReport:

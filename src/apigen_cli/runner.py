@@ -57,7 +57,12 @@ def run_stage(command: str, stage: Stage, where: Destinations, wrap: Wrapper | N
     ``wrap`` sees the stage's output on its way to the files (the CLI shows progress with it).
     """
     where.validate()
-    rows = stage(read_rows(where.input, skip_bad_lines=where.skip_bad_lines))
+    return write_rows(command, stage(read_rows(where.input, skip_bad_lines=where.skip_bad_lines)), where, wrap)
+
+
+def write_rows(command: str, rows: Iterator[dict[str, Any]], where: Destinations, wrap: Wrapper | None = None) -> StageSummary:
+    """Route rows a command made (from any source) into its output and rejects; returns the counts."""
+    where.validate()
     if wrap is not None:
         rows = wrap(rows)
     output = OutputFile(where.output)
@@ -66,6 +71,9 @@ def run_stage(command: str, stage: Stage, where: Destinations, wrap: Wrapper | N
     try:
         route_rows(rows, summary, output.writer, rejects.writer if rejects else None, keep_rejected=where.keep_rejected)
     finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()  # let the stages' generators clean up now, not whenever they are collected
         output.close()
         if rejects is not None:
             rejects.close()

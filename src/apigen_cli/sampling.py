@@ -229,3 +229,17 @@ def plan_requests(
             pairs=pairs,
             run_seed=settings.seed,
         )
+
+
+def load_examples(path: str, apis: Sequence[Api]) -> tuple[list[Example], int]:
+    """Seed rows from a file (xlam rows or apigen rows), format-checked; returns (examples, rows left out)."""
+    from .format_check import format_check
+    from .io import read_rows
+
+    usable, left_out = [], 0
+    for row in format_check(read_rows(path)):
+        if "rejected_by" in row:
+            left_out += 1
+        else:
+            usable.append(row)
+    return examples_from_rows(usable, apis), left_out

@@ -236,7 +236,7 @@ class ObjectType(Type):
     finds missing required arguments and unknown arguments at every depth.
     """
 
-    __slots__ = ("properties", "required", "additional", "values")
+    __slots__ = ("properties", "required", "required_in_order", "additional", "values")
 
     def __init__(
         self,
@@ -246,7 +246,12 @@ class ObjectType(Type):
     ) -> None:
         super().__init__("object")
         self.properties = dict(properties or {})
-        self.required = required
+        self.required = frozenset(required)
+        # Declared properties first, in their order, so that messages (and anything drawn
+        # from this list) do not depend on set order, which varies from process to process.
+        self.required_in_order = tuple(
+            [key for key in self.properties if key in self.required] + sorted(key for key in self.required if key not in self.properties)
+        )
         # None: the schema said nothing; closed when properties are declared, open otherwise.
         if additional is None:
             additional = not self.properties
@@ -260,7 +265,7 @@ class ObjectType(Type):
     def check_members(self, value: dict[str, Any], prefix: str) -> Problem | None:
         """Check an object's keys and values; ``prefix`` is how member names are shown."""
         properties = self.properties
-        for key in self.required:
+        for key in self.required_in_order:
             if key not in value:
                 return Problem("missing_required_argument", f"required argument `{prefix}{key}` is missing")
         for key, item in value.items():

@@ -1,0 +1,179 @@
+"""``apigen run``: the four stages composed in one process.
+
+It chains the very generator functions the four commands run, in the same
+order with the same settings, so a run and the shell pipe
+``generate | format-check | exec-check | semantic-check`` give the same rows.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .chat import ChatService, UsageByModel
+from .checkpoint import RunState, checkpoint_at_request_boundaries, resume_or_start, state_path
+from .dedup import primed_dedup
+from .errors import ConfigError
+from .exec_check import ExecPolicy, exec_check
+from .executor import Executor
+from .format_check import format_check
+from .generate import Generation, generate
+from .io import STDIO, OutputFile, read_rows
+from .prompts import PromptSet
+from .records import Row
+from .report import PipelineReport, ReportBuilder, report_from_files
+from .routing import StageSummary, route_rows
+from .sampling import RequestPlan
+from .semantic_check import JudgeSettings, semantic_check
+
+Stage = Callable[[Iterable[Row]], Iterator[Row]]
+STAGE_NAMES = ("generate", "format-check", "exec-check", "semantic-check")
+
+
+@dataclass
+class PipelineParts:
+    """Everything the stages need, opened by the caller (who also closes them)."""
+
+    chat: ChatService
+    prompts: PromptSet
+    executor: Executor
+    exec_policy: ExecPolicy = field(default_factory=ExecPolicy)
+    judge: JudgeSettings = field(default_factory=JudgeSettings)
+    with_schema: bool = False
+    extra_stages: tuple[tuple[str, Stage], ...] = ()
+
+
+def run_pipeline(
+    plans: Iterable[RequestPlan], parts: PipelineParts, observe: Callable[[str, Iterator[Row]], Iterator[Row]] | None = None
+) -> Iterator[Row]:
+    """Rows out of all four checks, in plan order. ``observe`` may wrap each stage's output (progress)."""
+
+    def watched(name: str, rows: Iterator[Row]) -> Iterator[Row]:
+        return observe(name, rows) if observe is not None else rows
+
+    rows: Iterator[Row] = watched("generate", generate(plans, parts.chat, parts.prompts, with_schema=parts.with_schema))
+    rows = watched("format-check", format_check(rows))
+    rows = watched("exec-check", exec_check(rows, parts.executor, parts.exec_policy))
+    rows = watched("semantic-check", semantic_check(rows, parts.chat, parts.prompts, parts.judge))
+    for name, stage in parts.extra_stages:
+        rows = watched(name, stage(rows))
+    return rows
+
+
+def stage_counts(name: str, rows: Iterator[Row], counts: dict[str, Any]) -> Iterator[Row]:
+    """Count what leaves a stage (all rows, and those this stage rejected); for progress lines."""
+    stage = name.replace("-", "_")
+    mine = counts.setdefault(name, {"rows": 0, "rejected": 0})
+    for row in rows:
+        mine["rows"] += 1
+        if row.get("rejected_by") == stage:
+            mine["rejected"] += 1
+        yield row
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """Where a run writes: the dataset, the rejects, and whether an earlier run there may be replaced."""
+
+    output: str
+    rejects: str | None = None
+    overwrite: bool = False
+
+
+@dataclass
+class RunOutcome:
+    """What a run did: its report (over the whole dataset, resumed parts included) and how it went."""
+
+    report: PipelineReport
+    seed: int
+    requests_total: int
+    requests_skipped: int = 0
+    already_complete: bool = False
+
+
+def run_job(
+    generation: Generation,
+    parts: PipelineParts,
+    target: RunTarget,
+    *,
+    settings_digest: str,
+    observe: Callable[[str, Iterator[Row]], Iterator[Row]] | None = None,
+    dedup: dict[str, Any] | None = None,
+) -> RunOutcome:
+    """Run the pipeline into the target files, resuming an earlier run of the same settings.
+
+    ``settings_digest`` fingerprints everything that decides the rows (see
+    ``checkpoint.fingerprint``); a rerun with the same digest carries on where
+    the last one stopped. Writing to standard output cannot be resumed.
+    """
+    started = time.monotonic()
+    total = generation.settings.requests
+    resumable = target.output != STDIO
+    state = (
+        resume_or_start(target.output, target.rejects, settings_digest, generation.settings.seed, total, overwrite=target.overwrite)
+        if resumable
+        else RunState(settings_digest, generation.settings.seed, total)
+    )
+    generation = replace(generation, settings=replace(generation.settings, seed=state.seed))
+    files = [path for path in (target.output, target.rejects) if path is not None and path != STDIO]
+    if state.complete:
+        return RunOutcome(_report(files, state), state.seed, total, total, already_complete=True)
+    skipped = state.requests_done
+    if skipped:
+        _check_sizes(target, state)
+    output = OutputFile(target.output, resume_at=state.output_bytes if skipped else None)
+    rejects = OutputFile(target.rejects, resume_at=state.rejects_bytes if skipped else None) if target.rejects else None
+    # Opening truncates the files to the last checkpoint: only then are the rows in them the finished ones.
+    output_writer, rejects_writer = output.writer, (rejects.writer if rejects else None)
+    extra = parts.extra_stages
+    if dedup is not None:
+        output_writer.flush()
+        seen = read_rows(target.output) if skipped else iter(())
+        extra = (*extra, ("dedup", primed_dedup(seen, **dedup)))
+    builder = ReportBuilder()
+    try:
+        rows = run_pipeline(generation.plans(skip=skipped), replace(parts, extra_stages=extra), observe)
+        if resumable:
+            rows = checkpoint_at_request_boundaries(rows, state, state_path(target.output), output_writer, rejects_writer)
+        route_rows((builder.add(row) for row in rows), StageSummary("run"), output_writer, rejects_writer)
+        state.complete = True
+    finally:
+        output.close()
+        if rejects is not None:
+            rejects.close()
+        state.elapsed_seconds += time.monotonic() - started
+        _add_usage(state, parts.chat.usage)
+        if resumable:
+            state.save(state_path(target.output))
+    report = _report(files, state) if resumable else builder.build()
+    if not resumable:
+        report.wall_seconds = state.elapsed_seconds
+        report.add_usage(parts.chat.usage)
+    return RunOutcome(report, state.seed, total, skipped)
+
+
+def _check_sizes(target: RunTarget, state: RunState) -> None:
+    for path, size in ((target.output, state.output_bytes), (target.rejects, state.rejects_bytes)):
+        if path is not None and path != STDIO and size and (not os.path.exists(path) or os.path.getsize(path) < size):
+            raise ConfigError(
+                f"`{path}` is shorter than the run state beside it says, so the run cannot be resumed",
+                hint="pass `--overwrite` to start the run afresh",
+            )
+
+
+def _add_usage(state: RunState, usage: UsageByModel) -> None:
+    for model, counts in usage.models.items():
+        mine = state.usage.setdefault(model, {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0})
+        mine["requests"] += counts.requests
+        mine["prompt_tokens"] += counts.prompt_tokens
+        mine["completion_tokens"] += counts.completion_tokens
+
+
+def _report(files: list[str], state: RunState) -> PipelineReport:
+    report = report_from_files(files)
+    report.tokens = {model: dict(counts) for model, counts in state.usage.items()}
+    report.wall_seconds = state.elapsed_seconds
+    return report
