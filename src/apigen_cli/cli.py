@@ -691,6 +691,7 @@ def generate(
         chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
         rows = generate_rows(job.plans(), chat, job.prompts, with_schema=llm.json_mode == "schema")
         summary = write_rows("generate", rows, where, wrap=lambda rows: messages.llm_progress(rows, "generate", chat.progress))
+        summary.words = ("rows", "failed requests")
         messages.info(f"seed {job.settings.seed}: pass `--seed {job.settings.seed}` to sample the same requests again")
         _usage_and_summary(messages, chat, summary, strict)
 
@@ -738,6 +739,10 @@ def semantic_check(
         _usage_and_summary(messages, chat, summary, strict)
 
 
+# Flags that change how a run goes but not which rows it writes: a rerun may change them and still resume.
+_NOT_DECIDING_ROWS = frozenset({"quiet", "verbose", "overwrite", "report", "output", "rejects", "strict", "workers", "http_concurrency"})
+
+
 @app.command("run")
 @_with_options(GENERATION_GROUP, _exec_group("--exec-timeout"), JUDGE_GROUP, LLM_GROUP)
 def run_command(
@@ -774,8 +779,8 @@ def run_command(
         Destinations(apis, output, rejects).validate()
         job = _generation(ctx.params, apis, llm)
         digest = fingerprint(
-            {key: value for key, value in ctx.params.items() if key not in ("quiet", "verbose", "overwrite", "report", "output", "rejects", "strict")}
-            | {"seed": llm.seed, "llm": repr(replace(llm, concurrency=0, cache_dir=None, log_path=None))},
+            {key: value for key, value in ctx.params.items() if key not in _NOT_DECIDING_ROWS and key not in LLM_GROUP}
+            | {"llm": repr(replace(llm, concurrency=0, rpm=None, tpm=None, cache_dir=None, log_path=None, reorder_window=None))},
             [apis, *(path for path in (ctx.params["examples"], ctx.params["functions"], ctx.params["prompts"]) if path)],
         )
         executor, policy = _executor(ctx.params, messages)

@@ -28,6 +28,7 @@ class StageSummary:
     rejected: int = 0
     dropped: int = 0
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    words: tuple[str, str] = ("passed", "rejected")  # how the summary names the two counts
 
     @property
     def total(self) -> int:
@@ -42,7 +43,7 @@ class StageSummary:
 
     def line(self) -> str:
         """The one summary line that ends a command's stderr."""
-        text = f"{self.command}: {self.passed} passed, {self.rejected} rejected"
+        text = f"{self.command}: {self.passed} {self.words[0]}, {self.rejected} {self.words[1]}"
         reasons = self.top_reasons()
         if reasons:
             text += " (" + ", ".join(f"{code} {count}" for code, count in reasons) + ")"

@@ -1,0 +1,57 @@
+"""A scripted 'model' for the test server: it answers apigen's own prompts sensibly.
+
+Generation requests (they carry a reply schema naming the sampled tools) get
+pairs written by apigen's offline generator for those tools, seeded by the
+prompt, so the same request always gets the same answer. Judge requests get a
+verdict. Runs against it go through real sockets and the real HTTP client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import orjson
+
+from apigen_cli.offline import generate as offline_generate
+
+from .llm_server import Received, Reply
+
+JUDGE_MARK = "quality of function-calling training data"
+_PAIRS = re.compile(r"\b(\d+) (?:query/answer )?pairs\b")
+
+
+def is_judge(request: Received) -> bool:
+    messages = request.json.get("messages", []) if isinstance(request.json, dict) else []
+    return any(JUDGE_MARK in str(message.get("content", "")) for message in messages)
+
+
+def generation_reply(request: Received) -> Reply:
+    body = request.json
+    schema = body["response_format"]["json_schema"]["schema"]
+    calls = schema["properties"]["pairs"]["items"]["properties"]["answers"]["items"]
+    options = calls.get("anyOf", [calls])
+    tools = [{"name": option["properties"]["name"]["enum"][0], "description": "a tool",
+              "parameters": option["properties"]["arguments"]} for option in options]
+    found = _PAIRS.search(request.content)
+    seed = int.from_bytes(hashlib.blake2b(request.raw, digest_size=4).digest(), "big")
+    style = "simple" if len(tools) == 1 else "multiple"
+    pairs = offline_generate({"task": "generate", "tools": tools, "style": style, "pairs": int(found.group(1)) if found else 3,
+                              "seed": seed}, error_rate=0.0)
+    return Reply.chat(orjson.dumps({"pairs": orjson.loads(pairs)}).decode())
+
+
+def judge_reply(request: Received, *, fail_when: str | None = None) -> Reply:
+    content = request.content
+    if fail_when is not None and fail_when in content:
+        return Reply.chat('{"thought": "the calls do not fit the query", "pass": "no"}')
+    return Reply.chat('{"thought": "", "pass": "yes"}')
+
+
+def pipeline_handler(request: Received) -> Reply:
+    return judge_reply(request) if is_judge(request) else generation_reply(request)
+
+
+def answered_keys(log_lines: list[dict[str, Any]]) -> list[str]:
+    return [entry["key"] for entry in log_lines]

@@ -1,0 +1,102 @@
+"""`apigen generate` through the real CLI, against the scripted server and the offline backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from apigen_cli import format_check
+
+from .conftest import PROJECT, invoke, parse_stdout, read_jsonl
+from .llm_server import LLMServer, Reply
+from .scripted_model import generation_reply
+
+APIS = str(PROJECT / "sample_data" / "apis.jsonl")
+EXAMPLES = str(PROJECT / "sample_data" / "examples.jsonl")
+
+
+@pytest.fixture
+def server() -> Iterator[LLMServer]:
+    with LLMServer() as running:
+        running.handler = generation_reply
+        yield running
+
+
+def test_rows_models_in_turn_and_the_prompt_holds_tools_and_examples(runner: CliRunner, server: LLMServer) -> None:
+    result = invoke(runner, "generate", APIS, "--base-url", server.url, "-m", "test-model", "-m", "other-model",
+                    "-n", "12", "--seed", "4", "--examples", EXAMPLES, "--examples-per-prompt", "2")
+    assert result.exit_code == 0, result.stderr
+    rows = parse_stdout(result.stdout)
+    assert len(rows) == 12
+    requests = server.chat_requests()  # in arrival order, which concurrency may shuffle
+    assert sorted(request.model or "" for request in requests) == ["other-model"] * 2 + ["test-model"] * 2
+    assert [row["model"] for row in rows] == ["test-model"] * 3 + ["other-model"] * 3 + ["test-model"] * 3 + ["other-model"] * 3
+    examples = {row["query"] for row in read_jsonl(EXAMPLES)}
+    prompts = {"\n".join(message["content"] for message in request.json["messages"]): request for request in requests}
+    for first in rows[::3]:
+        [(prompt, request)] = [(p, r) for p, r in prompts.items() if all(f'"name": "{n}"' in p for n in first["sampled_apis"])
+                               and r.model == first["model"]][:1]
+        assert sum(query in prompt for query in examples) == 2
+        assert request.json["response_format"]["type"] == "json_schema"
+    assert all(row["keep_row_after_format_check"] for row in format_check(rows))
+    assert "test-model: 2 requests" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "generate: 12 rows, 0 failed requests"
+
+
+def test_unparseable_replies_become_rows_that_format_check_rejects(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
+    server.enqueue(Reply.chat("I'm sorry, I can't help with that."))
+    result = invoke(runner, "generate", APIS, "--base-url", server.url, "-m", "test-model", "-n", "6", "--seed", "1")
+    rows = parse_stdout(result.stdout)
+    assert rows[0]["raw_output"] == "I'm sorry, I can't help with that." and rows[0]["id"] == "gen-1-00000"
+    checked = list(format_check(rows))
+    assert checked[0]["reason"] == "unparseable_output"
+    assert [row.get("rejected_by") for row in checked[1:]] == [None, None, None]
+
+
+def test_a_failed_request_is_one_reject_row_and_the_run_goes_on(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
+    server.enqueue(Reply.error(422, "the prompt is too long"))
+    rejects = tmp_path / "failed.jsonl"
+    result = invoke(runner, "generate", APIS, "--base-url", server.url, "-m", "test-model", "-n", "9", "--seed", "1",
+                    "--rejects", str(rejects))
+    assert result.exit_code == 0, result.stderr
+    [failed] = read_jsonl(rejects)
+    assert (failed["rejected_by"], failed["reason"], failed["pairs_requested"]) == ("generate", "llm_error", 3)
+    assert "the prompt is too long" in failed["reason_detail"]
+    assert len(parse_stdout(result.stdout)) == 6
+
+
+def test_a_seed_reproduces_the_offline_run_and_another_seed_changes_it(runner: CliRunner) -> None:
+    def run(seed: str) -> str:
+        result = invoke(runner, "generate", APIS, "-m", "offline", "-n", "30", "--seed", seed)
+        assert result.exit_code == 0, result.stderr
+        return result.stdout
+
+    assert run("11") == run("11")
+    assert run("11") != run("12")
+
+
+def test_no_model_is_a_usage_error_with_a_hint(runner: CliRunner) -> None:
+    result = invoke(runner, "generate", APIS, "-n", "3")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: no model is configured\n\nhint: ")
+
+
+def test_a_bad_library_line_names_file_line_and_field(runner: CliRunner, tmp_path: Path) -> None:
+    apis = tmp_path / "apis.jsonl"
+    apis.write_text('{"name": "ok", "parameters": {}}\n{"name": "bad", "parameters": {"x": {"type": "Frobnicate"}}}\n')
+    result = invoke(runner, "generate", str(apis), "-m", "offline", "-n", "3")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0].startswith(f"error: line 2 of `{apis}`: tool `bad`: parameter `x` has type 'Frobnicate'")
+    assert "Traceback" not in result.stderr
+
+
+def test_styles_and_counts_from_flags(runner: CliRunner) -> None:
+    result = invoke(runner, "generate", APIS, "-m", "offline", "-n", "40", "--pairs-per-prompt", "4", "--seed", "2",
+                    "--styles", "parallel=1")
+    rows = parse_stdout(result.stdout)
+    assert len(rows) == 40 and {row["query_style"] for row in rows} == {"parallel"}
+    assert len({row["request_id"] for row in rows}) == 10
+    assert all(len(row["sampled_apis"]) == 1 for row in rows)

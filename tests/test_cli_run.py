@@ -1,0 +1,117 @@
+"""`apigen run`: the same rows as the shell pipe, a true report, and resuming after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from .conftest import PROJECT, invoke, read_jsonl
+from .llm_server import LLMServer
+from .scripted_model import pipeline_handler
+
+SAMPLE = PROJECT / "sample_data"
+APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
+APIGEN = [sys.executable, "-m", "apigen_cli"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "NO_COLOR": "1", **extra}
+
+
+def test_run_gives_the_same_rows_as_the_shell_pipe(tmp_path: Path) -> None:
+    flags = "-n 90 --seed 21"
+    run = subprocess.run(
+        [*APIGEN, "run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", *flags.split(),
+         "-o", str(tmp_path / "run.jsonl"), "--rejects", str(tmp_path / "run_rejects.jsonl"), "-q"],
+        env=_env(PYTHONHASHSEED="1"), capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    apigen = " ".join(APIGEN)
+    pipe = (
+        f"{apigen} generate {APIS} -m offline {flags} -q --rejects {tmp_path}/r0.jsonl"
+        f" | {apigen} format-check -q --rejects {tmp_path}/r1.jsonl"
+        f" | {apigen} exec-check --functions {FUNCTIONS} -q --rejects {tmp_path}/r2.jsonl"
+        f" | {apigen} semantic-check -J offline -q --rejects {tmp_path}/r3.jsonl > {tmp_path}/pipe.jsonl"
+    )
+    piped = subprocess.run(["bash", "-o", "pipefail", "-c", pipe], env=_env(PYTHONHASHSEED="2"), capture_output=True, text=True)
+    assert piped.returncode == 0, piped.stderr
+    assert read_jsonl(tmp_path / "run.jsonl") == read_jsonl(tmp_path / "pipe.jsonl")
+    run_rejects = sorted(json.dumps(row, sort_keys=True) for row in read_jsonl(tmp_path / "run_rejects.jsonl"))
+    pipe_rejects = sorted(json.dumps(row, sort_keys=True) for n in range(4) for row in read_jsonl(tmp_path / f"r{n}.jsonl"))
+    assert run_rejects == pipe_rejects
+    assert len(read_jsonl(tmp_path / "run.jsonl")) > 20 and len(run_rejects) > 5  # both sides carry real rows
+
+
+def test_the_report_matches_the_rows_written(runner: CliRunner, tmp_path: Path) -> None:
+    out, rejects, report = tmp_path / "data.jsonl", tmp_path / "rej.jsonl", tmp_path / "report.json"
+    result = invoke(runner, "run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "60", "--seed", "3",
+                    "-o", str(out), "--rejects", str(rejects), "--report", str(report))
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(report.read_text())
+    kept, rejected = read_jsonl(out), read_jsonl(rejects)
+    total = data["total"]
+    assert total["requested"] == 60 and total["verified"] == len(kept)
+    by_stage = {stage: sum(1 for row in rejected if row["rejected_by"] == stage) for stage in ("format_check", "exec_check", "semantic_check")}
+    assert (total["failed_execution"], total["failed_semantic"]) == (by_stage["exec_check"], by_stage["semantic_check"])
+    assert total["failed_format"] == 60 - len(kept) - by_stage["exec_check"] - by_stage["semantic_check"]
+    assert data["top_reasons"]["exec_check"] == dict(__import__("collections").Counter(
+        row["reason"] for row in rejected if row["rejected_by"] == "exec_check").most_common(5))
+    assert "offline" in data["models"] and data["seed"] == 3
+    assert f"run: {len(kept)} verified of 60 requested" in result.stderr
+    stats = invoke(runner, "stats", str(out), str(rejects), "--json")
+    assert json.loads(stats.stdout)["total"] == total
+
+
+def test_a_finished_run_is_not_redone_and_other_settings_are_refused(runner: CliRunner, tmp_path: Path) -> None:
+    args = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "9", "--seed", "3", "-o", str(tmp_path / "d.jsonl")]
+    assert invoke(runner, *args).exit_code == 0
+    before = (tmp_path / "d.jsonl").read_bytes()
+    again = invoke(runner, *args)
+    assert again.exit_code == 0 and "already holds this run, complete" in again.stderr
+    assert (tmp_path / "d.jsonl").read_bytes() == before
+    other = invoke(runner, *args[:-4], "-n", "12", "-o", str(tmp_path / "d.jsonl"))
+    assert other.exit_code == 2 and "holds a run made with other settings or inputs" in other.stderr
+    assert invoke(runner, *args[:-4], "-n", "12", "-o", str(tmp_path / "d.jsonl"), "--overwrite").exit_code == 0
+
+
+def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    with LLMServer(latency=0.05) as server:
+        server.handler = pipeline_handler
+
+        def command(name: str, *extra: str) -> list[str]:
+            return [*APIGEN, "run", APIS, "--functions", FUNCTIONS, "--base-url", server.url, "-m", "test-model", "-J", "test-model",
+                    "-n", "60", "--seed", "8", "--concurrency", "2", "-o", str(tmp_path / f"{name}.jsonl"),
+                    "--rejects", str(tmp_path / f"{name}_rejects.jsonl"), "-q", *extra]
+
+        reference = subprocess.run(command("reference"), env=_env(), capture_output=True, text=True, timeout=120)
+        assert reference.returncode == 0, reference.stderr
+
+        output = tmp_path / "resumed.jsonl"
+        with subprocess.Popen(command("resumed"), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and (not output.exists() or output.read_bytes().count(b"\n") < 8):
+                time.sleep(0.02)
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+        state = json.loads((tmp_path / "resumed.jsonl.apigen-run.json").read_text())
+        assert 0 < state["requests_done"] < state["requests_total"] == 20 and not state["complete"]
+
+        log = tmp_path / "second.log.jsonl"
+        second = subprocess.run(command("resumed", "--log-llm", str(log)), env=_env(), capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr
+
+    assert read_jsonl(output) == read_jsonl(tmp_path / "reference.jsonl")  # row by row: none lost, none twice
+    assert read_jsonl(tmp_path / "resumed_rejects.jsonl") == read_jsonl(tmp_path / "reference_rejects.jsonl")
+    exchanges = read_jsonl(log)
+    generation_keys = [entry["key"] for entry in exchanges if entry["key"].count("-") == 2]  # gen-SEED-INDEX; rows add -PAIR
+    assert generation_keys and min(int(key.rsplit("-", 1)[1]) for key in generation_keys) >= state["requests_done"]
+    judged_again = {entry["key"] for entry in exchanges if entry["key"].count("-") == 3}
+    done_before = {row["id"] for row in read_jsonl(output) if int(row["request_id"].rsplit("-", 1)[1]) < state["requests_done"]}
+    assert not judged_again & done_before

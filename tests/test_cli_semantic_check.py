@@ -1,0 +1,94 @@
+"""`apigen semantic-check` through the real CLI, against the scripted server and the offline judge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from .conftest import invoke, parse_stdout, read_jsonl, write_jsonl
+from .llm_server import LLMServer, Received, Reply
+
+TOOLS = [{"name": "get_weather", "description": "Weather now in a city.",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+
+
+def row(n: int, city: str, **extra: Any) -> dict[str, Any]:
+    return {"id": f"r{n}", "query": f"What's the weather in {city}?", "tools": TOOLS,
+            "answers": [{"name": "get_weather", "arguments": {"city": city}}],
+            "execution_result": [{"name": "get_weather", "ok": True, "result": {"city": city, "temp_c": 18}}],
+            "keep_row_after_execution_check": True, **extra}
+
+
+@pytest.fixture
+def server() -> Iterator[LLMServer]:
+    with LLMServer() as running:
+        yield running
+
+
+def test_verdicts_from_an_endpoint(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
+    def judge(request: Received) -> Reply:
+        if "Atlantis" in request.content:
+            return Reply.chat('Verdict:\n```json\n{"thought": "Atlantis is not a city", "passes": "NO"}\n```')
+        return Reply.chat('{"thought": "", "pass": "yes"}')
+
+    server.handler = judge
+    source = write_jsonl(tmp_path / "rows.jsonl", [row(1, "Oslo"), row(2, "Atlantis"), row(3, "Lima")])
+    rejects = tmp_path / "rejects.jsonl"
+    result = invoke(runner, "semantic-check", str(source), "--base-url", server.url, "-J", "test-model", "--rejects", str(rejects))
+    assert result.exit_code == 0, result.stderr
+    kept = parse_stdout(result.stdout)
+    assert [(r["id"], r["keep_row_after_semantic_check"], r["thought"]) for r in kept] == [("r1", True, ""), ("r3", True, "")]
+    [bad] = read_jsonl(rejects)
+    assert (bad["id"], bad["reason"], bad["thought"]) == ("r2", "semantic_mismatch", "Atlantis is not a city")
+    request = server.chat_requests()[0]
+    assert request.json["response_format"]["json_schema"]["schema"]["required"] == ["thought", "pass"]
+    assert result.stderr.strip().splitlines()[-1] == "semantic-check: 2 passed, 1 rejected (semantic_mismatch 1)"
+
+
+def test_a_committee_of_three_votes(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
+    server.handler = lambda request: Reply.chat('{"thought": "hm", "pass": "no"}' if request.model == "harsh" else '{"thought": "", "pass": "yes"}')
+    source = write_jsonl(tmp_path / "rows.jsonl", [row(1, "Oslo")])
+    result = invoke(runner, "semantic-check", str(source), "--base-url", server.url, "-J", "harsh", "-J", "kind", "-J", "test-model")
+    [kept] = parse_stdout(result.stdout)
+    assert kept["keep_row_after_semantic_check"] is True
+    assert [(judge["model"], judge["pass"]) for judge in kept["judges"]] == [("harsh", False), ("kind", True), ("test-model", True)]
+
+
+def test_rows_that_failed_execution_are_passed_through_unjudged(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
+    server.handler = lambda request: Reply.chat('{"thought": "", "pass": "yes"}')
+    failed = row(2, "Rome", rejected_by="exec_check", reason="exception", keep_row_after_execution_check=False)
+    source = write_jsonl(tmp_path / "rows.jsonl", [row(1, "Oslo"), failed])
+    rejects = tmp_path / "rejects.jsonl"
+    result = invoke(runner, "semantic-check", str(source), "--base-url", server.url, "-J", "test-model", "--rejects", str(rejects))
+    assert result.exit_code == 0
+    assert len(server.chat_requests()) == 1
+    assert read_jsonl(rejects) == [failed]
+
+
+def test_the_offline_judge_fails_rows_whose_values_the_query_does_not_hold(runner: CliRunner, tmp_path: Path) -> None:
+    wrong = row(2, "Oslo") | {"query": "What's the weather in Bergen?"}
+    source = write_jsonl(tmp_path / "rows.jsonl", [row(1, "Oslo"), wrong])
+    result = invoke(runner, "semantic-check", str(source), "-J", "offline", "--keep-rejected")
+    rows = parse_stdout(result.stdout)
+    assert [r["keep_row_after_semantic_check"] for r in rows] == [True, False]
+    assert "Oslo" in rows[1]["thought"]
+
+
+def test_no_judge_model_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "rows.jsonl", [row(1, "Oslo")])
+    result = invoke(runner, "semantic-check", str(source))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: no judge model is given\n\nhint: pass `--judge-model NAME`")
+
+
+def test_an_unusable_endpoint_stops_the_run_with_one_error(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
+    server.handler = lambda request: Reply.error(401, "invalid api key")
+    source = write_jsonl(tmp_path / "rows.jsonl", [row(n, "Oslo") for n in range(20)])
+    result = invoke(runner, "semantic-check", str(source), "--base-url", server.url, "-J", "test-model")
+    assert result.exit_code == 2
+    assert result.stderr.count("error:") == 1 and "401" in result.stderr
+    assert "Traceback" not in result.stderr
