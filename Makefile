@@ -29,12 +29,14 @@ fix: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 
 demo: $(STAMP)
-	@mkdir -p $(DEMO_OUT)
-	$(BIN)/apigen format-check sample_data/rows.jsonl -o $(DEMO_OUT)/checked.jsonl --rejects $(DEMO_OUT)/rejected.jsonl
-	@echo "--- first kept row ($(DEMO_OUT)/checked.jsonl):"
-	@head -n 1 $(DEMO_OUT)/checked.jsonl
-	@echo "--- rejection reasons ($(DEMO_OUT)/rejected.jsonl):"
-	@$(BIN)/python -c "import json,sys; [print(r['reason'], '-', r['reason_detail']) for r in map(json.loads, open(sys.argv[1]))]" $(DEMO_OUT)/rejected.jsonl
+	@rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
+	$(BIN)/apigen run sample_data/apis.jsonl --functions sample_data/functions \
+		--model offline --judge-model offline --count 120 --seed 7 --examples sample_data/examples.jsonl \
+		-o $(DEMO_OUT)/dataset.jsonl --rejects $(DEMO_OUT)/rejects.jsonl --report $(DEMO_OUT)/report.json
+	@echo "--- a verified row ($(DEMO_OUT)/dataset.jsonl):"
+	@head -n 1 $(DEMO_OUT)/dataset.jsonl | cut -c 1-400
+	@echo "--- a rejected row ($(DEMO_OUT)/rejects.jsonl):"
+	@head -n 1 $(DEMO_OUT)/rejects.jsonl | cut -c 1-400
 
 smoke: $(STAMP)
 	cat sample_data/rows.jsonl | $(BIN)/apigen format-check --quiet | head -n 2
