@@ -98,8 +98,10 @@ def main() -> None:
         print(f"format-check             : {stage:10,.0f} rows/s")
         print(f"ratio                    : {stage / floor:10.2f}  (aim: >= 0.5)")
         small, large = peak_memory_mb(quarter), peak_memory_mb(full)
-        print(f"peak RSS, {options.rows // 4} rows: {small:.0f} MB; {options.rows} rows: {large:.0f} MB "
-              f"(ratio {large / small:.2f}; flat is ~1.0)")
+        print(
+            f"peak RSS, {options.rows // 4} rows: {small:.0f} MB; {options.rows} rows: {large:.0f} MB "
+            f"(ratio {large / small:.2f}; flat is ~1.0)"
+        )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,11 @@ class CannedChat:
                 reply = self.default
             else:
                 raise AssertionError(f"no canned reply left for request {request.key}")
-            result = ChatResult(text=None, error=reply) if isinstance(reply, Problem) else ChatResult(text=reply, prompt_tokens=10, completion_tokens=5)
+            result = (
+                ChatResult(text=None, error=reply)
+                if isinstance(reply, Problem)
+                else ChatResult(text=reply, prompt_tokens=10, completion_tokens=5)
+            )
             self.usage.add(request.model, result)
             yield item, result
 

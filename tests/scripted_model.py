@@ -32,13 +32,21 @@ def generation_reply(request: Received) -> Reply:
     schema = body["response_format"]["json_schema"]["schema"]
     calls = schema["properties"]["pairs"]["items"]["properties"]["answers"]["items"]
     options = calls.get("anyOf", [calls])
-    tools = [{"name": option["properties"]["name"]["enum"][0], "description": "a tool",
-              "parameters": option["properties"]["arguments"]} for option in options]
+    tools = [
+        {
+            "name": option["properties"]["name"]["enum"][0],
+            "description": "a tool",
+            "parameters": option["properties"]["arguments"],
+        }
+        for option in options
+    ]
     found = _PAIRS.search(request.content)
     seed = int.from_bytes(hashlib.blake2b(request.raw, digest_size=4).digest(), "big")
     style = "simple" if len(tools) == 1 else "multiple"
-    pairs = offline_generate({"task": "generate", "tools": tools, "style": style, "pairs": int(found.group(1)) if found else 3,
-                              "seed": seed}, error_rate=0.0)
+    pairs = offline_generate(
+        {"task": "generate", "tools": tools, "style": style, "pairs": int(found.group(1)) if found else 3, "seed": seed},
+        error_rate=0.0,
+    )
     return Reply.chat(orjson.dumps({"pairs": orjson.loads(pairs)}).decode())
 
 

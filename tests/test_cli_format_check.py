@@ -12,16 +12,29 @@ from typer.testing import CliRunner
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
 
-TOOL = {"name": "add", "description": "Add two integers.",
-        "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}
+TOOL = {
+    "name": "add",
+    "description": "Add two integers.",
+    "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]},
+}
 
 
 def good(n: int) -> dict[str, object]:
-    return {"id": f"g{n}", "query": f"What is {n} plus 1?", "tools": [TOOL], "answers": [{"name": "add", "arguments": {"a": n, "b": 1}}]}
+    return {
+        "id": f"g{n}",
+        "query": f"What is {n} plus 1?",
+        "tools": [TOOL],
+        "answers": [{"name": "add", "arguments": {"a": n, "b": 1}}],
+    }
 
 
 def bad(n: int) -> dict[str, object]:
-    return {"id": f"b{n}", "query": f"What is {n} plus 1?", "tools": [TOOL], "answers": [{"name": "add", "arguments": {"a": str(n), "b": 1}}]}
+    return {
+        "id": f"b{n}",
+        "query": f"What is {n} plus 1?",
+        "tools": [TOOL],
+        "answers": [{"name": "add", "arguments": {"a": str(n), "b": 1}}],
+    }
 
 
 def test_kept_rows_on_stdout_rejects_in_their_file(runner: CliRunner, tmp_path: Path) -> None:
@@ -77,7 +90,10 @@ def test_malformed_line_names_file_and_line_and_hints(runner: CliRunner, tmp_pat
     source.write_text(json.dumps(good(1)) + "\n\n" + '{"id": "x", "query": }\n' + json.dumps(good(4)) + "\n")
     result = invoke(runner, "format-check", str(source))
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[0] == f"error: line 3 of `{source}` is not valid JSON: unexpected character, expected a JSON value at column 22 (`}}`)"
+    assert (
+        result.stderr.splitlines()[0]
+        == f"error: line 3 of `{source}` is not valid JSON: unexpected character, expected a JSON value at column 22 (`}}`)"
+    )
     assert "hint: fix the line, or pass `--skip-bad-lines`" in result.stderr
     assert "Traceback" not in result.stderr
     assert [row["id"] for row in parse_stdout(result.stdout)] == ["g1"]  # written before the error, complete
@@ -91,7 +107,9 @@ def test_skip_bad_lines_sends_them_to_the_rejects_with_their_line(runner: CliRun
     assert result.exit_code == 0
     assert [row["id"] for row in parse_stdout(result.stdout)] == ["g1", "g4"]
     assert [(row["line"], row["reason"], row["raw"]) for row in read_jsonl(rejects)] == [
-        (2, "invalid_json", "[1, 2]"), (3, "invalid_json", "not json")]
+        (2, "invalid_json", "[1, 2]"),
+        (3, "invalid_json", "not json"),
+    ]
     assert "format-check: 2 passed, 2 rejected (invalid_json (input) 2)" in result.stderr
 
 
@@ -137,7 +155,9 @@ def test_shell_pipe_over_sample_data(tmp_path: Path) -> None:
         f"cat {PROJECT / 'sample_data' / 'rows.jsonl'} | {sys.executable} -m apigen_cli format-check --rejects {rejects} "
         f"| {sys.executable} -m apigen_cli format-check --strict"
     )
-    result = subprocess.run(["bash", "-o", "pipefail", "-c", pipeline], capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", pipeline], capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}
+    )
     assert result.returncode == 0, result.stderr
     kept = parse_stdout(result.stdout)
     rejected = read_jsonl(rejects)

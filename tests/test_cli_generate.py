@@ -26,8 +26,25 @@ def server() -> Iterator[LLMServer]:
 
 
 def test_rows_models_in_turn_and_the_prompt_holds_tools_and_examples(runner: CliRunner, server: LLMServer) -> None:
-    result = invoke(runner, "generate", APIS, "--base-url", server.url, "-m", "test-model", "-m", "other-model",
-                    "-n", "12", "--seed", "4", "--examples", EXAMPLES, "--examples-per-prompt", "2")
+    result = invoke(
+        runner,
+        "generate",
+        APIS,
+        "--base-url",
+        server.url,
+        "-m",
+        "test-model",
+        "-m",
+        "other-model",
+        "-n",
+        "12",
+        "--seed",
+        "4",
+        "--examples",
+        EXAMPLES,
+        "--examples-per-prompt",
+        "2",
+    )
     assert result.exit_code == 0, result.stderr
     rows = parse_stdout(result.stdout)
     assert len(rows) == 12
@@ -37,8 +54,11 @@ def test_rows_models_in_turn_and_the_prompt_holds_tools_and_examples(runner: Cli
     examples = {row["query"] for row in read_jsonl(EXAMPLES)}
     prompts = {"\n".join(message["content"] for message in request.json["messages"]): request for request in requests}
     for first in rows[::3]:
-        [(prompt, request)] = [(p, r) for p, r in prompts.items() if all(f'"name": "{n}"' in p for n in first["sampled_apis"])
-                               and r.model == first["model"]][:1]
+        [(prompt, request)] = [
+            (p, r)
+            for p, r in prompts.items()
+            if all(f'"name": "{n}"' in p for n in first["sampled_apis"]) and r.model == first["model"]
+        ][:1]
         assert sum(query in prompt for query in examples) == 2
         assert request.json["response_format"]["type"] == "json_schema"
     assert all(row["keep_row_after_format_check"] for row in format_check(rows))
@@ -59,8 +79,21 @@ def test_unparseable_replies_become_rows_that_format_check_rejects(runner: CliRu
 def test_a_failed_request_is_one_reject_row_and_the_run_goes_on(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
     server.enqueue(Reply.error(422, "the prompt is too long"))
     rejects = tmp_path / "failed.jsonl"
-    result = invoke(runner, "generate", APIS, "--base-url", server.url, "-m", "test-model", "-n", "9", "--seed", "1",
-                    "--rejects", str(rejects))
+    result = invoke(
+        runner,
+        "generate",
+        APIS,
+        "--base-url",
+        server.url,
+        "-m",
+        "test-model",
+        "-n",
+        "9",
+        "--seed",
+        "1",
+        "--rejects",
+        str(rejects),
+    )
     assert result.exit_code == 0, result.stderr
     [failed] = read_jsonl(rejects)
     assert (failed["rejected_by"], failed["reason"], failed["pairs_requested"]) == ("generate", "llm_error", 3)
@@ -94,8 +127,9 @@ def test_a_bad_library_line_names_file_line_and_field(runner: CliRunner, tmp_pat
 
 
 def test_styles_and_counts_from_flags(runner: CliRunner) -> None:
-    result = invoke(runner, "generate", APIS, "-m", "offline", "-n", "40", "--pairs-per-prompt", "4", "--seed", "2",
-                    "--styles", "parallel=1")
+    result = invoke(
+        runner, "generate", APIS, "-m", "offline", "-n", "40", "--pairs-per-prompt", "4", "--seed", "2", "--styles", "parallel=1"
+    )
     rows = parse_stdout(result.stdout)
     assert len(rows) == 40 and {row["query_style"] for row in rows} == {"parallel"}
     assert len({row["request_id"] for row in rows}) == 10

@@ -28,9 +28,26 @@ def _env(**extra: str) -> dict[str, str]:
 def test_run_gives_the_same_rows_as_the_shell_pipe(tmp_path: Path) -> None:
     flags = "-n 90 --seed 21"
     run = subprocess.run(
-        [*APIGEN, "run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", *flags.split(),
-         "-o", str(tmp_path / "run.jsonl"), "--rejects", str(tmp_path / "run_rejects.jsonl"), "-q"],
-        env=_env(PYTHONHASHSEED="1"), capture_output=True, text=True,
+        [
+            *APIGEN,
+            "run",
+            APIS,
+            "--functions",
+            FUNCTIONS,
+            "-m",
+            "offline",
+            "-J",
+            "offline",
+            *flags.split(),
+            "-o",
+            str(tmp_path / "run.jsonl"),
+            "--rejects",
+            str(tmp_path / "run_rejects.jsonl"),
+            "-q",
+        ],
+        env=_env(PYTHONHASHSEED="1"),
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stderr
     apigen = " ".join(APIGEN)
@@ -51,18 +68,41 @@ def test_run_gives_the_same_rows_as_the_shell_pipe(tmp_path: Path) -> None:
 
 def test_the_report_matches_the_rows_written(runner: CliRunner, tmp_path: Path) -> None:
     out, rejects, report = tmp_path / "data.jsonl", tmp_path / "rej.jsonl", tmp_path / "report.json"
-    result = invoke(runner, "run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "60", "--seed", "3",
-                    "-o", str(out), "--rejects", str(rejects), "--report", str(report))
+    result = invoke(
+        runner,
+        "run",
+        APIS,
+        "--functions",
+        FUNCTIONS,
+        "-m",
+        "offline",
+        "-J",
+        "offline",
+        "-n",
+        "60",
+        "--seed",
+        "3",
+        "-o",
+        str(out),
+        "--rejects",
+        str(rejects),
+        "--report",
+        str(report),
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(report.read_text())
     kept, rejected = read_jsonl(out), read_jsonl(rejects)
     total = data["total"]
     assert total["requested"] == 60 and total["verified"] == len(kept)
-    by_stage = {stage: sum(1 for row in rejected if row["rejected_by"] == stage) for stage in ("format_check", "exec_check", "semantic_check")}
+    by_stage = {
+        stage: sum(1 for row in rejected if row["rejected_by"] == stage)
+        for stage in ("format_check", "exec_check", "semantic_check")
+    }
     assert (total["failed_execution"], total["failed_semantic"]) == (by_stage["exec_check"], by_stage["semantic_check"])
     assert total["failed_format"] == 60 - len(kept) - by_stage["exec_check"] - by_stage["semantic_check"]
-    assert data["top_reasons"]["exec_check"] == dict(__import__("collections").Counter(
-        row["reason"] for row in rejected if row["rejected_by"] == "exec_check").most_common(5))
+    assert data["top_reasons"]["exec_check"] == dict(
+        __import__("collections").Counter(row["reason"] for row in rejected if row["rejected_by"] == "exec_check").most_common(5)
+    )
     assert "offline" in data["models"] and data["seed"] == 3
     assert f"run: {len(kept)} verified of 60 requested" in result.stderr
     stats = invoke(runner, "stats", str(out), str(rejects), "--json")
@@ -70,7 +110,22 @@ def test_the_report_matches_the_rows_written(runner: CliRunner, tmp_path: Path) 
 
 
 def test_a_finished_run_is_not_redone_and_other_settings_are_refused(runner: CliRunner, tmp_path: Path) -> None:
-    args = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "9", "--seed", "3", "-o", str(tmp_path / "d.jsonl")]
+    args = [
+        "run",
+        APIS,
+        "--functions",
+        FUNCTIONS,
+        "-m",
+        "offline",
+        "-J",
+        "offline",
+        "-n",
+        "9",
+        "--seed",
+        "3",
+        "-o",
+        str(tmp_path / "d.jsonl"),
+    ]
     assert invoke(runner, *args).exit_code == 0
     before = (tmp_path / "d.jsonl").read_bytes()
     again = invoke(runner, *args)
@@ -86,9 +141,31 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
         server.handler = pipeline_handler
 
         def command(name: str, *extra: str) -> list[str]:
-            return [*APIGEN, "run", APIS, "--functions", FUNCTIONS, "--base-url", server.url, "-m", "test-model", "-J", "test-model",
-                    "-n", "60", "--seed", "8", "--concurrency", "2", "-o", str(tmp_path / f"{name}.jsonl"),
-                    "--rejects", str(tmp_path / f"{name}_rejects.jsonl"), "-q", *extra]
+            return [
+                *APIGEN,
+                "run",
+                APIS,
+                "--functions",
+                FUNCTIONS,
+                "--base-url",
+                server.url,
+                "-m",
+                "test-model",
+                "-J",
+                "test-model",
+                "-n",
+                "60",
+                "--seed",
+                "8",
+                "--concurrency",
+                "2",
+                "-o",
+                str(tmp_path / f"{name}.jsonl"),
+                "--rejects",
+                str(tmp_path / f"{name}_rejects.jsonl"),
+                "-q",
+                *extra,
+            ]
 
         reference = subprocess.run(command("reference"), env=_env(), capture_output=True, text=True, timeout=120)
         assert reference.returncode == 0, reference.stderr
@@ -104,7 +181,9 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
         assert 0 < state["requests_done"] < state["requests_total"] == 20 and not state["complete"]
 
         log = tmp_path / "second.log.jsonl"
-        second = subprocess.run(command("resumed", "--log-llm", str(log)), env=_env(), capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            command("resumed", "--log-llm", str(log)), env=_env(), capture_output=True, text=True, timeout=120
+        )
         assert second.returncode == 0, second.stderr
 
     assert read_jsonl(output) == read_jsonl(tmp_path / "reference.jsonl")  # row by row: none lost, none twice

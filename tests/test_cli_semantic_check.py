@@ -12,15 +12,25 @@ from typer.testing import CliRunner
 from .conftest import invoke, parse_stdout, read_jsonl, write_jsonl
 from .llm_server import LLMServer, Received, Reply
 
-TOOLS = [{"name": "get_weather", "description": "Weather now in a city.",
-          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Weather now in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+]
 
 
 def row(n: int, city: str, **extra: Any) -> dict[str, Any]:
-    return {"id": f"r{n}", "query": f"What's the weather in {city}?", "tools": TOOLS,
-            "answers": [{"name": "get_weather", "arguments": {"city": city}}],
-            "execution_result": [{"name": "get_weather", "ok": True, "result": {"city": city, "temp_c": 18}}],
-            "keep_row_after_execution_check": True, **extra}
+    return {
+        "id": f"r{n}",
+        "query": f"What's the weather in {city}?",
+        "tools": TOOLS,
+        "answers": [{"name": "get_weather", "arguments": {"city": city}}],
+        "execution_result": [{"name": "get_weather", "ok": True, "result": {"city": city, "temp_c": 18}}],
+        "keep_row_after_execution_check": True,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -38,7 +48,9 @@ def test_verdicts_from_an_endpoint(runner: CliRunner, server: LLMServer, tmp_pat
     server.handler = judge
     source = write_jsonl(tmp_path / "rows.jsonl", [row(1, "Oslo"), row(2, "Atlantis"), row(3, "Lima")])
     rejects = tmp_path / "rejects.jsonl"
-    result = invoke(runner, "semantic-check", str(source), "--base-url", server.url, "-J", "test-model", "--rejects", str(rejects))
+    result = invoke(
+        runner, "semantic-check", str(source), "--base-url", server.url, "-J", "test-model", "--rejects", str(rejects)
+    )
     assert result.exit_code == 0, result.stderr
     kept = parse_stdout(result.stdout)
     assert [(r["id"], r["keep_row_after_semantic_check"], r["thought"]) for r in kept] == [("r1", True, ""), ("r3", True, "")]
@@ -50,12 +62,20 @@ def test_verdicts_from_an_endpoint(runner: CliRunner, server: LLMServer, tmp_pat
 
 
 def test_a_committee_of_three_votes(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
-    server.handler = lambda request: Reply.chat('{"thought": "hm", "pass": "no"}' if request.model == "harsh" else '{"thought": "", "pass": "yes"}')
+    server.handler = lambda request: Reply.chat(
+        '{"thought": "hm", "pass": "no"}' if request.model == "harsh" else '{"thought": "", "pass": "yes"}'
+    )
     source = write_jsonl(tmp_path / "rows.jsonl", [row(1, "Oslo")])
-    result = invoke(runner, "semantic-check", str(source), "--base-url", server.url, "-J", "harsh", "-J", "kind", "-J", "test-model")
+    result = invoke(
+        runner, "semantic-check", str(source), "--base-url", server.url, "-J", "harsh", "-J", "kind", "-J", "test-model"
+    )
     [kept] = parse_stdout(result.stdout)
     assert kept["keep_row_after_semantic_check"] is True
-    assert [(judge["model"], judge["pass"]) for judge in kept["judges"]] == [("harsh", False), ("kind", True), ("test-model", True)]
+    assert [(judge["model"], judge["pass"]) for judge in kept["judges"]] == [
+        ("harsh", False),
+        ("kind", True),
+        ("test-model", True),
+    ]
 
 
 def test_rows_that_failed_execution_are_passed_through_unjudged(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
@@ -63,7 +83,9 @@ def test_rows_that_failed_execution_are_passed_through_unjudged(runner: CliRunne
     failed = row(2, "Rome", rejected_by="exec_check", reason="exception", keep_row_after_execution_check=False)
     source = write_jsonl(tmp_path / "rows.jsonl", [row(1, "Oslo"), failed])
     rejects = tmp_path / "rejects.jsonl"
-    result = invoke(runner, "semantic-check", str(source), "--base-url", server.url, "-J", "test-model", "--rejects", str(rejects))
+    result = invoke(
+        runner, "semantic-check", str(source), "--base-url", server.url, "-J", "test-model", "--rejects", str(rejects)
+    )
     assert result.exit_code == 0
     assert len(server.chat_requests()) == 1
     assert read_jsonl(rejects) == [failed]

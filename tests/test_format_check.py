@@ -33,7 +33,11 @@ def test_table_of_rows(case: dict[str, Any]) -> None:
 
 def test_reason_names_the_call_and_the_argument() -> None:
     tool = {"name": "f", "parameters": {"type": "object", "properties": {"n": {"type": "integer"}}}}
-    row = {"query": "q", "tools": [tool], "answers": [{"name": "f", "arguments": {"n": 1}}, {"name": "f", "arguments": {"n": "2"}}]}
+    row = {
+        "query": "q",
+        "tools": [tool],
+        "answers": [{"name": "f", "arguments": {"n": 1}}, {"name": "f", "arguments": {"n": "2"}}],
+    }
     [checked] = format_check([row])
     assert checked["reason_detail"] == 'call 2 `f`: argument `n` should be integer, got string "2"'
 
@@ -70,10 +74,21 @@ def test_derived_id_is_stable_across_string_and_list_forms() -> None:
 
 
 def test_distilabel_columns_are_read() -> None:
-    tool = {"type": "function", "function": {"name": "get_breed_information", "description": "Cat breeds.",
-            "parameters": {"type": "object", "properties": {"breed": {"type": "string"}}, "required": ["breed"]}}}
-    row = {"func_name": "get_breed_information", "func_desc": "Cat breeds.", "tools": json.dumps([tool]),
-           "query": "Tell me about Maine Coons", "answers": json.dumps([{"name": "get_breed_information", "arguments": {"breed": "Maine Coon"}}])}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_breed_information",
+            "description": "Cat breeds.",
+            "parameters": {"type": "object", "properties": {"breed": {"type": "string"}}, "required": ["breed"]},
+        },
+    }
+    row = {
+        "func_name": "get_breed_information",
+        "func_desc": "Cat breeds.",
+        "tools": json.dumps([tool]),
+        "query": "Tell me about Maine Coons",
+        "answers": json.dumps([{"name": "get_breed_information", "arguments": {"breed": "Maine Coon"}}]),
+    }
     [checked] = format_check([row])
     assert checked["keep_row_after_format_check"] is True
     assert checked["func_name"] == "get_breed_information"

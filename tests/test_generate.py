@@ -22,10 +22,21 @@ from .fakes import CannedChat
 
 def _tool(name: str, category: str, dialect: str = "json") -> dict[str, object]:
     if dialect == "xlam":
-        return {"name": name, "category": category, "description": f"{name} does things.",
-                "parameters": {"value": {"type": "int", "description": "a value"}, "label": {"type": "str, optional", "description": "x", "default": ""}}}
-    return {"name": name, "category": category, "description": f"{name} does things.",
-            "parameters": {"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"]}}
+        return {
+            "name": name,
+            "category": category,
+            "description": f"{name} does things.",
+            "parameters": {
+                "value": {"type": "int", "description": "a value"},
+                "label": {"type": "str, optional", "description": "x", "default": ""},
+            },
+        }
+    return {
+        "name": name,
+        "category": category,
+        "description": f"{name} does things.",
+        "parameters": {"type": "object", "properties": {"value": {"type": "integer"}}, "required": ["value"]},
+    }
 
 
 @pytest.fixture
@@ -97,13 +108,23 @@ def test_prompt_holds_the_sampled_tools_style_and_examples(library: list[Api]) -
         assert prompts.styles["simple"] in text
         assert "Add 2 to five" in text
         assert "Write 3" in text or "3 pairs" in text or "exactly 3" in text or "Give 3" in text or "Produce 3" in text
-        assert request.offline_task == {"task": "generate", "tools": [plan.apis[0].shown_definition], "style": "simple", "pairs": 3, "seed": plan.seed}
+        assert request.offline_task == {
+            "task": "generate",
+            "tools": [plan.apis[0].shown_definition],
+            "style": "simple",
+            "pairs": 3,
+            "seed": plan.seed,
+        }
 
 
 def test_rows_one_per_pair_with_metadata_and_raw_rows_for_unparseable_text(library: list[Api]) -> None:
     plans = _plans(library, count=9, styles=(("simple", 1.0),))
-    good = json.dumps([{"query": "use seven", "answers": [{"name": plans[0].apis[0].name, "arguments": {"value": 7}}]},
-                       {"query": "use eight", "answers": [{"name": plans[0].apis[0].name, "arguments": {"value": "8"}}], "thought": "x"}])
+    good = json.dumps(
+        [
+            {"query": "use seven", "answers": [{"name": plans[0].apis[0].name, "arguments": {"value": 7}}]},
+            {"query": "use eight", "answers": [{"name": plans[0].apis[0].name, "arguments": {"value": "8"}}], "thought": "x"},
+        ]
+    )
     chat = CannedChat(["```json\n" + good + "\n```", "Sorry, I cannot do that.", Problem("llm_error", "503: overloaded")])
     rows = list(generate(plans, chat, load_prompts()))
     assert [row["id"] for row in rows] == ["gen-7-00000-0", "gen-7-00000-1", "gen-7-00001", "gen-7-00002"]

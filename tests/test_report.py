@@ -19,11 +19,14 @@ def _rows() -> list[dict[str, object]]:
 
     return [
         # request a (m1, 3 asked): 2 verified, 1 failed execution
-        r("a", 3, "m1", n=0), r("a", 3, "m1", n=1), r("a", 3, "m1", "exec_check", "timeout", n=2),
+        r("a", 3, "m1", n=0),
+        r("a", 3, "m1", n=1),
+        r("a", 3, "m1", "exec_check", "timeout", n=2),
         # request b (m1, 3 asked): unparseable text: one row, rejected by format-check
         r("b", 3, "m1", "format_check", "unparseable_output"),
         # request c (m2, 3 asked): the model wrote only 2 pairs, one judged wrong
-        r("c", 3, "m2", n=0), r("c", 3, "m2", "semantic_check", "semantic_mismatch", n=1),
+        r("c", 3, "m2", n=0),
+        r("c", 3, "m2", "semantic_check", "semantic_mismatch", n=1),
         # request d (m2, 2 asked): the request failed for good
         {"id": "d", "request_id": "d", "pairs_requested": 2, "model": "m2", "rejected_by": "generate", "reason": "llm_error"},
         # a row from elsewhere (no generation metadata), rejected at the format check
@@ -34,13 +37,32 @@ def _rows() -> list[dict[str, object]]:
 def test_table_one_accounts_for_every_requested_row() -> None:
     report = PipelineReport.from_rows(_rows())
     m1, m2 = report.models["m1"].as_dict(), report.models["m2"].as_dict()
-    assert m1 == {"requested": 6, "failed_generation": 0, "failed_format": 3, "failed_execution": 1, "failed_semantic": 0,
-                  "duplicates": 0, "verified": 2, "pass_rate": 0.3333}
-    assert m2 == {"requested": 5, "failed_generation": 2, "failed_format": 1, "failed_execution": 0, "failed_semantic": 1,
-                  "duplicates": 0, "verified": 1, "pass_rate": 0.2}
+    assert m1 == {
+        "requested": 6,
+        "failed_generation": 0,
+        "failed_format": 3,
+        "failed_execution": 1,
+        "failed_semantic": 0,
+        "duplicates": 0,
+        "verified": 2,
+        "pass_rate": 0.3333,
+    }
+    assert m2 == {
+        "requested": 5,
+        "failed_generation": 2,
+        "failed_format": 1,
+        "failed_execution": 0,
+        "failed_semantic": 1,
+        "duplicates": 0,
+        "verified": 1,
+        "pass_rate": 0.2,
+    }
     total = report.total()
     assert total.requested == 12
-    assert sum(getattr(total, c) for c in ("failed_generation", "failed_format", "failed_execution", "failed_semantic", "verified")) == 12
+    assert (
+        sum(getattr(total, c) for c in ("failed_generation", "failed_format", "failed_execution", "failed_semantic", "verified"))
+        == 12
+    )
     assert report.reasons["format_check"] == {"unparseable_output": 1, "wrong_type": 1}
 
 
@@ -53,6 +75,20 @@ def test_stats_command_reads_output_and_rejects(runner: CliRunner, tmp_path: Pat
     data = json.loads(result.stdout)
     assert data["total"]["requested"] == 12 and data["total"]["verified"] == 3
     text = invoke(runner, "stats", str(kept), str(rejects)).stdout
-    assert text.splitlines()[0].split() == ["model", "requested", "failed", "gen", "failed", "format", "failed", "exec",
-                                            "failed", "semantic", "dups", "verified", "pass", "rate"]
+    assert text.splitlines()[0].split() == [
+        "model",
+        "requested",
+        "failed",
+        "gen",
+        "failed",
+        "format",
+        "failed",
+        "exec",
+        "failed",
+        "semantic",
+        "dups",
+        "verified",
+        "pass",
+        "rate",
+    ]
     assert any(line.startswith("m1 ") and line.rstrip().endswith("33.33%") for line in text.splitlines())

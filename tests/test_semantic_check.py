@@ -14,17 +14,32 @@ from apigen_cli.types import Problem
 
 from .fakes import CannedChat
 
-TOOLS = [{"name": "get_weather", "description": "Weather now.", "category": "weather",
-          "http": {"method": "GET", "url": "https://example.invalid/w"},
-          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
-         {"name": "get_time", "description": "Local time.", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Weather now.",
+        "category": "weather",
+        "http": {"method": "GET", "url": "https://example.invalid/w"},
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+    {
+        "name": "get_time",
+        "description": "Local time.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+]
 
 
 def row(n: int, **extra: Any) -> dict[str, Any]:
-    return {"id": f"r{n}", "query": f"Weather in city {n}?", "tools": TOOLS,
-            "answers": [{"name": "get_weather", "arguments": {"city": f"city {n}"}}],
-            "execution_result": [{"name": "get_weather", "ok": True, "result": {"temp": 20 + n}}],
-            "keep_row_after_execution_check": True, **extra}
+    return {
+        "id": f"r{n}",
+        "query": f"Weather in city {n}?",
+        "tools": TOOLS,
+        "answers": [{"name": "get_weather", "arguments": {"city": f"city {n}"}}],
+        "execution_result": [{"name": "get_weather", "ok": True, "result": {"temp": 20 + n}}],
+        "keep_row_after_execution_check": True,
+        **extra,
+    }
 
 
 def judge(rows: list[dict[str, Any]], replies: list[str | Problem], **settings: Any) -> tuple[list[dict[str, Any]], CannedChat]:
@@ -33,18 +48,21 @@ def judge(rows: list[dict[str, Any]], replies: list[str | Problem], **settings: 
     return out, chat
 
 
-@pytest.mark.parametrize(("reply", "expected"), [
-    ('{"thought": "", "pass": "yes"}', (True, "")),
-    ('{"thought": "wrong city", "pass": "no"}', (False, "wrong city")),
-    ('{"thought": "ok", "passes": "YES"}', (True, "ok")),
-    ('{"Thought": "ok", "Pass": true}', (True, "ok")),
-    ('{"thought": "bad", "pass": false}', (False, "bad")),
-    ('Here is my verdict:\n```json\n{"thought": "fine", "pass": "Yes"}\n```\nThanks.', (True, "fine")),
-    ('I think {"thought": "nope", "pass": "No."} is right', (False, "nope")),
-    ("It passes, I believe.", None),
-    ('{"thought": "hmm", "pass": "maybe"}', None),
-    ('["yes"]', None),
-])
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ('{"thought": "", "pass": "yes"}', (True, "")),
+        ('{"thought": "wrong city", "pass": "no"}', (False, "wrong city")),
+        ('{"thought": "ok", "passes": "YES"}', (True, "ok")),
+        ('{"Thought": "ok", "Pass": true}', (True, "ok")),
+        ('{"thought": "bad", "pass": false}', (False, "bad")),
+        ('Here is my verdict:\n```json\n{"thought": "fine", "pass": "Yes"}\n```\nThanks.', (True, "fine")),
+        ('I think {"thought": "nope", "pass": "No."} is right', (False, "nope")),
+        ("It passes, I believe.", None),
+        ('{"thought": "hmm", "pass": "maybe"}', None),
+        ('["yes"]', None),
+    ],
+)
 def test_reply_shapes(reply: str, expected: tuple[bool, str] | None) -> None:
     assert read_verdict(reply) == expected
 
@@ -60,10 +78,16 @@ def test_prompt_shows_full_schemas_query_calls_and_results_but_not_bindings() ->
 
 
 def test_verdicts_become_fields_and_rejections() -> None:
-    out, _ = judge([row(1), row(2)], ['{"thought": "", "pass": "yes"}', '{"thought": "asks for time, calls weather", "pass": "no"}'])
+    out, _ = judge(
+        [row(1), row(2)], ['{"thought": "", "pass": "yes"}', '{"thought": "asks for time, calls weather", "pass": "no"}']
+    )
     assert out[0]["keep_row_after_semantic_check"] is True and "rejected_by" not in out[0]
     assert out[1]["keep_row_after_semantic_check"] is False
-    assert (out[1]["rejected_by"], out[1]["reason"], out[1]["thought"]) == ("semantic_check", "semantic_mismatch", "asks for time, calls weather")
+    assert (out[1]["rejected_by"], out[1]["reason"], out[1]["thought"]) == (
+        "semantic_check",
+        "semantic_mismatch",
+        "asks for time, calls weather",
+    )
 
 
 def test_reply_keys_never_overwrite_row_fields() -> None:
@@ -98,8 +122,14 @@ def test_rows_failing_execution_are_not_judged_unless_asked() -> None:
 
 
 def test_committee_majority_and_every_thought_kept() -> None:
-    replies = ['{"thought": "", "pass": "yes"}', '{"thought": "off", "pass": "no"}', '{"thought": "fine", "pass": "yes"}',
-               '{"thought": "a", "pass": "no"}', '{"thought": "b", "pass": "no"}', '{"thought": "", "pass": "yes"}']
+    replies = [
+        '{"thought": "", "pass": "yes"}',
+        '{"thought": "off", "pass": "no"}',
+        '{"thought": "fine", "pass": "yes"}',
+        '{"thought": "a", "pass": "no"}',
+        '{"thought": "b", "pass": "no"}',
+        '{"thought": "", "pass": "yes"}',
+    ]
     out, chat = judge([row(1), row(2)], replies, judges=("j1", "j2", "j3"))
     assert [r.model for r in chat.requests] == ["j1", "j2", "j3"] * 2
     assert out[0]["keep_row_after_semantic_check"] is True

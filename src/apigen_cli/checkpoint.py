@@ -70,7 +70,9 @@ class RunState:
         except FileNotFoundError:
             return None
         except (ValueError, TypeError) as error:
-            raise ConfigError(f"the run state `{path}` is unreadable ({error})", hint="pass `--overwrite` to start the run afresh") from None
+            raise ConfigError(
+                f"the run state `{path}` is unreadable ({error})", hint="pass `--overwrite` to start the run afresh"
+            ) from None
 
     def save(self, path: str) -> None:
         temporary = path + ".tmp"
@@ -81,7 +83,9 @@ class RunState:
         os.replace(temporary, path)
 
 
-def resume_or_start(output: str, rejects: str | None, digest: str, seed: int, requests_total: int, *, overwrite: bool) -> RunState:
+def resume_or_start(
+    output: str, rejects: str | None, digest: str, seed: int, requests_total: int, *, overwrite: bool
+) -> RunState:
     """The state to run from: a matching earlier state, or a fresh one (refusing to clobber others' files)."""
     path = state_path(output)
     earlier = None if overwrite else RunState.load(path)

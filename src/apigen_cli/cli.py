@@ -60,7 +60,8 @@ EXIT_OK, EXIT_REJECTED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 InputArg = Annotated[str, typer.Argument(metavar="INPUT", help="JSONL (or JSON array) file of rows; `-` reads standard input.")]
 OutputOpt = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="Where kept rows go; `-` is standard output.")]
 RejectsOpt = Annotated[
-    Optional[str], typer.Option("--rejects", metavar="FILE", help="Write rejected rows, with `rejected_by` and `reason`, to FILE.")
+    Optional[str],
+    typer.Option("--rejects", metavar="FILE", help="Write rejected rows, with `rejected_by` and `reason`, to FILE."),
 ]
 KeepRejectedOpt = Annotated[
     bool, typer.Option("--keep-rejected", help="Keep rejected rows in the output, flagged `keep_row_after_<check>: false`.")
@@ -99,7 +100,10 @@ def _with_options(*groups: OptionGroup) -> Callable[[F], F]:
             return command(*args, **kwargs)
 
         hints = get_type_hints(command, include_extras=True)  # the command's own annotations, evaluated
-        own = [parameter.replace(annotation=hints.get(parameter.name, parameter.annotation)) for parameter in signature.parameters.values()]
+        own = [
+            parameter.replace(annotation=hints.get(parameter.name, parameter.annotation))
+            for parameter in signature.parameters.values()
+        ]
         wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
         wrapper.__annotations__ = {**hints, **{parameter.name: parameter.annotation for parameter in added}}
         return wrapper  # type: ignore[return-value]
@@ -147,7 +151,9 @@ def _errors_to_exit_codes(messages: Messages) -> Iterator[None]:
     except Exception as error:  # a bug: say so plainly, the traceback is one flag away
         if debug:
             raise
-        messages.error(f"unexpected {type(error).__name__}: {error}", "rerun with `--verbose` to see the traceback, and report it")
+        messages.error(
+            f"unexpected {type(error).__name__}: {error}", "rerun with `--verbose` to see the traceback, and report it"
+        )
         raise typer.Exit(EXIT_ERROR) from None
 
 
@@ -163,7 +169,13 @@ def _finish(messages: Messages, summary: StageSummary, strict: bool) -> None:
 
 
 def _run_stage_command(
-    command: str, stage: Stage, where: Destinations, *, strict: bool, quiet: bool, verbose: bool,
+    command: str,
+    stage: Stage,
+    where: Destinations,
+    *,
+    strict: bool,
+    quiet: bool,
+    verbose: bool,
     prepare: Callable[[], None] | None = None,
 ) -> None:
     messages = Messages(quiet=quiet, verbose=verbose)
@@ -205,7 +217,9 @@ def format_check(
 
 @app.command("stats")
 def stats(
-    files: Annotated[list[str], typer.Argument(metavar="FILE...", help="Output and rejects files of a run (JSONL); `-` reads standard input.")],
+    files: Annotated[
+        list[str], typer.Argument(metavar="FILE...", help="Output and rejects files of a run (JSONL); `-` reads standard input.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -364,6 +378,8 @@ def negatives(
             wrap=lambda rows: messages.progress(rows, "negatives"),
         )
     messages.info(summary.line())
+
+
 # --- exec-check: the stage's modules are imported when the command runs, so that
 # `apigen --help` and the other commands never load httpx or the worker pool.
 
@@ -377,33 +393,105 @@ def _pass_or_fail(value: str) -> str:
 def _exec_group(timeout_flag: str) -> OptionGroup:
     """The execution options; ``run`` names the call timeout `--exec-timeout`, as `--timeout` is the LLM's there."""
     return {
-        "functions": (Annotated[Optional[str], typer.Option(
-            "--functions", metavar="PATH",
-            help="Python library of the tools: a .py file, a folder of .py files, or an importable module. "
-            "May be omitted when every tool has an `http` binding.")], None),
-        "workers": (Annotated[Optional[int], typer.Option(
-            "--workers", min=1, metavar="N", help="Worker processes for Python functions.  [default: CPU count]")], None),
-        "call_timeout": (Annotated[float, typer.Option(
-            timeout_flag, min=0.001, metavar="SECONDS", help="Time limit of one Python call; past it, the row fails.")], 10.0),
-        "memory_mb": (Annotated[int, typer.Option(
-            "--memory-mb", min=0, metavar="MB", help="Address-space limit of each worker process; 0 for none.")], 2048),
-        "max_result_chars": (Annotated[int, typer.Option(
-            "--max-result-chars", min=1, metavar="N", help="Cut each recorded result to about N characters.")], 4000),
-        "empty_result": (Annotated[str, typer.Option(
-            "--empty-result", metavar="pass|fail", callback=_pass_or_fail, help='Whether a result of null, [], {} or "" passes.')], "pass"),
-        "error_result": (Annotated[str, typer.Option(
-            "--error-result", metavar="pass|fail", callback=_pass_or_fail,
-            help='Whether a result that is an error payload ({"error": ...}, "Error: ...") passes.')], "fail"),
-        "pass_env": (Annotated[Optional[list[str]], typer.Option(
-            "--pass-env", metavar="NAME",
-            help="Pass this environment variable (a glob such as `AWS_*` works) to the workers although its name looks "
-            "secret (*KEY*, *TOKEN*, *SECRET*, *PASSWORD*, APIGEN_*, OPENAI_*). Repeatable.")], None),
-        "http_timeout": (Annotated[float, typer.Option(
-            "--http-timeout", min=0.001, metavar="SECONDS", help="Time limit of one HTTP attempt.")], 10.0),
-        "http_concurrency": (Annotated[int, typer.Option(
-            "--http-concurrency", min=1, metavar="N", help="HTTP calls in flight at once.")], 8),
-        "http_retries": (Annotated[int, typer.Option(
-            "--http-retries", min=0, metavar="N", help="Retries of an HTTP call on a transport error, 408, 429 or 5xx.")], 2),
+        "functions": (
+            Annotated[
+                Optional[str],
+                typer.Option(
+                    "--functions",
+                    metavar="PATH",
+                    help="Python library of the tools: a .py file, a folder of .py files, or an importable module. "
+                    "May be omitted when every tool has an `http` binding.",
+                ),
+            ],
+            None,
+        ),
+        "workers": (
+            Annotated[
+                Optional[int],
+                typer.Option(
+                    "--workers", min=1, metavar="N", help="Worker processes for Python functions.  [default: CPU count]"
+                ),
+            ],
+            None,
+        ),
+        "call_timeout": (
+            Annotated[
+                float,
+                typer.Option(
+                    timeout_flag, min=0.001, metavar="SECONDS", help="Time limit of one Python call; past it, the row fails."
+                ),
+            ],
+            10.0,
+        ),
+        "memory_mb": (
+            Annotated[
+                int,
+                typer.Option("--memory-mb", min=0, metavar="MB", help="Address-space limit of each worker process; 0 for none."),
+            ],
+            2048,
+        ),
+        "max_result_chars": (
+            Annotated[
+                int,
+                typer.Option("--max-result-chars", min=1, metavar="N", help="Cut each recorded result to about N characters."),
+            ],
+            4000,
+        ),
+        "empty_result": (
+            Annotated[
+                str,
+                typer.Option(
+                    "--empty-result",
+                    metavar="pass|fail",
+                    callback=_pass_or_fail,
+                    help='Whether a result of null, [], {} or "" passes.',
+                ),
+            ],
+            "pass",
+        ),
+        "error_result": (
+            Annotated[
+                str,
+                typer.Option(
+                    "--error-result",
+                    metavar="pass|fail",
+                    callback=_pass_or_fail,
+                    help='Whether a result that is an error payload ({"error": ...}, "Error: ...") passes.',
+                ),
+            ],
+            "fail",
+        ),
+        "pass_env": (
+            Annotated[
+                Optional[list[str]],
+                typer.Option(
+                    "--pass-env",
+                    metavar="NAME",
+                    help="Pass this environment variable (a glob such as `AWS_*` works) to the workers although its name looks "
+                    "secret (*KEY*, *TOKEN*, *SECRET*, *PASSWORD*, APIGEN_*, OPENAI_*). Repeatable.",
+                ),
+            ],
+            None,
+        ),
+        "http_timeout": (
+            Annotated[
+                float, typer.Option("--http-timeout", min=0.001, metavar="SECONDS", help="Time limit of one HTTP attempt.")
+            ],
+            10.0,
+        ),
+        "http_concurrency": (
+            Annotated[int, typer.Option("--http-concurrency", min=1, metavar="N", help="HTTP calls in flight at once.")],
+            8,
+        ),
+        "http_retries": (
+            Annotated[
+                int,
+                typer.Option(
+                    "--http-retries", min=0, metavar="N", help="Retries of an HTTP call on a transport error, 408, 429 or 5xx."
+                ),
+            ],
+            2,
+        ),
     }
 
 
@@ -459,8 +547,13 @@ def exec_check(
 
     try:
         _run_stage_command(
-            "exec-check", lambda rows: exec_check_rows(rows, executor, policy), where,
-            strict=strict, quiet=quiet, verbose=verbose, prepare=prepare,
+            "exec-check",
+            lambda rows: exec_check_rows(rows, executor, policy),
+            where,
+            strict=strict,
+            quiet=quiet,
+            verbose=verbose,
+            prepare=prepare,
         )
     finally:
         executor.close()
@@ -472,65 +565,173 @@ def exec_check(
 # apigen.toml / [tool.apigen], the user config file and the defaults (see config.py).
 _LLM_PANEL = "LLM endpoint and requests"
 
-BaseUrlOpt = Annotated[Optional[str], typer.Option(
-    "--base-url", envvar="APIGEN_BASE_URL", metavar="URL", rich_help_panel=_LLM_PANEL,
-    help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")]
-ModelOpt = Annotated[Optional[list[str]], typer.Option(
-    "--model", "-m", envvar="APIGEN_MODEL", metavar="NAME", rich_help_panel=_LLM_PANEL,
-    help="Model to ask; repeat for several. `offline` is the built-in backend (demos, tests).")]
-ApiKeyEnvOpt = Annotated[Optional[str], typer.Option(
-    "--api-key-env", envvar="APIGEN_API_KEY_ENV", metavar="VAR", rich_help_panel=_LLM_PANEL,
-    help="Environment variable holding the API key (default: APIGEN_API_KEY, else OPENAI_API_KEY).")]
-TemperatureOpt = Annotated[Optional[float], typer.Option(
-    "--temperature", envvar="APIGEN_TEMPERATURE", rich_help_panel=_LLM_PANEL, help="Sampling temperature.")]
-MaxTokensOpt = Annotated[Optional[int], typer.Option(
-    "--max-tokens", envvar="APIGEN_MAX_TOKENS", rich_help_panel=_LLM_PANEL, help="Most tokens per reply.")]
-TopPOpt = Annotated[Optional[float], typer.Option(
-    "--top-p", envvar="APIGEN_TOP_P", rich_help_panel=_LLM_PANEL, help="Nucleus sampling mass.")]
-SeedOpt = Annotated[Optional[int], typer.Option(
-    "--seed", envvar="APIGEN_SEED", rich_help_panel=_LLM_PANEL, help="Seed sent to the provider; makes `offline` repeatable.")]
-LLMOptionOpt = Annotated[Optional[list[str]], typer.Option(
-    "--option", "-O", metavar="KEY=VALUE", rich_help_panel=_LLM_PANEL,
-    help="Any other provider parameter, VALUE read as JSON when it parses (`-O frequency_penalty=0.5`). Repeatable.")]
-ConcurrencyOpt = Annotated[Optional[int], typer.Option(
-    "--concurrency", envvar="APIGEN_CONCURRENCY", rich_help_panel=_LLM_PANEL, help="Requests in flight at most [default: 16].")]
-RpmOpt = Annotated[Optional[int], typer.Option(
-    "--rpm", envvar="APIGEN_RPM", rich_help_panel=_LLM_PANEL, help="Requests per minute at most.")]
-TpmOpt = Annotated[Optional[int], typer.Option(
-    "--tpm", envvar="APIGEN_TPM", rich_help_panel=_LLM_PANEL, help="Tokens per minute at most.")]
-MaxAttemptsOpt = Annotated[Optional[int], typer.Option(
-    "--max-attempts", envvar="APIGEN_MAX_ATTEMPTS", rich_help_panel=_LLM_PANEL,
-    help="Attempts per request, the first included [default: 6].")]
-MaxRetrySecondsOpt = Annotated[Optional[float], typer.Option(
-    "--max-retry-seconds", envvar="APIGEN_MAX_RETRY_SECONDS", rich_help_panel=_LLM_PANEL,
-    help="Most seconds spent retrying one request [default: 120].")]
-TimeoutOpt = Annotated[Optional[float], typer.Option(
-    "--timeout", envvar="APIGEN_TIMEOUT", rich_help_panel=_LLM_PANEL,
-    help="Seconds to wait for a reply, per attempt [default: 120].")]
-JsonModeOpt = Annotated[Optional[str], typer.Option(
-    "--json-mode", envvar="APIGEN_JSON_MODE", metavar="schema|object|off", rich_help_panel=_LLM_PANEL,
-    help="Structured output: a JSON Schema, any JSON object, or nothing [default: schema].")]
-CacheOpt = Annotated[Optional[str], typer.Option(
-    "--cache", envvar="APIGEN_CACHE", metavar="DIR", rich_help_panel=_LLM_PANEL,
-    help="Keep successful replies in DIR (SQLite) and reuse them: a rerun sends no request twice.")]
-LogLLMOpt = Annotated[Optional[str], typer.Option(
-    "--log-llm", envvar="APIGEN_LOG_LLM", metavar="FILE", rich_help_panel=_LLM_PANEL,
-    help="Append every exchange (row key, model, messages, reply, latency, tokens, attempts) to FILE as JSONL.")]
+BaseUrlOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--base-url",
+        envvar="APIGEN_BASE_URL",
+        metavar="URL",
+        rich_help_panel=_LLM_PANEL,
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.",
+    ),
+]
+ModelOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="APIGEN_MODEL",
+        metavar="NAME",
+        rich_help_panel=_LLM_PANEL,
+        help="Model to ask; repeat for several. `offline` is the built-in backend (demos, tests).",
+    ),
+]
+ApiKeyEnvOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--api-key-env",
+        envvar="APIGEN_API_KEY_ENV",
+        metavar="VAR",
+        rich_help_panel=_LLM_PANEL,
+        help="Environment variable holding the API key (default: APIGEN_API_KEY, else OPENAI_API_KEY).",
+    ),
+]
+TemperatureOpt = Annotated[
+    Optional[float],
+    typer.Option("--temperature", envvar="APIGEN_TEMPERATURE", rich_help_panel=_LLM_PANEL, help="Sampling temperature."),
+]
+MaxTokensOpt = Annotated[
+    Optional[int],
+    typer.Option("--max-tokens", envvar="APIGEN_MAX_TOKENS", rich_help_panel=_LLM_PANEL, help="Most tokens per reply."),
+]
+TopPOpt = Annotated[
+    Optional[float], typer.Option("--top-p", envvar="APIGEN_TOP_P", rich_help_panel=_LLM_PANEL, help="Nucleus sampling mass.")
+]
+SeedOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--seed", envvar="APIGEN_SEED", rich_help_panel=_LLM_PANEL, help="Seed sent to the provider; makes `offline` repeatable."
+    ),
+]
+LLMOptionOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--option",
+        "-O",
+        metavar="KEY=VALUE",
+        rich_help_panel=_LLM_PANEL,
+        help="Any other provider parameter, VALUE read as JSON when it parses (`-O frequency_penalty=0.5`). Repeatable.",
+    ),
+]
+ConcurrencyOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--concurrency", envvar="APIGEN_CONCURRENCY", rich_help_panel=_LLM_PANEL, help="Requests in flight at most [default: 16]."
+    ),
+]
+RpmOpt = Annotated[
+    Optional[int], typer.Option("--rpm", envvar="APIGEN_RPM", rich_help_panel=_LLM_PANEL, help="Requests per minute at most.")
+]
+TpmOpt = Annotated[
+    Optional[int], typer.Option("--tpm", envvar="APIGEN_TPM", rich_help_panel=_LLM_PANEL, help="Tokens per minute at most.")
+]
+MaxAttemptsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-attempts",
+        envvar="APIGEN_MAX_ATTEMPTS",
+        rich_help_panel=_LLM_PANEL,
+        help="Attempts per request, the first included [default: 6].",
+    ),
+]
+MaxRetrySecondsOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--max-retry-seconds",
+        envvar="APIGEN_MAX_RETRY_SECONDS",
+        rich_help_panel=_LLM_PANEL,
+        help="Most seconds spent retrying one request [default: 120].",
+    ),
+]
+TimeoutOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--timeout",
+        envvar="APIGEN_TIMEOUT",
+        rich_help_panel=_LLM_PANEL,
+        help="Seconds to wait for a reply, per attempt [default: 120].",
+    ),
+]
+JsonModeOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--json-mode",
+        envvar="APIGEN_JSON_MODE",
+        metavar="schema|object|off",
+        rich_help_panel=_LLM_PANEL,
+        help="Structured output: a JSON Schema, any JSON object, or nothing [default: schema].",
+    ),
+]
+CacheOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cache",
+        envvar="APIGEN_CACHE",
+        metavar="DIR",
+        rich_help_panel=_LLM_PANEL,
+        help="Keep successful replies in DIR (SQLite) and reuse them: a rerun sends no request twice.",
+    ),
+]
+LogLLMOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--log-llm",
+        envvar="APIGEN_LOG_LLM",
+        metavar="FILE",
+        rich_help_panel=_LLM_PANEL,
+        help="Append every exchange (row key, model, messages, reply, latency, tokens, attempts) to FILE as JSONL.",
+    ),
+]
 
 LLM_GROUP: OptionGroup = {
-    "base_url": (BaseUrlOpt, None), "model": (ModelOpt, None), "api_key_env": (ApiKeyEnvOpt, None),
-    "temperature": (TemperatureOpt, None), "max_tokens": (MaxTokensOpt, None), "top_p": (TopPOpt, None),
-    "seed": (SeedOpt, None), "option": (LLMOptionOpt, None), "concurrency": (ConcurrencyOpt, None), "rpm": (RpmOpt, None),
-    "tpm": (TpmOpt, None), "max_attempts": (MaxAttemptsOpt, None), "max_retry_seconds": (MaxRetrySecondsOpt, None),
-    "timeout": (TimeoutOpt, None), "json_mode": (JsonModeOpt, None), "cache": (CacheOpt, None), "log_llm": (LogLLMOpt, None),
+    "base_url": (BaseUrlOpt, None),
+    "model": (ModelOpt, None),
+    "api_key_env": (ApiKeyEnvOpt, None),
+    "temperature": (TemperatureOpt, None),
+    "max_tokens": (MaxTokensOpt, None),
+    "top_p": (TopPOpt, None),
+    "seed": (SeedOpt, None),
+    "option": (LLMOptionOpt, None),
+    "concurrency": (ConcurrencyOpt, None),
+    "rpm": (RpmOpt, None),
+    "tpm": (TpmOpt, None),
+    "max_attempts": (MaxAttemptsOpt, None),
+    "max_retry_seconds": (MaxRetrySecondsOpt, None),
+    "timeout": (TimeoutOpt, None),
+    "json_mode": (JsonModeOpt, None),
+    "cache": (CacheOpt, None),
+    "log_llm": (LogLLMOpt, None),
 }
 
 # Parameter name of each option -> the setting it feeds.
 LLM_OPTIONS = {
-    "base_url": "base_url", "model": "model", "api_key_env": "api_key_env", "temperature": "temperature",
-    "max_tokens": "max_tokens", "top_p": "top_p", "seed": "seed", "option": "options", "concurrency": "concurrency",
-    "rpm": "rpm", "tpm": "tpm", "max_attempts": "max_attempts", "max_retry_seconds": "max_retry_seconds",
-    "timeout": "timeout", "json_mode": "json_mode", "cache": "cache", "log_llm": "log_llm",
+    "base_url": "base_url",
+    "model": "model",
+    "api_key_env": "api_key_env",
+    "temperature": "temperature",
+    "max_tokens": "max_tokens",
+    "top_p": "top_p",
+    "seed": "seed",
+    "option": "options",
+    "concurrency": "concurrency",
+    "rpm": "rpm",
+    "tpm": "tpm",
+    "max_attempts": "max_attempts",
+    "max_retry_seconds": "max_retry_seconds",
+    "timeout": "timeout",
+    "json_mode": "json_mode",
+    "cache": "cache",
+    "log_llm": "log_llm",
 }
 
 
@@ -604,25 +805,102 @@ def _show_setting(value: object) -> str:
 
 # --- the LLM stages and the whole pipeline --------------------------------------------
 
-ApisArg = Annotated[str, typer.Argument(metavar="APIS", help="The API library: JSONL (or a JSON array) of tool definitions, each with an optional `category`.")]
-JudgeModelOpt = Annotated[Optional[list[str]], typer.Option(
-    "--judge-model", "-J", envvar="APIGEN_JUDGE_MODEL", metavar="NAME",
-    help="The judge; repeat for a committee that decides by majority. `offline` is the built-in rule judge.")]
+ApisArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="APIS", help="The API library: JSONL (or a JSON array) of tool definitions, each with an optional `category`."
+    ),
+]
+JudgeModelOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--judge-model",
+        "-J",
+        envvar="APIGEN_JUDGE_MODEL",
+        metavar="NAME",
+        help="The judge; repeat for a committee that decides by majority. `offline` is the built-in rule judge.",
+    ),
+]
 GENERATION_GROUP: OptionGroup = {
-    "count": (Annotated[int, typer.Option("--count", "-n", min=1, help="Rows wanted (requests = count / pairs per prompt, rounded up).")], 100),
-    "pairs_per_prompt": (Annotated[int, typer.Option("--pairs-per-prompt", min=1, metavar="K", help="Query/answer pairs the model writes per request.")], 3),
-    "styles": (Annotated[str, typer.Option("--styles", metavar="STYLE=WEIGHT,...", help="Query styles and their weights.")],
-               "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2"),
-    "apis_per_prompt": (Annotated[str, typer.Option("--apis-per-prompt", metavar="MIN-MAX", help="APIs of one category offered in a multiple or parallel-multiple request.")], "2-4"),
-    "examples": (Annotated[Optional[str], typer.Option("--examples", metavar="FILE", help="Seed rows (xlam or apigen rows) for the few-shot examples.")], None),
-    "examples_per_prompt": (Annotated[str, typer.Option("--examples-per-prompt", metavar="MIN-MAX", help="Few-shot examples per request, same style and category first.")], "1-3"),
-    "prompts": (Annotated[Optional[str], typer.Option("--prompts", metavar="DIR", help="A folder of prompt templates replacing the built-in ones (see prompts/README.md).")], None),
+    "count": (
+        Annotated[
+            int, typer.Option("--count", "-n", min=1, help="Rows wanted (requests = count / pairs per prompt, rounded up).")
+        ],
+        100,
+    ),
+    "pairs_per_prompt": (
+        Annotated[
+            int, typer.Option("--pairs-per-prompt", min=1, metavar="K", help="Query/answer pairs the model writes per request.")
+        ],
+        3,
+    ),
+    "styles": (
+        Annotated[str, typer.Option("--styles", metavar="STYLE=WEIGHT,...", help="Query styles and their weights.")],
+        "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2",
+    ),
+    "apis_per_prompt": (
+        Annotated[
+            str,
+            typer.Option(
+                "--apis-per-prompt",
+                metavar="MIN-MAX",
+                help="APIs of one category offered in a multiple or parallel-multiple request.",
+            ),
+        ],
+        "2-4",
+    ),
+    "examples": (
+        Annotated[
+            Optional[str],
+            typer.Option("--examples", metavar="FILE", help="Seed rows (xlam or apigen rows) for the few-shot examples."),
+        ],
+        None,
+    ),
+    "examples_per_prompt": (
+        Annotated[
+            str,
+            typer.Option(
+                "--examples-per-prompt", metavar="MIN-MAX", help="Few-shot examples per request, same style and category first."
+            ),
+        ],
+        "1-3",
+    ),
+    "prompts": (
+        Annotated[
+            Optional[str],
+            typer.Option(
+                "--prompts",
+                metavar="DIR",
+                help="A folder of prompt templates replacing the built-in ones (see prompts/README.md).",
+            ),
+        ],
+        None,
+    ),
 }
 JUDGE_GROUP: OptionGroup = {
     "judge_model": (JudgeModelOpt, None),
-    "include_failed": (Annotated[bool, typer.Option("--include-failed", help="Judge rows that failed execution too (they stay rejected).")], False),
-    "judge_result_chars": (Annotated[int, typer.Option("--judge-result-chars", min=1, metavar="N", help="Cut each execution result shown to the judge to N characters.")], 2000),
-    "max_reasks": (Annotated[int, typer.Option("--max-reasks", min=0, metavar="N", help="Times an unreadable verdict is asked again before the row is rejected.")], 2),
+    "include_failed": (
+        Annotated[bool, typer.Option("--include-failed", help="Judge rows that failed execution too (they stay rejected).")],
+        False,
+    ),
+    "judge_result_chars": (
+        Annotated[
+            int,
+            typer.Option(
+                "--judge-result-chars", min=1, metavar="N", help="Cut each execution result shown to the judge to N characters."
+            ),
+        ],
+        2000,
+    ),
+    "max_reasks": (
+        Annotated[
+            int,
+            typer.Option(
+                "--max-reasks", min=0, metavar="N", help="Times an unreadable verdict is asked again before the row is rejected."
+            ),
+        ],
+        2,
+    ),
 }
 
 
@@ -644,9 +922,16 @@ def _generation(params: Mapping[str, Any], apis: str, llm: LLMSettings) -> Gener
 def _judge_settings(params: Mapping[str, Any], llm: LLMSettings) -> JudgeSettings:
     judges = tuple(params["judge_model"] or ())
     if not judges:
-        raise ConfigError("no judge model is given", hint="pass `--judge-model NAME` (repeat it for a committee), or `--judge-model offline`")
-    return JudgeSettings(judges=judges, include_failed=params["include_failed"], max_result_chars=params["judge_result_chars"],
-                         with_schema=llm.json_mode == "schema", max_reasks=params["max_reasks"])
+        raise ConfigError(
+            "no judge model is given", hint="pass `--judge-model NAME` (repeat it for a committee), or `--judge-model offline`"
+        )
+    return JudgeSettings(
+        judges=judges,
+        include_failed=params["include_failed"],
+        max_result_chars=params["judge_result_chars"],
+        with_schema=llm.json_mode == "schema",
+        max_reasks=params["max_reasks"],
+    )
 
 
 def _usage_and_summary(messages: Messages, chat: ChatService, summary: StageSummary, strict: bool) -> None:
@@ -733,14 +1018,18 @@ def semantic_check(
         chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
         messages.waiting_for_stdin(input)
         summary = run_stage(
-            "semantic-check", lambda rows: semantic_check_rows(rows, chat, prompts, judge), where,
+            "semantic-check",
+            lambda rows: semantic_check_rows(rows, chat, prompts, judge),
+            where,
             wrap=lambda rows: messages.llm_progress(rows, "semantic-check", chat.progress),
         )
         _usage_and_summary(messages, chat, summary, strict)
 
 
 # Flags that change how a run goes but not which rows it writes: a rerun may change them and still resume.
-_NOT_DECIDING_ROWS = frozenset({"quiet", "verbose", "overwrite", "report", "output", "rejects", "strict", "workers", "http_concurrency"})
+_NOT_DECIDING_ROWS = frozenset(
+    {"quiet", "verbose", "overwrite", "report", "output", "rejects", "strict", "workers", "http_concurrency"}
+)
 
 
 @app.command("run")
@@ -748,10 +1037,16 @@ _NOT_DECIDING_ROWS = frozenset({"quiet", "verbose", "overwrite", "report", "outp
 def run_command(
     ctx: typer.Context,
     apis: ApisArg,
-    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The verified dataset; a file makes the run resumable.")] = "-",
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="FILE", help="The verified dataset; a file makes the run resumable.")
+    ] = "-",
     rejects: RejectsOpt = None,
-    report: Annotated[Optional[str], typer.Option("--report", metavar="FILE", help="Also write the report (Table 1, reasons, tokens) as JSON.")] = None,
-    dedup: Annotated[bool, typer.Option("--dedup", help="Also reject duplicates and near duplicates of kept rows (see `apigen dedup`).")] = False,
+    report: Annotated[
+        Optional[str], typer.Option("--report", metavar="FILE", help="Also write the report (Table 1, reasons, tokens) as JSON.")
+    ] = None,
+    dedup: Annotated[
+        bool, typer.Option("--dedup", help="Also reject duplicates and near duplicates of kept rows (see `apigen dedup`).")
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start afresh even if the output holds an earlier run.")] = False,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
@@ -786,10 +1081,15 @@ def run_command(
         executor, policy = _executor(ctx.params, messages)
         stack.callback(executor.close)
         executor.start()
-        chat = stack.enter_context(open_chat_service(replace(llm, models=tuple(dict.fromkeys(llm.models + judge.judges))), on_warning=messages.warning))
+        chat = stack.enter_context(
+            open_chat_service(replace(llm, models=tuple(dict.fromkeys(llm.models + judge.judges))), on_warning=messages.warning)
+        )
         parts = PipelineParts(chat, job.prompts, executor, policy, judge, with_schema=llm.json_mode == "schema")
         outcome = run_job(
-            job, parts, RunTarget(output, rejects, overwrite), settings_digest=digest,
+            job,
+            parts,
+            RunTarget(output, rejects, overwrite),
+            settings_digest=digest,
             observe=lambda name, rows: messages.llm_progress(rows, name, chat.progress) if name == "semantic-check" else rows,
             dedup={"threshold": 0.8, "near": True} if dedup else None,
         )

@@ -63,8 +63,13 @@ class Messages:
             return
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} rows"),
-                   TextColumn("{task.fields[rate]:.0f} rows/s"), TimeElapsedColumn())
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed} rows"),
+            TextColumn("{task.fields[rate]:.0f} rows/s"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=self.console, transient=True) as bar:
             task = bar.add_task(label, rate=0.0)
             started = time.monotonic()
@@ -95,8 +100,14 @@ class Messages:
                 cached = f" · {counters.cached} cached" if counters.cached else ""
                 return Text(f"{counters.in_flight} in flight{retries}{cached} · {counters.tokens:,} tokens")
 
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} rows"),
-                   TextColumn("{task.fields[rate]:.1f} rows/s"), Requests(), TimeElapsedColumn())
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed} rows"),
+            TextColumn("{task.fields[rate]:.1f} rows/s"),
+            Requests(),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=self.console, transient=True, refresh_per_second=4) as bar:
             task = bar.add_task(label, rate=0.0)
             started = last = time.monotonic()

@@ -231,7 +231,9 @@ def _reject(row: Row, reason: str, kept_id: str, detail: str) -> Row:
     return row
 
 
-def primed_dedup(seen: Iterable[Row], *, threshold: float = DEFAULT_THRESHOLD, near: bool = True) -> Callable[[Iterable[Row]], Iterator[Row]]:
+def primed_dedup(
+    seen: Iterable[Row], *, threshold: float = DEFAULT_THRESHOLD, near: bool = True
+) -> Callable[[Iterable[Row]], Iterator[Row]]:
     """A dedup stage that already knows ``seen`` (rows kept earlier, e.g. before a resumed run stopped)."""
     index = DedupIndex(threshold=threshold, near=near)
     for row in seen:

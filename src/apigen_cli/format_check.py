@@ -36,6 +36,7 @@ from .types import Problem, show_value
 STAGE = "format_check"
 KEEP_FIELD = "keep_row_after_format_check"
 
+
 def format_check(rows: Iterable[Row], *, cache: CatalogueCache | None = None) -> Iterator[Row]:
     """Check each row and yield it with its verdict; rows rejected earlier pass through untouched."""
     catalogues = cache if cache is not None else CatalogueCache()
@@ -98,7 +99,9 @@ def find_problem(row: Row, catalogues: CatalogueCache) -> Problem | None:
 
 def _check_call(answers: list[Any], position: int, call: Any, catalogue: dict[str, Tool]) -> Problem | None:
     if type(call) is not dict:
-        return Problem("malformed_call", f"call {position} should be an object with `name` and `arguments`, got {show_value(call)}")
+        return Problem(
+            "malformed_call", f"call {position} should be an object with `name` and `arguments`, got {show_value(call)}"
+        )
     name = call.get("name")
     if name is None and isinstance(call.get("function"), dict):  # OpenAI tool_calls shape
         call = {"name": call["function"].get("name"), "arguments": call["function"].get("arguments", {})}
@@ -117,7 +120,9 @@ def _check_call(answers: list[Any], position: int, call: Any, catalogue: dict[st
                 return Problem("malformed_call", f"call {position} `{name}`: `arguments` is a string that is not valid JSON")
             call["arguments"] = arguments
         if not isinstance(arguments, dict):
-            return Problem("malformed_call", f"call {position} `{name}`: `arguments` should be an object, got {show_value(arguments)}")
+            return Problem(
+                "malformed_call", f"call {position} `{name}`: `arguments` should be an object, got {show_value(arguments)}"
+            )
     tool = catalogue.get(name)
     if tool is None:
         offered = ", ".join(f"`{known}`" for known in catalogue) or "none"

@@ -34,7 +34,9 @@ def render_examples(examples: Iterable[Example]) -> str:
     lines = [orjson.dumps({"query": example.query, "answers": example.answers}).decode() for example in examples]
     if not lines:
         return ""
-    return "\nExamples of good pairs, written for other functions (follow their form, do not copy them):\n" + "\n".join(lines) + "\n"
+    return (
+        "\nExamples of good pairs, written for other functions (follow their form, do not copy them):\n" + "\n".join(lines) + "\n"
+    )
 
 
 def response_schema(plan: RequestPlan) -> dict[str, Any]:
@@ -103,7 +105,9 @@ def rows_from_result(plan: RequestPlan, result: ChatResult) -> list[Row]:
     """The rows one answered (or failed) request gives."""
     if not result.ok:
         problem = result.error or Problem("llm_error", "the model returned no text")
-        return [{"id": plan.key, **_metadata(plan), "rejected_by": STAGE, "reason": problem.code, "reason_detail": problem.message}]
+        return [
+            {"id": plan.key, **_metadata(plan), "rejected_by": STAGE, "reason": problem.code, "reason_detail": problem.message}
+        ]
     text = result.text or ""
     pairs = parse_pairs(text)
     if not pairs:

@@ -37,7 +37,9 @@ def open_binary_input(path: str) -> BinaryIO:
     try:
         return open(path, "rb")
     except FileNotFoundError:
-        raise InputError(f"input file `{path}` does not exist", hint="check the path, or pass `-` to read standard input") from None
+        raise InputError(
+            f"input file `{path}` does not exist", hint="check the path, or pass `-` to read standard input"
+        ) from None
     except IsADirectoryError:
         raise InputError(f"input `{path}` is a folder, not a file", hint="name a .jsonl file") from None
     except PermissionError:
@@ -121,7 +123,7 @@ def _iter_rows(source: str, stream: BinaryIO, skip_bad_lines: bool) -> Iterator[
         for raw in lines:  # up to the first line with content: is this an array file?
             number += 1
             if number == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM):]
+                raw = raw[len(_BOM) :]
             stripped = raw.strip()
             if not stripped:
                 continue
@@ -270,7 +272,9 @@ class OutputFile:
                 return stream
             return open(self.path, "wb")
         except OSError as error:
-            raise InputError(f"cannot write to `{self.path}`: {error.strerror or error}", hint="check that the folder exists and is writable") from None
+            raise InputError(
+                f"cannot write to `{self.path}`: {error.strerror or error}", hint="check that the folder exists and is writable"
+            ) from None
 
     def write(self, row: Any) -> None:
         self.writer.write(row)

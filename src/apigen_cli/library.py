@@ -44,7 +44,9 @@ def _numbered_objects(path: str) -> list[tuple[str, Any]]:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise InputError(f"API library `{path}` does not exist", hint="pass a JSONL file of tool definitions, e.g. sample_data/apis.jsonl") from None
+        raise InputError(
+            f"API library `{path}` does not exist", hint="pass a JSONL file of tool definitions, e.g. sample_data/apis.jsonl"
+        ) from None
     except OSError as error:
         raise InputError(f"API library `{path}` cannot be read: {error.strerror or error}") from None
     text = data.decode("utf-8-sig", "replace")
@@ -61,7 +63,9 @@ def _numbered_objects(path: str) -> list[tuple[str, Any]]:
         try:
             found.append((f"line {number}", loads(line)))
         except ValueError as error:
-            raise InputError(f"line {number} of `{path}` is not valid JSON: {json_error_text(error)}", hint="fix the line") from None
+            raise InputError(
+                f"line {number} of `{path}` is not valid JSON: {json_error_text(error)}", hint="fix the line"
+            ) from None
     return found
 
 
@@ -75,9 +79,14 @@ def load_library(path: str) -> list[Api]:
         try:
             tool = compile_tool(definition, len(apis) + 1)
         except ToolError as error:
-            raise InputError(f"{where} of `{path}`: {error.problem.message}", hint="fix the tool definition (see the README's tool dialects)") from None
+            raise InputError(
+                f"{where} of `{path}`: {error.problem.message}", hint="fix the tool definition (see the README's tool dialects)"
+            ) from None
         if tool.name in seen:
-            raise InputError(f"{where} of `{path}`: the API name `{tool.name}` is already used on {seen[tool.name]}", hint="API names must be unique")
+            raise InputError(
+                f"{where} of `{path}`: the API name `{tool.name}` is already used on {seen[tool.name]}",
+                hint="API names must be unique",
+            )
         seen[tool.name] = where
         category = definition.get("category", UNCATEGORISED)
         if not isinstance(category, str) or not category.strip():

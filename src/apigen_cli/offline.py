@@ -539,8 +539,10 @@ class _Values:
                     members[first] = self.value(first, declared.properties[first], _mapping(nested.get(first)), depth + 1)
                 return members
             if declared.required:  # keys required but not declared: guess their kind from the name
-                return {key: self.value(key, ScalarType("integer") if _lookup(key, _INTEGER_RULES) else AnyType(), {}, depth + 1)
-                        for key in sorted(declared.required)}
+                return {
+                    key: self.value(key, ScalarType("integer") if _lookup(key, _INTEGER_RULES) else AnyType(), {}, depth + 1)
+                    for key in sorted(declared.required)
+                }
             if isinstance(declared.additional, Type):
                 return {rng.choice(_WORDS): self.value(name, declared.additional, {}, depth + 1)}
             return {rng.choice(("color", "size", "mood")): rng.choice(_WORDS)}

@@ -113,7 +113,9 @@ def run_job(
     total = generation.settings.requests
     resumable = target.output != STDIO
     state = (
-        resume_or_start(target.output, target.rejects, settings_digest, generation.settings.seed, total, overwrite=target.overwrite)
+        resume_or_start(
+            target.output, target.rejects, settings_digest, generation.settings.seed, total, overwrite=target.overwrite
+        )
         if resumable
         else RunState(settings_digest, generation.settings.seed, total)
     )

@@ -45,7 +45,9 @@ class Template:
                 hint=f"the variables are: {', '.join('$' + name for name in sorted(values))}",
             ) from None
         except ValueError as error:
-            raise ConfigError(f"prompt template `{self.source}` is malformed: {error}", hint="write a literal dollar sign as $$") from None
+            raise ConfigError(
+                f"prompt template `{self.source}` is malformed: {error}", hint="write a literal dollar sign as $$"
+            ) from None
         messages = [{"role": "system", "content": system.strip()}] if system.strip() else []
         messages.append({"role": "user", "content": user.strip()})
         return messages
@@ -91,13 +93,17 @@ def load_prompts(override: str | None = None) -> PromptSet:
     base = builtin_prompts_dir()
     custom = Path(override) if override else None
     if custom is not None and not custom.is_dir():
-        raise ConfigError(f"`--prompts` names `{override}`, which is not a folder", hint="give a folder laid out like prompts/ (see its README)")
+        raise ConfigError(
+            f"`--prompts` names `{override}`, which is not a folder", hint="give a folder laid out like prompts/ (see its README)"
+        )
     generator_dir = _folder(base, custom, "generator")
     generators = tuple(
         parse_template(path.read_text(encoding="utf-8"), path.stem, str(path)) for path in sorted(generator_dir.glob("*.txt"))
     )
     if not generators:
-        raise ConfigError(f"no generator templates (*.txt) in `{generator_dir}`", hint="add at least one template, see prompts/README.md")
+        raise ConfigError(
+            f"no generator templates (*.txt) in `{generator_dir}`", hint="add at least one template, see prompts/README.md"
+        )
     styles_dir = _folder(base, custom, "styles")
     styles = {}
     for style in STYLES:
@@ -110,6 +116,8 @@ def load_prompts(override: str | None = None) -> PromptSet:
         judge_system = (judge_dir / "system.txt").read_text(encoding="utf-8")
         judge_user = (judge_dir / "user.txt").read_text(encoding="utf-8")
     except OSError as error:
-        raise ConfigError(f"the judge prompt in `{judge_dir}` cannot be read: {error}", hint="it needs system.txt and user.txt") from None
+        raise ConfigError(
+            f"the judge prompt in `{judge_dir}` cannot be read: {error}", hint="it needs system.txt and user.txt"
+        ) from None
     judge = Template("judge", judge_system, judge_user, str(judge_dir / "user.txt"))
     return PromptSet(generators, styles, judge)

@@ -98,25 +98,37 @@ class PipelineReport:
 
     def lines(self) -> list[str]:
         """The table as plain text lines, for people (stderr)."""
-        headers = ("model", "requested", "failed gen", "failed format", "failed exec", "failed semantic", "dups", "verified", "pass rate")
+        headers = (
+            "model",
+            "requested",
+            "failed gen",
+            "failed format",
+            "failed exec",
+            "failed semantic",
+            "dups",
+            "verified",
+            "pass rate",
+        )
         shown = sorted(self.models.items())
         if len(shown) > 1:
             shown.append(("total", self.total()))
-        body = [
-            (model, *(str(getattr(table, column)) for column in COLUMNS), f"{table.pass_rate:.2%}")
-            for model, table in shown
-        ]
+        body = [(model, *(str(getattr(table, column)) for column in COLUMNS), f"{table.pass_rate:.2%}") for model, table in shown]
         widths = [max(len(str(cells[index])) for cells in [headers, *body]) for index in range(len(headers))]
 
         def line(cells: Iterable[str]) -> str:
-            return "  ".join(cell.ljust(width) if index == 0 else cell.rjust(width) for index, (cell, width) in enumerate(zip(cells, widths, strict=True)))
+            return "  ".join(
+                cell.ljust(width) if index == 0 else cell.rjust(width)
+                for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+            )
 
         text = [line(headers), *(line(cells) for cells in body)]
         for stage, counter in sorted(self.reasons.items()):
             top = ", ".join(f"{code} {count}" for code, count in counter.most_common(5))
             text.append(f"top reasons, {stage}: {top}")
         for model, counts in sorted(self.tokens.items()):
-            text.append(f"tokens, {model}: {counts['prompt_tokens']} prompt + {counts['completion_tokens']} completion in {counts['requests']} requests")
+            text.append(
+                f"tokens, {model}: {counts['prompt_tokens']} prompt + {counts['completion_tokens']} completion in {counts['requests']} requests"
+            )
         if self.wall_seconds is not None:
             text.append(f"wall time: {self.wall_seconds:.1f} s")
         return text

@@ -38,8 +38,10 @@ class Destinations:
         paths = {"--output": self.output, "--rejects": self.rejects}
         for flag, path in paths.items():
             if path not in (None, STDIO) and self.input != STDIO and _same_file(path, self.input):
-                raise ConfigError(f"`{flag}` names the input file `{self.input}`, which would be overwritten while it is read",
-                                  hint="write to another file")
+                raise ConfigError(
+                    f"`{flag}` names the input file `{self.input}`, which would be overwritten while it is read",
+                    hint="write to another file",
+                )
         if self.rejects is not None and self.rejects == self.output and self.output != os.devnull:
             raise ConfigError("`--rejects` and `--output` name the same destination", hint="give the rejects a file of their own")
 

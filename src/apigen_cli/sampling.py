@@ -34,12 +34,17 @@ def parse_styles(text: str) -> dict[str, float]:
         try:
             weight = float(value) if value.strip() else 1.0
         except ValueError:
-            raise ConfigError(f"`--styles`: the weight of `{name}` is `{value}`, not a number", hint="write e.g. simple=0.4,parallel=0.6") from None
+            raise ConfigError(
+                f"`--styles`: the weight of `{name}` is `{value}`, not a number", hint="write e.g. simple=0.4,parallel=0.6"
+            ) from None
         if weight < 0:
             raise ConfigError(f"`--styles`: the weight of `{name}` is negative")
         weights[name] = weight
     if not weights or sum(weights.values()) <= 0:
-        raise ConfigError("`--styles` gives no style a positive weight", hint="e.g. --styles simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2")
+        raise ConfigError(
+            "`--styles` gives no style a positive weight",
+            hint="e.g. --styles simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2",
+        )
     return weights
 
 

@@ -119,8 +119,13 @@ def judge_request(row: Row, model: str, prompts: PromptSet, settings: JudgeSetti
         model=model,
         messages=messages,
         response_schema=JUDGE_SCHEMA if settings.with_schema else None,
-        offline_task={"task": "judge", "tools": tools, "query": row.get(QUERY), "answers": row.get(ANSWERS),
-                      "execution_result": row.get("execution_result")},
+        offline_task={
+            "task": "judge",
+            "tools": tools,
+            "query": row.get(QUERY),
+            "answers": row.get(ANSWERS),
+            "execution_result": row.get("execution_result"),
+        },
     )
 
 
@@ -142,7 +147,12 @@ def _verdict(chat: ChatService, request: ChatRequest, result: ChatResult, settin
             return Verdict(request.model, read[0], read[1])
         if attempts >= settings.max_reasks:
             snippet = (result.text or "").strip().replace("\n", " ")[:120]
-            return Verdict(request.model, None, "", Problem("judge_unparseable", f"judge `{request.model}` gave no readable verdict: {snippet!r}"))
+            return Verdict(
+                request.model,
+                None,
+                "",
+                Problem("judge_unparseable", f"judge `{request.model}` gave no readable verdict: {snippet!r}"),
+            )
         attempts += 1
         messages = [*request.messages, {"role": "assistant", "content": result.text or ""}, {"role": "user", "content": _REASK}]
         retry = ChatRequest(request.key, request.model, messages, request.response_schema, request.offline_task)

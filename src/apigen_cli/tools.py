@@ -52,13 +52,28 @@ class Tool:
 # --- JSON Schema and BFCL -------------------------------------------------------------
 
 _SCHEMA_TYPE_NAMES = {
-    "string": "string", "str": "string", "text": "string", "char": "string",
-    "integer": "integer", "int": "integer", "long": "integer",
-    "number": "number", "float": "number", "double": "number", "decimal": "number",
-    "boolean": "boolean", "bool": "boolean",
-    "null": "null", "none": "null",
-    "array": "array", "list": "array", "tuple": "array", "set": "array",
-    "object": "object", "dict": "object", "map": "object",
+    "string": "string",
+    "str": "string",
+    "text": "string",
+    "char": "string",
+    "integer": "integer",
+    "int": "integer",
+    "long": "integer",
+    "number": "number",
+    "float": "number",
+    "double": "number",
+    "decimal": "number",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "null": "null",
+    "none": "null",
+    "array": "array",
+    "list": "array",
+    "tuple": "array",
+    "set": "array",
+    "object": "object",
+    "dict": "object",
+    "map": "object",
     "any": "any",
 }
 
@@ -112,7 +127,9 @@ def _constrained(compiled: Type, schema: dict[str, Any]) -> Type:
 def _compile_named(name: Any, schema: dict[str, Any], where: str) -> Type:
     kind = _SCHEMA_TYPE_NAMES.get(name.strip().lower()) if isinstance(name, str) else None
     if kind is None:
-        raise ToolError("unsupported_type", f"parameter `{where}` has type {orjson.dumps(name).decode()}, which apigen does not understand")
+        raise ToolError(
+            "unsupported_type", f"parameter `{where}` has type {orjson.dumps(name).decode()}, which apigen does not understand"
+        )
     if kind == "any":
         return AnyType()
     if kind == "array":
@@ -162,20 +179,42 @@ def _compile_object(schema: dict[str, Any], where: str, *, top_level: bool) -> O
 # --- xLAM type strings ----------------------------------------------------------------
 
 _XLAM_NAMES: dict[str, str] = {
-    "str": "string", "string": "string", "text": "string",
-    "int": "integer", "integer": "integer",
-    "float": "number", "number": "number", "double": "number", "decimal": "number",
-    "bool": "boolean", "boolean": "boolean",
-    "none": "null", "nonetype": "null", "null": "null",
-    "list": "array", "sequence": "array", "iterable": "array", "array": "array",
-    "set": "array", "frozenset": "array", "tuple": "tuple",
-    "dict": "object", "mapping": "object", "object": "object",
-    "any": "any", "object_any": "any",
-    "optional": "optional", "union": "union", "literal": "literal",
+    "str": "string",
+    "string": "string",
+    "text": "string",
+    "int": "integer",
+    "integer": "integer",
+    "float": "number",
+    "number": "number",
+    "double": "number",
+    "decimal": "number",
+    "bool": "boolean",
+    "boolean": "boolean",
+    "none": "null",
+    "nonetype": "null",
+    "null": "null",
+    "list": "array",
+    "sequence": "array",
+    "iterable": "array",
+    "array": "array",
+    "set": "array",
+    "frozenset": "array",
+    "tuple": "tuple",
+    "dict": "object",
+    "mapping": "object",
+    "object": "object",
+    "any": "any",
+    "object_any": "any",
+    "optional": "optional",
+    "union": "union",
+    "literal": "literal",
     # A callable can only travel in JSON as text (its name or a lambda); take a string.
-    "callable": "string", "function": "string",
+    "callable": "string",
+    "function": "string",
 }
-_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][\w.]*)|(?P<punct>\.\.\.|[\[\],|])|(?P<str>'[^']*'|\"[^\"]*\")|(?P<num>-?\d+(?:\.\d+)?))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<name>[A-Za-z_][\w.]*)|(?P<punct>\.\.\.|[\[\],|])|(?P<str>'[^']*'|\"[^\"]*\")|(?P<num>-?\d+(?:\.\d+)?))"
+)
 
 
 class _TypeExpression:
@@ -190,7 +229,7 @@ class _TypeExpression:
             if match is None or match.end() == position:
                 if text[position:].strip() == "":
                     break
-                raise ValueError(f"unexpected {text[position:position + 10]!r}")
+                raise ValueError(f"unexpected {text[position : position + 10]!r}")
             kind = match.lastgroup or ""
             self.tokens.append((kind, match.group(kind)))
             position = match.end()
@@ -293,7 +332,7 @@ def parse_xlam_type(text: str) -> tuple[Type, bool]:
         elif char == "]":
             depth -= 1
         elif char == "," and depth == 0:
-            head, rest = text[:position], text[position + 1:]
+            head, rest = text[:position], text[position + 1 :]
             optional = "optional" in rest.lower() or "default" in rest.lower()
             break
     head = head.strip()
@@ -307,7 +346,9 @@ def _compile_xlam_parameters(parameters: dict[str, Any], tool_name: str) -> Obje
     required: set[str] = set()
     for name, spec in parameters.items():
         if not isinstance(spec, dict):
-            raise ToolError("invalid_tool_definition", f"tool `{tool_name}`: parameter `{name}` should be an object with a `type`")
+            raise ToolError(
+                "invalid_tool_definition", f"tool `{tool_name}`: parameter `{name}` should be an object with a `type`"
+            )
         declared = spec.get("type")
         compiled: Type
         if declared is None:
@@ -381,7 +422,9 @@ def compile_tool(definition: Any, position: int) -> Tool:
         raise ToolError("invalid_tool_definition", f"tool `{name}`: `parameters` should be an object")
     if _is_json_schema_parameters(parameters):
         if parameters.get("type") not in (None, "object", "dict", "Object", "Dict"):
-            raise ToolError("invalid_tool_definition", f"tool `{name}`: `parameters` should have type object, not {parameters.get('type')!r}")
+            raise ToolError(
+                "invalid_tool_definition", f"tool `{name}`: `parameters` should have type object, not {parameters.get('type')!r}"
+            )
         try:
             compiled = _compile_object(parameters, "", top_level=True)
         except ToolError as error:

@@ -198,7 +198,9 @@ class ArrayType(Type):
             return _wrong_type(where, self.name, value)
         if self.prefix is not None:
             if len(value) != len(self.prefix):
-                return Problem("wrong_type", f"argument `{where}` should have {len(self.prefix)} items ({self.name}), got {len(value)}")
+                return Problem(
+                    "wrong_type", f"argument `{where}` should have {len(self.prefix)} items ({self.name}), got {len(value)}"
+                )
             for index, (item_type, item) in enumerate(zip(self.prefix, value, strict=True)):
                 problem = item_type.check(item, f"{where}[{index}]")
                 if problem is not None:
@@ -250,7 +252,8 @@ class ObjectType(Type):
         # Declared properties first, in their order, so that messages (and anything drawn
         # from this list) do not depend on set order, which varies from process to process.
         self.required_in_order = tuple(
-            [key for key in self.properties if key in self.required] + sorted(key for key in self.required if key not in self.properties)
+            [key for key in self.properties if key in self.required]
+            + sorted(key for key in self.required if key not in self.properties)
         )
         # None: the schema said nothing; closed when properties are declared, open otherwise.
         if additional is None:
