@@ -1,0 +1,50 @@
+"""The README is the manual: every command has a section and help, and the commands it shows exist."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from apigen_cli.cli import app
+
+from .conftest import PROJECT, invoke
+
+README = (PROJECT / "README.md").read_text()
+
+
+def _commands() -> list[str]:
+    group = typer.main.get_group(app)
+    names = []
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a sub-group such as `config`
+            names.extend(f"{name} {sub}" for sub in command.commands)  # type: ignore[attr-defined]
+        else:
+            names.append(name)
+    return sorted(names)
+
+
+def test_the_readme_starts_with_the_two_commands() -> None:
+    top = README.split("## Install")[0]
+    assert "make demo" in top and "make test" in top
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_has_a_readme_section_and_help_with_examples(runner: CliRunner, command: str) -> None:
+    assert f"### `apigen {command}`" in README
+    result = invoke(runner, *command.split(), "--help")
+    assert result.exit_code == 0
+    assert "Examples:" in result.stdout or command == "config show"
+    assert invoke(runner, *command.split(), "-h").stdout == result.stdout
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_flag_the_readme_gives_a_command_exists(runner: CliRunner, command: str) -> None:
+    help_text = invoke(runner, *command.split(), "--help").stdout
+    section = README.split(f"### `apigen {command}`", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    for line in section.splitlines():
+        if line.startswith("apigen " + command + " ") or line.startswith("| `--"):
+            for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", line):
+                assert flag in help_text, f"`apigen {command}` has no {flag}, though the README shows it"
