@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +135,21 @@ def test_styles_and_counts_from_flags(runner: CliRunner) -> None:
     assert len(rows) == 40 and {row["query_style"] for row in rows} == {"parallel"}
     assert len({row["request_id"] for row in rows}) == 10
     assert all(len(row["sampled_apis"]) == 1 for row in rows)
+
+
+def test_a_thousand_requests_through_the_server_follow_the_weights_and_use_every_api(runner: CliRunner, server: LLMServer) -> None:
+    result = invoke(runner, "generate", APIS, "--base-url", server.url, "-m", "test-model", "-n", "3000", "--seed", "5",
+                    "--concurrency", "64", "--styles", "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2")
+    assert result.exit_code == 0, result.stderr
+    rows = parse_stdout(result.stdout)
+    assert len(server.chat_requests()) == 1000
+    requests = {row["request_id"]: row for row in rows}
+    assert len(requests) == 1000
+    styles = [row["query_style"] for row in requests.values()]
+    for style, weight in {"simple": 0.4, "multiple": 0.2, "parallel": 0.2, "parallel_multiple": 0.2}.items():
+        assert abs(styles.count(style) / 1000 - weight) < 0.05
+    library = {json.loads(line).get("function", json.loads(line))["name"] for line in Path(APIS).read_text().splitlines()}
+    assert {name for row in requests.values() for name in row["sampled_apis"]} == library
+    for row in requests.values():
+        if row["query_style"] in ("multiple", "parallel_multiple"):
+            assert isinstance(row["category"], str) and len(row["sampled_apis"]) >= 2  # one category
