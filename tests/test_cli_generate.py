@@ -137,9 +137,26 @@ def test_styles_and_counts_from_flags(runner: CliRunner) -> None:
     assert all(len(row["sampled_apis"]) == 1 for row in rows)
 
 
-def test_a_thousand_requests_through_the_server_follow_the_weights_and_use_every_api(runner: CliRunner, server: LLMServer) -> None:
-    result = invoke(runner, "generate", APIS, "--base-url", server.url, "-m", "test-model", "-n", "3000", "--seed", "5",
-                    "--concurrency", "64", "--styles", "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2")
+def test_a_thousand_requests_through_the_server_follow_the_weights_and_use_every_api(
+    runner: CliRunner, server: LLMServer
+) -> None:
+    result = invoke(
+        runner,
+        "generate",
+        APIS,
+        "--base-url",
+        server.url,
+        "-m",
+        "test-model",
+        "-n",
+        "3000",
+        "--seed",
+        "5",
+        "--concurrency",
+        "64",
+        "--styles",
+        "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2",
+    )
     assert result.exit_code == 0, result.stderr
     rows = parse_stdout(result.stdout)
     assert len(server.chat_requests()) == 1000

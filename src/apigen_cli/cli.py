@@ -15,7 +15,7 @@ import random
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Optional, TypeVar, get_type_hints
 
 import orjson
@@ -111,6 +111,23 @@ def _with_options(*groups: OptionGroup) -> Callable[[F], F]:
     return decorate
 
 
+STAGE_IO_GROUP: OptionGroup = {
+    "input": (InputArg, "-"),
+    "output": (OutputOpt, "-"),
+    "rejects": (RejectsOpt, None),
+    "keep_rejected": (KeepRejectedOpt, False),
+    "strict": (StrictOpt, False),
+    "skip_bad_lines": (SkipBadLinesOpt, False),
+    "quiet": (QuietOpt, False),
+    "verbose": (VerboseOpt, False),
+}
+
+
+def _destinations(params: Mapping[str, Any]) -> Destinations:
+    """Where a stage command reads and writes, from its STAGE_IO_GROUP options."""
+    return Destinations(params["input"], params["output"], params["rejects"], params["keep_rejected"], params["skip_bad_lines"])
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"apigen {__version__}")
@@ -168,36 +185,36 @@ def _finish(messages: Messages, summary: StageSummary, strict: bool) -> None:
         raise typer.Exit(EXIT_REJECTED)
 
 
-def _run_stage_command(
-    command: str,
-    stage: Stage,
-    where: Destinations,
-    *,
-    strict: bool,
-    quiet: bool,
-    verbose: bool,
-    prepare: Callable[[], None] | None = None,
-) -> None:
-    messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages):
-        if prepare is not None:
-            prepare()
+@dataclass
+class _StageRun:
+    """What a stage command runs: the stage, how its progress shows, what it says at the end."""
+
+    stage: Stage
+    wrap: Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]] | None = None
+    after: Callable[[], None] | None = None
+
+
+def _run_stage_command(command: str, params: Mapping[str, Any], setup: Callable[[Messages, ExitStack], _StageRun]) -> None:
+    """Run one stage command from its STAGE_IO_GROUP options: set up, read, check, route, summarise, exit.
+
+    ``setup`` builds the stage inside the error handling, so a bad setting is an
+    `error:` line with a hint; resources it opens go on the ExitStack.
+    """
+    messages = Messages(quiet=params["quiet"], verbose=params["verbose"])
+    where = _destinations(params)
+    with _errors_to_exit_codes(messages), ExitStack() as resources:
+        where.validate()  # a bad combination of flags is reported before workers or clients start
+        run = setup(messages, resources)
         messages.waiting_for_stdin(where.input)
-        summary = run_stage(command, stage, where, wrap=lambda rows: messages.progress(rows, command))
-    _finish(messages, summary, strict)
+        summary = run_stage(command, run.stage, where, wrap=run.wrap or (lambda rows: messages.progress(rows, command)))
+        if run.after is not None:
+            run.after()
+    _finish(messages, summary, params["strict"])
 
 
 @app.command("format-check")
-def format_check(
-    input: InputArg = "-",
-    output: OutputOpt = "-",
-    rejects: RejectsOpt = None,
-    keep_rejected: KeepRejectedOpt = False,
-    strict: StrictOpt = False,
-    skip_bad_lines: SkipBadLinesOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
+@_with_options(STAGE_IO_GROUP)
+def format_check(ctx: typer.Context) -> None:
     """Check that each row's calls parse, name offered tools and fit their parameters.
 
     Rows holding the model's raw text in `raw_output` are parsed first (a code
@@ -211,8 +228,7 @@ def format_check(
 
         apigen format-check xlam_function_calling_60k.json --keep-rejected | jq .reason
     """
-    where = Destinations(input, output, rejects, keep_rejected, skip_bad_lines)
-    _run_stage_command("format-check", format_check_rows, where, strict=strict, quiet=quiet, verbose=verbose)
+    _run_stage_command("format-check", ctx.params, lambda messages, resources: _StageRun(format_check_rows))
 
 
 @app.command("stats")
@@ -301,11 +317,9 @@ def export(
 
 
 @app.command("dedup")
+@_with_options(STAGE_IO_GROUP)
 def dedup(
-    input: InputArg = "-",
-    output: OutputOpt = "-",
-    rejects: RejectsOpt = None,
-    keep_rejected: KeepRejectedOpt = False,
+    ctx: typer.Context,
     threshold: Annotated[
         float,
         typer.Option(
@@ -315,10 +329,6 @@ def dedup(
     near: Annotated[
         bool, typer.Option("--near/--no-near", help="Also reject near duplicates (same calls, queries a few words apart).")
     ] = True,
-    strict: StrictOpt = False,
-    skip_bad_lines: SkipBadLinesOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Reject rows that repeat a kept row: the same query and calls, or the same calls and a query a few words apart.
 
@@ -335,9 +345,8 @@ def dedup(
     """
     from .dedup import dedup as dedup_rows
 
-    where = Destinations(input, output, rejects, keep_rejected, skip_bad_lines)
     _run_stage_command(
-        "dedup", lambda rows: dedup_rows(rows, threshold=threshold, near=near), where, strict=strict, quiet=quiet, verbose=verbose
+        "dedup", ctx.params, lambda messages, resources: _StageRun(lambda rows: dedup_rows(rows, threshold=threshold, near=near))
     )
 
 
@@ -511,18 +520,8 @@ def _executor(params: Mapping[str, Any], messages: Messages) -> tuple[Executor, 
 
 
 @app.command("exec-check")
-@_with_options(_exec_group("--timeout"))
-def exec_check(
-    ctx: typer.Context,
-    input: InputArg = "-",
-    output: OutputOpt = "-",
-    rejects: RejectsOpt = None,
-    keep_rejected: KeepRejectedOpt = False,
-    strict: StrictOpt = False,
-    skip_bad_lines: SkipBadLinesOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
+@_with_options(STAGE_IO_GROUP, _exec_group("--timeout"))
+def exec_check(ctx: typer.Context) -> None:
     """Execute every call of each row; keep the rows whose calls all succeed.
 
     Python functions run in reused worker processes, with a timeout per call and a
@@ -538,25 +537,14 @@ def exec_check(
 
         ITEMS_KEY=... apigen exec-check rest_rows.jsonl --http-concurrency 16 --strict
     """
-    where = Destinations(input, output, rejects, keep_rejected, skip_bad_lines)
-    executor, policy = _executor(ctx.params, Messages(quiet=quiet, verbose=verbose))
 
-    def prepare() -> None:
-        where.validate()  # a bad combination of flags is reported before any worker starts
+    def setup(messages: Messages, resources: ExitStack) -> _StageRun:
+        executor, policy = _executor(ctx.params, messages)
+        resources.callback(executor.close)
         executor.start()
+        return _StageRun(lambda rows: exec_check_rows(rows, executor, policy))
 
-    try:
-        _run_stage_command(
-            "exec-check",
-            lambda rows: exec_check_rows(rows, executor, policy),
-            where,
-            strict=strict,
-            quiet=quiet,
-            verbose=verbose,
-            prepare=prepare,
-        )
-    finally:
-        executor.close()
+    _run_stage_command("exec-check", ctx.params, setup)
 
 
 # --- LLM options, shared by the stages that ask a model (generate, semantic-check) -----
@@ -934,10 +922,9 @@ def _judge_settings(params: Mapping[str, Any], llm: LLMSettings) -> JudgeSetting
     )
 
 
-def _usage_and_summary(messages: Messages, chat: ChatService, summary: StageSummary, strict: bool) -> None:
+def _say_usage(messages: Messages, chat: ChatService) -> None:
     for line in usage_lines(chat.usage):
         messages.info(line)
-    _finish(messages, summary, strict)
 
 
 @app.command("generate")
@@ -978,22 +965,13 @@ def generate(
         summary = write_rows("generate", rows, where, wrap=lambda rows: messages.llm_progress(rows, "generate", chat.progress))
         summary.words = ("rows", "failed requests")
         messages.info(f"seed {job.settings.seed}: pass `--seed {job.settings.seed}` to sample the same requests again")
-        _usage_and_summary(messages, chat, summary, strict)
+        _say_usage(messages, chat)
+    _finish(messages, summary, strict)
 
 
 @app.command("semantic-check")
-@_with_options(JUDGE_GROUP, LLM_GROUP)
-def semantic_check(
-    ctx: typer.Context,
-    input: InputArg = "-",
-    output: OutputOpt = "-",
-    rejects: RejectsOpt = None,
-    keep_rejected: KeepRejectedOpt = False,
-    strict: StrictOpt = False,
-    skip_bad_lines: SkipBadLinesOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
+@_with_options(STAGE_IO_GROUP, JUDGE_GROUP, LLM_GROUP)
+def semantic_check(ctx: typer.Context) -> None:
     """Ask an LLM judge whether each row's calls and results answer its query (stage 4).
 
     The judge sees every tool the row offered, the query, the calls and their
@@ -1008,22 +986,19 @@ def semantic_check(
 
         apigen semantic-check executed.jsonl -J gpt-4o-mini -J gpt-4.1-mini -J o4-mini --cache .apigen-cache
     """
-    messages = Messages(quiet=quiet, verbose=verbose)
-    where = Destinations(input, output, rejects, keep_rejected, skip_bad_lines)
-    with _errors_to_exit_codes(messages), ExitStack() as stack:
+
+    def setup(messages: Messages, resources: ExitStack) -> _StageRun:
         llm = llm_settings(ctx)
         judge = _judge_settings(ctx.params, llm)
-        llm = replace(llm, models=judge.judges)
         prompts = load_prompts(None)
-        chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
-        messages.waiting_for_stdin(input)
-        summary = run_stage(
-            "semantic-check",
+        chat = resources.enter_context(open_chat_service(replace(llm, models=judge.judges), on_warning=messages.warning))
+        return _StageRun(
             lambda rows: semantic_check_rows(rows, chat, prompts, judge),
-            where,
             wrap=lambda rows: messages.llm_progress(rows, "semantic-check", chat.progress),
+            after=lambda: _say_usage(messages, chat),
         )
-        _usage_and_summary(messages, chat, summary, strict)
+
+    _run_stage_command("semantic-check", ctx.params, setup)
 
 
 # Flags that change how a run goes but not which rows it writes: a rerun may change them and still resume.
