@@ -23,7 +23,6 @@ refused, unknown model) raises ``EndpointError`` instead of failing every row.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import queue
 import random
 import re
@@ -46,6 +45,7 @@ from .chat import ChatRequest, ChatResult
 from .config import LLMSettings, find_api_key
 from .errors import ConfigError, EndpointError
 from .ratelimit import MinuteLimiter, Ticket
+from .rest import parse_retry_after
 from .types import Problem
 
 try:  # an optional speed-up: see the module docstring
@@ -644,18 +644,7 @@ def _retry_after(headers: httpx.Headers) -> float | None:
             return max(0.0, float(milliseconds) / 1000)
         except ValueError:
             pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def _provider_message(response: httpx.Response) -> str:
