@@ -109,6 +109,26 @@ def test_the_report_matches_the_rows_written(runner: CliRunner, tmp_path: Path) 
     assert json.loads(stats.stdout)["total"] == total
 
 
+def test_the_report_counts_every_row_when_rejects_are_dropped(runner: CliRunner, tmp_path: Path) -> None:
+    common = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "45", "--seed", "4"]
+    with_file = invoke(
+        runner,
+        *common,
+        "-o",
+        str(tmp_path / "a.jsonl"),
+        "--rejects",
+        str(tmp_path / "a_rej.jsonl"),
+        "--report",
+        str(tmp_path / "a.json"),
+    )
+    dropped = invoke(runner, *common, "-o", str(tmp_path / "b.jsonl"), "--report", str(tmp_path / "b.json"))
+    assert with_file.exit_code == dropped.exit_code == 0
+    first, second = json.loads((tmp_path / "a.json").read_text()), json.loads((tmp_path / "b.json").read_text())
+    assert second["total"]["requested"] == 45
+    assert first["total"] == second["total"] and first["top_reasons"] == second["top_reasons"]
+    assert "rejected rows were dropped: pass `--rejects FILE`" in dropped.stderr
+
+
 def test_a_finished_run_is_not_redone_and_other_settings_are_refused(runner: CliRunner, tmp_path: Path) -> None:
     args = [
         "run",
@@ -167,7 +187,13 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
                 *extra,
             ]
 
-        reference = subprocess.run(command("reference"), env=_env(), capture_output=True, text=True, timeout=120)
+        reference = subprocess.run(
+            command("reference", "--report", str(tmp_path / "reference.json")),
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert reference.returncode == 0, reference.stderr
 
         output = tmp_path / "resumed.jsonl"
@@ -182,7 +208,11 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
 
         log = tmp_path / "second.log.jsonl"
         second = subprocess.run(
-            command("resumed", "--log-llm", str(log)), env=_env(), capture_output=True, text=True, timeout=120
+            command("resumed", "--log-llm", str(log), "--report", str(tmp_path / "resumed.json")),
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert second.returncode == 0, second.stderr
 
@@ -194,3 +224,6 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
     judged_again = {entry["key"] for entry in exchanges if entry["key"].count("-") == 3}
     done_before = {row["id"] for row in read_jsonl(output) if int(row["request_id"].rsplit("-", 1)[1]) < state["requests_done"]}
     assert not judged_again & done_before
+    reports = [json.loads((tmp_path / f"{name}.json").read_text()) for name in ("reference", "resumed")]
+    assert reports[0]["total"] == reports[1]["total"] and reports[0]["top_reasons"] == reports[1]["top_reasons"]
+    assert reports[0]["total"]["requested"] == 60

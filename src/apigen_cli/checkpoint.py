@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -60,6 +60,7 @@ class RunState:
     complete: bool = False
     elapsed_seconds: float = 0.0
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)  # the report's counts so far (ReportBuilder.to_json)
 
     @classmethod
     def load(cls, path: str) -> RunState | None:
@@ -107,7 +108,12 @@ def resume_or_start(
 
 
 def checkpoint_at_request_boundaries(
-    rows: Iterable[dict[str, Any]], state: RunState, path: str, output: JsonlWriter, rejects: JsonlWriter | None
+    rows: Iterable[dict[str, Any]],
+    state: RunState,
+    path: str,
+    output: JsonlWriter,
+    rejects: JsonlWriter | None,
+    before_save: Callable[[RunState], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Pass rows through; at each finished request, flush the files and save the state.
 
@@ -125,6 +131,8 @@ def checkpoint_at_request_boundaries(
         state.requests_done += 1
         state.output_bytes = base_output + output.bytes_written
         state.rejects_bytes = base_rejects + (rejects.bytes_written if rejects else 0)
+        if before_save is not None:
+            before_save(state)
         state.save(path)
 
     for row in rows:

@@ -25,7 +25,7 @@ from . import __version__
 from .chat import ChatService
 from .checkpoint import fingerprint
 from .config import LLMSettings, Resolved, describe, resolve
-from .console import Messages
+from .console import Messages, StageBars
 from .errors import ApigenError, ConfigError
 from .exec_check import ExecPolicy
 from .exec_check import exec_check as exec_check_rows
@@ -34,7 +34,7 @@ from .format_check import format_check as format_check_rows
 from .generate import Generation, prepare_generation
 from .generate import generate as generate_rows
 from .llm import open_chat_service, usage_lines
-from .pipeline import PipelineParts, RunTarget, run_job
+from .pipeline import STAGE_NAMES, PipelineParts, RunTarget, run_job
 from .prompts import load_prompts
 from .report import report_from_files
 from .routing import StageSummary
@@ -1060,17 +1060,21 @@ def run_command(
             open_chat_service(replace(llm, models=tuple(dict.fromkeys(llm.models + judge.judges))), on_warning=messages.warning)
         )
         parts = PipelineParts(chat, job.prompts, executor, policy, judge, with_schema=llm.json_mode == "schema")
+        names = [*STAGE_NAMES, "dedup"] if dedup else list(STAGE_NAMES)
+        bars = stack.enter_context(StageBars(messages, names, chat.progress))
         outcome = run_job(
             job,
             parts,
             RunTarget(output, rejects, overwrite),
             settings_digest=digest,
-            observe=lambda name, rows: messages.llm_progress(rows, name, chat.progress) if name == "semantic-check" else rows,
+            observe=bars.observe,
             dedup={"threshold": 0.8, "near": True} if dedup else None,
         )
         if outcome.already_complete:
             messages.info(f"`{output}` already holds this run, complete; pass `--overwrite` to run it again")
-        elif outcome.requests_skipped:
+        if outcome.rejects_dropped:
+            messages.info(f"{outcome.rejects_dropped} rejected rows were dropped: pass `--rejects FILE` to keep them")
+        if outcome.requests_skipped and not outcome.already_complete:
             messages.info(f"resumed: {outcome.requests_skipped} of {outcome.requests_total} requests were already done")
         if report is not None:
             with open(report, "wb") as handle:

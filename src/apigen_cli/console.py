@@ -119,3 +119,65 @@ class Messages:
                     bar.update(task, completed=count, rate=count / (now - started) if now > started else 0.0)
                 yield row
             bar.update(task, completed=count)
+
+
+class StageBars:
+    """One progress bar per pipeline stage (``apigen run``), on a terminal only.
+
+    ``observe(name, rows)`` wraps a stage's output; each bar counts the rows that
+    left its stage and how many it rejected. The LLM counters (requests in flight,
+    retries, tokens) ride on the first bar. Use as a context manager.
+    """
+
+    def __init__(self, messages: Messages, names: Iterable[str], counters: LLMProgress | None = None) -> None:
+        self.messages = messages
+        self.names = list(names)
+        self.counters = counters
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> StageBars:
+        if not self.messages.interactive:
+            return self
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<15}"),
+            TextColumn("{task.completed:>7} rows"),
+            TextColumn("{task.fields[rejected]:>6} rejected"),
+            TextColumn("{task.fields[extra]}"),
+            TimeElapsedColumn(),
+            console=self.messages.console,
+            transient=True,
+            refresh_per_second=4,
+        )
+        self._bar.__enter__()
+        for name in self.names:
+            self._tasks[name] = self._bar.add_task(name, rejected=0, extra="")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc_info)
+
+    def observe(self, name: str, rows: Iterator[T]) -> Iterator[T]:
+        if self._bar is None or name not in self._tasks:
+            yield from rows
+            return
+        task, stage, bar, counters = self._tasks[name], name.replace("-", "_"), self._bar, self.counters
+        done = rejected = 0
+        last = 0.0
+        for row in rows:
+            done += 1
+            if isinstance(row, dict) and row.get("rejected_by") == stage:
+                rejected += 1
+            now = time.monotonic()
+            if now - last >= 0.1:
+                last = now
+                extra = ""
+                if counters is not None and name == self.names[0]:
+                    extra = f"{counters.in_flight} in flight · {counters.retries} retries · {counters.tokens:,} tokens"
+                bar.update(task, completed=done, rejected=rejected, extra=extra)
+            yield row
+        bar.update(task, completed=done, rejected=rejected)

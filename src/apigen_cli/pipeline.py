@@ -24,7 +24,7 @@ from .generate import Generation, generate
 from .io import STDIO, OutputFile, read_rows
 from .prompts import PromptSet
 from .records import Row
-from .report import PipelineReport, ReportBuilder, report_from_files
+from .report import PipelineReport, ReportBuilder
 from .routing import StageSummary, route_rows
 from .sampling import RequestPlan
 from .semantic_check import JudgeSettings, semantic_check
@@ -92,6 +92,7 @@ class RunOutcome:
     requests_total: int
     requests_skipped: int = 0
     already_complete: bool = False
+    rejects_dropped: int = 0  # rejected rows this session wrote nowhere (no --rejects)
 
 
 def run_job(
@@ -120,9 +121,8 @@ def run_job(
         else RunState(settings_digest, generation.settings.seed, total)
     )
     generation = replace(generation, settings=replace(generation.settings, seed=state.seed))
-    files = [path for path in (target.output, target.rejects) if path is not None and path != STDIO]
     if state.complete:
-        return RunOutcome(_report(files, state), state.seed, total, total, already_complete=True)
+        return RunOutcome(_report(ReportBuilder.from_json(state.report), state), state.seed, total, total, already_complete=True)
     skipped = state.requests_done
     if skipped:
         _check_sizes(target, state)
@@ -135,12 +135,20 @@ def run_job(
         output_writer.flush()
         seen = read_rows(target.output) if skipped else iter(())
         extra = (*extra, ("dedup", primed_dedup(seen, **dedup)))
-    builder = ReportBuilder()
+    builder = ReportBuilder.from_json(state.report)  # counts from before an interruption, if any
+    summary = StageSummary("run")
+
+    def remember_counts(state: RunState) -> None:
+        builder.fold()  # at a checkpoint every request seen so far is finished
+        state.report = builder.to_json()
+
     try:
         rows = run_pipeline(generation.plans(skip=skipped), replace(parts, extra_stages=extra), observe)
         if resumable:
-            rows = checkpoint_at_request_boundaries(rows, state, state_path(target.output), output_writer, rejects_writer)
-        route_rows((builder.add(row) for row in rows), StageSummary("run"), output_writer, rejects_writer)
+            rows = checkpoint_at_request_boundaries(
+                rows, state, state_path(target.output), output_writer, rejects_writer, before_save=remember_counts
+            )
+        route_rows((builder.add(row) for row in rows), summary, output_writer, rejects_writer)
         state.complete = True
     finally:
         output.close()
@@ -150,11 +158,7 @@ def run_job(
         _add_usage(state, parts.chat.usage)
         if resumable:
             state.save(state_path(target.output))
-    report = _report(files, state) if resumable else builder.build()
-    if not resumable:
-        report.wall_seconds = state.elapsed_seconds
-        report.add_usage(parts.chat.usage)
-    return RunOutcome(report, state.seed, total, skipped)
+    return RunOutcome(_report(builder, state), state.seed, total, skipped, rejects_dropped=summary.dropped)
 
 
 def _check_sizes(target: RunTarget, state: RunState) -> None:
@@ -174,8 +178,8 @@ def _add_usage(state: RunState, usage: UsageByModel) -> None:
         mine["completion_tokens"] += counts.completion_tokens
 
 
-def _report(files: list[str], state: RunState) -> PipelineReport:
-    report = report_from_files(files)
+def _report(builder: ReportBuilder, state: RunState) -> PipelineReport:
+    report = builder.build()
     report.tokens = {model: dict(counts) for model, counts in state.usage.items()}
     report.wall_seconds = state.elapsed_seconds
     return report

@@ -170,16 +170,45 @@ class ReportBuilder:
             models={model: replace(table) for model, table in self.report.models.items()},
             reasons=defaultdict(Counter, {stage: Counter(counter) for stage, counter in self.report.reasons.items()}),
         )
-        for request in self._requests.values():
-            table = report.models[request.model]
-            if request.failed:
-                table.requested += request.asked
-                table.failed_generation += request.asked
-            else:
-                requested = max(request.asked, request.rows)
-                table.requested += requested
-                table.failed_format += requested - request.rows  # pairs the model never wrote readably
+        _settle(report, self._requests.values())
         return report
+
+    def fold(self) -> None:
+        """Settle the requests seen so far into the totals (call only when they are all finished).
+
+        ``apigen run`` folds at each checkpoint, so what it keeps stays small however long the run.
+        """
+        _settle(self.report, self._requests.values())
+        self._requests.clear()
+
+    def to_json(self) -> dict[str, Any]:
+        """The counts, for the run state (fold first)."""
+        return {
+            "models": {
+                model: {column: getattr(table, column) for column in COLUMNS} for model, table in self.report.models.items()
+            },
+            "reasons": {stage: dict(counter) for stage, counter in self.report.reasons.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReportBuilder:
+        builder = cls()
+        builder.report.models = {model: ModelTable(**counts) for model, counts in data.get("models", {}).items()}
+        for stage, counts in data.get("reasons", {}).items():
+            builder.report.reasons[stage] = Counter(counts)
+        return builder
+
+
+def _settle(report: PipelineReport, requests: Iterable[_Request]) -> None:
+    for request in requests:
+        table = report.models.setdefault(request.model, ModelTable())
+        if request.failed:
+            table.requested += request.asked
+            table.failed_generation += request.asked
+        else:
+            requested = max(request.asked, request.rows)
+            table.requested += requested
+            table.failed_format += requested - request.rows  # pairs the model never wrote readably
 
 
 def report_from_files(paths: Iterable[str]) -> PipelineReport:
