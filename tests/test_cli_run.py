@@ -227,3 +227,57 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
     reports = [json.loads((tmp_path / f"{name}.json").read_text()) for name in ("reference", "resumed")]
     assert reports[0]["total"] == reports[1]["total"] and reports[0]["top_reasons"] == reports[1]["top_reasons"]
     assert reports[0]["total"]["requested"] == 60
+
+
+def test_run_with_dedup_rejects_repeats_and_reports_them(runner: CliRunner, tmp_path: Path) -> None:
+    apis = tmp_path / "apis.jsonl"
+    apis.write_text(
+        json.dumps(
+            {
+                "name": "paint",
+                "description": "Paint the wall in a colour.",
+                "category": "home",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"colour": {"type": "string", "enum": ["red", "blue"]}},
+                    "required": ["colour"],
+                },
+            }
+        )
+        + "\n"
+    )
+    functions = tmp_path / "home.py"
+    functions.write_text("def paint(colour):\n    return {'painted': colour}\n")
+    out, rejects, report = tmp_path / "d.jsonl", tmp_path / "r.jsonl", tmp_path / "report.json"
+    result = invoke(
+        runner,
+        "run",
+        str(apis),
+        "--functions",
+        str(functions),
+        "-m",
+        "offline",
+        "-J",
+        "offline",
+        "-n",
+        "60",
+        "--seed",
+        "1",
+        "--styles",
+        "simple=1",
+        "-O",
+        "offline_error_rate=0",
+        "--dedup",
+        "-o",
+        str(out),
+        "--rejects",
+        str(rejects),
+        "--report",
+        str(report),
+    )
+    assert result.exit_code == 0, result.stderr
+    duplicates = [row for row in read_jsonl(rejects) if row["rejected_by"] == "dedup"]
+    kept = read_jsonl(out)
+    assert duplicates and all(row["duplicate_of"] in {k["id"] for k in kept} for row in duplicates)
+    assert json.loads(report.read_text())["total"]["duplicates"] == len(duplicates)
+    assert len({(row["query"].lower(), json.dumps(row["answers"], sort_keys=True)) for row in kept}) == len(kept)
