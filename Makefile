@@ -39,8 +39,11 @@ demo: $(STAMP)
 	@head -n 1 $(DEMO_OUT)/rejects.jsonl | cut -c 1-400
 
 smoke: $(STAMP)
-	cat sample_data/rows.jsonl | $(BIN)/apigen format-check --quiet | head -n 2
-	$(BIN)/apigen format-check sample_data/examples.jsonl --quiet | $(BIN)/apigen exec-check --functions sample_data/functions --quiet | head -n 2
+	$(BIN)/apigen generate sample_data/apis.jsonl -m offline -n 30 --seed 1 -q \
+		| $(BIN)/apigen format-check -q \
+		| $(BIN)/apigen exec-check --functions sample_data/functions -q \
+		| $(BIN)/apigen semantic-check -J offline -q \
+		| $(BIN)/apigen export --format openai -q | head -n 1 | cut -c 1-300
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/format_check.py
