@@ -178,3 +178,19 @@ def test_reader_closing_early_is_quiet(tmp_path: Path) -> None:
 def test_python_dash_m_runs_the_cli() -> None:
     result = _apigen("--help")
     assert result.returncode == 0 and b"format-check" in result.stdout
+
+
+def test_nan_and_lone_surrogates_are_not_json(runner: CliRunner, tmp_path: Path) -> None:
+    source = tmp_path / "rows.jsonl"
+    source.write_text(
+        json.dumps(good(1))
+        + "\n"
+        + '{"id": "x", "query": "hi \\ud800", "tools": [], "answers": []}\n'
+        + '{"id": "y", "query": "q", "tools": [], "answers": [{"name": "add", "arguments": {"a": NaN}}]}\n'
+    )
+    result = invoke(runner, "format-check", str(source), "--skip-bad-lines", "--keep-rejected")
+    assert result.exit_code == 0, result.stderr
+    rows = parse_stdout(result.stdout)
+    assert [(row.get("line"), row.get("reason")) for row in rows] == [(None, None), (2, "invalid_json"), (3, "invalid_json")]
+    strict = invoke(runner, "format-check", str(source))
+    assert strict.exit_code == 2 and strict.stderr.startswith(f"error: line 2 of `{source}` is not valid JSON")

@@ -51,9 +51,17 @@ def _first_balanced_value(text: str) -> Any:
         start = min(starts)
         tried += 1
         try:
-            value, _end = _DECODER.raw_decode(text, start)
+            _value, end = _DECODER.raw_decode(text, start)
         except (ValueError, RecursionError):
             position = start + 1
+            continue
+        try:
+            # The stdlib only finds where the value ends; orjson parses it, so that the rules are
+            # those of everywhere else (no NaN, no lone surrogates). A whole value that breaks
+            # them is skipped whole: a fragment of it is not what the model meant.
+            value = loads(text[start:end])
+        except (ValueError, RecursionError):
+            position = end
             continue
         if isinstance(value, (dict, list)) and value:
             return value

@@ -47,15 +47,11 @@ def open_binary_input(path: str) -> BinaryIO:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON with orjson, falling back to the stdlib for integers wider than 64 bits."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        try:
-            return json.loads(data)
-        except (ValueError, RecursionError):
-            pass
-        raise
+    """Parse strict JSON with orjson: NaN, Infinity and lone surrogates are errors.
+
+    Integers wider than 64 bits come back as floats, as with JSON.parse and most JSON tools.
+    """
+    return orjson.loads(data)
 
 
 def json_error_text(error: ValueError | RecursionError) -> str:
@@ -184,8 +180,8 @@ def _read_array(source: str, data: bytes, skip_bad_lines: bool) -> Iterator[dict
 
 
 def _dumps_fallback(row: Any) -> bytes:
-    # orjson refuses integers wider than 64 bits and non-string keys; the stdlib copes.
-    return (json.dumps(row, ensure_ascii=False, default=repr, separators=(",", ":")) + "\n").encode()
+    # orjson refuses non-string keys and some Python types a caller may have put in a row.
+    return (json.dumps(row, ensure_ascii=True, default=repr, separators=(",", ":")) + "\n").encode()
 
 
 class JsonlWriter:
