@@ -156,6 +156,63 @@ def test_a_finished_run_is_not_redone_and_other_settings_are_refused(runner: Cli
     assert invoke(runner, *args[:-4], "-n", "12", "-o", str(tmp_path / "d.jsonl"), "--overwrite").exit_code == 0
 
 
+def test_a_finished_run_whose_output_is_gone_is_not_called_complete(runner: CliRunner, tmp_path: Path) -> None:
+    args = [
+        "run",
+        APIS,
+        "--functions",
+        FUNCTIONS,
+        "-m",
+        "offline",
+        "-J",
+        "offline",
+        "-n",
+        "6",
+        "--seed",
+        "3",
+        "-o",
+        str(tmp_path / "d.jsonl"),
+    ]
+    assert invoke(runner, *args).exit_code == 0
+    (tmp_path / "d.jsonl").unlink()
+    again = invoke(runner, *args)
+    assert again.exit_code == 2 and "is missing or shorter than the run state beside it says" in again.stderr
+    assert "hint: pass `--overwrite`" in again.stderr
+
+
+def test_output_that_is_not_a_regular_file_is_written_but_not_resumable(runner: CliRunner, tmp_path: Path) -> None:
+    args = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "6", "--seed", "3", "-o", os.devnull]
+    for _ in range(2):
+        result = invoke(runner, *args)
+        assert result.exit_code == 0 and "already holds this run" not in result.stderr
+    assert not os.path.exists(os.devnull + ".apigen-run.json")
+
+
+def test_a_bad_report_path_fails_before_the_run(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    out = tmp_path / "d.jsonl"
+    result = invoke(
+        runner,
+        "run",
+        APIS,
+        "--functions",
+        FUNCTIONS,
+        "-m",
+        "offline",
+        "-J",
+        "offline",
+        "-n",
+        "6",
+        "-o",
+        str(out),
+        "--report",
+        str(tmp_path / "taken"),
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: `--report` cannot write `{tmp_path / 'taken'}`")
+    assert not out.exists()
+
+
 def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
     with LLMServer(latency=0.05) as server:
         server.handler = pipeline_handler
@@ -227,6 +284,8 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
     reports = [json.loads((tmp_path / f"{name}.json").read_text()) for name in ("reference", "resumed")]
     assert reports[0]["total"] == reports[1]["total"] and reports[0]["top_reasons"] == reports[1]["top_reasons"]
     assert reports[0]["total"]["requested"] == 60
+    # Tokens are those spent: the killed session's, up to its last checkpoint, and the second's.
+    assert reports[1]["tokens"]["test-model"]["requests"] >= reports[0]["tokens"]["test-model"]["requests"]
 
 
 def test_run_with_dedup_rejects_repeats_and_reports_them(runner: CliRunner, tmp_path: Path) -> None:

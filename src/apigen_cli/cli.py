@@ -1001,6 +1001,22 @@ def semantic_check(ctx: typer.Context) -> None:
     _run_stage_command("semantic-check", ctx.params, setup)
 
 
+@contextmanager
+def _open_report(path: str) -> Iterator[Any]:
+    """Open `--report` before the run, so a bad path fails at once, not after hours of work."""
+    try:
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        handle = open(path, "wb")  # noqa: SIM115 (closed below)
+    except OSError as error:
+        raise ConfigError(
+            f"`--report` cannot write `{path}`: {error.strerror or error}", hint="give a writable file path"
+        ) from None
+    with handle:
+        yield handle
+
+
 # Flags that change how a run goes but not which rows it writes: a rerun may change them and still resume.
 _NOT_DECIDING_ROWS = frozenset(
     {"quiet", "verbose", "overwrite", "report", "output", "rejects", "strict", "workers", "http_concurrency"}
@@ -1047,6 +1063,7 @@ def run_command(
         llm = llm_settings(ctx)
         judge = _judge_settings(ctx.params, llm)
         Destinations(apis, output, rejects).validate()
+        report_file = stack.enter_context(_open_report(report)) if report is not None else None
         job = _generation(ctx.params, apis, llm)
         digest = fingerprint(
             {key: value for key, value in ctx.params.items() if key not in _NOT_DECIDING_ROWS and key not in LLM_GROUP}
@@ -1076,9 +1093,9 @@ def run_command(
             messages.info(f"{outcome.rejects_dropped} rejected rows were dropped: pass `--rejects FILE` to keep them")
         if outcome.requests_skipped and not outcome.already_complete:
             messages.info(f"resumed: {outcome.requests_skipped} of {outcome.requests_total} requests were already done")
-        if report is not None:
-            with open(report, "wb") as handle:
-                handle.write(orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2))
+        if report_file is not None:
+            report_file.write(orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2))
+            report_file.close()
         for line in outcome.report.lines():
             messages.info(line)
         messages.info(f"seed {outcome.seed}")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .chat import ChatService, UsageByModel
+from .chat import ChatService, ModelUsage, UsageByModel
 from .checkpoint import RunState, checkpoint_at_request_boundaries, resume_or_start, state_path
 from .dedup import primed_dedup
 from .errors import ConfigError
@@ -112,7 +112,7 @@ def run_job(
     """
     started = time.monotonic()
     total = generation.settings.requests
-    resumable = target.output != STDIO
+    resumable = _is_resumable(target.output)
     state = (
         resume_or_start(
             target.output, target.rejects, settings_digest, generation.settings.seed, total, overwrite=target.overwrite
@@ -121,11 +121,11 @@ def run_job(
         else RunState(settings_digest, generation.settings.seed, total)
     )
     generation = replace(generation, settings=replace(generation.settings, seed=state.seed))
+    skipped = state.requests_done
+    if skipped or state.complete:
+        _check_sizes(target, state)
     if state.complete:
         return RunOutcome(_report(ReportBuilder.from_json(state.report), state), state.seed, total, total, already_complete=True)
-    skipped = state.requests_done
-    if skipped:
-        _check_sizes(target, state)
     output = OutputFile(target.output, resume_at=state.output_bytes if skipped else None)
     rejects = OutputFile(target.rejects, resume_at=state.rejects_bytes if skipped else None) if target.rejects else None
     # Opening truncates the files to the last checkpoint: only then are the rows in them the finished ones.
@@ -138,9 +138,12 @@ def run_job(
     builder = ReportBuilder.from_json(state.report)  # counts from before an interruption, if any
     summary = StageSummary("run")
 
+    counted_usage = UsageByModel()  # what of the service's usage the state holds already
+
     def remember_counts(state: RunState) -> None:
         builder.fold()  # at a checkpoint every request seen so far is finished
         state.report = builder.to_json()
+        _add_usage(state, parts.chat.usage, counted_usage)  # the requests behind the rows now written
 
     try:
         rows = run_pipeline(generation.plans(skip=skipped), replace(parts, extra_stages=extra), observe)
@@ -155,9 +158,10 @@ def run_job(
         if rejects is not None:
             rejects.close()
         state.elapsed_seconds += time.monotonic() - started
-        _add_usage(state, parts.chat.usage)
         if resumable:
-            state.save(state_path(target.output))
+            state.save(state_path(target.output))  # usage past the last checkpoint is for rows a resume redoes
+        else:
+            _add_usage(state, parts.chat.usage, counted_usage)
     return RunOutcome(_report(builder, state), state.seed, total, skipped, rejects_dropped=summary.dropped)
 
 
@@ -165,17 +169,25 @@ def _check_sizes(target: RunTarget, state: RunState) -> None:
     for path, size in ((target.output, state.output_bytes), (target.rejects, state.rejects_bytes)):
         if path is not None and path != STDIO and size and (not os.path.exists(path) or os.path.getsize(path) < size):
             raise ConfigError(
-                f"`{path}` is shorter than the run state beside it says, so the run cannot be resumed",
+                f"`{path}` is missing or shorter than the run state beside it says, so the run cannot be resumed",
                 hint="pass `--overwrite` to start the run afresh",
             )
 
 
-def _add_usage(state: RunState, usage: UsageByModel) -> None:
+def _add_usage(state: RunState, usage: UsageByModel, counted: UsageByModel) -> None:
+    """Add to the state what ``usage`` gained since ``counted``, and bring ``counted`` up to date."""
     for model, counts in usage.models.items():
+        before = counted.models.setdefault(model, ModelUsage())
         mine = state.usage.setdefault(model, {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0})
-        mine["requests"] += counts.requests
-        mine["prompt_tokens"] += counts.prompt_tokens
-        mine["completion_tokens"] += counts.completion_tokens
+        mine["requests"] += counts.requests - before.requests
+        mine["prompt_tokens"] += counts.prompt_tokens - before.prompt_tokens
+        mine["completion_tokens"] += counts.completion_tokens - before.completion_tokens
+        counted.models[model] = replace(counts)
+
+
+def _is_resumable(output: str) -> bool:
+    """Only a regular file (or one not made yet) can be truncated and appended to on resume."""
+    return output != STDIO and (not os.path.exists(output) or os.path.isfile(output))
 
 
 def _report(builder: ReportBuilder, state: RunState) -> PipelineReport:
