@@ -201,7 +201,7 @@ def test_functions_may_be_omitted_when_every_tool_is_rest(
         tmp_path / "rows.jsonl",
         [{"id": "w", "query": "q", "tools": [tool], "answers": [{"name": "weather", "arguments": {"city": "Oslo"}}]}],
     )
-    result = invoke(runner, "exec-check", str(rows))
+    result = invoke(runner, "exec-check", str(rows), "--pass-env", "WEATHER_KEY")
     assert result.exit_code == 0, result.stderr
     assert parse_stdout(result.stdout)[0]["execution_result"] == [
         {"name": "weather", "ok": True, "result": {"city": "Oslo", "temperature_c": 21}}

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from tenacity import RetryCallState, Retrying, wait_none
 
-from apigen_cli import ConfigError, Executor, HttpOptions
+from apigen_cli import ConfigError, Executor, ExecutorOptions, HttpOptions
 from apigen_cli.rest import BindingError, HttpCaller, RetryableStatus, build_request, parse_binding, parse_retry_after
 
 
@@ -134,16 +134,28 @@ def executor() -> Iterator[Executor]:
 # --- calls to the server ------------------------------------------------------------------
 
 
-def test_get_fills_the_path_query_and_headers(server: ToolServer, executor: Executor, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_fills_the_path_query_and_headers(server: ToolServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ITEMS_KEY", "secret-123")
     binding = {"url": server.base + "/v1/items/{item_id}", "query": ["q"], "headers": {"X-Api-Key": "$ITEMS_KEY"}}
-    outcome = executor.run(
-        "get_item", {"item_id": "a b/c", "q": "red", "tags": ["x", "y"], "limit": 3, "exact": True}, http=binding
-    )
+    options = ExecutorOptions(pass_env=("ITEMS_KEY",))
+    with Executor(None, options, http=HttpOptions(timeout=2, retries=2, wait=wait_none())) as executor:
+        outcome = executor.run(
+            "get_item", {"item_id": "a b/c", "q": "red", "tags": ["x", "y"], "limit": 3, "exact": True}, http=binding
+        )
     assert outcome.ok, outcome.message
     assert outcome.result["path"] == "/v1/items/a%20b%2Fc"
     assert outcome.result["query"] == {"q": ["red"], "tags": ["x", "y"], "limit": ["3"], "exact": ["true"]}
-    assert outcome.result["api_key"] == "secret-123"
+    assert outcome.result["api_key"] == "***"  # the server got the key and echoed it; the row never holds it
+
+
+def test_a_secret_looking_variable_is_not_sent_unless_passed(
+    server: ToolServer, executor: Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APIGEN_API_KEY", "ak-secret-456")
+    binding = {"url": server.base + "/v1/items/{item_id}", "headers": {"X-Api-Key": "${APIGEN_API_KEY}"}}
+    with pytest.raises(ConfigError, match="its name looks like a secret") as raised:
+        executor.run("get_item", {"item_id": 1}, http=binding)
+    assert raised.value.hint is not None and "--pass-env APIGEN_API_KEY" in raised.value.hint
 
 
 def test_post_sends_the_other_arguments_as_a_json_body(server: ToolServer, executor: Executor) -> None:

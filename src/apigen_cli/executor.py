@@ -44,7 +44,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,16 +146,36 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def may_hand_out(name: str, pass_env: Iterable[str] = ()) -> bool:
+    """May this variable leave apigen (to a worker, into a request)? Not if its name looks secret, unless passed."""
+    upper = name.upper()
+    if not any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_PATTERNS):
+        return True
+    return any(fnmatch.fnmatchcase(name, wanted) for wanted in pass_env)
+
+
+class HandOutEnvironment(Mapping[str, str]):
+    """``os.environ`` as HTTP bindings may use it: secret-looking names only when passed."""
+
+    def __init__(self, pass_env: Iterable[str] = ()) -> None:
+        self.pass_env = tuple(pass_env)
+
+    def __getitem__(self, name: str) -> str:
+        if not may_hand_out(name, self.pass_env):
+            raise KeyError(name)
+        return os.environ[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in os.environ if may_hand_out(name, self.pass_env))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def worker_environment(environ: Mapping[str, str], pass_env: Iterable[str] = ()) -> dict[str, str]:
     """The environment a worker gets: ``environ`` without secret-looking variables, unless passed."""
     keep = tuple(pass_env)
-    env = {}
-    for name, value in environ.items():
-        upper = name.upper()
-        secret = any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_PATTERNS)
-        if secret and not any(fnmatch.fnmatchcase(name, wanted) for wanted in keep):
-            continue
-        env[name] = value
+    env = {name: value for name, value in environ.items() if may_hand_out(name, keep)}
     for name, value in WORKER_DEFAULTS.items():
         env.setdefault(name, value)
     return env
@@ -697,7 +717,8 @@ class Executor:
         from .rest import BindingError, HttpCaller, build_request, parse_binding
 
         try:
-            request = build_request(parse_binding(spec, name), pending.arguments, os.environ)
+            # A binding comes with the rows: secret-looking variables go into requests only with --pass-env.
+            request = build_request(parse_binding(spec, name), pending.arguments, HandOutEnvironment(self.options.pass_env))
         except BindingError as error:
             pending.outcome = Outcome.failure(error.problem.code, error.error_type, error.problem.message)
             return

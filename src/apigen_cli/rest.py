@@ -27,6 +27,7 @@ other reply as text.
 from __future__ import annotations
 
 import email.utils
+import os
 import random
 import re
 import threading
@@ -150,20 +151,46 @@ class HttpRequest:
     body: Any
     has_body: bool
     timeout: float | None
+    secrets: tuple[str, ...] = ()  # environment values put into the request: never echoed into a row
 
 
-def _environment_value(text: str, binding: HttpBinding, where: str, environ: Mapping[str, str]) -> str:
+def _environment_value(text: str, binding: HttpBinding, where: str, environ: Mapping[str, str], used: list[str]) -> str:
+    """``text`` with ``$NAME`` filled from ``environ`` (the variables apigen may hand out); records what it put in."""
+
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         value = environ.get(name)
         if value is None:
+            if name in os.environ:  # set, but its name looks secret and nobody said it may go out
+                raise ConfigError(
+                    f"the `http` binding of tool `{binding.tool}` uses `${name}` in {where}; its name looks like a secret, "
+                    "so apigen does not send it unless told to",
+                    hint=f"pass `--pass-env {name}` if the tools you run may send it (bindings come with the rows)",
+                )
             raise ConfigError(
                 f"the `http` binding of tool `{binding.tool}` uses `${name}` in {where}, which is not set in the environment",
                 hint=f"export {name}=... before running apigen (workers never see it; only the HTTP client does)",
             )
+        used.append(value)
         return value
 
     return _ENV_VAR.sub(substitute, text)
+
+
+def redact(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` with every environment value that went into the request replaced by ``***``."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret:
+                value = value.replace(secret, "***")
+        return value
+    if isinstance(value, list):
+        return [redact(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {redact(key, secrets): redact(item, secrets) for key, item in value.items()}
+    return value
 
 
 def _text(value: Any) -> str:
@@ -185,7 +212,8 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
                 "TypeError",
             )
     # Environment values first, so that an argument holding `$NAME` is never expanded.
-    url = _environment_value(binding.url, binding, "its URL", environ)
+    used: list[str] = []
+    url = _environment_value(binding.url, binding, "its URL", environ, used)
     url = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), url)
     shown = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), binding.url)
     if not url.lower().startswith(("http://", "https://")):
@@ -201,8 +229,8 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
         elif value is not None:
             for item in value if isinstance(value, list) else [value]:
                 params.append((name, _text(item)))
-    headers = {name: _environment_value(value, binding, f"header `{name}`", environ) for name, value in binding.headers}
-    return HttpRequest(binding.tool, binding.method, url, shown, params, headers, body, has_body, binding.timeout)
+    headers = {name: _environment_value(value, binding, f"header `{name}`", environ, used) for name, value in binding.headers}
+    return HttpRequest(binding.tool, binding.method, url, shown, params, headers, body, has_body, binding.timeout, tuple(used))
 
 
 # --- calling --------------------------------------------------------------------------
@@ -289,7 +317,24 @@ class HttpCaller:
         return float(self._backoff(state))
 
     def call(self, request: HttpRequest) -> Outcome:
-        """Make one call, with retries; never raises for what the server or the network did."""
+        """Make one call, with retries; never raises for what the server or the network did.
+
+        Environment values the request carried are cut out of what comes back (a server
+        may echo a header), so they never reach a row.
+        """
+        outcome = self._call(request)
+        if not request.secrets:
+            return outcome
+        return Outcome(
+            outcome.ok,
+            redact(outcome.result, request.secrets),
+            outcome.code,
+            outcome.error_type,
+            redact(outcome.message, request.secrets),
+            outcome.truncated,
+        )
+
+    def _call(self, request: HttpRequest) -> Outcome:
         attempts = 0
         timeout = request.timeout or self.options.timeout
         retrying = Retrying(
