@@ -319,3 +319,14 @@ def test_without_a_library_a_python_call_has_no_implementation() -> None:
     with Executor(None) as bare:
         outcome = bare.run("add", {"a": 1})
     assert outcome.code == "no_implementation" and "`--functions`" in outcome.message
+
+
+def test_an_exception_whose_message_itself_fails_is_still_an_exception(tmp_path: Path) -> None:
+    library = tmp_path / "odd.py"
+    library.write_text(
+        "class Weird(Exception):\n    def __str__(self):\n        raise RuntimeError('no words')\n\n"
+        "def grumpy():\n    raise Weird()\n"
+    )
+    with Executor(str(library), ExecutorOptions(workers=1, timeout=5)) as executor:
+        outcome = executor.run("grumpy", {})
+    assert (outcome.ok, outcome.code, outcome.error_type) == (False, "exception", "odd.Weird")

@@ -310,3 +310,16 @@ def test_offline_error_rate_is_checked() -> None:
     assert error_rate_from({}) == 0.1
     with pytest.raises(ConfigError, match="offline_error_rate"):
         error_rate_from({"offline_error_rate": 2})
+
+
+def test_integer_bounds_beyond_64_bits_give_64_bit_values() -> None:
+    tool = {
+        "name": "big",
+        "parameters": {
+            "type": "object",
+            "properties": {"n": {"type": "integer", "minimum": 1e300, "maximum": 1e301}},
+            "required": ["n"],
+        },
+    }
+    pairs = json.loads(generate({"task": "generate", "tools": [tool], "style": "simple", "pairs": 2, "seed": 1}, error_rate=0.0))
+    assert all(call["arguments"]["n"] == 2**63 - 1 for pair in pairs for call in pair["answers"])

@@ -182,6 +182,9 @@ _DETERMINERS = frozenset({"a", "an", "the", "all", "any", "some", "information",
 # fmt: on
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _readable(name: str) -> str:
     if name == "is_id":  # xLAM's spelling of `id`, a Python builtin
         return "ID"
@@ -583,7 +586,9 @@ class _Values:
     def _integer(self, name: str, declared: Type) -> int:
         low, high = _lookup(name, _INTEGER_RULES) or (1, 100)
         low, high = _within(low, high, declared)
-        first, last = math.ceil(low), math.floor(high)
+        # JSON tools carry integers of 64 bits; a schema asking for more gets the nearest such value.
+        first = min(max(math.ceil(low), _INT64_MIN), _INT64_MAX)
+        last = min(max(math.floor(high), _INT64_MIN), _INT64_MAX)
         return self.rng.randint(first, max(first, last))
 
     def _number(self, name: str, declared: Type) -> float:

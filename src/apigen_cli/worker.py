@@ -476,7 +476,7 @@ def _load_error(error: BaseException, shown: str) -> LoadError:
     elif isinstance(error, SyntaxError):
         message = f"{type(error).__name__}: {error.msg}"
     else:
-        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        message = f"{type(error).__name__}: {_safe_text(error)}" if _safe_text(error) else type(error).__name__
     return LoadError(_type_name(error), message, where)
 
 
@@ -548,9 +548,19 @@ def _await(value: Any) -> Any:
     return asyncio.run(wait())
 
 
+def _safe_text(error: BaseException) -> str:
+    """``str(error)``, even when the exception's own ``__str__`` fails."""
+    for describe in (str, repr):
+        try:
+            return describe(error)
+        except Exception:
+            continue
+    return ""
+
+
 def _exception_text(error: BaseException) -> str:
     """The exception's message, and the line of the library that raised it."""
-    text = str(error) or repr(error)
+    text = _safe_text(error) or type(error).__name__
     frames = traceback.extract_tb(error.__traceback__)
     if len(frames) > 1:  # frame 0 is this file's call site
         last = frames[-1]
