@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .tools import _SCHEMA_TYPE_NAMES, ToolError, compile_schema, compile_tool, parse_xlam_type, tool_parts
-from .types import AnyType, ArrayType, ObjectType, ScalarType, Type, UnionType
+from .types import AnyType, ArrayType, ObjectType, ScalarType, Type, UnionType, flatten_union, is_plain_any, type_schema
 
 XLAM = "xlam"
 JSON_SCHEMA = "json_schema"
@@ -148,69 +148,13 @@ def _xlam_parameter_to_schema(name: str, spec: dict[str, Any], tool_name: str) -
         except ValueError as error:  # compile_tool has vetted the tool; kept for direct callers
             message = f"tool `{tool_name}`: parameter `{name}` has type {declared!r} ({error})"
             raise ToolError("unsupported_type", message) from None
-        schema = schema_of(compiled)
+        schema = type_schema(compiled)
     for key, value in spec.items():
         if key not in ("type", "required"):
             schema[key] = copy.deepcopy(value)
     has_usable_default = "default" in spec and spec["default"] != ""
     required = not optional and not has_usable_default and spec.get("required", True) is not False
     return schema, required
-
-
-def schema_of(compiled: Type) -> dict[str, Any]:
-    """A compiled type written as JSON Schema with standard type names."""
-    schema: dict[str, Any]
-    if isinstance(compiled, UnionType):
-        schema = {"anyOf": [schema_of(option) for option in _flatten(compiled)]}
-    elif isinstance(compiled, AnyType):
-        schema = {}
-    elif isinstance(compiled, ScalarType):
-        schema = {"type": compiled.name}
-    elif isinstance(compiled, ArrayType):
-        schema = {"type": "array"}
-        if compiled.prefix is not None:
-            schema["prefixItems"] = [schema_of(item) for item in compiled.prefix]
-            schema["items"] = False
-        elif compiled.items is not None and not _is_plain_any(compiled.items):
-            schema["items"] = schema_of(compiled.items)
-        if compiled.min_items is not None:
-            schema["minItems"] = compiled.min_items
-        if compiled.max_items is not None:
-            schema["maxItems"] = compiled.max_items
-    elif isinstance(compiled, ObjectType):
-        schema = {"type": "object"}
-        if compiled.properties:
-            schema["properties"] = {key: schema_of(value) for key, value in compiled.properties.items()}
-            schema["required"] = [key for key in compiled.properties if key in compiled.required]
-            if compiled.additional is True:
-                schema["additionalProperties"] = True
-        elif compiled.additional is False:
-            schema["additionalProperties"] = False
-        if isinstance(compiled.additional, Type):
-            schema["additionalProperties"] = schema_of(compiled.additional)
-    else:  # pragma: no cover - every Type subclass is handled above
-        raise TypeError(f"cannot write {type(compiled).__name__} as JSON Schema")
-    if compiled.enum is not None:
-        schema["enum"] = list(compiled.enum)
-    if compiled.minimum is not None:
-        schema["minimum"] = compiled.minimum
-    if compiled.maximum is not None:
-        schema["maximum"] = compiled.maximum
-    return schema
-
-
-def _flatten(union: UnionType) -> list[Type]:
-    options: list[Type] = []
-    for option in union.options:
-        if isinstance(option, UnionType) and option.enum is None:
-            options.extend(_flatten(option))
-        else:
-            options.append(option)
-    return options
-
-
-def _is_plain_any(compiled: Type) -> bool:
-    return isinstance(compiled, AnyType) and compiled.enum is None
 
 
 def _is_null(compiled: Type) -> bool:
@@ -353,7 +297,7 @@ def _schema_parameter_to_xlam(name: str, schema: Any, required: bool, tool_name:
 def _top_level_xlam_type(compiled: Type, schema: dict[str, Any], required: bool, where: str, notes: list[Note]) -> str:
     usable_default = "default" in schema and schema["default"] != ""
     if isinstance(compiled, UnionType) and compiled.enum is None:
-        options = _flatten(compiled)
+        options = flatten_union(compiled)
         if any(_is_null(option) for option in options):
             others = [option for option in options if not _is_null(option)]
             inner = _union_text(others, where, notes)
@@ -432,7 +376,7 @@ def xlam_type_of(compiled: Type, where: str, notes: list[Note], *, top_level: bo
             return literal
         notes.append(Note("enum values that an xLAM `Literal[...]` cannot hold", where))
     if isinstance(compiled, UnionType):
-        options = _flatten(compiled)
+        options = flatten_union(compiled)
         others = [option for option in options if not _is_null(option)]
         if len(others) < len(options):
             return f"Optional[{_union_text(others, where, notes)}]" if others else "None"
@@ -444,7 +388,7 @@ def xlam_type_of(compiled: Type, where: str, notes: list[Note], *, top_level: bo
     if isinstance(compiled, ArrayType):
         if compiled.prefix is not None:
             text = "Tuple[" + ", ".join(xlam_type_of(item, where, notes) for item in compiled.prefix) + "]"
-        elif compiled.items is not None and not _is_plain_any(compiled.items):
+        elif compiled.items is not None and not is_plain_any(compiled.items):
             text = f"List[{xlam_type_of(compiled.items, where, notes)}]"
         else:
             text = "List[Any]"

@@ -24,7 +24,7 @@ from .library import Api, load_library
 from .prompts import PromptSet, load_prompts
 from .records import Row
 from .sampling import Example, GenerationSettings, RequestPlan, load_examples, plan_requests
-from .types import Problem
+from .types import Problem, type_schema
 
 STAGE = "generate"
 
@@ -44,7 +44,10 @@ def response_schema(plan: RequestPlan) -> dict[str, Any]:
     calls = [
         {
             "type": "object",
-            "properties": {"name": {"type": "string", "enum": [api.name]}, "arguments": api.tool.parameters.json_schema()},
+            "properties": {
+                "name": {"type": "string", "enum": [api.name]},
+                "arguments": type_schema(api.tool.parameters, strict_objects=True),
+            },
             "required": ["name", "arguments"],
             "additionalProperties": False,
         }

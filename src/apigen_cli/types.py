@@ -114,20 +114,6 @@ class Type:
     def accepts_null(self) -> bool:
         return False
 
-    def json_schema(self) -> dict[str, Any]:
-        """This type as JSON Schema (for structured-output requests), constraints included."""
-        schema = self.shape_schema()
-        if self.enum is not None:
-            schema["enum"] = list(self.enum)
-        if self.minimum is not None:
-            schema["minimum"] = self.minimum
-        if self.maximum is not None:
-            schema["maximum"] = self.maximum
-        return schema
-
-    def shape_schema(self) -> dict[str, Any]:
-        raise NotImplementedError
-
 
 class AnyType(Type):
     __slots__ = ()
@@ -140,9 +126,6 @@ class AnyType(Type):
 
     def accepts_null(self) -> bool:
         return True
-
-    def shape_schema(self) -> dict[str, Any]:
-        return {}
 
 
 class ScalarType(Type):
@@ -170,9 +153,6 @@ class ScalarType(Type):
 
     def accepts_null(self) -> bool:
         return self.name == "null"
-
-    def shape_schema(self) -> dict[str, Any]:
-        return {"type": self.name}
 
 
 class ArrayType(Type):
@@ -216,19 +196,6 @@ class ArrayType(Type):
         if self.max_items is not None and len(value) > self.max_items:
             return Problem("out_of_range", f"argument `{where}` has {len(value)} items, more than the maximum {self.max_items}")
         return None
-
-    def shape_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "array"}
-        if self.prefix is not None:
-            schema["prefixItems"] = [item.json_schema() for item in self.prefix]
-            schema["minItems"] = schema["maxItems"] = len(self.prefix)
-        elif self.items is not None:
-            schema["items"] = self.items.json_schema()
-        if self.min_items is not None:
-            schema["minItems"] = self.min_items
-        if self.max_items is not None:
-            schema["maxItems"] = self.max_items
-        return schema
 
 
 class ObjectType(Type):
@@ -290,16 +257,6 @@ class ObjectType(Type):
                 return problem
         return None
 
-    def shape_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "object"}
-        if self.properties:
-            schema["properties"] = {key: value.json_schema() for key, value in self.properties.items()}
-        if self.required:
-            schema["required"] = sorted(self.required)
-        additional = self.additional
-        schema["additionalProperties"] = additional.json_schema() if isinstance(additional, Type) else additional
-        return schema
-
 
 class UnionType(Type):
     """One of several types (anyOf/oneOf, JSON Schema type lists, Union[...] and Optional[...])."""
@@ -325,12 +282,75 @@ class UnionType(Type):
     def accepts_null(self) -> bool:
         return any(option.accepts_null() for option in self.options)
 
-    def shape_schema(self) -> dict[str, Any]:
-        return {"anyOf": [option.json_schema() for option in self.options]}
-
 
 def nullable(inner: Type) -> Type:
     """``inner`` or null."""
     if inner.accepts_null():
         return inner
     return UnionType([inner, ScalarType("null")])
+
+
+def type_schema(compiled: Type, *, strict_objects: bool = False) -> dict[str, Any]:
+    """A compiled type written as JSON Schema with standard type names.
+
+    An object with declared properties is closed in apigen's reading of a schema, so it is
+    written without ``additionalProperties`` (a round trip gives the same schema back);
+    ``strict_objects`` writes ``"additionalProperties": false`` on it all the same, as
+    structured-output endpoints want it said.
+    """
+    schema: dict[str, Any]
+    if isinstance(compiled, UnionType):
+        schema = {"anyOf": [type_schema(option, strict_objects=strict_objects) for option in flatten_union(compiled)]}
+    elif isinstance(compiled, AnyType):
+        schema = {}
+    elif isinstance(compiled, ScalarType):
+        schema = {"type": compiled.name}
+    elif isinstance(compiled, ArrayType):
+        schema = {"type": "array"}
+        if compiled.prefix is not None:
+            schema["prefixItems"] = [type_schema(item, strict_objects=strict_objects) for item in compiled.prefix]
+            schema["items"] = False
+        elif compiled.items is not None and not is_plain_any(compiled.items):
+            schema["items"] = type_schema(compiled.items, strict_objects=strict_objects)
+        if compiled.min_items is not None:
+            schema["minItems"] = compiled.min_items
+        if compiled.max_items is not None:
+            schema["maxItems"] = compiled.max_items
+    elif isinstance(compiled, ObjectType):
+        schema = {"type": "object"}
+        if compiled.properties:
+            schema["properties"] = {
+                key: type_schema(value, strict_objects=strict_objects) for key, value in compiled.properties.items()
+            }
+            schema["required"] = [key for key in compiled.properties if key in compiled.required]
+            if compiled.additional is True:
+                schema["additionalProperties"] = True
+            elif compiled.additional is False and strict_objects:
+                schema["additionalProperties"] = False
+        elif compiled.additional is False:
+            schema["additionalProperties"] = False
+        if isinstance(compiled.additional, Type):
+            schema["additionalProperties"] = type_schema(compiled.additional, strict_objects=strict_objects)
+    else:  # pragma: no cover - every Type subclass is handled above
+        raise TypeError(f"cannot write {type(compiled).__name__} as JSON Schema")
+    if compiled.enum is not None:
+        schema["enum"] = list(compiled.enum)
+    if compiled.minimum is not None:
+        schema["minimum"] = compiled.minimum
+    if compiled.maximum is not None:
+        schema["maximum"] = compiled.maximum
+    return schema
+
+
+def flatten_union(union: UnionType) -> list[Type]:
+    options: list[Type] = []
+    for option in union.options:
+        if isinstance(option, UnionType) and option.enum is None:
+            options.extend(flatten_union(option))
+        else:
+            options.append(option)
+    return options
+
+
+def is_plain_any(compiled: Type) -> bool:
+    return isinstance(compiled, AnyType) and compiled.enum is None
