@@ -86,6 +86,29 @@ class UsageByModel:
         self.models.setdefault(model, ModelUsage()).add(result)
 
 
+@dataclass
+class LLMProgress:
+    """Live counters for a progress display, read from any thread.
+
+    ``rows_done``, ``cached``, ``failures`` and the token counts move as results come
+    out of ``map``; ``in_flight``, ``requests`` and ``retries`` move as the
+    background loop sends requests.
+    """
+
+    rows_done: int = 0
+    in_flight: int = 0
+    requests: int = 0
+    retries: int = 0
+    cached: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
 class ChatService(Protocol):
     """Anything that answers chat requests: HTTP client, offline backend, test double."""
 

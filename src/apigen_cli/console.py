@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from .llm_http import LLMProgress
+    from .chat import LLMProgress
 
 T = TypeVar("T")
 

@@ -28,17 +28,20 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import orjson
 
 from .cache import ResponseCache
-from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, UsageByModel
+from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, LLMProgress, UsageByModel
 from .config import LLMSettings, Resolved, resolve
 from .errors import ConfigError
-from .llm_http import HttpBackend, LLMProgress, Sleep, Wait
 from .offline import OfflineBackend, OfflineChatService, error_rate_from
+
+if TYPE_CHECKING:  # the HTTP backend (httpx, aiohttp) loads only when a run asks a real endpoint
+    import httpx
+
+    from .llm_http import HttpBackend, Sleep, Wait
 
 __all__ = [
     "LLMClient",
@@ -138,6 +141,8 @@ class LLMClient:
             raise
 
     def _make_http(self) -> HttpBackend:
+        from .llm_http import HttpBackend
+
         if self._cache is None and self.settings.cache_dir:
             self._cache = ResponseCache(self.settings.cache_dir)
         return HttpBackend(self.settings, cache=self._cache, progress=self.progress, **self._http_arguments)

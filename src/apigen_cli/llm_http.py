@@ -33,7 +33,6 @@ import urllib.request
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -41,7 +40,7 @@ import orjson
 import tenacity
 
 from .cache import ResponseCache
-from .chat import ChatRequest, ChatResult
+from .chat import ChatRequest, ChatResult, LLMProgress
 from .config import LLMSettings, find_api_key
 from .errors import ConfigError, EndpointError
 from .ratelimit import MinuteLimiter, Ticket
@@ -108,29 +107,6 @@ def environment_proxy(url: str) -> str | None:
     if urllib.request.proxy_bypass(parsed.hostname or ""):
         return None
     return urllib.request.getproxies().get(parsed.scheme)
-
-
-@dataclass
-class LLMProgress:
-    """Live counters for a progress display, read from any thread.
-
-    ``rows_done``, ``cached``, ``failures`` and the token counts move as results come
-    out of ``map``; ``in_flight``, ``requests`` and ``retries`` move as the
-    background loop sends requests.
-    """
-
-    rows_done: int = 0
-    in_flight: int = 0
-    requests: int = 0
-    retries: int = 0
-    cached: int = 0
-    failures: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 class _Failure(Exception):
