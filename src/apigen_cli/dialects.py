@@ -236,22 +236,9 @@ _CARRIED = {
     "description",
     "default",
 }
-_TOP_CARRIED = {
-    "type",
-    "description",
-    "default",
-    "enum",
-    "const",
-    "anyOf",
-    "oneOf",
-    "allOf",
-    "items",
-    "prefixItems",
-    "additionalProperties",
-    "nullable",
-    SPELLING_KEY,
-    "optional",
-}
+# At the top level an `x-xlam-type` spelling and an `optional` flag may stand too; the
+# `properties` and `required` of a parameter belong to nested objects only.
+_TOP_CARRIED = (_CARRIED - {"properties", "required"}) | {SPELLING_KEY, "optional"}
 
 
 def _schema_parameters_to_xlam(parameters: dict[str, Any], tool_name: str, notes: list[Note]) -> dict[str, Any]:

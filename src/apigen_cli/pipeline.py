@@ -63,17 +63,6 @@ def run_pipeline(
     return rows
 
 
-def stage_counts(name: str, rows: Iterator[Row], counts: dict[str, Any]) -> Iterator[Row]:
-    """Count what leaves a stage (all rows, and those this stage rejected); for progress lines."""
-    stage = name.replace("-", "_")
-    mine = counts.setdefault(name, {"rows": 0, "rejected": 0})
-    for row in rows:
-        mine["rows"] += 1
-        if row.get("rejected_by") == stage:
-            mine["rejected"] += 1
-        yield row
-
-
 @dataclass(frozen=True)
 class RunTarget:
     """Where a run writes: the dataset, the rejects, and whether an earlier run there may be replaced."""

@@ -55,10 +55,6 @@ class RowProblem(Exception):
         self.problem = Problem(code, message)
 
 
-def is_rejected(row: Row) -> bool:
-    return REJECTED_BY in row
-
-
 def reject(row: Row, stage: str, problem: Problem) -> Row:
     """Mark ``row`` as rejected by ``stage`` with ``problem``'s code and message."""
     keep_field = STAGE_KEEP_FIELDS.get(stage)

@@ -15,8 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .chat import UsageByModel
-
 UNKNOWN_MODEL = "(not generated here)"
 STAGE_COLUMNS = {
     "input": "failed_format",
@@ -72,13 +70,6 @@ class PipelineReport:
         for row in rows:
             builder.add(row)
         return builder.build()
-
-    def add_usage(self, usage: UsageByModel) -> None:
-        for model, counts in usage.models.items():
-            mine = self.tokens.setdefault(model, {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0})
-            mine["requests"] += counts.requests
-            mine["prompt_tokens"] += counts.prompt_tokens
-            mine["completion_tokens"] += counts.completion_tokens
 
     def total(self) -> ModelTable:
         total = ModelTable()

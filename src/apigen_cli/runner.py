@@ -58,7 +58,6 @@ def run_stage(command: str, stage: Stage, where: Destinations, wrap: Wrapper | N
 
     ``wrap`` sees the stage's output on its way to the files (the CLI shows progress with it).
     """
-    where.validate()
     return write_rows(command, stage(read_rows(where.input, skip_bad_lines=where.skip_bad_lines)), where, wrap)
 
 
