@@ -170,3 +170,9 @@ def test_a_thousand_requests_through_the_server_follow_the_weights_and_use_every
     for row in requests.values():
         if row["query_style"] in ("multiple", "parallel_multiple"):
             assert isinstance(row["category"], str) and len(row["sampled_apis"]) >= 2  # one category
+
+
+def test_a_missing_examples_file_names_the_flag(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "generate", APIS, "-m", "offline", "-n", "3", "--examples", str(tmp_path / "seeds.jsonl"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: `--examples` names `{tmp_path / 'seeds.jsonl'}`, which is not a file\n\nhint: ")

@@ -11,6 +11,7 @@ that accounts for the rows it would have given.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import orjson
 
 from .chat import ChatRequest, ChatResult, ChatService
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .extract import MISSING, parse_pairs
 from .library import Api, load_library
 from .prompts import PromptSet, load_prompts
@@ -156,5 +157,10 @@ def prepare_generation(
         raise ConfigError("`--count` and `--pairs-per-prompt` must be at least 1")
     prompts = load_prompts(prompts_dir)
     apis = load_library(apis_path)
+    if examples_path and not os.path.isfile(examples_path):
+        raise InputError(
+            f"`--examples` names `{examples_path}`, which is not a file",
+            hint="give a JSONL file of seed rows, e.g. sample_data/examples.jsonl",
+        )
     examples, left_out = load_examples(examples_path, apis) if examples_path else ([], 0)
     return Generation(apis, examples, prompts, settings, left_out)
