@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from apigen_cli.dedup import DedupIndex
+from apigen_cli.stages.dedup import DedupIndex
 
 CORPORA = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "bfcl"
 VOCABULARY = [

@@ -57,8 +57,8 @@ def floor_rate(path: Path) -> float:
 
 
 def stage_rate(path: Path) -> float:
-    from apigen_cli.format_check import format_check
-    from apigen_cli.runner import Destinations, run_stage
+    from apigen_cli.rows.runner import Destinations, run_stage
+    from apigen_cli.stages.format_check import format_check
 
     started = time.perf_counter()
     summary = run_stage("format-check", format_check, Destinations(str(path), os.devnull, os.devnull))
@@ -70,8 +70,8 @@ def peak_memory_mb(path: Path) -> float:
     """Peak RSS of a child process running the stage over ``path``."""
     code = (
         "import resource, os, sys\n"
-        "from apigen_cli.format_check import format_check\n"
-        "from apigen_cli.runner import Destinations, run_stage\n"
+        "from apigen_cli.stages.format_check import format_check\n"
+        "from apigen_cli.rows.runner import Destinations, run_stage\n"
         "run_stage('format-check', format_check, Destinations(sys.argv[1], os.devnull, os.devnull))\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )

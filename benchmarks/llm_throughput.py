@@ -22,9 +22,9 @@ from pathlib import Path
 
 import httpx
 
-from apigen_cli.chat import ChatRequest
 from apigen_cli.config import LLMSettings
-from apigen_cli.llm import open_chat_service
+from apigen_cli.llm.chat import ChatRequest
+from apigen_cli.llm.service import open_chat_service
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "tests" / "llm_server.py"

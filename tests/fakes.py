@@ -6,8 +6,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from apigen_cli.chat import ChatRequest, ChatResult, UsageByModel
-from apigen_cli.types import Problem
+from apigen_cli.llm.chat import ChatRequest, ChatResult, UsageByModel
+from apigen_cli.schema.value_types import Problem
 
 T = TypeVar("T")
 

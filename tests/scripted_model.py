@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from apigen_cli.offline import generate as offline_generate
+from apigen_cli.llm.offline import generate as offline_generate
 
 from .llm_server import Received, Reply
 

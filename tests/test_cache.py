@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import tenacity
 
-from apigen_cli.cache import ResponseCache
-from apigen_cli.chat import ChatRequest, ChatResult
 from apigen_cli.config import LLMSettings
 from apigen_cli.errors import ConfigError
-from apigen_cli.llm import open_chat_service
+from apigen_cli.llm.cache import ResponseCache
+from apigen_cli.llm.chat import ChatRequest, ChatResult
+from apigen_cli.llm.service import open_chat_service
 
 from .llm_server import LLMServer, Reply
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from rich.console import Console
 
-from apigen_cli.chat import LLMProgress
 from apigen_cli.console import Messages
+from apigen_cli.llm.chat import LLMProgress
 
 
 def test_without_a_terminal_rows_pass_through_and_nothing_is_shown() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from apigen_cli.dedup import LINEAR_LIMIT, DedupIndex, MinHashBands, dedup, jaccard, word_hashes, words_of
 from apigen_cli.errors import ConfigError
+from apigen_cli.stages.dedup import LINEAR_LIMIT, DedupIndex, MinHashBands, dedup, jaccard, word_hashes, words_of
 
 from .conftest import corpus, invoke, parse_stdout, read_jsonl, write_jsonl
 

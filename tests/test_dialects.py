@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from apigen_cli import format_check
-from apigen_cli.dialects import SPELLING_KEY, dialect_of, to_json_schema, to_openai, to_xlam
-from apigen_cli.tools import ToolError, compile_tool
+from apigen_cli.schema.dialects import SPELLING_KEY, dialect_of, to_json_schema, to_openai, to_xlam
+from apigen_cli.schema.tools import ToolError, compile_tool
 
 from .conftest import corpus, read_jsonl
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from apigen_cli import ExecPolicy, Executor, ExecutorOptions, exec_check
-from apigen_cli.exec_check import is_empty_result, is_error_result
+from apigen_cli.stages.exec_check import is_empty_result, is_error_result
 
 LIBRARY = Path(__file__).parent / "fixtures" / "exec_library.py"
 

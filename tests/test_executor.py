@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from apigen_cli import Executor, ExecutorOptions, LibraryError
-from apigen_cli.executor import Outcome, worker_environment
+from apigen_cli.execution.executor import Outcome, worker_environment
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LIBRARY = FIXTURES / "exec_library.py"

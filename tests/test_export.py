@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from apigen_cli import format_check
-from apigen_cli.dialects import Note
-from apigen_cli.export import IRRELEVANCE_REPLY, ExportSummary, NoteCollector, export_rows
-from apigen_cli.io import read_rows
-from apigen_cli.tools import compile_tool
+from apigen_cli.rows.jsonl import read_rows
+from apigen_cli.schema.dialects import Note
+from apigen_cli.schema.tools import compile_tool
+from apigen_cli.stages.export import IRRELEVANCE_REPLY, ExportSummary, NoteCollector, export_rows
 
 from .conftest import corpus, invoke, parse_stdout, read_jsonl, write_jsonl
 

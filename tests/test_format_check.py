@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from apigen_cli import format_check
-from apigen_cli.io import read_rows
+from apigen_cli.rows.jsonl import read_rows
 
 from .conftest import corpus, read_jsonl
 

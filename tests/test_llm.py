@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from apigen_cli.chat import OFFLINE_MODEL, ChatRequest, ModelUsage, UsageByModel
 from apigen_cli.config import LLMSettings
 from apigen_cli.errors import ConfigError, InputError
-from apigen_cli.llm import open_chat_service, usage_lines
+from apigen_cli.llm.chat import OFFLINE_MODEL, ChatRequest, ModelUsage, UsageByModel
+from apigen_cli.llm.service import open_chat_service, usage_lines
 
 from .llm_server import LLMServer, Reply
 

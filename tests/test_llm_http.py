@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import tenacity
 
-from apigen_cli.chat import ChatRequest, ChatResult
 from apigen_cli.config import LLMSettings
 from apigen_cli.errors import ConfigError, EndpointError
-from apigen_cli.llm import LLMClient, open_chat_service
+from apigen_cli.llm.chat import ChatRequest, ChatResult
+from apigen_cli.llm.service import LLMClient, open_chat_service
 
 from .llm_server import LLMServer, Received, Reply
 
@@ -394,7 +394,7 @@ def test_without_httpx_aiohttp_the_client_falls_back_to_httpx_s_own_transport(tm
     script = (
         "import sys; sys.modules['httpx_aiohttp'] = None\n"
         "import httpx\n"
-        "from apigen_cli import llm_http\n"
+        "from apigen_cli.llm import http_backend as llm_http\n"
         "from apigen_cli.config import LLMSettings\n"
         "transport = llm_http.make_transport(LLMSettings(base_url='http://127.0.0.1:1/v1', concurrency=3))\n"
         "print(type(transport).__name__)\n"

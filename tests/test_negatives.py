@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from apigen_cli import format_check
 from apigen_cli.errors import ConfigError
-from apigen_cli.negatives import NegativesSummary, chosen, make_negative, negatives
+from apigen_cli.stages.negatives import NegativesSummary, chosen, make_negative, negatives
 
 from .conftest import PROJECT, corpus, invoke, parse_stdout, read_jsonl, write_jsonl
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from apigen_cli import format_check
-from apigen_cli.chat import OFFLINE_MODEL, ChatRequest
 from apigen_cli.errors import ConfigError
-from apigen_cli.offline import MISTAKES, OfflineChatService, error_rate_from, generate, judge
+from apigen_cli.llm.chat import OFFLINE_MODEL, ChatRequest
+from apigen_cli.llm.offline import MISTAKES, OfflineChatService, error_rate_from, generate, judge
 
 from .conftest import PROJECT, corpus, read_jsonl
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from apigen_cli.ratelimit import MinuteLimiter
+from apigen_cli.llm.ratelimit import MinuteLimiter
 
 
 class FakeClock:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from apigen_cli import Executor, ExecutorOptions, exec_check, format_check
-from apigen_cli.tools import compile_tool
+from apigen_cli.schema.tools import compile_tool
 
 from .conftest import PROJECT, read_jsonl
 

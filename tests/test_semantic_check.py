@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from apigen_cli.chat import map_optional
-from apigen_cli.prompts import load_prompts
-from apigen_cli.semantic_check import JudgeSettings, read_verdict, semantic_check
-from apigen_cli.types import Problem
+from apigen_cli.llm.chat import map_optional
+from apigen_cli.schema.value_types import Problem
+from apigen_cli.stages.prompts import load_prompts
+from apigen_cli.stages.semantic_check import JudgeSettings, read_verdict, semantic_check
 
 from .fakes import CannedChat
 
@@ -143,7 +143,7 @@ def test_committee_tie_fails() -> None:
 
 
 def test_map_optional_keeps_order_around_skipped_items() -> None:
-    from apigen_cli.chat import ChatRequest
+    from apigen_cli.llm.chat import ChatRequest
 
     chat = CannedChat(default="ok")
     items = [(n, None if n % 3 else ChatRequest(str(n), "m", [])) for n in range(10)]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from apigen_cli.worker import decode_payload, encode_frame, read_frame, shorten, to_json
+from apigen_cli.execution.worker import decode_payload, encode_frame, read_frame, shorten, to_json
 
 
 class Size(enum.IntEnum):

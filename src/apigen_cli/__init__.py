@@ -8,26 +8,25 @@ The stages are plain Python generators over rows (dicts), importable without the
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .chat import ChatRequest, ChatResult, ChatService
 from .config import LLMSettings
-from .dedup import dedup
 from .errors import ApigenError, ConfigError, EndpointError, InputError, LibraryError
-from .exec_check import ExecPolicy, exec_check
-from .executor import Executor, ExecutorOptions, HttpOptions, Outcome
-from .format_check import format_check
-from .generate import generate, prepare_generation
-from .io import read_rows
-from .llm import open_chat_service
-from .negatives import negatives
+from .execution.executor import Executor, ExecutorOptions, HttpOptions, Outcome
+from .llm.chat import ChatRequest, ChatResult, ChatService
+from .llm.service import open_chat_service
 from .pipeline import PipelineParts, run_pipeline
-from .prompts import load_prompts
-from .records import Row
 from .report import PipelineReport
-from .sampling import GenerationSettings, plan_requests
-from .semantic_check import JudgeSettings, semantic_check
-from .tools import Tool, compile_tool, compile_tools
+from .rows.jsonl import read_rows
+from .rows.records import Row
+from .schema.tools import Tool, compile_tool, compile_tools
+from .stages.dedup import dedup
+from .stages.exec_check import ExecPolicy, exec_check
+from .stages.format_check import format_check
+from .stages.generate import generate, prepare_generation
+from .stages.negatives import negatives
+from .stages.prompts import load_prompts
+from .stages.sampling import GenerationSettings, plan_requests
+from .stages.semantic_check import JudgeSettings, semantic_check
+from .version import __version__
 
 __all__ = [
     "ApigenError",

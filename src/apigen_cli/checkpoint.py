@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from .errors import ConfigError
-from .io import JsonlWriter
+from .rows.jsonl import JsonlWriter
 
 STATE_SUFFIX = ".apigen-run.json"
 

@@ -21,27 +21,27 @@ from typing import Annotated, Any, Optional, TypeVar, get_type_hints
 import orjson
 import typer
 
-from . import __version__
-from .chat import ChatService
 from .checkpoint import fingerprint
 from .config import LLMSettings, Resolved, describe, resolve
 from .console import Messages, StageBars
 from .errors import ApigenError, ConfigError
-from .exec_check import ExecPolicy
-from .exec_check import exec_check as exec_check_rows
-from .executor import Executor, ExecutorOptions, HttpOptions
-from .format_check import format_check as format_check_rows
-from .generate import Generation, prepare_generation
-from .generate import generate as generate_rows
-from .llm import open_chat_service, usage_lines
+from .execution.executor import Executor, ExecutorOptions, HttpOptions
+from .llm.chat import ChatService
+from .llm.service import open_chat_service, usage_lines
 from .pipeline import STAGE_NAMES, PipelineParts, RunTarget, run_job
-from .prompts import load_prompts
 from .report import report_from_files
-from .routing import StageSummary
-from .runner import Destinations, Stage, run_stage, write_rows
-from .sampling import GenerationSettings, parse_range, parse_styles
-from .semantic_check import JudgeSettings
-from .semantic_check import semantic_check as semantic_check_rows
+from .rows.routing import StageSummary
+from .rows.runner import Destinations, Stage, run_stage, write_rows
+from .stages.exec_check import ExecPolicy
+from .stages.exec_check import exec_check as exec_check_rows
+from .stages.format_check import format_check as format_check_rows
+from .stages.generate import Generation, prepare_generation
+from .stages.generate import generate as generate_rows
+from .stages.prompts import load_prompts
+from .stages.sampling import GenerationSettings, parse_range, parse_styles
+from .stages.semantic_check import JudgeSettings
+from .stages.semantic_check import semantic_check as semantic_check_rows
+from .version import __version__
 
 app = typer.Typer(
     name="apigen",
@@ -295,7 +295,7 @@ def export(
 
         apigen dedup dataset.jsonl | apigen export --format sharegpt > sharegpt.jsonl
     """
-    from .export import NoteCollector, export_file
+    from .stages.export import NoteCollector, export_file
 
     messages = Messages(quiet=quiet, verbose=verbose)
     notes = NoteCollector()
@@ -343,7 +343,7 @@ def dedup(
 
         apigen format-check rows.jsonl | apigen dedup | apigen export --format openai > train.jsonl
     """
-    from .dedup import dedup as dedup_rows
+    from .stages.dedup import dedup as dedup_rows
 
     _run_stage_command(
         "dedup", ctx.params, lambda messages, resources: _StageRun(lambda rows: dedup_rows(rows, threshold=threshold, near=near))
@@ -371,8 +371,8 @@ def negatives(
 
         apigen negatives dataset.jsonl --rate 0.2 --seed 7 | apigen export --format openai > train.jsonl
     """
-    from .negatives import NegativesSummary, check_rate
-    from .negatives import negatives as negative_rows
+    from .stages.negatives import NegativesSummary, check_rate
+    from .stages.negatives import negatives as negative_rows
 
     messages = Messages(quiet=quiet, verbose=verbose)
     summary = NegativesSummary()

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from .chat import LLMProgress
+    from .llm.chat import LLMProgress
 
 T = TypeVar("T")
 

@@ -13,21 +13,21 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .chat import ChatService, ModelUsage, UsageByModel
 from .checkpoint import RunState, checkpoint_at_request_boundaries, resume_or_start, state_path
-from .dedup import primed_dedup
 from .errors import ConfigError
-from .exec_check import ExecPolicy, exec_check
-from .executor import Executor
-from .format_check import format_check
-from .generate import Generation, generate
-from .io import STDIO, OutputFile, read_rows
-from .prompts import PromptSet
-from .records import Row
+from .execution.executor import Executor
+from .llm.chat import ChatService, ModelUsage, UsageByModel
 from .report import PipelineReport, ReportBuilder
-from .routing import StageSummary, route_rows
-from .sampling import RequestPlan
-from .semantic_check import JudgeSettings, semantic_check
+from .rows.jsonl import STDIO, OutputFile, read_rows
+from .rows.records import Row
+from .rows.routing import StageSummary, route_rows
+from .stages.dedup import primed_dedup
+from .stages.exec_check import ExecPolicy, exec_check
+from .stages.format_check import format_check
+from .stages.generate import Generation, generate
+from .stages.prompts import PromptSet
+from .stages.sampling import RequestPlan
+from .stages.semantic_check import JudgeSettings, semantic_check
 
 Stage = Callable[[Iterable[Row]], Iterator[Row]]
 STAGE_NAMES = ("generate", "format-check", "exec-check", "semantic-check")

@@ -204,7 +204,7 @@ def _settle(report: PipelineReport, requests: Iterable[_Request]) -> None:
 
 def report_from_files(paths: Iterable[str]) -> PipelineReport:
     """The report over every row of the given output and rejects files."""
-    from .io import read_rows
+    from .rows.jsonl import read_rows
 
     def rows() -> Iterable[dict[str, Any]]:
         for path in paths:

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .extract import MISSING, NOT_FOUND, find_json, pairs_of
-from .io import loads
-from .records import (
+from ..rows.jsonl import loads
+from ..rows.records import (
     ANSWERS,
     ID,
     IRRELEVANCE,
@@ -30,8 +29,9 @@ from .records import (
     reject,
     tools_of,
 )
-from .tools import CatalogueCache, Tool, ToolError
-from .types import Problem, show_value
+from ..schema.tools import CatalogueCache, Tool, ToolError
+from ..schema.value_types import Problem, show_value
+from .extract import MISSING, NOT_FOUND, find_json, pairs_of
 
 STAGE = "format_check"
 KEEP_FIELD = "keep_row_after_format_check"

@@ -1,6 +1,6 @@
 """The worker process that runs a user's Python functions; only ``executor.py`` starts it.
 
-The parent runs ``python .../apigen_cli/worker.py`` (by path, not ``-m apigen_cli.worker``,
+The parent runs ``python .../apigen_cli/execution/worker.py`` (by path, not ``-m apigen_cli.execution.worker``,
 which would import the whole package first: this file needs only the standard
 library and orjson, so a fresh worker is ready in a few tens of milliseconds, which
 is what a timeout or a crash costs on top of the call itself).
@@ -27,9 +27,9 @@ from __future__ import annotations
 import sys
 
 if __name__ == "__main__":
-    # Run by path, Python put this file's folder first on sys.path, where `types.py`
-    # and `io.py` of apigen would shadow the standard library for the user's code.
-    # Put the working folder there instead, as `python -m` does.
+    # Run by path, Python put this file's folder first on sys.path, where apigen's own
+    # modules (`rest`, `executor`) would be importable by the user's code under plain
+    # names. Put the working folder there instead, as `python -m` does.
     import os as _os
 
     if sys.path and _os.path.abspath(sys.path[0] or ".") == _os.path.dirname(_os.path.abspath(__file__)):

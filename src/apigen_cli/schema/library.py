@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .io import json_error_text, loads
+from ..errors import InputError
+from ..rows.jsonl import json_error_text, loads
 from .tools import Tool, ToolError, compile_tool
 
 UNCATEGORISED = "uncategorised"

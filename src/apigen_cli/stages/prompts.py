@@ -12,17 +12,18 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 STYLES = ("simple", "multiple", "parallel", "parallel_multiple")
 
 
 def builtin_prompts_dir() -> Path:
     """The prompts shipped with apigen: inside the installed package, or the source tree's ``prompts/``."""
-    packaged = Path(__file__).resolve().parent / "prompts"
+    package = Path(__file__).resolve().parent.parent  # apigen_cli/
+    packaged = package / "prompts"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent.parent / "prompts"
+    return package.parent.parent / "prompts"
 
 
 @dataclass(frozen=True)

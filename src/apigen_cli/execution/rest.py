@@ -42,10 +42,10 @@ import httpx
 import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from . import __version__
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..schema.value_types import Problem
+from ..version import __version__
 from .executor import HttpOptions, Outcome, Pending
-from .types import Problem
 from .worker import shorten
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")

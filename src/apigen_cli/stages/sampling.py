@@ -13,8 +13,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
-from .library import Api
+from ..errors import ConfigError
+from ..schema.library import Api
 from .prompts import STYLES, Template
 
 MULTI_API_STYLES = ("multiple", "parallel_multiple")
@@ -238,8 +238,8 @@ def plan_requests(
 
 def load_examples(path: str, apis: Sequence[Api]) -> tuple[list[Example], int]:
     """Seed rows from a file (xlam rows or apigen rows), format-checked; returns (examples, rows left out)."""
+    from ..rows.jsonl import read_rows
     from .format_check import format_check
-    from .io import read_rows
 
     usable, left_out = [], 0
     for row in format_check(read_rows(path)):

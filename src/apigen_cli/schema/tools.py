@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .types import AnyType, ArrayType, ObjectType, Problem, ScalarType, Type, UnionType, nullable
+from .value_types import AnyType, ArrayType, ObjectType, Problem, ScalarType, Type, UnionType, nullable
 
 
 class ToolError(Exception):

@@ -18,14 +18,14 @@ from typing import Any
 
 import orjson
 
-from .chat import ChatRequest, ChatResult, ChatService
-from .errors import ConfigError, InputError
+from ..errors import ConfigError, InputError
+from ..llm.chat import ChatRequest, ChatResult, ChatService
+from ..rows.records import Row
+from ..schema.library import Api, load_library
+from ..schema.value_types import Problem, type_schema
 from .extract import MISSING, parse_pairs
-from .library import Api, load_library
 from .prompts import PromptSet, load_prompts
-from .records import Row
 from .sampling import Example, GenerationSettings, RequestPlan, load_examples, plan_requests
-from .types import Problem, type_schema
 
 STAGE = "generate"
 

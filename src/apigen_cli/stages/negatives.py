@@ -21,9 +21,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from hashlib import blake2b
 
-from .errors import ConfigError
-from .records import ANSWERS, ID, IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, RowProblem, calls_of, ensure_id, tools_of
-from .tools import ToolError, tool_parts
+from ..errors import ConfigError
+from ..rows.records import ANSWERS, ID, IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, RowProblem, calls_of, ensure_id, tools_of
+from ..schema.tools import ToolError, tool_parts
 
 SOURCE_ID = "source_id"
 SUFFIX = "-irrelevant"

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from .io import loads
+from ..rows.jsonl import loads
 
 _FENCE = re.compile(r"```[ \t]*(?:json5?|JSON|javascript|js)?[ \t]*\r?\n?(.*?)```", re.DOTALL)
 _DECODER = json.JSONDecoder()

@@ -39,13 +39,13 @@ import httpx
 import orjson
 import tenacity
 
+from ..config import LLMSettings, find_api_key
+from ..errors import ConfigError, EndpointError
+from ..execution.rest import parse_retry_after
+from ..schema.value_types import Problem
 from .cache import ResponseCache
 from .chat import ChatRequest, ChatResult, LLMProgress
-from .config import LLMSettings, find_api_key
-from .errors import ConfigError, EndpointError
 from .ratelimit import MinuteLimiter, Ticket
-from .rest import parse_retry_after
-from .types import Problem
 
 try:  # an optional speed-up: see the module docstring
     import aiohttp

@@ -19,7 +19,7 @@ from typing import IO, Any, BinaryIO
 
 import orjson
 
-from .errors import InputError
+from ..errors import InputError
 
 STDIO = "-"
 _BOM = b"\xef\xbb\xbf"

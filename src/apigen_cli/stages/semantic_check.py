@@ -17,11 +17,11 @@ from typing import Any
 
 import orjson
 
-from .chat import ChatRequest, ChatResult, ChatService, map_optional
+from ..llm.chat import ChatRequest, ChatResult, ChatService, map_optional
+from ..rows.records import ANSWERS, QUERY, REJECTED_BY, TOOLS, Row, reject
+from ..schema.value_types import Problem
 from .extract import NOT_FOUND, find_json
 from .prompts import PromptSet
-from .records import ANSWERS, QUERY, REJECTED_BY, TOOLS, Row, reject
-from .types import Problem
 
 STAGE = "semantic_check"
 KEEP_FIELD = "keep_row_after_semantic_check"

@@ -20,9 +20,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .executor import Executor, Outcome, Pending
-from .records import ANSWERS, IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, ensure_id, reject
-from .types import Problem, show_value
+from ..execution.executor import Executor, Outcome, Pending
+from ..rows.records import ANSWERS, IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, ensure_id, reject
+from ..schema.value_types import Problem, show_value
 
 STAGE = "exec_check"
 KEEP_FIELD = "keep_row_after_execution_check"

@@ -32,12 +32,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dialects import Note, to_json_schema, to_openai, to_xlam
-from .errors import ConfigError
-from .io import OutputFile, read_rows
-from .records import ID, IRRELEVANCE, KIND, QUERY, REJECTED_BY, Row, RowProblem, calls_of, tools_of
-from .runner import Destinations, Wrapper
-from .tools import ToolError
+from ..errors import ConfigError
+from ..rows.jsonl import OutputFile, read_rows
+from ..rows.records import ID, IRRELEVANCE, KIND, QUERY, REJECTED_BY, Row, RowProblem, calls_of, tools_of
+from ..rows.runner import Destinations, Wrapper
+from ..schema.dialects import Note, to_json_schema, to_openai, to_xlam
+from ..schema.tools import ToolError
 
 FORMATS = ("xlam", "openai", "sharegpt")
 IRRELEVANCE_REPLY = "None of the available tools fits this request, so I cannot call any of them."

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
-from .io import STDIO, OutputFile, read_rows
+from ..errors import ConfigError
+from .jsonl import STDIO, OutputFile, read_rows
 from .routing import StageSummary, route_rows
 
 Stage = Callable[[Iterable[dict[str, Any]]], Iterator[dict[str, Any]]]

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .tools import _SCHEMA_TYPE_NAMES, ToolError, compile_schema, compile_tool, parse_xlam_type, tool_parts
-from .types import AnyType, ArrayType, ObjectType, ScalarType, Type, UnionType, flatten_union, is_plain_any, type_schema
+from .value_types import AnyType, ArrayType, ObjectType, ScalarType, Type, UnionType, flatten_union, is_plain_any, type_schema
 
 XLAM = "xlam"
 JSON_SCHEMA = "json_schema"

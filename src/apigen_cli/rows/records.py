@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from .io import loads
-from .types import Problem
+from ..schema.value_types import Problem
+from .jsonl import loads
 
 Row = dict[str, Any]
 

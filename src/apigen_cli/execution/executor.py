@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import LibraryError
+from ..errors import LibraryError
 from .worker import decode_payload, encode_frame, looks_like_module
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
+from ..errors import ConfigError
 from .chat import ChatResult
-from .errors import ConfigError
 
 FILE_NAME = "responses.sqlite3"
 

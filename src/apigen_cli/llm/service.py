@@ -32,16 +32,16 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from ..config import LLMSettings, Resolved, resolve
+from ..errors import ConfigError
 from .cache import ResponseCache
 from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, LLMProgress, UsageByModel
-from .config import LLMSettings, Resolved, resolve
-from .errors import ConfigError
 from .offline import OfflineBackend, OfflineChatService, error_rate_from
 
 if TYPE_CHECKING:  # the HTTP backend (httpx, aiohttp) loads only when a run asks a real endpoint
     import httpx
 
-    from .llm_http import HttpBackend, Sleep, Wait
+    from .http_backend import HttpBackend, Sleep, Wait
 
 __all__ = [
     "LLMClient",
@@ -141,7 +141,7 @@ class LLMClient:
             raise
 
     def _make_http(self) -> HttpBackend:
-        from .llm_http import HttpBackend
+        from .http_backend import HttpBackend
 
         if self._cache is None and self.settings.cache_dir:
             self._cache = ResponseCache(self.settings.cache_dir)

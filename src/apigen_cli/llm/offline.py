@@ -33,10 +33,10 @@ from typing import Any, TypeVar
 
 import orjson
 
+from ..errors import ConfigError
+from ..schema.tools import Tool, ToolError, compile_tool
+from ..schema.value_types import AnyType, ArrayType, ObjectType, Problem, ScalarType, Type, UnionType
 from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, UsageByModel
-from .errors import ConfigError
-from .tools import Tool, ToolError, compile_tool
-from .types import AnyType, ArrayType, ObjectType, Problem, ScalarType, Type, UnionType
 
 T = TypeVar("T")
 

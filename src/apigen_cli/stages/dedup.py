@@ -34,9 +34,9 @@ from typing import Any
 
 import orjson
 
-from .errors import ConfigError
-from .records import ANSWERS, QUERY, REJECTED_BY, Row, RowProblem, calls_of, ensure_id, reject
-from .types import Problem
+from ..errors import ConfigError
+from ..rows.records import ANSWERS, QUERY, REJECTED_BY, Row, RowProblem, calls_of, ensure_id, reject
+from ..schema.value_types import Problem
 
 STAGE = "dedup"
 DUPLICATE_OF = "duplicate_of"
