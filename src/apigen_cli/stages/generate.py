@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 
 from ..errors import ConfigError, InputError
+from ..library.loader import Api, load_library
 from ..llm.chat import ChatRequest, ChatResult, ChatService
 from ..rows.records import Row
-from ..schema.library import Api, load_library
 from ..schema.value_types import Problem, type_schema
 from .extract import MISSING, parse_pairs
 from .prompts import PromptSet, load_prompts

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from ..schema.library import Api
+from ..library.loader import Api
 from .prompts import STYLES, Template
 
 MULTI_API_STYLES = ("multiple", "parallel_multiple")

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..rows.jsonl import json_error_text, loads
-from .tools import Tool, ToolError, compile_tool
+from ..schema.tools import Tool, ToolError, compile_tool
 
 UNCATEGORISED = "uncategorised"
 # Keys that belong to apigen's handling of a tool, not to what the model is shown.
