@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from apigen_cli.llm.chat import ChatRequest, ChatResult, UsageByModel
-from apigen_cli.schema.value_types import Problem
+from apigen_cli.problems import Problem
 
 T = TypeVar("T")
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from apigen_cli import format_check
+from apigen_cli.problems import RowProblem
 from apigen_cli.schema.dialects import SPELLING_KEY, dialect_of, to_json_schema, to_openai, to_xlam
-from apigen_cli.schema.tools import ToolError, compile_tool
+from apigen_cli.schema.tools import compile_tool
 
 from .conftest import corpus, read_jsonl
 
@@ -244,7 +245,7 @@ def test_keys_beyond_name_description_parameters_are_noted() -> None:
 
 
 def test_unusable_definitions_raise_tool_error() -> None:
-    with pytest.raises(ToolError) as caught:
+    with pytest.raises(RowProblem) as caught:
         to_json_schema(xlam_tool(p={"type": "Frobnicator[int]"}))
     assert caught.value.problem.code == "unsupported_type"
 

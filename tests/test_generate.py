@@ -11,7 +11,7 @@ import pytest
 from apigen_cli import format_check
 from apigen_cli.errors import ConfigError, InputError
 from apigen_cli.library.loader import Api, load_library
-from apigen_cli.schema.value_types import Problem
+from apigen_cli.problems import Problem
 from apigen_cli.stages.generate import build_request, generate, response_schema
 from apigen_cli.stages.prompts import load_prompts
 from apigen_cli.stages.sampling import GenerationSettings, examples_from_rows, parse_range, parse_styles, plan_requests

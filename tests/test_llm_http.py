@@ -77,22 +77,31 @@ def test_requests_in_flight_never_exceed_the_limit(server: LLMServer, concurrenc
     assert chat.progress.in_flight == 0 and chat.progress.rows_done == 48
 
 
+class RecordedSleep:
+    """Stands in for ``asyncio.sleep``: notes what the client asked to wait, waits nothing."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
 def test_429_waits_as_retry_after_says(server: LLMServer) -> None:
     server.enqueue(Reply.error(429, "Rate limit reached for requests", retry_after="1"))
-    started = time.monotonic()
-    [result], chat = ask(settings_for(server, concurrency=1), ["hello"])
-    elapsed = time.monotonic() - started
+    sleep = RecordedSleep()
+    [result], chat = ask(settings_for(server, concurrency=1), ["hello"], sleep=sleep)
     assert result.ok and result.text == "hello" and result.attempts == 2
-    assert elapsed >= 0.95  # the backoff strategy waits nothing in tests: only Retry-After made it wait
+    assert sleep.waits == [1.0]  # the backoff strategy waits nothing in tests: only Retry-After made it wait
     assert chat.progress.retries == 1 and chat.usage.models[MODEL].retries == 1
 
 
 def test_retry_after_ms_is_read_too(server: LLMServer) -> None:
     server.enqueue(Reply.error(429, "slow down", retry_after_ms="300"))
-    started = time.monotonic()
-    [result], _chat = ask(settings_for(server, concurrency=1), ["hello"])
+    sleep = RecordedSleep()
+    [result], _chat = ask(settings_for(server, concurrency=1), ["hello"], sleep=sleep)
     assert result.ok and result.attempts == 2
-    assert time.monotonic() - started >= 0.28
+    assert sleep.waits == [0.3]
 
 
 def test_retry_after_beyond_the_time_budget_gives_up_at_once(server: LLMServer) -> None:

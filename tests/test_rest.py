@@ -17,7 +17,8 @@ import pytest
 from tenacity import RetryCallState, Retrying, wait_none
 
 from apigen_cli import ConfigError, Executor, ExecutorOptions, HttpOptions
-from apigen_cli.execution.rest import BindingError, HttpCaller, RetryableStatus, build_request, parse_binding, parse_retry_after
+from apigen_cli.execution.rest import BindingError, HttpCaller, RetryableStatus, build_request, parse_binding
+from apigen_cli.retry import parse_retry_after
 
 
 class ToolServer(ThreadingHTTPServer):

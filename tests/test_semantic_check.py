@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from apigen_cli.llm.chat import map_optional
-from apigen_cli.schema.value_types import Problem
+from apigen_cli.problems import Problem
 from apigen_cli.stages.prompts import load_prompts
 from apigen_cli.stages.semantic_check import JudgeSettings, read_verdict, semantic_check
 

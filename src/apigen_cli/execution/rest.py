@@ -26,12 +26,9 @@ other reply as text.
 
 from __future__ import annotations
 
-import email.utils
 import os
-import random
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +40,8 @@ import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from ..errors import ConfigError
-from ..schema.value_types import Problem
+from ..problems import Problem
+from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds
 from ..version import __version__
 from .executor import HttpOptions, Outcome, Pending
 from .worker import shorten
@@ -242,30 +240,7 @@ class RetryableStatus(Exception):
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
-        self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: a number of seconds or an HTTP date."""
-    if value is None or not value.strip():
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment is None:
-        return None
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
-
-
-def exponential_backoff(state: RetryCallState, first: float = 0.5, cap: float = 8.0) -> float:
-    """0.5 s, 1 s, 2 s ... up to 8 s, plus up to 50% random jitter (tenacity's own helper changed between versions)."""
-    delay: float = min(cap, first * 2.0 ** max(0, state.attempt_number - 1))
-    return delay * (1 + random.random() / 2)
+        self.retry_after = retry_after_seconds(response.headers)
 
 
 def _retryable(error: BaseException) -> bool:
@@ -287,7 +262,13 @@ class HttpCaller:
             headers={"User-Agent": f"apigen/{__version__}"},
         )
         self._threads = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="apigen-http")
-        self._backoff = options.wait or exponential_backoff
+        self.policy = RetryPolicy(
+            attempts=options.retries + 1,
+            max_seconds=options.total_seconds,
+            statuses=frozenset({408, 429}),
+            retry_after_cap=options.retry_after_cap,
+            backoff=options.wait or exponential_backoff(cap=8.0),
+        )
 
     def close(self) -> None:
         self._threads.shutdown(wait=True, cancel_futures=True)
@@ -310,11 +291,8 @@ class HttpCaller:
         self._threads.submit(self.call, request).add_done_callback(done)
 
     def wait_before_retry(self, state: RetryCallState) -> float:
-        """``Retry-After`` when the server gave one (capped), else the backoff."""
         error = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(error, RetryableStatus) and error.retry_after is not None:
-            return min(error.retry_after, self.options.retry_after_cap)
-        return float(self._backoff(state))
+        return self.policy.wait_seconds(state, error.retry_after if isinstance(error, RetryableStatus) else None)
 
     def call(self, request: HttpRequest) -> Outcome:
         """Make one call, with retries; never raises for what the server or the network did.
@@ -339,7 +317,7 @@ class HttpCaller:
         timeout = request.timeout or self.options.timeout
         retrying = Retrying(
             retry=retry_if_exception(_retryable),
-            stop=stop_after_attempt(self.options.retries + 1) | stop_after_delay(self.options.total_seconds),
+            stop=stop_after_attempt(self.policy.attempts) | stop_after_delay(self.policy.max_seconds),
             wait=self.wait_before_retry,
             reraise=True,
         )
@@ -357,7 +335,7 @@ class HttpCaller:
                         timeout=timeout,
                     )
                     status = response.status_code
-                    if status in (408, 429) or status >= 500:
+                    if self.policy.retryable_status(status):
                         raise RetryableStatus(response)
         except RetryableStatus as error:
             return _status_failure(where, error.response, attempts)

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..problems import RowProblem
 from ..rows.jsonl import json_error_text, loads
-from ..schema.tools import Tool, ToolError, compile_tool
+from ..schema.tools import Tool, compile_tool
 
 UNCATEGORISED = "uncategorised"
 # Keys that belong to apigen's handling of a tool, not to what the model is shown.
@@ -78,7 +79,7 @@ def load_library(path: str) -> list[Api]:
             raise InputError(f"{where} of `{path}` is not a JSON object", hint="each entry is one tool definition")
         try:
             tool = compile_tool(definition, len(apis) + 1)
-        except ToolError as error:
+        except RowProblem as error:
             raise InputError(
                 f"{where} of `{path}`: {error.problem.message}", hint="fix the tool definition (see the README's tool dialects)"
             ) from None

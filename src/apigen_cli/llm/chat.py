@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from ..schema.value_types import Problem
+from ..problems import Problem
 
 T = TypeVar("T")
 

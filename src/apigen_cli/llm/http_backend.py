@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import random
 import re
 import threading
 import time
@@ -41,8 +40,8 @@ import tenacity
 
 from ..config import LLMSettings, find_api_key
 from ..errors import ConfigError, EndpointError
-from ..execution.rest import parse_retry_after
-from ..schema.value_types import Problem
+from ..problems import Problem
+from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds
 from .cache import ResponseCache
 from .chat import ChatRequest, ChatResult, LLMProgress
 from .ratelimit import MinuteLimiter, Ticket
@@ -77,13 +76,8 @@ else:  # pragma: no cover
 
 
 def default_wait() -> Wait:
-    """Exponential backoff with jitter: about 0.5, 1, 2, 4 … seconds (at most 30), plus up to 0.5 s at random."""
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        exponent = max(0, state.attempt_number - 1)
-        return min(30.0, 0.5 * 2.0 ** min(exponent, 16)) + random.uniform(0, 0.5)
-
-    return wait
+    """Exponential backoff with jitter: about 0.5, 1, 2, 4 … seconds, at most 30 (plus up to half again)."""
+    return exponential_backoff(first=0.5, cap=30.0)
 
 
 def make_transport(settings: LLMSettings) -> httpx.AsyncBaseTransport:
@@ -165,7 +159,12 @@ class HttpBackend:
             )
         self._key = key
         self._transport = transport
-        self._backoff = wait if wait is not None else default_wait()
+        self.policy = RetryPolicy(
+            attempts=settings.max_attempts,
+            max_seconds=settings.max_retry_seconds,
+            statuses=RETRY_STATUSES,
+            backoff=wait if wait is not None else default_wait(),
+        )
         self._sleep = sleep
         self._cache = cache
         self.progress = progress if progress is not None else LLMProgress()
@@ -416,7 +415,7 @@ class HttpBackend:
         try:
             return await self._send(body)
         except _Failure as failure:
-            if not failure.retryable or self.settings.max_attempts <= 1:
+            if not failure.retryable or self.policy.attempts <= 1:
                 raise
             replay: list[_Failure] = [failure]
         retrying = tenacity.AsyncRetrying(
@@ -440,19 +439,16 @@ class HttpBackend:
         self.progress.retries += 1
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
-        backoff = float(self._backoff(state))
         error = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(error, _Failure) and error.retry_after is not None:
-            return max(backoff, error.retry_after)
-        return backoff
+        return self.policy.wait_seconds(state, error.retry_after if isinstance(error, _Failure) else None)
 
     def _stop(self, state: tenacity.RetryCallState, started: float) -> bool:
-        if state.attempt_number >= self.settings.max_attempts:
+        if state.attempt_number >= self.policy.attempts:
             return True
         error = state.outcome.exception() if state.outcome is not None else None
         if isinstance(error, _Failure) and error.kind == "unreachable" and not self._reached and state.attempt_number >= 2:
             return True  # nothing ever answered there: say so soon rather than after minutes of backoff
-        return time.monotonic() - started + state.upcoming_sleep > self.settings.max_retry_seconds
+        return time.monotonic() - started + state.upcoming_sleep > self.policy.max_seconds
 
     async def _send(self, body: dict[str, Any]) -> tuple[str, int, int]:
         assert self._client is not None
@@ -491,8 +487,8 @@ class HttpBackend:
     def _http_failure(self, response: httpx.Response) -> _Failure:
         status = response.status_code
         message = _provider_message(response)
-        if status in RETRY_STATUSES or status >= 500:
-            return _Failure("http", message, status=status, retryable=True, retry_after=_retry_after(response.headers))
+        if self.policy.retryable_status(status):
+            return _Failure("http", message, status=status, retryable=True, retry_after=retry_after_seconds(response.headers))
         if status in (401, 403):
             return _Failure("auth", message, status=status)
         if status == 404 or (status in (400, 422) and _UNKNOWN_MODEL_WORDS.search(message)):
@@ -610,17 +606,6 @@ def _transport_failure(error: BaseException, timeout: float) -> _Failure:
 def _error_text(error: BaseException) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait as the server asks: ``retry-after-ms``, else ``Retry-After`` (seconds or a date)."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds:
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
-    return parse_retry_after(headers.get("retry-after"))
 
 
 def _provider_message(response: httpx.Response) -> str:

@@ -34,8 +34,9 @@ from typing import Any, TypeVar
 import orjson
 
 from ..errors import ConfigError
-from ..schema.tools import Tool, ToolError, compile_tool
-from ..schema.value_types import AnyType, ArrayType, ObjectType, Problem, ScalarType, Type, UnionType
+from ..problems import Problem, RowProblem
+from ..schema.tools import Tool, compile_tool
+from ..schema.value_types import AnyType, ArrayType, ObjectType, ScalarType, Type, UnionType
 from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, UsageByModel
 
 T = TypeVar("T")
@@ -123,7 +124,7 @@ def _compiled_tools(definitions: Any) -> list[Tool]:
     for position, definition in enumerate(definitions, start=1):
         try:
             tools.append(compile_tool(definition, position))
-        except ToolError:
+        except RowProblem:
             continue  # a model would ignore a tool it cannot read; so does this one
     return tools
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from ..schema.value_types import Problem
+from ..problems import Problem, RowProblem
 from .jsonl import loads
 
 Row = dict[str, Any]
@@ -45,14 +45,6 @@ STAGE_KEEP_FIELDS = {
     "exec_check": "keep_row_after_execution_check",
     "semantic_check": "keep_row_after_semantic_check",
 }
-
-
-class RowProblem(Exception):
-    """A defect of one row, raised inside a check and turned into that row's verdict."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.problem = Problem(code, message)
 
 
 def reject(row: Row, stage: str, problem: Problem) -> Row:

@@ -35,7 +35,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .tools import _SCHEMA_TYPE_NAMES, ToolError, compile_schema, compile_tool, parse_xlam_type, tool_parts
+from ..problems import RowProblem
+from .tools import _SCHEMA_TYPE_NAMES, compile_schema, compile_tool, parse_xlam_type, tool_parts
 from .value_types import AnyType, ArrayType, ObjectType, ScalarType, Type, UnionType, flatten_union, is_plain_any, type_schema
 
 XLAM = "xlam"
@@ -61,7 +62,7 @@ class Converted:
 
 
 def dialect_of(definition: Any, position: int = 1) -> str:
-    """``"xlam"`` or ``"json_schema"`` (OpenAI, BFCL, bare), as the format check reads it. Raises ``ToolError``."""
+    """``"xlam"`` or ``"json_schema"`` (OpenAI, BFCL, bare), as the format check reads it. Raises ``RowProblem``."""
     return compile_tool(definition, position).dialect
 
 
@@ -147,7 +148,7 @@ def _xlam_parameter_to_schema(name: str, spec: dict[str, Any], tool_name: str) -
             compiled, optional = parse_xlam_type(declared)
         except ValueError as error:  # compile_tool has vetted the tool; kept for direct callers
             message = f"tool `{tool_name}`: parameter `{name}` has type {declared!r} ({error})"
-            raise ToolError("unsupported_type", message) from None
+            raise RowProblem("unsupported_type", message) from None
         schema = type_schema(compiled)
     for key, value in spec.items():
         if key not in ("type", "required"):

@@ -10,7 +10,7 @@ Dialects read:
   "description", "default"?}``; such a parameter may be omitted when its type ends in
   ``, optional`` or it has a usable default (present and not ``""``).
 
-A type name that cannot be understood raises ``ToolError`` with code
+A type name that cannot be understood raises ``RowProblem`` with code
 ``unsupported_type``: the row that offers the tool is rejected, the run goes on.
 """
 
@@ -23,15 +23,8 @@ from typing import Any
 
 import orjson
 
-from .value_types import AnyType, ArrayType, ObjectType, Problem, ScalarType, Type, UnionType, nullable
-
-
-class ToolError(Exception):
-    """A tool definition that cannot be used; carries a ``Problem`` for the row's verdict."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.problem = Problem(code, message)
+from ..problems import Problem, RowProblem
+from .value_types import AnyType, ArrayType, ObjectType, ScalarType, Type, UnionType, nullable
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +76,7 @@ def compile_schema(schema: Any, where: str) -> Type:
     if schema is True or schema == {}:
         return AnyType()
     if not isinstance(schema, dict):
-        raise ToolError("invalid_tool_definition", f"parameter `{where}` should be a schema object, got {type(schema).__name__}")
+        raise RowProblem("invalid_tool_definition", f"parameter `{where}` should be a schema object, got {type(schema).__name__}")
     for combiner in ("anyOf", "oneOf"):
         options = schema.get(combiner)
         if isinstance(options, list) and options:
@@ -127,7 +120,7 @@ def _constrained(compiled: Type, schema: dict[str, Any]) -> Type:
 def _compile_named(name: Any, schema: dict[str, Any], where: str) -> Type:
     kind = _SCHEMA_TYPE_NAMES.get(name.strip().lower()) if isinstance(name, str) else None
     if kind is None:
-        raise ToolError(
+        raise RowProblem(
             "unsupported_type", f"parameter `{where}` has type {orjson.dumps(name).decode()}, which apigen does not understand"
         )
     if kind == "any":
@@ -160,7 +153,7 @@ def _compile_array(schema: dict[str, Any], where: str) -> ArrayType:
 def _compile_object(schema: dict[str, Any], where: str, *, top_level: bool) -> ObjectType:
     properties = schema.get("properties") or {}
     if not isinstance(properties, dict):
-        raise ToolError("invalid_tool_definition", f"parameter `{where or '(top level)'}`: `properties` should be an object")
+        raise RowProblem("invalid_tool_definition", f"parameter `{where or '(top level)'}`: `properties` should be an object")
     required = schema.get("required") or []
     if not isinstance(required, list):
         required = []
@@ -346,7 +339,7 @@ def _compile_xlam_parameters(parameters: dict[str, Any], tool_name: str) -> Obje
     required: set[str] = set()
     for name, spec in parameters.items():
         if not isinstance(spec, dict):
-            raise ToolError(
+            raise RowProblem(
                 "invalid_tool_definition", f"tool `{tool_name}`: parameter `{name}` should be an object with a `type`"
             )
         declared = spec.get("type")
@@ -357,12 +350,12 @@ def _compile_xlam_parameters(parameters: dict[str, Any], tool_name: str) -> Obje
             try:
                 compiled, optional = parse_xlam_type(declared)
             except ValueError as error:
-                raise ToolError(
+                raise RowProblem(
                     "unsupported_type",
                     f"tool `{tool_name}`: parameter `{name}` has type {declared!r}, which apigen does not understand ({error})",
                 ) from None
         else:
-            raise ToolError("unsupported_type", f"tool `{tool_name}`: parameter `{name}` has a type that is not a string")
+            raise RowProblem("unsupported_type", f"tool `{tool_name}`: parameter `{name}` has a type that is not a string")
         enum = spec.get("enum")
         if isinstance(enum, list) and enum:
             compiled.with_constraints(enum=enum)
@@ -399,13 +392,13 @@ def tool_parts(definition: Any, position: int) -> tuple[dict[str, Any], str, Any
     ``parameters_json_schema``; ``position`` (1-based) names the tool in errors.
     """
     if not isinstance(definition, dict):
-        raise ToolError("invalid_tool_definition", f"tool {position} should be an object, got {type(definition).__name__}")
+        raise RowProblem("invalid_tool_definition", f"tool {position} should be an object, got {type(definition).__name__}")
     body = definition
     if isinstance(definition.get("function"), dict):
         body = definition["function"]
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise ToolError("invalid_tool_definition", f"tool {position} has no `name`")
+        raise RowProblem("invalid_tool_definition", f"tool {position} has no `name`")
     parameters = body.get("parameters")
     if parameters is None:
         parameters = body.get("input_schema", body.get("parameters_json_schema"))  # Anthropic, Gemini
@@ -419,18 +412,18 @@ def compile_tool(definition: Any, position: int) -> Tool:
     if parameters is None or parameters == {}:
         return Tool(name, str(description or ""), ObjectType(additional=False), definition, "json_schema")
     if not isinstance(parameters, dict):
-        raise ToolError("invalid_tool_definition", f"tool `{name}`: `parameters` should be an object")
+        raise RowProblem("invalid_tool_definition", f"tool `{name}`: `parameters` should be an object")
     if _is_json_schema_parameters(parameters):
         if parameters.get("type") not in (None, "object", "dict", "Object", "Dict"):
-            raise ToolError(
+            raise RowProblem(
                 "invalid_tool_definition", f"tool `{name}`: `parameters` should have type object, not {parameters.get('type')!r}"
             )
         try:
             compiled = _compile_object(parameters, "", top_level=True)
-        except ToolError as error:
-            raise ToolError(error.problem.code, f"tool `{name}`: {error.problem.message}") from None
+        except RowProblem as error:
+            raise RowProblem(error.problem.code, f"tool `{name}`: {error.problem.message}") from None
         except RecursionError:
-            raise ToolError("invalid_tool_definition", f"tool `{name}`: `parameters` nest too deeply") from None
+            raise RowProblem("invalid_tool_definition", f"tool `{name}`: `parameters` nest too deeply") from None
         return Tool(name, str(description or ""), compiled, definition, "json_schema")
     return Tool(name, str(description or ""), _compile_xlam_parameters(parameters, name), definition, "xlam")
 
@@ -440,9 +433,9 @@ class Catalogue(dict[str, Tool]):
 
 
 def compile_tools(definitions: Any) -> Catalogue:
-    """Compile a row's ``tools`` list. Raises ``ToolError`` for the first unusable tool."""
+    """Compile a row's ``tools`` list. Raises ``RowProblem`` for the first unusable tool."""
     if not isinstance(definitions, list):
-        raise ToolError("invalid_tools", f"`tools` should be a list of tool definitions, got {type(definitions).__name__}")
+        raise RowProblem("invalid_tools", f"`tools` should be a list of tool definitions, got {type(definitions).__name__}")
     catalogue = Catalogue()
     for position, definition in enumerate(definitions, start=1):
         tool = compile_tool(definition, position)
@@ -458,7 +451,7 @@ class CatalogueCache:
     """
 
     def __init__(self, max_entries: int = 2048) -> None:
-        self._entries: dict[bytes, Catalogue | ToolError] = {}
+        self._entries: dict[bytes, Catalogue | RowProblem] = {}
         self._max_entries = max_entries
 
     def get(self, definitions: Any) -> Catalogue:
@@ -470,11 +463,11 @@ class CatalogueCache:
         if found is None:
             try:
                 found = compile_tools(definitions)
-            except ToolError as error:
+            except RowProblem as error:
                 found = error
             if len(self._entries) >= self._max_entries:
                 self._entries.clear()
             self._entries[key] = found
-        if isinstance(found, ToolError):
+        if isinstance(found, RowProblem):
             raise found
         return found

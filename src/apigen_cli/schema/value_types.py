@@ -10,16 +10,11 @@ is accepted for an optional parameter, enums compare by JSON equality.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
-
-class Problem(NamedTuple):
-    """Why a value or a row fails a check: a stable ``code`` and a human ``message``."""
-
-    code: str
-    message: str
+from ..problems import Problem
 
 
 def show_value(value: Any, limit: int = 60) -> str:

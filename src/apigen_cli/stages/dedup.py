@@ -35,8 +35,8 @@ from typing import Any
 import orjson
 
 from ..errors import ConfigError
-from ..rows.records import ANSWERS, QUERY, REJECTED_BY, Row, RowProblem, calls_of, ensure_id, reject
-from ..schema.value_types import Problem
+from ..problems import Problem, RowProblem
+from ..rows.records import ANSWERS, QUERY, REJECTED_BY, Row, calls_of, ensure_id, reject
 
 STAGE = "dedup"
 DUPLICATE_OF = "duplicate_of"

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..execution.executor import Executor, Outcome, Pending
+from ..problems import Problem
 from ..rows.records import ANSWERS, IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, ensure_id, reject
-from ..schema.value_types import Problem, show_value
+from ..schema.value_types import show_value
 
 STAGE = "exec_check"
 KEEP_FIELD = "keep_row_after_execution_check"

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..problems import RowProblem
 from ..rows.jsonl import OutputFile, read_rows
-from ..rows.records import ID, IRRELEVANCE, KIND, QUERY, REJECTED_BY, Row, RowProblem, calls_of, tools_of
+from ..rows.records import ID, IRRELEVANCE, KIND, QUERY, REJECTED_BY, Row, calls_of, tools_of
 from ..rows.runner import Destinations, Wrapper
 from ..schema.dialects import Note, to_json_schema, to_openai, to_xlam
-from ..schema.tools import ToolError
 
 FORMATS = ("xlam", "openai", "sharegpt")
 IRRELEVANCE_REPLY = "None of the available tools fits this request, so I cannot call any of them."
@@ -131,7 +131,7 @@ def _export(
         notes.clear()
         try:
             record = write(row, summary.exported, with_results, notes)
-        except (RowProblem, ToolError) as error:
+        except RowProblem as error:
             summary.unusable[error.problem.code] += 1
             continue
         for note in notes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..problems import Problem, RowProblem
 from ..rows.jsonl import loads
 from ..rows.records import (
     ANSWERS,
@@ -23,14 +24,13 @@ from ..rows.records import (
     REJECTED_BY,
     TOOLS,
     Row,
-    RowProblem,
     decode_json_field,
     ensure_id,
     reject,
     tools_of,
 )
-from ..schema.tools import CatalogueCache, Tool, ToolError
-from ..schema.value_types import Problem, show_value
+from ..schema.tools import CatalogueCache, Tool
+from ..schema.value_types import show_value
 from .extract import MISSING, NOT_FOUND, find_json, pairs_of
 
 STAGE = "format_check"
@@ -67,7 +67,7 @@ def find_problem(row: Row, catalogues: CatalogueCache) -> Problem | None:
         answers = row.get(ANSWERS)
         if type(answers) is str:
             answers = decode_json_field(row, ANSWERS, "unparseable_output")
-    except (RowProblem, ToolError) as error:
+    except RowProblem as error:
         ensure_id(row)
         return error.problem
     row_id = row.get(ID)

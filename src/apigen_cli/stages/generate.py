@@ -21,8 +21,9 @@ import orjson
 from ..errors import ConfigError, InputError
 from ..library.loader import Api, load_library
 from ..llm.chat import ChatRequest, ChatResult, ChatService
+from ..problems import Problem
 from ..rows.records import Row
-from ..schema.value_types import Problem, type_schema
+from ..schema.value_types import type_schema
 from .extract import MISSING, parse_pairs
 from .prompts import PromptSet, load_prompts
 from .sampling import Example, GenerationSettings, RequestPlan, load_examples, plan_requests

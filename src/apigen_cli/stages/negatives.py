@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from hashlib import blake2b
 
 from ..errors import ConfigError
-from ..rows.records import ANSWERS, ID, IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, RowProblem, calls_of, ensure_id, tools_of
-from ..schema.tools import ToolError, tool_parts
+from ..problems import RowProblem
+from ..rows.records import ANSWERS, ID, IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, calls_of, ensure_id, tools_of
+from ..schema.tools import tool_parts
 
 SOURCE_ID = "source_id"
 SUFFIX = "-irrelevant"
@@ -87,7 +88,7 @@ def _negatives(rows: Iterable[Row], rate: float, seed: int, summary: NegativesSu
             continue
         try:
             negative = make_negative(row)
-        except (RowProblem, ToolError):
+        except RowProblem:
             summary.unusable += 1
             yield row
             continue
@@ -102,7 +103,7 @@ def _negatives(rows: Iterable[Row], rate: float, seed: int, summary: NegativesSu
 def make_negative(row: Row) -> Row | None:
     """The irrelevance negative of ``row``, or ``None`` when every tool it offers is called.
 
-    Raises ``RowProblem`` or ``ToolError`` when the row's tools or calls cannot be read.
+    Raises ``RowProblem`` or ``RowProblem`` when the row's tools or calls cannot be read.
     """
     tools = tools_of(row)
     if not isinstance(tools, list):

@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 
 from ..llm.chat import ChatRequest, ChatResult, ChatService, map_optional
+from ..problems import Problem
 from ..rows.records import ANSWERS, QUERY, REJECTED_BY, TOOLS, Row, reject
-from ..schema.value_types import Problem
 from .extract import NOT_FOUND, find_json
 from .prompts import PromptSet
 
