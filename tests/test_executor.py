@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from apigen_cli import Executor, ExecutorOptions, LibraryError
-from apigen_cli.execution.executor import Outcome, worker_environment
+from apigen_cli import Executor, ExecutorOptions, FunctionsError
+from apigen_cli.execution.calls import Outcome
+from apigen_cli.execution.environment import worker_environment
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LIBRARY = FIXTURES / "exec_library.py"
@@ -252,7 +253,7 @@ def test_a_folder_imports_each_public_module(tmp_path: Path) -> None:
 def test_a_library_that_cannot_load_is_one_clear_error(tmp_path: Path, source: str, expected: str) -> None:
     library = tmp_path / "broken_tools.py"
     library.write_text(source)
-    with pytest.raises(LibraryError) as caught:
+    with pytest.raises(FunctionsError) as caught:
         Executor(library, ExecutorOptions(workers=2)).start()
     assert f"`{library}`" in caught.value.message
     assert expected in caught.value.message
@@ -262,16 +263,16 @@ def test_a_library_that_cannot_load_is_one_clear_error(tmp_path: Path, source: s
 def test_the_failing_line_of_the_library_is_named(tmp_path: Path) -> None:
     library = tmp_path / "broken_tools.py"
     library.write_text("def f():\n    return 1\n\nvalue = {}['missing']\n")
-    with pytest.raises(LibraryError, match=r"KeyError: 'missing' \(.*broken_tools.py, line 4\)"):
+    with pytest.raises(FunctionsError, match=r"KeyError: 'missing' \(.*broken_tools.py, line 4\)"):
         Executor(library, ExecutorOptions(workers=1)).start()
 
 
 def test_missing_paths_and_shadowing_files_are_errors(tmp_path: Path) -> None:
-    with pytest.raises(LibraryError, match="does not exist"):
+    with pytest.raises(FunctionsError, match="does not exist"):
         Executor(tmp_path / "nope.py").start()
     shadow = tmp_path / "json.py"
     shadow.write_text("def f():\n    return 1\n")
-    with pytest.raises(LibraryError, match="has the name of the module `json`"):
+    with pytest.raises(FunctionsError, match="has the name of the module `json`"):
         Executor(shadow, ExecutorOptions(workers=1)).start()
 
 
@@ -279,7 +280,7 @@ def test_a_library_that_hangs_at_import_is_an_error(tmp_path: Path) -> None:
     library = tmp_path / "slow_tools.py"
     library.write_text("import time\ntime.sleep(30)\n\ndef f():\n    return 1\n")
     started = time.monotonic()
-    with pytest.raises(LibraryError, match="did not finish within 0.5 s"):
+    with pytest.raises(FunctionsError, match="did not finish within 0.5 s"):
         Executor(library, ExecutorOptions(workers=1, startup_timeout=0.5)).start()
     assert time.monotonic() - started < 5
 

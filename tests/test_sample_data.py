@@ -69,10 +69,10 @@ def test_the_library_is_large_varied_and_described() -> None:
 def test_every_api_has_an_implementation_with_the_same_parameters(
     executor: Executor, functions: dict[str, Callable[..., Any]]
 ) -> None:
-    assert executor.library is not None
+    assert executor.functions_info is not None
     for index, tool in enumerate(APIS, start=1):
         compiled = compile_tool(tool, index)
-        assert compiled.name in executor.library.functions, f"{compiled.name} has no implementation"
+        assert compiled.name in executor.functions_info.functions, f"{compiled.name} has no implementation"
         signature = inspect.signature(functions[compiled.name])
         assert set(signature.parameters) == set(compiled.parameters.properties), compiled.name
         required = {name for name, parameter in signature.parameters.items() if parameter.default is parameter.empty}

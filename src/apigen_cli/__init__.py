@@ -9,8 +9,9 @@ The stages are plain Python generators over rows (dicts), importable without the
 from __future__ import annotations
 
 from .config import LLMSettings
-from .errors import ApigenError, ConfigError, EndpointError, InputError, LibraryError
-from .execution.executor import Executor, ExecutorOptions, HttpOptions, Outcome
+from .errors import ApigenError, ConfigError, EndpointError, FunctionsError, InputError, LibraryError
+from .execution.calls import ExecutorOptions, HttpOptions, Outcome
+from .execution.executor import Executor
 from .llm.chat import ChatRequest, ChatResult, ChatService
 from .llm.service import open_chat_service
 from .pipeline import PipelineParts, run_pipeline
@@ -38,6 +39,7 @@ __all__ = [
     "ExecPolicy",
     "Executor",
     "ExecutorOptions",
+    "FunctionsError",
     "GenerationSettings",
     "HttpOptions",
     "InputError",

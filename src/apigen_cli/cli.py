@@ -25,7 +25,8 @@ from .checkpoint import fingerprint
 from .config import LLMSettings, Resolved, describe, resolve
 from .console import Messages, StageBars
 from .errors import ApigenError, ConfigError
-from .execution.executor import Executor, ExecutorOptions, HttpOptions
+from .execution.calls import ExecutorOptions, HttpOptions
+from .execution.executor import Executor
 from .llm.chat import ChatService
 from .llm.service import open_chat_service, usage_lines
 from .pipeline import STAGE_NAMES, PipelineParts, RunTarget, run_job

@@ -32,5 +32,9 @@ class EndpointError(ApigenError):
     """An LLM or REST endpoint is plainly unusable (unreachable, refused, unknown model)."""
 
 
-class LibraryError(ApigenError):
-    """A user's function library cannot be loaded."""
+class FunctionsError(ApigenError):
+    """The user's Python functions (``--functions``) cannot be loaded."""
+
+
+#: The name this error had before "library" came to mean only the API library; kept for callers.
+LibraryError = FunctionsError

@@ -43,7 +43,7 @@ from ..errors import ConfigError
 from ..problems import Problem
 from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds
 from ..version import __version__
-from .executor import HttpOptions, Outcome, Pending
+from .calls import HttpOptions, Outcome, Pending
 from .worker import shorten
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")

@@ -249,7 +249,7 @@ class LoadError(Exception):
         self.where = where
 
 
-class Library:
+class Functions:
     """The functions a library defines, under every name a call may use.
 
     A function is eligible when it is public (no leading ``_``), callable, not a
@@ -287,7 +287,7 @@ class Library:
                 self.refused.setdefault(name, f"`{name}` {reason}")
             self.refused.setdefault(attribute, f"`{attribute}` in `{relative or module.__name__}` {reason}")
 
-    def finish(self) -> Library:
+    def finish(self) -> Functions:
         """Name functions by their bare names, and let a package re-export its own functions."""
         eligible = {id(function) for function in self.functions.values()}
         for names, _attribute, value in self._imported:
@@ -369,9 +369,9 @@ class _Binding:
         return None
 
 
-def load_library(spec: str) -> tuple[Library, str]:
-    """Import the library named by ``spec``: a ``.py`` file, a folder of them, or a module name."""
-    library = Library()
+def load_functions(spec: str) -> tuple[Functions, str]:
+    """Import the functions named by ``spec``: a ``.py`` file, a folder of them, or a module name."""
+    library = Functions()
     path = Path(spec)
     if path.is_file():
         if path.suffix != ".py":
@@ -450,7 +450,7 @@ def _import_module(name: str, shown: str) -> ModuleType:
         raise _load_error(error, shown) from None
 
 
-def _add_package(library: Library, root: ModuleType) -> None:
+def _add_package(library: Functions, root: ModuleType) -> None:
     library.add_module("", root)
     for info in pkgutil.walk_packages(getattr(root, "__path__", []), prefix=root.__name__ + "."):
         relative = info.name[len(root.__name__) + 1 :]
@@ -491,15 +491,15 @@ def _type_name(error: BaseException) -> str:
 class Runner:
     """Runs one call at a time and turns what happened into a protocol frame."""
 
-    def __init__(self, library: Library, max_result_chars: int, memory_limited: bool) -> None:
-        self.library = library
+    def __init__(self, library: Functions, max_result_chars: int, memory_limited: bool) -> None:
+        self.functions_info = library
         self.max_chars = max_result_chars
         self.memory_limited = memory_limited
 
     def run(self, call_id: Any, name: Any, arguments: Any) -> list[Any]:
         started = time.perf_counter()
         try:
-            binding = self.library.binding(name)
+            binding = self.functions_info.binding(name)
         except (KeyError, TypeError):
             return _failure(call_id, "no_implementation", "NoImplementation", f"`{name}` is not in the library")
         if not isinstance(arguments, dict):
@@ -651,7 +651,7 @@ def main() -> int:
     _no_core_dumps()
     memory_limited = _limit_memory(setup.get("memory_mb"))
     try:
-        library, _shown = load_library(str(setup["functions"]))
+        library, _shown = load_functions(str(setup["functions"]))
     except LoadError as error:
         return _refuse(replies, error.kind, error.message, error.where)
     except BaseException as error:  # anything the import machinery itself raised

@@ -20,7 +20,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..execution.executor import Executor, Outcome, Pending
+from ..execution.calls import Outcome, Pending
+from ..execution.executor import Executor
 from ..problems import Problem
 from ..rows.records import ANSWERS, IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, ensure_id, reject
 from ..schema.value_types import show_value

@@ -1,0 +1,74 @@
+"""What a call is and how it ended, and the options of the two ways calls run.
+
+Kept apart from ``executor`` so that the REST caller, the worker pool and the
+stages can all speak of outcomes without importing one another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+    from tenacity import RetryCallState
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one call: ``result`` when ``ok``, else a stable ``code`` with the error's type and message."""
+
+    ok: bool
+    result: Any = None
+    code: str = ""
+    error_type: str = ""
+    message: str = ""
+    truncated: bool = False
+
+    @classmethod
+    def failure(cls, code: str, error_type: str, message: str) -> Outcome:
+        return cls(False, None, code, error_type, message)
+
+
+class Pending:
+    """A call handed to the executor; ``outcome`` is set when it has ended."""
+
+    __slots__ = ("call_id", "name", "arguments", "outcome")
+
+    def __init__(self, call_id: int, name: str, arguments: Any) -> None:
+        self.call_id = call_id
+        self.name = name
+        self.arguments = arguments
+        self.outcome: Outcome | None = None
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """How Python functions run. ``workers=None`` means one per CPU; ``memory_mb=0`` means no limit."""
+
+    workers: int | None = None
+    timeout: float = 10.0
+    memory_mb: int = 2048
+    max_result_chars: int = 4000
+    pass_env: tuple[str, ...] = ()
+    startup_timeout: float = 60.0
+    on_output: Callable[[str], None] | None = None  # receives what functions print, line by line
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How REST calls are made: per-attempt ``timeout``, calls in flight, retries after the first attempt.
+
+    ``Retry-After`` is honoured up to ``retry_after_cap`` seconds; ``total_seconds`` caps
+    one call with all its retries. ``wait`` replaces the backoff between retries (tests
+    pass ``tenacity.wait_none()``), ``transport`` the network (``httpx.MockTransport``).
+    """
+
+    timeout: float = 10.0
+    concurrency: int = 8
+    retries: int = 2
+    retry_after_cap: float = 30.0
+    total_seconds: float = 120.0
+    wait: Callable[[RetryCallState], float] | None = None
+    transport: httpx.BaseTransport | None = None
