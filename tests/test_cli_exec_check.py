@@ -101,7 +101,7 @@ def test_conflicting_destinations_are_refused_before_workers_start(runner: CliRu
 def test_a_bad_policy_value_is_a_usage_error(runner: CliRunner, rows_file: Path) -> None:
     result = invoke(runner, "exec-check", str(rows_file), "--functions", LIBRARY, "--empty-result", "maybe")
     assert result.exit_code == 2
-    assert "'maybe' is neither `pass` nor `fail`" in result.stderr
+    assert 'error: `--empty-result` is "maybe", not one of: pass, fail' in result.stderr
 
 
 def test_policy_flags_reach_the_stage(runner: CliRunner, tmp_path: Path) -> None:
@@ -132,7 +132,7 @@ def test_timeout_and_result_size_flags(runner: CliRunner, tmp_path: Path) -> Non
         str(rows),
         "--functions",
         LIBRARY,
-        "--timeout",
+        "--exec-timeout",
         "0.5",
         "--max-result-chars",
         "100",
@@ -221,7 +221,7 @@ def test_exec_check_is_documented(runner: CliRunner) -> None:
     for flag in (
         "--functions",
         "--workers",
-        "--timeout",
+        "--exec-timeout",
         "--memory-mb",
         "--max-result-chars",
         "--empty-result",
@@ -253,7 +253,7 @@ def test_a_real_pipe_from_format_check_keeps_stdout_pure_jsonl(tmp_path: Path) -
     ]
     source = write_jsonl(tmp_path / "rows.jsonl", rows)
     rejects = tmp_path / "rejected.jsonl"
-    exec_check = _apigen("exec-check", "--functions", LIBRARY, "--timeout", "1", "--rejects", str(rejects))
+    exec_check = _apigen("exec-check", "--functions", LIBRARY, "--exec-timeout", "1", "--rejects", str(rejects))
     pipe = f"{_apigen('format-check', str(source))} | {exec_check}"
     done = subprocess.run(pipe, shell=True, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -304,7 +304,7 @@ def test_ctrl_c_stops_the_run_and_its_workers(tmp_path: Path) -> None:
     import time
 
     rows = write_jsonl(tmp_path / "rows.jsonl", [call_row(str(n), "loop_forever") for n in range(3)])
-    command = [sys.executable, "-m", "apigen_cli", "exec-check", str(rows), "--functions", LIBRARY, "--timeout", "60"]
+    command = [sys.executable, "-m", "apigen_cli", "exec-check", str(rows), "--functions", LIBRARY, "--exec-timeout", "60"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20

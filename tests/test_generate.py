@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from apigen_cli import format_check
+from apigen_cli.config import parse_range, parse_styles
 from apigen_cli.errors import ConfigError, InputError
 from apigen_cli.library.loader import Api, load_library
 from apigen_cli.problems import Problem
 from apigen_cli.stages.generate import build_request, generate, response_schema
 from apigen_cli.stages.prompts import load_prompts
-from apigen_cli.stages.sampling import GenerationSettings, examples_from_rows, parse_range, parse_styles, plan_requests
+from apigen_cli.stages.sampling import GenerationSettings, examples_from_rows, plan_requests
 
 from .conftest import write_jsonl
 from .fakes import CannedChat

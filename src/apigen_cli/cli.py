@@ -11,7 +11,6 @@ import functools
 import inspect
 import json
 import os
-import random
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -21,26 +20,23 @@ from typing import Annotated, Any, Optional, TypeVar, get_type_hints
 import orjson
 import typer
 
-from .checkpoint import fingerprint
-from .config import LLMSettings, Resolved, describe, resolve
+from .config import GROUPS, SETTINGS, LLMSettings, Resolved, describe, resolve, settings_of, show_setting_value
 from .console import Messages, StageBars
 from .errors import ApigenError, ConfigError
-from .execution.calls import ExecutorOptions, HttpOptions
 from .execution.executor import Executor
 from .llm.chat import ChatService
 from .llm.service import open_chat_service, usage_lines
-from .pipeline import STAGE_NAMES, PipelineParts, RunTarget, run_job
+from .pipeline import RunTarget, open_run
 from .report import report_from_files
 from .rows.routing import StageSummary
 from .rows.runner import Destinations, Stage, run_stage, write_rows
+from .run_settings import chosen_seed, execution_settings_from, generation_settings_from, judge_settings_from, run_settings_from
 from .stages.exec_check import ExecPolicy
 from .stages.exec_check import exec_check as exec_check_rows
 from .stages.format_check import format_check as format_check_rows
 from .stages.generate import Generation, prepare_generation
 from .stages.generate import generate as generate_rows
 from .stages.prompts import load_prompts
-from .stages.sampling import GenerationSettings, parse_range, parse_styles
-from .stages.semantic_check import JudgeSettings
 from .stages.semantic_check import semantic_check as semantic_check_rows
 from .version import __version__
 
@@ -127,6 +123,68 @@ STAGE_IO_GROUP: OptionGroup = {
 def _destinations(params: Mapping[str, Any]) -> Destinations:
     """Where a stage command reads and writes, from its STAGE_IO_GROUP options."""
     return Destinations(params["input"], params["output"], params["rejects"], params["keep_rejected"], params["skip_bad_lines"])
+
+
+# --- settings: every option below is derived from its declaration in config.SETTINGS -----
+# A flag wins over its APIGEN_* variable, which wins over apigen.toml / [tool.apigen],
+# the user config file and the default. Typer hands the flag's text over as it was
+# typed, so a bad value gets the same message whichever of these it came from.
+
+_PANELS = {"llm": "LLM endpoint and requests", "generation": "Generation", "execution": "Execution", "judge": "Judge"}
+
+
+def setting_options(*groups: str) -> OptionGroup:
+    """The options of the settings in ``groups``, parameter named as the setting."""
+    options: dict[str, tuple[Any, Any]] = {}
+    for setting in settings_of(*groups):
+        declarations = [setting.flag, *setting.aliases]
+        kind: Any = Optional[str]
+        if setting.kind in ("list", "options"):
+            kind = Optional[list[str]]
+        elif setting.kind == "bool":
+            kind = Optional[bool]
+            declarations[0] = f"{setting.flag}/--no-{setting.flag[2:]}"
+        default = show_setting_value(setting, setting.default)
+        shown = f"default: {_show_setting(default)}; " if default not in (None, (), [], {}) else ""
+        option = typer.Option(
+            *declarations,
+            metavar=setting.metavar,
+            rich_help_panel=_PANELS[setting.group],
+            show_default=False,
+            help=f"{setting.help} [{shown}env: {setting.env}]",
+        )
+        options[setting.name] = (Annotated[kind, option], None)
+    return options
+
+
+def _show_setting(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value) or "-"
+    if isinstance(value, (dict, bool)):
+        return json.dumps(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def resolved_settings(ctx: typer.Context) -> Resolved:
+    """Every setting with its source, the command's own flags (those typed on the command line) on top."""
+    flags = {}
+    for name in SETTINGS:
+        if name not in ctx.params:
+            continue
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name != "COMMANDLINE":
+            continue
+        flags[name] = ctx.params[name]
+    return resolve(flags)
+
+
+def llm_settings(ctx: typer.Context) -> LLMSettings:
+    """The LLMSettings for a command that declares the LLM options; raises ConfigError."""
+    return resolved_settings(ctx).llm_settings()
 
 
 def _version(value: bool) -> None:
@@ -394,134 +452,20 @@ def negatives(
 # `apigen --help` and the other commands never load httpx or the worker pool.
 
 
-def _pass_or_fail(value: str) -> str:
-    if value not in ("pass", "fail"):
-        raise typer.BadParameter(f"{value!r} is neither `pass` nor `fail`")
-    return value
+def _function_output(messages: Messages) -> Callable[[str], None] | None:
+    """With `--verbose`, what the user's functions print is shown on stderr."""
+    return (lambda line: messages.info(f"function output: {line}")) if messages.verbose else None
 
 
-def _exec_group(timeout_flag: str) -> OptionGroup:
-    """The execution options; ``run`` names the call timeout `--exec-timeout`, as `--timeout` is the LLM's there."""
-    return {
-        "functions": (
-            Annotated[
-                Optional[str],
-                typer.Option(
-                    "--functions",
-                    metavar="PATH",
-                    help="Python library of the tools: a .py file, a folder of .py files, or an importable module. "
-                    "May be omitted when every tool has an `http` binding.",
-                ),
-            ],
-            None,
-        ),
-        "workers": (
-            Annotated[
-                Optional[int],
-                typer.Option(
-                    "--workers", min=1, metavar="N", help="Worker processes for Python functions.  [default: CPU count]"
-                ),
-            ],
-            None,
-        ),
-        "call_timeout": (
-            Annotated[
-                float,
-                typer.Option(
-                    timeout_flag, min=0.001, metavar="SECONDS", help="Time limit of one Python call; past it, the row fails."
-                ),
-            ],
-            10.0,
-        ),
-        "memory_mb": (
-            Annotated[
-                int,
-                typer.Option("--memory-mb", min=0, metavar="MB", help="Address-space limit of each worker process; 0 for none."),
-            ],
-            2048,
-        ),
-        "max_result_chars": (
-            Annotated[
-                int,
-                typer.Option("--max-result-chars", min=1, metavar="N", help="Cut each recorded result to about N characters."),
-            ],
-            4000,
-        ),
-        "empty_result": (
-            Annotated[
-                str,
-                typer.Option(
-                    "--empty-result",
-                    metavar="pass|fail",
-                    callback=_pass_or_fail,
-                    help='Whether a result of null, [], {} or "" passes.',
-                ),
-            ],
-            "pass",
-        ),
-        "error_result": (
-            Annotated[
-                str,
-                typer.Option(
-                    "--error-result",
-                    metavar="pass|fail",
-                    callback=_pass_or_fail,
-                    help='Whether a result that is an error payload ({"error": ...}, "Error: ...") passes.',
-                ),
-            ],
-            "fail",
-        ),
-        "pass_env": (
-            Annotated[
-                Optional[list[str]],
-                typer.Option(
-                    "--pass-env",
-                    metavar="NAME",
-                    help="Pass this environment variable (a glob such as `AWS_*` works) to the workers although its name looks "
-                    "secret (*KEY*, *TOKEN*, *SECRET*, *PASSWORD*, APIGEN_*, OPENAI_*). Repeatable.",
-                ),
-            ],
-            None,
-        ),
-        "http_timeout": (
-            Annotated[
-                float, typer.Option("--http-timeout", min=0.001, metavar="SECONDS", help="Time limit of one HTTP attempt.")
-            ],
-            10.0,
-        ),
-        "http_concurrency": (
-            Annotated[int, typer.Option("--http-concurrency", min=1, metavar="N", help="HTTP calls in flight at once.")],
-            8,
-        ),
-        "http_retries": (
-            Annotated[
-                int,
-                typer.Option(
-                    "--http-retries", min=0, metavar="N", help="Retries of an HTTP call on a transport error, 408, 429 or 5xx."
-                ),
-            ],
-            2,
-        ),
-    }
-
-
-def _executor(params: Mapping[str, Any], messages: Messages) -> tuple[Executor, ExecPolicy]:
-    """The executor and policy the exec options ask for (not started)."""
-    options = ExecutorOptions(
-        workers=params["workers"],
-        timeout=params["call_timeout"],
-        memory_mb=params["memory_mb"],
-        max_result_chars=params["max_result_chars"],
-        pass_env=tuple(params["pass_env"] or ()),
-        on_output=(lambda line: messages.info(f"function output: {line}")) if messages.verbose else None,
-    )
-    http = HttpOptions(timeout=params["http_timeout"], concurrency=params["http_concurrency"], retries=params["http_retries"])
-    policy = ExecPolicy(fail_on_empty=params["empty_result"] == "fail", fail_on_error_result=params["error_result"] == "fail")
-    return Executor(params["functions"], options, http), policy
+def _executor(ctx: typer.Context, messages: Messages) -> tuple[Executor, ExecPolicy]:
+    """The executor and policy the execution settings ask for (not started)."""
+    execution = execution_settings_from(resolved_settings(ctx).values)
+    options = replace(execution.options, on_output=_function_output(messages))
+    return Executor(execution.functions, options, execution.http), execution.policy
 
 
 @app.command("exec-check")
-@_with_options(STAGE_IO_GROUP, _exec_group("--timeout"))
+@_with_options(STAGE_IO_GROUP, setting_options("execution"))
 def exec_check(ctx: typer.Context) -> None:
     """Execute every call of each row; keep the rows whose calls all succeed.
 
@@ -534,13 +478,13 @@ def exec_check(ctx: typer.Context) -> None:
 
         apigen exec-check checked.jsonl --functions sample_data/functions -o executed.jsonl --rejects failed.jsonl
 
-        apigen format-check rows.jsonl | apigen exec-check --functions my_tools.py --timeout 5 > executed.jsonl
+        apigen format-check rows.jsonl | apigen exec-check --functions my_tools.py --exec-timeout 5 > executed.jsonl
 
         ITEMS_KEY=... apigen exec-check rest_rows.jsonl --http-concurrency 16 --strict
     """
 
     def setup(messages: Messages, resources: ExitStack) -> _StageRun:
-        executor, policy = _executor(ctx.params, messages)
+        executor, policy = _executor(ctx, messages)
         resources.callback(executor.close)
         executor.start()
         return _StageRun(lambda rows: exec_check_rows(rows, executor, policy))
@@ -548,206 +492,12 @@ def exec_check(ctx: typer.Context) -> None:
     _run_stage_command("exec-check", ctx.params, setup)
 
 
-# --- LLM options, shared by the stages that ask a model (generate, semantic-check) -----
-# A command takes `ctx: typer.Context` and these options under these parameter names,
-# then calls `llm_settings(ctx)`: flags win over APIGEN_* variables, which win over
-# apigen.toml / [tool.apigen], the user config file and the defaults (see config.py).
-_LLM_PANEL = "LLM endpoint and requests"
-
-BaseUrlOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--base-url",
-        envvar="APIGEN_BASE_URL",
-        metavar="URL",
-        rich_help_panel=_LLM_PANEL,
-        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.",
-    ),
-]
-ModelOpt = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--model",
-        "-m",
-        envvar="APIGEN_MODEL",
-        metavar="NAME",
-        rich_help_panel=_LLM_PANEL,
-        help="Model to ask; repeat for several. `offline` is the built-in backend (demos, tests).",
-    ),
-]
-ApiKeyEnvOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--api-key-env",
-        envvar="APIGEN_API_KEY_ENV",
-        metavar="VAR",
-        rich_help_panel=_LLM_PANEL,
-        help="Environment variable holding the API key (default: APIGEN_API_KEY, else OPENAI_API_KEY).",
-    ),
-]
-TemperatureOpt = Annotated[
-    Optional[float],
-    typer.Option("--temperature", envvar="APIGEN_TEMPERATURE", rich_help_panel=_LLM_PANEL, help="Sampling temperature."),
-]
-MaxTokensOpt = Annotated[
-    Optional[int],
-    typer.Option("--max-tokens", envvar="APIGEN_MAX_TOKENS", rich_help_panel=_LLM_PANEL, help="Most tokens per reply."),
-]
-TopPOpt = Annotated[
-    Optional[float], typer.Option("--top-p", envvar="APIGEN_TOP_P", rich_help_panel=_LLM_PANEL, help="Nucleus sampling mass.")
-]
-SeedOpt = Annotated[
-    Optional[int],
-    typer.Option(
-        "--seed", envvar="APIGEN_SEED", rich_help_panel=_LLM_PANEL, help="Seed sent to the provider; makes `offline` repeatable."
-    ),
-]
-LLMOptionOpt = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--option",
-        "-O",
-        metavar="KEY=VALUE",
-        rich_help_panel=_LLM_PANEL,
-        help="Any other provider parameter, VALUE read as JSON when it parses (`-O frequency_penalty=0.5`). Repeatable.",
-    ),
-]
-ConcurrencyOpt = Annotated[
-    Optional[int],
-    typer.Option(
-        "--concurrency", envvar="APIGEN_CONCURRENCY", rich_help_panel=_LLM_PANEL, help="Requests in flight at most [default: 16]."
-    ),
-]
-RpmOpt = Annotated[
-    Optional[int], typer.Option("--rpm", envvar="APIGEN_RPM", rich_help_panel=_LLM_PANEL, help="Requests per minute at most.")
-]
-TpmOpt = Annotated[
-    Optional[int], typer.Option("--tpm", envvar="APIGEN_TPM", rich_help_panel=_LLM_PANEL, help="Tokens per minute at most.")
-]
-MaxAttemptsOpt = Annotated[
-    Optional[int],
-    typer.Option(
-        "--max-attempts",
-        envvar="APIGEN_MAX_ATTEMPTS",
-        rich_help_panel=_LLM_PANEL,
-        help="Attempts per request, the first included [default: 6].",
-    ),
-]
-MaxRetrySecondsOpt = Annotated[
-    Optional[float],
-    typer.Option(
-        "--max-retry-seconds",
-        envvar="APIGEN_MAX_RETRY_SECONDS",
-        rich_help_panel=_LLM_PANEL,
-        help="Most seconds spent retrying one request [default: 120].",
-    ),
-]
-TimeoutOpt = Annotated[
-    Optional[float],
-    typer.Option(
-        "--timeout",
-        envvar="APIGEN_TIMEOUT",
-        rich_help_panel=_LLM_PANEL,
-        help="Seconds to wait for a reply, per attempt [default: 120].",
-    ),
-]
-JsonModeOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--json-mode",
-        envvar="APIGEN_JSON_MODE",
-        metavar="schema|object|off",
-        rich_help_panel=_LLM_PANEL,
-        help="Structured output: a JSON Schema, any JSON object, or nothing [default: schema].",
-    ),
-]
-CacheOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--cache",
-        envvar="APIGEN_CACHE",
-        metavar="DIR",
-        rich_help_panel=_LLM_PANEL,
-        help="Keep successful replies in DIR (SQLite) and reuse them: a rerun sends no request twice.",
-    ),
-]
-LogLLMOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--log-llm",
-        envvar="APIGEN_LOG_LLM",
-        metavar="FILE",
-        rich_help_panel=_LLM_PANEL,
-        help="Append every exchange (row key, model, messages, reply, latency, tokens, attempts) to FILE as JSONL.",
-    ),
-]
-
-LLM_GROUP: OptionGroup = {
-    "base_url": (BaseUrlOpt, None),
-    "model": (ModelOpt, None),
-    "api_key_env": (ApiKeyEnvOpt, None),
-    "temperature": (TemperatureOpt, None),
-    "max_tokens": (MaxTokensOpt, None),
-    "top_p": (TopPOpt, None),
-    "seed": (SeedOpt, None),
-    "option": (LLMOptionOpt, None),
-    "concurrency": (ConcurrencyOpt, None),
-    "rpm": (RpmOpt, None),
-    "tpm": (TpmOpt, None),
-    "max_attempts": (MaxAttemptsOpt, None),
-    "max_retry_seconds": (MaxRetrySecondsOpt, None),
-    "timeout": (TimeoutOpt, None),
-    "json_mode": (JsonModeOpt, None),
-    "cache": (CacheOpt, None),
-    "log_llm": (LogLLMOpt, None),
-}
-
-# Parameter name of each option -> the setting it feeds.
-LLM_OPTIONS = {
-    "base_url": "base_url",
-    "model": "model",
-    "api_key_env": "api_key_env",
-    "temperature": "temperature",
-    "max_tokens": "max_tokens",
-    "top_p": "top_p",
-    "seed": "seed",
-    "option": "options",
-    "concurrency": "concurrency",
-    "rpm": "rpm",
-    "tpm": "tpm",
-    "max_attempts": "max_attempts",
-    "max_retry_seconds": "max_retry_seconds",
-    "timeout": "timeout",
-    "json_mode": "json_mode",
-    "cache": "cache",
-    "log_llm": "log_llm",
-}
-
-
-def llm_config(ctx: typer.Context) -> Resolved:
-    """Every setting with its source, from the command's LLM options (those typed on the command line)."""
-    flags = {}
-    for name, setting in LLM_OPTIONS.items():
-        if name not in ctx.params:
-            continue
-        source = ctx.get_parameter_source(name)
-        if source is not None and source.name != "COMMANDLINE":
-            continue  # environment variables and defaults are read, and named, by config.py
-        flags[setting] = ctx.params[name]
-    return resolve(flags)
-
-
-def llm_settings(ctx: typer.Context) -> LLMSettings:
-    """The LLMSettings for a command that declares the LLM options above; raises ConfigError."""
-    return llm_config(ctx).llm_settings()
-
-
 config_app = typer.Typer(name="config", help="Show apigen's settings and where each comes from.", no_args_is_help=True)
 app.add_typer(config_app)
 
 
 @config_app.command("show")
-@_with_options(LLM_GROUP)
+@_with_options(setting_options(*GROUPS))
 def config_show(
     ctx: typer.Context,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per setting: name, value, source.")] = False,
@@ -757,8 +507,8 @@ def config_show(
 
     Sources, highest first: a flag, an APIGEN_* variable, ./apigen.toml (or
     [tool.apigen] in ./pyproject.toml), the user file
-    $XDG_CONFIG_HOME/apigen/config.toml, the default. The LLM flags are accepted
-    too, to see what a command given them would use.
+    $XDG_CONFIG_HOME/apigen/config.toml, the default. Every setting's flag is
+    accepted too, to see what a command given it would use.
 
     Examples:
 
@@ -770,7 +520,7 @@ def config_show(
     """
     messages = Messages(verbose=verbose)
     with _errors_to_exit_codes(messages):
-        entries = describe(llm_config(ctx))
+        entries = describe(resolved_settings(ctx))
     if json_lines:
         sys.stdout.buffer.write(b"".join(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE) for entry in entries))
         sys.stdout.flush()
@@ -782,16 +532,6 @@ def config_show(
         typer.echo(f"{name:<{name_width}}  {value:<{value_width}}  {source}")
 
 
-def _show_setting(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(item) for item in value) or "-"
-    if isinstance(value, (dict, bool)):
-        return json.dumps(value)
-    return str(value)
-
-
 # --- the LLM stages and the whole pipeline --------------------------------------------
 
 ApisArg = Annotated[
@@ -800,127 +540,13 @@ ApisArg = Annotated[
         metavar="APIS", help="The API library: JSONL (or a JSON array) of tool definitions, each with an optional `category`."
     ),
 ]
-JudgeModelOpt = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--judge-model",
-        "-J",
-        envvar="APIGEN_JUDGE_MODEL",
-        metavar="NAME",
-        help="The judge; repeat for a committee that decides by majority. `offline` is the built-in rule judge.",
-    ),
-]
-GENERATION_GROUP: OptionGroup = {
-    "count": (
-        Annotated[
-            int, typer.Option("--count", "-n", min=1, help="Rows wanted (requests = count / pairs per prompt, rounded up).")
-        ],
-        100,
-    ),
-    "pairs_per_prompt": (
-        Annotated[
-            int, typer.Option("--pairs-per-prompt", min=1, metavar="K", help="Query/answer pairs the model writes per request.")
-        ],
-        3,
-    ),
-    "styles": (
-        Annotated[str, typer.Option("--styles", metavar="STYLE=WEIGHT,...", help="Query styles and their weights.")],
-        "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2",
-    ),
-    "apis_per_prompt": (
-        Annotated[
-            str,
-            typer.Option(
-                "--apis-per-prompt",
-                metavar="MIN-MAX",
-                help="APIs of one category offered in a multiple or parallel-multiple request.",
-            ),
-        ],
-        "2-4",
-    ),
-    "examples": (
-        Annotated[
-            Optional[str],
-            typer.Option("--examples", metavar="FILE", help="Seed rows (xlam or apigen rows) for the few-shot examples."),
-        ],
-        None,
-    ),
-    "examples_per_prompt": (
-        Annotated[
-            str,
-            typer.Option(
-                "--examples-per-prompt", metavar="MIN-MAX", help="Few-shot examples per request, same style and category first."
-            ),
-        ],
-        "1-3",
-    ),
-    "prompts": (
-        Annotated[
-            Optional[str],
-            typer.Option(
-                "--prompts",
-                metavar="DIR",
-                help="A folder of prompt templates replacing the built-in ones (see prompts/README.md).",
-            ),
-        ],
-        None,
-    ),
-}
-JUDGE_GROUP: OptionGroup = {
-    "judge_model": (JudgeModelOpt, None),
-    "include_failed": (
-        Annotated[bool, typer.Option("--include-failed", help="Judge rows that failed execution too (they stay rejected).")],
-        False,
-    ),
-    "judge_result_chars": (
-        Annotated[
-            int,
-            typer.Option(
-                "--judge-result-chars", min=1, metavar="N", help="Cut each execution result shown to the judge to N characters."
-            ),
-        ],
-        2000,
-    ),
-    "max_reasks": (
-        Annotated[
-            int,
-            typer.Option(
-                "--max-reasks", min=0, metavar="N", help="Times an unreadable verdict is asked again before the row is rejected."
-            ),
-        ],
-        2,
-    ),
-}
 
 
-def _generation(params: Mapping[str, Any], apis: str, llm: LLMSettings) -> Generation:
-    """The generation job the options describe; the seed is --seed, else a fresh random one."""
-    seed = llm.seed if llm.seed is not None else random.SystemRandom().randrange(1, 2**31)
-    settings = GenerationSettings(
-        count=params["count"],
-        pairs_per_prompt=params["pairs_per_prompt"],
-        styles=tuple(parse_styles(params["styles"]).items()),
-        apis_per_prompt=parse_range(params["apis_per_prompt"], "--apis-per-prompt", minimum=1),
-        examples_per_prompt=parse_range(params["examples_per_prompt"], "--examples-per-prompt"),
-        models=llm.models,
-        seed=seed,
-    )
-    return prepare_generation(apis, settings, examples_path=params["examples"], prompts_dir=params["prompts"])
-
-
-def _judge_settings(params: Mapping[str, Any], llm: LLMSettings) -> JudgeSettings:
-    judges = tuple(params["judge_model"] or ())
-    if not judges:
-        raise ConfigError(
-            "no judge model is given", hint="pass `--judge-model NAME` (repeat it for a committee), or `--judge-model offline`"
-        )
-    return JudgeSettings(
-        judges=judges,
-        include_failed=params["include_failed"],
-        max_result_chars=params["judge_result_chars"],
-        with_schema=llm.json_mode == "schema",
-        max_reasks=params["max_reasks"],
-    )
+def _generation(ctx: typer.Context, apis: str, resolved: Resolved, llm: LLMSettings) -> Generation:
+    """The generation job the settings describe; the seed is --seed, else a fresh random one."""
+    values = resolved.values
+    settings = replace(generation_settings_from(values, llm), seed=chosen_seed(llm.seed))
+    return prepare_generation(apis, settings, examples_path=values["examples"], prompts_dir=values["prompts"])
 
 
 def _say_usage(messages: Messages, chat: ChatService) -> None:
@@ -929,7 +555,7 @@ def _say_usage(messages: Messages, chat: ChatService) -> None:
 
 
 @app.command("generate")
-@_with_options(GENERATION_GROUP, LLM_GROUP)
+@_with_options(setting_options("generation", "llm"))
 def generate(
     ctx: typer.Context,
     apis: ApisArg,
@@ -957,8 +583,9 @@ def generate(
     messages = Messages(quiet=quiet, verbose=verbose)
     where = Destinations(apis, output, rejects)
     with _errors_to_exit_codes(messages), ExitStack() as stack:
-        llm = llm_settings(ctx)
-        job = _generation(ctx.params, apis, llm)
+        resolved = resolved_settings(ctx)
+        llm = resolved.llm_settings()
+        job = _generation(ctx, apis, resolved, llm)
         if job.examples_left_out:
             messages.warning(f"{job.examples_left_out} rows of `--examples` fail the format check and are not used")
         chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
@@ -971,7 +598,7 @@ def generate(
 
 
 @app.command("semantic-check")
-@_with_options(STAGE_IO_GROUP, JUDGE_GROUP, LLM_GROUP)
+@_with_options(STAGE_IO_GROUP, setting_options("judge", "llm"))
 def semantic_check(ctx: typer.Context) -> None:
     """Ask an LLM judge whether each row's calls and results answer its query (stage 4).
 
@@ -989,8 +616,18 @@ def semantic_check(ctx: typer.Context) -> None:
     """
 
     def setup(messages: Messages, resources: ExitStack) -> _StageRun:
-        llm = llm_settings(ctx)
-        judge = _judge_settings(ctx.params, llm)
+        if ctx.params.get("model") and ctx.get_parameter_source("model").name == "COMMANDLINE":  # type: ignore[union-attr]
+            raise ConfigError(
+                "`--model` does not name the judge in semantic-check", hint="pass `--judge-model NAME` (`-J NAME`) instead"
+            )
+        resolved = resolved_settings(ctx)
+        llm = resolved.llm_settings()
+        judge = judge_settings_from(resolved.values, llm)
+        if not judge.judges:
+            raise ConfigError(
+                "no judge model is given",
+                hint="pass `--judge-model NAME` (repeat it for a committee), or `--judge-model offline`",
+            )
         prompts = load_prompts(None)
         chat = resources.enter_context(open_chat_service(replace(llm, models=judge.judges), on_warning=messages.warning))
         return _StageRun(
@@ -1002,30 +639,8 @@ def semantic_check(ctx: typer.Context) -> None:
     _run_stage_command("semantic-check", ctx.params, setup)
 
 
-@contextmanager
-def _open_report(path: str) -> Iterator[Any]:
-    """Open `--report` before the run, so a bad path fails at once, not after hours of work."""
-    try:
-        folder = os.path.dirname(path)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        handle = open(path, "wb")  # noqa: SIM115 (closed below)
-    except OSError as error:
-        raise ConfigError(
-            f"`--report` cannot write `{path}`: {error.strerror or error}", hint="give a writable file path"
-        ) from None
-    with handle:
-        yield handle
-
-
-# Flags that change how a run goes but not which rows it writes: a rerun may change them and still resume.
-_NOT_DECIDING_ROWS = frozenset(
-    {"quiet", "verbose", "overwrite", "report", "output", "rejects", "strict", "workers", "http_concurrency"}
-)
-
-
 @app.command("run")
-@_with_options(GENERATION_GROUP, _exec_group("--exec-timeout"), JUDGE_GROUP, LLM_GROUP)
+@_with_options(setting_options("generation", "execution", "judge", "llm"))
 def run_command(
     ctx: typer.Context,
     apis: ApisArg,
@@ -1061,42 +676,26 @@ def run_command(
     """
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages), ExitStack() as stack:
-        llm = llm_settings(ctx)
-        judge = _judge_settings(ctx.params, llm)
-        Destinations(apis, output, rejects).validate()
-        report_file = stack.enter_context(_open_report(report)) if report is not None else None
-        job = _generation(ctx.params, apis, llm)
-        digest = fingerprint(
-            {key: value for key, value in ctx.params.items() if key not in _NOT_DECIDING_ROWS and key not in LLM_GROUP}
-            | {"llm": repr(replace(llm, concurrency=0, rpm=None, tpm=None, cache_dir=None, log_path=None, reorder_window=None))},
-            [apis, *(path for path in (ctx.params["examples"], ctx.params["functions"], ctx.params["prompts"]) if path)],
+        resolved = resolved_settings(ctx)
+        settings = run_settings_from(resolved.values, apis, resolved.llm_settings(), dedup=dedup)
+        session = stack.enter_context(
+            open_run(
+                settings,
+                RunTarget(output, rejects, overwrite),
+                report=report,
+                on_warning=messages.warning,
+                on_function_output=_function_output(messages),
+            )
         )
-        executor, policy = _executor(ctx.params, messages)
-        stack.callback(executor.close)
-        executor.start()
-        chat = stack.enter_context(
-            open_chat_service(replace(llm, models=tuple(dict.fromkeys(llm.models + judge.judges))), on_warning=messages.warning)
-        )
-        parts = PipelineParts(chat, job.prompts, executor, policy, judge, with_schema=llm.json_mode == "schema")
-        names = [*STAGE_NAMES, "dedup"] if dedup else list(STAGE_NAMES)
-        bars = stack.enter_context(StageBars(messages, names, chat.progress))
-        outcome = run_job(
-            job,
-            parts,
-            RunTarget(output, rejects, overwrite),
-            settings_digest=digest,
-            observe=bars.observe,
-            dedup={"threshold": 0.8, "near": True} if dedup else None,
-        )
+        assert session.chat is not None
+        bars = stack.enter_context(StageBars(messages, session.stage_names, session.chat.progress))
+        outcome = session.execute(observe=bars.observe)
         if outcome.already_complete:
             messages.info(f"`{output}` already holds this run, complete; pass `--overwrite` to run it again")
         if outcome.rejects_dropped:
             messages.info(f"{outcome.rejects_dropped} rejected rows were dropped: pass `--rejects FILE` to keep them")
         if outcome.requests_skipped and not outcome.already_complete:
             messages.info(f"resumed: {outcome.requests_skipped} of {outcome.requests_total} requests were already done")
-        if report_file is not None:
-            report_file.write(orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2))
-            report_file.close()
         for line in outcome.report.lines():
             messages.info(line)
         messages.info(f"seed {outcome.seed}")

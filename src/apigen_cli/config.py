@@ -38,50 +38,351 @@ _OPTIONS_WITH_FLAGS = {"temperature": "--temperature", "max_tokens": "--max-toke
 _OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
+QUERY_STYLES = ("simple", "multiple", "parallel", "parallel_multiple")  # the paper's four
+GROUPS = ("llm", "generation", "execution", "judge")
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One setting: its key in config files, its flag, its variable, its kind and default."""
+    """One setting, declared once: everything else (flags, env, files, ``config show``) derives from it.
+
+    ``group`` says which commands take it (``llm``: generate, semantic-check, run;
+    ``generation``: generate, run; ``execution``: exec-check, run; ``judge``:
+    semantic-check, run). ``decides_rows`` is the resume contract: a rerun that
+    changes such a setting writes other rows, so it cannot resume the earlier run.
+    """
 
     name: str
-    kind: str  # "str", "int", "float", "list", "options", "choice"
+    kind: str  # "str", "int", "float", "bool", "list", "options", "choice", "range", "styles"
     default: Any
     flag: str
     help: str
+    group: str = "llm"
+    aliases: tuple[str, ...] = ()
+    metavar: str | None = None
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     exclusive_minimum: bool = False
+    decides_rows: bool = True
 
     @property
     def env(self) -> str:
         return "APIGEN_" + self.name.upper()
 
 
+def _llm(name: str, kind: str, default: Any, flag: str, help: str, **more: Any) -> Setting:
+    return Setting(name, kind, default, flag, help, group="llm", **more)
+
+
+def _gen(name: str, kind: str, default: Any, flag: str, help: str, **more: Any) -> Setting:
+    return Setting(name, kind, default, flag, help, group="generation", **more)
+
+
+def _exec(name: str, kind: str, default: Any, flag: str, help: str, **more: Any) -> Setting:
+    return Setting(name, kind, default, flag, help, group="execution", **more)
+
+
+def _judge(name: str, kind: str, default: Any, flag: str, help: str, **more: Any) -> Setting:
+    return Setting(name, kind, default, flag, help, group="judge", **more)
+
+
 SETTINGS: dict[str, Setting] = {
     setting.name: setting
     for setting in (
-        Setting("base_url", "str", None, "--base-url", "URL of an OpenAI-compatible API, e.g. http://localhost:8000/v1"),
-        Setting("model", "list", (), "--model", "model name(s); `offline` is the built-in backend"),
-        Setting("api_key_env", "str", None, "--api-key-env", "environment variable holding the API key"),
-        Setting("temperature", "float", None, "--temperature", "sampling temperature (unset: the provider's default)", minimum=0),
-        Setting("max_tokens", "int", None, "--max-tokens", "most tokens per reply", minimum=1),
-        Setting("top_p", "float", None, "--top-p", "nucleus sampling mass", minimum=0),
-        Setting("seed", "int", None, "--seed", "seed for providers that take one, and for the offline backend"),
-        Setting("options", "options", {}, "--option", "other provider parameters (`-O KEY=VALUE`)"),
-        Setting("concurrency", "int", 16, "--concurrency", "requests in flight at most", minimum=1),
-        Setting("rpm", "int", None, "--rpm", "requests per minute at most", minimum=1),
-        Setting("tpm", "int", None, "--tpm", "tokens per minute at most", minimum=1),
-        Setting("max_attempts", "int", 6, "--max-attempts", "attempts per request, first one included", minimum=1),
-        Setting(
-            "max_retry_seconds", "float", 120.0, "--max-retry-seconds", "most seconds spent on one request's retries", minimum=0
+        # --- the LLM endpoint and its requests
+        _llm("base_url", "str", None, "--base-url", "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.", metavar="URL"),
+        _llm(
+            "model",
+            "list",
+            (),
+            "--model",
+            "Model to ask; repeat for several. `offline` is the built-in backend (demos, tests).",
+            aliases=("-m",),
+            metavar="NAME",
         ),
-        Setting(
-            "timeout", "float", 120.0, "--timeout", "seconds to wait for a reply, per attempt", minimum=0, exclusive_minimum=True
+        _llm(
+            "api_key_env",
+            "str",
+            None,
+            "--api-key-env",
+            "Environment variable holding the API key (default: APIGEN_API_KEY, else OPENAI_API_KEY).",
+            metavar="VAR",
         ),
-        Setting("json_mode", "choice", "schema", "--json-mode", "structured output: schema, object or off", choices=JSON_MODES),
-        Setting("cache", "str", None, "--cache", "folder of the response cache (off when unset)"),
-        Setting("log_llm", "str", None, "--log-llm", "JSONL file that every exchange is appended to"),
+        _llm(
+            "temperature",
+            "float",
+            None,
+            "--temperature",
+            "Sampling temperature (unset: the provider's default).",
+            minimum=0,
+            metavar="T",
+        ),
+        _llm("max_tokens", "int", None, "--max-tokens", "Most tokens per reply.", minimum=1, metavar="N"),
+        _llm("top_p", "float", None, "--top-p", "Nucleus sampling mass.", minimum=0, metavar="P"),
+        _llm(
+            "seed",
+            "int",
+            None,
+            "--seed",
+            "Seed of the run's sampling, sent to providers that take one; makes `offline` repeatable.",
+            metavar="N",
+        ),
+        _llm(
+            "options",
+            "options",
+            {},
+            "--option",
+            "Any other provider parameter, VALUE read as JSON when it parses (`-O frequency_penalty=0.5`). Repeatable.",
+            aliases=("-O",),
+            metavar="KEY=VALUE",
+        ),
+        _llm(
+            "concurrency", "int", 16, "--concurrency", "Requests in flight at most.", minimum=1, metavar="N", decides_rows=False
+        ),
+        _llm("rpm", "int", None, "--rpm", "Requests per minute at most.", minimum=1, metavar="N", decides_rows=False),
+        _llm("tpm", "int", None, "--tpm", "Tokens per minute at most.", minimum=1, metavar="N", decides_rows=False),
+        _llm("max_attempts", "int", 6, "--max-attempts", "Attempts per request, the first included.", minimum=1, metavar="N"),
+        _llm(
+            "max_retry_seconds",
+            "float",
+            120.0,
+            "--max-retry-seconds",
+            "Most seconds spent retrying one request.",
+            minimum=0,
+            metavar="SECONDS",
+        ),
+        _llm(
+            "timeout",
+            "float",
+            120.0,
+            "--timeout",
+            "Seconds to wait for an LLM reply, per attempt.",
+            minimum=0,
+            exclusive_minimum=True,
+            metavar="SECONDS",
+        ),
+        _llm(
+            "json_mode",
+            "choice",
+            "schema",
+            "--json-mode",
+            "Structured output: a JSON Schema, any JSON object, or nothing.",
+            choices=JSON_MODES,
+            metavar="schema|object|off",
+        ),
+        _llm(
+            "cache",
+            "str",
+            None,
+            "--cache",
+            "Keep successful replies in DIR (SQLite) and reuse them: a rerun sends no request twice.",
+            metavar="DIR",
+            decides_rows=False,
+        ),
+        _llm(
+            "log_llm",
+            "str",
+            None,
+            "--log-llm",
+            "Append every exchange (row key, model, messages, reply, latency, tokens, attempts) to FILE as JSONL.",
+            metavar="FILE",
+            decides_rows=False,
+        ),
+        # --- what generate asks for
+        _gen(
+            "count",
+            "int",
+            100,
+            "--count",
+            "Rows wanted (requests = count / pairs per prompt, rounded up).",
+            aliases=("-n",),
+            minimum=1,
+            metavar="N",
+        ),
+        _gen(
+            "pairs_per_prompt",
+            "int",
+            3,
+            "--pairs-per-prompt",
+            "Query/answer pairs the model writes per request.",
+            minimum=1,
+            metavar="K",
+        ),
+        _gen(
+            "styles",
+            "styles",
+            "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2",
+            "--styles",
+            "Query styles and their weights.",
+            metavar="STYLE=WEIGHT,...",
+        ),
+        _gen(
+            "apis_per_prompt",
+            "range",
+            "2-4",
+            "--apis-per-prompt",
+            "APIs of one category offered in a multiple or parallel-multiple request.",
+            minimum=1,
+            metavar="MIN-MAX",
+        ),
+        _gen("examples", "str", None, "--examples", "Seed rows (xlam or apigen rows) for the few-shot examples.", metavar="FILE"),
+        _gen(
+            "examples_per_prompt",
+            "range",
+            "1-3",
+            "--examples-per-prompt",
+            "Few-shot examples per request, same style and category first.",
+            minimum=0,
+            metavar="MIN-MAX",
+        ),
+        _gen(
+            "prompts",
+            "str",
+            None,
+            "--prompts",
+            "A folder of prompt templates replacing the built-in ones (see prompts/README.md).",
+            metavar="DIR",
+        ),
+        # --- how calls are executed
+        _exec(
+            "functions",
+            "str",
+            None,
+            "--functions",
+            "Python functions of the tools: a .py file, a folder of .py files, or an importable module. "
+            "May be omitted when every tool has an `http` binding.",
+            metavar="PATH",
+        ),
+        _exec(
+            "workers",
+            "int",
+            None,
+            "--workers",
+            "Worker processes for Python functions (unset: one per CPU).",
+            minimum=1,
+            metavar="N",
+            decides_rows=False,
+        ),
+        _exec(
+            "exec_timeout",
+            "float",
+            10.0,
+            "--exec-timeout",
+            "Time limit of one Python call; past it, the row fails.",
+            minimum=0,
+            exclusive_minimum=True,
+            metavar="SECONDS",
+        ),
+        _exec(
+            "memory_mb",
+            "int",
+            2048,
+            "--memory-mb",
+            "Address-space limit of each worker process; 0 for none.",
+            minimum=0,
+            metavar="MB",
+        ),
+        _exec(
+            "max_result_chars",
+            "int",
+            4000,
+            "--max-result-chars",
+            "Cut each recorded result to about N characters.",
+            minimum=1,
+            metavar="N",
+        ),
+        _exec(
+            "empty_result",
+            "choice",
+            "pass",
+            "--empty-result",
+            'Whether a result of null, [], {} or "" passes.',
+            choices=("pass", "fail"),
+            metavar="pass|fail",
+        ),
+        _exec(
+            "error_result",
+            "choice",
+            "fail",
+            "--error-result",
+            'Whether a result that is an error payload ({"error": ...}, "Error: ...") passes.',
+            choices=("pass", "fail"),
+            metavar="pass|fail",
+        ),
+        _exec(
+            "pass_env",
+            "list",
+            (),
+            "--pass-env",
+            "Pass this environment variable (a glob such as `AWS_*` works) to the workers although its name looks "
+            "secret (*KEY*, *TOKEN*, *SECRET*, *PASSWORD*, APIGEN_*, OPENAI_*). Repeatable.",
+            metavar="NAME",
+        ),
+        _exec(
+            "http_timeout",
+            "float",
+            10.0,
+            "--http-timeout",
+            "Time limit of one HTTP attempt.",
+            minimum=0,
+            exclusive_minimum=True,
+            metavar="SECONDS",
+        ),
+        _exec(
+            "http_concurrency",
+            "int",
+            8,
+            "--http-concurrency",
+            "HTTP calls in flight at once.",
+            minimum=1,
+            metavar="N",
+            decides_rows=False,
+        ),
+        _exec(
+            "http_retries",
+            "int",
+            2,
+            "--http-retries",
+            "Retries of an HTTP call on a transport error, 408, 429 or 5xx.",
+            minimum=0,
+            metavar="N",
+        ),
+        # --- how rows are judged
+        _judge(
+            "judge_model",
+            "list",
+            (),
+            "--judge-model",
+            "The judge; repeat for a committee that decides by majority. `offline` is the built-in rule judge.",
+            aliases=("-J",),
+            metavar="NAME",
+        ),
+        _judge("include_failed", "bool", False, "--include-failed", "Judge rows that failed execution too (they stay rejected)."),
+        _judge(
+            "judge_result_chars",
+            "int",
+            2000,
+            "--judge-result-chars",
+            "Cut each execution result shown to the judge to N characters.",
+            minimum=1,
+            metavar="N",
+        ),
+        _judge(
+            "max_reasks",
+            "int",
+            2,
+            "--max-reasks",
+            "Times an unreadable verdict is asked again before the row is rejected.",
+            minimum=0,
+            metavar="N",
+        ),
     )
 }
+
+
+def settings_of(*groups: str) -> list[Setting]:
+    """The settings of these groups, in declaration order."""
+    return [setting for setting in SETTINGS.values() if setting.group in groups]
 
 
 # --- the LLM settings -----------------------------------------------------------------
@@ -215,7 +516,7 @@ def resolve(
     """
     environ = os.environ if environ is None else environ
     folder = Path(cwd) if cwd is not None else Path.cwd()
-    values = {name: _copy_default(setting.default) for name, setting in SETTINGS.items()}
+    values = {name: _default(setting) for name, setting in SETTINGS.items()}
     sources = dict.fromkeys(SETTINGS, DEFAULT_SOURCE)
     option_sources: dict[str, str] = {}
     files: list[Path] = []
@@ -257,7 +558,10 @@ def resolve(
     return Resolved(values, sources, option_sources, files)
 
 
-def _copy_default(value: Any) -> Any:
+def _default(setting: Setting) -> Any:
+    value = setting.default
+    if setting.kind in ("range", "styles") and isinstance(value, str):
+        return _checked(setting, value, f"the default of `{setting.name}`")
     return dict(value) if isinstance(value, dict) else value
 
 
@@ -291,6 +595,14 @@ def _from_toml(setting: Setting, raw: Any, origin: str) -> Any:
         return _checked_options(raw, origin)
     if kind in ("int", "float") and isinstance(raw, str):
         raise ConfigError(f"{origin} should be a number, got the string {_show(raw)}", hint="write it without quotes")
+    if kind == "bool" and not isinstance(raw, bool):
+        raise ConfigError(f"{origin} should be true or false, got {_show(raw)}")
+    if kind == "styles" and isinstance(raw, dict):
+        raw = ",".join(f"{name}={weight}" for name, weight in raw.items())
+    if kind == "range" and isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if kind == "range" and isinstance(raw, list) and len(raw) == 2:
+        raw = f"{raw[0]}-{raw[1]}"
     return _checked(setting, raw, origin)
 
 
@@ -320,15 +632,26 @@ def _from_text(setting: Setting, text: str, origin: str) -> Any:
             return _checked(setting, float(text), origin)
         except ValueError:
             raise ConfigError(f"{origin} should be a number, got {_show(text)}") from None
+    if kind == "bool":
+        lowered = text.lower()
+        if lowered not in _BOOL_WORDS:
+            raise ConfigError(f"{origin} should be true or false (1/0, yes/no), got {_show(text)}")
+        return _BOOL_WORDS[lowered]
     return _checked(setting, text, origin)
 
 
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _from_flag(setting: Setting, value: Any) -> Any:
+    """A value typed on the command line: read exactly as the same text in ``APIGEN_*`` would be."""
     origin = f"`{setting.flag}`"
     if setting.kind == "options":
         return parse_options(list(value), "`-O`")
     if setting.kind == "list":
         return [item.strip() for item in value if item.strip()]
+    if isinstance(value, str):
+        return _from_text(setting, value, origin)
     return _checked(setting, value, origin)
 
 
@@ -341,6 +664,14 @@ def _checked(setting: Setting, value: Any, origin: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{origin} should be a number, got {_show(value)}")
         value = float(value)
+    elif kind == "range":
+        if not isinstance(value, (str, tuple)):
+            raise ConfigError(f"{origin} should be a number or a range like 2-4, got {_show(value)}")
+        return value if isinstance(value, tuple) else parse_range(value, origin, minimum=int(setting.minimum or 0))
+    elif kind == "styles":
+        if not isinstance(value, (str, tuple)):
+            raise ConfigError(f"{origin} should be STYLE=WEIGHT pairs, got {_show(value)}")
+        return value if isinstance(value, tuple) else tuple(parse_styles(value, origin).items())
     elif kind in ("str", "choice"):
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{origin} should be a non-empty string, got {_show(value)}")
@@ -353,6 +684,46 @@ def _checked(setting: Setting, value: Any, origin: str) -> Any:
             bound = "greater than" if setting.exclusive_minimum else "at least"
             raise ConfigError(f"{origin} should be {bound} {setting.minimum:g}, got {value:g}")
     return value
+
+
+def parse_styles(text: str, origin: str = "`--styles`") -> dict[str, float]:
+    """``simple=0.4,multiple=0.2`` → weights; a style left out is not generated."""
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, _, value = part.partition("=")
+        name = name.strip().replace("-", "_")
+        if name not in QUERY_STYLES:
+            raise ConfigError(f"{origin} names the style `{name}`", hint=f"the styles are: {', '.join(QUERY_STYLES)}")
+        try:
+            weight = float(value) if value.strip() else 1.0
+        except ValueError:
+            raise ConfigError(
+                f"{origin}: the weight of `{name}` is `{value}`, not a number", hint="write e.g. simple=0.4,parallel=0.6"
+            ) from None
+        if weight < 0:
+            raise ConfigError(f"{origin}: the weight of `{name}` is negative")
+        weights[name] = weight
+    if not weights or sum(weights.values()) <= 0:
+        raise ConfigError(
+            f"{origin} gives no style a positive weight",
+            hint="e.g. --styles simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2",
+        )
+    return weights
+
+
+def parse_range(text: str, origin: str, minimum: int = 0) -> tuple[int, int]:
+    """``2-4`` or ``3`` → (low, high)."""
+    low_text, _, high_text = text.strip().partition("-")
+    try:
+        low = int(low_text)
+        high = int(high_text) if high_text else low
+    except ValueError:
+        raise ConfigError(f"{origin} takes a number or a range like 2-4, not `{text}`") from None
+    if low < minimum or high < low:
+        raise ConfigError(f"{origin} {text}: the range must run upwards from at least {minimum}")
+    return low, high
 
 
 def parse_options(pairs: Sequence[str], origin: str = "`-O`") -> dict[str, Any]:
@@ -399,6 +770,16 @@ def _show(value: Any) -> str:
 # --- showing --------------------------------------------------------------------------
 
 
+def show_setting_value(setting: Setting, value: Any) -> Any:
+    """A resolved value as a person (and ``config show --json``) would write it."""
+    if setting.kind == "range" and isinstance(value, tuple):
+        low, high = value
+        return str(low) if low == high else f"{low}-{high}"
+    if setting.kind == "styles" and isinstance(value, tuple):
+        return ",".join(f"{name}={weight:g}" for name, weight in value)
+    return list(value) if isinstance(value, tuple) else value
+
+
 def describe(resolved: Resolved, environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """One entry per setting for ``apigen config show``: ``name``, ``value``, ``source``; secrets redacted."""
     entries: list[dict[str, Any]] = []
@@ -412,9 +793,7 @@ def describe(resolved: Resolved, environ: Mapping[str, str] | None = None) -> li
             if not value:
                 entries.append({"name": "options", "value": {}, "source": resolved.sources[name]})
             continue
-        entries.append(
-            {"name": name, "value": list(value) if isinstance(value, tuple) else value, "source": resolved.sources[name]}
-        )
+        entries.append({"name": name, "value": show_setting_value(SETTINGS[name], value), "source": resolved.sources[name]})
         if name == "api_key_env":
             key, variable = find_api_key(value, environ)
             entries.append(

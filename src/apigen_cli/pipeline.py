@@ -1,30 +1,41 @@
-"""``apigen run``: the four stages composed in one process.
+"""``apigen run``: the four stages composed in one process, resumable.
 
 It chains the very generator functions the four commands run, in the same
 order with the same settings, so a run and the shell pipe
 ``generate | format-check | exec-check | semantic-check`` give the same rows.
+
+From Python, ``run(settings, target)`` is the whole of ``apigen run``: it opens
+the executor and the LLM client, resumes an earlier run of the same settings
+into the same files, and returns the report. ``open_run`` does the same in two
+steps, for a caller that wants to watch the stages (the CLI's progress bars).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import IO, Any
+
+import orjson
 
 from .checkpoint import RunState, checkpoint_at_request_boundaries, resume_or_start, state_path
 from .errors import ConfigError
 from .execution.executor import Executor
 from .llm.chat import ChatService, ModelUsage, UsageByModel
+from .llm.service import LLMClient, open_chat_service
 from .report import PipelineReport, ReportBuilder
 from .rows.jsonl import STDIO, OutputFile, read_rows
 from .rows.records import Row
 from .rows.routing import StageSummary, route_rows
+from .rows.runner import Destinations
+from .run_settings import RunSettings, chosen_seed, run_fingerprint, with_seed
 from .stages.dedup import primed_dedup
 from .stages.exec_check import ExecPolicy, exec_check
 from .stages.format_check import format_check
-from .stages.generate import Generation, generate
+from .stages.generate import Generation, generate, prepare_generation
 from .stages.prompts import PromptSet
 from .stages.sampling import RequestPlan
 from .stages.semantic_check import JudgeSettings, semantic_check
@@ -184,3 +195,119 @@ def _report(builder: ReportBuilder, state: RunState) -> PipelineReport:
     report.tokens = {model: dict(counts) for model, counts in state.usage.items()}
     report.wall_seconds = state.elapsed_seconds
     return report
+
+
+# --- a whole run, from typed settings ---------------------------------------------------
+
+Observe = Callable[[str, Iterator[Row]], Iterator[Row]]
+
+
+class RunSession:
+    """An opened run: the executor started, the LLM client open, the report file writable.
+
+    Made by ``open_run``; ``execute`` runs it once. Closing it (the ``with`` block)
+    stops the workers and the client.
+    """
+
+    def __init__(self, settings: RunSettings, target: RunTarget, resources: ExitStack, report: IO[bytes] | None) -> None:
+        self.settings = settings
+        self.target = target
+        self._resources = resources
+        self._report = report
+        self.stage_names: list[str] = [*STAGE_NAMES, "dedup"] if settings.dedup else list(STAGE_NAMES)
+        self.generation: Generation | None = None
+        self.chat: LLMClient | None = None
+        self._parts: PipelineParts | None = None
+
+    def __enter__(self) -> RunSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._resources.close()
+
+    def execute(self, observe: Observe | None = None) -> RunOutcome:
+        """Run (or resume) into the target files; the report file, if any, is written at the end."""
+        assert self.generation is not None and self._parts is not None
+        outcome = run_job(
+            self.generation,
+            self._parts,
+            self.target,
+            settings_digest=run_fingerprint(self.settings),
+            observe=observe,
+            dedup={"threshold": 0.8, "near": True} if self.settings.dedup else None,
+        )
+        if self._report is not None:
+            self._report.write(orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2))
+            self._report.close()
+        return outcome
+
+
+def open_run(
+    settings: RunSettings,
+    target: RunTarget,
+    *,
+    report: str | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    on_function_output: Callable[[str], None] | None = None,
+    chat_options: Mapping[str, Any] | None = None,
+) -> RunSession:
+    """Check what can be checked and open what the run needs, before a single LLM request.
+
+    Raises ``ConfigError``, ``InputError`` or ``FunctionsError`` (exit 2 on the CLI)
+    for what cannot run. ``chat_options`` go to ``open_chat_service`` (tests pass a
+    transport or a zero wait).
+    """
+    settings = settings.checked()
+    Destinations(settings.apis, target.output, target.rejects).validate()
+    resources = ExitStack()
+    try:
+        report_file = resources.enter_context(_open_report(report)) if report is not None else None
+        session = RunSession(settings, target, resources, report_file)
+        seeded = with_seed(settings, chosen_seed(settings.llm.seed))
+        session.generation = prepare_generation(
+            seeded.apis, seeded.generation, examples_path=seeded.examples, prompts_dir=seeded.prompts
+        )
+        execution = settings.execution
+        options = replace(execution.options, on_output=on_function_output) if on_function_output else execution.options
+        executor = Executor(execution.functions, options, execution.http)
+        resources.callback(executor.close)
+        executor.start()
+        models = tuple(dict.fromkeys(settings.llm.models + settings.judge.judges))
+        chat = resources.enter_context(
+            open_chat_service(replace(settings.llm, models=models), on_warning=on_warning, **dict(chat_options or {}))
+        )
+        session.chat = chat
+        session._parts = PipelineParts(
+            chat,
+            session.generation.prompts,
+            executor,
+            execution.policy,
+            settings.judge,
+            with_schema=settings.llm.json_mode == "schema",
+        )
+    except BaseException:
+        resources.close()
+        raise
+    return session
+
+
+def run(settings: RunSettings, target: RunTarget, *, report: str | None = None, **options: Any) -> RunOutcome:
+    """``apigen run`` from Python: open, execute and close a run (see ``open_run`` for ``options``)."""
+    with open_run(settings, target, report=report, **options) as session:
+        return session.execute()
+
+
+def _open_report(path: str) -> Any:
+    """Open `--report` before the run, so a bad path fails at once, not after hours of work."""
+    try:
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        return open(path, "wb")  # noqa: SIM115 (closed by the session)
+    except OSError as error:
+        raise ConfigError(
+            f"`--report` cannot write `{path}`: {error.strerror or error}", hint="give a writable file path"
+        ) from None

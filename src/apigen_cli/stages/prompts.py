@@ -12,9 +12,10 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import QUERY_STYLES
 from ..errors import ConfigError
 
-STYLES = ("simple", "multiple", "parallel", "parallel_multiple")
+STYLES = QUERY_STYLES
 
 
 def builtin_prompts_dir() -> Path:

@@ -13,52 +13,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
 from ..library.loader import Api
 from .prompts import STYLES, Template
 
 MULTI_API_STYLES = ("multiple", "parallel_multiple")
 DEFAULT_STYLE_WEIGHTS = {"simple": 0.4, "multiple": 0.2, "parallel": 0.2, "parallel_multiple": 0.2}
-
-
-def parse_styles(text: str) -> dict[str, float]:
-    """``simple=0.4,multiple=0.2`` → weights; a style left out is not generated."""
-    weights: dict[str, float] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        name, _, value = part.partition("=")
-        name = name.strip().replace("-", "_")
-        if name not in STYLES:
-            raise ConfigError(f"`--styles` names the style `{name}`", hint=f"the styles are: {', '.join(STYLES)}")
-        try:
-            weight = float(value) if value.strip() else 1.0
-        except ValueError:
-            raise ConfigError(
-                f"`--styles`: the weight of `{name}` is `{value}`, not a number", hint="write e.g. simple=0.4,parallel=0.6"
-            ) from None
-        if weight < 0:
-            raise ConfigError(f"`--styles`: the weight of `{name}` is negative")
-        weights[name] = weight
-    if not weights or sum(weights.values()) <= 0:
-        raise ConfigError(
-            "`--styles` gives no style a positive weight",
-            hint="e.g. --styles simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2",
-        )
-    return weights
-
-
-def parse_range(text: str, flag: str, minimum: int = 0) -> tuple[int, int]:
-    """``2-4`` or ``3`` → (low, high)."""
-    low_text, _, high_text = text.partition("-")
-    try:
-        low = int(low_text)
-        high = int(high_text) if high_text else low
-    except ValueError:
-        raise ConfigError(f"`{flag}` takes a number or a range like 2-4, not `{text}`") from None
-    if low < minimum or high < low:
-        raise ConfigError(f"`{flag}` {text}: the range must run upwards from at least {minimum}")
-    return low, high
 
 
 # --- APIs -----------------------------------------------------------------------------

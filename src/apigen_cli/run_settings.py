@@ -1,0 +1,197 @@
+"""The typed settings of a whole run, and the resume contract over them.
+
+A Python caller fills in ``RunSettings`` directly; the CLI builds it from the
+resolved settings (``config.resolve``) with ``run_settings_from``. Which settings
+decide a run's rows is declared once, on each ``config.Setting``
+(``decides_rows``): ``deciding_values`` reads those back from the typed settings,
+and ``run_fingerprint`` digests them with the bytes of the input files, so a
+rerun resumes only a run that would write the same rows.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .checkpoint import fingerprint
+from .config import SETTINGS, LLMSettings
+from .errors import ConfigError
+from .execution.calls import ExecutorOptions, HttpOptions
+from .stages.exec_check import ExecPolicy
+from .stages.sampling import GenerationSettings
+from .stages.semantic_check import JudgeSettings
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """How the execution check runs calls: the user's functions, worker and HTTP options, the verdict policy."""
+
+    functions: str | None = None
+    options: ExecutorOptions = field(default_factory=ExecutorOptions)
+    http: HttpOptions = field(default_factory=HttpOptions)
+    policy: ExecPolicy = field(default_factory=ExecPolicy)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything an ``apigen run`` is made of.
+
+    ``llm.models`` are the generators and ``judge.judges`` the judges (one client
+    serves both). ``llm.seed`` seeds the sampling; left ``None``, a fresh seed is
+    drawn, and a resumed run keeps the one it started with. ``generation.models``
+    and ``generation.seed`` are filled in from ``llm``.
+    """
+
+    apis: str
+    llm: LLMSettings
+    judge: JudgeSettings = field(default_factory=JudgeSettings)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    examples: str | None = None
+    prompts: str | None = None
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    dedup: bool = False
+
+    def checked(self) -> RunSettings:
+        """These settings, or a ``ConfigError`` for what cannot run (checked before any request)."""
+        if not self.llm.models:
+            raise ConfigError("no generator model is given", hint="pass `--model NAME` (or `--model offline`)")
+        if not self.judge.judges:
+            raise ConfigError(
+                "no judge model is given",
+                hint="pass `--judge-model NAME` (repeat it for a committee), or `--judge-model offline`",
+            )
+        return self
+
+
+def judge_settings_from(values: Mapping[str, Any], llm: LLMSettings) -> JudgeSettings:
+    """The judge settings from resolved values; the judges may still be empty (``RunSettings.checked`` says so)."""
+    return JudgeSettings(
+        judges=tuple(values["judge_model"]),
+        include_failed=bool(values["include_failed"]),
+        max_result_chars=values["judge_result_chars"],
+        with_schema=llm.json_mode == "schema",
+        max_reasks=values["max_reasks"],
+    )
+
+
+def generation_settings_from(values: Mapping[str, Any], llm: LLMSettings) -> GenerationSettings:
+    """What ``generate`` is asked for; ``seed`` is 0 until the run chooses one."""
+    return GenerationSettings(
+        count=values["count"],
+        pairs_per_prompt=values["pairs_per_prompt"],
+        styles=tuple(values["styles"]),
+        apis_per_prompt=tuple(values["apis_per_prompt"]),
+        examples_per_prompt=tuple(values["examples_per_prompt"]),
+        models=llm.models,
+        seed=llm.seed if llm.seed is not None else 0,
+    )
+
+
+def execution_settings_from(values: Mapping[str, Any]) -> ExecutionSettings:
+    return ExecutionSettings(
+        functions=values["functions"],
+        options=ExecutorOptions(
+            workers=values["workers"],
+            timeout=values["exec_timeout"],
+            memory_mb=values["memory_mb"],
+            max_result_chars=values["max_result_chars"],
+            pass_env=tuple(values["pass_env"]),
+        ),
+        http=HttpOptions(timeout=values["http_timeout"], concurrency=values["http_concurrency"], retries=values["http_retries"]),
+        policy=ExecPolicy(fail_on_empty=values["empty_result"] == "fail", fail_on_error_result=values["error_result"] == "fail"),
+    )
+
+
+def run_settings_from(values: Mapping[str, Any], apis: str, llm: LLMSettings, *, dedup: bool = False) -> RunSettings:
+    """The run the resolved ``values`` describe (``llm`` is ``Resolved.llm_settings()``)."""
+    return RunSettings(
+        apis=apis,
+        llm=llm,
+        judge=judge_settings_from(values, llm),
+        generation=generation_settings_from(values, llm),
+        examples=values["examples"],
+        prompts=values["prompts"],
+        execution=execution_settings_from(values),
+        dedup=dedup,
+    )
+
+
+def setting_values(settings: RunSettings) -> dict[str, Any]:
+    """Every declared setting's value, read back from the typed settings (the inverse of ``run_settings_from``)."""
+    llm, judge, generation, execution = settings.llm, settings.judge, settings.generation, settings.execution
+    options, http, policy = execution.options, execution.http, execution.policy
+    return {
+        "base_url": llm.base_url,
+        "model": llm.models,
+        "api_key_env": llm.api_key_env,
+        "temperature": llm.temperature,
+        "max_tokens": llm.max_tokens,
+        "top_p": llm.top_p,
+        "seed": llm.seed,
+        "options": dict(llm.options),
+        "concurrency": llm.concurrency,
+        "rpm": llm.rpm,
+        "tpm": llm.tpm,
+        "max_attempts": llm.max_attempts,
+        "max_retry_seconds": llm.max_retry_seconds,
+        "timeout": llm.timeout,
+        "json_mode": llm.json_mode,
+        "cache": llm.cache_dir,
+        "log_llm": llm.log_path,
+        "count": generation.count,
+        "pairs_per_prompt": generation.pairs_per_prompt,
+        "styles": generation.styles,
+        "apis_per_prompt": generation.apis_per_prompt,
+        "examples": settings.examples,
+        "examples_per_prompt": generation.examples_per_prompt,
+        "prompts": settings.prompts,
+        "functions": execution.functions,
+        "workers": options.workers,
+        "exec_timeout": options.timeout,
+        "memory_mb": options.memory_mb,
+        "max_result_chars": options.max_result_chars,
+        "empty_result": "fail" if policy.fail_on_empty else "pass",
+        "error_result": "fail" if policy.fail_on_error_result else "pass",
+        "pass_env": options.pass_env,
+        "http_timeout": http.timeout,
+        "http_concurrency": http.concurrency,
+        "http_retries": http.retries,
+        "judge_model": judge.judges,
+        "include_failed": judge.include_failed,
+        "judge_result_chars": judge.max_result_chars,
+        "max_reasks": judge.max_reasks,
+    }
+
+
+def deciding_values(settings: RunSettings) -> dict[str, Any]:
+    """The settings that decide which rows a run writes (``Setting.decides_rows``), by name."""
+    values = setting_values(settings)
+    deciding = {name: _plain(value) for name, value in values.items() if SETTINGS[name].decides_rows}
+    deciding["dedup"] = settings.dedup
+    return deciding
+
+
+def run_fingerprint(settings: RunSettings) -> str:
+    """The digest a resumable run is known by: its deciding settings and the bytes of its inputs."""
+    files = [settings.apis, *(path for path in (settings.examples, settings.execution.functions, settings.prompts) if path)]
+    return fingerprint(deciding_values(settings), files)
+
+
+def chosen_seed(seed: int | None) -> int:
+    """The seed given, else a fresh one (printed at the end, so the run can be repeated)."""
+    return seed if seed is not None else random.SystemRandom().randrange(1, 2**31)
+
+
+def with_seed(settings: RunSettings, seed: int) -> RunSettings:
+    """The same run with its sampling seed fixed (the generation's; the LLM's stays as given)."""
+    return replace(settings, generation=replace(settings.generation, seed=seed, models=settings.llm.models))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in sorted(value.items())}
+    return value
