@@ -18,13 +18,17 @@ CORPORA = PROJECT.parent / "shared" / "corpora"
 
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """No APIGEN_* settings, no real keys, no colour, a private config folder."""
+    """No APIGEN_* settings, no real keys, no colour, a private config folder, an empty working folder.
+
+    The working folder matters: a developer's own ./apigen.toml must not change a test.
+    """
     import os
 
     for name in list(os.environ):
         if name.startswith("APIGEN_") or name in ("OPENAI_API_KEY", "NO_COLOR"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     yield
 
 

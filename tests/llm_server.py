@@ -247,7 +247,7 @@ class LLMServer:
             timer: asyncio.TimerHandle | None = None
 
             def later() -> None:
-                self._timers.discard(timer)  # type: ignore[arg-type]
+                self._timers.discard(timer)
                 self._answer(connection, request, reply)
 
             timer = self._loop.call_later(delay, later)

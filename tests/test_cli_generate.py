@@ -106,7 +106,7 @@ def test_a_seed_reproduces_the_offline_run_and_another_seed_changes_it(runner: C
     def run(seed: str) -> str:
         result = invoke(runner, "generate", APIS, "-m", "offline", "-n", "30", "--seed", seed)
         assert result.exit_code == 0, result.stderr
-        return result.stdout
+        return str(result.stdout)
 
     assert run("11") == run("11")
     assert run("11") != run("12")

@@ -188,7 +188,7 @@ def test_what_xlam_cannot_say_is_noted() -> None:
 
 
 def test_bfcl_names_become_standard_json_schema_names() -> None:
-    tool = {
+    tool: dict[str, Any] = {
         "name": "g",
         "description": "G.",
         "parameters": {

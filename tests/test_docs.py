@@ -17,10 +17,10 @@ README = (PROJECT / "README.md").read_text()
 
 def _commands() -> list[str]:
     group = typer.main.get_group(app)
-    names = []
+    names: list[str] = []
     for name, command in group.commands.items():
         if hasattr(command, "commands"):  # a sub-group such as `config`
-            names.extend(f"{name} {sub}" for sub in command.commands)  # type: ignore[attr-defined]
+            names.extend(f"{name} {sub}" for sub in command.commands)
         else:
             names.append(name)
     return sorted(names)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,7 @@ def test_a_stage_stopped_early_closes_its_source(executor: Executor) -> None:
             closed.append(True)
 
     stream = exec_check(source(), executor, ExecPolicy(window=2))
+    assert isinstance(stream, Generator)
     assert next(stream)["execution_result"][0]["result"] == 0
     stream.close()  # as when the reader of `apigen exec-check | head` goes away
     assert closed == [True]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ def test_input_is_read_lazily_and_results_stream_while_later_requests_run(server
     settings = LLMSettings(base_url=server.url, models=("test-model",), json_mode="off", concurrency=4, reorder_window=12)
     with open_chat_service(settings) as chat:
         answers = chat.map(items())
+        assert isinstance(answers, Generator)  # so that closing it stops the requests
         first = next(answers)
         assert first[0] == 0
         assert pulled <= 12  # never more than the window ahead of what was given back

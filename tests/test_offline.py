@@ -252,7 +252,7 @@ def test_the_judge_fails_by_plain_rules(changes: dict[str, Any], thought: str) -
 
 
 def test_booleans_and_defaults_need_not_be_in_the_query() -> None:
-    tool = {
+    tool: dict[str, Any] = {
         "name": "search",
         "description": "Search.",
         "parameters": {
@@ -260,7 +260,7 @@ def test_booleans_and_defaults_need_not_be_in_the_query() -> None:
             "properties": {"q": {"type": "string"}, "exact": {"type": "boolean"}, "limit": {"type": "integer", "default": 10}},
         },
     }
-    call = {"name": "search", "arguments": {"q": "Electric Cars", "exact": True, "limit": 10}}
+    call: dict[str, Any] = {"name": "search", "arguments": {"q": "Electric Cars", "exact": True, "limit": 10}}
     assert judge({"tools": [tool], "query": "find electric cars", "answers": [call]})["pass"] == "yes"
     call["arguments"]["limit"] = 20
     assert judge({"tools": [tool], "query": "find electric cars", "answers": [call]})["pass"] == "no"

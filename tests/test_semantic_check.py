@@ -122,7 +122,7 @@ def test_rows_failing_execution_are_not_judged_unless_asked() -> None:
 
 
 def test_committee_majority_and_every_thought_kept() -> None:
-    replies = [
+    replies: list[str | Problem] = [
         '{"thought": "", "pass": "yes"}',
         '{"thought": "off", "pass": "no"}',
         '{"thought": "fine", "pass": "yes"}',

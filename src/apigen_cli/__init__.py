@@ -14,10 +14,11 @@ from .execution.calls import ExecutorOptions, HttpOptions, Outcome
 from .execution.executor import Executor
 from .llm.chat import ChatRequest, ChatResult, ChatService
 from .llm.service import open_chat_service
-from .pipeline import PipelineParts, run_pipeline
+from .pipeline import PipelineParts, RunOutcome, RunTarget, open_run, run, run_pipeline
 from .report import PipelineReport
 from .rows.jsonl import read_rows
 from .rows.records import Row
+from .run_settings import ExecutionSettings, RunSettings, run_fingerprint
 from .schema.tools import Tool, compile_tool, compile_tools
 from .stages.dedup import dedup
 from .stages.exec_check import ExecPolicy, exec_check
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigError",
     "EndpointError",
     "ExecPolicy",
+    "ExecutionSettings",
     "Executor",
     "ExecutorOptions",
     "FunctionsError",
@@ -50,8 +52,10 @@ __all__ = [
     "PipelineParts",
     "PipelineReport",
     "Row",
+    "RunOutcome",
+    "RunSettings",
+    "RunTarget",
     "Tool",
-    "__version__",
     "compile_tool",
     "compile_tools",
     "dedup",
@@ -61,9 +65,13 @@ __all__ = [
     "load_prompts",
     "negatives",
     "open_chat_service",
+    "open_run",
     "plan_requests",
     "prepare_generation",
     "read_rows",
+    "run",
+    "run_fingerprint",
     "run_pipeline",
     "semantic_check",
+    "__version__",
 ]
