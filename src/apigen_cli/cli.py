@@ -31,11 +31,15 @@ from .report import report_from_files
 from .rows.routing import StageSummary
 from .rows.runner import Destinations, Stage, run_stage, write_rows
 from .run_settings import chosen_seed, execution_settings_from, generation_settings_from, judge_settings_from, run_settings_from
+from .stages.dedup import dedup as dedup_rows
 from .stages.exec_check import ExecPolicy
 from .stages.exec_check import exec_check as exec_check_rows
+from .stages.export import NoteCollector, export_file
 from .stages.format_check import format_check as format_check_rows
 from .stages.generate import Generation, prepare_generation
 from .stages.generate import generate as generate_rows
+from .stages.negatives import NegativesSummary, check_rate
+from .stages.negatives import negatives as negative_rows
 from .stages.prompts import load_prompts
 from .stages.semantic_check import semantic_check as semantic_check_rows
 from .version import __version__
@@ -354,8 +358,6 @@ def export(
 
         apigen dedup dataset.jsonl | apigen export --format sharegpt > sharegpt.jsonl
     """
-    from .stages.export import NoteCollector, export_file
-
     messages = Messages(quiet=quiet, verbose=verbose)
     notes = NoteCollector()
     where = Destinations(input, output, skip_bad_lines=skip_bad_lines)
@@ -402,8 +404,6 @@ def dedup(
 
         apigen format-check rows.jsonl | apigen dedup | apigen export --format openai > train.jsonl
     """
-    from .stages.dedup import dedup as dedup_rows
-
     _run_stage_command(
         "dedup", ctx.params, lambda messages, resources: _StageRun(lambda rows: dedup_rows(rows, threshold=threshold, near=near))
     )
@@ -430,9 +430,6 @@ def negatives(
 
         apigen negatives dataset.jsonl --rate 0.2 --seed 7 | apigen export --format openai > train.jsonl
     """
-    from .stages.negatives import NegativesSummary, check_rate
-    from .stages.negatives import negatives as negative_rows
-
     messages = Messages(quiet=quiet, verbose=verbose)
     summary = NegativesSummary()
     where = Destinations(input, output, keep_rejected=True, skip_bad_lines=skip_bad_lines)
@@ -448,8 +445,8 @@ def negatives(
     messages.info(summary.line())
 
 
-# --- exec-check: the stage's modules are imported when the command runs, so that
-# `apigen --help` and the other commands never load httpx or the worker pool.
+# --- exec-check: Python functions run in the worker pool, REST calls load httpx only when a
+# row's tool has an `http` binding (see execution/executor.py).
 
 
 def _function_output(messages: Messages) -> Callable[[str], None] | None:

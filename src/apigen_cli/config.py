@@ -420,10 +420,6 @@ class LLMSettings:
     def window(self) -> int:
         return self.reorder_window if self.reorder_window is not None else max(4 * self.concurrency, 16)
 
-    def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
-        """The key from the environment (see ``find_api_key``); never stored on the settings."""
-        return find_api_key(self.api_key_env, environ)[0]
-
 
 def find_api_key(api_key_env: str | None, environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
     """``(key, variable)``: the named variable, else ``APIGEN_API_KEY``, else ``OPENAI_API_KEY``."""

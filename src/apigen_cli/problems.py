@@ -8,7 +8,9 @@ below all of them.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import orjson
 
 
 class Problem(NamedTuple):
@@ -24,3 +26,12 @@ class RowProblem(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.problem = Problem(code, message)
+
+
+def show_value(value: Any, limit: int = 60) -> str:
+    """A short JSON rendering of a value for messages."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -14,11 +14,10 @@ from typing import Any
 from ..errors import InputError
 from ..problems import RowProblem
 from ..rows.jsonl import json_error_text, loads
-from ..schema.tools import Tool, compile_tool
+from ..schema.tools import Tool, compile_tool, model_view
 
 UNCATEGORISED = "uncategorised"
 # Keys that belong to apigen's handling of a tool, not to what the model is shown.
-_NOT_SHOWN_TO_MODEL = ("category", "http")
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,9 @@ class Api:
 
     @property
     def shown_definition(self) -> dict[str, Any]:
-        """The definition as the generator model sees it: no category, no HTTP binding."""
-        return {key: value for key, value in self.definition.items() if key not in _NOT_SHOWN_TO_MODEL}
+        """The definition as the generator model sees it: no category, no execution binding."""
+        shown: dict[str, Any] = model_view(self.definition)
+        return shown
 
 
 def _numbered_objects(path: str) -> list[tuple[str, Any]]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from ..problems import Problem, RowProblem
+from ..problems import Problem, RowProblem, show_value
 from .jsonl import loads
 
 Row = dict[str, Any]
@@ -100,34 +100,57 @@ def ensure_id(row: Row) -> str:
     return row[ID]  # type: ignore[no-any-return]
 
 
-def calls_of(row: Row) -> list[dict[str, Any]]:
-    """The row's calls as fresh ``{"name", "arguments"}`` dicts, whatever shape they came in.
+def read_answers(row: Row, *, strict: bool = False) -> list[Any]:
+    """The row's ``answers`` list (decoding a JSON string unless ``strict``), or a ``RowProblem``.
 
-    Reads ``answers`` held as a JSON string (xlam, distilabel), OpenAI's
-    ``{"function": {"name", "arguments"}}`` calls and arguments held as JSON strings.
-    Raises ``RowProblem`` when the calls cannot be read.
+    The one reader of a row's calls, with ``read_call`` for each: format-check
+    reads leniently and writes the canonical shape back; exec-check reads
+    ``strict``ly, since a row it gets should be in that shape already.
     """
-    answers = decode_json_field(row, ANSWERS, "unparseable_output")
+    answers = row.get(ANSWERS) if strict else decode_json_field(row, ANSWERS, "unparseable_output")
     if answers is None:
-        raise RowProblem("no_calls", "the row has no `answers`")
+        raise RowProblem("no_calls", "the row has no `answers` list")
     if not isinstance(answers, list):
-        raise RowProblem("invalid_answers", f"`answers` should be a list of calls, got {type(answers).__name__}")
+        raise RowProblem("invalid_answers", f"`answers` is a {type(answers).__name__}, not a list of calls")
+    return answers
+
+
+def read_call(call: Any, position: int, *, strict: bool = False) -> dict[str, Any]:
+    """One call as ``{"name", "arguments", ...}`` (the same dict when already so), or a ``RowProblem``.
+
+    Unless ``strict``, OpenAI's ``{"function": {"name", "arguments"}}`` shape and
+    arguments held as a JSON string (or missing) are read too.
+    """
+    if type(call) is not dict:
+        raise RowProblem("malformed_call", f"call {position} is not an object with a `name`: {show_value(call)}")
+    shaped: dict[str, Any] = call
+    if not strict and shaped.get("name") is None and type(shaped.get("function")) is dict:  # OpenAI's tool_calls shape
+        function = shaped["function"]
+        shaped = {"name": function.get("name"), "arguments": function.get("arguments", {})}
+    name = shaped.get("name")
+    if type(name) is not str or not name:
+        raise RowProblem("malformed_call", f"call {position} is not an object with a `name`: {show_value(shaped)}")
+    arguments = shaped.get("arguments")
+    if type(arguments) is dict:
+        return shaped
+    if arguments is None:
+        arguments = {}
+    elif isinstance(arguments, str) and not strict:
+        try:
+            arguments = loads(arguments) if arguments.strip() else {}
+        except (ValueError, RecursionError):
+            raise RowProblem(
+                "malformed_call", f"call {position} `{name}`: `arguments` is a string that is not valid JSON"
+            ) from None
+    if not isinstance(arguments, dict):
+        raise RowProblem("malformed_call", f"call {position} `{name}`: `arguments` is not an object: {show_value(arguments)}")
+    return {**shaped, "arguments": arguments}
+
+
+def calls_of(row: Row) -> list[dict[str, Any]]:
+    """The row's calls as fresh ``{"name", "arguments"}`` dicts, whatever shape they came in (rows already checked)."""
     calls = []
-    for position, call in enumerate(answers, start=1):
-        if isinstance(call, dict) and "name" not in call and isinstance(call.get("function"), dict):
-            call = call["function"]
-        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
-            raise RowProblem("malformed_call", f"call {position} should be an object with a `name` and `arguments`")
-        arguments = call.get("arguments")
-        if arguments is None:
-            arguments = {}
-        elif isinstance(arguments, str):
-            try:
-                arguments = loads(arguments) if arguments.strip() else {}
-            except (ValueError, RecursionError):
-                message = f"call {position} `{call['name']}`: `arguments` is a string that is not valid JSON"
-                raise RowProblem("malformed_call", message) from None
-        if not isinstance(arguments, dict):
-            raise RowProblem("malformed_call", f"call {position} `{call['name']}`: `arguments` should be an object")
-        calls.append({"name": call["name"], "arguments": arguments})
+    for position, call in enumerate(read_answers(row), start=1):
+        call = read_call(call, position)
+        calls.append({"name": call["name"], "arguments": call["arguments"]})
     return calls

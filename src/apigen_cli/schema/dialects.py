@@ -40,7 +40,6 @@ from .tools import _SCHEMA_TYPE_NAMES, compile_schema, compile_tool, parse_xlam_
 from .value_types import AnyType, ArrayType, ObjectType, ScalarType, Type, UnionType, flatten_union, is_plain_any, type_schema
 
 XLAM = "xlam"
-JSON_SCHEMA = "json_schema"
 SPELLING_KEY = "x-xlam-type"
 TOOL_KEYS = ("name", "description", "parameters")
 

@@ -23,8 +23,24 @@ from typing import Any
 
 import orjson
 
-from ..problems import Problem, RowProblem
+from ..problems import RowProblem
 from .value_types import AnyType, ArrayType, ObjectType, ScalarType, Type, UnionType, nullable
+
+#: Keys of a tool definition that are apigen's, not the model's: where it is executed
+#: (``http``, ``mcp``) and how the library groups it (``category``). Neither the
+#: generator nor the judge sees them; rows keep the bindings, since exec-check needs them.
+HIDDEN_FROM_MODEL = frozenset({"category", "http", "mcp"})
+
+
+def model_view(tool: Any) -> Any:
+    """The tool definition as a model is shown it: without ``HIDDEN_FROM_MODEL`` keys (also inside ``function``)."""
+    if not isinstance(tool, Mapping):
+        return tool
+    shown = {key: value for key, value in tool.items() if key not in HIDDEN_FROM_MODEL}
+    function = shown.get("function")
+    if isinstance(function, Mapping):
+        shown["function"] = {key: value for key, value in function.items() if key not in HIDDEN_FROM_MODEL}
+    return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +52,6 @@ class Tool:
     parameters: ObjectType
     definition: Mapping[str, Any]
     dialect: str
-
-    def check_arguments(self, arguments: dict[str, Any]) -> Problem | None:
-        """``None`` when the arguments fit the parameters, else the first problem found."""
-        return self.parameters.check_members(arguments, "")
 
 
 # --- JSON Schema and BFCL -------------------------------------------------------------

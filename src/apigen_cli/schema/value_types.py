@@ -14,16 +14,7 @@ from typing import Any
 
 import orjson
 
-from ..problems import Problem
-
-
-def show_value(value: Any, limit: int = 60) -> str:
-    """A short JSON rendering of a value for messages."""
-    try:
-        text = orjson.dumps(value).decode()
-    except TypeError:
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+from ..problems import Problem, show_value
 
 
 def json_kind(value: Any) -> str:

@@ -22,9 +22,8 @@ from typing import Any
 
 from ..execution.calls import Outcome, Pending
 from ..execution.executor import Executor
-from ..problems import Problem
-from ..rows.records import ANSWERS, IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, ensure_id, reject
-from ..schema.value_types import show_value
+from ..problems import Problem, RowProblem, show_value
+from ..rows.records import IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, ensure_id, read_answers, read_call, reject
 
 STAGE = "exec_check"
 KEEP_FIELD = "keep_row_after_execution_check"
@@ -133,24 +132,14 @@ def _begin(row: Row, executor: Executor) -> _Flight:
 
 def _calls_of(row: Row) -> tuple[list[dict[str, Any]] | None, Problem | None]:
     """The row's calls, or why it cannot be executed (it has not been through format-check)."""
-    hint = "; run `apigen format-check` first"
-    answers = row.get(ANSWERS)
-    if answers is None:
-        return None, Problem("not_format_checked", f"the row has no `answers` list{hint}")
-    if not isinstance(answers, list):
-        return None, Problem("not_format_checked", f"`answers` is a {type(answers).__name__}, not a list of calls{hint}")
-    if not answers and row.get(KIND) != IRRELEVANCE:
-        return None, Problem("no_calls", "`answers` is an empty list: there is nothing to execute")
-    for position, call in enumerate(answers, start=1):
-        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
-            message = f"call {position} is not an object with a `name`: {show_value(call)}{hint}"
-            return None, Problem("not_format_checked", message)
-        arguments = call.get("arguments")
-        if arguments is None:
-            call["arguments"] = {}
-        elif not isinstance(arguments, dict):
-            message = f"call {position} `{call['name']}`: `arguments` is not an object: {show_value(arguments)}{hint}"
-            return None, Problem("not_format_checked", message)
+    try:
+        answers = read_answers(row, strict=True)
+        if not answers and row.get(KIND) != IRRELEVANCE:
+            return None, Problem("no_calls", "`answers` is an empty list: there is nothing to execute")
+        for position, call in enumerate(answers, start=1):
+            answers[position - 1] = read_call(call, position, strict=True)
+    except RowProblem as error:
+        return None, Problem("not_format_checked", f"{error.problem.message}; run `apigen format-check` first")
     return answers, None
 
 

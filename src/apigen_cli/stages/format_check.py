@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..problems import Problem, RowProblem
-from ..rows.jsonl import loads
+from ..problems import Problem, RowProblem, show_value
 from ..rows.records import (
     ANSWERS,
     ID,
@@ -26,11 +25,12 @@ from ..rows.records import (
     Row,
     decode_json_field,
     ensure_id,
+    read_answers,
+    read_call,
     reject,
     tools_of,
 )
 from ..schema.tools import CatalogueCache, Tool
-from ..schema.value_types import show_value
 from .extract import MISSING, NOT_FOUND, find_json, pairs_of
 
 STAGE = "format_check"
@@ -80,10 +80,11 @@ def find_problem(row: Row, catalogues: CatalogueCache) -> Problem | None:
         return Problem("invalid_query", f"`query` should be a string, got {show_value(query)}")
     if not query.strip():
         return Problem("empty_query", "`query` is empty")
-    if answers is None:
-        return Problem("no_calls", "the row has no `answers`")
-    if not isinstance(answers, list):
-        return Problem("invalid_answers", f"`answers` should be a list of calls, got {show_value(answers)}")
+    if answers is None or not isinstance(answers, list):
+        try:
+            answers = read_answers(row)
+        except RowProblem as error:
+            return error.problem
     if row.get(KIND) == IRRELEVANCE:
         if answers:
             return Problem("unexpected_calls", "an irrelevance row must have no calls, but `answers` holds some")
@@ -98,31 +99,13 @@ def find_problem(row: Row, catalogues: CatalogueCache) -> Problem | None:
 
 
 def _check_call(answers: list[Any], position: int, call: Any, catalogue: dict[str, Tool]) -> Problem | None:
-    if type(call) is not dict:
-        return Problem(
-            "malformed_call", f"call {position} should be an object with `name` and `arguments`, got {show_value(call)}"
-        )
-    name = call.get("name")
-    if name is None and isinstance(call.get("function"), dict):  # OpenAI tool_calls shape
-        call = {"name": call["function"].get("name"), "arguments": call["function"].get("arguments", {})}
-        answers[position - 1] = call
-        name = call["name"]
-    if type(name) is not str or not name:
-        return Problem("malformed_call", f"call {position} has no `name`")
-    arguments = call.get("arguments")
-    if type(arguments) is not dict:
-        if arguments is None:
-            arguments = call["arguments"] = {}
-        elif isinstance(arguments, str):
-            try:
-                arguments = loads(arguments) if arguments.strip() else {}
-            except (ValueError, RecursionError):
-                return Problem("malformed_call", f"call {position} `{name}`: `arguments` is a string that is not valid JSON")
-            call["arguments"] = arguments
-        if not isinstance(arguments, dict):
-            return Problem(
-                "malformed_call", f"call {position} `{name}`: `arguments` should be an object, got {show_value(arguments)}"
-            )
+    try:
+        checked = read_call(call, position)
+    except RowProblem as error:
+        return error.problem
+    if checked is not call:
+        answers[position - 1] = checked  # written back in the canonical shape
+    name, arguments = checked["name"], checked["arguments"]
     tool = catalogue.get(name)
     if tool is None:
         offered = ", ".join(f"`{known}`" for known in catalogue) or "none"

@@ -20,6 +20,7 @@ import orjson
 from ..llm.chat import ChatRequest, ChatResult, ChatService, map_optional
 from ..problems import Problem
 from ..rows.records import ANSWERS, QUERY, REJECTED_BY, TOOLS, Row, reject
+from ..schema.tools import model_view
 from .extract import NOT_FOUND, find_json
 from .prompts import PromptSet
 
@@ -102,10 +103,7 @@ def _shown_results(row: Row, limit: int) -> Any:
 
 def judge_request(row: Row, model: str, prompts: PromptSet, settings: JudgeSettings) -> ChatRequest:
     """The judge's chat request for one row."""
-    tools = [
-        {key: value for key, value in tool.items() if key not in ("http", "category")} if isinstance(tool, dict) else tool
-        for tool in (row.get(TOOLS) or [])
-    ]
+    tools = [model_view(tool) for tool in (row.get(TOOLS) or [])]
     results = _shown_results(row, settings.max_result_chars)
 
     def dumps(value: Any) -> str:
