@@ -87,7 +87,7 @@ def test_a_template_that_checks_for_strings_takes_both_forms() -> None:
 def test_a_template_that_adds_arguments_to_a_string_wants_strings_and_the_check_says_so() -> None:
     record = exported("messages")[0]
     failure = template(DEEPSEEK).check(record)
-    assert failure is not None and failure.code == "render_error"
+    assert failure is not None and failure.code == "wants_string_arguments"
     assert failure.message == 'the template fails: TypeError: can only concatenate str (not "dict") to str'
     assert template(DEEPSEEK).check(with_string_arguments(record)) is None
     assert template(DEEPSEEK).check(exported("messages")[1]) is None  # the irrelevance row has no arguments to add
@@ -261,3 +261,25 @@ def test_cli_a_template_that_does_not_compile_is_named(tmp_path: Path, runner: C
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0].startswith("error: the chat template `broken.jinja` does not compile: ")
     assert "(line 2)" in result.stderr.splitlines()[0]
+
+
+def test_cli_string_arguments_are_what_deepseek_reads_and_what_qwen25_quotes_twice(tmp_path: Path, runner: CliRunner) -> None:
+    source = write_jsonl(tmp_path / "rows.jsonl", rows())
+    as_objects = invoke(
+        runner, "export", str(source), "--format", "messages", "--render-check", str(DEEPSEEK), "-o", str(tmp_path / "a")
+    )
+    assert as_objects.exit_code == 2
+    assert as_objects.stderr.splitlines()[0].startswith(
+        "error: 2 of 3 exported rows fail the render check with `DeepSeek-V3.1.jinja` (wants_string_arguments 2)"
+    )
+    assert as_objects.stderr.splitlines()[2] == (
+        "hint: the template adds `arguments` to a string (DeepSeek's do): export with `--format messages --string-arguments`"
+    )
+    arguments = ["export", str(source), "--format", "messages", "--with-results", "--string-arguments", "-o", str(tmp_path / "b")]
+    as_strings = invoke(runner, *arguments, "--render-check", str(DEEPSEEK))
+    assert as_strings.exit_code == 0, as_strings.stderr
+    assert as_strings.stderr.splitlines()[1] == "render check: 3 rows render with `DeepSeek-V3.1.jinja` and their calls read back"
+    quoted = invoke(runner, *arguments, "--render-check", str(QWEN25))
+    assert quoted.exit_code == 2 and "(arguments_as_string 2)" in quoted.stderr
+    refused = invoke(runner, "export", str(source), "--format", "openai", "--string-arguments")
+    assert refused.stderr.splitlines()[0] == "error: `--string-arguments` does not apply to `--format openai`"

@@ -191,3 +191,14 @@ def test_without_pyarrow_the_error_says_how_to_install_it(
         "hint: install it with `pip install 'apigen-cli[parquet]'`, or leave out `--output-format parquet`",
     ]
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_string_arguments_go_to_a_text_column(tmp_path: Path, runner: CliRunner) -> None:
+    source = write_jsonl(tmp_path / "rows.jsonl", mixed_rows())
+    target = tmp_path / "strings.parquet"
+    arguments = ["export", str(source), "--format", "messages", "--string-arguments"]
+    result = invoke(runner, *arguments, "--output-format", "parquet", "-o", str(target))
+    assert result.exit_code == 0, result.stderr
+    function = pq.read_schema(target).field("messages").type.value_type.field("tool_calls").type.value_type.field("function").type
+    assert function.field("arguments").type == pa.string()
+    assert [without_nulls(row) for row in read_back(target)] == parse_stdout(invoke(runner, *arguments).stdout)

@@ -286,6 +286,13 @@ def export(
         Optional[str],
         typer.Option("--system", metavar="TEXT", help="openai, messages: open every conversation with this system message."),
     ] = None,
+    string_arguments: Annotated[
+        bool,
+        typer.Option(
+            "--string-arguments",
+            help="messages: write call arguments as JSON strings, for templates that add them to a string (DeepSeek's).",
+        ),
+    ] = False,
     output_format: Annotated[
         str,
         typer.Option(
@@ -336,6 +343,7 @@ def export(
             jsonl=jsonl,
             with_results=with_results,
             system=system,
+            string_arguments=string_arguments,
             output_format=output_format,
             render_check=check,
             on_note=notes,

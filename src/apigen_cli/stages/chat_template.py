@@ -165,6 +165,10 @@ _DEEPSEEK_CALL = re.compile(r"<｜tool▁call▁begin｜>(.*?)<｜tool▁sep｜>
 _FENCED = re.compile(r"\A(.*?)\n```(?:json)?\n(.*)\n```\s*\Z", re.DOTALL)
 
 
+# What Python says when a template adds an object to a string: it wants the arguments as a JSON string.
+_ADDS_A_MAPPING = re.compile(r'can only concatenate str \(not "dict"\) to str')
+
+
 class _Unreadable(Exception):
     pass
 
@@ -281,7 +285,8 @@ class ChatTemplate:
             whole = self.render(messages, tools)
             opening = self.render(_up_to_first_reply(messages), tools)
         except Exception as error:  # a template may fail in any way: that is the finding
-            return Failure("render_error", f"the template fails: {type(error).__name__}: {error}")
+            code = "wants_string_arguments" if _ADDS_A_MAPPING.search(str(error)) else "render_error"
+            return Failure(code, f"the template fails: {type(error).__name__}: {error}")
         reply = whole[len(opening) :] if whole.startswith(opening) else whole
         expected = expected_calls(record)
         try:
@@ -329,8 +334,10 @@ def _compare(expected: list[tuple[str, Any]], found: list[tuple[str, Any]]) -> F
 
 _HINTS = {
     "arguments_as_string": "export with `--format messages`, which writes `arguments` as objects",
-    "render_error": "if the template adds `arguments` to a string (DeepSeek's do), export with `--format openai`; "
-    "otherwise the error names what the template wants",
+    "wants_string_arguments": "the template adds `arguments` to a string (DeepSeek's do): "
+    "export with `--format messages --string-arguments`",
+    "render_error": "the error says what the template wants of a conversation; "
+    "`--format messages` writes what most templates read",
 }
 
 

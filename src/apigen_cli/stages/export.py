@@ -20,7 +20,8 @@
   assistant turn that calls has ``content: ""`` (templates that add it to a string fail on
   ``null`` or a missing key). With ``with_results``, each ``tool`` message carries
   ``tool_call_id`` and ``name``, and a row's ``final_answer`` (a string), when it has one,
-  becomes the closing assistant turn.
+  becomes the closing assistant turn. ``string_arguments`` writes the arguments as JSON
+  strings instead, for the templates that add them to a string (DeepSeek's).
 - ``sharegpt``: the ``conversations`` layout LLaMA-Factory reads: ``human`` then one
   ``function_call`` turn whose value is the call ``{"name", "arguments"}`` as JSON, or
   the JSON list of calls for a parallel row, with the tools as a JSON string of JSON
@@ -104,9 +105,10 @@ class WriteOptions:
 
     with_results: bool = False
     system: str | None = None
+    string_arguments: bool = False
 
 
-def check_options(fmt: str, *, with_results: bool = False, system: str | None = None) -> None:
+def check_options(fmt: str, *, with_results: bool = False, system: str | None = None, string_arguments: bool = False) -> None:
     """Refuse what cannot be written, before any row is read."""
     if fmt not in FORMATS:
         raise ConfigError(
@@ -116,6 +118,11 @@ def check_options(fmt: str, *, with_results: bool = False, system: str | None = 
     if system is not None and fmt not in CHAT_FORMATS:
         raise ConfigError(
             f"`--system` does not apply to `--format {fmt}`", hint="use it with `--format messages` or `--format openai`"
+        )
+    if string_arguments and fmt != "messages":
+        raise ConfigError(
+            f"`--string-arguments` does not apply to `--format {fmt}`",
+            hint="it is for `--format messages` (`--format openai` always writes arguments as JSON strings)",
         )
     if with_results and fmt == "sharegpt":
         raise ConfigError(
@@ -133,15 +140,16 @@ def export_rows(
     *,
     with_results: bool = False,
     system: str | None = None,
+    string_arguments: bool = False,
     on_note: NoteSink | None = None,
     summary: ExportSummary | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one exported record per usable row, in input order; counts go into ``summary``."""
-    check_options(fmt, with_results=with_results, system=system)
+    check_options(fmt, with_results=with_results, system=system, string_arguments=string_arguments)
     counts = summary if summary is not None else ExportSummary(fmt)
     notes: list[Note] = []
     sink = on_note if on_note is not None else (lambda note: None)
-    return _export(rows, _WRITERS[fmt], WriteOptions(with_results, system), notes, sink, counts)
+    return _export(rows, _WRITERS[fmt], WriteOptions(with_results, system, string_arguments), notes, sink, counts)
 
 
 def _export(
@@ -177,6 +185,7 @@ def export_file(
     jsonl: bool = False,
     with_results: bool = False,
     system: str | None = None,
+    string_arguments: bool = False,
     output_format: str = "json",
     render_check: RecordCheck | None = None,
     on_note: NoteSink | None = None,
@@ -188,7 +197,7 @@ def export_file(
     written first passes ``render_check`` when given (see ``chat_template``); a record it
     refuses is counted and named, and the export ends in a ``RenderCheckFailed``.
     """
-    check_options(fmt, with_results=with_results, system=system)
+    check_options(fmt, with_results=with_results, system=system, string_arguments=string_arguments)
     check_output_format(fmt, output_format, jsonl=jsonl, output=where.output)
     if render_check is not None and fmt not in CHAT_FORMATS:
         raise ConfigError(
@@ -197,12 +206,23 @@ def export_file(
         )
     where.validate()
     summary = ExportSummary(fmt)
-    output = _open_output(where.output, fmt, output_format, jsonl)  # first: a missing pyarrow is said before any reading
+    output = _open_output(
+        where.output, fmt, output_format, jsonl, string_arguments
+    )  # first: a missing pyarrow is said before any reading
     rows: Iterator[Row] = read_rows(where.input, skip_bad_lines=where.skip_bad_lines)
     if wrap is not None:
         rows = wrap(rows)
     try:
-        for record in export_rows(rows, fmt, with_results=with_results, system=system, on_note=on_note, summary=summary):
+        records = export_rows(
+            rows,
+            fmt,
+            with_results=with_results,
+            system=system,
+            string_arguments=string_arguments,
+            on_note=on_note,
+            summary=summary,
+        )
+        for record in records:
             if render_check is not None:
                 render_check(record, summary.exported)
             output.write(record)
@@ -247,11 +267,11 @@ def check_output_format(fmt: str, output_format: str, *, jsonl: bool, output: st
             )
 
 
-def _open_output(path: str, fmt: str, output_format: str, jsonl: bool) -> RecordSink:
+def _open_output(path: str, fmt: str, output_format: str, jsonl: bool, string_arguments: bool) -> RecordSink:
     if output_format == "parquet":
         from .export_parquet import ParquetOutput  # pyarrow loads only when Parquet is asked for
 
-        return ParquetOutput(path, fmt)
+        return ParquetOutput(path, "openai" if string_arguments else fmt)  # the same columns, arguments as text
     return OutputFile(path, array=fmt == "xlam" and not jsonl)
 
 
@@ -376,7 +396,14 @@ def messages_record(
     else:
         ids = [call_id(index, number) for number in range(len(calls))]
         tool_calls = [
-            {"id": identifier, "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
+            {
+                "id": identifier,
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": _arguments_text(call["arguments"]) if options.string_arguments else call["arguments"],
+                },
+            }
             for identifier, call in zip(ids, calls, strict=True)
         ]
         messages.append({"role": "assistant", "content": "", "tool_calls": tool_calls})
