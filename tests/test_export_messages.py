@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from apigen_cli.stages.export import IRRELEVANCE_REPLY, call_id, export_rows
 
-from .conftest import invoke, parse_stdout, write_jsonl
+from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
 from .test_export import WEATHER, bfcl_rows, checked, irrelevance_row, results_row
 
 
@@ -122,3 +127,39 @@ def test_cli_writes_conversations_and_refuses_a_system_message_where_there_is_no
     assert refused.exit_code == 2 and refused.stdout == ""
     assert refused.stderr.splitlines()[0] == "error: `--system` does not apply to `--format xlam`"
     assert refused.stderr.splitlines()[2] == "hint: use it with `--format messages` or `--format openai`"
+
+
+# --- the README's examples, run as written ------------------------------------------------
+
+
+def _readme_export_commands() -> list[str]:
+    section = (PROJECT / "README.md").read_text().split("### `apigen export`", 1)[1].split("\n### ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.startswith("apigen ")]
+
+
+def test_the_readme_export_examples_run_as_written(tmp_path: Path) -> None:
+    commands = _readme_export_commands()
+    assert any("--render-check" in command for command in commands) and any("parquet" in command for command in commands)
+    shim = tmp_path / "bin" / "apigen"
+    shim.parent.mkdir()
+    shim.write_text(f"#!/bin/sh\nexec '{sys.executable}' -m apigen_cli \"$@\"\n")
+    shim.chmod(0o755)
+    cities = ["Paris", "Oslo", "Lima", "Quito", "Perth", "Accra"]
+    dataset = [
+        {**results_row(), "id": f"w{n}", "query": f"Weather in {city} and Oslo, please", "final_answer": f"{city}: clear."}
+        for n, city in enumerate(cities)
+    ]
+    write_jsonl(tmp_path / "dataset.jsonl", dataset)
+    shutil.copy(PROJECT / "tests" / "fixtures" / "chat_templates" / "Qwen2.5-7B-Instruct.jinja", tmp_path)
+    environment = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
+    for command in commands:
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=environment)
+        assert done.returncode == 0, (command, done.stderr)
+        assert done.stderr.splitlines()[-1].startswith(("export: ", "render check: ")), (command, done.stderr)
+    assert len(json.loads((tmp_path / "xlam_dataset.json").read_text())) == len(cities)
+    assert [record["messages"][-1]["content"] for record in read_jsonl(tmp_path / "train.jsonl")] == [
+        f"{city}: clear." for city in cities
+    ]
+    assert pq.read_table(tmp_path / "data" / "train-00000-of-00001.parquet").num_rows == len(cities)
+    assert len(read_jsonl(tmp_path / "sharegpt.jsonl")) >= len(cities)

@@ -188,7 +188,7 @@ def test_without_pyarrow_the_error_says_how_to_install_it(
     assert result.stderr.splitlines() == [
         "error: `--output-format parquet` needs pyarrow, which is not installed",
         "",
-        "hint: install it with `pip install 'apigen-cli[parquet]'`, or leave out `--output-format parquet`",
+        "hint: install it with `pip install -e '.[parquet]'`, or leave out `--output-format parquet`",
     ]
     assert not (tmp_path / "x.parquet").exists()
 

@@ -11,7 +11,7 @@ canonical ``arrow.json`` extension, stored with Parquet's JSON logical type), wh
 to a reader that the text is JSON; everything else is a plain typed column. ``id`` is a
 string column. Rows are written in row groups of ``ROW_GROUP`` as they come.
 
-pyarrow is an optional extra (``pip install 'apigen-cli[parquet]'``): it is large, and
+pyarrow is an optional extra (``pip install -e '.[parquet]'``): it is large, and
 only this output needs it.
 """
 
@@ -36,7 +36,7 @@ def _pyarrow() -> tuple[ModuleType, ModuleType]:
     except ImportError:
         raise ConfigError(
             "`--output-format parquet` needs pyarrow, which is not installed",
-            hint="install it with `pip install 'apigen-cli[parquet]'`, or leave out `--output-format parquet`",
+            hint="install it with `pip install -e '.[parquet]'`, or leave out `--output-format parquet`",
         ) from None
     return pyarrow, pyarrow.parquet
 
