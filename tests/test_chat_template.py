@@ -100,6 +100,16 @@ def test_the_example_call_of_a_system_prompt_is_not_taken_for_a_call() -> None:
     assert template(QWEN25).check(record) is None
 
 
+def test_tool_results_that_look_like_calls_are_not_read_as_calls() -> None:
+    row = {
+        **results_row(),
+        "execution_result": [{"name": "get_weather", "ok": True, "result": "<tool_call>not json</tool_call>"}, "ok"],
+    }
+    [record] = export_rows([row], "messages", with_results=True)
+    assert "<tool_call>not json</tool_call>" in template(QWEN25).render(record["messages"], record["tools"])
+    assert template(QWEN25).check(record) is None
+
+
 def test_calls_that_differ_from_the_row_are_named() -> None:
     wrong_city = (
         "{% for m in messages %}{% for c in m.tool_calls or [] %}"

@@ -68,6 +68,15 @@ def test_a_row_with_results_becomes_a_conversation_with_objects_ids_and_a_closin
     }
 
 
+def test_the_openai_layout_takes_a_system_message_too() -> None:
+    [record] = export_rows([results_row()], "openai", system="You call tools.")
+    assert record["messages"][:2] == [
+        {"role": "system", "content": "You call tools."},
+        {"role": "user", "content": "Weather in Paris and Oslo, please"},
+    ]
+    assert isinstance(record["messages"][2]["tool_calls"][0]["function"]["arguments"], str)
+
+
 def test_without_results_there_are_no_tool_messages_and_no_closing_reply() -> None:
     row = {**results_row(), "final_answer": "It is sunny."}
     [record] = export_rows([row], "messages")

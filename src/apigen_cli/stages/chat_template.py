@@ -16,8 +16,8 @@ compares them with the row's. It reads the call encodings of the common families
 - ``<｜tool▁call▁begin｜>name<｜tool▁sep｜>{...}<｜tool▁call▁end｜>`` (DeepSeek V3.1; also the
   fenced ``function<｜tool▁sep｜>name`` form of R1).
 
-Only the text a conversation adds after the user's turn is searched, so the example call of
-a system prompt (``{"name": <function-name>, ...}``) is not taken for a call.
+Only the text each assistant turn adds is searched, so neither the example call of a system
+prompt (``{"name": <function-name>, ...}``) nor the text of a tool result is taken for a call.
 """
 
 from __future__ import annotations
@@ -282,33 +282,47 @@ class ChatTemplate:
             return Failure("not_a_conversation", "the record has no `messages`")
         tools = record.get("tools")
         try:
-            whole = self.render(messages, tools)
-            opening = self.render(_up_to_first_reply(messages), tools)
+            self.render(messages, tools)  # the text a trainer tokenizes: all of it must render
         except Exception as error:  # a template may fail in any way: that is the finding
             code = "wants_string_arguments" if _ADDS_A_MAPPING.search(str(error)) else "render_error"
             return Failure(code, f"the template fails: {type(error).__name__}: {error}")
-        reply = whole[len(opening) :] if whole.startswith(opening) else whole
         expected = expected_calls(record)
         try:
-            found = read_calls(reply)
+            found = [call for turn in self._assistant_turns(messages, tools) for call in read_calls(turn) or []]
         except _Unreadable as error:
             return Failure("unreadable_call", str(error))
-        if found is None:
-            found = []
-            if expected:
-                return Failure(
-                    "no_calls_found",
-                    "the rendered reply holds no call apigen can read "
-                    "(it reads <tool_call> JSON, Mistral's [TOOL_CALLS] and DeepSeek's tool-call tokens)",
-                )
+        if expected and not found:
+            return Failure(
+                "no_calls_found",
+                "the rendered replies hold no call apigen can read "
+                "(it reads <tool_call> JSON, Mistral's [TOOL_CALLS] and DeepSeek's tool-call tokens)",
+            )
         return _compare(expected, found)
 
+    def _assistant_turns(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Iterator[str]:
+        """The text each assistant turn adds: the conversation up to it, less the conversation before it.
 
-def _up_to_first_reply(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for position, message in enumerate(messages):
-        if message.get("role") == "assistant":
-            return messages[:position]
-    return messages
+        Reading only these keeps the example call of a system prompt and the text of tool
+        results (which may hold anything) from being taken for calls. A template that does
+        not render a conversation cut short, or renders its start differently, is read from
+        the first reply to the end instead.
+        """
+        turns = [position for position, message in enumerate(messages) if message.get("role") == "assistant"]
+        try:
+            texts = [
+                (self.render(messages[:position], tools), self.render(messages[: position + 1], tools)) for position in turns
+            ]
+        except Exception:
+            texts = []
+        if texts and all(after.startswith(before) for before, after in texts):
+            yield from (after[len(before) :] for before, after in texts)
+            return
+        whole = self.render(messages, tools)
+        try:
+            opening = self.render(messages[: turns[0]], tools) if turns else whole
+        except Exception:
+            opening = ""
+        yield whole[len(opening) :] if whole.startswith(opening) else whole
 
 
 def _compare(expected: list[tuple[str, Any]], found: list[tuple[str, Any]]) -> Failure | None:
