@@ -325,6 +325,11 @@ class ChatTemplate:
         yield whole[len(opening) :] if whole.startswith(opening) else whole
 
 
+def _short(value: Any, limit: int = 100) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _compare(expected: list[tuple[str, Any]], found: list[tuple[str, Any]]) -> Failure | None:
     if len(found) != len(expected):
         return Failure("calls_differ", f"the rendered text holds {len(found)} calls, the row {len(expected)}")
@@ -332,14 +337,13 @@ def _compare(expected: list[tuple[str, Any]], found: list[tuple[str, Any]]) -> F
         if isinstance(found_arguments, str) and not isinstance(arguments, str):
             return Failure(
                 "arguments_as_string",
-                f"call {number} (`{name}`): the template wrote `arguments` as a JSON string, {json.dumps(found_arguments)[:80]}, "
+                f"call {number} (`{name}`): the template wrote `arguments` as a JSON string, {_short(found_arguments)}, "
                 "not as an object: it applies `tojson` to arguments given as a string",
             )
         if found_name != name or found_arguments != arguments:
             return Failure(
                 "calls_differ",
-                f"call {number}: rendered `{found_name}` with {json.dumps(found_arguments, ensure_ascii=False)[:120]}, "
-                f"the row has `{name}` with {json.dumps(arguments, ensure_ascii=False)[:120]}",
+                f"call {number}: rendered `{found_name}` with {_short(found_arguments)}, the row has `{name}` with {_short(arguments)}",
             )
     return None
 
