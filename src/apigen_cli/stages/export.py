@@ -101,7 +101,7 @@ class NoteCollector:
 
 @dataclass(frozen=True)
 class WriteOptions:
-    """What changes how one row is written: its tool messages, and a system message to open chats with."""
+    """What changes how one row is written: its tool messages, a system message to open chats with, string arguments."""
 
     with_results: bool = False
     system: str | None = None
@@ -206,9 +206,8 @@ def export_file(
         )
     where.validate()
     summary = ExportSummary(fmt)
-    output = _open_output(
-        where.output, fmt, output_format, jsonl, string_arguments
-    )  # first: a missing pyarrow is said before any reading
+    # The output first: a missing pyarrow is said before any input is opened.
+    output = _open_output(where.output, fmt, output_format, jsonl, string_arguments)
     rows: Iterator[Row] = read_rows(where.input, skip_bad_lines=where.skip_bad_lines)
     if wrap is not None:
         rows = wrap(rows)
