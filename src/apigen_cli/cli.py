@@ -34,7 +34,7 @@ from .run_settings import chosen_seed, execution_settings_from, generation_setti
 from .stages.dedup import dedup as dedup_rows
 from .stages.exec_check import ExecPolicy
 from .stages.exec_check import exec_check as exec_check_rows
-from .stages.export import NoteCollector, export_file
+from .stages.export import NoteCollector, RecordCheck, export_file
 from .stages.format_check import format_check as format_check_rows
 from .stages.generate import Generation, prepare_generation
 from .stages.generate import generate as generate_rows
@@ -331,7 +331,9 @@ def export(
     format_name: Annotated[
         str,
         typer.Option(
-            "--format", metavar="xlam|openai|sharegpt", help="xlam-function-calling-60k, OpenAI chat fine-tuning, or ShareGPT."
+            "--format",
+            metavar="xlam|openai|messages|sharegpt",
+            help="xlam-function-calling-60k, OpenAI chat fine-tuning, chat messages for transformers/TRL, or ShareGPT.",
         ),
     ],
     input: InputArg = "-",
@@ -339,13 +341,41 @@ def export(
     jsonl: Annotated[bool, typer.Option("--jsonl", help="xlam: one row per line instead of one JSON array.")] = False,
     with_results: Annotated[
         bool,
-        typer.Option("--with-results", help="openai: follow the calls with `tool` messages holding their execution results."),
+        typer.Option(
+            "--with-results", help="openai, messages: follow the calls with `tool` messages holding their execution results."
+        ),
     ] = False,
+    system: Annotated[
+        Optional[str],
+        typer.Option("--system", metavar="TEXT", help="openai, messages: open every conversation with this system message."),
+    ] = None,
+    string_arguments: Annotated[
+        bool,
+        typer.Option(
+            "--string-arguments",
+            help="messages: write call arguments as JSON strings, for templates that add them to a string (DeepSeek's).",
+        ),
+    ] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--output-format", metavar="json|parquet", help="JSON (Lines) or a Parquet file (needs the `parquet` extra)."
+        ),
+    ] = "json",
+    render_check: Annotated[
+        Optional[str],
+        typer.Option(
+            "--render-check",
+            metavar="TEMPLATE_FILE",
+            help="Render every row with this chat template (.jinja or tokenizer_config.json) as transformers does; "
+            "exit 2 if a row fails or its rendered calls are not the row's.",
+        ),
+    ] = None,
     skip_bad_lines: SkipBadLinesOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Write verified rows as training data: xlam, OpenAI chat fine-tuning JSONL, or ShareGPT for LLaMA-Factory.
+    """Write verified rows as training data: xlam, OpenAI fine-tuning, chat messages for TRL, or ShareGPT.
 
     Rows rejected by an earlier stage are left out; irrelevance rows become a reply
     without calls. What a format cannot say about a tool is named once per kind.
@@ -354,7 +384,7 @@ def export(
 
         apigen export dataset.jsonl --format xlam -o xlam.json
 
-        apigen export dataset.jsonl --format openai --with-results -o train.jsonl
+        apigen export dataset.jsonl --format messages --with-results --render-check qwen2.5.jinja -o train.jsonl
 
         apigen dedup dataset.jsonl | apigen export --format sharegpt > sharegpt.jsonl
     """
@@ -362,12 +392,21 @@ def export(
     notes = NoteCollector()
     where = Destinations(input, output, skip_bad_lines=skip_bad_lines)
     with _errors_to_exit_codes(messages):
+        check: RecordCheck | None = None
+        if render_check is not None:
+            from .stages.chat_template import ChatTemplate, RenderCheck  # jinja2 loads only when a check is asked
+
+            check = RenderCheck(ChatTemplate.from_file(render_check))
         messages.waiting_for_stdin(input)
         summary = export_file(
             where,
             format_name,
             jsonl=jsonl,
             with_results=with_results,
+            system=system,
+            string_arguments=string_arguments,
+            output_format=output_format,
+            render_check=check,
             on_note=notes,
             wrap=lambda rows: messages.progress(rows, "export"),
         )
@@ -375,6 +414,8 @@ def export(
         for line in notes.lines():
             messages.warning(line)
     messages.info(summary.line())
+    if check is not None:
+        messages.info(check.line())
 
 
 @app.command("dedup")

@@ -1,4 +1,4 @@
-"""From verified rows to the files people fine-tune on: xlam, OpenAI chat fine-tuning, ShareGPT.
+"""From verified rows to the files people fine-tune on: xlam, OpenAI chat fine-tuning, chat messages, ShareGPT.
 
 - ``xlam``: the shape of Salesforce/xlam-function-calling-60k: one JSON array of
   ``{"id", "query", "answers", "tools"}`` whose ``answers`` and ``tools`` are JSON
@@ -11,6 +11,17 @@
   ``call_<row>_<n>`` (``row`` counts the rows written, from 0); arguments are JSON
   strings. With ``with_results``, one ``tool`` message per call follows, holding that
   call's ``execution_result``.
+- ``messages``: the layout transformers' ``apply_chat_template(messages, tools=...)`` and
+  TRL read: ``{"messages": [...], "tools": [...]}`` with the call ``arguments`` as JSON
+  *objects*. Chat templates that write ``arguments | tojson`` (Qwen2.5, Mistral, Llama 3.1)
+  encode a string a second time, so the OpenAI layout teaches those models to emit quoted
+  JSON; this one does not. Call ids are nine letters and digits (``c`` then the row in
+  base 36 on five places, then the call on three), as Mistral's templates demand. An
+  assistant turn that calls has ``content: ""`` (templates that add it to a string fail on
+  ``null`` or a missing key). With ``with_results``, each ``tool`` message carries
+  ``tool_call_id`` and ``name``, and a row's ``final_answer`` (a string), when it has one,
+  becomes the closing assistant turn. ``string_arguments`` writes the arguments as JSON
+  strings instead, for the templates that add them to a string (DeepSeek's).
 - ``sharegpt``: the ``conversations`` layout LLaMA-Factory reads: ``human`` then one
   ``function_call`` turn whose value is the call ``{"name", "arguments"}`` as JSON, or
   the JSON list of calls for a parallel row, with the tools as a JSON string of JSON
@@ -30,7 +41,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..problems import RowProblem
@@ -39,9 +50,11 @@ from ..rows.records import ID, IRRELEVANCE, KIND, QUERY, REJECTED_BY, Row, calls
 from ..rows.runner import Destinations, Wrapper
 from ..schema.dialects import Note, to_json_schema, to_openai, to_xlam
 
-FORMATS = ("xlam", "openai", "sharegpt")
+FORMATS = ("xlam", "openai", "messages", "sharegpt")
+CHAT_FORMATS = ("openai", "messages")  # what a chat template can render
 IRRELEVANCE_REPLY = "None of the available tools fits this request, so I cannot call any of them."
 EXECUTION_RESULT = "execution_result"
+FINAL_ANSWER = "final_answer"
 
 NoteSink = Callable[[Note], None]
 
@@ -86,10 +99,31 @@ class NoteCollector:
         ]
 
 
-def check_options(fmt: str, *, with_results: bool = False) -> None:
+@dataclass(frozen=True)
+class WriteOptions:
+    """What changes how one row is written: its tool messages, a system message to open chats with, string arguments."""
+
+    with_results: bool = False
+    system: str | None = None
+    string_arguments: bool = False
+
+
+def check_options(fmt: str, *, with_results: bool = False, system: str | None = None, string_arguments: bool = False) -> None:
     """Refuse what cannot be written, before any row is read."""
     if fmt not in FORMATS:
-        raise ConfigError(f"unknown export format `{fmt}`", hint="pass `--format xlam`, `--format openai` or `--format sharegpt`")
+        raise ConfigError(
+            f"unknown export format `{fmt}`",
+            hint="pass `--format xlam`, `--format openai`, `--format messages` or `--format sharegpt`",
+        )
+    if system is not None and fmt not in CHAT_FORMATS:
+        raise ConfigError(
+            f"`--system` does not apply to `--format {fmt}`", hint="use it with `--format messages` or `--format openai`"
+        )
+    if string_arguments and fmt != "messages":
+        raise ConfigError(
+            f"`--string-arguments` does not apply to `--format {fmt}`",
+            hint="it is for `--format messages` (`--format openai` always writes arguments as JSON strings)",
+        )
     if with_results and fmt == "sharegpt":
         raise ConfigError(
             "`--with-results` does not apply to `--format sharegpt`",
@@ -105,21 +139,23 @@ def export_rows(
     fmt: str,
     *,
     with_results: bool = False,
+    system: str | None = None,
+    string_arguments: bool = False,
     on_note: NoteSink | None = None,
     summary: ExportSummary | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one exported record per usable row, in input order; counts go into ``summary``."""
-    check_options(fmt, with_results=with_results)
+    check_options(fmt, with_results=with_results, system=system, string_arguments=string_arguments)
     counts = summary if summary is not None else ExportSummary(fmt)
     notes: list[Note] = []
     sink = on_note if on_note is not None else (lambda note: None)
-    return _export(rows, _WRITERS[fmt], with_results, notes, sink, counts)
+    return _export(rows, _WRITERS[fmt], WriteOptions(with_results, system, string_arguments), notes, sink, counts)
 
 
 def _export(
     rows: Iterable[Row],
-    write: Callable[[Row, int, bool, list[Note]], dict[str, Any]],
-    with_results: bool,
+    write: Writer,
+    options: WriteOptions,
     notes: list[Note],
     sink: NoteSink,
     summary: ExportSummary,
@@ -130,7 +166,7 @@ def _export(
             continue
         notes.clear()
         try:
-            record = write(row, summary.exported, with_results, notes)
+            record = write(row, summary.exported, options, notes)
         except RowProblem as error:
             summary.unusable[error.problem.code] += 1
             continue
@@ -148,26 +184,99 @@ def export_file(
     *,
     jsonl: bool = False,
     with_results: bool = False,
+    system: str | None = None,
+    string_arguments: bool = False,
+    output_format: str = "json",
+    render_check: RecordCheck | None = None,
     on_note: NoteSink | None = None,
     wrap: Wrapper | None = None,
 ) -> ExportSummary:
-    """Read ``where.input``, write the export to ``where.output`` and return the counts."""
-    check_options(fmt, with_results=with_results)
+    """Read ``where.input``, write the export to ``where.output`` and return the counts.
+
+    ``output_format`` is ``json`` (JSON Lines, or xlam's array) or ``parquet``. Each record
+    written first passes ``render_check`` when given (see ``chat_template``); a record it
+    refuses is counted and named, and the export ends in a ``RenderCheckFailed``.
+    """
+    check_options(fmt, with_results=with_results, system=system, string_arguments=string_arguments)
+    check_output_format(fmt, output_format, jsonl=jsonl, output=where.output)
+    if render_check is not None and fmt not in CHAT_FORMATS:
+        raise ConfigError(
+            f"`--render-check` does not apply to `--format {fmt}`",
+            hint="a chat template renders `--format messages` or `--format openai`; pass one of them",
+        )
     where.validate()
     summary = ExportSummary(fmt)
+    # The output first: a missing pyarrow is said before any input is opened.
+    output = _open_output(where.output, fmt, output_format, jsonl, string_arguments)
     rows: Iterator[Row] = read_rows(where.input, skip_bad_lines=where.skip_bad_lines)
     if wrap is not None:
         rows = wrap(rows)
-    output = OutputFile(where.output, array=fmt == "xlam" and not jsonl)
     try:
-        for record in export_rows(rows, fmt, with_results=with_results, on_note=on_note, summary=summary):
+        records = export_rows(
+            rows,
+            fmt,
+            with_results=with_results,
+            system=system,
+            string_arguments=string_arguments,
+            on_note=on_note,
+            summary=summary,
+        )
+        for record in records:
+            if render_check is not None:
+                render_check(record, summary.exported)
             output.write(record)
     finally:
         output.close()
+    if render_check is not None:
+        render_check.finish()
     return summary
 
 
+class RecordCheck(Protocol):
+    """Sees every record before it is written (``number`` counts from 1); ``finish`` raises when any failed."""
+
+    def __call__(self, record: dict[str, Any], number: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def line(self) -> str: ...
+
+
+class RecordSink(Protocol):
+    def write(self, record: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+OUTPUT_FORMATS = ("json", "parquet")
+
+
+def check_output_format(fmt: str, output_format: str, *, jsonl: bool, output: str) -> None:
+    if output_format not in OUTPUT_FORMATS:
+        raise ConfigError(
+            f"unknown output format `{output_format}`", hint="pass `--output-format json` or `--output-format parquet`"
+        )
+    if output_format == "parquet":
+        if jsonl:
+            raise ConfigError("`--jsonl` does not apply to `--output-format parquet`", hint="leave out one of them")
+        if output == "-":
+            raise ConfigError(
+                "Parquet is not written to standard output (it is binary, and its index comes last)",
+                hint="name a file with `-o FILE.parquet`",
+            )
+
+
+def _open_output(path: str, fmt: str, output_format: str, jsonl: bool, string_arguments: bool) -> RecordSink:
+    if output_format == "parquet":
+        from .export_parquet import ParquetOutput  # pyarrow loads only when Parquet is asked for
+
+        return ParquetOutput(path, "openai" if string_arguments else fmt)  # the same columns, arguments as text
+    return OutputFile(path, array=fmt == "xlam" and not jsonl)
+
+
 # --- one row in each format -----------------------------------------------------------
+
+Writer = Callable[[Row, int, WriteOptions, list[Note]], dict[str, Any]]
 
 
 def _parts(row: Row) -> tuple[str, list[dict[str, Any]], list[Any], bool]:
@@ -203,7 +312,9 @@ def _xlam_id(value: Any) -> Any:
     return value
 
 
-def xlam_record(row: Row, index: int = 0, with_results: bool = False, notes: list[Note] | None = None) -> dict[str, Any]:
+def xlam_record(
+    row: Row, index: int = 0, options: WriteOptions = WriteOptions(), notes: list[Note] | None = None
+) -> dict[str, Any]:
     query, calls, tools, _irrelevance = _parts(row)
     record: dict[str, Any] = {}
     if row.get(ID) is not None:
@@ -218,10 +329,18 @@ def _arguments_text(arguments: dict[str, Any]) -> str:
     return json.dumps(arguments, ensure_ascii=False)
 
 
-def openai_record(row: Row, index: int = 0, with_results: bool = False, notes: list[Note] | None = None) -> dict[str, Any]:
+def _opening(query: str, options: WriteOptions) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = [] if options.system is None else [{"role": "system", "content": options.system}]
+    messages.append({"role": "user", "content": query})
+    return messages
+
+
+def openai_record(
+    row: Row, index: int = 0, options: WriteOptions = WriteOptions(), notes: list[Note] | None = None
+) -> dict[str, Any]:
     notes = notes if notes is not None else []
     query, calls, tools, irrelevance = _parts(row)
-    messages: list[dict[str, Any]] = [{"role": "user", "content": query}]
+    messages = _opening(query, options)
     if irrelevance:
         messages.append({"role": "assistant", "content": IRRELEVANCE_REPLY})
     else:
@@ -235,7 +354,7 @@ def openai_record(row: Row, index: int = 0, with_results: bool = False, notes: l
             for call_id, call in zip(ids, calls, strict=True)
         ]
         messages.append({"role": "assistant", "tool_calls": tool_calls})
-        if with_results:
+        if options.with_results:
             results = _results(row, len(calls), notes)
             if results is not None:
                 messages.extend(
@@ -246,6 +365,57 @@ def openai_record(row: Row, index: int = 0, with_results: bool = False, notes: l
     if converted:
         record["tools"] = converted
     return record
+
+
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _base36(number: int, places: int) -> str:
+    digits = []
+    for _ in range(places):
+        number, digit = divmod(number, 36)
+        digits.append(_BASE36[digit])
+    return "".join(reversed(digits))
+
+
+def call_id(row_index: int, call_index: int) -> str:
+    """Nine letters and digits, as Mistral's templates demand: ``c``, the row (5 places), the call (3)."""
+    return "c" + _base36(row_index % 36**5, 5) + _base36(call_index % 36**3, 3)
+
+
+def messages_record(
+    row: Row, index: int = 0, options: WriteOptions = WriteOptions(), notes: list[Note] | None = None
+) -> dict[str, Any]:
+    """The row as transformers and TRL read a conversation: arguments as objects, tools as OpenAI tool schemas."""
+    notes = notes if notes is not None else []
+    query, calls, tools, irrelevance = _parts(row)
+    messages = _opening(query, options)
+    if irrelevance:
+        messages.append({"role": "assistant", "content": IRRELEVANCE_REPLY})
+    else:
+        ids = [call_id(index, number) for number in range(len(calls))]
+        tool_calls = [
+            {
+                "id": identifier,
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": _arguments_text(call["arguments"]) if options.string_arguments else call["arguments"],
+                },
+            }
+            for identifier, call in zip(ids, calls, strict=True)
+        ]
+        messages.append({"role": "assistant", "content": "", "tool_calls": tool_calls})
+        results = _results(row, len(calls), notes) if options.with_results else None
+        if results is not None:
+            messages.extend(
+                {"role": "tool", "tool_call_id": identifier, "name": call["name"], "content": text}
+                for identifier, call, text in zip(ids, calls, results, strict=True)
+            )
+            final = row.get(FINAL_ANSWER)
+            if isinstance(final, str) and final.strip():
+                messages.append({"role": "assistant", "content": final})
+    return {"messages": messages, "tools": _converted(tools, to_openai, notes)}
 
 
 def _results(row: Row, count: int, notes: list[Note]) -> list[str] | None:
@@ -268,7 +438,9 @@ def _result_text(entry: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def sharegpt_record(row: Row, index: int = 0, with_results: bool = False, notes: list[Note] | None = None) -> dict[str, Any]:
+def sharegpt_record(
+    row: Row, index: int = 0, options: WriteOptions = WriteOptions(), notes: list[Note] | None = None
+) -> dict[str, Any]:
     query, calls, tools, irrelevance = _parts(row)
     conversations = [{"from": "human", "value": query}]
     if irrelevance:
@@ -280,8 +452,9 @@ def sharegpt_record(row: Row, index: int = 0, with_results: bool = False, notes:
     return {"conversations": conversations, "tools": json.dumps(converted, ensure_ascii=False)}
 
 
-_WRITERS: dict[str, Callable[[Row, int, bool, list[Note]], dict[str, Any]]] = {
+_WRITERS: dict[str, Writer] = {
     "xlam": xlam_record,
     "openai": openai_record,
+    "messages": messages_record,
     "sharegpt": sharegpt_record,
 }
