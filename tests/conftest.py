@@ -65,5 +65,41 @@ def runner() -> CliRunner:
 
 
 def invoke(runner: CliRunner, *args: str, input: str | None = None) -> Any:
-    """Run the real CLI in-process; stdout and stderr kept apart."""
-    return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+    """Run the real CLI in-process; stdout and stderr kept apart.
+
+    Every `hint:` the command prints is checked on the way: each flag it names must
+    be one that this very command takes, so a hint never sends a user to a flag
+    that is not there.
+    """
+    result = runner.invoke(app, list(args), input=input, catch_exceptions=False)
+    check_hints_name_real_flags(list(args), result.stderr)
+    return result
+
+
+def command_flags(words: list[str]) -> set[str]:
+    """The flags of the command that ``words`` (a command line, without `apigen`) runs."""
+    import typer.main
+
+    command: Any = typer.main.get_command(app)
+    for word in words:
+        subcommands = getattr(command, "commands", None)
+        if not subcommands or word not in subcommands:
+            break
+        command = subcommands[word]
+    flags = {"--help"}
+    for parameter in command.params:
+        flags.update(getattr(parameter, "opts", ()))
+        flags.update(getattr(parameter, "secondary_opts", ()))
+    return flags
+
+
+def check_hints_name_real_flags(words: list[str], stderr: str) -> None:
+    import re
+
+    hints = [line for line in stderr.splitlines() if line.startswith("hint:")]
+    if not hints:
+        return
+    known = command_flags(words)
+    for hint in hints:
+        for flag in re.findall(r"(?<![\w$-])(--[a-z][a-z0-9-]*)", hint):
+            assert flag in known, f"`apigen {' '.join(words[:2])}` says {hint!r}, but has no {flag}"
