@@ -236,13 +236,13 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
     for name, value in arguments.items():
         if name in binding.path_params or name in binding.header_params:
             continue
-        sent_as = wire.get(name, name)
+        sent_as: str = wire.get(name) or name
         if has_body and name not in binding.query:
             body[sent_as] = value
         elif value is not None:
             for item in value if isinstance(value, list) else [value]:
                 params.append((sent_as, _text(item)))
-    headers = {}
+    headers: dict[str, str] = {}
     for name, value in binding.headers:
         needed = _PATH_PARAM.findall(value)
         if any(arguments.get(argument) is None for argument in needed):

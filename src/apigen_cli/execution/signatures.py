@@ -59,8 +59,8 @@ class NoJsonForm(Exception):
 # --- annotations to JSON Schema (in the child) ----------------------------------------
 
 _SCALARS: dict[Any, str] = {int: "integer", float: "number", str: "string", bool: "boolean", type(None): "null"}
-_ARRAYS = (list, set, frozenset, collections.abc.Sequence, collections.abc.MutableSequence, collections.abc.Set)
-_ARRAYS += (collections.abc.Iterable, collections.abc.Collection, collections.abc.MutableSet)
+_ARRAYS: tuple[Any, ...] = (list, set, frozenset, collections.abc.Sequence, collections.abc.MutableSequence)
+_ARRAYS += (collections.abc.Set, collections.abc.Iterable, collections.abc.Collection, collections.abc.MutableSet)
 _MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 # What a string annotation may subscript or `|`: the standard generics, never a user object.
 _GENERIC_HOMES = ("builtins", "typing", "typing_extensions", "collections.abc", "types")
@@ -226,7 +226,9 @@ class SchemaMaker:
             except Exception as error:
                 raise NoJsonForm(f"pydantic cannot describe `{kind.__qualname__}`: {error}") from None
             return inline_refs(produced, self.notes, kind.__qualname__)
-        raise NoJsonForm(f"`{kind.__qualname__}` is a class with no JSON form (not a dataclass, TypedDict, Enum or pydantic model)")
+        raise NoJsonForm(
+            f"`{kind.__qualname__}` is a class with no JSON form (not a dataclass, TypedDict, Enum or pydantic model)"
+        )
 
 
 def _object(kind: type, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:

@@ -69,6 +69,11 @@ def _numbered_objects(path: str) -> list[tuple[str, Any]]:
     return found
 
 
+def read_definitions(path: str) -> list[tuple[str, Any]]:
+    """Every entry of a library file with where it is (``line 3``), not yet checked: for ``check`` and ``merge``."""
+    return _numbered_objects(path)
+
+
 def load_library(path: str) -> list[Api]:
     """Read and compile every API of a library file; any unusable entry stops the command."""
     apis: list[Api] = []
