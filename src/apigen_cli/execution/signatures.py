@@ -233,8 +233,10 @@ class SchemaMaker:
 
 def _object(kind: type, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
-    doc = inspect.getdoc(kind)
-    if doc and not doc.startswith(kind.__name__ + "("):  # dataclasses make up a docstring from the signature
+    doc = kind.__dict__.get("__doc__")  # its own, not one inherited from dict or object
+    if (
+        isinstance(doc, str) and doc.strip() and not doc.startswith(kind.__name__ + "(")
+    ):  # dataclasses make up a docstring from the signature
         schema["description"] = doc.strip().split("\n\n")[0]
     return schema
 

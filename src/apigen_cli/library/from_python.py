@@ -89,7 +89,7 @@ def _looks_like_module(spec: str) -> bool:
 def _tool(function: dict[str, Any], options: PythonImport, result: Imported) -> dict[str, Any] | None:
     """One tool, or ``None`` (with a note) when the function cannot be typed and ``untyped`` is ``skip``."""
     name = str(function["name"])
-    where = f"`{name}` ({os.path.relpath(function['file']) if function.get('file') else function['module']}:{function['line']})"
+    where = f"`{name}` ({_shown_file(function)}:{function['line']})"
     if function.get("problem"):
         result.notes.append(f"{where} is skipped: {function['problem']}")
         return None
@@ -153,3 +153,12 @@ def _loose_hint(kind: str, options: PythonImport) -> str:
     if kind == "POSITIONAL_ONLY" or options.untyped != "skip":
         return ""
     return " (pass `--untyped loose` to keep it, typed as any JSON value)"
+
+
+def _shown_file(function: dict[str, Any]) -> str:
+    """The function's file, relative to the working folder when it is inside it."""
+    file = str(function.get("file") or "")
+    if not file:
+        return str(function["module"])
+    relative = os.path.relpath(file)
+    return file if relative.startswith("..") else relative
