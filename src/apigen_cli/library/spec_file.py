@@ -54,7 +54,10 @@ def _safe_loader() -> Any:
     if _LOADER is None:
         import yaml
 
-        class Loader(yaml.SafeLoader):
+        # libyaml's SafeLoader when the wheel has it (several times faster), the pure-Python one otherwise.
+        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+        class Loader(base):  # type: ignore[valid-type,misc]
             pass
 
         Loader.yaml_implicit_resolvers = {
