@@ -310,3 +310,19 @@ def test_sample_functions_give_the_hand_written_library(runner: CliRunner, tmp_p
                 continue
             assert _shape(type_schema(mine.properties[key])) == _shape(type_schema(compiled)), (name, key)
     assert json.loads(out.read_text().splitlines()[0])["category"] == "books"
+
+
+def test_a_name_defined_in_two_modules_is_named_by_its_module(runner: CliRunner, tmp_path: Path) -> None:
+    one = 'def size(x: int) -> int:\n    """One."""\n    return x\n'
+    folder = _write(tmp_path / "lib", first=one, second=one.replace("One", "Two"))
+    tools, stderr = _tools(runner, str(folder))
+    assert sorted(tools) == ["first.size", "second.size"]
+    assert "`size` is defined in several modules (first.size, second.size): each is named by its module" in stderr
+    assert "the name `first.size` has characters some endpoints refuse" in stderr
+
+
+def test_an_import_that_hangs_is_stopped_at_the_time_limit(runner: CliRunner, tmp_path: Path) -> None:
+    folder = _write(tmp_path / "lib", slow="import threading\nthreading.Event().wait()\n")
+    result = invoke(runner, "library", "from-python", str(folder), "--import-timeout", "0.5")
+    assert result.exit_code == 2
+    assert f"error: cannot import `{folder}`: importing `{folder}` took longer than 0.5 s" in result.stderr

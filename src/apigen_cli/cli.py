@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import random
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -1268,8 +1269,10 @@ def library_from_toolbench(
 
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages):
-        if key_env is not None and not key_env.replace("_", "a").isalnum():
+        if key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env):
             raise ConfigError(f"`--key-env` is {key_env!r}, not a variable name", hint="pass `--key-env RAPIDAPI_KEY`")
+        if base_url is not None and not base_url.lower().startswith(("http://", "https://")):
+            raise ConfigError(f"`--base-url` is {base_url!r}, not an http(s) URL", hint="pass `--base-url https://host`")
         options = ToolBenchImport(key_env, key_header, host_header, base_url)
         _write_imported("from-toolbench", from_toolbench(path, options), output, messages)
 
@@ -1278,7 +1281,7 @@ def library_from_toolbench(
 @_with_options(_exec_group("--timeout"))
 def library_check(
     ctx: typer.Context,
-    library: Annotated[str, typer.Argument(metavar="LIB", help="The API library (JSONL) to check.")],
+    library: Annotated[str, typer.Argument(metavar="LIB", help="The API library (JSONL) to check; `-` reads standard input.")],
     keep: Annotated[
         Optional[str], typer.Option("--keep", metavar="FILE", help="Write the APIs whose call worked to FILE.")
     ] = None,
@@ -1300,7 +1303,7 @@ def library_check(
 
         apigen library check sample_data/apis.jsonl --functions sample_data/functions --keep working.jsonl
 
-        PETS_KEY=... apigen library check rest_apis.jsonl --pass-env PETS_KEY --strict
+        apigen library from-openapi pets.yaml --auth key=PETS_KEY | PETS_KEY=... apigen library check - --pass-env PETS_KEY
     """
     from .library.check import call_each, lint, read_entries
     from .library.output import write_library
@@ -1339,7 +1342,9 @@ def library_check(
 
 @library_app.command("merge")
 def library_merge(
-    libraries: Annotated[list[str], typer.Argument(metavar="LIB...", help="API libraries (JSONL) to merge, in order.")],
+    libraries: Annotated[
+        list[str], typer.Argument(metavar="LIB...", help="API libraries (JSONL) to merge, in order; `-` reads standard input.")
+    ],
     output: LibraryOutputOpt = "-",
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -1350,7 +1355,7 @@ def library_merge(
 
         apigen library merge python_apis.jsonl rest_apis.jsonl -o apis.jsonl
 
-        apigen library merge a.jsonl b.jsonl | apigen library check /dev/stdin --lint-only
+        apigen library merge a.jsonl b.jsonl | apigen library check - --lint-only
     """
     from .library.merge import merge
 

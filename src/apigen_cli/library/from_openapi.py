@@ -42,6 +42,7 @@ _SCHEMA_KEYS = (
     "nullable",
     "readOnly",
 )
+_SET_BY_CLIENT = ("accept", "content-type", "authorization")
 _SERVER_VARIABLE = re.compile(r"\{([^}]+)\}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_SCHEMA_DEPTH = 24
@@ -73,6 +74,7 @@ class _Converter:
         self.names = UniqueNames()
         self._cycle_notes: set[str] = set()
         self._auth_notes: set[str] = set()
+        self.swagger = False
 
     # --- the whole spec -------------------------------------------------------------
 
@@ -89,7 +91,8 @@ class _Converter:
         paths = root.get("paths")
         if not isinstance(paths, dict):
             raise self.document.error("/paths", "`paths` should be an object of operations")
-        for unknown in sorted(set(self.options.auth) - set(self._schemes())):
+        unknown_schemes = sorted(set(self.options.auth) - set(self._schemes()))
+        for unknown in unknown_schemes[:1]:
             raise self.document.error(
                 pointer("components", "securitySchemes") if not self.swagger else "/securityDefinitions",
                 f"there is no security scheme `{unknown}` (the spec has: {', '.join(sorted(self._schemes())) or 'none'})",
@@ -188,6 +191,8 @@ class _Converter:
                 continue
             if location not in ("path", "query", "header"):
                 raise self.document.error(parameter_where, f"`in` is {location!r}, not path, query, header or cookie")
+            if location == "header" and wire.lower() in _SET_BY_CLIENT:
+                continue  # OpenAPI: these header parameters are ignored (the client sets them)
             schema = self._parameter_schema(parameter, parameter_where)
             if parameter.get("description") and "description" not in schema:
                 schema["description"] = str(parameter["description"]).strip()
@@ -369,8 +374,10 @@ class _Converter:
                     self._cycle_notes.add(reference)
                     self.result.notes.append(f"`{reference}` contains itself; at {where} the inner one is typed as any value")
                 return {}
-            target = self.document.lookup(reference, where)
-            return self.schema(target, reference[1:], (*seen, reference))
+            target = self.schema(self.document.lookup(reference, where), reference[1:], (*seen, reference))
+            # OpenAPI 3.1 lets a $ref have siblings (a description, a default): they win over the target's.
+            siblings = {key: raw[key] for key in _SCHEMA_KEYS if key in raw}
+            return {**target, **siblings} if siblings else target
         if raw is True or raw is None:
             return {}
         if not isinstance(raw, dict):
@@ -403,8 +410,6 @@ class _Converter:
             schema["additionalProperties"] = additional
         elif isinstance(additional, dict):
             schema["additionalProperties"] = self.schema(additional, where + "/additionalProperties", seen)
-        if isinstance(schema.get("type"), list) and "null" in schema["type"] and len(schema["type"]) == 2:
-            pass  # 3.1 nullable: tools.py reads type lists
         if schema.get("type") == "object" and "properties" not in schema and "additionalProperties" not in schema:
             schema["additionalProperties"] = True  # a free-form object
         return schema

@@ -20,6 +20,7 @@ import docstring_parser
 from ..errors import LibraryError
 from ..execution.executor import worker_environment
 from ..execution.signatures import DescribeError, run_describe
+from ..execution.worker import looks_like_module
 from .output import TOOL_NAME, Imported
 
 UNTYPED_CHOICES = ("skip", "loose")
@@ -53,7 +54,7 @@ def from_python(specs: Sequence[str], options: PythonImport) -> Imported:
     environ = worker_environment(os.environ, options.pass_env)
     seen: dict[str, str] = {}
     for spec in specs:
-        if not os.path.exists(spec) and not _looks_like_module(spec):
+        if not os.path.exists(spec) and not looks_like_module(spec):
             raise LibraryError(
                 f"`{spec}` is neither a file, a folder nor a module name",
                 hint="pass a .py file, a folder of .py files, or an importable module (e.g. `mypackage.tools`)",
@@ -80,10 +81,6 @@ def from_python(specs: Sequence[str], options: PythonImport) -> Imported:
             seen[tool["name"]] = spec
             result.tools.append(tool)
     return result
-
-
-def _looks_like_module(spec: str) -> bool:
-    return not spec.endswith(".py") and all(part.isidentifier() for part in spec.split("."))
 
 
 def _tool(function: dict[str, Any], options: PythonImport, result: Imported) -> dict[str, Any] | None:
