@@ -279,6 +279,10 @@ def test_swagger_2_and_json_are_read(runner: CliRunner, tmp_path: Path) -> None:
         ),
         ("info: {title: x}\n", "this is not an OpenAPI 3 or Swagger 2 document"),
         ("openapi: 3.0.0\npaths: {/a: {get: {}}}\n", "gives no absolute server URL for `GET /a`"),
+        (
+            "openapi: 3.0.0\nservers: [{url: /api/v3}]\npaths: {/a: {get: {}}}\n",
+            "at `/servers`: the spec gives no absolute server URL for `GET /a` (its server URL is `/api/v3`",
+        ),
     ],
 )
 def test_a_bad_spec_is_an_error_naming_the_file_and_where(runner: CliRunner, tmp_path: Path, text: str, message: str) -> None:

@@ -146,3 +146,13 @@ def test_a_file_that_is_not_a_tool_is_an_error(runner: CliRunner, tmp_path: Path
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: `{bad}` is not a ToolBench tool file (no `api_list`)")
     assert "hint: " in result.stderr
+
+
+def test_flags_that_cannot_work_are_errors_naming_the_flag(runner: CliRunner, tools_dir: Path) -> None:
+    bad_env = invoke(runner, "library", "from-toolbench", str(tools_dir), "--key-env", "my-key")
+    assert bad_env.exit_code == 2
+    assert bad_env.stderr.startswith("error: `--key-env` is 'my-key', not the name of an environment variable")
+    bad_url = invoke(runner, "library", "from-toolbench", str(tools_dir), "--base-url", "localhost:8080")
+    assert bad_url.exit_code == 2
+    assert bad_url.stderr.startswith("error: `--base-url` is 'localhost:8080', not an http(s) URL")
+    assert bad_url.stdout == ""

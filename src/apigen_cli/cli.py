@@ -12,7 +12,6 @@ import inspect
 import json
 import os
 import random
-import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -1234,8 +1233,6 @@ def library_from_openapi(
             schemes = parse_auth(auth or [])
         except ValueError as error:
             raise ConfigError(f"`--auth`: {error}", hint="pass `--auth SCHEME=ENV_VAR`, e.g. `--auth api_key=PETS_KEY`") from None
-        if base_url is not None and not base_url.lower().startswith(("http://", "https://")):
-            raise ConfigError(f"`--base-url` is {base_url!r}, not an http(s) URL", hint="pass `--base-url https://host/prefix`")
         _write_imported("from-openapi", from_openapi(spec, OpenApiImport(base_url, schemes)), output, messages)
 
 
@@ -1269,10 +1266,6 @@ def library_from_toolbench(
 
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages):
-        if key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env):
-            raise ConfigError(f"`--key-env` is {key_env!r}, not a variable name", hint="pass `--key-env RAPIDAPI_KEY`")
-        if base_url is not None and not base_url.lower().startswith(("http://", "https://")):
-            raise ConfigError(f"`--base-url` is {base_url!r}, not an http(s) URL", hint="pass `--base-url https://host`")
         options = ToolBenchImport(key_env, key_header, host_header, base_url)
         _write_imported("from-toolbench", from_toolbench(path, options), output, messages)
 

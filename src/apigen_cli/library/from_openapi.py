@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .http_arguments import Arguments, fill_path
-from .output import Imported, UniqueNames, sanitise_name
+from .output import Imported, UniqueNames, check_base_url, sanitise_name
 from .spec_file import Document, pointer, read_document
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
@@ -62,6 +62,7 @@ class _Skip(Exception):
 
 def from_openapi(path: str, options: OpenApiImport) -> Imported:
     """Read the spec at ``path`` and return one tool per operation (``InputError`` for a bad spec)."""
+    check_base_url(options.base_url)
     document = Document(path, read_document(path))
     return _Converter(document, options).run()
 
@@ -163,8 +164,9 @@ class _Converter:
         if not base or not base.lower().startswith(("http://", "https://")):
             raise self.document.error(
                 "/servers" if not self.swagger else "/host",
-                f"the spec gives no absolute server URL for `{method.upper()} {route}` (found {base!r})",
-                hint="pass `--base-url https://...`",
+                f"the spec gives no absolute server URL for `{method.upper()} {route}`"
+                + (f" (its server URL is `{base}`, relative to where the spec is published)" if base else ""),
+                hint="pass `--base-url https://host/prefix`: it replaces the server URL, prefix included",
             )
         if operation.get("callbacks"):
             self.result.notes.append(f"`{method.upper()} {route}` ({where}): its callbacks are left out")

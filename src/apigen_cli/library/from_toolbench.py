@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from ..errors import InputError
 from ..rows.jsonl import json_error_text, loads
 from .http_arguments import Arguments, fill_path, template_names
-from .output import Imported, UniqueNames, sanitise_name
+from .output import Imported, UniqueNames, check_base_url, check_env_name, sanitise_name
 
 _TYPES = {
     "STRING": {"type": "string"},
@@ -53,6 +53,8 @@ class ToolBenchImport:
 
 def from_toolbench(path: str, options: ToolBenchImport) -> Imported:
     """Every API of the tool file ``path``, or of every ``*.json`` under the folder ``path``."""
+    check_base_url(options.base_url)
+    check_env_name(options.key_env, "--key-env")
     root = Path(path)
     if root.is_dir():
         files = sorted(item for item in root.rglob("*.json") if item.is_file())

@@ -14,13 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..rows.jsonl import OutputFile
 from ..schema.tools import ToolError, compile_tool
 
 #: Tool names OpenAI-compatible endpoints accept (and the paper's library uses).
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass
@@ -52,6 +53,21 @@ class UniqueNames:
             found = name[: 64 - len(suffix)] + suffix
         self.taken.add(found)
         return found
+
+
+def check_base_url(value: str | None) -> None:
+    """``--base-url`` must be an http(s) URL: calls are made to it."""
+    if value is not None and not value.lower().startswith(("http://", "https://")):
+        raise ConfigError(f"`--base-url` is {value!r}, not an http(s) URL", hint="pass `--base-url https://host/prefix`")
+
+
+def check_env_name(value: str | None, flag: str) -> None:
+    """A flag that names an environment variable must name one (the value itself never goes in a flag)."""
+    if value is not None and not _ENV_NAME.match(value):
+        raise ConfigError(
+            f"`{flag}` is {value!r}, not the name of an environment variable",
+            hint=f"pass `{flag} NAME`, e.g. `{flag} RAPIDAPI_KEY`",
+        )
 
 
 def write_library(tools: Iterable[dict[str, Any]], path: str) -> int:
