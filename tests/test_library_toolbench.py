@@ -156,3 +156,12 @@ def test_flags_that_cannot_work_are_errors_naming_the_flag(runner: CliRunner, to
     assert bad_url.exit_code == 2
     assert bad_url.stderr.startswith("error: `--base-url` is 'localhost:8080', not an http(s) URL")
     assert bad_url.stdout == ""
+
+
+def test_check_without_the_key_variable_says_which_to_set(runner: CliRunner, tools_dir: Path, tmp_path: Path) -> None:
+    library = tmp_path / "apis.jsonl"
+    invoke(runner, "library", "from-toolbench", str(tools_dir), "--key-env", "NO_SUCH_VARIABLE_SET", "-o", str(library))
+    result = invoke(runner, "library", "check", str(library))
+    assert result.exit_code == 2
+    assert "uses `$NO_SUCH_VARIABLE_SET` in header `X-RapidAPI-Key`, which is not set in the environment" in result.stderr
+    assert "hint: export NO_SUCH_VARIABLE_SET=..." in result.stderr

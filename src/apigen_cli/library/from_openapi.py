@@ -84,6 +84,8 @@ class _Converter:
         if not isinstance(root, dict):
             raise self.document.error("", "the spec should be an object (with `openapi` or `swagger` and `paths`)")
         version = root.get("openapi", root.get("swagger"))
+        if isinstance(version, (int, float)) and not isinstance(version, bool):
+            version = str(version)  # `swagger: 2.0` unquoted in YAML is a number
         if not isinstance(version, str) or not version.startswith(("2.", "3.")):
             raise self.document.error(
                 "", 'this is not an OpenAPI 3 or Swagger 2 document (no `openapi: 3.x` or `swagger: "2.0"`)'
@@ -92,11 +94,11 @@ class _Converter:
         paths = root.get("paths")
         if not isinstance(paths, dict):
             raise self.document.error("/paths", "`paths` should be an object of operations")
-        unknown_schemes = sorted(set(self.options.auth) - set(self._schemes()))
-        for unknown in unknown_schemes[:1]:
+        unknown = sorted(set(self.options.auth) - set(self._schemes()))
+        if unknown:
             raise self.document.error(
                 pointer("components", "securitySchemes") if not self.swagger else "/securityDefinitions",
-                f"there is no security scheme `{unknown}` (the spec has: {', '.join(sorted(self._schemes())) or 'none'})",
+                f"there is no security scheme `{unknown[0]}` (the spec has: {', '.join(sorted(self._schemes())) or 'none'})",
                 hint="pass `--auth SCHEME=ENV_VAR` with a scheme name from the spec",
             )
         default_base = self._server_url(root, "")
