@@ -22,7 +22,10 @@ def test_values_come_from_examples_defaults_enums_then_placeholders() -> None:
     assert example_value({"type": "integer", "minimum": 5}) == 5
     assert example_value({"type": "number", "maximum": 0.5}) == 0.5
     assert example_value({"type": "string", "format": "date"}) == "2024-01-15"
-    assert example_value({"type": "array", "items": {"type": "boolean"}}) == [True]
+    assert example_value({"type": "array", "items": {"type": "boolean"}}) == [True, True]
+    assert example_value({"type": "array", "items": {"type": "integer"}}) == [1, 2]
+    assert example_value({"type": "array", "items": {"type": "number"}, "maxItems": 1}) == [1.0]
+    assert example_value({"type": "array", "minItems": 3}) == ["example"] * 3
     assert example_value({"anyOf": [{"type": "null"}, {"type": "integer"}]}) == 1
     assert example_value({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}) == {"a": "example"}
     tool = {"name": "t", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {}}, "required": ["a"]}}
@@ -96,3 +99,18 @@ def test_merge_renames_clashes_keeps_bindings_and_drops_exact_repeats(runner: Cl
     out = tmp_path / "merged.jsonl"
     assert invoke(runner, "library", "merge", SAMPLE, str(first), "-o", str(out), "-q").exit_code == 0
     assert json.loads(out.read_text().splitlines()[-1])["name"] == "factorial_2"
+
+
+def test_an_error_payload_is_an_error_unless_error_results_pass(runner: CliRunner, tmp_path: Path) -> None:
+    library = write_jsonl(
+        tmp_path / "apis.jsonl",
+        [{"name": "get_book", "description": "One book.", "parameters": {"book_id": {"type": "str", "description": "Id"}}}],
+    )
+    failed = invoke(runner, "library", "check", str(library), "--functions", FUNCTIONS, "--workers", "1", "--strict")
+    assert failed.exit_code == 1
+    assert 'get_book  error           the result is an error payload: {"error": "no book with id \'example\'"}' in failed.stderr
+    passed = invoke(
+        runner, "library", "check", str(library), "--functions", FUNCTIONS, "--workers", "1", "--error-result", "pass"
+    )
+    assert passed.exit_code == 0
+    assert "check: 1 of 1 APIs answered, 0 lint findings" in passed.stderr

@@ -1300,6 +1300,14 @@ def library_check(
     """
     from .library.check import call_each, lint, read_entries
     from .library.output import write_library
+    from .stages.exec_check import is_empty_result, is_error_result
+
+    def judge(result: Any) -> str | None:  # exec-check's own policy, so that a kept API passes exec-check
+        if policy.fail_on_error_result and is_error_result(result):
+            return "the result is an error payload"
+        if policy.fail_on_empty and is_empty_result(result):
+            return "the result is empty"
+        return None
 
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages), ExitStack() as resources:
@@ -1309,18 +1317,20 @@ def library_check(
             messages.info(f"lint: {finding.where}" + (f" `{finding.name}`" if finding.name else "") + f": {finding.message}")
         failed = 0
         if not lint_only:
-            executor, _policy = _executor(ctx.params, messages)
+            executor, policy = _executor(ctx.params, messages)
             resources.callback(executor.close)
-            call_each(entries, executor)
+            call_each(entries, executor, judge)
             width = max([len(entry.name) for entry in entries] + [3])
             messages.info(f"{'API':<{width}}  {'STATUS':<7}  {'HTTP':<4}  DETAIL")
             for entry in entries:
                 outcome = entry.outcome
-                detail = (
-                    json.dumps(outcome.result)[:80]
-                    if outcome is not None and outcome.ok
-                    else (outcome.message[:160] if outcome else "")
-                )
+                if outcome is None:
+                    detail = ""
+                elif outcome.ok:
+                    shown = json.dumps(outcome.result)[:80]
+                    detail = f"{entry.result_problem}: {shown}" if entry.result_problem else shown
+                else:
+                    detail = outcome.message[:160]
                 messages.info(f"{entry.name:<{width}}  {entry.status:<7}  {entry.http_status:<4}  {detail}")
             working = [entry for entry in entries if entry.status == "ok"]
             failed = len(entries) - len(working)

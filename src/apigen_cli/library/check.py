@@ -11,7 +11,7 @@ nobody described.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ class Entry:
     tool: Tool | None
     arguments: dict[str, Any] | None = None
     outcome: Outcome | None = None
+    result_problem: str | None = None  # why a call that returned is still a failure (an error payload)
 
     @property
     def status(self) -> str:
@@ -44,7 +45,7 @@ class Entry:
         if self.outcome is None:
             return "not run"
         if self.outcome.ok:
-            return "ok"
+            return "error" if self.result_problem else "ok"
         return "timeout" if self.outcome.code == "timeout" else "error"
 
     @property
@@ -185,8 +186,13 @@ def example_value(schema: Any, depth: int = 0) -> Any:
         prefix = schema.get("prefixItems")
         if isinstance(prefix, list):
             return [example_value(item, depth + 1) for item in prefix]
-        count = max(1, int(schema.get("minItems") or 1))
-        return [example_value(schema.get("items", {"type": "string"}), depth + 1) for _ in range(min(count, 3))]
+        # Two items unless the schema says otherwise: a mean, a spread or a pair needs more than one.
+        low, high = schema.get("minItems"), schema.get("maxItems")
+        count = max(int(low) if isinstance(low, int) else 2, 1)
+        if isinstance(high, int) and high >= 0:
+            count = min(count, high)
+        item = example_value(schema.get("items", {"type": "string"}), depth + 1)
+        return [_varied(item, index) for index in range(min(count, 8))]
     if kind == "object" or (kind is None and "properties" in schema):
         properties = schema.get("properties") or {}
         required = schema.get("required") or list(properties)
@@ -203,8 +209,19 @@ def example_value(schema: Any, depth: int = 0) -> Any:
     return _PLACEHOLDERS.get(str(kind), "example")
 
 
-def call_each(entries: list[Entry], executor: Executor) -> None:
-    """Call every API once, all in flight together (the executor bounds how many)."""
+def _varied(value: Any, index: int) -> Any:
+    """The ``index``-th item of a placeholder array: numbers differ (1, 2, ...), so a spread is not zero."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    return value + index
+
+
+def call_each(entries: list[Entry], executor: Executor, judge: Callable[[Any], str | None] | None = None) -> None:
+    """Call every API once, all in flight together (the executor bounds how many).
+
+    ``judge`` says why a result that came back is a failure all the same (exec-check's
+    policy on error payloads and empty results), or ``None`` when it is not.
+    """
     started: list[tuple[Entry, Pending]] = []
     for entry in entries:
         entry.arguments = example_arguments(entry.definition)
@@ -214,3 +231,5 @@ def call_each(entries: list[Entry], executor: Executor) -> None:
     executor.wait([pending for _entry, pending in started])
     for entry, pending in started:
         entry.outcome = pending.outcome
+        if judge is not None and entry.outcome is not None and entry.outcome.ok:
+            entry.result_problem = judge(entry.outcome.result)
