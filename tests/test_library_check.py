@@ -108,7 +108,7 @@ def test_an_error_payload_is_an_error_unless_error_results_pass(runner: CliRunne
     )
     failed = invoke(runner, "library", "check", str(library), "--functions", FUNCTIONS, "--workers", "1", "--strict")
     assert failed.exit_code == 1
-    assert 'get_book  error           the result is an error payload: {"error": "no book with id \'example\'"}' in failed.stderr
+    assert 'get_book  error          the result is an error payload: {"error": "no book with id \'example\'"}' in failed.stderr
     passed = invoke(
         runner, "library", "check", str(library), "--functions", FUNCTIONS, "--workers", "1", "--error-result", "pass"
     )

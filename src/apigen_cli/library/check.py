@@ -187,10 +187,10 @@ def example_value(schema: Any, depth: int = 0) -> Any:
         if isinstance(prefix, list):
             return [example_value(item, depth + 1) for item in prefix]
         # Two items unless the schema says otherwise: a mean, a spread or a pair needs more than one.
-        low, high = schema.get("minItems"), schema.get("maxItems")
-        count = max(int(low) if isinstance(low, int) else 2, 1)
-        if isinstance(high, int) and high >= 0:
-            count = min(count, high)
+        fewest, most = schema.get("minItems"), schema.get("maxItems")
+        count = max(fewest if isinstance(fewest, int) else 2, 1)
+        if isinstance(most, int) and most >= 0:
+            count = min(count, most)
         item = example_value(schema.get("items", {"type": "string"}), depth + 1)
         return [_varied(item, index) for index in range(min(count, 8))]
     if kind == "object" or (kind is None and "properties" in schema):
