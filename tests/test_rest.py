@@ -315,3 +315,34 @@ def test_the_wait_honours_retry_after_up_to_its_cap() -> None:
         assert wait_after({}) == 0.25
     finally:
         caller.close()
+
+
+# --- `rename` and argument headers (what imported OpenAPI operations need) ---------------
+
+
+def test_renamed_arguments_are_sent_under_their_wire_names(server: ToolServer, executor: Executor) -> None:
+    binding = {
+        "method": "POST",
+        "url": server.base + "/v1/items/{path_id}",
+        "query": ["query_id"],
+        "rename": {"query_id": "id", "body_id": "id"},
+    }
+    outcome = executor.run("update_item", {"path_id": "p1", "query_id": "q1", "body_id": "b1", "note": "x"}, http=binding)
+    assert outcome.ok, outcome.message
+    assert outcome.result["path"] == "/v1/items/p1"
+    assert outcome.result["query"] == {"id": ["q1"]}
+    assert outcome.result["body"] == {"id": "b1", "note": "x"}
+
+
+def test_an_argument_in_a_header_goes_there_only_and_is_left_out_when_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACE_PREFIX", "env-{trace}")  # an environment value is never read as a template
+    binding = parse_binding({"url": "http://h/x", "headers": {"X-Trace": "$TRACE_PREFIX/{trace}"}}, "t")
+    request = build_request(binding, {"trace": "$HOME", "q": 1}, {"TRACE_PREFIX": "env-{trace}"})
+    assert request.headers == {"X-Trace": "env-{trace}/$HOME"}
+    assert request.params == [("q", "1")]
+    assert build_request(binding, {"q": 1}, {}).headers == {}
+
+
+def test_a_bad_rename_is_an_invalid_binding() -> None:
+    with pytest.raises(BindingError, match="`http.rename` should map"):
+        parse_binding({"url": "http://h/x", "rename": {"a": 3}}, "t")

@@ -743,6 +743,271 @@ def run_command(
         raise typer.Exit(EXIT_REJECTED)
 
 
+# --- library: importers (Python, OpenAPI, ToolBench), check, merge ---------------------
+# Issue 13. Each command calls one function of library/ and writes library JSONL
+# (stdout or -o); notes go to stderr. Modules are imported when the command runs.
+
+library_app = typer.Typer(
+    name="library",
+    help="Make, check and merge API libraries: from Python code, OpenAPI specs and ToolBench files.",
+    no_args_is_help=True,
+)
+app.add_typer(library_app)
+
+LibraryOutputOpt = Annotated[
+    str, typer.Option("--output", "-o", metavar="FILE", help="Where the library JSONL goes; `-` is standard output.")
+]
+
+
+def _write_imported(command: str, imported: Any, output: str, messages: Messages) -> int:
+    """Print the importer's notes, write its tools, say how many; returns the count written."""
+    from .library.output import write_library
+
+    for note in imported.notes:
+        messages.info(f"note: {note}")
+    if not imported.tools:
+        raise ConfigError(f"{command}: no API could be imported ({imported.skipped} skipped)", hint="see the notes above for why")
+    count = write_library(imported.tools, output)
+    skipped = f", {imported.skipped} skipped" if imported.skipped else ""
+    messages.info(f"{command}: {count} APIs written{skipped}")
+    return count
+
+
+@library_app.command("from-python")
+def library_from_python(
+    specs: Annotated[list[str], typer.Argument(metavar="PATH|MODULE...", help="A .py file, a folder of .py files, or a module.")],
+    output: LibraryOutputOpt = "-",
+    untyped: Annotated[
+        str,
+        typer.Option(
+            "--untyped",
+            metavar="skip|loose",
+            help="A function with a parameter that cannot be typed (no annotation, *args, a type with no JSON form): "
+            "`skip` it, or keep it with that parameter typed `loose`ly (any JSON value).",
+        ),
+    ] = "skip",
+    category: Annotated[
+        Optional[str], typer.Option("--category", metavar="NAME", help="One category for every API, instead of the module's.")
+    ] = None,
+    import_timeout: Annotated[
+        float, typer.Option("--import-timeout", min=0.1, metavar="SECONDS", help="Time limit of importing the code.")
+    ] = 60.0,
+    memory_mb: Annotated[
+        int, typer.Option("--memory-mb", min=0, metavar="MB", help="Address-space limit of the importing process; 0 for none.")
+    ] = 2048,
+    pass_env: Annotated[
+        Optional[list[str]],
+        typer.Option("--pass-env", metavar="NAME", help="Let the imported code see this secret-looking variable. Repeatable."),
+    ] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Make an API library from the public functions of Python code.
+
+    Signatures give the parameters (annotations as JSON Schema, defaults make a
+    parameter optional), docstrings (Google, NumPy, reST) the descriptions, the
+    module name the category. The code is imported (which runs its module-level
+    code) in a separate process, as exec-check's workers do; no function is called.
+
+    Examples:
+
+        apigen library from-python sample_data/functions -o apis.jsonl
+
+        apigen library from-python mypackage.tools --untyped loose > apis.jsonl
+    """
+    from .library.from_python import UNTYPED_CHOICES, PythonImport, from_python
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        if untyped not in UNTYPED_CHOICES:
+            raise ConfigError(
+                f"`--untyped` is {untyped!r}, not `skip` or `loose`", hint="pass `--untyped skip` or `--untyped loose`"
+            )
+        options = PythonImport(untyped, import_timeout, memory_mb, tuple(pass_env or ()), category)
+        _write_imported("from-python", from_python(specs, options), output, messages)
+        if len(specs) == 1:
+            messages.info(f"from-python: pass `--functions {specs[0]}` to exec-check (and `library check`) to run them")
+        else:
+            messages.info(
+                "from-python: exec-check takes one `--functions` library: put the files in one folder and pass that folder"
+            )
+
+
+@library_app.command("from-openapi")
+def library_from_openapi(
+    spec: Annotated[str, typer.Argument(metavar="SPEC", help="An OpenAPI 3.0/3.1 or Swagger 2.0 file, JSON or YAML.")],
+    output: LibraryOutputOpt = "-",
+    base_url: Annotated[
+        Optional[str], typer.Option("--base-url", metavar="URL", help="Call this server instead of the spec's first one.")
+    ] = None,
+    auth: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--auth",
+            metavar="SCHEME=ENV_VAR",
+            help="Fill the spec's security scheme SCHEME from the environment variable ENV_VAR at call time. Repeatable.",
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Make an API library from an OpenAPI or Swagger spec: one tool with an `http` binding per operation.
+
+    Path, query, header and JSON-body parameters become one parameters object;
+    `$ref`s are followed within the file. Operations a JSON call cannot make
+    (multipart forms, file uploads, other body types) are skipped with a note.
+
+    Examples:
+
+        apigen library from-openapi petstore.yaml -o apis.jsonl
+
+        apigen library from-openapi api.json --base-url http://127.0.0.1:8000 --auth api_key=PETS_KEY > apis.jsonl
+    """
+    from .library.from_openapi import OpenApiImport, from_openapi, parse_auth
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        try:
+            schemes = parse_auth(auth or [])
+        except ValueError as error:
+            raise ConfigError(f"`--auth`: {error}", hint="pass `--auth SCHEME=ENV_VAR`, e.g. `--auth api_key=PETS_KEY`") from None
+        _write_imported("from-openapi", from_openapi(spec, OpenApiImport(base_url, schemes)), output, messages)
+
+
+@library_app.command("from-toolbench")
+def library_from_toolbench(
+    path: Annotated[str, typer.Argument(metavar="FILE|DIR", help="A ToolBench tool .json file, or a folder of them.")],
+    output: LibraryOutputOpt = "-",
+    key_env: Annotated[
+        Optional[str],
+        typer.Option("--key-env", metavar="ENV_VAR", help="Environment variable whose value goes in the key header."),
+    ] = None,
+    key_header: Annotated[str, typer.Option("--key-header", metavar="NAME", help="Header carrying the key.")] = "X-RapidAPI-Key",
+    host_header: Annotated[
+        str, typer.Option("--host-header", metavar="NAME", help="Header carrying the tool's host.")
+    ] = "X-RapidAPI-Host",
+    base_url: Annotated[
+        Optional[str], typer.Option("--base-url", metavar="URL", help="Send every call to this server (scheme and host).")
+    ] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Make an API library from ToolBench / RapidAPI tool files; the folder names the category.
+
+    Examples:
+
+        apigen library from-toolbench data/toolenv/tools --key-env RAPIDAPI_KEY -o apis.jsonl
+
+        apigen library from-toolbench tools/Finance/stock.json --base-url http://127.0.0.1:8080 > apis.jsonl
+    """
+    from .library.from_toolbench import ToolBenchImport, from_toolbench
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        options = ToolBenchImport(key_env, key_header, host_header, base_url)
+        _write_imported("from-toolbench", from_toolbench(path, options), output, messages)
+
+
+@library_app.command("check")
+@_with_options(setting_options("execution"))
+def library_check(
+    ctx: typer.Context,
+    library: Annotated[str, typer.Argument(metavar="LIB", help="The API library (JSONL) to check; `-` reads standard input.")],
+    keep: Annotated[
+        Optional[str], typer.Option("--keep", metavar="FILE", help="Write the APIs whose call worked to FILE.")
+    ] = None,
+    lint_only: Annotated[bool, typer.Option("--lint-only", help="Only lint the definitions; call nothing.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 when an API fails its call or the lint finds something.")
+    ] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Call each API once with arguments made from its schema, and lint the definitions.
+
+    The accessibility test of the APIGen paper: an API that does not answer is
+    no use to generate from. Arguments come from each parameter's examples,
+    default or enum, else a placeholder of its type. Prints one line per API on
+    stderr (ok, error, timeout, HTTP status); `--keep` writes the ones that work.
+
+    Examples:
+
+        apigen library check sample_data/apis.jsonl --functions sample_data/functions --keep working.jsonl
+
+        apigen library from-openapi pets.yaml --auth key=PETS_KEY | PETS_KEY=... apigen library check - --pass-env PETS_KEY
+    """
+    from .library.check import call_each, lint, read_entries
+    from .library.output import write_library
+    from .stages.exec_check import is_empty_result, is_error_result
+
+    def judge(result: Any) -> str | None:  # exec-check's own policy, so that a kept API passes exec-check
+        if policy.fail_on_error_result and is_error_result(result):
+            return "the result is an error payload"
+        if policy.fail_on_empty and is_empty_result(result):
+            return "the result is empty"
+        return None
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages), ExitStack() as resources:
+        entries, findings = read_entries(library)
+        findings = findings + lint(entries)
+        for finding in findings:
+            messages.info(f"lint: {finding.where}" + (f" `{finding.name}`" if finding.name else "") + f": {finding.message}")
+        failed = 0
+        if not lint_only:
+            executor, policy = _executor(ctx, messages)
+            resources.callback(executor.close)
+            call_each(entries, executor, judge)
+            width = max([len(entry.name) for entry in entries] + [3])
+            messages.info(f"{'API':<{width}}  {'STATUS':<7}  {'HTTP':<4}  DETAIL")
+            for entry in entries:
+                outcome = entry.outcome
+                if outcome is None:
+                    detail = ""
+                elif outcome.ok:
+                    shown = json.dumps(outcome.result)[:80]
+                    detail = f"{entry.result_problem}: {shown}" if entry.result_problem else shown
+                else:
+                    detail = outcome.message[:160]
+                messages.info(f"{entry.name:<{width}}  {entry.status:<7}  {entry.http_status:<4}  {detail}")
+            working = [entry for entry in entries if entry.status == "ok"]
+            failed = len(entries) - len(working)
+            if keep is not None:
+                write_library([entry.definition for entry in working], keep)
+            messages.info(f"check: {len(working)} of {len(entries)} APIs answered, {len(findings)} lint findings")
+        else:
+            messages.info(f"check: {len(entries)} APIs linted, {len(findings)} lint findings")
+    if strict and (failed or findings):
+        raise typer.Exit(EXIT_REJECTED)
+
+
+@library_app.command("merge")
+def library_merge(
+    libraries: Annotated[
+        list[str], typer.Argument(metavar="LIB...", help="API libraries (JSONL) to merge, in order; `-` reads standard input.")
+    ],
+    output: LibraryOutputOpt = "-",
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Merge API libraries into one; a name used by two different APIs is renamed (`name_2`), bindings kept.
+
+    Examples:
+
+        apigen library merge python_apis.jsonl rest_apis.jsonl -o apis.jsonl
+
+        apigen library merge a.jsonl b.jsonl | apigen library check - --lint-only
+    """
+    from .library.merge import merge
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        _write_imported("merge", merge(libraries), output, messages)
+
+
+# --- end of library commands ------------------------------------------------------------
+
+
 def run() -> None:
     """Console-script entry point."""
     app()

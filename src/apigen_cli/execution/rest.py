@@ -7,14 +7,18 @@ may carry::
         "method": "GET",                                  # GET (default), POST, PUT, PATCH, DELETE, HEAD, OPTIONS
         "url": "https://host/v1/items/{item_id}",         # {name}: an argument, URL-encoded into the path
         "query": ["q"],                                   # arguments sent in the query string
-        "headers": {"X-Api-Key": "$ITEMS_KEY"},           # $NAME / ${NAME}: taken from the environment
+        "headers": {"X-Api-Key": "$ITEMS_KEY",            # $NAME / ${NAME}: taken from the environment
+                    "X-Request-Id": "{request_id}"},      # {name}: an argument (the header is left out without it)
+        "rename": {"body_id": "id"},                      # an argument sent (query, body) under another name
         "timeout": 5                                      # seconds, overrides --http-timeout
     }
 
 Arguments named in the URL fill the path. For methods without a body (GET,
 DELETE, HEAD, OPTIONS), every other argument goes to the query string; for POST,
 PUT and PATCH, those listed in ``query`` go to the query string and the rest form
-the JSON body. ``$NAME`` in the URL and header values is read from apigen's own
+the JSON body. Arguments named in a header value go to that header only; ``rename``
+lets two parameters of an imported API that share a name on the wire (a path and
+a body ``id``) be two arguments. ``$NAME`` in the URL and header values is read from apigen's own
 environment (workers never see it); a variable that is not set stops the run with
 an error, since every call would fail the same way.
 
@@ -48,7 +52,7 @@ from .worker import shorten
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
-BINDING_KEYS = ("method", "url", "query", "headers", "timeout")
+BINDING_KEYS = ("method", "url", "query", "headers", "rename", "timeout")
 _PATH_PARAM = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # {name}, not ${NAME}
 _ENV_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _BODY_EXCERPT = 300
@@ -72,6 +76,8 @@ class HttpBinding:
     query: frozenset[str]
     headers: tuple[tuple[str, str], ...]
     timeout: float | None
+    rename: tuple[tuple[str, str], ...] = ()  # argument -> name on the wire
+    header_params: frozenset[str] = frozenset()  # arguments that go into a header value
 
 
 _bindings: dict[bytes, HttpBinding | BindingError] = {}
@@ -122,6 +128,9 @@ def _parse_binding(spec: Any, tool: str) -> HttpBinding:
     headers = spec.get("headers", {})
     if not isinstance(headers, dict) or not all(isinstance(value, (str, int, float)) for value in headers.values()):
         raise _invalid(tool, "`http.headers` should map header names to strings")
+    rename = spec.get("rename", {})
+    if not isinstance(rename, dict) or not all(isinstance(value, str) and value for value in rename.values()):
+        raise _invalid(tool, "`http.rename` should map argument names to the names they are sent under")
     timeout = spec.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise _invalid(tool, "`http.timeout` should be a positive number of seconds")
@@ -133,6 +142,8 @@ def _parse_binding(spec: Any, tool: str) -> HttpBinding:
         query=frozenset(query),
         headers=tuple((str(name), str(value)) for name, value in headers.items()),
         timeout=float(timeout) if timeout is not None else None,
+        rename=tuple((str(name), value) for name, value in rename.items()),
+        header_params=frozenset(name for value in headers.values() for name in _PATH_PARAM.findall(str(value))),
     )
 
 
@@ -219,15 +230,27 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
     has_body = binding.method in BODY_METHODS
     params: list[tuple[str, str | int | float | bool | None]] = []
     body: dict[str, Any] = {}
+    wire = dict(binding.rename)
     for name, value in arguments.items():
-        if name in binding.path_params:
+        if name in binding.path_params or name in binding.header_params:
             continue
+        sent_as: str = wire.get(name) or name
         if has_body and name not in binding.query:
-            body[name] = value
+            body[sent_as] = value
         elif value is not None:
             for item in value if isinstance(value, list) else [value]:
-                params.append((name, _text(item)))
-    headers = {name: _environment_value(value, binding, f"header `{name}`", environ, used) for name, value in binding.headers}
+                params.append((sent_as, _text(item)))
+    headers: dict[str, str] = {}
+    for name, value in binding.headers:
+        needed = _PATH_PARAM.findall(value)
+        if any(arguments.get(argument) is None for argument in needed):
+            continue  # an optional header argument the call does not give
+        # The template's text gets environment values, its {argument}s the call's values: never one into the other.
+        parts = _PATH_PARAM.split(value)
+        headers[name] = "".join(
+            _text(arguments[part]) if odd else _environment_value(part, binding, f"header `{name}`", environ, used)
+            for odd, part in ((index % 2 == 1, part) for index, part in enumerate(parts))
+        )
     return HttpRequest(binding.tool, binding.method, url, shown, params, headers, body, has_body, binding.timeout, tuple(used))
 
 

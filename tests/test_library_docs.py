@@ -1,0 +1,37 @@
+"""Every example of the README's "API libraries" section runs, in order, as a shell would run it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import PROJECT, read_jsonl
+
+README = (PROJECT / "README.md").read_text()
+SECTION = README.split("\n## API libraries", 1)[1].split("\n## ", 1)[0]
+
+
+def _blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", SECTION, re.S)
+
+
+def test_the_library_examples_run_and_say_what_the_readme_says(tmp_path: Path) -> None:
+    (tmp_path / "sample_data").symlink_to(PROJECT / "sample_data")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    commands = [line for block in _blocks("sh") for line in block.splitlines() if line.startswith("apigen ")]
+    assert len(commands) >= 9
+    stderr_of: dict[str, str] = {}
+    for command in commands:
+        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+        stderr_of[command] = done.stderr
+    [shown] = [block for block in _blocks("text") if "from-openapi:" in block]
+    openapi = next(stderr for command, stderr in stderr_of.items() if "from-openapi" in command and "--auth" in command)
+    assert openapi == shown
+    assert len(read_jsonl(tmp_path / "working.jsonl")) == 36  # "keeps the 36 of 57 functions"
+    assert read_jsonl(tmp_path / "dataset.jsonl")
+    merged = read_jsonl(tmp_path / "all.jsonl")
+    assert len(merged) == 57 + 3 + 1
