@@ -651,6 +651,16 @@ TimeoutOpt = Annotated[
         help="Seconds to wait for a reply, per attempt [default: 120].",
     ),
 ]
+StopAfterFailuresOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--stop-after-failures",
+        envvar="APIGEN_STOP_AFTER_FAILURES",
+        metavar="N",
+        rich_help_panel=_LLM_PANEL,
+        help="Stop (exit 2) when N requests in a row failed after their retries; 0 never stops [default: 10].",
+    ),
+]
 JsonModeOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -697,6 +707,7 @@ LLM_GROUP: OptionGroup = {
     "max_attempts": (MaxAttemptsOpt, None),
     "max_retry_seconds": (MaxRetrySecondsOpt, None),
     "timeout": (TimeoutOpt, None),
+    "stop_after_failures": (StopAfterFailuresOpt, None),
     "json_mode": (JsonModeOpt, None),
     "cache": (CacheOpt, None),
     "log_llm": (LogLLMOpt, None),
@@ -718,6 +729,7 @@ LLM_OPTIONS = {
     "max_attempts": "max_attempts",
     "max_retry_seconds": "max_retry_seconds",
     "timeout": "timeout",
+    "stop_after_failures": "stop_after_failures",
     "json_mode": "json_mode",
     "cache": "cache",
     "log_llm": "log_llm",
@@ -1068,7 +1080,20 @@ def run_command(
         job = _generation(ctx.params, apis, llm)
         digest = fingerprint(
             {key: value for key, value in ctx.params.items() if key not in _NOT_DECIDING_ROWS and key not in LLM_GROUP}
-            | {"llm": repr(replace(llm, concurrency=0, rpm=None, tpm=None, cache_dir=None, log_path=None, reorder_window=None))},
+            | {
+                "llm": repr(
+                    replace(
+                        llm,
+                        concurrency=0,
+                        rpm=None,
+                        tpm=None,
+                        cache_dir=None,
+                        log_path=None,
+                        reorder_window=None,
+                        stop_after_failures=0,
+                    )
+                )
+            },
             [apis, *(path for path in (ctx.params["examples"], ctx.params["functions"], ctx.params["prompts"]) if path)],
         )
         executor, policy = _executor(ctx.params, messages)

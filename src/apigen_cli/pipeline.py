@@ -129,9 +129,14 @@ def run_job(
 
     counted_usage = UsageByModel()  # what of the service's usage the state holds already
 
+    earlier_downgrades = list(state.report.get("json_mode_downgrades", []))  # from sessions before a resume
+
+    def downgrades() -> list[dict[str, str]]:
+        return earlier_downgrades + list(getattr(parts.chat, "json_mode_downgrades", []))
+
     def remember_counts(state: RunState) -> None:
         builder.fold()  # at a checkpoint every request seen so far is finished
-        state.report = builder.to_json()
+        state.report = builder.to_json() | {"json_mode_downgrades": downgrades()}
         _add_usage(state, parts.chat.usage, counted_usage)  # the requests behind the rows now written
 
     try:
@@ -147,6 +152,7 @@ def run_job(
         if rejects is not None:
             rejects.close()
         state.elapsed_seconds += time.monotonic() - started
+        state.report = state.report | {"json_mode_downgrades": downgrades()}
         if resumable:
             state.save(state_path(target.output))  # usage past the last checkpoint is for rows a resume redoes
         else:
@@ -183,4 +189,5 @@ def _report(builder: ReportBuilder, state: RunState) -> PipelineReport:
     report = builder.build()
     report.tokens = {model: dict(counts) for model, counts in state.usage.items()}
     report.wall_seconds = state.elapsed_seconds
+    report.json_mode_downgrades = list(state.report.get("json_mode_downgrades", []))
     return report

@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from ..config import LLMSettings, Resolved, resolve
-from ..errors import ConfigError
+from ..errors import ConfigError, EndpointError
 from .cache import ResponseCache
 from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, LLMProgress, UsageByModel
 from .offline import OfflineBackend, OfflineChatService, error_rate_from
@@ -129,6 +129,7 @@ class LLMClient:
         self._log: ExchangeLog | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._answered: set[str] = set()  # models the endpoint answered at least once
         uses_http = any(model != OFFLINE_MODEL for model in settings.models)
         try:
             if uses_http:
@@ -169,18 +170,29 @@ class LLMClient:
             return future
         return self.http.submit([request])[0]
 
+    @property
+    def json_mode_downgrades(self) -> list[dict[str, str]]:
+        """Each time a model stepped down a JSON mode because the endpoint refused it (for the report)."""
+        return list(self._http.downgrades) if self._http is not None else []
+
     def map(self, items: Iterable[tuple[T, ChatRequest]]) -> Iterator[tuple[T, ChatResult]]:
         """Answer each ``(item, request)``; yield ``(item, result)`` in input order, lazily.
 
-        Raises ``EndpointError`` when the endpoint proves unusable on its first
-        requests; an exception from ``items`` itself comes out after the results of
-        the items read before it.
+        Raises ``EndpointError`` when the endpoint proves unusable (on its first
+        requests, or after ``stop_after_failures`` failures in a row), and after
+        the last result when every request this call sent the endpoint failed and
+        none of its models was ever answered: such a stage never succeeds. An
+        exception from ``items`` itself comes out after the results of the items
+        read before it.
         """
         window = self.settings.window
         pending: deque[tuple[T, ChatRequest, Future[ChatResult]]] = deque()
         source = iter(items)
         exhausted = False
         input_error: Exception | None = None
+        failed: dict[str, int] = {}  # model -> requests to the endpoint that failed, while none succeeded
+        last_failure: ChatResult | None = None
+        any_answered = False
         try:
             while True:
                 head_ready = bool(pending) and pending[0][2].done()
@@ -199,9 +211,18 @@ class LLMClient:
                 item, request, future = pending.popleft()
                 result = future.result()
                 self._record(request, result)
+                if request.model != OFFLINE_MODEL:
+                    if result.ok:
+                        any_answered = True
+                        self._answered.add(request.model)
+                    else:
+                        failed[request.model] = failed.get(request.model, 0) + 1
+                        last_failure = result
                 yield item, result
             if input_error is not None:
                 raise input_error
+            if failed and not any_answered and not self._answered.intersection(failed) and last_failure is not None:
+                raise _all_failed(self.settings.base_url, sum(failed.values()), last_failure)
         finally:
             for _item, _request, future in pending:
                 future.cancel()
@@ -246,6 +267,16 @@ class LLMClient:
                 self._cache.close()
             if self._log is not None:
                 self._log.close()
+
+
+def _all_failed(base_url: str | None, count: int, last: ChatResult) -> EndpointError:
+    reason = last.error.message if last.error is not None else "no text"
+    every = "the one request" if count == 1 else f"every one of the {count} requests"
+    return EndpointError(
+        f"{every} sent to the LLM endpoint `{base_url}` failed; the last: {reason}",
+        hint="check `--base-url`, `--model` and the server's log; `--max-attempts` and `--timeout` give a slow server "
+        "more time, and rows already written are kept",
+    )
 
 
 _NO_ENDPOINT_HINT = (
