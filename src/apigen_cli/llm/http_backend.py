@@ -18,8 +18,8 @@ attempts and in seconds). Any other 4xx fails at once with the provider's own
 message. A request that still fails answers ``ChatResult(error=llm_error)``;
 but an endpoint that is plainly unusable from the start (not an http(s) URL,
 unreachable, key refused, unknown model) raises ``EndpointError`` instead of
-failing every row, and so does one whose requests keep failing
-(``stop_after_failures`` of them in a row, each after its retries).
+failing every row. (Requests that keep failing are stopped by ``LLMClient.map``,
+which sees them in row order: see ``stop_after_failures``.)
 
 JSON mode steps down once per model when the server refuses ``response_format``
 (a 400/422, or a 500 as llama-cpp-python sends, whose message names it):
@@ -187,7 +187,6 @@ class HttpBackend:
         self.json_mode = settings.json_mode  # as configured; a model may have stepped down from it
         self._json_modes: dict[str, str] = {}  # model -> the mode it stepped down to
         self.downgrades: list[dict[str, str]] = []  # each step down, for the run report
-        self._failures_in_a_row = 0
         self._options = _base_options(settings)
         self._rpm = MinuteLimiter(settings.rpm) if settings.rpm else None
         self._tpm = MinuteLimiter(settings.tpm) if settings.tpm else None
@@ -400,14 +399,12 @@ class HttpBackend:
                 message = failure.describe()
                 if attempts[0] > 1:
                     message += f" (after {attempts[0]} attempts)"
-                self._count_failure(message)
                 return ChatResult(
                     None,
                     Problem("llm_error", self._redact(message)),
                     attempts=attempts[0],
                     latency=time.monotonic() - started,
                 )
-        self._failures_in_a_row = 0
         self._usable_models.add(request.model)
         result = ChatResult(
             text,
@@ -439,18 +436,6 @@ class HttpBackend:
             f"the LLM endpoint `{self.base_url}` refused `response_format` {refused} for model `{model}` ({reason}); "
             f"{then} for this model for the rest of the run (pass `--json-mode {target}` to start there)"
         )
-
-    def _count_failure(self, message: str) -> None:
-        """Stop the run when ``stop_after_failures`` requests in a row have failed, each after its retries."""
-        self._failures_in_a_row += 1
-        limit = self.settings.stop_after_failures
-        if limit and self._failures_in_a_row >= limit:
-            raise EndpointError(
-                f"{self._failures_in_a_row} requests in a row to the LLM endpoint `{self.base_url}` failed, "
-                f"each after its retries; the last: {self._redact(message)}",
-                hint="check the server at `--base-url` (its log may say why), then run the same command again "
-                "(`apigen run -o FILE` resumes where it stopped); `--stop-after-failures 0` never stops",
-            )
 
     async def _send_with_retries(self, body: dict[str, Any], attempts: list[int]) -> tuple[str, int, int]:
         """Send ``body`` until it succeeds or the retry policy gives up (raising the last ``_Failure``).

@@ -178,21 +178,24 @@ class LLMClient:
     def map(self, items: Iterable[tuple[T, ChatRequest]]) -> Iterator[tuple[T, ChatResult]]:
         """Answer each ``(item, request)``; yield ``(item, result)`` in input order, lazily.
 
-        Raises ``EndpointError`` when the endpoint proves unusable (on its first
-        requests, or after ``stop_after_failures`` failures in a row), and after
-        the last result when every request this call sent the endpoint failed and
-        none of its models was ever answered: such a stage never succeeds. An
-        exception from ``items`` itself comes out after the results of the items
-        read before it.
+        Raises ``EndpointError`` when the endpoint proves unusable: on its first
+        requests (see the HTTP backend), or when its requests keep failing. Failed
+        results are held back while they come in a row; when ``stop_after_failures``
+        of them have, or when the input ends and every request this call sent the
+        endpoint failed (and none of its models was ever answered), the call raises
+        without giving them out: no row is written for them, and a resumed run asks
+        them again. An exception from ``items`` itself comes out after the results
+        of the items read before it.
         """
         window = self.settings.window
         pending: deque[tuple[T, ChatRequest, Future[ChatResult]]] = deque()
         source = iter(items)
         exhausted = False
         input_error: Exception | None = None
-        failed: dict[str, int] = {}  # model -> requests to the endpoint that failed, while none succeeded
-        last_failure: ChatResult | None = None
-        any_answered = False
+        held: list[tuple[T, ChatResult]] = []  # every result since the first of the failures in a row now
+        failures_in_a_row = 0
+        answered_here = False
+        failed_models: set[str] = set()
         try:
             while True:
                 head_ready = bool(pending) and pending[0][2].done()
@@ -213,16 +216,28 @@ class LLMClient:
                 self._record(request, result)
                 if request.model != OFFLINE_MODEL:
                     if result.ok:
-                        any_answered = True
+                        answered_here = True
                         self._answered.add(request.model)
+                        failures_in_a_row = 0
                     else:
-                        failed[request.model] = failed.get(request.model, 0) + 1
-                        last_failure = result
+                        failures_in_a_row += 1
+                        failed_models.add(request.model)
+                        limit = self.settings.stop_after_failures
+                        if limit and failures_in_a_row >= limit:
+                            raise _failing(self.settings.base_url, failures_in_a_row, result)
+                if failures_in_a_row:
+                    held.append((item, result))  # behind the failures held, in input order
+                    continue
+                yield from held
+                held.clear()
                 yield item, result
+            if held and not answered_here and not self._answered.intersection(failed_models):
+                last = next(result for _item, result in reversed(held) if not result.ok)
+                raise _all_failed(self.settings.base_url, failures_in_a_row, last)
+            yield from held
+            held.clear()
             if input_error is not None:
                 raise input_error
-            if failed and not any_answered and not self._answered.intersection(failed) and last_failure is not None:
-                raise _all_failed(self.settings.base_url, sum(failed.values()), last_failure)
         finally:
             for _item, _request, future in pending:
                 future.cancel()
@@ -267,6 +282,15 @@ class LLMClient:
                 self._cache.close()
             if self._log is not None:
                 self._log.close()
+
+
+def _failing(base_url: str | None, count: int, last: ChatResult) -> EndpointError:
+    reason = last.error.message if last.error is not None else "no text"
+    return EndpointError(
+        f"{count} requests in a row to the LLM endpoint `{base_url}` failed, each after its retries; the last: {reason}",
+        hint="check the server at `--base-url` (its log may say why), then run the same command again "
+        "(`apigen run -o FILE` resumes where it stopped); `--stop-after-failures 0` never stops",
+    )
 
 
 def _all_failed(base_url: str | None, count: int, last: ChatResult) -> EndpointError:
