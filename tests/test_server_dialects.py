@@ -191,6 +191,16 @@ def test_a_judge_stage_whose_every_request_failed_exits_2(runner: CliRunner, ser
     assert "failed; the last: 503: loading model" in result.stderr and "error: every one of the" in result.stderr
 
 
+def test_a_run_whose_every_judge_request_failed_exits_2_though_generation_worked(
+    runner: CliRunner, server: LLMServer, tmp_path: Path
+) -> None:
+    server.handler = lambda received: Reply.error(500, "judge crashed") if is_judge(received) else pipeline_handler(received)
+    args = ["run", APIS, "--functions", FUNCTIONS, "--base-url", server.url, "-m", "test-model", "-J", "test-model"]
+    result = invoke(runner, *args, "-n", "6", "--seed", "3", "--max-attempts", "1", "-o", str(tmp_path / "d.jsonl"))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "sent to the LLM endpoint" in result.stderr and "failed; the last: 500: judge crashed" in result.stderr
+
+
 def test_failures_in_a_row_stop_the_run_keeping_rows_and_a_rerun_resumes(
     runner: CliRunner, server: LLMServer, tmp_path: Path
 ) -> None:
@@ -309,22 +319,3 @@ def test_a_judge_copying_the_template_is_asked_again_then_rejected(runner: CliRu
     assert result.exit_code == 0 and result.stdout == ""
     assert [row["reason"] for row in read_jsonl(rejects)] == ["judge_unparseable"] * 3
     assert "<your reasoning>" in read_jsonl(rejects)[0]["reason_detail"]
-
-
-def test_a_judge_copying_the_old_template_with_its_verdict_is_no_verdict(
-    runner: CliRunner, server: LLMServer, tmp_path: Path
-) -> None:
-    # What a small real model wrote for 3 rows of 4, with a custom prompt that still has the old template.
-    prompts = tmp_path / "prompts"
-    (prompts / "judge").mkdir(parents=True)
-    (prompts / "judge" / "system.txt").write_text((PROJECT / "prompts" / "judge" / "system.txt").read_text())
-    user = (PROJECT / "prompts" / "judge" / "user.txt").read_text()
-    user = user.replace('{"thought": "<your reasoning>", "pass": "<yes or no>"}', '{"thought": "your reasoning", "pass": "yes"}')
-    (prompts / "judge" / "user.txt").write_text(user)
-    from apigen_cli.stages.prompts import load_prompts
-    from apigen_cli.stages.semantic_check import read_verdict, template_placeholders
-
-    judge = load_prompts(str(prompts)).judge
-    placeholders = template_placeholders(judge.system, judge.user)
-    assert read_verdict('{"thought": "your reasoning", "pass": "yes"}', placeholders) is None
-    assert read_verdict('{"thought": "calls fit the query", "pass": "yes"}', placeholders) == (True, "calls fit the query")

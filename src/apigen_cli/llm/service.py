@@ -129,7 +129,7 @@ class LLMClient:
         self._log: ExchangeLog | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._answered: set[str] = set()  # models the endpoint answered at least once
+        self._answered: set[tuple[str, str]] = set()  # (model, task) the endpoint answered at least once
         uses_http = any(model != OFFLINE_MODEL for model in settings.models)
         try:
             if uses_http:
@@ -182,10 +182,11 @@ class LLMClient:
         requests (see the HTTP backend), or when its requests keep failing. Failed
         results are held back while they come in a row; when ``stop_after_failures``
         of them have, or when the input ends and every request this call sent the
-        endpoint failed (and none of its models was ever answered), the call raises
-        without giving them out: no row is written for them, and a resumed run asks
-        them again. An exception from ``items`` itself comes out after the results
-        of the items read before it.
+        endpoint failed (and none of its models was ever answered for that task: a
+        judge's re-ask follows an answer, a judge stage after generation does not),
+        the call raises without giving them out: no row is written for them, and a
+        resumed run asks them again. An exception from ``items`` itself comes out
+        after the results of the items read before it.
         """
         window = self.settings.window
         pending: deque[tuple[T, ChatRequest, Future[ChatResult]]] = deque()
@@ -195,7 +196,7 @@ class LLMClient:
         held: list[tuple[T, ChatResult]] = []  # every result since the first of the failures in a row now
         failures_in_a_row = 0
         answered_here = False
-        failed_models: set[str] = set()
+        failed_kinds: set[tuple[str, str]] = set()
         try:
             while True:
                 head_ready = bool(pending) and pending[0][2].done()
@@ -217,11 +218,11 @@ class LLMClient:
                 if request.model != OFFLINE_MODEL:
                     if result.ok:
                         answered_here = True
-                        self._answered.add(request.model)
+                        self._answered.add(_kind(request))
                         failures_in_a_row = 0
                     else:
                         failures_in_a_row += 1
-                        failed_models.add(request.model)
+                        failed_kinds.add(_kind(request))
                         limit = self.settings.stop_after_failures
                         if limit and failures_in_a_row >= limit:
                             raise _failing(self.settings.base_url, failures_in_a_row, result)
@@ -231,7 +232,7 @@ class LLMClient:
                 yield from held
                 held.clear()
                 yield item, result
-            if held and not answered_here and not self._answered.intersection(failed_models):
+            if held and not answered_here and not self._answered.intersection(failed_kinds):
                 last = next(result for _item, result in reversed(held) if not result.ok)
                 raise _all_failed(self.settings.base_url, failures_in_a_row, last)
             yield from held
@@ -282,6 +283,12 @@ class LLMClient:
                 self._cache.close()
             if self._log is not None:
                 self._log.close()
+
+
+def _kind(request: ChatRequest) -> tuple[str, str]:
+    """What a request is for: its model and its task (``generate``, ``judge``), as its offline form says."""
+    task = (request.offline_task or {}).get("task")
+    return request.model, str(task or "")
 
 
 def _failing(base_url: str | None, count: int, last: ChatResult) -> EndpointError:
