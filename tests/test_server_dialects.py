@@ -181,6 +181,17 @@ def test_a_stage_whose_every_request_failed_exits_2(runner: CliRunner, server: L
     assert server.count == 3
 
 
+def test_a_stage_stopped_by_failures_in_a_row_keeps_its_rows_on_clean_stdout(runner: CliRunner, server: LLMServer) -> None:
+    server.handler = lambda received: pipeline_handler(received) if server.count <= 2 else Reply.error(500, "overloaded")
+    args = ["generate", APIS, "--base-url", server.url, "-m", "test-model", "-n", "30", "--seed", "4", "--concurrency", "1"]
+    result = invoke(runner, *args, "--max-attempts", "1", "--stop-after-failures", "5")
+    assert result.exit_code == 2
+    rows = parse_stdout(result.stdout)  # JSON lines only, and the rows of the answered requests are there
+    assert len({row["request_id"] for row in rows}) == 2 and all(row.get("rejected_by") != "generate" for row in rows)
+    assert "error: 5 requests in a row to the LLM endpoint" in result.stderr and "the last: 500: overloaded" in result.stderr
+    assert result.stderr.count("error:") == 1 and "Traceback" not in result.stderr
+
+
 def test_a_judge_stage_whose_every_request_failed_exits_2(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
     rows = tmp_path / "rows.jsonl"
     generated = invoke(runner, "generate", APIS, "-m", "offline", "-n", "4", "--seed", "2", "-o", str(rows))
