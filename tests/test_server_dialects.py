@@ -160,11 +160,11 @@ def test_a_500_that_names_response_format_is_not_retried_but_other_500s_are(serv
 # --- stopping early when the endpoint cannot serve ------------------------------------
 
 
-@pytest.mark.parametrize("url", ["localhost:8000/v1", "ftp://127.0.0.1:8000/v1"])
+@pytest.mark.parametrize("url", ["localhost:8000/v1", "ftp://127.0.0.1:8000/v1", "http:/127.0.0.1:8000/v1"])
 def test_a_base_url_without_an_http_scheme_stops_at_once(runner: CliRunner, url: str) -> None:
     result = invoke(runner, "generate", APIS, "--base-url", url, "-m", "test-model", "-n", "30")
     assert result.exit_code == 2 and result.stdout == ""
-    assert f"error: the LLM endpoint `{url}` is not an http:// or https:// URL" in result.stderr
+    assert f"error: the LLM endpoint `{url}` is not a usable http:// or https:// URL" in result.stderr
     assert "hint: write the URL with its scheme, e.g. `--base-url http://localhost:8000/v1`" in result.stderr
     assert "Traceback" not in result.stderr
 

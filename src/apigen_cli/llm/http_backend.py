@@ -542,7 +542,7 @@ class HttpBackend:
         detail = self._redact(failure.describe())
         if failure.kind == "bad_url":
             raise EndpointError(
-                f"the LLM endpoint {where} is not an http:// or https:// URL, so no request can be sent there",
+                f"the LLM endpoint {where} is not a usable http:// or https:// URL, so no request can be sent there",
                 hint="write the URL with its scheme, e.g. `--base-url http://localhost:8000/v1`",
             )
         if failure.kind == "unreachable" and not self._reached:
