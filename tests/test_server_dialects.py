@@ -256,6 +256,34 @@ def test_failures_in_a_row_stop_the_run_keeping_rows_and_a_rerun_resumes(
     assert server.count - before < served  # what was written was not asked for again
 
 
+def test_a_resumed_run_reports_each_step_down_once(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
+    dialect = DIALECTS["llama-cpp-python"]
+    healthy = {"left": 14}  # two refusals per model among them (two requests in flight)
+
+    def failing_later(received: Received) -> Reply:
+        if healthy["left"] > 0:
+            healthy["left"] -= 1
+            return dialect.respond(received, pipeline_handler)
+        return Reply.error(503, "Service Unavailable")
+
+    server.handler = failing_later
+    report = tmp_path / "report.json"
+    out, rejects = tmp_path / "data.jsonl", tmp_path / "rejects.jsonl"
+    args = run_args(server, "-o", str(out), "--rejects", str(rejects), "--report", str(report), "--max-attempts", "1")
+    stopped = invoke(runner, *args, "--stop-after-failures", "2")
+    assert stopped.exit_code == 2 and "2 requests in a row" in stopped.stderr
+    state = json.loads((tmp_path / "data.jsonl.apigen-run.json").read_text())
+    steps = [(step["model"], step["from"], step["to"]) for step in state["report"]["json_mode_downgrades"]]
+    assert sorted(steps) == [("other-model", "schema", "object"), ("test-model", "schema", "object")]  # kept in the state
+
+    server.handler = dialect.handler(pipeline_handler)
+    resumed = invoke(runner, *args, "--stop-after-failures", "2")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "resumed:" in resumed.stderr and "refused `response_format`" in resumed.stderr  # found again this session
+    again = [(step["model"], step["from"], step["to"]) for step in json.loads(report.read_text())["json_mode_downgrades"]]
+    assert sorted(again) == sorted(steps)  # each step once in the report of the whole run
+
+
 def test_a_late_outage_stops_after_the_window_in_process(server: LLMServer) -> None:
     # Retries happen (wait injected), then the fourth failure in a row stops the map, holding the failures back.
     server.handler = lambda received: Reply.error(502, "bad gateway") if int(received.content) >= 3 else None

@@ -132,7 +132,11 @@ def run_job(
     earlier_downgrades = list(state.report.get("json_mode_downgrades", []))  # from sessions before a resume
 
     def downgrades() -> list[dict[str, str]]:
-        return earlier_downgrades + list(getattr(parts.chat, "json_mode_downgrades", []))
+        """Each step down once, though a resumed session finds it again."""
+        steps: dict[tuple[str, ...], dict[str, str]] = {}
+        for step in earlier_downgrades + list(getattr(parts.chat, "json_mode_downgrades", [])):
+            steps.setdefault(tuple(str(step.get(key)) for key in ("endpoint", "model", "from", "to")), step)
+        return list(steps.values())
 
     def remember_counts(state: RunState) -> None:
         builder.fold()  # at a checkpoint every request seen so far is finished
