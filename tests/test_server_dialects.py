@@ -119,6 +119,24 @@ def test_n_is_never_sent_and_cannot_be_asked_for(runner: CliRunner, server: LLMS
     assert server.count == 0
 
 
+@pytest.mark.parametrize("name", sorted(DIALECTS))
+def test_what_each_server_does_with_n(server: LLMServer, name: str) -> None:
+    # apigen never sends `n`; were a request to carry it, the client still reads the first choice, and a
+    # server that refuses it (llama-server) fails only that request, with its own words.
+    server.handler = DIALECTS[name].handler()
+    settings = LLMSettings(base_url=server.url, models=("test-model",), json_mode="off", concurrency=1)
+    plain = ChatRequest("a", "test-model", [{"role": "user", "content": "a"}])
+    several = ChatRequest("b", "test-model", [{"role": "user", "content": "b"}], options={"n": 3})
+    with open_chat_service(settings, wait=tenacity.wait_none()) as chat:
+        [(_a, first), (_b, second)] = list(chat.map([(1, plain), (2, several)]))
+    assert first.ok and first.text == "a" and first.prompt_tokens == 23
+    if name == "llama-server":
+        assert second.error is not None and second.error.message == "400: Only one completion choice is allowed"
+        assert second.attempts == 1
+    else:
+        assert second.ok and second.text == "b"
+
+
 def test_a_step_down_is_per_model(server: LLMServer) -> None:
     # One endpoint, two models: only the one behind a llama-cpp-python-like route refuses json_schema.
     def route(received: Received) -> Reply:
