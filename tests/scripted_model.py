@@ -9,6 +9,7 @@ verdict. Runs against it go through real sockets and the real HTTP client.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -20,6 +21,7 @@ from .llm_server import Received, Reply
 
 JUDGE_MARK = "quality of function-calling training data"
 _PAIRS = re.compile(r"\b(\d+) (?:query/answer )?pairs\b")
+_TOOLS_HEADER = re.compile(r"\(JSON\):\s*(?=\[)")  # each generator prompt puts the tools after "… (JSON):"
 
 
 def is_judge(request: Received) -> bool:
@@ -27,12 +29,14 @@ def is_judge(request: Received) -> bool:
     return any(JUDGE_MARK in str(message.get("content", "")) for message in messages)
 
 
-def generation_reply(request: Received) -> Reply:
-    body = request.json
-    schema = body["response_format"]["json_schema"]["schema"]
+def _tools_from_schema(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") != "json_schema":
+        return None
+    schema = response_format["json_schema"]["schema"]
     calls = schema["properties"]["pairs"]["items"]["properties"]["answers"]["items"]
     options = calls.get("anyOf", [calls])
-    tools = [
+    return [
         {
             "name": option["properties"]["name"]["enum"][0],
             "description": "a tool",
@@ -40,6 +44,20 @@ def generation_reply(request: Received) -> Reply:
         }
         for option in options
     ]
+
+
+def _tools_from_prompt(content: str) -> list[dict[str, Any]]:
+    """The tools as the generator prompt lists them (when no JSON Schema came with the request)."""
+    found = _TOOLS_HEADER.search(content)
+    if found is None:
+        raise ValueError("the generator prompt lists no tools")
+    tools, _end = json.JSONDecoder().raw_decode(content, found.end())
+    return [tool for tool in tools if isinstance(tool, dict)]
+
+
+def generation_reply(request: Received) -> Reply:
+    body = request.json
+    tools = _tools_from_schema(body) or _tools_from_prompt(request.content)
     found = _PAIRS.search(request.content)
     seed = int.from_bytes(hashlib.blake2b(request.raw, digest_size=4).digest(), "big")
     style = "simple" if len(tools) == 1 else "multiple"

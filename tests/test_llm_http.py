@@ -105,9 +105,9 @@ def test_retry_after_ms_is_read_too(server: LLMServer) -> None:
 
 
 def test_retry_after_beyond_the_time_budget_gives_up_at_once(server: LLMServer) -> None:
-    server.enqueue(Reply.error(429, "quota exhausted for today", retry_after="3600"))
+    server.enqueue(Reply.chat("warm up"), Reply.error(429, "quota exhausted for today", retry_after="3600"))
     started = time.monotonic()
-    [result], _chat = ask(settings_for(server, concurrency=1, max_retry_seconds=5), ["hello"])
+    [_warm, result], _chat = ask(settings_for(server, concurrency=1, max_retry_seconds=5), ["first", "hello"])
     assert time.monotonic() - started < 5
     assert result.error is not None and result.error.message == "429: quota exhausted for today"
 
@@ -183,8 +183,11 @@ def test_other_4xx_fail_at_once_with_the_providers_message(server: LLMServer) ->
 
 def test_a_reply_without_text_fails_the_row() -> None:
     with LLMServer() as server:
-        server.enqueue(Reply(body={"choices": [{"message": {"role": "assistant", "content": None}, "finish_reason": "length"}]}))
-        [result], _chat = ask(settings_for(server, concurrency=1), ["think"])
+        server.enqueue(
+            Reply.chat("warm up"),
+            Reply(body={"choices": [{"message": {"role": "assistant", "content": None}, "finish_reason": "length"}]}),
+        )
+        [_warm, result], _chat = ask(settings_for(server, concurrency=1), ["first", "think"])
     assert result.error is not None and result.error.message == "200: the reply has no text (finish_reason: length)"
 
 
@@ -276,22 +279,27 @@ def test_json_mode_sets_response_format(server: LLMServer, mode: str, schema: An
     assert body.get("response_format") == expected
 
 
-def test_a_server_refusing_response_format_is_used_without_it_after_one_warning(server: LLMServer) -> None:
+def test_a_server_refusing_every_response_format_steps_down_to_none_warning_once_per_step(server: LLMServer) -> None:
     def refuse(received: Received) -> Reply | None:
         if "response_format" in received.json:
-            return Reply.error(
-                400, "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
-            )
+            return Reply.error(400, "Invalid parameter: 'response_format' is not supported with this model.")
         return None
 
     server.handler = refuse
     warnings: list[str] = []
     with open_chat_service(settings_for(server, json_mode="schema", concurrency=1), on_warning=warnings.append) as chat:
         results = list(chat.map((index, request(f"r{index}", response_schema=SCHEMA)) for index in range(5)))
+        downgrades = chat.json_mode_downgrades
     assert [result.text for _index, result in results] == [f"r{index}" for index in range(5)]
-    assert len(warnings) == 1
-    assert warnings[0].startswith("the endpoint refused `response_format` (400: Invalid parameter: 'response_format'")
-    assert ["response_format" in body for body in bodies(server)] == [True, False, False, False, False, False]
+    assert [result.attempts for _index, result in results] == [3, 1, 1, 1, 1]  # refusals are never retried as such
+    assert [(step["from"], step["to"]) for step in downgrades] == [("schema", "object"), ("object", "off")]
+    assert len(warnings) == 2
+    assert warnings[0].startswith(
+        f"the LLM endpoint `{server.url}` refused `response_format` json_schema for model `test-model` (400: Invalid parameter"
+    )
+    assert "asking for any JSON object instead" in warnings[0] and "going on without JSON mode" in warnings[1]
+    sent = [(body.get("response_format") or {}).get("type") for body in bodies(server)]
+    assert sent == ["json_schema", "json_object", None, None, None, None, None]
 
 
 def test_sampling_parameters_and_options_are_sent(server: LLMServer) -> None:

@@ -92,3 +92,14 @@ def test_stats_command_reads_output_and_rejects(runner: CliRunner, tmp_path: Pat
         "rate",
     ]
     assert any(line.startswith("m1 ") and line.rstrip().endswith("33.33%") for line in text.splitlines())
+
+
+def test_json_mode_downgrades_are_reported() -> None:
+    from apigen_cli.report import PipelineReport
+
+    report = PipelineReport()
+    assert report.as_dict()["json_mode_downgrades"] == []
+    step = {"endpoint": "http://h/v1", "model": "m", "from": "schema", "to": "object", "reason": "500: response_format"}
+    report.json_mode_downgrades.append(step)
+    assert report.as_dict()["json_mode_downgrades"] == [step]
+    assert "json mode, m: schema -> object (the endpoint refused it: 500: response_format)" in report.lines()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from apigen_cli.problems import Problem
 from apigen_cli.stages.prompts import load_prompts
 from apigen_cli.stages.semantic_check import JudgeSettings, read_verdict, semantic_check
 
+from .conftest import PROJECT
 from .fakes import CannedChat
 
 TOOLS = [
@@ -149,3 +151,30 @@ def test_map_optional_keeps_order_around_skipped_items() -> None:
     items = [(n, None if n % 3 else ChatRequest(str(n), "m", [])) for n in range(10)]
     out = [(item, result is not None) for (item, _), result in map_optional(chat, items)]
     assert out == [(n, n % 3 == 0) for n in range(10)]
+
+
+def test_a_judge_copying_the_old_template_with_its_verdict_is_no_verdict(tmp_path: Path) -> None:
+    # What a small real model wrote for 3 rows of 4, with a custom prompt that still has the old template.
+    prompts = tmp_path / "prompts"
+    (prompts / "judge").mkdir(parents=True)
+    (prompts / "judge" / "system.txt").write_text((PROJECT / "prompts" / "judge" / "system.txt").read_text())
+    user = (PROJECT / "prompts" / "judge" / "user.txt").read_text()
+    old = user.replace('{"thought": "<your reasoning>", "pass": "<yes or no>"}', '{"thought": "your reasoning", "pass": "yes"}')
+    assert old != user
+    (prompts / "judge" / "user.txt").write_text(old)
+    from apigen_cli.stages.semantic_check import template_placeholders
+
+    judge = load_prompts(str(prompts)).judge
+    placeholders = template_placeholders(judge.system, judge.user)
+    assert read_verdict('{"thought": "your reasoning", "pass": "yes"}', placeholders) is None
+    assert read_verdict('{"thought": "calls fit the query", "pass": "yes"}', placeholders) == (True, "calls fit the query")
+
+
+def test_a_reply_repeating_the_template_is_asked_again_then_rejected() -> None:
+    copied = '{"thought": "<your reasoning>", "pass": "<yes or no>"}'
+    [good], chat = judge([row(1)], [copied, '{"thought": "fits", "pass": "yes"}'])
+    assert good["keep_row_after_semantic_check"] is True and len(chat.requests) == 2
+    reask = chat.requests[1].messages[-1]["content"]
+    assert '"pass": "yes"' not in reask and '"pass": "no"' not in reask  # the re-ask shows no verdict to copy either
+    [bad], chat = judge([row(1)], ['{"thought": "<your reasoning>", "pass": "yes"}'] * 3, max_reasks=2)
+    assert bad["reason"] == "judge_unparseable" and len(chat.requests) == 3

@@ -162,6 +162,16 @@ SETTINGS: dict[str, Setting] = {
             metavar="SECONDS",
         ),
         _llm(
+            "stop_after_failures",
+            "int",
+            10,
+            "--stop-after-failures",
+            "Stop (exit 2) when N requests in a row failed after their retries; 0 never stops.",
+            minimum=0,
+            metavar="N",
+            decides_rows=False,
+        ),
+        _llm(
             "json_mode",
             "choice",
             "schema",
@@ -411,6 +421,7 @@ class LLMSettings:
     max_attempts: int = 6
     max_retry_seconds: float = 120.0
     timeout: float = 120.0
+    stop_after_failures: int = 10
     json_mode: str = "schema"
     cache_dir: str | None = None
     log_path: str | None = None
@@ -463,6 +474,7 @@ class Resolved:
             max_attempts=values["max_attempts"],
             max_retry_seconds=values["max_retry_seconds"],
             timeout=values["timeout"],
+            stop_after_failures=values["stop_after_failures"],
             json_mode=values["json_mode"],
             cache_dir=values["cache"],
             log_path=values["log_llm"],

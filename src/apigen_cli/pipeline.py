@@ -140,9 +140,18 @@ def run_job(
 
     counted_usage = UsageByModel()  # what of the service's usage the state holds already
 
+    earlier_downgrades = list(state.report.get("json_mode_downgrades", []))  # from sessions before a resume
+
+    def downgrades() -> list[dict[str, str]]:
+        """Each step down once, though a resumed session finds it again."""
+        steps: dict[tuple[str, ...], dict[str, str]] = {}
+        for step in earlier_downgrades + list(getattr(parts.chat, "json_mode_downgrades", [])):
+            steps.setdefault(tuple(str(step.get(key)) for key in ("endpoint", "model", "from", "to")), step)
+        return list(steps.values())
+
     def remember_counts(state: RunState) -> None:
         builder.fold()  # at a checkpoint every request seen so far is finished
-        state.report = builder.to_json()
+        state.report = builder.to_json() | {"json_mode_downgrades": downgrades()}
         _add_usage(state, parts.chat.usage, counted_usage)  # the requests behind the rows now written
 
     try:
@@ -158,6 +167,7 @@ def run_job(
         if rejects is not None:
             rejects.close()
         state.elapsed_seconds += time.monotonic() - started
+        state.report = state.report | {"json_mode_downgrades": downgrades()}
         if resumable:
             state.save(state_path(target.output))  # usage past the last checkpoint is for rows a resume redoes
         else:
@@ -194,6 +204,7 @@ def _report(builder: ReportBuilder, state: RunState) -> PipelineReport:
     report = builder.build()
     report.tokens = {model: dict(counts) for model, counts in state.usage.items()}
     report.wall_seconds = state.elapsed_seconds
+    report.json_mode_downgrades = list(state.report.get("json_mode_downgrades", []))
     return report
 
 

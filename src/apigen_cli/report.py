@@ -57,12 +57,17 @@ class _Request:
 
 @dataclass
 class PipelineReport:
-    """Table 1 per model, top rejection reasons per stage, tokens per model, wall time."""
+    """Table 1 per model, top rejection reasons per stage, tokens per model, wall time.
+
+    ``json_mode_downgrades`` lists each time a model's JSON mode stepped down because the
+    endpoint refused ``response_format`` (``model``, ``from``, ``to``, ``reason``, ``endpoint``).
+    """
 
     models: dict[str, ModelTable] = field(default_factory=dict)
     reasons: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)
     wall_seconds: float | None = None
+    json_mode_downgrades: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
     def from_rows(cls, rows: Iterable[dict[str, Any]]) -> PipelineReport:
@@ -85,6 +90,7 @@ class PipelineReport:
             "top_reasons": {stage: dict(counter.most_common(5)) for stage, counter in sorted(self.reasons.items())},
             "tokens": self.tokens,
             "wall_seconds": None if self.wall_seconds is None else round(self.wall_seconds, 3),
+            "json_mode_downgrades": [dict(step) for step in self.json_mode_downgrades],
         }
 
     def lines(self) -> list[str]:
@@ -120,6 +126,8 @@ class PipelineReport:
             text.append(
                 f"tokens, {model}: {counts['prompt_tokens']} prompt + {counts['completion_tokens']} completion in {counts['requests']} requests"
             )
+        for step in self.json_mode_downgrades:
+            text.append(f"json mode, {step['model']}: {step['from']} -> {step['to']} (the endpoint refused it: {step['reason']})")
         if self.wall_seconds is not None:
             text.append(f"wall time: {self.wall_seconds:.1f} s")
         return text

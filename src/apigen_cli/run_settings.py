@@ -137,6 +137,7 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
         "max_attempts": llm.max_attempts,
         "max_retry_seconds": llm.max_retry_seconds,
         "timeout": llm.timeout,
+        "stop_after_failures": llm.stop_after_failures,
         "json_mode": llm.json_mode,
         "cache": llm.cache_dir,
         "log_llm": llm.log_path,

@@ -16,8 +16,15 @@ Failures: connection errors, timeouts, 408, 409, 429 and 5xx are retried with
 tenacity (``Retry-After`` honoured, exponential backoff with jitter, capped in
 attempts and in seconds). Any other 4xx fails at once with the provider's own
 message. A request that still fails answers ``ChatResult(error=llm_error)``;
-but an endpoint that is plainly unusable from the start (unreachable, key
-refused, unknown model) raises ``EndpointError`` instead of failing every row.
+but an endpoint that is plainly unusable from the start (not an http(s) URL,
+unreachable, key refused, unknown model) raises ``EndpointError`` instead of
+failing every row. (Requests that keep failing are stopped by ``LLMClient.map``,
+which sees them in row order: see ``stop_after_failures``.)
+
+JSON mode steps down once per model when the server refuses ``response_format``
+(a 400/422, or a 500 as llama-cpp-python sends, whose message names it):
+``schema`` → ``object`` → ``off``. A refusal is never retried; each step is
+warned about once and kept in ``downgrades`` for the run report.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 _REFUSALS_BEFORE_STOP = 5
+_JSON_MODE_RANK = {"off": 0, "object": 1, "schema": 2}
 _MESSAGE_LIMIT = 300
 _RESPONSE_FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|guided_json|structured output", re.IGNORECASE)
 _UNKNOWN_MODEL_WORDS = re.compile(
@@ -73,6 +81,13 @@ if aiohttp is not None:
     )
 else:  # pragma: no cover
     _TRANSPORT_ERRORS = (httpx.TransportError, OSError, asyncio.TimeoutError)
+
+# A URL no transport can use ("localhost:8000/v1", "ftp://…"): deterministic, never retried.
+_BAD_URL_ERRORS: tuple[type[BaseException], ...] = (
+    (aiohttp.InvalidURL, *(() if getattr(aiohttp, "NonHttpUrlClientError", None) is None else (aiohttp.NonHttpUrlClientError,)))
+    if aiohttp is not None
+    else ()
+)
 
 
 def default_wait() -> Wait:
@@ -169,7 +184,9 @@ class HttpBackend:
         self._cache = cache
         self.progress = progress if progress is not None else LLMProgress()
         self.warnings: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self.json_mode = settings.json_mode
+        self.json_mode = settings.json_mode  # as configured; a model may have stepped down from it
+        self._json_modes: dict[str, str] = {}  # model -> the mode it stepped down to
+        self.downgrades: list[dict[str, str]] = []  # each step down, for the run report
         self._options = _base_options(settings)
         self._rpm = MinuteLimiter(settings.rpm) if settings.rpm else None
         self._tpm = MinuteLimiter(settings.tpm) if settings.tpm else None
@@ -190,20 +207,25 @@ class HttpBackend:
 
     # --- the request body -------------------------------------------------------------
 
+    def json_mode_for(self, model: str) -> str:
+        """The JSON mode requests for ``model`` are sent with now: the setting, or what it stepped down to."""
+        return self._json_modes.get(model, self.json_mode)
+
     def body(self, request: ChatRequest) -> dict[str, Any]:
-        """The JSON body for ``request`` as it would be sent now (JSON mode may have been dropped)."""
+        """The JSON body for ``request`` as it would be sent now (JSON mode may have stepped down)."""
         body: dict[str, Any] = {"model": request.model, "messages": request.messages}
         body.update(self._options)
         if request.options:
             body.update({key: value for key, value in request.options.items() if not key.startswith("offline_")})
-        if self.json_mode == "schema" and request.response_schema is not None:
+        mode = self.json_mode_for(request.model)
+        if mode == "schema" and request.response_schema is not None:
             name = str(request.response_schema.get("title") or "response")
             name = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": name, "schema": request.response_schema, "strict": False},
             }
-        elif self.json_mode in ("schema", "object"):
+        elif mode in ("schema", "object"):
             body["response_format"] = {"type": "json_object"}
         return body
 
@@ -370,7 +392,7 @@ class HttpBackend:
                 break
             except _Failure as failure:
                 if failure.kind == "response_format" and "response_format" in body:
-                    self._drop_json_mode(failure)
+                    self._step_down(request.model, body, failure)
                     body = self.body(request)
                     continue
                 await self._check_usable(request.model, failure)
@@ -395,13 +417,25 @@ class HttpBackend:
             self._cache.put(ResponseCache.key(self.base_url, body), request.model, result)
         return result
 
-    def _drop_json_mode(self, failure: _Failure) -> None:
-        if self.json_mode != "off":
-            self.json_mode = "off"
-            self.warnings.put(
-                f"the endpoint refused `response_format` ({self._redact(failure.describe())}); "
-                "going on without JSON mode for the rest of the run (pass `--json-mode off` to skip this)"
-            )
+    def _step_down(self, model: str, body: dict[str, Any], failure: _Failure) -> None:
+        """The server refused the ``response_format`` in ``body``: ask ``model`` with one mode less from now on.
+
+        ``json_schema`` refused → ``object``; ``json_object`` refused → ``off``. Requests
+        refused together step down once: a mode already below the target stays.
+        """
+        refused = str(body["response_format"].get("type", ""))
+        target = "object" if refused == "json_schema" else "off"
+        current = self.json_mode_for(model)
+        if _JSON_MODE_RANK[current] <= _JSON_MODE_RANK[target]:
+            return
+        self._json_modes[model] = target
+        reason = self._redact(failure.describe())
+        self.downgrades.append({"endpoint": self.base_url, "model": model, "from": current, "to": target, "reason": reason})
+        then = "asking for any JSON object instead" if target == "object" else "going on without JSON mode"
+        self.warnings.put(
+            f"the LLM endpoint `{self.base_url}` refused `response_format` {refused} for model `{model}` ({reason}); "
+            f"{then} for this model for the rest of the run (pass `--json-mode {target}` to start there)"
+        )
 
     async def _send_with_retries(self, body: dict[str, Any], attempts: list[int]) -> tuple[str, int, int]:
         """Send ``body`` until it succeeds or the retry policy gives up (raising the last ``_Failure``).
@@ -469,7 +503,7 @@ class HttpBackend:
         self._reached = True
         status = response.status_code
         if status >= 400:
-            raise self._http_failure(response)
+            raise self._http_failure(response, "response_format" in body)
         text, prompt_tokens, completion_tokens = _read_reply(response)
         if ticket is not None and self._tpm is not None and (prompt_tokens or completion_tokens):
             self._tpm.adjust(ticket, prompt_tokens + completion_tokens)
@@ -484,16 +518,19 @@ class HttpBackend:
             await response.aclose()
         return response
 
-    def _http_failure(self, response: httpx.Response) -> _Failure:
+    def _http_failure(self, response: httpx.Response, sent_response_format: bool) -> _Failure:
         status = response.status_code
         message = _provider_message(response)
+        if sent_response_format and status in (500, 501) and _RESPONSE_FORMAT_WORDS.search(message):
+            # llama-cpp-python answers an unsupported response_format with a 500: a refusal, not a fault to retry
+            return _Failure("response_format", message, status=status)
         if self.policy.retryable_status(status):
             return _Failure("http", message, status=status, retryable=True, retry_after=retry_after_seconds(response.headers))
         if status in (401, 403):
             return _Failure("auth", message, status=status)
         if status == 404 or (status in (400, 422) and _UNKNOWN_MODEL_WORDS.search(message)):
             return _Failure("not_found", message, status=status)
-        if status in (400, 422) and self.json_mode != "off" and _RESPONSE_FORMAT_WORDS.search(message):
+        if status in (400, 422) and sent_response_format and _RESPONSE_FORMAT_WORDS.search(message):
             return _Failure("response_format", message, status=status)
         return _Failure("refused", message, status=status)
 
@@ -503,6 +540,11 @@ class HttpBackend:
             return
         where = f"`{self.base_url}`"
         detail = self._redact(failure.describe())
+        if failure.kind == "bad_url":
+            raise EndpointError(
+                f"the LLM endpoint {where} is not a usable http:// or https:// URL, so no request can be sent there",
+                hint="write the URL with its scheme, e.g. `--base-url http://localhost:8000/v1`",
+            )
         if failure.kind == "unreachable" and not self._reached:
             raise EndpointError(
                 f"cannot reach the LLM endpoint {where}: {failure.message}",
@@ -590,6 +632,8 @@ def _estimate_tokens(body: dict[str, Any]) -> float:
 
 def _transport_failure(error: BaseException, timeout: float) -> _Failure:
     cause = error.__cause__ or error
+    if isinstance(error, httpx.UnsupportedProtocol) or isinstance(cause, _BAD_URL_ERRORS):
+        return _Failure("bad_url", f"not an http(s) URL ({_error_text(cause)})")
     if aiohttp is not None and isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(cause, asyncio.TimeoutError):
         return _Failure("unreachable", f"cannot connect ({_error_text(cause)})", retryable=True)
     if isinstance(error, httpx.ConnectError):

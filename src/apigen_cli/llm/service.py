@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from ..config import LLMSettings, Resolved, resolve
-from ..errors import ConfigError
+from ..errors import ConfigError, EndpointError
 from .cache import ResponseCache
 from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, LLMProgress, UsageByModel
 from .offline import OfflineBackend, OfflineChatService, error_rate_from
@@ -129,6 +129,7 @@ class LLMClient:
         self._log: ExchangeLog | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._answered: set[tuple[str, str]] = set()  # (model, task) the endpoint answered at least once
         uses_http = any(model != OFFLINE_MODEL for model in settings.models)
         try:
             if uses_http:
@@ -169,18 +170,33 @@ class LLMClient:
             return future
         return self.http.submit([request])[0]
 
+    @property
+    def json_mode_downgrades(self) -> list[dict[str, str]]:
+        """Each time a model stepped down a JSON mode because the endpoint refused it (for the report)."""
+        return list(self._http.downgrades) if self._http is not None else []
+
     def map(self, items: Iterable[tuple[T, ChatRequest]]) -> Iterator[tuple[T, ChatResult]]:
         """Answer each ``(item, request)``; yield ``(item, result)`` in input order, lazily.
 
-        Raises ``EndpointError`` when the endpoint proves unusable on its first
-        requests; an exception from ``items`` itself comes out after the results of
-        the items read before it.
+        Raises ``EndpointError`` when the endpoint proves unusable: on its first
+        requests (see the HTTP backend), or when its requests keep failing. Failed
+        results are held back while they come in a row; when ``stop_after_failures``
+        of them have, or when the input ends and every request this call sent the
+        endpoint failed (and none of its models was ever answered for that task: a
+        judge's re-ask follows an answer, a judge stage after generation does not),
+        the call raises without giving them out: no row is written for them, and a
+        resumed run asks them again. An exception from ``items`` itself comes out
+        after the results of the items read before it.
         """
         window = self.settings.window
         pending: deque[tuple[T, ChatRequest, Future[ChatResult]]] = deque()
         source = iter(items)
         exhausted = False
         input_error: Exception | None = None
+        held: list[tuple[T, ChatResult]] = []  # every result since the first of the failures in a row now
+        failures_in_a_row = 0
+        answered_here = False
+        failed_kinds: set[tuple[str, str]] = set()
         try:
             while True:
                 head_ready = bool(pending) and pending[0][2].done()
@@ -199,7 +215,28 @@ class LLMClient:
                 item, request, future = pending.popleft()
                 result = future.result()
                 self._record(request, result)
+                if request.model != OFFLINE_MODEL:
+                    if result.ok:
+                        answered_here = True
+                        self._answered.add(_kind(request))
+                        failures_in_a_row = 0
+                    else:
+                        failures_in_a_row += 1
+                        failed_kinds.add(_kind(request))
+                        limit = self.settings.stop_after_failures
+                        if limit and failures_in_a_row >= limit:
+                            raise _failing(self.settings.base_url, failures_in_a_row, result)
+                if failures_in_a_row:
+                    held.append((item, result))  # behind the failures held, in input order
+                    continue
+                yield from held
+                held.clear()
                 yield item, result
+            if held and not answered_here and not self._answered.intersection(failed_kinds):
+                last = next(result for _item, result in reversed(held) if not result.ok)
+                raise _all_failed(self.settings.base_url, failures_in_a_row, last)
+            yield from held
+            held.clear()
             if input_error is not None:
                 raise input_error
         finally:
@@ -246,6 +283,31 @@ class LLMClient:
                 self._cache.close()
             if self._log is not None:
                 self._log.close()
+
+
+def _kind(request: ChatRequest) -> tuple[str, str]:
+    """What a request is for: its model and its task (``generate``, ``judge``), as its offline form says."""
+    task = (request.offline_task or {}).get("task")
+    return request.model, str(task or "")
+
+
+def _failing(base_url: str | None, count: int, last: ChatResult) -> EndpointError:
+    reason = last.error.message if last.error is not None else "no text"
+    return EndpointError(
+        f"{count} requests in a row to the LLM endpoint `{base_url}` failed, each after its retries; the last: {reason}",
+        hint="check the server at `--base-url` (its log may say why), then run the same command again "
+        "(`apigen run -o FILE` resumes where it stopped); `--stop-after-failures 0` never stops",
+    )
+
+
+def _all_failed(base_url: str | None, count: int, last: ChatResult) -> EndpointError:
+    reason = last.error.message if last.error is not None else "no text"
+    every = "the one request" if count == 1 else f"every one of the {count} requests"
+    return EndpointError(
+        f"{every} sent to the LLM endpoint `{base_url}` failed; the last: {reason}",
+        hint="check `--base-url`, `--model` and the server's log; `--max-attempts` and `--timeout` give a slow server "
+        "more time, and rows already written are kept",
+    )
 
 
 _NO_ENDPOINT_HINT = (

@@ -3,7 +3,9 @@
 The judge sees every tool the row offered (full schemas, so it can tell a wrong
 choice among several), the query, the calls and their execution results, and
 answers ``{"thought": ..., "pass": "yes" | "no"}``. Replies are read tolerantly;
-one that still cannot be read is asked again, up to a limit. Several judges make a
+one that still cannot be read is asked again, up to a limit. The reply template in
+the prompt carries no verdict (small models copy it whole), and a reply that repeats
+the template's placeholder text is no verdict either. Several judges make a
 committee that decides by majority (a tie fails), with every judge's thought kept.
 Only ``thought`` and ``keep_row_after_semantic_check`` (and ``judges`` for a
 committee) are written: keys of the judge's reply never reach the row.
@@ -11,6 +13,7 @@ committee) are written: keys of the judge's reply never reach the row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,9 +40,12 @@ JUDGE_SCHEMA: dict[str, Any] = {
 _YES = {"yes", "y", "true", "pass", "passed", "1"}
 _NO = {"no", "n", "false", "fail", "failed", "0"}
 _REASK = (
-    "Your reply could not be read. Answer again with only this JSON object and no other text: "
-    '{"thought": "your reasoning", "pass": "yes"} (or "no").'
+    "Your reply could not be read as a verdict. Answer again with only a JSON object and no other text: "
+    'its key "thought" holds your own reasoning about this item, its key "pass" the word yes or the word no.'
 )
+# A reply template in a prompt: a JSON object with a "thought" key; its values are placeholders, not answers.
+_TEMPLATE = re.compile(r'\{[^{}]*"thought"[^{}]*\}')
+_ANGLE_PLACEHOLDER = re.compile(r"^\s*<[^<>]*>\s*$")
 
 
 @dataclass(frozen=True)
@@ -63,16 +69,36 @@ class Verdict:
     problem: Problem | None = None
 
 
-def read_verdict(text: str) -> tuple[bool, str] | None:
+def template_placeholders(*texts: str) -> frozenset[str]:
+    """The placeholder texts of the reply template(s) in a judge prompt's templates, lower-cased.
+
+    ``{"thought": "<your reasoning>", "pass": "<yes or no>"}`` gives ``<your reasoning>``
+    and ``<yes or no>``. Read from the templates, not the rendered prompt, so a row's own
+    data never counts; works for custom prompts (``--prompts``) too.
+    """
+    found: set[str] = set()
+    for text in texts:
+        for match in _TEMPLATE.finditer(text):
+            parsed = find_json(match.group(0))
+            if isinstance(parsed, dict):
+                found.update(value.strip().lower() for value in parsed.values() if isinstance(value, str) and value.strip())
+    return frozenset(found)
+
+
+def read_verdict(text: str, placeholders: frozenset[str] = frozenset()) -> tuple[bool, str] | None:
     """``(passed, thought)`` from a judge's reply, or ``None`` when it holds no verdict.
 
     Accepts ``pass`` or ``passes`` in any case, "yes"/"no" in any case, booleans,
-    a fence or prose around the JSON.
+    a fence or prose around the JSON. A reply whose ``thought`` is a placeholder
+    (one of ``placeholders``, or any ``<...>``) copied the template: no verdict.
     """
     parsed = find_json(text)
     if parsed is NOT_FOUND or not isinstance(parsed, dict):
         return None
     fields = {str(key).strip().lower(): value for key, value in parsed.items()}
+    copied = fields.get("thought")
+    if isinstance(copied, str) and (copied.strip().lower() in placeholders or _ANGLE_PLACEHOLDER.match(copied)):
+        return None
     verdict = next((fields[key] for key in ("pass", "passes", "passed", "verdict", "decision") if key in fields), None)
     if isinstance(verdict, bool):
         passed = verdict
@@ -133,14 +159,16 @@ def _wants_judging(row: Row, settings: JudgeSettings) -> bool:
     return settings.include_failed and row[REJECTED_BY] == "exec_check"
 
 
-def _verdict(chat: ChatService, request: ChatRequest, result: ChatResult, settings: JudgeSettings) -> Verdict:
+def _verdict(
+    chat: ChatService, request: ChatRequest, result: ChatResult, settings: JudgeSettings, placeholders: frozenset[str]
+) -> Verdict:
     """Read a judge's answer, asking again (with the unreadable reply shown) up to the limit."""
     attempts = 0
     while True:
         if not result.ok:
             problem = result.error or Problem("llm_error", "the judge returned no text")
             return Verdict(request.model, None, "", problem)
-        read = read_verdict(result.text or "")
+        read = read_verdict(result.text or "", placeholders)
         if read is not None:
             return Verdict(request.model, read[0], read[1])
         if attempts >= settings.max_reasks:
@@ -198,12 +226,13 @@ def semantic_check(rows: Iterable[Row], chat: ChatService, prompts: PromptSet, s
             for index, model in enumerate(settings.judges):
                 yield (row, index), judge_request(row, model, prompts, settings)
 
+    placeholders = template_placeholders(prompts.judge.system, prompts.judge.user)
     verdicts: list[Verdict] = []
     for ((row, index), request), result in map_optional(chat, requests()):
         if request is None or result is None:
             yield row
             continue
-        verdicts.append(_verdict(chat, request, result, settings))
+        verdicts.append(_verdict(chat, request, result, settings, placeholders))
         if index == len(settings.judges) - 1:
             yield decide(row, verdicts)
             verdicts = []
