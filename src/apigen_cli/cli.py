@@ -32,6 +32,7 @@ from .pipeline import STAGE_NAMES, PipelineParts, RunTarget, run_job
 from .report import report_from_files
 from .rows.routing import StageSummary
 from .rows.runner import Destinations, Stage, run_stage, write_rows
+from .stages.example_pool import GrowSettings, generate_growing
 from .stages.exec_check import ExecPolicy
 from .stages.exec_check import exec_check as exec_check_rows
 from .stages.format_check import format_check as format_check_rows
@@ -301,7 +302,7 @@ def report_command(
     dataset: Annotated[str, typer.Argument(metavar="DATASET", help="The verified rows (JSONL); `-` reads standard input.")],
     rejects: Annotated[
         Optional[list[str]],
-        typer.Argument(metavar="[REJECTS]...", help="Rejects files of the same run, for the funnel and the reasons."),
+        typer.Argument(metavar="REJECTS", help="Rejects files of the same run, for the funnel and the reasons."),
     ] = None,
     html: Annotated[
         Optional[str], typer.Option("--html", metavar="FILE", help="Write a self-contained page of charts (opens offline).")
@@ -984,6 +985,29 @@ GENERATION_GROUP: OptionGroup = {
         ],
         None,
     ),
+    # --- --grow-examples (stages/example_pool.py) ---
+    "grow_examples": (
+        Annotated[
+            bool,
+            typer.Option("--grow-examples", help="Verified rows join the example pool later requests draw from (paper 3.1)."),
+        ],
+        False,
+    ),
+    "example_pool": (
+        Annotated[
+            int, typer.Option("--example-pool", min=1, metavar="N", help="--grow-examples: rows the pool keeps (a reservoir).")
+        ],
+        1000,
+    ),
+    "grow_lag": (
+        Annotated[
+            int,
+            typer.Option(
+                "--grow-lag", min=1, metavar="N", help="--grow-examples: a request sees rows of requests N or more before it."
+            ),
+        ],
+        64,
+    ),
 }
 JUDGE_GROUP: OptionGroup = {
     "judge_model": (JudgeModelOpt, None),
@@ -1024,7 +1048,10 @@ def _generation(params: Mapping[str, Any], apis: str, llm: LLMSettings) -> Gener
         models=llm.models,
         seed=seed,
     )
-    return prepare_generation(apis, settings, examples_path=params["examples"], prompts_dir=params["prompts"])
+    job = prepare_generation(apis, settings, examples_path=params["examples"], prompts_dir=params["prompts"])
+    if params["grow_examples"]:
+        job = replace(job, grow=GrowSettings(size=params["example_pool"], lag=params["grow_lag"]))
+    return job
 
 
 def _judge_settings(params: Mapping[str, Any], llm: LLMSettings) -> JudgeSettings:
@@ -1081,7 +1108,12 @@ def generate(
         if job.examples_left_out:
             messages.warning(f"{job.examples_left_out} rows of `--examples` fail the format check and are not used")
         chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
-        rows = generate_rows(job.plans(), chat, job.prompts, with_schema=llm.json_mode == "schema")
+        with_schema = llm.json_mode == "schema"
+        rows = (
+            generate_growing(job, chat, with_schema=with_schema)
+            if job.grow is not None
+            else generate_rows(job.plans(), chat, job.prompts, with_schema=with_schema)
+        )
         summary = write_rows("generate", rows, where, wrap=lambda rows: messages.llm_progress(rows, "generate", chat.progress))
         summary.words = ("rows", "failed requests")
         messages.info(f"seed {job.settings.seed}: pass `--seed {job.settings.seed}` to sample the same requests again")

@@ -22,6 +22,7 @@ from .rows.jsonl import STDIO, OutputFile, read_rows
 from .rows.records import Row
 from .rows.routing import StageSummary, route_rows
 from .stages.dedup import primed_dedup
+from .stages.example_pool import grown, pool_for, verified
 from .stages.exec_check import ExecPolicy, exec_check
 from .stages.format_check import format_check
 from .stages.generate import Generation, generate
@@ -135,7 +136,7 @@ def run_job(
         _add_usage(state, parts.chat.usage, counted_usage)  # the requests behind the rows now written
 
     try:
-        rows = run_pipeline(generation.plans(skip=skipped), replace(parts, extra_stages=extra), observe)
+        rows = _pipeline_rows(generation, skipped, replace(parts, extra_stages=extra), observe, target.output)
         if resumable:
             rows = checkpoint_at_request_boundaries(
                 rows, state, state_path(target.output), output_writer, rejects_writer, before_save=remember_counts
@@ -152,6 +153,34 @@ def run_job(
         else:
             _add_usage(state, parts.chat.usage, counted_usage)
     return RunOutcome(_report(builder, state), state.seed, total, skipped, rejects_dropped=summary.dropped)
+
+
+# --- --grow-examples: verified rows join the example pool (stages/example_pool.py) ----------
+
+
+def _pipeline_rows(
+    generation: Generation,
+    skip: int,
+    parts: PipelineParts,
+    observe: Callable[[str, Iterator[Row]], Iterator[Row]] | None,
+    output: str,
+) -> Iterator[Row]:
+    """The run's rows from request ``skip`` on; with ``--grow-examples`` the pool is rebuilt from the rows kept so far."""
+    if generation.grow is None:
+        return run_pipeline(generation.plans(skip=skip), parts, observe)
+    pool = pool_for(generation)
+    if skip:
+        pool.rebuild(read_rows(output))  # the output holds exactly the verified rows of the finished requests
+    return grown(
+        generation.plans(skip=skip, pool=pool),
+        generation.grow.lag,
+        lambda plans: run_pipeline(plans, parts, observe),
+        verified,
+        pool,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def _check_sizes(target: RunTarget, state: RunState) -> None:

@@ -14,7 +14,7 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -26,6 +26,9 @@ from ..schema.value_types import Problem, type_schema
 from .extract import MISSING, parse_pairs
 from .prompts import PromptSet, load_prompts
 from .sampling import Example, GenerationSettings, RequestPlan, load_examples, plan_requests
+
+if TYPE_CHECKING:
+    from .example_pool import ExamplePool, GrowSettings
 
 STAGE = "generate"
 
@@ -143,10 +146,16 @@ class Generation:
     prompts: PromptSet
     settings: GenerationSettings
     examples_left_out: int = 0
+    grow: GrowSettings | None = None  # --grow-examples (see example_pool.py)
 
-    def plans(self, skip: int = 0) -> Iterator[RequestPlan]:
-        """The job's requests in order, without the first ``skip`` (already done, when resuming)."""
-        return itertools.islice(plan_requests(self.apis, self.examples, self.prompts.generators, self.settings), skip, None)
+    def plans(self, skip: int = 0, pool: ExamplePool | None = None) -> Iterator[RequestPlan]:
+        """The job's requests in order, without the first ``skip`` (already done, when resuming).
+
+        With ``pool`` (``--grow-examples``) each request draws its examples from it.
+        """
+        examples_at = pool.visible if pool is not None else None
+        plans = plan_requests(self.apis, self.examples, self.prompts.generators, self.settings, examples_at)
+        return itertools.islice(plans, skip, None)
 
 
 def prepare_generation(

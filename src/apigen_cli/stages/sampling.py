@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,9 +206,16 @@ class RequestPlan:
 
 
 def plan_requests(
-    apis: Sequence[Api], examples: Sequence[Example], templates: Sequence[Template], settings: GenerationSettings
+    apis: Sequence[Api],
+    examples: Sequence[Example],
+    templates: Sequence[Template],
+    settings: GenerationSettings,
+    examples_at: Callable[[int], Sequence[Example]] | None = None,
 ) -> Iterator[RequestPlan]:
-    """The run's requests, in order, each with its sampled APIs, examples, template, style and model."""
+    """The run's requests, in order, each with its sampled APIs, examples, template, style and model.
+
+    ``examples_at(index)``, when given (``--grow-examples``), replaces ``examples`` for each request.
+    """
     rng = random.Random(settings.seed)
     api_sampler = ApiSampler(apis, random.Random(rng.getrandbits(64)))
     example_sampler = ExampleSampler(examples, random.Random(rng.getrandbits(64)))
@@ -221,6 +228,8 @@ def plan_requests(
         style = rng.choices(names, weights)[0]
         chosen = api_sampler.sample(style, settings.apis_per_prompt)
         category = chosen[0].category if len({api.category for api in chosen}) == 1 else None
+        if examples_at is not None:  # --grow-examples: the seed examples plus rows verified up to a fixed lag before
+            example_sampler.examples = list(examples_at(index))
         shots = example_sampler.sample(style, category, settings.examples_per_prompt)
         template = rng.choice(list(templates))
         yield RequestPlan(
