@@ -213,3 +213,18 @@ def test_a_resumed_run_shows_the_prompts_the_whole_run_would_have(tmp_path: Path
     assert min(resumed_prompts) >= state["requests_done"]
     assert resumed_prompts == {index: reference_prompts[index] for index in resumed_prompts}
     assert any(query not in SEED_QUERIES for queries in resumed_prompts.values() for query in queries)
+
+
+def test_the_readme_examples_run(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shlex
+
+    readme = (PROJECT / "README.md").read_text()
+    block = readme.split("**Growing the examples**", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    (tmp_path / "sample_data").symlink_to(SAMPLE)
+    monkeypatch.chdir(tmp_path)
+    commands = [line for line in block.splitlines() if line.startswith("apigen ")]
+    assert [line.split()[1] for line in commands] == ["run", "generate"]
+    for line in commands:
+        result = invoke(runner, *shlex.split(line)[1:])
+        assert result.exit_code == 0, (line, result.stderr)
+    assert len(read_jsonl(tmp_path / "out/grown.jsonl")) > 50 and len(read_jsonl(tmp_path / "out/generated.jsonl")) == 60
