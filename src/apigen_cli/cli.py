@@ -335,7 +335,7 @@ def report_command(
 ) -> None:
     """Draw a run's figures: a page of charts (--html) and a Hugging Face dataset card (--card).
 
-    One pass over the rows with flat memory: the funnel per model and stage, the
+    One pass over the rows, keeping counts, not rows: the funnel per model and stage, the
     rejection reasons, API coverage and the APIs that never passed, the style mix,
     query length, calls per row, distinct values per argument, near duplicates.
 
