@@ -213,7 +213,7 @@ def render_card(
         "",
         "One JSON object per line (JSONL). The fields:",
         "",
-        *_table(("field", "type", "meaning"), ROW_FIELDS),
+        *_table(("field", "type", "meaning"), ((f"`{name}`", kind, meaning) for name, kind, meaning in ROW_FIELDS)),
         "",
         "`apigen export --format xlam|openai|sharegpt` turns the rows into the layouts fine-tuning tools read.",
         "",
