@@ -51,6 +51,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/exec_check.py
 	$(BIN)/python benchmarks/llm_throughput.py
 	$(BIN)/python benchmarks/library_openapi.py
+	$(BIN)/python benchmarks/grow_examples.py
+	$(BIN)/python benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Optional, TypeVar, get_type_hints
 import orjson
 import typer
 
-from .config import GROUPS, SETTINGS, LLMSettings, Resolved, describe, resolve, settings_of, show_setting_value
+from .config import GROUPS, SETTINGS, LLMSettings, Resolved, describe, parse_styles, resolve, settings_of, show_setting_value
 from .console import Messages, StageBars
 from .errors import ApigenError, ConfigError
 from .execution.executor import Executor
@@ -30,8 +30,16 @@ from .pipeline import RunTarget, open_run
 from .report import report_from_files
 from .rows.routing import StageSummary
 from .rows.runner import Destinations, Stage, run_stage, write_rows
-from .run_settings import chosen_seed, execution_settings_from, generation_settings_from, judge_settings_from, run_settings_from
+from .run_settings import (
+    chosen_seed,
+    execution_settings_from,
+    generation_settings_from,
+    grow_settings_from,
+    judge_settings_from,
+    run_settings_from,
+)
 from .stages.dedup import dedup as dedup_rows
+from .stages.example_pool import generate_growing
 from .stages.exec_check import ExecPolicy
 from .stages.exec_check import exec_check as exec_check_rows
 from .stages.export import NoteCollector, RecordCheck, export_file
@@ -323,6 +331,126 @@ def stats(
         sys.stdout.flush()
 
 
+# --- report: the run's figures as a page of charts and a dataset card ---------------------
+
+
+def _write_text(path: str, text: str, flag: str) -> None:
+    """Write a file a flag names, making its folder; an unwritable path is an error naming the flag."""
+    try:
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise ConfigError(
+            f"`{flag}` cannot write `{path}`: {error.strerror or error}", hint="give a writable file path"
+        ) from None
+
+
+def _read_run_report(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = orjson.loads(handle.read())
+    except OSError as error:
+        raise ConfigError(
+            f"`--run-report` cannot read `{path}`: {error.strerror or error}", hint="give the file `apigen run --report` wrote"
+        ) from None
+    except ValueError as error:
+        raise ConfigError(
+            f"`--run-report` `{path}` is not JSON ({error})", hint="give the file `apigen run --report` wrote"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"`--run-report` `{path}` holds no JSON object", hint="give the file `apigen run --report` wrote")
+    return data
+
+
+@app.command("report")
+def report_command(
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="The verified rows (JSONL); `-` reads standard input.")],
+    rejects: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="REJECTS", help="Rejects files of the same run, for the funnel and the reasons."),
+    ] = None,
+    html: Annotated[
+        Optional[str], typer.Option("--html", metavar="FILE", help="Write a self-contained page of charts (opens offline).")
+    ] = None,
+    card: Annotated[
+        Optional[str], typer.Option("--card", metavar="FILE", help="Write a Hugging Face dataset card (README.md).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every figure as one JSON object on stdout.")] = False,
+    styles: Annotated[
+        str, typer.Option("--styles", metavar="S=W,...", help="The style weights the run asked for, to compare the mix with.")
+    ] = "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2",
+    run_report: Annotated[
+        Optional[str],
+        typer.Option("--run-report", metavar="FILE", help="The JSON of `apigen run --report`: adds seed, tokens, wall time."),
+    ] = None,
+    title: Annotated[
+        str, typer.Option("--title", help="The page's and the card's title.")
+    ] = "Function-calling dataset made with apigen",
+    license_id: Annotated[
+        str, typer.Option("--license", metavar="ID", help="The card's license (a Hub license id, e.g. apache-2.0).")
+    ] = "other",
+    data_files: Annotated[
+        Optional[str],
+        typer.Option("--data-files", metavar="PATH", help="The card's data file path (default: DATASET, relative to the card)."),
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", metavar="N", min=0, help="Sample rows shown.")] = 3,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Draw a run's figures: a page of charts (--html) and a Hugging Face dataset card (--card).
+
+    One pass over the rows, keeping counts, not rows: the funnel per model and stage, the
+    rejection reasons, API coverage and the APIs that never passed, the style mix,
+    query length, calls per row, distinct values per argument, near duplicates.
+
+    Examples:
+
+        apigen report dataset.jsonl rejects.jsonl --html report.html --card README.md
+
+        apigen report dataset.jsonl rejects.jsonl --json | jq .near_duplicates.rate
+
+        cat dataset.jsonl | apigen report - --html report.html
+    """
+    from .dataset_card import render_card
+    from .report_figures import figures_from_files
+    from .report_html import render_html
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        if html is None and card is None and not as_json:
+            raise ConfigError("`apigen report` has nothing to write", hint="pass `--html FILE`, `--card FILE` or `--json`")
+        run_data = _read_run_report(run_report)
+        figures = figures_from_files(
+            [dataset, *(rejects or [])],
+            requested_styles=parse_styles(styles),
+            samples=samples,
+            skip_bad_lines=skip_bad_lines,
+            wrap=lambda rows: messages.progress(rows, "report"),
+        )
+        if html is not None:
+            _write_text(html, render_html(figures, title=title), "--html")
+            messages.info(f"report: wrote `{html}`")
+        if card is not None:
+            where = data_files or (
+                os.path.relpath(dataset, os.path.dirname(os.path.abspath(card))) if dataset != "-" else "data/train.jsonl"
+            )
+            _write_text(
+                card, render_card(figures, data_files=where, license_id=license_id, title=title, run_report=run_data), "--card"
+            )
+            messages.info(f"report: wrote `{card}`")
+        if as_json:
+            sys.stdout.buffer.write(orjson.dumps(figures.as_dict()) + b"\n")
+            sys.stdout.flush()
+        total = figures.table.total()
+        messages.info(f"report: {figures.rows_read} rows read, {total.verified} verified of {total.requested} requested")
+
+
 # --- training data: export, dedup, negatives --------------------------------------------
 
 
@@ -584,7 +712,8 @@ def _generation(ctx: typer.Context, apis: str, resolved: Resolved, llm: LLMSetti
     """The generation job the settings describe; the seed is --seed, else a fresh random one."""
     values = resolved.values
     settings = replace(generation_settings_from(values, llm), seed=chosen_seed(llm.seed))
-    return prepare_generation(apis, settings, examples_path=values["examples"], prompts_dir=values["prompts"])
+    job = prepare_generation(apis, settings, examples_path=values["examples"], prompts_dir=values["prompts"])
+    return replace(job, grow=grow_settings_from(values))
 
 
 def _say_usage(messages: Messages, chat: ChatService) -> None:
@@ -627,7 +756,12 @@ def generate(
         if job.examples_left_out:
             messages.warning(f"{job.examples_left_out} rows of `--examples` fail the format check and are not used")
         chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
-        rows = generate_rows(job.plans(), chat, job.prompts, with_schema=llm.json_mode == "schema")
+        with_schema = llm.json_mode == "schema"
+        rows = (
+            generate_growing(job, chat, with_schema=with_schema)
+            if job.grow is not None
+            else generate_rows(job.plans(), chat, job.prompts, with_schema=with_schema)
+        )
         summary = write_rows("generate", rows, where, wrap=lambda rows: messages.llm_progress(rows, "generate", chat.progress))
         summary.words = ("rows", "failed requests")
         messages.info(f"seed {job.settings.seed}: pass `--seed {job.settings.seed}` to sample the same requests again")

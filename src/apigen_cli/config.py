@@ -253,6 +253,31 @@ SETTINGS: dict[str, Setting] = {
             "A folder of prompt templates replacing the built-in ones (see prompts/README.md).",
             metavar="DIR",
         ),
+        _gen(
+            "grow_examples",
+            "bool",
+            False,
+            "--grow-examples",
+            "Verified rows join the example pool later requests draw from (paper 3.1).",
+        ),
+        _gen(
+            "example_pool",
+            "int",
+            1000,
+            "--example-pool",
+            "--grow-examples: rows the pool keeps (a reservoir).",
+            minimum=1,
+            metavar="N",
+        ),
+        _gen(
+            "grow_lag",
+            "int",
+            64,
+            "--grow-lag",
+            "--grow-examples: a request sees rows of requests N or more before it.",
+            minimum=1,
+            metavar="N",
+        ),
         # --- how calls are executed
         _exec(
             "functions",

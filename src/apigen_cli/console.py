@@ -135,6 +135,7 @@ class StageBars:
         self.counters = counters
         self._bar: Any = None
         self._tasks: dict[str, Any] = {}
+        self._counts: dict[str, tuple[int, int]] = {}
 
     def __enter__(self) -> StageBars:
         if not self.messages.interactive:
@@ -166,12 +167,13 @@ class StageBars:
             yield from rows
             return
         task, stage, bar, counters = self._tasks[name], name.replace("-", "_"), self._bar, self.counters
-        done = rejected = 0
+        done, rejected = self._counts.get(name, (0, 0))  # a stage may be observed in batches (--grow-examples)
         last = 0.0
         for row in rows:
             done += 1
             if isinstance(row, dict) and row.get("rejected_by") == stage:
                 rejected += 1
+            self._counts[name] = (done, rejected)
             now = time.monotonic()
             if now - last >= 0.1:
                 last = now

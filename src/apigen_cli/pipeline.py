@@ -33,6 +33,7 @@ from .rows.routing import StageSummary, route_rows
 from .rows.runner import Destinations
 from .run_settings import RunSettings, chosen_seed, run_fingerprint, with_seed
 from .stages.dedup import primed_dedup
+from .stages.example_pool import grown, pool_for, verified
 from .stages.exec_check import ExecPolicy, exec_check
 from .stages.format_check import format_check
 from .stages.generate import Generation, generate, prepare_generation
@@ -155,7 +156,7 @@ def run_job(
         _add_usage(state, parts.chat.usage, counted_usage)  # the requests behind the rows now written
 
     try:
-        rows = run_pipeline(generation.plans(skip=skipped), replace(parts, extra_stages=extra), observe)
+        rows = _pipeline_rows(generation, skipped, replace(parts, extra_stages=extra), observe, target.output)
         if resumable:
             rows = checkpoint_at_request_boundaries(
                 rows, state, state_path(target.output), output_writer, rejects_writer, before_save=remember_counts
@@ -173,6 +174,34 @@ def run_job(
         else:
             _add_usage(state, parts.chat.usage, counted_usage)
     return RunOutcome(_report(builder, state), state.seed, total, skipped, rejects_dropped=summary.dropped)
+
+
+# --- --grow-examples: verified rows join the example pool (stages/example_pool.py) ----------
+
+
+def _pipeline_rows(
+    generation: Generation,
+    skip: int,
+    parts: PipelineParts,
+    observe: Callable[[str, Iterator[Row]], Iterator[Row]] | None,
+    output: str,
+) -> Iterator[Row]:
+    """The run's rows from request ``skip`` on; with ``--grow-examples`` the pool is rebuilt from the rows kept so far."""
+    if generation.grow is None:
+        return run_pipeline(generation.plans(skip=skip), parts, observe)
+    pool = pool_for(generation)
+    if skip:
+        pool.rebuild(read_rows(output))  # the output holds exactly the verified rows of the finished requests
+    return grown(
+        generation.plans(skip=skip, pool=pool),
+        generation.grow.lag,
+        lambda plans: run_pipeline(plans, parts, observe),
+        verified,
+        pool,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def _check_sizes(target: RunTarget, state: RunState) -> None:
@@ -278,8 +307,9 @@ def open_run(
         report_file = resources.enter_context(_open_report(report)) if report is not None else None
         session = RunSession(settings, target, resources, report_file)
         seeded = with_seed(settings, chosen_seed(settings.llm.seed))
-        session.generation = prepare_generation(
-            seeded.apis, seeded.generation, examples_path=seeded.examples, prompts_dir=seeded.prompts
+        session.generation = replace(
+            prepare_generation(seeded.apis, seeded.generation, examples_path=seeded.examples, prompts_dir=seeded.prompts),
+            grow=settings.grow,
         )
         execution = settings.execution
         options = replace(execution.options, on_output=on_function_output) if on_function_output else execution.options

@@ -20,7 +20,7 @@ from .config import SETTINGS, LLMSettings
 from .errors import ConfigError
 from .execution.calls import ExecutorOptions, HttpOptions
 from .stages.exec_check import ExecPolicy
-from .stages.sampling import GenerationSettings
+from .stages.sampling import GenerationSettings, GrowSettings
 from .stages.semantic_check import JudgeSettings
 
 
@@ -52,6 +52,7 @@ class RunSettings:
     prompts: str | None = None
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     dedup: bool = False
+    grow: GrowSettings | None = None  # --grow-examples: verified rows join the example pool
 
     def checked(self) -> RunSettings:
         """These settings, or a ``ConfigError`` for what cannot run (checked before any request)."""
@@ -89,6 +90,13 @@ def generation_settings_from(values: Mapping[str, Any], llm: LLMSettings) -> Gen
     )
 
 
+def grow_settings_from(values: Mapping[str, Any]) -> GrowSettings | None:
+    """``--grow-examples`` and its pool, or ``None`` when the pool stays the seed examples."""
+    if not values["grow_examples"]:
+        return None
+    return GrowSettings(size=values["example_pool"], lag=values["grow_lag"])
+
+
 def execution_settings_from(values: Mapping[str, Any]) -> ExecutionSettings:
     return ExecutionSettings(
         functions=values["functions"],
@@ -115,6 +123,7 @@ def run_settings_from(values: Mapping[str, Any], apis: str, llm: LLMSettings, *,
         prompts=values["prompts"],
         execution=execution_settings_from(values),
         dedup=dedup,
+        grow=grow_settings_from(values),
     )
 
 
@@ -148,6 +157,9 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
         "examples": settings.examples,
         "examples_per_prompt": generation.examples_per_prompt,
         "prompts": settings.prompts,
+        "grow_examples": settings.grow is not None,
+        "example_pool": settings.grow.size if settings.grow is not None else SETTINGS["example_pool"].default,
+        "grow_lag": settings.grow.lag if settings.grow is not None else SETTINGS["grow_lag"].default,
         "functions": execution.functions,
         "workers": options.workers,
         "exec_timeout": options.timeout,

@@ -14,7 +14,7 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -26,7 +26,7 @@ from ..rows.records import Row
 from ..schema.value_types import type_schema
 from .extract import MISSING, parse_pairs
 from .prompts import PromptSet, load_prompts
-from .sampling import Example, GenerationSettings, RequestPlan, load_examples, plan_requests
+from .sampling import Example, GenerationSettings, GrowSettings, RequestPlan, load_examples, plan_requests
 
 STAGE = "generate"
 
@@ -135,6 +135,12 @@ def generate(plans: Iterable[RequestPlan], chat: ChatService, prompts: PromptSet
         yield from rows_from_result(plan, result)
 
 
+class ExamplePoolView(Protocol):
+    """What planning needs of the growing example pool: the examples a request at an index may see."""
+
+    def visible(self, index: int) -> list[Example]: ...
+
+
 @dataclass(frozen=True)
 class Generation:
     """A generation job made ready: the library, the prompts, the settings, and the examples left out."""
@@ -144,10 +150,17 @@ class Generation:
     prompts: PromptSet
     settings: GenerationSettings
     examples_left_out: int = 0
+    grow: GrowSettings | None = None  # --grow-examples (see example_pool.py)
 
-    def plans(self, skip: int = 0) -> Iterator[RequestPlan]:
-        """The job's requests in order, without the first ``skip`` (already done, when resuming)."""
-        return itertools.islice(plan_requests(self.apis, self.examples, self.prompts.generators, self.settings), skip, None)
+    def plans(self, skip: int = 0, pool: ExamplePoolView | None = None) -> Iterator[RequestPlan]:
+        """The job's requests in order, without the first ``skip`` (already done, when resuming).
+
+        With ``pool`` (``--grow-examples``, an ``example_pool.ExamplePool``) each request
+        draws its examples from it.
+        """
+        examples_at = pool.visible if pool is not None else None
+        plans = plan_requests(self.apis, self.examples, self.prompts.generators, self.settings, examples_at)
+        return itertools.islice(plans, skip, None)
 
 
 def prepare_generation(

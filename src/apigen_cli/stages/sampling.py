@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigError
 from ..library.loader import Api
 from .prompts import STYLES, Template
 
@@ -144,6 +145,24 @@ class GenerationSettings:
         return -(-self.count // self.pairs_per_prompt)
 
 
+DEFAULT_POOL_SIZE = 1000
+DEFAULT_LAG = 64
+
+
+@dataclass(frozen=True)
+class GrowSettings:
+    """``--grow-examples`` with ``--example-pool`` (reservoir size) and ``--grow-lag`` (requests)."""
+
+    size: int = DEFAULT_POOL_SIZE
+    lag: int = DEFAULT_LAG
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ConfigError(f"`--example-pool` must be at least 1, got {self.size}")
+        if self.lag < 1:
+            raise ConfigError(f"`--grow-lag` must be at least 1, got {self.lag}")
+
+
 @dataclass(frozen=True)
 class RequestPlan:
     """Everything one generation request is made of, fixed before it is sent."""
@@ -165,9 +184,16 @@ class RequestPlan:
 
 
 def plan_requests(
-    apis: Sequence[Api], examples: Sequence[Example], templates: Sequence[Template], settings: GenerationSettings
+    apis: Sequence[Api],
+    examples: Sequence[Example],
+    templates: Sequence[Template],
+    settings: GenerationSettings,
+    examples_at: Callable[[int], Sequence[Example]] | None = None,
 ) -> Iterator[RequestPlan]:
-    """The run's requests, in order, each with its sampled APIs, examples, template, style and model."""
+    """The run's requests, in order, each with its sampled APIs, examples, template, style and model.
+
+    ``examples_at(index)``, when given (``--grow-examples``), replaces ``examples`` for each request.
+    """
     rng = random.Random(settings.seed)
     api_sampler = ApiSampler(apis, random.Random(rng.getrandbits(64)))
     example_sampler = ExampleSampler(examples, random.Random(rng.getrandbits(64)))
@@ -180,6 +206,8 @@ def plan_requests(
         style = rng.choices(names, weights)[0]
         chosen = api_sampler.sample(style, settings.apis_per_prompt)
         category = chosen[0].category if len({api.category for api in chosen}) == 1 else None
+        if examples_at is not None:  # --grow-examples: the seed examples plus rows verified up to a fixed lag before
+            example_sampler.examples = list(examples_at(index))
         shots = example_sampler.sample(style, category, settings.examples_per_prompt)
         template = rng.choice(list(templates))
         yield RequestPlan(

@@ -1,0 +1,121 @@
+"""Rows per second and peak memory of `apigen report`, beside `apigen stats` over the same files.
+
+A small offline run of the sample data gives the rows; copies of them with fresh ids,
+request ids, queries and argument values (so every row is its own, as in a long run)
+make files of growing size. Each size is read by `apigen stats` (Table 1 only: the
+baseline) and by `apigen report --html --card` (every figure), each in its own process;
+peak memory is that process's peak resident set.
+
+    .venv/bin/python benchmarks/report.py                      # 50,000 and 500,000 rows
+    .venv/bin/python benchmarks/report.py --sizes 20000 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+PROJECT = Path(__file__).resolve().parent.parent
+SAMPLE = PROJECT / "sample_data"
+
+
+def apigen(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "apigen_cli", *arguments]
+
+
+def base_rows(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    out, rejects = folder / "base.jsonl", folder / "base_rejects.jsonl"
+    subprocess.run(
+        apigen(
+            "run",
+            str(SAMPLE / "apis.jsonl"),
+            "--functions",
+            str(SAMPLE / "functions"),
+            "-m",
+            "offline",
+            "-J",
+            "offline",
+            "-n",
+            "600",
+            "--seed",
+            "3",
+            "-o",
+            str(out),
+            "--rejects",
+            str(rejects),
+            "-q",
+        ),
+        check=True,
+    )
+    read = lambda path: [json.loads(line) for line in path.read_text().splitlines()]  # noqa: E731
+    return read(out), read(rejects)
+
+
+def write_copies(folder: Path, size: int, kept: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """``size`` rows in all, kept and rejected in the base run's proportion, each one fresh."""
+    rows = kept + rejected
+    out, rejects = folder / f"data{size}.jsonl", folder / f"rejects{size}.jsonl"
+    with open(out, "wb") as kept_file, open(rejects, "wb") as rejects_file:
+        for n in range(size):
+            row = dict(rows[n % len(rows)])
+            copy = n // len(rows)
+            row["id"] = f"{row['id']}-c{copy}"
+            if "request_id" in row:
+                row["request_id"] = f"{row['request_id']}{copy:04d}"
+            if isinstance(row.get("query"), str):
+                row["query"] = f"{row['query']} (case {n})"
+            if isinstance(row.get("answers"), list):
+                row["answers"] = [
+                    {"name": call.get("name"), "arguments": {**(call.get("arguments") or {}), "case": n}}
+                    for call in row["answers"]
+                    if isinstance(call, dict)
+                ]
+            (rejects_file if "rejected_by" in row else kept_file).write(orjson.dumps(row) + b"\n")
+    return out, rejects
+
+
+def measure(command: list[str]) -> tuple[float, float]:
+    """Seconds and peak RSS (MB) of one child process (its own, from wait4)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        sys.exit(f"{command[3]} failed with exit code {process.returncode}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 500_000])
+    arguments = parser.parse_args()
+    print("rows      stats rows/s  report rows/s  ratio  stats peak MB  report peak MB")
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        kept, rejected = base_rows(folder)
+        for size in sorted(arguments.sizes):
+            out, rejects = write_copies(folder, size, kept, rejected)
+            stats_seconds, stats_peak = measure(apigen("stats", str(out), str(rejects), "--json"))
+            report_seconds, report_peak = measure(
+                apigen(
+                    "report", str(out), str(rejects), "--html", str(folder / "r.html"), "--card", str(folder / "README.md"), "-q"
+                )
+            )
+            print(
+                f"{size:<9} {size / stats_seconds:>12,.0f}  {size / report_seconds:>13,.0f}  {stats_seconds / report_seconds:>5.2f}"
+                f"  {stats_peak:>13.0f}  {report_peak:>14.0f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
