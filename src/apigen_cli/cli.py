@@ -12,11 +12,12 @@ import inspect
 import json
 import os
 import random
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Optional, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar, get_type_hints
 
 import orjson
 import typer
@@ -42,6 +43,9 @@ from .stages.sampling import GenerationSettings, parse_range, parse_styles
 from .stages.semantic_check import JudgeSettings
 from .stages.semantic_check import semantic_check as semantic_check_rows
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .execution.mcp import McpOptions
 
 app = typer.Typer(
     name="apigen",
@@ -427,7 +431,10 @@ def _exec_group(timeout_flag: str) -> OptionGroup:
             Annotated[
                 float,
                 typer.Option(
-                    timeout_flag, min=0.001, metavar="SECONDS", help="Time limit of one Python call; past it, the row fails."
+                    timeout_flag,
+                    min=0.001,
+                    metavar="SECONDS",
+                    help="Time limit of one Python or MCP call; past it, the row fails.",
                 ),
             ],
             10.0,
@@ -501,7 +508,52 @@ def _exec_group(timeout_flag: str) -> OptionGroup:
             ],
             2,
         ),
+        # --- exec options: MCP servers ---
+        "mcp": (
+            Annotated[
+                Optional[list[str]],
+                typer.Option(
+                    "--mcp",
+                    metavar="NAME=COMMAND",
+                    help="Start this MCP server over stdio for the tools whose `mcp` binding names NAME "
+                    "(`--mcp units='python sample_data/mcp_server.py'`). Repeatable.",
+                ),
+            ],
+            None,
+        ),
+        "mcp_url": (
+            Annotated[
+                Optional[list[str]],
+                typer.Option(
+                    "--mcp-url",
+                    metavar="NAME=URL",
+                    help="Reach this MCP server over streamable HTTP for the tools bound to NAME. Repeatable.",
+                ),
+            ],
+            None,
+        ),
+        "mcp_concurrency": (
+            Annotated[
+                int, typer.Option("--mcp-concurrency", min=1, metavar="N", help="MCP calls in flight at once, per server.")
+            ],
+            8,
+        ),
     }
+
+
+def _mcp_options(params: Mapping[str, Any], timeout: float, pass_env: tuple[str, ...]) -> McpOptions:
+    """The MCP servers the user allowed (`--mcp`, `--mcp-url`) and how calls to them go."""
+    from .execution.mcp import McpOptions, parse_server, unique_servers
+
+    servers = [parse_server(text, "--mcp") for text in params.get("mcp") or ()]
+    servers += [parse_server(text, "--mcp-url") for text in params.get("mcp_url") or ()]
+    return McpOptions(
+        servers=unique_servers(servers),
+        timeout=timeout,
+        concurrency=params.get("mcp_concurrency") or 8,
+        max_result_chars=params["max_result_chars"],
+        pass_env=pass_env,
+    )
 
 
 def _executor(params: Mapping[str, Any], messages: Messages) -> tuple[Executor, ExecPolicy]:
@@ -516,7 +568,8 @@ def _executor(params: Mapping[str, Any], messages: Messages) -> tuple[Executor, 
     )
     http = HttpOptions(timeout=params["http_timeout"], concurrency=params["http_concurrency"], retries=params["http_retries"])
     policy = ExecPolicy(fail_on_empty=params["empty_result"] == "fail", fail_on_error_result=params["error_result"] == "fail")
-    return Executor(params["functions"], options, http), policy
+    mcp = _mcp_options(params, options.timeout, options.pass_env)
+    return Executor(params["functions"], options, http, mcp), policy
 
 
 @app.command("exec-check")
@@ -526,7 +579,8 @@ def exec_check(ctx: typer.Context) -> None:
 
     Python functions run in reused worker processes, with a timeout per call and a
     memory limit; a crash, a hang or an exception rejects the row, not the run.
-    Tools with an `http` binding are called over HTTP. Each row gets
+    Tools with an `http` binding are called over HTTP; tools with an `mcp` binding
+    through the MCP servers named with `--mcp`/`--mcp-url`. Each row gets
     `execution_result` (one entry per call) and `keep_row_after_execution_check`.
 
     Examples:
@@ -536,6 +590,8 @@ def exec_check(ctx: typer.Context) -> None:
         apigen format-check rows.jsonl | apigen exec-check --functions my_tools.py --timeout 5 > executed.jsonl
 
         ITEMS_KEY=... apigen exec-check rest_rows.jsonl --http-concurrency 16 --strict
+
+        apigen exec-check checked.jsonl --mcp units='python sample_data/mcp_server.py' -o executed.jsonl
     """
 
     def setup(messages: Messages, resources: ExitStack) -> _StageRun:
@@ -1103,6 +1159,99 @@ def run_command(
     messages.info(f"run: {total.verified} verified of {total.requested} requested ({total.pass_rate:.1%})")
     if strict and total.verified < total.requested:
         raise typer.Exit(EXIT_REJECTED)
+
+
+# --- library from-mcp ---
+# The `library` group may also be created by the other importers' block; the lead merges the two.
+library_app = typer.Typer(
+    name="library",
+    help="Make and check API library files (the tools `generate` samples from).",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(library_app, name="library")
+
+
+@library_app.command("from-mcp")
+def library_from_mcp(
+    command: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="[-- COMMAND [ARGS...]]", help="The command that starts the MCP server over stdio (after `--`)."),
+    ] = None,
+    url: Annotated[
+        Optional[str], typer.Option("--url", metavar="URL", help="Reach the server over streamable HTTP instead of starting it.")
+    ] = None,
+    name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--name",
+            metavar="NAME",
+            help="The server's name in the bindings, which `--mcp NAME=...` gives later [default: from the command, or `mcp`].",
+        ),
+    ] = None,
+    category: Annotated[
+        Optional[str], typer.Option("--category", metavar="TEXT", help="Category of every tool [default: the server's name].")
+    ] = None,
+    output: OutputOpt = "-",
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.001, metavar="SECONDS", help="Time limit to start the server and list its tools.")
+    ] = 30.0,
+    pass_env: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--pass-env", metavar="NAME", help="Pass this secret-looking environment variable to the server. Repeatable."
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write an MCP server's tools as an API library (JSONL), each bound to the server by name.
+
+    Starts the server (or reaches it with `--url`), asks for `tools/list` and writes
+    one library entry per tool: its name, description, `inputSchema` as
+    `parameters`, and `"mcp": {"server": NAME, "tool": ...}`. The binding never
+    holds a command: exec-check runs the tools only through servers given with
+    `--mcp NAME=COMMAND` or `--mcp-url NAME=URL`.
+
+    Examples:
+
+        apigen library from-mcp -o mcp_apis.jsonl -- python sample_data/mcp_server.py
+
+        apigen library from-mcp --url http://127.0.0.1:8000/mcp --name units -o units.jsonl
+
+        apigen library from-mcp -- python sample_data/mcp_server.py | apigen generate - -m offline -n 5
+    """
+    from .execution.mcp import McpServer, check_server_name, check_url
+    from .library.from_mcp import default_server_name, import_server
+    from .rows.jsonl import OutputFile
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        words = list(command or [])
+        if (url is None) == (not words):
+            raise ConfigError(
+                "give either the command that starts the MCP server (after `--`) or `--url`, not both"
+                if words
+                else "no MCP server given",
+                hint="e.g. `apigen library from-mcp -- python sample_data/mcp_server.py` or `--url http://127.0.0.1:8000/mcp`",
+            )
+        server_name = check_server_name(name or default_server_name(words, url), "--name")
+        if url is not None:
+            server = McpServer(server_name, url=check_url(url, "--url"))
+        else:
+            server = McpServer(server_name, command=tuple(words))
+        imported = import_server(server, timeout=timeout, category=category, pass_env=tuple(pass_env or ()))
+        out = OutputFile(output)
+        try:
+            for entry in imported.entries:
+                out.write(entry)
+        finally:
+            out.close()
+        for tool, why in imported.skipped.items():
+            messages.warning(f"skipped the tool `{tool}`: {why}")
+        option = f"--mcp-url {server.name}={url}" if url is not None else f"--mcp {server.name}={shlex.quote(server.shown)}"
+        messages.info(f"library from-mcp: {len(imported.entries)} tools of MCP server `{server.name}`; run them with `{option}`")
 
 
 def run() -> None:

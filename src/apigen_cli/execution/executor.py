@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     import httpx
     from tenacity import RetryCallState
 
+    from .mcp import McpCaller, McpOptions
     from .rest import HttpCaller
 
 WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))
@@ -641,7 +642,8 @@ def _library_hint(kind: str, spec: str | None, memory_mb: int) -> str:
 
 class Executor:
     """Runs calls: Python functions from ``functions`` in worker processes, tools with an
-    ``http`` binding over HTTP. Use as a context manager, or call ``start``/``close``.
+    ``http`` binding over HTTP, tools with an ``mcp`` binding through MCP sessions
+    (``mcp.py``). Use as a context manager, or call ``start``/``close``.
 
         with Executor("lib.py", ExecutorOptions(timeout=2)) as executor:
             outcome = executor.run("add", {"a": 1, "b": 2})
@@ -652,11 +654,14 @@ class Executor:
         functions: str | os.PathLike[str] | None = None,
         options: ExecutorOptions | None = None,
         http: HttpOptions | None = None,
+        mcp: McpOptions | None = None,
     ) -> None:
         self.options = options or ExecutorOptions()
         self.functions = None if functions is None else os.fspath(functions)
         self._http_options = http
         self._http: HttpCaller | None = None
+        self._mcp_options = mcp
+        self._mcp: McpCaller | None = None
         self._pool = _Pool(self.functions, self.options)
         self._next_id = 0
         self._started = False
@@ -666,11 +671,16 @@ class Executor:
         return self._pool.library
 
     def start(self) -> Executor:
-        """Start the workers; raises ``LibraryError`` when the library cannot be loaded."""
+        """Start the workers and open the MCP sessions; raises ``LibraryError`` when one cannot start."""
         if not self._started:
             self._started = True
             try:
                 self._pool.start()
+                if self._mcp_options is not None and self._mcp_options.servers:
+                    from .mcp import McpCaller
+
+                    self._mcp = McpCaller(self._mcp_options)
+                    self._mcp.start()
             except BaseException:
                 self.close()
                 raise
@@ -687,14 +697,20 @@ class Executor:
         if self._http is not None:
             self._http.close()
             self._http = None
+        if self._mcp is not None:
+            self._mcp.close()
+            self._mcp = None
 
-    def submit(self, name: str, arguments: dict[str, Any], http: Any = None) -> Pending:
-        """Start a call and return at once; ``http`` is the tool's HTTP binding when it has one.
+    def submit(self, name: str, arguments: dict[str, Any], http: Any = None, mcp: Any = None) -> Pending:
+        """Start a call and return at once; ``http``/``mcp`` is the tool's binding when it has one.
 
         Raises ``ConfigError`` when an HTTP binding needs an environment variable that is not set.
         """
         self._next_id += 1
         pending = Pending(self._next_id, name, arguments)
+        if mcp is not None:
+            self._submit_mcp(pending, name, mcp)
+            return pending
         if http is not None:
             self._submit_http(pending, name, http)
             return pending
@@ -726,6 +742,23 @@ class Executor:
             self._http = HttpCaller(self._http_options or HttpOptions(), self.options.max_result_chars)
         self._http.submit(request, pending, self._pool.wake)
 
+    def _submit_mcp(self, pending: Pending, name: str, spec: Any) -> None:
+        from .mcp import McpBindingError, parse_binding
+
+        try:
+            server, tool = parse_binding(spec, name)
+        except McpBindingError as error:
+            pending.outcome = Outcome.failure(error.code, "InvalidBinding", error.message)
+            return
+        if self._mcp is None or not self._mcp.has_server(server):
+            message = (
+                f"`{name}` is bound to the MCP server `{server}`, which was not given on the command line "
+                f"(a row only names a server; say how to reach it with `--mcp {server}=COMMAND` or `--mcp-url {server}=URL`)"
+            )
+            pending.outcome = Outcome.failure("mcp_server_unknown", "McpServerUnknown", message)
+            return
+        self._mcp.submit(pending, server, tool, self._pool.wake)
+
     def poll(self) -> None:
         """Make progress without waiting: send queued calls, collect finished ones.
 
@@ -742,9 +775,9 @@ class Executor:
             while pending.outcome is None:
                 self._pool.pump(1.0)
 
-    def run(self, name: str, arguments: dict[str, Any], http: Any = None) -> Outcome:
+    def run(self, name: str, arguments: dict[str, Any], http: Any = None, mcp: Any = None) -> Outcome:
         """One call, start to end."""
-        pending = self.submit(name, arguments, http)
+        pending = self.submit(name, arguments, http, mcp)
         self.wait([pending])
         assert pending.outcome is not None
         return pending.outcome

@@ -17,7 +17,7 @@ from ..schema.tools import Tool, ToolError, compile_tool
 
 UNCATEGORISED = "uncategorised"
 # Keys that belong to apigen's handling of a tool, not to what the model is shown.
-_NOT_SHOWN_TO_MODEL = ("category", "http")
+_NOT_SHOWN_TO_MODEL = ("category", "http", "mcp")
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,12 @@ class Api:
 
     @property
     def row_definition(self) -> dict[str, Any]:
-        """The definition as a row carries it: without ``category``, with any ``http`` binding (exec-check needs it)."""
+        """The definition as a row carries it: without ``category``, with any ``http``/``mcp`` binding (exec-check needs it)."""
         return {key: value for key, value in self.definition.items() if key != "category"}
 
     @property
     def shown_definition(self) -> dict[str, Any]:
-        """The definition as the generator model sees it: no category, no HTTP binding."""
+        """The definition as the generator model sees it: no category, no HTTP or MCP binding."""
         return {key: value for key, value in self.definition.items() if key not in _NOT_SHOWN_TO_MODEL}
 
 

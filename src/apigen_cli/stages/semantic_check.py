@@ -103,7 +103,7 @@ def _shown_results(row: Row, limit: int) -> Any:
 def judge_request(row: Row, model: str, prompts: PromptSet, settings: JudgeSettings) -> ChatRequest:
     """The judge's chat request for one row."""
     tools = [
-        {key: value for key, value in tool.items() if key not in ("http", "category")} if isinstance(tool, dict) else tool
+        {key: value for key, value in tool.items() if key not in ("http", "mcp", "category")} if isinstance(tool, dict) else tool
         for tool in (row.get(TOOLS) or [])
     ]
     results = _shown_results(row, settings.max_result_chars)

@@ -1,0 +1,93 @@
+"""An API library from an MCP server: its ``tools/list``, one library entry per tool.
+
+Each tool becomes::
+
+    {"name": "convert_length", "description": "...", "parameters": {...inputSchema...},
+     "category": "units", "mcp": {"server": "units", "tool": "convert_length"}}
+
+``parameters`` is the tool's ``inputSchema`` as the server gave it (JSON Schema,
+which ``schema/tools.py`` reads), so format-check holds generated calls to what
+the server accepts. The ``mcp`` binding names the server and never says how to
+start it: exec-check runs the tools only through servers the user names on its
+command line (``--mcp NAME=COMMAND``, ``--mcp-url NAME=URL``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any
+
+from ..errors import InputError
+from ..execution.mcp import McpCaller, McpOptions, McpServer
+from ..schema.tools import ToolError, compile_tool
+
+_NOT_A_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class Imported:
+    """The library entries of one server, and the tools that could not be used (name → why)."""
+
+    server: McpServer
+    entries: list[dict[str, Any]]
+    skipped: dict[str, str]
+
+
+def default_server_name(command: Iterable[str] = (), url: str | None = None) -> str:
+    """A name for a server when none is given: the script's or program's stem (``mcp_server``), else ``mcp``."""
+    words = list(command)
+    candidates = [word for word in words[1:] if not word.startswith("-")] if len(words) > 1 else words
+    for word in [*candidates, *words[:1]]:
+        stem = _NOT_A_NAME.sub("_", PurePath(word).stem).strip("_.-")
+        if stem and stem not in ("python", "python3", "node", "npx", "uv", "uvx"):
+            return stem[:64]
+    if url is not None:
+        return "mcp"
+    return "mcp"
+
+
+def library_entries(
+    server: str, tools: Iterable[dict[str, Any]], category: str | None = None
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Library entries for the tools a server listed; a tool whose schema apigen cannot read is skipped with the reason."""
+    entries: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    for tool in tools:
+        name = tool.get("name")
+        if not isinstance(name, str) or not name:
+            continue
+        entry: dict[str, Any] = {"name": name}
+        description = tool.get("description") or tool.get("title")
+        if isinstance(description, str) and description.strip():
+            entry["description"] = description.strip()
+        schema = tool.get("inputSchema")
+        entry["parameters"] = schema if isinstance(schema, dict) else {"type": "object", "properties": {}}
+        entry["category"] = category or server
+        entry["mcp"] = {"server": server, "tool": name}
+        try:
+            compile_tool(entry, len(entries) + 1)
+        except ToolError as error:
+            skipped[name] = error.problem.message
+            continue
+        entries.append(entry)
+    return entries, skipped
+
+
+def import_server(
+    server: McpServer, *, timeout: float = 30.0, category: str | None = None, pass_env: tuple[str, ...] = ()
+) -> Imported:
+    """Start (or reach) the server, list its tools and close the session; raises ``LibraryError`` when it cannot."""
+    caller = McpCaller(McpOptions(servers=(server,), timeout=timeout, startup_timeout=timeout, pass_env=pass_env))
+    caller.start()
+    try:
+        tools = caller.list_tools(server.name)
+    finally:
+        caller.close()
+    entries, skipped = library_entries(server.name, tools, category)
+    if not entries:
+        why = "lists no tools" if not tools else "lists no tool apigen can read"
+        raise InputError(f"the MCP server `{server.name}` (`{server.shown}`) {why}", hint="check that it is the server you meant")
+    return Imported(server, entries, skipped)
