@@ -159,8 +159,9 @@ def _content_text(item: Any) -> str:
     if kind == "text":
         return str(getattr(item, "text", ""))
     if kind in ("image", "audio"):
-        data = getattr(item, "data", "") or ""
-        return f"[{kind} {getattr(item, 'mime_type', '') or ''}, about {len(data) * 3 // 4} bytes]".replace(" ,", ",")
+        data = str(getattr(item, "data", "") or "").strip()
+        size = len(data) * 3 // 4 - data[-2:].count("=")  # base64 text → bytes
+        return f"[{kind} {getattr(item, 'mime_type', '') or ''}, {size} bytes]".replace(" ,", ",")
     if kind == "resource_link":
         return f"[resource link {getattr(item, 'uri', '')}]"
     if kind == "resource":

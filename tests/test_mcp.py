@@ -1,0 +1,287 @@
+"""MCP through the real CLI: `library from-mcp` and exec-check's `--mcp`/`--mcp-url`, against
+real MCP servers (tests/mcp_test_server.py, written with the SDK) over stdio and streamable HTTP."""
+
+from __future__ import annotations
+
+import selectors
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from apigen_cli.library.loader import load_library
+
+from .conftest import invoke, parse_stdout, read_jsonl, write_jsonl
+
+SERVER_SCRIPT = str(Path(__file__).with_name("mcp_test_server.py"))
+STDIO = shlex.join([sys.executable, SERVER_SCRIPT])
+
+
+def mcp_row(row_id: str, tool: str, server: str = "tests", **arguments: Any) -> dict[str, Any]:
+    definition = {
+        "name": tool,
+        "description": "d",
+        "parameters": {"type": "object", "properties": {}, "additionalProperties": True},
+        "mcp": {"server": server, "tool": tool},
+    }
+    return {"id": row_id, "query": f"run {tool}", "tools": [definition], "answers": [{"name": tool, "arguments": arguments}]}
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[str]:
+    """The test server over streamable HTTP on 127.0.0.1; yields its URL."""
+    process = subprocess.Popen(
+        [sys.executable, SERVER_SCRIPT, "--http"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        ready = selector.select(timeout=60)
+    line = process.stdout.readline() if ready else ""
+    if not line.startswith("READY "):
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        pytest.fail(f"the HTTP MCP server did not start: {line!r}")
+    try:
+        yield f"http://127.0.0.1:{int(line.split()[1])}/mcp"
+    finally:
+        process.terminate()
+        process.wait(10)
+        process.stdout.close()
+
+
+# --- library from-mcp -------------------------------------------------------------------
+
+
+def test_from_mcp_over_stdio_writes_one_library_entry_per_tool(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "library", "from-mcp", "--name", "tests", "--", sys.executable, SERVER_SCRIPT)
+    assert result.exit_code == 0, result.stderr
+    entries = parse_stdout(result.stdout)
+    assert [entry["name"] for entry in entries] == ["add", "shout", "lookup", "environment", "picture", "hang", "die"]
+    add = entries[0]
+    assert add["description"] == "Add two integers."
+    assert add["mcp"] == {"server": "tests", "tool": "add"}
+    assert add["category"] == "tests"
+    assert add["parameters"]["required"] == ["a", "b"]
+    assert add["parameters"]["properties"]["a"]["type"] == "integer"
+    assert all("command" not in entry["mcp"] and set(entry["mcp"]) == {"server", "tool"} for entry in entries)
+    assert (
+        result.stderr.strip()
+        == f"library from-mcp: 7 tools of MCP server `tests`; run them with `--mcp tests={shlex.quote(STDIO)}`"
+    )
+    # The library loader reads it, and the model is never shown the binding.
+    library = write_jsonl(tmp_path / "tools.jsonl", entries)
+    apis = load_library(str(library))
+    assert [api.name for api in apis][:2] == ["add", "shout"]
+    assert "mcp" not in apis[0].shown_definition and apis[0].row_definition["mcp"] == {"server": "tests", "tool": "add"}
+
+
+def test_from_mcp_over_http_and_to_a_file(runner: CliRunner, http_server: str, tmp_path: Path) -> None:
+    out = tmp_path / "remote.jsonl"
+    result = invoke(runner, "library", "from-mcp", "--url", http_server, "--name", "remote", "--category", "misc", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    entries = read_jsonl(out)
+    assert len(entries) == 7
+    assert {entry["category"] for entry in entries} == {"misc"}
+    assert entries[2]["mcp"] == {"server": "remote", "tool": "lookup"}
+
+
+def test_from_mcp_names_the_server_after_its_script_by_default(runner: CliRunner) -> None:
+    result = invoke(runner, "library", "from-mcp", "--", sys.executable, SERVER_SCRIPT)
+    assert result.exit_code == 0, result.stderr
+    assert parse_stdout(result.stdout)[0]["mcp"] == {"server": "mcp_test_server", "tool": "add"}
+
+
+def test_from_mcp_without_a_server_or_with_both_is_an_error(runner: CliRunner) -> None:
+    neither = invoke(runner, "library", "from-mcp")
+    assert neither.exit_code == 2
+    assert neither.stderr.startswith("error: no MCP server given\n\nhint: e.g. `apigen library from-mcp -- python")
+    both = invoke(runner, "library", "from-mcp", "--url", "http://127.0.0.1:9/mcp", "--", "python", "x.py")
+    assert both.exit_code == 2
+    assert both.stderr.startswith("error: give either the command that starts the MCP server (after `--`) or `--url`, not both")
+
+
+def test_from_mcp_with_a_server_that_cannot_start_says_why(runner: CliRunner) -> None:
+    result = invoke(runner, "library", "from-mcp", "--name", "broken", "--", sys.executable, SERVER_SCRIPT, "--fail-start")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"error: the MCP server `broken` (`{STDIO} --fail-start`) could not start: it exited")
+    assert first.endswith("; its stderr ends: cannot start: no configuration")
+    assert "hint: check that" in result.stderr
+
+
+def test_from_mcp_with_a_missing_program_or_an_unreachable_url(runner: CliRunner) -> None:
+    missing = invoke(runner, "library", "from-mcp", "--", "no-such-mcp-server-program")
+    assert missing.exit_code == 2
+    assert missing.stderr.startswith(
+        "error: the MCP server `no-such-mcp-server-program` (`no-such-mcp-server-program`) could not start"
+    )
+    nobody = invoke(runner, "library", "from-mcp", "--url", "http://127.0.0.1:9/mcp", "--timeout", "5")
+    assert nobody.exit_code == 2
+    assert nobody.stderr.startswith("error: the MCP server `mcp` (`http://127.0.0.1:9/mcp`) could not be reached: ")
+    assert "hint: check that an MCP server answers at `http://127.0.0.1:9/mcp`" in nobody.stderr
+
+
+# --- exec-check -------------------------------------------------------------------------
+
+
+def _exec(runner: CliRunner, rows: Path, *options: str) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    rejects = rows.with_name("rejects.jsonl")
+    result = invoke(runner, "exec-check", str(rows), "--rejects", str(rejects), *options)
+    kept = parse_stdout(result.stdout) if result.exit_code == 0 else []
+    return result, kept, read_jsonl(rejects) if rejects.exists() else []
+
+
+def test_exec_check_calls_tools_through_a_stdio_server(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAIN_SETTING", "visible")
+    monkeypatch.setenv("SERVICE_API_KEY", "sk-never-leaves")
+    rows = [
+        mcp_row("add", "add", a=2, b=3),
+        mcp_row("shout", "shout", text="hi"),
+        mcp_row("lookup", "lookup", key="two"),
+        mcp_row("missing-key", "lookup", key="zzz"),
+        mcp_row("picture", "picture"),
+        mcp_row("plain-env", "environment", name="PLAIN_SETTING"),
+        mcp_row("secret-env", "environment", name="SERVICE_API_KEY"),
+        mcp_row("no-such-tool", "teleport"),
+        mcp_row("bad-arguments", "add", a="two", b=3),
+        mcp_row("other-server", "add", server="elsewhere", a=1, b=1),
+    ]
+    source = write_jsonl(tmp_path / "rows.jsonl", rows)
+    result, kept, rejected = _exec(runner, source, "--mcp", f"tests={STDIO}")
+    assert result.exit_code == 0, result.stderr
+    results = {row["id"]: row["execution_result"][0]["result"] for row in kept}
+    assert results == {
+        "add": {"result": 5},
+        "shout": "HI",
+        "lookup": {"key_length": 3, "value": 2},
+        "picture": "[image image/png, 4 bytes]",
+        "plain-env": {"result": "visible"},
+        "secret-env": {"result": "unset"},  # secret-looking variables never reach the server
+    }
+    reasons = {row["id"]: row["reason"] for row in rejected}
+    assert reasons == {
+        "missing-key": "mcp_tool_error",
+        "no-such-tool": "mcp_tool_error",
+        "bad-arguments": "mcp_tool_error",
+        "other-server": "mcp_server_unknown",
+    }
+    details = {row["id"]: row["reason_detail"] for row in rejected}
+    assert (
+        details["missing-key"]
+        == "call 1 `lookup`: MCP server `tests` answered that `lookup` failed: Error executing tool lookup: no such key: zzz"
+    )
+    assert "Unknown tool: teleport" in details["no-such-tool"]
+    assert details["other-server"].startswith(
+        "call 1 `add`: `add` is bound to the MCP server `elsewhere`, which was not given on the command line"
+    )
+    assert "`--mcp elsewhere=COMMAND`" in details["other-server"]
+    assert len(kept) + len(rejected) == len(rows)
+    assert result.stderr.strip() == "exec-check: 6 passed, 4 rejected (mcp_tool_error 3, mcp_server_unknown 1)"
+
+
+def test_exec_check_through_a_streamable_http_server(runner: CliRunner, http_server: str, tmp_path: Path) -> None:
+    rows = [mcp_row("add", "add", server="web", a=40, b=2), mcp_row("bad", "lookup", server="web", key="nope")]
+    result, kept, rejected = _exec(runner, write_jsonl(tmp_path / "rows.jsonl", rows), "--mcp-url", f"web={http_server}")
+    assert result.exit_code == 0, result.stderr
+    assert [(row["id"], row["execution_result"]) for row in kept] == [
+        ("add", [{"name": "add", "ok": True, "result": {"result": 42}}])
+    ]
+    [bad] = rejected
+    assert bad["execution_result"][0]["error"] == {
+        "type": "McpToolError",
+        "message": "MCP server `web` answered that `lookup` failed: Error executing tool lookup: no such key: nope",
+        "code": "mcp_tool_error",
+    }
+
+
+def test_a_call_past_the_timeout_is_rejected_and_the_session_goes_on(runner: CliRunner, tmp_path: Path) -> None:
+    rows = [mcp_row("slow", "hang", seconds=600), mcp_row("after", "add", a=1, b=1), mcp_row("quick", "hang", seconds=0)]
+    result, kept, rejected = _exec(
+        runner, write_jsonl(tmp_path / "rows.jsonl", rows), "--mcp", f"tests={STDIO}", "--timeout", "0.5"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [row["id"] for row in kept] == ["after", "quick"]
+    [slow] = rejected
+    assert (slow["id"], slow["reason"]) == ("slow", "timeout")
+    assert (
+        slow["reason_detail"]
+        == "call 1 `hang`: MCP server `tests` did not answer `hang` within the 0.5 s timeout; the call was cancelled"
+    )
+
+
+def test_a_server_that_exits_rejects_its_calls_and_the_run_ends(runner: CliRunner, tmp_path: Path) -> None:
+    rows = [mcp_row("first", "add", a=1, b=2), mcp_row("fatal", "die"), mcp_row("later", "add", a=3, b=4)]
+    source = write_jsonl(tmp_path / "rows.jsonl", rows)
+    # One call in flight at a time, so that `later` is sent after the server died.
+    result, kept, rejected = _exec(runner, source, "--mcp", f"tests={STDIO}", "--mcp-concurrency", "1")
+    assert result.exit_code == 0, result.stderr
+    assert [row["id"] for row in kept] == ["first"]
+    assert [(row["id"], row["reason"]) for row in rejected] == [("fatal", "mcp_server_exited"), ("later", "mcp_server_exited")]
+    assert rejected[0]["reason_detail"] == (
+        f"call 1 `die`: MCP server `tests` (`{STDIO}`) is gone (it exited or closed the connection) before `die` returned; "
+        "its stderr ends: the server is about to exit"
+    )
+
+
+def test_a_server_that_cannot_start_stops_exec_check_before_any_row(runner: CliRunner, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "rows.jsonl", [mcp_row("add", "add", a=1, b=2)])
+    result, kept, rejected = _exec(runner, source, "--mcp", f"tests={STDIO} --fail-start")
+    assert result.exit_code == 2
+    assert result.stdout == "" and rejected == []
+    assert result.stderr.startswith(f"error: the MCP server `tests` (`{STDIO} --fail-start`) could not start: it exited")
+
+
+def test_rows_only_name_servers_a_binding_with_a_command_is_rejected(runner: CliRunner, tmp_path: Path) -> None:
+    row = mcp_row("sneaky", "add", a=1, b=2)
+    row["tools"][0]["mcp"]["command"] = "rm -rf ~"
+    unbound = mcp_row("unbound", "add", a=1, b=2)
+    result, kept, rejected = _exec(runner, write_jsonl(tmp_path / "rows.jsonl", [row, unbound]))
+    assert result.exit_code == 0, result.stderr
+    assert kept == []
+    assert [(r["id"], r["reason"]) for r in rejected] == [
+        ("sneaky", "invalid_tool_definition"),
+        ("unbound", "mcp_server_unknown"),
+    ]
+    assert "`mcp` has unknown key(s) `command`" in rejected[0]["reason_detail"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--mcp", "no-equals-sign", "error: `--mcp no-equals-sign` should be NAME=COMMAND"),
+        ("--mcp", "bad name=python x.py", "error: `--mcp`: `bad name` is not a usable MCP server name"),
+        ("--mcp-url", "web=ftp://host/mcp", "error: `--mcp-url`: `ftp://host/mcp` should start with http:// or https://"),
+        ("--mcp", "a='unclosed", "error: `--mcp a='unclosed`: the command cannot be split into words: No closing quotation"),
+    ],
+)
+def test_unusable_server_options_are_errors(runner: CliRunner, tmp_path: Path, flag: str, value: str, message: str) -> None:
+    source = write_jsonl(tmp_path / "rows.jsonl", [mcp_row("add", "add", a=1, b=2)])
+    result = invoke(runner, "exec-check", str(source), flag, value)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == message
+
+
+def test_a_server_name_given_twice_is_an_error(runner: CliRunner, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "rows.jsonl", [mcp_row("add", "add", a=1, b=2)])
+    result = invoke(runner, "exec-check", str(source), "--mcp", f"tests={STDIO}", "--mcp-url", "tests=http://127.0.0.1:9/mcp")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: the MCP server name `tests` is given twice")
+
+
+def test_many_calls_share_one_session_and_all_come_back_in_order(runner: CliRunner, tmp_path: Path) -> None:
+    rows = [mcp_row(f"r{i}", "add", a=i, b=i) for i in range(200)]
+    result, kept, rejected = _exec(runner, write_jsonl(tmp_path / "rows.jsonl", rows), "--mcp", f"tests={STDIO}")
+    assert result.exit_code == 0, result.stderr
+    assert rejected == []
+    assert [row["execution_result"][0]["result"]["result"] for row in kept] == [2 * i for i in range(200)]
