@@ -3,6 +3,9 @@ real MCP servers (tests/mcp_test_server.py, written with the SDK) over stdio and
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import selectors
 import shlex
 import subprocess
@@ -16,7 +19,7 @@ from typer.testing import CliRunner
 
 from apigen_cli.library.loader import load_library
 
-from .conftest import invoke, parse_stdout, read_jsonl, write_jsonl
+from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
 
 SERVER_SCRIPT = str(Path(__file__).with_name("mcp_test_server.py"))
 STDIO = shlex.join([sys.executable, SERVER_SCRIPT])
@@ -259,8 +262,9 @@ def test_rows_only_name_servers_a_binding_with_a_command_is_rejected(runner: Cli
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
-        ("--mcp", "no-equals-sign", "error: `--mcp no-equals-sign` should be NAME=COMMAND"),
-        ("--mcp", "bad name=python x.py", "error: `--mcp`: `bad name` is not a usable MCP server name"),
+        ("--mcp", "  ", "error: `--mcp` is given an empty command"),
+        ("--mcp-url", "http://127.0.0.1:9/mcp", "error: `--mcp-url http://127.0.0.1:9/mcp` should be NAME=URL"),
+        ("--mcp", "b@d=python x.py", "error: `--mcp`: `b@d` is not a usable MCP server name"),
         ("--mcp-url", "web=ftp://host/mcp", "error: `--mcp-url`: `ftp://host/mcp` should start with http:// or https://"),
         ("--mcp", "a='unclosed", "error: `--mcp a='unclosed`: the command cannot be split into words: No closing quotation"),
     ],
@@ -285,3 +289,76 @@ def test_many_calls_share_one_session_and_all_come_back_in_order(runner: CliRunn
     assert result.exit_code == 0, result.stderr
     assert rejected == []
     assert [row["execution_result"][0]["result"]["result"] for row in kept] == [2 * i for i in range(200)]
+
+
+# --- the README's MCP examples, run as a user would (a shell, `python` and `apigen` of this venv) -----
+
+
+README = (PROJECT / "README.md").read_text()
+
+
+def _section(heading: str) -> str:
+    return README.split(heading, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+
+
+def _blocks(text: str, language: str) -> list[str]:
+    """The fenced code blocks of ``text`` opened with ```` ```language ```` (``""``: a bare fence)."""
+    found, current, opened = [], [], None
+    for line in text.splitlines():
+        if line.startswith("```"):
+            if opened is None:
+                opened, current = line[3:].strip(), []
+            else:
+                if opened == language:
+                    found.append("\n".join(current) + "\n")
+                opened = None
+        elif opened is not None:
+            current.append(line)
+    return found
+
+
+def _shell(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The script in bash, in ``cwd`` with ``sample_data`` beside it, this venv's programs first on PATH."""
+    if not (cwd / "sample_data").exists():
+        (cwd / "sample_data").symlink_to(PROJECT / "sample_data")
+    environment = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_readme_walkthrough_from_an_mcp_server_to_a_dataset_runs_as_shown(tmp_path: Path) -> None:
+    section = _section("## From an MCP server to a dataset")
+    first, second = _blocks(section, "sh")
+    [table] = _blocks(section, "")
+    done = _shell(first, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    for line in table.strip().splitlines():
+        assert line in done.stderr.splitlines(), line  # the figures the README shows are the run's
+    dataset = read_jsonl(tmp_path / "out/mcp/dataset.jsonl")
+    rejected = read_jsonl(tmp_path / "out/mcp/rejects.jsonl")
+    assert len(dataset) + len(rejected) == 40
+    assert all(row["tools"][0]["mcp"]["server"] == "units" for row in dataset)
+    assert any("no element with the symbol 'GOOGL' in this table" in row["reason_detail"] for row in rejected)
+    done = _shell(second, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert read_jsonl(tmp_path / "out/mcp/piped.jsonl")
+    assert read_jsonl(tmp_path / "out/mcp/quick.jsonl")
+    assert len(read_jsonl(tmp_path / "out/mcp/quick.jsonl.tools.jsonl")) == 4
+
+
+def test_the_readme_from_mcp_examples_run_and_the_line_shown_is_written(tmp_path: Path, http_server: str) -> None:
+    section = _section("### `apigen library from-mcp`")
+    [examples] = _blocks(section, "sh")
+    [shown] = _blocks(section, "json")
+    script = examples.replace("http://127.0.0.1:8000/mcp", http_server)
+    done = _shell(script, tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    library, checked = lines[:4], lines[4:]  # the first example prints the library, the third format-checked rows
+    assert json.loads(shown) in library
+    assert len(read_jsonl(tmp_path / "units.jsonl")) == 7
+    assert [entry["mcp"]["server"] for entry in read_jsonl(tmp_path / "mcp_apis.jsonl")] == ["mcp_server"] * 4
+    assert checked and all(row["keep_row_after_format_check"] is True for row in checked)
+    assert re.search(r"^format-check: \d+ passed", done.stderr, flags=re.M)

@@ -516,7 +516,7 @@ def _exec_group(timeout_flag: str) -> OptionGroup:
                     "--mcp",
                     metavar="NAME=COMMAND",
                     help="Start this MCP server over stdio for the tools whose `mcp` binding names NAME "
-                    "(`--mcp units='python sample_data/mcp_server.py'`). Repeatable.",
+                    "(`--mcp units='python sample_data/mcp_server.py'`); a bare COMMAND is named after its script. Repeatable.",
                 ),
             ],
             None,
@@ -1083,7 +1083,14 @@ _NOT_DECIDING_ROWS = frozenset(
 @_with_options(GENERATION_GROUP, _exec_group("--exec-timeout"), JUDGE_GROUP, LLM_GROUP)
 def run_command(
     ctx: typer.Context,
-    apis: ApisArg,
+    apis: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="[APIS]",
+            help="The API library: JSONL (or a JSON array) of tool definitions, each with an optional `category`. "
+            "With `--mcp`/`--mcp-url` it may be left out: the servers' tools are the library.",
+        ),
+    ] = None,
     output: Annotated[
         str, typer.Option("--output", "-o", metavar="FILE", help="The verified dataset; a file makes the run resumable.")
     ] = "-",
@@ -1113,11 +1120,15 @@ def run_command(
         apigen run apis.jsonl --functions lib/ --base-url http://localhost:8000/v1 -m my-model -J my-model -n 10000 -o data.jsonl --rejects rej.jsonl --report report.json
 
         apigen run apis.jsonl --functions lib/ -m offline -J offline -n 100 | apigen export --format openai > train.jsonl
+
+        apigen run --mcp 'python sample_data/mcp_server.py' -m offline -J offline -n 40 -o out/mcp_dataset.jsonl
     """
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages), ExitStack() as stack:
         llm = llm_settings(ctx)
         judge = _judge_settings(ctx.params, llm)
+        if apis is None:  # --- run --mcp: the servers' tools are the library ---
+            apis = _library_from_mcp_servers(ctx.params, output, messages)
         Destinations(apis, output, rejects).validate()
         report_file = stack.enter_context(_open_report(report)) if report is not None else None
         job = _generation(ctx.params, apis, llm)
@@ -1216,11 +1227,11 @@ def library_from_mcp(
 
     Examples:
 
-        apigen library from-mcp -o mcp_apis.jsonl -- python sample_data/mcp_server.py
+        apigen library from-mcp -- python sample_data/mcp_server.py
 
         apigen library from-mcp --url http://127.0.0.1:8000/mcp --name units -o units.jsonl
 
-        apigen library from-mcp -- python sample_data/mcp_server.py | apigen generate - -m offline -n 5
+        apigen library from-mcp -o mcp_apis.jsonl -- python sample_data/mcp_server.py && apigen generate mcp_apis.jsonl -m offline -n 5 | apigen format-check
     """
     from .execution.mcp import McpServer, check_server_name, check_url
     from .library.from_mcp import default_server_name, import_server
@@ -1236,7 +1247,7 @@ def library_from_mcp(
                 else "no MCP server given",
                 hint="e.g. `apigen library from-mcp -- python sample_data/mcp_server.py` or `--url http://127.0.0.1:8000/mcp`",
             )
-        server_name = check_server_name(name or default_server_name(words, url), "--name")
+        server_name = check_server_name(name or (default_server_name(words) if words else "mcp"), "--name")
         if url is not None:
             server = McpServer(server_name, url=check_url(url, "--url"))
         else:
@@ -1252,6 +1263,45 @@ def library_from_mcp(
             messages.warning(f"skipped the tool `{tool}`: {why}")
         option = f"--mcp-url {server.name}={url}" if url is not None else f"--mcp {server.name}={shlex.quote(server.shown)}"
         messages.info(f"library from-mcp: {len(imported.entries)} tools of MCP server `{server.name}`; run them with `{option}`")
+
+
+def _library_from_mcp_servers(params: Mapping[str, Any], output: str, messages: Messages) -> str:
+    """`run --mcp ...` without APIS: list the servers' tools into a library file and return its path.
+
+    With `-o FILE` the file is FILE.tools.jsonl beside it (so a resumed run sees the same
+    library, and the user can see what was used); else a temporary file.
+    """
+    import tempfile
+
+    from .library.from_mcp import import_server
+    from .rows.jsonl import OutputFile
+
+    options = _mcp_options(params, params["call_timeout"], tuple(params["pass_env"] or ()))
+    if not options.servers:
+        raise ConfigError(
+            "no API library given",
+            hint="pass the APIS file, or `--mcp NAME=COMMAND` / `--mcp-url NAME=URL` to use a server's tools",
+        )
+    entries = []
+    for server in options.servers:
+        imported = import_server(server, timeout=max(options.timeout, 30.0), pass_env=options.pass_env)
+        for tool, why in imported.skipped.items():
+            messages.warning(f"skipped the tool `{tool}` of MCP server `{server.name}`: {why}")
+        entries += imported.entries
+    if output != "-":
+        path = f"{output}.tools.jsonl"
+    else:
+        handle, path = tempfile.mkstemp(prefix="apigen-mcp-tools-", suffix=".jsonl")
+        os.close(handle)
+    out = OutputFile(path)
+    try:
+        for entry in entries:
+            out.write(entry)
+    finally:
+        out.close()
+    names = ", ".join(f"`{server.name}`" for server in options.servers)
+    messages.info(f"run: {len(entries)} tools of MCP server(s) {names}, written to `{path}`")
+    return path
 
 
 def run() -> None:

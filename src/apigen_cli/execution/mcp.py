@@ -34,6 +34,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ConfigError, LibraryError
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from mcp import Client
 
 BINDING_KEYS = ("server", "tool")
+_NOT_A_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _STDERR_TAIL = 2000
 _CLOSE_SECONDS = 15.0  # the SDK's own shutdown waits are bounded (about 6 s per server)
@@ -63,9 +65,18 @@ class McpServer:
 
 
 def parse_server(text: str, flag: str) -> McpServer:
-    """``NAME=COMMAND`` (for ``--mcp``) or ``NAME=URL`` (for ``--mcp-url``); raises ``ConfigError``."""
+    """``NAME=COMMAND`` or a bare ``COMMAND`` (for ``--mcp``), ``NAME=URL`` (for ``--mcp-url``); raises ``ConfigError``.
+
+    A bare command's server is named as ``library from-mcp`` names it: after the
+    script or program it runs (``python sample_data/mcp_server.py`` → ``mcp_server``).
+    """
     name, sep, value = text.partition("=")
     name, value = name.strip(), value.strip()
+    if flag == "--mcp" and (not sep or any(character.isspace() or character in "/\\" for character in name)):
+        command = _split(text, text, flag)
+        if not command:
+            raise ConfigError(f"`{flag}` is given an empty command", hint="e.g. `--mcp units='python sample_data/mcp_server.py'`")
+        return McpServer(default_server_name(command), command=command)
     if not sep or not name or not value:
         example = "units='python sample_data/mcp_server.py'" if flag == "--mcp" else "units=http://127.0.0.1:8000/mcp"
         what = "NAME=COMMAND" if flag == "--mcp" else "NAME=URL"
@@ -73,11 +84,27 @@ def parse_server(text: str, flag: str) -> McpServer:
     check_server_name(name, flag)
     if flag == "--mcp-url":
         return McpServer(name, url=check_url(value, flag))
+    return McpServer(name, command=_split(value, text, flag))
+
+
+def _split(command: str, given: str, flag: str) -> tuple[str, ...]:
     try:
-        command = tuple(shlex.split(value))
+        return tuple(shlex.split(command))
     except ValueError as error:
-        raise ConfigError(f"`{flag} {text}`: the command cannot be split into words: {error}", hint="check the quotes") from None
-    return McpServer(name, command=command)
+        raise ConfigError(f"`{flag} {given}`: the command cannot be split into words: {error}", hint="check the quotes") from None
+
+
+_LAUNCHERS = ("python", "python3", "node", "npx", "uv", "uvx", "bunx", "deno", "env")
+
+
+def default_server_name(command: Sequence[str]) -> str:
+    """A server's name when none is given: the stem of the script or program it runs (``mcp_server``), else ``mcp``."""
+    words = list(command)
+    for word in [*(word for word in words[1:] if not word.startswith("-")), *words[:1]]:
+        stem = _NOT_A_NAME.sub("_", PurePath(word).stem).strip("_.-")
+        if stem and stem not in _LAUNCHERS and not stem.startswith("python"):
+            return stem[:64]
+    return "mcp"
 
 
 def check_server_name(name: str, flag: str) -> str:

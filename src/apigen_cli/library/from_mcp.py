@@ -14,17 +14,15 @@ command line (``--mcp NAME=COMMAND``, ``--mcp-url NAME=URL``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import Any
 
 from ..errors import InputError
-from ..execution.mcp import McpCaller, McpOptions, McpServer
+from ..execution.mcp import McpCaller, McpOptions, McpServer, default_server_name
 from ..schema.tools import ToolError, compile_tool
 
-_NOT_A_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+__all__ = ["Imported", "default_server_name", "import_server", "library_entries"]
 
 
 @dataclass(frozen=True)
@@ -34,19 +32,6 @@ class Imported:
     server: McpServer
     entries: list[dict[str, Any]]
     skipped: dict[str, str]
-
-
-def default_server_name(command: Iterable[str] = (), url: str | None = None) -> str:
-    """A name for a server when none is given: the script's or program's stem (``mcp_server``), else ``mcp``."""
-    words = list(command)
-    candidates = [word for word in words[1:] if not word.startswith("-")] if len(words) > 1 else words
-    for word in [*candidates, *words[:1]]:
-        stem = _NOT_A_NAME.sub("_", PurePath(word).stem).strip("_.-")
-        if stem and stem not in ("python", "python3", "node", "npx", "uv", "uvx"):
-            return stem[:64]
-    if url is not None:
-        return "mcp"
-    return "mcp"
 
 
 def library_entries(
