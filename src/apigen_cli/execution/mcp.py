@@ -32,6 +32,7 @@ import shlex
 import sys
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -275,6 +276,10 @@ class McpCaller:
         self._started = threading.Event()
         self._stop: asyncio.Event | None = None
         self._start_error: LibraryError | None = None
+        self._inbox: deque[tuple[Pending, str, str, Callable[[], None]]] = deque()
+        self._inbox_lock = threading.Lock()
+        self._drain_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Open a session with every server; raise ``LibraryError`` naming the first that cannot start."""
@@ -383,18 +388,50 @@ class McpCaller:
         return name in self.servers
 
     def submit(self, pending: Pending, server: str, tool: str, notify: Callable[[], None]) -> None:
-        """Make the call on the loop; set ``pending.outcome`` and call ``notify`` when done."""
+        """Make the call on the loop; set ``pending.outcome`` and call ``notify`` when done.
+
+        Calls wait in an inbox that the loop empties in one go: one wake-up of the loop
+        for a burst of calls, rather than a thread hand-off (and a future) per call.
+        """
         loop = self._loop
         if loop is None or loop.is_closed():
             pending.outcome = Outcome.failure("mcp_server_exited", "McpServerExited", "the MCP sessions are closed")
             notify()
             return
-
-        async def call() -> None:
-            pending.outcome = await self._call(server, tool, pending.arguments)
+        with self._inbox_lock:
+            self._inbox.append((pending, server, tool, notify))
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        try:
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop closed meanwhile
+            pending.outcome = Outcome.failure("mcp_server_exited", "McpServerExited", "the MCP sessions are closed")
             notify()
 
-        asyncio.run_coroutine_threadsafe(call(), loop)
+    def _drain(self) -> None:
+        """On the loop: start a task for every call in the inbox."""
+        with self._inbox_lock:
+            calls = list(self._inbox)
+            self._inbox.clear()
+            self._drain_scheduled = False
+        loop = asyncio.get_running_loop()
+        for pending, server, tool, notify in calls:
+            task = loop.create_task(self._run(pending, server, tool, notify))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, pending: Pending, server: str, tool: str, notify: Callable[[], None]) -> None:
+        try:
+            pending.outcome = await self._call(server, tool, pending.arguments)
+        except BaseException as error:  # noqa: B036 - a call's end is always reported, so no caller waits forever
+            pending.outcome = Outcome.failure(
+                "mcp_error", type(error).__name__, f"the MCP call `{tool}` ended: {_describe(error)}"
+            )
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            notify()
 
     async def _call(self, name: str, tool: str, arguments: dict[str, Any]) -> Outcome:
         import anyio
