@@ -121,6 +121,15 @@ def test_from_mcp_with_a_server_that_cannot_start_says_why(runner: CliRunner) ->
     assert "hint: check that" in result.stderr
 
 
+def test_from_mcp_with_a_server_that_never_answers_gives_up_after_the_timeout(runner: CliRunner) -> None:
+    silent = [sys.executable, "-c", "import time; time.sleep(600)"]
+    result = invoke(runner, "library", "from-mcp", "--name", "silent", "--timeout", "1", "--", *silent)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        f"error: the MCP server `silent` (`{shlex.join(silent)}`) could not start: it did not finish the MCP handshake within 1 s"
+    )
+
+
 def test_from_mcp_with_a_missing_program_or_an_unreachable_url(runner: CliRunner) -> None:
     missing = invoke(runner, "library", "from-mcp", "--", "no-such-mcp-server-program")
     assert missing.exit_code == 2
@@ -223,18 +232,40 @@ def test_a_call_past_the_timeout_is_rejected_and_the_session_goes_on(runner: Cli
     )
 
 
-def test_a_server_that_exits_rejects_its_calls_and_the_run_ends(runner: CliRunner, tmp_path: Path) -> None:
+def test_a_server_that_exits_costs_its_call_and_is_started_again(runner: CliRunner, tmp_path: Path) -> None:
     rows = [mcp_row("first", "add", a=1, b=2), mcp_row("fatal", "die"), mcp_row("later", "add", a=3, b=4)]
     source = write_jsonl(tmp_path / "rows.jsonl", rows)
     # One call in flight at a time, so that `later` is sent after the server died.
     result, kept, rejected = _exec(runner, source, "--mcp", f"tests={STDIO}", "--mcp-concurrency", "1")
     assert result.exit_code == 0, result.stderr
-    assert [row["id"] for row in kept] == ["first"]
-    assert [(row["id"], row["reason"]) for row in rejected] == [("fatal", "mcp_server_exited"), ("later", "mcp_server_exited")]
-    assert rejected[0]["reason_detail"] == (
+    assert [(row["id"], row["execution_result"][0]["result"]) for row in kept] == [
+        ("first", {"result": 3}),
+        ("later", {"result": 7}),
+    ]
+    [fatal] = rejected
+    assert (fatal["id"], fatal["reason"]) == ("fatal", "mcp_server_exited")
+    assert fatal["reason_detail"] == (
         f"call 1 `die`: MCP server `tests` (`{STDIO}`) is gone (it exited or closed the connection) before `die` returned; "
         "its stderr ends: the server is about to exit"
     )
+
+
+def test_a_server_that_dies_on_every_call_is_started_again_three_times_then_no_more(runner: CliRunner, tmp_path: Path) -> None:
+    rows = [mcp_row(f"die-{n}", "die") for n in range(6)] + [mcp_row("add", "add", a=1, b=1)]
+    result, kept, rejected = _exec(
+        runner, write_jsonl(tmp_path / "rows.jsonl", rows), "--mcp", f"tests={STDIO}", "--mcp-concurrency", "1"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert kept == []
+    assert [row["id"] for row in rejected] == [row["id"] for row in rows]
+    assert {row["reason"] for row in rejected} == {"mcp_server_exited"}
+    details = [row["reason_detail"] for row in rejected]
+    assert all("is gone (it exited or closed the connection) before `die` returned" in text for text in details[:4])
+    assert details[4].endswith(
+        "is gone and was not started again (it was restarted 3 times, the most a run allows), so `die` was not sent; "
+        "its stderr ends: the server is about to exit"
+    )
+    assert "so `add` was not sent" in details[6]
 
 
 def test_a_server_that_cannot_start_stops_exec_check_before_any_row(runner: CliRunner, tmp_path: Path) -> None:
@@ -362,3 +393,31 @@ def test_the_readme_from_mcp_examples_run_and_the_line_shown_is_written(tmp_path
     assert [entry["mcp"]["server"] for entry in read_jsonl(tmp_path / "mcp_apis.jsonl")] == ["mcp_server"] * 4
     assert checked and all(row["keep_row_after_format_check"] is True for row in checked)
     assert re.search(r"^format-check: \d+ passed", done.stderr, flags=re.M)
+
+
+def test_run_without_a_library_or_a_server_says_what_to_give(runner: CliRunner) -> None:
+    result = invoke(runner, "run", "-m", "offline", "-J", "offline", "-n", "2")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: no API library given\n\nhint: pass the APIS file, or `--mcp NAME=COMMAND` / `--mcp-url NAME=URL` to use a server's tools"
+    )
+
+
+def test_run_with_a_library_and_a_server_executes_through_the_server(runner: CliRunner, tmp_path: Path) -> None:
+    library = invoke(runner, "library", "from-mcp", "--name", "tests", "--", sys.executable, SERVER_SCRIPT)
+    entries = [entry for entry in parse_stdout(library.stdout) if entry["name"] in ("add", "shout")]
+    apis = write_jsonl(tmp_path / "apis.jsonl", entries)
+    out, rejects = tmp_path / "dataset.jsonl", tmp_path / "rejects.jsonl"
+    result = invoke(
+        runner, "run", str(apis), "--mcp", f"tests={STDIO}", "-m", "offline", "-J", "offline", "-n", "12", "--seed", "3",
+        "-o", str(out), "--rejects", str(rejects),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    kept, rejected = read_jsonl(out), read_jsonl(rejects)
+    assert kept and len(kept) + len(rejected) == 12
+    for row in kept:
+        for call, entry in zip(row["answers"], row["execution_result"], strict=True):
+            if call["name"] == "add":
+                assert entry["result"] == {"result": call["arguments"]["a"] + call["arguments"]["b"]}
+            else:
+                assert entry["result"] == call["arguments"]["text"].upper()

@@ -139,7 +139,12 @@ def unique_servers(servers: Sequence[McpServer]) -> tuple[McpServer, ...]:
 
 @dataclass(frozen=True)
 class McpOptions:
-    """How MCP calls are made: per-call ``timeout``, calls in flight per server, time to open a session."""
+    """How MCP calls are made: per-call ``timeout``, calls in flight per server, time to open a session.
+
+    A session that breaks (the server exited) is opened anew for the next calls, at most
+    ``max_restarts`` times per server: a crash costs the calls in flight, not the run, and
+    a server that dies on every call cannot make the run start it forever.
+    """
 
     servers: tuple[McpServer, ...] = ()
     timeout: float = 10.0
@@ -147,6 +152,7 @@ class McpOptions:
     startup_timeout: float = 30.0
     max_result_chars: int = 4000
     pass_env: tuple[str, ...] = ()
+    max_restarts: int = 3  # new sessions after one breaks, per server and run
 
 
 class McpBindingError(Exception):
@@ -229,9 +235,11 @@ class _Connection:
     server: McpServer
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # stop, or the session broke: `_serve` acts
     client: Client | None = None
     error: str | None = None  # why the session could not open
     dead: str | None = None  # why the session ended while in use
+    restarts: int = 0
     errlog: TextIO | None = None
     slots: asyncio.Semaphore | None = None
     last_words: str = ""  # the stderr tail, kept when the session ends
@@ -318,16 +326,18 @@ class McpCaller:
                 await self._stop.wait()
             for connection in self._connections.values():
                 connection.stop.set()
+                connection.wake.set()
             for task in tasks:
                 with contextlib.suppress(BaseException):
                     await task
 
     async def _await_ready(self, connection: _Connection, task: asyncio.Task[None]) -> None:
-        try:
-            await asyncio.wait_for(connection.ready.wait(), self.options.startup_timeout)
-        except asyncio.TimeoutError:
-            connection.error = f"it did not finish the MCP handshake within {self.options.startup_timeout:g} s"
-            task.cancel()
+        """Until the first session is open, or failed (``_serve`` bounds the handshake)."""
+        ready = asyncio.create_task(connection.ready.wait())
+        await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if connection.client is None and connection.error is None:
+            connection.error = connection.dead or "the session ended before it was used"
 
     def _start_failure(self, connection: _Connection) -> LibraryError:
         server = connection.server
@@ -342,7 +352,30 @@ class McpCaller:
         )
 
     async def _serve(self, connection: _Connection) -> None:
-        """Hold one session open until told to stop; note why it could not open."""
+        """Hold a session open until told to stop; open a new one when it breaks (up to ``max_restarts``)."""
+        while not connection.stop.is_set():
+            connection.ready.clear()
+            session = asyncio.create_task(self._session(connection))
+            ready = asyncio.create_task(connection.ready.wait())
+            done, _ = await asyncio.wait(
+                {session, ready}, timeout=self.options.startup_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            ready.cancel()
+            if not done:
+                connection.error = f"it did not finish the MCP handshake within {self.options.startup_timeout:g} s"
+                session.cancel()
+            with contextlib.suppress(BaseException):
+                await session
+            if connection.stop.is_set() or connection.error is not None or connection.restarts >= self.options.max_restarts:
+                break
+            connection.restarts += 1  # the session broke: the next calls get a new one
+            connection.dead = None
+            connection.wake.clear()
+        connection.client = None
+        connection.ready.set()  # nobody waits for a session that will not come
+
+    async def _session(self, connection: _Connection) -> None:
+        """One session: open it, say so, hold it until stopped or broken; note why it could not open."""
         from mcp import Client, StdioServerParameters
         from mcp.client.stdio import stdio_client
         from mcp.types import Implementation
@@ -351,6 +384,7 @@ class McpCaller:
 
         server = connection.server
         me = Implementation(name="apigen", version=__version__)
+        opened = False
         if server.url is None:
             connection.errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in `finally`
         try:
@@ -363,11 +397,15 @@ class McpCaller:
                 client = Client(stdio_client(parameters, errlog=connection.errlog or sys.stderr), client_info=me, cache=None)
             async with client:
                 connection.client = client
+                opened = True
                 connection.ready.set()
-                await connection.stop.wait()
+                await connection.wake.wait()
+                connection.client = None
         except BaseException as error:  # noqa: B036 - whatever ended the session is reported, never raised here
-            if connection.ready.is_set():
-                connection.dead = _describe(error)
+            if opened:
+                connection.dead = connection.dead or _describe(error)
+            elif connection.error is not None:
+                pass  # said already (the handshake took too long and was cancelled)
             elif _connection_closed(error):
                 connection.error = "it exited (or closed its output) before the MCP handshake ended"
             else:
@@ -376,11 +414,12 @@ class McpCaller:
                 raise
         finally:
             connection.client = None
-            connection.ready.set()
             connection.last_words = connection.stderr_tail()
             if connection.errlog is not None:
                 connection.errlog.close()
                 connection.errlog = None
+            if connection.error is not None:
+                connection.ready.set()
 
     # calls
 
@@ -439,9 +478,12 @@ class McpCaller:
         connection = self._connections[name]
         assert connection.slots is not None
         async with connection.slots:
+            if connection.client is None and not connection.ready.is_set():  # a new session is on its way
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(connection.ready.wait(), self.options.startup_timeout)
             client = connection.client
-            if client is None or connection.dead is not None:
-                return self._exited(connection, tool)
+            if client is None:
+                return self._exited(connection, tool, before=False)
             timeout = self.options.timeout
             try:
                 with anyio.fail_after(timeout):
@@ -451,16 +493,25 @@ class McpCaller:
                 return Outcome.failure("timeout", "Timeout", message)
             except Exception as error:
                 if _connection_closed(error):
-                    connection.dead = connection.dead or _describe(error)
-                    return self._exited(connection, tool)
+                    outcome = self._exited(connection, tool, before=True)
+                    if connection.client is client:  # the first call to see it: a new session for the next calls
+                        connection.dead = _describe(error)
+                        connection.client = None
+                        connection.ready.clear()
+                        connection.wake.set()
+                    return outcome
                 text = shorten(f"MCP server `{name}`: `{tool}` failed: {_describe(error)}", self.options.max_result_chars)[0]
                 return Outcome.failure("mcp_error", type(error).__name__, text)
         return result_outcome(result, name, tool, self.options.max_result_chars)
 
-    def _exited(self, connection: _Connection, tool: str) -> Outcome:
+    def _exited(self, connection: _Connection, tool: str, *, before: bool) -> Outcome:
         server = connection.server
-        message = f"MCP server `{server.name}` (`{server.shown}`) is gone (it exited or closed the connection) before `{tool}` returned{connection.stderr_tail()}"
-        return Outcome.failure("mcp_server_exited", "McpServerExited", message)
+        if before:
+            what = f"is gone (it exited or closed the connection) before `{tool}` returned{connection.stderr_tail()}"
+        else:
+            why = connection.error or f"it was restarted {connection.restarts} times, the most a run allows"
+            what = f"is gone and was not started again ({why}), so `{tool}` was not sent{connection.stderr_tail()}"
+        return Outcome.failure("mcp_server_exited", "McpServerExited", f"MCP server `{server.name}` (`{server.shown}`) {what}")
 
     def list_tools(self, name: str) -> list[dict[str, Any]]:
         """Every tool the server lists (``tools/list``, all pages), as the protocol writes them."""
