@@ -157,6 +157,7 @@ def test_exec_check_calls_tools_through_a_stdio_server(
 ) -> None:
     monkeypatch.setenv("PLAIN_SETTING", "visible")
     monkeypatch.setenv("SERVICE_API_KEY", "sk-never-leaves")
+    monkeypatch.setenv("PASSED_TOKEN", "tok-passed-on-purpose")
     rows = [
         mcp_row("add", "add", a=2, b=3),
         mcp_row("shout", "shout", text="hi"),
@@ -165,12 +166,13 @@ def test_exec_check_calls_tools_through_a_stdio_server(
         mcp_row("picture", "picture"),
         mcp_row("plain-env", "environment", name="PLAIN_SETTING"),
         mcp_row("secret-env", "environment", name="SERVICE_API_KEY"),
+        mcp_row("passed-env", "environment", name="PASSED_TOKEN"),
         mcp_row("no-such-tool", "teleport"),
         mcp_row("bad-arguments", "add", a="two", b=3),
         mcp_row("other-server", "add", server="elsewhere", a=1, b=1),
     ]
     source = write_jsonl(tmp_path / "rows.jsonl", rows)
-    result, kept, rejected = _exec(runner, source, "--mcp", f"tests={STDIO}")
+    result, kept, rejected = _exec(runner, source, "--mcp", f"tests={STDIO}", "--pass-env", "PASSED_TOKEN")
     assert result.exit_code == 0, result.stderr
     results = {row["id"]: row["execution_result"][0]["result"] for row in kept}
     assert results == {
@@ -179,7 +181,8 @@ def test_exec_check_calls_tools_through_a_stdio_server(
         "lookup": {"key_length": 3, "value": 2},
         "picture": "[image image/png, 4 bytes]",
         "plain-env": {"result": "visible"},
-        "secret-env": {"result": "unset"},  # secret-looking variables never reach the server
+        "secret-env": {"result": "unset"},  # secret-looking variables never reach the server...
+        "passed-env": {"result": "***"},  # ...unless passed, and then their values never reach a row
     }
     reasons = {row["id"]: row["reason"] for row in rejected}
     assert reasons == {
@@ -199,7 +202,7 @@ def test_exec_check_calls_tools_through_a_stdio_server(
     )
     assert "`--mcp elsewhere=COMMAND`" in details["other-server"]
     assert len(kept) + len(rejected) == len(rows)
-    assert result.stderr.strip() == "exec-check: 6 passed, 4 rejected (mcp_tool_error 3, mcp_server_unknown 1)"
+    assert result.stderr.strip() == "exec-check: 7 passed, 4 rejected (mcp_tool_error 3, mcp_server_unknown 1)"
 
 
 def test_exec_check_through_a_streamable_http_server(runner: CliRunner, http_server: str, tmp_path: Path) -> None:
@@ -245,7 +248,7 @@ def test_a_server_that_exits_costs_its_call_and_is_started_again(runner: CliRunn
     [fatal] = rejected
     assert (fatal["id"], fatal["reason"]) == ("fatal", "mcp_server_exited")
     assert fatal["reason_detail"] == (
-        f"call 1 `die`: MCP server `tests` (`{STDIO}`) is gone (it exited or closed the connection) before `die` returned; "
+        "call 1 `die`: MCP server `tests` is gone (it exited or closed the connection) before `die` returned; "
         "its stderr ends: the server is about to exit"
     )
 
@@ -421,3 +424,12 @@ def test_run_with_a_library_and_a_server_executes_through_the_server(runner: Cli
                 assert entry["result"] == {"result": call["arguments"]["a"] + call["arguments"]["b"]}
             else:
                 assert entry["result"] == call["arguments"]["text"].upper()
+
+
+def test_messages_show_a_server_url_without_its_credentials() -> None:
+    from apigen_cli.execution.mcp import parse_server
+
+    server = parse_server("web=https://user:secret@host.example/mcp?token=abc", "--mcp-url")
+    assert server.url == "https://user:secret@host.example/mcp?token=abc"  # used as given
+    assert server.shown == "https://host.example/mcp"
+    assert parse_server("python sample_data/mcp_server.py", "--mcp").name == "mcp_server"

@@ -1075,7 +1075,7 @@ def _open_report(path: str) -> Iterator[Any]:
 
 # Flags that change how a run goes but not which rows it writes: a rerun may change them and still resume.
 _NOT_DECIDING_ROWS = frozenset(
-    {"quiet", "verbose", "overwrite", "report", "output", "rejects", "strict", "workers", "http_concurrency"}
+    {"quiet", "verbose", "overwrite", "report", "output", "rejects", "strict", "workers", "http_concurrency", "mcp_concurrency"}
 )
 
 

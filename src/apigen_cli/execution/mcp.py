@@ -37,9 +37,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, LibraryError
-from .executor import Outcome, Pending, worker_environment
+from .executor import Outcome, Pending, may_hand_out, worker_environment
 from .worker import shorten
 
 if TYPE_CHECKING:
@@ -62,7 +63,11 @@ class McpServer:
 
     @property
     def shown(self) -> str:
-        return self.url if self.url is not None else shlex.join(self.command)
+        """The command or URL for messages on stderr (a URL without user, password or query)."""
+        if self.url is None:
+            return shlex.join(self.command)
+        parts = urlsplit(self.url)
+        return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def parse_server(text: str, flag: str) -> McpServer:
@@ -288,6 +293,12 @@ class McpCaller:
         self._inbox_lock = threading.Lock()
         self._drain_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # Secret-looking variables that --pass-env let through to stdio servers: cut out of what comes back.
+        self._secrets = tuple(
+            value
+            for name, value in os.environ.items()
+            if len(value) >= 4 and not may_hand_out(name) and may_hand_out(name, options.pass_env)
+        )
 
     def start(self) -> None:
         """Open a session with every server; raise ``LibraryError`` naming the first that cannot start."""
@@ -462,7 +473,19 @@ class McpCaller:
 
     async def _run(self, pending: Pending, server: str, tool: str, notify: Callable[[], None]) -> None:
         try:
-            pending.outcome = await self._call(server, tool, pending.arguments)
+            outcome = await self._call(server, tool, pending.arguments)
+            if self._secrets:
+                from .rest import redact
+
+                outcome = Outcome(
+                    outcome.ok,
+                    redact(outcome.result, self._secrets),
+                    outcome.code,
+                    outcome.error_type,
+                    redact(outcome.message, self._secrets),
+                    outcome.truncated,
+                )
+            pending.outcome = outcome
         except BaseException as error:  # noqa: B036 - a call's end is always reported, so no caller waits forever
             pending.outcome = Outcome.failure(
                 "mcp_error", type(error).__name__, f"the MCP call `{tool}` ended: {_describe(error)}"
@@ -511,7 +534,8 @@ class McpCaller:
         else:
             why = connection.error or f"it was restarted {connection.restarts} times, the most a run allows"
             what = f"is gone and was not started again ({why}), so `{tool}` was not sent{connection.stderr_tail()}"
-        return Outcome.failure("mcp_server_exited", "McpServerExited", f"MCP server `{server.name}` (`{server.shown}`) {what}")
+        # Only the name: the command or URL may hold a token, and this message goes into a row.
+        return Outcome.failure("mcp_server_exited", "McpServerExited", f"MCP server `{server.name}` {what}")
 
     def list_tools(self, name: str) -> list[dict[str, Any]]:
         """Every tool the server lists (``tools/list``, all pages), as the protocol writes them."""
