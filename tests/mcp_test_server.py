@@ -60,6 +60,21 @@ async def hang(seconds: float) -> str:
     return "awake"
 
 
+_calls = {"in_flight": 0, "most": 0}
+
+
+@server.tool()
+async def overlap(seconds: float) -> int:
+    """Sleep for `seconds`; answer the most calls this server has had in flight at once."""
+    _calls["in_flight"] += 1
+    _calls["most"] = max(_calls["most"], _calls["in_flight"])
+    try:
+        await anyio.sleep(seconds)
+    finally:
+        _calls["in_flight"] -= 1
+    return _calls["most"]
+
+
 @server.tool()
 def die() -> str:
     """End the server process at once."""

@@ -66,7 +66,7 @@ def test_from_mcp_over_stdio_writes_one_library_entry_per_tool(runner: CliRunner
     result = invoke(runner, "library", "from-mcp", "--name", "tests", "--", sys.executable, SERVER_SCRIPT)
     assert result.exit_code == 0, result.stderr
     entries = parse_stdout(result.stdout)
-    assert [entry["name"] for entry in entries] == ["add", "shout", "lookup", "environment", "picture", "hang", "die"]
+    assert [entry["name"] for entry in entries] == ["add", "shout", "lookup", "environment", "picture", "hang", "overlap", "die"]
     add = entries[0]
     assert add["description"] == "Add two integers."
     assert add["mcp"] == {"server": "tests", "tool": "add"}
@@ -76,7 +76,7 @@ def test_from_mcp_over_stdio_writes_one_library_entry_per_tool(runner: CliRunner
     assert all("command" not in entry["mcp"] and set(entry["mcp"]) == {"server", "tool"} for entry in entries)
     assert (
         result.stderr.strip()
-        == f"library from-mcp: 7 tools of MCP server `tests`; run them with `--mcp tests={shlex.quote(STDIO)}`"
+        == f"library from-mcp: 8 tools of MCP server `tests`; run them with `--mcp tests={shlex.quote(STDIO)}`"
     )
     # The library loader reads it, and the model is never shown the binding.
     library = write_jsonl(tmp_path / "tools.jsonl", entries)
@@ -91,7 +91,7 @@ def test_from_mcp_over_http_and_to_a_file(runner: CliRunner, http_server: str, t
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     entries = read_jsonl(out)
-    assert len(entries) == 7
+    assert len(entries) == 8
     assert {entry["category"] for entry in entries} == {"misc"}
     assert entries[2]["mcp"] == {"server": "remote", "tool": "lookup"}
 
@@ -392,7 +392,7 @@ def test_the_readme_from_mcp_examples_run_and_the_line_shown_is_written(tmp_path
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     library, checked = lines[:4], lines[4:]  # the first example prints the library, the third format-checked rows
     assert json.loads(shown) in library
-    assert len(read_jsonl(tmp_path / "units.jsonl")) == 7
+    assert len(read_jsonl(tmp_path / "units.jsonl")) == 8
     assert [entry["mcp"]["server"] for entry in read_jsonl(tmp_path / "mcp_apis.jsonl")] == ["mcp_server"] * 4
     assert checked and all(row["keep_row_after_format_check"] is True for row in checked)
     assert re.search(r"^format-check: \d+ passed", done.stderr, flags=re.M)
@@ -433,3 +433,14 @@ def test_messages_show_a_server_url_without_its_credentials() -> None:
     assert server.url == "https://user:secret@host.example/mcp?token=abc"  # used as given
     assert server.shown == "https://host.example/mcp"
     assert parse_server("python sample_data/mcp_server.py", "--mcp").name == "mcp_server"
+
+
+def test_calls_in_flight_per_server_stay_within_mcp_concurrency(runner: CliRunner, tmp_path: Path) -> None:
+    rows = [mcp_row(f"r{n}", "overlap", seconds=0.2) for n in range(12)]
+    options = ("--mcp", f"tests={STDIO}", "--mcp-concurrency", "3")
+    result, kept, rejected = _exec(runner, write_jsonl(tmp_path / "rows.jsonl", rows), *options)
+    assert result.exit_code == 0, result.stderr
+    most = [row["execution_result"][0]["result"]["result"] for row in kept]
+    assert len(most) == 12 and rejected == []
+    assert max(most) <= 3  # never more than --mcp-concurrency at once...
+    assert max(most) >= 2  # ...and calls do overlap (12 calls of 0.2 s are all queued at once)
