@@ -101,6 +101,7 @@ def check_hints_name_real_flags(words: list[str], stderr: str) -> None:
         return
     known = command_flags(words)
     for hint in hints:
-        own = re.sub(r"`apigen [^`]*`", "", hint)  # another command named in full, with its own flags
+        # A command line quoted whole (`apigen run ...`, `python ...`) has its own flags.
+        own = re.sub(r"`([^`]*)`", lambda quoted: quoted.group(0) if quoted.group(1).startswith("-") else "", hint)
         for flag in re.findall(r"(?<![\w$-])(--[a-z][a-z0-9-]*)", own):
             assert flag in known, f"`apigen {' '.join(words[:2])}` says {hint!r}, but has no {flag}"

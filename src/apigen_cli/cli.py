@@ -11,11 +11,12 @@ import functools
 import inspect
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Optional, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar, get_type_hints
 
 import orjson
 import typer
@@ -31,6 +32,7 @@ from .report import report_from_files
 from .rows.routing import StageSummary
 from .rows.runner import Destinations, Stage, run_stage, write_rows
 from .run_settings import (
+    ExecutionSettings,
     chosen_seed,
     execution_settings_from,
     generation_settings_from,
@@ -51,6 +53,9 @@ from .stages.negatives import negatives as negative_rows
 from .stages.prompts import load_prompts
 from .stages.semantic_check import semantic_check as semantic_check_rows
 from .version import __version__
+
+if TYPE_CHECKING:
+    pass
 
 app = typer.Typer(
     name="apigen",
@@ -626,8 +631,7 @@ def _function_output(messages: Messages) -> Callable[[str], None] | None:
 def _executor(ctx: typer.Context, messages: Messages) -> tuple[Executor, ExecPolicy]:
     """The executor and policy the execution settings ask for (not started)."""
     execution = execution_settings_from(resolved_settings(ctx).values)
-    options = replace(execution.options, on_output=_function_output(messages))
-    return Executor(execution.functions, options, execution.http), execution.policy
+    return execution.executor(_function_output(messages)), execution.policy
 
 
 @app.command("exec-check")
@@ -637,7 +641,8 @@ def exec_check(ctx: typer.Context) -> None:
 
     Python functions run in reused worker processes, with a timeout per call and a
     memory limit; a crash, a hang or an exception rejects the row, not the run.
-    Tools with an `http` binding are called over HTTP. Each row gets
+    Tools with an `http` binding are called over HTTP; tools with an `mcp` binding
+    through the MCP servers named with `--mcp`/`--mcp-url`. Each row gets
     `execution_result` (one entry per call) and `keep_row_after_execution_check`.
 
     Examples:
@@ -647,6 +652,8 @@ def exec_check(ctx: typer.Context) -> None:
         apigen format-check rows.jsonl | apigen exec-check --functions my_tools.py --exec-timeout 5 > executed.jsonl
 
         ITEMS_KEY=... apigen exec-check rest_rows.jsonl --http-concurrency 16 --strict
+
+        apigen exec-check checked.jsonl --mcp units='python sample_data/mcp_server.py' -o executed.jsonl
     """
 
     def setup(messages: Messages, resources: ExitStack) -> _StageRun:
@@ -815,7 +822,14 @@ def semantic_check(ctx: typer.Context) -> None:
 @_with_options(setting_options("generation", "execution", "judge", "llm"))
 def run_command(
     ctx: typer.Context,
-    apis: ApisArg,
+    apis: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="[APIS]",
+            help="The API library: JSONL (or a JSON array) of tool definitions, each with an optional `category`. "
+            "With `--mcp`/`--mcp-url` it may be left out: the servers' tools are the library.",
+        ),
+    ] = None,
     output: Annotated[
         str, typer.Option("--output", "-o", metavar="FILE", help="The verified dataset; a file makes the run resumable.")
     ] = "-",
@@ -845,10 +859,14 @@ def run_command(
         apigen run apis.jsonl --functions lib/ --base-url http://localhost:8000/v1 -m my-model -J my-model -n 10000 -o data.jsonl --rejects rej.jsonl --report report.json
 
         apigen run apis.jsonl --functions lib/ -m offline -J offline -n 100 | apigen export --format openai > train.jsonl
+
+        apigen run --mcp 'python sample_data/mcp_server.py' -m offline -J offline -n 40 -o out/mcp_dataset.jsonl
     """
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages), ExitStack() as stack:
         resolved = resolved_settings(ctx)
+        if apis is None:  # --- run --mcp: the servers' tools are the library ---
+            apis = _library_from_mcp_servers(execution_settings_from(resolved.values), output, messages)
         settings = run_settings_from(resolved.values, apis, resolved.llm_settings(), dedup=dedup)
         session = stack.enter_context(
             open_run(
@@ -1137,6 +1155,126 @@ def library_merge(
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages):
         _write_imported("merge", merge(libraries), output, messages)
+
+
+@library_app.command("from-mcp")
+def library_from_mcp(
+    command: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="[-- COMMAND [ARGS...]]", help="The command that starts the MCP server over stdio (after `--`)."),
+    ] = None,
+    url: Annotated[
+        Optional[str], typer.Option("--url", metavar="URL", help="Reach the server over streamable HTTP instead of starting it.")
+    ] = None,
+    name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--name",
+            metavar="NAME",
+            help="The server's name in the bindings, which `--mcp NAME=...` gives later [default: from the command, or `mcp`].",
+        ),
+    ] = None,
+    category: Annotated[
+        Optional[str], typer.Option("--category", metavar="TEXT", help="Category of every tool [default: the server's name].")
+    ] = None,
+    output: OutputOpt = "-",
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.001, metavar="SECONDS", help="Time limit to start the server and list its tools.")
+    ] = 30.0,
+    pass_env: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--pass-env", metavar="NAME", help="Pass this secret-looking environment variable to the server. Repeatable."
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write an MCP server's tools as an API library (JSONL), each bound to the server by name.
+
+    Starts the server (or reaches it with `--url`), asks for `tools/list` and writes
+    one library entry per tool: its name, description, `inputSchema` as
+    `parameters`, and `"mcp": {"server": NAME, "tool": ...}`. The binding never
+    holds a command: exec-check runs the tools only through servers given with
+    `--mcp NAME=COMMAND` or `--mcp-url NAME=URL`.
+
+    Examples:
+
+        apigen library from-mcp -- python sample_data/mcp_server.py
+
+        apigen library from-mcp --url http://127.0.0.1:8000/mcp --name units -o units.jsonl
+
+        apigen library from-mcp -o mcp_apis.jsonl -- python sample_data/mcp_server.py && apigen generate mcp_apis.jsonl -m offline -n 5 | apigen format-check
+    """
+    from .execution.mcp import McpServer, check_server_name, check_url
+    from .library.from_mcp import default_server_name, import_server
+    from .rows.jsonl import OutputFile
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        words = list(command or [])
+        if (url is None) == (not words):
+            raise ConfigError(
+                "give either the command that starts the MCP server (after `--`) or `--url`, not both"
+                if words
+                else "no MCP server given",
+                hint="e.g. `apigen library from-mcp -- python sample_data/mcp_server.py` or `--url http://127.0.0.1:8000/mcp`",
+            )
+        server_name = check_server_name(name or (default_server_name(words) if words else "mcp"), "--name")
+        if url is not None:
+            server = McpServer(server_name, url=check_url(url, "--url"))
+        else:
+            server = McpServer(server_name, command=tuple(words))
+        imported = import_server(server, timeout=timeout, category=category, pass_env=tuple(pass_env or ()))
+        out = OutputFile(output)
+        try:
+            for entry in imported.entries:
+                out.write(entry)
+        finally:
+            out.close()
+        for tool, why in imported.skipped.items():
+            messages.warning(f"skipped the tool `{tool}`: {why}")
+        option = f"--mcp-url {server.name}={url}" if url is not None else f"--mcp {server.name}={shlex.quote(server.shown)}"
+        messages.info(f"library from-mcp: {len(imported.entries)} tools of MCP server `{server.name}`; run them with `{option}`")
+
+
+def _library_from_mcp_servers(execution: ExecutionSettings, output: str, messages: Messages) -> str:
+    """`run --mcp ...` without APIS: list the servers' tools into a library file and return its path.
+
+    With `-o FILE` the file is FILE.tools.jsonl beside it (so a resumed run sees the same
+    library, and the user can see what was used); else a temporary file.
+    """
+    import tempfile
+
+    from .library.from_mcp import import_server
+    from .rows.jsonl import OutputFile
+
+    options = execution.mcp_options()
+    if not options.servers:
+        raise ConfigError(
+            "no API library given",
+            hint="pass the APIS file, or `--mcp NAME=COMMAND` / `--mcp-url NAME=URL` to use a server's tools",
+        )
+    entries = []
+    for server in options.servers:
+        imported = import_server(server, timeout=max(options.timeout, 30.0), pass_env=options.pass_env)
+        for tool, why in imported.skipped.items():
+            messages.warning(f"skipped the tool `{tool}` of MCP server `{server.name}`: {why}")
+        entries += imported.entries
+    if output != "-":
+        path = f"{output}.tools.jsonl"
+    else:
+        handle, path = tempfile.mkstemp(prefix="apigen-mcp-tools-", suffix=".jsonl")
+        os.close(handle)
+    out = OutputFile(path)
+    try:
+        for entry in entries:
+            out.write(entry)
+    finally:
+        out.close()
+    names = ", ".join(f"`{server.name}`" for server in options.servers)
+    messages.info(f"run: {len(entries)} tools of MCP server(s) {names}, written to `{path}`")
+    return path
 
 
 # --- end of library commands ------------------------------------------------------------

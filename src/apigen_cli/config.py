@@ -303,7 +303,7 @@ SETTINGS: dict[str, Setting] = {
             "float",
             10.0,
             "--exec-timeout",
-            "Time limit of one Python call; past it, the row fails.",
+            "Time limit of one Python or MCP call; past it, the row fails.",
             minimum=0,
             exclusive_minimum=True,
             metavar="SECONDS",
@@ -381,6 +381,33 @@ SETTINGS: dict[str, Setting] = {
             "Retries of an HTTP call on a transport error, 408, 429 or 5xx.",
             minimum=0,
             metavar="N",
+        ),
+        _exec(
+            "mcp",
+            "list",
+            (),
+            "--mcp",
+            "Start this MCP server over stdio for the tools whose `mcp` binding names NAME "
+            "(`--mcp units='python sample_data/mcp_server.py'`); a bare COMMAND is named after its script. Repeatable.",
+            metavar="NAME=COMMAND",
+        ),
+        _exec(
+            "mcp_url",
+            "list",
+            (),
+            "--mcp-url",
+            "Reach this MCP server over streamable HTTP for the tools bound to NAME. Repeatable.",
+            metavar="NAME=URL",
+        ),
+        _exec(
+            "mcp_concurrency",
+            "int",
+            8,
+            "--mcp-concurrency",
+            "MCP calls in flight at once, per server.",
+            minimum=1,
+            metavar="N",
+            decides_rows=False,
         ),
         # --- how rows are judged
         _judge(
@@ -682,7 +709,9 @@ def _from_flag(setting: Setting, value: Any) -> Any:
     if setting.kind == "options":
         return parse_options(list(value), "`-O`")
     if setting.kind == "list":
-        return [item.strip() for item in value if item.strip()]
+        if any(not item.strip() for item in value):
+            raise ConfigError(f"{origin} is given an empty value", hint=f"give {origin} a value, or leave it out")
+        return [item.strip() for item in value]
     if isinstance(value, str):
         return _from_text(setting, value, origin)
     return _checked(setting, value, origin)

@@ -312,8 +312,7 @@ def open_run(
             grow=settings.grow,
         )
         execution = settings.execution
-        options = replace(execution.options, on_output=on_function_output) if on_function_output else execution.options
-        executor = Executor(execution.functions, options, execution.http)
+        executor = execution.executor(on_function_output)
         resources.callback(executor.close)
         executor.start()
         models = tuple(dict.fromkeys(settings.llm.models + settings.judge.judges))

@@ -11,17 +11,21 @@ rerun resumes only a run that would write the same rows.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .checkpoint import fingerprint
 from .config import SETTINGS, LLMSettings
 from .errors import ConfigError
 from .execution.calls import ExecutorOptions, HttpOptions
+from .execution.executor import Executor
 from .stages.exec_check import ExecPolicy
 from .stages.sampling import GenerationSettings, GrowSettings
 from .stages.semantic_check import JudgeSettings
+
+if TYPE_CHECKING:
+    from .execution.mcp import McpOptions
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,28 @@ class ExecutionSettings:
     options: ExecutorOptions = field(default_factory=ExecutorOptions)
     http: HttpOptions = field(default_factory=HttpOptions)
     policy: ExecPolicy = field(default_factory=ExecPolicy)
+    mcp: tuple[str, ...] = ()  # `--mcp NAME=COMMAND`: MCP servers the user allows apigen to start
+    mcp_url: tuple[str, ...] = ()  # `--mcp-url NAME=URL`
+    mcp_concurrency: int = 8
+
+    def mcp_options(self) -> McpOptions:
+        """The MCP servers allowed, parsed (``ConfigError`` for a bad one), and how calls to them go."""
+        from .execution.mcp import McpOptions, parse_server, unique_servers
+
+        servers = [parse_server(text, "--mcp") for text in self.mcp]
+        servers += [parse_server(text, "--mcp-url") for text in self.mcp_url]
+        return McpOptions(
+            servers=unique_servers(servers),
+            timeout=self.options.timeout,
+            concurrency=self.mcp_concurrency,
+            max_result_chars=self.options.max_result_chars,
+            pass_env=self.options.pass_env,
+        )
+
+    def executor(self, on_output: Callable[[str], None] | None = None) -> Executor:
+        """An executor for these settings (not started); ``on_output`` hears what functions print."""
+        options = replace(self.options, on_output=on_output) if on_output is not None else self.options
+        return Executor(self.functions, options, self.http, self.mcp_options())
 
 
 @dataclass(frozen=True)
@@ -109,6 +135,9 @@ def execution_settings_from(values: Mapping[str, Any]) -> ExecutionSettings:
         ),
         http=HttpOptions(timeout=values["http_timeout"], concurrency=values["http_concurrency"], retries=values["http_retries"]),
         policy=ExecPolicy(fail_on_empty=values["empty_result"] == "fail", fail_on_error_result=values["error_result"] == "fail"),
+        mcp=tuple(values["mcp"]),
+        mcp_url=tuple(values["mcp_url"]),
+        mcp_concurrency=values["mcp_concurrency"],
     )
 
 
@@ -171,6 +200,9 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
         "http_timeout": http.timeout,
         "http_concurrency": http.concurrency,
         "http_retries": http.retries,
+        "mcp": execution.mcp,
+        "mcp_url": execution.mcp_url,
+        "mcp_concurrency": execution.mcp_concurrency,
         "judge_model": judge.judges,
         "include_failed": judge.include_failed,
         "judge_result_chars": judge.max_result_chars,

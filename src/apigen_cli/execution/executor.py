@@ -17,6 +17,7 @@ from .environment import HandOutEnvironment
 from .pool import POLL_BATCH, POLL_INTERVAL, FunctionsInfo, WorkerPool
 
 if TYPE_CHECKING:
+    from .mcp import McpCaller, McpOptions
     from .rest import HttpCaller
 
 
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 class Executor:
     """Runs calls: Python functions from ``functions`` in worker processes, tools with an
-    ``http`` binding over HTTP. Use as a context manager, or call ``start``/``close``.
+    ``http`` binding over HTTP, tools with an ``mcp`` binding through MCP sessions
+    (``mcp.py``). Use as a context manager, or call ``start``/``close``.
 
         with Executor("lib.py", ExecutorOptions(timeout=2)) as executor:
             outcome = executor.run("add", {"a": 1, "b": 2})
@@ -36,11 +38,14 @@ class Executor:
         functions: str | os.PathLike[str] | None = None,
         options: ExecutorOptions | None = None,
         http: HttpOptions | None = None,
+        mcp: McpOptions | None = None,
     ) -> None:
         self.options = options or ExecutorOptions()
         self.functions = None if functions is None else os.fspath(functions)
         self._http_options = http
         self._http: HttpCaller | None = None
+        self._mcp_options = mcp
+        self._mcp: McpCaller | None = None
         self._pool = WorkerPool(self.functions, self.options)
         self._next_id = 0
         self._started = False
@@ -55,6 +60,11 @@ class Executor:
             self._started = True
             try:
                 self._pool.start()
+                if self._mcp_options is not None and self._mcp_options.servers:
+                    from .mcp import McpCaller
+
+                    self._mcp = McpCaller(self._mcp_options)
+                    self._mcp.start()
             except BaseException:
                 self.close()
                 raise
@@ -71,14 +81,20 @@ class Executor:
         if self._http is not None:
             self._http.close()
             self._http = None
+        if self._mcp is not None:
+            self._mcp.close()
+            self._mcp = None
 
-    def submit(self, name: str, arguments: dict[str, Any], http: Any = None) -> Pending:
-        """Start a call and return at once; ``http`` is the tool's HTTP binding when it has one.
+    def submit(self, name: str, arguments: dict[str, Any], http: Any = None, mcp: Any = None) -> Pending:
+        """Start a call and return at once; ``http``/``mcp`` is the tool's binding when it has one.
 
         Raises ``ConfigError`` when an HTTP binding needs an environment variable that is not set.
         """
         self._next_id += 1
         pending = Pending(self._next_id, name, arguments)
+        if mcp is not None:
+            self._submit_mcp(pending, name, mcp)
+            return pending
         if http is not None:
             self._submit_http(pending, name, http)
             return pending
@@ -110,6 +126,23 @@ class Executor:
             self._http = HttpCaller(self._http_options or HttpOptions(), self.options.max_result_chars)
         self._http.submit(request, pending, self._pool.wake)
 
+    def _submit_mcp(self, pending: Pending, name: str, spec: Any) -> None:
+        from .mcp import McpBindingError, parse_binding
+
+        try:
+            server, tool = parse_binding(spec, name)
+        except McpBindingError as error:
+            pending.outcome = Outcome.failure(error.code, "InvalidBinding", error.message)
+            return
+        if self._mcp is None or not self._mcp.has_server(server):
+            message = (
+                f"`{name}` is bound to the MCP server `{server}`, which was not given on the command line "
+                f"(a row only names a server; say how to reach it with `--mcp {server}=COMMAND` or `--mcp-url {server}=URL`)"
+            )
+            pending.outcome = Outcome.failure("mcp_server_unknown", "McpServerUnknown", message)
+            return
+        self._mcp.submit(pending, server, tool, self._pool.wake)
+
     def poll(self) -> None:
         """Make progress without waiting: send queued calls, collect finished ones.
 
@@ -126,9 +159,9 @@ class Executor:
             while pending.outcome is None:
                 self._pool.pump(1.0)
 
-    def run(self, name: str, arguments: dict[str, Any], http: Any = None) -> Outcome:
+    def run(self, name: str, arguments: dict[str, Any], http: Any = None, mcp: Any = None) -> Outcome:
         """One call, start to end."""
-        pending = self.submit(name, arguments, http)
+        pending = self.submit(name, arguments, http, mcp)
         self.wait([pending])
         assert pending.outcome is not None
         return pending.outcome

@@ -32,7 +32,7 @@ class Api:
 
     @property
     def row_definition(self) -> dict[str, Any]:
-        """The definition as a row carries it: without ``category``, with any ``http`` binding (exec-check needs it)."""
+        """The definition as a row carries it: without ``category``, with any ``http``/``mcp`` binding (exec-check needs it)."""
         return {key: value for key, value in self.definition.items() if key != "category"}
 
     @property

@@ -1,7 +1,8 @@
 """Stage 3 of the pipeline, the execution check: every call of a row must really run.
 
-Each call goes to the ``Executor`` (a Python function in a worker process, or a
-REST API when the row's tool has an ``http`` binding). The row gets
+Each call goes to the ``Executor`` (a Python function in a worker process, a
+REST API when the row's tool has an ``http`` binding, an MCP server's tool when
+it has an ``mcp`` binding). The row gets
 ``execution_result``, one entry per call in call order::
 
     {"name": "add", "ok": true, "result": 3}
@@ -125,8 +126,10 @@ def _begin(row: Row, executor: Executor) -> _Flight:
         reject(row, STAGE, problem)
         return _Flight(row)
     assert calls is not None
-    bindings = _http_bindings(row.get(TOOLS)) if calls else {}
-    pendings = [executor.submit(call["name"], call["arguments"], bindings.get(call["name"])) for call in calls]
+    tools = row.get(TOOLS)
+    http = _bindings(tools, "http") if calls else {}
+    mcp = _bindings(tools, "mcp") if calls else {}
+    pendings = [executor.submit(call["name"], call["arguments"], http.get(call["name"]), mcp.get(call["name"])) for call in calls]
     return _Flight(row, calls, pendings)
 
 
@@ -143,8 +146,8 @@ def _calls_of(row: Row) -> tuple[list[dict[str, Any]] | None, Problem | None]:
     return answers, None
 
 
-def _http_bindings(tools: Any) -> dict[str, Any]:
-    """Tool name → its ``http`` binding, for the tools that have one (beside or inside ``function``)."""
+def _bindings(tools: Any, kind: str) -> dict[str, Any]:
+    """Tool name → its ``http`` (or ``mcp``) binding, for the tools that have one (beside or inside ``function``)."""
     if not isinstance(tools, list):
         return {}
     found: dict[str, Any] = {}
@@ -153,7 +156,7 @@ def _http_bindings(tools: Any) -> dict[str, Any]:
             continue
         wrapped = tool.get("function")
         body: dict[str, Any] = wrapped if isinstance(wrapped, dict) else tool
-        binding = tool.get("http", body.get("http"))
+        binding = tool.get(kind, body.get(kind))
         name = body.get("name")
         if binding is not None and isinstance(name, str):
             found[name] = binding
