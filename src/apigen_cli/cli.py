@@ -651,6 +651,18 @@ TimeoutOpt = Annotated[
         help="Seconds to wait for a reply, per attempt [default: 120].",
     ),
 ]
+# --- issue 12: reply size cap (hostile servers) ---
+MaxReplyBytesOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-reply-bytes",
+        envvar="APIGEN_MAX_REPLY_BYTES",
+        metavar="BYTES",
+        rich_help_panel=_LLM_PANEL,
+        help="Largest reply accepted, decoded; a larger one fails its row (`reply_too_large`) [default: 4194304].",
+    ),
+]
+# --- end issue 12 ---
 JsonModeOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -697,6 +709,7 @@ LLM_GROUP: OptionGroup = {
     "max_attempts": (MaxAttemptsOpt, None),
     "max_retry_seconds": (MaxRetrySecondsOpt, None),
     "timeout": (TimeoutOpt, None),
+    "max_reply_bytes": (MaxReplyBytesOpt, None),  # issue 12
     "json_mode": (JsonModeOpt, None),
     "cache": (CacheOpt, None),
     "log_llm": (LogLLMOpt, None),
@@ -718,6 +731,7 @@ LLM_OPTIONS = {
     "max_attempts": "max_attempts",
     "max_retry_seconds": "max_retry_seconds",
     "timeout": "timeout",
+    "max_reply_bytes": "max_reply_bytes",  # issue 12
     "json_mode": "json_mode",
     "cache": "cache",
     "log_llm": "log_llm",

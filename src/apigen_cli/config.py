@@ -77,6 +77,14 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "timeout", "float", 120.0, "--timeout", "seconds to wait for a reply, per attempt", minimum=0, exclusive_minimum=True
         ),
+        Setting(
+            "max_reply_bytes",
+            "int",
+            4 * 1024 * 1024,
+            "--max-reply-bytes",
+            "largest reply accepted, in bytes once decoded",
+            minimum=1,
+        ),
         Setting("json_mode", "choice", "schema", "--json-mode", "structured output: schema, object or off", choices=JSON_MODES),
         Setting("cache", "str", None, "--cache", "folder of the response cache (off when unset)"),
         Setting("log_llm", "str", None, "--log-llm", "JSONL file that every exchange is appended to"),
@@ -110,6 +118,7 @@ class LLMSettings:
     max_attempts: int = 6
     max_retry_seconds: float = 120.0
     timeout: float = 120.0
+    max_reply_bytes: int = 4 * 1024 * 1024  # decoded; a hostile server's gzip bomb stops here
     json_mode: str = "schema"
     cache_dir: str | None = None
     log_path: str | None = None
@@ -166,6 +175,7 @@ class Resolved:
             max_attempts=values["max_attempts"],
             max_retry_seconds=values["max_retry_seconds"],
             timeout=values["timeout"],
+            max_reply_bytes=values["max_reply_bytes"],
             json_mode=values["json_mode"],
             cache_dir=values["cache"],
             log_path=values["log_llm"],
