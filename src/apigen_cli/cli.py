@@ -400,6 +400,12 @@ def _pass_or_fail(value: str) -> str:
     return value
 
 
+def _redirect_policy(value: str) -> str:  # issue 12
+    if value not in ("follow", "same-origin", "none"):
+        raise typer.BadParameter(f"{value!r} is not one of: follow, same-origin, none")
+    return value
+
+
 def _exec_group(timeout_flag: str) -> OptionGroup:
     """The execution options; ``run`` names the call timeout `--exec-timeout`, as `--timeout` is the LLM's there."""
     return {
@@ -502,6 +508,33 @@ def _exec_group(timeout_flag: str) -> OptionGroup:
             ],
             2,
         ),
+        # --- issue 12: limits against hostile servers ---
+        "http_max_reply_bytes": (
+            Annotated[
+                int,
+                typer.Option(
+                    "--http-max-reply-bytes",
+                    min=1,
+                    metavar="BYTES",
+                    help="Largest HTTP reply accepted, decoded; a larger one fails the row (`reply_too_large`).",
+                ),
+            ],
+            4 * 1024 * 1024,
+        ),
+        "http_redirects": (
+            Annotated[
+                str,
+                typer.Option(
+                    "--http-redirects",
+                    metavar="follow|same-origin|none",
+                    callback=_redirect_policy,
+                    help="Follow redirects (to another origin without the headers that took environment values), "
+                    "only within the origin, or not at all.",
+                ),
+            ],
+            "follow",
+        ),
+        # --- end issue 12 ---
     }
 
 
@@ -515,7 +548,13 @@ def _executor(params: Mapping[str, Any], messages: Messages) -> tuple[Executor, 
         pass_env=tuple(params["pass_env"] or ()),
         on_output=(lambda line: messages.info(f"function output: {line}")) if messages.verbose else None,
     )
-    http = HttpOptions(timeout=params["http_timeout"], concurrency=params["http_concurrency"], retries=params["http_retries"])
+    http = HttpOptions(
+        timeout=params["http_timeout"],
+        concurrency=params["http_concurrency"],
+        retries=params["http_retries"],
+        max_reply_bytes=params["http_max_reply_bytes"],  # issue 12
+        redirects=params["http_redirects"],  # issue 12
+    )
     policy = ExecPolicy(fail_on_empty=params["empty_result"] == "fail", fail_on_error_result=params["error_result"] == "fail")
     return Executor(params["functions"], options, http), policy
 
