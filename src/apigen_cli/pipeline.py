@@ -19,6 +19,7 @@ from .execution.executor import Executor
 from .llm.chat import ChatService, ModelUsage, UsageByModel
 from .report import PipelineReport, ReportBuilder
 from .rows.jsonl import STDIO, OutputFile, read_rows
+from .rows.lock import OutputLock
 from .rows.records import Row
 from .rows.routing import StageSummary, route_rows
 from .stages.dedup import primed_dedup
@@ -84,7 +85,27 @@ class RunOutcome:
     rejects_dropped: int = 0  # rejected rows this session wrote nowhere (no --rejects)
 
 
+# --- issue 12: one run per output, locked for the whole run ---
 def run_job(
+    generation: Generation,
+    parts: PipelineParts,
+    target: RunTarget,
+    *,
+    settings_digest: str,
+    observe: Callable[[str, Iterator[Row]], Iterator[Row]] | None = None,
+    dedup: dict[str, Any] | None = None,
+) -> RunOutcome:
+    """``_run_job`` under an exclusive lock on the output (``rows.lock``): a second run on it is refused at once."""
+    if not _is_resumable(target.output):
+        return _run_job(generation, parts, target, settings_digest=settings_digest, observe=observe, dedup=dedup)
+    with OutputLock.acquire(target.output):
+        return _run_job(generation, parts, target, settings_digest=settings_digest, observe=observe, dedup=dedup)
+
+
+# --- end issue 12 ---
+
+
+def _run_job(
     generation: Generation,
     parts: PipelineParts,
     target: RunTarget,
