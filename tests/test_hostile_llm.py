@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +136,20 @@ def test_a_reply_cut_by_length_is_not_cached(tmp_path: Path) -> None:
         generate(server, tmp_path, "--cache", str(cache))
         generate(server, tmp_path, "--cache", str(cache))
         assert len(server.requests) == 1  # a whole reply is cached as before
+
+
+@pytest.mark.parametrize("models", ["trickle", "echo"])
+def test_the_model_list_behind_a_404_is_bounded_and_redacted(tmp_path: Path, models: str) -> None:
+    def behaviour(seen: Any) -> Any:
+        if seen.method == "GET" and models == "trickle":
+            return trickle(b'{"data": [' + b" " * 5000 + b"]}", every=0.02)(seen)
+        if seen.method == "GET":
+            sent = seen.headers.get("authorization", "")
+            return [response(200, json.dumps({"data": [{"id": f"model-for-{sent}"}]}).encode())]
+        return [response(404, b'{"error": {"message": "model not found"}}')]
+
+    with HostileServer(behaviour) as server:
+        ran = run_cli("generate", APIS, "--base-url", server.url + "/v1", "-m", "m", "-n", "3", env={"APIGEN_API_KEY": KEY})
+    assert not ran.killed and ran.exit_code == 2
+    assert "does not serve model `m`" in ran.stderr and KEY not in ran.stderr
+    assert ("model-for-Bearer ***" in ran.stderr) is (models == "echo")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -468,7 +469,7 @@ class HttpBackend:
         try:
             # One deadline for the whole attempt, connect to last byte: a per-read timeout alone
             # lets a server that trickles a byte at a time hold a request forever.
-            response = await asyncio.wait_for(self._post(orjson.dumps(body)), self.settings.timeout)
+            response = await _within(self.settings.timeout, self._post(orjson.dumps(body)))
         except ReplyTooLarge as error:
             raise _Failure("too_large", str(error)) from None
         except UnsupportedEncoding as error:
@@ -564,14 +565,23 @@ class HttpBackend:
         hint = "check `--model`, and `--base-url` (OpenAI-compatible servers usually end in `/v1`)"
         assert self._client is not None
         try:
-            response = await self._client.get("models", timeout=5.0)
-            names = [str(entry["id"]) for entry in response.json().get("data", []) if isinstance(entry, dict) and "id" in entry]
+            # Bounded like a chat reply: in time (the whole exchange), and in size (64 kB is plenty of names).
+            response = await asyncio.wait_for(self._list_models(), 5.0)
+            names = [str(entry["id"]) for entry in response.get("data", []) if isinstance(entry, dict) and "id" in entry]
         except Exception:  # the list is a courtesy; any failure just leaves it out
             return hint
         if names:
-            shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
-            hint = f"the endpoint serves: {shown}; pass one of them with `--model`"
+            shown = ", ".join(name[:80] for name in names[:10]) + (", …" if len(names) > 10 else "")
+            hint = self._redact(f"the endpoint serves: {shown}; pass one of them with `--model`")
         return hint
+
+    async def _list_models(self) -> Any:
+        assert self._client is not None
+        async with self._client.stream("GET", "models", headers={"Accept-Encoding": ACCEPT_ENCODING}) as response:
+            collected = BoundedBody(response.headers.get("Content-Encoding"), 1 << 16)
+            async for chunk in response.aiter_raw():
+                collected.feed(chunk)
+        return orjson.loads(collected.content())
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
@@ -597,6 +607,14 @@ def _base_options(settings: LLMSettings) -> dict[str, Any]:
             options[name] = value
     options.update({key: value for key, value in settings.options.items() if not key.startswith("offline_")})
     return options
+
+
+async def _within(seconds: float, work: Awaitable[httpx.Response]) -> httpx.Response:
+    """``await work``, cancelled past ``seconds`` (``asyncio.TimeoutError``); no extra task on Python 3.11+."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await work
+    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
 
 
 def _settle(future: Future[ChatResult], *, result: ChatResult | None = None, error: BaseException | None = None) -> None:
