@@ -189,6 +189,7 @@ class HttpBackend:
         self._workers: set[asyncio.Task[None]] = set()  # at most `concurrency`: the limit on requests in flight
         self._start_lock = threading.Lock()
         self._closed = False
+        self._hint_task: asyncio.Future[str] | None = None
 
     def __repr__(self) -> str:
         return f"HttpBackend(base_url={self.base_url!r}, concurrency={self.settings.concurrency})"
@@ -305,6 +306,8 @@ class HttpBackend:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._hint_task is not None:
+            await asyncio.gather(self._hint_task, return_exceptions=True)  # it ends within its 5 s bound
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -562,6 +565,13 @@ class HttpBackend:
         return f"check the API key in ${variable} and that it may use this model"
 
     async def _models_hint(self) -> str:
+        """The hint naming the served models: fetched once, shielded from the cancelling of the
+        workers that wait for it (a fetch cut off while connecting would leak its socket)."""
+        if self._hint_task is None:
+            self._hint_task = asyncio.ensure_future(self._fetch_models_hint())
+        return await asyncio.shield(self._hint_task)
+
+    async def _fetch_models_hint(self) -> str:
         hint = "check `--model`, and `--base-url` (OpenAI-compatible servers usually end in `/v1`)"
         assert self._client is not None
         try:
