@@ -207,7 +207,7 @@ def test_functions_may_be_omitted_when_every_tool_is_rest(
         {"name": "weather", "ok": True, "result": {"city": "Oslo", "temperature_c": 21}}
     ]
     monkeypatch.delenv("WEATHER_KEY")
-    missing = invoke(runner, "exec-check", str(rows))
+    missing = invoke(runner, "exec-check", str(rows), "--pass-env", "WEATHER_KEY")
     assert missing.exit_code == 2
     assert missing.stderr.startswith(
         "error: the `http` binding of tool `weather` uses `$WEATHER_KEY` in header `X-Key`, which is not set"

@@ -161,7 +161,9 @@ def test_flags_that_cannot_work_are_errors_naming_the_flag(runner: CliRunner, to
 def test_check_without_the_key_variable_says_which_to_set(runner: CliRunner, tools_dir: Path, tmp_path: Path) -> None:
     library = tmp_path / "apis.jsonl"
     invoke(runner, "library", "from-toolbench", str(tools_dir), "--key-env", "NO_SUCH_VARIABLE_SET", "-o", str(library))
-    result = invoke(runner, "library", "check", str(library))
+    refused = invoke(runner, "library", "check", str(library))  # a binding fills only variables the user passes
+    assert refused.exit_code == 0 and "--pass-env" in refused.stderr
+    result = invoke(runner, "library", "check", str(library), "--pass-env", "NO_SUCH_VARIABLE_SET")
     assert result.exit_code == 2
     assert "uses `$NO_SUCH_VARIABLE_SET` in header `X-RapidAPI-Key`, which is not set in the environment" in result.stderr
     assert "hint: export NO_SUCH_VARIABLE_SET=..." in result.stderr

@@ -154,9 +154,9 @@ def test_a_secret_looking_variable_is_not_sent_unless_passed(
 ) -> None:
     monkeypatch.setenv("APIGEN_API_KEY", "ak-secret-456")
     binding = {"url": server.base + "/v1/items/{item_id}", "headers": {"X-Api-Key": "${APIGEN_API_KEY}"}}
-    with pytest.raises(ConfigError, match="its name looks like a secret") as raised:
-        executor.run("get_item", {"item_id": 1}, http=binding)
-    assert raised.value.hint is not None and "--pass-env APIGEN_API_KEY" in raised.value.hint
+    outcome = executor.run("get_item", {"item_id": 1}, http=binding)
+    assert (outcome.ok, outcome.code, outcome.error_type) == (False, "binding_not_allowed", "BindingNotAllowed")
+    assert "`--pass-env APIGEN_API_KEY`" in outcome.message and server.hits["/v1/items/1"] == 0
 
 
 def test_post_sends_the_other_arguments_as_a_json_body(server: ToolServer, executor: Executor) -> None:
@@ -170,9 +170,11 @@ def test_post_sends_the_other_arguments_as_a_json_body(server: ToolServer, execu
 
 def test_the_url_may_come_from_the_environment(server: ToolServer, executor: Executor, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ITEMS_BASE", server.base)
-    assert (
-        executor.run("get_item", {"item_id": 7}, http={"url": "${ITEMS_BASE}/v1/items/{item_id}"}).result["path"] == "/v1/items/7"
-    )
+    binding = {"url": "${ITEMS_BASE}/v1/items/{item_id}"}
+    with Executor(None, ExecutorOptions(pass_env=("ITEMS_*",)), http=HttpOptions(timeout=2)) as passed:
+        assert passed.run("get_item", {"item_id": 7}, http=binding).result["path"] == "/v1/items/7"
+    refused = executor.run("get_item", {"item_id": 7}, http=binding)  # not passed: it does not go out, secret-looking or not
+    assert refused.code == "binding_not_allowed"
 
 
 def test_a_text_reply_is_recorded_as_text_and_an_empty_one_as_null(server: ToolServer, executor: Executor) -> None:
@@ -234,9 +236,9 @@ def test_calls_in_flight_stay_within_the_concurrency_limit(server: ToolServer) -
     assert server.most_in_flight["/pause"] == 2
 
 
-def test_an_unset_environment_variable_stops_the_run(server: ToolServer, executor: Executor) -> None:
+def test_an_unset_environment_variable_stops_the_run(server: ToolServer) -> None:
     binding = {"url": server.base + "/v1/items", "headers": {"Authorization": "Bearer $NOT_SET_ANYWHERE"}}
-    with pytest.raises(ConfigError) as caught:
+    with Executor(None, ExecutorOptions(pass_env=("NOT_SET_ANYWHERE",))) as executor, pytest.raises(ConfigError) as caught:
         executor.submit("get_items", {}, http=binding)
     assert caught.value.message == (
         "the `http` binding of tool `get_items` uses `$NOT_SET_ANYWHERE` in header `Authorization`, "

@@ -67,13 +67,13 @@ class RunState:
         try:
             with open(path, "rb") as handle:
                 data = orjson.loads(handle.read())
-            return cls(**data)
         except FileNotFoundError:
             return None
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, OSError) as error:
             raise ConfigError(
                 f"the run state `{path}` is unreadable ({error})", hint="pass `--overwrite` to start the run afresh"
             ) from None
+        return cls(**checked_state(data, path))
 
     def save(self, path: str) -> None:
         temporary = path + ".tmp"
@@ -96,6 +96,7 @@ def resume_or_start(
                 f"`{output}` holds a run made with other settings or inputs",
                 hint="rerun with the same flags and files to resume it, or pass `--overwrite` to start afresh",
             )
+        check_against_files(earlier, path, output, rejects, requests_total)
         return earlier
     if not overwrite:
         for existing in (output, rejects):
@@ -104,7 +105,133 @@ def resume_or_start(
                     f"`{existing}` already exists and no resumable run state is beside it",
                     hint="pass `--overwrite` to replace it, or write to another file",
                 )
-    return RunState(fingerprint=digest, seed=seed, requests_total=requests_total)
+    fresh = RunState(fingerprint=digest, seed=seed, requests_total=requests_total)
+    # Saved before the first row: a kill -9 before the first checkpoint leaves a state to resume from.
+    fresh.save(path)
+    return fresh
+
+
+# --- issue 12: a state file is checked, not trusted ---------------------------------------
+
+_OVERWRITE_HINT = "pass `--overwrite` to start the run afresh (the state was edited, or belongs to other files)"
+_STATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "fingerprint": (str,),
+    "seed": (int,),
+    "requests_total": (int,),
+    "requests_done": (int,),
+    "output_bytes": (int,),
+    "rejects_bytes": (int,),
+    "complete": (bool,),
+    "elapsed_seconds": (int, float),
+    "usage": (dict,),
+    "report": (dict,),
+}
+_REQUIRED = ("fingerprint", "seed", "requests_total")
+
+
+def checked_state(data: object, path: str) -> dict[str, Any]:
+    """The fields of a state file, each of the right type and range; ``ConfigError`` naming the name otherwise."""
+
+    def wrong(name: str, why: str) -> ConfigError:
+        return ConfigError(f"the run state `{path}`: `{name}` {why}", hint=_OVERWRITE_HINT)
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"the run state `{path}` is not a JSON object", hint=_OVERWRITE_HINT)
+    for name in data:
+        if name not in _STATE_FIELDS:
+            raise wrong(name, "is not a field of a run state")
+    for name in _REQUIRED:
+        if name not in data:
+            raise wrong(name, "is missing")
+    for name, value in data.items():
+        kinds = _STATE_FIELDS[name]
+        if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+            raise wrong(name, f"should be {' or '.join(kind.__name__ for kind in kinds)}, not {_shown(value)}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0 and name != "seed":
+            raise wrong(name, f"should not be negative, got {value}")
+    for model, counts in data.get("usage", {}).items():
+        if not isinstance(counts, dict) or not all(
+            isinstance(count, int) and not isinstance(count, bool) and count >= 0 for count in counts.values()
+        ):
+            raise wrong("usage", f"should map each model to counts, not {_shown(counts)} for `{model}`")
+    report = data.get("report", {})
+    for key, table in report.items():
+        if key == "json_mode_downgrades":  # steps down of JSON mode, each a small table of strings
+            if not isinstance(table, list) or not all(
+                isinstance(step, dict) and all(isinstance(value, str) for value in step.values()) for step in table
+            ):
+                raise wrong("report", f"`json_mode_downgrades` should be a list of steps, not {_shown(table)}")
+            continue
+        if key not in ("models", "reasons") or not isinstance(table, dict):
+            raise wrong("report", f"has `{key}`: {_shown(table)}")
+        for name, counts in table.items():
+            if not isinstance(counts, dict) or not all(
+                isinstance(count, int) and not isinstance(count, bool) and count >= 0 for count in counts.values()
+            ):
+                raise wrong("report", f"`{key}.{name}` should hold counts, not {_shown(counts)}")
+    return dict(data)
+
+
+def check_against_files(state: RunState, path: str, output: str, rejects: str | None, requests_total: int) -> None:
+    """Refuse a state that does not describe this run and these files (``ConfigError`` naming the name).
+
+    Every line the resume keeps must be a whole JSON object: a byte count in the middle
+    of a line, or damage (NUL bytes) in the part kept, is an error, never a row.
+    """
+
+    def wrong(name: str, why: str) -> ConfigError:
+        return ConfigError(f"the run state `{path}` does not match: `{name}` {why}", hint=_OVERWRITE_HINT)
+
+    if state.requests_total != requests_total:
+        raise wrong("requests_total", f"is {state.requests_total}, but this run makes {requests_total} requests")
+    if state.requests_done > state.requests_total:
+        raise wrong("requests_done", f"is {state.requests_done}, more than the run's {state.requests_total} requests")
+    if state.complete and state.requests_done != state.requests_total:
+        raise wrong("complete", f"is true, but only {state.requests_done} of {state.requests_total} requests are done")
+    for file, size, name in ((output, state.output_bytes, "output_bytes"), (rejects, state.rejects_bytes, "rejects_bytes")):
+        if file is None or not (state.requests_done or state.complete):
+            continue
+        actual = os.path.getsize(file) if os.path.isfile(file) else 0
+        if size > actual:
+            raise ConfigError(
+                f"`{file}` is missing or shorter than the run state beside it says (`{name}` is {size}, "
+                f"the file holds {actual} bytes), so the run cannot be resumed",
+                hint="pass `--overwrite` to start the run afresh",
+            )
+        problem = _whole_lines_problem(file, size)
+        if problem:
+            raise wrong(name, f"is {size}, but in `{file}` {problem}")
+
+
+def _whole_lines_problem(file: str, size: int) -> str | None:
+    """Why the first ``size`` bytes of ``file`` are not whole JSON-object lines, or ``None``. Reads line by line."""
+    if size == 0:
+        return None
+    done = 0
+    with open(file, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if done + len(line) > size:
+                return f"that cuts line {number} in the middle"
+            done += len(line)
+            if not line.endswith(b"\n"):
+                return f"line {number} is not ended"
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return f"line {number} is not a complete JSON object (damaged, NUL bytes?)"
+            if not isinstance(value, dict):
+                return f"line {number} is not a JSON object"
+            if done == size:
+                return None
+    return f"the file ends before byte {size}"
+
+
+def _shown(value: object) -> str:
+    text = orjson.dumps(value, default=str).decode()
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+# --- end issue 12 ---
 
 
 def checkpoint_at_request_boundaries(

@@ -172,6 +172,15 @@ SETTINGS: dict[str, Setting] = {
             decides_rows=False,
         ),
         _llm(
+            "max_reply_bytes",
+            "int",
+            4 * 1024 * 1024,
+            "--max-reply-bytes",
+            "Largest reply accepted, decoded; a larger one fails its row (`reply_too_large`).",
+            minimum=1,
+            metavar="BYTES",
+        ),
+        _llm(
             "json_mode",
             "choice",
             "schema",
@@ -383,6 +392,25 @@ SETTINGS: dict[str, Setting] = {
             metavar="N",
         ),
         _exec(
+            "http_max_reply_bytes",
+            "int",
+            4 * 1024 * 1024,
+            "--http-max-reply-bytes",
+            "Largest HTTP reply accepted, decoded; a larger one fails the row (`reply_too_large`).",
+            minimum=1,
+            metavar="BYTES",
+        ),
+        _exec(
+            "http_redirects",
+            "choice",
+            "follow",
+            "--http-redirects",
+            "Follow redirects (to another origin without the headers that took environment values), "
+            "only within the origin, or not at all.",
+            choices=("follow", "same-origin", "none"),
+            metavar="follow|same-origin|none",
+        ),
+        _exec(
             "mcp",
             "list",
             (),
@@ -474,6 +502,7 @@ class LLMSettings:
     max_retry_seconds: float = 120.0
     timeout: float = 120.0
     stop_after_failures: int = 10
+    max_reply_bytes: int = 4 * 1024 * 1024  # decoded; a hostile server's gzip bomb stops here
     json_mode: str = "schema"
     cache_dir: str | None = None
     log_path: str | None = None
@@ -527,6 +556,7 @@ class Resolved:
             max_retry_seconds=values["max_retry_seconds"],
             timeout=values["timeout"],
             stop_after_failures=values["stop_after_failures"],
+            max_reply_bytes=values["max_reply_bytes"],
             json_mode=values["json_mode"],
             cache_dir=values["cache"],
             log_path=values["log_llm"],

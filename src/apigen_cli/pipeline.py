@@ -28,6 +28,7 @@ from .llm.chat import ChatService, ModelUsage, UsageByModel
 from .llm.service import LLMClient, open_chat_service
 from .report import PipelineReport, ReportBuilder
 from .rows.jsonl import STDIO, OutputFile, read_rows
+from .rows.lock import OutputLock
 from .rows.records import Row
 from .rows.routing import StageSummary, route_rows
 from .rows.runner import Destinations
@@ -96,7 +97,27 @@ class RunOutcome:
     rejects_dropped: int = 0  # rejected rows this session wrote nowhere (no --rejects)
 
 
+# --- issue 12: one run per output, locked for the whole run ---
 def run_job(
+    generation: Generation,
+    parts: PipelineParts,
+    target: RunTarget,
+    *,
+    settings_digest: str,
+    observe: Callable[[str, Iterator[Row]], Iterator[Row]] | None = None,
+    dedup: dict[str, Any] | None = None,
+) -> RunOutcome:
+    """``_run_job`` under an exclusive lock on the output (``rows.lock``): a second run on it is refused at once."""
+    if not _is_resumable(target.output):
+        return _run_job(generation, parts, target, settings_digest=settings_digest, observe=observe, dedup=dedup)
+    with OutputLock.acquire(target.output):
+        return _run_job(generation, parts, target, settings_digest=settings_digest, observe=observe, dedup=dedup)
+
+
+# --- end issue 12 ---
+
+
+def _run_job(
     generation: Generation,
     parts: PipelineParts,
     target: RunTarget,

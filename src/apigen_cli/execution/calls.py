@@ -61,7 +61,10 @@ class HttpOptions:
     """How REST calls are made: per-attempt ``timeout``, calls in flight, retries after the first attempt.
 
     ``Retry-After`` is honoured up to ``retry_after_cap`` seconds; ``total_seconds`` caps
-    one call with all its retries. ``wait`` replaces the backoff between retries (tests
+    one call with all its retries. ``max_reply_bytes`` caps a reply's decoded size
+    (past it the row fails, ``reply_too_large``). ``redirects``: ``follow`` (to another
+    origin without the headers that took environment values), ``same-origin`` (others
+    fail the call) or ``none`` (the redirect itself is the reply). ``wait`` replaces the backoff between retries (tests
     pass ``tenacity.wait_none()``), ``transport`` the network (``httpx.MockTransport``).
     """
 
@@ -70,5 +73,7 @@ class HttpOptions:
     retries: int = 2
     retry_after_cap: float = 30.0
     total_seconds: float = 120.0
+    max_reply_bytes: int = 4 * 1024 * 1024
+    redirects: str = "follow"
     wait: Callable[[RetryCallState], float] | None = None
     transport: httpx.BaseTransport | None = None

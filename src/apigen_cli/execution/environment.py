@@ -33,18 +33,26 @@ def may_hand_out(name: str, pass_env: Iterable[str] = ()) -> bool:
 
 
 class HandOutEnvironment(Mapping[str, str]):
-    """``os.environ`` as HTTP bindings may use it: secret-looking names only when passed."""
+    """``os.environ`` as HTTP bindings may use it: only the variables ``--pass-env`` names.
+
+    A binding comes with the rows and names its own host, so any variable it fills in
+    (``$DATABASE_URL`` as much as ``$ITEMS_KEY``) goes wherever the row says: only those
+    the user allowed may go out.
+    """
 
     def __init__(self, pass_env: Iterable[str] = ()) -> None:
         self.pass_env = tuple(pass_env)
 
+    def allows(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, wanted) for wanted in self.pass_env)
+
     def __getitem__(self, name: str) -> str:
-        if not may_hand_out(name, self.pass_env):
+        if not self.allows(name):
             raise KeyError(name)
         return os.environ[name]
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name in os.environ if may_hand_out(name, self.pass_env))
+        return (name for name in os.environ if self.allows(name))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

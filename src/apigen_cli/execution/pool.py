@@ -46,6 +46,7 @@ from typing import Any
 
 from ..errors import FunctionsError
 from .calls import ExecutorOptions, Outcome, Pending
+from .descendants import kill_tree
 from .environment import worker_environment
 from .worker import decode_payload, encode_frame, looks_like_module
 
@@ -452,8 +453,9 @@ class WorkerPool:
             return
         worker.alive = False
         self._unregister(worker)
+        kill_tree(worker.pid)  # the worker and all it started, in a session of its own or double-forked
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(worker.pid, signal.SIGKILL)  # the worker and anything it started
+            os.killpg(worker.pid, signal.SIGKILL)  # what is left of its group, where /proc cannot tell
         if worker.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 worker.process.kill()

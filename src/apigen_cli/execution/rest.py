@@ -19,8 +19,18 @@ PUT and PATCH, those listed in ``query`` go to the query string and the rest for
 the JSON body. Arguments named in a header value go to that header only; ``rename``
 lets two parameters of an imported API that share a name on the wire (a path and
 a body ``id``) be two arguments. ``$NAME`` in the URL and header values is read from apigen's own
-environment (workers never see it); a variable that is not set stops the run with
-an error, since every call would fail the same way.
+environment (workers never see it), and only when ``--pass-env`` names it: a
+binding comes with the rows, and must not send other variables to a host of its
+choosing (such a row is rejected, ``binding_not_allowed``). A variable that is
+passed but not set stops the run with an error, since every call would fail the
+same way. A query string in the URL itself is kept; path arguments may not be
+``.`` or ``..`` (which would climb out of the URL's path).
+
+Limits against a hostile server: ``--http-timeout`` bounds a whole attempt, from
+connect to the last byte (a deadline every socket operation honours); the reply's
+decoded size is capped (``reply_too_large``); a redirect to another origin is
+followed without the headers that took environment values, or not followed at
+all, as ``HttpOptions.redirects`` says.
 
 Calls retry with tenacity on transport errors, 408, 429 and 5xx, honouring
 ``Retry-After`` (capped), with exponential backoff and jitter otherwise; any other
@@ -30,24 +40,27 @@ other reply as text.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import httpcore
 import httpx
 import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from ..errors import ConfigError
 from ..problems import Problem
+from ..replies import ACCEPT_ENCODING, TOO_LARGE, BoundedBody, ReplyTooLarge, UnsupportedEncoding, declared_too_large
 from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds
 from ..version import __version__
 from .calls import HttpOptions, Outcome, Pending
+from .environment import HandOutEnvironment
 from .worker import shorten
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -56,6 +69,8 @@ BINDING_KEYS = ("method", "url", "query", "headers", "rename", "timeout")
 _PATH_PARAM = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # {name}, not ${NAME}
 _ENV_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _BODY_EXCERPT = 300
+_MAX_REDIRECTS = 5
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 class BindingError(Exception):
@@ -170,11 +185,13 @@ def _environment_value(text: str, binding: HttpBinding, where: str, environ: Map
         name = match.group(1) or match.group(2)
         value = environ.get(name)
         if value is None:
-            if name in os.environ:  # set, but its name looks secret and nobody said it may go out
-                raise ConfigError(
-                    f"the `http` binding of tool `{binding.tool}` uses `${name}` in {where}; its name looks like a secret, "
-                    "so apigen does not send it unless told to",
-                    hint=f"pass `--pass-env {name}` if the tools you run may send it (bindings come with the rows)",
+            if isinstance(environ, HandOutEnvironment) and not environ.allows(name):
+                # The binding came with the row: the row is refused, the run goes on.
+                raise BindingError(
+                    "binding_not_allowed",
+                    f"the `http` binding of tool `{binding.tool}` uses `${name}` in {where}, which `--pass-env` does not "
+                    f"allow to go out (pass `--pass-env {name}` if the tools you run may send it)",
+                    "BindingNotAllowed",
                 )
             raise ConfigError(
                 f"the `http` binding of tool `{binding.tool}` uses `${name}` in {where}, which is not set in the environment",
@@ -223,6 +240,7 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
     # Environment values first, so that an argument holding `$NAME` is never expanded.
     used: list[str] = []
     url = _environment_value(binding.url, binding, "its URL", environ, used)
+    _check_path_segments(binding, arguments)
     url = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), url)
     shown = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), binding.url)
     if not url.lower().startswith(("http://", "https://")):
@@ -254,6 +272,103 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
     return HttpRequest(binding.tool, binding.method, url, shown, params, headers, body, has_body, binding.timeout, tuple(used))
 
 
+def _check_path_segments(binding: HttpBinding, arguments: dict[str, Any]) -> None:
+    """Refuse arguments that make a path segment ``.`` or ``..``: the client would resolve them,
+    and ``/v1/items/{a}/{b}/{c}`` with ``..``, ``..``, ``x`` would become ``/x``."""
+    path = binding.url.split("?", 1)[0].split("#", 1)[0]
+    for segment in path.split("/"):
+        if not _PATH_PARAM.search(segment):
+            continue
+        filled = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), segment)
+        if filled in (".", ".."):
+            names = ", ".join(f"`{name}`" for name in _PATH_PARAM.findall(segment))
+            raise BindingError(
+                "invalid_arguments",
+                f"the URL of `{binding.tool}`: {names} makes the path segment `{filled}`, which would leave the URL's path",
+                "ValueError",
+            )
+
+
+# --- limits on the network ----------------------------------------------------------------
+
+_deadlines = threading.local()  # each call runs on one pool thread: its attempt's deadline lives there
+
+
+def _remaining(timeout: float | None) -> float | None:
+    """The socket timeout for the next operation: the per-operation one, cut to what is left of the attempt."""
+    deadline: float | None = getattr(_deadlines, "value", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the attempt ran past its deadline")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read and write ends by the attempt's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _remaining(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _remaining(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, _remaining(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend, with streams that honour the attempt's deadline."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, _remaining(timeout), local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_unix_socket(path, _remaining(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
+    """httpx's own transport, its sockets bound by each attempt's deadline."""
+    transport = httpx.HTTPTransport(limits=limits)
+    pool = transport._pool
+    pool._network_backend = _DeadlineBackend(pool._network_backend)
+    return transport
+
+
+def _same_origin(first: httpx.URL, second: httpx.URL) -> bool:
+    return (first.scheme, first.host, first.port) == (second.scheme, second.host, second.port)
+
+
+class RedirectRefused(Exception):
+    """A redirect the options say not to follow."""
+
+
 # --- calling --------------------------------------------------------------------------
 
 
@@ -280,9 +395,9 @@ class HttpCaller:
         self.client = httpx.Client(
             timeout=httpx.Timeout(options.timeout),
             limits=limits,
-            transport=options.transport,
-            follow_redirects=True,
-            headers={"User-Agent": f"apigen/{__version__}"},
+            transport=options.transport or deadline_transport(limits),
+            follow_redirects=False,  # followed here, so that another origin never gets the environment's values
+            headers={"User-Agent": f"apigen/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
         )
         self._threads = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="apigen-http")
         self.policy = RetryPolicy(
@@ -349,19 +464,18 @@ class HttpCaller:
             for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    response = self.client.request(
-                        request.method,
-                        request.url,
-                        params=request.params,
-                        headers=request.headers,
-                        json=request.body if request.has_body else None,
-                        timeout=timeout,
-                    )
+                    response = self._attempt(request, timeout)
                     status = response.status_code
                     if self.policy.retryable_status(status):
                         raise RetryableStatus(response)
         except RetryableStatus as error:
             return _status_failure(where, error.response, attempts)
+        except ReplyTooLarge as error:
+            return Outcome.failure(TOO_LARGE, "ReplyTooLarge", f"{where}: {error}")
+        except UnsupportedEncoding as error:
+            return Outcome.failure("http_error", "UnsupportedEncoding", f"{where}: {error}")
+        except RedirectRefused as error:
+            return Outcome.failure("http_error", "RedirectRefused", f"{where}: {error}")
         except httpx.TimeoutException:
             tries = f" ({attempts} attempts)" if attempts > 1 else ""
             return Outcome.failure("timeout", "Timeout", f"{where}: no reply within {timeout:g} s{tries}")
@@ -372,6 +486,49 @@ class HttpCaller:
             return _status_failure(where, response, attempts)
         value, truncated = shorten(_body(response), self.max_chars)
         return Outcome(True, value, truncated=truncated)
+
+    def _attempt(self, request: HttpRequest, timeout: float) -> httpx.Response:
+        """One attempt, redirects included, within one deadline; the body read with its size capped."""
+        _deadlines.value = time.monotonic() + timeout
+        try:
+            url = httpx.URL(request.url)
+            if request.params:  # merged into the URL's own query string, which is kept
+                url = url.copy_merge_params(request.params)
+            method, headers, has_body = request.method, dict(request.headers), request.has_body
+            for _hop in range(_MAX_REDIRECTS + 1):
+                with self.client.stream(
+                    method, url, headers=headers, json=request.body if has_body else None, timeout=timeout
+                ) as response:
+                    location = response.headers.get("Location") if response.is_redirect else None
+                    if location is None or self.options.redirects == "none":
+                        return self._read(response)
+                target = url.join(location)
+                if not _same_origin(url, target):
+                    if self.options.redirects == "same-origin":
+                        raise RedirectRefused(f"redirected to another origin ({target.scheme}://{target.host}), not followed")
+                    # Every header that took a value from the environment stays behind.
+                    headers = {name: value for name, value in headers.items() if not _holds_secret(value, request.secrets)}
+                if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                    method, has_body = "GET", False
+                url = target
+            raise RedirectRefused(f"more than {_MAX_REDIRECTS} redirects")
+        finally:
+            _deadlines.value = None
+
+    def _read(self, response: httpx.Response) -> httpx.Response:
+        limit = self.options.max_reply_bytes
+        encoding = response.headers.get("Content-Encoding")
+        if declared_too_large(response.headers.get("Content-Length"), encoding, limit):
+            raise ReplyTooLarge(limit)
+        collected = BoundedBody(encoding, limit)
+        for chunk in response.iter_raw():
+            collected.feed(chunk)
+        headers = [(name, value) for name, value in response.headers.multi_items() if name.lower() not in _BODY_HEADERS]
+        return httpx.Response(response.status_code, headers=headers, content=collected.content(), request=response.request)
+
+
+def _holds_secret(value: str, secrets: tuple[str, ...]) -> bool:
+    return any(secret and secret in value for secret in secrets)
 
 
 def _body(response: httpx.Response) -> Any:

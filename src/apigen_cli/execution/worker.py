@@ -591,6 +591,15 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def _load_descendants() -> ModuleType:
+    """``descendants.py`` beside this file, loaded by path: a worker imports no apigen package."""
+    spec = importlib.util.spec_from_file_location("_apigen_descendants", Path(__file__).with_name("descendants.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _die_with_parent() -> None:
     """On Linux, have the kernel kill this worker if the parent dies without closing it."""
     if not sys.platform.startswith("linux"):
@@ -649,6 +658,8 @@ def main() -> int:
     if not isinstance(setup, dict):
         return 1
     _no_core_dumps()
+    descendants = _load_descendants()
+    descendants.become_subreaper()  # what a call double-forks stays below us, to be ended after it
     memory_limited = _limit_memory(setup.get("memory_mb"))
     try:
         library, _shown = load_functions(str(setup["functions"]))
@@ -672,7 +683,9 @@ def main() -> int:
         if batch is None:
             return 0
         for call_id, name, arguments in batch:
-            _write_all(replies, encode_frame(runner.run(call_id, name, arguments)))
+            reply = runner.run(call_id, name, arguments)
+            descendants.end_strays()  # before the next call: nothing a call started outlives it
+            _write_all(replies, encode_frame(reply))
 
 
 if __name__ == "__main__":

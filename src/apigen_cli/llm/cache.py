@@ -2,7 +2,8 @@
 
 Keyed by a hash of the endpoint and the whole request body (model, messages,
 options, response format), so a rerun of the same command sends no request for
-rows already answered. Only successful replies are stored. WAL mode and a busy
+rows already answered. Only successful, whole replies are stored (one cut off by
+``finish_reason: "length"`` is not: a larger budget must not get it again). WAL mode and a busy
 timeout let several apigen processes share one cache folder.
 """
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -48,6 +49,7 @@ import tenacity
 from ..config import LLMSettings, find_api_key
 from ..errors import ConfigError, EndpointError
 from ..problems import Problem
+from ..replies import ACCEPT_ENCODING, TOO_LARGE, BoundedBody, ReplyTooLarge, UnsupportedEncoding, declared_too_large
 from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds
 from .cache import ResponseCache
 from .chat import ChatRequest, ChatResult, LLMProgress
@@ -61,9 +63,11 @@ except ImportError:  # pragma: no cover - exercised only without httpx-aiohttp
     AiohttpTransport = None  # type: ignore[assignment,misc]
 
 Wait = Callable[[tenacity.RetryCallState], float]
+_Reply = tuple[str, int, int, Any]  # text, prompt tokens, completion tokens, finish_reason
 Sleep = Callable[[float], Awaitable[None]]
 
 RETRY_STATUSES = frozenset({408, 409, 429})
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _REFUSALS_BEFORE_STOP = 5
 _JSON_MODE_RANK = {"off": 0, "object": 1, "schema": 2}
 _MESSAGE_LIMIT = 300
@@ -173,6 +177,7 @@ class HttpBackend:
                 hint=f"export {settings.api_key_env}=... first, or leave `--api-key-env` out to use APIGEN_API_KEY",
             )
         self._key = key
+        self._key_bytes = key.encode() if key else b""
         self._transport = transport
         self.policy = RetryPolicy(
             attempts=settings.max_attempts,
@@ -201,6 +206,7 @@ class HttpBackend:
         self._workers: set[asyncio.Task[None]] = set()  # at most `concurrency`: the limit on requests in flight
         self._start_lock = threading.Lock()
         self._closed = False
+        self._hint_task: asyncio.Future[str] | None = None
 
     def __repr__(self) -> str:
         return f"HttpBackend(base_url={self.base_url!r}, concurrency={self.settings.concurrency})"
@@ -285,7 +291,7 @@ class HttpBackend:
 
     async def _open(self) -> None:
         settings = self.settings
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0), pool=None)
@@ -322,6 +328,8 @@ class HttpBackend:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._hint_task is not None:
+            await asyncio.gather(self._hint_task, return_exceptions=True)  # it ends within its 5 s bound
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -388,7 +396,7 @@ class HttpBackend:
         body = self.body(request)
         while True:
             try:
-                text, prompt_tokens, completion_tokens = await self._send_with_retries(body, attempts)
+                text, prompt_tokens, completion_tokens, finish_reason = await self._send_with_retries(body, attempts)
                 break
             except _Failure as failure:
                 if failure.kind == "response_format" and "response_format" in body:
@@ -401,7 +409,7 @@ class HttpBackend:
                     message += f" (after {attempts[0]} attempts)"
                 return ChatResult(
                     None,
-                    Problem("llm_error", self._redact(message)),
+                    Problem(TOO_LARGE if failure.kind == "too_large" else "llm_error", self._redact(message)),
                     attempts=attempts[0],
                     latency=time.monotonic() - started,
                 )
@@ -413,7 +421,8 @@ class HttpBackend:
             attempts=attempts[0],
             latency=time.monotonic() - started,
         )
-        if self._cache is not None:
+        # A reply cut off by the token budget is not what a larger budget (or a better server) would give.
+        if self._cache is not None and finish_reason != "length":
             self._cache.put(ResponseCache.key(self.base_url, body), request.model, result)
         return result
 
@@ -437,7 +446,7 @@ class HttpBackend:
             f"{then} for this model for the rest of the run (pass `--json-mode {target}` to start there)"
         )
 
-    async def _send_with_retries(self, body: dict[str, Any], attempts: list[int]) -> tuple[str, int, int]:
+    async def _send_with_retries(self, body: dict[str, Any], attempts: list[int]) -> _Reply:
         """Send ``body`` until it succeeds or the retry policy gives up (raising the last ``_Failure``).
 
         The first attempt runs outside tenacity, which costs a noticeable share of a
@@ -460,7 +469,7 @@ class HttpBackend:
             reraise=True,
             before_sleep=self._count_retry,
         )
-        reply: tuple[str, int, int] = ("", 0, 0)
+        reply: _Reply = ("", 0, 0, None)
         async for attempt in retrying:
             with attempt:
                 if replay:
@@ -484,7 +493,7 @@ class HttpBackend:
             return True  # nothing ever answered there: say so soon rather than after minutes of backoff
         return time.monotonic() - started + state.upcoming_sleep > self.policy.max_seconds
 
-    async def _send(self, body: dict[str, Any]) -> tuple[str, int, int]:
+    async def _send(self, body: dict[str, Any]) -> _Reply:
         assert self._client is not None
         ticket: Ticket | None = None
         if self._rpm is not None:
@@ -495,7 +504,13 @@ class HttpBackend:
         progress.in_flight += 1
         progress.requests += 1
         try:
-            response = await self._post(orjson.dumps(body))
+            # One deadline for the whole attempt, connect to last byte: a per-read timeout alone
+            # lets a server that trickles a byte at a time hold a request forever.
+            response = await _within(self.settings.timeout, self._post(orjson.dumps(body)))
+        except ReplyTooLarge as error:
+            raise _Failure("too_large", str(error)) from None
+        except UnsupportedEncoding as error:
+            raise _Failure("bad_reply", self._redact(str(error)), retryable=True) from None
         except _TRANSPORT_ERRORS as error:
             raise _transport_failure(error, self.settings.timeout) from None
         finally:
@@ -504,23 +519,40 @@ class HttpBackend:
         status = response.status_code
         if status >= 400:
             raise self._http_failure(response, "response_format" in body)
-        text, prompt_tokens, completion_tokens = _read_reply(response)
+        text, prompt_tokens, completion_tokens, finish_reason = _read_reply(response)
         if ticket is not None and self._tpm is not None and (prompt_tokens or completion_tokens):
             self._tpm.adjust(ticket, prompt_tokens + completion_tokens)
-        return text, prompt_tokens, completion_tokens
+        return self._redact(text), prompt_tokens, completion_tokens, finish_reason
 
     async def _post(self, payload: bytes) -> httpx.Response:
+        """Send one request and read its reply, decoded size capped; the API key cut out of it.
+
+        The body is read raw and inflated here (``replies.BoundedBody``), so that a
+        compressed reply cannot grow past ``max_reply_bytes`` in memory.
+        """
         request = httpx.Request("POST", self._endpoint, headers=self._post_headers, content=payload, extensions=self._extensions)
         response = await self._post_transport.handle_async_request(request)
+        limit = self.settings.max_reply_bytes
         try:
-            await response.aread()
+            encoding = response.headers.get("Content-Encoding")
+            if declared_too_large(response.headers.get("Content-Length"), encoding, limit):
+                raise ReplyTooLarge(limit)
+            collected = BoundedBody(encoding, limit)
+            async for chunk in response.aiter_raw():
+                collected.feed(chunk)
         finally:
             await response.aclose()
-        return response
+        content = collected.content()
+        if self._key_bytes:  # a hostile or compromised endpoint may echo the key: it goes no further
+            content = content.replace(self._key_bytes, b"***")
+        headers = [(name, value) for name, value in response.headers.multi_items() if name.lower() not in _BODY_HEADERS]
+        return httpx.Response(
+            response.status_code, headers=headers, content=content, request=request, extensions=response.extensions
+        )
 
     def _http_failure(self, response: httpx.Response, sent_response_format: bool) -> _Failure:
         status = response.status_code
-        message = _provider_message(response)
+        message = self._redact(_provider_message(response))
         if sent_response_format and status in (500, 501) and _RESPONSE_FORMAT_WORDS.search(message):
             # llama-cpp-python answers an unsupported response_format with a 500: a refusal, not a fault to retry
             return _Failure("response_format", message, status=status)
@@ -575,17 +607,33 @@ class HttpBackend:
         return f"check the API key in ${variable} and that it may use this model"
 
     async def _models_hint(self) -> str:
+        """The hint naming the served models: fetched once, shielded from the cancelling of the
+        workers that wait for it (a fetch cut off while connecting would leak its socket)."""
+        if self._hint_task is None:
+            self._hint_task = asyncio.ensure_future(self._fetch_models_hint())
+        return await asyncio.shield(self._hint_task)
+
+    async def _fetch_models_hint(self) -> str:
         hint = "check `--model`, and `--base-url` (OpenAI-compatible servers usually end in `/v1`)"
         assert self._client is not None
         try:
-            response = await self._client.get("models", timeout=5.0)
-            names = [str(entry["id"]) for entry in response.json().get("data", []) if isinstance(entry, dict) and "id" in entry]
+            # Bounded like a chat reply: in time (the whole exchange), and in size (64 kB is plenty of names).
+            response = await asyncio.wait_for(self._list_models(), 5.0)
+            names = [str(entry["id"]) for entry in response.get("data", []) if isinstance(entry, dict) and "id" in entry]
         except Exception:  # the list is a courtesy; any failure just leaves it out
             return hint
         if names:
-            shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
-            hint = f"the endpoint serves: {shown}; pass one of them with `--model`"
+            shown = ", ".join(name[:80] for name in names[:10]) + (", …" if len(names) > 10 else "")
+            hint = self._redact(f"the endpoint serves: {shown}; pass one of them with `--model`")
         return hint
+
+    async def _list_models(self) -> Any:
+        assert self._client is not None
+        async with self._client.stream("GET", "models", headers={"Accept-Encoding": ACCEPT_ENCODING}) as response:
+            collected = BoundedBody(response.headers.get("Content-Encoding"), 1 << 16)
+            async for chunk in response.aiter_raw():
+                collected.feed(chunk)
+        return orjson.loads(collected.content())
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
@@ -611,6 +659,14 @@ def _base_options(settings: LLMSettings) -> dict[str, Any]:
             options[name] = value
     options.update({key: value for key, value in settings.options.items() if not key.startswith("offline_")})
     return options
+
+
+async def _within(seconds: float, work: Awaitable[httpx.Response]) -> httpx.Response:
+    """``await work``, cancelled past ``seconds`` (``asyncio.TimeoutError``); no extra task on Python 3.11+."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await work
+    return await asyncio.wait_for(work, seconds)  # pragma: no cover - Python 3.10
 
 
 def _settle(future: Future[ChatResult], *, result: ChatResult | None = None, error: BaseException | None = None) -> None:
@@ -673,8 +729,8 @@ def _provider_message(response: httpx.Response) -> str:
     return words if len(words) <= _MESSAGE_LIMIT else words[: _MESSAGE_LIMIT - 1] + "…"
 
 
-def _read_reply(response: httpx.Response) -> tuple[str, int, int]:
-    """``(text, prompt_tokens, completion_tokens)`` of a 2xx reply; a malformed one is retried."""
+def _read_reply(response: httpx.Response) -> _Reply:
+    """``(text, prompt_tokens, completion_tokens, finish_reason)`` of a 2xx reply; a malformed one is retried."""
     status = response.status_code
     try:
         data = orjson.loads(response.content)
@@ -693,7 +749,7 @@ def _read_reply(response: httpx.Response) -> tuple[str, int, int]:
         reason = choice.get("finish_reason")
         raise _Failure("empty", "the reply has no text" + (f" (finish_reason: {reason})" if reason else ""), status=status)
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    return text, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    return text, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), choice.get("finish_reason")
 
 
 def _count(value: Any) -> int:

@@ -41,32 +41,99 @@ def find_json(text: str) -> Any:
     return _first_balanced_value(text)
 
 
+_SIGNIFICANT = re.compile(r'[\[\]{}"\\\n\r]')
+_CLOSERS = {"]": "[", "}": "{"}
+_OPENERS = re.compile(r"[\[{]")
+#: Characters the search may walk over in all, per character of the text (plus a floor): linear.
+_WORK_PER_CHARACTER = 4
+_WORK_FLOOR = 1 << 20
+
+
 def _first_balanced_value(text: str) -> Any:
+    """The first non-empty object or array that parses, trying each ``{`` or ``[`` in turn.
+
+    Linear in the text: a scan from one opener finds where its value must end (strings
+    and nesting tracked), and records on the way every nested pair it saw close, and
+    every opener it saw left open at the end of the text (which no later scan can close
+    either), so nested starts rarely need a scan of their own; all the scanning together
+    is held to a few passes over the text, and each candidate is parsed once.
+    """
+    budget = _WORK_PER_CHARACTER * len(text) + _WORK_FLOOR
+    known_end: dict[int, int] = {}  # opener -> index after its closer
+    never_closes: set[int] = set()
     tried = 0
-    position = 0
-    while tried < _MAX_START_POSITIONS:
-        starts = [index for index in (text.find("{", position), text.find("[", position)) if index >= 0]
-        if not starts:
-            break
-        start = min(starts)
-        tried += 1
-        try:
-            _value, end = _DECODER.raw_decode(text, start)
-        except (ValueError, RecursionError):
-            position = start + 1
+    skip_before = 0  # inside a whole value that broke orjson's rules: no fragment of it is tried
+    for match in _OPENERS.finditer(text):
+        start = match.start()
+        if start < skip_before or start in never_closes:
             continue
+        if tried >= _MAX_START_POSITIONS or budget <= 0:
+            break
+        tried += 1
+        end = known_end.get(start)
+        if end is None:
+            end, scanned = _scan_value(text, start, known_end, never_closes)
+            budget -= scanned
+            if end is None:
+                continue
+        span = text[start:end]
+        budget -= len(span)  # parsing costs its length too
         try:
-            # The stdlib only finds where the value ends; orjson parses it, so that the rules are
-            # those of everywhere else (no NaN, no lone surrogates). A whole value that breaks
-            # them is skipped whole: a fragment of it is not what the model meant.
-            value = loads(text[start:end])
+            value = loads(span)
         except (ValueError, RecursionError):
-            position = end
+            # The stdlib finds values orjson refuses (NaN, lone surrogates): such a value is
+            # skipped whole, since a fragment of it is not what the model meant.
+            budget -= len(span)
+            try:
+                _DECODER.decode(span)
+            except (ValueError, RecursionError):
+                continue
+            skip_before = end
             continue
         if isinstance(value, (dict, list)) and value:
             return value
-        position = start + 1
     return NOT_FOUND
+
+
+def _scan_value(text: str, start: int, known_end: dict[int, int], never_closes: set[int]) -> tuple[int | None, int]:
+    """Where the value opened at ``start`` ends (the index after its closer), or ``None``; and how far the scan went.
+
+    Strings are tracked (a backslash escapes the next character; a raw line break ends
+    the attempt, as JSON strings cannot hold one); a closer of the wrong kind ends it too.
+    """
+    stack = [start]
+    in_string = False
+    position = start + 1
+    while True:
+        found = _SIGNIFICANT.search(text, position)
+        if found is None:
+            if not in_string:  # the text ended with these still open: no start among them can close
+                never_closes.update(stack)
+            return None, len(text) - start
+        index = found.start()
+        char = text[index]
+        position = index + 1
+        if in_string:
+            if char == '"':
+                in_string = False
+            elif char == "\\":
+                position = index + 2
+            elif char in "\n\r":
+                return None, index - start
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "[{":
+            stack.append(index)
+        elif char in "]}":
+            opener = stack.pop()
+            if text[opener] != _CLOSERS[char]:
+                return None, index - start
+            known_end[opener] = index + 1
+            if not stack:
+                return index + 1, index + 1 - start
+        elif char == "\\":  # outside a string: not JSON
+            return None, index - start
 
 
 def pairs_of(parsed: Any) -> list[tuple[Any, Any]] | None:

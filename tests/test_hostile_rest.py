@@ -1,0 +1,122 @@
+"""Issue 12, REST tools under attack: time and memory bounded, no variable goes where it should not.
+
+``apigen exec-check`` runs as a process against hostile servers on 127.0.0.1; every
+attack checks that it ended by itself, its exit code, and that every input row came
+out once, kept or rejected with its reason; the memory attacks measure peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import read_jsonl, write_jsonl
+from .hostile import Ran, run_cli
+from .hostile_server import HostileServer, echo_request, gzip_bomb, huge, redirect, trickle
+
+RSS_CEILING_MB = 120
+
+
+def row(ident: str, http: dict[str, Any], arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    tool = {"name": "fetch", "parameters": {"type": "object", "properties": {}}, "http": http}
+    return {"id": ident, "query": "q", "tools": [tool], "answers": [{"name": "fetch", "arguments": arguments or {}}]}
+
+
+def exec_check(
+    tmp_path: Path, rows: list[dict[str, Any]], *flags: str, env: dict[str, str] | None = None
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], Ran]:
+    source, output, rejects = tmp_path / "rows.jsonl", tmp_path / "out.jsonl", tmp_path / "rejects.jsonl"
+    write_jsonl(source, rows)
+    ran = run_cli("exec-check", str(source), "-o", str(output), "--rejects", str(rejects), *flags, env=env, deadline=40)
+    assert not ran.killed, "the run outlived its deadline"
+    assert ran.exit_code == 0, ran.stderr
+    kept = {found["id"]: found for found in read_jsonl(output)}
+    rejected = {found["id"]: found for found in read_jsonl(rejects)}
+    assert sorted([*kept, *rejected]) == sorted(found["id"] for found in rows)  # every row once
+    return kept, rejected, ran
+
+
+@pytest.mark.parametrize("where", ["headers", "body", "chunked"])
+def test_a_trickling_reply_is_cut_at_the_http_timeout_of_the_whole_attempt(tmp_path: Path, where: str) -> None:
+    body = json.dumps({"data": "x" * 4000}).encode()  # 80 s at a byte per 20 ms
+    with HostileServer(trickle(body, every=0.02, where=where)) as server:
+        _kept, rejected, _ran = exec_check(
+            tmp_path, [row("slow", {"url": server.url + "/x"})], "--http-timeout", "0.5", "--http-retries", "0"
+        )
+    assert rejected["slow"]["reason"] == "timeout" and "no reply within 0.5 s" in rejected["slow"]["reason_detail"]
+
+
+@pytest.mark.parametrize("behaviour", [gzip_bomb(256 << 20), huge(64 << 20)], ids=["gzip-bomb", "huge"])
+def test_a_reply_over_the_cap_is_rejected_with_flat_memory(tmp_path: Path, behaviour: Any) -> None:
+    with HostileServer(behaviour) as server:
+        kept, rejected, ran = exec_check(
+            tmp_path, [row("big", {"url": server.url + "/x"})], "--http-max-reply-bytes", "1000000", "--http-retries", "0"
+        )
+    assert rejected["big"]["reason"] == "reply_too_large" and "1,000,000 bytes" in rejected["big"]["reason_detail"]
+    assert ran.peak_rss_mb < RSS_CEILING_MB
+
+
+def test_path_arguments_cannot_climb_out_of_the_template(tmp_path: Path) -> None:
+    with HostileServer(echo_request()) as server:
+        http = {"url": server.url + "/v1/items/{a}/{b}/{c}"}
+        rows = [
+            row("climb", http, {"a": "..", "b": "..", "c": "x"}),
+            row("dot", http, {"a": ".", "b": "b", "c": "c"}),
+            row("fine", http, {"a": "a..", "b": "...", "c": "x/../y"}),
+        ]
+        kept, rejected, _ran = exec_check(tmp_path, rows)
+        seen = [request.path for request in server.requests]
+    assert rejected["climb"]["reason"] == "invalid_arguments" and "`..`" in rejected["climb"]["reason_detail"]
+    assert rejected["dot"]["reason"] == "invalid_arguments"
+    assert seen == ["/v1/items/a../.../x%2F..%2Fy"]
+    assert kept["fine"]["execution_result"][0]["result"]["path"] == seen[0]
+
+
+def test_a_redirect_to_another_origin_leaves_the_environment_values_behind(tmp_path: Path) -> None:
+    env = {"ITEMS_KEY": "ik-123456", "PROXY_TOKEN": "pt-654321"}
+    http = {
+        "url": "{base}/x",
+        "headers": {"X-Api-Key": "$ITEMS_KEY", "Proxy-Authorization": "Basic $PROXY_TOKEN", "X-Plain": "kept"},
+    }
+    flags = ("--pass-env", "ITEMS_KEY", "--pass-env", "PROXY_TOKEN", "--http-retries", "0")
+    with HostileServer(echo_request()) as elsewhere, HostileServer(redirect(elsewhere.url + "/landed")) as server:
+        binding = {**http, "url": server.url + "/x"}
+        kept, _rejected, _ran = exec_check(tmp_path, [row("moved", binding)], *flags, env=env)
+        [arrived] = elsewhere.requests
+        assert server.requests[0].headers["x-api-key"] == "ik-123456"  # the binding's own host got it
+    assert arrived.path == "/landed" and arrived.headers["x-plain"] == "kept"
+    assert "x-api-key" not in arrived.headers and "proxy-authorization" not in arrived.headers
+    assert kept["moved"]["execution_result"][0]["result"]["path"] == "/landed"
+
+    with HostileServer(echo_request()) as elsewhere, HostileServer(redirect(elsewhere.url + "/landed")) as server:
+        binding = {**http, "url": server.url + "/x"}
+        _kept, rejected, _ran = exec_check(tmp_path, [row("moved", binding)], *flags, "--http-redirects", "same-origin", env=env)
+        assert elsewhere.requests == []
+    assert rejected["moved"]["reason"] == "http_error" and "another origin" in rejected["moved"]["reason_detail"]
+
+
+def test_a_variable_not_passed_rejects_its_row_and_the_others_go_on(tmp_path: Path) -> None:
+    env = {"SERVICE_TOKEN": "st-secret", "DATABASE_URL": "postgres://user:pw@db/x", "ALLOWED_ID": "42"}
+    with HostileServer(echo_request()) as server:
+        rows = [
+            row("secret", {"url": server.url + "/a", "headers": {"X-T": "$SERVICE_TOKEN"}}),
+            row("plain", {"url": server.url + "/b?db=${DATABASE_URL}"}),
+            row("allowed", {"url": server.url + "/c/$ALLOWED_ID"}),
+        ]
+        kept, rejected, ran = exec_check(tmp_path, rows, "--pass-env", "ALLOWED_ID", env=env)
+        seen = [request.path for request in server.requests]
+    assert rejected["secret"]["reason"] == rejected["plain"]["reason"] == "binding_not_allowed"
+    assert "`--pass-env DATABASE_URL`" in rejected["plain"]["reason_detail"]
+    assert seen == ["/c/42"] and "allowed" in kept
+    assert "st-secret" not in ran.stderr + json.dumps(rejected) and "pw@db" not in json.dumps(rejected)
+
+
+def test_the_query_string_of_a_binding_url_is_kept(tmp_path: Path) -> None:
+    with HostileServer(echo_request()) as server:
+        kept, _rejected, _ran = exec_check(tmp_path, [row("q", {"url": server.url + "/x?fixed=1&format=json"}, {"q": "red"})])
+        [seen] = server.requests
+    assert seen.path == "/x?fixed=1&format=json&q=red"
+    assert kept["q"]["execution_result"][0]["ok"]

@@ -1,0 +1,174 @@
+"""Issue 12: the run state cannot lie. One run per output; a state is checked against its files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from apigen_cli.rows.lock import OutputLock
+
+from .conftest import PROJECT, invoke, read_jsonl
+from .llm_server import LLMServer
+from .scripted_model import pipeline_handler
+
+SAMPLE = PROJECT / "sample_data"
+APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
+APIGEN = [sys.executable, "-m", "apigen_cli"]
+
+
+def offline_run(tmp_path: Path, name: str = "out") -> list[str]:
+    return [
+        "run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "30", "--seed", "5",
+        "-o", str(tmp_path / f"{name}.jsonl"), "--rejects", str(tmp_path / f"{name}_rejects.jsonl"), "-q",
+    ]  # fmt: skip
+
+
+def served_run(server: LLMServer, tmp_path: Path, name: str) -> list[str]:
+    return [
+        *APIGEN, "run", APIS, "--functions", FUNCTIONS, "--base-url", server.url, "-m", "test-model", "-J", "test-model",
+        "-n", "30", "--seed", "8", "--concurrency", "1", "--workers", "1",
+        "-o", str(tmp_path / f"{name}.jsonl"), "--rejects", str(tmp_path / f"{name}_rejects.jsonl"), "-q",
+    ]  # fmt: skip
+
+
+def wait_for(condition: Any, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(PROJECT / "src")}
+
+
+def test_a_second_run_on_the_same_output_is_refused_at_once_naming_the_holder(tmp_path: Path) -> None:
+    lock_file = tmp_path / "shared.jsonl.apigen-lock"
+    with LLMServer(latency=0.05) as server:
+        server.handler = pipeline_handler
+        reference = subprocess.run(served_run(server, tmp_path, "reference"), env=env(), capture_output=True, timeout=120)
+        assert reference.returncode == 0, reference.stderr
+        with subprocess.Popen(
+            served_run(server, tmp_path, "shared"), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ) as first:
+            try:
+                assert wait_for(lambda: lock_file.exists() and lock_file.read_text().strip() == str(first.pid))
+                second = subprocess.run(served_run(server, tmp_path, "shared"), env=env(), capture_output=True, timeout=60)
+                assert first.poll() is None, "the first run ended before the second was tried: the test proves nothing"
+            finally:
+                first.wait(timeout=120)
+            assert first.returncode == 0
+    assert second.returncode == 2
+    stderr = second.stderr.decode()
+    assert stderr.startswith("error: ") and f"process {first.pid}" in stderr and "hint: " in stderr
+    assert read_jsonl(tmp_path / "shared.jsonl") == read_jsonl(tmp_path / "reference.jsonl")  # untouched by the second
+    assert read_jsonl(tmp_path / "shared_rejects.jsonl") == read_jsonl(tmp_path / "reference_rejects.jsonl")
+    state = json.loads((tmp_path / "shared.jsonl.apigen-run.json").read_text())
+    assert state["complete"] and state["requests_done"] == state["requests_total"] == 10
+
+
+def test_a_lock_held_by_another_process_is_named(runner: CliRunner, tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from apigen_cli.rows.lock import OutputLock; "
+         "OutputLock.acquire(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(tmp_path / "out.jsonl")],
+        env=env(), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        refused = invoke(runner, *offline_run(tmp_path))
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert refused.exit_code == 2 and f"process {holder.pid}" in refused.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+    assert invoke(runner, *offline_run(tmp_path)).exit_code == 0  # the holder died: its lock went with it
+    with OutputLock.acquire(str(tmp_path / "out.jsonl")):  # and the run let go of it when it ended
+        pass
+
+
+def test_kill_9_before_the_first_checkpoint_is_resumed(tmp_path: Path) -> None:
+    state_file = tmp_path / "killed.jsonl.apigen-run.json"
+    with LLMServer(latency=0.02) as server:
+        server.handler = pipeline_handler
+        reference = subprocess.run(served_run(server, tmp_path, "reference"), env=env(), capture_output=True, timeout=120)
+        assert reference.returncode == 0, reference.stderr
+        server.latency = 5.0  # no request can finish before the kill: no checkpoint is reached
+        with subprocess.Popen(served_run(server, tmp_path, "killed"), env=env(), stdout=subprocess.DEVNULL) as process:
+            assert wait_for(state_file.exists)
+            process.kill()
+            process.wait(timeout=10)
+        server.latency = 0.02
+        state = json.loads(state_file.read_text())
+        assert state["requests_done"] == 0 and not state["complete"]
+        (tmp_path / "killed.jsonl").write_text('{"id": "half-written row of the killed run"}\n')  # rows past the state
+        again = subprocess.run(served_run(server, tmp_path, "killed"), env=env(), capture_output=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert read_jsonl(tmp_path / "killed.jsonl") == read_jsonl(tmp_path / "reference.jsonl")
+
+
+def _finished(runner: CliRunner, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    assert invoke(runner, *offline_run(tmp_path)).exit_code == 0
+    path = tmp_path / "out.jsonl.apigen-run.json"
+    state = json.loads(path.read_text())
+    assert state["complete"] and state["output_bytes"] > 100
+    return path, state
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda s: {**s, "complete": False, "requests_done": s["requests_total"] + 5}, "requests_done"),
+        (lambda s: {**s, "complete": False, "requests_done": s["requests_total"] - 1, "output_bytes": s["output_bytes"] - 3}, "output_bytes"),
+        (lambda s: {**s, "complete": False, "requests_done": "3"}, "requests_done"),
+        (lambda s: {**s, "output_bytes": -1}, "output_bytes"),
+        (lambda s: {**s, "seed": 1.5}, "seed"),
+        (lambda s: {**s, "complete": "yes"}, "complete"),
+        (lambda s: {**s, "requests_done": 1}, "complete"),
+        (lambda s: {**s, "requests_total": 7, "requests_done": 7}, "requests_total"),
+        (lambda s: {**s, "usage": {"offline": {"requests": "many"}}}, "usage"),
+        (lambda s: {**s, "report": {"models": {"offline": {"requested": "x"}}}}, "report"),
+        (lambda s: {**s, "extra": 1}, "extra"),
+        (lambda s: [s], None),
+    ],
+    ids=["done>total", "mid-line", "string-done", "negative", "float-seed", "string-complete", "complete-but-short",
+         "other-total", "usage", "report", "unknown-field", "not-an-object"],
+)  # fmt: skip
+def test_a_hand_edited_state_is_a_clear_error_naming_the_field(
+    runner: CliRunner, tmp_path: Path, edit: Any, field: str | None
+) -> None:
+    path, state = _finished(runner, tmp_path)
+    path.write_text(json.dumps(edit(state)))
+    before = (tmp_path / "out.jsonl").read_bytes()
+    result = invoke(runner, *offline_run(tmp_path))
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("error: the run state") and "`--overwrite`" in result.stderr
+    assert field is None or f"`{field}`" in result.stderr
+    assert "unexpected" not in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "out.jsonl").read_bytes() == before  # nothing was cut or appended
+
+
+def test_damaged_lines_in_the_part_a_resume_keeps_are_an_error(runner: CliRunner, tmp_path: Path) -> None:
+    path, state = _finished(runner, tmp_path)
+    path.write_text(json.dumps({**state, "complete": False, "requests_done": state["requests_total"] - 1}))
+    output = tmp_path / "out.jsonl"
+    data = bytearray(output.read_bytes())
+    second_line = data.index(b"\n") + 1
+    data[second_line + 5 : second_line + 25] = b"\0" * 20  # a crash's zero-filled block, in the middle
+    output.write_bytes(bytes(data))
+    result = invoke(runner, *offline_run(tmp_path))
+    assert result.exit_code == 2
+    assert "`output_bytes`" in result.stderr and "line 2 is not a complete JSON object" in result.stderr
+    assert invoke(runner, *offline_run(tmp_path), "--overwrite").exit_code == 0
+    assert all(isinstance(row, dict) for row in read_jsonl(output))
