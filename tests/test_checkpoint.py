@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from apigen_cli import checkpoint
 from apigen_cli.checkpoint import RunState, checkpoint_at_request_boundaries
 from apigen_cli.rows.jsonl import OutputFile
 
@@ -28,7 +27,7 @@ def test_every_boundary_is_saved_and_fsync_happens_at_most_once_a_second(tmp_pat
         synced.append(fd)
         real_fsync(fd)
 
-    monkeypatch.setattr(checkpoint.os, "fsync", counting_fsync)
+    monkeypatch.setattr(os, "fsync", counting_fsync)  # the same module object checkpoint.py calls
     clock = Clock()
     state = RunState("digest", seed=1, requests_total=10)
     path = str(tmp_path / "out.jsonl.apigen-run.json")
