@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 
+import orjson
 import pytest
 
 from apigen_cli.checkpoint import RunState, checkpoint_at_request_boundaries
@@ -51,8 +53,11 @@ def test_every_boundary_is_saved_and_fsync_happens_at_most_once_a_second(tmp_pat
 
 
 def test_a_state_saved_without_sync_reads_back_the_same(tmp_path: Path) -> None:
-    state = RunState("digest", seed=3, requests_total=5, requests_done=2, output_bytes=120)
+    report = {"rows": {"bench": {"requested": 3, "reasons": [["exception", 1]]}}, "share": 0.25, "none": None}
+    state = RunState("digest", seed=3, requests_total=5, requests_done=2, output_bytes=120, report=report)
     path = str(tmp_path / "state.json")
     state.save(path, sync=False)
     assert RunState.load(path) == state
+    # the file is the state's fields, in order, as the earlier asdict-based writer wrote them
+    assert (tmp_path / "state.json").read_bytes() == orjson.dumps(asdict(state), option=orjson.OPT_INDENT_2)
     assert not (tmp_path / "state.json.tmp").exists()

@@ -16,7 +16,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -85,7 +85,8 @@ class RunState:
         """
         temporary = path + ".tmp"
         with open(temporary, "wb") as handle:
-            handle.write(orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2))
+            # orjson writes a dataclass as asdict would (same bytes), without asdict's deep copy of the report
+            handle.write(orjson.dumps(self, option=orjson.OPT_INDENT_2))
             if sync:
                 handle.flush()
                 os.fsync(handle.fileno())
