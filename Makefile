@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/library_openapi.py
 	$(BIN)/python benchmarks/grow_examples.py
 	$(BIN)/python benchmarks/report.py
+	$(BIN)/python benchmarks/pipeline.py --phases
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

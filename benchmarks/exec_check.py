@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from apigen_cli import ExecPolicy, Executor, ExecutorOptions, exec_check
-from apigen_cli.execution.executor import default_workers
+from apigen_cli.execution.pool import default_workers
 
 LIBRARY = """
 def add(a, b):

@@ -14,7 +14,9 @@ Each POST to ``/v1/chat/completions`` is answered, in this order, by the next
 queued reply, else by ``handler(request)`` when it returns a reply, else by a
 chat completion whose text echoes the last message (after ``latency`` seconds).
 ``GET /v1/models`` lists ``models``. The benchmark runs it as a process:
-``python tests/llm_server.py --latency 0.05`` prints ``READY <port>``.
+``python tests/llm_server.py --latency 0.05`` prints ``READY <port>``;
+``python -m tests.llm_server --script pipeline`` answers apigen's own prompts
+(``tests/scripted_model.pipeline_handler``), for ``benchmarks/pipeline.py``.
 """
 
 from __future__ import annotations
@@ -326,9 +328,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="A scripted OpenAI-compatible server (for benchmarks).")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds before each reply")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--script",
+        choices=("echo", "pipeline"),
+        default="echo",
+        help="echo: echo the last message; pipeline: answer apigen's generation and judge prompts"
+        " (tests/scripted_model.py; run as `python -m tests.llm_server` from the checkout)",
+    )
     arguments = parser.parse_args()
     server = LLMServer(latency=arguments.latency, port=arguments.port)
     server.keep_requests = False
+    if arguments.script == "pipeline":
+        from tests.scripted_model import pipeline_handler
+
+        server.handler = pipeline_handler
 
     async def run() -> None:
         await server.serve()

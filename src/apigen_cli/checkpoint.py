@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from .errors import ConfigError
 from .rows.jsonl import JsonlWriter
 
 STATE_SUFFIX = ".apigen-run.json"
+SYNC_SECONDS = 1.0  # the most time between two fsyncs of the run state
 
 
 def state_path(output: str) -> str:
@@ -75,12 +77,19 @@ class RunState:
             ) from None
         return cls(**checked_state(data, path))
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, *, sync: bool = True) -> None:
+        """Replace the state file atomically; ``sync`` also forces it to disk first (``fsync``).
+
+        The atomic replace alone is what a crashed or killed process needs (the page
+        cache outlives it); ``fsync`` only matters if the machine itself goes down.
+        """
         temporary = path + ".tmp"
         with open(temporary, "wb") as handle:
-            handle.write(orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2))
-            handle.flush()
-            os.fsync(handle.fileno())
+            # orjson writes a dataclass as asdict would (same bytes), without asdict's deep copy of the report
+            handle.write(orjson.dumps(self, option=orjson.OPT_INDENT_2))
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
 
 
@@ -241,15 +250,21 @@ def checkpoint_at_request_boundaries(
     output: JsonlWriter,
     rejects: JsonlWriter | None,
     before_save: Callable[[RunState], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[dict[str, Any]]:
     """Pass rows through; at each finished request, flush the files and save the state.
 
     The row that starts a new request is held back until the checkpoint of the
     previous one is saved, so the saved byte counts never include a later request.
+    The state is replaced at every boundary but forced to disk (``fsync``, several
+    milliseconds) at most every ``SYNC_SECONDS``: at one pair per request an fsync
+    per request was most of a run's time (benchmarks/pipeline.py). A machine crash
+    can then lose the last second of checkpoints, which a resume redoes.
     """
     base_output = state.output_bytes - output.bytes_written
     base_rejects = state.rejects_bytes - (rejects.bytes_written if rejects else 0)
     current: Any = None
+    last_sync = clock()
 
     def save() -> None:
         output.flush()
@@ -260,7 +275,12 @@ def checkpoint_at_request_boundaries(
         state.rejects_bytes = base_rejects + (rejects.bytes_written if rejects else 0)
         if before_save is not None:
             before_save(state)
-        state.save(path)
+        nonlocal last_sync
+        now = clock()
+        sync = now - last_sync >= SYNC_SECONDS
+        if sync:
+            last_sync = now
+        state.save(path, sync=sync)
 
     for row in rows:
         request = row.get("request_id")
@@ -269,4 +289,5 @@ def checkpoint_at_request_boundaries(
         current = request
         yield row
     if current is not None:
+        last_sync = float("-inf")  # the last checkpoint always goes to disk
         save()
