@@ -893,6 +893,115 @@ JUDGE_GROUP: OptionGroup = {
 }
 
 
+# --- batch (`--batch`, `--batch-dir`): a stage's requests as provider batches (llm/batch.py) ---
+_BATCH_PANEL = "Batch (half price, within 24 hours)"
+BATCH_GROUP: OptionGroup = {
+    "batch": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--batch",
+                rich_help_panel=_BATCH_PANEL,
+                help="Send the LLM requests through the provider's batch API (needs `-o FILE`; a rerun picks the batches up).",
+            ),
+        ],
+        False,
+    ),
+    "batch_dir": (
+        Annotated[
+            Optional[str],
+            typer.Option(
+                "--batch-dir",
+                metavar="DIR",
+                rich_help_panel=_BATCH_PANEL,
+                help="Self-hosted: write DIR/requests.jsonl for `vllm run-batch` and stop; rerun once DIR/results.jsonl is there.",
+            ),
+        ],
+        None,
+    ),
+    "batch_max_requests": (
+        Annotated[
+            int,
+            typer.Option(
+                "--batch-max-requests",
+                envvar="APIGEN_BATCH_MAX_REQUESTS",
+                min=1,
+                metavar="N",
+                rich_help_panel=_BATCH_PANEL,
+                help="Most requests in one batch; more are split.",
+            ),
+        ],
+        50_000,
+    ),
+    "batch_max_bytes": (
+        Annotated[
+            int,
+            typer.Option(
+                "--batch-max-bytes",
+                envvar="APIGEN_BATCH_MAX_BYTES",
+                min=1,
+                metavar="BYTES",
+                rich_help_panel=_BATCH_PANEL,
+                help="Largest batch input file; larger ones are split.",
+            ),
+        ],
+        200_000_000,
+    ),
+    "batch_poll_seconds": (
+        Annotated[
+            float,
+            typer.Option(
+                "--batch-poll-seconds",
+                envvar="APIGEN_BATCH_POLL_SECONDS",
+                min=0,
+                metavar="S",
+                rich_help_panel=_BATCH_PANEL,
+                help="First wait between status checks; it doubles up to 5 minutes.",
+            ),
+        ],
+        10.0,
+    ),
+}
+_BATCH_FLAGS = frozenset(BATCH_GROUP)
+
+
+def _batch_settings(params: Mapping[str, Any], output: str) -> Any:
+    """The BatchSettings the batch options ask for, or None without `--batch` / `--batch-dir`."""
+    from .llm.batch import BatchSettings, state_path
+
+    limits = {
+        "max_requests": params["batch_max_requests"],
+        "max_bytes": params["batch_max_bytes"],
+        "poll_seconds": params["batch_poll_seconds"],
+    }
+    if params["batch_dir"]:
+        return BatchSettings(folder=params["batch_dir"], **limits)
+    if not params["batch"]:
+        return None
+    if output == "-":
+        raise ConfigError(
+            "`--batch` needs `-o FILE`: its batches are remembered beside the output, so that a rerun picks them up",
+            hint="pass `-o FILE` (batches can take hours), or leave `--batch` out",
+        )
+    return BatchSettings(state_file=state_path(output), **limits)
+
+
+def _say_batches(messages: Messages, chat: Any) -> dict[str, dict[str, int]]:
+    """Say which stages ran as batches, with their tokens; the same for the report."""
+    from .llm.batch import summary, summary_lines
+
+    backend = getattr(chat, "batches", None)
+    if backend is None:
+        return {}
+    stages = summary(backend.state.batches)
+    for line in summary_lines(stages):
+        messages.info(line)
+    return stages
+
+
+# --- end batch ---
+
+
 def _generation(params: Mapping[str, Any], apis: str, llm: LLMSettings) -> Generation:
     """The generation job the options describe; the seed is --seed, else a fresh random one."""
     seed = llm.seed if llm.seed is not None else random.SystemRandom().randrange(1, 2**31)
@@ -929,7 +1038,7 @@ def _say_usage(messages: Messages, chat: ChatService) -> None:
 
 
 @app.command("generate")
-@_with_options(GENERATION_GROUP, LLM_GROUP)
+@_with_options(GENERATION_GROUP, LLM_GROUP, BATCH_GROUP)
 def generate(
     ctx: typer.Context,
     apis: ApisArg,
@@ -961,17 +1070,21 @@ def generate(
         job = _generation(ctx.params, apis, llm)
         if job.examples_left_out:
             messages.warning(f"{job.examples_left_out} rows of `--examples` fail the format check and are not used")
-        chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
+        batch = _batch_settings(ctx.params, output)
+        chat = stack.enter_context(
+            open_chat_service(llm, on_warning=messages.warning, batch=batch, on_batch_status=messages.info)
+        )
         rows = generate_rows(job.plans(), chat, job.prompts, with_schema=llm.json_mode == "schema")
         summary = write_rows("generate", rows, where, wrap=lambda rows: messages.llm_progress(rows, "generate", chat.progress))
         summary.words = ("rows", "failed requests")
         messages.info(f"seed {job.settings.seed}: pass `--seed {job.settings.seed}` to sample the same requests again")
         _say_usage(messages, chat)
+        _say_batches(messages, chat)
     _finish(messages, summary, strict)
 
 
 @app.command("semantic-check")
-@_with_options(STAGE_IO_GROUP, JUDGE_GROUP, LLM_GROUP)
+@_with_options(STAGE_IO_GROUP, JUDGE_GROUP, LLM_GROUP, BATCH_GROUP)
 def semantic_check(ctx: typer.Context) -> None:
     """Ask an LLM judge whether each row's calls and results answer its query (stage 4).
 
@@ -992,11 +1105,21 @@ def semantic_check(ctx: typer.Context) -> None:
         llm = llm_settings(ctx)
         judge = _judge_settings(ctx.params, llm)
         prompts = load_prompts(None)
-        chat = resources.enter_context(open_chat_service(replace(llm, models=judge.judges), on_warning=messages.warning))
+        batch = _batch_settings(ctx.params, ctx.params["output"])
+        chat = resources.enter_context(
+            open_chat_service(
+                replace(llm, models=judge.judges), on_warning=messages.warning, batch=batch, on_batch_status=messages.info
+            )
+        )
+
+        def after() -> None:
+            _say_usage(messages, chat)
+            _say_batches(messages, chat)
+
         return _StageRun(
             lambda rows: semantic_check_rows(rows, chat, prompts, judge),
             wrap=lambda rows: messages.llm_progress(rows, "semantic-check", chat.progress),
-            after=lambda: _say_usage(messages, chat),
+            after=after,
         )
 
     _run_stage_command("semantic-check", ctx.params, setup)
@@ -1019,13 +1142,14 @@ def _open_report(path: str) -> Iterator[Any]:
 
 
 # Flags that change how a run goes but not which rows it writes: a rerun may change them and still resume.
-_NOT_DECIDING_ROWS = frozenset(
-    {"quiet", "verbose", "overwrite", "report", "output", "rejects", "strict", "workers", "http_concurrency"}
+_NOT_DECIDING_ROWS = (
+    frozenset({"quiet", "verbose", "overwrite", "report", "output", "rejects", "strict", "workers", "http_concurrency"})
+    | _BATCH_FLAGS
 )
 
 
 @app.command("run")
-@_with_options(GENERATION_GROUP, _exec_group("--exec-timeout"), JUDGE_GROUP, LLM_GROUP)
+@_with_options(GENERATION_GROUP, _exec_group("--exec-timeout"), JUDGE_GROUP, LLM_GROUP, BATCH_GROUP)
 def run_command(
     ctx: typer.Context,
     apis: ApisArg,
@@ -1074,8 +1198,16 @@ def run_command(
         executor, policy = _executor(ctx.params, messages)
         stack.callback(executor.close)
         executor.start()
+        batch = _batch_settings(ctx.params, output)
+        if batch is not None and batch.state_file and overwrite and os.path.exists(batch.state_file):
+            os.remove(batch.state_file)  # afresh means new batches too
         chat = stack.enter_context(
-            open_chat_service(replace(llm, models=tuple(dict.fromkeys(llm.models + judge.judges))), on_warning=messages.warning)
+            open_chat_service(
+                replace(llm, models=tuple(dict.fromkeys(llm.models + judge.judges))),
+                on_warning=messages.warning,
+                batch=batch,
+                on_batch_status=messages.info,
+            )
         )
         parts = PipelineParts(chat, job.prompts, executor, policy, judge, with_schema=llm.json_mode == "schema")
         names = [*STAGE_NAMES, "dedup"] if dedup else list(STAGE_NAMES)
@@ -1094,16 +1226,126 @@ def run_command(
             messages.info(f"{outcome.rejects_dropped} rejected rows were dropped: pass `--rejects FILE` to keep them")
         if outcome.requests_skipped and not outcome.already_complete:
             messages.info(f"resumed: {outcome.requests_skipped} of {outcome.requests_total} requests were already done")
-        if report_file is not None:
-            report_file.write(orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2))
-            report_file.close()
         for line in outcome.report.lines():
             messages.info(line)
+        batches = _say_batches(messages, chat)
+        if report_file is not None:
+            extra = {"seed": outcome.seed} | ({"batches": batches} if batches else {})
+            report_file.write(orjson.dumps(outcome.report.as_dict() | extra, option=orjson.OPT_INDENT_2))
+            report_file.close()
         messages.info(f"seed {outcome.seed}")
     total = outcome.report.total()
     messages.info(f"run: {total.verified} verified of {total.requested} requested ({total.pass_rate:.1%})")
     if strict and total.verified < total.requested:
         raise typer.Exit(EXIT_REJECTED)
+
+
+# --- batch status / batch cancel: the batches a `--batch` command left beside its output ---
+
+batch_app = typer.Typer(name="batch", help="Show or cancel the provider batches of a `--batch` run.", no_args_is_help=True)
+app.add_typer(batch_app)
+
+BatchOutputArg = Annotated[str, typer.Argument(metavar="OUTPUT", help="The `-o FILE` of the command that ran with `--batch`.")]
+BatchBaseUrlOpt = Annotated[
+    Optional[str],
+    typer.Option("--base-url", envvar="APIGEN_BASE_URL", metavar="URL", help="The endpoint [default: the one the run used]."),
+]
+
+
+def _batch_backend(output: str, base_url: str | None, api_key_env: str | None) -> Any:
+    """The batch backend over the state beside ``output``; ConfigError when there is none."""
+    from .llm.batch import BatchBackend, BatchSettings, BatchState, state_path
+    from .llm.http_backend import normalise_base_url
+
+    path = state_path(output)
+    state = BatchState.load(path)
+    if not os.path.exists(path):
+        raise ConfigError(
+            f"no batches are recorded for `{output}` (`{path}` is absent)",
+            hint="name the `-o FILE` of a command that ran with `--batch`",
+        )
+    url = base_url or state.base_url
+    if not url:
+        raise ConfigError(f"`{path}` does not say which endpoint its batches are at", hint="pass `--base-url URL`")
+    settings = LLMSettings(base_url=url, api_key_env=api_key_env)
+    return BatchBackend(settings, BatchSettings(state_file=path), base_url=normalise_base_url(url))
+
+
+def _batch_line(entry: Any) -> str:
+    counts = entry.counts
+    total = counts.get("total") or len(entry.custom_ids)
+    return (
+        f"{entry.id or '(not created)'}  {entry.stage}  {entry.model}  {entry.status}  "
+        f"{counts.get('completed', 0)}/{total} done  {counts.get('failed', 0)} failed"
+    )
+
+
+@batch_app.command("status")
+def batch_status(
+    output: BatchOutputArg,
+    refresh: Annotated[
+        bool, typer.Option("--refresh/--no-refresh", help="Ask the provider for the state of unfinished batches first.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per batch.")] = False,
+    base_url: BatchBaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show the batches of a `--batch` run: id, stage, model, status, requests done and failed.
+
+    Examples:
+
+        apigen batch status data.jsonl
+
+        apigen batch status data.jsonl --no-refresh --json | jq -r .status
+    """
+    messages = Messages(verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        backend = _batch_backend(output, base_url, api_key_env)
+        try:
+            if refresh:
+                backend.refresh()
+        finally:
+            backend.close()
+        entries = backend.state.batches
+    if as_json:
+        sys.stdout.buffer.write(
+            b"".join(orjson.dumps(vars(entry) | {"custom_ids": len(entry.custom_ids)}) + b"\n" for entry in entries)
+        )
+        sys.stdout.flush()
+        return
+    for entry in entries:
+        typer.echo(_batch_line(entry))
+
+
+@batch_app.command("cancel")
+def batch_cancel(
+    output: BatchOutputArg,
+    base_url: BatchBaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Cancel the unfinished batches of a `--batch` run; a rerun then rejects their requests as `llm_error`.
+
+    Examples:
+
+        apigen batch cancel data.jsonl
+
+        apigen batch cancel data.jsonl --base-url https://api.openai.com/v1
+    """
+    messages = Messages(verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        backend = _batch_backend(output, base_url, api_key_env)
+        try:
+            cancelled = backend.cancel()
+        finally:
+            backend.close()
+    for entry in cancelled:
+        typer.echo(_batch_line(entry))
+    messages.info(f"batch cancel: {len(cancelled)} batches cancelled")
+
+
+# --- end batch ---
 
 
 def run() -> None:

@@ -12,8 +12,8 @@ committee) are written: keys of the judge's reply never reach the row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import orjson
 
@@ -22,6 +22,8 @@ from ..problems import Problem
 from ..rows.records import ANSWERS, QUERY, REJECTED_BY, TOOLS, Row, reject
 from .extract import NOT_FOUND, find_json
 from .prompts import PromptSet
+
+T = TypeVar("T")
 
 STAGE = "semantic_check"
 KEEP_FIELD = "keep_row_after_semantic_check"
@@ -201,11 +203,60 @@ def semantic_check(rows: Iterable[Row], chat: ChatService, prompts: PromptSet, s
                 yield (row, index), judge_request(row, model, prompts, settings)
 
     verdicts: list[Verdict] = []
-    for ((row, index), request), result in map_optional(chat, requests()):
-        if request is None or result is None:
+    if getattr(chat, "collects_requests", False):
+        answered = _verdicts_in_rounds(chat, map_optional(chat, requests()), settings)
+    else:
+        answered = (
+            (tag, None if request is None or result is None else _verdict(chat, request, result, settings))
+            for (tag, request), result in map_optional(chat, requests())
+        )
+    for (row, index), verdict in answered:
+        if verdict is None:
             yield row
             continue
-        verdicts.append(_verdict(chat, request, result, settings))
+        verdicts.append(verdict)
         if index == len(settings.judges) - 1:
             yield decide(row, verdicts)
             verdicts = []
+
+
+# --- batch (`--batch`): a service that reads all its input before answering asks again in rounds ---
+
+
+def _reask_request(request: ChatRequest, result: ChatResult) -> ChatRequest | None:
+    """The request asking again after an unreadable reply (as ``_verdict`` builds it), or None."""
+    if not result.ok or read_verdict(result.text or "") is not None:
+        return None
+    messages = [*request.messages, {"role": "assistant", "content": result.text or ""}, {"role": "user", "content": _REASK}]
+    return ChatRequest(request.key, request.model, messages, request.response_schema, request.offline_task)
+
+
+def _verdicts_in_rounds(
+    chat: ChatService, first: Iterable[tuple[tuple[T, ChatRequest | None], ChatResult | None]], settings: JudgeSettings
+) -> Iterator[tuple[T, Verdict | None]]:
+    """The verdicts ``_verdict`` gives, with every row's n-th re-ask sent together (one batch per round)."""
+    stream: Iterator[tuple[T, ChatRequest | None, ChatResult | None]] = (
+        (tag, request, result) for (tag, request), result in first
+    )
+    for _round in range(settings.max_reasks):
+        stream = _reask_round(chat, stream)
+    for tag, request, result in stream:
+        if request is None or result is None:
+            yield tag, None
+        else:
+            yield tag, _verdict(chat, request, result, replace(settings, max_reasks=0))
+
+
+def _reask_round(
+    chat: ChatService, stream: Iterator[tuple[T, ChatRequest | None, ChatResult | None]]
+) -> Iterator[tuple[T, ChatRequest | None, ChatResult | None]]:
+    def asks() -> Iterator[tuple[tuple[T, ChatRequest | None, ChatResult | None], ChatRequest | None]]:
+        for tag, request, result in stream:
+            again = _reask_request(request, result) if request is not None and result is not None else None
+            yield (tag, request, result), again
+
+    for ((tag, request, result), again), answer in map_optional(chat, asks()):
+        yield tag, request, (answer if again is not None else result)
+
+
+# --- end batch ---
