@@ -8,7 +8,7 @@ Real sockets, real HTTP/1.1, real multipart uploads. Tests start it in a thread:
 
 Each ``GET /v1/batches/{id}`` moves a batch one step along ``steps`` (by default
 validating -> in_progress -> finalizing -> completed); while ``hold`` is cleared,
-batches stay ``in_progress``. On completion every request line is answered by
+batches (from the ``hold_from``-th on) stay ``in_progress``. On completion every request line is answered by
 ``handler`` (a ``Received`` chat request -> ``Reply``, as for ``LLMServer``): 200
 replies go to the output file, others to the error file, in reverse order (the
 provider's order is not the input's). ``fate(batch_number)`` may say ``expired``
@@ -56,6 +56,7 @@ class BatchServer:
         self.log: list[tuple[str, str]] = []
         self.hold = threading.Event()
         self.hold.set()
+        self.hold_from = 1  # the first batch that `hold` holds
         self.hold_create = threading.Event()
         self.hold_create.set()
         self.created_event = threading.Event()
@@ -212,7 +213,7 @@ class BatchServer:
         if batch["status"] == "cancelling":
             batch["status"] = "cancelled"
             return
-        if not self.hold.is_set() and batch["status"] == "in_progress":
+        if not self.hold.is_set() and batch["status"] == "in_progress" and batch["_number"] >= self.hold_from:
             return
         fate = self.fate(batch["_number"])
         if fate == "failed":

@@ -224,6 +224,36 @@ def test_a_process_killed_between_submit_and_collect_is_followed_by_one_that_sub
     assert rows == _online_rows(runner, tmp_path, *GENERATE)
 
 
+def test_run_batch_killed_while_the_judge_batch_runs_resumes_without_submitting_again(runner: CliRunner, tmp_path: Path) -> None:
+    flags = ["run", APIS, "--functions", FUNCTIONS, "-m", "test-model", "-J", "test-model", "-n", "18", "--seed", "3"]
+    out, rejects, log = tmp_path / "batch.jsonl", tmp_path / "rejects.jsonl", tmp_path / "llm.jsonl"
+    with BatchServer(pipeline_handler) as server:
+        server.hold.clear()
+        server.hold_from = 2  # the generation batch completes, the judge batch stays in progress
+        args = [*flags, "--base-url", server.url, "-o", str(out), "--rejects", str(rejects), "--batch", "--log-llm", str(log)]
+        process = _popen(*args, "--batch-poll-seconds", "0.01")
+        try:
+            for _ in range(600):
+                server.polled_event.clear()
+                _wait(server.polled_event, process)
+                if len(server.created) == 2:
+                    break
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=30)
+        assert [request["metadata"]["apigen_stage"] for request in server.created] == ["generate", "semantic-check"]
+        server.hold.set()
+        result = invoke(runner, *args, *FAST)
+        assert result.exit_code == 0, result.stderr
+        assert len(server.created) == 2 and server.uploads == 2
+    online = _online_rows(runner, tmp_path, *flags)
+    assert read_jsonl(out) == online
+    # --log-llm saw the batch replies of the finished run as it sees online ones
+    entries = [entry for entry in read_jsonl(log) if entry["response"] is not None]
+    assert {entry["endpoint"] for entry in entries} == {server.url}
+    assert len([entry for entry in entries if "pairs" in entry["response"]]) >= 6
+
+
 def test_batch_status_and_cancel(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "b.jsonl"
     with BatchServer(pipeline_handler) as server:
@@ -290,3 +320,58 @@ def test_batch_dir_writes_requests_for_vllm_and_a_rerun_with_results_carries_on(
     second = invoke(runner, *args)
     assert second.exit_code == 0, second.stderr
     assert read_jsonl(out) == _online_rows(runner, tmp_path, *GENERATE)
+
+
+# --- the README's Batch examples, run in order against the scripted batch API -------------
+
+README = (PROJECT / "README.md").read_text()
+
+
+def _sh_lines(section: str) -> list[str]:
+    body = README.split(section, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in body.split("```sh\n")[1:]]
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def _play_vllm(requests: Path, results: Path) -> None:
+    """What `vllm run-batch -i REQUESTS -o RESULTS` writes: one result line per request line."""
+    lines = []
+    for line in requests.read_text().splitlines():
+        request = json.loads(line)
+        reply = pipeline_handler(Received("POST", request["url"], {}, orjson.dumps(request["body"])))
+        body = {"choices": [{"message": {"role": "assistant", "content": reply.text}}], "usage": {"prompt_tokens": 5}}
+        lines.append({"id": "vllm", "custom_id": request["custom_id"], "response": {"status_code": 200, "body": body}})
+    write_jsonl(results, lines)
+
+
+def test_the_readme_batch_examples_run(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    lines = [*_sh_lines("\n## Batch\n"), *_sh_lines("### `apigen batch status`"), *_sh_lines("### `apigen batch cancel`")]
+    assert sum(line.startswith("apigen ") for line in lines) == 9 and any(line.startswith("vllm ") for line in lines)
+    with BatchServer(pipeline_handler) as server:
+        swap = {
+            "https://api.openai.com/v1": server.url,
+            "http://localhost:8000/v1": "http://127.0.0.1:9/v1",
+            "apis.jsonl": APIS,
+            "lib/": FUNCTIONS,
+            "40000": "12",
+            "1000": "12",
+        }
+        for line in lines:
+            command, _, pipe = line.partition(" | ")
+            words = [swap.get(word, word) for word in command.split()]
+            if words[0] == "vllm":
+                _play_vllm(Path(words[words.index("-i") + 1]), Path(words[words.index("-o") + 1]))
+                continue
+            if "executed.jsonl" in words:  # the stage before: format-check and exec-check of the generated rows
+                invoke(runner, "format-check", "generated.jsonl", "-o", "checked.jsonl")
+                invoke(runner, "exec-check", "checked.jsonl", "--functions", FUNCTIONS, "-o", "executed.jsonl")
+            if "--batch" in words:
+                words += ["--batch-poll-seconds", "0"]
+            result = invoke(runner, *words[1:])
+            pending = "--batch-dir" in words and not Path("vllm-batch/results.jsonl").exists()
+            assert result.exit_code == (2 if pending else 0), (line, result.stderr)
+            if "--json" in words:
+                assert [json.loads(entry)["status"] for entry in result.stdout.splitlines()] == ["completed"]
+    assert len(read_jsonl("generated.jsonl")) == 12 and read_jsonl("judged.jsonl")
+    assert json.loads(Path("report.json").read_text())["batches"]["semantic-check"]["batches"] == 1
