@@ -16,6 +16,7 @@ provider's order is not the input's). ``fate(batch_number)`` may say ``expired``
 failed). ``POST /v1/chat/completions`` is answered by ``handler`` at once, as a
 provider answers online requests too. Creating a batch sets ``created_event``; with ``hold_create`` cleared, the
 reply to the create call waits (the batch exists already, as on a real provider).
+Downloading a file sets ``download_event``; with ``hold_download`` cleared, it waits.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class BatchServer:
         self.hold_create = threading.Event()
         self.hold_create.set()
         self.created_event = threading.Event()
+        self.hold_download = threading.Event()
+        self.hold_download.set()
+        self.download_event = threading.Event()
         self.polled_event = threading.Event()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -108,6 +112,7 @@ class BatchServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.hold.set()
+        self.hold_download.set()
         self.hold_create.set()
         assert self._server is not None
         self._server.shutdown()
@@ -131,6 +136,8 @@ class BatchServer:
             file_id = path.split("/")[3]
             if file_id not in self.files:
                 return 404, {"error": {"message": f"no file {file_id}"}}
+            self.download_event.set()
+            self.hold_download.wait(60)
             return 200, self.files[file_id]
         if path.startswith("/v1/batches/"):
             batch_id = path.split("/")[3]

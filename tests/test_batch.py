@@ -19,7 +19,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from .batch_server import BatchServer
+from .batch_server import BatchServer, echo
 from .conftest import PROJECT, invoke, read_jsonl, write_jsonl
 from .llm_server import LLMServer, Received, Reply
 from .scripted_model import generation_reply, is_judge, judge_reply, pipeline_handler
@@ -189,28 +189,33 @@ def _popen(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([*APIGEN, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("moment", ["polling", "creating"])
+@pytest.mark.parametrize("moment", ["creating", "polling", "downloading"])
 def test_a_process_killed_between_submit_and_collect_is_followed_by_one_that_submits_nothing_twice(
     runner: CliRunner, tmp_path: Path, moment: str
 ) -> None:
     out = tmp_path / "b.jsonl"
     with BatchServer(pipeline_handler) as server:
         args = [*GENERATE, "--base-url", server.url, "-o", str(out), "--batch", "--batch-poll-seconds", "0.01"]
-        if moment == "polling":
+        if moment == "creating":
+            server.hold_create.clear()  # the batch exists, but its id never reaches the client
+        elif moment == "polling":
             server.hold.clear()  # batches stay in_progress
         else:
-            server.hold_create.clear()  # the batch exists, but its id never reaches the client
+            server.hold_download.clear()  # the batch is done; its output file is on its way
         process = _popen(*args)
         try:
             _wait(server.created_event, process)
             if moment == "polling":
                 server.polled_event.clear()
                 _wait(server.polled_event, process)
+            if moment == "downloading":
+                _wait(server.download_event, process)
         finally:
             process.send_signal(signal.SIGKILL)
             process.communicate(timeout=30)
         server.hold.set()
         server.hold_create.set()
+        server.hold_download.set()
         assert len(server.created) == 1
         assert not out.exists() or out.read_text() == ""
         result = invoke(runner, *args[:-1], "0")
@@ -279,6 +284,7 @@ def test_batch_status_and_cancel(runner: CliRunner, tmp_path: Path) -> None:
         assert process.returncode == 0, stderr
         assert len(server.created) == 1
         assert "8 failed requests" in stderr
+        assert "--batch` changes nothing" not in stderr
         listed = invoke(runner, "batch", "status", str(out), "--no-refresh", "--json")
         assert [json.loads(line)["status"] for line in listed.stdout.splitlines()] == ["cancelled"]
     missing = invoke(runner, "batch", "status", str(tmp_path / "none.jsonl"))
@@ -375,3 +381,55 @@ def test_the_readme_batch_examples_run(runner: CliRunner, tmp_path: Path, monkey
                 assert [json.loads(entry)["status"] for entry in result.stdout.splitlines()] == ["completed"]
     assert len(read_jsonl("generated.jsonl")) == 12 and read_jsonl("judged.jsonl")
     assert json.loads(Path("report.json").read_text())["batches"]["semantic-check"]["batches"] == 1
+
+
+def test_polling_waits_twice_as_long_each_time_up_to_the_cap_and_says_each_change(tmp_path: Path) -> None:
+    from apigen_cli.config import LLMSettings
+    from apigen_cli.llm.batch import BatchBackend, BatchSettings
+    from apigen_cli.llm.chat import ChatRequest
+
+    slept: list[float] = []
+    said: list[str] = []
+    with BatchServer(echo) as server:
+        server.hold.clear()
+
+        def sleep(seconds: float) -> None:  # no real waiting: the server moves on after the fifth wait
+            slept.append(seconds)
+            if len(slept) == 5:
+                server.hold.set()
+
+        backend = BatchBackend(
+            LLMSettings(base_url=server.url, models=("m",)),
+            BatchSettings(state_file=str(tmp_path / "s.json"), poll_seconds=10, poll_cap=40),
+            base_url=server.url,
+            sleep=sleep,
+            clock=lambda: 600.0,
+            on_status=said.append,
+        )
+        messages = [{"role": "user", "content": "hello"}]
+        [result] = backend.answer([ChatRequest("k", "m", messages)], [{"model": "m", "messages": messages}])
+        backend.close()
+    assert result.ok and result.text == "hello" and result.prompt_tokens == 11
+    assert slept == [10, 20, 40, 40, 40, 40]
+    assert said == [
+        "batch batch_2 submitted: 1 llm requests for model `m`",
+        "batch batch_2 (llm): in_progress, 0/1 done, 0 failed, 0 min",
+        "batch batch_2 (llm): finalizing, 0/1 done, 0 failed, 0 min",
+        "batch batch_2 (llm): completed, 1/1 done, 0 failed, 0 min",
+    ]
+
+
+def test_a_committee_of_judges_gets_one_batch_per_model_and_the_online_rows(runner: CliRunner, tmp_path: Path) -> None:
+    generated = tmp_path / "generated.jsonl"
+    invoke(runner, "generate", APIS, "-m", "offline", "-n", "12", "--seed", "2", "-o", str(generated))
+    judges = ["semantic-check", str(generated), "-J", "test-model", "-J", "other-model", "-J", "test-model"]
+    online = _online_rows(runner, tmp_path, *judges)
+    with BatchServer(pipeline_handler) as server:
+        out = tmp_path / "judged.jsonl"
+        result = invoke(runner, *judges, "--base-url", server.url, "-o", str(out), "--batch", *FAST)
+        assert result.exit_code == 0, result.stderr
+        models = [
+            {json.loads(line)["body"]["model"] for line in server.files[r["input_file_id"]].splitlines()} for r in server.created
+        ]
+    assert models == [{"test-model"}, {"other-model"}]
+    assert read_jsonl(out) == online and online and all(len(row["judges"]) == 3 for row in online)

@@ -350,6 +350,7 @@ class BatchBackend:
             self._settle(mine)
             best: dict[str, Outcome] = {}
             tries: dict[str, int] = {}
+            cancelled: set[str] = set()  # not sent again: `apigen batch cancel` means stop paying
             for entry in mine:
                 found = self._collect(entry)
                 for name in wanted.intersection(entry.custom_ids):
@@ -357,14 +358,17 @@ class BatchBackend:
                     if outcome.text is not None:
                         best[name] = outcome
                         continue
-                    # A cancelled request is not sent again: `apigen batch cancel` means stop paying.
-                    tries[name] = self.batch.retries + 1 if entry.status == "cancelled" else tries.get(name, 0) + 1
+                    tries[name] = tries.get(name, 0) + 1
+                    if entry.status == "cancelled":
+                        cancelled.add(name)
                     if name not in best or best[name].text is None:
                         best[name] = outcome
             pending = [
                 name
                 for name in dict.fromkeys(names)
-                if (name not in best or best[name].text is None) and tries.get(name, 0) <= self.batch.retries
+                if (name not in best or best[name].text is None)
+                and name not in cancelled
+                and tries.get(name, 0) <= self.batch.retries
             ]
             if not pending:
                 return best, tries

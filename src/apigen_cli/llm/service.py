@@ -154,6 +154,8 @@ class LLMClient:
                     on_status=on_batch_status,
                     environ=environ,
                 )
+            elif batch is not None and on_warning is not None:
+                on_warning("`--batch` changes nothing for `--model offline`, which answers at once, without a provider")
             # --- end batch ---
             if settings.log_path:
                 self._log = ExchangeLog(settings.log_path, settings.base_url)
