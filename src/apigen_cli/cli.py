@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Optional, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar, get_type_hints
 
 import orjson
 import typer
@@ -28,7 +28,7 @@ from .errors import ApigenError, ConfigError
 from .execution.calls import ExecutorOptions, HttpOptions
 from .execution.executor import Executor
 from .llm.chat import ChatService
-from .llm.service import open_chat_service, usage_lines
+from .llm.service import LLMClient, open_chat_service, usage_lines
 from .pipeline import STAGE_NAMES, PipelineParts, RunTarget, run_job
 from .report import report_from_files
 from .rows.routing import StageSummary
@@ -43,6 +43,9 @@ from .stages.sampling import GenerationSettings, parse_range, parse_styles
 from .stages.semantic_check import JudgeSettings
 from .stages.semantic_check import semantic_check as semantic_check_rows
 from .version import __version__
+
+if TYPE_CHECKING:  # the batch module (httpx) loads only when `--batch` or `batch ...` is asked
+    from .llm.batch import BatchBackend, BatchEntry, BatchSettings
 
 app = typer.Typer(
     name="apigen",
@@ -965,7 +968,7 @@ BATCH_GROUP: OptionGroup = {
 _BATCH_FLAGS = frozenset(BATCH_GROUP)
 
 
-def _batch_settings(params: Mapping[str, Any], output: str) -> Any:
+def _batch_settings(params: Mapping[str, Any], output: str) -> BatchSettings | None:
     """The BatchSettings the batch options ask for, or None without `--batch` / `--batch-dir`."""
     from .llm.batch import BatchSettings, state_path
 
@@ -986,11 +989,11 @@ def _batch_settings(params: Mapping[str, Any], output: str) -> Any:
     return BatchSettings(state_file=state_path(output), **limits)
 
 
-def _say_batches(messages: Messages, chat: Any) -> dict[str, dict[str, int]]:
+def _say_batches(messages: Messages, chat: LLMClient) -> dict[str, dict[str, int]]:
     """Say which stages ran as batches, with their tokens; the same for the report."""
     from .llm.batch import summary, summary_lines
 
-    backend = getattr(chat, "batches", None)
+    backend = chat.batches
     if backend is None:
         return {}
     stages = summary(backend.state.batches)
@@ -1252,7 +1255,7 @@ BatchBaseUrlOpt = Annotated[
 ]
 
 
-def _batch_backend(output: str, base_url: str | None, api_key_env: str | None) -> Any:
+def _batch_backend(output: str, base_url: str | None, api_key_env: str | None) -> BatchBackend:
     """The batch backend over the state beside ``output``; ConfigError when there is none."""
     from .llm.batch import BatchBackend, BatchSettings, BatchState, state_path
     from .llm.http_backend import normalise_base_url
@@ -1271,7 +1274,7 @@ def _batch_backend(output: str, base_url: str | None, api_key_env: str | None) -
     return BatchBackend(settings, BatchSettings(state_file=path), base_url=normalise_base_url(url))
 
 
-def _batch_line(entry: Any) -> str:
+def _batch_line(entry: BatchEntry) -> str:
     counts = entry.counts
     total = counts.get("total") or len(entry.custom_ids)
     return (

@@ -32,8 +32,10 @@ a rerun reads ``DIR/results.jsonl`` and carries on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -142,12 +144,18 @@ class BatchState:
         folder = os.path.dirname(self.path)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        temporary = self.path + ".tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(orjson.dumps(data))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        # A temporary file of its own: `apigen batch status` may save while the command itself does.
+        descriptor, temporary = tempfile.mkstemp(prefix=os.path.basename(self.path) + ".", suffix=".tmp", dir=folder or ".")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(orjson.dumps(data))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+            raise
 
 
 def summary(batches: Iterable[BatchEntry]) -> dict[str, dict[str, int]]:

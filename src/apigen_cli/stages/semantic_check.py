@@ -137,6 +137,14 @@ def _wants_judging(row: Row, settings: JudgeSettings) -> bool:
     return settings.include_failed and row[REJECTED_BY] == "exec_check"
 
 
+def _reask_request(request: ChatRequest, result: ChatResult) -> ChatRequest | None:
+    """The request asking again after a reply with text but no verdict (the unreadable reply shown), or None."""
+    if not result.ok or read_verdict(result.text or "") is not None:
+        return None
+    messages = [*request.messages, {"role": "assistant", "content": result.text or ""}, {"role": "user", "content": _REASK}]
+    return ChatRequest(request.key, request.model, messages, request.response_schema, request.offline_task)
+
+
 def _verdict(chat: ChatService, request: ChatRequest, result: ChatResult, settings: JudgeSettings) -> Verdict:
     """Read a judge's answer, asking again (with the unreadable reply shown) up to the limit."""
     attempts = 0
@@ -156,8 +164,8 @@ def _verdict(chat: ChatService, request: ChatRequest, result: ChatResult, settin
                 Problem("judge_unparseable", f"judge `{request.model}` gave no readable verdict: {snippet!r}"),
             )
         attempts += 1
-        messages = [*request.messages, {"role": "assistant", "content": result.text or ""}, {"role": "user", "content": _REASK}]
-        retry = ChatRequest(request.key, request.model, messages, request.response_schema, request.offline_task)
+        retry = _reask_request(request, result)
+        assert retry is not None  # the reply was text without a verdict
         [(_, result)] = list(chat.map([(None, retry)]))
 
 
@@ -221,14 +229,6 @@ def semantic_check(rows: Iterable[Row], chat: ChatService, prompts: PromptSet, s
 
 
 # --- batch (`--batch`): a service that reads all its input before answering asks again in rounds ---
-
-
-def _reask_request(request: ChatRequest, result: ChatResult) -> ChatRequest | None:
-    """The request asking again after an unreadable reply (as ``_verdict`` builds it), or None."""
-    if not result.ok or read_verdict(result.text or "") is not None:
-        return None
-    messages = [*request.messages, {"role": "assistant", "content": result.text or ""}, {"role": "user", "content": _REASK}]
-    return ChatRequest(request.key, request.model, messages, request.response_schema, request.offline_task)
 
 
 def _verdicts_in_rounds(
