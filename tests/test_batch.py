@@ -433,3 +433,17 @@ def test_a_committee_of_judges_gets_one_batch_per_model_and_the_online_rows(runn
         ]
     assert models == [{"test-model"}, {"other-model"}]
     assert read_jsonl(out) == online and online and all(len(row["judges"]) == 3 for row in online)
+
+
+def test_run_batch_with_overwrite_starts_new_batches(runner: CliRunner, tmp_path: Path) -> None:
+    flags = ["run", APIS, "--functions", FUNCTIONS, "-m", "test-model", "-J", "test-model", "-n", "6", "--seed", "4"]
+    out = tmp_path / "data.jsonl"
+    with BatchServer(pipeline_handler) as server:
+        args = [*flags, "--base-url", server.url, "-o", str(out), "--batch", *FAST]
+        assert invoke(runner, *args).exit_code == 0
+        first = len(server.created)
+        again = invoke(runner, *args)
+        assert again.exit_code == 0 and "already holds this run" in again.stderr and len(server.created) == first
+        afresh = invoke(runner, *args, "--overwrite")
+        assert afresh.exit_code == 0, afresh.stderr
+        assert len(server.created) == 2 * first and first == 2
