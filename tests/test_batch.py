@@ -447,3 +447,17 @@ def test_run_batch_with_overwrite_starts_new_batches(runner: CliRunner, tmp_path
         afresh = invoke(runner, *args, "--overwrite")
         assert afresh.exit_code == 0, afresh.stderr
         assert len(server.created) == 2 * first and first == 2
+
+
+def test_batch_status_at_an_endpoint_without_the_batch_is_one_error_naming_base_url(runner: CliRunner, tmp_path: Path) -> None:
+    entry = {"tag": "t", "model": "m", "stage": "generate", "custom_ids": ["r1"], "input_file_id": "f", "id": "b1"}
+    (tmp_path / "b.jsonl.batch.json").write_text(
+        json.dumps({"base_url": "http://x/v1", "batches": [entry | {"status": "in_progress"}]})
+    )
+    with LLMServer() as online:
+        result = invoke(runner, "batch", "status", str(tmp_path / "b.jsonl"), "--base-url", online.url)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: the batch API refused `GET {online.url}/batches/b1`: 404: no route /v1/batches/b1")
+    assert "hint: check `--base-url`: the batches are at the endpoint the run used" in result.stderr
+    listed = invoke(runner, "batch", "status", str(tmp_path / "b.jsonl"), "--no-refresh")
+    assert listed.exit_code == 0 and listed.stdout.split()[:4] == ["b1", "generate", "m", "in_progress"]

@@ -1265,13 +1265,15 @@ def _batch_backend(output: str, base_url: str | None, api_key_env: str | None) -
     if not os.path.exists(path):
         raise ConfigError(
             f"no batches are recorded for `{output}` (`{path}` is absent)",
-            hint="name the `-o FILE` of a command that ran with `--batch`",
+            hint="name the output file (`-o FILE`) of a command that ran with batches",
         )
     url = base_url or state.base_url
     if not url:
         raise ConfigError(f"`{path}` does not say which endpoint its batches are at", hint="pass `--base-url URL`")
     settings = LLMSettings(base_url=url, api_key_env=api_key_env)
-    return BatchBackend(settings, BatchSettings(state_file=path), base_url=normalise_base_url(url))
+    backend = BatchBackend(settings, BatchSettings(state_file=path), base_url=normalise_base_url(url))
+    backend.refused_hint = "check `--base-url`: the batches are at the endpoint the run used"
+    return backend
 
 
 def _batch_line(entry: BatchEntry) -> str:

@@ -321,6 +321,7 @@ class BatchBackend:
         self._client: httpx.Client | None = None
         self._collected: dict[str, dict[str, Outcome]] = {}
         self._recovered = False
+        self.refused_hint = _BATCH_HINT  # what to do when the endpoint has no batch API
         self.state = BatchState.load(batch.state_file) if batch.state_file else BatchState("")
 
     # --- the one entry point ---
@@ -421,7 +422,7 @@ class BatchBackend:
             )
             file_id = uploaded.get("id")
             if not isinstance(file_id, str):
-                raise EndpointError(f"the upload to `{self.base_url}/files` gave no file id", hint=_BATCH_HINT)
+                raise EndpointError(f"the upload to `{self.base_url}/files` gave no file id", hint=self.refused_hint)
             entry.input_file_id = file_id
             entry.status = "submitting"
             self.state.save()
@@ -464,7 +465,7 @@ class BatchBackend:
             },
         )
         if not isinstance(created.get("id"), str):
-            raise EndpointError(f"creating a batch at `{self.base_url}/batches` gave no batch id", hint=_BATCH_HINT)
+            raise EndpointError(f"creating a batch at `{self.base_url}/batches` gave no batch id", hint=self.refused_hint)
         self._update(entry, created)
         self._say(f"batch {entry.id} submitted: {len(entry.custom_ids)} {entry.stage} requests for model `{entry.model}`")
 
@@ -574,7 +575,7 @@ class BatchBackend:
         except orjson.JSONDecodeError:
             data = None
         if not isinstance(data, dict):
-            raise EndpointError(f"`{method} {self.base_url}/{path}` did not answer a JSON object", hint=_BATCH_HINT)
+            raise EndpointError(f"`{method} {self.base_url}/{path}` did not answer a JSON object", hint=self.refused_hint)
         return data
 
     def _send(self, method: str, path: str, **arguments: Any) -> httpx.Response:
@@ -602,7 +603,7 @@ class BatchBackend:
                 continue
             raise EndpointError(
                 f"the batch API refused `{method} {self.base_url}/{path}`: {status}: {self._redact(_message(response))}",
-                hint=_BATCH_HINT
+                hint=self.refused_hint
                 if status in (404, 405)
                 else "check the API key and `--base-url`; rerun the same command to carry on",
             )
