@@ -106,9 +106,11 @@ def test_batches_are_split_past_the_limits(runner: CliRunner, tmp_path: Path) ->
 
 
 def _flaky(request: Received) -> Reply:
-    """Fails requests for the tool `get_weather`... every time; others answer."""
-    if "always-fail" in request.raw.decode():
+    """Fails some requests every time: a refusal (400) and an overload (503); others answer."""
+    if "always-refused" in request.raw.decode():
         return Reply.error(400, "this prompt is refused")
+    if "always-busy" in request.raw.decode():
+        return Reply.error(503, "overloaded")
     return pipeline_handler(request)
 
 
@@ -120,12 +122,14 @@ def test_failed_and_expired_requests_go_into_follow_up_batches_then_fail_as_llm_
         assert result.exit_code == 0, result.stderr
         assert [len(server.files[r["input_file_id"]].splitlines()) for r in server.created] == [8, 4]
     assert read_jsonl(out) == _online_rows(runner, tmp_path, *GENERATE)
-    # A request the provider refuses every time is tried in 1 + 2 batches, then rejected with its message.
+    # A request the provider is too busy for every time is tried in 1 + 2 batches, then rejected with its
+    # message; a refusal (a 400) is not sent again, as online.
     rows = write_jsonl(
         tmp_path / "rows.jsonl",
         [
             {"id": "a", "query": "weather in Oslo", "tools": [], "answers": [], "execution_result": []},
-            {"id": "b", "query": "always-fail", "tools": [], "answers": [], "execution_result": []},
+            {"id": "b", "query": "always-busy", "tools": [], "answers": [], "execution_result": []},
+            {"id": "c", "query": "always-refused", "tools": [], "answers": [], "execution_result": []},
         ],
     )
     judged = tmp_path / "judged.jsonl"
@@ -135,11 +139,33 @@ def test_failed_and_expired_requests_go_into_follow_up_batches_then_fail_as_llm_
             "-o", str(judged), "--rejects", str(tmp_path / "rej.jsonl"),
         )  # fmt: skip
         assert result.exit_code == 0, result.stderr
-        assert [len(server.files[r["input_file_id"]].splitlines()) for r in server.created] == [2, 1, 1]
-    [rejected] = read_jsonl(tmp_path / "rej.jsonl")
-    assert rejected["id"] == "b" and rejected["reason"] == "llm_error"
-    assert rejected["reason_detail"] == "400: this prompt is refused (after 3 batches)"
+        assert [len(server.files[r["input_file_id"]].splitlines()) for r in server.created] == [3, 1, 1]
+    busy, refused = read_jsonl(tmp_path / "rej.jsonl")
+    assert busy["id"] == "b" and busy["reason"] == "llm_error"
+    assert busy["reason_detail"] == "503: overloaded (after 3 batches)"
+    assert refused["id"] == "c" and refused["reason_detail"] == "400: this prompt is refused"
     assert [row["id"] for row in read_jsonl(judged)] == ["a"]
+
+
+def _no_json_mode(request: Received) -> Reply:
+    if "response_format" in request.json:
+        return Reply.error(400, "response_format is not supported by this model")
+    return judge_reply(request)
+
+
+def test_a_provider_refusing_json_mode_is_asked_again_without_it_as_online(runner: CliRunner, tmp_path: Path) -> None:
+    generated = tmp_path / "generated.jsonl"
+    invoke(runner, "generate", APIS, "-m", "offline", "-n", "9", "--seed", "2", "-o", str(generated))
+    judge = ["semantic-check", str(generated), "-J", "test-model"]
+    # one at a time online: requests already in flight when JSON mode is dropped count as refusals there
+    online = _online_rows(runner, tmp_path, *judge, "--concurrency", "1", handler=_no_json_mode)
+    with BatchServer(_no_json_mode) as server:
+        out = tmp_path / "judged.jsonl"
+        result = invoke(runner, *judge, "--base-url", server.url, "-o", str(out), "--batch", *FAST)
+        assert result.exit_code == 0, result.stderr
+        assert len(server.created) == 2
+    assert "warning: the endpoint refused `response_format` (400: response_format is not supported" in result.stderr
+    assert read_jsonl(out) == online and len(online) == 9
 
 
 def test_a_batch_the_provider_fails_is_retried_then_its_message_rejects_the_rows(runner: CliRunner, tmp_path: Path) -> None:

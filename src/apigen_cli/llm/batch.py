@@ -16,7 +16,8 @@ unchanged:
    output and error files downloaded and joined back by ``custom_id`` (the
    provider's order is not kept);
 4. failed or expired requests go into a follow-up batch, up to ``retries`` times,
-   then answer ``llm_error`` with the provider's message.
+   then answer ``llm_error`` with the provider's message; as online, a refusal
+   (4xx but 408, 409, 429) or an empty reply is not sent again.
 
 A ``custom_id`` is a hash of the request's row key and body, so it names the
 request whatever order or process asks it. The batches (ids, files, state, the
@@ -35,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -57,6 +59,7 @@ MAX_REQUESTS = 50_000
 MAX_BYTES = 200_000_000
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 _RETRY_STATUSES = frozenset({408, 409, 429})
+_RESPONSE_FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|guided_json|structured output", re.IGNORECASE)
 _STATE_VERSION = 1
 
 Sleep = Callable[[float], None]
@@ -219,6 +222,7 @@ class Outcome:
     message: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    final: bool = False  # a failure sending again would not mend (a 400, an empty reply), as online
 
 
 def read_result_lines(data: bytes, where: str) -> dict[str, Outcome]:
@@ -259,10 +263,13 @@ def _outcome(entry: dict[str, Any]) -> Outcome:
             if isinstance(text, str) and text.strip():
                 return Outcome(text, "", _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
             reason = choices[0].get("finish_reason")
-            return Outcome(None, "the reply has no text" + (f" (finish_reason: {reason})" if reason else ""))
+            return Outcome(None, "the reply has no text" + (f" (finish_reason: {reason})" if reason else ""), final=True)
         return Outcome(None, "the reply has no `choices`")
     words = _error_words(error) or (_provider_words(body) if isinstance(body, dict) else "") or "no reply"
-    return Outcome(None, f"{status}: {words}" if isinstance(status, int) and status != 200 else words)
+    if isinstance(status, int) and status != 200:
+        final = 400 <= status < 500 and status not in _RETRY_STATUSES
+        return Outcome(None, f"{status}: {words}", final=final)
+    return Outcome(None, words)
 
 
 def _error_words(error: Any) -> str:
@@ -284,6 +291,16 @@ def _provider_words(body: dict[str, Any]) -> str:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def refuses_response_format(result: ChatResult) -> bool:
+    """A batch answer refusing JSON mode (a 400 or 422 naming it), as the online client tells one."""
+    error = result.error
+    return (
+        error is not None
+        and error.message.startswith(("400:", "422:"))
+        and _RESPONSE_FORMAT_WORDS.search(error.message) is not None
+    )
 
 
 # --- the backend -------------------------------------------------------------------------
@@ -359,7 +376,8 @@ class BatchBackend:
             self._settle(mine)
             best: dict[str, Outcome] = {}
             tries: dict[str, int] = {}
-            cancelled: set[str] = set()  # not sent again: `apigen batch cancel` means stop paying
+            # Not sent again: a cancel means stop paying; a 400 or an empty reply would come back the same.
+            settled: set[str] = set()
             for entry in mine:
                 found = self._collect(entry)
                 for name in wanted.intersection(entry.custom_ids):
@@ -368,15 +386,15 @@ class BatchBackend:
                         best[name] = outcome
                         continue
                     tries[name] = tries.get(name, 0) + 1
-                    if entry.status == "cancelled":
-                        cancelled.add(name)
+                    if entry.status == "cancelled" or outcome.final:
+                        settled.add(name)
                     if name not in best or best[name].text is None:
                         best[name] = outcome
             pending = [
                 name
                 for name in dict.fromkeys(names)
                 if (name not in best or best[name].text is None)
-                and name not in cancelled
+                and name not in settled
                 and tries.get(name, 0) <= self.batch.retries
             ]
             if not pending:

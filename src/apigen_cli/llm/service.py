@@ -274,6 +274,7 @@ class LLMClient:
         try:
             bodies = [self.http.body(read[index][1]) for index in sent]
             answers = self._batch.answer([read[index][1] for index in sent], bodies)
+            self._without_json_mode_if_refused(read, sent, bodies, answers)
             for index, body, answer in zip(sent, bodies, answers, strict=True):
                 results[index] = answer
                 if self._cache is not None:
@@ -287,6 +288,27 @@ class LLMClient:
                 self._log.flush()
         if input_error is not None:
             raise input_error
+
+    def _without_json_mode_if_refused(
+        self, read: list[tuple[T, ChatRequest]], sent: list[int], bodies: list[dict[str, Any]], answers: list[ChatResult]
+    ) -> None:
+        """As online: when the endpoint refuses `response_format`, go on without it (the refused ones again)."""
+        assert self._batch is not None
+        from .batch import refuses_response_format
+
+        refused = [k for k, answer in enumerate(answers) if "response_format" in bodies[k] and refuses_response_format(answer)]
+        if not refused or self.http.json_mode == "off":
+            return
+        self.http.json_mode = "off"
+        if self._on_warning is not None:
+            first = answers[refused[0]].error
+            self._on_warning(
+                f"the endpoint refused `response_format` ({first.message if first else 'no message'}); "
+                "going on without JSON mode for the rest of the run (pass `--json-mode off` to skip this)"
+            )
+        again = [self.http.body(read[sent[k]][1]) for k in refused]
+        for k, body, answer in zip(refused, again, self._batch.answer([read[sent[k]][1] for k in refused], again), strict=True):
+            bodies[k], answers[k] = body, answer
 
     # --- end batch ---
 
