@@ -12,6 +12,9 @@ from .conftest import PROJECT, read_jsonl
 
 README = (PROJECT / "README.md").read_text()
 SECTION = README.split("\n## API libraries", 1)[1].split("\n## ", 1)[0]
+# `library from-mcp` needs a server running: tests/test_mcp.py runs its examples
+_MCP = SECTION.split("### `apigen library from-mcp`", 1)
+SECTION = _MCP[0] + ("\n### " + _MCP[1].split("\n### ", 1)[1] if len(_MCP) > 1 else "")
 
 
 def _blocks(kind: str) -> list[str]:

@@ -26,7 +26,7 @@ from .console import Messages, StageBars
 from .errors import ApigenError, ConfigError
 from .execution.executor import Executor
 from .llm.chat import ChatService
-from .llm.service import open_chat_service, usage_lines
+from .llm.service import LLMClient, open_chat_service, usage_lines
 from .pipeline import RunTarget, open_run
 from .report import report_from_files
 from .rows.routing import StageSummary
@@ -54,8 +54,8 @@ from .stages.prompts import load_prompts
 from .stages.semantic_check import semantic_check as semantic_check_rows
 from .version import __version__
 
-if TYPE_CHECKING:
-    pass
+if TYPE_CHECKING:  # the batch module loads only when `--batch` or `batch ...` is asked
+    from .llm.batch import BatchBackend, BatchEntry, BatchSettings
 
 app = typer.Typer(
     name="apigen",
@@ -147,7 +147,13 @@ def _destinations(params: Mapping[str, Any]) -> Destinations:
 # the user config file and the default. Typer hands the flag's text over as it was
 # typed, so a bad value gets the same message whichever of these it came from.
 
-_PANELS = {"llm": "LLM endpoint and requests", "generation": "Generation", "execution": "Execution", "judge": "Judge"}
+_PANELS = {
+    "llm": "LLM endpoint and requests",
+    "generation": "Generation",
+    "execution": "Execution",
+    "judge": "Judge",
+    "batch": "Batch (half price, within 24 hours)",
+}
 
 
 def setting_options(*groups: str) -> OptionGroup:
@@ -715,6 +721,46 @@ ApisArg = Annotated[
 ]
 
 
+# --- batch (`--batch`, `--batch-dir`): a stage's requests as provider batches (llm/batch.py) ---
+
+
+def _batch_settings(params: Mapping[str, Any], output: str) -> BatchSettings | None:
+    """The BatchSettings the batch settings ask for, or None without `--batch` / `--batch-dir` (``params``: resolved values)."""
+    from .llm.batch import BatchSettings, state_path
+
+    limits = {
+        "max_requests": params["batch_max_requests"],
+        "max_bytes": params["batch_max_bytes"],
+        "poll_seconds": params["batch_poll_seconds"],
+    }
+    if params["batch_dir"]:
+        return BatchSettings(folder=params["batch_dir"], **limits)
+    if not params["batch"]:
+        return None
+    if output == "-":
+        raise ConfigError(
+            "`--batch` needs `-o FILE`: its batches are remembered beside the output, so that a rerun picks them up",
+            hint="pass `-o FILE` (batches can take hours), or leave `--batch` out",
+        )
+    return BatchSettings(state_file=state_path(output), **limits)
+
+
+def _say_batches(messages: Messages, chat: LLMClient) -> dict[str, dict[str, int]]:
+    """Say which stages ran as batches, with their tokens; the same for the report."""
+    from .llm.batch import summary, summary_lines
+
+    backend = chat.batches
+    if backend is None:
+        return {}
+    stages = summary(backend.state.batches)
+    for line in summary_lines(stages):
+        messages.info(line)
+    return stages
+
+
+# --- end batch ---
+
+
 def _generation(ctx: typer.Context, apis: str, resolved: Resolved, llm: LLMSettings) -> Generation:
     """The generation job the settings describe; the seed is --seed, else a fresh random one."""
     values = resolved.values
@@ -729,7 +775,7 @@ def _say_usage(messages: Messages, chat: ChatService) -> None:
 
 
 @app.command("generate")
-@_with_options(setting_options("generation", "llm"))
+@_with_options(setting_options("generation", "llm", "batch"))
 def generate(
     ctx: typer.Context,
     apis: ApisArg,
@@ -762,7 +808,10 @@ def generate(
         job = _generation(ctx, apis, resolved, llm)
         if job.examples_left_out:
             messages.warning(f"{job.examples_left_out} rows of `--examples` fail the format check and are not used")
-        chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
+        batch = _batch_settings(resolved.values, output)
+        chat = stack.enter_context(
+            open_chat_service(llm, on_warning=messages.warning, batch=batch, on_batch_status=messages.info)
+        )
         with_schema = llm.json_mode == "schema"
         rows = (
             generate_growing(job, chat, with_schema=with_schema)
@@ -773,11 +822,12 @@ def generate(
         summary.words = ("rows", "failed requests")
         messages.info(f"seed {job.settings.seed}: pass `--seed {job.settings.seed}` to sample the same requests again")
         _say_usage(messages, chat)
+        _say_batches(messages, chat)
     _finish(messages, summary, strict)
 
 
 @app.command("semantic-check")
-@_with_options(STAGE_IO_GROUP, setting_options("judge", "llm"))
+@_with_options(STAGE_IO_GROUP, setting_options("judge", "llm", "batch"))
 def semantic_check(ctx: typer.Context) -> None:
     """Ask an LLM judge whether each row's calls and results answer its query (stage 4).
 
@@ -808,18 +858,28 @@ def semantic_check(ctx: typer.Context) -> None:
                 hint="pass `--judge-model NAME` (repeat it for a committee), or `--judge-model offline`",
             )
         prompts = load_prompts(None)
-        chat = resources.enter_context(open_chat_service(replace(llm, models=judge.judges), on_warning=messages.warning))
+        batch = _batch_settings(resolved.values, ctx.params["output"])
+        chat = resources.enter_context(
+            open_chat_service(
+                replace(llm, models=judge.judges), on_warning=messages.warning, batch=batch, on_batch_status=messages.info
+            )
+        )
+
+        def after() -> None:
+            _say_usage(messages, chat)
+            _say_batches(messages, chat)
+
         return _StageRun(
             lambda rows: semantic_check_rows(rows, chat, prompts, judge),
             wrap=lambda rows: messages.llm_progress(rows, "semantic-check", chat.progress),
-            after=lambda: _say_usage(messages, chat),
+            after=after,
         )
 
     _run_stage_command("semantic-check", ctx.params, setup)
 
 
 @app.command("run")
-@_with_options(setting_options("generation", "execution", "judge", "llm"))
+@_with_options(setting_options("generation", "execution", "judge", "llm", "batch"))
 def run_command(
     ctx: typer.Context,
     apis: Annotated[
@@ -868,6 +928,9 @@ def run_command(
         if apis is None:  # --- run --mcp: the servers' tools are the library ---
             apis = _library_from_mcp_servers(execution_settings_from(resolved.values), output, messages)
         settings = run_settings_from(resolved.values, apis, resolved.llm_settings(), dedup=dedup)
+        batch = _batch_settings(resolved.values, output)
+        if batch is not None and batch.state_file and overwrite and os.path.exists(batch.state_file):
+            os.remove(batch.state_file)  # afresh means new batches too
         session = stack.enter_context(
             open_run(
                 settings,
@@ -875,6 +938,7 @@ def run_command(
                 report=report,
                 on_warning=messages.warning,
                 on_function_output=_function_output(messages),
+                chat_options={"batch": batch, "on_batch_status": messages.info},
             )
         )
         assert session.chat is not None
@@ -888,6 +952,7 @@ def run_command(
             messages.info(f"resumed: {outcome.requests_skipped} of {outcome.requests_total} requests were already done")
         for line in outcome.report.lines():
             messages.info(line)
+        _say_batches(messages, session.chat)
         messages.info(f"seed {outcome.seed}")
     total = outcome.report.total()
     messages.info(f"run: {total.verified} verified of {total.requested} requested ({total.pass_rate:.1%})")
@@ -1278,6 +1343,122 @@ def _library_from_mcp_servers(execution: ExecutionSettings, output: str, message
 
 
 # --- end of library commands ------------------------------------------------------------
+
+
+# --- batch status / batch cancel: the batches a `--batch` command left beside its output ---
+
+batch_app = typer.Typer(name="batch", help="Show or cancel the provider batches of a `--batch` run.", no_args_is_help=True)
+app.add_typer(batch_app)
+
+BatchOutputArg = Annotated[str, typer.Argument(metavar="OUTPUT", help="The `-o FILE` of the command that ran with `--batch`.")]
+BatchBaseUrlOpt = Annotated[
+    Optional[str],
+    typer.Option("--base-url", envvar="APIGEN_BASE_URL", metavar="URL", help="The endpoint [default: the one the run used]."),
+]
+
+
+def _batch_backend(output: str, base_url: str | None, api_key_env: str | None) -> BatchBackend:
+    """The batch backend over the state beside ``output``; ConfigError when there is none."""
+    from .llm.batch import BatchBackend, BatchSettings, BatchState, state_path
+    from .llm.http_backend import normalise_base_url
+
+    path = state_path(output)
+    state = BatchState.load(path)
+    if not os.path.exists(path):
+        raise ConfigError(
+            f"no batches are recorded for `{output}` (`{path}` is absent)",
+            hint="name the output file (`-o FILE`) of a command that ran with batches",
+        )
+    url = base_url or state.base_url
+    if not url:
+        raise ConfigError(f"`{path}` does not say which endpoint its batches are at", hint="pass `--base-url URL`")
+    settings = LLMSettings(base_url=url, api_key_env=api_key_env)
+    backend = BatchBackend(settings, BatchSettings(state_file=path), base_url=normalise_base_url(url))
+    backend.refused_hint = "check `--base-url`: the batches are at the endpoint the run used"
+    return backend
+
+
+def _batch_line(entry: BatchEntry) -> str:
+    counts = entry.counts
+    total = counts.get("total") or len(entry.custom_ids)
+    return (
+        f"{entry.id or '(not created)'}  {entry.stage}  {entry.model}  {entry.status}  "
+        f"{counts.get('completed', 0)}/{total} done  {counts.get('failed', 0)} failed"
+    )
+
+
+@batch_app.command("status")
+def batch_status(
+    output: BatchOutputArg,
+    refresh: Annotated[
+        bool, typer.Option("--refresh/--no-refresh", help="Ask the provider for the state of unfinished batches first.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per batch.")] = False,
+    base_url: BatchBaseUrlOpt = None,
+    api_key_env: Annotated[
+        Optional[str],
+        typer.Option("--api-key-env", metavar="VAR", help="Environment variable holding the API key (default: APIGEN_API_KEY)."),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show the batches of a `--batch` run: id, stage, model, status, requests done and failed.
+
+    Examples:
+
+        apigen batch status data.jsonl
+
+        apigen batch status data.jsonl --no-refresh --json | jq -r .status
+    """
+    messages = Messages(verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        backend = _batch_backend(output, base_url, api_key_env)
+        try:
+            if refresh:
+                backend.refresh()
+        finally:
+            backend.close()
+        entries = backend.state.batches
+    if as_json:
+        sys.stdout.buffer.write(
+            b"".join(orjson.dumps(vars(entry) | {"custom_ids": len(entry.custom_ids)}) + b"\n" for entry in entries)
+        )
+        sys.stdout.flush()
+        return
+    for entry in entries:
+        typer.echo(_batch_line(entry))
+
+
+@batch_app.command("cancel")
+def batch_cancel(
+    output: BatchOutputArg,
+    base_url: BatchBaseUrlOpt = None,
+    api_key_env: Annotated[
+        Optional[str],
+        typer.Option("--api-key-env", metavar="VAR", help="Environment variable holding the API key (default: APIGEN_API_KEY)."),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Cancel the unfinished batches of a `--batch` run; a rerun then rejects their requests as `llm_error`.
+
+    Examples:
+
+        apigen batch cancel data.jsonl
+
+        apigen batch cancel data.jsonl --base-url https://api.openai.com/v1
+    """
+    messages = Messages(verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        backend = _batch_backend(output, base_url, api_key_env)
+        try:
+            cancelled = backend.cancel()
+        finally:
+            backend.close()
+    for entry in cancelled:
+        typer.echo(_batch_line(entry))
+    messages.info(f"batch cancel: {len(cancelled)} batches cancelled")
+
+
+# --- end batch ---
 
 
 def run() -> None:

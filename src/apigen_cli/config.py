@@ -39,7 +39,7 @@ _OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
 QUERY_STYLES = ("simple", "multiple", "parallel", "parallel_multiple")  # the paper's four
-GROUPS = ("llm", "generation", "execution", "judge")
+GROUPS = ("llm", "generation", "execution", "judge", "batch")
 
 
 @dataclass(frozen=True)
@@ -468,6 +468,60 @@ SETTINGS: dict[str, Setting] = {
         ),
     )
 }
+
+
+def _batch(name: str, kind: str, default: Any, flag: str, help: str, **more: Any) -> Setting:
+    return Setting(name, kind, default, flag, help, group="batch", decides_rows=False, **more)
+
+
+# A batch changes how requests travel, never which rows come back: a run resumes with or without them.
+SETTINGS.update(
+    (setting.name, setting)
+    for setting in (
+        _batch(
+            "batch",
+            "bool",
+            False,
+            "--batch",
+            "Send the LLM requests through the provider's batch API (needs `-o FILE`; a rerun picks the batches up).",
+        ),
+        _batch(
+            "batch_dir",
+            "str",
+            None,
+            "--batch-dir",
+            "Self-hosted: write DIR/requests.jsonl for `vllm run-batch` and stop; rerun once DIR/results.jsonl is there.",
+            metavar="DIR",
+        ),
+        _batch(
+            "batch_max_requests",
+            "int",
+            50_000,
+            "--batch-max-requests",
+            "Most requests in one batch; more are split.",
+            minimum=1,
+            metavar="N",
+        ),
+        _batch(
+            "batch_max_bytes",
+            "int",
+            200_000_000,
+            "--batch-max-bytes",
+            "Largest batch input file; larger ones are split.",
+            minimum=1,
+            metavar="BYTES",
+        ),
+        _batch(
+            "batch_poll_seconds",
+            "float",
+            10.0,
+            "--batch-poll-seconds",
+            "First wait between status checks; it doubles up to 5 minutes.",
+            minimum=0,
+            metavar="S",
+        ),
+    )
+)
 
 
 def settings_of(*groups: str) -> list[Setting]:

@@ -301,7 +301,12 @@ class RunSession:
             dedup={"threshold": 0.8, "near": True} if self.settings.dedup else None,
         )
         if self._report is not None:
-            self._report.write(orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2))
+            extra: dict[str, Any] = {"seed": outcome.seed}
+            if self.chat is not None and self.chat.batches is not None:  # `--batch`: which stages ran as batches
+                from .llm.batch import summary
+
+                extra["batches"] = summary(self.chat.batches.state.batches)
+            self._report.write(orjson.dumps(outcome.report.as_dict() | extra, option=orjson.OPT_INDENT_2))
             self._report.close()
         return outcome
 

@@ -41,6 +41,8 @@ from .offline import OfflineBackend, OfflineChatService, error_rate_from
 if TYPE_CHECKING:  # the HTTP backend (httpx, aiohttp) loads only when a run asks a real endpoint
     import httpx
 
+    from .batch import BatchBackend, BatchSettings
+    from .batch import Sleep as BatchSleep
     from .http_backend import HttpBackend, Sleep, Wait
 
 __all__ = [
@@ -117,6 +119,10 @@ class LLMClient:
         sleep: Sleep | None = None,
         on_warning: Warn | None = None,
         environ: Mapping[str, str] | None = None,
+        batch: BatchSettings | None = None,
+        batch_sleep: BatchSleep | None = None,
+        batch_transport: httpx.BaseTransport | None = None,
+        on_batch_status: Warn | None = None,
     ) -> None:
         self.settings = settings
         self.usage = UsageByModel()
@@ -130,11 +136,28 @@ class LLMClient:
         self._lock = threading.Lock()
         self._closed = False
         self._answered: set[tuple[str, str]] = set()  # (model, task) the endpoint answered at least once
+        self._batch: BatchBackend | None = None
         uses_http = any(model != OFFLINE_MODEL for model in settings.models)
         try:
             if uses_http:
                 # Checked now, before any input is read: a missing key variable or endpoint is a setup error.
                 self._http = self._make_http()
+            # --- batch (`--batch`, `--batch-dir`): see llm/batch.py ---
+            if batch is not None and self._http is not None:
+                from .batch import BatchBackend
+
+                self._batch = BatchBackend(
+                    settings,
+                    batch,
+                    base_url=self._http.base_url,
+                    transport=batch_transport,
+                    sleep=batch_sleep,
+                    on_status=on_batch_status,
+                    environ=environ,
+                )
+            elif batch is not None and on_warning is not None:
+                on_warning("`--batch` changes nothing for `--model offline`, which answers at once, without a provider")
+            # --- end batch ---
             if settings.log_path:
                 self._log = ExchangeLog(settings.log_path, settings.base_url)
         except BaseException:
@@ -188,6 +211,9 @@ class LLMClient:
         resumed run asks them again. An exception from ``items`` itself comes out
         after the results of the items read before it.
         """
+        if self._batch is not None:
+            yield from self._map_batch(items)
+            return
         window = self.settings.window
         pending: deque[tuple[T, ChatRequest, Future[ChatResult]]] = deque()
         source = iter(items)
@@ -246,6 +272,83 @@ class LLMClient:
             if self._log is not None:
                 self._log.flush()
 
+    # --- batch (`--batch`, `--batch-dir`) ---
+
+    @property
+    def collects_requests(self) -> bool:
+        """True when ``map`` reads all its input before answering (a batch): stages then ask in rounds."""
+        return self._batch is not None
+
+    @property
+    def batches(self) -> BatchBackend | None:
+        return self._batch
+
+    def _map_batch(self, items: Iterable[tuple[T, ChatRequest]]) -> Iterator[tuple[T, ChatResult]]:
+        """``map`` through provider batches: read every item, answer offline and cached ones here, batch the rest.
+
+        A successful batch reply is cached under the online request's key, so a
+        batch-filled cache serves an online rerun and the other way round.
+        """
+        assert self._batch is not None
+        read: list[tuple[T, ChatRequest]] = []
+        input_error: Exception | None = None
+        try:
+            for pair in items:
+                read.append(pair)
+        except Exception as error:  # answer what came before it first, as the online path does
+            input_error = error
+        results: list[ChatResult | None] = [None] * len(read)
+        sent: list[int] = []
+        for index, (_item, request) in enumerate(read):
+            if request.model == OFFLINE_MODEL:
+                results[index] = self._offline.answer(request)
+                continue
+            found = self._cache.get(self.http.cache_key(request)) if self._cache is not None else None
+            if found is not None:
+                results[index] = found
+            else:
+                sent.append(index)
+        try:
+            bodies = [self.http.body(read[index][1]) for index in sent]
+            answers = self._batch.answer([read[index][1] for index in sent], bodies)
+            self._without_json_mode_if_refused(read, sent, bodies, answers)
+            for index, body, answer in zip(sent, bodies, answers, strict=True):
+                results[index] = answer
+                if self._cache is not None:
+                    self._cache.put(ResponseCache.key(self.http.base_url, body), read[index][1].model, answer)
+            for (item, request), answered in zip(read, results, strict=True):
+                assert answered is not None
+                self._record(request, answered)
+                yield item, answered
+        finally:
+            if self._log is not None:
+                self._log.flush()
+        if input_error is not None:
+            raise input_error
+
+    def _without_json_mode_if_refused(
+        self, read: list[tuple[T, ChatRequest]], sent: list[int], bodies: list[dict[str, Any]], answers: list[ChatResult]
+    ) -> None:
+        """As online: when the endpoint refuses `response_format`, go on without it (the refused ones again)."""
+        assert self._batch is not None
+        from .batch import refuses_response_format
+
+        refused = [k for k, answer in enumerate(answers) if "response_format" in bodies[k] and refuses_response_format(answer)]
+        if not refused or self.http.json_mode == "off":
+            return
+        self.http.json_mode = "off"
+        if self._on_warning is not None:
+            first = answers[refused[0]].error
+            self._on_warning(
+                f"the endpoint refused `response_format` ({first.message if first else 'no message'}); "
+                "going on without JSON mode for the rest of the run (pass `--json-mode off` to skip this)"
+            )
+        again = [self.http.body(read[sent[k]][1]) for k in refused]
+        for k, body, answer in zip(refused, again, self._batch.answer([read[sent[k]][1] for k in refused], again), strict=True):
+            bodies[k], answers[k] = body, answer
+
+    # --- end batch ---
+
     def _record(self, request: ChatRequest, result: ChatResult) -> None:
         self.usage.add(request.model, result)
         progress = self.progress
@@ -275,6 +378,8 @@ class LLMClient:
             return
         self._closed = True
         try:
+            if self._batch is not None:
+                self._batch.close()
             if self._http is not None:
                 self._deliver_warnings()
                 self._http.close()
@@ -331,19 +436,34 @@ def open_chat_service(
     sleep: Sleep | None = None,
     on_warning: Warn | None = None,
     environ: Mapping[str, str] | None = None,
+    batch: BatchSettings | None = None,
+    batch_sleep: BatchSleep | None = None,
+    on_batch_status: Warn | None = None,
 ) -> LLMClient:
     """The ChatService for a run; raises ``ConfigError`` (exit 2) when nothing can answer.
 
     ``settings.models`` names the models the stage will ask; ``offline`` needs no
     endpoint, every other model needs ``settings.base_url``. ``on_warning`` hears
     what people should know (JSON mode dropped, …); library code prints nothing.
-    ``transport``, ``wait`` and ``sleep`` are for tests and benchmarks.
+    ``transport``, ``wait`` and ``sleep`` are for tests and benchmarks. ``batch``
+    sends the requests of each ``map`` as provider batches (see llm/batch.py),
+    whose status lines go to ``on_batch_status``.
     """
     if not settings.models:
         raise ConfigError("no model is configured", hint=_NO_ENDPOINT_HINT)
     if not settings.base_url and any(model != OFFLINE_MODEL for model in settings.models):
         raise ConfigError(_no_endpoint_message(settings.models), hint=_NO_ENDPOINT_HINT)
-    return LLMClient(settings, transport=transport, wait=wait, sleep=sleep, on_warning=on_warning, environ=environ)
+    return LLMClient(
+        settings,
+        transport=transport,
+        wait=wait,
+        sleep=sleep,
+        on_warning=on_warning,
+        environ=environ,
+        batch=batch,
+        batch_sleep=batch_sleep,
+        on_batch_status=on_batch_status,
+    )
 
 
 def usage_lines(usage: UsageByModel) -> list[str]:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import orjson
 
@@ -26,6 +26,8 @@ from ..rows.records import ANSWERS, QUERY, REJECTED_BY, TOOLS, Row, reject
 from ..schema.tools import model_view
 from .extract import NOT_FOUND, find_json
 from .prompts import PromptSet
+
+T = TypeVar("T")
 
 STAGE = "semantic_check"
 KEEP_FIELD = "keep_row_after_semantic_check"
@@ -159,6 +161,14 @@ def _wants_judging(row: Row, settings: JudgeSettings) -> bool:
     return settings.include_failed and row[REJECTED_BY] == "exec_check"
 
 
+def _reask_request(request: ChatRequest, result: ChatResult, placeholders: frozenset[str]) -> ChatRequest | None:
+    """The request asking again after a reply with text but no verdict (the unreadable reply shown), or None."""
+    if not result.ok or read_verdict(result.text or "", placeholders) is not None:
+        return None
+    messages = [*request.messages, {"role": "assistant", "content": result.text or ""}, {"role": "user", "content": _REASK}]
+    return ChatRequest(request.key, request.model, messages, request.response_schema, request.offline_task)
+
+
 def _verdict(
     chat: ChatService, request: ChatRequest, result: ChatResult, settings: JudgeSettings, placeholders: frozenset[str]
 ) -> Verdict:
@@ -180,8 +190,8 @@ def _verdict(
                 Problem("judge_unparseable", f"judge `{request.model}` gave no readable verdict: {snippet!r}"),
             )
         attempts += 1
-        messages = [*request.messages, {"role": "assistant", "content": result.text or ""}, {"role": "user", "content": _REASK}]
-        retry = ChatRequest(request.key, request.model, messages, request.response_schema, request.offline_task)
+        retry = _reask_request(request, result, placeholders)
+        assert retry is not None  # the reply was text without a verdict
         [(_, result)] = list(chat.map([(None, retry)]))
 
 
@@ -228,11 +238,55 @@ def semantic_check(rows: Iterable[Row], chat: ChatService, prompts: PromptSet, s
 
     placeholders = template_placeholders(prompts.judge.system, prompts.judge.user)
     verdicts: list[Verdict] = []
-    for ((row, index), request), result in map_optional(chat, requests()):
-        if request is None or result is None:
+    if getattr(chat, "collects_requests", False):
+        answered = _verdicts_in_rounds(chat, map_optional(chat, requests()), settings, placeholders)
+    else:
+        answered = (
+            (tag, None if request is None or result is None else _verdict(chat, request, result, settings, placeholders))
+            for (tag, request), result in map_optional(chat, requests())
+        )
+    for (row, index), verdict in answered:
+        if verdict is None:
             yield row
             continue
-        verdicts.append(_verdict(chat, request, result, settings, placeholders))
+        verdicts.append(verdict)
         if index == len(settings.judges) - 1:
             yield decide(row, verdicts)
             verdicts = []
+
+
+# --- batch (`--batch`): a service that reads all its input before answering asks again in rounds ---
+
+
+def _verdicts_in_rounds(
+    chat: ChatService,
+    first: Iterable[tuple[tuple[T, ChatRequest | None], ChatResult | None]],
+    settings: JudgeSettings,
+    placeholders: frozenset[str],
+) -> Iterator[tuple[T, Verdict | None]]:
+    """The verdicts ``_verdict`` gives, with every row's n-th re-ask sent together (one batch per round)."""
+    stream: Iterator[tuple[T, ChatRequest | None, ChatResult | None]] = (
+        (tag, request, result) for (tag, request), result in first
+    )
+    for _round in range(settings.max_reasks):
+        stream = _reask_round(chat, stream, placeholders)
+    for tag, request, result in stream:
+        if request is None or result is None:
+            yield tag, None
+        else:
+            yield tag, _verdict(chat, request, result, replace(settings, max_reasks=0), placeholders)
+
+
+def _reask_round(
+    chat: ChatService, stream: Iterator[tuple[T, ChatRequest | None, ChatResult | None]], placeholders: frozenset[str]
+) -> Iterator[tuple[T, ChatRequest | None, ChatResult | None]]:
+    def asks() -> Iterator[tuple[tuple[T, ChatRequest | None, ChatResult | None], ChatRequest | None]]:
+        for tag, request, result in stream:
+            again = _reask_request(request, result, placeholders) if request is not None and result is not None else None
+            yield (tag, request, result), again
+
+    for ((tag, request, result), again), answer in map_optional(chat, asks()):
+        yield tag, request, (answer if again is not None else result)
+
+
+# --- end batch ---
