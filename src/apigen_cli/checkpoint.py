@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
 
 from .errors import ConfigError
-from .rows.jsonl import JsonlWriter
+from .rows.jsonl import STDIO, JsonlWriter
 
 STATE_SUFFIX = ".apigen-run.json"
 
@@ -61,6 +61,8 @@ class RunState:
     elapsed_seconds: float = 0.0
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)  # the report's counts so far (ReportBuilder.to_json)
+    shard: list[int] | None = None  # [K, N] for `--shard K/N`: shards share a fingerprint, so this tells them apart
+    rejects_file: str | None = None  # the rejects beside the output, relative to its folder (for `apigen merge`)
 
     @classmethod
     def load(cls, path: str) -> RunState | None:
@@ -85,7 +87,14 @@ class RunState:
 
 
 def resume_or_start(
-    output: str, rejects: str | None, digest: str, seed: int, requests_total: int, *, overwrite: bool
+    output: str,
+    rejects: str | None,
+    digest: str,
+    seed: int,
+    requests_total: int,
+    *,
+    overwrite: bool,
+    shard: tuple[int, int] | None = None,
 ) -> RunState:
     """The state to run from: a matching earlier state, or a fresh one (refusing to clobber others' files)."""
     path = state_path(output)
@@ -96,6 +105,11 @@ def resume_or_start(
                 f"`{output}` holds a run made with other settings or inputs",
                 hint="rerun with the same flags and files to resume it, or pass `--overwrite` to start afresh",
             )
+        if earlier.shard != (list(shard) if shard else None):
+            raise ConfigError(
+                f"`{output}` holds {shard_name(earlier.shard)} of this run, not {shard_name(shard)}",
+                hint="give each shard its own `--output`, or pass `--overwrite` to start afresh",
+            )
         return earlier
     if not overwrite:
         for existing in (output, rejects):
@@ -104,7 +118,17 @@ def resume_or_start(
                     f"`{existing}` already exists and no resumable run state is beside it",
                     hint="pass `--overwrite` to replace it, or write to another file",
                 )
-    return RunState(fingerprint=digest, seed=seed, requests_total=requests_total)
+    return RunState(
+        fingerprint=digest,
+        seed=seed,
+        requests_total=requests_total,
+        shard=list(shard) if shard else None,
+        rejects_file=os.path.relpath(rejects, os.path.dirname(os.path.abspath(output))) if rejects and rejects != STDIO else None,
+    )
+
+
+def shard_name(shard: Sequence[int] | None) -> str:
+    return f"shard {shard[0]}/{shard[1]}" if shard else "the whole run (no shard)"
 
 
 def checkpoint_at_request_boundaries(

@@ -30,7 +30,15 @@ from .pipeline import RunTarget, open_run
 from .report import report_from_files
 from .rows.routing import StageSummary
 from .rows.runner import Destinations, Stage, run_stage, write_rows
-from .run_settings import chosen_seed, execution_settings_from, generation_settings_from, judge_settings_from, run_settings_from
+from .run_settings import (
+    check_shard,
+    chosen_seed,
+    execution_settings_from,
+    generation_settings_from,
+    judge_settings_from,
+    run_settings_from,
+)
+from .shards import merge_shards
 from .stages.dedup import dedup as dedup_rows
 from .stages.exec_check import ExecPolicy
 from .stages.exec_check import exec_check as exec_check_rows
@@ -583,6 +591,7 @@ ApisArg = Annotated[
 def _generation(ctx: typer.Context, apis: str, resolved: Resolved, llm: LLMSettings) -> Generation:
     """The generation job the settings describe; the seed is --seed, else a fresh random one."""
     values = resolved.values
+    check_shard(values["shard"], llm.seed)
     settings = replace(generation_settings_from(values, llm), seed=chosen_seed(llm.seed))
     return prepare_generation(apis, settings, examples_path=values["examples"], prompts_dir=values["prompts"])
 
@@ -741,6 +750,62 @@ def run_command(
     messages.info(f"run: {total.verified} verified of {total.requested} requested ({total.pass_rate:.1%})")
     if strict and total.verified < total.requested:
         raise typer.Exit(EXIT_REJECTED)
+
+
+# --- past one machine: `apigen merge` joins the outputs of `apigen run --shard K/N` (issue 15) ----
+
+
+@app.command("merge")
+def merge(
+    output: Annotated[str, typer.Argument(metavar="OUT", help="The merged dataset (a file).")],
+    shard_outputs: Annotated[
+        list[str], typer.Argument(metavar="SHARD_OUTPUTS...", help="Each shard's `--output` file, in any order.")
+    ],
+    rejects: Annotated[
+        Optional[str], typer.Option("--rejects", metavar="FILE", help="Also merge the shards' rejects into FILE.")
+    ] = None,
+    report: Annotated[
+        Optional[str],
+        typer.Option("--report", metavar="FILE", help="Write the summed report (Table 1, reasons, tokens) as JSON."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT (and the rejects file) if they exist.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Join the shards of one `apigen run --shard K/N` into the files of the unsharded run.
+
+    Every shard must be there and complete (its run state says so); the rows come
+    out in plan order, the report is the shards' summed, and the merged output is
+    a finished run: `apigen run` with the same flags and no `--shard` finds it done.
+
+    Examples:
+
+        apigen merge dataset.jsonl shard-0.jsonl shard-1.jsonl shard-2.jsonl --rejects rejects.jsonl --report report.json
+
+        apigen merge dataset.jsonl out/shard-*.jsonl && apigen export dataset.jsonl --format openai > train.jsonl
+    """
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        if not output or output == "-":
+            raise ConfigError("`merge` writes a file, not standard output", hint="name the merged output file first")
+        outcome = merge_shards(output, shard_outputs, rejects=rejects, overwrite=overwrite)
+        if report is not None:
+            try:
+                with open(report, "wb") as handle:
+                    handle.write(orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2))
+            except OSError as error:
+                raise ConfigError(
+                    f"`--report` cannot write `{report}`: {error.strerror or error}", hint="give a writable file path"
+                ) from None
+    for line in outcome.report.lines():
+        messages.info(line)
+    if outcome.rejects_left_out:
+        messages.info(f"the rejects of {outcome.rejects_left_out} shards were not merged: pass `--rejects FILE` to merge them")
+    total = outcome.report.total()
+    messages.info(
+        f"merge: {outcome.shards} shards, {outcome.requests} requests, seed {outcome.seed}: "
+        f"{total.verified} verified of {total.requested} requested into `{output}`"
+    )
 
 
 def run() -> None:

@@ -111,11 +111,17 @@ def run_job(
     the last one stopped. Writing to standard output cannot be resumed.
     """
     started = time.monotonic()
-    total = generation.settings.requests
+    total = len(generation.settings.planned)  # the shard's requests, with `--shard`
     resumable = _is_resumable(target.output)
     state = (
         resume_or_start(
-            target.output, target.rejects, settings_digest, generation.settings.seed, total, overwrite=target.overwrite
+            target.output,
+            target.rejects,
+            settings_digest,
+            generation.settings.seed,
+            total,
+            overwrite=target.overwrite,
+            shard=generation.settings.shard,
         )
         if resumable
         else RunState(settings_digest, generation.settings.seed, total)

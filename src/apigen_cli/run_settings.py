@@ -62,7 +62,22 @@ class RunSettings:
                 "no judge model is given",
                 hint="pass `--judge-model NAME` (repeat it for a committee), or `--judge-model offline`",
             )
+        check_shard(self.generation.shard, self.llm.seed)
+        if self.generation.shard is not None and self.dedup:
+            raise ConfigError(
+                "`--dedup` cannot run in a shard: a shard sees only its own rows, so it would keep duplicates of other shards'",
+                hint="leave out `--dedup`, and run `apigen dedup` over the merged dataset",
+            )
         return self
+
+
+def check_shard(shard: tuple[int, int] | None, seed: int | None) -> None:
+    """A shard needs the seed given: with a fresh seed each, the shards would cut different plans."""
+    if shard is not None and seed is None:
+        raise ConfigError(
+            f"`--shard {shard[0]}/{shard[1]}` needs `--seed`: every shard must cut the same plan",
+            hint="pass the same `--seed N` to every shard",
+        )
 
 
 def judge_settings_from(values: Mapping[str, Any], llm: LLMSettings) -> JudgeSettings:
@@ -86,6 +101,7 @@ def generation_settings_from(values: Mapping[str, Any], llm: LLMSettings) -> Gen
         examples_per_prompt=tuple(values["examples_per_prompt"]),
         models=llm.models,
         seed=llm.seed if llm.seed is not None else 0,
+        shard=values["shard"],
     )
 
 
@@ -147,6 +163,7 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
         "examples": settings.examples,
         "examples_per_prompt": generation.examples_per_prompt,
         "prompts": settings.prompts,
+        "shard": generation.shard,
         "functions": execution.functions,
         "workers": options.workers,
         "exec_timeout": options.timeout,

@@ -146,8 +146,13 @@ class Generation:
     examples_left_out: int = 0
 
     def plans(self, skip: int = 0) -> Iterator[RequestPlan]:
-        """The job's requests in order, without the first ``skip`` (already done, when resuming)."""
-        return itertools.islice(plan_requests(self.apis, self.examples, self.prompts.generators, self.settings), skip, None)
+        """The job's requests in order (its shard's, if any), without the first ``skip`` (done, when resuming).
+
+        A shard walks the plan from the start: sampling is sequential, and walking is cheap.
+        """
+        planned = self.settings.planned
+        everything = plan_requests(self.apis, self.examples, self.prompts.generators, self.settings)
+        return itertools.islice(everything, planned.start + skip, planned.stop)
 
 
 def prepare_generation(
