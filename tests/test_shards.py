@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from apigen_cli.config import resolve
@@ -310,3 +311,76 @@ def test_the_shard_setting_is_k_of_n_counted_from_zero_and_needs_a_seed(runner: 
         )
     )
     assert shown == {"name": "shard", "value": "2/8", "source": "flag --shard"}
+
+
+# --- the README's Slurm job array and Kubernetes Indexed Job, run as written ---------------
+
+README_SECTION = (PROJECT / "README.md").read_text().split("## Past one machine: shards and merge", 1)[1].split("\n## ", 1)[0]
+
+
+def _blocks(language: str) -> list[str]:
+    return [block.split("```", 1)[0] for block in README_SECTION.split(f"```{language}\n")[1:]]
+
+
+def _workspace(tmp_path: Path) -> dict[str, str]:
+    """A folder like the shared volume (sample_data/ in it) and a PATH whose `apigen` is this checkout's."""
+    (tmp_path / "sample_data").symlink_to(SAMPLE)
+    shim = tmp_path / "bin" / "apigen"
+    shim.parent.mkdir()
+    shim.write_text(f"#!/bin/sh\nexec '{sys.executable}' -m apigen_cli \"$@\"\n")
+    shim.chmod(0o755)
+    return {**os.environ, "NO_COLOR": "1", "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _run_shards(commands: list[tuple[str, dict[str, str]]], cwd: Path) -> None:
+    """Start every shard at once, as the scheduler would, and wait for all."""
+    processes = [
+        subprocess.Popen(["sh", "-c", script], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for script, env in commands
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=180)
+        assert process.returncode == 0, stderr
+
+
+def _unsharded(server: LLMServer, cwd: Path, environment: dict[str, str]) -> bytes:
+    command = (
+        f"apigen run sample_data/apis.jsonl --functions sample_data/functions --base-url {server.url} -m my-model -J my-model"
+        " -n 240 --seed 7 -o whole.jsonl -q"
+    )
+    done = subprocess.run(["sh", "-c", command], cwd=cwd, env=environment, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    return (cwd / "whole.jsonl").read_bytes()
+
+
+def test_the_readme_slurm_array_and_merge_run_as_written(server: LLMServer, tmp_path: Path) -> None:
+    [script, merge] = _blocks("sh")
+    assert script.startswith("#!/bin/sh\n#SBATCH") and "#SBATCH --array=0-3" in script and "\nN=4\n" in script
+    environment = _workspace(tmp_path)
+    _run_shards([(script, {**environment, "SLURM_ARRAY_TASK_ID": str(k), "LLM_URL": server.url}) for k in range(4)], tmp_path)
+    assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == [f"shard-{k}" for k in range(4)]
+    done = subprocess.run(["sh", "-c", merge], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("merge: 4 shards, 80 requests, seed 7: ")
+    assert (tmp_path / "out" / "dataset.jsonl").read_bytes() == _unsharded(server, tmp_path, environment)
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["total"]["requested"] == 240
+    assert read_jsonl(tmp_path / "out" / "rejects.jsonl")
+
+
+def test_the_readme_kubernetes_indexed_job_runs_as_written(server: LLMServer, tmp_path: Path) -> None:
+    [manifest] = _blocks("yaml")
+    job = yaml.safe_load(manifest)
+    spec = job["spec"]
+    assert (job["kind"], spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Job", "Indexed", 4, 4)
+    [container] = spec["template"]["spec"]["containers"]
+    assert container["command"] == ["sh", "-c"] and container["workingDir"] == "/data"
+    [script] = container["args"]
+    assert '--shard "$JOB_COMPLETION_INDEX/4"' in script
+    assert [variable["name"] for variable in container["env"]] == ["LLM_URL"]
+    environment = _workspace(tmp_path)  # the volume: the pods' working folder
+    # What the Job controller does: one pod per index, JOB_COMPLETION_INDEX set, the manifest's env (our server's URL).
+    _run_shards([(script, {**environment, "JOB_COMPLETION_INDEX": str(k), "LLM_URL": server.url}) for k in range(4)], tmp_path)
+    [_, merge] = _blocks("sh")
+    done = subprocess.run(["sh", "-c", merge], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "dataset.jsonl").read_bytes() == _unsharded(server, tmp_path, environment)
