@@ -27,6 +27,7 @@ from .execution.executor import Executor
 from .llm.chat import ChatService
 from .llm.service import open_chat_service, usage_lines
 from .pipeline import RunTarget, open_run
+from .ray_engine import ENGINES, RayOptions
 from .report import report_from_files
 from .rows.routing import StageSummary
 from .rows.runner import Destinations, Stage, run_stage, write_rows
@@ -702,6 +703,22 @@ def run_command(
         bool, typer.Option("--dedup", help="Also reject duplicates and near duplicates of kept rows (see `apigen dedup`).")
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start afresh even if the output holds an earlier run.")] = False,
+    # --- past one machine (issue 15): the checks on a Ray cluster; the same rows as the local engine
+    engine: Annotated[
+        str, typer.Option("--engine", metavar="local|ray", help="Where the checks run: this process, or a Ray cluster.")
+    ] = "local",
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address", metavar="ADDR", help="With `--engine ray`: the cluster (default: RAY_ADDRESS, else a local Ray)."
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int,
+        typer.Option(
+            "--ray-actors", metavar="N", min=1, help="With `--engine ray`: LLM clients (actors) for generation, and for judging."
+        ),
+    ] = 1,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -732,6 +749,7 @@ def run_command(
                 report=report,
                 on_warning=messages.warning,
                 on_function_output=_function_output(messages),
+                ray=_ray_options(engine, ray_address, ray_actors),
             )
         )
         assert session.chat is not None
@@ -806,6 +824,18 @@ def merge(
         f"merge: {outcome.shards} shards, {outcome.requests} requests, seed {outcome.seed}: "
         f"{total.verified} verified of {total.requested} requested into `{output}`"
     )
+
+
+def _ray_options(engine: str, address: str | None, actors: int) -> RayOptions | None:
+    if engine not in ENGINES:
+        raise ConfigError(
+            f"`--engine` is `{engine}`, not one of: {', '.join(ENGINES)}", hint="pass `--engine local` or `--engine ray`"
+        )
+    if engine == "local":
+        if address is not None:
+            raise ConfigError("`--ray-address` needs `--engine ray`", hint="add `--engine ray`, or leave out `--ray-address`")
+        return None
+    return RayOptions(address=address, actors=actors)
 
 
 def run() -> None:

@@ -26,6 +26,7 @@ from .errors import ConfigError
 from .execution.executor import Executor
 from .llm.chat import ChatService, ModelUsage, UsageByModel
 from .llm.service import LLMClient, open_chat_service
+from .ray_engine import RayOptions, StageSettings, import_ray, ray_rows
 from .report import PipelineReport, ReportBuilder
 from .rows.jsonl import STDIO, OutputFile, read_rows
 from .rows.records import Row
@@ -103,6 +104,7 @@ def run_job(
     settings_digest: str,
     observe: Callable[[str, Iterator[Row]], Iterator[Row]] | None = None,
     dedup: dict[str, Any] | None = None,
+    engine: Callable[[Iterator[RequestPlan]], Iterator[Row]] | None = None,
 ) -> RunOutcome:
     """Run the pipeline into the target files, resuming an earlier run of the same settings.
 
@@ -152,7 +154,13 @@ def run_job(
         _add_usage(state, parts.chat.usage, counted_usage)  # the requests behind the rows now written
 
     try:
-        rows = run_pipeline(generation.plans(skip=skipped), replace(parts, extra_stages=extra), observe)
+        plans = generation.plans(skip=skipped)
+        if engine is None:
+            rows = run_pipeline(plans, replace(parts, extra_stages=extra), observe)
+        else:  # another engine makes the four checks' rows (in plan order); the rest stays here
+            rows = engine(plans)
+            for _name, stage in extra:
+                rows = stage(rows)
         if resumable:
             rows = checkpoint_at_request_boundaries(
                 rows, state, state_path(target.output), output_writer, rejects_writer, before_save=remember_counts
@@ -224,6 +232,7 @@ class RunSession:
         self.generation: Generation | None = None
         self.chat: LLMClient | None = None
         self._parts: PipelineParts | None = None
+        self.ray: RayOptions | None = None  # `--engine ray`: the checks run on Ray (see ray_engine)
 
     def __enter__(self) -> RunSession:
         return self
@@ -244,11 +253,29 @@ class RunSession:
             settings_digest=run_fingerprint(self.settings),
             observe=observe,
             dedup={"threshold": 0.8, "near": True} if self.settings.dedup else None,
+            engine=self._ray_engine(),
         )
         if self._report is not None:
             self._report.write(orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2))
             self._report.close()
         return outcome
+
+    def _ray_engine(self) -> Callable[[Iterator[RequestPlan]], Iterator[Row]] | None:
+        if self.ray is None:
+            return None
+        assert self._parts is not None and self.chat is not None
+        settings, options, usage = self.settings, self.ray, self.chat.usage
+        stages = StageSettings(
+            llm=settings.llm,
+            judge=settings.judge,
+            prompts=self._parts.prompts,
+            with_schema=self._parts.with_schema,
+            functions=settings.execution.functions,
+            executor=settings.execution.options,
+            http=settings.execution.http,
+            policy=settings.execution.policy,
+        )
+        return lambda plans: ray_rows(plans, stages, options, usage)
 
 
 def open_run(
@@ -259,6 +286,7 @@ def open_run(
     on_warning: Callable[[str], None] | None = None,
     on_function_output: Callable[[str], None] | None = None,
     chat_options: Mapping[str, Any] | None = None,
+    ray: RayOptions | None = None,
 ) -> RunSession:
     """Check what can be checked and open what the run needs, before a single LLM request.
 
@@ -272,6 +300,9 @@ def open_run(
     try:
         report_file = resources.enter_context(_open_report(report)) if report is not None else None
         session = RunSession(settings, target, resources, report_file)
+        if ray is not None:
+            import_ray()  # a missing extra is an error before any work
+            session.ray = ray
         seeded = with_seed(settings, chosen_seed(settings.llm.seed))
         session.generation = prepare_generation(
             seeded.apis, seeded.generation, examples_path=seeded.examples, prompts_dir=seeded.prompts
