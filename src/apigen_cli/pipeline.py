@@ -265,12 +265,19 @@ class RunSession:
             return None
         assert self._parts is not None and self.chat is not None
         settings, options, usage = self.settings, self.ray, self.chat.usage
+        # Ray's workers do not run in this folder: the paths they open must be absolute.
+        llm = replace(
+            settings.llm,
+            cache_dir=os.path.abspath(settings.llm.cache_dir) if settings.llm.cache_dir else None,
+            log_path=os.path.abspath(settings.llm.log_path) if settings.llm.log_path else None,
+        )
+        functions = settings.execution.functions
         stages = StageSettings(
-            llm=settings.llm,
+            llm=llm,
             judge=settings.judge,
             prompts=self._parts.prompts,
             with_schema=self._parts.with_schema,
-            functions=settings.execution.functions,
+            functions=os.path.abspath(functions) if functions and os.path.exists(functions) else functions,
             executor=settings.execution.options,
             http=settings.execution.http,
             policy=settings.execution.policy,

@@ -100,7 +100,7 @@ def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOp
         items = [{"plan": pickle.dumps(plan)} for plan in plans]
         if not items:
             return
-        batch = options.batch_requests or max(2 * stages.llm.concurrency, 4)
+        batch = options.batch_requests or max(8 * stages.llm.concurrency, 4)
         actors = ray.data.ActorPoolStrategy(size=options.actors)
         dataset = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // batch)))
         dataset = dataset.map_batches(
