@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from .conftest import invoke, read_jsonl
+from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer
 from .test_shards import APIGEN, mixed_handler, run_args
 
@@ -117,3 +117,27 @@ def test_without_the_extra_the_ray_engine_says_how_to_install_it(tmp_path: Path)
     assert done.stderr.splitlines()[0] == "error: `--engine ray` needs Ray, which is not installed"
     assert done.stderr.splitlines()[2] == "hint: install it with `pip install 'apigen-cli[ray]'`"
     assert sys.executable  # the subprocess ran this very interpreter
+
+
+def test_the_readme_ray_examples_run_as_written(local_ray: None, server: LLMServer, tmp_path: Path) -> None:
+    from .test_shards import _workspace
+
+    section = (PROJECT / "README.md").read_text().split("## On a Ray cluster: `--engine ray`", 1)[1].split("\n## ", 1)[0]
+    [block] = [part.split("```", 1)[0] for part in section.split("```sh\n")[1:]]
+    environment = _workspace(tmp_path)
+    # RAY_ADDRESS is the test's own local Ray: the commands join it as a cluster's drivers do.
+    environment |= {"RAY_ADDRESS": ray.get_runtime_context().gcs_address, "LLM_URL": server.url, "RAY_AUTH_MODE": "disabled"}
+    done = subprocess.run(["sh", "-c", block], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(read_jsonl(tmp_path / "out" / "ray.jsonl")) > 20
+    local = subprocess.run(
+        [*APIGEN, "run", "sample_data/apis.jsonl", "--functions", "sample_data/functions", "--base-url", server.url]
+        + ["-m", "my-model", "-J", "my-model", "-n", "240", "--seed", "7", "-o", "local.jsonl", "-q"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert local.returncode == 0, local.stderr
+    assert (tmp_path / "out" / "ray-cluster.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
