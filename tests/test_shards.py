@@ -384,3 +384,23 @@ def test_the_readme_kubernetes_indexed_job_runs_as_written(server: LLMServer, tm
     done = subprocess.run(["sh", "-c", merge], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "dataset.jsonl").read_bytes() == _unsharded(server, tmp_path, environment)
+
+
+def test_more_shards_than_requests_leaves_some_empty_and_still_merges(runner: CliRunner, tmp_path: Path) -> None:
+    common = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "9", "--seed", "3", "-q"]
+    outs = []
+    for index in range(5):  # 3 requests, 5 shards: two shards have one request, three have none
+        out = tmp_path / f"s{index}.jsonl"
+        assert (
+            invoke(
+                runner, *common, "--shard", f"{index}/5", "-o", str(out), "--rejects", str(tmp_path / f"r{index}.jsonl")
+            ).exit_code
+            == 0
+        )
+        outs.append(out)
+    assert [json.loads(Path(f"{out}.apigen-run.json").read_text())["requests_total"] for out in outs] == [0, 1, 0, 1, 1]
+    merged = invoke(runner, "merge", str(tmp_path / "m.jsonl"), *map(str, outs), "--rejects", str(tmp_path / "mr.jsonl"))
+    assert merged.exit_code == 0, merged.stderr
+    assert invoke(runner, *common, "-o", str(tmp_path / "w.jsonl"), "--rejects", str(tmp_path / "wr.jsonl")).exit_code == 0
+    assert (tmp_path / "m.jsonl").read_bytes() == (tmp_path / "w.jsonl").read_bytes()
+    assert (tmp_path / "mr.jsonl").read_bytes() == (tmp_path / "wr.jsonl").read_bytes()
