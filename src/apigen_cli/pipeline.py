@@ -316,6 +316,8 @@ def open_run(
         )
         execution = settings.execution
         options = replace(execution.options, on_output=on_function_output) if on_function_output else execution.options
+        if ray is not None:  # the checks run on Ray; here one worker only proves the functions load, before any request
+            options = replace(options, workers=1)
         executor = Executor(execution.functions, options, execution.http)
         resources.callback(executor.close)
         executor.start()

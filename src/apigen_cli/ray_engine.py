@@ -58,7 +58,7 @@ class RayOptions:
 
     address: str | None = None
     actors: int = 1
-    batch_requests: int | None = None  # requests per generation batch (default: 2 x --concurrency)
+    batch_requests: int | None = None  # requests per generation batch (default: 8 x --concurrency)
 
 
 @dataclass(frozen=True)
