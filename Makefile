@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/grow_examples.py
 	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/pipeline.py --phases
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

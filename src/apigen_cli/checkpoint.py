@@ -15,14 +15,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from .errors import ConfigError
-from .rows.jsonl import JsonlWriter
+from .rows.jsonl import STDIO, JsonlWriter
 
 STATE_SUFFIX = ".apigen-run.json"
 SYNC_SECONDS = 1.0  # the most time between two fsyncs of the run state
@@ -63,6 +63,8 @@ class RunState:
     elapsed_seconds: float = 0.0
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)  # the report's counts so far (ReportBuilder.to_json)
+    shard: list[int] | None = None  # [K, N] for `--shard K/N`: shards share a fingerprint, so this tells them apart
+    rejects_file: str | None = None  # the rejects beside the output, relative to its folder (for `apigen merge`)
 
     @classmethod
     def load(cls, path: str) -> RunState | None:
@@ -94,7 +96,14 @@ class RunState:
 
 
 def resume_or_start(
-    output: str, rejects: str | None, digest: str, seed: int, requests_total: int, *, overwrite: bool
+    output: str,
+    rejects: str | None,
+    digest: str,
+    seed: int,
+    requests_total: int,
+    *,
+    overwrite: bool,
+    shard: tuple[int, int] | None = None,
 ) -> RunState:
     """The state to run from: a matching earlier state, or a fresh one (refusing to clobber others' files)."""
     path = state_path(output)
@@ -105,6 +114,11 @@ def resume_or_start(
                 f"`{output}` holds a run made with other settings or inputs",
                 hint="rerun with the same flags and files to resume it, or pass `--overwrite` to start afresh",
             )
+        if earlier.shard != (list(shard) if shard else None):
+            raise ConfigError(
+                f"`{output}` holds {shard_name(earlier.shard)} of this run, not {shard_name(shard)}",
+                hint="give each shard its own `--output`, or pass `--overwrite` to start afresh",
+            )
         check_against_files(earlier, path, output, rejects, requests_total)
         return earlier
     if not overwrite:
@@ -114,7 +128,13 @@ def resume_or_start(
                     f"`{existing}` already exists and no resumable run state is beside it",
                     hint="pass `--overwrite` to replace it, or write to another file",
                 )
-    fresh = RunState(fingerprint=digest, seed=seed, requests_total=requests_total)
+    fresh = RunState(
+        fingerprint=digest,
+        seed=seed,
+        requests_total=requests_total,
+        shard=list(shard) if shard else None,
+        rejects_file=os.path.relpath(rejects, os.path.dirname(os.path.abspath(output))) if rejects and rejects != STDIO else None,
+    )
     # Saved before the first row: a kill -9 before the first checkpoint leaves a state to resume from.
     fresh.save(path)
     return fresh
@@ -134,6 +154,8 @@ _STATE_FIELDS: dict[str, tuple[type, ...]] = {
     "elapsed_seconds": (int, float),
     "usage": (dict,),
     "report": (dict,),
+    "shard": (list, type(None)),
+    "rejects_file": (str, type(None)),
 }
 _REQUIRED = ("fingerprint", "seed", "requests_total")
 
@@ -241,6 +263,10 @@ def _shown(value: object) -> str:
 
 
 # --- end issue 12 ---
+
+
+def shard_name(shard: Sequence[int] | None) -> str:
+    return f"shard {shard[0]}/{shard[1]}" if shard else "the whole run (no shard)"
 
 
 def checkpoint_at_request_boundaries(

@@ -28,11 +28,13 @@ from .execution.executor import Executor
 from .llm.chat import ChatService
 from .llm.service import LLMClient, open_chat_service, usage_lines
 from .pipeline import RunTarget, open_run
+from .ray_engine import ENGINES, RayOptions
 from .report import report_from_files
 from .rows.routing import StageSummary
 from .rows.runner import Destinations, Stage, run_stage, write_rows
 from .run_settings import (
     ExecutionSettings,
+    check_shard,
     chosen_seed,
     execution_settings_from,
     generation_settings_from,
@@ -40,6 +42,7 @@ from .run_settings import (
     judge_settings_from,
     run_settings_from,
 )
+from .shards import merge_shards
 from .stages.dedup import dedup as dedup_rows
 from .stages.example_pool import generate_growing
 from .stages.exec_check import ExecPolicy
@@ -764,6 +767,7 @@ def _say_batches(messages: Messages, chat: LLMClient) -> dict[str, dict[str, int
 def _generation(ctx: typer.Context, apis: str, resolved: Resolved, llm: LLMSettings) -> Generation:
     """The generation job the settings describe; the seed is --seed, else a fresh random one."""
     values = resolved.values
+    check_shard(values["shard"], llm.seed)
     settings = replace(generation_settings_from(values, llm), seed=chosen_seed(llm.seed))
     job = prepare_generation(apis, settings, examples_path=values["examples"], prompts_dir=values["prompts"])
     return replace(job, grow=grow_settings_from(values))
@@ -901,6 +905,22 @@ def run_command(
         bool, typer.Option("--dedup", help="Also reject duplicates and near duplicates of kept rows (see `apigen dedup`).")
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start afresh even if the output holds an earlier run.")] = False,
+    # --- past one machine (issue 15): the checks on a Ray cluster; the same rows as the local engine
+    engine: Annotated[
+        str, typer.Option("--engine", metavar="local|ray", help="Where the checks run: this process, or a Ray cluster.")
+    ] = "local",
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address", metavar="ADDR", help="With `--engine ray`: the cluster (default: RAY_ADDRESS, else a local Ray)."
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int,
+        typer.Option(
+            "--ray-actors", metavar="N", min=1, help="With `--engine ray`: LLM clients (actors) for generation, and for judging."
+        ),
+    ] = 1,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -939,6 +959,7 @@ def run_command(
                 on_warning=messages.warning,
                 on_function_output=_function_output(messages),
                 chat_options={"batch": batch, "on_batch_status": messages.info},
+                ray=_ray_options(engine, ray_address, ray_actors),
             )
         )
         assert session.chat is not None
@@ -958,6 +979,74 @@ def run_command(
     messages.info(f"run: {total.verified} verified of {total.requested} requested ({total.pass_rate:.1%})")
     if strict and total.verified < total.requested:
         raise typer.Exit(EXIT_REJECTED)
+
+
+# --- past one machine: `apigen merge` joins the outputs of `apigen run --shard K/N` (issue 15) ----
+
+
+@app.command("merge")
+def merge(
+    output: Annotated[str, typer.Argument(metavar="OUT", help="The merged dataset (a file).")],
+    shard_outputs: Annotated[
+        list[str], typer.Argument(metavar="SHARD_OUTPUTS...", help="Each shard's `--output` file, in any order.")
+    ],
+    rejects: Annotated[
+        Optional[str], typer.Option("--rejects", metavar="FILE", help="Also merge the shards' rejects into FILE.")
+    ] = None,
+    report: Annotated[
+        Optional[str],
+        typer.Option("--report", metavar="FILE", help="Write the summed report (Table 1, reasons, tokens) as JSON."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT (and the rejects file) if they exist.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Join the shards of one `apigen run --shard K/N` into the files of the unsharded run.
+
+    Every shard must be there and complete (its run state says so); the rows come
+    out in plan order, the report is the shards' summed, and the merged output is
+    a finished run: `apigen run` with the same flags and no `--shard` finds it done.
+
+    Examples:
+
+        apigen merge dataset.jsonl shard-0.jsonl shard-1.jsonl shard-2.jsonl --rejects rejects.jsonl --report report.json
+
+        apigen merge dataset.jsonl out/shard-*.jsonl && apigen export dataset.jsonl --format openai > train.jsonl
+    """
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with _errors_to_exit_codes(messages):
+        if not output or output == "-":
+            raise ConfigError("`merge` writes a file, not standard output", hint="name the merged output file first")
+        outcome = merge_shards(output, shard_outputs, rejects=rejects, overwrite=overwrite)
+        if report is not None:
+            try:
+                with open(report, "wb") as handle:
+                    handle.write(orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2))
+            except OSError as error:
+                raise ConfigError(
+                    f"`--report` cannot write `{report}`: {error.strerror or error}", hint="give a writable file path"
+                ) from None
+    for line in outcome.report.lines():
+        messages.info(line)
+    if outcome.rejects_left_out:
+        messages.info(f"the rejects of {outcome.rejects_left_out} shards were not merged: pass `--rejects FILE` to merge them")
+    total = outcome.report.total()
+    messages.info(
+        f"merge: {outcome.shards} shards, {outcome.requests} requests, seed {outcome.seed}: "
+        f"{total.verified} verified of {total.requested} requested into `{output}`"
+    )
+
+
+def _ray_options(engine: str, address: str | None, actors: int) -> RayOptions | None:
+    if engine not in ENGINES:
+        raise ConfigError(
+            f"`--engine` is `{engine}`, not one of: {', '.join(ENGINES)}", hint="pass `--engine local` or `--engine ray`"
+        )
+    if engine == "local":
+        if address is not None:
+            raise ConfigError("`--ray-address` needs `--engine ray`", hint="add `--engine ray`, or leave out `--ray-address`")
+        return None
+    return RayOptions(address=address, actors=actors)
 
 
 # --- library: importers (Python, OpenAPI, ToolBench), check, merge ---------------------

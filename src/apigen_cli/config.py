@@ -53,7 +53,7 @@ class Setting:
     """
 
     name: str
-    kind: str  # "str", "int", "float", "bool", "list", "options", "choice", "range", "styles"
+    kind: str  # "str", "int", "float", "bool", "list", "options", "choice", "range", "styles", "shard"
     default: Any
     flag: str
     help: str
@@ -286,6 +286,19 @@ SETTINGS: dict[str, Setting] = {
             "--grow-examples: a request sees rows of requests N or more before it.",
             minimum=1,
             metavar="N",
+        ),
+        # --- which part of the run's requests this process makes (issue 15)
+        _gen(
+            "shard",
+            "shard",
+            None,
+            "--shard",
+            "Make only shard K of N (K counted from 0, as Slurm array ids and JOB_COMPLETION_INDEX are): "
+            "a contiguous block of the run's requests; `apigen merge` joins the shards. Needs `--seed`.",
+            metavar="K/N",
+            # Not in the fingerprint: all shards of a run share one, which `apigen merge` checks.
+            # The shard is stored in the run state instead, and a resume of another shard is refused.
+            decides_rows=False,
         ),
         # --- how calls are executed
         _exec(
@@ -814,6 +827,10 @@ def _checked(setting: Setting, value: Any, origin: str) -> Any:
         if not isinstance(value, (str, tuple)):
             raise ConfigError(f"{origin} should be a number or a range like 2-4, got {_show(value)}")
         return value if isinstance(value, tuple) else parse_range(value, origin, minimum=int(setting.minimum or 0))
+    elif kind == "shard":
+        if not isinstance(value, (str, tuple)):
+            raise ConfigError(f"{origin} should be a shard like 0/4, got {_show(value)}")
+        return value if isinstance(value, tuple) else parse_shard(value, origin)
     elif kind == "styles":
         if not isinstance(value, (str, tuple)):
             raise ConfigError(f"{origin} should be STYLE=WEIGHT pairs, got {_show(value)}")
@@ -857,6 +874,21 @@ def parse_styles(text: str, origin: str = "`--styles`") -> dict[str, float]:
             hint="e.g. --styles simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2",
         )
     return weights
+
+
+def parse_shard(text: str, origin: str = "`--shard`") -> tuple[int, int]:
+    """``2/4`` → (2, 4): shard K of N, K counted from 0 (so ``$SLURM_ARRAY_TASK_ID/$N`` works as it is)."""
+    index_text, sep, count_text = text.strip().partition("/")
+    try:
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        index, count = -1, 0
+    if not sep or count < 1 or not 0 <= index < count:
+        raise ConfigError(
+            f"{origin} takes K/N with 0 <= K < N (shards are counted from 0), not `{text.strip()}`",
+            hint="for 4 shards give `--shard 0/4` ... `--shard 3/4`",
+        )
+    return index, count
 
 
 def parse_range(text: str, origin: str, minimum: int = 0) -> tuple[int, int]:
@@ -921,6 +953,8 @@ def show_setting_value(setting: Setting, value: Any) -> Any:
     if setting.kind == "range" and isinstance(value, tuple):
         low, high = value
         return str(low) if low == high else f"{low}-{high}"
+    if setting.kind == "shard" and isinstance(value, tuple):
+        return f"{value[0]}/{value[1]}"
     if setting.kind == "styles" and isinstance(value, tuple):
         return ",".join(f"{name}={weight:g}" for name, weight in value)
     return list(value) if isinstance(value, tuple) else value

@@ -26,6 +26,7 @@ from .errors import ConfigError
 from .execution.executor import Executor
 from .llm.chat import ChatService, ModelUsage, UsageByModel
 from .llm.service import LLMClient, open_chat_service
+from .ray_engine import RayOptions, StageSettings, import_ray, ray_rows
 from .report import PipelineReport, ReportBuilder
 from .rows.jsonl import STDIO, OutputFile, read_rows
 from .rows.lock import OutputLock
@@ -106,12 +107,13 @@ def run_job(
     settings_digest: str,
     observe: Callable[[str, Iterator[Row]], Iterator[Row]] | None = None,
     dedup: dict[str, Any] | None = None,
+    engine: Callable[[Iterator[RequestPlan]], Iterator[Row]] | None = None,
 ) -> RunOutcome:
     """``_run_job`` under an exclusive lock on the output (``rows.lock``): a second run on it is refused at once."""
     if not _is_resumable(target.output):
-        return _run_job(generation, parts, target, settings_digest=settings_digest, observe=observe, dedup=dedup)
+        return _run_job(generation, parts, target, settings_digest=settings_digest, observe=observe, dedup=dedup, engine=engine)
     with OutputLock.acquire(target.output):
-        return _run_job(generation, parts, target, settings_digest=settings_digest, observe=observe, dedup=dedup)
+        return _run_job(generation, parts, target, settings_digest=settings_digest, observe=observe, dedup=dedup, engine=engine)
 
 
 # --- end issue 12 ---
@@ -125,6 +127,7 @@ def _run_job(
     settings_digest: str,
     observe: Callable[[str, Iterator[Row]], Iterator[Row]] | None = None,
     dedup: dict[str, Any] | None = None,
+    engine: Callable[[Iterator[RequestPlan]], Iterator[Row]] | None = None,
 ) -> RunOutcome:
     """Run the pipeline into the target files, resuming an earlier run of the same settings.
 
@@ -133,11 +136,17 @@ def _run_job(
     the last one stopped. Writing to standard output cannot be resumed.
     """
     started = time.monotonic()
-    total = generation.settings.requests
+    total = len(generation.settings.planned)  # the shard's requests, with `--shard`
     resumable = _is_resumable(target.output)
     state = (
         resume_or_start(
-            target.output, target.rejects, settings_digest, generation.settings.seed, total, overwrite=target.overwrite
+            target.output,
+            target.rejects,
+            settings_digest,
+            generation.settings.seed,
+            total,
+            overwrite=target.overwrite,
+            shard=generation.settings.shard,
         )
         if resumable
         else RunState(settings_digest, generation.settings.seed, total)
@@ -177,7 +186,12 @@ def _run_job(
         _add_usage(state, parts.chat.usage, counted_usage)  # the requests behind the rows now written
 
     try:
-        rows = _pipeline_rows(generation, skipped, replace(parts, extra_stages=extra), observe, target.output)
+        if engine is None:
+            rows = _pipeline_rows(generation, skipped, replace(parts, extra_stages=extra), observe, target.output)
+        else:  # another engine makes the four checks' rows (in plan order); the rest stays here
+            rows = engine(generation.plans(skip=skipped))
+            for _name, stage in extra:
+                rows = stage(rows)
         if resumable:
             rows = checkpoint_at_request_boundaries(
                 rows, state, state_path(target.output), output_writer, rejects_writer, before_save=remember_counts
@@ -279,6 +293,7 @@ class RunSession:
         self.generation: Generation | None = None
         self.chat: LLMClient | None = None
         self._parts: PipelineParts | None = None
+        self.ray: RayOptions | None = None  # `--engine ray`: the checks run on Ray (see ray_engine)
 
     def __enter__(self) -> RunSession:
         return self
@@ -299,6 +314,7 @@ class RunSession:
             settings_digest=run_fingerprint(self.settings),
             observe=observe,
             dedup={"threshold": 0.8, "near": True} if self.settings.dedup else None,
+            engine=self._ray_engine(),
         )
         if self._report is not None:
             extra: dict[str, Any] = {"seed": outcome.seed}
@@ -310,6 +326,30 @@ class RunSession:
             self._report.close()
         return outcome
 
+    def _ray_engine(self) -> Callable[[Iterator[RequestPlan]], Iterator[Row]] | None:
+        if self.ray is None:
+            return None
+        assert self._parts is not None and self.chat is not None
+        settings, options, usage = self.settings, self.ray, self.chat.usage
+        # Ray's workers do not run in this folder: the paths they open must be absolute.
+        llm = replace(
+            settings.llm,
+            cache_dir=os.path.abspath(settings.llm.cache_dir) if settings.llm.cache_dir else None,
+            log_path=os.path.abspath(settings.llm.log_path) if settings.llm.log_path else None,
+        )
+        functions = settings.execution.functions
+        stages = StageSettings(
+            llm=llm,
+            judge=settings.judge,
+            prompts=self._parts.prompts,
+            with_schema=self._parts.with_schema,
+            functions=os.path.abspath(functions) if functions and os.path.exists(functions) else functions,
+            executor=settings.execution.options,
+            http=settings.execution.http,
+            policy=settings.execution.policy,
+        )
+        return lambda plans: ray_rows(plans, stages, options, usage)
+
 
 def open_run(
     settings: RunSettings,
@@ -319,6 +359,7 @@ def open_run(
     on_warning: Callable[[str], None] | None = None,
     on_function_output: Callable[[str], None] | None = None,
     chat_options: Mapping[str, Any] | None = None,
+    ray: RayOptions | None = None,
 ) -> RunSession:
     """Check what can be checked and open what the run needs, before a single LLM request.
 
@@ -332,12 +373,18 @@ def open_run(
     try:
         report_file = resources.enter_context(_open_report(report)) if report is not None else None
         session = RunSession(settings, target, resources, report_file)
+        if ray is not None:
+            _check_ray_can_run(settings)
+            import_ray()  # a missing extra is an error before any work
+            session.ray = ray
         seeded = with_seed(settings, chosen_seed(settings.llm.seed))
         session.generation = replace(
             prepare_generation(seeded.apis, seeded.generation, examples_path=seeded.examples, prompts_dir=seeded.prompts),
             grow=settings.grow,
         )
         execution = settings.execution
+        if ray is not None:  # the checks run on Ray; here one worker only proves the functions load, before any request
+            execution = replace(execution, options=replace(execution.options, workers=1))
         executor = execution.executor(on_function_output)
         resources.callback(executor.close)
         executor.start()
@@ -358,6 +405,20 @@ def open_run(
         resources.close()
         raise
     return session
+
+
+def _check_ray_can_run(settings: RunSettings) -> None:
+    """What the Ray engine does not carry is refused before any work."""
+    if settings.grow is not None:
+        raise ConfigError(
+            "`--grow-examples` does not run on `--engine ray`: the pool follows the rows in plan order, in one process",
+            hint="leave out `--engine ray`, or `--grow-examples`",
+        )
+    if settings.execution.mcp or settings.execution.mcp_url:
+        raise ConfigError(
+            "`--mcp` servers do not run on `--engine ray`: apigen starts them in this process",
+            hint="leave out `--engine ray`, or `--mcp`",
+        )
 
 
 def run(settings: RunSettings, target: RunTarget, *, report: str | None = None, **options: Any) -> RunOutcome:

@@ -198,6 +198,24 @@ class ReportBuilder:
         return builder
 
 
+def summed_counts(counts: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs' counts (``ReportBuilder.to_json``) as one run's: Table 1 and the reasons, added up.
+
+    The counts are settled per request, and every request is in exactly one shard,
+    so the sum over a run's shards is the unsharded run's count.
+    """
+    models: dict[str, dict[str, int]] = {}
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for data in counts:
+        for model, table in data.get("models", {}).items():
+            mine = models.setdefault(model, dict.fromkeys(COLUMNS, 0))
+            for column in COLUMNS:
+                mine[column] += int(table.get(column, 0))
+        for stage, found in data.get("reasons", {}).items():
+            reasons[stage].update(found)
+    return {"models": models, "reasons": {stage: dict(counter) for stage, counter in reasons.items()}}
+
+
 def _settle(report: PipelineReport, requests: Iterable[_Request]) -> None:
     for request in requests:
         table = report.models.setdefault(request.model, ModelTable())

@@ -84,12 +84,32 @@ class RunSettings:
         """These settings, or a ``ConfigError`` for what cannot run (checked before any request)."""
         if not self.llm.models:
             raise ConfigError("no generator model is given", hint="pass `--model NAME` (or `--model offline`)")
+        if self.grow is not None and self.generation.shard is not None:
+            raise ConfigError(
+                "`--grow-examples` cannot run in a shard: a request's pool holds rows of requests before it, made in other shards",
+                hint="leave out `--shard`, or `--grow-examples`",
+            )
         if not self.judge.judges:
             raise ConfigError(
                 "no judge model is given",
                 hint="pass `--judge-model NAME` (repeat it for a committee), or `--judge-model offline`",
             )
+        check_shard(self.generation.shard, self.llm.seed)
+        if self.generation.shard is not None and self.dedup:
+            raise ConfigError(
+                "`--dedup` cannot run in a shard: a shard sees only its own rows, so it would keep duplicates of other shards'",
+                hint="leave out `--dedup`, and run `apigen dedup` over the merged dataset",
+            )
         return self
+
+
+def check_shard(shard: tuple[int, int] | None, seed: int | None) -> None:
+    """A shard needs the seed given: with a fresh seed each, the shards would cut different plans."""
+    if shard is not None and seed is None:
+        raise ConfigError(
+            f"`--shard {shard[0]}/{shard[1]}` needs `--seed`: every shard must cut the same plan",
+            hint="pass the same `--seed N` to every shard",
+        )
 
 
 def judge_settings_from(values: Mapping[str, Any], llm: LLMSettings) -> JudgeSettings:
@@ -113,6 +133,7 @@ def generation_settings_from(values: Mapping[str, Any], llm: LLMSettings) -> Gen
         examples_per_prompt=tuple(values["examples_per_prompt"]),
         models=llm.models,
         seed=llm.seed if llm.seed is not None else 0,
+        shard=values["shard"],
     )
 
 
@@ -196,6 +217,7 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
         "grow_examples": settings.grow is not None,
         "example_pool": settings.grow.size if settings.grow is not None else SETTINGS["example_pool"].default,
         "grow_lag": settings.grow.lag if settings.grow is not None else SETTINGS["grow_lag"].default,
+        "shard": generation.shard,
         "functions": execution.functions,
         "workers": options.workers,
         "exec_timeout": options.timeout,

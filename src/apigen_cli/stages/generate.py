@@ -153,14 +153,16 @@ class Generation:
     grow: GrowSettings | None = None  # --grow-examples (see example_pool.py)
 
     def plans(self, skip: int = 0, pool: ExamplePoolView | None = None) -> Iterator[RequestPlan]:
-        """The job's requests in order, without the first ``skip`` (already done, when resuming).
+        """The job's requests in order (its shard's, if any), without the first ``skip`` (done, when resuming).
 
+        A shard walks the plan from the start: sampling is sequential, and walking is cheap.
         With ``pool`` (``--grow-examples``, an ``example_pool.ExamplePool``) each request
         draws its examples from it.
         """
+        planned = self.settings.planned
         examples_at = pool.visible if pool is not None else None
-        plans = plan_requests(self.apis, self.examples, self.prompts.generators, self.settings, examples_at)
-        return itertools.islice(plans, skip, None)
+        everything = plan_requests(self.apis, self.examples, self.prompts.generators, self.settings, examples_at)
+        return itertools.islice(everything, planned.start + skip, planned.stop)
 
 
 def prepare_generation(

@@ -139,10 +139,31 @@ class GenerationSettings:
     examples_per_prompt: tuple[int, int] = (1, 3)
     models: tuple[str, ...] = ("offline",)
     seed: int = 0
+    shard: tuple[int, int] | None = None  # (K, N): make only shard K of N, see ``shard_requests``
 
     @property
     def requests(self) -> int:
+        """How many requests the whole plan holds (every shard of it)."""
         return -(-self.count // self.pairs_per_prompt)
+
+    @property
+    def planned(self) -> range:
+        """The request indices this job makes: all of them, or its shard's block."""
+        return shard_requests(self.requests, self.shard)
+
+
+def shard_requests(total: int, shard: tuple[int, int] | None) -> range:
+    """Shard K of N is the K-th of N contiguous blocks of the plan, as equal as can be.
+
+    Contiguous, so the shards' files, one after another in shard order, are the
+    unsharded run's files; and since each shard walks the same seeded plan
+    (the samplers' counts depend on every earlier request) and keeps only its
+    block, its requests are the very ones the whole run makes.
+    """
+    if shard is None:
+        return range(total)
+    index, count = shard
+    return range(index * total // count, (index + 1) * total // count)
 
 
 DEFAULT_POOL_SIZE = 1000

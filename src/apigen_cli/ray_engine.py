@@ -1,0 +1,209 @@
+"""``apigen run --engine ray``: the same stage functions, run on a Ray cluster through Ray Data.
+
+The driver (the ``apigen run`` process) still plans the requests, checkpoints,
+routes and reports, exactly as the local engine does: only the rows' making moves
+to the cluster. Ray Data runs three operators, each fed by the one before through
+Ray's streaming executor, which holds back the input when a later stage lags
+(backpressure), so memory stays bounded however long the run:
+
+- generation (``generate`` then ``format_check``): an actor pool, each actor
+  holding one LLM client with its own ``--concurrency``;
+- the execution check (``exec_check``): tasks, each opening a worker pool for its
+  batch of rows;
+- judging (``semantic_check``): an actor pool, each actor one LLM client.
+
+Ray Data does not keep order by default; apigen asks it to
+(``preserve_order``), since the rows must leave in plan order for the request
+boundaries that resume relies on, and Ray's own reordering holds back no more
+than a reorder buffer here would. Resume stays apigen's: Ray keeps nothing across
+runs, so the driver sends only the requests the run state has not finished.
+
+Rows travel as JSON bytes (tools' schemas differ from row to row, which an Arrow
+table would not hold), with what each batch cost the LLM (its usage) beside them.
+API keys are read from the environment of the Ray workers, never shipped by
+apigen. The input files (library, functions, examples, prompts) must be readable
+at the same paths on every node (a shared volume).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import orjson
+
+from .config import LLMSettings
+from .errors import ConfigError
+from .execution.calls import ExecutorOptions, HttpOptions
+from .execution.executor import Executor
+from .llm.chat import ModelUsage, UsageByModel
+from .llm.service import open_chat_service
+from .rows.records import Row
+from .stages.exec_check import ExecPolicy, exec_check
+from .stages.format_check import format_check
+from .stages.generate import generate
+from .stages.prompts import PromptSet
+from .stages.sampling import RequestPlan
+from .stages.semantic_check import JudgeSettings, semantic_check
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide: the cluster's address (None: start a local Ray), the actors per LLM stage."""
+
+    address: str | None = None
+    actors: int = 1
+    batch_requests: int | None = None  # requests per generation batch (default: 8 x --concurrency)
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """What the remote stages need, picklable: the run's settings without the driver's open resources."""
+
+    llm: LLMSettings
+    judge: JudgeSettings
+    prompts: PromptSet
+    with_schema: bool
+    functions: str | None
+    executor: ExecutorOptions
+    http: HttpOptions
+    policy: ExecPolicy
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise ConfigError(
+            "`--engine ray` needs Ray, which is not installed", hint="install it with `pip install 'apigen-cli[ray]'`"
+        ) from None
+    return ray
+
+
+def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOptions, usage: UsageByModel) -> Iterator[Row]:
+    """The rows of all four checks for ``plans``, made on Ray, in plan order; ``usage`` gains what they cost."""
+    ray = import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=options.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # rows leave in plan order (see the module's docstring)
+        context.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        items = [{"plan": pickle.dumps(plan)} for plan in plans]
+        if not items:
+            return
+        batch = options.batch_requests or max(8 * stages.llm.concurrency, 4)
+        actors = ray.data.ActorPoolStrategy(size=options.actors)
+        dataset = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // batch)))
+        dataset = dataset.map_batches(
+            Generator, fn_constructor_args=(stages,), compute=actors, batch_size=batch, batch_format="numpy", num_cpus=0.5
+        )
+        dataset = dataset.map_batches(
+            execute_batch,
+            fn_args=(stages,),
+            batch_size=None,
+            batch_format="numpy",
+            num_cpus=stages.executor.workers or 1,
+        )
+        dataset = dataset.map_batches(
+            Judge, fn_constructor_args=(stages,), compute=actors, batch_size=None, batch_format="numpy", num_cpus=0.5
+        )
+        for found in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for spent in found["usage"]:
+                _add_usage(usage, bytes(spent))
+            for raw in found["row"]:
+                yield orjson.loads(bytes(raw))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+class Generator:
+    """A generation actor: one LLM client, kept for the actor's life; a batch of plans in, checked rows out."""
+
+    def __init__(self, stages: StageSettings) -> None:
+        self.stages = stages
+        self.chat = open_chat_service(stages.llm)
+        self.counted = UsageByModel()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[bytes]]:
+        plans = [pickle.loads(bytes(raw)) for raw in batch["plan"]]  # pickled by the driver, which made them
+        rows = list(format_check(generate(plans, self.chat, self.stages.prompts, with_schema=self.stages.with_schema)))
+        return _packed(rows, _usage_since(self.chat.usage, self.counted))
+
+
+def execute_batch(batch: dict[str, Any], stages: StageSettings) -> dict[str, list[bytes]]:
+    """An execution task: a worker pool for this batch of rows, closed when it is done."""
+    rows = [orjson.loads(bytes(raw)) for raw in batch["row"]]
+    with Executor(stages.functions, stages.executor, stages.http) as executor:
+        checked = list(exec_check(rows, executor, stages.policy))
+    _same_rows(rows, checked, "exec-check")
+    return {"row": [orjson.dumps(row) for row in checked], "usage": [bytes(spent) for spent in batch["usage"]]}
+
+
+class Judge:
+    """A judging actor: one LLM client for the judges; rows in, judged rows out."""
+
+    def __init__(self, stages: StageSettings) -> None:
+        self.stages = stages
+        self.chat = open_chat_service(replace(stages.llm, models=stages.judge.judges))
+        self.counted = UsageByModel()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[bytes]]:
+        rows = [orjson.loads(bytes(raw)) for raw in batch["row"]]
+        judged = list(semantic_check(rows, self.chat, self.stages.prompts, self.stages.judge))
+        _same_rows(rows, judged, "semantic-check")
+        spent = _joined_usage(orjson.dumps(_usage_since(self.chat.usage, self.counted)), *map(bytes, batch["usage"]))
+        return {"row": [orjson.dumps(row) for row in judged], "usage": [spent] + [b""] * (len(judged) - 1)}
+
+
+def _packed(rows: list[Row], spent: dict[str, dict[str, int]]) -> dict[str, list[bytes]]:
+    """Rows as JSON bytes; the batch's usage rides on its first row (a batch gives at least one)."""
+    usage = [b""] * len(rows)
+    if rows and spent:
+        usage[0] = orjson.dumps(spent)
+    return {"row": [orjson.dumps(row) for row in rows], "usage": usage}
+
+
+def _same_rows(before: list[Row], after: list[Row], stage: str) -> None:
+    if [row.get("id") for row in before] != [row.get("id") for row in after]:
+        raise RuntimeError(f"{stage} changed the rows of a batch on Ray: it must give one row for each, in order")
+
+
+def _usage_since(usage: UsageByModel, counted: UsageByModel) -> dict[str, dict[str, int]]:
+    """What ``usage`` gained since ``counted`` (brought up to date), as plain counts per model."""
+    spent: dict[str, dict[str, int]] = {}
+    for model, counts in usage.models.items():
+        before = asdict(counted.models.get(model, ModelUsage()))
+        delta = {key: value - before[key] for key, value in asdict(counts).items()}
+        if any(delta.values()):
+            spent[model] = delta
+        counted.models[model] = replace(counts)
+    return spent
+
+
+def _joined_usage(*parts: bytes) -> bytes:
+    total: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for model, counts in (orjson.loads(part) if part else {}).items():
+            mine = total.setdefault(model, {})
+            for key, value in counts.items():
+                mine[key] = mine.get(key, 0) + value
+    return orjson.dumps(total)
+
+
+def _add_usage(usage: UsageByModel, spent: bytes) -> None:
+    if not spent:
+        return
+    for model, counts in orjson.loads(spent).items():
+        mine = usage.models.setdefault(model, ModelUsage())
+        for key, value in counts.items():
+            setattr(mine, key, getattr(mine, key) + value)

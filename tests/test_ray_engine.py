@@ -1,0 +1,143 @@
+"""`apigen run --engine ray`: the same rows as the local engine, on a local Ray (2 CPUs, no dashboard).
+
+Few and small on purpose: starting Ray takes seconds, and the machine is shared.
+Select them with `pytest -m ray`, leave them out with `-m 'not ray'`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from .conftest import PROJECT, invoke, read_jsonl
+from .llm_server import LLMServer
+from .test_shards import APIGEN, mixed_handler, run_args
+
+pytestmark = pytest.mark.ray
+ray = pytest.importorskip("ray", reason="the `ray` extra is not installed (make test installs it)")
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One local Ray for the module, stopped at its end whatever happens."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throw-away local cluster needs no token
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture
+def server() -> Iterator[LLMServer]:
+    with LLMServer(latency=0.02) as running:
+        running.handler = mixed_handler
+        yield running
+
+
+def test_the_ray_engine_writes_the_local_engines_rows(
+    local_ray: None, runner: CliRunner, server: LLMServer, tmp_path: Path
+) -> None:
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    assert invoke(runner, *run_args(server, local, "--report", str(tmp_path / "local.json"))).exit_code == 0
+    result = invoke(
+        runner, *run_args(server, remote, "--engine", "ray", "--workers", "1", "--report", str(tmp_path / "ray.json"))
+    )
+    assert result.exit_code == 0, result.stderr
+    assert remote.read_bytes() == local.read_bytes()  # row for row, in plan order
+    assert (tmp_path / "ray_rejects.jsonl").read_bytes() == (tmp_path / "local_rejects.jsonl").read_bytes()
+    reports = [json.loads((tmp_path / f"{name}.json").read_text()) for name in ("local", "ray")]
+    assert reports[1]["total"] == reports[0]["total"] and reports[1]["top_reasons"] == reports[0]["top_reasons"]
+    assert reports[1]["tokens"]["test-model"] == reports[0]["tokens"]["test-model"]  # the actors' usage reached the driver
+    assert {row["reason"] for row in read_jsonl(tmp_path / "ray_rejects.jsonl")} >= {"llm_error", "semantic_mismatch"}
+    state = json.loads(Path(f"{remote}.apigen-run.json").read_text())
+    assert state["complete"] and state["requests_done"] == 20
+    assert ray.is_initialized()  # the engine used the Ray it found, and left it running for its owner
+
+
+def test_a_run_killed_on_the_local_engine_resumes_on_ray_as_a_shard(
+    local_ray: None, runner: CliRunner, server: LLMServer, tmp_path: Path
+) -> None:
+    whole = tmp_path / "whole.jsonl"
+    assert invoke(runner, *run_args(server, whole, count=90)).exit_code == 0
+    first, second = tmp_path / "s0.jsonl", tmp_path / "s1.jsonl"
+    assert invoke(runner, *run_args(server, first, "--shard", "0/2", count=90)).exit_code == 0
+    command = [*APIGEN, *run_args(server, second, "--shard", "1/2", "--concurrency", "1", count=90)]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not second.exists() or second.read_bytes().count(b"\n") < 6):
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    done_before = json.loads(Path(f"{second}.apigen-run.json").read_text())["requests_done"]
+    assert 0 < done_before < 15
+    log = tmp_path / "ray.log.jsonl"
+    resumed = invoke(runner, *run_args(server, second, "--shard", "1/2", "--engine", "ray", "--log-llm", str(log), count=90))
+    assert resumed.exit_code == 0, resumed.stderr
+    generated = [entry["key"] for entry in read_jsonl(log) if entry["key"].count("-") == 2]
+    assert generated and min(int(key.rsplit("-", 1)[1]) for key in generated) >= 15 + done_before  # only what was left
+    merged = invoke(runner, "merge", str(tmp_path / "m.jsonl"), str(first), str(second), "--rejects", str(tmp_path / "mr.jsonl"))
+    assert merged.exit_code == 0, merged.stderr
+    assert (tmp_path / "m.jsonl").read_bytes() == whole.read_bytes()
+    assert (tmp_path / "mr.jsonl").read_bytes() == (tmp_path / "whole_rejects.jsonl").read_bytes()
+
+
+def test_engine_flags_are_checked_before_any_work(runner: CliRunner, tmp_path: Path) -> None:
+    common = ["run", "apis.jsonl", "-m", "offline", "-J", "offline", "-o", str(tmp_path / "o.jsonl")]
+    wrong = invoke(runner, *common, "--engine", "spark")
+    assert wrong.exit_code == 2 and wrong.stderr.splitlines()[0] == "error: `--engine` is `spark`, not one of: local, ray"
+    lonely = invoke(runner, *common, "--ray-address", "ray://head:10001")
+    assert lonely.exit_code == 2 and lonely.stderr.splitlines()[0] == "error: `--ray-address` needs `--engine ray`"
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_without_the_extra_the_ray_engine_says_how_to_install_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "ray").mkdir()
+    (blocker / "ray" / "__init__.py").write_text("raise ImportError('no ray here')\n")
+    apis = Path(__file__).resolve().parent.parent / "sample_data" / "apis.jsonl"
+    done = subprocess.run(
+        [*APIGEN, "run", str(apis), "-m", "offline", "-J", "offline", "--engine", "ray", "-o", str(tmp_path / "o.jsonl")],
+        env={**os.environ, "PYTHONPATH": str(blocker)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[0] == "error: `--engine ray` needs Ray, which is not installed"
+    assert done.stderr.splitlines()[2] == "hint: install it with `pip install 'apigen-cli[ray]'`"
+    assert sys.executable  # the subprocess ran this very interpreter
+
+
+def test_the_readme_ray_examples_run_as_written(local_ray: None, server: LLMServer, tmp_path: Path) -> None:
+    from .test_shards import _workspace
+
+    section = (PROJECT / "README.md").read_text().split("## On a Ray cluster: `--engine ray`", 1)[1].split("\n## ", 1)[0]
+    [block] = [part.split("```", 1)[0] for part in section.split("```sh\n")[1:]]
+    environment = _workspace(tmp_path)
+    # RAY_ADDRESS is the test's own local Ray: the commands join it as a cluster's drivers do.
+    environment |= {"RAY_ADDRESS": ray.get_runtime_context().gcs_address, "LLM_URL": server.url, "RAY_AUTH_MODE": "disabled"}
+    done = subprocess.run(["sh", "-c", block], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(read_jsonl(tmp_path / "out" / "ray.jsonl")) > 20
+    local = subprocess.run(
+        [*APIGEN, "run", "sample_data/apis.jsonl", "--functions", "sample_data/functions", "--base-url", server.url]
+        + ["-m", "my-model", "-J", "my-model", "-n", "240", "--seed", "7", "-o", "local.jsonl", "-q"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert local.returncode == 0, local.stderr
+    assert (tmp_path / "out" / "ray-cluster.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
