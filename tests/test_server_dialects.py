@@ -249,7 +249,19 @@ def test_failures_in_a_row_stop_the_run_keeping_rows_and_a_rerun_resumes(
 
     server.handler = failing_later
     out, rejects = tmp_path / "data.jsonl", tmp_path / "rejects.jsonl"
-    args = run_args(server, "-o", str(out), "--rejects", str(rejects), "--max-attempts", "1", "--stop-after-failures", "3")
+    args = run_args(
+        server,
+        "-o",
+        str(out),
+        "--rejects",
+        str(rejects),
+        "--max-attempts",
+        "1",
+        "--stop-after-failures",
+        "3",
+        "--concurrency",
+        "1",
+    )
     stopped = invoke(runner, *args)
     assert stopped.exit_code == 2 and stopped.stdout == ""
     assert (

@@ -905,6 +905,14 @@ def run_command(
         bool, typer.Option("--dedup", help="Also reject duplicates and near duplicates of kept rows (see `apigen dedup`).")
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start afresh even if the output holds an earlier run.")] = False,
+    only_executable: Annotated[
+        bool,
+        typer.Option(
+            "--only-executable",
+            help="Sample only the APIs that something can execute (a function, an `http` or `mcp` binding); "
+            "without it, such APIs are an error before any request.",
+        ),
+    ] = False,
     # --- past one machine (issue 15): the checks on a Ray cluster; the same rows as the local engine
     engine: Annotated[
         str, typer.Option("--engine", metavar="local|ray", help="Where the checks run: this process, or a Ray cluster.")
@@ -947,7 +955,7 @@ def run_command(
         resolved = resolved_settings(ctx)
         if apis is None:  # --- run --mcp: the servers' tools are the library ---
             apis = _library_from_mcp_servers(execution_settings_from(resolved.values), output, messages)
-        settings = run_settings_from(resolved.values, apis, resolved.llm_settings(), dedup=dedup)
+        settings = run_settings_from(resolved.values, apis, resolved.llm_settings(), dedup=dedup, only_executable=only_executable)
         batch = _batch_settings(resolved.values, output)
         if batch is not None and batch.state_file and overwrite and os.path.exists(batch.state_file):
             os.remove(batch.state_file)  # afresh means new batches too

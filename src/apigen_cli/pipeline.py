@@ -34,6 +34,7 @@ from .rows.records import Row
 from .rows.routing import StageSummary, route_rows
 from .rows.runner import Destinations
 from .run_settings import RunSettings, chosen_seed, run_fingerprint, with_seed
+from .schema.tools import tool_binding
 from .stages.dedup import primed_dedup
 from .stages.example_pool import grown, pool_for, verified
 from .stages.exec_check import ExecPolicy, exec_check
@@ -388,6 +389,7 @@ def open_run(
         executor = execution.executor(on_function_output)
         resources.callback(executor.close)
         executor.start()
+        session.generation = _executable_only(session.generation, executor, settings, on_warning)
         models = tuple(dict.fromkeys(settings.llm.models + settings.judge.judges))
         chat = resources.enter_context(
             open_chat_service(replace(settings.llm, models=models), on_warning=on_warning, **dict(chat_options or {}))
@@ -405,6 +407,43 @@ def open_run(
         resources.close()
         raise
     return session
+
+
+def _executable_only(
+    generation: Generation, executor: Executor, settings: RunSettings, on_warning: Callable[[str], None] | None
+) -> Generation:
+    """The generation job, checked before any token is spent: every API it may sample can be executed.
+
+    An API with no implementation (no function of that name in `--functions`, no `http`
+    binding, an `mcp` binding to a server not given) would only give rows that
+    exec-check rejects. None executable is an error; some is an error too, unless
+    ``settings.only_executable`` says to sample only the ones that are.
+    """
+    missing: dict[str, str] = {}
+    for api in generation.apis:
+        _name, http = tool_binding(api.definition, "http")
+        _name, mcp = tool_binding(api.definition, "mcp")
+        why = executor.why_not_executable(api.name, http, mcp)
+        if why is not None:
+            missing[api.name] = why
+    if not missing:
+        return generation
+    first, why = next(iter(missing.items()))
+    if len(missing) == len(generation.apis):
+        raise ConfigError(
+            f"no API of `{settings.apis}` can be executed, so every row would fail exec-check: `{first}`: {why}",
+            hint="pass `--functions PATH` (the Python functions of the tools), or give the tools `http` or `mcp` bindings",
+        )
+    named = ", ".join(f"`{name}`" for name in list(missing)[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    if not settings.only_executable:
+        raise ConfigError(
+            f"{len(missing)} of the {len(generation.apis)} APIs of `{settings.apis}` cannot be executed ({named}); "
+            f"`{first}`: {why}",
+            hint="give them an implementation (`--functions`), or pass `--only-executable` to sample only the others",
+        )
+    if on_warning is not None:
+        on_warning(f"`--only-executable`: {len(missing)} APIs are left out of sampling ({named})")
+    return replace(generation, apis=[api for api in generation.apis if api.name not in missing])
 
 
 def _check_ray_can_run(settings: RunSettings) -> None:

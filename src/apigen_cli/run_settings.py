@@ -79,6 +79,7 @@ class RunSettings:
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     dedup: bool = False
     grow: GrowSettings | None = None  # --grow-examples: verified rows join the example pool
+    only_executable: bool = False  # sample only the APIs something can execute (else such APIs are an error)
 
     def checked(self) -> RunSettings:
         """These settings, or a ``ConfigError`` for what cannot run (checked before any request)."""
@@ -168,7 +169,9 @@ def execution_settings_from(values: Mapping[str, Any]) -> ExecutionSettings:
     )
 
 
-def run_settings_from(values: Mapping[str, Any], apis: str, llm: LLMSettings, *, dedup: bool = False) -> RunSettings:
+def run_settings_from(
+    values: Mapping[str, Any], apis: str, llm: LLMSettings, *, dedup: bool = False, only_executable: bool = False
+) -> RunSettings:
     """The run the resolved ``values`` describe (``llm`` is ``Resolved.llm_settings()``)."""
     return RunSettings(
         apis=apis,
@@ -179,6 +182,7 @@ def run_settings_from(values: Mapping[str, Any], apis: str, llm: LLMSettings, *,
         prompts=values["prompts"],
         execution=execution_settings_from(values),
         dedup=dedup,
+        only_executable=only_executable,
         grow=grow_settings_from(values),
     )
 
@@ -246,6 +250,8 @@ def deciding_values(settings: RunSettings) -> dict[str, Any]:
     values = setting_values(settings)
     deciding = {name: _plain(value) for name, value in values.items() if SETTINGS[name].decides_rows}
     deciding["dedup"] = settings.dedup
+    if settings.only_executable:  # (left out when off, so that earlier runs' fingerprints stand)
+        deciding["only_executable"] = True
     return deciding
 
 

@@ -126,6 +126,31 @@ class Executor:
             self._http = HttpCaller(self._http_options or HttpOptions(), self.options.max_result_chars)
         self._http.submit(request, pending, self._pool.wake)
 
+    def why_not_executable(self, name: str, http: Any = None, mcp: Any = None) -> str | None:
+        """``None`` when a call of ``name`` (with these bindings) has something to run it, else why not.
+
+        Asked before a run spends tokens: an API nothing can execute would only give
+        rows that exec-check rejects as ``no_implementation``. Call after ``start``.
+        """
+        if mcp is not None:
+            from .mcp import McpBindingError, parse_binding
+
+            try:
+                server, _tool = parse_binding(mcp, name)
+            except McpBindingError as error:
+                return error.message
+            if self._mcp is None or not self._mcp.has_server(server):
+                return f"it is bound to the MCP server `{server}`, which is not given (`--mcp {server}=COMMAND`)"
+            return None
+        if http is not None:
+            return None
+        info = self._pool.functions_info
+        if info is None:
+            return "it has no `http` or `mcp` binding, and no `--functions` are given"
+        if name not in info.functions:
+            return info.explain_missing(name)
+        return None
+
     def _submit_mcp(self, pending: Pending, name: str, spec: Any) -> None:
         from .mcp import McpBindingError, parse_binding
 

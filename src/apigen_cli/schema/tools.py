@@ -43,6 +43,16 @@ def model_view(tool: Any) -> Any:
     return shown
 
 
+def tool_binding(tool: Any, kind: str) -> tuple[str | None, Any]:
+    """``(name, binding)``: the tool's name and its ``http`` or ``mcp`` binding (beside or inside ``function``), if any."""
+    if not isinstance(tool, Mapping):
+        return None, None
+    wrapped = tool.get("function")
+    body: Mapping[str, Any] = wrapped if isinstance(wrapped, Mapping) else tool
+    name = body.get("name")
+    return (name if isinstance(name, str) else None), tool.get(kind, body.get(kind))
+
+
 @dataclass(frozen=True, slots=True)
 class Tool:
     """One compiled tool: its name, description, parameter checker and original definition."""

@@ -25,6 +25,7 @@ from ..execution.calls import Outcome, Pending
 from ..execution.executor import Executor
 from ..problems import Problem, RowProblem, show_value
 from ..rows.records import IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, ensure_id, read_answers, read_call, reject
+from ..schema.tools import tool_binding
 
 STAGE = "exec_check"
 KEEP_FIELD = "keep_row_after_execution_check"
@@ -152,13 +153,8 @@ def _bindings(tools: Any, kind: str) -> dict[str, Any]:
         return {}
     found: dict[str, Any] = {}
     for tool in tools:
-        if not isinstance(tool, dict):
-            continue
-        wrapped = tool.get("function")
-        body: dict[str, Any] = wrapped if isinstance(wrapped, dict) else tool
-        binding = tool.get(kind, body.get(kind))
-        name = body.get("name")
-        if binding is not None and isinstance(name, str):
+        name, binding = tool_binding(tool, kind)
+        if binding is not None and name is not None:
             found[name] = binding
     return found
 
