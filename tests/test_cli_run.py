@@ -13,7 +13,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from .conftest import PROJECT, invoke, read_jsonl
-from .llm_server import LLMServer
+from .llm_server import LLMServer, Reply
 from .scripted_model import pipeline_handler
 
 SAMPLE = PROJECT / "sample_data"
@@ -152,8 +152,63 @@ def test_a_finished_run_is_not_redone_and_other_settings_are_refused(runner: Cli
     assert again.exit_code == 0 and "already holds this run, complete" in again.stderr
     assert (tmp_path / "d.jsonl").read_bytes() == before
     other = invoke(runner, *args[:-4], "-n", "12", "-o", str(tmp_path / "d.jsonl"))
-    assert other.exit_code == 2 and "holds a run made with other settings or inputs" in other.stderr
+    assert other.exit_code == 2 and "holds a run made with other settings: `count` (was 9, now 12)" in other.stderr
     assert invoke(runner, *args[:-4], "-n", "12", "-o", str(tmp_path / "d.jsonl"), "--overwrite").exit_code == 0
+
+
+def test_a_refused_resume_names_a_changed_input_and_a_failed_start_locks_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    apis = tmp_path / "apis.jsonl"
+    apis.write_bytes((SAMPLE / "apis.jsonl").read_bytes())
+    out = tmp_path / "d.jsonl"
+    args = [
+        "run",
+        str(apis),
+        "--functions",
+        FUNCTIONS,
+        "-m",
+        "offline",
+        "-J",
+        "offline",
+        "-n",
+        "6",
+        "--seed",
+        "3",
+        "-o",
+        str(out),
+    ]
+    assert invoke(runner, *args).exit_code == 0
+    apis.write_bytes(apis.read_bytes() + b"\n")  # same settings, other bytes
+    changed = invoke(runner, *args)
+    assert changed.exit_code == 2
+    assert (
+        "holds a run made with other inputs (the API library, `--examples`, `--functions` or `--prompts` changed"
+        in changed.stderr
+    )
+
+    # A run that stopped before writing a row (here: its endpoint refuses everything) holds nothing to resume.
+    fresh = tmp_path / "fresh.jsonl"
+    with LLMServer() as server:
+        server.handler = lambda _request: Reply.error(401, "bad key")
+        failed = invoke(
+            runner,
+            "run",
+            APIS,
+            "--functions",
+            FUNCTIONS,
+            "--base-url",
+            server.url,
+            "-m",
+            "m",
+            "-J",
+            "m",
+            "-n",
+            "3",
+            "-o",
+            str(fresh),
+        )
+    assert failed.exit_code == 2 and (not fresh.exists() or fresh.read_bytes() == b"")
+    other = invoke(runner, "run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "3", "-o", str(fresh))
+    assert other.exit_code == 0, other.stderr
 
 
 def test_a_finished_run_whose_output_is_gone_is_not_called_complete(runner: CliRunner, tmp_path: Path) -> None:

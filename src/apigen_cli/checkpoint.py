@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,7 @@ class RunState:
     report: dict[str, Any] = field(default_factory=dict)  # the report's counts so far (ReportBuilder.to_json)
     shard: list[int] | None = None  # [K, N] for `--shard K/N`: shards share a fingerprint, so this tells them apart
     rejects_file: str | None = None  # the rejects beside the output, relative to its folder (for `apigen merge`)
+    settings: dict[str, Any] = field(default_factory=dict)  # the settings that decide the rows, to say which differ
 
     @classmethod
     def load(cls, path: str) -> RunState | None:
@@ -104,14 +105,21 @@ def resume_or_start(
     *,
     overwrite: bool,
     shard: tuple[int, int] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> RunState:
-    """The state to run from: a matching earlier state, or a fresh one (refusing to clobber others' files)."""
+    """The state to run from: a matching earlier state, or a fresh one (refusing to clobber others' files).
+
+    ``settings`` (the values behind ``digest``) are kept in the state, so that a
+    rerun with other settings is told which differ.
+    """
     path = state_path(output)
     earlier = None if overwrite else RunState.load(path)
+    if earlier is not None and earlier.fingerprint != digest and _wrote_nothing(earlier, output, rejects):
+        earlier = None  # a run that failed before its first row holds nothing to resume: it does not lock the output
     if earlier is not None:
         if earlier.fingerprint != digest:
             raise ConfigError(
-                f"`{output}` holds a run made with other settings or inputs",
+                f"`{output}` holds a run made with other {_what_differs(earlier.settings, settings or {})}",
                 hint="rerun with the same flags and files to resume it, or pass `--overwrite` to start afresh",
             )
         if earlier.shard != (list(shard) if shard else None):
@@ -134,6 +142,7 @@ def resume_or_start(
         requests_total=requests_total,
         shard=list(shard) if shard else None,
         rejects_file=os.path.relpath(rejects, os.path.dirname(os.path.abspath(output))) if rejects and rejects != STDIO else None,
+        settings=dict(settings or {}),
     )
     # Saved before the first row: a kill -9 before the first checkpoint leaves a state to resume from.
     fresh.save(path)
@@ -156,6 +165,7 @@ _STATE_FIELDS: dict[str, tuple[type, ...]] = {
     "report": (dict,),
     "shard": (list, type(None)),
     "rejects_file": (str, type(None)),
+    "settings": (dict,),
 }
 _REQUIRED = ("fingerprint", "seed", "requests_total")
 
@@ -263,6 +273,23 @@ def _shown(value: object) -> str:
 
 
 # --- end issue 12 ---
+
+
+def _wrote_nothing(state: RunState, output: str, rejects: str | None) -> bool:
+    return state.requests_done == 0 and all(
+        not path or not os.path.exists(path) or os.path.getsize(path) == 0 for path in (output, rejects)
+    )
+
+
+def _what_differs(before: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """``settings: `count` (was 100, now 12), ...``, or the inputs when every setting is the same."""
+    if not before:
+        return "settings or inputs"
+    names = sorted(name for name in set(before) | set(now) if before.get(name) != now.get(name))
+    if not names:
+        return "inputs (the API library, `--examples`, `--functions` or `--prompts` changed since)"
+    shown = ", ".join(f"`{name}` (was {_shown(before.get(name))}, now {_shown(now.get(name))})" for name in names[:6])
+    return "settings: " + shown + (f" and {len(names) - 6} more" if len(names) > 6 else "")
 
 
 def shard_name(shard: Sequence[int] | None) -> str:

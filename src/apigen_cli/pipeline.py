@@ -33,7 +33,7 @@ from .rows.lock import OutputLock
 from .rows.records import Row
 from .rows.routing import StageSummary, route_rows
 from .rows.runner import Destinations
-from .run_settings import RunSettings, chosen_seed, run_fingerprint, with_seed
+from .run_settings import RunSettings, chosen_seed, deciding_values, run_fingerprint, with_seed
 from .schema.tools import tool_binding
 from .stages.dedup import primed_dedup
 from .stages.example_pool import grown, pool_for, verified
@@ -109,12 +109,31 @@ def run_job(
     observe: Callable[[str, Iterator[Row]], Iterator[Row]] | None = None,
     dedup: dict[str, Any] | None = None,
     engine: Callable[[Iterator[RequestPlan]], Iterator[Row]] | None = None,
+    settings_shown: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """``_run_job`` under an exclusive lock on the output (``rows.lock``): a second run on it is refused at once."""
     if not _is_resumable(target.output):
-        return _run_job(generation, parts, target, settings_digest=settings_digest, observe=observe, dedup=dedup, engine=engine)
+        return _run_job(
+            generation,
+            parts,
+            target,
+            settings_digest=settings_digest,
+            observe=observe,
+            dedup=dedup,
+            engine=engine,
+            settings_shown=settings_shown,
+        )
     with OutputLock.acquire(target.output):
-        return _run_job(generation, parts, target, settings_digest=settings_digest, observe=observe, dedup=dedup, engine=engine)
+        return _run_job(
+            generation,
+            parts,
+            target,
+            settings_digest=settings_digest,
+            observe=observe,
+            dedup=dedup,
+            engine=engine,
+            settings_shown=settings_shown,
+        )
 
 
 # --- end issue 12 ---
@@ -129,6 +148,7 @@ def _run_job(
     observe: Callable[[str, Iterator[Row]], Iterator[Row]] | None = None,
     dedup: dict[str, Any] | None = None,
     engine: Callable[[Iterator[RequestPlan]], Iterator[Row]] | None = None,
+    settings_shown: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """Run the pipeline into the target files, resuming an earlier run of the same settings.
 
@@ -148,6 +168,7 @@ def _run_job(
             total,
             overwrite=target.overwrite,
             shard=generation.settings.shard,
+            settings=settings_shown,
         )
         if resumable
         else RunState(settings_digest, generation.settings.seed, total)
@@ -313,6 +334,7 @@ class RunSession:
             self._parts,
             self.target,
             settings_digest=run_fingerprint(self.settings),
+            settings_shown=deciding_values(self.settings),
             observe=observe,
             dedup={"threshold": 0.8, "near": True} if self.settings.dedup else None,
             engine=self._ray_engine(),
