@@ -337,7 +337,14 @@ def stats(
     """
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages):
-        report = report_from_files(files)
+        seen: dict[str, int] = {}
+        report = report_from_files(files, seen)
+        total = report.total()
+        if seen["rows"] and not seen["rejected"] and total.verified < total.requested:
+            messages.warning(
+                f"the files hold no rejected row, so the {total.requested - total.verified} requested rows missing from "
+                "them are counted as failed format; give the run's rejects file too (`apigen stats DATASET REJECTS`)"
+            )
         if as_json:
             sys.stdout.buffer.write(orjson.dumps(report.as_dict()) + b"\n")
         else:

@@ -228,12 +228,24 @@ def _settle(report: PipelineReport, requests: Iterable[_Request]) -> None:
             table.failed_format += requested - request.rows  # pairs the model never wrote readably
 
 
-def report_from_files(paths: Iterable[str]) -> PipelineReport:
-    """The report over every row of the given output and rejects files."""
+def report_from_files(paths: Iterable[str], seen: dict[str, int] | None = None) -> PipelineReport:
+    """The report over every row of the given output and rejects files.
+
+    ``seen`` (if given) gets the count of ``rows`` and of ``rejected`` rows read, so
+    a caller can tell a dataset given without its rejects.
+    """
     from .rows.jsonl import read_rows
+
+    counts = seen if seen is not None else {}
+    counts.setdefault("rows", 0)
+    counts.setdefault("rejected", 0)
 
     def rows() -> Iterable[dict[str, Any]]:
         for path in paths:
-            yield from read_rows(path)
+            for row in read_rows(path):
+                counts["rows"] += 1
+                if "rejected_by" in row:
+                    counts["rejected"] += 1
+                yield row
 
     return PipelineReport.from_rows(rows())

@@ -52,7 +52,15 @@ def _numbered_objects(path: str, data: bytes | None = None) -> list[tuple[str, A
         ) from None
     except OSError as error:
         raise InputError(f"API library `{path}` cannot be read: {error.strerror or error}") from None
-    text = data.decode("utf-8-sig", "replace")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:  # never a silent U+FFFD in a tool's description
+        line_number = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise InputError(
+            f"line {line_number} of `{path}` is not UTF-8: byte 0x{data[error.start]:02x} at column {column}",
+            hint="save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+        ) from None
     if text.lstrip().startswith("["):
         try:
             items = loads(text)

@@ -89,11 +89,20 @@ class BadLine(Exception):
         }
 
 
+def _not_utf8(raw: bytes) -> str | None:
+    """``is not UTF-8: byte 0xe9 at column 14`` for a line that is not UTF-8, else None."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"is not UTF-8: byte 0x{raw[bad.start]:02x} at column {bad.start + 1}"
+    return None
+
+
 def _parse_line(source: str, number: int, raw: bytes) -> dict[str, Any]:
     try:
         value = loads(raw)
     except (ValueError, RecursionError) as error:
-        raise BadLine(source, number, raw, f"is not valid JSON: {json_error_text(error)}") from None
+        raise BadLine(source, number, raw, _not_utf8(raw) or f"is not valid JSON: {json_error_text(error)}") from None
     if not isinstance(value, dict):
         kind = type(value).__name__.replace("NoneType", "null").replace("dict", "object").replace("list", "array")
         raise BadLine(source, number, raw, f"is a JSON {kind}, not an object: each line must hold one row")

@@ -1,0 +1,40 @@
+"""Files tell the truth (issue 11): bytes that are not UTF-8 are named, a dataset without its rejects is called so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from .conftest import PROJECT, invoke
+
+SAMPLE = PROJECT / "sample_data"
+
+
+def test_an_api_library_that_is_not_utf8_is_an_error_naming_line_and_byte(runner: CliRunner, tmp_path: Path) -> None:
+    library = tmp_path / "apis.jsonl"
+    good = (SAMPLE / "apis.jsonl").read_bytes().splitlines()[0]
+    library.write_bytes(good + b'\n{"name": "caf\xe9", "description": "x", "parameters": {}}\n')
+    result = invoke(runner, "generate", str(library), "-m", "offline", "-n", "1")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: line 2 of `{library}` is not UTF-8: byte 0xe9 at column 14")
+
+
+def test_a_row_that_is_not_utf8_is_called_so(runner: CliRunner, tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_bytes(b'{"query": "caf\xe9"}\n')
+    result = invoke(runner, "format-check", str(rows))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: line 1 of `{rows}` is not UTF-8: byte 0xe9 at column 15")
+    assert "surrogates" not in result.stderr
+
+
+def test_stats_of_a_dataset_without_its_rejects_says_they_are_missing(runner: CliRunner, tmp_path: Path) -> None:
+    out, rejects = tmp_path / "d.jsonl", tmp_path / "r.jsonl"
+    args = ["run", str(SAMPLE / "apis.jsonl"), "--functions", str(SAMPLE / "functions"), "-m", "offline", "-J", "offline"]
+    assert invoke(runner, *args, "-n", "30", "--seed", "4", "-o", str(out), "--rejects", str(rejects)).exit_code == 0
+    alone = invoke(runner, "stats", str(out))
+    assert alone.exit_code == 0
+    assert "warning: the files hold no rejected row" in alone.stderr and "(`apigen stats DATASET REJECTS`)" in alone.stderr
+    both = invoke(runner, "stats", str(out), str(rejects))
+    assert both.exit_code == 0 and "warning" not in both.stderr
