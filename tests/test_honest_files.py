@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -38,3 +39,63 @@ def test_stats_of_a_dataset_without_its_rejects_says_they_are_missing(runner: Cl
     assert "warning: the files hold no rejected row" in alone.stderr and "(`apigen stats DATASET REJECTS`)" in alone.stderr
     both = invoke(runner, "stats", str(out), str(rejects))
     assert both.exit_code == 0 and "warning" not in both.stderr
+
+
+def test_an_export_stopped_by_a_bad_line_leaves_the_earlier_file_intact(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "xlam.json"
+    out.write_text("[earlier export]\n")
+    rows = tmp_path / "rows.jsonl"
+    good = '{"id": "1", "query": "q", "tools": [{"name": "f", "description": "d", "parameters": {}}], "answers": [{"name": "f", "arguments": {}}]}'
+    rows.write_text(good + "\n" + "{not json\n" + good + "\n")
+    result = invoke(runner, "export", str(rows), "--format", "xlam", "-o", str(out))
+    assert result.exit_code == 2 and "line 2 of" in result.stderr
+    assert out.read_text() == "[earlier export]\n"  # never a partial array closed with `]`
+    assert [path.name for path in tmp_path.iterdir() if ".part-" in path.name] == []
+
+
+def test_a_stopped_run_still_writes_its_report(runner: CliRunner, tmp_path: Path) -> None:
+    from .llm_server import LLMServer, Reply
+    from .scripted_model import pipeline_handler
+
+    healthy = {"left": 16}
+
+    def failing_later(received: object) -> object:
+        if healthy["left"] > 0:
+            healthy["left"] -= 1
+            return pipeline_handler(received)  # type: ignore[arg-type]
+        return Reply.error(500, "upstream down")
+
+    report = tmp_path / "report.json"
+    with LLMServer() as server:
+        server.handler = failing_later  # type: ignore[assignment]
+        result = invoke(
+            runner,
+            "run",
+            str(SAMPLE / "apis.jsonl"),
+            "--functions",
+            str(SAMPLE / "functions"),
+            "--base-url",
+            server.url,
+            "-m",
+            "gen",
+            "-J",
+            "gen",
+            "-n",
+            "30",
+            "--seed",
+            "2",
+            "--concurrency",
+            "1",
+            "--max-attempts",
+            "1",
+            "--stop-after-failures",
+            "2",
+            "-o",
+            str(tmp_path / "d.jsonl"),
+            "--report",
+            str(report),
+        )
+    assert result.exit_code == 2
+    written = json.loads(report.read_text())
+    assert written["complete"] is False and written["seed"] == 2
+    assert 0 < written["total"]["requested"] < 30

@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from .checkpoint import RunState, checkpoint_at_request_boundaries, resume_or_start, state_path
-from .errors import ConfigError
+from .errors import ApigenError, ConfigError
 from .execution.executor import Executor
 from .llm.chat import ChatService, ModelUsage, UsageByModel
 from .llm.service import LLMClient, open_chat_service
@@ -306,7 +306,7 @@ class RunSession:
     stops the workers and the client.
     """
 
-    def __init__(self, settings: RunSettings, target: RunTarget, resources: ExitStack, report: IO[bytes] | None) -> None:
+    def __init__(self, settings: RunSettings, target: RunTarget, resources: ExitStack, report: ReportFile | None) -> None:
         self.settings = settings
         self.target = target
         self._resources = resources
@@ -327,27 +327,50 @@ class RunSession:
         self._resources.close()
 
     def execute(self, observe: Observe | None = None) -> RunOutcome:
-        """Run (or resume) into the target files; the report file, if any, is written at the end."""
-        assert self.generation is not None and self._parts is not None
-        outcome = run_job(
-            self.generation,
-            self._parts,
-            self.target,
-            settings_digest=run_fingerprint(self.settings),
-            settings_shown=deciding_values(self.settings),
-            observe=observe,
-            dedup={"threshold": 0.8, "near": True} if self.settings.dedup else None,
-            engine=self._ray_engine(),
-        )
-        if self._report is not None:
-            extra: dict[str, Any] = {"seed": outcome.seed}
-            if self.chat is not None and self.chat.batches is not None:  # `--batch`: which stages ran as batches
-                from .llm.batch import summary
+        """Run (or resume) into the target files; the report file, if any, is written at the end.
 
-                extra["batches"] = summary(self.chat.batches.state.batches)
-            self._report.write(orjson.dumps(outcome.report.as_dict() | extra, option=orjson.OPT_INDENT_2))
-            self._report.close()
+        Written whole (a temporary renamed over it), and also when the run is stopped
+        (Ctrl-C, an endpoint that cannot serve): then it holds the counts of the
+        requests finished so far, marked ``"complete": false``.
+        """
+        assert self.generation is not None and self._parts is not None
+        try:
+            outcome = run_job(
+                self.generation,
+                self._parts,
+                self.target,
+                settings_digest=run_fingerprint(self.settings),
+                settings_shown=deciding_values(self.settings),
+                observe=observe,
+                dedup={"threshold": 0.8, "near": True} if self.settings.dedup else None,
+                engine=self._ray_engine(),
+            )
+        except BaseException:
+            self._write_stopped_report()
+            raise
+        self._write_report(outcome.report, outcome.seed, complete=True)
         return outcome
+
+    def _write_report(self, report: PipelineReport, seed: int, *, complete: bool) -> None:
+        if self._report is None:
+            return
+        extra: dict[str, Any] = {"seed": seed, "complete": complete}
+        if self.chat is not None and self.chat.batches is not None:  # `--batch`: which stages ran as batches
+            from .llm.batch import summary
+
+            extra["batches"] = summary(self.chat.batches.state.batches)
+        self._report.write(report.as_dict() | extra)
+
+    def _write_stopped_report(self) -> None:
+        """The report of a stopped run, from its last checkpoint (nothing when it cannot resume)."""
+        if self._report is None:
+            return
+        try:
+            state = RunState.load(state_path(self.target.output)) if _is_resumable(self.target.output) else None
+        except ApigenError:
+            state = None
+        if state is not None:
+            self._write_report(_report(ReportBuilder.from_json(state.report), state), state.seed, complete=False)
 
     def _ray_engine(self) -> Callable[[Iterator[RequestPlan]], Iterator[Row]] | None:
         if self.ray is None:
@@ -394,7 +417,9 @@ def open_run(
     Destinations(settings.apis, target.output, target.rejects).validate()
     resources = ExitStack()
     try:
-        report_file = resources.enter_context(_open_report(report)) if report is not None else None
+        report_file = ReportFile(report) if report is not None else None
+        if report_file is not None:
+            resources.callback(report_file.close)
         session = RunSession(settings, target, resources, report_file)
         if ray is not None:
             _check_ray_can_run(settings)
@@ -488,14 +513,35 @@ def run(settings: RunSettings, target: RunTarget, *, report: str | None = None, 
         return session.execute()
 
 
-def _open_report(path: str) -> Any:
-    """Open `--report` before the run, so a bad path fails at once, not after hours of work."""
-    try:
-        folder = os.path.dirname(path)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        return open(path, "wb")  # noqa: SIM115 (closed by the session)
-    except OSError as error:
-        raise ConfigError(
-            f"`--report` cannot write `{path}`: {error.strerror or error}", hint="give a writable file path"
-        ) from None
+class ReportFile:
+    """`--report`: checked writable before the run, written whole (a temporary renamed over it) at the end."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._temporary = f"{path}.part-{os.getpid()}"
+        if os.path.isdir(path):
+            raise ConfigError(f"`--report` cannot write `{path}`: it is a folder", hint="give a writable file path")
+        try:
+            folder = os.path.dirname(path)
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+            with open(self._temporary, "wb"):
+                pass
+        except OSError as error:
+            raise ConfigError(
+                f"`--report` cannot write `{path}`: {error.strerror or error}", hint="give a writable file path"
+            ) from None
+
+    def write(self, report: dict[str, Any]) -> None:
+        try:
+            with open(self._temporary, "wb") as handle:
+                handle.write(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+            os.replace(self._temporary, self.path)
+        except OSError as error:
+            raise ConfigError(
+                f"`--report` cannot write `{self.path}`: {error.strerror or error}", hint="give a writable file path"
+            ) from None
+
+    def close(self) -> None:
+        if os.path.exists(self._temporary):
+            os.remove(self._temporary)

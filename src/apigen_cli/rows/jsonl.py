@@ -248,11 +248,19 @@ class JsonArrayWriter(JsonlWriter):
 class OutputFile:
     """A JSONL destination (or, with ``array``, one JSON array): a path or ``-`` for standard output, opened lazily."""
 
-    def __init__(self, path: str, *, array: bool = False, resume_at: int | None = None) -> None:
-        """``resume_at``: keep the first that many bytes of an existing file and append after them."""
+    def __init__(self, path: str, *, array: bool = False, resume_at: int | None = None, whole: bool = False) -> None:
+        """``resume_at``: keep the first that many bytes of an existing file and append after them.
+
+        ``whole``: the file is written whole or not at all (an export): rows go to a
+        temporary file beside it, renamed over it by ``close``; ``abandon`` (after an
+        error or Ctrl-C) removes it, so an earlier file stays intact and a JSON array
+        is never closed with ``]`` as if complete.
+        """
         self.path = path
         self.array = array
         self.resume_at = resume_at
+        self.whole = whole and path != STDIO
+        self._target = f"{path}.part-{os.getpid()}" if self.whole else path
         self._stream: IO[bytes] | None = None
         self._writer: JsonlWriter | None = None
 
@@ -275,7 +283,7 @@ class OutputFile:
                 stream.truncate(self.resume_at)  # drop what was written after the last checkpoint
                 stream.seek(self.resume_at)
                 return stream
-            return open(self.path, "wb")
+            return open(self._target, "wb")
         except OSError as error:
             raise InputError(
                 f"cannot write to `{self.path}`: {error.strerror or error}", hint="check that the folder exists and is writable"
@@ -290,3 +298,14 @@ class OutputFile:
         self.writer.flush()
         if self._stream is not None and self._stream is not sys.stdout.buffer:
             self._stream.close()
+        if self.whole:
+            os.replace(self._target, self.path)
+
+    def abandon(self) -> None:
+        """After a failure: close without finishing; a whole file's temporary is removed, the earlier file kept."""
+        if self._writer is not None and not self.whole:
+            self._writer.flush()
+        if self._stream is not None and self._stream is not sys.stdout.buffer:
+            self._stream.close()
+        if self.whole and os.path.exists(self._target):
+            os.remove(self._target)

@@ -225,8 +225,10 @@ def export_file(
             if render_check is not None:
                 render_check(record, summary.exported)
             output.write(record)
-    finally:
-        output.close()
+    except BaseException:
+        output.abandon()  # written whole or not at all: an earlier file stays as it was
+        raise
+    output.close()
     if render_check is not None:
         render_check.finish()
     return summary
@@ -246,6 +248,8 @@ class RecordSink(Protocol):
     def write(self, record: Any) -> None: ...
 
     def close(self) -> None: ...
+
+    def abandon(self) -> None: ...
 
 
 OUTPUT_FORMATS = ("json", "parquet")
@@ -271,7 +275,7 @@ def _open_output(path: str, fmt: str, output_format: str, jsonl: bool, string_ar
         from .export_parquet import ParquetOutput  # pyarrow loads only when Parquet is asked for
 
         return ParquetOutput(path, "openai" if string_arguments else fmt)  # the same columns, arguments as text
-    return OutputFile(path, array=fmt == "xlam" and not jsonl)
+    return OutputFile(path, array=fmt == "xlam" and not jsonl, whole=True)
 
 
 # --- one row in each format -----------------------------------------------------------

@@ -120,6 +120,7 @@ class ParquetOutput:
         self.storage_schema = schema_of(fmt, storage=True)
         self._pending: list[dict[str, Any]] = []
         self._writer: Any = None
+        self._target = f"{path}.part-{os.getpid()}"  # renamed over `path` once whole
 
     def write(self, record: dict[str, Any]) -> None:
         self._pending.append(to_storage(record, self.shape, "the record"))
@@ -131,7 +132,7 @@ class ParquetOutput:
         try:
             if folder:
                 os.makedirs(folder, exist_ok=True)
-            return self.pq.ParquetWriter(self.path, self.schema)
+            return self.pq.ParquetWriter(self._target, self.schema)
         except OSError as error:
             raise InputError(
                 f"cannot write to `{self.path}`: {error.strerror or error}", hint="check that the folder exists and is writable"
@@ -149,3 +150,11 @@ class ParquetOutput:
         """Write what is left; a file that got no row is still written, with the schema and no rows."""
         self._flush()
         self._writer.close()
+        os.replace(self._target, self.path)
+
+    def abandon(self) -> None:
+        """After a failure: no Parquet file is left half written; an earlier one stays."""
+        if self._writer is not None:
+            self._writer.close()
+        if os.path.exists(self._target):
+            os.remove(self._target)
