@@ -92,7 +92,7 @@ def test_malformed_line_names_file_and_line_and_hints(runner: CliRunner, tmp_pat
     assert result.exit_code == 2
     assert (
         result.stderr.splitlines()[0]
-        == f"error: line 3 of `{source}` is not valid JSON: unexpected character, expected a JSON value at column 22 (`}}`)"
+        == f"error: line 3 of `{source}` is not valid JSON: unexpected character, expected a JSON value at column 22 (`}}`) (1 row was written before it)"
     )
     assert "hint: fix the line, or pass `--skip-bad-lines`" in result.stderr
     assert "Traceback" not in result.stderr
