@@ -1461,6 +1461,12 @@ BatchBaseUrlOpt = Annotated[
 ]
 
 
+BatchApiKeyEnvOpt = Annotated[
+    Optional[str],
+    typer.Option("--api-key-env", metavar="VAR", help="Environment variable holding the API key (default: APIGEN_API_KEY)."),
+]
+
+
 def _batch_backend(output: str, base_url: str | None, api_key_env: str | None) -> BatchBackend:
     """The batch backend over the state beside ``output``; ConfigError when there is none."""
     from .llm.batch import BatchBackend, BatchSettings, BatchState, state_path
@@ -1499,10 +1505,7 @@ def batch_status(
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per batch.")] = False,
     base_url: BatchBaseUrlOpt = None,
-    api_key_env: Annotated[
-        Optional[str],
-        typer.Option("--api-key-env", metavar="VAR", help="Environment variable holding the API key (default: APIGEN_API_KEY)."),
-    ] = None,
+    api_key_env: BatchApiKeyEnvOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Show the batches of a `--batch` run: id, stage, model, status, requests done and failed.
@@ -1536,10 +1539,7 @@ def batch_status(
 def batch_cancel(
     output: BatchOutputArg,
     base_url: BatchBaseUrlOpt = None,
-    api_key_env: Annotated[
-        Optional[str],
-        typer.Option("--api-key-env", metavar="VAR", help="Environment variable holding the API key (default: APIGEN_API_KEY)."),
-    ] = None,
+    api_key_env: BatchApiKeyEnvOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Cancel the unfinished batches of a `--batch` run; a rerun then rejects their requests as `llm_error`.

@@ -12,6 +12,7 @@ steps, for a caller that wants to watch the stages (the CLI's progress bars).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -112,18 +113,8 @@ def run_job(
     settings_shown: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """``_run_job`` under an exclusive lock on the output (``rows.lock``): a second run on it is refused at once."""
-    if not _is_resumable(target.output):
-        return _run_job(
-            generation,
-            parts,
-            target,
-            settings_digest=settings_digest,
-            observe=observe,
-            dedup=dedup,
-            engine=engine,
-            settings_shown=settings_shown,
-        )
-    with OutputLock.acquire(target.output):
+    lock = OutputLock.acquire(target.output) if _is_resumable(target.output) else contextlib.nullcontext()
+    with lock:
         return _run_job(
             generation,
             parts,
