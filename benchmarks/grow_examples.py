@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from apigen_cli.report_figures import collect_figures
+from apigen_cli.reporting.figures import collect_figures
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLE = PROJECT / "sample_data"

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from apigen_cli import report_figures
-from apigen_cli.report_figures import collect_figures
+from apigen_cli.reporting import figures as report_figures
+from apigen_cli.reporting.figures import collect_figures
 
 from .conftest import PROJECT, invoke, write_jsonl
 
@@ -299,7 +299,7 @@ def test_the_card_is_a_hub_dataset_card(runner: CliRunner, tmp_path: Path) -> No
 
 
 def test_size_categories_follow_the_row_count() -> None:
-    from apigen_cli.dataset_card import size_category
+    from apigen_cli.reporting.dataset_card import size_category
 
     assert [size_category(n) for n in (0, 999, 1000, 9_999, 10_000, 250_000, 3_000_000)] == [
         "n<1K",

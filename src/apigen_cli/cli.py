@@ -438,9 +438,9 @@ def report_command(
 
         cat dataset.jsonl | apigen report - --html report.html
     """
-    from .dataset_card import render_card
-    from .report_figures import figures_from_files
-    from .report_html import render_html
+    from .reporting.dataset_card import render_card
+    from .reporting.figures import figures_from_files
+    from .reporting.html_page import render_html
 
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages):

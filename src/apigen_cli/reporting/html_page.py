@@ -17,8 +17,8 @@ from html import escape
 
 import orjson
 
-from .report_figures import DISTINCT_CAP, FUNNEL_STAGES, LONGEST_QUERY, DatasetFigures
-from .version import __version__
+from ..version import __version__
+from .figures import DISTINCT_CAP, FUNNEL_STAGES, LONGEST_QUERY, DatasetFigures
 
 MAX_BARS = 40  # per chart; the rest is said in a note
 QUERY_BIN = 5  # words per bar of the query-length histogram

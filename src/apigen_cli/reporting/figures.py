@@ -23,10 +23,10 @@ from typing import Any
 
 import orjson
 
-from .problems import RowProblem
-from .report import PipelineReport, ReportBuilder
-from .rows.records import ANSWERS, QUERY, REASON, REJECTED_BY, calls_of
-from .stages.dedup import DedupIndex
+from ..problems import RowProblem
+from ..report import PipelineReport, ReportBuilder
+from ..rows.records import ANSWERS, QUERY, REASON, REJECTED_BY, calls_of
+from ..stages.dedup import DedupIndex
 
 MAX_KEYS = 2000  # APIs, arguments, seeds, templates: more than this are counted together
 OTHERS = "(others)"
@@ -336,7 +336,7 @@ def figures_from_files(
     wrap: Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]] | None = None,
 ) -> DatasetFigures:
     """The figures over every row of the given dataset and rejects files (``wrap`` may show progress)."""
-    from .rows.jsonl import read_rows
+    from ..rows.jsonl import read_rows
 
     opened = [read_rows(path, skip_bad_lines=skip_bad_lines) for path in paths]  # a missing file fails before any work
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from .report_figures import DatasetFigures
-from .version import __version__
+from ..version import __version__
+from .figures import DatasetFigures
 
 # The Hub's size categories, by the number of rows.
 SIZE_CATEGORIES = (
