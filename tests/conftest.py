@@ -96,7 +96,8 @@ def command_flags(words: list[str]) -> set[str]:
 def check_hints_name_real_flags(words: list[str], stderr: str) -> None:
     import re
 
-    hints = [line for line in stderr.splitlines() if line.startswith("hint:")]
+    # hints, and every other line that tells the user to "pass `--flag`"
+    hints = [line for line in stderr.splitlines() if line.startswith("hint:") or "pass `--" in line]
     if not hints:
         return
     known = command_flags(words)

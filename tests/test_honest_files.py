@@ -99,3 +99,35 @@ def test_a_stopped_run_still_writes_its_report(runner: CliRunner, tmp_path: Path
     written = json.loads(report.read_text())
     assert written["complete"] is False and written["seed"] == 2
     assert 0 < written["total"]["requested"] < 30
+
+
+def test_generate_names_only_its_own_flags_when_rows_are_dropped(runner: CliRunner) -> None:
+    from .llm_server import LLMServer, Reply
+    from .scripted_model import pipeline_handler
+
+    answered = {"count": 0}
+
+    def first_only(received: object) -> object:
+        answered["count"] += 1
+        return pipeline_handler(received) if answered["count"] == 1 else Reply.error(400, "this request is refused")  # type: ignore[arg-type]
+
+    with LLMServer() as server:
+        server.handler = first_only  # type: ignore[assignment]
+        result = invoke(
+            runner,
+            "generate",
+            str(SAMPLE / "apis.jsonl"),
+            "--base-url",
+            server.url,
+            "-m",
+            "m",
+            "-n",
+            "9",
+            "--concurrency",
+            "1",
+            "--max-attempts",
+            "1",
+        )  # the hint check in `invoke` fails the test if a line names a flag generate lacks
+    assert result.exit_code == 0, result.stderr
+    assert "rejected rows were dropped: pass `--rejects FILE` to keep them apart" in result.stderr
+    assert "--keep-rejected" not in result.stderr

@@ -161,7 +161,7 @@ def test_google_docstrings_and_every_kind_of_annotation(runner: CliRunner, tmp_p
     assert properties["note"] == {"type": "string"}  # `X | None = None`: null means "not given"
     assert properties["count"] == {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": 3}
     compile_tool(paint, 1)
-    assert f"pass `--functions {folder}` to exec-check" in stderr
+    assert f"run them with `apigen exec-check --functions {folder}`" in stderr
 
 
 def test_numpy_and_rest_docstrings_and_what_cannot_be_typed(runner: CliRunner, tmp_path: Path) -> None:

@@ -259,12 +259,11 @@ def _errors_to_exit_codes(messages: Messages) -> Iterator[None]:
         raise typer.Exit(EXIT_ERROR) from None
 
 
-def _finish(messages: Messages, summary: StageSummary, strict: bool) -> None:
+def _finish(messages: Messages, summary: StageSummary, strict: bool, *, keeps_rejected: bool = True) -> None:
+    """The closing lines; ``keeps_rejected``: the command has `--keep-rejected` (generate has not)."""
     if summary.dropped:
-        messages.info(
-            f"{summary.dropped} rejected rows were dropped: pass `--rejects FILE` to keep them apart, "
-            "or `--keep-rejected` to keep them in the output"
-        )
+        also = ", or `--keep-rejected` to keep them in the output" if keeps_rejected else ""
+        messages.info(f"{summary.dropped} rejected rows were dropped: pass `--rejects FILE` to keep them apart{also}")
     messages.info(summary.line())
     if strict and summary.rejected:
         raise typer.Exit(EXIT_REJECTED)
@@ -834,7 +833,7 @@ def generate(
         messages.info(f"seed {job.settings.seed}: pass `--seed {job.settings.seed}` to sample the same requests again")
         _say_usage(messages, chat)
         _say_batches(messages, chat)
-    _finish(messages, summary, strict)
+    _finish(messages, summary, strict, keeps_rejected=False)
 
 
 @app.command("semantic-check")
@@ -1147,7 +1146,7 @@ def library_from_python(
         options = PythonImport(untyped, import_timeout, memory_mb, tuple(pass_env or ()), category)
         _write_imported("from-python", from_python(specs, options), output, messages)
         if len(specs) == 1:
-            messages.info(f"from-python: pass `--functions {specs[0]}` to exec-check (and `library check`) to run them")
+            messages.info(f"from-python: run them with `apigen exec-check --functions {specs[0]}` (and `apigen library check`)")
         else:
             messages.info(
                 "from-python: exec-check takes one `--functions` library: put the files in one folder and pass that folder"
