@@ -131,3 +131,21 @@ def test_generate_names_only_its_own_flags_when_rows_are_dropped(runner: CliRunn
     assert result.exit_code == 0, result.stderr
     assert "rejected rows were dropped: pass `--rejects FILE` to keep them apart" in result.stderr
     assert "--keep-rejected" not in result.stderr
+
+
+def test_an_importer_pipes_into_run_and_the_same_pipe_resumes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "sample_data").symlink_to(SAMPLE)
+    apigen = f"{sys.executable} -m apigen_cli"
+    pipe = (
+        f"{apigen} library from-python sample_data/functions -q | "
+        f"{apigen} run - --functions sample_data/functions -m offline -J offline -n 30 --seed 2 -o piped.jsonl"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT / "src")}
+    first = subprocess.run(["bash", "-c", pipe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "piped.jsonl.apis.jsonl").is_file() and (tmp_path / "piped.jsonl").read_text()
+    again = subprocess.run(["bash", "-c", pipe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "already holds this run, complete" in again.stderr

@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ import typer
 
 from .config import GROUPS, SETTINGS, LLMSettings, Resolved, describe, parse_styles, resolve, settings_of, show_setting_value
 from .console import Messages, StageBars
-from .errors import ApigenError, ConfigError
+from .errors import ApigenError, ConfigError, InputError
 from .execution.executor import Executor
 from .llm.chat import ChatService
 from .llm.service import LLMClient, open_chat_service, usage_lines
@@ -770,6 +771,33 @@ def _say_batches(messages: Messages, chat: LLMClient) -> dict[str, dict[str, int
 # --- end batch ---
 
 
+def _library_from_stdin(apis: str, keep_beside: str | None, messages: Messages, resources: ExitStack) -> str:
+    """APIS `-` (`apigen library from-openapi spec.yaml | apigen run - ...`): standard input saved to a file.
+
+    A run keeps it beside its output (`OUTPUT.apis.jsonl`), so that the same command can
+    resume and its fingerprint covers the library; otherwise a temporary file is used.
+    """
+    if apis != "-":
+        return apis
+    if sys.stdin.isatty():
+        raise InputError("the API library is `-` but standard input is a terminal", hint="pipe a library in, or name its file")
+    data = sys.stdin.buffer.read()
+    if keep_beside is not None and keep_beside != "-":
+        path = f"{keep_beside}.apis.jsonl"
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        if os.path.exists(path) and open(path, "rb").read() != data:  # noqa: SIM115 (read whole at once)
+            messages.info(f"the library on standard input differs from `{path}`, the one the run began with; using the new one")
+    else:
+        handle, path = tempfile.mkstemp(prefix="apigen-apis-", suffix=".jsonl")
+        os.close(handle)
+        resources.callback(os.remove, path)
+    with open(path, "wb") as stream:
+        stream.write(data)
+    return path
+
+
 def _generation(ctx: typer.Context, apis: str, resolved: Resolved, llm: LLMSettings) -> Generation:
     """The generation job the settings describe; the seed is --seed, else a fresh random one."""
     values = resolved.values
@@ -811,8 +839,9 @@ def generate(
         apigen generate apis.jsonl -m offline -n 50 | apigen format-check | apigen exec-check --functions lib/
     """
     messages = Messages(quiet=quiet, verbose=verbose)
-    where = Destinations(apis, output, rejects)
     with _errors_to_exit_codes(messages), ExitStack() as stack:
+        apis = _library_from_stdin(apis, None, messages, stack)
+        where = Destinations(apis, output, rejects)
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
         job = _generation(ctx, apis, resolved, llm)
@@ -959,6 +988,8 @@ def run_command(
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages), ExitStack() as stack:
         resolved = resolved_settings(ctx)
+        if apis == "-":
+            apis = _library_from_stdin(apis, output, messages, stack)
         if apis is None:  # --- run --mcp: the servers' tools are the library ---
             apis = _library_from_mcp_servers(execution_settings_from(resolved.values), output, messages)
         settings = run_settings_from(resolved.values, apis, resolved.llm_settings(), dedup=dedup, only_executable=only_executable)
@@ -1412,8 +1443,6 @@ def _library_from_mcp_servers(execution: ExecutionSettings, output: str, message
     With `-o FILE` the file is FILE.tools.jsonl beside it (so a resumed run sees the same
     library, and the user can see what was used); else a temporary file.
     """
-    import tempfile
-
     from .library.from_mcp import import_server
     from .rows.jsonl import OutputFile
 
