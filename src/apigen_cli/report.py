@@ -27,6 +27,20 @@ STAGE_COLUMNS = {
 COLUMNS = ("requested", "failed_generation", "failed_format", "failed_execution", "failed_semantic", "duplicates", "verified")
 
 
+#: The column titles of Table 1 as people see it, in ``COLUMNS`` order between the model and the pass rate.
+TABLE_HEADERS = (
+    "model",
+    "requested",
+    "failed gen",
+    "failed format",
+    "failed exec",
+    "failed semantic",
+    "dups",
+    "verified",
+    "pass rate",
+)
+
+
 @dataclass
 class ModelTable:
     """One row of Table 1."""
@@ -93,22 +107,17 @@ class PipelineReport:
             "json_mode_downgrades": [dict(step) for step in self.json_mode_downgrades],
         }
 
-    def lines(self) -> list[str]:
-        """The table as plain text lines, for people (stderr)."""
-        headers = (
-            "model",
-            "requested",
-            "failed gen",
-            "failed format",
-            "failed exec",
-            "failed semantic",
-            "dups",
-            "verified",
-            "pass rate",
-        )
+    def shown_rows(self) -> list[tuple[str, ModelTable]]:
+        """The table's rows as shown (stderr, the HTML page): a model each, and a total row when there are several."""
         shown = sorted(self.models.items())
         if len(shown) > 1:
             shown.append(("total", self.total()))
+        return shown
+
+    def lines(self) -> list[str]:
+        """The table as plain text lines, for people (stderr)."""
+        headers = TABLE_HEADERS
+        shown = self.shown_rows()
         body = [(model, *(str(getattr(table, column)) for column in COLUMNS), f"{table.pass_rate:.2%}") for model, table in shown]
         widths = [max(len(str(cells[index])) for cells in [headers, *body]) for index in range(len(headers))]
 

@@ -17,6 +17,7 @@ from html import escape
 
 import orjson
 
+from ..report import TABLE_HEADERS
 from ..version import __version__
 from .figures import DISTINCT_CAP, FUNNEL_STAGES, LONGEST_QUERY, DatasetFigures
 
@@ -276,20 +277,8 @@ pre.sample{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:12px;white-
 
 def summary_table(figures: DatasetFigures) -> str:
     table = figures.table
-    headers = (
-        "model",
-        "requested",
-        "failed gen",
-        "failed format",
-        "failed exec",
-        "failed semantic",
-        "dups",
-        "verified",
-        "pass rate",
-    )
-    shown = sorted(table.models.items())
-    if len(shown) > 1:
-        shown.append(("total", table.total()))
+    headers = TABLE_HEADERS
+    shown = table.shown_rows()
     body = "".join(
         f'<tr data-model="{escape(model)}"><td>{escape(model)}</td>'
         + "".join(
