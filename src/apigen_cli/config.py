@@ -13,6 +13,7 @@ names) and nothing here stores or shows them.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -70,20 +71,11 @@ class Setting:
         return "APIGEN_" + self.name.upper()
 
 
-def _llm(name: str, kind: str, default: Any, flag: str, help: str, **more: Any) -> Setting:
-    return Setting(name, kind, default, flag, help, group="llm", **more)
-
-
-def _gen(name: str, kind: str, default: Any, flag: str, help: str, **more: Any) -> Setting:
-    return Setting(name, kind, default, flag, help, group="generation", **more)
-
-
-def _exec(name: str, kind: str, default: Any, flag: str, help: str, **more: Any) -> Setting:
-    return Setting(name, kind, default, flag, help, group="execution", **more)
-
-
-def _judge(name: str, kind: str, default: Any, flag: str, help: str, **more: Any) -> Setting:
-    return Setting(name, kind, default, flag, help, group="judge", **more)
+# Declarations by group (a setting's group says which commands take it).
+_llm = functools.partial(Setting, group="llm")
+_gen = functools.partial(Setting, group="generation")
+_exec = functools.partial(Setting, group="execution")
+_judge = functools.partial(Setting, group="judge")
 
 
 SETTINGS: dict[str, Setting] = {
@@ -483,8 +475,7 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-def _batch(name: str, kind: str, default: Any, flag: str, help: str, **more: Any) -> Setting:
-    return Setting(name, kind, default, flag, help, group="batch", decides_rows=False, **more)
+_batch = functools.partial(Setting, group="batch", decides_rows=False)
 
 
 # A batch changes how requests travel, never which rows come back: a run resumes with or without them.
