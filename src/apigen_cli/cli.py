@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar, get_type_hints
 
 import orjson
@@ -771,30 +772,34 @@ def _say_batches(messages: Messages, chat: LLMClient) -> dict[str, dict[str, int
 # --- end batch ---
 
 
-def _library_from_stdin(apis: str, keep_beside: str | None, messages: Messages, resources: ExitStack) -> str:
-    """APIS `-` (`apigen library from-openapi spec.yaml | apigen run - ...`): standard input saved to a file.
+def _library_file(beside: str | None, suffix: str, resources: ExitStack) -> str:
+    """Where a library that `run` makes itself (from a pipe, from MCP servers) is kept.
 
-    A run keeps it beside its output (`OUTPUT.apis.jsonl`), so that the same command can
-    resume and its fingerprint covers the library; otherwise a temporary file is used.
+    Beside a file output (`OUTPUT.<suffix>`), so that the same command resumes and the
+    fingerprint covers it; else a temporary file, removed when the command ends.
     """
+    if beside is not None and beside != "-":
+        folder = os.path.dirname(beside)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        return f"{beside}.{suffix}"
+    handle, path = tempfile.mkstemp(prefix="apigen-library-", suffix=".jsonl")
+    os.close(handle)
+    resources.callback(os.remove, path)
+    return path
+
+
+def _library_from_stdin(apis: str, keep_beside: str | None, messages: Messages, resources: ExitStack) -> str:
+    """APIS `-` (`apigen library from-openapi spec.yaml | apigen run - ...`): standard input saved to a file."""
     if apis != "-":
         return apis
     if sys.stdin.isatty():
         raise InputError("the API library is `-` but standard input is a terminal", hint="pipe a library in, or name its file")
     data = sys.stdin.buffer.read()
-    if keep_beside is not None and keep_beside != "-":
-        path = f"{keep_beside}.apis.jsonl"
-        folder = os.path.dirname(path)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        if os.path.exists(path) and open(path, "rb").read() != data:  # noqa: SIM115 (read whole at once)
-            messages.info(f"the library on standard input differs from `{path}`, the one the run began with; using the new one")
-    else:
-        handle, path = tempfile.mkstemp(prefix="apigen-apis-", suffix=".jsonl")
-        os.close(handle)
-        resources.callback(os.remove, path)
-    with open(path, "wb") as stream:
-        stream.write(data)
+    path = _library_file(keep_beside, "apis.jsonl", resources)
+    if keep_beside not in (None, "-") and os.path.exists(path) and Path(path).read_bytes() != data:
+        messages.info(f"the library on standard input differs from `{path}`, the one the run began with; using the new one")
+    Path(path).write_bytes(data)
     return path
 
 
@@ -991,7 +996,7 @@ def run_command(
         if apis == "-":
             apis = _library_from_stdin(apis, output, messages, stack)
         if apis is None:  # --- run --mcp: the servers' tools are the library ---
-            apis = _library_from_mcp_servers(execution_settings_from(resolved.values), output, messages)
+            apis = _library_from_mcp_servers(execution_settings_from(resolved.values), output, messages, stack)
         settings = run_settings_from(resolved.values, apis, resolved.llm_settings(), dedup=dedup, only_executable=only_executable)
         batch = _batch_settings(resolved.values, output)
         if batch is not None and batch.state_file and overwrite and os.path.exists(batch.state_file):
@@ -1437,12 +1442,8 @@ def library_from_mcp(
         messages.info(f"library from-mcp: {len(imported.entries)} tools of MCP server `{server.name}`; run them with `{option}`")
 
 
-def _library_from_mcp_servers(execution: ExecutionSettings, output: str, messages: Messages) -> str:
-    """`run --mcp ...` without APIS: list the servers' tools into a library file and return its path.
-
-    With `-o FILE` the file is FILE.tools.jsonl beside it (so a resumed run sees the same
-    library, and the user can see what was used); else a temporary file.
-    """
+def _library_from_mcp_servers(execution: ExecutionSettings, output: str, messages: Messages, resources: ExitStack) -> str:
+    """`run --mcp ...` without APIS: list the servers' tools into a library file (see ``_library_file``)."""
     from .library.from_mcp import import_server
     from .rows.jsonl import OutputFile
 
@@ -1458,11 +1459,7 @@ def _library_from_mcp_servers(execution: ExecutionSettings, output: str, message
         for tool, why in imported.skipped.items():
             messages.warning(f"skipped the tool `{tool}` of MCP server `{server.name}`: {why}")
         entries += imported.entries
-    if output != "-":
-        path = f"{output}.tools.jsonl"
-    else:
-        handle, path = tempfile.mkstemp(prefix="apigen-mcp-tools-", suffix=".jsonl")
-        os.close(handle)
+    path = _library_file(output, "tools.jsonl", resources)
     out = OutputFile(path)
     try:
         for entry in entries:
