@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from apigen_cli import ExecutionSettings, GenerationSettings, JudgeSettings, LLMSettings, RunSettings, run_fingerprint
 from apigen_cli.config import SETTINGS, resolve
@@ -44,6 +45,22 @@ def _env() -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("APIGEN_")}
     env["PYTHONPATH"] = str(PROJECT / "src")
     return env
+
+
+def _kill_after(script: Path, workspace: Path, state_file: Path, *, requests_done: int) -> dict[str, Any]:
+    """Run ``script``, kill -9 it once its run state says ``requests_done`` requests are done; the state then."""
+    with subprocess.Popen(
+        [sys.executable, str(script)], cwd=workspace, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as process:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if state_file.exists() and json.loads(state_file.read_text() or "{}").get("requests_done", 0) >= requests_done:
+                break
+            time.sleep(0.005)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    state: dict[str, Any] = json.loads(state_file.read_text())
+    return state
 
 
 def test_the_readme_run_is_the_cli_run_it_names() -> None:
@@ -104,17 +121,7 @@ def test_a_python_run_killed_and_restarted_resumes_exactly_like_apigen_run(tmp_p
     output = workspace / "out" / "python" / "dataset.jsonl"
     state_file = Path(str(output) + ".apigen-run.json")
 
-    with subprocess.Popen(
-        [sys.executable, str(script)], cwd=workspace, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    ) as process:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            if state_file.exists() and json.loads(state_file.read_text() or "{}").get("requests_done", 0) >= 20:
-                break
-            time.sleep(0.005)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-    state = json.loads(state_file.read_text())
+    state = _kill_after(script, workspace, state_file, requests_done=20)
     assert 0 < state["requests_done"] < state["requests_total"] == 300 and not state["complete"], state
 
     resumed = subprocess.run(
@@ -141,17 +148,7 @@ def test_the_cli_resumes_a_run_that_python_began(tmp_path: Path) -> None:
     script.write_text(_readme_run_script())
     output = workspace / "out" / "python" / "dataset.jsonl"
     state_file = Path(str(output) + ".apigen-run.json")
-    with subprocess.Popen(
-        [sys.executable, str(script)], cwd=workspace, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    ) as process:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            if state_file.exists() and json.loads(state_file.read_text() or "{}").get("requests_done", 0) >= 10:
-                break
-            time.sleep(0.005)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-    done = json.loads(state_file.read_text())["requests_done"]
+    done = _kill_after(script, workspace, state_file, requests_done=10)["requests_done"]
     cli = subprocess.run(
         [sys.executable, "-m", "apigen_cli", *_readme_cli_command()],
         cwd=workspace,
