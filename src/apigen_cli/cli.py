@@ -47,7 +47,7 @@ from .run_settings import (
 from .shards import merge_shards
 from .stages.dedup import dedup as dedup_rows
 from .stages.example_pool import generate_growing
-from .stages.exec_check import ExecPolicy
+from .stages.exec_check import CallTally, ExecPolicy
 from .stages.exec_check import exec_check as exec_check_rows
 from .stages.export import NoteCollector, RecordCheck, export_file
 from .stages.format_check import format_check as format_check_rows
@@ -668,16 +668,20 @@ def exec_check(ctx: typer.Context) -> None:
 
         apigen format-check rows.jsonl | apigen exec-check --functions my_tools.py --exec-timeout 5 > executed.jsonl
 
-        ITEMS_KEY=... apigen exec-check rest_rows.jsonl --http-concurrency 16 --strict
+        ITEMS_KEY=... apigen exec-check rest_rows.jsonl --pass-env ITEMS_KEY --http-concurrency 16 --strict
 
-        apigen exec-check checked.jsonl --mcp units='python sample_data/mcp_server.py' -o executed.jsonl
+        apigen exec-check units_checked.jsonl --mcp units='python sample_data/mcp_server.py' -o executed.jsonl
     """
 
     def setup(messages: Messages, resources: ExitStack) -> _StageRun:
         executor, policy = _executor(ctx, messages)
         resources.callback(executor.close)
         executor.start()
-        return _StageRun(lambda rows: exec_check_rows(rows, executor, policy))
+        tally = CallTally()
+        functions = resolved_settings(ctx).values["functions"]
+        return _StageRun(
+            lambda rows: exec_check_rows(rows, executor, policy, tally), after=lambda: tally.check_something_ran(functions)
+        )
 
     _run_stage_command("exec-check", ctx.params, setup)
 

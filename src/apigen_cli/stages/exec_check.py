@@ -16,11 +16,12 @@ in input order.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import FunctionsError
 from ..execution.calls import Outcome, Pending
 from ..execution.executor import Executor
 from ..problems import Problem, RowProblem, show_value
@@ -30,6 +31,7 @@ from ..schema.tools import tool_binding
 STAGE = "exec_check"
 KEEP_FIELD = "keep_row_after_execution_check"
 RESULT_FIELD = "execution_result"
+NO_IMPLEMENTATION = "no_implementation"
 
 _ERROR_KEYS = ("error", "errors", "error_message", "errorMessage")
 _ERROR_STATUSES = frozenset(("error", "fail", "failed", "failure"))
@@ -73,6 +75,37 @@ def is_error_result(value: Any) -> bool:
     return False
 
 
+@dataclass
+class CallTally:
+    """What became of the calls one exec-check ran: how many found something to run them, and which did not.
+
+    A row rejected ``no_implementation`` is data. But when *no* call of any row found an
+    implementation, the command was pointed at the wrong library (or none), and 0 rows with
+    exit 0 would hide that: ``check_something_ran`` makes it an error.
+    """
+
+    implemented: int = 0
+    rows_without: int = 0  # rows with a call that nothing implements
+    missing: Counter[str] = field(default_factory=Counter)  # function name -> calls
+
+    def check_something_ran(self, functions: str | None) -> None:
+        """Raise ``FunctionsError`` when calls were made and not one of them had an implementation."""
+        if self.implemented or not self.missing:
+            return
+        names = ", ".join(f"`{name}` ({count})" for name, count in self.missing.most_common(5))
+        more = f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else ""
+        rows = "the one row" if self.rows_without == 1 else f"the {self.rows_without} rows"
+        where = (
+            f"`{functions}` defines none of the functions they call"
+            if functions
+            else "no Python library was given and their tools have no `http` or `mcp` binding"
+        )
+        raise FunctionsError(
+            f"no call of {rows} could run: {where}: {names}{more}; every row was rejected as `no_implementation`",
+            hint="pass `--functions` the Python library that defines them (a .py file, a folder of them, or a module)",
+        )
+
+
 class _Flight:
     """A row on its way through: its calls' pending outcomes, or a verdict already reached."""
 
@@ -88,9 +121,15 @@ class _Flight:
         return pendings is None or all(pending.outcome is not None for pending in pendings)
 
 
-def exec_check(rows: Iterable[Row], executor: Executor, policy: ExecPolicy | None = None) -> Iterator[Row]:
-    """Execute each row's calls and yield it with its verdict; rows rejected earlier pass through untouched."""
+def exec_check(
+    rows: Iterable[Row], executor: Executor, policy: ExecPolicy | None = None, tally: CallTally | None = None
+) -> Iterator[Row]:
+    """Execute each row's calls and yield it with its verdict; rows rejected earlier pass through untouched.
+
+    ``tally``, when given, counts what became of the calls (see ``CallTally``).
+    """
     policy = policy or ExecPolicy()
+    tally = tally or CallTally()
     executor.start()
     window: deque[_Flight] = deque()
     source = iter(rows)
@@ -99,17 +138,17 @@ def exec_check(rows: Iterable[Row], executor: Executor, policy: ExecPolicy | Non
             window.append(_begin(row, executor))
             executor.poll()
             while window and window[0].done():
-                yield _finish(window.popleft(), policy)
+                yield _finish(window.popleft(), policy, tally)
             while len(window) >= policy.window:
                 head = window.popleft()
                 if head.pendings:
                     executor.wait(head.pendings)
-                yield _finish(head, policy)
+                yield _finish(head, policy, tally)
         while window:
             head = window.popleft()
             if head.pendings:
                 executor.wait(head.pendings)
-            yield _finish(head, policy)
+            yield _finish(head, policy, tally)
     finally:
         # Stopped early (an error, or a reader that went away): let the source release
         # its file now rather than whenever the garbage collector gets to it.
@@ -159,21 +198,28 @@ def _bindings(tools: Any, kind: str) -> dict[str, Any]:
     return found
 
 
-def _finish(flight: _Flight, policy: ExecPolicy) -> Row:
+def _finish(flight: _Flight, policy: ExecPolicy, tally: CallTally) -> Row:
     row = flight.row
     if flight.pendings is None:
         return row
     assert flight.calls is not None
     entries: list[dict[str, Any]] = []
     first_problem: Problem | None = None
+    lacking = False  # a call of this row has no implementation
     for position, (call, pending) in enumerate(zip(flight.calls, flight.pendings, strict=True), start=1):
         outcome = pending.outcome
         assert outcome is not None
         entry, problem = _entry(call["name"], outcome, policy)
         entries.append(entry)
+        if outcome.code == NO_IMPLEMENTATION:
+            tally.missing[call["name"]] += 1
+            lacking = True
+        else:
+            tally.implemented += 1
         if problem is not None and first_problem is None:
             first_problem = Problem(problem.code, f"call {position} `{call['name']}`: {problem.message}")
     row[RESULT_FIELD] = entries
+    tally.rows_without += lacking
     if first_problem is not None:
         return reject(row, STAGE, first_problem)
     row[KEEP_FIELD] = True

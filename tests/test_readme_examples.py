@@ -1,0 +1,272 @@
+"""Every example of the README runs, as a user's shell would run it (issue 11).
+
+Each ```sh block is run here, in order, in its own copy of a folder holding the files the
+examples name (`tests/example_workspace.py`), with every endpoint pointed at scripted servers on
+127.0.0.1 and a real run's sizes cut to a dozen rows; or it belongs to a section whose own test
+runs that section's blocks as written (`RUN_BY`, each checked to read its section). The few lines
+that are not examples of apigen (installing, the developer's `make` targets, starting a model
+server) are listed in `NOT_RUN_HERE` with what stands in for them, and the list is checked to hold
+only lines the README has. The `toml` configuration, the first Python example and the exec-check
+rejection the README shows are run too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import PROJECT, read_jsonl, write_jsonl
+from .example_workspace import (
+    Workspace,
+    example_env,
+    expected_exit_code,
+    fresh_copy,
+    run_example,
+    runnable,
+    workspace_with_servers,
+)
+
+README = (PROJECT / "README.md").read_text()
+
+# a heading (or the start of one) -> the test module that runs the blocks under it as written
+RUN_BY = {
+    "## From an MCP server to a dataset": "test_mcp",  # it also checks the figures the README shows
+    "### `apigen report`": "test_cli_report",  # and reads the page's numbers back
+    "### `apigen export`": "test_export_messages",  # with the chat template and Parquet it needs
+    "### `apigen batch status`": "test_batch",  # a provider's batch API, scripted
+    "### `apigen batch cancel`": "test_batch",
+    "## Batch": "test_batch",
+    "## API libraries": "test_library_docs",  # and its subsections, in order
+    "## Past one machine: shards and merge": "test_shards",  # the Slurm array, as a script
+    "## On a Ray cluster": "test_ray_engine",  # needs the `ray` extra
+}
+
+# a README line that is not an example of apigen -> what runs it, or stands in for it
+NOT_RUN_HERE = {
+    "make demo    # install into .venv and run the whole pipeline on sample_data/": (
+        "the demo block's command, run here; the Makefile's recipe is checked to be that command"
+    ),
+    "make test    # install into .venv and run the test suite": "the command CI runs (.ci/run)",
+    "python3 -m venv .venv && .venv/bin/pip install -e .   # or: make install (adds the dev tools)": (
+        "installing: .ci/run installs into a fresh venv and runs `apigen --help`"
+    ),
+    ".venv/bin/pip install -e '.[parquet]'                 # only for `export --output-format parquet` (pyarrow)": (
+        "installing the extra: make install adds it; test_export_parquet uses it"
+    ),
+    ".venv/bin/apigen --help": "run by .ci/run in a venv without the dev dependencies",
+    "vllm serve Qwen/Qwen2.5-7B-Instruct --port 8000 &": "the model server: the scripted server stands in for it",
+    "make test     # the test suite (real CLI, real subprocesses, real sockets on 127.0.0.1)": "the command CI runs",
+    "make lint     # ruff check, ruff format --check, mypy --strict over src and tests": "the developer's check",
+    "make bench    # the benchmarks in benchmarks/; figures in docs/benchmarks.md": (
+        "measured, not tested: timings do not belong in tests"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int  # of the opening fence
+    headings: tuple[str, ...]  # the `##` heading, then the `###` one when there is one
+    commands: tuple[str, ...]  # one a logical line: continuations joined, comments and blanks left out
+
+    @property
+    def label(self) -> str:
+        return f"README:{self.line} {self.headings[-1].lstrip('# ')}"
+
+
+def readme_blocks(language: str = "sh") -> list[Block]:
+    blocks: list[Block] = []
+    headings: list[str] = []
+    lines = README.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if line.startswith("```"):
+            opening = index
+            index += 1
+            body: list[str] = []
+            while not lines[index].startswith("```"):
+                body.append(lines[index])
+                index += 1
+            if line == f"```{language}":
+                joined = "\n".join(body).replace("\\\n", " ")
+                commands = [" ".join(part.split()) for part in joined.splitlines()]
+                kept = tuple(command for command in commands if command and not command.startswith("#"))
+                blocks.append(Block(opening + 1, tuple(headings), kept))
+        elif line.startswith(("# ", "## ")):
+            headings = [line]
+        elif line.startswith("### "):
+            headings = headings[:1] + [line]
+        index += 1
+    return blocks
+
+
+def _run_by(block: Block) -> str | None:
+    return next((module for key, module in RUN_BY.items() if any(h.startswith(key) for h in block.headings)), None)
+
+
+def _readme_line(key: str) -> str:
+    return " ".join(key.split())
+
+
+NOT_RUN_LINES = {_readme_line(key) for key in NOT_RUN_HERE}
+BLOCKS = readme_blocks()
+RUN_HERE = [
+    block for block in BLOCKS if _run_by(block) is None and any(command not in NOT_RUN_LINES for command in block.commands)
+]
+
+
+def test_the_lines_not_run_here_are_readme_lines_still() -> None:
+    lines = {command for block in BLOCKS for command in block.commands}
+    assert lines >= NOT_RUN_LINES
+
+
+@pytest.mark.parametrize("key", sorted(set(RUN_BY)))
+def test_each_section_left_to_another_test_is_read_by_that_test(key: str) -> None:
+    assert any(heading.startswith(key) for block in BLOCKS for heading in block.headings), key
+    source = (PROJECT / "tests" / f"{RUN_BY[key]}.py").read_text()
+    assert key.lstrip("# ").split(":")[0] in source, f"{RUN_BY[key]} does not read the README's {key!r}"
+
+
+def test_every_sh_block_is_found_and_most_run_here() -> None:
+    assert len(BLOCKS) == README.count("\n```sh\n") >= 30
+    here = sum("apigen" in command for block in RUN_HERE for command in block.commands)
+    assert here >= 30, here  # a parser gone wrong would run next to nothing
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    with workspace_with_servers(tmp_path_factory.mktemp("readme") / "work") as made:
+        yield made
+
+
+_WRITES = re.compile(r"(?:^|\s)(?:-o|--output|>)\s+(\S+)")
+_ALSO_WRITES = re.compile(r"(?:^|\s)(?:--rejects|--report|--html|--card)\s+(\S+)")
+
+
+def _outputs(command: str) -> list[str]:
+    return _WRITES.findall(command) + _ALSO_WRITES.findall(command)
+
+
+def _run_command(command: str, cwd: Path, env: dict[str, str], workspace: Workspace, made: set[str]) -> None:
+    """Run one line; ``made``: the files earlier lines of its block wrote (the ones it may build on)."""
+    if command.startswith("export "):
+        for assignment in shlex.split(runnable(command, workspace.llm_url))[1:]:
+            name, _, value = assignment.partition("=")
+            env[name] = value
+        return
+    if command.startswith("make "):  # a target of the project's Makefile, with this venv's apigen
+        target = command.split()[1]
+        done = run_example(f"make -s -C {PROJECT} {target} BIN={Path(sys.executable).parent} STAMP=", cwd, env)
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+        assert done.stdout.strip(), f"`{command}` showed nothing"
+        return
+    assert "apigen " in command, f"a README line that is neither apigen nor listed in NOT_RUN_HERE: {command}"
+    shown = runnable(command, workspace.llm_url)
+    for written in _outputs(shown):  # each example starts afresh, but from what its block's earlier lines made
+        if written not in made:
+            (cwd / written).unlink(missing_ok=True)
+    done = run_example(shown, cwd, env)
+    assert done.returncode == expected_exit_code(command), f"{shown}\n{done.stderr[-2000:]}"
+    assert "Traceback" not in done.stderr, shown
+    for written in _WRITES.findall(shown):
+        assert (cwd / written).is_file() and (cwd / written).stat().st_size > 0, f"{shown}: wrote no {written}"
+    made.update(_outputs(shown))
+
+
+@pytest.mark.parametrize("block", RUN_HERE, ids=[block.label for block in RUN_HERE])
+def test_a_readme_block_runs_as_written(workspace: Workspace, tmp_path: Path, block: Block) -> None:
+    folder = fresh_copy(workspace, tmp_path / "work")
+    env = example_env(workspace.llm_url)
+    made: set[str] = set()
+    for command in block.commands:
+        if command not in NOT_RUN_LINES:
+            _run_command(command, folder, env, workspace, made)
+
+
+# --- the blocks that are not shell --------------------------------------------------------
+
+
+def _makefile_demo() -> str:
+    recipe = (PROJECT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    command = next(part for part in recipe.replace("\\\n", " ").splitlines() if "apigen run" in part)
+    return " ".join(command.replace("$(BIN)/", "").replace("$(DEMO_OUT)", "out/demo").split())
+
+
+def test_make_demo_runs_the_readme_demo_command() -> None:
+    (demo,) = next(block for block in BLOCKS if block.headings[0] == "## The 30-second demo").commands
+    assert _makefile_demo() == demo
+
+
+def _toml_block() -> str:
+    (block,) = re.findall(r"```toml\n(.*?)```", README, re.DOTALL)
+    return str(block)
+
+
+def test_the_readme_config_file_sets_what_it_says(workspace: Workspace, tmp_path: Path) -> None:
+    import tomllib
+
+    folder = fresh_copy(workspace, tmp_path / "work")
+    text = runnable(_toml_block(), workspace.llm_url)
+    (folder / "apigen.toml").write_text(text)
+    env = example_env()  # no APIGEN_BASE_URL: the file says where the model is
+    shown = run_example("apigen config show --json", folder, env)
+    assert shown.returncode == 0, shown.stderr
+    settings = {entry["name"]: entry for entry in map(json.loads, shown.stdout.splitlines())}
+    written = tomllib.loads(text)
+    flat = {f"options.{key}": value for key, value in written.pop("options").items()} | written
+    for key, value in flat.items():
+        entry = settings[key]
+        assert entry["source"].startswith("project config"), entry
+        assert entry["value"] == value or (key == "model" and entry["value"] == list(value)), entry
+    done = run_example("apigen generate apis.jsonl -n 6 --seed 1 -o generated.jsonl", folder, env)
+    assert done.returncode == 0, done.stderr
+    assert {row["model"] for row in read_jsonl(folder / "generated.jsonl")} == set(tomllib.loads(text)["model"])
+    assert (folder / ".apigen-cache").is_dir()
+
+
+def test_the_readme_format_check_snippet_runs(workspace: Workspace, tmp_path: Path) -> None:
+    folder = fresh_copy(workspace, tmp_path / "work")
+    snippet = re.findall(r"```python\n(.*?)```", README.split("## Python API", 1)[1], re.DOTALL)[0]
+    assert "format_check" in snippet
+    script = snippet + "\nprint(len(kept))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=folder, env=example_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == 5  # the sample rows: 5 of 12 pass, as `format-check rows.jsonl` says
+
+
+def _tool(name: str) -> dict[str, Any]:
+    for line in (PROJECT / "sample_data" / "apis.jsonl").read_text().splitlines():
+        api = json.loads(line)
+        if api.get("name", api.get("function", {}).get("name")) == name:
+            return dict(api)
+    raise AssertionError(name)
+
+
+def test_the_readme_exec_check_rejection_is_what_exec_check_writes(tmp_path: Path) -> None:
+    shown = json.loads(README.split("### `apigen exec-check`", 1)[1].split("```json\n", 1)[1].split("```", 1)[0])
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("prime_factors", {"n": 360}),
+        ("triangle_area", {"a": 1, "b": 2, "c": 10}),
+        ("get_book", {"book_id": "bk-999"}),
+    ]
+    answers = [{"name": name, "arguments": arguments} for name, arguments in calls]
+    row = {"id": "r1", "query": "…", "tools": [_tool(name) for name, _ in calls], "answers": answers}
+    write_jsonl(tmp_path / "row.jsonl", [row])
+    command = "apigen exec-check row.jsonl --functions sample_data/functions --keep-rejected"
+    (tmp_path / "sample_data").symlink_to(PROJECT / "sample_data")
+    done = run_example(command, tmp_path, example_env())
+    assert done.returncode == 0, done.stderr
+    (written,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {key: written[key] for key in shown} == shown
