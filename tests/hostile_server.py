@@ -196,11 +196,11 @@ def huge(size: int, content_type: str = "application/json") -> Behaviour:
     return lambda _seen: [response(200, body, {"content-type": content_type})]
 
 
-def echo_key(status: int = 200) -> Behaviour:
-    """A reply whose text (or error message) repeats the Authorization header it was sent."""
+def echo_key(status: int = 200, part: slice = slice(None)) -> Behaviour:
+    """A reply whose text (or error message) repeats the Authorization header it was sent (``part`` of it)."""
 
     def behaviour(seen: Seen) -> list[Chunk]:
-        sent = seen.headers.get("authorization", "")
+        sent = seen.headers.get("authorization", "")[part]
         if status == 200:
             text = json.dumps([{"query": f"use {sent}", "answers": [{"name": "f", "arguments": {"k": sent}}]}])
             return [response(200, completion(text))]

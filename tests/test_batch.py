@@ -487,3 +487,20 @@ def test_batch_status_at_an_endpoint_without_the_batch_is_one_error_naming_base_
     assert "hint: check `--base-url`: the batches are at the endpoint the run used" in result.stderr
     listed = invoke(runner, "batch", "status", str(tmp_path / "b.jsonl"), "--no-refresh")
     assert listed.exit_code == 0 and listed.stdout.split()[:4] == ["b1", "generate", "m", "in_progress"]
+
+
+def test_batch_results_echoing_a_piece_of_the_key_keep_it_out_of_rows_state_and_cache(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-batch-0123456789abcdefghij"
+    monkeypatch.setenv("APIGEN_API_KEY", key)
+    cache = tmp_path / "cache"
+    with BatchServer(lambda _request: Reply.chat(f"not JSON, but the key was {key[:-4]}…")) as server:
+        result = invoke(
+            runner, *GENERATE, "--base-url", server.url, "-o", str(tmp_path / "b.jsonl"), "--rejects", str(tmp_path / "r.jsonl"),
+            "--batch", *FAST, "--cache", str(cache),
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+    written = "".join(path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.is_file())
+    assert "the key was ***" in written
+    assert not any(key[start : start + 12] in written + result.stderr for start in range(len(key) - 11))

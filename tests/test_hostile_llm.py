@@ -123,9 +123,13 @@ def test_an_encoding_apigen_did_not_ask_for_is_refused(tmp_path: Path) -> None:
     assert kept == [] and row["reason"] == "llm_error" and "`br`" in row["reason_detail"]
 
 
-def test_a_reply_echoing_the_key_leaves_it_out_of_rows_log_and_cache(tmp_path: Path) -> None:
+ECHOES = {"whole": slice(None), "cut short": slice(0, -6), "its tail": slice(-16, None), "a middle": slice(9, 27)}
+
+
+@pytest.mark.parametrize("echoed", ECHOES)
+def test_a_reply_echoing_the_key_leaves_it_out_of_rows_log_and_cache(tmp_path: Path, echoed: str) -> None:
     log, cache = tmp_path / "llm.jsonl", tmp_path / "cache"
-    with HostileServer(echo_key()) as server:
+    with HostileServer(echo_key(part=ECHOES[echoed])) as server:
         kept, rejected, ran = generate(server, tmp_path, "--log-llm", str(log), "--cache", str(cache))
         assert server.requests[0].headers["authorization"] == f"Bearer {KEY}"  # the attack did see it
     assert len(kept) + len(rejected) >= 1
@@ -133,6 +137,7 @@ def test_a_reply_echoing_the_key_leaves_it_out_of_rows_log_and_cache(tmp_path: P
     with sqlite3.connect(cache / "responses.sqlite3") as db:
         everything += json.dumps(db.execute("SELECT * FROM responses").fetchall())
     assert "***" in everything and KEY not in everything
+    assert not any(KEY[start : start + 12] in everything for start in range(len(KEY) - 11))  # nor a piece of 12
 
 
 @pytest.mark.parametrize("verbose", [False, True])

@@ -56,6 +56,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from ..errors import ConfigError
 from ..problems import Problem
+from ..redaction import Redactor
 from ..replies import ACCEPT_ENCODING, TOO_LARGE, BoundedBody, ReplyTooLarge, UnsupportedEncoding, declared_too_large
 from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds
 from ..version import __version__
@@ -204,19 +205,8 @@ def _environment_value(text: str, binding: HttpBinding, where: str, environ: Map
 
 
 def redact(value: Any, secrets: tuple[str, ...]) -> Any:
-    """``value`` with every environment value that went into the request replaced by ``***``."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret:
-                value = value.replace(secret, "***")
-        return value
-    if isinstance(value, list):
-        return [redact(item, secrets) for item in value]
-    if isinstance(value, dict):
-        return {redact(key, secrets): redact(item, secrets) for key, item in value.items()}
-    return value
+    """``value`` with every environment value that went into the request (and long pieces of it) replaced by ``***``."""
+    return Redactor(secrets).value(value)
 
 
 def _text(value: Any) -> str:

@@ -50,6 +50,7 @@ import orjson
 from ..config import LLMSettings, find_api_key
 from ..errors import ApigenError, ConfigError, EndpointError
 from ..problems import Problem
+from ..redaction import Redactor
 from ..retry import parse_retry_after
 from .chat import ChatRequest, ChatResult
 
@@ -331,6 +332,7 @@ class BatchBackend:
         self.batch = batch
         self.base_url = base_url
         self._key = find_api_key(settings.api_key_env, environ)[0]
+        self._redactor = Redactor([self._key] if self._key else [])  # the key, and long pieces of it, never come back
         self._transport = transport
         self._sleep = sleep or time.sleep
         self._clock = clock or time.monotonic
@@ -567,7 +569,7 @@ class BatchBackend:
 
     def _download(self, file_id: str) -> bytes:
         response = self._send("GET", f"files/{file_id}/content")
-        return response.content
+        return self._redactor.data(response.content)  # a provider's results echoing the key: not into rows or the cache
 
     def cancel(self) -> list[BatchEntry]:
         """Ask the provider to cancel every unfinished batch; the entries it cancelled."""
@@ -637,7 +639,7 @@ class BatchBackend:
         return self._client
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        return self._redactor.text(text)
 
     # --- a folder for `vllm run-batch` ---
 

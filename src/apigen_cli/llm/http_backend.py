@@ -49,6 +49,7 @@ import tenacity
 from ..config import LLMSettings, find_api_key
 from ..errors import ConfigError, EndpointError
 from ..problems import Problem
+from ..redaction import Redactor
 from ..replies import ACCEPT_ENCODING, TOO_LARGE, BoundedBody, ReplyTooLarge, UnsupportedEncoding, declared_too_large
 from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds
 from .cache import ResponseCache
@@ -177,7 +178,7 @@ class HttpBackend:
                 hint=f"export {settings.api_key_env}=... first, or leave `--api-key-env` out to use APIGEN_API_KEY",
             )
         self._key = key
-        self._key_bytes = key.encode() if key else b""
+        self._redactor = Redactor([key] if key else [])  # the key, and any long piece of it, never comes back
         self._transport = transport
         self.policy = RetryPolicy(
             attempts=settings.max_attempts,
@@ -543,8 +544,7 @@ class HttpBackend:
         finally:
             await response.aclose()
         content = collected.content()
-        if self._key_bytes:  # a hostile or compromised endpoint may echo the key: it goes no further
-            content = content.replace(self._key_bytes, b"***")
+        content = self._redactor.data(content)  # a hostile or compromised endpoint may echo the key: it goes no further
         headers = [(name, value) for name, value in response.headers.multi_items() if name.lower() not in _BODY_HEADERS]
         return httpx.Response(
             response.status_code, headers=headers, content=content, request=request, extensions=response.extensions
@@ -636,7 +636,7 @@ class HttpBackend:
         return orjson.loads(collected.content())
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        return self._redactor.text(text)
 
 
 # --- helpers --------------------------------------------------------------------------
