@@ -18,7 +18,7 @@ CORPORA = PROJECT.parent / "shared" / "corpora"
 
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """No APIGEN_* settings, no real keys, no colour, a private config folder, an empty working folder.
+    """No APIGEN_* settings, no real keys, no proxies, no colour, a private config folder, an empty working folder.
 
     The working folder matters: a developer's own ./apigen.toml must not change a test.
     """
@@ -26,6 +26,8 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
 
     for name in list(os.environ):
         if name.startswith("APIGEN_") or name in ("OPENAI_API_KEY", "NO_COLOR"):
+            monkeypatch.delenv(name, raising=False)
+        if name.lower().endswith("_proxy"):  # the tests' servers are on 127.0.0.1: a machine's proxy is not in the way
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

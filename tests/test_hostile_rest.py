@@ -49,6 +49,25 @@ def test_a_trickling_reply_is_cut_at_the_http_timeout_of_the_whole_attempt(tmp_p
     assert rejected["slow"]["reason"] == "timeout" and "no reply within 0.5 s" in rejected["slow"]["reason_detail"]
 
 
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "ALL_PROXY"])
+def test_a_proxy_trickling_its_reply_is_cut_at_the_http_timeout_too(tmp_path: Path, variable: str) -> None:
+    body = json.dumps({"data": "x" * 4000}).encode()  # 80 s at a byte per 20 ms
+    with HostileServer(trickle(body, every=0.02, where="body")) as proxy:
+        env = {variable: proxy.url, variable.lower(): proxy.url, "NO_PROXY": "", "no_proxy": ""}
+        _kept, rejected, _ran = exec_check(
+            tmp_path, [row("proxied", {"url": "http://tools.example/x"})], "--http-timeout", "0.5", "--http-retries", "0", env=env
+        )
+        assert proxy.requests and proxy.requests[0].path == "http://tools.example/x"  # it did go through the proxy
+    assert rejected["proxied"]["reason"] == "timeout" and "no reply within 0.5 s" in rejected["proxied"]["reason_detail"]
+
+
+def test_no_proxy_sends_its_hosts_past_the_proxy(tmp_path: Path) -> None:
+    with HostileServer(echo_request()) as server:
+        env = {"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "localhost,127.0.0.1"}  # a proxy nobody answers at
+        kept, _rejected, _ran = exec_check(tmp_path, [row("direct", {"url": server.url + "/x"})], "--http-retries", "0", env=env)
+    assert kept["direct"]["execution_result"][0]["result"]["path"] == "/x"
+
+
 @pytest.mark.parametrize("behaviour", [gzip_bomb(256 << 20), huge(64 << 20)], ids=["gzip-bomb", "huge"])
 def test_a_reply_over_the_cap_is_rejected_with_flat_memory(tmp_path: Path, behaviour: Any) -> None:
     with HostileServer(behaviour) as server:

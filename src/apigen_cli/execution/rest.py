@@ -43,6 +43,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -343,12 +344,47 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-def deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
-    """httpx's own transport, its sockets bound by each attempt's deadline."""
-    transport = httpx.HTTPTransport(limits=limits)
+def deadline_transport(limits: httpx.Limits, proxy: str | None = None) -> httpx.HTTPTransport:
+    """httpx's own transport (through ``proxy``, if one), its sockets bound by each attempt's deadline."""
+    try:
+        transport = httpx.HTTPTransport(limits=limits, proxy=proxy)
+    except ImportError:  # a socks:// proxy without httpx's `socks` extra
+        raise ConfigError(
+            f"the proxy `{proxy}` the environment names needs a package that is not installed",
+            hint="install `httpx[socks]`, or unset the proxy variable (ALL_PROXY, HTTPS_PROXY, HTTP_PROXY)",
+        ) from None
     pool = transport._pool
     pool._network_backend = _DeadlineBackend(pool._network_backend)
     return transport
+
+
+def proxy_mounts(limits: httpx.Limits) -> dict[str, httpx.BaseTransport | None]:
+    """The environment's proxies (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, minus ``NO_PROXY``) as httpx mounts.
+
+    httpx reads them only when it makes its own transport; ours bounds every socket by the
+    attempt's deadline, so the proxies are mounted here, each through a deadline transport too
+    (a proxy trickling its reply is cut like a server doing so). ``None``: no proxy for that host.
+    """
+    found = urllib.request.getproxies()
+    bypass = [host.strip() for host in found.get("no", "").split(",") if host.strip()]
+    if "*" in bypass:
+        return {}
+    mounts: dict[str, httpx.BaseTransport | None] = {}
+    for scheme in ("http", "https", "all"):
+        url = found.get(scheme)
+        if url:
+            mounts[f"{scheme}://"] = deadline_transport(limits, url if "://" in url else f"http://{url}")
+    if mounts:
+        for host in bypass:  # as curl reads NO_PROXY, and httpx does
+            if "://" in host:
+                mounts[host] = None
+            elif host.lower() == "localhost" or host.replace(".", "").isdigit():
+                mounts[f"all://{host}"] = None
+            elif ":" in host:
+                mounts[f"all://[{host.strip('[]')}]"] = None
+            else:
+                mounts[f"all://*{host}"] = None
+    return mounts
 
 
 def _same_origin(first: httpx.URL, second: httpx.URL) -> bool:
@@ -386,6 +422,7 @@ class HttpCaller:
             timeout=httpx.Timeout(options.timeout),
             limits=limits,
             transport=options.transport or deadline_transport(limits),
+            mounts=None if options.transport else proxy_mounts(limits),
             follow_redirects=False,  # followed here, so that another origin never gets the environment's values
             headers={"User-Agent": f"apigen/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
         )
