@@ -48,3 +48,17 @@ def test_every_flag_the_readme_gives_a_command_exists(runner: CliRunner, command
         if line.startswith("apigen " + command + " ") or line.startswith("| `--"):
             for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", line):
                 assert flag in help_text, f"`apigen {command}` has no {flag}, though the README shows it"
+
+
+def test_the_cli_reference_is_the_commands_help_now() -> None:
+    """docs/cli-reference.md is generated from `--help` (`make docs`); a changed option must be regenerated."""
+    import subprocess
+    import sys
+
+    reference = PROJECT / "docs" / "cli-reference.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "cogapp", "--check", str(reference)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"docs/cli-reference.md is out of date: run `make docs`\n{done.stdout}{done.stderr}"
+    for command in _commands():
+        assert f"\n## apigen {command}\n" in reference.read_text()

@@ -65,7 +65,10 @@ NOT_RUN_HERE = {
     ".venv/bin/apigen --help": "run by .ci/run in a venv without the dev dependencies",
     "vllm serve Qwen/Qwen2.5-7B-Instruct --port 8000 &": "the model server: the scripted server stands in for it",
     "make test     # the test suite (real CLI, real subprocesses, real sockets on 127.0.0.1)": "the command CI runs",
-    "make lint     # ruff check, ruff format --check, mypy --strict over src and tests": "the developer's check",
+    "make lint     # ruff check, ruff format --check, mypy --strict over src and tests, cog --check": ("the developer's check"),
+    "make docs     # write docs/cli-reference.md again from every command's --help": (
+        "it writes into the project; test_docs checks that the file is what it would write"
+    ),
     "make bench    # the benchmarks in benchmarks/; figures in docs/benchmarks.md": (
         "measured, not tested: timings do not belong in tests"
     ),
