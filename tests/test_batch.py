@@ -147,6 +147,17 @@ def test_failed_and_expired_requests_go_into_follow_up_batches_then_fail_as_llm_
     assert [row["id"] for row in read_jsonl(judged)] == ["a"]
 
 
+def _executed_rows(runner: CliRunner, path: Path, count: int) -> Path:
+    """Rows ready for the judge: generated offline, then through format-check and exec-check."""
+    made = invoke(runner, "generate", APIS, "-m", "offline", "-n", str(count), "--seed", "2", "-O", "offline_error_rate=0")
+    checked = invoke(runner, "format-check", "-", input=made.stdout)
+    executed = invoke(
+        runner, "exec-check", "-", "--functions", FUNCTIONS, "--error-result", "pass", "-o", str(path), input=checked.stdout
+    )
+    assert executed.exit_code == 0, executed.stderr
+    return path
+
+
 def _no_json_mode(request: Received) -> Reply:
     if "response_format" in request.json:
         return Reply.error(400, "response_format is not supported by this model")
@@ -154,8 +165,7 @@ def _no_json_mode(request: Received) -> Reply:
 
 
 def test_a_provider_refusing_json_mode_is_asked_again_without_it_as_online(runner: CliRunner, tmp_path: Path) -> None:
-    generated = tmp_path / "generated.jsonl"
-    invoke(runner, "generate", APIS, "-m", "offline", "-n", "9", "--seed", "2", "-o", str(generated))
+    generated = _executed_rows(runner, tmp_path / "generated.jsonl", 9)
     judge = ["semantic-check", str(generated), "-J", "test-model"]
     # one at a time online: requests already in flight when JSON mode is dropped count as refusals there
     online = _online_rows(runner, tmp_path, *judge, "--concurrency", "1", handler=_no_json_mode)
@@ -165,7 +175,7 @@ def test_a_provider_refusing_json_mode_is_asked_again_without_it_as_online(runne
         assert result.exit_code == 0, result.stderr
         assert len(server.created) == 2
     assert "warning: the endpoint refused `response_format` (400: response_format is not supported" in result.stderr
-    assert read_jsonl(out) == online and len(online) == 9
+    assert read_jsonl(out) == online and len(online) == len(read_jsonl(generated)) == 9
 
 
 def test_a_batch_the_provider_fails_is_retried_then_its_message_rejects_the_rows(runner: CliRunner, tmp_path: Path) -> None:
@@ -446,8 +456,7 @@ def test_polling_waits_twice_as_long_each_time_up_to_the_cap_and_says_each_chang
 
 
 def test_a_committee_of_judges_gets_one_batch_per_model_and_the_online_rows(runner: CliRunner, tmp_path: Path) -> None:
-    generated = tmp_path / "generated.jsonl"
-    invoke(runner, "generate", APIS, "-m", "offline", "-n", "12", "--seed", "2", "-o", str(generated))
+    generated = _executed_rows(runner, tmp_path / "generated.jsonl", 12)
     judges = ["semantic-check", str(generated), "-J", "test-model", "-J", "other-model", "-J", "test-model"]
     online = _online_rows(runner, tmp_path, *judges)
     with BatchServer(pipeline_handler) as server:

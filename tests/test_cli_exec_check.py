@@ -108,6 +108,15 @@ def test_one_call_that_runs_is_enough_for_the_others_to_be_plain_rejects(runner:
     assert result.stderr.splitlines()[-1] == "exec-check: 0 passed, 2 rejected (no_implementation 1, exception 1)"
 
 
+def test_input_that_skipped_format_check_altogether_is_an_error(runner: CliRunner, tmp_path: Path) -> None:
+    apis = PROJECT / "sample_data" / "apis.jsonl"  # an API library given for rows: nothing in it has calls
+    result = invoke(runner, "exec-check", str(apis), "--functions", LIBRARY)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(
+        f"error: none of the 57 rows of `{apis}` has been through `format-check`: every one was rejected as `not_format_checked`"
+    )
+
+
 def test_conflicting_destinations_are_refused_before_workers_start(runner: CliRunner, rows_file: Path, tmp_path: Path) -> None:
     result = invoke(
         runner,

@@ -114,3 +114,36 @@ def test_an_unusable_endpoint_stops_the_run_with_one_error(runner: CliRunner, se
     assert result.exit_code == 2
     assert result.stderr.count("error:") == 1 and "401" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_row_without_execution_results_is_rejected_before_any_request(
+    runner: CliRunner, server: LLMServer, tmp_path: Path
+) -> None:
+    unexecuted = {key: value for key, value in row(2, "Lima").items() if not key.endswith("execution_check")}
+    del unexecuted["execution_result"]
+    irrelevance = {"id": "r3", "kind": "irrelevance", "query": "Sing me a song", "tools": TOOLS, "answers": []}
+    server.handler = lambda _request: Reply.chat('{"thought": "", "pass": "yes"}')
+    source = write_jsonl(tmp_path / "rows.jsonl", [row(1, "Oslo"), unexecuted, irrelevance])
+    rejects = tmp_path / "rejects.jsonl"
+    result = invoke(runner, "semantic-check", str(source), "--base-url", server.url, "-J", "m", "--rejects", str(rejects))
+    assert result.exit_code == 0, result.stderr
+    assert [r["id"] for r in parse_stdout(result.stdout)] == ["r1", "r3"]
+    [bad] = read_jsonl(rejects)
+    assert (bad["id"], bad["reason"]) == ("r2", "not_exec_checked") and "apigen exec-check" in bad["reason_detail"]
+    assert len(server.chat_requests()) == 2  # none for the row without results
+
+
+def test_input_that_skipped_exec_check_altogether_is_an_error(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
+    rows = [
+        {key: value for key, value in row(n, city).items() if "execution" not in key} for n, city in enumerate(["Oslo", "Lima"])
+    ]
+    rejects = tmp_path / "rejects.jsonl"
+    source = write_jsonl(tmp_path / "rows.jsonl", rows)
+    result = invoke(runner, "semantic-check", str(source), "--base-url", server.url, "-J", "m", "--rejects", str(rejects))
+    assert result.exit_code == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        f"error: none of the 2 rows of `{source}` has been through `exec-check`: every one was rejected as `not_exec_checked`"
+    )
+    assert lines[-1] == "hint: run `apigen exec-check` on them first: `apigen exec-check FILE | apigen semantic-check ...`"
+    assert len(read_jsonl(rejects)) == 2 and server.chat_requests() == []

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from apigen_cli.report import PipelineReport
 
-from .conftest import invoke, write_jsonl
+from .conftest import PROJECT, invoke, write_jsonl
 
 
 def _rows() -> list[dict[str, object]]:
     def r(request: str, k: int, model: str, stage: str | None = None, reason: str = "x", n: int = 0) -> dict[str, object]:
         row: dict[str, object] = {"id": f"{request}-{n}", "request_id": request, "pairs_requested": k, "model": model}
+        row |= {"query": f"query {request}-{n}", "answers": [{"name": "f", "arguments": {}}]}
         return row | ({"rejected_by": stage, "reason": reason} if stage else {})
 
     return [
@@ -103,3 +105,16 @@ def test_json_mode_downgrades_are_reported() -> None:
     report.json_mode_downgrades.append(step)
     assert report.as_dict()["json_mode_downgrades"] == [step]
     assert "json mode, m: schema -> object (the endpoint refused it: 500: response_format)" in report.lines()
+
+
+@pytest.mark.parametrize("command", [["stats"], ["report", "--json"]])
+def test_a_file_without_dataset_rows_is_an_error_not_a_pass_rate_of_100(
+    runner: CliRunner, tmp_path: Path, command: list[str]
+) -> None:
+    apis = PROJECT / "sample_data" / "apis.jsonl"
+    result = invoke(runner, *command, str(apis))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[0] == (
+        f"error: row 1 of `{apis}` is not a dataset row: it has no `query` and `answers`, nor a `rejected_by` "
+        "(it looks like an API definition)"
+    )

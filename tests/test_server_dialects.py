@@ -211,9 +211,7 @@ def test_a_stage_stopped_by_failures_in_a_row_keeps_its_rows_on_clean_stdout(run
 
 
 def test_a_judge_stage_whose_every_request_failed_exits_2(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
-    rows = tmp_path / "rows.jsonl"
-    generated = invoke(runner, "generate", APIS, "-m", "offline", "-n", "4", "--seed", "2", "-o", str(rows))
-    assert generated.exit_code == 0, generated.stderr
+    rows = judged_rows(runner, tmp_path, 4)
     server.handler = lambda received: Reply.error(503, "loading model")
     result = invoke(runner, "semantic-check", str(rows), "--base-url", server.url, "-J", "test-model", "--max-attempts", "1")
     assert result.exit_code == 2 and result.stdout == ""
@@ -332,11 +330,16 @@ def test_a_late_outage_stops_after_the_window_in_process(server: LLMServer) -> N
 # --- judges as small models write them --------------------------------------------------
 
 
-def judged_rows(runner: CliRunner, tmp_path: Path) -> Path:
+def judged_rows(runner: CliRunner, tmp_path: Path, count: int = 3) -> Path:
+    """Rows ready for the judge: generated offline, then through format-check and exec-check."""
     rows = tmp_path / "rows.jsonl"
-    made = invoke(runner, "generate", APIS, "-m", "offline", "-n", "3", "--seed", "2", "-O", "offline_error_rate=0")
+    made = invoke(runner, "generate", APIS, "-m", "offline", "-n", str(count), "--seed", "2", "-O", "offline_error_rate=0")
     assert made.exit_code == 0, made.stderr
-    rows.write_text(made.stdout)
+    checked = invoke(runner, "format-check", "-", input=made.stdout)
+    executed = invoke(
+        runner, "exec-check", "-", "--functions", FUNCTIONS, "--error-result", "pass", "-o", str(rows), input=checked.stdout
+    )
+    assert executed.exit_code == 0, executed.stderr
     return rows
 
 

@@ -295,7 +295,32 @@ def _run_stage_command(command: str, params: Mapping[str, Any], setup: Callable[
         summary = run_stage(command, run.stage, where, wrap=run.wrap or (lambda rows: messages.progress(rows, command)))
         if run.after is not None:
             run.after()
+        _refuse_input_of_a_skipped_stage(command, summary, where.input)
     _finish(messages, summary, params["strict"])
+
+
+# the code a stage rejects a row with when the row skipped the stage before it -> that stage
+_SKIPPED_STAGE = {"not_format_checked": "format-check", "not_exec_checked": "exec-check"}
+
+
+def _refuse_input_of_a_skipped_stage(command: str, summary: StageSummary, source: str) -> None:
+    """When no row passed and every row this stage saw missed the stage before, the input is the wrong file.
+
+    Each row is rejected as data all the same; but 0 rows and exit 0 would let a pipe that left
+    a stage out look like it ran.
+    """
+    mine = {code: count for (stage, code), count in summary.reasons.items() if stage == command.replace("-", "_")}
+    if summary.passed or len(mine) != 1:
+        return
+    ((code, count),) = mine.items()
+    before = _SKIPPED_STAGE.get(code)
+    if before is None:
+        return
+    shown = "standard input" if source == "-" else f"`{source}`"
+    raise InputError(
+        f"none of the {count} rows of {shown} has been through `{before}`: every one was rejected as `{code}`",
+        hint=f"run `apigen {before}` on them first: `apigen {before} FILE | apigen {command} ...`",
+    )
 
 
 @app.command("format-check")

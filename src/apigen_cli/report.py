@@ -11,9 +11,11 @@ paper counts them.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from .errors import InputError
 
 UNKNOWN_MODEL = "(not generated here)"
 STAGE_COLUMNS = {
@@ -237,6 +239,23 @@ def _settle(report: PipelineReport, requests: Iterable[_Request]) -> None:
             table.failed_format += requested - request.rows  # pairs the model never wrote readably
 
 
+def dataset_rows(rows: Iterable[dict[str, Any]], path: str) -> Iterator[dict[str, Any]]:
+    """``rows`` of ``path``, stopped at the first that is neither rejected nor a query with its calls.
+
+    Such a row would count as verified: an API library given instead of a dataset would
+    show a pass rate of 100%.
+    """
+    for number, row in enumerate(rows, start=1):
+        if "rejected_by" not in row and ("query" not in row or "answers" not in row):
+            shown = "standard input" if path == "-" else f"`{path}`"
+            looks = " (it looks like an API definition)" if "parameters" in row or "function" in row else ""
+            raise InputError(
+                f"row {number} of {shown} is not a dataset row: it has no `query` and `answers`, nor a `rejected_by`{looks}",
+                hint="give the files a run or a stage wrote, its output and its rejects: `apigen stats DATASET REJECTS`",
+            )
+        yield row
+
+
 def report_from_files(paths: Iterable[str], seen: dict[str, int] | None = None) -> PipelineReport:
     """The report over every row of the given output and rejects files.
 
@@ -251,7 +270,7 @@ def report_from_files(paths: Iterable[str], seen: dict[str, int] | None = None) 
 
     def rows() -> Iterable[dict[str, Any]]:
         for path in paths:
-            for row in read_rows(path):
+            for row in dataset_rows(read_rows(path), path):
                 counts["rows"] += 1
                 if "rejected_by" in row:
                     counts["rejected"] += 1

@@ -336,9 +336,12 @@ def figures_from_files(
     wrap: Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]] | None = None,
 ) -> DatasetFigures:
     """The figures over every row of the given dataset and rejects files (``wrap`` may show progress)."""
+    from ..report import dataset_rows
     from ..rows.jsonl import read_rows
 
-    opened = [read_rows(path, skip_bad_lines=skip_bad_lines) for path in paths]  # a missing file fails before any work
+    opened = [  # a missing file fails before any work
+        dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path) for path in paths
+    ]
 
     def rows() -> Iterator[dict[str, Any]]:
         for stream in opened:

@@ -22,7 +22,7 @@ import orjson
 
 from ..llm.chat import ChatRequest, ChatResult, ChatService, map_optional
 from ..problems import Problem
-from ..rows.records import ANSWERS, QUERY, REJECTED_BY, TOOLS, Row, reject
+from ..rows.records import ANSWERS, IRRELEVANCE, KIND, QUERY, REJECTED_BY, TOOLS, Row, reject
 from ..schema.tools import model_view
 from .extract import NOT_FOUND, find_json
 from .prompts import PromptSet
@@ -155,6 +155,16 @@ def judge_request(row: Row, model: str, prompts: PromptSet, settings: JudgeSetti
     )
 
 
+NOT_EXECUTED = Problem(
+    "not_exec_checked", "the row has no `execution_result`, which the judge reads: run `apigen exec-check` first"
+)
+
+
+def _executed(row: Row) -> bool:
+    """Has the row been through the execution check (or does it need none, as an irrelevance row)?"""
+    return isinstance(row.get("execution_result"), list) or row.get(KIND) == IRRELEVANCE
+
+
 def _wants_judging(row: Row, settings: JudgeSettings) -> bool:
     if REJECTED_BY not in row:
         return True
@@ -232,6 +242,9 @@ def semantic_check(rows: Iterable[Row], chat: ChatService, prompts: PromptSet, s
         for row in rows:
             if not _wants_judging(row, settings):
                 yield (row, -1), None  # passes through, in its place
+                continue
+            if not _executed(row):  # the judge reads the calls' results: no token is spent on a row without them
+                yield (reject(row, STAGE, NOT_EXECUTED), -1), None
                 continue
             for index, model in enumerate(settings.judges):
                 yield (row, index), judge_request(row, model, prompts, settings)
