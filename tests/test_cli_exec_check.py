@@ -109,12 +109,21 @@ def test_one_call_that_runs_is_enough_for_the_others_to_be_plain_rejects(runner:
 
 
 def test_input_that_skipped_format_check_altogether_is_an_error(runner: CliRunner, tmp_path: Path) -> None:
-    apis = PROJECT / "sample_data" / "apis.jsonl"  # an API library given for rows: nothing in it has calls
-    result = invoke(runner, "exec-check", str(apis), "--functions", LIBRARY)
+    raw = [{"id": f"g{n}", "query": "add 1 and 2", "raw_output": '[{"name": "add"}]'} for n in range(3)]  # as generate wrote them
+    source = write_jsonl(tmp_path / "generated.jsonl", raw)
+    result = invoke(runner, "exec-check", str(source), "--functions", LIBRARY)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith(
-        f"error: none of the 57 rows of `{apis}` has been through `format-check`: every one was rejected as `not_format_checked`"
+        f"error: none of the 3 rows of `{source}` has been through `format-check`: every one was rejected as `not_format_checked`"
     )
+
+
+def test_an_api_library_given_for_rows_is_named_as_such(runner: CliRunner) -> None:
+    apis = PROJECT / "sample_data" / "apis.jsonl"
+    for command in (["format-check"], ["exec-check", "--functions", LIBRARY], ["dedup"], ["export", "--format", "openai"]):
+        result = invoke(runner, *command, str(apis))
+        assert result.exit_code == 2 and result.stdout == "", command
+        assert result.stderr.startswith(f"error: row 1 of `{apis}` is an API definition, not a row"), result.stderr
 
 
 def test_conflicting_destinations_are_refused_before_workers_start(runner: CliRunner, rows_file: Path, tmp_path: Path) -> None:

@@ -58,7 +58,32 @@ def run_stage(command: str, stage: Stage, where: Destinations, wrap: Wrapper | N
 
     ``wrap`` sees the stage's output on its way to the files (the CLI shows progress with it).
     """
-    return write_rows(command, stage(read_rows(where.input, skip_bad_lines=where.skip_bad_lines)), where, wrap)
+    rows = refusing_api_definitions(read_rows(where.input, skip_bad_lines=where.skip_bad_lines), where.input)
+    return write_rows(command, stage(rows), where, wrap)
+
+
+def refusing_api_definitions(rows: Iterable[dict[str, Any]], source: str) -> Iterator[dict[str, Any]]:
+    """``rows``, stopped with an error at the first that is an API definition rather than a row.
+
+    An API library given where rows belong would otherwise come out as every row rejected
+    (`no_tools`, duplicates of one another, nothing to export) with exit 0.
+    """
+    for number, row in enumerate(rows, start=1):
+        if _is_api_definition(row):
+            shown = "standard input" if source == STDIO else f"`{source}`"
+            raise InputError(
+                f"row {number} of {shown} is an API definition, not a row (it has `parameters` and no `query`)",
+                hint="this command reads rows; make them from an API library with `apigen generate APIS -m MODEL` "
+                "or `apigen run APIS ...`",
+            )
+        yield row
+
+
+def _is_api_definition(row: dict[str, Any]) -> bool:
+    if any(key in row for key in ("query", "answers", "raw_output", "rejected_by", "tools")):
+        return False
+    function = row.get("function")
+    return "parameters" in row or (isinstance(function, dict) and "parameters" in function)
 
 
 def write_rows(command: str, rows: Iterator[dict[str, Any]], where: Destinations, wrap: Wrapper | None = None) -> StageSummary:

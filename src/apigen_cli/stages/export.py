@@ -47,7 +47,7 @@ from ..errors import ConfigError
 from ..problems import RowProblem
 from ..rows.jsonl import OutputFile, read_rows
 from ..rows.records import ID, IRRELEVANCE, KIND, QUERY, REJECTED_BY, Row, calls_of, tools_of
-from ..rows.runner import Destinations, Wrapper
+from ..rows.runner import Destinations, Wrapper, refusing_api_definitions
 from ..schema.dialects import Note, to_json_schema, to_openai, to_xlam
 
 FORMATS = ("xlam", "openai", "messages", "sharegpt")
@@ -208,7 +208,7 @@ def export_file(
     summary = ExportSummary(fmt)
     # The output first: a missing pyarrow is said before any input is opened.
     output = _open_output(where.output, fmt, output_format, jsonl, string_arguments)
-    rows: Iterator[Row] = read_rows(where.input, skip_bad_lines=where.skip_bad_lines)
+    rows: Iterator[Row] = refusing_api_definitions(read_rows(where.input, skip_bad_lines=where.skip_bad_lines), where.input)
     if wrap is not None:
         rows = wrap(rows)
     try:
