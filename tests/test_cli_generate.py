@@ -15,7 +15,8 @@ from .conftest import PROJECT, invoke, parse_stdout, read_jsonl
 from .llm_server import LLMServer, Reply
 from .scripted_model import generation_reply
 
-APIS = str(PROJECT / "sample_data" / "apis.jsonl")
+SAMPLE = PROJECT / "sample_data"
+APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
 EXAMPLES = str(PROJECT / "sample_data" / "examples.jsonl")
 
 
@@ -176,3 +177,26 @@ def test_a_missing_examples_file_names_the_flag(runner: CliRunner, tmp_path: Pat
     result = invoke(runner, "generate", APIS, "-m", "offline", "-n", "3", "--examples", str(tmp_path / "seeds.jsonl"))
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: `--examples` names `{tmp_path / 'seeds.jsonl'}`, which is not a file\n\nhint: ")
+
+
+def test_examples_none_of_which_is_usable_stop_generate_and_run_before_any_request(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    for command in (
+        ["generate", APIS, "-m", "offline"],
+        ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline"],
+    ):
+        result = invoke(runner, *command, "-n", "3", "--examples", APIS, "-o", str(out))  # an API library, not seed rows
+        assert result.exit_code == 2, result.stderr
+        assert result.stderr.startswith(
+            f"error: no row of `--examples` `{APIS}` passes the format check, so there is no seed example to show (row 1: no_tools"
+        )
+        assert not out.exists()
+
+
+def test_run_warns_of_the_examples_it_leaves_out(runner: CliRunner, tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text((SAMPLE / "examples.jsonl").read_text() + '{"query": "no tools here", "answers": []}\n')
+    run = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "3", "-q"]
+    result = invoke(runner, *run, "--examples", str(seeds), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == "warning: 1 rows of `--examples` fail the format check and are not used\n"

@@ -89,7 +89,7 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 when any row w
 SkipBadLinesOpt = Annotated[
     bool, typer.Option("--skip-bad-lines", help="Send lines that are not JSON objects to the rejects instead of stopping.")
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but errors.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but warnings and errors.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks of unexpected errors (also APIGEN_DEBUG=1).")]
 
 F = TypeVar("F", bound=Callable[..., Any])

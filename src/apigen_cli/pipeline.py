@@ -421,6 +421,8 @@ def open_run(
             prepare_generation(seeded.apis, seeded.generation, examples_path=seeded.examples, prompts_dir=seeded.prompts),
             grow=settings.grow,
         )
+        if session.generation.examples_left_out and on_warning is not None:
+            on_warning(f"{session.generation.examples_left_out} rows of `--examples` fail the format check and are not used")
         execution = settings.execution
         if ray is not None:  # the checks run on Ray; here one worker only proves the functions load, before any request
             execution = replace(execution, options=replace(execution.options, workers=1))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..library.loader import Api
 from .prompts import STYLES, Template
 
@@ -249,10 +249,16 @@ def load_examples(path: str, apis: Sequence[Api]) -> tuple[list[Example], int]:
     from ..rows.jsonl import read_rows
     from .format_check import format_check
 
-    usable, left_out = [], 0
-    for row in format_check(read_rows(path)):
+    usable, left_out, first = [], 0, ""
+    for number, row in enumerate(format_check(read_rows(path)), start=1):
         if "rejected_by" in row:
             left_out += 1
+            first = first or f"row {number}: {row.get('reason')}: {row.get('reason_detail')}"
         else:
             usable.append(row)
+    if left_out and not usable:  # asked for examples and would get none: say so before any request
+        raise InputError(
+            f"no row of `--examples` `{path}` passes the format check, so there is no seed example to show ({first})",
+            hint="give seed rows with a `query`, its `answers` and their `tools`, e.g. sample_data/examples.jsonl",
+        )
     return examples_from_rows(usable, apis), left_out
