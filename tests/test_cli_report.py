@@ -21,6 +21,7 @@ from apigen_cli.reporting import figures as report_figures
 from apigen_cli.reporting.figures import collect_figures
 
 from .conftest import PROJECT, invoke, write_jsonl
+from .run_helpers import run_args
 
 
 def _row(
@@ -427,25 +428,9 @@ def test_the_sample_data_report_renders(runner: CliRunner, tmp_path: Path) -> No
     out = tmp_path / "demo"
     run = invoke(
         runner,
-        "run",
-        str(PROJECT / "sample_data/apis.jsonl"),
-        "--functions",
-        str(PROJECT / "sample_data/functions"),
-        "-m",
-        "offline",
-        "-J",
-        "offline",
-        "-n",
-        "60",
-        "--seed",
-        "1",
-        "-o",
-        str(out / "dataset.jsonl"),
-        "--rejects",
-        str(out / "rejects.jsonl"),
-        "--report",
-        str(out / "report.json"),
-        "-q",
+        *run_args(
+            count=60, seed=1, out=out / "dataset.jsonl", rejects=out / "rejects.jsonl", report=out / "report.json", quiet=True
+        ),
     )
     assert run.exit_code == 0, run.stderr
     result = invoke(
