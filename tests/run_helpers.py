@@ -15,8 +15,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from .conftest import PROJECT
+from .llm_server import LLMServer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 SAMPLE = PROJECT / "sample_data"
 APIS, FUNCTIONS, EXAMPLES = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions"), str(SAMPLE / "examples.jsonl")
@@ -30,91 +35,64 @@ def cli_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "NO_COLOR": "1", **extra}
 
 
+class Flags(TypedDict, total=False):
+    """The flags `generate` and `run` share; a flag not given is left out of the command line."""
+
+    server: LLMServer  # the scripted server: --base-url is its URL, and the model is "test-model" unless named
+    base_url: str
+    model: str | Sequence[str]  # several: one -m each, used in turn
+    judge: str  # `run` only; the model unless named
+    count: int
+    seed: int
+    concurrency: int
+    out: PathLike
+    rejects: PathLike
+    report: PathLike
+    quiet: bool
+
+
 def _flag(name: str, value: object) -> list[str]:
     return [] if value is None else [name, str(value)]
 
 
-def llm_flags(
-    *,
-    base_url: str | None = None,
-    model: str | Sequence[str] = "offline",
-    judge: str | None = None,
-    count: int | None = None,
-    seed: int | None = None,
-    concurrency: int | None = None,
-    out: PathLike | None = None,
-    rejects: PathLike | None = None,
-    report: PathLike | None = None,
-    quiet: bool = False,
-) -> list[str]:
-    """The flags `generate` and `run` share, in the order the tests used to write them; None leaves a flag out."""
-    models = [model] if isinstance(model, str) else list(model)
+def _models(flags: Flags) -> list[str]:
+    """The models named, else "test-model" against the scripted server, else "offline"."""
+    model = flags.get("model", "offline" if flags.get("server") is None else "test-model")
+    return [model] if isinstance(model, str) else list(model)
+
+
+def llm_flags(**flags: Unpack[Flags]) -> list[str]:
+    """The shared flags, in the order the tests used to write them."""
+    server = flags.get("server")
     return [
-        *_flag("--base-url", base_url),
-        *(word for name in models for word in ("-m", name)),
-        *_flag("-J", judge),
-        *_flag("-n", count),
-        *_flag("--seed", seed),
-        *_flag("--concurrency", concurrency),
-        *_flag("-o", out),
-        *_flag("--rejects", rejects),
-        *_flag("--report", report),
-        *(["-q"] if quiet else []),
+        *_flag("--base-url", server.url if server is not None else flags.get("base_url")),
+        *(word for name in _models(flags) for word in ("-m", name)),
+        *_flag("-J", flags.get("judge")),
+        *_flag("-n", flags.get("count")),
+        *_flag("--seed", flags.get("seed")),
+        *_flag("--concurrency", flags.get("concurrency")),
+        *_flag("-o", flags.get("out")),
+        *_flag("--rejects", flags.get("rejects")),
+        *_flag("--report", flags.get("report")),
+        *(["-q"] if flags.get("quiet") else []),
     ]
 
 
 def run_args(
-    *extra: str,
-    apis: PathLike | None = APIS,
-    functions: PathLike | None = FUNCTIONS,
-    base_url: str | None = None,
-    model: str = "offline",
-    judge: str | None = None,
-    count: int | None = None,
-    seed: int | None = None,
-    concurrency: int | None = None,
-    out: PathLike | None = None,
-    rejects: PathLike | None = None,
-    report: PathLike | None = None,
-    quiet: bool = False,
+    *extra: str, apis: PathLike | None = APIS, functions: PathLike | None = FUNCTIONS, **flags: Unpack[Flags]
 ) -> list[str]:
     """``run APIS --functions FUNCTIONS -m MODEL -J JUDGE ...`` then ``extra``; the judge is the model unless named.
 
     The defaults are the sample data and the offline backend: ``run_args(count=6, out=path)``
-    is a complete offline run.
+    is a complete offline run; ``run_args(server=server, ...)`` runs against the scripted server.
     """
-    flags = llm_flags(
-        base_url=base_url,
-        model=model,
-        judge=judge or model,
-        count=count,
-        seed=seed,
-        concurrency=concurrency,
-        out=out,
-        rejects=rejects,
-        report=report,
-        quiet=quiet,
-    )
-    return ["run", *([] if apis is None else [str(apis)]), *_flag("--functions", functions), *flags, *extra]
+    flags.setdefault("judge", _models(flags)[0])
+    return ["run", *([] if apis is None else [str(apis)]), *_flag("--functions", functions), *llm_flags(**flags), *extra]
 
 
-def generate_args(
-    *extra: str,
-    apis: PathLike = APIS,
-    base_url: str | None = None,
-    model: str | Sequence[str] = "offline",
-    count: int | None = None,
-    seed: int | None = None,
-    concurrency: int | None = None,
-    out: PathLike | None = None,
-    rejects: PathLike | None = None,
-    quiet: bool = False,
-) -> list[str]:
-    """``generate APIS [--base-url URL] -m MODEL ...`` then ``extra`` (several models: one ``-m`` each, in turn)."""
-    flags = llm_flags(
-        base_url=base_url, model=model, count=count, seed=seed, concurrency=concurrency, out=out, rejects=rejects, quiet=quiet
-    )
-    return ["generate", str(apis), *flags, *extra]
+def generate_args(*extra: str, apis: PathLike = APIS, **flags: Unpack[Flags]) -> list[str]:
+    """``generate APIS [--base-url URL] -m MODEL ...`` then ``extra``."""
+    return ["generate", str(apis), *llm_flags(**flags), *extra]
 
 
 def apigen_process(args: Sequence[str], *, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:

@@ -145,17 +145,7 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
 
         def command(name: str, *extra: str) -> list[str]:
             out, rejects = tmp_path / f"{name}.jsonl", tmp_path / f"{name}_rejects.jsonl"
-            return run_args(
-                *extra,
-                base_url=server.url,
-                model="test-model",
-                count=60,
-                seed=8,
-                concurrency=2,
-                out=out,
-                rejects=rejects,
-                quiet=True,
-            )
+            return run_args(*extra, server=server, count=60, seed=8, concurrency=2, out=out, rejects=rejects, quiet=True)
 
         reference = apigen_process(command("reference", "--report", str(tmp_path / "reference.json")))
         assert reference.returncode == 0, reference.stderr

@@ -12,32 +12,18 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from .conftest import PROJECT, invoke, parse_stdout, read_jsonl
+from .conftest import invoke, parse_stdout, read_jsonl
 from .llm_server import LLMServer
+from .run_helpers import APIS, FUNCTIONS, SAMPLE, run_args
 from .scripted_model import pipeline_handler
-
-SAMPLE = PROJECT / "sample_data"
-APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
 
 
 def _run(runner: CliRunner, server: LLMServer, *extra: str) -> object:
-    return invoke(
-        runner,
-        "run",
-        *extra,
-        "--base-url",
-        server.url,
-        "-m",
-        "gen",
-        "-J",
-        "judge",
-        "-n",
-        "12",
-        "--seed",
-        "3",
-        "--max-attempts",
-        "1",
+    """`apigen run EXTRA` against ``server``, one attempt a request; ``extra`` names the inputs."""
+    flags = run_args(
+        *extra, "--max-attempts", "1", apis=None, functions=None, server=server, model="gen", judge="judge", count=12, seed=3
     )
+    return invoke(runner, *flags)
 
 
 def test_a_run_without_functions_stops_before_any_request(runner: CliRunner, tmp_path: Path) -> None:
