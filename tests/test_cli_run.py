@@ -197,7 +197,7 @@ def test_run_with_dedup_rejects_repeats_and_reports_them(runner: CliRunner, tmp_
     result = invoke(
         runner,
         *run_args(
-            *"--styles simple=1 -O offline_error_rate=0 --dedup".split(),
+            *["--styles", "simple=1", "-O", "offline_error_rate=0", "--dedup"],
             apis=apis,
             functions=functions,
             count=60,
