@@ -38,6 +38,14 @@ def bfcl_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def bfcl_exported(form: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each BFCL row beside its export as ``form``: exactly one record a row, in the rows' order."""
+    rows = bfcl_rows()
+    exported = list(export_rows([dict(row) for row in rows], form))
+    assert len(exported) == len(rows)
+    return list(zip(rows, exported, strict=True))
+
+
 def results_row() -> dict[str, Any]:
     return {
         "id": "w1",
@@ -121,10 +129,7 @@ def test_an_empty_input_gives_an_empty_array(tmp_path: Path, runner: CliRunner) 
 
 @pytest.mark.corpus
 def test_bfcl_rows_exported_as_xlam_read_back_and_pass_format_check() -> None:
-    rows = bfcl_rows()
-    exported = list(export_rows([dict(row) for row in rows], "xlam"))
-    assert len(exported) == len(rows)
-    for row, record in zip(rows, exported, strict=True):
+    for row, record in bfcl_exported("xlam"):
         tools = json.loads(record["tools"])
         assert all(compile_tool(tool, 1).dialect == "xlam" or not tool["parameters"] for tool in tools)
         back = checked({"id": record["id"], "query": record["query"], "answers": record["answers"], "tools": record["tools"]})
@@ -146,10 +151,7 @@ def openai_to_row(record: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.corpus
 def test_bfcl_rows_round_trip_through_openai() -> None:
-    rows = bfcl_rows()
-    exported = list(export_rows([dict(row) for row in rows], "openai"))
-    assert len(exported) == len(rows)
-    for index, (row, record) in enumerate(zip(rows, exported, strict=True)):
+    for index, (row, record) in enumerate(bfcl_exported("openai")):
         assert set(record) == {"messages", "tools"}
         assert [message["role"] for message in record["messages"]] == ["user", "assistant"]
         tool_calls = record["messages"][1]["tool_calls"]
@@ -224,9 +226,7 @@ def sharegpt_to_row(record: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.corpus
 def test_bfcl_rows_round_trip_through_sharegpt() -> None:
-    rows = bfcl_rows()
-    exported = list(export_rows([dict(row) for row in rows], "sharegpt"))
-    for row, record in zip(rows, exported, strict=True):
+    for row, record in bfcl_exported("sharegpt"):
         assert set(record) == {"conversations", "tools"}
         value = json.loads(record["conversations"][1]["value"])
         assert isinstance(value, list) == (len(row["answers"]) > 1)  # one call: an object; parallel calls: a list

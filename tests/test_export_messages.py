@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from apigen_cli.stages.export import IRRELEVANCE_REPLY, call_id, export_rows
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
-from .test_export import WEATHER, bfcl_rows, checked, irrelevance_row, results_row
+from .test_export import WEATHER, bfcl_exported, checked, irrelevance_row, results_row
 
 
 def messages_to_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -112,10 +112,7 @@ def test_call_ids_are_nine_letters_and_digits_unique_in_a_conversation() -> None
 
 @pytest.mark.corpus
 def test_bfcl_rows_round_trip_through_messages_with_their_arguments_as_objects() -> None:
-    rows = bfcl_rows()
-    exported = list(export_rows([dict(row) for row in rows], "messages"))
-    assert len(exported) == len(rows)
-    for row, record in zip(rows, exported, strict=True):
+    for row, record in bfcl_exported("messages"):
         assert set(record) == {"messages", "tools"}
         calls = record["messages"][1]["tool_calls"]
         assert [call["function"]["arguments"] for call in calls] == [answer["arguments"] for answer in row["answers"]]
