@@ -175,17 +175,8 @@ def _write_run(tmp_path: Path) -> tuple[Path, Path]:
 def _page(runner: CliRunner, tmp_path: Path, *extra: str) -> tuple[_Charts, str]:
     dataset, rejects = _write_run(tmp_path)
     page = tmp_path / "out" / "report.html"
-    result = invoke(
-        runner,
-        "report",
-        str(dataset),
-        str(rejects),
-        "--html",
-        str(page),
-        "--styles",
-        "simple=0.5,multiple=0.25,parallel=0.25",
-        *extra,
-    )
+    styles = "simple=0.5,multiple=0.25,parallel=0.25"
+    result = invoke(runner, "report", str(dataset), str(rejects), "--html", str(page), "--styles", styles, *extra)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert "report: 8 rows read, 4 verified of 9 requested" in result.stderr
@@ -268,19 +259,9 @@ def test_the_card_is_a_hub_dataset_card(runner: CliRunner, tmp_path: Path) -> No
             {"seed": 7, "tokens": {"m1": {"requests": 3, "prompt_tokens": 120, "completion_tokens": 45}}, "wall_seconds": 1.5}
         )
     )
-    card = tmp_path / "card" / "README.md"
-    result = invoke(
-        runner,
-        "report",
-        str(dataset),
-        str(rejects),
-        "--card",
-        str(card),
-        "--license",
-        "apache-2.0",
-        "--run-report",
-        str(tmp_path / "run.json"),
-    )
+    card, run_report = tmp_path / "card" / "README.md", tmp_path / "run.json"
+    card_flags = ["--card", str(card), "--license", "apache-2.0", "--run-report", str(run_report)]
+    result = invoke(runner, "report", str(dataset), str(rejects), *card_flags)
     assert result.exit_code == 0, result.stderr
     text = card.read_text()
     assert text.startswith("---\n")
