@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,22 +54,31 @@ def env() -> dict[str, str]:
     return {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(PROJECT / "src")}
 
 
-def test_a_second_run_on_the_same_output_is_refused_at_once_naming_the_holder(tmp_path: Path) -> None:
-    lock_file = tmp_path / "shared.jsonl.apigen-lock"
-    with LLMServer(latency=0.05) as server:
+@contextmanager
+def reference_made(tmp_path: Path, latency: float) -> Iterator[LLMServer]:
+    """The scripted server, once a whole run `reference` (the rows to compare with) has been made against it."""
+    with LLMServer(latency=latency) as server:
         server.handler = pipeline_handler
         reference = subprocess.run(served_run(server, tmp_path, "reference"), env=env(), capture_output=True, timeout=120)
         assert reference.returncode == 0, reference.stderr
-        with subprocess.Popen(
+        yield server
+
+
+def test_a_second_run_on_the_same_output_is_refused_at_once_naming_the_holder(tmp_path: Path) -> None:
+    lock_file = tmp_path / "shared.jsonl.apigen-lock"
+    with (
+        reference_made(tmp_path, latency=0.05) as server,
+        subprocess.Popen(
             served_run(server, tmp_path, "shared"), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        ) as first:
-            try:
-                assert wait_for(lambda: lock_file.exists() and lock_file.read_text().strip() == str(first.pid))
-                second = subprocess.run(served_run(server, tmp_path, "shared"), env=env(), capture_output=True, timeout=60)
-                assert first.poll() is None, "the first run ended before the second was tried: the test proves nothing"
-            finally:
-                first.wait(timeout=120)
-            assert first.returncode == 0
+        ) as first,
+    ):
+        try:
+            assert wait_for(lambda: lock_file.exists() and lock_file.read_text().strip() == str(first.pid))
+            second = subprocess.run(served_run(server, tmp_path, "shared"), env=env(), capture_output=True, timeout=60)
+            assert first.poll() is None, "the first run ended before the second was tried: the test proves nothing"
+        finally:
+            first.wait(timeout=120)
+        assert first.returncode == 0
     assert second.returncode == 2
     stderr = second.stderr.decode()
     assert stderr.startswith("error: ") and f"process {first.pid}" in stderr and "hint: " in stderr
@@ -100,10 +111,7 @@ def test_a_lock_held_by_another_process_is_named(runner: CliRunner, tmp_path: Pa
 
 def test_kill_9_before_the_first_checkpoint_is_resumed(tmp_path: Path) -> None:
     state_file = tmp_path / "killed.jsonl.apigen-run.json"
-    with LLMServer(latency=0.02) as server:
-        server.handler = pipeline_handler
-        reference = subprocess.run(served_run(server, tmp_path, "reference"), env=env(), capture_output=True, timeout=120)
-        assert reference.returncode == 0, reference.stderr
+    with reference_made(tmp_path, latency=0.02) as server:
         server.latency = 5.0  # no request can finish before the kill: no checkpoint is reached
         with subprocess.Popen(served_run(server, tmp_path, "killed"), env=env(), stdout=subprocess.DEVNULL) as process:
             assert wait_for(state_file.exists)
