@@ -194,19 +194,9 @@ def test_run_with_dedup_rejects_repeats_and_reports_them(runner: CliRunner, tmp_
     functions = tmp_path / "home.py"
     functions.write_text("def paint(colour):\n    return {'painted': colour}\n")
     out, rejects, report = tmp_path / "d.jsonl", tmp_path / "r.jsonl", tmp_path / "report.json"
-    result = invoke(
-        runner,
-        *run_args(
-            *["--styles", "simple=1", "-O", "offline_error_rate=0", "--dedup"],
-            apis=apis,
-            functions=functions,
-            count=60,
-            seed=1,
-            out=out,
-            rejects=rejects,
-            report=report,
-        ),
-    )
+    dedup = ["--styles", "simple=1", "-O", "offline_error_rate=0", "--dedup"]
+    args = run_args(*dedup, apis=apis, functions=functions, count=60, seed=1, out=out, rejects=rejects, report=report)
+    result = invoke(runner, *args)
     assert result.exit_code == 0, result.stderr
     duplicates = [row for row in read_jsonl(rejects) if row["rejected_by"] == "dedup"]
     kept = read_jsonl(out)

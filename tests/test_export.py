@@ -29,6 +29,16 @@ WEATHER = {
     },
 }
 TIME = {"name": "get_time", "description": "Local time.", "parameters": {"zone": {"type": "str", "description": "IANA zone"}}}
+#: TIME as every export writes it: its xlam parameters turned into a JSON Schema object.
+TIME_AS_JSON_SCHEMA = {
+    "name": "get_time",
+    "description": "Local time.",
+    "parameters": {
+        "type": "object",
+        "properties": {"zone": {"type": "string", "description": "IANA zone"}},
+        "required": ["zone"],
+    },
+}
 
 
 def bfcl_rows() -> list[dict[str, Any]]:
@@ -246,15 +256,7 @@ def test_sharegpt_of_a_row_with_results_keeps_the_calls_only() -> None:
             '{"name": "get_weather", "arguments": {"unit": "c", "city": "Oslo"}}]',
         },
     ]
-    assert json.loads(record["tools"])[1] == {
-        "name": "get_time",
-        "description": "Local time.",
-        "parameters": {
-            "type": "object",
-            "properties": {"zone": {"type": "string", "description": "IANA zone"}},
-            "required": ["zone"],
-        },
-    }
+    assert json.loads(record["tools"])[1] == TIME_AS_JSON_SCHEMA
     assert checked(sharegpt_to_row(record))["answers"] == results_row()["answers"]
 
 
