@@ -8,10 +8,8 @@ submits nothing twice.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +20,9 @@ from typer.testing import CliRunner
 from .batch_server import BatchServer, echo
 from .conftest import PROJECT, invoke, read_jsonl, write_jsonl
 from .llm_server import LLMServer, Received, Reply
+from .run_helpers import APIGEN, APIS, FUNCTIONS, cli_env
 from .scripted_model import generation_reply, is_judge, judge_reply, pipeline_handler
 
-SAMPLE = PROJECT / "sample_data"
-APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
-APIGEN = [sys.executable, "-m", "apigen_cli"]
 GENERATE = ["generate", APIS, "-m", "test-model", "-n", "24", "--seed", "5", "--max-attempts", "1"]
 FAST = ["--batch-poll-seconds", "0"]
 
@@ -211,8 +207,7 @@ def _wait(event: Any, process: subprocess.Popen[str]) -> None:
 
 
 def _popen(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.Popen([*APIGEN, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([*APIGEN, *args], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.parametrize("moment", ["creating", "polling", "downloading"])

@@ -19,11 +19,8 @@ from apigen_cli.rows.lock import OutputLock
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer
+from .run_helpers import APIGEN, APIS, FUNCTIONS
 from .scripted_model import pipeline_handler
-
-SAMPLE = PROJECT / "sample_data"
-APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
-APIGEN = [sys.executable, "-m", "apigen_cli"]
 
 
 def offline_run(tmp_path: Path, name: str = "out") -> list[str]:
