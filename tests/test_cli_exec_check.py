@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
 from .json_http import JsonHandler, base_url, serving
+from .processes import alive
 
 LIBRARY = str(Path(__file__).parent / "fixtures" / "exec_library.py")
 
@@ -334,11 +335,4 @@ def test_ctrl_c_stops_the_run_and_its_workers(tmp_path: Path) -> None:
     assert process.returncode == 130
     assert out == ""
     assert err.strip() == "error: interrupted; every line already written is a complete row"
-    assert not [pid for pid in workers if _alive(pid)]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
+    assert not [pid for pid in workers if alive(pid)]
