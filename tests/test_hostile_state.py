@@ -19,23 +19,20 @@ from apigen_cli.rows.lock import OutputLock
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer
-from .run_helpers import APIGEN, APIS, FUNCTIONS
+from .run_helpers import APIGEN, run_args
 from .scripted_model import pipeline_handler
 
 
 def offline_run(tmp_path: Path, name: str = "out") -> list[str]:
-    return [
-        "run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "30", "--seed", "5",
-        "-o", str(tmp_path / f"{name}.jsonl"), "--rejects", str(tmp_path / f"{name}_rejects.jsonl"), "-q",
-    ]  # fmt: skip
+    out, rejects = tmp_path / f"{name}.jsonl", tmp_path / f"{name}_rejects.jsonl"
+    return run_args(count=30, seed=5, out=out, rejects=rejects, quiet=True)
 
 
 def served_run(server: LLMServer, tmp_path: Path, name: str) -> list[str]:
-    return [
-        *APIGEN, "run", APIS, "--functions", FUNCTIONS, "--base-url", server.url, "-m", "test-model", "-J", "test-model",
-        "-n", "30", "--seed", "8", "--concurrency", "1", "--workers", "1",
-        "-o", str(tmp_path / f"{name}.jsonl"), "--rejects", str(tmp_path / f"{name}_rejects.jsonl"), "-q",
-    ]  # fmt: skip
+    """A real `apigen` process against ``server``, one request and one worker at a time."""
+    out, rejects = tmp_path / f"{name}.jsonl", tmp_path / f"{name}_rejects.jsonl"
+    args = run_args("--workers", "1", server=server, count=30, seed=8, concurrency=1, out=out, rejects=rejects, quiet=True)
+    return [*APIGEN, *args]
 
 
 def wait_for(condition: Any, seconds: float = 30.0) -> bool:
