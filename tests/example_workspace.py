@@ -169,8 +169,7 @@ def build_workspace(root: Path, llm_url: str, items_url: str) -> Workspace:
 
 @contextmanager
 def workspace_with_servers(root: Path) -> Iterator[Workspace]:
-    with LLMServer() as server, items_server() as items_url:
-        server.handler = pipeline_handler
+    with LLMServer(handler=pipeline_handler) as server, items_server() as items_url:
         yield build_workspace(root, server.url, items_url)
 
 

@@ -32,8 +32,7 @@ def _batch_lines(server: BatchServer) -> list[dict[str, Any]]:
 
 
 def _online_rows(runner: CliRunner, tmp_path: Path, *args: str, handler: Any = pipeline_handler) -> list[dict[str, Any]]:
-    with LLMServer() as online:
-        online.handler = handler
+    with LLMServer(handler=handler) as online:
         out = tmp_path / "online.jsonl"
         result = invoke(runner, *args, "--base-url", online.url, "-o", str(out), "-q")
         assert result.exit_code == 0, result.stderr
@@ -73,8 +72,7 @@ def test_the_batch_body_is_the_online_body_and_a_batch_filled_cache_serves_an_on
         assert server.chat_requests == 0  # every reply came from the cache the batch filled
         assert "8 from cache" in result.stderr
     assert read_jsonl(tmp_path / "o.jsonl") == read_jsonl(tmp_path / "b.jsonl")
-    with LLMServer() as online:
-        online.handler = pipeline_handler
+    with LLMServer(handler=pipeline_handler) as online:
         invoke(runner, *GENERATE, "--base-url", online.url, "-o", str(tmp_path / "o2.jsonl"))
         assert sorted(json.dumps(r.json, sort_keys=True) for r in online.chat_requests()) == sorted(
             json.dumps(body, sort_keys=True) for body in bodies

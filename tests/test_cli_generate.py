@@ -19,8 +19,7 @@ from .scripted_model import generation_reply
 
 @pytest.fixture
 def server() -> Iterator[LLMServer]:
-    with LLMServer() as running:
-        running.handler = generation_reply
+    with LLMServer(handler=generation_reply) as running:
         yield running
 
 

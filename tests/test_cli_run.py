@@ -105,8 +105,7 @@ def test_a_refused_resume_names_a_changed_input_and_a_failed_start_locks_nothing
 
     # A run that stopped before writing a row (here: its endpoint refuses everything) holds nothing to resume.
     fresh = tmp_path / "fresh.jsonl"
-    with LLMServer() as server:
-        server.handler = lambda _request: Reply.error(401, "bad key")
+    with LLMServer(handler=lambda _request: Reply.error(401, "bad key")) as server:
         failed = invoke(runner, *run_args(base_url=server.url, model="m", count=3, out=fresh))
     assert failed.exit_code == 2 and (not fresh.exists() or fresh.read_bytes() == b"")
     other = invoke(runner, *run_args(count=3, out=fresh))
@@ -140,8 +139,7 @@ def test_a_bad_report_path_fails_before_the_run(runner: CliRunner, tmp_path: Pat
 
 
 def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
-    with LLMServer(latency=0.05) as server:
-        server.handler = pipeline_handler
+    with LLMServer(latency=0.05, handler=pipeline_handler) as server:
 
         def command(name: str, *extra: str) -> list[str]:
             out, rejects = tmp_path / f"{name}.jsonl", tmp_path / f"{name}_rejects.jsonl"

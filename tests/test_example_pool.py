@@ -152,8 +152,7 @@ def test_generate_grows_the_pool_from_format_checked_pairs(runner: CliRunner, tm
 
 def test_a_resumed_run_shows_the_prompts_the_whole_run_would_have(tmp_path: Path) -> None:
     """kill -9 in the middle, run again: the rebuilt pool gives the resumed requests the reference's prompts."""
-    with LLMServer(latency=0.05) as server:
-        server.handler = pipeline_handler
+    with LLMServer(latency=0.05, handler=pipeline_handler) as server:
 
         def command(name: str) -> list[str]:
             grow = ["--examples", EXAMPLES, "--grow-examples", "--grow-lag", "2"]

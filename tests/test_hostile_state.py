@@ -51,8 +51,7 @@ def env() -> dict[str, str]:
 @contextmanager
 def reference_made(tmp_path: Path, latency: float) -> Iterator[LLMServer]:
     """The scripted server, once a whole run `reference` (the rows to compare with) has been made against it."""
-    with LLMServer(latency=latency) as server:
-        server.handler = pipeline_handler
+    with LLMServer(latency=latency, handler=pipeline_handler) as server:
         reference = subprocess.run(served_run(server, tmp_path, "reference"), env=env(), capture_output=True, timeout=120)
         assert reference.returncode == 0, reference.stderr
         yield server

@@ -42,8 +42,7 @@ def mixed_handler(request: Received) -> Reply:
 
 @pytest.fixture
 def server() -> Iterator[LLMServer]:
-    with LLMServer() as running:
-        running.handler = mixed_handler
+    with LLMServer(handler=mixed_handler) as running:
         yield running
 
 
@@ -122,8 +121,7 @@ def test_generate_shards_in_shard_order_are_the_unsharded_output(runner: CliRunn
 
 
 def test_a_killed_shard_resumes_on_its_own_and_an_incomplete_shard_is_not_merged(runner: CliRunner, tmp_path: Path) -> None:
-    with LLMServer(latency=0.05) as server:
-        server.handler = mixed_handler
+    with LLMServer(latency=0.05, handler=mixed_handler) as server:
         whole = tmp_path / "whole.jsonl"
         assert invoke(runner, *run_args(server, whole, count=90)).exit_code == 0
         first, second = tmp_path / "shard-0.jsonl", tmp_path / "shard-1.jsonl"
