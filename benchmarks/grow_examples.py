@@ -20,21 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from _common import SAMPLE, apigen_command, read_jsonl
+
 from apigen_cli.reporting.figures import collect_figures
 
-PROJECT = Path(__file__).resolve().parent.parent
-SAMPLE = PROJECT / "sample_data"
 HEADER = "Examples of good pairs, written for other functions (follow their form, do not copy them):\n"
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def distinct_n(queries: list[str], n: int) -> float:
@@ -60,36 +55,15 @@ def shown_examples(log: Path) -> list[str]:
 
 def one_run(folder: Path, name: str, rows: int, seed: int, grow: bool) -> dict[str, Any]:
     out, rejects, log = folder / f"{name}.jsonl", folder / f"{name}_rejects.jsonl", folder / f"{name}.log.jsonl"
-    command = [
-        sys.executable,
-        "-m",
-        "apigen_cli",
-        "run",
-        str(SAMPLE / "apis.jsonl"),
-        "--functions",
-        str(SAMPLE / "functions"),
-        "-m",
-        "offline",
-        "-J",
-        "offline",
-        "-n",
-        str(rows),
-        "--seed",
-        str(seed),
+    flags = [
         "--examples",
         str(SAMPLE / "examples.jsonl"),
-        "--concurrency",
-        "16",
-        "-o",
-        str(out),
-        "--rejects",
-        str(rejects),
         "--log-llm",
         str(log),
         "--overwrite",
-        "-q",
         *(["--grow-examples"] if grow else []),
     ]
+    command = apigen_command("run", *flags, count=rows, seed=seed, concurrency=16, out=out, rejects=rejects)
     started = time.perf_counter()
     subprocess.run(command, check=True)
     seconds = time.perf_counter() - started

@@ -15,35 +15,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
+from _common import llm_server_process
 
 from apigen_cli.config import LLMSettings
 from apigen_cli.llm.chat import ChatRequest
 from apigen_cli.llm.service import open_chat_service
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER = ROOT / "tests" / "llm_server.py"
 MESSAGES = [
     {"role": "system", "content": "You write function-calling data."},
     {"role": "user", "content": "Write one query and the calls that answer it for get_weather(city: str)."},
 ]
-
-
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER), "--latency", str(latency)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().split()
-    if len(line) != 2 or line[0] != "READY":
-        process.kill()
-        raise SystemExit(f"the server did not start: {line}")
-    return process, f"http://127.0.0.1:{line[1]}/v1"
 
 
 def run_once(url: str, concurrency: int, count: int, default_transport: bool) -> float:
@@ -77,8 +62,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--no-baseline", action="store_true", help="skip the runs with httpx's default transport")
     arguments = parser.parse_args()
-    process, url = start_server(arguments.latency)
-    try:
+    with llm_server_process(arguments.latency) as (_process, url):
         print(f"LLM client throughput: loopback server in its own process, latency L = {arguments.latency * 1000:g} ms")
         print("ratio = achieved req/s / ideal (C / L); apigen: median and best of", arguments.repeat, "runs; baseline: one run")
         print(
@@ -95,10 +79,6 @@ def main() -> None:
                 baseline = run_once(url, concurrency, count, True)
                 line += f" {baseline:>20.0f} {baseline / ideal:>6.2f}"
             print(line, flush=True)
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        process.wait(10)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,15 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, apigen_command, llm_server_process
+
+ONE_PAIR = ("--pairs-per-prompt", "1")
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -48,22 +49,6 @@ class Measure:
     cpu: float  # user + system seconds of the apigen process and the children it waited for
     server_cpu: float | None  # the server's user + system seconds over the same time
     report: dict[str, Any] | None
-
-
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.llm_server", "--latency", str(latency), "--script", "pipeline"],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().split()
-    if len(line) != 2 or line[0] != "READY":
-        process.kill()
-        raise SystemExit(f"the server did not start: {line}")
-    return process, f"http://127.0.0.1:{line[1]}/v1"
 
 
 def process_cpu(pid: int) -> float | None:
@@ -93,64 +78,19 @@ def timed_process(command: list[str], server_pid: int) -> tuple[float, float, fl
 
 def run_pipeline(url: str, server_pid: int, rows: int, concurrency: int, seed: int, folder: Path) -> Measure:
     report = folder / "report.json"
-    command = [
-        sys.executable,
-        "-m",
-        "apigen_cli",
-        "run",
-        "sample_data/apis.jsonl",
-        "--functions",
-        "sample_data/functions",
-        "--base-url",
-        url,
-        "-m",
-        "bench",
-        "-J",
-        "bench",
-        "-n",
-        str(rows),
-        "--pairs-per-prompt",
-        "1",
-        "--concurrency",
-        str(concurrency),
-        "--seed",
-        str(seed),
-        "-o",
-        str(folder / "dataset.jsonl"),
-        "--rejects",
-        str(folder / "rejects.jsonl"),
-        "--report",
-        str(report),
-        "--overwrite",
-        "-q",
-    ]
+    out, rejects = folder / "dataset.jsonl", folder / "rejects.jsonl"
+    sizes = {"count": rows, "seed": seed, "concurrency": concurrency}
+    command = apigen_command(
+        "run", *ONE_PAIR, "--overwrite", base_url=url, model="bench", **sizes, out=out, rejects=rejects, report=report
+    )
     seconds, cpu, server = timed_process(command, server_pid)
     return Measure(seconds, cpu, server, json.loads(report.read_text()))
 
 
 def run_generate(url: str, server_pid: int, rows: int, concurrency: int, seed: int) -> Measure:
-    command = [
-        sys.executable,
-        "-m",
-        "apigen_cli",
-        "generate",
-        "sample_data/apis.jsonl",
-        "--base-url",
-        url,
-        "-m",
-        "bench",
-        "-n",
-        str(rows),
-        "--pairs-per-prompt",
-        "1",
-        "--concurrency",
-        str(concurrency),
-        "--seed",
-        str(seed),
-        "-o",
-        os.devnull,
-        "-q",
-    ]
+    command = apigen_command(
+        "generate", *ONE_PAIR, base_url=url, model="bench", count=rows, seed=seed, concurrency=concurrency, out=os.devnull
+    )
     seconds, cpu, server = timed_process(command, server_pid)
     return Measure(seconds, cpu, server, None)
 
@@ -169,8 +109,7 @@ def main() -> None:
     arguments = parser.parse_args()
     rows, concurrency, latency = arguments.rows, arguments.concurrency, arguments.latency
     ideal = 2 * rows * latency / concurrency
-    server, url = start_server(latency)
-    try:
+    with llm_server_process(latency, script="pipeline") as (server, url):
         print(f"apigen run end to end: N = {rows} rows, one pair per prompt, C = {concurrency}, L = {latency * 1000:g} ms")
         print(f"ideal = 2 * N * L / C = {ideal:.2f} s; ratio = ideal / whole-process wall time; {arguments.repeat} runs")
         print(
@@ -205,10 +144,6 @@ def main() -> None:
                     f" apigen CPU {measure.cpu:.1f} s, server CPU {server_cpu} s",
                     flush=True,
                 )
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(10)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ peak memory is that process's peak resident set.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -23,41 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
-PROJECT = Path(__file__).resolve().parent.parent
-SAMPLE = PROJECT / "sample_data"
+from _common import APIGEN, apigen_command, read_jsonl
 
 
 def apigen(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "apigen_cli", *arguments]
+    return [*APIGEN, *arguments]
 
 
 def base_rows(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     out, rejects = folder / "base.jsonl", folder / "base_rejects.jsonl"
-    subprocess.run(
-        apigen(
-            "run",
-            str(SAMPLE / "apis.jsonl"),
-            "--functions",
-            str(SAMPLE / "functions"),
-            "-m",
-            "offline",
-            "-J",
-            "offline",
-            "-n",
-            "600",
-            "--seed",
-            "3",
-            "-o",
-            str(out),
-            "--rejects",
-            str(rejects),
-            "-q",
-        ),
-        check=True,
-    )
-    read = lambda path: [json.loads(line) for line in path.read_text().splitlines()]  # noqa: E731
-    return read(out), read(rejects)
+    subprocess.run(apigen_command("run", count=600, seed=3, out=out, rejects=rejects), check=True)
+    return read_jsonl(out), read_jsonl(rejects)
 
 
 def write_copies(folder: Path, size: int, kept: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> tuple[Path, Path]:

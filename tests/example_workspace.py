@@ -15,15 +15,15 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from .conftest import CORPORA, PROJECT, write_jsonl
+from .json_http import JsonHandler, base_url, serving
 from .llm_server import LLMServer
 from .scripted_model import pipeline_handler
 
@@ -74,40 +74,23 @@ def run_example(command: str, cwd: Path, env: dict[str, str]) -> subprocess.Comp
     )
 
 
-class _ItemsHandler(BaseHTTPRequestHandler):
+class _ItemsHandler(JsonHandler):
     """GET /v1/items/{id}: the item as JSON, for the right X-Api-Key only."""
 
     def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
         path, _, query = self.path.partition("?")
         if self.headers.get("X-Api-Key") != ITEMS_KEY:
-            self._send(401, {"error": "a valid X-Api-Key is required"})
+            self.send_json(401, {"error": "a valid X-Api-Key is required"})
         elif path.startswith("/v1/items/"):
-            self._send(200, {"id": path.rsplit("/", 1)[1], "query": query, "in_stock": True})
+            self.send_json(200, {"id": path.rsplit("/", 1)[1], "query": query, "in_stock": True})
         else:
-            self._send(404, {"error": "no such endpoint"})
-
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
-        return
+            self.send_json(404, {"error": "no such endpoint"})
 
 
 @contextmanager
 def items_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ItemsHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _ItemsHandler)) as server:
+        yield base_url(server)
 
 
 def _rest_rows(items_url: str) -> list[dict[str, Any]]:
@@ -186,8 +169,7 @@ def build_workspace(root: Path, llm_url: str, items_url: str) -> Workspace:
 
 @contextmanager
 def workspace_with_servers(root: Path) -> Iterator[Workspace]:
-    with LLMServer() as server, items_server() as items_url:
-        server.handler = pipeline_handler
+    with LLMServer(handler=pipeline_handler) as server, items_server() as items_url:
         yield build_workspace(root, server.url, items_url)
 
 

@@ -193,11 +193,18 @@ class _Connection(asyncio.Protocol):
 class LLMServer:
     """The scripted server; see the module docstring."""
 
-    def __init__(self, *, latency: float = 0.0, models: tuple[str, ...] = ("test-model", "other-model"), port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        models: tuple[str, ...] = ("test-model", "other-model"),
+        port: int = 0,
+        handler: Callable[[Received], Reply | None] | None = None,
+    ) -> None:
         self.latency = latency
         self.models = models
         self.port = port
-        self.handler: Callable[[Received], Reply | None] | None = None
+        self.handler = handler  # may be set later too: a test may change how the server answers mid-way
         self.requests: list[Received] = []
         self.in_flight = 0
         self.max_in_flight = 0

@@ -6,8 +6,7 @@ Each dialect answers ``POST /v1/chat/completions`` the way that server documents
 dialect wraps an ``answer`` (what the "model" writes: the scripted model, an
 echo …) and is installed as the test server's handler::
 
-    with LLMServer() as server:
-        server.handler = DIALECTS["llama-cpp-python"].handler(pipeline_handler)
+    with LLMServer(handler=DIALECTS["llama-cpp-python"].handler(pipeline_handler)) as server:
 
 What each server does, and where that is written down:
 

@@ -8,10 +8,8 @@ submits nothing twice.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +20,9 @@ from typer.testing import CliRunner
 from .batch_server import BatchServer, echo
 from .conftest import PROJECT, invoke, read_jsonl, write_jsonl
 from .llm_server import LLMServer, Received, Reply
+from .run_helpers import APIGEN, APIS, FUNCTIONS, cli_env
 from .scripted_model import generation_reply, is_judge, judge_reply, pipeline_handler
 
-SAMPLE = PROJECT / "sample_data"
-APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
-APIGEN = [sys.executable, "-m", "apigen_cli"]
 GENERATE = ["generate", APIS, "-m", "test-model", "-n", "24", "--seed", "5", "--max-attempts", "1"]
 FAST = ["--batch-poll-seconds", "0"]
 
@@ -36,8 +32,7 @@ def _batch_lines(server: BatchServer) -> list[dict[str, Any]]:
 
 
 def _online_rows(runner: CliRunner, tmp_path: Path, *args: str, handler: Any = pipeline_handler) -> list[dict[str, Any]]:
-    with LLMServer() as online:
-        online.handler = handler
+    with LLMServer(handler=handler) as online:
         out = tmp_path / "online.jsonl"
         result = invoke(runner, *args, "--base-url", online.url, "-o", str(out), "-q")
         assert result.exit_code == 0, result.stderr
@@ -77,8 +72,7 @@ def test_the_batch_body_is_the_online_body_and_a_batch_filled_cache_serves_an_on
         assert server.chat_requests == 0  # every reply came from the cache the batch filled
         assert "8 from cache" in result.stderr
     assert read_jsonl(tmp_path / "o.jsonl") == read_jsonl(tmp_path / "b.jsonl")
-    with LLMServer() as online:
-        online.handler = pipeline_handler
+    with LLMServer(handler=pipeline_handler) as online:
         invoke(runner, *GENERATE, "--base-url", online.url, "-o", str(tmp_path / "o2.jsonl"))
         assert sorted(json.dumps(r.json, sort_keys=True) for r in online.chat_requests()) == sorted(
             json.dumps(body, sort_keys=True) for body in bodies
@@ -221,8 +215,7 @@ def _wait(event: Any, process: subprocess.Popen[str]) -> None:
 
 
 def _popen(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.Popen([*APIGEN, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([*APIGEN, *args], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.parametrize("moment", ["creating", "polling", "downloading"])

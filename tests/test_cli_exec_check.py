@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
+from .json_http import JsonHandler, base_url, serving
+from .processes import alive
 
 LIBRARY = str(Path(__file__).parent / "fixtures" / "exec_library.py")
 
@@ -207,28 +208,15 @@ def test_verbose_shows_what_functions_print_on_stderr(runner: CliRunner, tmp_pat
     assert "CHATTY" not in quiet.stderr + quiet.stdout
 
 
-class _Api(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Api(JsonHandler):
     def do_GET(self) -> None:
-        data = json.dumps({"city": self.path.rsplit("/", 1)[-1], "temperature_c": 21}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(200, {"city": self.path.rsplit("/", 1)[-1], "temperature_c": 21})
 
 
 @pytest.fixture
 def api() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), _Api)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(HTTPServer(("127.0.0.1", 0), _Api)) as server:
+        yield base_url(server)
 
 
 def test_functions_may_be_omitted_when_every_tool_is_rest(
@@ -365,11 +353,4 @@ def test_ctrl_c_stops_the_run_and_its_workers(tmp_path: Path) -> None:
     assert process.returncode == 130
     assert out == ""
     assert err.strip() == "error: interrupted; every line already written is a complete row"
-    assert not [pid for pid in workers if _alive(pid)]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
+    assert not [pid for pid in workers if alive(pid)]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
+from .run_helpers import APIGEN, cli_env
 
 TOOL = {
     "name": "add",
@@ -144,8 +145,7 @@ def test_help_and_version(runner: CliRunner) -> None:
 
 
 def _apigen(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "apigen_cli", *args], env=env, capture_output=True, **kwargs)  # type: ignore[call-overload,no-any-return]
+    return subprocess.run([*APIGEN, *args], env=cli_env(), capture_output=True, **kwargs)  # type: ignore[call-overload,no-any-return]
 
 
 def test_shell_pipe_over_sample_data(tmp_path: Path) -> None:

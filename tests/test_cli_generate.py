@@ -11,42 +11,23 @@ from typer.testing import CliRunner
 
 from apigen_cli import format_check
 
-from .conftest import PROJECT, invoke, parse_stdout, read_jsonl
+from .conftest import invoke, parse_stdout, read_jsonl
 from .llm_server import LLMServer, Reply
+from .run_helpers import APIS, EXAMPLES, FUNCTIONS, SAMPLE, generate_args
 from .scripted_model import generation_reply
-
-SAMPLE = PROJECT / "sample_data"
-APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
-EXAMPLES = str(PROJECT / "sample_data" / "examples.jsonl")
 
 
 @pytest.fixture
 def server() -> Iterator[LLMServer]:
-    with LLMServer() as running:
-        running.handler = generation_reply
+    with LLMServer(handler=generation_reply) as running:
         yield running
 
 
 def test_rows_models_in_turn_and_the_prompt_holds_tools_and_examples(runner: CliRunner, server: LLMServer) -> None:
-    result = invoke(
-        runner,
-        "generate",
-        APIS,
-        "--base-url",
-        server.url,
-        "-m",
-        "test-model",
-        "-m",
-        "other-model",
-        "-n",
-        "12",
-        "--seed",
-        "4",
-        "--examples",
-        EXAMPLES,
-        "--examples-per-prompt",
-        "2",
+    two_models = generate_args(
+        "--examples", EXAMPLES, "--examples-per-prompt", "2", server=server, model=["test-model", "other-model"], count=12, seed=4
     )
+    result = invoke(runner, *two_models)
     assert result.exit_code == 0, result.stderr
     rows = parse_stdout(result.stdout)
     assert len(rows) == 12
@@ -70,7 +51,7 @@ def test_rows_models_in_turn_and_the_prompt_holds_tools_and_examples(runner: Cli
 
 def test_unparseable_replies_become_rows_that_format_check_rejects(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
     server.enqueue(Reply.chat("I'm sorry, I can't help with that."))
-    result = invoke(runner, "generate", APIS, "--base-url", server.url, "-m", "test-model", "-n", "6", "--seed", "1")
+    result = invoke(runner, *generate_args(server=server, count=6, seed=1))
     rows = parse_stdout(result.stdout)
     assert rows[0]["raw_output"] == "I'm sorry, I can't help with that." and rows[0]["id"] == "gen-1-00000"
     checked = list(format_check(rows))
@@ -81,21 +62,7 @@ def test_unparseable_replies_become_rows_that_format_check_rejects(runner: CliRu
 def test_a_failed_request_is_one_reject_row_and_the_run_goes_on(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:
     server.enqueue(Reply.error(422, "the prompt is too long"))
     rejects = tmp_path / "failed.jsonl"
-    result = invoke(
-        runner,
-        "generate",
-        APIS,
-        "--base-url",
-        server.url,
-        "-m",
-        "test-model",
-        "-n",
-        "9",
-        "--seed",
-        "1",
-        "--rejects",
-        str(rejects),
-    )
+    result = invoke(runner, *generate_args(server=server, count=9, seed=1, rejects=rejects))
     assert result.exit_code == 0, result.stderr
     [failed] = read_jsonl(rejects)
     assert (failed["rejected_by"], failed["reason"], failed["pairs_requested"]) == ("generate", "llm_error", 3)
@@ -141,23 +108,8 @@ def test_styles_and_counts_from_flags(runner: CliRunner) -> None:
 def test_a_thousand_requests_through_the_server_follow_the_weights_and_use_every_api(
     runner: CliRunner, server: LLMServer
 ) -> None:
-    result = invoke(
-        runner,
-        "generate",
-        APIS,
-        "--base-url",
-        server.url,
-        "-m",
-        "test-model",
-        "-n",
-        "3000",
-        "--seed",
-        "5",
-        "--concurrency",
-        "64",
-        "--styles",
-        "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2",
-    )
+    weights = "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2"
+    result = invoke(runner, *generate_args("--styles", weights, server=server, count=3000, seed=5, concurrency=64))
     assert result.exit_code == 0, result.stderr
     rows = parse_stdout(result.stdout)
     assert len(server.chat_requests()) == 1000

@@ -21,6 +21,7 @@ from apigen_cli.reporting import figures as report_figures
 from apigen_cli.reporting.figures import collect_figures
 
 from .conftest import PROJECT, invoke, write_jsonl
+from .run_helpers import run_args
 
 
 def _row(
@@ -174,17 +175,8 @@ def _write_run(tmp_path: Path) -> tuple[Path, Path]:
 def _page(runner: CliRunner, tmp_path: Path, *extra: str) -> tuple[_Charts, str]:
     dataset, rejects = _write_run(tmp_path)
     page = tmp_path / "out" / "report.html"
-    result = invoke(
-        runner,
-        "report",
-        str(dataset),
-        str(rejects),
-        "--html",
-        str(page),
-        "--styles",
-        "simple=0.5,multiple=0.25,parallel=0.25",
-        *extra,
-    )
+    styles = "simple=0.5,multiple=0.25,parallel=0.25"
+    result = invoke(runner, "report", str(dataset), str(rejects), "--html", str(page), "--styles", styles, *extra)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert "report: 8 rows read, 4 verified of 9 requested" in result.stderr
@@ -267,19 +259,9 @@ def test_the_card_is_a_hub_dataset_card(runner: CliRunner, tmp_path: Path) -> No
             {"seed": 7, "tokens": {"m1": {"requests": 3, "prompt_tokens": 120, "completion_tokens": 45}}, "wall_seconds": 1.5}
         )
     )
-    card = tmp_path / "card" / "README.md"
-    result = invoke(
-        runner,
-        "report",
-        str(dataset),
-        str(rejects),
-        "--card",
-        str(card),
-        "--license",
-        "apache-2.0",
-        "--run-report",
-        str(tmp_path / "run.json"),
-    )
+    card, run_report = tmp_path / "card" / "README.md", tmp_path / "run.json"
+    card_flags = ["--card", str(card), "--license", "apache-2.0", "--run-report", str(run_report)]
+    result = invoke(runner, "report", str(dataset), str(rejects), *card_flags)
     assert result.exit_code == 0, result.stderr
     text = card.read_text()
     assert text.startswith("---\n")
@@ -427,25 +409,9 @@ def test_the_sample_data_report_renders(runner: CliRunner, tmp_path: Path) -> No
     out = tmp_path / "demo"
     run = invoke(
         runner,
-        "run",
-        str(PROJECT / "sample_data/apis.jsonl"),
-        "--functions",
-        str(PROJECT / "sample_data/functions"),
-        "-m",
-        "offline",
-        "-J",
-        "offline",
-        "-n",
-        "60",
-        "--seed",
-        "1",
-        "-o",
-        str(out / "dataset.jsonl"),
-        "--rejects",
-        str(out / "rejects.jsonl"),
-        "--report",
-        str(out / "report.json"),
-        "-q",
+        *run_args(
+            count=60, seed=1, out=out / "dataset.jsonl", rejects=out / "rejects.jsonl", report=out / "report.json", quiet=True
+        ),
     )
     assert run.exit_code == 0, run.stderr
     result = invoke(

@@ -4,50 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-from .conftest import PROJECT, invoke, read_jsonl
+from .conftest import invoke, read_jsonl
 from .llm_server import LLMServer, Reply
+from .run_helpers import APIGEN, APIS, FUNCTIONS, SAMPLE, apigen_process, cli_env, kill_9_once_written, run_args
 from .scripted_model import pipeline_handler
-
-SAMPLE = PROJECT / "sample_data"
-APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
-APIGEN = [sys.executable, "-m", "apigen_cli"]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "NO_COLOR": "1", **extra}
 
 
 def test_run_gives_the_same_rows_as_the_shell_pipe(tmp_path: Path) -> None:
     flags = "-n 90 --seed 21"
-    run = subprocess.run(
-        [
-            *APIGEN,
-            "run",
-            APIS,
-            "--functions",
-            FUNCTIONS,
-            "-m",
-            "offline",
-            "-J",
-            "offline",
-            *flags.split(),
-            "-o",
-            str(tmp_path / "run.jsonl"),
-            "--rejects",
-            str(tmp_path / "run_rejects.jsonl"),
-            "-q",
-        ],
-        env=_env(PYTHONHASHSEED="1"),
-        capture_output=True,
-        text=True,
+    run = apigen_process(
+        run_args(*flags.split(), out=tmp_path / "run.jsonl", rejects=tmp_path / "run_rejects.jsonl", quiet=True),
+        PYTHONHASHSEED="1",
     )
     assert run.returncode == 0, run.stderr
     apigen = " ".join(APIGEN)
@@ -57,7 +29,9 @@ def test_run_gives_the_same_rows_as_the_shell_pipe(tmp_path: Path) -> None:
         f" | {apigen} exec-check --functions {FUNCTIONS} -q --rejects {tmp_path}/r2.jsonl"
         f" | {apigen} semantic-check -J offline -q --rejects {tmp_path}/r3.jsonl > {tmp_path}/pipe.jsonl"
     )
-    piped = subprocess.run(["bash", "-o", "pipefail", "-c", pipe], env=_env(PYTHONHASHSEED="2"), capture_output=True, text=True)
+    piped = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", pipe], env=cli_env(PYTHONHASHSEED="2"), capture_output=True, text=True
+    )
     assert piped.returncode == 0, piped.stderr
     assert read_jsonl(tmp_path / "run.jsonl") == read_jsonl(tmp_path / "pipe.jsonl")
     run_rejects = sorted(json.dumps(row, sort_keys=True) for row in read_jsonl(tmp_path / "run_rejects.jsonl"))
@@ -68,27 +42,7 @@ def test_run_gives_the_same_rows_as_the_shell_pipe(tmp_path: Path) -> None:
 
 def test_the_report_matches_the_rows_written(runner: CliRunner, tmp_path: Path) -> None:
     out, rejects, report = tmp_path / "data.jsonl", tmp_path / "rej.jsonl", tmp_path / "report.json"
-    result = invoke(
-        runner,
-        "run",
-        APIS,
-        "--functions",
-        FUNCTIONS,
-        "-m",
-        "offline",
-        "-J",
-        "offline",
-        "-n",
-        "60",
-        "--seed",
-        "3",
-        "-o",
-        str(out),
-        "--rejects",
-        str(rejects),
-        "--report",
-        str(report),
-    )
+    result = invoke(runner, *run_args(count=60, seed=3, out=out, rejects=rejects, report=report))
     assert result.exit_code == 0, result.stderr
     data = json.loads(report.read_text())
     kept, rejected = read_jsonl(out), read_jsonl(rejects)
@@ -110,18 +64,11 @@ def test_the_report_matches_the_rows_written(runner: CliRunner, tmp_path: Path) 
 
 
 def test_the_report_counts_every_row_when_rejects_are_dropped(runner: CliRunner, tmp_path: Path) -> None:
-    common = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "45", "--seed", "4"]
     with_file = invoke(
         runner,
-        *common,
-        "-o",
-        str(tmp_path / "a.jsonl"),
-        "--rejects",
-        str(tmp_path / "a_rej.jsonl"),
-        "--report",
-        str(tmp_path / "a.json"),
+        *run_args(count=45, seed=4, out=tmp_path / "a.jsonl", rejects=tmp_path / "a_rej.jsonl", report=tmp_path / "a.json"),
     )
-    dropped = invoke(runner, *common, "-o", str(tmp_path / "b.jsonl"), "--report", str(tmp_path / "b.json"))
+    dropped = invoke(runner, *run_args(count=45, seed=4, out=tmp_path / "b.jsonl", report=tmp_path / "b.json"))
     assert with_file.exit_code == dropped.exit_code == 0
     first, second = json.loads((tmp_path / "a.json").read_text()), json.loads((tmp_path / "b.json").read_text())
     assert second["total"]["requested"] == 45
@@ -130,52 +77,23 @@ def test_the_report_counts_every_row_when_rejects_are_dropped(runner: CliRunner,
 
 
 def test_a_finished_run_is_not_redone_and_other_settings_are_refused(runner: CliRunner, tmp_path: Path) -> None:
-    args = [
-        "run",
-        APIS,
-        "--functions",
-        FUNCTIONS,
-        "-m",
-        "offline",
-        "-J",
-        "offline",
-        "-n",
-        "9",
-        "--seed",
-        "3",
-        "-o",
-        str(tmp_path / "d.jsonl"),
-    ]
+    args = run_args(count=9, seed=3, out=tmp_path / "d.jsonl")
     assert invoke(runner, *args).exit_code == 0
     before = (tmp_path / "d.jsonl").read_bytes()
     again = invoke(runner, *args)
     assert again.exit_code == 0 and "already holds this run, complete" in again.stderr
     assert (tmp_path / "d.jsonl").read_bytes() == before
-    other = invoke(runner, *args[:-4], "-n", "12", "-o", str(tmp_path / "d.jsonl"))
+    more = run_args(count=12, out=tmp_path / "d.jsonl")  # and no --seed (the seed changes too; the count is named first)
+    other = invoke(runner, *more)
     assert other.exit_code == 2 and "holds a run made with other settings: `count` (was 9, now 12)" in other.stderr
-    assert invoke(runner, *args[:-4], "-n", "12", "-o", str(tmp_path / "d.jsonl"), "--overwrite").exit_code == 0
+    assert invoke(runner, *more, "--overwrite").exit_code == 0
 
 
 def test_a_refused_resume_names_a_changed_input_and_a_failed_start_locks_nothing(runner: CliRunner, tmp_path: Path) -> None:
     apis = tmp_path / "apis.jsonl"
     apis.write_bytes((SAMPLE / "apis.jsonl").read_bytes())
     out = tmp_path / "d.jsonl"
-    args = [
-        "run",
-        str(apis),
-        "--functions",
-        FUNCTIONS,
-        "-m",
-        "offline",
-        "-J",
-        "offline",
-        "-n",
-        "6",
-        "--seed",
-        "3",
-        "-o",
-        str(out),
-    ]
+    args = run_args(apis=apis, count=6, seed=3, out=out)
     assert invoke(runner, *args).exit_code == 0
     apis.write_bytes(apis.read_bytes() + b"\n")  # same settings, other bytes
     changed = invoke(runner, *args)
@@ -187,47 +105,15 @@ def test_a_refused_resume_names_a_changed_input_and_a_failed_start_locks_nothing
 
     # A run that stopped before writing a row (here: its endpoint refuses everything) holds nothing to resume.
     fresh = tmp_path / "fresh.jsonl"
-    with LLMServer() as server:
-        server.handler = lambda _request: Reply.error(401, "bad key")
-        failed = invoke(
-            runner,
-            "run",
-            APIS,
-            "--functions",
-            FUNCTIONS,
-            "--base-url",
-            server.url,
-            "-m",
-            "m",
-            "-J",
-            "m",
-            "-n",
-            "3",
-            "-o",
-            str(fresh),
-        )
+    with LLMServer(handler=lambda _request: Reply.error(401, "bad key")) as server:
+        failed = invoke(runner, *run_args(base_url=server.url, model="m", count=3, out=fresh))
     assert failed.exit_code == 2 and (not fresh.exists() or fresh.read_bytes() == b"")
-    other = invoke(runner, "run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "3", "-o", str(fresh))
+    other = invoke(runner, *run_args(count=3, out=fresh))
     assert other.exit_code == 0, other.stderr
 
 
 def test_a_finished_run_whose_output_is_gone_is_not_called_complete(runner: CliRunner, tmp_path: Path) -> None:
-    args = [
-        "run",
-        APIS,
-        "--functions",
-        FUNCTIONS,
-        "-m",
-        "offline",
-        "-J",
-        "offline",
-        "-n",
-        "6",
-        "--seed",
-        "3",
-        "-o",
-        str(tmp_path / "d.jsonl"),
-    ]
+    args = run_args(count=6, seed=3, out=tmp_path / "d.jsonl")
     assert invoke(runner, *args).exit_code == 0
     (tmp_path / "d.jsonl").unlink()
     again = invoke(runner, *args)
@@ -236,7 +122,7 @@ def test_a_finished_run_whose_output_is_gone_is_not_called_complete(runner: CliR
 
 
 def test_output_that_is_not_a_regular_file_is_written_but_not_resumable(runner: CliRunner, tmp_path: Path) -> None:
-    args = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "6", "--seed", "3", "-o", os.devnull]
+    args = run_args(count=6, seed=3, out=os.devnull)
     for _ in range(2):
         result = invoke(runner, *args)
         assert result.exit_code == 0 and "already holds this run" not in result.stderr
@@ -246,86 +132,29 @@ def test_output_that_is_not_a_regular_file_is_written_but_not_resumable(runner: 
 def test_a_bad_report_path_fails_before_the_run(runner: CliRunner, tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     out = tmp_path / "d.jsonl"
-    result = invoke(
-        runner,
-        "run",
-        APIS,
-        "--functions",
-        FUNCTIONS,
-        "-m",
-        "offline",
-        "-J",
-        "offline",
-        "-n",
-        "6",
-        "-o",
-        str(out),
-        "--report",
-        str(tmp_path / "taken"),
-    )
+    result = invoke(runner, *run_args(count=6, out=out, report=tmp_path / "taken"))
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: `--report` cannot write `{tmp_path / 'taken'}`")
     assert not out.exists()
 
 
 def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
-    with LLMServer(latency=0.05) as server:
-        server.handler = pipeline_handler
+    with LLMServer(latency=0.05, handler=pipeline_handler) as server:
 
         def command(name: str, *extra: str) -> list[str]:
-            return [
-                *APIGEN,
-                "run",
-                APIS,
-                "--functions",
-                FUNCTIONS,
-                "--base-url",
-                server.url,
-                "-m",
-                "test-model",
-                "-J",
-                "test-model",
-                "-n",
-                "60",
-                "--seed",
-                "8",
-                "--concurrency",
-                "2",
-                "-o",
-                str(tmp_path / f"{name}.jsonl"),
-                "--rejects",
-                str(tmp_path / f"{name}_rejects.jsonl"),
-                "-q",
-                *extra,
-            ]
+            out, rejects = tmp_path / f"{name}.jsonl", tmp_path / f"{name}_rejects.jsonl"
+            return run_args(*extra, server=server, count=60, seed=8, concurrency=2, out=out, rejects=rejects, quiet=True)
 
-        reference = subprocess.run(
-            command("reference", "--report", str(tmp_path / "reference.json")),
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        reference = apigen_process(command("reference", "--report", str(tmp_path / "reference.json")))
         assert reference.returncode == 0, reference.stderr
 
         output = tmp_path / "resumed.jsonl"
-        with subprocess.Popen(command("resumed"), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and (not output.exists() or output.read_bytes().count(b"\n") < 8):
-                time.sleep(0.02)
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        kill_9_once_written(command("resumed"), output, lines=8)
         state = json.loads((tmp_path / "resumed.jsonl.apigen-run.json").read_text())
         assert 0 < state["requests_done"] < state["requests_total"] == 20 and not state["complete"]
 
         log = tmp_path / "second.log.jsonl"
-        second = subprocess.run(
-            command("resumed", "--log-llm", str(log), "--report", str(tmp_path / "resumed.json")),
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        second = apigen_process(command("resumed", "--log-llm", str(log), "--report", str(tmp_path / "resumed.json")))
         assert second.returncode == 0, second.stderr
 
     assert read_jsonl(output) == read_jsonl(tmp_path / "reference.jsonl")  # row by row: none lost, none twice
@@ -363,32 +192,9 @@ def test_run_with_dedup_rejects_repeats_and_reports_them(runner: CliRunner, tmp_
     functions = tmp_path / "home.py"
     functions.write_text("def paint(colour):\n    return {'painted': colour}\n")
     out, rejects, report = tmp_path / "d.jsonl", tmp_path / "r.jsonl", tmp_path / "report.json"
-    result = invoke(
-        runner,
-        "run",
-        str(apis),
-        "--functions",
-        str(functions),
-        "-m",
-        "offline",
-        "-J",
-        "offline",
-        "-n",
-        "60",
-        "--seed",
-        "1",
-        "--styles",
-        "simple=1",
-        "-O",
-        "offline_error_rate=0",
-        "--dedup",
-        "-o",
-        str(out),
-        "--rejects",
-        str(rejects),
-        "--report",
-        str(report),
-    )
+    dedup = ["--styles", "simple=1", "-O", "offline_error_rate=0", "--dedup"]
+    args = run_args(*dedup, apis=apis, functions=functions, count=60, seed=1, out=out, rejects=rejects, report=report)
+    result = invoke(runner, *args)
     assert result.exit_code == 0, result.stderr
     duplicates = [row for row in read_jsonl(rejects) if row["rejected_by"] == "dedup"]
     kept = read_jsonl(out)

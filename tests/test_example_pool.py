@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +15,9 @@ from apigen_cli.stages.sampling import GrowSettings
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer
+from .run_helpers import APIS, EXAMPLES, FUNCTIONS, SAMPLE, apigen_process, kill_9_once_written, run_args
 from .scripted_model import pipeline_handler
 
-SAMPLE = PROJECT / "sample_data"
-APIS, FUNCTIONS, EXAMPLES = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions"), str(SAMPLE / "examples.jsonl")
 HEADER = "Examples of good pairs, written for other functions (follow their form, do not copy them):\n"
 SEED_QUERIES = {row["query"] for row in read_jsonl(EXAMPLES)}
 
@@ -158,55 +152,21 @@ def test_generate_grows_the_pool_from_format_checked_pairs(runner: CliRunner, tm
 
 def test_a_resumed_run_shows_the_prompts_the_whole_run_would_have(tmp_path: Path) -> None:
     """kill -9 in the middle, run again: the rebuilt pool gives the resumed requests the reference's prompts."""
-    apigen = [sys.executable, "-m", "apigen_cli"]
-    env = {**os.environ, "NO_COLOR": "1"}
-    with LLMServer(latency=0.05) as server:
-        server.handler = pipeline_handler
+    with LLMServer(latency=0.05, handler=pipeline_handler) as server:
 
         def command(name: str) -> list[str]:
-            return [
-                *apigen,
-                "run",
-                APIS,
-                "--functions",
-                FUNCTIONS,
-                "--base-url",
-                server.url,
-                "-m",
-                "test-model",
-                "-J",
-                "test-model",
-                "-n",
-                "60",
-                "--seed",
-                "8",
-                "--concurrency",
-                "2",
-                "--examples",
-                EXAMPLES,
-                "--grow-examples",
-                "--grow-lag",
-                "2",
-                "-o",
-                str(tmp_path / f"{name}.jsonl"),
-                "-q",
-                "--log-llm",
-                str(tmp_path / f"{name}.log.jsonl"),
-            ]
+            grow = ["--examples", EXAMPLES, "--grow-examples", "--grow-lag", "2"]
+            log, out = tmp_path / f"{name}.log.jsonl", tmp_path / f"{name}.jsonl"
+            return run_args(*grow, "--log-llm", str(log), server=server, count=60, seed=8, concurrency=2, out=out, quiet=True)
 
-        reference = subprocess.run(command("reference"), env=env, capture_output=True, text=True, timeout=120)
+        reference = apigen_process(command("reference"))
         assert reference.returncode == 0, reference.stderr
         output = tmp_path / "resumed.jsonl"
-        with subprocess.Popen(command("resumed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and (not output.exists() or output.read_bytes().count(b"\n") < 12):
-                time.sleep(0.02)
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        kill_9_once_written(command("resumed"), output, lines=12)
         state = json.loads((tmp_path / "resumed.jsonl.apigen-run.json").read_text())
         assert 0 < state["requests_done"] < state["requests_total"] and not state["complete"]
         (tmp_path / "resumed.log.jsonl").unlink()
-        second = subprocess.run(command("resumed"), env=env, capture_output=True, text=True, timeout=120)
+        second = apigen_process(command("resumed"))
         assert second.returncode == 0, second.stderr
 
     assert read_jsonl(output) == read_jsonl(tmp_path / "reference.jsonl")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Generator, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,8 @@ import pytest
 
 from apigen_cli import ExecPolicy, Executor, ExecutorOptions, exec_check
 from apigen_cli.stages.exec_check import is_empty_result, is_error_result
+
+from .json_http import JsonHandler, base_url, serving
 
 LIBRARY = Path(__file__).parent / "fixtures" / "exec_library.py"
 
@@ -201,25 +201,14 @@ def test_a_truncated_result_is_flagged(executor: Executor) -> None:
     assert entry["ok"] is True and entry["truncated"] is True and len(entry["result"]) < 4100
 
 
-class _ItemHandler(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _ItemHandler(JsonHandler):
     def do_GET(self) -> None:
-        data = json.dumps({"via": "http", "path": self.path}).encode()
-        self.send_response(200 if "missing" not in self.path else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(200 if "missing" not in self.path else 404, {"via": "http", "path": self.path})
 
 
 def test_a_tool_with_an_http_binding_is_called_over_http(executor: Executor) -> None:
-    server = HTTPServer(("127.0.0.1", 0), _ItemHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/items/{{a}}"
+    with serving(HTTPServer(("127.0.0.1", 0), _ItemHandler)) as server:
+        url = f"{base_url(server)}/items/{{a}}"
         tools = [
             {"type": "function", "function": {"name": "add", "parameters": {}}, "http": {"url": url}},  # beside `function`
             {"name": "echo", "parameters": {}, "http": {"url": url.replace("items", "missing")}},
@@ -232,10 +221,6 @@ def test_a_tool_with_an_http_binding_is_called_over_http(executor: Executor) -> 
             {"name": "subtract", "ok": True, "result": 4},
         ]
         assert missing["reason"] == "http_error" and "returned 404 Not Found" in missing["reason_detail"]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_a_malformed_binding_rejects_the_row(executor: Executor) -> None:

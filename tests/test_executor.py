@@ -13,6 +13,8 @@ from apigen_cli import Executor, ExecutorOptions, FunctionsError
 from apigen_cli.execution.calls import Outcome
 from apigen_cli.execution.environment import worker_environment
 
+from .processes import alive
+
 FIXTURES = Path(__file__).parent / "fixtures"
 LIBRARY = FIXTURES / "exec_library.py"
 
@@ -141,18 +143,9 @@ def test_a_timeout_kills_what_the_function_started(executor: Executor, tmp_path:
     assert run(executor, "loop_with_child", pid_file=str(pid_file)).code == "timeout"
     child = int(pid_file.read_text())
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _running(child):
+    while time.monotonic() < deadline and alive(child):
         time.sleep(0.05)
-    assert not _running(child)
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (a container's init may not reap orphans at once)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "State:\tZ" not in status
+    assert not alive(child)
 
 
 def test_a_memory_bomb_is_stopped_by_the_memory_limit(executor: Executor) -> None:

@@ -29,6 +29,16 @@ WEATHER = {
     },
 }
 TIME = {"name": "get_time", "description": "Local time.", "parameters": {"zone": {"type": "str", "description": "IANA zone"}}}
+#: TIME as every export writes it: its xlam parameters turned into a JSON Schema object.
+TIME_AS_JSON_SCHEMA = {
+    "name": "get_time",
+    "description": "Local time.",
+    "parameters": {
+        "type": "object",
+        "properties": {"zone": {"type": "string", "description": "IANA zone"}},
+        "required": ["zone"],
+    },
+}
 
 
 def bfcl_rows() -> list[dict[str, Any]]:
@@ -36,6 +46,14 @@ def bfcl_rows() -> list[dict[str, Any]]:
     for category in ("simple_python", "multiple", "parallel", "parallel_multiple"):
         rows += [row for row in read_jsonl(corpus(f"bfcl/{category}.jsonl")) if row["id"] not in BFCL_SLIPS]
     return rows
+
+
+def bfcl_exported(form: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each BFCL row beside its export as ``form``: exactly one record a row, in the rows' order."""
+    rows = bfcl_rows()
+    exported = list(export_rows([dict(row) for row in rows], form))
+    assert len(exported) == len(rows)
+    return list(zip(rows, exported, strict=True))
 
 
 def results_row() -> dict[str, Any]:
@@ -121,10 +139,7 @@ def test_an_empty_input_gives_an_empty_array(tmp_path: Path, runner: CliRunner) 
 
 @pytest.mark.corpus
 def test_bfcl_rows_exported_as_xlam_read_back_and_pass_format_check() -> None:
-    rows = bfcl_rows()
-    exported = list(export_rows([dict(row) for row in rows], "xlam"))
-    assert len(exported) == len(rows)
-    for row, record in zip(rows, exported, strict=True):
+    for row, record in bfcl_exported("xlam"):
         tools = json.loads(record["tools"])
         assert all(compile_tool(tool, 1).dialect == "xlam" or not tool["parameters"] for tool in tools)
         back = checked({"id": record["id"], "query": record["query"], "answers": record["answers"], "tools": record["tools"]})
@@ -146,10 +161,7 @@ def openai_to_row(record: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.corpus
 def test_bfcl_rows_round_trip_through_openai() -> None:
-    rows = bfcl_rows()
-    exported = list(export_rows([dict(row) for row in rows], "openai"))
-    assert len(exported) == len(rows)
-    for index, (row, record) in enumerate(zip(rows, exported, strict=True)):
+    for index, (row, record) in enumerate(bfcl_exported("openai")):
         assert set(record) == {"messages", "tools"}
         assert [message["role"] for message in record["messages"]] == ["user", "assistant"]
         tool_calls = record["messages"][1]["tool_calls"]
@@ -224,9 +236,7 @@ def sharegpt_to_row(record: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.corpus
 def test_bfcl_rows_round_trip_through_sharegpt() -> None:
-    rows = bfcl_rows()
-    exported = list(export_rows([dict(row) for row in rows], "sharegpt"))
-    for row, record in zip(rows, exported, strict=True):
+    for row, record in bfcl_exported("sharegpt"):
         assert set(record) == {"conversations", "tools"}
         value = json.loads(record["conversations"][1]["value"])
         assert isinstance(value, list) == (len(row["answers"]) > 1)  # one call: an object; parallel calls: a list
@@ -246,15 +256,7 @@ def test_sharegpt_of_a_row_with_results_keeps_the_calls_only() -> None:
             '{"name": "get_weather", "arguments": {"unit": "c", "city": "Oslo"}}]',
         },
     ]
-    assert json.loads(record["tools"])[1] == {
-        "name": "get_time",
-        "description": "Local time.",
-        "parameters": {
-            "type": "object",
-            "properties": {"zone": {"type": "string", "description": "IANA zone"}},
-            "required": ["zone"],
-        },
-    }
+    assert json.loads(record["tools"])[1] == TIME_AS_JSON_SCHEMA
     assert checked(sharegpt_to_row(record))["answers"] == results_row()["answers"]
 
 

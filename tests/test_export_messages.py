@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from apigen_cli.stages.export import IRRELEVANCE_REPLY, call_id, export_rows
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
-from .test_export import WEATHER, bfcl_rows, checked, irrelevance_row, results_row
+from .test_export import TIME_AS_JSON_SCHEMA, WEATHER, bfcl_exported, checked, irrelevance_row, results_row
 
 
 def messages_to_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -54,18 +54,7 @@ def test_a_row_with_results_becomes_a_conversation_with_objects_ids_and_a_closin
         {"role": "assistant", "content": "Paris is clear at 21; Oslo has snow at 3 degrees."},
     ]
     assert [tool["function"]["name"] for tool in record["tools"]] == ["get_weather", "get_time"]
-    assert record["tools"][1] == {
-        "type": "function",
-        "function": {
-            "name": "get_time",
-            "description": "Local time.",
-            "parameters": {
-                "type": "object",
-                "properties": {"zone": {"type": "string", "description": "IANA zone"}},
-                "required": ["zone"],
-            },
-        },
-    }
+    assert record["tools"][1] == {"type": "function", "function": TIME_AS_JSON_SCHEMA}
 
 
 def test_the_openai_layout_takes_a_system_message_too() -> None:
@@ -112,10 +101,7 @@ def test_call_ids_are_nine_letters_and_digits_unique_in_a_conversation() -> None
 
 @pytest.mark.corpus
 def test_bfcl_rows_round_trip_through_messages_with_their_arguments_as_objects() -> None:
-    rows = bfcl_rows()
-    exported = list(export_rows([dict(row) for row in rows], "messages"))
-    assert len(exported) == len(rows)
-    for row, record in zip(rows, exported, strict=True):
+    for row, record in bfcl_exported("messages"):
         assert set(record) == {"messages", "tools"}
         calls = record["messages"][1]["tool_calls"]
         assert [call["function"]["arguments"] for call in calls] == [answer["arguments"] for answer in row["answers"]]

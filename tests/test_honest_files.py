@@ -8,8 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from .conftest import PROJECT, invoke
-
-SAMPLE = PROJECT / "sample_data"
+from .run_helpers import SAMPLE, generate_args, run_args
 
 
 def test_an_api_library_that_is_not_utf8_is_an_error_naming_line_and_byte(runner: CliRunner, tmp_path: Path) -> None:
@@ -68,33 +67,11 @@ def test_a_stopped_run_still_writes_its_report(runner: CliRunner, tmp_path: Path
     report = tmp_path / "report.json"
     with LLMServer() as server:
         server.handler = failing_later  # type: ignore[assignment]
-        result = invoke(
-            runner,
-            "run",
-            str(SAMPLE / "apis.jsonl"),
-            "--functions",
-            str(SAMPLE / "functions"),
-            "--base-url",
-            server.url,
-            "-m",
-            "gen",
-            "-J",
-            "gen",
-            "-n",
-            "30",
-            "--seed",
-            "2",
-            "--concurrency",
-            "1",
-            "--max-attempts",
-            "1",
-            "--stop-after-failures",
-            "2",
-            "-o",
-            str(tmp_path / "d.jsonl"),
-            "--report",
-            str(report),
+        stops = ["--max-attempts", "1", "--stop-after-failures", "2"]
+        args = run_args(
+            *stops, server=server, model="gen", count=30, seed=2, concurrency=1, out=tmp_path / "d.jsonl", report=report
         )
+        result = invoke(runner, *args)
     assert result.exit_code == 2
     written = json.loads(report.read_text())
     assert written["complete"] is False and written["seed"] == 2
@@ -113,21 +90,8 @@ def test_generate_names_only_its_own_flags_when_rows_are_dropped(runner: CliRunn
 
     with LLMServer() as server:
         server.handler = first_only  # type: ignore[assignment]
-        result = invoke(
-            runner,
-            "generate",
-            str(SAMPLE / "apis.jsonl"),
-            "--base-url",
-            server.url,
-            "-m",
-            "m",
-            "-n",
-            "9",
-            "--concurrency",
-            "1",
-            "--max-attempts",
-            "1",
-        )  # the hint check in `invoke` fails the test if a line names a flag generate lacks
+        args = generate_args("--max-attempts", "1", server=server, model="m", count=9, concurrency=1)
+        result = invoke(runner, *args)  # the hint check in `invoke` fails the test if a line names a flag generate lacks
     assert result.exit_code == 0, result.stderr
     assert "rejected rows were dropped: pass `--rejects FILE` to keep them apart" in result.stderr
     assert "--keep-rejected" not in result.stderr

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from .conftest import PROJECT, read_jsonl
+from .conftest import read_jsonl
 from .hostile import run_cli
 from .hostile_server import HostileServer, answer, completion, echo_key, gzip_bomb, huge, response, trickle
+from .run_helpers import generate_args
 
-APIS = str(PROJECT / "sample_data" / "apis.jsonl")
 KEY = "sk-hostile-0123456789abcdef"
 #: The CLI's own footprint is well below this; a reply held whole or a bomb inflated is far above.
 RSS_CEILING_MB = 120
@@ -51,29 +51,12 @@ def generate(
     if good_first:
         server.behaviour = after_one_good_reply(server.behaviour)
     output, rejects = tmp_path / "out.jsonl", tmp_path / "rejects.jsonl"
-    ran = run_cli(
-        "generate",
-        APIS,
-        "--base-url",
-        server.url + "/v1",
-        "-m",
-        "m",
-        "-n",
-        "6" if good_first else "3",
-        "--concurrency",
-        "1",
-        "--seed",
-        "1",
-        "--max-attempts",
-        "1",
-        "-o",
-        str(output),
-        "--rejects",
-        str(rejects),
-        *extra,
-        env={"APIGEN_API_KEY": KEY},
-        deadline=deadline,
+    count = 6 if good_first else 3
+    url, flags = f"{server.url}/v1", ["--max-attempts", "1", *extra]
+    one_at_a_time = generate_args(
+        *flags, base_url=url, model="m", count=count, concurrency=1, seed=1, out=output, rejects=rejects
     )
+    ran = run_cli(*one_at_a_time, env={"APIGEN_API_KEY": KEY}, deadline=deadline)
     assert not ran.killed, "the run outlived its deadline"
     assert ran.exit_code == 0, ran.stderr
 
@@ -145,17 +128,7 @@ def test_a_401_echoing_the_key_keeps_it_out_of_stderr_even_verbose(tmp_path: Pat
     flags = ["-v"] if verbose else []
     with HostileServer(echo_key(status=401)) as server:
         ran = run_cli(
-            "generate",
-            APIS,
-            "--base-url",
-            server.url + "/v1",
-            "-m",
-            "m",
-            "-n",
-            "3",
-            *flags,
-            env={"APIGEN_API_KEY": KEY},
-            deadline=40,
+            *generate_args(*flags, base_url=f"{server.url}/v1", model="m", count=3), env={"APIGEN_API_KEY": KEY}, deadline=40
         )
     assert not ran.killed and ran.exit_code == (1 if verbose else 2)  # -v shows the traceback, whose exit code is Python's
     assert "not valid" in ran.stderr and KEY not in ran.stderr + ran.stdout
@@ -187,7 +160,7 @@ def test_the_model_list_behind_a_404_is_bounded_and_redacted(tmp_path: Path, mod
         return [response(404, b'{"error": {"message": "model not found"}}')]
 
     with HostileServer(behaviour) as server:
-        ran = run_cli("generate", APIS, "--base-url", server.url + "/v1", "-m", "m", "-n", "3", env={"APIGEN_API_KEY": KEY})
+        ran = run_cli(*generate_args(base_url=f"{server.url}/v1", model="m", count=3), env={"APIGEN_API_KEY": KEY})
     assert not ran.killed and ran.exit_code == 2
     assert "does not serve model `m`" in ran.stderr and KEY not in ran.stderr
     assert ("model-for-Bearer ***" in ran.stderr) is (models == "echo")

@@ -12,23 +12,15 @@ from apigen_cli.execution.executor import Executor
 
 from .conftest import PROJECT, read_jsonl, write_jsonl
 from .hostile import run_cli
+from .processes import alive
 
 FUNCTIONS = str(PROJECT / "tests" / "fixtures" / "hostile_functions.py")
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (a container's init may not reap orphans at once)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "State:\tZ" not in status
 
 
 def gone_soon(pid: int, seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not running(pid):
+        if not alive(pid):
             return True
         time.sleep(0.02)
     return False
@@ -41,7 +33,7 @@ def test_what_a_returning_call_left_running_is_ended_before_its_result_comes_bac
             pid_file = tmp_path / f"{name}-{number}.pid"
             outcome = executor.run(name, {"pid_file": str(pid_file)})
             assert outcome.ok and outcome.result == "started", outcome.message
-            assert not running(int(pid_file.read_text()))  # already ended and reaped by the worker
+            assert not alive(int(pid_file.read_text()))  # already ended and reaped by the worker
         assert executor.run("add", {"a": 1, "b": 2}).result == 3  # and the worker goes on
 
 

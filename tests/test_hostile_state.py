@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +19,20 @@ from apigen_cli.rows.lock import OutputLock
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer
+from .run_helpers import APIGEN, run_args
 from .scripted_model import pipeline_handler
-
-SAMPLE = PROJECT / "sample_data"
-APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
-APIGEN = [sys.executable, "-m", "apigen_cli"]
 
 
 def offline_run(tmp_path: Path, name: str = "out") -> list[str]:
-    return [
-        "run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "30", "--seed", "5",
-        "-o", str(tmp_path / f"{name}.jsonl"), "--rejects", str(tmp_path / f"{name}_rejects.jsonl"), "-q",
-    ]  # fmt: skip
+    out, rejects = tmp_path / f"{name}.jsonl", tmp_path / f"{name}_rejects.jsonl"
+    return run_args(count=30, seed=5, out=out, rejects=rejects, quiet=True)
 
 
 def served_run(server: LLMServer, tmp_path: Path, name: str) -> list[str]:
-    return [
-        *APIGEN, "run", APIS, "--functions", FUNCTIONS, "--base-url", server.url, "-m", "test-model", "-J", "test-model",
-        "-n", "30", "--seed", "8", "--concurrency", "1", "--workers", "1",
-        "-o", str(tmp_path / f"{name}.jsonl"), "--rejects", str(tmp_path / f"{name}_rejects.jsonl"), "-q",
-    ]  # fmt: skip
+    """A real `apigen` process against ``server``, one request and one worker at a time."""
+    out, rejects = tmp_path / f"{name}.jsonl", tmp_path / f"{name}_rejects.jsonl"
+    args = run_args("--workers", "1", server=server, count=30, seed=8, concurrency=1, out=out, rejects=rejects, quiet=True)
+    return [*APIGEN, *args]
 
 
 def wait_for(condition: Any, seconds: float = 30.0) -> bool:
@@ -52,22 +48,30 @@ def env() -> dict[str, str]:
     return {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(PROJECT / "src")}
 
 
-def test_a_second_run_on_the_same_output_is_refused_at_once_naming_the_holder(tmp_path: Path) -> None:
-    lock_file = tmp_path / "shared.jsonl.apigen-lock"
-    with LLMServer(latency=0.05) as server:
-        server.handler = pipeline_handler
+@contextmanager
+def reference_made(tmp_path: Path, latency: float) -> Iterator[LLMServer]:
+    """The scripted server, once a whole run `reference` (the rows to compare with) has been made against it."""
+    with LLMServer(latency=latency, handler=pipeline_handler) as server:
         reference = subprocess.run(served_run(server, tmp_path, "reference"), env=env(), capture_output=True, timeout=120)
         assert reference.returncode == 0, reference.stderr
-        with subprocess.Popen(
+        yield server
+
+
+def test_a_second_run_on_the_same_output_is_refused_at_once_naming_the_holder(tmp_path: Path) -> None:
+    lock_file = tmp_path / "shared.jsonl.apigen-lock"
+    with (
+        reference_made(tmp_path, latency=0.05) as server,
+        subprocess.Popen(
             served_run(server, tmp_path, "shared"), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        ) as first:
-            try:
-                assert wait_for(lambda: lock_file.exists() and lock_file.read_text().strip() == str(first.pid))
-                second = subprocess.run(served_run(server, tmp_path, "shared"), env=env(), capture_output=True, timeout=60)
-                assert first.poll() is None, "the first run ended before the second was tried: the test proves nothing"
-            finally:
-                first.wait(timeout=120)
-            assert first.returncode == 0
+        ) as first,
+    ):
+        try:
+            assert wait_for(lambda: lock_file.exists() and lock_file.read_text().strip() == str(first.pid))
+            second = subprocess.run(served_run(server, tmp_path, "shared"), env=env(), capture_output=True, timeout=60)
+            assert first.poll() is None, "the first run ended before the second was tried: the test proves nothing"
+        finally:
+            first.wait(timeout=120)
+        assert first.returncode == 0
     assert second.returncode == 2
     stderr = second.stderr.decode()
     assert stderr.startswith("error: ") and f"process {first.pid}" in stderr and "hint: " in stderr
@@ -100,10 +104,7 @@ def test_a_lock_held_by_another_process_is_named(runner: CliRunner, tmp_path: Pa
 
 def test_kill_9_before_the_first_checkpoint_is_resumed(tmp_path: Path) -> None:
     state_file = tmp_path / "killed.jsonl.apigen-run.json"
-    with LLMServer(latency=0.02) as server:
-        server.handler = pipeline_handler
-        reference = subprocess.run(served_run(server, tmp_path, "reference"), env=env(), capture_output=True, timeout=120)
-        assert reference.returncode == 0, reference.stderr
+    with reference_made(tmp_path, latency=0.02) as server:
         server.latency = 5.0  # no request can finish before the kill: no checkpoint is reached
         with subprocess.Popen(served_run(server, tmp_path, "killed"), env=env(), stdout=subprocess.DEVNULL) as process:
             assert wait_for(state_file.exists)

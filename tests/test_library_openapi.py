@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 from apigen_cli.schema.tools import compile_tool
 
 from .conftest import invoke, parse_stdout, read_jsonl, write_jsonl
+from .json_http import JsonHandler, base_url, serving
 
 KEY = "pets-secret-789"
 
@@ -87,55 +87,40 @@ class PetServer(ThreadingHTTPServer):
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+        return f"{base_url(self)}/v1"
 
 
-class PetHandler(BaseHTTPRequestHandler):
+class PetHandler(JsonHandler):
     """The spec above, implemented: it refuses calls without the key."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def reply(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def handle_any(self) -> None:
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
+        body = self.read_json()
         if self.headers.get("X-Api-Key") != KEY:
-            self.reply(401, {"error": "no key"})
+            self.send_json(401, {"error": "no key"})
             return
         segments = parts.path.split("/")[2:]
         if segments == ["pets"] and self.command == "GET":
-            self.reply(200, {"pets": ["Rex", "Tom"][: int(query.get("limit", ["2"])[0])], "trace": self.headers.get("X-Trace")})
+            self.send_json(
+                200, {"pets": ["Rex", "Tom"][: int(query.get("limit", ["2"])[0])], "trace": self.headers.get("X-Trace")}
+            )
         elif segments == ["pets"] and self.command == "POST":
-            self.reply(201, {"created": body})
+            self.send_json(201, {"created": body})
         elif len(segments) == 2 and self.command == "GET":
-            self.reply(200, {"id": int(segments[1])})
+            self.send_json(200, {"id": int(segments[1])})
         elif len(segments) == 2 and self.command == "PUT":
-            self.reply(200, {"path": segments[1], "query": query, "body": body})
+            self.send_json(200, {"path": segments[1], "query": query, "body": body})
         else:
-            self.reply(404, {"error": "no route"})
+            self.send_json(404, {"error": "no route"})
 
     do_GET = do_POST = do_PUT = handle_any
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PetServer]:
-    running = PetServer()
-    thread = threading.Thread(target=running.serve_forever, daemon=True)
-    thread.start()
-    yield running
-    running.shutdown()
-    running.server_close()
-    thread.join()
+    with serving(PetServer()) as running:
+        yield running
 
 
 @pytest.fixture

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from typer.testing import CliRunner
 
 from .conftest import invoke, parse_stdout
+from .json_http import JsonHandler, base_url, serving
 
 WEATHER = {
     "tool_name": "Weather Now",
@@ -48,34 +47,21 @@ class RapidServer(ThreadingHTTPServer):
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return base_url(self)
 
 
-class RapidHandler(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class RapidHandler(JsonHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         ok = self.headers.get("X-RapidAPI-Key") == "rk-1" and self.headers.get("X-RapidAPI-Host") == "weather-now.p.rapidapi.com"
         body = {"path": parts.path, "query": parse_qs(parts.query)} if ok else {"message": "You are not subscribed"}
-        data = json.dumps(body).encode()
-        self.send_response(200 if ok else 403)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(200 if ok else 403, body)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RapidServer]:
-    running = RapidServer()
-    thread = threading.Thread(target=running.serve_forever, daemon=True)
-    thread.start()
-    yield running
-    running.shutdown()
-    running.server_close()
-    thread.join()
+    with serving(RapidServer()) as running:
+        yield running
 
 
 @pytest.fixture

@@ -12,37 +12,22 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from .conftest import PROJECT, invoke, parse_stdout, read_jsonl
+from .conftest import invoke, parse_stdout, read_jsonl
 from .llm_server import LLMServer
+from .run_helpers import APIS, FUNCTIONS, SAMPLE, run_args
 from .scripted_model import pipeline_handler
-
-SAMPLE = PROJECT / "sample_data"
-APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
 
 
 def _run(runner: CliRunner, server: LLMServer, *extra: str) -> object:
-    return invoke(
-        runner,
-        "run",
-        *extra,
-        "--base-url",
-        server.url,
-        "-m",
-        "gen",
-        "-J",
-        "judge",
-        "-n",
-        "12",
-        "--seed",
-        "3",
-        "--max-attempts",
-        "1",
+    """`apigen run EXTRA` against ``server``, one attempt a request; ``extra`` names the inputs."""
+    flags = run_args(
+        *extra, "--max-attempts", "1", apis=None, functions=None, server=server, model="gen", judge="judge", count=12, seed=3
     )
+    return invoke(runner, *flags)
 
 
 def test_a_run_without_functions_stops_before_any_request(runner: CliRunner, tmp_path: Path) -> None:
-    with LLMServer() as server:
-        server.handler = pipeline_handler
+    with LLMServer(handler=pipeline_handler) as server:
         result = _run(runner, server, APIS, "-o", str(tmp_path / "d.jsonl"))
         assert server.count == 0  # not one token spent
     assert result.exit_code == 2  # type: ignore[attr-defined]
@@ -75,8 +60,7 @@ def _math_only(tmp_path: Path) -> Path:
 def test_apis_without_an_implementation_are_named_and_refused(runner: CliRunner, tmp_path: Path) -> None:
     functions = _two_functions(tmp_path)
     apis = _math_only(tmp_path)
-    with LLMServer() as server:
-        server.handler = pipeline_handler
+    with LLMServer(handler=pipeline_handler) as server:
         result = _run(runner, server, str(apis), "--functions", str(functions), "-o", str(tmp_path / "d.jsonl"))
         assert server.count == 0
     assert result.exit_code == 2  # type: ignore[attr-defined]
@@ -90,8 +74,7 @@ def test_only_executable_samples_the_apis_that_can_run(runner: CliRunner, tmp_pa
     functions = _two_functions(tmp_path)
     apis = _math_only(tmp_path)
     rejects = tmp_path / "r.jsonl"
-    with LLMServer() as server:
-        server.handler = pipeline_handler
+    with LLMServer(handler=pipeline_handler) as server:
         result = _run(
             runner,
             server,

@@ -41,6 +41,14 @@ def _workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _resumable_script(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A workspace holding the README's resumable Python run: the workspace, the script, and the run's output."""
+    workspace = _workspace(tmp_path)
+    script = workspace / "resumable_run.py"
+    script.write_text(_readme_run_script())
+    return workspace, script, workspace / "out" / "python" / "dataset.jsonl"
+
+
 def _env() -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("APIGEN_")}
     env["PYTHONPATH"] = str(PROJECT / "src")
@@ -115,10 +123,7 @@ def test_settings_that_do_not_decide_rows_leave_the_fingerprint_alone() -> None:
 
 
 def test_a_python_run_killed_and_restarted_resumes_exactly_like_apigen_run(tmp_path: Path) -> None:
-    workspace = _workspace(tmp_path)
-    script = workspace / "resumable_run.py"
-    script.write_text(_readme_run_script())
-    output = workspace / "out" / "python" / "dataset.jsonl"
+    workspace, script, output = _resumable_script(tmp_path)
     state_file = Path(str(output) + ".apigen-run.json")
 
     state = _kill_after(script, workspace, state_file, requests_done=20)
@@ -143,10 +148,7 @@ def test_a_python_run_killed_and_restarted_resumes_exactly_like_apigen_run(tmp_p
 
 
 def test_the_cli_resumes_a_run_that_python_began(tmp_path: Path) -> None:
-    workspace = _workspace(tmp_path)
-    script = workspace / "resumable_run.py"
-    script.write_text(_readme_run_script())
-    output = workspace / "out" / "python" / "dataset.jsonl"
+    workspace, script, output = _resumable_script(tmp_path)
     state_file = Path(str(output) + ".apigen-run.json")
     done = _kill_after(script, workspace, state_file, requests_done=10)["requests_done"]
     cli = subprocess.run(

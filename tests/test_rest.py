@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +18,8 @@ from tenacity import RetryCallState, Retrying, wait_none
 from apigen_cli import ConfigError, Executor, ExecutorOptions, HttpOptions
 from apigen_cli.execution.rest import BindingError, HttpCaller, RetryableStatus, build_request, parse_binding
 from apigen_cli.retry import parse_retry_after
+
+from .json_http import JsonHandler, base_url, serving
 
 
 class ToolServer(ThreadingHTTPServer):
@@ -34,29 +35,22 @@ class ToolServer(ThreadingHTTPServer):
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return base_url(self)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that timed out and hung up is expected here
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     server: ToolServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def reply(
         self, status: int, body: Any, content_type: str = "application/json", headers: dict[str, str] | None = None
     ) -> None:
-        data = (json.dumps(body) if content_type == "application/json" else str(body)).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        if content_type == "application/json":
+            self.send_json(status, body, headers)
+        else:
+            self.send_body(status, str(body).encode(), content_type, headers)
 
     def handle_any(self) -> None:
         server = self.server
@@ -73,8 +67,7 @@ class Handler(BaseHTTPRequestHandler):
                 server.in_flight[parts.path] -= 1
 
     def route(self, path: str, query: dict[str, list[str]], hits: int) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
+        body = self.read_json()
         if path.startswith("/v1/items"):
             self.reply(
                 200 if self.command == "GET" else 201,
@@ -116,14 +109,9 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ToolServer]:
-    running = ToolServer()
-    thread = threading.Thread(target=running.serve_forever, daemon=True)
-    thread.start()
-    yield running
-    running.stop.set()
-    running.shutdown()
-    running.server_close()
-    thread.join()
+    with serving(ToolServer()) as running:
+        yield running
+        running.stop.set()  # a /slow reply still waiting ends now
 
 
 @pytest.fixture

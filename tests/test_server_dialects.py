@@ -20,13 +20,12 @@ from apigen_cli.errors import EndpointError
 from apigen_cli.llm.chat import ChatRequest
 from apigen_cli.llm.service import open_chat_service
 
-from .conftest import PROJECT, invoke, parse_stdout, read_jsonl
+from . import run_helpers
+from .conftest import invoke, parse_stdout, read_jsonl
 from .llm_server import LLMServer, Received, Reply
+from .run_helpers import APIS, FUNCTIONS
 from .scripted_model import is_judge, judge_reply, pipeline_handler
 from .server_dialects import CHECKS_MODEL_NAMES, DIALECTS, template_copier
-
-SAMPLE = PROJECT / "sample_data"
-APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
 
 
 @pytest.fixture
@@ -44,25 +43,8 @@ def response_format_types(server: LLMServer, model: str | None = None) -> list[s
 
 
 def run_args(server: LLMServer, *extra: str) -> list[str]:
-    return [
-        "run",
-        APIS,
-        "--functions",
-        FUNCTIONS,
-        "--base-url",
-        server.url,
-        "-m",
-        "test-model",
-        "-J",
-        "other-model",
-        "-n",
-        "12",
-        "--seed",
-        "5",
-        "--concurrency",
-        "2",
-        *extra,
-    ]
+    """A small run that generates with one of the server's models and judges with the other."""
+    return run_helpers.run_args(*extra, server=server, judge="other-model", count=12, seed=5, concurrency=2)
 
 
 # --- each server as it really is -------------------------------------------------------

@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,13 +17,12 @@ from typer.testing import CliRunner
 from apigen_cli.config import resolve
 from apigen_cli.stages.sampling import shard_requests
 
+from . import run_helpers
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer, Received, Reply
+from .run_helpers import APIGEN as APIGEN  # test_ray_engine.py takes it from here
+from .run_helpers import APIS, SAMPLE, apigen_process, kill_9_once_written
 from .scripted_model import generation_reply, is_judge
-
-SAMPLE = PROJECT / "sample_data"
-APIS, FUNCTIONS = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions")
-APIGEN = [sys.executable, "-m", "apigen_cli"]
 
 
 def _hash(request: Received) -> int:
@@ -45,36 +42,16 @@ def mixed_handler(request: Received) -> Reply:
 
 @pytest.fixture
 def server() -> Iterator[LLMServer]:
-    with LLMServer() as running:
-        running.handler = mixed_handler
+    with LLMServer(handler=mixed_handler) as running:
         yield running
 
 
 def run_args(server: LLMServer, out: Path, *extra: str, count: int = 60, seed: int = 5) -> list[str]:
-    return [
-        "run",
-        APIS,
-        "--functions",
-        FUNCTIONS,
-        "--base-url",
-        server.url,
-        "-m",
-        "test-model",
-        "-J",
-        "test-model",
-        "-n",
-        str(count),
-        "--seed",
-        str(seed),
-        "--max-attempts",
-        "1",
-        "-o",
-        str(out),
-        "--rejects",
-        str(out.with_name(out.stem + "_rejects.jsonl")),
-        "-q",
-        *extra,
-    ]
+    """This file's run: one attempt a request (a refused one is a row at once), the rejects beside ``out``."""
+    rejects = out.with_name(out.stem + "_rejects.jsonl")
+    return run_helpers.run_args(
+        "--max-attempts", "1", *extra, server=server, count=count, seed=seed, out=out, rejects=rejects, quiet=True
+    )
 
 
 def by_id(rows: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -144,20 +121,13 @@ def test_generate_shards_in_shard_order_are_the_unsharded_output(runner: CliRunn
 
 
 def test_a_killed_shard_resumes_on_its_own_and_an_incomplete_shard_is_not_merged(runner: CliRunner, tmp_path: Path) -> None:
-    with LLMServer(latency=0.05) as server:
-        server.handler = mixed_handler
+    with LLMServer(latency=0.05, handler=mixed_handler) as server:
         whole = tmp_path / "whole.jsonl"
         assert invoke(runner, *run_args(server, whole, count=90)).exit_code == 0
         first, second = tmp_path / "shard-0.jsonl", tmp_path / "shard-1.jsonl"
         assert invoke(runner, *run_args(server, first, "--shard", "0/2", count=90)).exit_code == 0
-        command = [*APIGEN, *run_args(server, second, "--shard", "1/2", "--concurrency", "2", count=90)]
-        environment = {**os.environ, "NO_COLOR": "1"}
-        with subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and (not second.exists() or second.read_bytes().count(b"\n") < 6):
-                time.sleep(0.02)
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        command = run_args(server, second, "--shard", "1/2", "--concurrency", "2", count=90)
+        kill_9_once_written(command, second, lines=6)
         state = json.loads(Path(f"{second}.apigen-run.json").read_text())
         assert state["shard"] == [1, 2] and 0 < state["requests_done"] < state["requests_total"] == 15
 
@@ -174,7 +144,7 @@ def test_a_killed_shard_resumes_on_its_own_and_an_incomplete_shard_is_not_merged
         unsharded = invoke(runner, *run_args(server, second, count=90))
         assert unsharded.exit_code == 2 and "holds shard 1/2 of this run, not the whole run (no shard)" in unsharded.stderr
 
-        resumed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
+        resumed = apigen_process(command)
         assert resumed.returncode == 0, resumed.stderr
     merged = invoke(
         runner, "merge", str(tmp_path / "merged.jsonl"), str(first), str(second), "--rejects", str(tmp_path / "r.jsonl")
@@ -190,7 +160,7 @@ def offline_shards(runner: CliRunner, tmp_path: Path) -> list[Path]:
     outs = []
     for index in range(3):
         out = tmp_path / f"s{index}.jsonl"
-        common = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "18", "--seed", "2"]
+        common = run_helpers.run_args(count=18, seed=2)
         result = invoke(runner, *common, "--shard", f"{index}/3", "-o", str(out), "--rejects", str(tmp_path / f"r{index}.jsonl"))
         assert result.exit_code == 0, result.stderr
         outs.append(out)
@@ -218,7 +188,7 @@ def test_merge_names_the_missing_the_doubled_and_the_foreign_shard(
     foreign = tmp_path / "foreign.jsonl"
     made = invoke(
         runner,
-        *["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "18", "--seed", "3"],
+        *run_helpers.run_args(count=18, seed=3),
         *["--shard", "1/3", "-o", str(foreign)],
     )
     assert made.exit_code == 0
@@ -268,7 +238,7 @@ def test_merge_refuses_cut_shards_clobbering_and_rejects_it_cannot_give(
     assert _error(invoke(runner, "merge", "-", *shards))[0] == "error: `merge` writes a file, not standard output"
 
     no_rejects = tmp_path / "n1.jsonl"
-    common = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "18", "--seed", "2"]
+    common = run_helpers.run_args(count=18, seed=2)
     assert invoke(runner, *common, "--shard", "1/3", "-o", str(no_rejects)).exit_code == 0
     assert _error(
         invoke(
@@ -290,7 +260,7 @@ def test_merge_refuses_cut_shards_clobbering_and_rejects_it_cannot_give(
 def test_the_shard_setting_is_k_of_n_counted_from_zero_and_needs_a_seed(runner: CliRunner, tmp_path: Path) -> None:
     assert resolve({"shard": "3/4"}).values["shard"] == (3, 4)
     assert resolve(environ={"APIGEN_SHARD": "0/2"}).values["shard"] == (0, 2)
-    common = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "6", "-o", str(tmp_path / "o.jsonl")]
+    common = run_helpers.run_args(count=6, out=tmp_path / "o.jsonl")
     for bad in ("4/4", "1", "a/b", "-1/3", "0/0"):
         assert _error(invoke(runner, *common, "--seed", "1", "--shard", bad)) == (
             f"error: `--shard` takes K/N with 0 <= K < N (shards are counted from 0), not `{bad}`",
@@ -387,7 +357,7 @@ def test_the_readme_kubernetes_indexed_job_runs_as_written(server: LLMServer, tm
 
 
 def test_more_shards_than_requests_leaves_some_empty_and_still_merges(runner: CliRunner, tmp_path: Path) -> None:
-    common = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "9", "--seed", "3", "-q"]
+    common = run_helpers.run_args(count=9, seed=3, quiet=True)
     outs = []
     for index in range(5):  # 3 requests, 5 shards: two shards have one request, three have none
         out = tmp_path / f"s{index}.jsonl"

@@ -1,0 +1,114 @@
+"""Command lines of `apigen run` / `apigen generate` for the tests, and running them as real processes.
+
+The tests spell the same twenty flags again and again; here they are named once, so a
+test shows only what differs in its run (the count, the seed, the files) and what it asserts.
+The lists are the arguments after `apigen`: pass them to ``invoke(runner, *args)`` for the
+in-process CLI, or to :func:`apigen_process` / :func:`kill_9_once_written` for a real process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
+
+from .conftest import PROJECT
+from .llm_server import LLMServer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+SAMPLE = PROJECT / "sample_data"
+APIS, FUNCTIONS, EXAMPLES = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions"), str(SAMPLE / "examples.jsonl")
+APIGEN = [sys.executable, "-m", "apigen_cli"]
+
+PathLike = str | Path
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of an `apigen` child process: this one's, without colour."""
+    return {**os.environ, "NO_COLOR": "1", **extra}
+
+
+class Flags(TypedDict, total=False):
+    """The flags `generate` and `run` share; a flag not given is left out of the command line."""
+
+    server: LLMServer  # the scripted server: --base-url is its URL, and the model is "test-model" unless named
+    base_url: str
+    model: str | Sequence[str]  # several: one -m each, used in turn
+    judge: str  # `run` only; the model unless named
+    count: int
+    seed: int
+    concurrency: int
+    out: PathLike
+    rejects: PathLike
+    report: PathLike
+    quiet: bool
+
+
+def _flag(name: str, value: object) -> list[str]:
+    return [] if value is None else [name, str(value)]
+
+
+def _models(flags: Flags) -> list[str]:
+    """The models named, else "test-model" against the scripted server, else "offline"."""
+    model = flags.get("model", "offline" if flags.get("server") is None else "test-model")
+    return [model] if isinstance(model, str) else list(model)
+
+
+def llm_flags(**flags: Unpack[Flags]) -> list[str]:
+    """The shared flags, in the order the tests used to write them."""
+    server = flags.get("server")
+    return [
+        *_flag("--base-url", server.url if server is not None else flags.get("base_url")),
+        *(word for name in _models(flags) for word in ("-m", name)),
+        *_flag("-J", flags.get("judge")),
+        *_flag("-n", flags.get("count")),
+        *_flag("--seed", flags.get("seed")),
+        *_flag("--concurrency", flags.get("concurrency")),
+        *_flag("-o", flags.get("out")),
+        *_flag("--rejects", flags.get("rejects")),
+        *_flag("--report", flags.get("report")),
+        *(["-q"] if flags.get("quiet") else []),
+    ]
+
+
+def run_args(
+    *extra: str, apis: PathLike | None = APIS, functions: PathLike | None = FUNCTIONS, **flags: Unpack[Flags]
+) -> list[str]:
+    """``run APIS --functions FUNCTIONS -m MODEL -J JUDGE ...`` then ``extra``; the judge is the model unless named.
+
+    The defaults are the sample data and the offline backend: ``run_args(count=6, out=path)``
+    is a complete offline run; ``run_args(server=server, ...)`` runs against the scripted server.
+    """
+    flags.setdefault("judge", _models(flags)[0])
+    return ["run", *([] if apis is None else [str(apis)]), *_flag("--functions", functions), *llm_flags(**flags), *extra]
+
+
+def generate_args(*extra: str, apis: PathLike = APIS, **flags: Unpack[Flags]) -> list[str]:
+    """``generate APIS [--base-url URL] -m MODEL ...`` then ``extra``."""
+    return ["generate", str(apis), *llm_flags(**flags), *extra]
+
+
+def apigen_process(args: Sequence[str], *, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    """``apigen ARGS`` as a real process, to its end; its stdout and stderr kept as text."""
+    return subprocess.run([*APIGEN, *args], env=cli_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+def kill_9_once_written(args: Sequence[str], output: Path, lines: int, *, seconds: float = 60) -> None:
+    """Start ``apigen ARGS``, wait until ``output`` holds ``lines`` lines, then kill -9 it: a run stopped mid-way.
+
+    The wait is bounded (``seconds``); a run that finished first is killed too late to
+    matter, which the caller's check of the run state then shows.
+    """
+    with subprocess.Popen([*APIGEN, *args], env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and (not output.exists() or output.read_bytes().count(b"\n") < lines):
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
