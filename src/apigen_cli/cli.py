@@ -1017,7 +1017,9 @@ def run_command(
             )
         )
         assert session.chat is not None
-        bars = stack.enter_context(StageBars(messages, session.stage_names, session.chat.progress))
+        # ray-actors: on Ray the LLM clients are the actors', whose live counters this process does not see
+        counters = None if session.ray is not None else session.chat.progress
+        bars = stack.enter_context(StageBars(messages, session.stage_names, counters))
         outcome = session.execute(observe=bars.observe)
         if outcome.already_complete:
             messages.info(f"`{output}` already holds this run, complete; pass `--overwrite` to run it again")
