@@ -239,14 +239,19 @@ def test_a_run_that_starts_its_own_ray_leaves_no_worker_process_behind(tmp_path:
     apis = str(PROJECT / "sample_data" / "apis.jsonl")
     command = [*APIGEN, "run", apis, "--functions", str(functions), "-m", "offline", "-J", "offline", "-n", "30"]
     done = subprocess.run(
-        [*command, "--workers", "1", "--seed", "2", "--engine", "ray", "-o", str(tmp_path / "o.jsonl"), "-q"],
+        [*command, "--workers", "1", "--seed", "2", "--engine", "ray", "-o", str(tmp_path / "o.jsonl")],
         env=environment | {"RAY_AUTH_MODE": "disabled"},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0] == (
+        "ray: starting a local Ray (no `--ray-address`, no RAY_ADDRESS); "
+        "the actors take seconds to start, then rows come back a batch at a time"
+    )
     assert "Progress bars" not in done.stderr and "Traceback" not in done.stderr  # Ray Data's own bars' note is gone
+    assert "run: " in done.stderr.splitlines()[-1]  # then the summary, as on the local engine
     started = _workers_started(functions)
     assert len(started) == 2  # the driver's check that the library loads, and the one execution actor's worker
     assert _wait_until_gone([pid for pid, _parent in started]) == []

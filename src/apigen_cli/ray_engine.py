@@ -34,6 +34,7 @@ at the same paths on every node (a shared volume).
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -101,6 +102,13 @@ def import_ray() -> Any:
             "`--engine ray` needs Ray, which is not installed", hint="install it with `pip install 'apigen-cli[ray]'`"
         ) from None
     return ray
+
+
+def where_it_runs(options: RayOptions) -> str:
+    """One line for people before a Ray run, which shows no row until Ray and its actors have started."""
+    address = options.address or os.environ.get("RAY_ADDRESS")
+    where = f"joining the Ray cluster at `{address}`" if address else "starting a local Ray (no `--ray-address`, no RAY_ADDRESS)"
+    return f"ray: {where}; the actors take seconds to start, then rows come back a batch at a time"
 
 
 def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOptions, usage: UsageByModel) -> Iterator[Row]:
