@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,14 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+
+from apigen_cli.config import LLMSettings
+from apigen_cli.execution.calls import ExecutorOptions
+from apigen_cli.pipeline import STAGE_NAMES, RunTarget, open_run
+from apigen_cli.ray_engine import RayOptions
+from apigen_cli.run_settings import ExecutionSettings, RunSettings
+from apigen_cli.stages.sampling import GenerationSettings
+from apigen_cli.stages.semantic_check import JudgeSettings
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer
@@ -141,3 +150,122 @@ def test_the_readme_ray_examples_run_as_written(local_ray: None, server: LLMServ
     )
     assert local.returncode == 0, local.stderr
     assert (tmp_path / "out" / "ray-cluster.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+
+
+# --- the execution check's actors: one worker pool each, for the actor's life, gone after the run ---
+
+PID_RECORDER = """
+import os
+from pathlib import Path
+
+# Each worker process imports the library once, when it starts: one line per worker.
+with open(Path(__file__).with_name("worker-pids.txt"), "a") as pids:
+    pids.write(f"{os.getpid()} {os.getppid()}\\n")
+"""
+
+
+def _recording_functions(tmp_path: Path) -> Path:
+    """The sample functions, plus a module whose import records the worker's pid (and its parent's)."""
+    functions = tmp_path / "functions"
+    shutil.copytree(PROJECT / "sample_data" / "functions", functions)
+    (functions / "zz_record_pid.py").write_text(PID_RECORDER)
+    return functions
+
+
+def _workers_started(functions: Path) -> list[tuple[int, int]]:
+    lines = (functions / "worker-pids.txt").read_text().split()
+    return [(int(pid), int(parent)) for pid, parent in zip(lines[::2], lines[1::2], strict=True)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has ended; only its parent has not read its status yet
+
+
+def _wait_until_gone(pids: list[int], seconds: float = 60) -> list[int]:
+    """The pids still alive after ``seconds`` (an actor ends a moment after the run lets go of it)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.05)
+    return [pid for pid in pids if _alive(pid)]
+
+
+def _offline_settings(functions: Path, count: int) -> RunSettings:
+    return RunSettings(
+        apis=str(PROJECT / "sample_data" / "apis.jsonl"),
+        llm=LLMSettings(models=("offline",), seed=4, concurrency=2),
+        judge=JudgeSettings(judges=("offline",)),
+        generation=GenerationSettings(count=count),
+        execution=ExecutionSettings(functions=str(functions), options=ExecutorOptions(workers=1)),
+    )
+
+
+class _Counting:
+    """An ``observe`` that counts, per stage, the rows that left it and the ones it rejected."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[int]] = {}
+
+    def __call__(self, name: str, rows: Iterator[dict[str, object]]) -> Iterator[dict[str, object]]:
+        mine = self.counts.setdefault(name, [0, 0])
+        for row in rows:
+            mine[0] += 1
+            mine[1] += row.get("rejected_by") == name.replace("-", "_")
+            yield row
+
+
+def test_each_execution_actor_keeps_one_worker_pool_for_all_its_batches_and_closes_it(local_ray: None, tmp_path: Path) -> None:
+    functions = _recording_functions(tmp_path)
+    settings = _offline_settings(functions, count=60)
+    out = tmp_path / "ray.jsonl"
+    with open_run(settings, RunTarget(str(out), str(tmp_path / "rejects.jsonl")), ray=RayOptions(batch_requests=2)) as session:
+        outcome = session.execute()
+    assert outcome.report.total().requested == 60
+    started = _workers_started(functions)
+    on_ray = [pid for pid, parent in started if parent != os.getpid()]  # not the driver's own check that the library loads
+    assert len(on_ray) == 1  # one actor, one worker (`--workers 1`), for the 10 batches of the run
+    assert _wait_until_gone([pid for pid, _parent in started]) == []
+    with open_run(settings, RunTarget(str(tmp_path / "local.jsonl"), str(tmp_path / "local_rejects.jsonl"))) as session:
+        session.execute()
+    assert out.read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+
+
+def test_a_run_that_starts_its_own_ray_leaves_no_worker_process_behind(tmp_path: Path) -> None:
+    functions = _recording_functions(tmp_path)
+    environment = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+    apis = str(PROJECT / "sample_data" / "apis.jsonl")
+    command = [*APIGEN, "run", apis, "--functions", str(functions), "-m", "offline", "-J", "offline", "-n", "30"]
+    done = subprocess.run(
+        [*command, "--workers", "1", "--seed", "2", "--engine", "ray", "-o", str(tmp_path / "o.jsonl")],
+        env=environment | {"RAY_AUTH_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0] == (
+        "ray: starting a local Ray (no `--ray-address`, no RAY_ADDRESS); "
+        "the actors take seconds to start, then rows come back a batch at a time"
+    )
+    assert "Progress bars" not in done.stderr and "Traceback" not in done.stderr  # Ray Data's own bars' note is gone
+    assert "run: " in done.stderr.splitlines()[-1]  # then the summary, as on the local engine
+    started = _workers_started(functions)
+    assert len(started) == 2  # the driver's check that the library loads, and the one execution actor's worker
+    assert _wait_until_gone([pid for pid, _parent in started]) == []
+    assert len(read_jsonl(tmp_path / "o.jsonl")) > 10
+
+
+def test_the_progress_bars_count_the_rows_of_a_ray_run_as_the_local_engines(local_ray: None, tmp_path: Path) -> None:
+    settings = _offline_settings(_recording_functions(tmp_path), count=45)
+    seen = {}
+    for name, ray_options in (("local", None), ("ray", RayOptions(batch_requests=3))):
+        counting = _Counting()
+        with open_run(settings, RunTarget(str(tmp_path / f"{name}.jsonl")), ray=ray_options) as session:
+            session.execute(observe=counting)
+        seen[name] = counting.counts
+    assert set(seen["ray"]) == set(STAGE_NAMES)
+    assert seen["ray"] == seen["local"]
+    assert seen["ray"]["generate"][0] == 45 and seen["ray"]["exec-check"][1] > 0  # every row, and the rejects where they fell

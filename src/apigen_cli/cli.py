@@ -30,7 +30,7 @@ from .execution.executor import Executor
 from .llm.chat import ChatService
 from .llm.service import LLMClient, open_chat_service, usage_lines
 from .pipeline import RunTarget, open_run
-from .ray_engine import ENGINES, RayOptions
+from .ray_engine import ENGINES, RayOptions, where_it_runs
 from .report import report_from_files
 from .rows.routing import StageSummary
 from .rows.runner import Destinations, Stage, run_stage, write_rows
@@ -1042,7 +1042,11 @@ def run_command(
             )
         )
         assert session.chat is not None
-        bars = stack.enter_context(StageBars(messages, session.stage_names, session.chat.progress))
+        # ray-actors: on Ray the LLM clients are the actors', whose live counters this process does not see
+        counters = None if session.ray is not None else session.chat.progress
+        if session.ray is not None:
+            messages.info(where_it_runs(session.ray))
+        bars = stack.enter_context(StageBars(messages, session.stage_names, counters))
         outcome = session.execute(observe=bars.observe)
         if outcome.already_complete:
             messages.info(f"`{output}` already holds this run, complete; pass `--overwrite` to run it again")

@@ -8,9 +8,15 @@ Ray's streaming executor, which holds back the input when a later stage lags
 
 - generation (``generate`` then ``format_check``): an actor pool, each actor
   holding one LLM client with its own ``--concurrency``;
-- the execution check (``exec_check``): tasks, each opening a worker pool for its
-  batch of rows;
+- the execution check (``exec_check``): an actor pool, each actor holding one
+  worker pool (``Executor``, ``--workers`` processes) for its whole life, as the
+  local engine holds one for the run, and closing it when the actor ends;
 - judging (``semantic_check``): an actor pool, each actor one LLM client.
+
+All three pools are started together at the start, so their start-up overlaps;
+a batch is one block of ``batch_requests`` requests and stays one through the
+three operators, so rows come back to the driver (its progress bars, its
+checkpoints) a batch at a time, in plan order.
 
 Ray Data does not keep order by default; apigen asks it to
 (``preserve_order``), since the rows must leave in plan order for the request
@@ -28,6 +34,7 @@ at the same paths on every node (a shared volume).
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -58,7 +65,18 @@ class RayOptions:
 
     address: str | None = None
     actors: int = 1
-    batch_requests: int | None = None  # requests per generation batch (default: 8 x --concurrency)
+    batch_requests: int | None = None  # requests per batch (default: BATCH_ROUNDS x --concurrency)
+
+
+# A batch of BATCH_ROUNDS x --concurrency requests keeps the client's slots full for
+# that many rounds before the last requests drain (an actor takes one batch at a time);
+# fewer rounds bring rows back to the driver sooner, more pay Ray's cost per batch less
+# often. Measured in benchmarks/scale.py (docs/benchmarks.md).
+BATCH_ROUNDS = 4
+# The LLM actors wait on the network: an actor at full --concurrency used under a fifth
+# of a core (benchmarks/scale.py, Ray's own stats), so each asks for a quarter, which
+# leaves the cores to the execution check's worker processes.
+LLM_ACTOR_CPUS = 0.25
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,13 @@ def import_ray() -> Any:
     return ray
 
 
+def where_it_runs(options: RayOptions) -> str:
+    """One line for people before a Ray run, which shows no row until Ray and its actors have started."""
+    address = options.address or os.environ.get("RAY_ADDRESS")
+    where = f"joining the Ray cluster at `{address}`" if address else "starting a local Ray (no `--ray-address`, no RAY_ADDRESS)"
+    return f"ray: {where}; the actors take seconds to start, then rows come back a batch at a time"
+
+
 def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOptions, usage: UsageByModel) -> Iterator[Row]:
     """The rows of all four checks for ``plans``, made on Ray, in plan order; ``usage`` gains what they cost."""
     ray = import_ray()
@@ -93,28 +118,38 @@ def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOp
     if started_here:
         ray.init(address=options.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     try:
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True  # rows leave in plan order (see the module's docstring)
-        context.enable_progress_bars = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        _quiet_ray_data(ray)
         items = [{"plan": pickle.dumps(plan)} for plan in plans]
         if not items:
             return
-        batch = options.batch_requests or max(8 * stages.llm.concurrency, 4)
-        actors = ray.data.ActorPoolStrategy(size=options.actors)
-        dataset = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // batch)))
+        batch = options.batch_requests or max(BATCH_ROUNDS * stages.llm.concurrency, 4)
+        llm_actors = ray.data.ActorPoolStrategy(size=options.actors)
+        # One block per batch, and each operator takes a whole block: a batch stays one from
+        # generation to the driver (Ray Data would otherwise join small blocks into bigger batches).
+        dataset = ray.data.from_items(items, override_num_blocks=-(-len(items) // batch))
         dataset = dataset.map_batches(
-            Generator, fn_constructor_args=(stages,), compute=actors, batch_size=batch, batch_format="numpy", num_cpus=0.5
-        )
-        dataset = dataset.map_batches(
-            execute_batch,
-            fn_args=(stages,),
+            Generator,
+            fn_constructor_args=(stages,),
+            compute=llm_actors,
             batch_size=None,
             batch_format="numpy",
-            num_cpus=stages.executor.workers or 1,
+            num_cpus=LLM_ACTOR_CPUS,
         )
         dataset = dataset.map_batches(
-            Judge, fn_constructor_args=(stages,), compute=actors, batch_size=None, batch_format="numpy", num_cpus=0.5
+            Executing,
+            fn_constructor_args=(stages,),
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=options.actors),
+            batch_size=None,
+            batch_format="numpy",
+            num_cpus=stages.executor.workers or 1,  # the worker processes the actor starts
+        )
+        dataset = dataset.map_batches(
+            Judge,
+            fn_constructor_args=(stages,),
+            compute=llm_actors,
+            batch_size=None,
+            batch_format="numpy",
+            num_cpus=LLM_ACTOR_CPUS,
         )
         for found in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             for spent in found["usage"]:
@@ -124,6 +159,18 @@ def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOp
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _quiet_ray_data(ray: Any) -> None:
+    """Ray Data as apigen drives it: rows in plan order, and no bars or notes of its own on the user's stderr."""
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # rows leave in plan order (see the module's docstring)
+    context.enable_progress_bars = False  # apigen's own bars count the rows as they come back
+    context.target_min_block_size = 1  # a batch's block is never joined to the next one
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    from ray.util.debug import log_once
+
+    log_once("ray_data_progress_manager_disabled")  # Ray Data's one note that its bars are off: apigen turned them off
 
 
 class Generator:
@@ -140,13 +187,28 @@ class Generator:
         return _packed(rows, _usage_since(self.chat.usage, self.counted))
 
 
-def execute_batch(batch: dict[str, Any], stages: StageSettings) -> dict[str, list[bytes]]:
-    """An execution task: a worker pool for this batch of rows, closed when it is done."""
-    rows = [orjson.loads(bytes(raw)) for raw in batch["row"]]
-    with Executor(stages.functions, stages.executor, stages.http) as executor:
-        checked = list(exec_check(rows, executor, stages.policy))
-    _same_rows(rows, checked, "exec-check")
-    return {"row": [orjson.dumps(row) for row in checked], "usage": [bytes(spent) for spent in batch["usage"]]}
+class Executing:
+    """An execution actor: one worker pool for the actor's whole life, reused by every batch it checks.
+
+    The pool is closed when the actor ends (Ray Data calls ``__del__`` on a graceful
+    end); if the actor is killed instead, the workers die with it (they ask the
+    kernel to, see execution/worker.py).
+    """
+
+    def __init__(self, stages: StageSettings) -> None:
+        self.stages = stages
+        self.executor = Executor(stages.functions, stages.executor, stages.http).start()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[bytes]]:
+        rows = [orjson.loads(bytes(raw)) for raw in batch["row"]]
+        checked = list(exec_check(rows, self.executor, self.stages.policy))
+        _same_rows(rows, checked, "exec-check")
+        return {"row": [orjson.dumps(row) for row in checked], "usage": [bytes(spent) for spent in batch["usage"]]}
+
+    def __del__(self) -> None:
+        executor = getattr(self, "executor", None)
+        if executor is not None:
+            executor.close()
 
 
 class Judge:
