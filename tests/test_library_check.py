@@ -67,8 +67,15 @@ def test_descriptions_and_names_give_values_that_placeholders_cannot() -> None:
     assert _first({"type": "string", "description": "e.g. the name of the city"}) == "example"
     assert _first({"type": "integer", "description": "How many, e.g. 12"}) == 12
     assert _first({"type": "boolean", "description": "Whether, e.g. false"}) is False
-    assert _first({"type": "array", "items": {"type": "integer"}, "description": "Flows, e.g. [-1000, 300, 400]"}) == [-1000, 300, 400]
-    assert _first({"type": "array", "items": {"type": "string"}, "description": "Tags, e.g. red, green or blue"}) == ["red", "green"]
+    assert _first({"type": "array", "items": {"type": "integer"}, "description": "Flows, e.g. [-1000, 300, 400]"}) == [
+        -1000,
+        300,
+        400,
+    ]
+    assert _first({"type": "array", "items": {"type": "string"}, "description": "Tags, e.g. red, green or blue"}) == [
+        "red",
+        "green",
+    ]
     lines = {"type": "array", "items": {"type": "object"}, "description": "Lines, e.g. [{'sku': 'A-1', 'qty': 2}]"}
     assert _first(lines) == [{"sku": "A-1", "qty": 2}]  # single-quoted JSON is read as JSON, never evaluated
     assert _first({"type": "string", "description": "ISO 4217 code of the currency"}) == "USD"
@@ -204,7 +211,11 @@ def _fussy_library(tmp_path: Path) -> tuple[Path, Path]:
                 "description": "Perimeter.",
                 "parameters": {"type": "object", "properties": {"sides": number_list}, "required": ["sides"]},
             },
-            {"name": "lookup", "description": "Look a code up.", "parameters": {"code": {"type": "str", "description": "A code"}}},
+            {
+                "name": "lookup",
+                "description": "Look a code up.",
+                "parameters": {"code": {"type": "str", "description": "A code"}},
+            },
             {"name": "never", "description": "Fails.", "parameters": {"n": {"type": "int", "description": "Any number"}}},
             {"name": "wants_nothing", "description": "No arguments.", "parameters": {}},
         ],
@@ -215,7 +226,9 @@ def _fussy_library(tmp_path: Path) -> tuple[Path, Path]:
 def test_a_failed_call_is_tried_again_with_other_arguments_up_to_three_times(runner: CliRunner, tmp_path: Path) -> None:
     library, functions = _fussy_library(tmp_path)
     keep = tmp_path / "working.jsonl"
-    result = invoke(runner, "library", "check", str(library), "--functions", str(functions), "--workers", "1", "--keep", str(keep))
+    result = invoke(
+        runner, "library", "check", str(library), "--functions", str(functions), "--workers", "1", "--keep", str(keep)
+    )
     assert result.exit_code == 0, result.stderr
     shown = {line.split()[0]: line for line in result.stderr.splitlines()[1:-1]}
     assert shown["triangle_perimeter"].endswith("ok             (sides=[10.0, 11.0, 12.0]) (try 2 of 2) -> 33.0")
@@ -268,7 +281,12 @@ def test_an_http_404_is_tried_again_but_a_refused_key_is_not(runner: CliRunner, 
         library = write_jsonl(
             tmp_path / "apis.jsonl",
             [
-                {"name": name, "description": "A REST API.", "parameters": parameters, "http": {"url": f"{base}/{name}", "query": ["city"]}}
+                {
+                    "name": name,
+                    "description": "A REST API.",
+                    "parameters": parameters,
+                    "http": {"url": f"{base}/{name}", "query": ["city"]},
+                }
                 for name in ("missing", "locked")
             ],
         )

@@ -12,8 +12,8 @@ nobody described.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,7 +183,9 @@ def call_each(
     back is a failure all the same (exec-check's policy on error payloads and empty
     results), or ``None`` when it is not.
     """
-    plans = {id(entry): argument_sets(entry.tool, tries) if entry.tool is not None else [{}] for entry in entries}
+    plans: dict[int, list[dict[str, Any]]] = {
+        id(entry): argument_sets(entry.tool, tries) if entry.tool is not None else [{}] for entry in entries
+    }
     waiting = list(entries)
     for round_index in range(max(tries, 1)):
         started: list[tuple[Entry, Attempt, Pending]] = []

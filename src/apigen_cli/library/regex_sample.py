@@ -139,7 +139,7 @@ class _Parser:
         return self.text[self.position] if self.position < len(self.text) else ""
 
     def _choice(self) -> Node:
-        options = [self._sequence()]
+        options: list[Node] = [self._sequence()]
         while self._peek() == "|":
             self.position += 1
             options.append(self._sequence())

@@ -152,8 +152,49 @@ def _value_at(text: str, start: int) -> tuple[Any, int] | None:
 
 
 _PROSE = frozenset(
-    "a an the this that these those to if when where which who for in on of at by with from as is are be it its any all"
-    " some each your their our his her you we they not no".split()
+    [
+        "a",
+        "an",
+        "the",
+        "this",
+        "that",
+        "these",
+        "those",
+        "to",
+        "if",
+        "when",
+        "where",
+        "which",
+        "who",
+        "for",
+        "in",
+        "on",
+        "of",
+        "at",
+        "by",
+        "with",
+        "from",
+        "as",
+        "is",
+        "are",
+        "be",
+        "it",
+        "its",
+        "any",
+        "all",
+        "some",
+        "each",
+        "your",
+        "their",
+        "our",
+        "his",
+        "her",
+        "you",
+        "we",
+        "they",
+        "not",
+        "no",
+    ]
 )
 
 
@@ -486,7 +527,11 @@ def make_value(raw: Any, compiled: Type, name: str, attempt: int, context: _Cont
         if len(found) > MAX_TRIES + 2:
             break
     if not found:
-        return Candidate(closest.value, False) if closest is not None else Candidate(_fitted_placeholder(raw, _kind(compiled)), False)
+        return (
+            Candidate(closest.value, False)
+            if closest is not None
+            else Candidate(_fitted_placeholder(raw, _kind(compiled)), False)
+        )
     return _choose(found, attempt)
 
 
@@ -555,7 +600,7 @@ def _array(raw: dict[str, Any], compiled: ArrayType, name: str, attempt: int, co
         count = min(count, compiled.max_items)
     count = min(count, MAX_ITEMS, max(context.budget, 1))
     item_type = compiled.items if compiled.items is not None else ScalarType("string")
-    raw_item = raw.get("items") if isinstance(raw.get("items"), dict) else {}
+    raw_item: dict[str, Any] = raw["items"] if isinstance(raw.get("items"), dict) else {}
     first = make_value(raw_item, item_type, f"{name}[]", attempt, context, depth + 1)
     # Repeated items are one value many times over, but checking or writing them walks each:
     # keep the whole array within MAX_VALUES values.
@@ -595,7 +640,7 @@ def _varied(value: Any, index: int) -> Any:
 
 def _object(raw: dict[str, Any], compiled: ObjectType, attempt: int, context: _Context, depth: int) -> Candidate:
     """The required members (all declared ones when none is required); ``{"key": value}`` for a typed map."""
-    raw_properties = raw.get("properties") if isinstance(raw.get("properties"), dict) else {}
+    raw_properties: dict[str, Any] = raw["properties"] if isinstance(raw.get("properties"), dict) else {}
     keys = list(compiled.required_in_order) or list(compiled.properties)
     made: dict[str, Any] = {}
     sure = True
