@@ -25,6 +25,7 @@ linear, bounded regular expressions; JSON after a cue is parsed as JSON, never e
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -443,7 +444,7 @@ def _within(value: float, compiled: Type, raw: dict[str, Any], kind: str, said: 
     Small values come first (1, 10, 100): an accessibility test should be cheap, and
     ``fibonacci(500000)`` would not be.
     """
-    low, high = compiled.minimum, compiled.maximum
+    low, high = _bound(compiled.minimum, raw.get("minimum")), _bound(compiled.maximum, raw.get("maximum"))
     if said is not None and low is None and high is None:
         low, high = said
     exclusive_low, exclusive_high = raw.get("exclusiveMinimum"), raw.get("exclusiveMaximum")
@@ -458,10 +459,23 @@ def _within(value: float, compiled: Type, raw: dict[str, Any], kind: str, said: 
         value = exclusive_high - step
     multiple = raw.get("multipleOf")
     if isinstance(multiple, (int, float)) and not isinstance(multiple, bool) and multiple > 0:
-        value = math.ceil(value / multiple) * multiple
+        try:
+            value = math.ceil(value / multiple) * multiple
+        except (OverflowError, ValueError):  # a multipleOf of 1e-300: leave the value as it is
+            pass
     if kind == "integer":
-        return int(math.ceil(value)) if math.isfinite(value) else 1
+        if not math.isfinite(value):
+            return 1
+        rounded = math.ceil(value)
+        return rounded - 1 if high is not None and rounded > high else rounded  # 0 for an integer of at most 0.6
     return float(value)
+
+
+def _bound(compiled: float | None, written: Any) -> float | None:
+    """A bound from the compiled type, else as the schema wrote it (a union keeps its bounds on itself, not on each option)."""
+    if compiled is not None:
+        return compiled
+    return written if isinstance(written, (int, float)) and not isinstance(written, bool) else None
 
 
 def _fitted_placeholder(raw: dict[str, Any], kind: str) -> Any:
@@ -513,13 +527,10 @@ def make_value(raw: Any, compiled: Type, name: str, attempt: int, context: _Cont
     context.budget -= 1
     found: list[Candidate] = []
     seen: set[bytes] = set()
-    closest: Candidate | None = None  # when the schema allows no value at all (minItems past MAX_ITEMS), the best try
+    closest: Candidate | None = None  # when the schema allows no value at all, the last (type-shaped) try
     for candidate in _compound_candidates(raw, compiled, name, attempt, context, depth):
-        closest = closest or candidate
-        try:
-            key = orjson.dumps(candidate.value, option=orjson.OPT_SORT_KEYS)
-        except TypeError:
-            continue
+        closest = candidate
+        key = _identity(candidate.value)
         if key in seen or not _valid(candidate.value, compiled, raw, name):
             continue
         seen.add(key)
@@ -618,6 +629,14 @@ def _array(raw: dict[str, Any], compiled: ArrayType, name: str, attempt: int, co
     return Candidate(items[:count], False)
 
 
+def _identity(value: Any) -> bytes:
+    """One key for JSON-equal values, integers past 64 bits included (orjson refuses those)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, sort_keys=True, default=repr).encode()
+
+
 def value_size(value: Any, limit: int = MAX_VALUES) -> int:
     """How many JSON values ``value`` holds, itself included, counted up to ``limit``."""
     size, stack = 0, [value]
@@ -682,7 +701,7 @@ def argument_sets(tool: Tool, tries: int = MAX_TRIES) -> list[dict[str, Any]]:
             key: make_value(schemas.get(key, {}), tool.parameters.properties.get(key, AnyType()), key, attempt, context).value
             for key in tool.parameters.required_in_order
         }
-        key = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)
+        key = _identity(arguments)
         if key not in seen:
             seen.add(key)
             sets.append(arguments)
