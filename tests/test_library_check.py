@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+import shlex
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -11,7 +14,8 @@ from typing import Any, ClassVar
 from typer.testing import CliRunner
 
 from apigen_cli.library.regex_sample import parse_pattern
-from apigen_cli.library.trial_arguments import MAX_TRIES, argument_sets
+from apigen_cli.library.trial_arguments import MAX_TRIES, MAX_VALUES, argument_sets, value_size
+from apigen_cli.problems import RowProblem
 from apigen_cli.schema.tools import compile_tool
 from apigen_cli.stages.format_check import format_check
 
@@ -90,6 +94,8 @@ def test_descriptions_and_names_give_values_that_placeholders_cannot() -> None:
     assert _first({"type": "number"}, "lat") == 40.7128
     assert _first({"type": "string"}, "website") == "https://example.com"
     assert _first({"type": "string", "enum": ["a", "b"], "description": "e.g. zzz"}) == "a"  # a cue outside the enum is dropped
+    assert _first({"type": "string"}, "symbol", "An element by its symbol (H, He, C).") == "H"
+    assert _first({"type": "string", "description": "The date (or, when negative, before it)"}, "x") == "example"
 
 
 def test_patterns_give_matching_values_and_hostile_ones_are_refused_quickly() -> None:
@@ -125,6 +131,67 @@ def test_later_argument_sets_change_guesses_and_keep_what_the_schema_said() -> N
     assert [one["day"] for one in sets] == ["2024-01-15"] * 3
     assert [len(one["points"]) for one in sets] == [2, 3, 1]
     assert _sets({"type": "object", "properties": {"x": {"type": "string", "const": "k"}}, "required": ["x"]}) == [{"x": "k"}]
+
+
+def test_hostile_schemas_give_values_without_errors_and_within_bounds() -> None:
+    generator = random.Random(7)
+    pieces = [
+        "e.g. ",
+        "such as ",
+        "YYYY-MM-DD ",
+        "'x' ",
+        "[1,2] ",
+        "{'a': ",
+        "ISO 4217 ",
+        "(a, b) ",
+        "from 5 to 1 ",
+        "[[[[",
+        "1e999 ",
+    ]
+    hostile_values: list[tuple[str, list[Any]]] = [
+        ("minimum", [0, 5, 1e308, -1e308, 0.5]),
+        ("maximum", [0, 1, 0.6, -5]),
+        ("multipleOf", [1e-300, 3, 0.25]),
+        ("exclusiveMinimum", [0, 10]),
+        ("pattern", ["^(a+)+$", "[A-Z]{2,3}", "(?=x)", "\\d{100}", "^$", "(" * 50]),
+        ("minLength", [0, 5, 10**9]),
+        ("maxLength", [0, 2]),
+        ("enum", [[], [1, "a"], ["x"]]),
+        ("default", [None, "", 5, [1]]),
+        ("format", ["date", "uuid", "weird"]),
+    ]
+
+    def schema(depth: int) -> dict[str, Any]:
+        kind = generator.choice(["string", "integer", "number", "boolean", "array", "object", "null", "any", "anyOf", "list"])
+        made: dict[str, Any] = {"type": kind}
+        if kind == "anyOf":
+            made = {"anyOf": [schema(depth + 1) for _ in range(generator.randint(1, 3))] if depth < 4 else [{}]}
+        elif kind == "list":
+            made = {"type": generator.sample(["string", "integer", "null", "number"], 2)}
+        elif kind == "array" and depth < 5:
+            made.update(items=schema(depth + 1), minItems=generator.choice([0, 1, 3, 10**9]))
+        elif kind == "object" and depth < 5:
+            made["properties"] = {f"p{index}": schema(depth + 1) for index in range(generator.randint(0, 3))}
+        for key, values in hostile_values:
+            if generator.random() < 0.15:
+                made[key] = generator.choice(values)
+        made["description"] = "".join(generator.choice(pieces) for _ in range(generator.randint(0, 8)))
+        return made
+
+    made_sets = 0
+    for _ in range(300):
+        properties = {f"a{index}": schema(0) for index in range(generator.randint(1, 4))}
+        definition: dict[str, Any] = {"name": "t", "description": "".join(generator.choice(pieces) for _ in range(6))}
+        definition["parameters"] = {"type": "object", "properties": properties, "required": list(properties)}
+        try:
+            tool = compile_tool(definition, 1)
+        except RowProblem:
+            continue
+        for arguments in argument_sets(tool):
+            made_sets += 1
+            assert set(arguments) == set(properties)
+            assert value_size(arguments, 10**7) <= 4 * MAX_VALUES
+    assert made_sets > 300
 
 
 def _tools(corpus_files: list[Path]) -> list[dict[str, Any]]:
@@ -248,6 +315,19 @@ def test_a_failed_call_is_tried_again_with_other_arguments_up_to_three_times(run
         "  try 2: (n=10) failed -> never works (n=10) (at fussy.py:15 in never)",
         "  try 3: (n=100) failed -> never works (n=100) (at fussy.py:15 in never)",
     ]
+
+
+def test_mcp_bindings_are_called_through_the_server_given_with_mcp(runner: CliRunner, tmp_path: Path) -> None:
+    server = f"{shlex.quote(sys.executable)} {shlex.quote(str(PROJECT / 'sample_data' / 'mcp_server.py'))}"
+    library = tmp_path / "units.jsonl"
+    made = invoke(runner, "library", "from-mcp", "--name", "units", "-o", str(library), "--", *shlex.split(server))
+    assert made.exit_code == 0, made.stderr
+    result = invoke(runner, "library", "check", str(library), "--mcp", f"units={server}")
+    assert result.exit_code == 0, result.stderr
+    shown = {line.split()[0]: line for line in result.stderr.splitlines() if not line.startswith("lint: ")}
+    # The symbol comes from the tool's description, "by its symbol (H, He, C, ...)".
+    assert '(symbol="H") -> {"symbol": "H", "name": "hydrogen"' in shown["lookup_element"]
+    assert result.stderr.splitlines()[-1] == "check: 4 of 4 APIs answered, 4 lint findings"
 
 
 class _Counting(BaseHTTPRequestHandler):

@@ -183,6 +183,7 @@ def call_each(
     back is a failure all the same (exec-check's policy on error payloads and empty
     results), or ``None`` when it is not.
     """
+    executor.start()  # Python workers and MCP sessions; an MCP binding is refused before its server starts
     plans: dict[int, list[dict[str, Any]]] = {
         id(entry): argument_sets(entry.tool, tries) if entry.tool is not None else [{}] for entry in entries
     }

@@ -6,7 +6,7 @@ ranked list of candidate values:
 
 1. what the schema gives: ``examples``/``example``, ``const``, ``default``, ``enum``;
 2. what the description says: "e.g. X", "such as X", "for example X", "like X",
-   "defaults to X", a JSON literal after such a cue, quoted values, date masks
+   "defaults to X", a JSON literal after such a cue, quoted values, lists in parentheses, date masks
    ("YYYY-MM-DD"), standards ("ISO 4217", country codes, IANA time zones), a ``format``,
    a ``pattern`` (through ``regex_sample``), a cue in the tool's own description that
    sits by the parameter's name ("by its id, such as bk-003");
@@ -25,6 +25,7 @@ linear, bounded regular expressions; JSON after a cue is parsed as JSON, never e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -225,6 +226,25 @@ def description_cues(text: str) -> list[Any]:
                 break
             position = separator.end()
     found.extend(next(group for group in quoted.groups() if group is not None) for quoted in _QUOTED.finditer(text))
+    for _start, items in parenthesised_lists(text):
+        found.extend(items)
+    return found
+
+
+_PAREN_LIST = re.compile(r"\(([^()\n]{1,160})\)")
+_LIST_SPLIT = re.compile(r"\s*(?:,|;|/|\bor\b)\s*")
+
+
+def parenthesised_lists(text: str) -> list[tuple[int, list[str]]]:
+    """Lists written in parentheses, "(H, He, C, N)", with where each starts; prose in parentheses is not a list."""
+    found = []
+    for match in _PAREN_LIST.finditer(text):
+        items = [item.strip(" .'\"`") for item in _LIST_SPLIT.split(match.group(1))]
+        items = [item for item in items if item]
+        words = [word.lower() for item in items for word in item.split()]
+        short = 2 <= len(items) <= 12 and all(len(item) <= 30 and item.count(" ") <= 2 for item in items)
+        if short and not any(word in _PROSE for word in words):  # "(before it, for a negative number)" is prose
+            found.append((match.start(), items))
     return found
 
 
@@ -361,6 +381,8 @@ def _tool_cues(description: str) -> list[tuple[str, Any]]:
         read = _value_at(description, cue.end())
         if read is not None:
             cues.append((description[max(0, cue.start() - 40) : cue.start()].lower(), read[0]))
+    for start, items in parenthesised_lists(description):  # "by its symbol (H, He, C)"
+        cues.extend((description[max(0, start - 40) : start].lower(), item) for item in items)
     return cues
 
 
@@ -459,10 +481,8 @@ def _within(value: float, compiled: Type, raw: dict[str, Any], kind: str, said: 
         value = exclusive_high - step
     multiple = raw.get("multipleOf")
     if isinstance(multiple, (int, float)) and not isinstance(multiple, bool) and multiple > 0:
-        try:
+        with contextlib.suppress(OverflowError, ValueError):  # a multipleOf of 1e-300: the value stays as it is
             value = math.ceil(value / multiple) * multiple
-        except (OverflowError, ValueError):  # a multipleOf of 1e-300: leave the value as it is
-            pass
     if kind == "integer":
         if not math.isfinite(value):
             return 1
