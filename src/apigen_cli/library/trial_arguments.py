@@ -418,7 +418,7 @@ def _schema_values(raw: dict[str, Any], compiled: Type) -> list[Any]:
     if isinstance(examples, list):
         values.extend(examples[:5])
     for key in ("example", "const", "default"):
-        if key in raw:
+        if key in raw and not (key == "default" and raw[key] in ("", None)):  # xLAM writes "" for "no default"
             values.append(raw[key])
     enum = raw.get("enum") if isinstance(raw.get("enum"), list) else compiled.enum
     if enum:
