@@ -69,6 +69,8 @@ def test_descriptions_and_names_give_values_that_placeholders_cannot() -> None:
     assert _first({"type": "string", "description": "Symbols like `AAPL`"}) == "AAPL"
     assert _first({"type": "string", "description": "works like a charm"}) == "example"  # prose, not a value
     assert _first({"type": "string", "description": "e.g. the name of the city"}) == "example"
+    assert _first({"type": "string", "description": "The scale. Default is None"}) == "example"
+    assert _first({"type": "string", "description": "The day, given as 'YYYY-MM-DD'"}) == "2024-01-15"  # a mask, quoted
     assert _first({"type": "integer", "description": "How many, e.g. 12"}) == 12
     assert _first({"type": "boolean", "description": "Whether, e.g. false"}) is False
     assert _first({"type": "array", "items": {"type": "integer"}, "description": "Flows, e.g. [-1000, 300, 400]"}) == [

@@ -153,51 +153,11 @@ def _value_at(text: str, start: int) -> tuple[Any, int] | None:
     return (stripped, end) if stripped else None
 
 
-_PROSE = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "this",
-        "that",
-        "these",
-        "those",
-        "to",
-        "if",
-        "when",
-        "where",
-        "which",
-        "who",
-        "for",
-        "in",
-        "on",
-        "of",
-        "at",
-        "by",
-        "with",
-        "from",
-        "as",
-        "is",
-        "are",
-        "be",
-        "it",
-        "its",
-        "any",
-        "all",
-        "some",
-        "each",
-        "your",
-        "their",
-        "our",
-        "his",
-        "her",
-        "you",
-        "we",
-        "they",
-        "not",
-        "no",
-    ]
-)
+_PROSE_WORDS = """
+a an the this that these those to if when where which who for in on of at by with from as is are be it its any
+all some each your their our his her you we they not no none null nil empty optional
+"""
+_PROSE = frozenset(_PROSE_WORDS.split())  # words after a cue that begin prose, not a value ("defaults to None")
 
 
 def _plausible(value: Any, cue: str) -> bool:
@@ -433,6 +393,8 @@ def _candidates(raw: dict[str, Any], compiled: Type, name: str, context: _Contex
     for value in _schema_values(raw, compiled):
         yield Candidate(value, True)
     for value in description_cues(description):
+        if isinstance(value, str) and _MASK.fullmatch(value):  # "given as 'YYYY-MM-DD'": the mask, not a value
+            value = _mask_value(value)
         yield Candidate(_coerced(value, kind), True)
     for value in _standard_cues(description, kind):
         yield Candidate(value, True)
