@@ -300,9 +300,9 @@ def test_a_failed_call_is_tried_again_with_other_arguments_up_to_three_times(run
     )
     assert result.exit_code == 0, result.stderr
     shown = {line.split()[0]: line for line in result.stderr.splitlines()[1:-1]}
-    assert shown["triangle_perimeter"].endswith("ok             (sides=[10.0, 11.0, 12.0]) (try 2 of 2) -> 33.0")
-    assert shown["lookup"].endswith('ok             (code="abc123") (try 2 of 2) -> {"code": "abc123", "found": true}')
-    assert shown["never"].endswith("error          (n=100) (try 3 of 3) -> never works (n=100) (at fussy.py:15 in never)")
+    assert shown["triangle_perimeter"].endswith("ok             (sides=[10.0, 11.0, 12.0]) (try 2) -> 33.0")
+    assert shown["lookup"].endswith('ok             (code="abc123") (try 2) -> {"code": "abc123", "found": true}')
+    assert shown["never"].endswith("error          (n=100) (3 tries) -> never works (n=100) (at fussy.py:15 in never)")
     assert shown["wants_nothing"].endswith('ok             () -> "fine"')
     assert result.stderr.splitlines()[-1] == "check: 3 of 4 APIs answered, 0 lint findings"
     assert [tool["name"] for tool in read_jsonl(keep)] == ["triangle_perimeter", "lookup", "wants_nothing"]
@@ -379,8 +379,8 @@ def test_an_http_404_is_tried_again_but_a_refused_key_is_not(runner: CliRunner, 
     assert result.exit_code == 0, result.stderr
     assert _Counting.hits == {"/missing": 3, "/locked": 1}
     shown = {line.split()[0]: line for line in result.stderr.splitlines()[1:-1]}
-    assert " error    404   " in shown["missing"] and "(try 3 of 3)" in shown["missing"]
-    assert " error    401   " in shown["locked"] and "try" not in shown["locked"]
+    assert " error    404   " in shown["missing"] and "(3 tries)" in shown["missing"]
+    assert " error    401   " in shown["locked"] and "tries" not in shown["locked"]
 
 
 def test_lint_finds_duplicates_bad_names_and_missing_descriptions(runner: CliRunner, tmp_path: Path) -> None:
@@ -440,7 +440,7 @@ def test_an_error_payload_is_an_error_unless_error_results_pass(runner: CliRunne
     failed = invoke(runner, "library", "check", str(library), "--functions", FUNCTIONS, "--workers", "1", "--strict")
     assert failed.exit_code == 1
     detail = 'the result is an error payload: {"error": "no book with id \'example\'"}'
-    assert f'get_book  error          (book_id="example") (try 3 of 3) -> {detail}' in failed.stderr  # "1", "abc123", "example"
+    assert f'get_book  error          (book_id="example") (3 tries) -> {detail}' in failed.stderr  # "1", "abc123", "example"
     passed = invoke(
         runner, "library", "check", str(library), "--functions", FUNCTIONS, "--workers", "1", "--error-result", "pass"
     )

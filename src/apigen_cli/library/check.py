@@ -230,15 +230,16 @@ def _shown_outcome(outcome: Outcome | None, problem: str | None) -> str:
 def table_lines(entries: list[Entry], *, verbose: bool = False) -> list[str]:
     """The check's table: one line per API (its status, HTTP status, the arguments that ended it and what came back).
 
-    An API that answered on a later try says which (``try 2 of 2``); ``verbose`` adds a line
-    for every call made, failed ones included.
+    An API that answered on a later try says which (``try 2``), one that failed every try how
+    many it had (``3 tries``); ``verbose`` adds a line for every call made, failed ones included.
     """
     width = max([len(entry.name) for entry in entries] + [3])
     lines = [f"{'API':<{width}}  {'STATUS':<7}  {'HTTP':<4}  DETAIL"]
     for entry in entries:
         detail = _shown_outcome(entry.outcome, entry.result_problem)
         if entry.arguments is not None:
-            tried = f" (try {len(entry.attempts)} of {len(entry.attempts)})" if len(entry.attempts) > 1 else ""
+            count = len(entry.attempts)
+            tried = "" if count < 2 else (f" (try {count})" if entry.status == "ok" else f" ({count} tries)")
             detail = f"({shown_arguments(entry.arguments)}){tried} -> {detail}"
         lines.append(f"{entry.name:<{width}}  {entry.status:<7}  {entry.http_status:<4}  {detail}".rstrip())
         if verbose and len(entry.attempts) > 1:
