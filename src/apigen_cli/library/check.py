@@ -5,9 +5,9 @@ from its schema and its descriptions (``trial_arguments``: examples, defaults,
 enums, "e.g." cues, date masks, patterns, then guesses from the names), and
 again with up to two other argument sets when a call fails in a way other
 arguments may cure, through the same ``Executor`` as exec-check, so Python
-functions (``--functions``), ``http`` and ``mcp`` bindings all run. The lint finds what makes a library worse to generate from: duplicate
-names, names endpoints refuse, empty or very long descriptions, parameters
-nobody described.
+functions (``--functions``), ``http`` and ``mcp`` bindings all run. The lint
+finds what makes a library worse to generate from: duplicate names, names
+endpoints refuse, empty or very long descriptions, parameters nobody described.
 """
 
 from __future__ import annotations
