@@ -1316,8 +1316,11 @@ def library_check(
 
     The accessibility test of the APIGen paper: an API that does not answer is
     no use to generate from. Arguments come from each parameter's examples,
-    default or enum, else a placeholder of its type. Prints one line per API on
-    stderr (ok, error, timeout, HTTP status); `--keep` writes the ones that work.
+    default or enum, its description's cues ("e.g. X", YYYY-MM-DD, ISO 4217),
+    format and pattern, else its name and type; a call that fails is tried again
+    with up to two other argument sets. Prints one line per API on stderr (ok,
+    error, timeout, HTTP status, the arguments; `-v` every try); `--keep` writes
+    the ones that work.
 
     Examples:
 
@@ -1325,7 +1328,7 @@ def library_check(
 
         apigen library from-openapi pets.yaml --auth key=PETS_KEY | PETS_KEY=... apigen library check - --pass-env PETS_KEY
     """
-    from .library.check import call_each, lint, read_entries
+    from .library.check import call_each, lint, read_entries, table_lines
     from .library.output import write_library
     from .stages.exec_check import is_empty_result, is_error_result
 
@@ -1347,18 +1350,8 @@ def library_check(
             executor, policy = _executor(ctx, messages)
             resources.callback(executor.close)
             call_each(entries, executor, judge)
-            width = max([len(entry.name) for entry in entries] + [3])
-            messages.info(f"{'API':<{width}}  {'STATUS':<7}  {'HTTP':<4}  DETAIL")
-            for entry in entries:
-                outcome = entry.outcome
-                if outcome is None:
-                    detail = ""
-                elif outcome.ok:
-                    shown = json.dumps(outcome.result)[:80]
-                    detail = f"{entry.result_problem}: {shown}" if entry.result_problem else shown
-                else:
-                    detail = outcome.message[:160]
-                messages.info(f"{entry.name:<{width}}  {entry.status:<7}  {entry.http_status:<4}  {detail}")
+            for line in table_lines(entries, verbose=verbose):
+                messages.info(line)
             working = [entry for entry in entries if entry.status == "ok"]
             failed = len(entries) - len(working)
             if keep is not None:

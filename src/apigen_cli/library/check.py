@@ -1,18 +1,20 @@
 """``apigen library check``: the paper's accessibility test, and a lint of the definitions.
 
-APIGen keeps only the APIs that answer: each one is called once, with arguments
-made from its schema (an example, else the default, else the first enum value,
-else a placeholder of the right type), through the same ``Executor`` as
-exec-check, so Python functions (``--functions``) and ``http`` bindings both
-run. The lint finds what makes a library worse to generate from: duplicate
-names, names endpoints refuse, empty or very long descriptions, parameters
-nobody described.
+APIGen keeps only the APIs that answer: each one is called with arguments made
+from its schema and its descriptions (``trial_arguments``: examples, defaults,
+enums, "e.g." cues, date masks, patterns, then guesses from the names), and
+again with up to two other argument sets when a call fails in a way other
+arguments may cure, through the same ``Executor`` as exec-check, so Python
+functions (``--functions``), ``http`` and ``mcp`` bindings all run. The lint
+finds what makes a library worse to generate from: duplicate names, names
+endpoints refuse, empty or very long descriptions, parameters nobody described.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
@@ -22,11 +24,9 @@ from ..problems import RowProblem
 from ..schema.tools import Tool, compile_tool, tool_parts
 from .loader import read_definitions
 from .output import TOOL_NAME
+from .trial_arguments import MAX_TRIES, argument_sets
 
 LONG_DESCRIPTION = 1024  # characters; past this, a description crowds the generator's prompt
-_PLACEHOLDERS = {"string": "example", "integer": 1, "number": 1.0, "boolean": True, "null": None}
-_FORMATS = {"date": "2024-01-15", "date-time": "2024-01-15T12:00:00Z", "email": "user@example.com", "uri": "https://example.com"}
-_MAX_DEPTH = 8
 
 
 @dataclass
@@ -37,9 +37,10 @@ class Entry:
     name: str
     definition: dict[str, Any]
     tool: Tool | None
-    arguments: dict[str, Any] | None = None
+    arguments: dict[str, Any] | None = None  # of the last call made (the one that answered, if any did)
     outcome: Outcome | None = None
     result_problem: str | None = None  # why a call that returned is still a failure (an error payload)
+    attempts: list[Attempt] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -136,102 +137,114 @@ def _described(schema: Any) -> bool:
     return isinstance(schema, dict) and isinstance(schema.get("description"), str) and bool(schema["description"].strip())
 
 
-def example_arguments(definition: dict[str, Any]) -> dict[str, Any]:
-    """Arguments for one call: every required parameter, valued from its schema."""
-    _body, _name, parameters = tool_parts(definition, 1)
-    if not isinstance(parameters, dict):
-        return {}
-    if isinstance(parameters.get("properties"), dict):
-        required = parameters.get("required") or []
-        properties = parameters["properties"]
-        return {key: example_value(properties[key]) for key in properties if key in required}
-    # xLAM: required unless the type says optional or a default is given
-    found = {}
-    for key, spec in parameters.items():
-        if not isinstance(spec, dict):
-            continue
-        kind = str(spec.get("type", ""))
-        if kind.endswith("optional") or spec.get("default") not in (None, ""):
-            continue
-        found[key] = example_value({"type": _xlam_kind(kind), **{k: v for k, v in spec.items() if k != "type"}})
-    return found
+RETRIED_CODES = frozenset({"exception", "mcp_tool_error"})  # failures that other arguments may cure
+NOT_ARGUMENT_STATUSES = frozenset({401, 403, 407, 429})  # 4xx replies about the caller, not the arguments
 
 
-def _xlam_kind(text: str) -> Any:
-    head = text.split("[")[0].split(",")[0].strip().lower()
-    return {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "list": "array", "dict": "object"}.get(
-        head, head
-    )
+@dataclass
+class Attempt:
+    """One call of the check: the arguments tried and how it ended."""
+
+    arguments: dict[str, Any]
+    outcome: Outcome | None = None
+    result_problem: str | None = None
 
 
-def example_value(schema: Any, depth: int = 0) -> Any:
-    """A value for a schema: its example, default, const or first enum value, else a placeholder of its type."""
-    if not isinstance(schema, dict) or depth > _MAX_DEPTH:
-        return "example"
-    for key in ("examples",):
-        if isinstance(schema.get(key), list) and schema[key]:
-            return schema[key][0]
-    for key in ("example", "default", "const"):
-        if key in schema:
-            return schema[key]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    for combiner in ("anyOf", "oneOf"):
-        options = schema.get(combiner)
-        if isinstance(options, list) and options:
-            usable = [option for option in options if not (isinstance(option, dict) and option.get("type") == "null")]
-            return example_value((usable or options)[0], depth + 1)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((item for item in kind if item != "null"), "null")
-    if kind == "array" or (kind is None and "items" in schema):
-        prefix = schema.get("prefixItems")
-        if isinstance(prefix, list):
-            return [example_value(item, depth + 1) for item in prefix]
-        # Two items unless the schema says otherwise: a mean, a spread or a pair needs more than one.
-        fewest, most = schema.get("minItems"), schema.get("maxItems")
-        count = max(fewest if isinstance(fewest, int) else 2, 1)
-        if isinstance(most, int) and most >= 0:
-            count = min(count, most)
-        item = example_value(schema.get("items", {"type": "string"}), depth + 1)
-        return [_varied(item, index) for index in range(min(count, 8))]
-    if kind == "object" or (kind is None and "properties" in schema):
-        properties = schema.get("properties") or {}
-        required = schema.get("required") or list(properties)
-        return {key: example_value(value, depth + 1) for key, value in properties.items() if key in required}
-    if kind in ("integer", "number"):
-        low: Any = schema.get("minimum")
-        value: Any = low if isinstance(low, (int, float)) and not isinstance(low, bool) else _PLACEHOLDERS[kind]
-        high: Any = schema.get("maximum")
-        if isinstance(high, (int, float)) and not isinstance(high, bool) and value > high:
-            value = high
-        return int(value) if kind == "integer" else value
-    if kind == "string" and schema.get("format") in _FORMATS:
-        return _FORMATS[schema["format"]]
-    return _PLACEHOLDERS.get(str(kind), "example")
+def worth_retrying(attempt: Attempt) -> bool:
+    """Whether a failed call may have failed for its arguments: an exception, an error payload, an HTTP 4xx.
 
-
-def _varied(value: Any, index: int) -> Any:
-    """The ``index``-th item of a placeholder array: numbers differ (1, 2, ...), so a spread is not zero."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return value
-    return value + index
-
-
-def call_each(entries: list[Entry], executor: Executor, judge: Callable[[Any], str | None] | None = None) -> None:
-    """Call every API once, all in flight together (the executor bounds how many).
-
-    ``judge`` says why a result that came back is a failure all the same (exec-check's
-    policy on error payloads and empty results), or ``None`` when it is not.
+    A timeout, a missing implementation, a crash, a refused key or a rate limit is not
+    cured by other arguments, so it is not tried again.
     """
-    started: list[tuple[Entry, Pending]] = []
+    outcome = attempt.outcome
+    if outcome is None:
+        return False
+    if outcome.ok:
+        return attempt.result_problem is not None
+    if outcome.code in RETRIED_CODES:
+        return True
+    if outcome.code == "http_error" and outcome.error_type.startswith("HTTP "):
+        status = outcome.error_type[5:]
+        return status.isdigit() and 400 <= int(status) < 500 and int(status) not in NOT_ARGUMENT_STATUSES
+    return False
+
+
+def call_each(
+    entries: list[Entry],
+    executor: Executor,
+    judge: Callable[[Any], str | None] | None = None,
+    tries: int = MAX_TRIES,
+) -> None:
+    """Call every API, all in flight together (the executor bounds how many), up to ``tries`` times each.
+
+    The first round calls each API with its best argument set (``trial_arguments``); each
+    later round calls again, with the next set, only the APIs whose last call failed in a
+    way other arguments may cure (``worth_retrying``). ``judge`` says why a result that came
+    back is a failure all the same (exec-check's policy on error payloads and empty
+    results), or ``None`` when it is not.
+    """
+    executor.start()  # Python workers and MCP sessions; an MCP binding is refused before its server starts
+    plans: dict[int, list[dict[str, Any]]] = {
+        id(entry): argument_sets(entry.tool, tries) if entry.tool is not None else [{}] for entry in entries
+    }
+    waiting = list(entries)
+    for round_index in range(max(tries, 1)):
+        started: list[tuple[Entry, Attempt, Pending]] = []
+        for entry in waiting:
+            plan = plans[id(entry)]
+            if round_index >= len(plan):
+                continue
+            attempt = Attempt(plan[round_index])
+            body = entry.definition_body()
+            started.append((entry, attempt, executor.submit(entry.name, attempt.arguments, body.get("http"), body.get("mcp"))))
+            executor.poll()
+        executor.wait([pending for _entry, _attempt, pending in started])
+        waiting = []
+        for entry, attempt, pending in started:
+            attempt.outcome = pending.outcome
+            if judge is not None and attempt.outcome is not None and attempt.outcome.ok:
+                attempt.result_problem = judge(attempt.outcome.result)
+            entry.attempts.append(attempt)
+            entry.arguments, entry.outcome, entry.result_problem = attempt.arguments, attempt.outcome, attempt.result_problem
+            if worth_retrying(attempt):
+                waiting.append(entry)
+        if not waiting:
+            break
+
+
+def shown_arguments(arguments: dict[str, Any], limit: int = 60) -> str:
+    """``book_id="bk-003", n=5``: arguments as the table shows them, cut at ``limit`` characters."""
+    text = ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in arguments.items())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown_outcome(outcome: Outcome | None, problem: str | None) -> str:
+    if outcome is None:
+        return ""
+    if outcome.ok:
+        shown = json.dumps(outcome.result)[:80]
+        return f"{problem}: {shown}" if problem else shown
+    return outcome.message[:160]
+
+
+def table_lines(entries: list[Entry], *, verbose: bool = False) -> list[str]:
+    """The check's table: one line per API (its status, HTTP status, the arguments that ended it and what came back).
+
+    An API that answered on a later try says which (``try 2``), one that failed every try how
+    many it had (``3 tries``); ``verbose`` adds a line for every call made, failed ones included.
+    """
+    width = max([len(entry.name) for entry in entries] + [3])
+    lines = [f"{'API':<{width}}  {'STATUS':<7}  {'HTTP':<4}  DETAIL"]
     for entry in entries:
-        entry.arguments = example_arguments(entry.definition)
-        http = entry.definition_body().get("http")
-        started.append((entry, executor.submit(entry.name, entry.arguments, http)))
-        executor.poll()
-    executor.wait([pending for _entry, pending in started])
-    for entry, pending in started:
-        entry.outcome = pending.outcome
-        if judge is not None and entry.outcome is not None and entry.outcome.ok:
-            entry.result_problem = judge(entry.outcome.result)
+        detail = _shown_outcome(entry.outcome, entry.result_problem)
+        if entry.arguments is not None:
+            count = len(entry.attempts)
+            tried = "" if count < 2 else (f" (try {count})" if entry.status == "ok" else f" ({count} tries)")
+            detail = f"({shown_arguments(entry.arguments)}){tried} -> {detail}"
+        lines.append(f"{entry.name:<{width}}  {entry.status:<7}  {entry.http_status:<4}  {detail}".rstrip())
+        if verbose and len(entry.attempts) > 1:
+            for number, attempt in enumerate(entry.attempts, start=1):
+                status = "ok" if attempt.outcome is not None and attempt.outcome.ok and not attempt.result_problem else "failed"
+                shown = _shown_outcome(attempt.outcome, attempt.result_problem)
+                lines.append(f"  try {number}: ({shown_arguments(attempt.arguments)}) {status} -> {shown}")
+    return lines
