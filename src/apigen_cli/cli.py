@@ -1042,7 +1042,7 @@ def run_command(
             )
         )
         assert session.chat is not None
-        # ray-actors: on Ray the LLM clients are the actors', whose live counters this process does not see
+        # on Ray the LLM clients are the actors', whose live counters this process does not see
         counters = None if session.ray is not None else session.chat.progress
         if session.ray is not None:
             messages.info(where_it_runs(session.ray))

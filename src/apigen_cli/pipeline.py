@@ -203,12 +203,11 @@ def _run_job(
             rows = _pipeline_rows(generation, skipped, replace(parts, extra_stages=extra), observe, target.output)
         else:  # another engine makes the four checks' rows (in plan order); the rest stays here
             rows = engine(generation.plans(skip=skipped))
-            # --- ray-actors: the engine's rows pass each stage's `observe` as they come back (progress bars) ---
+            # the engine's rows pass each stage's `observe` as they come back (the progress bars)
             for name in STAGE_NAMES:
                 rows = observe(name, rows) if observe is not None else rows
             for name, stage in extra:
                 rows = observe(name, stage(rows)) if observe is not None else stage(rows)
-            # --- end ray-actors ---
         if resumable:
             rows = checkpoint_at_request_boundaries(
                 rows, state, state_path(target.output), output_writer, rejects_writer, before_save=remember_counts
