@@ -39,7 +39,7 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None, deadline: float = 
     environment.update(env or {})
     peak = tempfile.NamedTemporaryFile(delete=False)  # noqa: SIM115 - removed below
     peak.close()
-    environment["APIGEN_TEST_PEAK_FILE"] = peak.name
+    environment["PEAK_RSS_FILE_FOR_TESTS"] = peak.name
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(
             [sys.executable, "-c", _MEASURED, *args], stdout=out, stderr=err, env=environment, cwd=cwd, start_new_session=True
@@ -77,14 +77,14 @@ def _read_peak(path: str) -> float:
     return int(text) / 1024 if text else float("inf")  # no figure (killed): as bad as it gets
 
 
-#: The CLI's entry point, writing its peak RSS in kB to $APIGEN_TEST_PEAK_FILE on the way out.
+#: The CLI's entry point, writing its peak RSS in kB to $PEAK_RSS_FILE_FOR_TESTS on the way out.
 _MEASURED = """
 import atexit, os, sys
 
 def _peak():
     with open("/proc/self/status") as status:
         kb = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
-    with open(os.environ["APIGEN_TEST_PEAK_FILE"], "w") as out:
+    with open(os.environ["PEAK_RSS_FILE_FOR_TESTS"], "w") as out:
         out.write(kb)
 
 atexit.register(_peak)

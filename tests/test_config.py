@@ -216,3 +216,14 @@ def test_config_show_values_are_json_per_line(runner: CliRunner, project: Path) 
     names = [json.loads(line)["name"] for line in result.stdout.splitlines()]
     assert names[:4] == ["base_url", "model", "api_key_env", "api_key"]
     assert "cache" in names and "log_llm" in names
+
+
+def test_a_misspelt_variable_is_named_not_ignored(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APIGEN_MODLE", "offline")
+    monkeypatch.setenv("APIGEN_DEBUG", "0")  # read, though not a setting: no warning
+    result = invoke(runner, "config", "show", "--json")
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "warning: `APIGEN_MODLE` is set but is not a variable apigen reads (`APIGEN_MODEL`?); "
+        "`apigen config show` lists the settings\n"
+    )

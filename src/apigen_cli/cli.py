@@ -23,7 +23,18 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar, get_type_hi
 import orjson
 import typer
 
-from .config import GROUPS, SETTINGS, LLMSettings, Resolved, describe, parse_styles, resolve, settings_of, show_setting_value
+from .config import (
+    GROUPS,
+    SETTINGS,
+    LLMSettings,
+    Resolved,
+    describe,
+    parse_styles,
+    resolve,
+    settings_of,
+    show_setting_value,
+    unknown_variables,
+)
 from .console import Messages, StageBars
 from .errors import ApigenError, ConfigError, InputError
 from .execution.executor import Executor
@@ -228,6 +239,10 @@ def main(
     ] = False,
 ) -> None:
     """Turn API definitions into verified function-calling training data (the APIGen pipeline)."""
+    messages = Messages()
+    for name, likely in unknown_variables():
+        also = f" (`{likely}`?)" if likely else ""
+        messages.warning(f"`{name}` is set but is not a variable apigen reads{also}; `apigen config show` lists the settings")
 
 
 @contextmanager

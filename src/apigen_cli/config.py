@@ -651,6 +651,26 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"`{_show_path(path)}` cannot be read: {error.strerror or error}") from None
 
 
+#: APIGEN_* variables that are not settings but are read all the same.
+OTHER_VARIABLES = frozenset({"APIGEN_API_KEY", "APIGEN_DEBUG"})
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """The ``APIGEN_*`` variables that name no setting, each with the known name it is likeliest a slip for.
+
+    A misspelt variable (``APIGEN_MODLE``) would otherwise be ignored without a word.
+    """
+    import difflib
+
+    known = {setting.env for setting in SETTINGS.values()} | OTHER_VARIABLES
+    found = []
+    for name in sorted(os.environ if environ is None else environ):
+        if name.startswith("APIGEN_") and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+            found.append((name, close[0] if close else None))
+    return found
+
+
 def resolve(
     flags: Mapping[str, Any] | None = None,
     *,
