@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from typer.testing import CliRunner
 
 from apigen_cli.config import parse_styles
 from apigen_cli.report import PipelineReport, ReportBuilder, report_from_files, report_in_plan_order
-from apigen_cli.reporting.figures import collect_figures
+from apigen_cli.reporting import figures as report_figures
+from apigen_cli.reporting.figures import collect_figures, figures_from_files
 from apigen_cli.rows.jsonl import read_rows
 
 from .conftest import invoke, write_jsonl
@@ -125,6 +127,17 @@ def test_where_order_shows_the_first_file_decides(runner: CliRunner, tmp_path: P
     assert list(orjson.loads(printed)["top_reasons"]["exec_check"]) == [f"late{n}" for n in range(5)]
 
 
+def test_a_reason_in_several_files_counts_where_the_first_file_has_it(runner: CliRunner, tmp_path: Path) -> None:
+    def rejected(index: int, reason: str) -> dict[str, Any]:
+        return _request(index, 0, rejected_by="format_check", reason=reason)
+
+    one = write_jsonl(tmp_path / "one.jsonl", [rejected(3, "y"), rejected(4, "x")])
+    two = write_jsonl(tmp_path / "two.jsonl", [rejected(1, "x"), rejected(2, "y")])
+    printed = _stdout(runner, "stats", str(one), str(two), "--json")
+    assert printed == _old_stats(one, two)
+    assert list(orjson.loads(printed)["top_reasons"]["format_check"]) == ["y", "x"]
+
+
 def test_a_file_error_is_the_one_reading_in_turn_meets_first(runner: CliRunner, tmp_path: Path) -> None:
     api = {"name": "f", "parameters": {}}
     late = write_jsonl(tmp_path / "late.jsonl", [_request(n, 0) for n in range(5)] + [api])
@@ -146,21 +159,26 @@ def test_settle_below_gives_the_same_table_and_keeps_only_requests_in_flight() -
         ReportBuilder().settle_below((1, 0))
 
 
-def test_memory_of_files_in_plan_order_stays_flat(tmp_path: Path) -> None:
+def test_memory_of_files_in_plan_order_stays_flat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Twice as many requests as the smaller case, ten times: what is kept does not grow with them."""
 
-    def peak(requests: int) -> int:
+    def peak(requests: int, count: Callable[[list[str]], PipelineReport]) -> int:
         kept = write_jsonl(tmp_path / f"kept{requests}.jsonl", [_request(n, 0) for n in range(requests)])
         rejected = write_jsonl(
             tmp_path / f"rejected{requests}.jsonl",
             [_request(n, 1, rejected_by="exec_check", reason="timeout") for n in range(0, requests, 2)],
         )
         tracemalloc.start()
-        report = report_from_files([str(kept), str(rejected)])
+        report = count([str(kept), str(rejected)])
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert report.total().requested == 2 * requests
         return top
 
-    small, large = peak(2_000), peak(20_000)
-    assert large < small * 1.5, (small, large)
+    def figures_table(paths: list[str]) -> PipelineReport:
+        return figures_from_files(paths).table
+
+    monkeypatch.setattr(report_figures, "NEAR_LIMIT", 200)  # past the caps of the other figures
+    for count in (report_from_files, figures_table):
+        small, large = peak(2_000, count), peak(20_000, count)
+        assert large < small * 1.5, (count, small, large)

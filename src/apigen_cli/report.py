@@ -371,60 +371,70 @@ def _counted(paths: list[str], counts: dict[str, int], skip_bad_lines: bool) -> 
             yield row
 
 
+@dataclass
+class _Cursor:
+    """Where the merge stands in one file, and where in it each model and reason was first seen."""
+
+    rows: Iterator[dict[str, Any]]
+    position: tuple[int, int] = (-1, -1)  # plan position of its last request row
+    request_id: str | None = None  # that row's request id (its rows come together: parsed once)
+    number: int = 0  # rows taken from it
+    models: dict[str, int] = field(default_factory=dict)
+    reasons: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
 def _merged_report(paths: list[str], counts: dict[str, int], skip_bad_lines: bool) -> PipelineReport:
     """The report over ``paths`` read together by plan position; ``_NotInPlanOrder`` if that cannot be done.
 
     The same figures as reading the files one after another: the counts do not depend on
     the order, and where the order shows (which model and which reason came first, the tie
-    break of the top reasons), the rows are put back in file order by where they were first seen.
+    break of the top reasons), they are put back in file order by where they were first seen.
+    Rows of one plan position come from the first file first, so a request is told by the
+    same row as when reading in turn.
     """
     from .rows.jsonl import read_rows
 
     builder = ReportBuilder(plan_order=True)
-    first_model: dict[str, tuple[int, int]] = {}
-    first_reason: dict[tuple[str, str], tuple[int, int]] = {}
-    streams: list[Iterator[dict[str, Any]]] = []
-    last: list[tuple[int, int]] = []
-    numbers: list[int] = []
+    cursors: list[_Cursor] = []
     heap: list[tuple[tuple[int, int], int, dict[str, Any]]] = []
+    rows = rejected = 0
 
     def pull(index: int) -> None:
         """Put file ``index``'s next row on the heap, at its plan position (a row of no request: where the file is)."""
+        cursor = cursors[index]
         try:
-            row = next(streams[index])
+            row = next(cursor.rows)
         except StopIteration:
             return
         request_id = row.get("request_id")
-        if isinstance(request_id, str) and isinstance(row.get("pairs_requested"), int):
+        if request_id != cursor.request_id and isinstance(request_id, str) and isinstance(row.get("pairs_requested"), int):
             position = plan_position(request_id)
-            if position is None or position < last[index]:
+            if position is None or position < cursor.position:
                 raise _NotInPlanOrder
-            last[index] = position
-        heapq.heappush(heap, (last[index], index, row))
+            cursor.position, cursor.request_id = position, request_id
+        heapq.heappush(heap, (cursor.position, index, row))
 
     try:
         for index, path in enumerate(paths):
-            streams.append(dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path))
-            last.append((-1, -1))
-            numbers.append(0)
+            cursors.append(_Cursor(dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path)))
             pull(index)
         watermark = (-1, -1)
         while heap:
             _, index, row = heapq.heappop(heap)
-            numbers[index] += 1
-            where = (index, numbers[index])
-            counts["rows"] += 1
+            cursor = cursors[index]
+            cursor.number += 1
+            rows += 1
             given = row.get("model")
             model = given if isinstance(given, str) else UNKNOWN_MODEL
-            if first_model.get(model, where) >= where:
-                first_model[model] = where
-            stage = row.get("rejected_by")
+            if model not in cursor.models:
+                cursor.models[model] = cursor.number
             if "rejected_by" in row:
-                counts["rejected"] += 1
-            if stage is not None:
-                stage_reason = (str(stage), str(row.get("reason")))
-                if first_reason.get(stage_reason, where) >= where:
-                    first_reason[stage_reason] = where
+                rejected += 1
+                stage = row["rejected_by"]
+                if stage is not None:
+                    stage_reason = (str(stage), str(row.get("reason")))
+                    if stage_reason not in cursor.reasons:
+                        cursor.reasons[stage_reason] = cursor.number
             builder.add(row)
             pull(index)
             if heap and heap[0][0] > watermark:
@@ -432,7 +442,16 @@ def _merged_report(paths: list[str], counts: dict[str, int], skip_bad_lines: boo
                 builder.settle_below(watermark)
     except InputError as error:  # read one after another, the first error is the one to show
         raise _NotInPlanOrder from error
+    counts["rows"] += rows
+    counts["rejected"] += rejected
     report = builder.build()
+    first_model: dict[str, tuple[int, int]] = {}
+    first_reason: dict[tuple[str, str], tuple[int, int]] = {}
+    for index, cursor in enumerate(cursors):  # the first file that has it, where it first has it
+        for model, number in cursor.models.items():
+            first_model.setdefault(model, (index, number))
+        for stage_reason, number in cursor.reasons.items():
+            first_reason.setdefault(stage_reason, (index, number))
     report.models = {model: report.models[model] for model in sorted(report.models, key=first_model.__getitem__)}
     reasons: dict[str, Counter[str]] = defaultdict(Counter)
     for stage_name, reason in sorted(first_reason, key=first_reason.__getitem__):
