@@ -10,7 +10,11 @@ paper counts them.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import heapq
+import os
+import re
+import stat
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -147,9 +151,11 @@ class PipelineReport:
 class ReportBuilder:
     """Counts rows one at a time (so a run can report on rows it streamed to stdout)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, plan_order: bool = False) -> None:
         self.report = PipelineReport()
         self._requests: dict[str, _Request] = {}
+        # With ``plan_order``, the pending requests' ids in the order they came, for ``settle_below``.
+        self._arrived: deque[str] | None = deque() if plan_order else None
 
     def add(self, row: dict[str, Any]) -> dict[str, Any]:
         given = row.get("model")
@@ -158,7 +164,11 @@ class ReportBuilder:
         request_id = row.get("request_id")
         stage = row.get("rejected_by")
         if isinstance(request_id, str) and isinstance(row.get("pairs_requested"), int):
-            request = self._requests.setdefault(request_id, _Request(model, row["pairs_requested"]))
+            request = self._requests.get(request_id)
+            if request is None:
+                request = self._requests[request_id] = _Request(model, row["pairs_requested"])
+                if self._arrived is not None:
+                    self._arrived.append(request_id)
             if stage == "generate":
                 request.failed = True
             else:
@@ -190,6 +200,31 @@ class ReportBuilder:
         """
         _settle(self.report, self._requests.values())
         self._requests.clear()
+        if self._arrived is not None:
+            self._arrived.clear()
+
+    @property
+    def pending_requests(self) -> int:
+        """Requests seen whose totals are not settled yet (what grows with the rows when nothing settles them)."""
+        return len(self._requests)
+
+    def settle_below(self, watermark: tuple[int, int]) -> None:
+        """Settle the pending requests whose plan position (``plan_position``) is below ``watermark``.
+
+        Only for a builder made with ``plan_order=True`` and fed rows in plan order, every
+        request id a plan key: then no row of those requests can come any more, and what
+        the builder keeps stays as small as the requests in flight.
+        """
+        arrived = self._arrived
+        if arrived is None:
+            raise ValueError("settle_below needs a ReportBuilder(plan_order=True)")
+        while arrived:
+            position = plan_position(arrived[0])
+            if position is None:
+                raise ValueError(f"request id {arrived[0]!r} is not a plan key")
+            if position >= watermark:
+                return
+            _settle(self.report, [self._requests.pop(arrived.popleft())])
 
     def to_json(self) -> dict[str, Any]:
         """The counts, for the run state (fold first)."""
@@ -256,24 +291,170 @@ def dataset_rows(rows: Iterable[dict[str, Any]], path: str) -> Iterator[dict[str
         yield row
 
 
-def report_from_files(paths: Iterable[str], seen: dict[str, int] | None = None) -> PipelineReport:
+_PLAN_KEY = re.compile(r"^gen-(\d+)-(\d+)$")  # stages.sampling.RequestPlan.key: gen-SEED-INDEX
+
+
+def plan_position(request_id: str) -> tuple[int, int] | None:
+    """Where a request id stands in a run's plan (seed, index), or None for an id no plan made."""
+    match = _PLAN_KEY.match(request_id)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+class _NotInPlanOrder(Exception):
+    """A file's rows are not in plan order (or a file could not be read): read the files one after another."""
+
+
+def report_from_files(
+    paths: Iterable[str], seen: dict[str, int] | None = None, *, skip_bad_lines: bool = False
+) -> PipelineReport:
     """The report over every row of the given output and rejects files.
 
     ``seen`` (if given) gets the count of ``rows`` and of ``rejected`` rows read, so
     a caller can tell a dataset given without its rejects.
-    """
-    from .rows.jsonl import read_rows
 
+    A run writes each file in plan order, and a request's rows may be in several of them,
+    so the files are read together (``report_in_plan_order``) and memory stays flat however
+    long they are. When that cannot be done, they are read one after another instead, every
+    request kept to the end; the figures are the same either way.
+    """
+    paths = list(paths)
     counts = seen if seen is not None else {}
     counts.setdefault("rows", 0)
     counts.setdefault("rejected", 0)
+    report = report_in_plan_order(paths, counts, skip_bad_lines=skip_bad_lines)
+    if report is not None:
+        return report
+    return PipelineReport.from_rows(_counted(paths, counts, skip_bad_lines))
 
-    def rows() -> Iterable[dict[str, Any]]:
-        for path in paths:
-            for row in dataset_rows(read_rows(path), path):
-                counts["rows"] += 1
-                if "rejected_by" in row:
-                    counts["rejected"] += 1
-                yield row
 
-    return PipelineReport.from_rows(rows())
+def report_in_plan_order(
+    paths: list[str], seen: dict[str, int] | None = None, *, skip_bad_lines: bool = False
+) -> PipelineReport | None:
+    """The report over ``paths`` read together, merged by plan position, or None when that cannot be done.
+
+    Each request is settled as soon as every file has passed it, so what is kept is the
+    requests in flight, not every request. None (read the files one after another) when a
+    file is standard input or not a regular file, its rows are not in plan order or carry
+    request ids no plan made, or a file cannot be read (the error to show is then the one
+    reading them in turn meets first). ``seen`` counts as in ``report_from_files``.
+    """
+    if not paths or not all(_is_regular_file(path) for path in paths):
+        return None
+    counts = seen if seen is not None else {}
+    counts.setdefault("rows", 0)
+    counts.setdefault("rejected", 0)
+    before = dict(counts)
+    try:
+        return _merged_report(paths, counts, skip_bad_lines)
+    except _NotInPlanOrder:
+        counts.update(before)  # as if not read: the caller reads the files again
+        return None
+
+
+def _is_regular_file(path: str) -> bool:
+    """A file that can be read again from the start (not ``-``, a pipe or a missing file)."""
+    try:
+        return path != "-" and stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _counted(paths: list[str], counts: dict[str, int], skip_bad_lines: bool) -> Iterator[dict[str, Any]]:
+    """The rows of the files one after another, counted into ``counts``."""
+    from .rows.jsonl import read_rows
+
+    for path in paths:
+        for row in dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path):
+            counts["rows"] += 1
+            if "rejected_by" in row:
+                counts["rejected"] += 1
+            yield row
+
+
+@dataclass
+class _Cursor:
+    """Where the merge stands in one file, and where in it each model and reason was first seen."""
+
+    rows: Iterator[dict[str, Any]]
+    position: tuple[int, int] = (-1, -1)  # plan position of its last request row
+    request_id: str | None = None  # that row's request id (its rows come together: parsed once)
+    number: int = 0  # rows taken from it
+    models: dict[str, int] = field(default_factory=dict)
+    reasons: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def _merged_report(paths: list[str], counts: dict[str, int], skip_bad_lines: bool) -> PipelineReport:
+    """The report over ``paths`` read together by plan position; ``_NotInPlanOrder`` if that cannot be done.
+
+    The same figures as reading the files one after another: the counts do not depend on
+    the order, and where the order shows (which model and which reason came first, the tie
+    break of the top reasons), they are put back in file order by where they were first seen.
+    Rows of one plan position come from the first file first, so a request is told by the
+    same row as when reading in turn.
+    """
+    from .rows.jsonl import read_rows
+
+    builder = ReportBuilder(plan_order=True)
+    cursors: list[_Cursor] = []
+    heap: list[tuple[tuple[int, int], int, dict[str, Any]]] = []
+    rows = rejected = 0
+
+    def pull(index: int) -> None:
+        """Put file ``index``'s next row on the heap, at its plan position (a row of no request: where the file is)."""
+        cursor = cursors[index]
+        try:
+            row = next(cursor.rows)
+        except StopIteration:
+            return
+        request_id = row.get("request_id")
+        if request_id != cursor.request_id and isinstance(request_id, str) and isinstance(row.get("pairs_requested"), int):
+            position = plan_position(request_id)
+            if position is None or position < cursor.position:
+                raise _NotInPlanOrder
+            cursor.position, cursor.request_id = position, request_id
+        heapq.heappush(heap, (cursor.position, index, row))
+
+    try:
+        for index, path in enumerate(paths):
+            cursors.append(_Cursor(dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path)))
+            pull(index)
+        watermark = (-1, -1)
+        while heap:
+            _, index, row = heapq.heappop(heap)
+            cursor = cursors[index]
+            cursor.number += 1
+            rows += 1
+            given = row.get("model")
+            model = given if isinstance(given, str) else UNKNOWN_MODEL
+            if model not in cursor.models:
+                cursor.models[model] = cursor.number
+            if "rejected_by" in row:
+                rejected += 1
+                stage = row["rejected_by"]
+                if stage is not None:
+                    stage_reason = (str(stage), str(row.get("reason")))
+                    if stage_reason not in cursor.reasons:
+                        cursor.reasons[stage_reason] = cursor.number
+            builder.add(row)
+            pull(index)
+            if heap and heap[0][0] > watermark:
+                watermark = heap[0][0]
+                builder.settle_below(watermark)
+    except InputError as error:  # read one after another, the first error is the one to show
+        raise _NotInPlanOrder from error
+    counts["rows"] += rows
+    counts["rejected"] += rejected
+    report = builder.build()
+    first_model: dict[str, tuple[int, int]] = {}
+    first_reason: dict[tuple[str, str], tuple[int, int]] = {}
+    for index, cursor in enumerate(cursors):  # the first file that has it, where it first has it
+        for model, number in cursor.models.items():
+            first_model.setdefault(model, (index, number))
+        for stage_reason, number in cursor.reasons.items():
+            first_reason.setdefault(stage_reason, (index, number))
+    report.models = {model: report.models[model] for model in sorted(report.models, key=first_model.__getitem__)}
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for stage_name, reason in sorted(first_reason, key=first_reason.__getitem__):
+        reasons[stage_name][reason] = report.reasons[stage_name][reason]
+    report.reasons = reasons
+    return report

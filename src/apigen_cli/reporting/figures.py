@@ -207,8 +207,17 @@ def _sample_of(row: Mapping[str, Any]) -> dict[str, Any]:
 class FigureCollector:
     """Counts rows one at a time; ``figures()`` gives what was counted so far."""
 
-    def __init__(self, *, requested_styles: Mapping[str, float] | None = None, samples: int = SAMPLE_ROWS, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        requested_styles: Mapping[str, float] | None = None,
+        samples: int = SAMPLE_ROWS,
+        seed: int = 0,
+        table: PipelineReport | None = None,
+    ) -> None:
+        """``table``: Table 1 already counted over the same rows (then it is not counted again)."""
         self.table = ReportBuilder()
+        self._table = table
         self.figures_ = DatasetFigures(table=PipelineReport(), requested_styles=dict(requested_styles or {}))
         self._near = DedupIndex()
         self._samples_wanted = samples
@@ -217,7 +226,8 @@ class FigureCollector:
     def add(self, row: dict[str, Any]) -> None:
         figures = self.figures_
         figures.rows_read += 1
-        self.table.add(row)
+        if self._table is None:
+            self.table.add(row)
         style = row.get("query_style")
         if isinstance(style, str):
             _count(figures.styles_generated, style)
@@ -313,15 +323,19 @@ class FigureCollector:
                 samples[slot] = _sample_of(row)
 
     def figures(self) -> DatasetFigures:
-        self.figures_.table = self.table.build()
+        self.figures_.table = self.table.build() if self._table is None else self._table
         return self.figures_
 
 
 def collect_figures(
-    rows: Iterable[dict[str, Any]], *, requested_styles: Mapping[str, float] | None = None, samples: int = SAMPLE_ROWS
+    rows: Iterable[dict[str, Any]],
+    *,
+    requested_styles: Mapping[str, float] | None = None,
+    samples: int = SAMPLE_ROWS,
+    table: PipelineReport | None = None,
 ) -> DatasetFigures:
-    """The figures over ``rows`` (the dataset and its rejects), in one pass."""
-    collector = FigureCollector(requested_styles=requested_styles, samples=samples)
+    """The figures over ``rows`` (the dataset and its rejects), in one pass (``table``: Table 1 counted already)."""
+    collector = FigureCollector(requested_styles=requested_styles, samples=samples, table=table)
     for row in rows:
         collector.add(row)
     return collector.figures()
@@ -335,10 +349,18 @@ def figures_from_files(
     skip_bad_lines: bool = False,
     wrap: Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]] | None = None,
 ) -> DatasetFigures:
-    """The figures over every row of the given dataset and rejects files (``wrap`` may show progress)."""
-    from ..report import dataset_rows
+    """The figures over every row of the given dataset and rejects files (``wrap`` may show progress).
+
+    Table 1 is counted first, the files read together in plan order (``report_in_plan_order``,
+    flat in memory); the other figures then read the files one after another, as they
+    depend on the order (the sample rows, the near duplicates, which keys fill the capped
+    tables). When the files are not in plan order, that one pass counts Table 1 too.
+    """
+    from ..report import dataset_rows, report_in_plan_order
     from ..rows.jsonl import read_rows
 
+    paths = list(paths)
+    table = report_in_plan_order(paths, skip_bad_lines=skip_bad_lines)
     opened = [  # a missing file fails before any work
         dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path) for path in paths
     ]
@@ -347,4 +369,4 @@ def figures_from_files(
         for stream in opened:
             yield from stream
 
-    return collect_figures(wrap(rows()) if wrap else rows(), requested_styles=requested_styles, samples=samples)
+    return collect_figures(wrap(rows()) if wrap else rows(), requested_styles=requested_styles, samples=samples, table=table)
