@@ -127,14 +127,19 @@ def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOp
         # One block per batch, and each operator takes a whole block: a batch stays one from
         # generation to the driver (Ray Data would otherwise join small blocks into bigger batches).
         dataset = ray.data.from_items(items, override_num_blocks=-(-len(items) // batch))
-        dataset = dataset.map_batches(
-            Generator,
-            fn_constructor_args=(stages,),
-            compute=llm_actors,
-            batch_size=None,
-            batch_format="numpy",
-            num_cpus=LLM_ACTOR_CPUS,
-        )
+
+        def llm_stage(dataset: Any, actor: type) -> Any:
+            """Generation and judging alike: an actor pool of LLM clients, a whole block a batch."""
+            return dataset.map_batches(
+                actor,
+                fn_constructor_args=(stages,),
+                compute=llm_actors,
+                batch_size=None,
+                batch_format="numpy",
+                num_cpus=LLM_ACTOR_CPUS,
+            )
+
+        dataset = llm_stage(dataset, Generator)
         dataset = dataset.map_batches(
             Executing,
             fn_constructor_args=(stages,),
@@ -143,14 +148,7 @@ def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOp
             batch_format="numpy",
             num_cpus=stages.executor.workers or 1,  # the worker processes the actor starts
         )
-        dataset = dataset.map_batches(
-            Judge,
-            fn_constructor_args=(stages,),
-            compute=llm_actors,
-            batch_size=None,
-            batch_format="numpy",
-            num_cpus=LLM_ACTOR_CPUS,
-        )
+        dataset = llm_stage(dataset, Judge)
         for found in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             for spent in found["usage"]:
                 _add_usage(usage, bytes(spent))
