@@ -6,9 +6,11 @@ stages can all speak of outcomes without importing one another.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+from ..redaction import Redactor
 
 if TYPE_CHECKING:
     import httpx
@@ -29,6 +31,13 @@ class Outcome:
     @classmethod
     def failure(cls, code: str, error_type: str, message: str) -> Outcome:
         return cls(False, None, code, error_type, message)
+
+    def redacted(self, secrets: Iterable[str]) -> Outcome:
+        """This outcome with ``secrets`` (and their long pieces) cut out of its result and message."""
+        redactor = Redactor(secrets)
+        if not redactor:
+            return self
+        return replace(self, result=redactor.value(self.result), message=redactor.text(self.message))
 
 
 class Pending:

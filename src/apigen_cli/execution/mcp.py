@@ -474,19 +474,7 @@ class McpCaller:
 
     async def _run(self, pending: Pending, server: str, tool: str, notify: Callable[[], None]) -> None:
         try:
-            outcome = await self._call(server, tool, pending.arguments)
-            if self._secrets:
-                from .rest import redact
-
-                outcome = Outcome(
-                    outcome.ok,
-                    redact(outcome.result, self._secrets),
-                    outcome.code,
-                    outcome.error_type,
-                    redact(outcome.message, self._secrets),
-                    outcome.truncated,
-                )
-            pending.outcome = outcome
+            pending.outcome = (await self._call(server, tool, pending.arguments)).redacted(self._secrets)
         except BaseException as error:  # noqa: B036 - a call's end is always reported, so no caller waits forever
             pending.outcome = Outcome.failure(
                 "mcp_error", type(error).__name__, f"the MCP call `{tool}` ended: {_describe(error)}"

@@ -57,7 +57,6 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from ..errors import ConfigError
 from ..problems import Problem
-from ..redaction import Redactor
 from ..replies import ACCEPT_ENCODING, TOO_LARGE, BoundedBody, ReplyTooLarge, UnsupportedEncoding, declared_too_large
 from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds
 from ..version import __version__
@@ -203,11 +202,6 @@ def _environment_value(text: str, binding: HttpBinding, where: str, environ: Map
         return value
 
     return _ENV_VAR.sub(substitute, text)
-
-
-def redact(value: Any, secrets: tuple[str, ...]) -> Any:
-    """``value`` with every environment value that went into the request (and long pieces of it) replaced by ``***``."""
-    return Redactor(secrets).value(value)
 
 
 def _text(value: Any) -> str:
@@ -465,17 +459,7 @@ class HttpCaller:
         Environment values the request carried are cut out of what comes back (a server
         may echo a header), so they never reach a row.
         """
-        outcome = self._call(request)
-        if not request.secrets:
-            return outcome
-        return Outcome(
-            outcome.ok,
-            redact(outcome.result, request.secrets),
-            outcome.code,
-            outcome.error_type,
-            redact(outcome.message, request.secrets),
-            outcome.truncated,
-        )
+        return self._call(request).redacted(request.secrets)
 
     def _call(self, request: HttpRequest) -> Outcome:
         attempts = 0
