@@ -66,6 +66,10 @@ class ModelTable:
     def as_dict(self) -> dict[str, Any]:
         return {column: getattr(self, column) for column in COLUMNS} | {"pass_rate": round(self.pass_rate, 4)}
 
+    def cells(self) -> list[str]:
+        """The row as Table 1 shows it after the model (``TABLE_HEADERS[1:]``): the counts, then the pass rate."""
+        return [*(str(getattr(self, column)) for column in COLUMNS), f"{self.pass_rate:.2%}"]
+
 
 @dataclass
 class _Request:
@@ -124,7 +128,7 @@ class PipelineReport:
         """The table as plain text lines, for people (stderr)."""
         headers = TABLE_HEADERS
         shown = self.shown_rows()
-        body = [(model, *(str(getattr(table, column)) for column in COLUMNS), f"{table.pass_rate:.2%}") for model, table in shown]
+        body = [(model, *table.cells()) for model, table in shown]
         widths = [max(len(str(cells[index])) for cells in [headers, *body]) for index in range(len(headers))]
 
         def line(cells: Iterable[str]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from ..report import TABLE_HEADERS
 from ..version import __version__
 from .figures import DatasetFigures
 
@@ -130,26 +131,7 @@ def render_card(
         made.append(
             "- note: rows by the `offline` model come from apigen's built-in template backend (for demos and tests), not from a language model"
         )
-    shown = sorted(table.models.items())
-    if len(shown) > 1:
-        shown.append(("total", total))
-    funnel = _table(
-        ("model", "requested", "failed gen", "failed format", "failed exec", "failed semantic", "dups", "verified", "pass rate"),
-        (
-            (
-                model,
-                t.requested,
-                t.failed_generation,
-                t.failed_format,
-                t.failed_execution,
-                t.failed_semantic,
-                t.duplicates,
-                t.verified,
-                f"{t.pass_rate:.2%}",
-            )
-            for model, t in shown
-        ),
-    )
+    funnel = _table(TABLE_HEADERS, ((model, *t.cells()) for model, t in table.shown_rows()))
     reasons = [
         f"- {stage}: " + ", ".join(f"`{_md(code)}` {count}" for code, count in counter.most_common(5))
         for stage, counter in sorted(table.reasons.items())

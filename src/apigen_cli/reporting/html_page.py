@@ -280,20 +280,7 @@ def summary_table(figures: DatasetFigures) -> str:
     headers = TABLE_HEADERS
     shown = table.shown_rows()
     body = "".join(
-        f'<tr data-model="{escape(model)}"><td>{escape(model)}</td>'
-        + "".join(
-            f"<td>{value}</td>"
-            for value in (
-                t.requested,
-                t.failed_generation,
-                t.failed_format,
-                t.failed_execution,
-                t.failed_semantic,
-                t.duplicates,
-                t.verified,
-            )
-        )
-        + f"<td>{t.pass_rate:.2%}</td></tr>"
+        f'<tr data-model="{escape(model)}"><td>{escape(model)}</td>' + "".join(f"<td>{cell}</td>" for cell in t.cells()) + "</tr>"
         for model, t in shown
     )
     head = "".join(f"<th>{name}</th>" for name in headers)
