@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import InputError
+from .rows.records import is_api_definition
 
 UNKNOWN_MODEL = "(not generated here)"
 STAGE_COLUMNS = {
@@ -287,7 +288,7 @@ def dataset_rows(rows: Iterable[dict[str, Any]], path: str) -> Iterator[dict[str
     for number, row in enumerate(rows, start=1):
         if "rejected_by" not in row and ("query" not in row or "answers" not in row):
             shown = "standard input" if path == "-" else f"`{path}`"
-            looks = " (it looks like an API definition)" if "parameters" in row or "function" in row else ""
+            looks = " (it looks like an API definition)" if is_api_definition(row) else ""
             raise InputError(
                 f"row {number} of {shown} is not a dataset row: it has no `query` and `answers`, nor a `rejected_by`{looks}",
                 hint="give the files a run or a stage wrote, its output and its rejects: `apigen stats DATASET REJECTS`",

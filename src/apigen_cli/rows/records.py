@@ -47,6 +47,14 @@ STAGE_KEEP_FIELDS = {
 }
 
 
+def is_api_definition(row: Row) -> bool:
+    """Is this an entry of an API library (parameters, no query or calls) rather than a row?"""
+    if any(key in row for key in (QUERY, ANSWERS, "raw_output", REJECTED_BY, TOOLS)):
+        return False
+    function = row.get("function")
+    return "parameters" in row or (isinstance(function, dict) and "parameters" in function)
+
+
 def reject(row: Row, stage: str, problem: Problem) -> Row:
     """Mark ``row`` as rejected by ``stage`` with ``problem``'s code and message."""
     keep_field = STAGE_KEEP_FIELDS.get(stage)

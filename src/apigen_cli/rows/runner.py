@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError, InputError
 from .jsonl import STDIO, OutputFile, read_rows
+from .records import is_api_definition
 from .routing import StageSummary, route_rows
 
 Stage = Callable[[Iterable[dict[str, Any]]], Iterator[dict[str, Any]]]
@@ -69,7 +70,7 @@ def refusing_api_definitions(rows: Iterable[dict[str, Any]], source: str) -> Ite
     (`no_tools`, duplicates of one another, nothing to export) with exit 0.
     """
     for number, row in enumerate(rows, start=1):
-        if _is_api_definition(row):
+        if "query" not in row and is_api_definition(row):  # a row with a query is never one: one lookup a row
             shown = "standard input" if source == STDIO else f"`{source}`"
             raise InputError(
                 f"row {number} of {shown} is an API definition, not a row (it has `parameters` and no `query`)",
@@ -77,13 +78,6 @@ def refusing_api_definitions(rows: Iterable[dict[str, Any]], source: str) -> Ite
                 "or `apigen run APIS ...`",
             )
         yield row
-
-
-def _is_api_definition(row: dict[str, Any]) -> bool:
-    if any(key in row for key in ("query", "answers", "raw_output", "rejected_by", "tools")):
-        return False
-    function = row.get("function")
-    return "parameters" in row or (isinstance(function, dict) and "parameters" in function)
 
 
 def write_rows(command: str, rows: Iterator[dict[str, Any]], where: Destinations, wrap: Wrapper | None = None) -> StageSummary:
