@@ -13,7 +13,13 @@ background thread::
 Each POST to ``/v1/chat/completions`` is answered, in this order, by the next
 queued reply, else by ``handler(request)`` when it returns a reply, else by a
 chat completion whose text echoes the last message (after ``latency`` seconds).
-``GET /v1/models`` lists ``models``. The benchmark runs it as a process:
+``GET /v1/models`` lists ``models``.
+
+To hold a client at a known point (never by timing), close the gate:
+``server.hold(after=3)`` answers the next 3 chat requests and parks the rest
+unanswered; ``server.wait_parked(1)`` returns once one is parked (the client is
+now mid-request, wherever the test needs it), and ``server.release()`` answers
+them and every later one. The benchmark runs it as a process:
 ``python tests/llm_server.py --latency 0.05`` prints ``READY <port>``;
 ``python -m tests.llm_server --script pipeline`` answers apigen's own prompts
 (``tests/scripted_model.pipeline_handler``), for ``benchmarks/pipeline.py``.
@@ -217,6 +223,10 @@ class LLMServer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.count = 0
+        # the gate (see the module docstring): None when open, else how many more requests pass
+        self._passes: int | None = None
+        self._parked: list[tuple[_Connection, Received, Reply]] = []
+        self._parked_changed = threading.Condition()
 
     @property
     def url(self) -> str:
@@ -250,6 +260,16 @@ class LLMServer:
             reply = self.handler(request)
         if reply is None:
             reply = Reply()
+        if self._passes is not None:
+            if self._passes == 0:
+                with self._parked_changed:
+                    self._parked.append((connection, request, reply))
+                    self._parked_changed.notify_all()
+                return
+            self._passes -= 1
+        self._reply_later(connection, request, reply)
+
+    def _reply_later(self, connection: _Connection, request: Received, reply: Reply) -> None:
         delay = self.latency if reply.delay is None else reply.delay
         if delay > 0:
             assert self._loop is not None
@@ -279,6 +299,34 @@ class LLMServer:
         else:
             body = orjson.dumps(reply.body)
         connection.send(reply.status, body, reply.headers, truncate=reply.action == "truncate")
+
+    # --- the gate -------------------------------------------------------------------
+
+    def hold(self, after: int = 0) -> None:
+        """Answer ``after`` more chat requests, then park every later one until :meth:`release`."""
+        self._passes = after
+
+    def wait_parked(self, count: int = 1, seconds: float = 60.0) -> bool:
+        """Wait until ``count`` requests are parked (the client is held mid-request); False if it never happens."""
+        with self._parked_changed:
+            return self._parked_changed.wait_for(lambda: len(self._parked) >= count, timeout=seconds)
+
+    @property
+    def parked(self) -> int:
+        return len(self._parked)
+
+    def release(self) -> None:
+        """Open the gate: the parked requests are answered now, and every later one as usual."""
+        assert self._loop is not None
+
+        def answer_parked() -> None:
+            self._passes = None
+            with self._parked_changed:
+                parked, self._parked = self._parked, []
+            for connection, request, reply in parked:
+                self._reply_later(connection, request, reply)
+
+        self._loop.call_soon_threadsafe(answer_parked)
 
     # --- running ----------------------------------------------------------------------
 

@@ -100,15 +100,28 @@ def apigen_process(args: Sequence[str], *, timeout: float = 120, **env: str) -> 
     return subprocess.run([*APIGEN, *args], env=cli_env(**env), capture_output=True, text=True, timeout=timeout)
 
 
-def kill_9_once_written(args: Sequence[str], output: Path, lines: int, *, seconds: float = 60) -> None:
+def kill_9_once_written(
+    args: Sequence[str], output: Path, lines: int, *, server: LLMServer | None = None, answered: int = 0, seconds: float = 60
+) -> None:
     """Start ``apigen ARGS``, wait until ``output`` holds ``lines`` lines, then kill -9 it: a run stopped mid-way.
 
-    The wait is bounded (``seconds``); a run that finished first is killed too late to
-    matter, which the caller's check of the run state then shows.
+    With ``server`` (the run's scripted server) the run cannot finish first, whatever the
+    machine's load: the server answers ``answered`` requests (fewer than the run needs) and
+    holds the rest until the kill, which comes at ``lines`` lines or once the run is held,
+    whichever is first. Without it a run that finished first is killed too late to matter,
+    which the caller's check of the run state then shows. The wait is bounded (``seconds``).
     """
-    with subprocess.Popen([*APIGEN, *args], env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and (not output.exists() or output.read_bytes().count(b"\n") < lines):
-            time.sleep(0.02)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+    if server is not None:
+        server.hold(after=answered)
+    try:
+        with subprocess.Popen([*APIGEN, *args], env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and (not output.exists() or output.read_bytes().count(b"\n") < lines):
+                if server is not None and server.parked:
+                    break
+                time.sleep(0.02)
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+    finally:
+        if server is not None:
+            server.release()

@@ -149,7 +149,7 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
         assert reference.returncode == 0, reference.stderr
 
         output = tmp_path / "resumed.jsonl"
-        kill_9_once_written(command("resumed"), output, lines=8)
+        kill_9_once_written(command("resumed"), output, lines=8, server=server, answered=server.count * 2 // 3)
         state = json.loads((tmp_path / "resumed.jsonl.apigen-run.json").read_text())
         assert 0 < state["requests_done"] < state["requests_total"] == 20 and not state["complete"]
 

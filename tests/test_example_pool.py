@@ -162,7 +162,7 @@ def test_a_resumed_run_shows_the_prompts_the_whole_run_would_have(tmp_path: Path
         reference = apigen_process(command("reference"))
         assert reference.returncode == 0, reference.stderr
         output = tmp_path / "resumed.jsonl"
-        kill_9_once_written(command("resumed"), output, lines=12)
+        kill_9_once_written(command("resumed"), output, lines=12, server=server, answered=server.count * 2 // 3)
         state = json.loads((tmp_path / "resumed.jsonl.apigen-run.json").read_text())
         assert 0 < state["requests_done"] < state["requests_total"] and not state["complete"]
         (tmp_path / "resumed.log.jsonl").unlink()

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,15 +34,6 @@ def served_run(server: LLMServer, tmp_path: Path, name: str) -> list[str]:
     return [*APIGEN, *args]
 
 
-def wait_for(condition: Any, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def env() -> dict[str, str]:
     return {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(PROJECT / "src")}
 
@@ -59,19 +49,20 @@ def reference_made(tmp_path: Path, latency: float) -> Iterator[LLMServer]:
 
 def test_a_second_run_on_the_same_output_is_refused_at_once_naming_the_holder(tmp_path: Path) -> None:
     lock_file = tmp_path / "shared.jsonl.apigen-lock"
-    with (
-        reference_made(tmp_path, latency=0.05) as server,
-        subprocess.Popen(
+    with reference_made(tmp_path, latency=0.0) as server:
+        server.hold(after=3)  # the first run is held mid-way, its lock taken, until the second has been tried
+        with subprocess.Popen(
             served_run(server, tmp_path, "shared"), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        ) as first,
-    ):
-        try:
-            assert wait_for(lambda: lock_file.exists() and lock_file.read_text().strip() == str(first.pid))
-            second = subprocess.run(served_run(server, tmp_path, "shared"), env=env(), capture_output=True, timeout=60)
-            assert first.poll() is None, "the first run ended before the second was tried: the test proves nothing"
-        finally:
-            first.wait(timeout=120)
-        assert first.returncode == 0
+        ) as first:
+            try:
+                assert server.wait_parked(1)
+                assert lock_file.read_text().strip() == str(first.pid)
+                second = subprocess.run(served_run(server, tmp_path, "shared"), env=env(), capture_output=True, timeout=60)
+                assert first.poll() is None and server.parked == 1  # the second run sent nothing
+            finally:
+                server.release()
+                first.wait(timeout=120)
+            assert first.returncode == 0
     assert second.returncode == 2
     stderr = second.stderr.decode()
     assert stderr.startswith("error: ") and f"process {first.pid}" in stderr and "hint: " in stderr
@@ -104,13 +95,13 @@ def test_a_lock_held_by_another_process_is_named(runner: CliRunner, tmp_path: Pa
 
 def test_kill_9_before_the_first_checkpoint_is_resumed(tmp_path: Path) -> None:
     state_file = tmp_path / "killed.jsonl.apigen-run.json"
-    with reference_made(tmp_path, latency=0.02) as server:
-        server.latency = 5.0  # no request can finish before the kill: no checkpoint is reached
+    with reference_made(tmp_path, latency=0.0) as server:
+        server.hold()  # no request is answered before the kill: no checkpoint is reached
         with subprocess.Popen(served_run(server, tmp_path, "killed"), env=env(), stdout=subprocess.DEVNULL) as process:
-            assert wait_for(state_file.exists)
+            assert server.wait_parked(1) and state_file.exists()
             process.kill()
             process.wait(timeout=10)
-        server.latency = 0.02
+        server.release()
         state = json.loads(state_file.read_text())
         assert state["requests_done"] == 0 and not state["complete"]
         (tmp_path / "killed.jsonl").write_text('{"id": "half-written row of the killed run"}\n')  # rows past the state

@@ -125,9 +125,11 @@ def test_a_killed_shard_resumes_on_its_own_and_an_incomplete_shard_is_not_merged
         whole = tmp_path / "whole.jsonl"
         assert invoke(runner, *run_args(server, whole, count=90)).exit_code == 0
         first, second = tmp_path / "shard-0.jsonl", tmp_path / "shard-1.jsonl"
+        before_the_first_shard = server.count
         assert invoke(runner, *run_args(server, first, "--shard", "0/2", count=90)).exit_code == 0
         command = run_args(server, second, "--shard", "1/2", "--concurrency", "2", count=90)
-        kill_9_once_written(command, second, lines=6)
+        requests_of_the_first_shard = server.count - before_the_first_shard
+        kill_9_once_written(command, second, lines=6, server=server, answered=requests_of_the_first_shard * 2 // 3)
         state = json.loads(Path(f"{second}.apigen-run.json").read_text())
         assert state["shard"] == [1, 2] and 0 < state["requests_done"] < state["requests_total"] == 15
 
