@@ -66,6 +66,7 @@ def test_the_batch_body_is_the_online_body_and_a_batch_filled_cache_serves_an_on
             runner, *GENERATE, "--base-url", server.url, "-o", str(tmp_path / "b.jsonl"), "--batch", *FAST, "--cache", cache
         )
         assert result.exit_code == 0, result.stderr
+        assert "retries" not in result.stderr  # one batch answered every request: nothing was retried
         bodies = [line["body"] for line in _batch_lines(server)]
         result = invoke(runner, *GENERATE, "--base-url", server.url, "-o", str(tmp_path / "o.jsonl"), "--cache", cache)
         assert result.exit_code == 0, result.stderr
@@ -115,6 +116,7 @@ def test_failed_and_expired_requests_go_into_follow_up_batches_then_fail_as_llm_
         result = invoke(runner, *GENERATE, "--base-url", server.url, "-o", str(out), "--batch", *FAST)
         assert result.exit_code == 0, result.stderr
         assert [len(server.files[r["input_file_id"]].splitlines()) for r in server.created] == [8, 4]
+        assert "4 retries" in result.stderr  # the 4 the expired batch left unanswered, each sent once more
     assert read_jsonl(out) == _online_rows(runner, tmp_path, *GENERATE)
     # A request the provider is too busy for every time is tried in 1 + 2 batches, then rejected with its
     # message; a refusal (a 400) is not sent again, as online.

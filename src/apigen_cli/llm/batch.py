@@ -357,7 +357,7 @@ class BatchBackend:
             outcomes = self._answer_from_folder(names, lines, models)
             return [_result(outcomes.get(name), 1) for name in names]
         outcomes, tries = self._answer_by_provider(names, lines, models, stages)
-        return [_result(outcomes.get(name), tries.get(name, 1)) for name in names]
+        return [_result(outcomes.get(name), tries.get(name, 0)) for name in names]
 
     def close(self) -> None:
         if self._client is not None:
@@ -693,17 +693,18 @@ def _missing(entry: BatchEntry) -> str:
     return "the batch gave no answer for this request"
 
 
-def _result(outcome: Outcome | None, tries: int) -> ChatResult:
+def _result(outcome: Outcome | None, failed_tries: int) -> ChatResult:
+    """A request's result; ``failed_tries``: the batches it was in that gave no answer (0 when the first one did)."""
     if outcome is None:
-        return ChatResult(None, Problem("llm_error", "the batch gave no answer for this request"), attempts=tries)
+        return ChatResult(None, Problem("llm_error", "the batch gave no answer for this request"), attempts=max(1, failed_tries))
     if outcome.text is None:
-        detail = outcome.message + (f" (after {tries} batches)" if tries > 1 else "")
-        return ChatResult(None, Problem("llm_error", detail), attempts=tries)
+        detail = outcome.message + (f" (after {failed_tries} batches)" if failed_tries > 1 else "")
+        return ChatResult(None, Problem("llm_error", detail), attempts=max(1, failed_tries))
     return ChatResult(
         outcome.text,
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
-        attempts=max(1, tries + 1),
+        attempts=failed_tries + 1,
     )
 
 
