@@ -55,7 +55,8 @@ def _tools_from_prompt(content: str) -> list[dict[str, Any]]:
     return [tool for tool in tools if isinstance(tool, dict)]
 
 
-def generation_reply(request: Received) -> Reply:
+def generation_reply(request: Received, *, at_most: int | None = None) -> Reply:
+    """Pairs for the tools the request offers: as many as it asks for, or ``at_most`` (a model that writes fewer)."""
     body = request.json
     tools = _tools_from_schema(body) or _tools_from_prompt(request.content)
     found = _PAIRS.search(request.content)
@@ -65,7 +66,7 @@ def generation_reply(request: Received) -> Reply:
         {"task": "generate", "tools": tools, "style": style, "pairs": int(found.group(1)) if found else 3, "seed": seed},
         error_rate=0.0,
     )
-    return Reply.chat(orjson.dumps({"pairs": orjson.loads(pairs)}).decode())
+    return Reply.chat(orjson.dumps({"pairs": orjson.loads(pairs)[:at_most]}).decode())
 
 
 def judge_reply(request: Received, *, fail_when: str | None = None) -> Reply:
@@ -77,6 +78,11 @@ def judge_reply(request: Received, *, fail_when: str | None = None) -> Reply:
 
 def pipeline_handler(request: Received) -> Reply:
     return judge_reply(request) if is_judge(request) else generation_reply(request)
+
+
+def one_pair_handler(request: Received) -> Reply:
+    """As ``pipeline_handler``, from a model that writes one pair whatever it is asked for (as small models do)."""
+    return judge_reply(request) if is_judge(request) else generation_reply(request, at_most=1)
 
 
 def answered_keys(log_lines: list[dict[str, Any]]) -> list[str]:

@@ -314,7 +314,7 @@ def test_batch_status_and_cancel(runner: CliRunner, tmp_path: Path) -> None:
         # the running command saw the cancel and rejected the requests instead of sending them again
         assert process.returncode == 0, stderr
         assert len(server.created) == 1
-        assert "8 failed requests" in stderr
+        assert "generate: 0 rows, 8 rejected (llm_error 8)" in stderr
         assert "--batch` changes nothing" not in stderr
         listed = invoke(runner, "batch", "status", str(out), "--no-refresh", "--json")
         assert [json.loads(line)["status"] for line in listed.stdout.splitlines()] == ["cancelled"]

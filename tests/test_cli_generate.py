@@ -46,7 +46,7 @@ def test_rows_models_in_turn_and_the_prompt_holds_tools_and_examples(runner: Cli
         assert request.json["response_format"]["type"] == "json_schema"
     assert all(row["keep_row_after_format_check"] for row in format_check(rows))
     assert "test-model: 2 requests" in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "generate: 12 rows, 0 failed requests"
+    assert result.stderr.strip().splitlines()[-1] == "generate: 12 rows, 0 rejected"
 
 
 def test_unparseable_replies_become_rows_that_format_check_rejects(runner: CliRunner, server: LLMServer, tmp_path: Path) -> None:

@@ -128,7 +128,10 @@ def test_rows_one_per_pair_with_metadata_and_raw_rows_for_unparseable_text(libra
     )
     chat = CannedChat(["```json\n" + good + "\n```", "Sorry, I cannot do that.", Problem("llm_error", "503: overloaded")])
     rows = list(generate(plans, chat, load_prompts()))
-    assert [row["id"] for row in rows] == ["gen-7-00000-0", "gen-7-00000-1", "gen-7-00001", "gen-7-00002"]
+    ids = ["gen-7-00000-0", "gen-7-00000-1", "gen-7-00000-2", "gen-7-00001", "gen-7-00002"]
+    assert [row["id"] for row in rows] == ids
+    assert rows[2]["rejected_by"] == "generate" and rows[2]["reason"] == "missing_pair"  # 2 pairs of the 3 asked for
+    del rows[2]
     first = rows[0]
     assert first["query"] == "use seven" and first["query_style"] == "simple" and first["model"] == "offline"
     assert first["sampled_apis"] == [plans[0].apis[0].name] and first["prompt_template"] == plans[0].template.name

@@ -26,9 +26,10 @@ def _rows() -> list[dict[str, object]]:
         r("a", 3, "m1", "exec_check", "timeout", n=2),
         # request b (m1, 3 asked): unparseable text: one row, rejected by format-check
         r("b", 3, "m1", "format_check", "unparseable_output"),
-        # request c (m2, 3 asked): the model wrote only 2 pairs, one judged wrong
+        # request c (m2, 3 asked): the model wrote only 2 pairs, one judged wrong; the third is a `missing_pair` reject
         r("c", 3, "m2", n=0),
         r("c", 3, "m2", "semantic_check", "semantic_mismatch", n=1),
+        r("c", 3, "m2", "generate", "missing_pair", n=2),
         # request d (m2, 2 asked): the request failed for good
         {"id": "d", "request_id": "d", "pairs_requested": 2, "model": "m2", "rejected_by": "generate", "reason": "llm_error"},
         # a row from elsewhere (no generation metadata), rejected at the format check
@@ -42,6 +43,7 @@ def test_table_one_accounts_for_every_requested_row() -> None:
     assert m1 == {
         "requested": 6,
         "failed_generation": 0,
+        "missing_pairs": 0,
         "failed_format": 3,
         "failed_execution": 1,
         "failed_semantic": 0,
@@ -52,7 +54,8 @@ def test_table_one_accounts_for_every_requested_row() -> None:
     assert m2 == {
         "requested": 5,
         "failed_generation": 2,
-        "failed_format": 1,
+        "missing_pairs": 1,
+        "failed_format": 0,
         "failed_execution": 0,
         "failed_semantic": 1,
         "duplicates": 0,
@@ -62,10 +65,22 @@ def test_table_one_accounts_for_every_requested_row() -> None:
     total = report.total()
     assert total.requested == 12
     assert (
-        sum(getattr(total, c) for c in ("failed_generation", "failed_format", "failed_execution", "failed_semantic", "verified"))
+        sum(
+            getattr(total, c)
+            for c in ("failed_generation", "missing_pairs", "failed_format", "failed_execution", "failed_semantic", "verified")
+        )
         == 12
     )
     assert report.reasons["format_check"] == {"unparseable_output": 1, "wrong_type": 1}
+    assert report.reasons["generate"] == {"llm_error": 1, "missing_pair": 1}
+
+
+def test_files_written_before_missing_pair_rows_count_the_gap_as_missing() -> None:
+    """Older files have no `missing_pair` rows: the gap is still missing, not failed format; an unreadable reply is format."""
+    rows = [row for row in _rows() if row.get("reason") != "missing_pair"]
+    m1, m2 = PipelineReport.from_rows(rows).models["m1"], PipelineReport.from_rows(rows).models["m2"]
+    assert (m2.missing_pairs, m2.failed_format, m2.requested) == (1, 0, 5)
+    assert (m1.missing_pairs, m1.failed_format) == (0, 3)  # request b's reply held no pair: all 3 failed format
 
 
 def test_stats_command_reads_output_and_rejects(runner: CliRunner, tmp_path: Path) -> None:
@@ -82,6 +97,7 @@ def test_stats_command_reads_output_and_rejects(runner: CliRunner, tmp_path: Pat
         "requested",
         "failed",
         "gen",
+        "missing",
         "failed",
         "format",
         "failed",
@@ -117,4 +133,20 @@ def test_a_file_without_dataset_rows_is_an_error_not_a_pass_rate_of_100(
     assert result.stderr.splitlines()[0] == (
         f"error: row 1 of `{apis}` is not a dataset row: it has no `query` and `answers`, nor a `rejected_by` "
         "(it looks like an API definition)"
+    )
+
+
+def test_reason_lists_say_how_many_codes_they_leave_out() -> None:
+    from collections import Counter
+
+    from apigen_cli.rows.routing import StageSummary
+
+    codes = Counter({f"code_{n}": 10 - n for n in range(7)})
+    summary = StageSummary("format-check", passed=3, rejected=sum(codes.values()))
+    summary.reasons = Counter({("format_check", code): count for code, count in codes.items()})
+    assert summary.line() == "format-check: 3 passed, 49 rejected (code_0 10, code_1 9, code_2 8, code_3 7, code_4 6, +2 more)"
+    rows = [{"id": str(n), "rejected_by": "format_check", "reason": code} for code, count in codes.items() for n in range(count)]
+    assert (
+        "top reasons, format_check: code_0 10, code_1 9, code_2 8, code_3 7, code_4 6, +2 more"
+        in PipelineReport.from_rows(rows).lines()
     )

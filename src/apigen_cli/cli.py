@@ -43,6 +43,7 @@ from .llm.service import LLMClient, open_chat_service, usage_lines
 from .pipeline import RunTarget, open_run
 from .ray_engine import ENGINES, RayOptions, where_it_runs
 from .report import report_from_files
+from .rows.records import MISSING_PAIR
 from .rows.routing import StageSummary
 from .rows.runner import Destinations, Stage, run_stage, write_rows
 from .run_settings import (
@@ -69,6 +70,7 @@ from .stages.negatives import negatives as negative_rows
 from .stages.prompts import load_prompts
 from .stages.semantic_check import semantic_check as semantic_check_rows
 from .version import __version__
+from .wording import counted
 
 if TYPE_CHECKING:  # the batch module loads only when `--batch` or `batch ...` is asked
     from .llm.batch import BatchBackend, BatchEntry, BatchSettings
@@ -907,7 +909,13 @@ def generate(
             else generate_rows(job.plans(), chat, job.prompts, with_schema=with_schema)
         )
         summary = write_rows("generate", rows, where, wrap=lambda rows: messages.llm_progress(rows, "generate", chat.progress))
-        summary.words = ("rows", "failed requests")
+        summary.words = ("rows", "rejected")
+        missing = summary.reasons[("generate", MISSING_PAIR)]
+        if missing:
+            messages.warning(
+                f"the model left out {counted(missing, 'pair')} of those asked for (each a reject with reason `{MISSING_PAIR}`); "
+                "a model that writes fewer pairs than asked may do better with a smaller `--pairs-per-prompt`"
+            )
         messages.info(f"seed {job.settings.seed}: pass `--seed {job.settings.seed}` to sample the same requests again")
         _say_usage(messages, chat)
         _say_batches(messages, chat)

@@ -3,9 +3,11 @@
 Computed from rows alone (the output and the rejects), so ``apigen stats`` gives
 the same table for files a run already wrote as ``apigen run`` prints at its end.
 Every requested row lands in exactly one column: a request that asked for K pairs
-counts K (or more, if the model wrote more), and pairs that never became rows
-(unparseable text, a model that wrote fewer) count as failed format, where the
-paper counts them.
+counts K (or more, if the model wrote more). A reply whose text holds no pairs
+counts K failed format, where the paper counts it; pairs a model left out of a
+readable reply (it wrote 1 of 3) are ``missing``, the gap between requested and
+generated given its own name (``generate`` writes them as ``missing_pair`` rejects;
+files written before it did still count the gap there).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import InputError
-from .rows.records import is_api_definition
+from .rows.records import MISSING_PAIR, RAW_OUTPUT, is_api_definition
+from .wording import top_counts
 
 UNKNOWN_MODEL = "(not generated here)"
 STAGE_COLUMNS = {
@@ -31,7 +34,18 @@ STAGE_COLUMNS = {
     "semantic_check": "failed_semantic",
     "dedup": "duplicates",
 }
-COLUMNS = ("requested", "failed_generation", "failed_format", "failed_execution", "failed_semantic", "duplicates", "verified")
+UNPARSEABLE = "unparseable_output"  # format-check's reason for a reply (or answers) holding no readable pair
+REASON_COLUMNS = {MISSING_PAIR: "missing_pairs"}  # reasons counted apart from their stage's column
+COLUMNS = (
+    "requested",
+    "failed_generation",
+    "missing_pairs",
+    "failed_format",
+    "failed_execution",
+    "failed_semantic",
+    "duplicates",
+    "verified",
+)
 
 
 #: The column titles of Table 1 as people see it, in ``COLUMNS`` order between the model and the pass rate.
@@ -39,6 +53,7 @@ TABLE_HEADERS = (
     "model",
     "requested",
     "failed gen",
+    "missing",
     "failed format",
     "failed exec",
     "failed semantic",
@@ -54,6 +69,7 @@ class ModelTable:
 
     requested: int = 0
     failed_generation: int = 0
+    missing_pairs: int = 0
     failed_format: int = 0
     failed_execution: int = 0
     failed_semantic: int = 0
@@ -78,6 +94,7 @@ class _Request:
     asked: int
     rows: int = 0
     failed: bool = False
+    unreadable: bool = False  # its reply held no pairs: the pairs it lacks failed format, not went missing
 
 
 @dataclass
@@ -140,7 +157,7 @@ class PipelineReport:
 
         text = [line(headers), *(line(cells) for cells in body)]
         for stage, counter in sorted(self.reasons.items()):
-            top = ", ".join(f"{code} {count}" for code, count in counter.most_common(5))
+            top = top_counts(counter.most_common())
             text.append(f"top reasons, {stage}: {top}")
         for model, counts in sorted(self.tokens.items()):
             text.append(
@@ -174,18 +191,22 @@ class ReportBuilder:
                 request = self._requests[request_id] = _Request(model, row["pairs_requested"])
                 if self._arrived is not None:
                     self._arrived.append(request_id)
-            if stage == "generate":
+            if stage == "generate" and row.get("reason") != MISSING_PAIR:
                 request.failed = True
             else:
                 request.rows += 1
+                request.unreadable = request.unreadable or RAW_OUTPUT in row or row.get("reason") == UNPARSEABLE
+            counted_by_request = True
         else:
             table.requested += 1
+            counted_by_request = False
         if stage is None:
             table.verified += 1
             return row
-        column = STAGE_COLUMNS.get(str(stage), "failed_format")
-        self.report.reasons[str(stage)][str(row.get("reason"))] += 1
-        if column != "failed_generation":  # a failed request is counted by what it asked for, in build()
+        reason = str(row.get("reason"))
+        column = REASON_COLUMNS.get(reason) or STAGE_COLUMNS.get(str(stage), "failed_format")
+        self.report.reasons[str(stage)][reason] += 1
+        if column != "failed_generation" or not counted_by_request:  # a failed request counts what it asked for, in build()
             setattr(table, column, getattr(table, column) + 1)
         return row
 
@@ -276,7 +297,11 @@ def _settle(report: PipelineReport, requests: Iterable[_Request]) -> None:
         else:
             requested = max(request.asked, request.rows)
             table.requested += requested
-            table.failed_format += requested - request.rows  # pairs the model never wrote readably
+            gap = requested - request.rows  # pairs that never became rows: files from before `missing_pair` rows
+            if request.unreadable:
+                table.failed_format += gap
+            else:
+                table.missing_pairs += gap
 
 
 def dataset_rows(rows: Iterable[dict[str, Any]], path: str) -> Iterator[dict[str, Any]]:

@@ -106,7 +106,7 @@ class DatasetFigures:
             tables["total"] = self.table.total()
         out: dict[str, dict[str, int]] = {}
         for model, t in tables.items():
-            generated = t.requested - t.failed_generation
+            generated = t.requested - t.failed_generation - t.missing_pairs
             after_format = generated - t.failed_format
             after_exec = after_format - t.failed_execution
             after_semantic = after_exec - t.failed_semantic
@@ -229,7 +229,9 @@ class FigureCollector:
         if self._table is None:
             self.table.add(row)
         style = row.get("query_style")
-        if isinstance(style, str):
+        if (
+            isinstance(style, str) and row.get(REJECTED_BY) != "generate"
+        ):  # a failed request or a missing pair was never generated
             _count(figures.styles_generated, style)
         request_id = row.get("request_id")
         if isinstance(request_id, str):

@@ -37,6 +37,7 @@ RAW_OUTPUT = "raw_output"
 REJECTED_BY = "rejected_by"
 REASON = "reason"
 REASON_DETAIL = "reason_detail"
+MISSING_PAIR = "missing_pair"  # the reason of a pair a request asked for and the model did not write
 KIND = "kind"
 IRRELEVANCE = "irrelevance"
 

@@ -12,7 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..wording import top_counts
 from .records import REASON, REJECTED_BY
+
+REASONS_SHOWN = 5  # reason codes a summary line names; it says how many more there are
 
 
 class RowWriter(Protocol):
@@ -34,7 +37,7 @@ class StageSummary:
     def total(self) -> int:
         return self.passed + self.rejected
 
-    def top_reasons(self, limit: int = 5) -> list[tuple[str, int]]:
+    def top_reasons(self, limit: int | None = REASONS_SHOWN) -> list[tuple[str, int]]:
         """The commonest rejection codes, as ``(code, count)``; codes of earlier stages say which."""
         merged: Counter[str] = Counter()
         for (stage, code), count in self.reasons.items():
@@ -44,9 +47,9 @@ class StageSummary:
     def line(self) -> str:
         """The one summary line that ends a command's stderr."""
         text = f"{self.command}: {self.passed} {self.words[0]}, {self.rejected} {self.words[1]}"
-        reasons = self.top_reasons()
+        reasons = self.top_reasons(limit=None)
         if reasons:
-            text += " (" + ", ".join(f"{code} {count}" for code, count in reasons) + ")"
+            text += f" ({top_counts(reasons, REASONS_SHOWN)})"
         return text
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, InputError
+from ..wording import counted
 from .jsonl import STDIO, OutputFile, read_rows
 from .records import is_api_definition
 from .routing import StageSummary, route_rows
@@ -91,7 +92,7 @@ def write_rows(command: str, rows: Iterator[dict[str, Any]], where: Destinations
     try:
         route_rows(rows, summary, output.writer, rejects.writer if rejects else None, keep_rejected=where.keep_rejected)
     except InputError as error:  # a bad input line stopped the stage: say what of it is already written
-        written = _count(summary.passed, "row") + (f" and {_count(summary.rejected, 'reject')}" if summary.rejected else "")
+        written = counted(summary.passed, "row") + (f" and {counted(summary.rejected, 'reject')}" if summary.rejected else "")
         verb = "was" if summary.passed + summary.rejected == 1 else "were"
         raise InputError(f"{error.message} ({written} {verb} written before it)", hint=error.hint) from None
     finally:
@@ -102,7 +103,3 @@ def write_rows(command: str, rows: Iterator[dict[str, Any]], where: Destinations
         if rejects is not None:
             rejects.close()
     return summary
-
-
-def _count(number: int, word: str) -> str:
-    return f"{number} {word}" + ("" if number == 1 else "s")

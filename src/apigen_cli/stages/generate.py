@@ -5,7 +5,9 @@ that cannot be split into pairs becomes one row carrying ``raw_output``, which
 format-check then rejects as ``unparseable_output``. So the checks, not the
 generator, decide what is kept, and the run's statistics match the paper's
 Table 1. A request that fails for good becomes a rejected row (``llm_error``)
-that accounts for the rows it would have given.
+that accounts for the rows it would have given, and each pair a model left
+out (it wrote 1 of the 3 asked for, as small models often do) becomes a
+rejected row of its own (``missing_pair``): every requested pair is a row.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ..errors import ConfigError, InputError
 from ..library.loader import Api, load_library
 from ..llm.chat import ChatRequest, ChatResult, ChatService
 from ..problems import Problem
-from ..rows.records import Row
+from ..rows.records import MISSING_PAIR, RAW_OUTPUT, Row
 from ..schema.value_types import type_schema
 from .extract import MISSING, parse_pairs
 from .prompts import PromptSet, load_prompts
@@ -116,7 +118,7 @@ def rows_from_result(plan: RequestPlan, result: ChatResult) -> list[Row]:
     text = result.text or ""
     pairs = parse_pairs(text)
     if not pairs:
-        return [{"id": plan.key, **_metadata(plan), "raw_output": text}]
+        return [{"id": plan.key, **_metadata(plan), RAW_OUTPUT: text}]
     rows: list[Row] = []
     for index, (query, answers) in enumerate(pairs):
         row: Row = {"id": f"{plan.key}-{index}"}
@@ -125,6 +127,18 @@ def rows_from_result(plan: RequestPlan, result: ChatResult) -> list[Row]:
         row["answers"] = None if answers is MISSING else answers
         row.update(_metadata(plan))
         rows.append(row)
+    written = len(rows)
+    for index in range(written, plan.pairs):
+        detail = f"the request asked for {plan.pairs} pairs and the model wrote {written}"
+        rows.append(
+            {
+                "id": f"{plan.key}-{index}",
+                **_metadata(plan),
+                "rejected_by": STAGE,
+                "reason": MISSING_PAIR,
+                "reason_detail": detail,
+            }
+        )
     return rows
 
 
