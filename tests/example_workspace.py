@@ -128,6 +128,15 @@ def _single_file_library(path: Path, *modules: str) -> None:
     path.write_text(future + "\n" + "\n\n".join(bodies))
 
 
+#: files of the workspace made from ../shared/corpora, which a bare clone has not: the examples naming them skip there
+FROM_THE_CORPORA = ("xlam_function_calling_60k.json",)
+
+
+def files_it_lacks(command: str, root: Path) -> list[str]:
+    """The corpus-made files ``command`` names that the workspace at ``root`` could not make (no ../shared here)."""
+    return [name for name in FROM_THE_CORPORA if name in command and not (root / name).exists()]
+
+
 def _xlam_file(root: Path) -> None:
     """The released xlam file's shape (one JSON array), holding the real rows of the shared corpus."""
     samples = CORPORA / "xlam" / "samples.jsonl"

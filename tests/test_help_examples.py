@@ -19,7 +19,15 @@ import typer.main
 
 from apigen_cli.cli import app
 
-from .example_workspace import Workspace, example_env, expected_exit_code, run_example, runnable, workspace_with_servers
+from .example_workspace import (
+    Workspace,
+    example_env,
+    expected_exit_code,
+    files_it_lacks,
+    run_example,
+    runnable,
+    workspace_with_servers,
+)
 
 # example -> where its command is run for real instead
 NEEDS_ELSEWHERE = {
@@ -81,8 +89,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 
 @pytest.mark.parametrize("example", [example for example in EXAMPLES if example not in NEEDS_ELSEWHERE])
 def test_a_help_example_runs(workspace: Workspace, example: str) -> None:
-    if "xlam_function_calling_60k.json" in example and not (workspace.root / "xlam_function_calling_60k.json").exists():
-        pytest.skip("the shared corpora (real xlam rows) are not beside the checkout")
+    if files_it_lacks(example, workspace.root):
+        pytest.skip(f"the shared corpora are not beside the checkout: no {', '.join(files_it_lacks(example, workspace.root))}")
     command = runnable(example, workspace.llm_url).replace("--count 30", "--count 12")
     done = run_example(command, workspace.root, example_env(workspace.llm_url))
     assert done.returncode == expected_exit_code(example), f"{command}\n{done.stderr[-2000:]}"
