@@ -15,7 +15,7 @@ from apigen_cli.schema.dialects import Note
 from apigen_cli.schema.tools import compile_tool
 from apigen_cli.stages.export import IRRELEVANCE_REPLY, ExportSummary, NoteCollector, export_rows
 
-from .conftest import corpus, invoke, parse_stdout, read_jsonl, write_jsonl
+from .conftest import PROJECT, corpus, invoke, parse_stdout, read_jsonl, write_jsonl
 
 BFCL_SLIPS = {"parallel_multiple_12", "parallel_multiple_26", "parallel_multiple_21", "parallel_multiple_94", "simple_python_307"}
 
@@ -69,12 +69,24 @@ def results_row() -> dict[str, Any]:
             {"name": "get_weather", "ok": True, "result": {"temp": 21, "sky": "clear"}},
             {"name": "get_weather", "ok": True, "result": "3 degrees, snow"},
         ],
-        "keep_row_after_execution_check": True,
+        **VERIFIED,
     }
 
 
+#: The verdicts of a row that passed the three checks: what `apigen export` asks of a row
+VERIFIED = {"keep_row_after_format_check": True, "keep_row_after_execution_check": True, "keep_row_after_semantic_check": True}
+
+
 def irrelevance_row() -> dict[str, Any]:
-    return {"id": "w1-irrelevant", "query": "What time is it in Lima?", "tools": [WEATHER], "answers": [], "kind": "irrelevance"}
+    """A negative as `apigen negatives` makes one of a verified row."""
+    return {
+        "id": "w1-irrelevant",
+        "query": "What time is it in Lima?",
+        "tools": [WEATHER],
+        "answers": [],
+        "kind": "irrelevance",
+        "source_verified": True,
+    }
 
 
 def checked(row: dict[str, Any]) -> dict[str, Any]:
@@ -90,9 +102,10 @@ def checked(row: dict[str, Any]) -> dict[str, Any]:
 def test_xlam_samples_come_back_with_the_same_values(tmp_path: Path, runner: CliRunner) -> None:
     samples = read_jsonl(corpus("xlam/samples.jsonl"))
     source = write_jsonl(tmp_path / "samples.jsonl", samples)
-    result = invoke(runner, "export", str(source), "--format", "xlam", "-o", str(tmp_path / "out.json"))
+    # the released rows were verified by their makers, not here: exported as they are, and counted
+    result = invoke(runner, "export", str(source), "--format", "xlam", "--unverified", "-o", str(tmp_path / "out.json"))
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == "export: 13 rows written as xlam\n"
+    assert result.stderr == "export: 13 rows written as xlam (13 never verified)\n"
     exported = json.loads((tmp_path / "out.json").read_text())
     assert len(exported) == 13
     for before, after in zip(samples, exported, strict=True):
@@ -293,7 +306,7 @@ def test_rejected_and_unusable_rows_are_left_out_and_counted() -> None:
     records = list(export_rows(rows, "openai", summary=summary))
     assert len(records) == 1
     assert summary.line() == (
-        "export: 1 rows written as openai, 1 rejected rows left out, "
+        "export: 1 row written as openai, 1 rejected row left out, "
         "3 rows could not be exported (empty_query 1, unsupported_type 1, unexpected_calls 1)"
     )
 
@@ -324,6 +337,7 @@ def test_cli_openai_writes_json_lines_and_says_what_it_could_not_carry(tmp_path:
         "tools": [bounded],
         "answers": [{"name": "f", "arguments": {"n": 3}}],
         "execution_result": [9],
+        **VERIFIED,
     }
     rows = [results_row(), bounded_row] * 2
     source = write_jsonl(tmp_path / "rows.jsonl", rows)
@@ -363,3 +377,44 @@ def test_cli_writes_to_a_file(tmp_path: Path, runner: CliRunner) -> None:
     assert (result.exit_code, result.stdout) == (0, "")
     assert result.stderr == "export: 2 rows written as sharegpt (1 irrelevance)\n"
     assert len(read_jsonl(tmp_path / "out" / "train.jsonl")) == 2
+
+
+# --- training data only from checked rows (issue 23) -------------------------------------
+
+
+def test_rows_that_never_passed_the_checks_are_refused_unless_unverified(tmp_path: Path, runner: CliRunner) -> None:
+    raw = tmp_path / "generated.jsonl"
+    made = invoke(runner, "generate", str(PROJECT / "sample_data" / "apis.jsonl"), "-m", "offline", "-n", "6", "-o", str(raw))
+    assert made.exit_code == 0, made.stderr
+    out = tmp_path / "train.jsonl"
+    refused = invoke(runner, "export", str(raw), "--format", "openai", "-o", str(out))
+    assert refused.exit_code == 2 and not out.exists()
+    assert refused.stderr.splitlines()[0] == (
+        f"error: row 1 of `{raw}` has not passed the checks: it has no `keep_row_after_format_check: true`, "
+        "`keep_row_after_execution_check: true`, `keep_row_after_semantic_check: true`"
+    )
+    assert "--unverified" in refused.stderr.splitlines()[2]
+
+    # a hand-made row calling a tool it does not offer, between two verified ones
+    stray = {"id": "x", "query": "weather?", "tools": [TIME], "answers": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}
+    source = write_jsonl(tmp_path / "rows.jsonl", [results_row(), stray, results_row()])
+    refused = invoke(runner, "export", str(source), "--format", "xlam")
+    assert refused.exit_code == 2 and refused.stderr.startswith(f"error: row 2 of `{source}` has not passed the checks")
+
+    given_up = invoke(runner, "export", str(source), "--format", "xlam", "--unverified")
+    assert given_up.exit_code == 0 and len(json.loads(given_up.stdout)) == 3
+    assert given_up.stderr == "export: 3 rows written as xlam (1 never verified)\n"
+
+
+def test_a_run_s_dataset_and_its_negatives_export_without_a_flag(tmp_path: Path, runner: CliRunner) -> None:
+    dataset = tmp_path / "dataset.jsonl"
+    sample = PROJECT / "sample_data"
+    ran = invoke(
+        runner, "run", str(sample / "apis.jsonl"), "--functions", str(sample / "functions"), "-m", "offline", "-J", "offline",
+        "-n", "30", "--seed", "2", "-o", str(dataset), "-q",
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.stderr
+    with_negatives = invoke(runner, "negatives", str(dataset), "--rate", "0.5", "--seed", "1", "-q")
+    exported = invoke(runner, "export", "--format", "messages", input=with_negatives.stdout)
+    assert exported.exit_code == 0, exported.stderr
+    assert "never verified" not in exported.stderr and "irrelevance" in exported.stderr

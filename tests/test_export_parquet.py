@@ -18,7 +18,7 @@ from apigen_cli.stages.export import FORMATS
 
 from .conftest import invoke, parse_stdout, write_jsonl
 from .test_chat_template import QWEN25, rows
-from .test_export import WEATHER
+from .test_export import VERIFIED, WEATHER
 
 JSON_TYPE = pa.json_(pa.string())
 
@@ -47,12 +47,14 @@ def mixed_rows() -> list[dict[str, Any]]:
             "query": "Timer for 90 seconds",
             "tools": [TIMER, ALARM],
             "answers": [{"name": "set_timer", "arguments": {"time": 90}}],
+            **VERIFIED,
         },
         {
             "id": "a",
             "query": "Alarm at seven",
             "tools": [TIMER, ALARM],
             "answers": [{"name": "set_alarm", "arguments": {"time": "07:00"}}],
+            **VERIFIED,
         },
     ]
 

@@ -44,7 +44,8 @@ def test_an_export_stopped_by_a_bad_line_leaves_the_earlier_file_intact(runner: 
     out = tmp_path / "xlam.json"
     out.write_text("[earlier export]\n")
     rows = tmp_path / "rows.jsonl"
-    good = '{"id": "1", "query": "q", "tools": [{"name": "f", "description": "d", "parameters": {}}], "answers": [{"name": "f", "arguments": {}}]}'
+    good = '{"id": "1", "query": "q", "tools": [{"name": "f", "description": "d", "parameters": {}}], "answers": [{"name": "f", "arguments": {}}], '
+    good += '"keep_row_after_format_check": true, "keep_row_after_execution_check": true, "keep_row_after_semantic_check": true}'
     rows.write_text(good + "\n" + "{not json\n" + good + "\n")
     result = invoke(runner, "export", str(rows), "--format", "xlam", "-o", str(out))
     assert result.exit_code == 2 and "line 2 of" in result.stderr

@@ -50,8 +50,12 @@ def test_the_called_tools_go_and_the_others_stay() -> None:
         "my_field": [1],
         "kind": "irrelevance",
         "source_id": "r1",
+        "source_verified": False,  # r1 passed the format check only
     }
     assert original["tools"] == [WEATHER, TIME, NEWS] and original["answers"]  # the original is untouched
+    verdicts = {f"keep_row_after_{check}_check": True for check in ("format", "execution", "semantic")}
+    negative_of_verified = make_negative(row("r2", **verdicts))
+    assert negative_of_verified is not None and negative_of_verified["source_verified"] is True
 
 
 def test_parallel_calls_to_several_tools_take_them_all_away() -> None:
@@ -172,12 +176,15 @@ def test_cli_refuses_a_bad_rate(runner: CliRunner) -> None:
 
 @pytest.mark.corpus
 def test_the_shell_pipe_from_checked_rows_to_training_data(tmp_path: Path) -> None:
-    """format-check | negatives | dedup | export, as real processes joined by real pipes."""
+    """format-check | negatives | dedup | export, as real processes joined by real pipes.
+
+    BFCL's calls are its ground truth, never run here: the export takes them with `--unverified`.
+    """
     apigen = f"{sys.executable} -m apigen_cli"
     source = corpus("bfcl/parallel_multiple.jsonl")
     command = (
         f"{apigen} format-check {source} -q | {apigen} negatives --rate 0.5 --seed 1 "
-        f"| {apigen} dedup --rejects {tmp_path / 'dupes.jsonl'} | {apigen} export --format openai"
+        f"| {apigen} dedup --rejects {tmp_path / 'dupes.jsonl'} | {apigen} export --format openai --unverified"
     )
     environment = {**os.environ, "PYTHONPATH": str(PROJECT / "src")}
     done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120, env=environment, check=False)
@@ -187,4 +194,6 @@ def test_the_shell_pipe_from_checked_rows_to_training_data(tmp_path: Path) -> No
     assert len(records) > 195 and 0 < len(refusals) < len(records)
     lines = done.stderr.splitlines()
     assert lines[0].startswith("negatives: ") and lines[1].startswith("dedup: ")
-    assert lines[2] == f"export: {len(records)} rows written as openai ({len(refusals)} irrelevance)"
+    assert (
+        lines[2] == f"export: {len(records)} rows written as openai ({len(refusals)} irrelevance, {len(records)} never verified)"
+    )

@@ -563,12 +563,22 @@ def export(
             "exit 2 if a row fails or its rendered calls are not the row's.",
         ),
     ] = None,
+    unverified: Annotated[
+        bool,
+        typer.Option(
+            "--unverified",
+            help="Also export rows that have not passed all three checks (format, execution, semantic), as they are: "
+            "you give up the verification. Without it such a row stops the export (exit 2).",
+        ),
+    ] = False,
     skip_bad_lines: SkipBadLinesOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Write verified rows as training data: xlam, OpenAI fine-tuning, chat messages for TRL, or ShareGPT.
 
+    Only rows that passed all three checks become training data: one that has not
+    (raw `generate` output, a hand-made file) stops the export, unless `--unverified`.
     Rows rejected by an earlier stage are left out; irrelevance rows become a reply
     without calls. What a format cannot say about a tool is named once per kind.
 
@@ -601,6 +611,7 @@ def export(
             render_check=check,
             on_note=notes,
             wrap=lambda rows: messages.progress(rows, "export"),
+            unverified=unverified,
         )
     if not quiet:
         for line in notes.lines():

@@ -163,3 +163,15 @@ def calls_of(row: Row) -> list[dict[str, Any]]:
         call = read_call(call, position)
         calls.append({"name": call["name"], "arguments": call["arguments"]})
     return calls
+
+
+def verdicts_lacking(row: Row) -> list[str]:
+    """The check verdicts ``row`` lacks (not ``true``); none for a negative made from a row that had them all."""
+    if row.get(KIND) == IRRELEVANCE and row.get("source_verified") is True:
+        return []
+    return [field for field in STAGE_KEEP_FIELDS.values() if row.get(field) is not True]
+
+
+def passed_every_check(row: Row) -> bool:
+    """Whether ``row`` passed format, execution and semantic checks: what makes it training data."""
+    return not verdicts_lacking(row)

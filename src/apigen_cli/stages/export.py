@@ -31,7 +31,10 @@
 
 An irrelevance row (``kind: "irrelevance"``, no calls) becomes an assistant reply
 without calls in every format: ``IRRELEVANCE_REPLY`` (xlam: ``answers`` is ``"[]"``).
-Rows rejected by an earlier stage are left out and counted. What a conversion cannot
+Rows rejected by an earlier stage are left out and counted. ``export_file`` makes training
+data only of rows that passed all three checks (their ``keep_row_after_*`` verdicts are
+``true``): a row without them stops it with an error, unless ``unverified`` is given, when
+such rows are written as they are and counted apart. What a conversion cannot
 carry is handed to a callback as a ``dialects.Note``; nothing here prints.
 """
 
@@ -43,12 +46,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..problems import RowProblem
-from ..rows.jsonl import OutputFile, read_rows
-from ..rows.records import ID, IRRELEVANCE, KIND, QUERY, REJECTED_BY, Row, calls_of, tools_of
+from ..rows.jsonl import STDIO, OutputFile, read_rows
+from ..rows.records import ID, IRRELEVANCE, KIND, QUERY, REJECTED_BY, Row, calls_of, tools_of, verdicts_lacking
 from ..rows.runner import Destinations, Wrapper, refusing_api_definitions
 from ..schema.dialects import Note, to_json_schema, to_openai, to_xlam
+from ..wording import counted
 
 FORMATS = ("xlam", "openai", "messages", "sharegpt")
 CHAT_FORMATS = ("openai", "messages")  # what a chat template can render
@@ -65,19 +69,23 @@ class ExportSummary:
 
     format: str
     exported: int = 0
+    unverified: int = 0  # exported rows that had not passed every check (``unverified`` given)
     irrelevance: int = 0
     rejected: int = 0
     unusable: Counter[str] = field(default_factory=Counter)
 
     def line(self) -> str:
-        text = f"export: {self.exported} rows written as {self.format}"
-        if self.irrelevance:
-            text += f" ({self.irrelevance} irrelevance)"
+        text = f"export: {counted(self.exported, 'row')} written as {self.format}"
+        details = [f"{self.irrelevance} irrelevance"] if self.irrelevance else []
+        if self.unverified:
+            details.append(f"{self.unverified} never verified")
+        if details:
+            text += f" ({', '.join(details)})"
         if self.rejected:
-            text += f", {self.rejected} rejected rows left out"
+            text += f", {counted(self.rejected, 'rejected row')} left out"
         if self.unusable:
             reasons = ", ".join(f"{code} {count}" for code, count in self.unusable.most_common(5))
-            text += f", {sum(self.unusable.values())} rows could not be exported ({reasons})"
+            text += f", {counted(sum(self.unusable.values()), 'row')} could not be exported ({reasons})"
         return text
 
 
@@ -173,6 +181,8 @@ def _export(
         for note in notes:
             sink(note)
         summary.exported += 1
+        if verdicts_lacking(row):
+            summary.unverified += 1
         if row.get(KIND) == IRRELEVANCE:
             summary.irrelevance += 1
         yield record
@@ -190,8 +200,12 @@ def export_file(
     render_check: RecordCheck | None = None,
     on_note: NoteSink | None = None,
     wrap: Wrapper | None = None,
+    unverified: bool = False,
 ) -> ExportSummary:
     """Read ``where.input``, write the export to ``where.output`` and return the counts.
+
+    Rows must have passed all three checks, else the export stops with an ``InputError``
+    naming the first that has not; ``unverified`` writes such rows too, counting them.
 
     ``output_format`` is ``json`` (JSON Lines, or xlam's array) or ``parquet``. Each record
     written first passes ``render_check`` when given (see ``chat_template``); a record it
@@ -209,6 +223,8 @@ def export_file(
     # The output first: a missing pyarrow is said before any input is opened.
     output = _open_output(where.output, fmt, output_format, jsonl, string_arguments)
     rows: Iterator[Row] = refusing_api_definitions(read_rows(where.input, skip_bad_lines=where.skip_bad_lines), where.input)
+    if not unverified:
+        rows = requiring_verdicts(rows, where.input)
     if wrap is not None:
         rows = wrap(rows)
     try:
@@ -232,6 +248,26 @@ def export_file(
     if render_check is not None:
         render_check.finish()
     return summary
+
+
+def requiring_verdicts(rows: Iterable[Row], source: str) -> Iterator[Row]:
+    """``rows``, stopped at the first kept one that has not passed the format, execution and semantic checks.
+
+    A generated row that never ran, or a hand-made one calling a tool it does not offer,
+    would otherwise become training data without a word.
+    """
+    for number, row in enumerate(rows, start=1):
+        if REJECTED_BY not in row:
+            lacking = verdicts_lacking(row)
+            if lacking:
+                shown = "standard input" if source == STDIO else f"`{source}`"
+                raise InputError(
+                    f"row {number} of {shown} has not passed the checks: it has no "
+                    + ", ".join(f"`{field}: true`" for field in lacking),
+                    hint="export the rows `apigen run` or `apigen semantic-check` kept; or pass `--unverified` "
+                    "to export rows that were never checked, giving up the verification",
+                )
+        yield row
 
 
 class RecordCheck(Protocol):

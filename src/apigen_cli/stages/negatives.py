@@ -11,7 +11,8 @@ Whether a row is chosen depends only on ``seed`` and the row's id (a hash of bot
 calls every tool it offers would leave nothing to offer: it is left as it is and
 counted. What the checks said about the calls (``execution_result``, the semantic
 ``thought``, the ``keep_row_after_*`` verdicts) does not hold for the negative and is
-left out of it.
+left out of it; ``source_verified`` says whether its row had passed all three checks,
+so that ``export`` can tell a negative of a verified row from one of an unchecked row.
 """
 
 from __future__ import annotations
@@ -23,10 +24,23 @@ from hashlib import blake2b
 
 from ..errors import ConfigError
 from ..problems import RowProblem
-from ..rows.records import ANSWERS, ID, IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, calls_of, ensure_id, tools_of
+from ..rows.records import (
+    ANSWERS,
+    ID,
+    IRRELEVANCE,
+    KIND,
+    REJECTED_BY,
+    TOOLS,
+    Row,
+    calls_of,
+    ensure_id,
+    passed_every_check,
+    tools_of,
+)
 from ..schema.tools import tool_parts
 
 SOURCE_ID = "source_id"
+SOURCE_VERIFIED = "source_verified"
 SUFFIX = "-irrelevant"
 _VERDICT_FIELDS = frozenset(
     {
@@ -119,4 +133,5 @@ def make_negative(row: Row) -> Row | None:
     negative[ANSWERS] = []
     negative[KIND] = IRRELEVANCE
     negative[SOURCE_ID] = row_id
+    negative[SOURCE_VERIFIED] = passed_every_check(row)
     return negative
