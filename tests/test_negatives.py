@@ -53,7 +53,7 @@ def test_the_called_tools_go_and_the_others_stay() -> None:
         "source_verified": False,  # r1 passed the format check only
     }
     assert original["tools"] == [WEATHER, TIME, NEWS] and original["answers"]  # the original is untouched
-    verdicts = {f"keep_row_after_{check}_check": True for check in ("format", "execution", "semantic")}
+    verdicts: dict[str, Any] = {f"keep_row_after_{check}_check": True for check in ("format", "execution", "semantic")}
     negative_of_verified = make_negative(row("r2", **verdicts))
     assert negative_of_verified is not None and negative_of_verified["source_verified"] is True
 

@@ -79,6 +79,15 @@ def test_a_run_against_each_server_kind_verifies_rows(runner: CliRunner, server:
     assert tokens["requests"] == len(answered) and tokens["prompt_tokens"] == 23 * len(answered)  # the usage each server sent
 
 
+def test_an_unknown_judge_model_is_named_with_the_flag_that_names_judges(runner: CliRunner, server: LLMServer) -> None:
+    server.handler = DIALECTS["vllm"].handler(pipeline_handler)
+    args = run_helpers.run_args(server=server, judge="no-such-judge", count=6, seed=1)
+    result = invoke(runner, *args)
+    assert result.exit_code == 2
+    assert f"error: the LLM endpoint `{server.url}` does not serve model `no-such-judge`" in result.stderr
+    assert "hint: the endpoint serves: test-model, other-model; pass one of them with `--judge-model`" in result.stderr
+
+
 @pytest.mark.parametrize("name", sorted(DIALECTS))
 def test_an_unknown_model_stops_where_the_server_checks_names(
     runner: CliRunner, server: LLMServer, tmp_path: Path, name: str

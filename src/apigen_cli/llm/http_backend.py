@@ -207,7 +207,7 @@ class HttpBackend:
         self._workers: set[asyncio.Task[None]] = set()  # at most `concurrency`: the limit on requests in flight
         self._start_lock = threading.Lock()
         self._closed = False
-        self._hint_task: asyncio.Future[str] | None = None
+        self._hint_task: asyncio.Future[list[str]] | None = None
 
     def __repr__(self) -> str:
         return f"HttpBackend(base_url={self.base_url!r}, concurrency={self.settings.concurrency})"
@@ -404,7 +404,7 @@ class HttpBackend:
                     self._step_down(request.model, body, failure)
                     body = self.body(request)
                     continue
-                await self._check_usable(request.model, failure)
+                await self._check_usable(request.model, failure, model_flag(request))
                 message = failure.describe()
                 if attempts[0] > 1:
                     message += f" (after {attempts[0]} attempts)"
@@ -566,8 +566,11 @@ class HttpBackend:
             return _Failure("response_format", message, status=status)
         return _Failure("refused", message, status=status)
 
-    async def _check_usable(self, model: str, failure: _Failure) -> None:
-        """Raise ``EndpointError`` when the failure shows the endpoint cannot serve this run at all."""
+    async def _check_usable(self, model: str, failure: _Failure, flag: str = "--model") -> None:
+        """Raise ``EndpointError`` when the failure shows the endpoint cannot serve this run at all.
+
+        ``flag`` is the option that named the model (`--judge-model` for a judge), for the hint.
+        """
         if model in self._usable_models:
             return
         where = f"`{self.base_url}`"
@@ -588,7 +591,7 @@ class HttpBackend:
             )
         if failure.kind == "not_found":
             raise EndpointError(
-                f"the LLM endpoint {where} does not serve model `{model}`: {detail}", hint=await self._models_hint()
+                f"the LLM endpoint {where} does not serve model `{model}`: {detail}", hint=await self._models_hint(flag)
             )
         if failure.kind == "refused":
             last, count = self._refusals.get(model, ("", 0))
@@ -606,26 +609,26 @@ class HttpBackend:
             return "set the API key in APIGEN_API_KEY or OPENAI_API_KEY (or name another variable with `--api-key-env`)"
         return f"check the API key in ${variable} and that it may use this model"
 
-    async def _models_hint(self) -> str:
+    async def _models_hint(self, flag: str) -> str:
         """The hint naming the served models: fetched once, shielded from the cancelling of the
         workers that wait for it (a fetch cut off while connecting would leak its socket)."""
         if self._hint_task is None:
-            self._hint_task = asyncio.ensure_future(self._fetch_models_hint())
-        return await asyncio.shield(self._hint_task)
+            self._hint_task = asyncio.ensure_future(self._fetch_served_models())
+        names = await asyncio.shield(self._hint_task)
+        if not names:
+            return f"check `{flag}`, and `--base-url` (OpenAI-compatible servers usually end in `/v1`)"
+        shown = ", ".join(name[:80] for name in names[:10]) + (", …" if len(names) > 10 else "")
+        return self._redact(f"the endpoint serves: {shown}; pass one of them with `{flag}`")
 
-    async def _fetch_models_hint(self) -> str:
-        hint = "check `--model`, and `--base-url` (OpenAI-compatible servers usually end in `/v1`)"
+    async def _fetch_served_models(self) -> list[str]:
+        """The models the endpoint lists, or none when it lists none or cannot say."""
         assert self._client is not None
         try:
             # Bounded like a chat reply: in time (the whole exchange), and in size (64 kB is plenty of names).
             response = await asyncio.wait_for(self._list_models(), 5.0)
-            names = [str(entry["id"]) for entry in response.get("data", []) if isinstance(entry, dict) and "id" in entry]
+            return [str(entry["id"]) for entry in response.get("data", []) if isinstance(entry, dict) and "id" in entry]
         except Exception:  # the list is a courtesy; any failure just leaves it out
-            return hint
-        if names:
-            shown = ", ".join(name[:80] for name in names[:10]) + (", …" if len(names) > 10 else "")
-            hint = self._redact(f"the endpoint serves: {shown}; pass one of them with `--model`")
-        return hint
+            return []
 
     async def _list_models(self) -> Any:
         assert self._client is not None
@@ -750,6 +753,11 @@ def _read_reply(response: httpx.Response) -> _Reply:
         raise _Failure("empty", "the reply has no text" + (f" (finish_reason: {reason})" if reason else ""), status=status)
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     return text, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), choice.get("finish_reason")
+
+
+def model_flag(request: ChatRequest) -> str:
+    """The option a user names this request's model with: `--judge-model` for a judge, else `--model`."""
+    return "--judge-model" if (request.offline_task or {}).get("task") == "judge" else "--model"
 
 
 def _count(value: Any) -> int:
