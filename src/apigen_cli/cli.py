@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar, get_type_hi
 
 import orjson
 import typer
+from typer.core import TyperGroup
 
 from .config import (
     GROUPS,
@@ -75,7 +76,41 @@ from .wording import counted
 if TYPE_CHECKING:  # the batch module loads only when `--batch` or `batch ...` is asked
     from .llm.batch import BatchBackend, BatchEntry, BatchSettings
 
+
+class _QuietWhenTheReaderLeaves(TyperGroup):
+    """Every command: a reader that goes away (`apigen ... | head`) ends it quietly with exit 0.
+
+    Click would exit 1 with nothing said; a reader gone before the final flush would have
+    Python print a traceback-like complaint at exit. Both are caught here, around every
+    command and subcommand, and the rest of the output goes nowhere.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:  # `apigen --help | head`: help is written here
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            raise typer.Exit(EXIT_OK) from None
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context: typer vendors its own click, whose module is private
+        try:
+            result = super().invoke(ctx)
+            sys.stdout.flush()
+            return result
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            raise typer.Exit(EXIT_OK) from None
+
+
+def _stdout_to_devnull() -> None:
+    """After the reader left: what is still buffered, and all later output, goes to /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 app = typer.Typer(
+    cls=_QuietWhenTheReaderLeaves,
     name="apigen",
     help="Turn API definitions into verified function-calling training data (the APIGen pipeline).",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -264,8 +299,7 @@ def _errors_to_exit_codes(messages: Messages) -> Iterator[None]:
     except BrokenPipeError:
         # The reader went away (`apigen ... | head`): stop quietly, and keep Python from
         # complaining again when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _stdout_to_devnull()
         raise typer.Exit(EXIT_OK) from None
     except typer.Exit:
         raise
