@@ -130,10 +130,42 @@ def test_a_file_without_dataset_rows_is_an_error_not_a_pass_rate_of_100(
     apis = PROJECT / "sample_data" / "apis.jsonl"
     result = invoke(runner, *command, str(apis))
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr.splitlines()[0] == (
-        f"error: row 1 of `{apis}` is not a dataset row: it has no `query` and `answers`, nor a `rejected_by` "
-        "(it looks like an API definition)"
+    count = len(apis.read_text().splitlines())
+    assert (
+        result.stderr.splitlines()[0] == f"error: `{apis}` is an API library, not a dataset: its {count} rows are API definitions"
     )
+
+
+@pytest.mark.parametrize("command", [["stats"], ["report", "--json"]])
+def test_empty_files_and_a_file_given_twice_are_errors(runner: CliRunner, tmp_path: Path, command: list[str]) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    nothing = invoke(runner, *command, str(empty))
+    assert nothing.exit_code == 2 and nothing.stdout == ""
+    assert nothing.stderr.splitlines()[0] == f"error: `{empty}` holds no rows"
+    rows = write_jsonl(tmp_path / "rows.jsonl", _rows())
+    again = f"{tmp_path}/./rows.jsonl"
+    twice = invoke(runner, *command, str(rows), again)
+    assert twice.exit_code == 2 and twice.stdout == ""
+    assert twice.stderr.splitlines()[0] == f"error: `{rows}` and `{again}` name the same file: its rows would be counted twice"
+    same = invoke(runner, *command, str(rows), str(rows))
+    assert same.stderr.splitlines()[0] == f"error: `{rows}` is given twice: its rows would be counted twice"
+
+
+@pytest.mark.parametrize("command", [["stats", "--json"], ["report", "--json"]])
+def test_an_api_library_among_the_rows_is_left_out_with_a_warning(runner: CliRunner, tmp_path: Path, command: list[str]) -> None:
+    """`cat out/*.jsonl | apigen stats -` catches the `*.tools.jsonl` that `run --mcp` writes beside its output."""
+    library = (PROJECT / "sample_data" / "apis.jsonl").read_text()
+    rows = "".join(json.dumps(row) + "\n" for row in _rows())
+    alone = invoke(runner, *command, "-", input=rows)
+    mixed = invoke(runner, *command, "-", input=rows + library)
+    assert mixed.exit_code == 0, mixed.stderr
+    assert (
+        json.loads(mixed.stdout)["total" if command[0] == "stats" else "table"]
+        == json.loads(alone.stdout)["total" if command[0] == "stats" else "table"]
+    )
+    count = len(library.splitlines())
+    assert f"warning: left out {count} API definitions found among the rows" in mixed.stderr
 
 
 def test_reason_lists_say_how_many_codes_they_leave_out() -> None:

@@ -103,7 +103,7 @@ def test_the_missing_rejects_warning_still_counts_the_rows(runner: CliRunner, ru
     assert both.exit_code == 0 and "no rejected row" not in both.stderr
     seen: dict[str, int] = {}
     report_from_files([str(out), str(rejects)], seen)
-    assert seen == {"rows": len(_rows_of(out, rejects)), "rejected": len(_rows_of(rejects))}
+    assert seen == {"rows": len(_rows_of(out, rejects)), "rejected": len(_rows_of(rejects)), "api_definitions": 0}
 
 
 def _request(index: int, pair: int, *, model: str = "m", asked: int = 2, **extra: Any) -> dict[str, Any]:
@@ -139,9 +139,9 @@ def test_a_reason_in_several_files_counts_where_the_first_file_has_it(runner: Cl
 
 
 def test_a_file_error_is_the_one_reading_in_turn_meets_first(runner: CliRunner, tmp_path: Path) -> None:
-    api = {"name": "f", "parameters": {}}
-    late = write_jsonl(tmp_path / "late.jsonl", [_request(n, 0) for n in range(5)] + [api])
-    early = write_jsonl(tmp_path / "early.jsonl", [api])
+    stray = {"name": "f"}  # neither a dataset row nor an API definition
+    late = write_jsonl(tmp_path / "late.jsonl", [_request(n, 0) for n in range(5)] + [stray])
+    early = write_jsonl(tmp_path / "early.jsonl", [stray])
     result = invoke(runner, "stats", str(late), str(early))
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: row 6 of `{late}` is not a dataset row")

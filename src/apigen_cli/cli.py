@@ -417,16 +417,25 @@ def stats(
         seen: dict[str, int] = {}
         report = report_from_files(files, seen)
         total = report.total()
+        _warn_of_api_definitions(messages, seen.get("api_definitions", 0))
         if seen["rows"] and not seen["rejected"] and total.verified < total.requested:
             messages.warning(
-                f"the files hold no rejected row, so the {total.requested - total.verified} requested rows missing from "
-                "them are counted as failed format; give the run's rejects file too (`apigen stats DATASET REJECTS`)"
+                f"the files hold no rejected row, so the {total.requested - total.verified} requested rows absent from "
+                "them are counted as missing; give the run's rejects file too (`apigen stats DATASET REJECTS`)"
             )
         if as_json:
             sys.stdout.buffer.write(orjson.dumps(report.as_dict()) + b"\n")
         else:
             sys.stdout.write("\n".join(report.lines()) + "\n")
         sys.stdout.flush()
+
+
+def _warn_of_api_definitions(messages: Messages, count: int) -> None:
+    if count:
+        messages.warning(
+            f"left out {counted(count, 'API definition')} found among the rows "
+            "(an API library, such as the `*.tools.jsonl` that `run --mcp` writes beside its output)"
+        )
 
 
 # --- report: the run's figures as a page of charts and a dataset card ---------------------
@@ -545,6 +554,7 @@ def report_command(
         if as_json:
             sys.stdout.buffer.write(orjson.dumps(figures.as_dict()) + b"\n")
             sys.stdout.flush()
+        _warn_of_api_definitions(messages, figures.api_definitions_left_out)
         total = figures.table.total()
         messages.info(f"report: {figures.rows_read} rows read, {total.verified} verified of {total.requested} requested")
 
@@ -680,7 +690,7 @@ def dedup(
 
         apigen dedup dataset.jsonl --threshold 0.9 --no-near > unique.jsonl
 
-        apigen format-check rows.jsonl | apigen dedup | apigen export --format openai > train.jsonl
+        apigen semantic-check executed.jsonl -J offline | apigen dedup | apigen export --format openai > train.jsonl
     """
     _run_stage_command(
         "dedup", ctx.params, lambda messages, resources: _StageRun(lambda rows: dedup_rows(rows, threshold=threshold, near=near))

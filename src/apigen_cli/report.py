@@ -26,6 +26,7 @@ from .rows.records import MISSING_PAIR, RAW_OUTPUT, is_api_definition
 from .wording import top_counts
 
 UNKNOWN_MODEL = "(not generated here)"
+FILES_HINT = "give the files a run or a stage wrote: its output and its rejects"
 STAGE_COLUMNS = {
     "input": "failed_format",
     "generate": "failed_generation",
@@ -304,21 +305,54 @@ def _settle(report: PipelineReport, requests: Iterable[_Request]) -> None:
                 table.missing_pairs += gap
 
 
-def dataset_rows(rows: Iterable[dict[str, Any]], path: str) -> Iterator[dict[str, Any]]:
+def dataset_rows(rows: Iterable[dict[str, Any]], path: str, seen: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
     """``rows`` of ``path``, stopped at the first that is neither rejected nor a query with its calls.
 
     Such a row would count as verified: an API library given instead of a dataset would
-    show a pass rate of 100%.
+    show a pass rate of 100%. API definitions among dataset rows (the `*.tools.jsonl`
+    library `run --mcp` writes beside its output, caught by `cat out/*.jsonl`) are left
+    out and counted in ``seen["api_definitions"]``; a file of nothing else is an error.
     """
+    shown = "standard input" if path == "-" else f"`{path}`"
+    hint = FILES_HINT
+    kept = definitions = 0
     for number, row in enumerate(rows, start=1):
         if "rejected_by" not in row and ("query" not in row or "answers" not in row):
-            shown = "standard input" if path == "-" else f"`{path}`"
-            looks = " (it looks like an API definition)" if is_api_definition(row) else ""
-            raise InputError(
-                f"row {number} of {shown} is not a dataset row: it has no `query` and `answers`, nor a `rejected_by`{looks}",
-                hint="give the files a run or a stage wrote, its output and its rejects: `apigen stats DATASET REJECTS`",
-            )
+            if not is_api_definition(row):
+                raise InputError(
+                    f"row {number} of {shown} is not a dataset row: it has no `query` and `answers`, nor a `rejected_by`",
+                    hint=hint,
+                )
+            definitions += 1
+            if seen is not None:
+                seen["api_definitions"] = seen.get("api_definitions", 0) + 1
+            continue
+        kept += 1
         yield row
+    if definitions and not kept:
+        raise InputError(f"{shown} is an API library, not a dataset: its {definitions} rows are API definitions", hint=hint)
+
+
+def distinct_files(paths: Iterable[str]) -> list[str]:
+    """``paths``, refused when one file is named twice: its rows would be counted twice."""
+    paths = list(paths)
+    seen: dict[tuple[int, int] | str, str] = {}
+    for path in paths:
+        try:
+            info = os.stat(path)
+            key: tuple[int, int] | str = (info.st_dev, info.st_ino) if path != "-" else "-"
+        except OSError:
+            key = os.path.abspath(path)
+        if key in seen:
+            same = f"`{path}`" if seen[key] == path else f"`{seen[key]}` and `{path}`"
+            raise InputError(
+                f"{same} name the same file twice: its rows would be counted twice"
+                if seen[key] != path
+                else f"{same} is given twice: its rows would be counted twice",
+                hint="give each file once: the run's output and its rejects",
+            )
+        seen[key] = path
+    return paths
 
 
 _PLAN_KEY = re.compile(r"^gen-(\d+)-(\d+)$")  # stages.sampling.RequestPlan.key: gen-SEED-INDEX
@@ -347,14 +381,21 @@ def report_from_files(
     long they are. When that cannot be done, they are read one after another instead, every
     request kept to the end; the figures are the same either way.
     """
-    paths = list(paths)
+    paths = distinct_files(paths)
     counts = seen if seen is not None else {}
     counts.setdefault("rows", 0)
     counts.setdefault("rejected", 0)
     report = report_in_plan_order(paths, counts, skip_bad_lines=skip_bad_lines)
-    if report is not None:
-        return report
-    return PipelineReport.from_rows(_counted(paths, counts, skip_bad_lines))
+    if report is None:
+        report = PipelineReport.from_rows(_counted(paths, counts, skip_bad_lines))
+    if not counts["rows"]:
+        raise InputError(f"{named_files(paths)} {'holds' if len(paths) == 1 else 'hold'} no rows", hint=FILES_HINT)
+    return report
+
+
+def named_files(paths: list[str]) -> str:
+    """``a.jsonl`, standard input``: the files as messages name them."""
+    return ", ".join("standard input" if path == "-" else f"`{path}`" for path in paths)
 
 
 def report_in_plan_order(
@@ -371,8 +412,8 @@ def report_in_plan_order(
     if not paths or not all(_is_regular_file(path) for path in paths):
         return None
     counts = seen if seen is not None else {}
-    counts.setdefault("rows", 0)
-    counts.setdefault("rejected", 0)
+    for name in ("rows", "rejected", "api_definitions"):
+        counts.setdefault(name, 0)
     before = dict(counts)
     try:
         return _merged_report(paths, counts, skip_bad_lines)
@@ -394,7 +435,7 @@ def _counted(paths: list[str], counts: dict[str, int], skip_bad_lines: bool) -> 
     from .rows.jsonl import read_rows
 
     for path in paths:
-        for row in dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path):
+        for row in dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path, counts):
             counts["rows"] += 1
             if "rejected_by" in row:
                 counts["rejected"] += 1
@@ -446,7 +487,7 @@ def _merged_report(paths: list[str], counts: dict[str, int], skip_bad_lines: boo
 
     try:
         for index, path in enumerate(paths):
-            cursors.append(_Cursor(dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path)))
+            cursors.append(_Cursor(dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path, counts)))
             pull(index)
         watermark = (-1, -1)
         while heap:

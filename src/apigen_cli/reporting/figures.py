@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from ..errors import InputError
 from ..problems import RowProblem
 from ..report import PipelineReport, ReportBuilder
 from ..rows.records import ANSWERS, QUERY, REASON, REJECTED_BY, calls_of
@@ -98,6 +99,7 @@ class DatasetFigures:
     templates: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)
     pairs_per_request: Counter[int] = field(default_factory=Counter)
+    api_definitions_left_out: int = 0  # rows of an API library among the files (a `*.tools.jsonl` a glob caught)
 
     def funnel(self) -> dict[str, dict[str, int]]:
         """Per model (and ``total`` when several), the rows left after each stage (Table 1 as a funnel)."""
@@ -358,17 +360,23 @@ def figures_from_files(
     depend on the order (the sample rows, the near duplicates, which keys fill the capped
     tables). When the files are not in plan order, that one pass counts Table 1 too.
     """
-    from ..report import dataset_rows, report_in_plan_order
+    from ..report import FILES_HINT, dataset_rows, distinct_files, named_files, report_in_plan_order
     from ..rows.jsonl import read_rows
 
-    paths = list(paths)
+    paths = distinct_files(paths)
     table = report_in_plan_order(paths, skip_bad_lines=skip_bad_lines)
+    seen: dict[str, int] = {}
     opened = [  # a missing file fails before any work
-        dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path) for path in paths
+        dataset_rows(read_rows(path, skip_bad_lines=skip_bad_lines), path, seen) for path in paths
     ]
 
     def rows() -> Iterator[dict[str, Any]]:
         for stream in opened:
             yield from stream
 
-    return collect_figures(wrap(rows()) if wrap else rows(), requested_styles=requested_styles, samples=samples, table=table)
+    figures = collect_figures(wrap(rows()) if wrap else rows(), requested_styles=requested_styles, samples=samples, table=table)
+    if not figures.rows_read:
+        verb = "holds" if len(paths) == 1 else "hold"
+        raise InputError(f"{named_files(paths)} {verb} no rows", hint=FILES_HINT)
+    figures.api_definitions_left_out = seen.get("api_definitions", 0)
+    return figures
