@@ -344,12 +344,9 @@ def distinct_files(paths: Iterable[str]) -> list[str]:
         except OSError:
             key = os.path.abspath(path)
         if key in seen:
-            same = f"`{path}`" if seen[key] == path else f"`{seen[key]}` and `{path}`"
+            named = f"`{path}` is given twice" if seen[key] == path else f"`{seen[key]}` and `{path}` name the same file"
             raise InputError(
-                f"{same} name the same file twice: its rows would be counted twice"
-                if seen[key] != path
-                else f"{same} is given twice: its rows would be counted twice",
-                hint="give each file once: the run's output and its rejects",
+                f"{named}: its rows would be counted twice", hint="give each file once: the run's output and its rejects"
             )
         seen[key] = path
     return paths
