@@ -434,7 +434,13 @@ def test_the_sample_data_report_renders(runner: CliRunner, tmp_path: Path) -> No
     assert funnel[("requested", "offline")] == report["total"]["requested"] == 60
     assert funnel[("verified (after dedup)", "offline")] == report["total"]["verified"]
     assert sum(value for _, _, value in charts.charts["calls-per-row"]) == report["total"]["verified"]
-    assert "configs:" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "configs:" in card
+    assert report["judge_models"] == ["offline"] and "- judge models: `offline`" in card  # the run report names the judge
+    assert "`apigen export --format xlam|openai|messages|sharegpt`" in card
+    sample = json.loads(card.split("```json\n", 1)[1].split("\n```", 1)[0])
+    assert all(entry["ok"] is True for entry in sample["execution_result"])  # a verified row's calls all ran
+    assert "(the run from its start to its last row, setup included" in card
 
 
 def test_the_readme_examples_run(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

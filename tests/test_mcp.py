@@ -446,3 +446,31 @@ def test_calls_in_flight_per_server_stay_within_mcp_concurrency(runner: CliRunne
     assert len(most) == 12 and rejected == []
     assert max(most) <= 3  # never more than --mcp-concurrency at once...
     assert max(most) >= 2  # ...and calls do overlap (12 calls of 0.2 s are all queued at once)
+
+
+def test_the_run_report_s_wall_time_counts_the_servers_start(tmp_path: Path) -> None:
+    """The wall time is the run's, setup included: a server that takes a second to start makes it at least that long."""
+    server = tmp_path / "slow_start.py"
+    server.write_text(
+        "import runpy, time\n"
+        "time.sleep(1.0)\n"
+        f"runpy.run_path({str(PROJECT / 'sample_data' / 'mcp_server.py')!r}, run_name='__main__')\n"
+    )
+    report = tmp_path / "report.json"
+    command = [
+        sys.executable,
+        "-m",
+        "apigen_cli",
+        "run",
+        "--mcp",
+        f"{sys.executable} {server}",
+        "-m",
+        "offline",
+        "-J",
+        "offline",
+        "-n",
+        "6",
+    ]
+    done = subprocess.run([*command, "-o", str(tmp_path / "out.jsonl"), "--report", str(report), "-q"], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(report.read_text())["wall_seconds"] >= 1.0

@@ -14,6 +14,7 @@ import os
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -1097,6 +1098,7 @@ def run_command(
 
         apigen run --mcp 'python sample_data/mcp_server.py' -m offline -J offline -n 40 -o out/mcp_dataset.jsonl
     """
+    started = time.monotonic()  # the report's wall time counts everything from here: MCP servers, workers, Ray
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages), ExitStack() as stack:
         resolved = resolved_settings(ctx)
@@ -1117,6 +1119,7 @@ def run_command(
                 on_function_output=_function_output(messages),
                 chat_options={"batch": batch, "on_batch_status": messages.info},
                 ray=_ray_options(engine, ray_address, ray_actors),
+                started=started,
             )
         )
         assert session.chat is not None

@@ -111,6 +111,7 @@ def run_job(
     dedup: dict[str, Any] | None = None,
     engine: Callable[[Iterator[RequestPlan]], Iterator[Row]] | None = None,
     settings_shown: Mapping[str, Any] | None = None,
+    started: float | None = None,
 ) -> RunOutcome:
     """``_run_job`` under an exclusive lock on the output (``rows.lock``): a second run on it is refused at once."""
     lock = OutputLock.acquire(target.output) if _is_resumable(target.output) else contextlib.nullcontext()
@@ -124,6 +125,7 @@ def run_job(
             dedup=dedup,
             engine=engine,
             settings_shown=settings_shown,
+            started=started,
         )
 
 
@@ -140,14 +142,17 @@ def _run_job(
     dedup: dict[str, Any] | None = None,
     engine: Callable[[Iterator[RequestPlan]], Iterator[Row]] | None = None,
     settings_shown: Mapping[str, Any] | None = None,
+    started: float | None = None,
 ) -> RunOutcome:
     """Run the pipeline into the target files, resuming an earlier run of the same settings.
 
     ``settings_digest`` fingerprints everything that decides the rows (see
     ``checkpoint.fingerprint``); a rerun with the same digest carries on where
-    the last one stopped. Writing to standard output cannot be resumed.
+    the last one stopped. Writing to standard output cannot be resumed. ``started``
+    (``time.monotonic()``) is when this session began, its setup included: the
+    report's wall time runs from there.
     """
-    started = time.monotonic()
+    started = time.monotonic() if started is None else started
     total = len(generation.settings.planned)  # the shard's requests, with `--shard`
     resumable = _is_resumable(target.output)
     state = (
@@ -300,8 +305,11 @@ class RunSession:
     stops the workers and the client.
     """
 
-    def __init__(self, settings: RunSettings, target: RunTarget, resources: ExitStack, report: ReportFile | None) -> None:
+    def __init__(
+        self, settings: RunSettings, target: RunTarget, resources: ExitStack, report: ReportFile | None, started: float
+    ) -> None:
         self.settings = settings
+        self.started = started  # time.monotonic() when the session began: the wall time counts its setup
         self.target = target
         self._resources = resources
         self._report = report
@@ -338,6 +346,7 @@ class RunSession:
                 observe=observe,
                 dedup={"threshold": 0.8, "near": True} if self.settings.dedup else None,
                 engine=self._ray_engine(),
+                started=self.started,
             )
         except BaseException:
             self._write_stopped_report()
@@ -348,7 +357,7 @@ class RunSession:
     def _write_report(self, report: PipelineReport, seed: int, *, complete: bool) -> None:
         if self._report is None:
             return
-        extra: dict[str, Any] = {"seed": seed, "complete": complete}
+        extra: dict[str, Any] = {"seed": seed, "complete": complete, "judge_models": list(self.settings.judge.judges)}
         if self.chat is not None and self.chat.batches is not None:  # `--batch`: which stages ran as batches
             from .llm.batch import summary
 
@@ -400,13 +409,16 @@ def open_run(
     on_function_output: Callable[[str], None] | None = None,
     chat_options: Mapping[str, Any] | None = None,
     ray: RayOptions | None = None,
+    started: float | None = None,
 ) -> RunSession:
     """Check what can be checked and open what the run needs, before a single LLM request.
 
     Raises ``ConfigError``, ``InputError`` or ``FunctionsError`` (exit 2 on the CLI)
     for what cannot run. ``chat_options`` go to ``open_chat_service`` (tests pass a
-    transport or a zero wait).
+    transport or a zero wait). ``started`` (``time.monotonic()``): when the run began,
+    if before this call (the CLI's start, which lists MCP servers' tools first).
     """
+    started = time.monotonic() if started is None else started
     settings = settings.checked()
     Destinations(settings.apis, target.output, target.rejects).validate()
     resources = ExitStack()
@@ -414,7 +426,7 @@ def open_run(
         report_file = ReportFile(report) if report is not None else None
         if report_file is not None:
             resources.callback(report_file.close)
-        session = RunSession(settings, target, resources, report_file)
+        session = RunSession(settings, target, resources, report_file, started)
         if ray is not None:
             _check_ray_can_run(settings)
             import_ray()  # a missing extra is an error before any work

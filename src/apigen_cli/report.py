@@ -26,6 +26,8 @@ from .rows.records import MISSING_PAIR, RAW_OUTPUT, is_api_definition
 from .wording import top_counts
 
 UNKNOWN_MODEL = "(not generated here)"
+#: what ``wall_seconds`` measures, said beside it wherever it is shown
+WALL_TIME_MEASURES = "the run from its start to its last row, setup included; a resumed run's sessions added up"
 FILES_HINT = "give the files a run or a stage wrote: its output and its rejects"
 STAGE_COLUMNS = {
     "input": "failed_format",
@@ -167,7 +169,7 @@ class PipelineReport:
         for step in self.json_mode_downgrades:
             text.append(f"json mode, {step['model']}: {step['from']} -> {step['to']} (the endpoint refused it: {step['reason']})")
         if self.wall_seconds is not None:
-            text.append(f"wall time: {self.wall_seconds:.1f} s")
+            text.append(f"wall time: {self.wall_seconds:.1f} s ({WALL_TIME_MEASURES})")
         return text
 
 

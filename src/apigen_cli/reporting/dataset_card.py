@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from ..report import TABLE_HEADERS
+from ..report import TABLE_HEADERS, WALL_TIME_MEASURES
 from ..version import __version__
 from .figures import DatasetFigures
 
@@ -98,6 +98,16 @@ def _listing(counter: Mapping[str, int]) -> str:
     )
 
 
+def _judges(figures: DatasetFigures, run: Mapping[str, Any]) -> str:
+    """The judges: a committee's rows name theirs; a single judge is named by the run report (``--run-report``)."""
+    if figures.judges:
+        return _listing(figures.judges)
+    named = run.get("judge_models")
+    if isinstance(named, list) and named:
+        return ", ".join(f"`{_md(name)}`" for name in named)
+    return "one judge, not named in its rows (give `--run-report` to name it)"
+
+
 def render_card(
     figures: DatasetFigures,
     *,
@@ -113,7 +123,7 @@ def render_card(
     made = [
         f"- apigen version: {__version__} (this card); pipeline: generate, format-check, exec-check, semantic-check",
         f"- generator models: {_listing(figures.models)}",
-        f"- judge models: {_listing(figures.judges) if figures.judges else 'one judge (its name is not kept in single-judge rows)'}",
+        f"- judge models: {_judges(figures, run)}",
         f"- seed: {run['seed'] if 'seed' in run else (', '.join(figures.seeds) or 'not recorded in the rows')}",
         f"- pairs asked per request: {', '.join(str(k) for k in sorted(figures.pairs_per_request)) or 'not recorded'}",
         "- query styles asked for: "
@@ -126,7 +136,7 @@ def render_card(
             f"- tokens, {_md(model)}: {counts.get('prompt_tokens', 0)} prompt + {counts.get('completion_tokens', 0)} completion in {counts.get('requests', 0)} requests"
         )
     if run.get("wall_seconds") is not None:
-        made.append(f"- wall time: {run['wall_seconds']} s")
+        made.append(f"- wall time: {run['wall_seconds']} s ({WALL_TIME_MEASURES})")
     if "offline" in figures.models:
         made.append(
             "- note: rows by the `offline` model come from apigen's built-in template backend (for demos and tests), not from a language model"
@@ -197,7 +207,7 @@ def render_card(
         "",
         *_table(("field", "type", "meaning"), ((f"`{name}`", kind, meaning) for name, kind, meaning in ROW_FIELDS)),
         "",
-        "`apigen export --format xlam|openai|sharegpt` turns the rows into the layouts fine-tuning tools read.",
+        "`apigen export --format xlam|openai|messages|sharegpt` turns the rows into the layouts fine-tuning tools read.",
         "",
         "## Sample",
         "",

@@ -201,7 +201,9 @@ def _sample_of(row: Mapping[str, Any]) -> dict[str, Any]:
     results = row.get("execution_result")
     if isinstance(results, list):
         sample["execution_result"] = [
-            {"name": entry.get("name"), "result": entry.get("result")} for entry in results[:4] if isinstance(entry, dict)
+            {key: entry[key] for key in ("name", "ok", "result", "error") if key in entry}
+            for entry in results[:4]
+            if isinstance(entry, dict)
         ]
     return sample
 
