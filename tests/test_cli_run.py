@@ -201,3 +201,36 @@ def test_run_with_dedup_rejects_repeats_and_reports_them(runner: CliRunner, tmp_
     assert duplicates and all(row["duplicate_of"] in {k["id"] for k in kept} for row in duplicates)
     assert json.loads(report.read_text())["total"]["duplicates"] == len(duplicates)
     assert len({(row["query"].lower(), json.dumps(row["answers"], sort_keys=True)) for row in kept}) == len(kept)
+
+
+def test_ctrl_c_says_that_the_same_command_carries_on(tmp_path: Path) -> None:
+    import signal
+
+    with LLMServer(handler=pipeline_handler) as server:
+        command = run_args(server=server, count=12, seed=4, out=tmp_path / "d.jsonl", rejects=tmp_path / "r.jsonl", quiet=True)
+        server.hold(after=2)  # the run is held mid-way, where Ctrl-C finds it
+        with subprocess.Popen([*APIGEN, *command], env=cli_env(), stderr=subprocess.PIPE, text=True) as process:
+            try:
+                assert server.wait_parked(1)
+                process.send_signal(signal.SIGINT)
+                _, stderr = process.communicate(timeout=60)
+            finally:
+                server.release()
+        assert process.returncode == 130
+        assert stderr.splitlines()[0] == "error: interrupted; every line already written is a complete row"
+        assert stderr.splitlines()[2] == "hint: run the same command again: it carries on where it stopped"
+        again = apigen_process(command)
+        assert again.returncode == 0, again.stderr
+
+
+def test_a_rerun_from_the_cache_says_its_requests_came_from_there(runner: CliRunner, tmp_path: Path) -> None:
+    cache = str(tmp_path / "cache")
+    with LLMServer(handler=pipeline_handler) as server:
+        first = invoke(runner, *run_args("--cache", cache, server=server, count=9, seed=2, out=tmp_path / "a.jsonl"))
+        sent = server.count
+        second = invoke(runner, *run_args("--cache", cache, server=server, count=9, seed=2, out=tmp_path / "b.jsonl"))
+        assert server.count == sent  # nothing was sent again
+    assert first.exit_code == second.exit_code == 0
+    assert "from the cache" not in first.stderr
+    line = next(line for line in second.stderr.splitlines() if line.startswith("tokens, test-model: "))
+    assert line.endswith(f"in {sent} requests ({sent} of them answered from the cache, not sent)")

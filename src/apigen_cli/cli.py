@@ -284,8 +284,11 @@ def main(
 
 
 @contextmanager
-def _errors_to_exit_codes(messages: Messages) -> Iterator[None]:
-    """Turn what can go wrong into one message and an exit code; never a traceback unless asked."""
+def _errors_to_exit_codes(messages: Messages, *, on_interrupt: str | None = None) -> Iterator[None]:
+    """Turn what can go wrong into one message and an exit code; never a traceback unless asked.
+
+    ``on_interrupt``: the hint after Ctrl-C (a resumable run says that the same command carries on).
+    """
     debug = messages.verbose or os.environ.get("APIGEN_DEBUG") == "1"
     try:
         yield
@@ -295,7 +298,7 @@ def _errors_to_exit_codes(messages: Messages) -> Iterator[None]:
         messages.error(error.message, error.hint)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
-        messages.error("interrupted; every line already written is a complete row")
+        messages.error("interrupted; every line already written is a complete row", on_interrupt)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except BrokenPipeError:
         # The reader went away (`apigen ... | head`): stop quietly, and keep Python from
@@ -1100,7 +1103,8 @@ def run_command(
     """
     started = time.monotonic()  # the report's wall time counts everything from here: MCP servers, workers, Ray
     messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages), ExitStack() as stack:
+    resumes = "run the same command again: it carries on where it stopped" if output != "-" else None
+    with _errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as stack:
         resolved = resolved_settings(ctx)
         if apis == "-":
             apis = _library_from_stdin(apis, output, messages, stack)

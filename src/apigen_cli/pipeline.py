@@ -275,6 +275,8 @@ def _add_usage(state: RunState, usage: UsageByModel, counted: UsageByModel) -> N
         before = counted.models.setdefault(model, ModelUsage())
         mine = state.usage.setdefault(model, {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0})
         mine["requests"] += counts.requests - before.requests
+        if counts.cached - before.cached:
+            mine["cached"] = mine.get("cached", 0) + counts.cached - before.cached
         mine["prompt_tokens"] += counts.prompt_tokens - before.prompt_tokens
         mine["completion_tokens"] += counts.completion_tokens - before.completion_tokens
         counted.models[model] = replace(counts)

@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import InputError
 from .rows.records import MISSING_PAIR, RAW_OUTPUT, is_api_definition
-from .wording import top_counts
+from .wording import counted, top_counts
 
 UNKNOWN_MODEL = "(not generated here)"
 #: what ``wall_seconds`` measures, said beside it wherever it is shown
@@ -163,8 +163,11 @@ class PipelineReport:
             top = top_counts(counter.most_common())
             text.append(f"top reasons, {stage}: {top}")
         for model, counts in sorted(self.tokens.items()):
+            cached = counts.get("cached", 0)
+            from_cache = f" ({cached} of them answered from the cache, not sent)" if cached else ""
             text.append(
-                f"tokens, {model}: {counts['prompt_tokens']} prompt + {counts['completion_tokens']} completion in {counts['requests']} requests"
+                f"tokens, {model}: {counts['prompt_tokens']} prompt + {counts['completion_tokens']} completion "
+                f"in {counted(counts['requests'], 'request')}{from_cache}"
             )
         for step in self.json_mode_downgrades:
             text.append(f"json mode, {step['model']}: {step['from']} -> {step['to']} (the endpoint refused it: {step['reason']})")

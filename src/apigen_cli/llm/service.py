@@ -400,8 +400,8 @@ def _failing(base_url: str | None, count: int, last: ChatResult) -> EndpointErro
     reason = last.error.message if last.error is not None else "no text"
     return EndpointError(
         f"{count} requests in a row to the LLM endpoint `{base_url}` failed, each after its retries; the last: {reason}",
-        hint="check the server at `--base-url` (its log may say why), then run the same command again "
-        "(`apigen run -o FILE` resumes where it stopped); `--stop-after-failures 0` never stops",
+        hint="check the server at `--base-url` (its log may say why), then run the same command again; "
+        "`--stop-after-failures 0` never stops",
     )
 
 
