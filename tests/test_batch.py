@@ -305,7 +305,7 @@ def test_batch_status_and_cancel(runner: CliRunner, tmp_path: Path) -> None:
             assert status.stdout.split() == ["batch_2", "generate", "test-model", "in_progress", "0/8", "done", "0", "failed"]
             cancel = invoke(runner, "batch", "cancel", str(out))
             assert cancel.exit_code == 0, cancel.stderr
-            assert "cancelling" in cancel.stdout and "1 batches cancelled" in cancel.stderr
+            assert "cancelling" in cancel.stdout and "1 batch cancelled" in cancel.stderr
             stdout, stderr = process.communicate(timeout=60)
         finally:
             if process.poll() is None:

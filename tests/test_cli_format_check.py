@@ -62,7 +62,7 @@ def test_dropped_rejects_are_counted_and_the_flag_named(runner: CliRunner, tmp_p
     source = write_jsonl(tmp_path / "rows.jsonl", [bad(1), good(2)])
     result = invoke(runner, "format-check", str(source))
     assert result.exit_code == 0
-    assert "1 rejected rows were dropped: pass `--rejects FILE`" in result.stderr
+    assert "1 rejected row was dropped: pass `--rejects FILE`" in result.stderr
 
 
 def test_keep_rejected_flags_rows_in_the_output(runner: CliRunner, tmp_path: Path) -> None:

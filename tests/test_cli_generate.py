@@ -151,4 +151,4 @@ def test_run_warns_of_the_examples_it_leaves_out(runner: CliRunner, tmp_path: Pa
     run = ["run", APIS, "--functions", FUNCTIONS, "-m", "offline", "-J", "offline", "-n", "3", "-q"]
     result = invoke(runner, *run, "--examples", str(seeds), "-o", str(tmp_path / "out.jsonl"))
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == "warning: 1 rows of `--examples` fail the format check and are not used\n"
+    assert result.stderr == "warning: `--examples`: 1 row left out, failing the format check\n"

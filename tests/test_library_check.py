@@ -445,4 +445,4 @@ def test_an_error_payload_is_an_error_unless_error_results_pass(runner: CliRunne
         runner, "library", "check", str(library), "--functions", FUNCTIONS, "--workers", "1", "--error-result", "pass"
     )
     assert passed.exit_code == 0
-    assert "check: 1 of 1 APIs answered, 0 lint findings" in passed.stderr
+    assert "check: 1 of 1 API answered, 0 lint findings" in passed.stderr

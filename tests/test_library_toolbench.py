@@ -94,7 +94,7 @@ def test_a_tools_folder_becomes_tools_with_rapidapi_headers(runner: CliRunner, t
         "required": ["city"],
     }
     assert "api_list[1] (`Upload photo`) is skipped: its parameter `photo` is a file upload" in result.stderr
-    assert result.stderr.rstrip().endswith("from-toolbench: 1 APIs written, 1 skipped")
+    assert result.stderr.rstrip().endswith("from-toolbench: 1 API written, 1 skipped")
 
 
 def test_the_converted_tools_answer_through_check(
@@ -118,7 +118,7 @@ def test_the_converted_tools_answer_through_check(
     checked = invoke(runner, "library", "check", str(library), "--pass-env", "RAPIDAPI_KEY", "--http-retries", "0")
     assert checked.exit_code == 0, checked.stderr
     assert '{"path": "/current/Paris", "query": {}}' in checked.stderr
-    assert "check: 1 of 1 APIs answered" in checked.stderr
+    assert "check: 1 of 1 API answered" in checked.stderr
     monkeypatch.setenv("RAPIDAPI_KEY", "wrong")
     refused = invoke(runner, "library", "check", str(library), "--pass-env", "RAPIDAPI_KEY", "--http-retries", "0", "--strict")
     assert refused.exit_code == 1

@@ -71,7 +71,7 @@ def test_a_row_calling_every_tool_it_offers_is_left_as_it_is_and_counted() -> No
     assert out[0] == row("all", WEATHER)
     assert (
         summary.line()
-        == "negatives: 1 irrelevance rows added to 2 rows; 1 chosen rows call every tool they offer and were left as they are"
+        == "negatives: 1 irrelevance row added to 2 rows; 1 chosen row calls every tool it offers and was left as it is"
     )
 
 
@@ -158,7 +158,7 @@ def test_cli_adds_negatives_and_says_how_many(tmp_path: Path, runner: CliRunner)
     out = parse_stdout(result.stdout)
     assert len(out) == 42 and out[-1]["id"] == "gone"
     assert result.stderr == (
-        "negatives: 20 irrelevance rows added to 22 rows; 1 chosen rows call every tool they offer and were left as they are\n"
+        "negatives: 20 irrelevance rows added to 22 rows; 1 chosen row calls every tool it offers and was left as it is\n"
     )
     seeded = [
         parse_stdout(invoke(runner, "negatives", str(source), "--rate", "0.5", "--seed", seed).stdout) for seed in ("1", "1", "2")

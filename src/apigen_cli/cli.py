@@ -320,7 +320,10 @@ def _finish(messages: Messages, summary: StageSummary, strict: bool, *, keeps_re
     """The closing lines; ``keeps_rejected``: the command has `--keep-rejected` (generate has not)."""
     if summary.dropped:
         also = ", or `--keep-rejected` to keep them in the output" if keeps_rejected else ""
-        messages.info(f"{summary.dropped} rejected rows were dropped: pass `--rejects FILE` to keep them apart{also}")
+        were = "was" if summary.dropped == 1 else "were"
+        messages.info(
+            f"{counted(summary.dropped, 'rejected row')} {were} dropped: pass `--rejects FILE` to keep them apart{also}"
+        )
     messages.info(summary.line())
     if strict and summary.rejected:
         raise typer.Exit(EXIT_REJECTED)
@@ -956,7 +959,7 @@ def generate(
         llm = resolved.llm_settings()
         job = _generation(ctx, apis, resolved, llm)
         if job.examples_left_out:
-            messages.warning(f"{job.examples_left_out} rows of `--examples` fail the format check and are not used")
+            messages.warning(f"`--examples`: {counted(job.examples_left_out, 'row')} left out, failing the format check")
         batch = _batch_settings(resolved.values, output)
         chat = stack.enter_context(
             open_chat_service(llm, on_warning=messages.warning, batch=batch, on_batch_status=messages.info)
@@ -1136,7 +1139,10 @@ def run_command(
         if outcome.already_complete:
             messages.info(f"`{output}` already holds this run, complete; pass `--overwrite` to run it again")
         if outcome.rejects_dropped:
-            messages.info(f"{outcome.rejects_dropped} rejected rows were dropped: pass `--rejects FILE` to keep them")
+            were = "was" if outcome.rejects_dropped == 1 else "were"
+            messages.info(
+                f"{counted(outcome.rejects_dropped, 'rejected row')} {were} dropped: pass `--rejects FILE` to keep them"
+            )
         if outcome.requests_skipped and not outcome.already_complete:
             messages.info(f"resumed: {outcome.requests_skipped} of {outcome.requests_total} requests were already done")
         for line in outcome.report.lines():
@@ -1243,7 +1249,7 @@ def _write_imported(command: str, imported: Any, output: str, messages: Messages
         raise ConfigError(f"{command}: no API could be imported ({imported.skipped} skipped)", hint="see the notes above for why")
     count = write_library(imported.tools, output)
     skipped = f", {imported.skipped} skipped" if imported.skipped else ""
-    messages.info(f"{command}: {count} APIs written{skipped}")
+    messages.info(f"{command}: {counted(count, 'API')} written{skipped}")
     return count
 
 
@@ -1441,9 +1447,11 @@ def library_check(
             failed = len(entries) - len(working)
             if keep is not None:
                 write_library([entry.definition for entry in working], keep)
-            messages.info(f"check: {len(working)} of {len(entries)} APIs answered, {len(findings)} lint findings")
+            messages.info(
+                f"check: {len(working)} of {counted(len(entries), 'API')} answered, {counted(len(findings), 'lint finding')}"
+            )
         else:
-            messages.info(f"check: {len(entries)} APIs linted, {len(findings)} lint findings")
+            messages.info(f"check: {counted(len(entries), 'API')} linted, {counted(len(findings), 'lint finding')}")
     if strict and (failed or findings):
         raise typer.Exit(EXIT_REJECTED)
 
@@ -1550,7 +1558,9 @@ def library_from_mcp(
         for tool, why in imported.skipped.items():
             messages.warning(f"skipped the tool `{tool}`: {why}")
         option = f"--mcp-url {server.name}={url}" if url is not None else f"--mcp {server.name}={shlex.quote(server.shown)}"
-        messages.info(f"library from-mcp: {len(imported.entries)} tools of MCP server `{server.name}`; run them with `{option}`")
+        messages.info(
+            f"library from-mcp: {counted(len(imported.entries), 'tool')} of MCP server `{server.name}`; run them with `{option}`"
+        )
 
 
 def _library_from_mcp_servers(execution: ExecutionSettings, output: str, messages: Messages, resources: ExitStack) -> str:
@@ -1695,7 +1705,7 @@ def batch_cancel(
             backend.close()
     for entry in cancelled:
         typer.echo(_batch_line(entry))
-    messages.info(f"batch cancel: {len(cancelled)} batches cancelled")
+    messages.info(f"batch cancel: {counted(len(cancelled), 'batch', 'batches')} cancelled")
 
 
 # --- end batch ---

@@ -44,6 +44,7 @@ from .stages.generate import Generation, generate, prepare_generation
 from .stages.prompts import PromptSet
 from .stages.sampling import RequestPlan
 from .stages.semantic_check import JudgeSettings, semantic_check
+from .wording import counted
 
 Stage = Callable[[Iterable[Row]], Iterator[Row]]
 STAGE_NAMES = ("generate", "format-check", "exec-check", "semantic-check")
@@ -439,7 +440,8 @@ def open_run(
             grow=settings.grow,
         )
         if session.generation.examples_left_out and on_warning is not None:
-            on_warning(f"{session.generation.examples_left_out} rows of `--examples` fail the format check and are not used")
+            left_out = counted(session.generation.examples_left_out, "row")
+            on_warning(f"`--examples`: {left_out} left out, failing the format check")
         execution = settings.execution
         if ray is not None:  # the checks run on Ray; here one worker only proves the functions load, before any request
             execution = replace(execution, options=replace(execution.options, workers=1))
@@ -499,7 +501,7 @@ def _executable_only(
             hint="give them an implementation (`--functions`), or pass `--only-executable` to sample only the others",
         )
     if on_warning is not None:
-        on_warning(f"`--only-executable`: {len(missing)} APIs are left out of sampling ({named})")
+        on_warning(f"`--only-executable`: {counted(len(missing), 'API')} left out of sampling ({named})")
     return replace(generation, apis=[api for api in generation.apis if api.name not in missing])
 
 

@@ -34,6 +34,7 @@ import orjson
 
 from ..config import LLMSettings, Resolved, resolve
 from ..errors import ConfigError, EndpointError
+from ..wording import counted
 from .cache import ResponseCache
 from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, LLMProgress, UsageByModel
 from .offline import OfflineBackend, OfflineChatService, error_rate_from
@@ -470,7 +471,7 @@ def usage_lines(usage: UsageByModel) -> list[str]:
     """One line per model for the stage summary: requests, retries, cache hits, failures, tokens."""
     lines = []
     for model, counts in usage.models.items():
-        details = [f"{counts.requests} requests"]
+        details = [counted(counts.requests, "request")]
         if counts.retries:
             details.append(f"{counts.retries} retries")
         if counts.cached:

@@ -38,6 +38,7 @@ from ..rows.records import (
     tools_of,
 )
 from ..schema.tools import tool_parts
+from ..wording import counted
 
 SOURCE_ID = "source_id"
 SOURCE_VERIFIED = "source_verified"
@@ -63,9 +64,15 @@ class NegativesSummary:
     unusable: int = 0
 
     def line(self) -> str:
-        text = f"negatives: {self.added} irrelevance rows added to {self.rows} rows"
+        text = f"negatives: {counted(self.added, 'irrelevance row')} added to {counted(self.rows, 'row')}"
         if self.nothing_left:
-            text += f"; {self.nothing_left} chosen rows call every tool they offer and were left as they are"
+            one = self.nothing_left == 1
+            calls = (
+                "calls every tool it offers and was left as it is"
+                if one
+                else "call every tool they offer and were left as they are"
+            )
+            text += f"; {counted(self.nothing_left, 'chosen row')} {calls}"
         if self.unusable:
             text += f"; {self.unusable} rows with unreadable tools or calls were passed on unchanged"
         return text
