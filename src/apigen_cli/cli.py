@@ -11,6 +11,7 @@ import functools
 import inspect
 import json
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar, get_type_hints
 
 import orjson
 import typer
@@ -92,6 +93,8 @@ class _QuietWhenTheReaderLeaves(TyperGroup):
         except BrokenPipeError:
             _stdout_to_devnull()
             raise typer.Exit(EXIT_OK) from None
+        except _USAGE_ERROR as error:
+            _usage_error(error)
 
     def invoke(self, ctx: Any) -> Any:  # a click Context: typer vendors its own click, whose module is private
         try:
@@ -101,6 +104,25 @@ class _QuietWhenTheReaderLeaves(TyperGroup):
         except BrokenPipeError:
             _stdout_to_devnull()
             raise typer.Exit(EXIT_OK) from None
+        except _USAGE_ERROR as error:
+            _usage_error(error)
+
+
+#: Click's UsageError (a missing option, a bad value): found through typer's own BadParameter,
+#: as typer vendors its own copy of click under a private name
+_USAGE_ERROR: type[Exception] = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+
+
+def _usage_error(error: Exception) -> NoReturn:
+    """A usage error in apigen's own words (`error:`, then `hint:`), not Click's `Usage: … Error: …` block."""
+    format_message = getattr(error, "format_message", None)
+    message = str(format_message() if callable(format_message) else error).rstrip(".")
+    message = re.sub(r"'([^']*)'", r"`\1`", message)  # Click quotes names 'so'; apigen `so`
+    message = re.sub(r"^No such option: (\S+)", r"No such option `\1`", message)
+    context = getattr(error, "ctx", None)
+    where = f"`{context.command_path} --help`" if context is not None else "`apigen --help`"
+    Messages().error(message[:1].lower() + message[1:], f"{where} lists what it takes")
+    raise typer.Exit(EXIT_ERROR)
 
 
 def _stdout_to_devnull() -> None:
