@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -116,6 +117,7 @@ def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOp
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
+        _drop_the_token_note()
         ray.init(address=options.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     try:
         _quiet_ray_data(ray)
@@ -130,7 +132,8 @@ def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOp
 
         def llm_stage(dataset: Any, actor: type) -> Any:
             """Generation and judging alike: an actor pool of LLM clients, a whole block a batch."""
-            return dataset.map_batches(
+            return _map_batches(
+                dataset,
                 actor,
                 fn_constructor_args=(stages,),
                 compute=llm_actors,
@@ -140,7 +143,8 @@ def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOp
             )
 
         dataset = llm_stage(dataset, Generator)
-        dataset = dataset.map_batches(
+        dataset = _map_batches(
+            dataset,
             Executing,
             fn_constructor_args=(stages,),
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=options.actors),
@@ -157,6 +161,41 @@ def ray_rows(plans: Iterable[RequestPlan], stages: StageSettings, options: RayOp
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _map_batches(dataset: Any, fn: type, **arguments: Any) -> Any:
+    """``dataset.map_batches``, its actors not restarted where this Ray lets us say so.
+
+    Ray Data keeps an actor's constructor in the object store, and Ray logs an error-level
+    line on every successful run whose actors may restart (ray-project/ray#57733; such a
+    restart would fail anyway, ray#53727). With no restarts a crashed actor ends the run
+    with its error, and `apigen run` resumes from its last checkpoint. Ray takes the
+    setting only among its deprecated free-form remote arguments: where they are gone,
+    the line is Ray's to fix.
+    """
+    import inspect
+
+    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in inspect.signature(dataset.map_batches).parameters.values()):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+            return dataset.map_batches(fn, max_restarts=0, **arguments)
+    return dataset.map_batches(fn, **arguments)
+
+
+class _TokenNote(logging.Filter):
+    """Drops Ray's note that token authentication is on: apigen started that local Ray for itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Token authentication is enabled" not in record.getMessage()
+
+
+def _drop_the_token_note() -> None:
+    logger = logging.getLogger("ray")
+    if not any(isinstance(kept, _TokenNote) for kept in logger.filters):
+        logger.addFilter(_TokenNote())
+    for handler in logger.handlers:
+        if not any(isinstance(kept, _TokenNote) for kept in handler.filters):
+            handler.addFilter(_TokenNote())
 
 
 def _quiet_ray_data(ray: Any) -> None:
