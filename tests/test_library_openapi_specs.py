@@ -1,0 +1,132 @@
+"""from-openapi on the shapes real specs take: each spec here is a small one of our own that
+reproduces what a published spec does (YAML 1.2 scalars, a literal `$` in a path, YAML under a
+`.json` name, an optional body with required fields, Swagger 2's boolean exclusive bounds).
+Each is converted by the real CLI and its tools are held to format-check or exec-check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from .conftest import invoke, parse_stdout, read_jsonl, write_jsonl
+
+
+def _convert(runner: CliRunner, path: Path, *args: str) -> list[dict[str, Any]]:
+    result = invoke(runner, "library", "from-openapi", str(path), *args)
+    assert result.exit_code == 0, result.stderr
+    return parse_stdout(result.stdout)
+
+
+def _format_check(runner: CliRunner, tmp_path: Path, tools: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list[str]:
+    """Each call in a row of its own through the real format-check: ``ok`` or the reject's reason, in order."""
+    rows = [{"id": f"r{index}", "query": "q", "tools": tools, "answers": [call]} for index, call in enumerate(calls)]
+    rejects = tmp_path / "rejects.jsonl"
+    result = invoke(runner, "format-check", str(write_jsonl(tmp_path / "rows.jsonl", rows)), "--rejects", str(rejects))
+    assert result.exit_code == 0, result.stderr
+    verdicts = {row["id"]: "ok" for row in parse_stdout(result.stdout)}
+    verdicts.update({row["id"]: row["reason"] for row in read_jsonl(rejects)})
+    return [verdicts[row["id"]] for row in rows]
+
+
+# --- YAML is YAML 1.2 ---------------------------------------------------------------
+
+VIDEO_SPEC = """\
+openapi: 3.0.0
+info: {title: Video, version: "1"}
+servers: [{url: "https://video.example.com"}]
+paths:
+  /render:
+    post:
+      operationId: render
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                aspectRatio: {type: string, enum: [16:9, 9:16, 1:1, 4:5]}
+                subtitles: {type: string, enum: [on, off, yes, no, y, n]}
+                mode: {type: string, default: 0777}
+                since: {type: string, example: 2024-01-31}
+                quality: {type: string, enum: [low, high], default: ~}
+"""
+
+
+def test_yaml_is_read_as_yaml_1_2(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "video.yaml"
+    path.write_text(VIDEO_SPEC)
+    [tool] = _convert(runner, path)
+    properties = tool["parameters"]["properties"]
+    assert properties["aspectRatio"]["enum"] == ["16:9", "9:16", "1:1", "4:5"]  # YAML 1.1: 969, 556, 61, 245
+    assert properties["subtitles"]["enum"] == ["on", "off", "yes", "no", "y", "n"]  # YAML 1.1: true, false, ...
+    assert properties["mode"]["default"] == 777  # an integer in YAML 1.2; YAML 1.1 read 0777 as octal (511)
+    assert properties["since"]["examples"] == ["2024-01-31"]  # dates stay text, as JSON carries them
+    assert properties["quality"]["default"] is None
+    assert _format_check(
+        runner, tmp_path, [tool], [{"name": "render", "arguments": {"aspectRatio": "16:9", "subtitles": "off"}}]
+    ) == ["ok"]
+
+
+BILLION_LAUGHS = """\
+openapi: 3.0.0
+info: {title: Laughs, version: "1"}
+servers: [{url: "https://laughs.example.com"}]
+x-a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+x-b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+x-c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+x-d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+x-e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+x-f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+x-g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+x-h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+x-i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+paths:
+  /laugh:
+    get:
+      operationId: laugh
+      parameters:
+        - {name: how, in: query, schema: {type: string, enum: *i}}
+"""
+
+
+def test_a_yaml_alias_bomb_is_refused_naming_the_file(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "laughs.yaml"
+    path.write_text(BILLION_LAUGHS)
+    assert len(BILLION_LAUGHS) < 800
+    result = invoke(runner, "library", "from-openapi", str(path))
+    assert result.exit_code == 2
+    assert result.stdout == ""  # not the 2.7 GB of the expanded enum
+    assert result.stderr.startswith(f"error: `{path}` holds ")
+    assert (
+        "holds 127 values, which its YAML aliases expand to 926,177,122" in result.stderr
+        and "(a 'billion laughs')" in result.stderr
+    )
+    assert "\nhint: fix the file" in result.stderr
+
+
+def test_anchors_within_reason_are_followed_and_a_cycle_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    shared = "openapi: 3.0.0\ninfo: {title: S, version: '1'}\nservers: [{url: 'https://s.example.com'}]\n"
+    path = tmp_path / "shared.yaml"
+    path.write_text(
+        shared + "paths:\n  /a:\n    get:\n      operationId: a\n      parameters:\n"
+        "        - &size {name: size, in: query, schema: {type: integer, maximum: 9}}\n"
+        "  /b:\n    get:\n      operationId: b\n      parameters: [*size]\n"
+    )
+    tools = _convert(runner, path)
+    assert [tool["parameters"]["properties"] for tool in tools] == [{"size": {"type": "integer", "maximum": 9}}] * 2
+    path.write_text(shared + "paths:\n  /a: &item\n    get:\n      operationId: a\n      x-again: *item\n")
+    result = invoke(runner, "library", "from-openapi", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: `{path}` contains itself through a YAML alias")
+
+
+def test_yaml_values_json_cannot_hold_are_errors_naming_the_line(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_text("openapi: 3.0.0\ninfo: {title: B, version: '1'}\nx-logo: !!binary aGVsbG8=\npaths: {}\n")
+    result = invoke(runner, "library", "from-openapi", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: `{path}` is not valid YAML at line 3, column 9: the tag ")
+    assert "makes a value JSON cannot hold" in result.stderr
