@@ -19,6 +19,15 @@ def _convert(runner: CliRunner, path: Path, *args: str) -> list[dict[str, Any]]:
     return parse_stdout(result.stdout)
 
 
+def _refused(runner: CliRunner, path: Path) -> str:
+    """stderr of from-openapi refusing the spec: exit code 2, nothing on stdout, a hint."""
+    result = invoke(runner, "library", "from-openapi", str(path))
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert "\nhint: " in result.stderr
+    return str(result.stderr)
+
+
 def _format_check(runner: CliRunner, tmp_path: Path, tools: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list[str]:
     """Each call in a row of its own through the real format-check: ``ok`` or the reject's reason, in order."""
     rows = [{"id": f"r{index}", "query": "q", "tools": tools, "answers": [call]} for index, call in enumerate(calls)]
@@ -96,15 +105,10 @@ def test_a_yaml_alias_bomb_is_refused_naming_the_file(runner: CliRunner, tmp_pat
     path = tmp_path / "laughs.yaml"
     path.write_text(BILLION_LAUGHS)
     assert len(BILLION_LAUGHS) < 800
-    result = invoke(runner, "library", "from-openapi", str(path))
-    assert result.exit_code == 2
-    assert result.stdout == ""  # not the 2.7 GB of the expanded enum
-    assert result.stderr.startswith(f"error: `{path}` holds ")
-    assert (
-        "holds 127 values, which its YAML aliases expand to 926,177,122" in result.stderr
-        and "(a 'billion laughs')" in result.stderr
-    )
-    assert "\nhint: fix the file" in result.stderr
+    stderr = _refused(runner, path)
+    assert stderr.startswith(f"error: `{path}` holds ")
+    assert "holds 127 values, which its YAML aliases expand to 926,177,122" in stderr and "(a 'billion laughs')" in stderr
+    assert "\nhint: fix the file" in stderr
 
 
 def test_anchors_within_reason_are_followed_and_a_cycle_is_refused(runner: CliRunner, tmp_path: Path) -> None:
@@ -118,15 +122,48 @@ def test_anchors_within_reason_are_followed_and_a_cycle_is_refused(runner: CliRu
     tools = _convert(runner, path)
     assert [tool["parameters"]["properties"] for tool in tools] == [{"size": {"type": "integer", "maximum": 9}}] * 2
     path.write_text(shared + "paths:\n  /a: &item\n    get:\n      operationId: a\n      x-again: *item\n")
-    result = invoke(runner, "library", "from-openapi", str(path))
-    assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: `{path}` contains itself through a YAML alias")
+    stderr = _refused(runner, path)
+    assert stderr.startswith(f"error: `{path}` contains itself through a YAML alias")
 
 
 def test_yaml_values_json_cannot_hold_are_errors_naming_the_line(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "binary.yaml"
     path.write_text("openapi: 3.0.0\ninfo: {title: B, version: '1'}\nx-logo: !!binary aGVsbG8=\npaths: {}\n")
-    result = invoke(runner, "library", "from-openapi", str(path))
-    assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: `{path}` is not valid YAML at line 3, column 9: the tag ")
-    assert "makes a value JSON cannot hold" in result.stderr
+    stderr = _refused(runner, path)
+    assert stderr.startswith(f"error: `{path}` is not valid YAML at line 3, column 9: the tag ")
+    assert "makes a value JSON cannot hold" in stderr
+
+
+# --- read by content, not by name ---------------------------------------------------
+
+
+def test_yaml_under_a_json_name_is_read_as_yaml(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "tasks-api.json"
+    path.write_text(
+        "openapi: 3.0.0\ninfo: {title: Tasks, version: v1}\nservers: [{url: 'https://tasks.example.com'}]\n"
+        "paths:\n  /lists:\n    get:\n      operationId: tasks.lists.list\n"
+    )
+    [tool] = _convert(runner, path)
+    assert tool["name"] == "tasks_lists_list"
+    assert tool["http"] == {"method": "GET", "url": "https://tasks.example.com/lists"}
+
+
+def test_a_file_neither_json_nor_yaml_is_an_error_saying_what_is_wrong(runner: CliRunner, tmp_path: Path) -> None:
+    broken_json = tmp_path / "broken.json"
+    broken_json.write_text('{\n  "openapi": "3.0.0",\n  "paths": {"/a": {}}},\n}\n')
+    stderr = _refused(runner, broken_json)
+    assert stderr.startswith(f"error: `{broken_json}` is not valid JSON: unexpected content after document at line 3, column 23")
+    broken_yaml = tmp_path / "broken-yaml.json"
+    broken_yaml.write_text("openapi: 3.0.0\npaths: [\n")
+    stderr = _refused(runner, broken_yaml)
+    assert stderr.startswith(f"error: `{broken_yaml}` is not valid YAML at line 3, column 1: ")
+    assert "(read as YAML: it does not start with `{`)" in stderr
+
+
+def test_flow_style_yaml_that_starts_like_json_is_read(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text(
+        "{openapi: 3.0.0, info: {title: F, version: '1'}, servers: [{url: 'https://f.example.com'}],\n"
+        " paths: {/a: {get: {operationId: a}}}}\n"
+    )
+    assert [tool["name"] for tool in _convert(runner, path)] == ["a"]

@@ -8,6 +8,7 @@ and only data that JSON can hold.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ _MAX_BYTES = 64 * 1024 * 1024
 
 
 def read_document(path: str) -> Any:
-    """The parsed file: JSON when it looks like JSON, YAML otherwise; ``InputError`` naming the line when it is neither."""
+    """The parsed file, JSON or YAML whatever its name says; ``InputError`` naming the line when it is neither."""
     try:
         size = Path(path).stat().st_size
         if size > _MAX_BYTES:
@@ -33,31 +34,51 @@ def read_document(path: str) -> Any:
     except OSError as error:
         raise InputError(f"spec `{path}` cannot be read: {error.strerror or error}") from None
     text = data.decode("utf-8-sig", "replace")
-    if text.lstrip().startswith("{") or path.endswith(".json"):
+    # By content, not by name: published specs have YAML under a `.json` name. JSON is YAML 1.2,
+    # so a file that looks like JSON is read by the fast JSON parser first.
+    if text.lstrip().startswith(("{", "[")):
         try:
             return loads(text)
         except ValueError as error:
-            raise InputError(f"`{path}` is not valid JSON: {json_error_text(error)}", hint="fix the file") from None
-    return _read_yaml(path, text)
+            json_problem = _json_problem(error)
+        try:
+            document = _load_yaml(text)  # flow-style YAML, `{openapi: 3.0.0, ...}`, starts with `{` too
+        except _NotYaml:
+            raise InputError(f"`{path}` is not valid JSON: {json_problem}", hint="fix the file") from None
+    else:
+        try:
+            document = _load_yaml(text)
+        except _NotYaml as error:
+            read_as = " (read as YAML: it does not start with `{`)" if path.lower().endswith(".json") else ""
+            raise InputError(f"`{path}` is not valid YAML{error}{read_as}", hint="fix the file") from None
+    _check_alias_expansion(path, document)
+    return document
 
 
-def _read_yaml(path: str, text: str) -> Any:
+def _json_problem(error: ValueError) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno}, column {error.colno}"
+    return json_error_text(error)
+
+
+class _NotYaml(Exception):
+    """What is wrong, and where: `` at line 2, column 5: found ...``."""
+
+
+def _load_yaml(text: str) -> Any:
     """YAML 1.2, as JSON sees it: ``16:9``, ``yes`` and ``off`` stay strings, ``0777`` is 777, dates stay text."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        document = _yaml_reader().load(text)
+        return _yaml_reader().load(text)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = error.problem or error.context or str(error).splitlines()[0]
-        raise InputError(f"`{path}` is not valid YAML{where}: {problem}", hint="fix the file") from None
+        raise _NotYaml(f"{where}: {error.problem or error.context or str(error).splitlines()[0]}") from None
     except YAMLError as error:
-        raise InputError(f"`{path}` is not valid YAML: {str(error).splitlines()[0]}", hint="fix the file") from None
+        raise _NotYaml(f": {str(error).splitlines()[0]}") from None
     except RecursionError:
-        raise InputError(f"`{path}` is nested too deeply to be an API description", hint="fix the file") from None
-    _check_alias_expansion(path, document)
-    return document
+        raise _NotYaml(": it is nested too deeply to be an API description") from None
 
 
 def _yaml_reader() -> Any:
