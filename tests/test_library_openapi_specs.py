@@ -5,12 +5,14 @@ Each is converted by the real CLI and its tools are held to format-check or exec
 
 from __future__ import annotations
 
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner
 
 from .conftest import invoke, parse_stdout, read_jsonl, write_jsonl
+from .json_http import JsonHandler, base_url, serving
 
 
 def _convert(runner: CliRunner, path: Path, *args: str) -> list[dict[str, Any]]:
@@ -167,3 +169,38 @@ def test_flow_style_yaml_that_starts_like_json_is_read(runner: CliRunner, tmp_pa
         " paths: {/a: {get: {operationId: a}}}}\n"
     )
     assert [tool["name"] for tool in _convert(runner, path)] == ["a"]
+
+
+# --- a `$` in a spec is a literal -----------------------------------------------------
+
+JOBS_SPEC = """\
+openapi: 3.0.0
+info: {title: Jobs, version: "1"}
+servers: [{url: "BASE"}]
+paths:
+  /things/{thingName}/jobs/$next:
+    get:
+      operationId: DescribeNextJob
+      parameters:
+        - {name: thingName, in: path, required: true, schema: {type: string}}
+        - {name: includeJobDocument, in: query, schema: {type: boolean}}
+"""
+
+
+class JobsHandler(JsonHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_json(200, {"raw_path": self.path})
+
+
+def test_a_dollar_in_a_spec_path_is_sent_as_written(runner: CliRunner, tmp_path: Path) -> None:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), JobsHandler)) as server:
+        path = tmp_path / "jobs.yaml"
+        path.write_text(JOBS_SPEC.replace("BASE", base_url(server) + "/v1"))
+        [tool] = _convert(runner, path)
+        assert tool["http"] == {"method": "GET", "url": base_url(server) + "/v1/things/{thingName}/jobs/$$next"}
+        call = {"name": "DescribeNextJob", "arguments": {"thingName": "lamp-1", "includeJobDocument": True}}
+        row = {"id": "r1", "query": "q", "tools": [tool], "answers": [call]}
+        result = invoke(runner, "exec-check", str(write_jsonl(tmp_path / "rows.jsonl", [row])))  # no --pass-env
+    assert result.exit_code == 0, result.stderr
+    [out] = parse_stdout(result.stdout)
+    assert out["execution_result"][0]["result"] == {"raw_path": "/v1/things/lamp-1/jobs/$next?includeJobDocument=true"}

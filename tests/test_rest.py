@@ -272,6 +272,17 @@ def test_requests_never_show_environment_values_and_skip_null_query_values() -> 
     assert request.params == [("force", "true")] and not request.has_body
 
 
+def test_a_doubled_dollar_is_a_literal_dollar_in_the_url_and_headers() -> None:
+    binding = parse_binding(
+        {"url": "https://host/things/{thing}/jobs/$$next/$${price}?at=$$TENANT", "headers": {"X-Cost": "$$5 {note}"}}, "next_job"
+    )
+    assert binding.path_params == ("thing", "price")  # `$${price}`: a dollar before the argument `price`
+    request = build_request(binding, {"thing": "t1", "price": 3, "note": "$HOME"}, {})  # no variable is read
+    assert request.url == request.shown_url == "https://host/things/t1/jobs/$next/$3?at=$TENANT"
+    assert request.headers == {"X-Cost": "$5 $HOME"}
+    assert request.secrets == ()
+
+
 def test_a_url_that_is_not_http_is_refused() -> None:
     binding = parse_binding({"url": "file:///etc/{name}"}, "read")
     with pytest.raises(BindingError, match="should start with http"):

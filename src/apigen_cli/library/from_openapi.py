@@ -4,7 +4,8 @@ OpenAPI 3.0 and 3.1 and Swagger 2.0 are read. An operation's path, query and
 header parameters and the properties of its JSON body become one ``parameters``
 object; a name used twice (a path ``id`` and a body ``id``) is given a prefix
 (``body_id``) and mapped back with the binding's ``rename``. The binding is the
-one ``exec-check`` runs (see ``execution/rest.py``).
+one ``exec-check`` runs (see ``execution/rest.py``). A ``$`` in the spec's paths and server
+URLs is written ``$$``: the spec's text is literal, not a reference to an environment variable.
 
 Keys never come from the file: a security scheme becomes a header (or query
 parameter) filled from an environment variable the user names (``--auth
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .http_arguments import Arguments, fill_path
+from .http_arguments import Arguments, fill_path, literal_dollars
 from .output import Imported, UniqueNames, check_base_url, sanitise_name
 from .spec_file import Document, pointer, read_document
 
@@ -162,12 +163,13 @@ class _Converter:
     def _tool(
         self, route: str, method: str, item: dict[str, Any], operation: dict[str, Any], where: str, default_base: str | None
     ) -> dict[str, Any]:
-        base = self.options.base_url or self._server_url(operation, where) or self._server_url(item, where) or default_base
+        spec_base = self._server_url(operation, where) or self._server_url(item, where) or default_base
+        base = self.options.base_url or (literal_dollars(spec_base) if spec_base else None)
         if not base or not base.lower().startswith(("http://", "https://")):
             raise self.document.error(
                 "/servers" if not self.swagger else "/host",
                 f"the spec gives no absolute server URL for `{method.upper()} {route}`"
-                + (f" (its server URL is `{base}`, relative to where the spec is published)" if base else ""),
+                + (f" (its server URL is `{spec_base}`, relative to where the spec is published)" if spec_base else ""),
                 hint="pass `--base-url https://host/prefix`: it replaces the server URL, prefix included",
             )
         if operation.get("callbacks"):
@@ -213,7 +215,7 @@ class _Converter:
             if isinstance(body, dict):
                 schema = self._json_body_schema(body, body_where)
                 self._body(schema, arguments, body_where, bool(body.get("required")))
-        url = base.rstrip("/") + fill_path(route, path_names)
+        url = base.rstrip("/") + fill_path(literal_dollars(route), path_names)
         missing = [name for name in re.findall(r"\{([^}]*)\}", route) if name not in path_names]
         if missing:
             raise self.document.error(where, f"the path uses `{{{missing[0]}}}`, which no path parameter declares")
