@@ -204,3 +204,46 @@ def test_a_dollar_in_a_spec_path_is_sent_as_written(runner: CliRunner, tmp_path:
     assert result.exit_code == 0, result.stderr
     [out] = parse_stdout(result.stdout)
     assert out["execution_result"][0]["result"] == {"raw_path": "/v1/things/lamp-1/jobs/$next?includeJobDocument=true"}
+
+
+# --- a body's required properties -------------------------------------------------------
+
+ESTIMATE_SPEC = """\
+openapi: 3.0.0
+info: {title: Payments, version: "1"}
+servers: [{url: "https://pay.example.com"}]
+paths:
+  /getCostEstimate:
+    post:
+      operationId: getCostEstimate
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [amount, merchantAccount]
+              properties:
+                amount: {type: integer, minimum: 0}
+                merchantAccount: {type: string}
+                shopperReference: {type: string}
+"""
+
+
+def test_a_body_keeps_its_required_properties_when_the_body_is_not_marked_required(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "payments.yaml"
+    path.write_text(ESTIMATE_SPEC)
+    swagger = tmp_path / "payments-2.yaml"
+    swagger.write_text(
+        'swagger: "2.0"\ninfo: {title: Payments, version: "1"}\nhost: pay.example.com\npaths:\n  /getCostEstimate:\n'
+        "    post:\n      operationId: getCostEstimate\n      parameters:\n        - name: body\n          in: body\n"
+        "          schema: {type: object, required: [amount, merchantAccount], properties:"
+        " {amount: {type: integer}, merchantAccount: {type: string}, shopperReference: {type: string}}}\n"
+    )
+    for spec in (path, swagger):
+        [tool] = _convert(runner, spec)
+        assert tool["parameters"]["required"] == ["amount", "merchantAccount"], spec.name
+    calls = [
+        {"name": "getCostEstimate", "arguments": {"amount": 1000, "merchantAccount": "Shop1"}},
+        {"name": "getCostEstimate", "arguments": {"amount": 1000, "shopperReference": "s-1"}},
+    ]
+    assert _format_check(runner, tmp_path, [tool], calls) == ["ok", "missing_required_argument"]

@@ -184,9 +184,7 @@ class _Converter:
             if not isinstance(wire, str) or not wire:
                 raise self.document.error(parameter_where, "a parameter has no `name`")
             if location == "body":
-                self._body(
-                    self._swagger_body(parameter, parameter_where), arguments, parameter_where, bool(parameter.get("required"))
-                )
+                self._body(self._swagger_body(parameter, parameter_where), arguments)
                 continue
             if location == "formData":
                 raise _Skip("it takes a form (`in: formData`), which a JSON call cannot send")
@@ -214,7 +212,7 @@ class _Converter:
             body, body_where = self.document.deref(operation["requestBody"], body_where)
             if isinstance(body, dict):
                 schema = self._json_body_schema(body, body_where)
-                self._body(schema, arguments, body_where, bool(body.get("required")))
+                self._body(schema, arguments)
         url = base.rstrip("/") + fill_path(literal_dollars(route), path_names)
         missing = [name for name in re.findall(r"\{([^}]*)\}", route) if name not in path_names]
         if missing:
@@ -302,8 +300,15 @@ class _Converter:
             raise _Skip(f"its body is a multipart form ({kinds}), which a JSON call cannot send")
         raise _Skip(f"its body is {kinds}, not JSON")
 
-    def _body(self, schema: dict[str, Any], arguments: Arguments, where: str, required: bool) -> None:
-        """The body's properties as arguments; a body that is not an object cannot be spread into them."""
+    def _body(self, schema: dict[str, Any], arguments: Arguments) -> None:
+        """The body's properties as arguments; a body that is not an object cannot be spread into them.
+
+        A property the body's schema requires is a required argument, whether or not the body
+        itself is (``requestBody.required`` defaults to false, and most specs that leave it out
+        need the body all the same). Spread into arguments, "no body at all" cannot be told from
+        "a body without its required fields": the tools ask for the fields, so that every call
+        made is one the API takes, at the cost of never making the rare call without a body.
+        """
         if not schema:
             return
         kind = schema.get("type")
@@ -315,7 +320,7 @@ class _Converter:
         for name, property_schema in properties.items():
             if property_schema.pop("readOnly", False):
                 continue  # the server sets it; a request does not send it
-            arguments.add(str(name), "body", property_schema, required=required and name in inner_required)
+            arguments.add(str(name), "body", property_schema, required=name in inner_required)
         if not properties or schema.get("additionalProperties") not in (None, False):
             arguments.open_body = True
 
