@@ -247,3 +247,46 @@ def test_a_body_keeps_its_required_properties_when_the_body_is_not_marked_requir
         {"name": "getCostEstimate", "arguments": {"amount": 1000, "shopperReference": "s-1"}},
     ]
     assert _format_check(runner, tmp_path, [tool], calls) == ["ok", "missing_required_argument"]
+
+
+# --- exclusive bounds ----------------------------------------------------------------------
+
+RIDES_SPEC = """\
+swagger: "2.0"
+info: {title: Rides, version: "1"}
+host: rides.example.com
+schemes: [https]
+paths:
+  /rides:
+    get:
+      operationId: listRides
+      parameters:
+        - {name: limit, in: query, type: integer, minimum: 0, exclusiveMinimum: true, maximum: 50}
+        - {name: ratio, in: query, type: number, minimum: 0, maximum: 1, exclusiveMaximum: true}
+        - {name: floor, in: query, type: integer, minimum: 0, exclusiveMinimum: false}
+"""
+
+
+def test_boolean_exclusive_bounds_become_numbers_that_format_check_enforces(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "rides.yaml"
+    path.write_text(RIDES_SPEC)
+    openapi_3_0 = tmp_path / "rides-3.yaml"
+    openapi_3_0.write_text(
+        "openapi: 3.0.3\ninfo: {title: Rides, version: '1'}\nservers: [{url: 'https://rides.example.com'}]\npaths:\n"
+        "  /rides:\n    get:\n      operationId: listRides\n      parameters:\n"
+        "        - {name: limit, in: query, schema: {type: integer, minimum: 0, exclusiveMinimum: true, maximum: 50}}\n"
+        "        - {name: ratio, in: query, schema: {type: number, minimum: 0, maximum: 1, exclusiveMaximum: true}}\n"
+        "        - {name: floor, in: query, schema: {type: integer, minimum: 0, exclusiveMinimum: false}}\n"
+    )
+    for spec in (path, openapi_3_0):
+        [tool] = _convert(runner, spec)
+        assert tool["parameters"]["properties"] == {
+            "limit": {"type": "integer", "exclusiveMinimum": 0, "maximum": 50},
+            "ratio": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+            "floor": {"type": "integer", "minimum": 0},
+        }, spec.name
+    calls = [
+        {"name": "listRides", "arguments": arguments}
+        for arguments in ({"limit": 1, "ratio": 0.5, "floor": 0}, {"limit": 0}, {"ratio": 1})
+    ]
+    assert _format_check(runner, tmp_path, [tool], calls) == ["ok", "out_of_range", "out_of_range"]

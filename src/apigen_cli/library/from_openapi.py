@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..schema.tools import numeric_bounds
 from .http_arguments import Arguments, fill_path, literal_dollars
 from .output import Imported, UniqueNames, check_base_url, sanitise_name
 from .spec_file import Document, pointer, read_document
@@ -31,8 +32,6 @@ _SCHEMA_KEYS = (
     "enum",
     "const",
     "default",
-    "minimum",
-    "maximum",
     "minItems",
     "maxItems",
     "minLength",
@@ -387,13 +386,13 @@ class _Converter:
                 return {}
             target = self.schema(self.document.lookup(reference, where), reference[1:], (*seen, reference))
             # OpenAPI 3.1 lets a $ref have siblings (a description, a default): they win over the target's.
-            siblings = {key: raw[key] for key in _SCHEMA_KEYS if key in raw}
+            siblings = _kept(raw)
             return {**target, **siblings} if siblings else target
         if raw is True or raw is None:
             return {}
         if not isinstance(raw, dict):
             raise self.document.error(where, f"a schema should be an object, got {type(raw).__name__}")
-        schema: dict[str, Any] = {key: raw[key] for key in _SCHEMA_KEYS if key in raw}
+        schema = _kept(raw)
         if raw.get("type") == "file":
             raise _Skip("it uploads a file")
         if "example" in raw and "examples" not in schema:
@@ -424,6 +423,12 @@ class _Converter:
         if schema.get("type") == "object" and "properties" not in schema and "additionalProperties" not in schema:
             schema["additionalProperties"] = True  # a free-form object
         return schema
+
+
+def _kept(raw: dict[str, Any]) -> dict[str, Any]:
+    """The keys of an OpenAPI schema that a tool's schema keeps; its bounds as JSON Schema says them
+    today, so that Swagger 2's ``minimum: 0, exclusiveMinimum: true`` is ``exclusiveMinimum: 0``."""
+    return {**{key: raw[key] for key in _SCHEMA_KEYS if key in raw}, **numeric_bounds(raw)}
 
 
 def _merge_all_of(parts: list[dict[str, Any]]) -> dict[str, Any]:
