@@ -4,7 +4,8 @@ Generates an OpenAPI 3.0 spec of N operations (default 1,000: N/2 paths with a G
 and a POST each, path, query and header parameters, a JSON body with a shared
 ``$ref`` schema) as YAML, then times in the same run, best of R rounds:
 
-- baseline: ``yaml.load`` of the file with the safe loader from-openapi uses (libyaml when present);
+- baseline: loading the file with the YAML 1.2 reader from-openapi uses (ruamel.yaml, safe, pure Python);
+- for comparison, PyYAML's libyaml loader, which from-openapi used before (fast, but YAML 1.1);
 - from-openapi: read, convert and write the library (``from_openapi`` + ``write_library``
   to /dev/null), as ``apigen library from-openapi spec.yaml -o /dev/null`` does;
 
@@ -26,7 +27,7 @@ import yaml
 
 from apigen_cli.library.from_openapi import OpenApiImport, from_openapi
 from apigen_cli.library.output import write_library
-from apigen_cli.library.spec_file import _safe_loader
+from apigen_cli.library.spec_file import _yaml_reader
 
 
 def build_spec(operations: int) -> dict[str, Any]:
@@ -81,13 +82,13 @@ def seconds(function: Any) -> float:
     return time.perf_counter() - started
 
 
-def best_interleaved(first: Any, second: Any, repeat: int) -> tuple[float, float]:
-    """Best time of each, their rounds interleaved so that a busy spell of the machine hits both alike."""
-    times: tuple[list[float], list[float]] = ([], [])
+def best_interleaved(*functions: Any, repeat: int) -> list[float]:
+    """Best time of each, their rounds interleaved so that a busy spell of the machine hits all alike."""
+    times: list[list[float]] = [[] for _ in functions]
     for _ in range(repeat):
-        times[0].append(seconds(first))
-        times[1].append(seconds(second))
-    return min(times[0]), min(times[1])
+        for index, function in enumerate(functions):
+            times[index].append(seconds(function))
+    return [min(each) for each in times]
 
 
 def main() -> None:
@@ -102,17 +103,21 @@ def main() -> None:
         options = OpenApiImport(auth={"key": "BENCH_KEY"})
 
         def baseline() -> None:
-            yaml.load(text, Loader=_safe_loader())
+            _yaml_reader().load(text)
+
+        def libyaml() -> None:
+            yaml.load(text, Loader=yaml.CSafeLoader)
 
         def convert() -> None:
             imported = from_openapi(str(spec), options)
             assert len(imported.tools) == args.operations
             write_library(imported.tools, "/dev/null")
 
-        floor, full = best_interleaved(baseline, convert, args.repeat)
+        floor, full, before = best_interleaved(baseline, convert, libyaml, repeat=args.repeat)
         size = spec.stat().st_size / 1024
     print(f"spec: {args.operations} operations, {size:.0f} KB of YAML; best of {args.repeat}")
-    print(f"baseline (yaml safe load):       {floor:.2f} s")
+    print(f"PyYAML libyaml load (YAML 1.1):  {before:.2f} s")
+    print(f"baseline (YAML 1.2 load):        {floor:.2f} s")
     print(f"library from-openapi:            {full:.2f} s")
     print(f"ratio: {full / floor:.2f}x the baseline (conversion and writing: {full - floor:.2f} s)")
 

@@ -321,6 +321,52 @@ def test_a_name_defined_in_two_modules_is_named_by_its_module(runner: CliRunner,
     assert "the name `first.size` has characters some endpoints refuse" in stderr
 
 
+WRAPPED = '''
+def ordinal(number: int) -> str:
+    """
+    Return the suffix that should be added to a number to denote the position
+    in an ordered sequence such as 1st, 2nd, 3rd, 4th.
+
+    Examples::
+
+        >>> ordinal(1)
+        'st'
+    """
+    return "st"
+
+
+def humanize(word: str) -> str:
+    """Capitalize the first word and turn underscores into spaces and strip a
+    trailing "_id", if any.
+    Like titleize, this is meant for creating pretty output.
+
+    :param word: The word to humanize.
+    """
+    return word
+
+
+def pluralize(word: str) -> str:
+    """Return the plural form of a word.
+
+    :param word: The word to pluralize.
+    """
+    return word
+'''
+
+
+def test_a_first_sentence_wrapped_onto_the_next_line_is_one_paragraph(runner: CliRunner, tmp_path: Path) -> None:
+    tools, _ = _tools(runner, str(_write(tmp_path / "lib", inflect=WRAPPED)))
+    assert tools["ordinal"]["description"] == (
+        "Return the suffix that should be added to a number to denote the position in an ordered sequence such as"
+        " 1st, 2nd, 3rd, 4th.\n\nExamples::\n\n    >>> ordinal(1)\n    'st'"
+    )
+    assert tools["humanize"]["description"] == (
+        'Capitalize the first word and turn underscores into spaces and strip a trailing "_id", if any.'
+        " Like titleize, this is meant for creating pretty output."
+    )
+    assert tools["pluralize"]["description"] == "Return the plural form of a word."
+
+
 def test_an_import_that_hangs_is_stopped_at_the_time_limit(runner: CliRunner, tmp_path: Path) -> None:
     folder = _write(tmp_path / "lib", slow="import threading\nthreading.Event().wait()\n")
     result = invoke(runner, "library", "from-python", str(folder), "--import-timeout", "0.5")

@@ -153,3 +153,14 @@ def test_check_without_the_key_variable_says_which_to_set(runner: CliRunner, too
     assert result.exit_code == 2
     assert "uses `$NO_SUCH_VARIABLE_SET` in header `X-RapidAPI-Key`, which is not set in the environment" in result.stderr
     assert "hint: export NO_SUCH_VARIABLE_SET=..." in result.stderr
+
+
+def test_a_dollar_in_a_tool_url_is_literal(runner: CliRunner, tmp_path: Path) -> None:
+    api = {**WEATHER["api_list"][0], "url": "https://weather-now.p.rapidapi.com/$metric/{city}"}  # type: ignore[dict-item]
+    (tmp_path / "dollar.json").write_text(json.dumps({**WEATHER, "api_list": [api]}))
+    result = invoke(runner, "library", "from-toolbench", str(tmp_path / "dollar.json"))
+    assert result.exit_code == 0, result.stderr
+    [tool] = parse_stdout(result.stdout)
+    assert tool["http"]["url"] == "https://weather-now.p.rapidapi.com/$$metric/{city}"
+    based = invoke(runner, "library", "from-toolbench", str(tmp_path / "dollar.json"), "--base-url", "http://127.0.0.1:9")
+    assert parse_stdout(based.stdout)[0]["http"]["url"] == "http://127.0.0.1:9/$$metric/{city}"

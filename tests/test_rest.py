@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import threading
@@ -16,9 +17,10 @@ import pytest
 from tenacity import RetryCallState, Retrying, wait_none
 
 from apigen_cli import ConfigError, Executor, ExecutorOptions, HttpOptions
-from apigen_cli.execution.rest import BindingError, HttpCaller, RetryableStatus, build_request, parse_binding
+from apigen_cli.execution.rest import BINDING_KEYS, BindingError, HttpCaller, RetryableStatus, build_request, parse_binding
 from apigen_cli.retry import parse_retry_after
 
+from .conftest import PROJECT
 from .json_http import JsonHandler, base_url, serving
 
 
@@ -270,6 +272,23 @@ def test_requests_never_show_environment_values_and_skip_null_query_values() -> 
     assert request.url == "https://host/acme/items/%24HOME"
     assert request.shown_url == "https://host/$TENANT/items/%24HOME"
     assert request.params == [("force", "true")] and not request.has_body
+
+
+def test_the_readme_binding_table_names_every_key_of_the_binding() -> None:
+    section = (PROJECT / "README.md").read_text().split("**REST tools: the `http` binding.**", 1)[1].split("\n\n**", 1)[0]
+    keys = re.findall(r"^\| `(\w+)` \|", section, re.M)
+    assert sorted(keys) == sorted(BINDING_KEYS)
+
+
+def test_a_doubled_dollar_is_a_literal_dollar_in_the_url_and_headers() -> None:
+    binding = parse_binding(
+        {"url": "https://host/things/{thing}/jobs/$$next/$${price}?at=$$TENANT", "headers": {"X-Cost": "$$5 {note}"}}, "next_job"
+    )
+    assert binding.path_params == ("thing", "price")  # `$${price}`: a dollar before the argument `price`
+    request = build_request(binding, {"thing": "t1", "price": 3, "note": "$HOME"}, {})  # no variable is read
+    assert request.url == request.shown_url == "https://host/things/t1/jobs/$next/$3?at=$TENANT"
+    assert request.headers == {"X-Cost": "$5 $HOME"}
+    assert request.secrets == ()
 
 
 def test_a_url_that_is_not_http_is_refused() -> None:

@@ -7,7 +7,7 @@ may carry::
         "method": "GET",                                  # GET (default), POST, PUT, PATCH, DELETE, HEAD, OPTIONS
         "url": "https://host/v1/items/{item_id}",         # {name}: an argument, URL-encoded into the path
         "query": ["q"],                                   # arguments sent in the query string
-        "headers": {"X-Api-Key": "$ITEMS_KEY",            # $NAME / ${NAME}: taken from the environment
+        "headers": {"X-Api-Key": "$ITEMS_KEY",            # $NAME / ${NAME}: taken from the environment; $$: a `$`
                     "X-Request-Id": "{request_id}"},      # {name}: an argument (the header is left out without it)
         "rename": {"body_id": "id"},                      # an argument sent (query, body) under another name
         "timeout": 5                                      # seconds, overrides --http-timeout
@@ -19,7 +19,7 @@ PUT and PATCH, those listed in ``query`` go to the query string and the rest for
 the JSON body. Arguments named in a header value go to that header only; ``rename``
 lets two parameters of an imported API that share a name on the wire (a path and
 a body ``id``) be two arguments. ``$NAME`` in the URL and header values is read from apigen's own
-environment (workers never see it), and only when ``--pass-env`` names it: a
+environment (``$$`` is a literal ``$``, as in ``/jobs/$$next``) (workers never see it), and only when ``--pass-env`` names it: a
 binding comes with the rows, and must not send other variables to a host of its
 choosing (such a row is rejected, ``binding_not_allowed``). A variable that is
 passed but not set stops the run with an error, since every call would fail the
@@ -47,6 +47,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -67,8 +68,12 @@ from .worker import shorten
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 BINDING_KEYS = ("method", "url", "query", "headers", "rename", "timeout")
-_PATH_PARAM = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # {name}, not ${NAME}
-_ENV_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+# A URL or header template, read in one pass: `$$` is a literal `$`, `${NAME}` and `$NAME` are
+# environment variables, `{name}` is an argument. One pass, so that `$${id}` is a dollar before the
+# argument `id`, and a value put in (an argument's, a variable's) is never read as a template.
+_TEMPLATE = re.compile(
+    r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|\{(?P<argument>[A-Za-z_][A-Za-z0-9_]*)\}"
+)
 _BODY_EXCERPT = 300
 _MAX_REDIRECTS = 5
 _BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
@@ -154,12 +159,12 @@ def _parse_binding(spec: Any, tool: str) -> HttpBinding:
         tool=tool,
         method=method.upper(),
         url=url.strip(),
-        path_params=tuple(dict.fromkeys(_PATH_PARAM.findall(url))),
+        path_params=tuple(dict.fromkeys(_arguments_in(url))),
         query=frozenset(query),
         headers=tuple((str(name), str(value)) for name, value in headers.items()),
         timeout=float(timeout) if timeout is not None else None,
         rename=tuple((str(name), value) for name, value in rename.items()),
-        header_params=frozenset(name for value in headers.values() for name in _PATH_PARAM.findall(str(value))),
+        header_params=frozenset(name for value in headers.values() for name in _arguments_in(str(value))),
     )
 
 
@@ -179,29 +184,43 @@ class HttpRequest:
     secrets: tuple[str, ...] = ()  # environment values put into the request: never echoed into a row
 
 
-def _environment_value(text: str, binding: HttpBinding, where: str, environ: Mapping[str, str], used: list[str]) -> str:
-    """``text`` with ``$NAME`` filled from ``environ`` (the variables apigen may hand out); records what it put in."""
+def _arguments_in(template: str) -> list[str]:
+    """The ``{name}`` s of a URL or header template, in order."""
+    return [match["argument"] for match in _TEMPLATE.finditer(template) if match["argument"]]
+
+
+def _fill(template: str, argument: Callable[[str], str], variable: Callable[[str], str] | None) -> str:
+    """``template`` with its arguments and environment variables filled (variables left as written when ``None``)."""
 
     def substitute(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        value = environ.get(name)
-        if value is None:
-            if isinstance(environ, HandOutEnvironment) and not environ.allows(name):
-                # The binding came with the row: the row is refused, the run goes on.
-                raise BindingError(
-                    "binding_not_allowed",
-                    f"the `http` binding of tool `{binding.tool}` uses `${name}` in {where}, which `--pass-env` does not "
-                    f"allow to go out (pass `--pass-env {name}` if the tools you run may send it)",
-                    "BindingNotAllowed",
-                )
-            raise ConfigError(
-                f"the `http` binding of tool `{binding.tool}` uses `${name}` in {where}, which is not set in the environment",
-                hint=f"export {name}=... before running apigen (workers never see it; only the HTTP client does)",
-            )
-        used.append(value)
-        return value
+        if match["argument"]:
+            return argument(match["argument"])
+        name = match["braced"] or match["bare"]
+        if name is None:
+            return "$"  # `$$`
+        return variable(name) if variable is not None else match[0]
 
-    return _ENV_VAR.sub(substitute, text)
+    return _TEMPLATE.sub(substitute, template)
+
+
+def _environment_value(name: str, binding: HttpBinding, where: str, environ: Mapping[str, str], used: list[str]) -> str:
+    """The variable ``name`` from ``environ`` (the variables apigen may hand out); records what it put in."""
+    value = environ.get(name)
+    if value is None:
+        if isinstance(environ, HandOutEnvironment) and not environ.allows(name):
+            # The binding came with the row: the row is refused, the run goes on.
+            raise BindingError(
+                "binding_not_allowed",
+                f"the `http` binding of tool `{binding.tool}` uses `${name}` in {where}, which `--pass-env` does not "
+                f"allow to go out (pass `--pass-env {name}` if the tools you run may send it)",
+                "BindingNotAllowed",
+            )
+        raise ConfigError(
+            f"the `http` binding of tool `{binding.tool}` uses `${name}` in {where}, which is not set in the environment",
+            hint=f"export {name}=... before running apigen (workers never see it; only the HTTP client does)",
+        )
+    used.append(value)
+    return value
 
 
 def _text(value: Any) -> str:
@@ -222,12 +241,14 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
                 f"the URL of `{binding.tool}` needs `{{{name}}}`, which the call does not give",
                 "TypeError",
             )
-    # Environment values first, so that an argument holding `$NAME` is never expanded.
     used: list[str] = []
-    url = _environment_value(binding.url, binding, "its URL", environ, used)
-    _check_path_segments(binding, arguments)
-    url = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), url)
-    shown = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), binding.url)
+
+    def in_path(name: str) -> str:
+        return quote(_text(arguments[name]), safe="")
+
+    _check_path_segments(binding, in_path)
+    url = _fill(binding.url, in_path, lambda name: _environment_value(name, binding, "its URL", environ, used))
+    shown = _fill(binding.url, in_path, None)
     if not url.lower().startswith(("http://", "https://")):
         raise BindingError("invalid_tool_definition", f"tool `{binding.tool}`: `http.url` should start with http:// or https://")
     has_body = binding.method in BODY_METHODS
@@ -245,28 +266,24 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
                 params.append((sent_as, _text(item)))
     headers: dict[str, str] = {}
     for name, value in binding.headers:
-        needed = _PATH_PARAM.findall(value)
-        if any(arguments.get(argument) is None for argument in needed):
+        if any(arguments.get(argument) is None for argument in _arguments_in(value)):
             continue  # an optional header argument the call does not give
-        # The template's text gets environment values, its {argument}s the call's values: never one into the other.
-        parts = _PATH_PARAM.split(value)
-        headers[name] = "".join(
-            _text(arguments[part]) if odd else _environment_value(part, binding, f"header `{name}`", environ, used)
-            for odd, part in ((index % 2 == 1, part) for index, part in enumerate(parts))
-        )
+        from_environment = partial(_environment_value, binding=binding, where=f"header `{name}`", environ=environ, used=used)
+        headers[name] = _fill(value, lambda argument: _text(arguments[argument]), from_environment)
     return HttpRequest(binding.tool, binding.method, url, shown, params, headers, body, has_body, binding.timeout, tuple(used))
 
 
-def _check_path_segments(binding: HttpBinding, arguments: dict[str, Any]) -> None:
+def _check_path_segments(binding: HttpBinding, in_path: Callable[[str], str]) -> None:
     """Refuse arguments that make a path segment ``.`` or ``..``: the client would resolve them,
     and ``/v1/items/{a}/{b}/{c}`` with ``..``, ``..``, ``x`` would become ``/x``."""
     path = binding.url.split("?", 1)[0].split("#", 1)[0]
     for segment in path.split("/"):
-        if not _PATH_PARAM.search(segment):
+        names_in_segment = _arguments_in(segment)
+        if not names_in_segment:
             continue
-        filled = _PATH_PARAM.sub(lambda match: quote(_text(arguments[match.group(1)]), safe=""), segment)
+        filled = _fill(segment, in_path, None)
         if filled in (".", ".."):
-            names = ", ".join(f"`{name}`" for name in _PATH_PARAM.findall(segment))
+            names = ", ".join(f"`{name}`" for name in names_in_segment)
             raise BindingError(
                 "invalid_arguments",
                 f"the URL of `{binding.tool}`: {names} makes the path segment `{filled}`, which would leave the URL's path",

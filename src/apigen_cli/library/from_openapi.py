@@ -4,7 +4,8 @@ OpenAPI 3.0 and 3.1 and Swagger 2.0 are read. An operation's path, query and
 header parameters and the properties of its JSON body become one ``parameters``
 object; a name used twice (a path ``id`` and a body ``id``) is given a prefix
 (``body_id``) and mapped back with the binding's ``rename``. The binding is the
-one ``exec-check`` runs (see ``execution/rest.py``).
+one ``exec-check`` runs (see ``execution/rest.py``). A ``$`` in the spec's paths and server
+URLs is written ``$$``: the spec's text is literal, not a reference to an environment variable.
 
 Keys never come from the file: a security scheme becomes a header (or query
 parameter) filled from an environment variable the user names (``--auth
@@ -19,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .http_arguments import Arguments, fill_path
+from ..schema.tools import numeric_bounds
+from .http_arguments import Arguments, fill_path, literal_dollars
 from .output import Imported, UniqueNames, check_base_url, sanitise_name
 from .spec_file import Document, pointer, read_document
 
@@ -30,8 +32,6 @@ _SCHEMA_KEYS = (
     "enum",
     "const",
     "default",
-    "minimum",
-    "maximum",
     "minItems",
     "maxItems",
     "minLength",
@@ -162,12 +162,13 @@ class _Converter:
     def _tool(
         self, route: str, method: str, item: dict[str, Any], operation: dict[str, Any], where: str, default_base: str | None
     ) -> dict[str, Any]:
-        base = self.options.base_url or self._server_url(operation, where) or self._server_url(item, where) or default_base
+        spec_base = self._server_url(operation, where) or self._server_url(item, where) or default_base
+        base = self.options.base_url or (literal_dollars(spec_base) if spec_base else None)
         if not base or not base.lower().startswith(("http://", "https://")):
             raise self.document.error(
                 "/servers" if not self.swagger else "/host",
                 f"the spec gives no absolute server URL for `{method.upper()} {route}`"
-                + (f" (its server URL is `{base}`, relative to where the spec is published)" if base else ""),
+                + (f" (its server URL is `{spec_base}`, relative to where the spec is published)" if spec_base else ""),
                 hint="pass `--base-url https://host/prefix`: it replaces the server URL, prefix included",
             )
         if operation.get("callbacks"):
@@ -182,9 +183,7 @@ class _Converter:
             if not isinstance(wire, str) or not wire:
                 raise self.document.error(parameter_where, "a parameter has no `name`")
             if location == "body":
-                self._body(
-                    self._swagger_body(parameter, parameter_where), arguments, parameter_where, bool(parameter.get("required"))
-                )
+                self._body(self._swagger_body(parameter, parameter_where), arguments)
                 continue
             if location == "formData":
                 raise _Skip("it takes a form (`in: formData`), which a JSON call cannot send")
@@ -212,8 +211,8 @@ class _Converter:
             body, body_where = self.document.deref(operation["requestBody"], body_where)
             if isinstance(body, dict):
                 schema = self._json_body_schema(body, body_where)
-                self._body(schema, arguments, body_where, bool(body.get("required")))
-        url = base.rstrip("/") + fill_path(route, path_names)
+                self._body(schema, arguments)
+        url = base.rstrip("/") + fill_path(literal_dollars(route), path_names)
         missing = [name for name in re.findall(r"\{([^}]*)\}", route) if name not in path_names]
         if missing:
             raise self.document.error(where, f"the path uses `{{{missing[0]}}}`, which no path parameter declares")
@@ -300,8 +299,15 @@ class _Converter:
             raise _Skip(f"its body is a multipart form ({kinds}), which a JSON call cannot send")
         raise _Skip(f"its body is {kinds}, not JSON")
 
-    def _body(self, schema: dict[str, Any], arguments: Arguments, where: str, required: bool) -> None:
-        """The body's properties as arguments; a body that is not an object cannot be spread into them."""
+    def _body(self, schema: dict[str, Any], arguments: Arguments) -> None:
+        """The body's properties as arguments; a body that is not an object cannot be spread into them.
+
+        A property the body's schema requires is a required argument, whether or not the body
+        itself is (``requestBody.required`` defaults to false, and most specs that leave it out
+        need the body all the same). Spread into arguments, "no body at all" cannot be told from
+        "a body without its required fields": the tools ask for the fields, so that every call
+        made is one the API takes, at the cost of never making the rare call without a body.
+        """
         if not schema:
             return
         kind = schema.get("type")
@@ -313,7 +319,7 @@ class _Converter:
         for name, property_schema in properties.items():
             if property_schema.pop("readOnly", False):
                 continue  # the server sets it; a request does not send it
-            arguments.add(str(name), "body", property_schema, required=required and name in inner_required)
+            arguments.add(str(name), "body", property_schema, required=name in inner_required)
         if not properties or schema.get("additionalProperties") not in (None, False):
             arguments.open_body = True
 
@@ -380,13 +386,13 @@ class _Converter:
                 return {}
             target = self.schema(self.document.lookup(reference, where), reference[1:], (*seen, reference))
             # OpenAPI 3.1 lets a $ref have siblings (a description, a default): they win over the target's.
-            siblings = {key: raw[key] for key in _SCHEMA_KEYS if key in raw}
+            siblings = _kept(raw)
             return {**target, **siblings} if siblings else target
         if raw is True or raw is None:
             return {}
         if not isinstance(raw, dict):
             raise self.document.error(where, f"a schema should be an object, got {type(raw).__name__}")
-        schema: dict[str, Any] = {key: raw[key] for key in _SCHEMA_KEYS if key in raw}
+        schema = _kept(raw)
         if raw.get("type") == "file":
             raise _Skip("it uploads a file")
         if "example" in raw and "examples" not in schema:
@@ -417,6 +423,12 @@ class _Converter:
         if schema.get("type") == "object" and "properties" not in schema and "additionalProperties" not in schema:
             schema["additionalProperties"] = True  # a free-form object
         return schema
+
+
+def _kept(raw: dict[str, Any]) -> dict[str, Any]:
+    """The keys of an OpenAPI schema that a tool's schema keeps; its bounds as JSON Schema says them
+    today, so that Swagger 2's ``minimum: 0, exclusiveMinimum: true`` is ``exclusiveMinimum: 0``."""
+    return {**{key: raw[key] for key in _SCHEMA_KEYS if key in raw}, **numeric_bounds(raw)}
 
 
 def _merge_all_of(parts: list[dict[str, Any]]) -> dict[str, Any]:

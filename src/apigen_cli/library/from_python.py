@@ -126,10 +126,24 @@ def _tool(function: dict[str, Any], options: PythonImport, result: Imported) -> 
     parameters: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
     if open_object:
         parameters["additionalProperties"] = True
-    description = "\n\n".join(part.strip() for part in (doc.short_description, doc.long_description) if part and part.strip())
-    tool: dict[str, Any] = {"name": name, "description": description, "parameters": parameters}
+    tool: dict[str, Any] = {"name": name, "description": _description(doc), "parameters": parameters}
     tool["category"] = options.category or category_of(str(function["module"]))
     return tool
+
+
+def _description(doc: docstring_parser.Docstring) -> str:
+    """The docstring's text without its sections: the first paragraph, then the rest.
+
+    docstring-parser's short description is the first line only; when no blank line follows it,
+    the lines after it are the same paragraph (a first sentence wrapped at 79 columns), so they
+    join it with spaces instead of starting a paragraph of their own.
+    """
+    short = (doc.short_description or "").strip()
+    rest = (doc.long_description or "").strip()
+    if short and rest and not doc.blank_after_short_description:
+        continued, _, rest = rest.partition("\n\n")
+        short = " ".join([short, *(line.strip() for line in continued.splitlines() if line.strip())])
+    return "\n\n".join(part for part in (short, rest.strip()) if part)
 
 
 def _optional(schema: dict[str, Any], parameter: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..errors import InputError
 from ..rows.jsonl import json_error_text, loads
-from .http_arguments import Arguments, fill_path, template_names
+from .http_arguments import Arguments, fill_path, literal_dollars, template_names
 from .output import Imported, UniqueNames, check_base_url, check_env_name, sanitise_name
 
 _TYPES = {
@@ -125,7 +125,9 @@ def _api_tool(
     parts = urlsplit(url)
     host = host or parts.netloc
     if options.base_url:
-        url = options.base_url.rstrip("/") + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        url = options.base_url.rstrip("/") + literal_dollars((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+    else:
+        url = literal_dollars(url)
     arguments = Arguments()
     path_names: dict[str, str] = {}
     in_path = set(template_names(parts.path))
@@ -150,7 +152,7 @@ def _api_tool(
         raise _Skip(f"its URL uses `{{{missing[0]}}}`, which no parameter names")
     headers: dict[str, str] = {}
     if host:
-        headers[options.host_header] = host
+        headers[options.host_header] = literal_dollars(host)
     if options.key_env:
         headers[options.key_header] = "${" + options.key_env + "}"
     binding: dict[str, Any] = {"method": method, "url": fill_path(url, path_names)}

@@ -45,6 +45,15 @@ class Arguments:
         return name
 
 
+def literal_dollars(text: str) -> str:
+    """Text of an API description written into a binding: its ``$`` stays a ``$`` (``$$``), never an environment variable.
+
+    AWS IoT's ``/things/{thingName}/jobs/$next`` is a path, not a reference to ``$next``; only
+    the user's own choices (``--auth SCHEME=ENV_VAR``, ``--base-url``) put variables in a binding.
+    """
+    return text.replace("$", "$$")
+
+
 def fill_path(route: str, names: dict[str, str]) -> str:
     return _TEMPLATE.sub(lambda match: "{" + names.get(match.group(1), match.group(1)) + "}", route)
 

@@ -2,11 +2,13 @@
 
 Shared by the OpenAPI importer; kept apart because it knows nothing of OpenAPI:
 a document, JSON pointers into it, and errors that name the file and the pointer.
-YAML is read with ``yaml.safe_load`` only: a spec is data, never objects to build.
+YAML is read as YAML 1.2 by ruamel.yaml's safe loader: a spec is data, never objects to build,
+and only data that JSON can hold.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ _MAX_BYTES = 64 * 1024 * 1024
 
 
 def read_document(path: str) -> Any:
-    """The parsed file: JSON when it looks like JSON, YAML otherwise; ``InputError`` naming the line when it is neither."""
+    """The parsed file, JSON or YAML whatever its name says; ``InputError`` naming the line when it is neither."""
     try:
         size = Path(path).stat().st_size
         if size > _MAX_BYTES:
@@ -32,43 +34,119 @@ def read_document(path: str) -> Any:
     except OSError as error:
         raise InputError(f"spec `{path}` cannot be read: {error.strerror or error}") from None
     text = data.decode("utf-8-sig", "replace")
-    if text.lstrip().startswith("{") or path.endswith(".json"):
+    # By content, not by name: published specs have YAML under a `.json` name. JSON is YAML 1.2,
+    # so a file that looks like JSON is read by the fast JSON parser first.
+    if text.lstrip().startswith(("{", "[")):
         try:
             return loads(text)
         except ValueError as error:
-            raise InputError(f"`{path}` is not valid JSON: {json_error_text(error)}", hint="fix the file") from None
-    import yaml
+            json_problem = _json_problem(error)
+        try:
+            document = _load_yaml(text)  # flow-style YAML, `{openapi: 3.0.0, ...}`, starts with `{` too
+        except _NotYaml:
+            raise InputError(f"`{path}` is not valid JSON: {json_problem}", hint="fix the file") from None
+    else:
+        try:
+            document = _load_yaml(text)
+        except _NotYaml as error:
+            read_as = " (read as YAML: it does not start with `{`)" if path.lower().endswith(".json") else ""
+            raise InputError(f"`{path}` is not valid YAML{error}{read_as}", hint="fix the file") from None
+    _check_alias_expansion(path, document)
+    return document
+
+
+def _json_problem(error: ValueError) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno}, column {error.colno}"
+    return json_error_text(error)
+
+
+class _NotYaml(Exception):
+    """What is wrong, and where: `` at line 2, column 5: found ...``."""
+
+
+def _load_yaml(text: str) -> Any:
+    """YAML 1.2, as JSON sees it: ``16:9``, ``yes`` and ``off`` stay strings, ``0777`` is 777, dates stay text."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        return yaml.load(text, Loader=_safe_loader())  # a SafeLoader: data only, never Python objects
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
+        return _yaml_reader().load(text)
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise InputError(f"`{path}` is not valid YAML{where}: {problem}", hint="fix the file") from None
+        raise _NotYaml(f"{where}: {error.problem or error.context or str(error).splitlines()[0]}") from None
+    except YAMLError as error:
+        raise _NotYaml(f": {str(error).splitlines()[0]}") from None
+    except RecursionError:
+        raise _NotYaml(": it is nested too deeply to be an API description") from None
 
 
-def _safe_loader() -> Any:
-    """``yaml.SafeLoader`` with dates and times left as strings, as JSON would carry them (built once, on first use)."""
-    global _LOADER
-    if _LOADER is None:
-        import yaml
+def _yaml_reader() -> Any:
+    """ruamel.yaml's safe, pure-Python YAML 1.2 reader, its tags limited to what JSON can hold (built once, on first use).
 
-        # libyaml's SafeLoader when the wheel has it (several times faster), the pure-Python one otherwise.
-        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    Not PyYAML: it reads YAML 1.1, where the unquoted enum value ``16:9`` is the
+    sexagesimal integer 969 and ``no`` is false. Not libyaml's parser either: it
+    scans ``16:9`` in a flow list as an error.
+    """
+    global _READER
+    if _READER is None:
+        from ruamel.yaml import YAML
+        from ruamel.yaml.constructor import ConstructorError, SafeConstructor
 
-        class Loader(base):  # type: ignore[valid-type,misc]
+        def no_json_form(constructor: Any, node: Any) -> Any:
+            raise ConstructorError(None, None, f"the tag `{node.tag}` makes a value JSON cannot hold", node.start_mark)
+
+        class JsonConstructor(SafeConstructor):
             pass
 
-        Loader.yaml_implicit_resolvers = {
-            key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-            for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-        }
-        _LOADER = Loader
-    return _LOADER
+        JsonConstructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
+        for tag in ("binary", "set", "omap", "pairs"):
+            JsonConstructor.add_constructor(f"tag:yaml.org,2002:{tag}", no_json_form)
+        reader = YAML(typ="safe", pure=True)
+        reader.Constructor = JsonConstructor
+        reader.allow_duplicate_keys = True  # the last one wins, as with JSON (and as before)
+        _READER = reader
+    return _READER
 
 
-_LOADER: Any = None
+_READER: Any = None
+
+# A value reached through aliases counts once per alias: a 779-byte "billion laughs" expands to a
+# billion strings, which the tools written would spell out. Up to this many values, or ten times
+# the values written in the file, is an ordinary use of anchors.
+_MAX_EXPANDED_VALUES = 1_000_000
+_MAX_EXPANSION = 10
+
+
+def _check_alias_expansion(path: str, document: Any) -> None:
+    """``InputError`` when aliases make the document contain itself or expand it far past its own size."""
+    sizes: dict[int, int] = {}  # id of a list or mapping -> its values, aliases expanded
+    open_nodes: set[int] = set()  # the lists and mappings being counted: the way down to the current one
+    written = 0
+    stack: list[tuple[Any, bool]] = [(document, False)] if isinstance(document, (dict, list)) else []
+    while stack:
+        node, counted = stack.pop()
+        children = list(node.values()) if isinstance(node, dict) else node
+        if counted:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            raise InputError(
+                f"`{path}` contains itself through a YAML alias", hint="fix the file: an alias may not name a value it is inside"
+            )
+        open_nodes.add(id(node))
+        written += 1 + len(children)
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if isinstance(child, (dict, list)))
+    expanded = sizes.get(id(document), 1)
+    if expanded > max(_MAX_EXPANDED_VALUES, _MAX_EXPANSION * written):
+        raise InputError(
+            f"`{path}` holds {written:,} values, which its YAML aliases expand to {expanded:,} (a 'billion laughs')",
+            hint="fix the file: write the repeated parts out, or use `$ref`s, which apigen follows without copying",
+        )
 
 
 def pointer(*parts: str | int) -> str:

@@ -132,11 +132,30 @@ def _constrained(compiled: Type, schema: dict[str, Any]) -> Type:
     enum = schema.get("enum")
     if "const" in schema:
         enum = [schema["const"]]
+    bounds = numeric_bounds(schema)
     return compiled.with_constraints(
         enum=enum if isinstance(enum, list) and enum else None,
-        minimum=schema.get("minimum"),
-        maximum=schema.get("maximum"),
+        minimum=bounds.get("minimum"),
+        maximum=bounds.get("maximum"),
+        exclusive_minimum=bounds.get("exclusiveMinimum"),
+        exclusive_maximum=bounds.get("exclusiveMaximum"),
     )
+
+
+def numeric_bounds(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A schema's numeric bounds as JSON Schema says them today (``exclusiveMinimum: 0``).
+
+    Draft 4, Swagger 2 and OpenAPI 3.0 write an exclusive bound as a flag on the inclusive one
+    (``minimum: 0, exclusiveMinimum: true``): it becomes the number it qualifies.
+    """
+    bounds: dict[str, Any] = {}
+    for inclusive, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        bound, flag = schema.get(inclusive), schema.get(exclusive)
+        if isinstance(flag, (int, float)) and not isinstance(flag, bool):
+            bounds[exclusive] = flag
+        if isinstance(bound, (int, float)) and not isinstance(bound, bool):
+            bounds[exclusive if flag is True else inclusive] = bound
+    return bounds
 
 
 def _compile_named(name: Any, schema: dict[str, Any], where: str) -> Type:

@@ -41,6 +41,10 @@ def _wrong_type(where: str, expected: str, value: Any) -> Problem:
     return Problem("wrong_type", f"argument `{where}` should be {expected}, got {json_kind(value)} {show_value(value)}")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _enum_key(value: Any) -> tuple[str, Any]:
     """A hashable key under which JSON-equal values meet (1 == 1.0, but True != 1)."""
     kind = type(value)
@@ -58,7 +62,7 @@ def _enum_key(value: Any) -> tuple[str, Any]:
 class Type:
     """Base of the compiled types. ``name`` reads well in messages ("array of integer")."""
 
-    __slots__ = ("name", "enum", "enum_keys", "minimum", "maximum", "plain_types")
+    __slots__ = ("name", "enum", "enum_keys", "minimum", "maximum", "exclusive_minimum", "exclusive_maximum", "plain_types")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -66,18 +70,28 @@ class Type:
         self.enum_keys: frozenset[tuple[str, Any]] | None = None
         self.minimum: float | None = None
         self.maximum: float | None = None
+        self.exclusive_minimum: float | None = None
+        self.exclusive_maximum: float | None = None
         # Python types that pass this type outright (no constraint to look at): the fast path.
         self.plain_types: tuple[type, ...] = ()
 
-    def with_constraints(self, enum: Sequence[Any] | None = None, minimum: Any = None, maximum: Any = None) -> Type:
+    def with_constraints(
+        self,
+        enum: Sequence[Any] | None = None,
+        minimum: Any = None,
+        maximum: Any = None,
+        exclusive_minimum: Any = None,
+        exclusive_maximum: Any = None,
+    ) -> Type:
         if enum is not None:
             self.enum = list(enum)
             self.enum_keys = frozenset(_enum_key(item) for item in enum)
-        if isinstance(minimum, (int, float)) and not isinstance(minimum, bool):
-            self.minimum = minimum
-        if isinstance(maximum, (int, float)) and not isinstance(maximum, bool):
-            self.maximum = maximum
-        if self.enum_keys is not None or self.minimum is not None or self.maximum is not None:
+        self.minimum = minimum if _is_number(minimum) else self.minimum
+        self.maximum = maximum if _is_number(maximum) else self.maximum
+        self.exclusive_minimum = exclusive_minimum if _is_number(exclusive_minimum) else self.exclusive_minimum
+        self.exclusive_maximum = exclusive_maximum if _is_number(exclusive_maximum) else self.exclusive_maximum
+        bounds = (self.minimum, self.maximum, self.exclusive_minimum, self.exclusive_maximum)
+        if self.enum_keys is not None or any(bound is not None for bound in bounds):
             self.plain_types = ()
         return self
 
@@ -92,6 +106,10 @@ class Type:
             return Problem("out_of_range", f"argument `{where}` is {show_value(value)}, below the minimum {self.minimum}")
         if self.maximum is not None and type(value) in (int, float) and value > self.maximum:
             return Problem("out_of_range", f"argument `{where}` is {show_value(value)}, above the maximum {self.maximum}")
+        if self.exclusive_minimum is not None and type(value) in (int, float) and value <= self.exclusive_minimum:
+            return Problem("out_of_range", f"argument `{where}` is {show_value(value)}, not above {self.exclusive_minimum}")
+        if self.exclusive_maximum is not None and type(value) in (int, float) and value >= self.exclusive_maximum:
+            return Problem("out_of_range", f"argument `{where}` is {show_value(value)}, not below {self.exclusive_maximum}")
         return None
 
     def check_shape(self, value: Any, where: str) -> Problem | None:
@@ -325,6 +343,10 @@ def type_schema(compiled: Type, *, strict_objects: bool = False) -> dict[str, An
         schema["minimum"] = compiled.minimum
     if compiled.maximum is not None:
         schema["maximum"] = compiled.maximum
+    if compiled.exclusive_minimum is not None:
+        schema["exclusiveMinimum"] = compiled.exclusive_minimum
+    if compiled.exclusive_maximum is not None:
+        schema["exclusiveMaximum"] = compiled.exclusive_maximum
     return schema
 
 
