@@ -54,7 +54,7 @@ class Setting:
     """
 
     name: str
-    kind: str  # "str", "int", "float", "bool", "list", "options", "choice", "range", "styles", "shard"
+    kind: str  # "str", "int", "float", "bool", "list", "patterns", "options", "choice", "range", "styles", "shard"
     default: Any
     flag: str
     help: str
@@ -357,6 +357,23 @@ SETTINGS: dict[str, Setting] = {
             'Whether a result that is an error payload ({"error": ...}, "Error: ...") passes.',
             choices=("pass", "fail"),
             metavar="pass|fail",
+        ),
+        _exec(
+            "error_shaped",
+            "bool",
+            True,
+            "--error-shaped",
+            "A text result that reads as an error (`Database error: ...`, `Traceback ...`) is an error result, "
+            "as the README's rule says; `--no-error-shaped` leaves text to `--error-pattern`.",
+        ),
+        _exec(
+            "error_patterns",
+            "patterns",
+            (),
+            "--error-pattern",
+            "A text result whose first 4 KB this regular expression finds a match in is an error result too "
+            "(Python `re.search`: anchor it with ^, `(?i)` ignores case). Repeatable; one per line in the variable.",
+            metavar="REGEX",
         ),
         _exec(
             "pass_env",
@@ -757,6 +774,13 @@ def _from_toml(setting: Setting, raw: Any, origin: str) -> Any:
         if not isinstance(raw, list) or not all(isinstance(item, str) and item.strip() for item in raw):
             raise ConfigError(f"{origin} should be a name or a list of names, got {_show(raw)}")
         return [item.strip() for item in raw]
+    if kind == "patterns":
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
+            raise ConfigError(f"{origin} should be a regular expression or a list of them, got {_show(raw)}")
+        compile_patterns(raw, origin)
+        return list(raw)
     if kind == "options":
         if not isinstance(raw, dict):
             raise ConfigError(f"{origin} should be a table of provider parameters, got {_show(raw)}")
@@ -780,6 +804,10 @@ def _from_text(setting: Setting, text: str, origin: str) -> Any:
     text = text.strip()
     if kind == "list":
         return [item for item in re.split(r"[,\s]+", text) if item]
+    if kind == "patterns":  # a pattern may hold commas and spaces: one per line
+        patterns = [line for line in text.splitlines() if line.strip()]
+        compile_patterns(patterns, origin)
+        return patterns
     if kind == "options":
         if text.startswith("{"):
             try:
@@ -816,6 +844,11 @@ def _from_flag(setting: Setting, value: Any) -> Any:
     origin = f"`{setting.flag}`"
     if setting.kind == "options":
         return parse_options(list(value), "`-O`")
+    if setting.kind == "patterns":
+        if any(not item for item in value):
+            raise ConfigError(f"{origin} is given an empty value", hint=f"give {origin} a value, or leave it out")
+        compile_patterns(value, origin)
+        return list(value)
     if setting.kind == "list":
         if any(not item.strip() for item in value):
             raise ConfigError(f"{origin} is given an empty value", hint=f"give {origin} a value, or leave it out")
@@ -858,6 +891,20 @@ def _checked(setting: Setting, value: Any, origin: str) -> Any:
             bound = "greater than" if setting.exclusive_minimum else "at least"
             raise ConfigError(f"{origin} should be {bound} {setting.minimum:g}, got {value:g}")
     return value
+
+
+def compile_patterns(texts: Sequence[str], origin: str = "`--error-pattern`") -> tuple[re.Pattern[str], ...]:
+    """Regular expressions compiled; a bad one raises ``ConfigError`` naming it and where it was given."""
+    compiled = []
+    for text in texts:
+        try:
+            compiled.append(re.compile(text))
+        except re.error as error:
+            raise ConfigError(
+                f"{origin}: `{text}` is not a valid regular expression: {error}",
+                hint="write a Python regular expression, e.g. `--error-pattern '(?i)^query failed'`",
+            ) from None
+    return tuple(compiled)
 
 
 def parse_styles(text: str, origin: str = "`--styles`") -> dict[str, float]:

@@ -20,6 +20,7 @@ from .config import SETTINGS, LLMSettings
 from .errors import ConfigError
 from .execution.calls import ExecutorOptions, HttpOptions
 from .execution.executor import Executor
+from .rows.results import ErrorShapes
 from .stages.exec_check import ExecPolicy
 from .stages.sampling import GenerationSettings, GrowSettings
 from .stages.semantic_check import JudgeSettings
@@ -162,7 +163,11 @@ def execution_settings_from(values: Mapping[str, Any]) -> ExecutionSettings:
             max_reply_bytes=values["http_max_reply_bytes"],
             redirects=values["http_redirects"],
         ),
-        policy=ExecPolicy(fail_on_empty=values["empty_result"] == "fail", fail_on_error_result=values["error_result"] == "fail"),
+        policy=ExecPolicy(
+            fail_on_empty=values["empty_result"] == "fail",
+            fail_on_error_result=values["error_result"] == "fail",
+            error_shapes=ErrorShapes(built_in=values["error_shaped"], patterns=tuple(values["error_patterns"])),
+        ),
         mcp=tuple(values["mcp"]),
         mcp_url=tuple(values["mcp_url"]),
         mcp_concurrency=values["mcp_concurrency"],
@@ -229,6 +234,8 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
         "max_result_chars": options.max_result_chars,
         "empty_result": "fail" if policy.fail_on_empty else "pass",
         "error_result": "fail" if policy.fail_on_error_result else "pass",
+        "error_shaped": policy.error_shapes.built_in,
+        "error_patterns": policy.error_shapes.patterns,
         "pass_env": options.pass_env,
         "http_timeout": http.timeout,
         "http_concurrency": http.concurrency,
