@@ -35,7 +35,12 @@ JSON_MODES = ("schema", "object", "off")
 
 # Provider parameters that apigen sets itself, or that have a flag of their own.
 _RESERVED_OPTIONS = {"model": "--model", "messages": None, "stream": None, "n": None}
-_OPTIONS_WITH_FLAGS = {"temperature": "--temperature", "max_tokens": "--max-tokens", "top_p": "--top-p", "seed": "--seed"}
+_OPTIONS_WITH_FLAGS = {
+    "temperature": "--temperature",
+    "max_tokens": "--max-tokens` or `--judge-max-tokens",
+    "top_p": "--top-p",
+    "seed": "--seed",
+}
 _OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
@@ -109,7 +114,6 @@ SETTINGS: dict[str, Setting] = {
             minimum=0,
             metavar="T",
         ),
-        _llm("max_tokens", "int", None, "--max-tokens", "Most tokens per reply.", minimum=1, metavar="N"),
         _llm("top_p", "float", None, "--top-p", "Nucleus sampling mass.", minimum=0, metavar="P"),
         _llm(
             "seed",
@@ -218,6 +222,15 @@ SETTINGS: dict[str, Setting] = {
             "Query/answer pairs the model writes per request.",
             minimum=1,
             metavar="K",
+        ),
+        _gen(
+            "max_tokens",
+            "int",
+            None,
+            "--max-tokens",
+            "Most tokens per generator reply (unset: 1024 + 512 per pair asked, at most 8192); 0 sends no limit.",
+            minimum=0,
+            metavar="N",
         ),
         _gen(
             "styles",
@@ -480,6 +493,15 @@ SETTINGS: dict[str, Setting] = {
             metavar="N",
         ),
         _judge(
+            "judge_max_tokens",
+            "int",
+            512,
+            "--judge-max-tokens",
+            "Most tokens per judge reply; 0 sends no limit.",
+            minimum=0,
+            metavar="N",
+        ),
+        _judge(
             "max_reasks",
             "int",
             2,
@@ -558,7 +580,8 @@ class LLMSettings:
     """Everything the chat services need to know; holds no secret, so ``repr`` is safe to show.
 
     ``options`` are provider parameters sent as they are (keys starting with
-    ``offline_`` go to the offline backend only). ``reorder_window`` bounds how many
+    ``offline_`` go to the offline backend only). ``max_tokens`` is no LLM setting
+    but each stage's (``GenerationSettings``, ``JudgeSettings``): their replies differ in size. ``reorder_window`` bounds how many
     rows may wait for an earlier one (default: four times ``concurrency``).
     """
 
@@ -566,7 +589,6 @@ class LLMSettings:
     models: tuple[str, ...] = ()
     api_key_env: str | None = None
     temperature: float | None = None
-    max_tokens: int | None = None
     top_p: float | None = None
     seed: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -620,7 +642,6 @@ class Resolved:
             models=tuple(values["model"]),
             api_key_env=values["api_key_env"],
             temperature=values["temperature"],
-            max_tokens=values["max_tokens"],
             top_p=values["top_p"],
             seed=values["seed"],
             options=dict(values["options"]),

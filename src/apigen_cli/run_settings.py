@@ -122,6 +122,7 @@ def judge_settings_from(values: Mapping[str, Any], llm: LLMSettings) -> JudgeSet
         max_result_chars=values["judge_result_chars"],
         with_schema=llm.json_mode == "schema",
         max_reasks=values["max_reasks"],
+        max_tokens=values["judge_max_tokens"],
     )
 
 
@@ -136,6 +137,7 @@ def generation_settings_from(values: Mapping[str, Any], llm: LLMSettings) -> Gen
         models=llm.models,
         seed=llm.seed if llm.seed is not None else 0,
         shard=values["shard"],
+        max_tokens=values["max_tokens"],
     )
 
 
@@ -201,7 +203,7 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
         "model": llm.models,
         "api_key_env": llm.api_key_env,
         "temperature": llm.temperature,
-        "max_tokens": llm.max_tokens,
+        "max_tokens": generation.max_tokens,
         "top_p": llm.top_p,
         "seed": llm.seed,
         "options": dict(llm.options),
@@ -249,6 +251,7 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
         "include_failed": judge.include_failed,
         "judge_result_chars": judge.max_result_chars,
         "max_reasks": judge.max_reasks,
+        "judge_max_tokens": judge.max_tokens,
     }
 
 
