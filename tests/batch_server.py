@@ -160,7 +160,9 @@ class BatchServer:
             reply = self.handler(request)
             if reply.status == 200 and reply.body is None:
                 text = reply.text if reply.text is not None else request.content
-                return 200, completion(text, request.model or "", reply.prompt_tokens, reply.completion_tokens)
+                return 200, completion(
+                    text, request.model or "", reply.prompt_tokens, reply.completion_tokens, reply.finish_reason
+                )
             return reply.status, reply.body
         if path == "/v1/files":
             message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
@@ -246,7 +248,9 @@ class BatchServer:
             reply = self.handler(request)
             if reply.status == 200 and reply.body is None:
                 text = reply.text if reply.text is not None else request.content
-                response = completion(text, body.get("model", ""), reply.prompt_tokens, reply.completion_tokens)
+                response = completion(
+                    text, body.get("model", ""), reply.prompt_tokens, reply.completion_tokens, reply.finish_reason
+                )
                 output.append(
                     {
                         "id": f"batch_req_{number}",

@@ -67,6 +67,7 @@ class Reply:
     action: str = "reply"
     prompt_tokens: int = 11
     completion_tokens: int = 7
+    finish_reason: str = "stop"  # "length": the reply was cut by `max_tokens`
 
     @classmethod
     def chat(cls, text: str, **fields: Any) -> Reply:
@@ -127,13 +128,13 @@ class Received:
         return ""
 
 
-def completion(text: str, model: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def completion(text: str, model: str, prompt_tokens: int, completion_tokens: int, finish_reason: str = "stop") -> dict[str, Any]:
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "created": 0,
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -291,7 +292,9 @@ class LLMServer:
             return
         if reply.body is None:
             text = reply.text if reply.text is not None else request.content
-            body = orjson.dumps(completion(text, request.model or "", reply.prompt_tokens, reply.completion_tokens))
+            body = orjson.dumps(
+                completion(text, request.model or "", reply.prompt_tokens, reply.completion_tokens, reply.finish_reason)
+            )
         elif isinstance(reply.body, bytes):
             body = reply.body
         elif isinstance(reply.body, str):

@@ -41,6 +41,14 @@ def lookup(key: str) -> dict[str, int]:
     return {"key_length": len(key), "value": table[key]}
 
 
+@server.tool(structured_output=False)
+def read_query(query: str) -> str:
+    """Run a SELECT on a one-table database; a failure is answered as text with isError false, as mcp-server-sqlite does."""
+    if "users" not in query.lower():
+        return "Database error: no such table: " + (query.split()[-1] if query.split() else "?")
+    return "[{'id': 1, 'name': 'alice'}]"
+
+
 @server.tool()
 def environment(name: str) -> str:
     """The value of an environment variable in the server's process, or `unset`."""

@@ -508,3 +508,28 @@ def test_batch_results_echoing_a_piece_of_the_key_keep_it_out_of_rows_state_and_
     written = "".join(path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.is_file())
     assert "the key was ***" in written
     assert not any(key[start : start + 12] in written + result.stderr for start in range(len(key) - 11))
+
+
+def test_batch_requests_carry_max_tokens_and_a_reply_cut_by_it_is_named(runner: CliRunner, tmp_path: Path) -> None:
+    answered: list[Received] = []
+
+    def cut_first(request: Received) -> Reply:
+        answered.append(request)
+        answer = pipeline_handler(request)
+        return Reply.chat((answer.text or "")[:40], finish_reason="length") if len(answered) == 1 else answer
+
+    with BatchServer(cut_first) as server:
+        out, rejects = tmp_path / "b.jsonl", tmp_path / "r.jsonl"
+        cache = ["--cache", str(tmp_path / "cache")]
+        result = invoke(
+            runner, *GENERATE, "--base-url", server.url, "-o", str(out), "--rejects", str(rejects), "--batch", *FAST, *cache
+        )
+        assert result.exit_code == 0, result.stderr
+        assert {line["body"]["max_tokens"] for line in _batch_lines(server)} == {2560}
+        [cut] = read_jsonl(rejects)
+        assert (cut["rejected_by"], cut["reason"]) == ("generate", "reply_cut_off")
+        assert len(read_jsonl(out)) == 21
+        # The cut reply was not cached: an online rerun sends its request alone again.
+        result = invoke(runner, *GENERATE, "--base-url", server.url, "-o", str(tmp_path / "o.jsonl"), *cache)
+        assert result.exit_code == 0, result.stderr
+        assert server.chat_requests == 1

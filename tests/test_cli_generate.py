@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -152,3 +153,38 @@ def test_run_warns_of_the_examples_it_leaves_out(runner: CliRunner, tmp_path: Pa
     result = invoke(runner, *run, "--examples", str(seeds), "-o", str(tmp_path / "out.jsonl"))
     assert result.exit_code == 0, result.stderr
     assert result.stderr == "warning: `--examples`: 1 row left out, failing the format check\n"
+
+
+def test_every_request_carries_a_max_tokens_by_pairs_that_the_setting_overrides(
+    runner: CliRunner, server: LLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def sent(*extra: str) -> list[Any]:
+        server.requests.clear()
+        result = invoke(runner, *generate_args(*extra, server=server, count=6, seed=1))
+        assert result.exit_code == 0, result.stderr
+        return [(request.json.get("max_tokens"), request.json.get("max_completion_tokens")) for request in server.chat_requests()]
+
+    assert sent() == [(2560, None)] * 2  # 1024 + 512 per pair, 3 pairs a request
+    assert sent("--pairs-per-prompt", "6") == [(4096, None)]
+    assert sent("--pairs-per-prompt", "6", "--max-tokens", "300") == [(300, None)]
+    assert sent("-O", "max_completion_tokens=900") == [(None, 900)] * 2  # for models that refuse `max_tokens`
+    monkeypatch.setenv("APIGEN_MAX_TOKENS", "0")
+    assert sent() == [(None, None)] * 2  # 0: no limit is sent
+    monkeypatch.setenv("APIGEN_MAX_TOKENS", "700")
+    assert sent() == [(700, None)] * 2
+
+
+def test_a_reply_cut_off_by_max_tokens_is_named_not_taken_for_nonsense(
+    runner: CliRunner, server: LLMServer, tmp_path: Path
+) -> None:
+    cut = '{"pairs": [{"query": "Convert 5 km", "answers": [{"name": "conv'
+    server.enqueue(Reply.chat(cut, finish_reason="length", completion_tokens=2560))
+    rejects = tmp_path / "failed.jsonl"
+    result = invoke(runner, *generate_args(server=server, count=6, seed=1, rejects=rejects))
+    assert result.exit_code == 0, result.stderr
+    [failed] = read_jsonl(rejects)
+    assert (failed["rejected_by"], failed["reason"], failed["raw_output"]) == ("generate", "reply_cut_off", cut)
+    assert failed["reason_detail"] == (
+        "the reply was cut off after 2560 tokens by `--max-tokens 2560` before it was complete; raise `--max-tokens`"
+    )
+    assert len(parse_stdout(result.stdout)) == 3

@@ -147,3 +147,31 @@ def test_input_that_skipped_exec_check_altogether_is_an_error(runner: CliRunner,
     )
     assert lines[-1] == "hint: run `apigen exec-check` on them first: `apigen exec-check FILE | apigen semantic-check ...`"
     assert len(read_jsonl(rejects)) == 2 and server.chat_requests() == []
+
+
+def test_the_judge_is_sent_a_max_tokens_and_a_verdict_cut_off_by_it_is_named(
+    runner: CliRunner, server: LLMServer, tmp_path: Path
+) -> None:
+    server.handler = lambda request: (
+        Reply.chat(
+            '{"thought": "Oslo is a city and the call asks for its weather, which', finish_reason="length", completion_tokens=64
+        )
+        if "Oslo" in request.content
+        else Reply.chat('{"thought": "", "pass": "yes"}')
+    )
+    source = write_jsonl(tmp_path / "rows.jsonl", [row(1, "Oslo"), row(2, "Lima")])
+    rejects = tmp_path / "rejects.jsonl"
+    arguments = ["semantic-check", str(source), "--base-url", server.url, "-J", "test-model", "--rejects", str(rejects)]
+    result = invoke(runner, *arguments)
+    assert result.exit_code == 0, result.stderr
+    assert [request.json["max_tokens"] for request in server.chat_requests()] == [512, 512]
+    [cut] = read_jsonl(rejects)
+    assert (cut["id"], cut["reason"]) == ("r1", "reply_cut_off")
+    assert cut["reason_detail"] == (
+        "the reply was cut off after 64 tokens by `--judge-max-tokens 512` before it was complete; raise `--judge-max-tokens`"
+    )
+    assert [kept["id"] for kept in parse_stdout(result.stdout)] == ["r2"]  # and no re-ask: it would be cut again
+
+    server.requests.clear()
+    result = invoke(runner, *arguments, "--judge-max-tokens", "64")
+    assert [request.json["max_tokens"] for request in server.chat_requests()] == [64, 64]

@@ -227,3 +227,30 @@ def test_a_misspelt_variable_is_named_not_ignored(runner: CliRunner, monkeypatch
         "warning: `APIGEN_MODLE` is set but is not a variable apigen reads (`APIGEN_MODEL`?); "
         "`apigen config show` lists the settings\n"
     )
+
+
+def test_error_patterns_come_from_every_layer_and_a_bad_one_is_named(
+    runner: CliRunner, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "apigen.toml").write_text("error_shaped = false\nerror_patterns = ['^Oops']\n")
+    show = invoke(runner, "config", "show", "--json")
+    entries = {entry["name"]: entry for entry in parse_stdout(show.stdout)}
+    assert entries["error_shaped"] == {"name": "error_shaped", "value": False, "source": "project config apigen.toml"}
+    assert entries["error_patterns"] == {"name": "error_patterns", "value": ["^Oops"], "source": "project config apigen.toml"}
+    # A pattern may hold commas and spaces: the variable holds one per line.
+    monkeypatch.setenv("APIGEN_ERROR_PATTERNS", "^query failed, code \\d+\n(?i)^denied")
+    assert resolve().values["error_patterns"] == ["^query failed, code \\d+", "(?i)^denied"]
+    show = invoke(runner, "config", "show", "--json", "--error-pattern", "^x y", "--error-shaped")
+    entries = {entry["name"]: entry for entry in parse_stdout(show.stdout)}
+    assert entries["error_patterns"] == {"name": "error_patterns", "value": ["^x y"], "source": "flag --error-pattern"}
+    assert entries["error_shaped"]["value"] is True
+
+    bad = invoke(runner, "exec-check", "--error-pattern", "(unclosed", input="")
+    assert bad.exit_code == 2
+    assert bad.stderr.startswith(
+        "error: `--error-pattern`: `(unclosed` is not a valid regular expression: missing ), unterminated subpattern at position 0\n\n"
+        "hint: write a Python regular expression"
+    )
+    monkeypatch.setenv("APIGEN_ERROR_PATTERNS", "[a-")
+    with pytest.raises(ConfigError, match="^`APIGEN_ERROR_PATTERNS`: `\\[a-` is not a valid regular expression"):
+        resolve()

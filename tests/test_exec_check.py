@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from apigen_cli import ExecPolicy, Executor, ExecutorOptions, exec_check
-from apigen_cli.stages.exec_check import is_empty_result, is_error_result
+from apigen_cli.rows.results import SCAN_CHARS, ErrorShapes, is_empty_result
 
 from .json_http import JsonHandler, base_url, serving
 
@@ -183,16 +183,66 @@ def test_error_payloads_fail_unless_the_policy_passes_them(executor: Executor) -
         (False, False, False),
         ({"error": "not found"}, False, True),
         ({"errors": ["a"]}, False, True),
+        ({"exception": {"type": "KeyError"}}, False, True),
+        ({"error": True}, False, True),
         ({"error": None, "data": 1}, False, False),
+        ({"errors": 0, "rows": 5}, False, False),
+        ({"errors": 2, "processed": 100}, False, False),  # a count of errors is data
         ({"status": "FAILED"}, False, True),
         ({"status": "ok"}, False, False),
         ({"success": False}, False, True),
         ("Error: bad input", False, True),
+        ("Database error: no such table: users", False, True),
+        ('ERROR: relation "users" does not exist', False, True),
+        ("sqlite3.OperationalError: no such table: users", False, True),
+        ("Traceback (most recent call last):\n  File ...", False, True),
+        ("Error 404: Not Found", False, True),
+        ("Failed to connect to the database: refused", False, True),
+        ("Could not find user: alice", False, True),
+        ('{"error": "no such table"}', False, True),  # JSON text, as MCP servers often answer
         ("No errors found", False, False),
+        ("No error: all good", False, False),
+        ("Error count: 0", False, False),
+        ("Error rate: 0.5%", False, False),
+        ("Failed logins: 3", False, False),
+        ("3 rows; last error: none", False, False),
+        ("Found 2 errors in the file", False, False),
+        ('{"errors": 0, "rows": 5}', False, False),
+        (["Error: in a list"], False, False),
     ],
 )
 def test_what_counts_as_empty_or_an_error(value: Any, empty: bool, error: bool) -> None:
-    assert (is_empty_result(value), is_error_result(value)) == (empty, error)
+    assert (is_empty_result(value), ErrorShapes().why_error(value) is not None) == (empty, error)
+
+
+def test_only_the_first_few_kilobytes_of_a_text_are_read() -> None:
+    shapes = ErrorShapes(patterns=("query failed",))
+    assert shapes.why_error("x" * 100 + " query failed") == "its text matches `--error-pattern query failed`"
+    assert shapes.why_error("x" * SCAN_CHARS + " query failed") is None
+    assert ErrorShapes().why_error(" " * (SCAN_CHARS - 3) + "Error: too far in") is None
+
+
+def test_the_built_in_text_rule_can_be_turned_off_and_patterns_added() -> None:
+    text = "Database error: no such table"
+    assert ErrorShapes(built_in=False).why_error(text) is None
+    assert ErrorShapes(built_in=False).why_error({"error": "x"}) is not None  # error payloads stay errors
+    assert ErrorShapes(built_in=False, patterns=("(?i)^database",)).why_error(text) is not None
+    assert ErrorShapes(built_in=False, patterns=("^database",)).why_error(text) is None  # case counts unless (?i)
+
+
+def test_a_text_that_reads_as_an_error_fails_its_call(executor: Executor) -> None:
+    rows = [row(("echo", {"value": "Database error: no such table: users"})), row(("echo", {"value": "42 rows"}))]
+    failed, passed = check(executor, rows)
+    assert failed["reason"] == "error_result"
+    assert failed["reason_detail"] == (
+        'call 1 `echo`: returned an error: "Database error: no such table: users" '
+        "(its text reads as an error (the built-in rule; `--no-error-shaped` turns it off))"
+    )
+    assert failed["execution_result"][0]["result"] == "Database error: no such table: users"
+    assert passed["keep_row_after_execution_check"] is True
+    policy = ExecPolicy(error_shapes=ErrorShapes(built_in=False))
+    [kept] = check(executor, [row(("echo", {"value": "Database error: no such table: users"}))], policy)
+    assert kept["keep_row_after_execution_check"] is True
 
 
 def test_a_truncated_result_is_flagged(executor: Executor) -> None:
@@ -230,3 +280,20 @@ def test_a_malformed_binding_rejects_the_row(executor: Executor) -> None:
     assert checked["reason_detail"] == (
         "call 1 `add`: tool `add`: `http.method` is 'FETCH', not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
     )
+
+
+class _TextHandler(JsonHandler):
+    def do_GET(self) -> None:
+        text = b'ERROR: relation "orders" does not exist' if "orders" in self.path else b"3 orders, no errors found"
+        self.send_body(200, text, "text/plain")
+
+
+def test_an_http_200_whose_body_reads_as_an_error_fails_its_call(executor: Executor) -> None:
+    with serving(HTTPServer(("127.0.0.1", 0), _TextHandler)) as server:
+        tools = [{"name": "count", "parameters": {}, "http": {"url": f"{base_url(server)}/{{table}}"}}]
+        failed, passed = check(
+            executor, [row(("count", {"table": "orders"}), tools=tools), row(("count", {"table": "t"}), tools=tools)]
+        )
+    assert failed["reason"] == "error_result"
+    assert failed["execution_result"][0]["result"] == 'ERROR: relation "orders" does not exist'
+    assert passed["execution_result"][0] == {"name": "count", "ok": True, "result": "3 orders, no errors found"}

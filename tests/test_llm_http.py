@@ -306,13 +306,12 @@ def test_sampling_parameters_and_options_are_sent(server: LLMServer) -> None:
     settings = settings_for(
         server,
         temperature=0.7,
-        max_tokens=512,
         top_p=0.9,
         seed=17,
         options={"frequency_penalty": 0.5, "stop": ["\n\n"], "offline_error_rate": 0.2},
     )
     with open_chat_service(settings) as chat:
-        list(chat.map([(1, request("a")), (2, request("b", options={"temperature": 0.0}))]))
+        list(chat.map([(1, request("a", options={"max_tokens": 512})), (2, request("b", options={"temperature": 0.0}))]))
     first, second = sorted(bodies(server), key=lambda body: body["messages"][0]["content"])
     assert first == {
         "model": MODEL,

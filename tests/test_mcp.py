@@ -66,7 +66,17 @@ def test_from_mcp_over_stdio_writes_one_library_entry_per_tool(runner: CliRunner
     result = invoke(runner, "library", "from-mcp", "--name", "tests", "--", sys.executable, SERVER_SCRIPT)
     assert result.exit_code == 0, result.stderr
     entries = parse_stdout(result.stdout)
-    assert [entry["name"] for entry in entries] == ["add", "shout", "lookup", "environment", "picture", "hang", "overlap", "die"]
+    assert [entry["name"] for entry in entries] == [
+        "add",
+        "shout",
+        "lookup",
+        "read_query",
+        "environment",
+        "picture",
+        "hang",
+        "overlap",
+        "die",
+    ]
     add = entries[0]
     assert add["description"] == "Add two integers."
     assert add["mcp"] == {"server": "tests", "tool": "add"}
@@ -76,7 +86,7 @@ def test_from_mcp_over_stdio_writes_one_library_entry_per_tool(runner: CliRunner
     assert all("command" not in entry["mcp"] and set(entry["mcp"]) == {"server", "tool"} for entry in entries)
     assert (
         result.stderr.strip()
-        == f"library from-mcp: 8 tools of MCP server `tests`; run them with `--mcp tests={shlex.quote(STDIO)}`"
+        == f"library from-mcp: 9 tools of MCP server `tests`; run them with `--mcp tests={shlex.quote(STDIO)}`"
     )
     # The library loader reads it, and the model is never shown the binding.
     library = write_jsonl(tmp_path / "tools.jsonl", entries)
@@ -91,7 +101,7 @@ def test_from_mcp_over_http_and_to_a_file(runner: CliRunner, http_server: str, t
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     entries = read_jsonl(out)
-    assert len(entries) == 8
+    assert len(entries) == 9
     assert {entry["category"] for entry in entries} == {"misc"}
     assert entries[2]["mcp"] == {"server": "remote", "tool": "lookup"}
 
@@ -218,6 +228,35 @@ def test_exec_check_through_a_streamable_http_server(runner: CliRunner, http_ser
         "message": "MCP server `web` answered that `lookup` failed: Error executing tool lookup: no such key: nope",
         "code": "mcp_tool_error",
     }
+
+
+def test_a_tool_that_answers_an_error_as_plain_text_fails_its_call(runner: CliRunner, tmp_path: Path) -> None:
+    """mcp-server-sqlite answers `Database error: ...` as text with isError false: the call failed all the same."""
+    rows = [
+        mcp_row("missing-table", "read_query", query="SELECT * FROM orders"),
+        mcp_row("found", "read_query", query="SELECT * FROM users"),
+    ]
+    source = write_jsonl(tmp_path / "rows.jsonl", rows)
+    result, kept, rejected = _exec(runner, source, "--mcp", f"tests={STDIO}")
+    assert result.exit_code == 0, result.stderr
+    assert [row["id"] for row in kept] == ["found"]
+    [failed] = rejected
+    assert failed["reason"] == "error_result"
+    assert failed["reason_detail"] == (
+        'call 1 `read_query`: returned an error: "Database error: no such table: orders" '
+        "(its text reads as an error (the built-in rule; `--no-error-shaped` turns it off))"
+    )
+    assert failed["execution_result"][0]["result"] == "Database error: no such table: orders"
+    assert result.stderr.strip() == "exec-check: 1 passed, 1 rejected (error_result 1)"
+
+    # The rule can be turned off, and replaced by the user's own pattern.
+    result, kept, rejected = _exec(runner, source, "--mcp", f"tests={STDIO}", "--no-error-shaped")
+    assert (len(kept), rejected) == (2, [])
+    result, kept, rejected = _exec(
+        runner, source, "--mcp", f"tests={STDIO}", "--no-error-shaped", "--error-pattern", "(?i)^database error"
+    )
+    assert [row["id"] for row in kept] == ["found"]
+    assert rejected[0]["reason_detail"].endswith("(its text matches `--error-pattern (?i)^database error`)")
 
 
 def test_a_call_past_the_timeout_is_rejected_and_the_session_goes_on(runner: CliRunner, tmp_path: Path) -> None:
@@ -394,7 +433,7 @@ def test_the_readme_from_mcp_examples_run_and_the_line_shown_is_written(tmp_path
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     library, checked = lines[:4], lines[4:]  # the first example prints the library, the third format-checked rows
     assert json.loads(shown) in library
-    assert len(read_jsonl(tmp_path / "units.jsonl")) == 8
+    assert len(read_jsonl(tmp_path / "units.jsonl")) == 9
     assert [entry["mcp"]["server"] for entry in read_jsonl(tmp_path / "mcp_apis.jsonl")] == ["mcp_server"] * 4
     assert checked and all(row["keep_row_after_format_check"] is True for row in checked)
     assert re.search(r"^format-check: \d+ passed", done.stderr, flags=re.M)
@@ -426,6 +465,36 @@ def test_run_with_a_library_and_a_server_executes_through_the_server(runner: Cli
                 assert entry["result"] == {"result": call["arguments"]["a"] + call["arguments"]["b"]}
             else:
                 assert entry["result"] == call["arguments"]["text"].upper()
+
+
+def test_run_rejects_the_rows_whose_tool_answered_an_error_as_text(runner: CliRunner, tmp_path: Path) -> None:
+    library = invoke(runner, "library", "from-mcp", "--name", "tests", "--", sys.executable, SERVER_SCRIPT)
+    entries = [entry for entry in parse_stdout(library.stdout) if entry["name"] in ("add", "read_query")]
+    apis = write_jsonl(tmp_path / "apis.jsonl", entries)
+
+    def run(*options: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        out, rejects = tmp_path / "dataset.jsonl", tmp_path / "rejects.jsonl"
+        result = invoke(
+            runner, "run", str(apis), "--mcp", f"tests={STDIO}", "-m", "offline", "-J", "offline", "-n", "12",
+            "--seed", "3", "--styles", "simple", "-O", "offline_error_rate=0", "-o", str(out), "--rejects", str(rejects),
+            "--overwrite", *options,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        return read_jsonl(out), read_jsonl(rejects)
+
+    def queried(row: dict[str, Any]) -> bool:
+        return any(call["name"] == "read_query" for call in row["answers"])
+
+    kept, rejected = run()
+    failing = [row for row in rejected if queried(row)]
+    assert failing and not any(queried(row) for row in kept) and kept
+    assert {(row["rejected_by"], row["reason"]) for row in failing} == {("exec_check", "error_result")}
+    # With the rule off the calls pass the execution check; the offline judge reads the results and says no.
+    kept, rejected = run("--no-error-shaped")
+    failing = [row for row in rejected if queried(row)]
+    assert failing and not any(queried(row) for row in kept)
+    assert {(row["rejected_by"], row["reason"]) for row in failing} == {("semantic_check", "semantic_mismatch")}
+    assert all("failed: Database error: no such table" in row["thought"] for row in failing)
 
 
 def test_messages_show_a_server_url_without_its_credentials() -> None:

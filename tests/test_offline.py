@@ -237,6 +237,15 @@ def test_the_judge_passes_a_call_whose_values_are_all_in_the_query() -> None:
         ),
         ({"execution_result": [{"ok": False, "message": "timed out after 5 s"}]}, "call 1 failed: timed out after 5 s"),
         ({"execution_result": [{"ok": True, "result": []}]}, "call 1 returned nothing"),
+        (
+            {"execution_result": [{"name": "convert_currency", "ok": True, "result": "Database error: no such table: rates"}]},
+            "call 1 failed: Database error: no such table: rates",
+        ),
+        ({"execution_result": [{"ok": True, "result": {"error": "rate limit"}}]}, 'call 1 failed: {"error":"rate limit"}'),
+        (
+            {"execution_result": ["sqlite3.OperationalError: no such table"]},
+            "call 1 failed: sqlite3.OperationalError: no such table",
+        ),
         ({"execution_result": [""]}, "call 1 returned nothing"),
         ({"execution_result": [1.0, 2.0]}, "1 calls but 2 execution results"),
         (
@@ -249,6 +258,26 @@ def test_the_judge_passes_a_call_whose_values_are_all_in_the_query() -> None:
 )
 def test_the_judge_fails_by_plain_rules(changes: dict[str, Any], thought: str) -> None:
     assert verdict(**changes) == {"thought": thought, "pass": "no"}
+
+
+def test_an_empty_result_answers_a_query_that_asks_for_an_action_not_one_that_asks_for_data() -> None:
+    tool = {
+        "name": "delete_file",
+        "description": "Delete a file.",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
+    }
+    call = {"name": "delete_file", "arguments": {"path": "report.txt"}}
+
+    def judged(query: str, result: Any) -> str:
+        return judge({"tools": [tool], "query": query, "answers": [call], "execution_result": [{"ok": True, "result": result}]})[
+            "pass"
+        ]
+
+    assert judged("Delete the file report.txt.", None) == "yes"
+    assert judged("Delete the file report.txt and tell me what it held.", None) == "no"
+    assert judged("Which lines are in report.txt?", "") == "no"
+    assert judged("Delete the file report.txt.", "no errors found") == "yes"
+    assert judged("Delete the file report.txt.", "Error: permission denied") == "no"
 
 
 def test_booleans_and_defaults_need_not_be_in_the_query() -> None:

@@ -238,7 +238,7 @@ def setting_options(*groups: str) -> OptionGroup:
     for setting in settings_of(*groups):
         declarations = [setting.flag, *setting.aliases]
         kind: Any = Optional[str]
-        if setting.kind in ("list", "options"):
+        if setting.kind in ("list", "patterns", "options"):
             kind = Optional[list[str]]
         elif setting.kind == "bool":
             kind = Optional[bool]
@@ -1443,14 +1443,12 @@ def library_check(
     """
     from .library.check import call_each, lint, read_entries, table_lines
     from .library.output import write_library
-    from .stages.exec_check import is_empty_result, is_error_result
 
     def judge(result: Any) -> str | None:  # exec-check's own policy, so that a kept API passes exec-check
-        if policy.fail_on_error_result and is_error_result(result):
-            return "the result is an error payload"
-        if policy.fail_on_empty and is_empty_result(result):
-            return "the result is empty"
-        return None
+        problem = policy.problem_with(result)
+        if problem is None:
+            return None
+        return "the result is empty" if problem.code == "empty_result" else "the result is an error payload"
 
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages), ExitStack() as resources:

@@ -35,7 +35,12 @@ JSON_MODES = ("schema", "object", "off")
 
 # Provider parameters that apigen sets itself, or that have a flag of their own.
 _RESERVED_OPTIONS = {"model": "--model", "messages": None, "stream": None, "n": None}
-_OPTIONS_WITH_FLAGS = {"temperature": "--temperature", "max_tokens": "--max-tokens", "top_p": "--top-p", "seed": "--seed"}
+_OPTIONS_WITH_FLAGS = {
+    "temperature": "--temperature",
+    "max_tokens": "--max-tokens` or `--judge-max-tokens",
+    "top_p": "--top-p",
+    "seed": "--seed",
+}
 _OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
@@ -54,7 +59,7 @@ class Setting:
     """
 
     name: str
-    kind: str  # "str", "int", "float", "bool", "list", "options", "choice", "range", "styles", "shard"
+    kind: str  # "str", "int", "float", "bool", "list", "patterns", "options", "choice", "range", "styles", "shard"
     default: Any
     flag: str
     help: str
@@ -109,7 +114,6 @@ SETTINGS: dict[str, Setting] = {
             minimum=0,
             metavar="T",
         ),
-        _llm("max_tokens", "int", None, "--max-tokens", "Most tokens per reply.", minimum=1, metavar="N"),
         _llm("top_p", "float", None, "--top-p", "Nucleus sampling mass.", minimum=0, metavar="P"),
         _llm(
             "seed",
@@ -218,6 +222,15 @@ SETTINGS: dict[str, Setting] = {
             "Query/answer pairs the model writes per request.",
             minimum=1,
             metavar="K",
+        ),
+        _gen(
+            "max_tokens",
+            "int",
+            None,
+            "--max-tokens",
+            "Most tokens per generator reply (unset: 1024 + 512 per pair asked, at most 8192); 0 sends no limit.",
+            minimum=0,
+            metavar="N",
         ),
         _gen(
             "styles",
@@ -359,6 +372,23 @@ SETTINGS: dict[str, Setting] = {
             metavar="pass|fail",
         ),
         _exec(
+            "error_shaped",
+            "bool",
+            True,
+            "--error-shaped",
+            "A text result that reads as an error (`Database error: ...`, `Traceback ...`) is an error result, "
+            "as the README's rule says; `--no-error-shaped` leaves text to `--error-pattern`.",
+        ),
+        _exec(
+            "error_patterns",
+            "patterns",
+            (),
+            "--error-pattern",
+            "A text result whose first 4 KB this regular expression finds a match in is an error result too "
+            "(Python `re.search`: anchor it with ^, `(?i)` ignores case). Repeatable; one per line in the variable.",
+            metavar="REGEX",
+        ),
+        _exec(
             "pass_env",
             "list",
             (),
@@ -463,6 +493,15 @@ SETTINGS: dict[str, Setting] = {
             metavar="N",
         ),
         _judge(
+            "judge_max_tokens",
+            "int",
+            512,
+            "--judge-max-tokens",
+            "Most tokens per judge reply; 0 sends no limit.",
+            minimum=0,
+            metavar="N",
+        ),
+        _judge(
             "max_reasks",
             "int",
             2,
@@ -541,7 +580,8 @@ class LLMSettings:
     """Everything the chat services need to know; holds no secret, so ``repr`` is safe to show.
 
     ``options`` are provider parameters sent as they are (keys starting with
-    ``offline_`` go to the offline backend only). ``reorder_window`` bounds how many
+    ``offline_`` go to the offline backend only). ``max_tokens`` is no LLM setting
+    but each stage's (``GenerationSettings``, ``JudgeSettings``): their replies differ in size. ``reorder_window`` bounds how many
     rows may wait for an earlier one (default: four times ``concurrency``).
     """
 
@@ -549,7 +589,6 @@ class LLMSettings:
     models: tuple[str, ...] = ()
     api_key_env: str | None = None
     temperature: float | None = None
-    max_tokens: int | None = None
     top_p: float | None = None
     seed: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -603,7 +642,6 @@ class Resolved:
             models=tuple(values["model"]),
             api_key_env=values["api_key_env"],
             temperature=values["temperature"],
-            max_tokens=values["max_tokens"],
             top_p=values["top_p"],
             seed=values["seed"],
             options=dict(values["options"]),
@@ -757,6 +795,13 @@ def _from_toml(setting: Setting, raw: Any, origin: str) -> Any:
         if not isinstance(raw, list) or not all(isinstance(item, str) and item.strip() for item in raw):
             raise ConfigError(f"{origin} should be a name or a list of names, got {_show(raw)}")
         return [item.strip() for item in raw]
+    if kind == "patterns":
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
+            raise ConfigError(f"{origin} should be a regular expression or a list of them, got {_show(raw)}")
+        compile_patterns(raw, origin)
+        return list(raw)
     if kind == "options":
         if not isinstance(raw, dict):
             raise ConfigError(f"{origin} should be a table of provider parameters, got {_show(raw)}")
@@ -780,6 +825,10 @@ def _from_text(setting: Setting, text: str, origin: str) -> Any:
     text = text.strip()
     if kind == "list":
         return [item for item in re.split(r"[,\s]+", text) if item]
+    if kind == "patterns":  # a pattern may hold commas and spaces: one per line
+        patterns = [line for line in text.splitlines() if line.strip()]
+        compile_patterns(patterns, origin)
+        return patterns
     if kind == "options":
         if text.startswith("{"):
             try:
@@ -816,6 +865,11 @@ def _from_flag(setting: Setting, value: Any) -> Any:
     origin = f"`{setting.flag}`"
     if setting.kind == "options":
         return parse_options(list(value), "`-O`")
+    if setting.kind == "patterns":
+        if any(not item for item in value):
+            raise ConfigError(f"{origin} is given an empty value", hint=f"give {origin} a value, or leave it out")
+        compile_patterns(value, origin)
+        return list(value)
     if setting.kind == "list":
         if any(not item.strip() for item in value):
             raise ConfigError(f"{origin} is given an empty value", hint=f"give {origin} a value, or leave it out")
@@ -858,6 +912,20 @@ def _checked(setting: Setting, value: Any, origin: str) -> Any:
             bound = "greater than" if setting.exclusive_minimum else "at least"
             raise ConfigError(f"{origin} should be {bound} {setting.minimum:g}, got {value:g}")
     return value
+
+
+def compile_patterns(texts: Sequence[str], origin: str = "`--error-pattern`") -> tuple[re.Pattern[str], ...]:
+    """Regular expressions compiled; a bad one raises ``ConfigError`` naming it and where it was given."""
+    compiled = []
+    for text in texts:
+        try:
+            compiled.append(re.compile(text))
+        except re.error as error:
+            raise ConfigError(
+                f"{origin}: `{text}` is not a valid regular expression: {error}",
+                hint="write a Python regular expression, e.g. `--error-pattern '(?i)^query failed'`",
+            ) from None
+    return tuple(compiled)
 
 
 def parse_styles(text: str, origin: str = "`--styles`") -> dict[str, float]:

@@ -20,6 +20,7 @@ from .config import SETTINGS, LLMSettings
 from .errors import ConfigError
 from .execution.calls import ExecutorOptions, HttpOptions
 from .execution.executor import Executor
+from .rows.results import ErrorShapes
 from .stages.exec_check import ExecPolicy
 from .stages.sampling import GenerationSettings, GrowSettings
 from .stages.semantic_check import JudgeSettings
@@ -121,6 +122,7 @@ def judge_settings_from(values: Mapping[str, Any], llm: LLMSettings) -> JudgeSet
         max_result_chars=values["judge_result_chars"],
         with_schema=llm.json_mode == "schema",
         max_reasks=values["max_reasks"],
+        max_tokens=values["judge_max_tokens"],
     )
 
 
@@ -135,6 +137,7 @@ def generation_settings_from(values: Mapping[str, Any], llm: LLMSettings) -> Gen
         models=llm.models,
         seed=llm.seed if llm.seed is not None else 0,
         shard=values["shard"],
+        max_tokens=values["max_tokens"],
     )
 
 
@@ -162,7 +165,11 @@ def execution_settings_from(values: Mapping[str, Any]) -> ExecutionSettings:
             max_reply_bytes=values["http_max_reply_bytes"],
             redirects=values["http_redirects"],
         ),
-        policy=ExecPolicy(fail_on_empty=values["empty_result"] == "fail", fail_on_error_result=values["error_result"] == "fail"),
+        policy=ExecPolicy(
+            fail_on_empty=values["empty_result"] == "fail",
+            fail_on_error_result=values["error_result"] == "fail",
+            error_shapes=ErrorShapes(built_in=values["error_shaped"], patterns=tuple(values["error_patterns"])),
+        ),
         mcp=tuple(values["mcp"]),
         mcp_url=tuple(values["mcp_url"]),
         mcp_concurrency=values["mcp_concurrency"],
@@ -196,7 +203,7 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
         "model": llm.models,
         "api_key_env": llm.api_key_env,
         "temperature": llm.temperature,
-        "max_tokens": llm.max_tokens,
+        "max_tokens": generation.max_tokens,
         "top_p": llm.top_p,
         "seed": llm.seed,
         "options": dict(llm.options),
@@ -229,6 +236,8 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
         "max_result_chars": options.max_result_chars,
         "empty_result": "fail" if policy.fail_on_empty else "pass",
         "error_result": "fail" if policy.fail_on_error_result else "pass",
+        "error_shaped": policy.error_shapes.built_in,
+        "error_patterns": policy.error_shapes.patterns,
         "pass_env": options.pass_env,
         "http_timeout": http.timeout,
         "http_concurrency": http.concurrency,
@@ -242,6 +251,7 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
         "include_failed": judge.include_failed,
         "judge_result_chars": judge.max_result_chars,
         "max_reasks": judge.max_reasks,
+        "judge_max_tokens": judge.max_tokens,
     }
 
 

@@ -224,6 +224,7 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     final: bool = False  # a failure sending again would not mend (a 400, an empty reply), as online
+    finish_reason: str | None = None
 
 
 def read_result_lines(data: bytes, where: str) -> dict[str, Outcome]:
@@ -261,9 +262,11 @@ def _outcome(entry: dict[str, Any]) -> Outcome:
             text = message.get("content") if isinstance(message, dict) else choices[0].get("text")
             found = body.get("usage")
             usage: dict[str, Any] = found if isinstance(found, dict) else {}
-            if isinstance(text, str) and text.strip():
-                return Outcome(text, "", _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
             reason = choices[0].get("finish_reason")
+            if isinstance(text, str) and text.strip():
+                finished = reason if isinstance(reason, str) else None
+                tokens = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+                return Outcome(text, "", *tokens, finish_reason=finished)
             return Outcome(None, "the reply has no text" + (f" (finish_reason: {reason})" if reason else ""), final=True)
         return Outcome(None, "the reply has no `choices`")
     words = _error_words(error) or (_provider_words(body) if isinstance(body, dict) else "") or "no reply"
@@ -705,6 +708,7 @@ def _result(outcome: Outcome | None, failed_tries: int) -> ChatResult:
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         attempts=failed_tries + 1,
+        finish_reason=outcome.finish_reason,
     )
 
 

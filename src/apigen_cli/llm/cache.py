@@ -88,8 +88,8 @@ class ResponseCache:
         return ChatResult(row[0], attempts=0, cached=True)
 
     def put(self, key: str, model: str, result: ChatResult) -> None:
-        """Store a successful reply; failures are never stored."""
-        if not result.ok or result.text is None:
+        """Store a successful reply; failures, and replies cut by the token budget, are never stored."""
+        if not result.ok or result.text is None or result.cut_off:
             return
         try:
             with self._lock:

@@ -43,7 +43,12 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class ChatResult:
-    """The outcome of one request: ``text`` on success, else ``error`` (code ``llm_error``)."""
+    """The outcome of one request: ``text`` on success, else ``error`` (code ``llm_error``).
+
+    ``finish_reason`` is the provider's (``stop``, ``length``, ...) when it gave one:
+    a reply cut by the token budget (``cut_off``) that cannot be read is then named
+    as such (``reply_cut_off``) by the stage, not taken for a model that wrote nonsense.
+    """
 
     text: str | None
     error: Problem | None = None
@@ -52,10 +57,27 @@ class ChatResult:
     attempts: int = 1
     latency: float = 0.0
     cached: bool = False
+    finish_reason: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.text is not None
+
+    @property
+    def cut_off(self) -> bool:
+        """The reply ended because it reached ``max_tokens``."""
+        return self.finish_reason == "length"
+
+
+#: A reply cut by the token budget that could not be read (raise ``--max-tokens``/``--judge-max-tokens``).
+CUT_OFF = "reply_cut_off"
+
+
+def cut_off_problem(result: ChatResult, flag: str, budget: int | None) -> Problem:
+    """Why a reply that reached its token budget could not be used; ``flag`` is the setting that raises it."""
+    spent = f" after {result.completion_tokens} tokens" if result.completion_tokens else ""
+    limit = f"`{flag} {budget}`" if budget else "the provider's token limit"
+    return Problem(CUT_OFF, f"the reply was cut off{spent} by {limit} before it was complete; raise `{flag}`")
 
 
 @dataclass

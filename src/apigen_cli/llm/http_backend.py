@@ -224,6 +224,8 @@ class HttpBackend:
         body.update(self._options)
         if request.options:
             body.update({key: value for key, value in request.options.items() if not key.startswith("offline_")})
+        if "max_completion_tokens" in body:  # `-O max_completion_tokens=N` (OpenAI's reasoning models refuse `max_tokens`)
+            body.pop("max_tokens", None)
         mode = self.json_mode_for(request.model)
         if mode == "schema" and request.response_schema is not None:
             name = str(request.response_schema.get("title") or "response")
@@ -421,9 +423,9 @@ class HttpBackend:
             completion_tokens=completion_tokens,
             attempts=attempts[0],
             latency=time.monotonic() - started,
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
         )
-        # A reply cut off by the token budget is not what a larger budget (or a better server) would give.
-        if self._cache is not None and finish_reason != "length":
+        if self._cache is not None:  # (not a reply cut by the token budget: a larger one would differ)
             self._cache.put(ResponseCache.key(self.base_url, body), request.model, result)
         return result
 
@@ -656,7 +658,7 @@ def normalise_base_url(url: str) -> str:
 
 def _base_options(settings: LLMSettings) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    for name in ("temperature", "max_tokens", "top_p", "seed"):
+    for name in ("temperature", "top_p", "seed"):
         value = getattr(settings, name)
         if value is not None:
             options[name] = value

@@ -14,7 +14,9 @@ It reads the structured task a stage puts in ``ChatRequest.offline_task``:
   type, a missing required argument, an invented tool, an out-of-range value.
 - ``{"task": "judge", "tools", "query", "answers", "execution_result"}``: it answers
   ``{"thought", "pass"}`` by plain rules: every call names an offered tool and ran
-  without error, no result is empty, every argument value appears in the query.
+  without error, no result is error-shaped (exec-check's rule, ``rows.results``),
+  no result is empty when the query asks for something back, every argument value
+  appears in the query.
 
 Everything is deterministic for a given seed (and the same request).
 """
@@ -35,6 +37,7 @@ import orjson
 
 from ..errors import ConfigError
 from ..problems import Problem, RowProblem
+from ..rows.results import ErrorShapes, is_empty_result
 from ..schema.tools import Tool, compile_tool
 from ..schema.value_types import AnyType, ArrayType, ObjectType, ScalarType, Type, UnionType
 from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, UsageByModel
@@ -773,11 +776,12 @@ def judge(task: Mapping[str, Any]) -> dict[str, str]:
         entries = results if isinstance(results, list) else [results]
         if len(entries) != len(answers):
             problems.append(f"{len(answers)} calls but {len(entries)} execution results")
+        needs_data = _asks_for_data(query)
         for position, entry in enumerate(entries, start=1):
             failure = _result_error(entry)
             if failure is not None:
                 problems.append(f"call {position} failed: {failure}")
-            elif _is_empty(entry):
+            elif needs_data and _is_empty(entry):
                 problems.append(f"call {position} returned nothing")
     if problems:
         return {"thought": "; ".join(problems), "pass": "no"}
@@ -814,29 +818,51 @@ def _in_query(value: Any, query: str) -> bool:
 
 
 def _result_error(entry: Any) -> str | None:
+    """Why a call's entry (``{"ok", "result"}`` as exec-check writes it, or a bare result) says the call failed.
+
+    The result itself is read by exec-check's own rule (``rows.results``): a tool that
+    answers ``Database error: ...`` without flagging it has failed all the same.
+    """
     if isinstance(entry, dict):
         for key in ("error", "exception", "traceback"):
             if entry.get(key):
-                return str(entry[key])[:120]
+                return _said(entry[key])
         if (
             entry.get("ok") is False
             or entry.get("success") is False
             or str(entry.get("status", "")).lower() in ("error", "failed")
         ):
-            return str(entry.get("message") or entry.get("reason") or entry.get("result") or "the call failed")[:120]
-        return None
-    if isinstance(entry, str):
-        lowered = entry.strip().lower()
-        if lowered.startswith(("error", "traceback", "exception")):
-            return entry.strip()[:120]
-    return None
+            return _said(entry.get("message") or entry.get("reason") or entry.get("result") or "the call failed")
+        entry = next((entry[key] for key in _RESULT_KEYS if key in entry), entry)  # else the entry is the bare result
+    return _said(entry) if _ERROR_SHAPES.why_error(entry) is not None else None
+
+
+def _said(value: Any) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    return text.strip()[:120]
+
+
+_RESULT_KEYS = ("result", "output", "return", "value", "response")
+_ERROR_SHAPES = ErrorShapes()
+# Words that make a query ask for something back; without one, it asks for an action ("Delete the file
+# report.txt.") and an empty result ("done", None) is a fair answer.
+_ASKING = re.compile(
+    r"\?|\b(?:what|which|who|whom|whose|when|where|why|how|find|get|show|list|search|look|lookup|fetch|tell|give|"
+    r"retrieve|return|calculate|compute|convert|check|count|estimate|translate|query|read)\b",
+    re.IGNORECASE,
+)
+
+
+def _asks_for_data(query: str) -> bool:
+    """Does the query want data back (so an empty result cannot answer it)?"""
+    return _ASKING.search(query) is not None
 
 
 def _is_empty(entry: Any) -> bool:
-    if entry is None or entry == "" or entry == [] or entry == {}:
+    if is_empty_result(entry):
         return True
     if isinstance(entry, dict):
-        for key in ("result", "output", "return", "value", "response"):
+        for key in _RESULT_KEYS:
             if key in entry:
                 return _is_empty(entry[key])
     return False

@@ -26,15 +26,13 @@ from ..execution.calls import Outcome, Pending
 from ..execution.executor import Executor
 from ..problems import Problem, RowProblem, show_value
 from ..rows.records import IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, ensure_id, read_answers, read_call, reject
+from ..rows.results import ErrorShapes, is_empty_result
 from ..schema.tools import tool_binding
 
 STAGE = "exec_check"
 KEEP_FIELD = "keep_row_after_execution_check"
 RESULT_FIELD = "execution_result"
 NO_IMPLEMENTATION = "no_implementation"
-
-_ERROR_KEYS = ("error", "errors", "error_message", "errorMessage")
-_ERROR_STATUSES = frozenset(("error", "fail", "failed", "failure"))
 
 
 @dataclass(frozen=True)
@@ -44,35 +42,31 @@ class ExecPolicy:
     - ``fail_on_empty`` (default off): a result of ``None``, ``[]``, ``{}`` or ``""``
       fails the call. Off by default since a function may rightly return nothing
       (an action, a search with no match); turn it on when your functions always answer.
-    - ``fail_on_error_result`` (default on): a result that is an error payload fails
-      the call: an object with a non-empty ``error``/``errors``/``error_message``
-      key, ``"status": "error"`` (or fail/failed/failure), or ``"success": false``,
-      or a string starting with ``Error:``. On by default: the paper's judge rejects
-      results that "reflect that the function calls were not executed successfully".
+    - ``fail_on_error_result`` (default on): a result that is error-shaped fails the
+      call (``error_result``), by the rule of ``rows.results``: an error payload
+      (``{"error": ...}``, ``"status": "error"``, ``"success": false``) or a text that
+      reads as an error (``Database error: ...``). On by default: the paper's judge
+      rejects results that "reflect that the function calls were not executed successfully",
+      and tools that do not flag their failures are common.
+    - ``error_shapes``: the text rules: the built-in one on or off, the user's patterns.
     - ``window``: rows in flight at once; memory stays flat whatever the input size.
     """
 
     fail_on_empty: bool = False
     fail_on_error_result: bool = True
+    error_shapes: ErrorShapes = field(default_factory=ErrorShapes)
     window: int = 1024
 
-
-def is_empty_result(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
-
-
-def is_error_result(value: Any) -> bool:
-    """Does a result say that the call failed (see ``ExecPolicy``)?"""
-    if isinstance(value, dict):
-        if any(value.get(key) not in (None, "", [], {}, False) for key in _ERROR_KEYS):
-            return True
-        status = value.get("status")
-        if isinstance(status, str) and status.strip().lower() in _ERROR_STATUSES:
-            return True
-        return value.get("success") is False
-    if isinstance(value, str):
-        return value.lstrip()[:6].lower() == "error:"
-    return False
+    def problem_with(self, result: Any) -> Problem | None:
+        """Why a result that came back fails its call under this policy, or ``None``."""
+        if self.fail_on_empty and is_empty_result(result):
+            return Problem("empty_result", f"returned an empty result ({show_value(result)}) and `--empty-result` is `fail`")
+        if self.fail_on_error_result:
+            why = self.error_shapes.why_error(result)
+            if why is not None:
+                said = f"returned an error: {show_value(result, 200)}"
+                return Problem("error_result", f"{said} ({why})" if isinstance(result, str) else said)
+        return None
 
 
 @dataclass
@@ -232,14 +226,9 @@ def _entry(name: str, outcome: Outcome, policy: ExecPolicy) -> tuple[dict[str, A
         text = f"raised {outcome.error_type}: {outcome.message}" if outcome.code == "exception" else outcome.message
         return {"name": name, "ok": False, "error": error}, Problem(outcome.code, text)
     result = outcome.result
-    problem = None
-    if policy.fail_on_empty and is_empty_result(result):
-        problem = Problem("empty_result", f"returned an empty result ({show_value(result)}) and `--empty-result` is `fail`")
-        kind = "EmptyResult"
-    elif policy.fail_on_error_result and is_error_result(result):
-        problem = Problem("error_result", f"returned an error: {show_value(result, 200)}")
-        kind = "ErrorResult"
+    problem = policy.problem_with(result)
     if problem is not None:
+        kind = "EmptyResult" if problem.code == "empty_result" else "ErrorResult"
         error = {"type": kind, "message": problem.message, "code": problem.code}
         return {"name": name, "ok": False, "result": result, "error": error}, problem
     entry = {"name": name, "ok": True, "result": result}

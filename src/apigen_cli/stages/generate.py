@@ -5,9 +5,11 @@ that cannot be split into pairs becomes one row carrying ``raw_output``, which
 format-check then rejects as ``unparseable_output``. So the checks, not the
 generator, decide what is kept, and the run's statistics match the paper's
 Table 1. A request that fails for good becomes a rejected row (``llm_error``)
-that accounts for the rows it would have given, and each pair a model left
-out (it wrote 1 of the 3 asked for, as small models often do) becomes a
-rejected row of its own (``missing_pair``): every requested pair is a row.
+that accounts for the rows it would have given, as does a reply cut off by
+``--max-tokens`` before any pair was whole (``reply_cut_off``, its text kept);
+and each pair a model left out of a readable reply (it wrote 1 of the 3 asked
+for, as small models often do) becomes a rejected row of its own
+(``missing_pair``): every requested pair is a row.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import orjson
 
 from ..errors import ConfigError, InputError
 from ..library.loader import Api, load_library
-from ..llm.chat import ChatRequest, ChatResult, ChatService
+from ..llm.chat import ChatRequest, ChatResult, ChatService, cut_off_problem
 from ..problems import Problem
 from ..rows.records import MISSING_PAIR, RAW_OUTPUT, Row
 from ..schema.value_types import type_schema
@@ -90,6 +92,7 @@ def build_request(plan: RequestPlan, prompts: PromptSet, *, with_schema: bool = 
         messages=messages,
         response_schema=response_schema(plan) if with_schema else None,
         offline_task={"task": "generate", "tools": shown, "style": plan.style, "pairs": plan.pairs, "seed": plan.seed},
+        options={"max_tokens": plan.max_tokens} if plan.max_tokens else None,
     )
 
 
@@ -117,6 +120,10 @@ def rows_from_result(plan: RequestPlan, result: ChatResult) -> list[Row]:
         ]
     text = result.text or ""
     pairs = parse_pairs(text)
+    if not pairs and result.cut_off:
+        problem = cut_off_problem(result, "--max-tokens", plan.max_tokens)
+        rejected = {"rejected_by": STAGE, "reason": problem.code, "reason_detail": problem.message}
+        return [{"id": plan.key, **_metadata(plan), "raw_output": text, **rejected}]
     if not pairs:
         return [{"id": plan.key, **_metadata(plan), RAW_OUTPUT: text}]
     rows: list[Row] = []

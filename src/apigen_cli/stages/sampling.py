@@ -128,6 +128,9 @@ def examples_from_rows(rows: Sequence[dict[str, Any]], apis: Sequence[Api]) -> l
 # --- the plan -------------------------------------------------------------------------
 
 
+REPLY_TOKENS_BASE, REPLY_TOKENS_PER_PAIR, REPLY_TOKENS_CAP = 1024, 512, 8192
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """What ``generate`` is asked for; the defaults are the CLI's."""
@@ -140,6 +143,19 @@ class GenerationSettings:
     models: tuple[str, ...] = ("offline",)
     seed: int = 0
     shard: tuple[int, int] | None = None  # (K, N): make only shard K of N, see ``shard_requests``
+    max_tokens: int | None = None  # per reply; None: ``reply_tokens`` chooses by pairs, 0: no limit sent
+
+    def reply_tokens(self, pairs: int) -> int | None:
+        """The ``max_tokens`` of a request for ``pairs`` pairs (``None``: send none).
+
+        Unset, 1024 + 512 per pair, at most 8192: a pair (a query and its calls, in JSON)
+        takes about 100 to 300 tokens, so this is twice that with room for the wrapping
+        and a little thinking, while a runaway reply (one of 3,652 tokens held a llama.cpp
+        server's only slot until four requests timed out) is cut off.
+        """
+        if self.max_tokens is not None:
+            return self.max_tokens or None
+        return min(REPLY_TOKENS_BASE + REPLY_TOKENS_PER_PAIR * pairs, REPLY_TOKENS_CAP)
 
     @property
     def requests(self) -> int:
@@ -197,6 +213,7 @@ class RequestPlan:
     model: str
     pairs: int
     run_seed: int
+    max_tokens: int | None = None  # sent with the request; None sends no limit
 
     @property
     def key(self) -> str:
@@ -241,6 +258,7 @@ def plan_requests(
             model=settings.models[index % len(settings.models)],
             pairs=pairs,
             run_seed=settings.seed,
+            max_tokens=settings.reply_tokens(pairs),
         )
 
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ..llm.chat import ChatRequest, ChatResult, ChatService, map_optional
+from ..llm.chat import ChatRequest, ChatResult, ChatService, cut_off_problem, map_optional
 from ..problems import Problem
 from ..rows.records import ANSWERS, IRRELEVANCE, KIND, QUERY, REJECTED_BY, TOOLS, Row, reject
 from ..schema.tools import model_view
@@ -59,6 +59,7 @@ class JudgeSettings:
     max_result_chars: int = 2000
     with_schema: bool = False
     max_reasks: int = 2
+    max_tokens: int | None = 512  # per reply: a verdict is a short JSON object; None or 0 sends no limit
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def judge_request(row: Row, model: str, prompts: PromptSet, settings: JudgeSetti
             "answers": row.get(ANSWERS),
             "execution_result": row.get("execution_result"),
         },
+        options={"max_tokens": settings.max_tokens} if settings.max_tokens else None,
     )
 
 
@@ -173,10 +175,10 @@ def _wants_judging(row: Row, settings: JudgeSettings) -> bool:
 
 def _reask_request(request: ChatRequest, result: ChatResult, placeholders: frozenset[str]) -> ChatRequest | None:
     """The request asking again after a reply with text but no verdict (the unreadable reply shown), or None."""
-    if not result.ok or read_verdict(result.text or "", placeholders) is not None:
-        return None
+    if not result.ok or result.cut_off or read_verdict(result.text or "", placeholders) is not None:
+        return None  # (a reply cut by the token budget would be cut again: no re-ask)
     messages = [*request.messages, {"role": "assistant", "content": result.text or ""}, {"role": "user", "content": _REASK}]
-    return ChatRequest(request.key, request.model, messages, request.response_schema, request.offline_task)
+    return replace(request, messages=messages)
 
 
 def _verdict(
@@ -191,6 +193,8 @@ def _verdict(
         read = read_verdict(result.text or "", placeholders)
         if read is not None:
             return Verdict(request.model, read[0], read[1])
+        if result.cut_off:
+            return Verdict(request.model, None, "", cut_off_problem(result, "--judge-max-tokens", settings.max_tokens))
         if attempts >= settings.max_reasks:
             snippet = (result.text or "").strip().replace("\n", " ")[:120]
             return Verdict(
