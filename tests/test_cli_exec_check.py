@@ -334,16 +334,17 @@ def test_ctrl_c_stops_the_run_and_its_workers(tmp_path: Path) -> None:
     import signal
     import time
 
-    rows = write_jsonl(tmp_path / "rows.jsonl", [call_row(str(n), "loop_forever") for n in range(3)])
+    marks = tmp_path / "running"
+    marks.mkdir()
+    rows = write_jsonl(tmp_path / "rows.jsonl", [call_row(str(n), "loop_once_marked", folder=str(marks)) for n in range(3)])
     command = [sys.executable, "-m", "apigen_cli", "exec-check", str(rows), "--functions", LIBRARY, "--exec-timeout", "60"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while len(_workers_of(process.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        deadline = time.monotonic() + 30
+        while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.02)
         workers = _workers_of(process.pid)
-        assert len(workers) == 2
-        time.sleep(0.3)  # the loops are running
+        assert len(workers) == 2 and sorted(int(mark.name) for mark in marks.iterdir()) == sorted(workers)  # both loop now
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=10)
     finally:
