@@ -26,6 +26,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "llm": {"rows", "schema"},
     "execution": {"rows", "schema"},
     "stages": {"rows", "schema", "library", "llm", "execution"},
+    # the multi-turn path: composed over the layers below it as stages/ are (not over stages/ itself)
+    "conversations": {"rows", "schema", "library", "llm", "execution", "environments"},
 }
 UI_MODULES = {"cli", "console"}
 
