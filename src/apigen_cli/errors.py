@@ -38,3 +38,9 @@ class FunctionsError(ApigenError):
 
 #: The name this error had before "library" came to mean only the API library; kept for callers.
 LibraryError = FunctionsError
+
+
+class Interrupted(ApigenError):
+    """Ctrl-C (or SIGTERM) stopped a command that had written rows; the message says where they are kept."""
+
+    exit_code = 130
