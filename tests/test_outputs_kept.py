@@ -156,16 +156,32 @@ def test_run_overwrite_with_a_refused_key_leaves_its_files(runner: CliRunner, tm
     assert leftovers(tmp_path) == []
 
 
-def test_library_commands_that_fail_leave_their_files(runner: CliRunner, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["library", "from-python", "absent_module_dir/", "-o", "OUT"],
+        ["library", "from-openapi", "absent_spec.yaml", "-o", "OUT"],
+        ["library", "from-toolbench", "absent_tools/", "-o", "OUT"],
+        ["library", "merge", APIS, "absent.jsonl", "-o", "OUT"],
+        ["library", "from-mcp", "-o", "OUT", "--timeout", "10", "--", "false"],  # a server that exits at once
+    ],
+    ids=lambda command: command[1],
+)
+def test_library_commands_that_fail_leave_their_files(runner: CliRunner, tmp_path: Path, command: list[str]) -> None:
     [out] = earlier_files(tmp_path, "apis.jsonl")
-    failed = invoke(runner, "library", "merge", APIS, str(tmp_path / "absent.jsonl"), "-o", str(out))
+    failed = invoke(runner, *(str(out) if word == "OUT" else word for word in command))
     assert failed.exit_code == 2 and failed.stderr.startswith("error:")
     assert_left_as_they_were(out)
-    spec = tmp_path / "spec.yaml"
-    spec.write_text("not: [an, openapi, spec\n")
-    failed = invoke(runner, "library", "from-openapi", str(spec), "-o", str(out))
-    assert failed.exit_code == 2 and failed.stderr.startswith("error:")
-    assert_left_as_they_were(out)
+    assert leftovers(tmp_path) == []
+
+
+def test_merge_that_fails_leaves_its_files(runner: CliRunner, tmp_path: Path) -> None:
+    out, rejects, report = earlier_files(tmp_path, "merged.jsonl", "merged_rejects.jsonl", "report.json")
+    shard = write_jsonl(tmp_path / "shard-0.jsonl", [executed_row(1)])  # no run state beside it: not a shard
+    args = ["merge", str(out), str(shard), "--rejects", str(rejects), "--report", str(report), "--overwrite"]
+    result = invoke(runner, *args)
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: `{shard}` has no run state beside it")
+    assert_left_as_they_were(out, rejects, report)
     assert leftovers(tmp_path) == []
 
 
@@ -255,6 +271,15 @@ def test_generate_that_ends_well_replaces_its_file_through_a_link(runner: CliRun
         result = invoke(runner, *generate_args(server=server, count=6, seed=1, out=link))
     assert result.exit_code == 0, result.stderr
     assert link.is_symlink() and len(read_jsonl(real)) == 6
+    assert leftovers(tmp_path) == []
+
+
+def test_run_overwrite_that_ends_well_empties_both_earlier_files(runner: CliRunner, tmp_path: Path) -> None:
+    out, rejects = earlier_files(tmp_path, "dataset.jsonl", "rejects.jsonl")
+    result = invoke(runner, *run_args("--overwrite", count=6, seed=1, out=out, rejects=rejects))
+    assert result.exit_code == 0, result.stderr
+    assert EARLIER not in out.read_bytes() and read_jsonl(out)
+    assert EARLIER not in rejects.read_bytes()  # emptied with the output on the first row, rejects or not
     assert leftovers(tmp_path) == []
 
 

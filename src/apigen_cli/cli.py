@@ -259,8 +259,8 @@ def _errors_to_exit_codes(messages: Messages) -> Iterator[None]:
             raise
         messages.error(error.message, error.hint)
         raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt:
-        messages.error("interrupted; every line already written is a complete row")
+    except KeyboardInterrupt as stop:  # an `Interrupted` says where the rows written so far are kept
+        messages.error(str(stop) or "interrupted; every line already written is a complete row")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except BrokenPipeError:
         # The reader went away (`apigen ... | head`): stop quietly, and keep Python from

@@ -40,7 +40,8 @@ class FunctionsError(ApigenError):
 LibraryError = FunctionsError
 
 
-class Interrupted(ApigenError):
-    """Ctrl-C (or SIGTERM) stopped a command that had written rows; the message says where they are kept."""
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped a command that had written rows; its text says where they are kept.
 
-    exit_code = 130
+    Still a ``KeyboardInterrupt``, so that no ``except Exception`` of a caller swallows the stop.
+    """

@@ -177,7 +177,7 @@ def replaced_together(*files: Settled | None) -> Iterator[None]:
 
     After a failure the rows written so far are kept under ``.partial`` names, and the
     error says where: an ``ApigenError``'s message gains the names, Ctrl-C becomes
-    ``Interrupted`` (exit 130) naming them.
+    ``Interrupted`` (a ``KeyboardInterrupt``, exit 130) naming them.
     """
     present = [file for file in files if file is not None]
     try:
