@@ -410,3 +410,11 @@ def test_an_interrupted_run_keeps_its_rows_in_place(tmp_path: Path) -> None:
     saved = json.loads(state.read_text())
     assert saved["requests_done"] >= 1 and out.stat().st_size >= saved["output_bytes"] > 0
     assert leftovers(tmp_path) == []
+
+
+def test_a_page_written_to_a_device_is_written_as_it_is(runner: CliRunner, tmp_path: Path) -> None:
+    dataset = tmp_path / "dataset.jsonl"
+    assert invoke(runner, *run_args(count=6, seed=1, out=dataset)).exit_code == 0
+    result = invoke(runner, "report", str(dataset), "--card", os.devnull)
+    assert result.exit_code == 0, result.stderr
+    assert f"report: wrote `{os.devnull}`" in result.stderr

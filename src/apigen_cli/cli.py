@@ -844,7 +844,7 @@ def _library_from_stdin(apis: str, keep_beside: str | None, messages: Messages, 
     path = _library_file(keep_beside, "apis.jsonl", resources)
     if keep_beside not in (None, "-") and os.path.exists(path) and Path(path).read_bytes() != data:
         messages.info(f"the library on standard input differs from `{path}`, the one the run began with; using the new one")
-    write_whole(path, data, "APIS")
+    write_whole(path, data, "--output")  # kept beside the output
     return path
 
 

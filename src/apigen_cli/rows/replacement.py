@@ -86,6 +86,8 @@ class Replacement:
 
     def open(self) -> IO[bytes]:
         """Create the temporary (and its folder) for writing; ``ConfigError`` naming the file if it cannot be."""
+        if not is_replaceable(self.target):  # never rename a file over `/dev/null` (root may)
+            raise ConfigError(f"`{self.flag}` cannot write `{self.path}`: it is not a regular file", hint=_HINT)
         try:
             folder = os.path.dirname(self.target)
             if folder:
@@ -140,7 +142,14 @@ def free_partial_name(target: str) -> str:
 
 
 def write_whole(path: str, data: bytes, flag: str) -> None:
-    """Write ``data`` to ``path`` whole or not at all (a report, a page, a card)."""
+    """Write ``data`` to ``path`` whole or not at all (a report, a page, a card); a device is written as it is."""
+    if not is_replaceable(path):
+        try:
+            with open(path, "wb") as device:
+                device.write(data)
+        except OSError as error:
+            raise ConfigError(f"`{flag}` cannot write `{path}`: {error.strerror or error}", hint=_HINT) from None
+        return
     replacement = Replacement(path, flag)
     stream = replacement.open()
     try:
