@@ -237,16 +237,17 @@ def test_cli_render_check_fails_the_openai_export_with_qwen25_naming_the_row_and
     tmp_path: Path, runner: CliRunner
 ) -> None:
     source = write_jsonl(tmp_path / "rows.jsonl", [irrelevance_row(), *rows()])
-    result = invoke(
-        runner, "export", str(source), "--format", "openai", "--render-check", str(QWEN25), "-o", str(tmp_path / "out.jsonl")
-    )
+    out = tmp_path / "out.jsonl"
+    result = invoke(runner, "export", str(source), "--format", "openai", "--render-check", str(QWEN25), "-o", str(out))
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
     assert lines[0] == (
         "error: 2 of 4 exported rows fail the render check with `Qwen2.5-7B-Instruct.jinja` (arguments_as_string 2); "
         'the first, row 2: call 1 (`get_weather`): the template wrote `arguments` as a JSON string, "{\\"city\\": \\"Paris\\"}", '
-        "not as an object: it applies `tojson` to arguments given as a string"
+        "not as an object: it applies `tojson` to arguments given as a string; "
+        f"what was written is kept in `{out}.partial` (4 rows); `{out}` is left as it was"
     )
+    assert not out.exists() and len(Path(f"{out}.partial").read_text().splitlines()) == 4  # there to be looked at
     assert lines[2] == "hint: export with `--format messages`, which writes `arguments` as objects"
 
 

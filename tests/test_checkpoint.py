@@ -33,7 +33,7 @@ def test_every_boundary_is_saved_and_fsync_happens_at_most_once_a_second(tmp_pat
     clock = Clock()
     state = RunState("digest", seed=1, requests_total=10)
     path = str(tmp_path / "out.jsonl.apigen-run.json")
-    output = OutputFile(str(tmp_path / "out.jsonl"))
+    output = OutputFile(str(tmp_path / "out.jsonl"), in_place=True)  # as `run` writes: in place, no rename at the end
     rows = ({"id": f"r{n}", "request_id": f"gen-1-{n}"} for n in range(10))
     seen: list[tuple[int, int]] = []
     for row in checkpoint_at_request_boundaries(rows, state, path, output.writer, None, clock=clock):

@@ -84,7 +84,7 @@ def test_a_missing_library_is_an_error(runner: CliRunner, rows_file: Path) -> No
     assert result.stderr.startswith("error: the function library `no_such_tools.py` does not exist\n\nhint: ")
 
 
-def test_a_library_that_runs_no_call_at_all_is_an_error_after_the_rejects_are_written(runner: CliRunner, tmp_path: Path) -> None:
+def test_a_library_that_runs_no_call_at_all_is_an_error_and_the_rejects_are_kept(runner: CliRunner, tmp_path: Path) -> None:
     rows = [call_row("a", "convert_currency", amount=1), call_row("b", "mean", numbers=[1]), call_row("c", "mean", numbers=[2])]
     rows_file = write_jsonl(tmp_path / "rows.jsonl", rows)
     rejects = tmp_path / "rejects.jsonl"
@@ -94,9 +94,10 @@ def test_a_library_that_runs_no_call_at_all_is_an_error_after_the_rejects_are_wr
     assert lines[0] == (
         f"error: no call of the 3 rows could run: `{LIBRARY}` defines none of the functions they call: "
         "`mean` (2), `convert_currency` (1); every row was rejected as `no_implementation`"
+        f"; what was written is kept in `{rejects}.partial` (3 rows); `{rejects}` is left as it was"
     )
     assert lines[-1].startswith("hint: pass `--functions` the Python library that defines them")
-    assert [row["reason"] for row in read_jsonl(rejects)] == ["no_implementation"] * 3  # rejected rows stay data
+    assert [row["reason"] for row in read_jsonl(f"{rejects}.partial")] == ["no_implementation"] * 3  # rejected rows stay data
     bare = invoke(runner, "exec-check", str(rows_file), "-q")
     assert bare.exit_code == 2
     assert "no Python library was given and their tools have no `http` or `mcp` binding" in bare.stderr

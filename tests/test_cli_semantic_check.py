@@ -144,9 +144,10 @@ def test_input_that_skipped_exec_check_altogether_is_an_error(runner: CliRunner,
     lines = result.stderr.splitlines()
     assert lines[0] == (
         f"error: none of the 2 rows of `{source}` has been through `exec-check`: every one was rejected as `not_exec_checked`"
+        f"; what was written is kept in `{rejects}.partial` (2 rows); `{rejects}` is left as it was"
     )
     assert lines[-1] == "hint: run `apigen exec-check` on them first: `apigen exec-check FILE | apigen semantic-check ...`"
-    assert len(read_jsonl(rejects)) == 2 and server.chat_requests() == []
+    assert not rejects.exists() and len(read_jsonl(f"{rejects}.partial")) == 2 and server.chat_requests() == []
 
 
 def test_the_judge_is_sent_a_max_tokens_and_a_verdict_cut_off_by_it_is_named(

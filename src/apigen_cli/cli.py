@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -46,7 +47,9 @@ from .llm.service import LLMClient, open_chat_service, usage_lines
 from .pipeline import RunTarget, open_run
 from .ray_engine import ENGINES, RayOptions, where_it_runs
 from .report import report_from_files
+from .rows.jsonl import write_jsonl
 from .rows.records import MISSING_PAIR
+from .rows.replacement import check_writable, write_whole
 from .rows.routing import StageSummary
 from .rows.runner import Destinations, Stage, run_stage, write_rows
 from .run_settings import (
@@ -319,8 +322,8 @@ def _errors_to_exit_codes(messages: Messages, *, on_interrupt: str | None = None
             raise
         messages.error(error.message, error.hint)
         raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt:
-        messages.error("interrupted; every line already written is a complete row", on_interrupt)
+    except KeyboardInterrupt as stop:  # an `Interrupted` says where the rows written so far are kept
+        messages.error(str(stop) or "interrupted; every line already written is a complete row", on_interrupt)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except BrokenPipeError:
         # The reader went away (`apigen ... | head`): stop quietly, and keep Python from
@@ -372,10 +375,14 @@ def _run_stage_command(command: str, params: Mapping[str, Any], setup: Callable[
         where.validate()  # a bad combination of flags is reported before workers or clients start
         run = setup(messages, resources)
         messages.waiting_for_stdin(where.input)
-        summary = run_stage(command, run.stage, where, wrap=run.wrap or (lambda rows: messages.progress(rows, command)))
-        if run.after is not None:
-            run.after()
-        _refuse_input_of_a_skipped_stage(command, summary, where.input)
+
+        def check(summary: StageSummary) -> None:  # before the files replace the earlier ones: a failed stage replaces none
+            if run.after is not None:
+                run.after()
+            _refuse_input_of_a_skipped_stage(command, summary, where.input)
+
+        wrap = run.wrap or (lambda rows: messages.progress(rows, command))
+        summary = run_stage(command, run.stage, where, wrap=wrap, check=check)
     _finish(messages, summary, params["strict"])
 
 
@@ -471,17 +478,8 @@ def _warn_of_api_definitions(messages: Messages, count: int) -> None:
 
 
 def _write_text(path: str, text: str, flag: str) -> None:
-    """Write a file a flag names, making its folder; an unwritable path is an error naming the flag."""
-    try:
-        folder = os.path.dirname(path)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as error:
-        raise ConfigError(
-            f"`{flag}` cannot write `{path}`: {error.strerror or error}", hint="give a writable file path"
-        ) from None
+    """Write a file a flag names, whole or not at all; an unwritable path is an error naming the flag."""
+    write_whole(path, text.encode("utf-8"), flag)
 
 
 def _read_run_report(path: str | None) -> dict[str, Any] | None:
@@ -561,6 +559,9 @@ def report_command(
     with _errors_to_exit_codes(messages):
         if html is None and card is None and not as_json:
             raise ConfigError("`apigen report` has nothing to write", hint="pass `--html FILE`, `--card FILE` or `--json`")
+        for path, flag in ((html, "--html"), (card, "--card")):
+            if path is not None:
+                check_writable(path, flag)  # before the pass over the rows
         run_data = _read_run_report(run_report)
         figures = figures_from_files(
             [dataset, *(rejects or [])],
@@ -929,7 +930,7 @@ def _library_from_stdin(apis: str, keep_beside: str | None, messages: Messages, 
     path = _library_file(keep_beside, "apis.jsonl", resources)
     if keep_beside not in (None, "-") and os.path.exists(path) and Path(path).read_bytes() != data:
         messages.info(f"the library on standard input differs from `{path}`, the one the run began with; using the new one")
-    Path(path).write_bytes(data)
+    write_whole(path, data, "--output")  # kept beside the output
     return path
 
 
@@ -977,6 +978,7 @@ def generate(
     with _errors_to_exit_codes(messages), ExitStack() as stack:
         apis = _library_from_stdin(apis, None, messages, stack)
         where = Destinations(apis, output, rejects)
+        where.validate()  # an unwritable `-o` is said before any request
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
         job = _generation(ctx, apis, resolved, llm)
@@ -1213,15 +1215,12 @@ def merge(
     with _errors_to_exit_codes(messages):
         if not output or output == "-":
             raise ConfigError("`merge` writes a file, not standard output", hint="name the merged output file first")
+        if report is not None:
+            check_writable(report, "--report")  # before any file is merged
         outcome = merge_shards(output, shard_outputs, rejects=rejects, overwrite=overwrite)
         if report is not None:
-            try:
-                with open(report, "wb") as handle:
-                    handle.write(orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2))
-            except OSError as error:
-                raise ConfigError(
-                    f"`--report` cannot write `{report}`: {error.strerror or error}", hint="give a writable file path"
-                ) from None
+            data = orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2)
+            write_whole(report, data, "--report")
     for line in outcome.report.lines():
         messages.info(line)
     if outcome.rejects_left_out:
@@ -1452,6 +1451,8 @@ def library_check(
 
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages), ExitStack() as resources:
+        if keep is not None:
+            check_writable(keep, "--keep")  # before any API is called
         entries, findings = read_entries(library)
         findings = findings + lint(entries)
         for finding in findings:
@@ -1466,7 +1467,7 @@ def library_check(
             working = [entry for entry in entries if entry.status == "ok"]
             failed = len(entries) - len(working)
             if keep is not None:
-                write_library([entry.definition for entry in working], keep)
+                write_library([entry.definition for entry in working], keep, flag="--keep")
             messages.info(
                 f"check: {len(working)} of {counted(len(entries), 'API')} answered, {counted(len(findings), 'lint finding')}"
             )
@@ -1551,7 +1552,6 @@ def library_from_mcp(
     """
     from .execution.mcp import McpServer, check_server_name, check_url
     from .library.from_mcp import default_server_name, import_server
-    from .rows.jsonl import OutputFile
 
     messages = Messages(quiet=quiet, verbose=verbose)
     with _errors_to_exit_codes(messages):
@@ -1569,12 +1569,7 @@ def library_from_mcp(
         else:
             server = McpServer(server_name, command=tuple(words))
         imported = import_server(server, timeout=timeout, category=category, pass_env=tuple(pass_env or ()))
-        out = OutputFile(output)
-        try:
-            for entry in imported.entries:
-                out.write(entry)
-        finally:
-            out.close()
+        write_jsonl(output, imported.entries)
         for tool, why in imported.skipped.items():
             messages.warning(f"skipped the tool `{tool}`: {why}")
         option = f"--mcp-url {server.name}={url}" if url is not None else f"--mcp {server.name}={shlex.quote(server.shown)}"
@@ -1586,7 +1581,6 @@ def library_from_mcp(
 def _library_from_mcp_servers(execution: ExecutionSettings, output: str, messages: Messages, resources: ExitStack) -> str:
     """`run --mcp ...` without APIS: list the servers' tools into a library file (see ``_library_file``)."""
     from .library.from_mcp import import_server
-    from .rows.jsonl import OutputFile
 
     options = execution.mcp_options()
     if not options.servers:
@@ -1601,12 +1595,7 @@ def _library_from_mcp_servers(execution: ExecutionSettings, output: str, message
             messages.warning(f"skipped the tool `{tool}` of MCP server `{server.name}`: {why}")
         entries += imported.entries
     path = _library_file(output, "tools.jsonl", resources)
-    out = OutputFile(path)
-    try:
-        for entry in entries:
-            out.write(entry)
-    finally:
-        out.close()
+    write_jsonl(path, entries)
     names = ", ".join(f"`{server.name}`" for server in options.servers)
     messages.info(f"run: {len(entries)} tools of MCP server(s) {names}, written to `{path}`")
     return path
@@ -1733,4 +1722,6 @@ def batch_cancel(
 
 def run() -> None:
     """Console-script entry point."""
+    # SIGTERM stops a command as Ctrl-C does: its files are settled (kept or left as they were), never half made.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     app()

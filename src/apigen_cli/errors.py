@@ -38,3 +38,10 @@ class FunctionsError(ApigenError):
 
 #: The name this error had before "library" came to mean only the API library; kept for callers.
 LibraryError = FunctionsError
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped a command that had written rows; its text says where they are kept.
+
+    Still a ``KeyboardInterrupt``, so that no ``except Exception`` of a caller swallows the stop.
+    """

@@ -32,6 +32,7 @@ from .report import PipelineReport, ReportBuilder
 from .rows.jsonl import STDIO, OutputFile, read_rows
 from .rows.lock import OutputLock
 from .rows.records import Row
+from .rows.replacement import check_writable, replaced_together, write_whole
 from .rows.routing import StageSummary, route_rows
 from .rows.runner import Destinations
 from .run_settings import RunSettings, chosen_seed, deciding_values, run_fingerprint, with_seed
@@ -176,9 +177,15 @@ def _run_job(
         _check_sizes(target, state)
     if state.complete:
         return RunOutcome(_report(ReportBuilder.from_json(state.report), state), state.seed, total, total, already_complete=True)
-    output = OutputFile(target.output, resume_at=state.output_bytes if skipped else None)
-    rejects = OutputFile(target.rejects, resume_at=state.rejects_bytes if skipped else None) if target.rejects else None
-    # Opening truncates the files to the last checkpoint: only then are the rows in them the finished ones.
+    # A resumable run writes in place, as rows come. Opening cuts a resumed run's files to the last
+    # checkpoint (only then are the rows in them the finished ones); a fresh run's earlier files are
+    # emptied on its first row, so a run that fails before one (a wrong key) leaves them as they were.
+    output = OutputFile(target.output, resume_at=state.output_bytes if skipped else None, in_place=resumable)
+    rejects = (
+        OutputFile(target.rejects, resume_at=state.rejects_bytes if skipped else None, in_place=resumable, flag="--rejects")
+        if target.rejects
+        else None
+    )
     output_writer, rejects_writer = output.writer, (rejects.writer if rejects else None)
     extra = parts.extra_stages
     if dedup is not None:
@@ -205,25 +212,24 @@ def _run_job(
         _add_usage(state, parts.chat.usage, counted_usage)  # the requests behind the rows now written
 
     try:
-        if engine is None:
-            rows = _pipeline_rows(generation, skipped, replace(parts, extra_stages=extra), observe, target.output)
-        else:  # another engine makes the four checks' rows (in plan order); the rest stays here
-            rows = engine(generation.plans(skip=skipped))
-            # the engine's rows pass each stage's `observe` as they come back (the progress bars)
-            for name in STAGE_NAMES:
-                rows = observe(name, rows) if observe is not None else rows
-            for name, stage in extra:
-                rows = observe(name, stage(rows)) if observe is not None else stage(rows)
-        if resumable:
-            rows = checkpoint_at_request_boundaries(
-                rows, state, state_path(target.output), output_writer, rejects_writer, before_save=remember_counts
-            )
-        route_rows((builder.add(row) for row in rows), summary, output_writer, rejects_writer)
-        state.complete = True
+        with replaced_together(output, rejects):
+            if engine is None:
+                rows = _pipeline_rows(generation, skipped, replace(parts, extra_stages=extra), observe, target.output)
+            else:  # another engine makes the four checks' rows (in plan order); the rest stays here
+                rows = engine(generation.plans(skip=skipped))
+                # the engine's rows pass each stage's `observe` as they come back (the progress bars)
+                for name in STAGE_NAMES:
+                    rows = observe(name, rows) if observe is not None else rows
+                for name, stage in extra:
+                    rows = observe(name, stage(rows)) if observe is not None else stage(rows)
+            rows = _starting_files_on_first_row(rows, output, rejects)
+            if resumable:
+                rows = checkpoint_at_request_boundaries(
+                    rows, state, state_path(target.output), output_writer, rejects_writer, before_save=remember_counts
+                )
+            route_rows((builder.add(row) for row in rows), summary, output_writer, rejects_writer)
+            state.complete = True
     finally:
-        output.close()
-        if rejects is not None:
-            rejects.close()
         state.elapsed_seconds += time.monotonic() - started
         state.report = state.report | {"json_mode_downgrades": downgrades()}
         if resumable:
@@ -231,6 +237,17 @@ def _run_job(
         else:
             _add_usage(state, parts.chat.usage, counted_usage)
     return RunOutcome(_report(builder, state), state.seed, total, skipped, rejects_dropped=summary.dropped)
+
+
+def _starting_files_on_first_row(rows: Iterator[Row], *files: OutputFile | None) -> Iterator[Row]:
+    """``rows``, with the files started (a fresh run's earlier files emptied, together) before the first goes by."""
+    for row in rows:
+        for file in files:
+            if file is not None:
+                file.start()
+        yield row
+        break
+    yield from rows
 
 
 # --- --grow-examples: verified rows join the example pool (stages/example_pool.py) ----------
@@ -427,8 +444,6 @@ def open_run(
     resources = ExitStack()
     try:
         report_file = ReportFile(report) if report is not None else None
-        if report_file is not None:
-            resources.callback(report_file.close)
         session = RunSession(settings, target, resources, report_file, started)
         if ray is not None:
             _check_ray_can_run(settings)
@@ -526,34 +541,11 @@ def run(settings: RunSettings, target: RunTarget, *, report: str | None = None, 
 
 
 class ReportFile:
-    """`--report`: checked writable before the run, written whole (a temporary renamed over it) at the end."""
+    """`--report`: checked writable before the run, written whole (see ``rows.replacement``) at the end."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._temporary = f"{path}.part-{os.getpid()}"
-        if os.path.isdir(path):
-            raise ConfigError(f"`--report` cannot write `{path}`: it is a folder", hint="give a writable file path")
-        try:
-            folder = os.path.dirname(path)
-            if folder:
-                os.makedirs(folder, exist_ok=True)
-            with open(self._temporary, "wb"):
-                pass
-        except OSError as error:
-            raise ConfigError(
-                f"`--report` cannot write `{path}`: {error.strerror or error}", hint="give a writable file path"
-            ) from None
+        check_writable(path, "--report")
 
     def write(self, report: dict[str, Any]) -> None:
-        try:
-            with open(self._temporary, "wb") as handle:
-                handle.write(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-            os.replace(self._temporary, self.path)
-        except OSError as error:
-            raise ConfigError(
-                f"`--report` cannot write `{self.path}`: {error.strerror or error}", hint="give a writable file path"
-            ) from None
-
-    def close(self) -> None:
-        if os.path.exists(self._temporary):
-            os.remove(self._temporary)
+        write_whole(self.path, orjson.dumps(report, option=orjson.OPT_INDENT_2), "--report")

@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from .checkpoint import RunState, state_path
 from .errors import ConfigError, InputError
 from .report import PipelineReport, ReportBuilder, summed_counts
+from .rows.replacement import Replacement
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,10 @@ def merge_shards(
     _check_destinations(output, rejects, shards, overwrite=overwrite)
 
     states = [shard.state for shard in shards]
-    _join(output, ((shard.output, shard.state.output_bytes) for shard in shards))
+    joins = [(output, "OUT", [(shard.output, shard.state.output_bytes) for shard in shards])]
     if rejects is not None:
-        _join(rejects, ((shard.rejects or "", shard.state.rejects_bytes) for shard in shards))
+        joins.append((rejects, "--rejects", [(shard.rejects or "", shard.state.rejects_bytes) for shard in shards]))
+    _join_all(joins)
     merged = RunState(
         fingerprint=states[0].fingerprint,
         seed=states[0].seed,
@@ -167,22 +169,25 @@ def _check_destinations(output: str, rejects: str | None, shards: Sequence[Shard
             raise ConfigError(f"`{target}` already exists", hint="pass `--overwrite` to replace it, or merge into a new file")
 
 
-def _join(target: str, parts: Iterable[tuple[str, int]]) -> None:
-    """Write the first ``size`` bytes of each part into ``target``, replacing it only when all are written."""
-    folder = os.path.dirname(target)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    temporary = target + ".merging"
-    with open(temporary, "wb") as sink:
-        for path, size in parts:
-            with open(path, "rb") as source:
-                _copy_exactly(source, sink, size, path)
-        sink.flush()
-        os.fsync(sink.fileno())
-    os.replace(temporary, target)
+def _join_all(joins: Sequence[tuple[str, str, Sequence[tuple[str, int]]]]) -> None:
+    """Write each target as the first ``size`` bytes of its parts, one after another; replace them only when all are written."""
+    written: list[tuple[Replacement, IO[bytes]]] = []
+    try:
+        for target, flag, parts in joins:
+            file = Replacement(target, flag)
+            written.append((file, file.open()))
+            for path, size in parts:
+                with open(path, "rb") as source:
+                    _copy_exactly(source, written[-1][1], size, path)
+    except BaseException:
+        for file, stream in written:
+            file.discard(stream)
+        raise
+    for file, stream in written:
+        file.commit(stream)
 
 
-def _copy_exactly(source: BinaryIO, sink: BinaryIO, size: int, path: str) -> None:
+def _copy_exactly(source: BinaryIO, sink: IO[bytes], size: int, path: str) -> None:
     left = size
     while left:
         chunk = source.read(min(left, 1 << 20))

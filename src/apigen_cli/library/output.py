@@ -10,13 +10,13 @@ every definition before writing it, so an importer can never emit a line that
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, InputError
 from ..problems import RowProblem
-from ..rows.jsonl import OutputFile
+from ..rows.jsonl import write_jsonl
 from ..schema.tools import compile_tool
 
 #: Tool names OpenAI-compatible endpoints accept (and the paper's library uses).
@@ -71,18 +71,15 @@ def check_env_name(value: str | None, flag: str) -> None:
         )
 
 
-def write_library(tools: Iterable[dict[str, Any]], path: str) -> int:
-    """Write tool definitions as JSONL to ``path`` (``-`` for stdout); returns how many were written."""
-    output = OutputFile(path)
-    count = 0
-    try:
-        for position, tool in enumerate(tools, start=1):
-            try:
-                compile_tool(tool, position)
-            except RowProblem as error:  # an importer's bug, never the user's: say which tool
-                raise InputError(f"tool {position} would not load: {error.problem.message}") from None
-            output.write(tool)
-            count += 1
-    finally:
-        output.close()
-    return count
+def write_library(tools: Iterable[dict[str, Any]], path: str, *, flag: str = "--output") -> int:
+    """Write tool definitions as JSONL to ``path`` (``-`` for stdout), replacing it once all are; returns how many."""
+    return write_jsonl(path, _compiled(tools), flag=flag)
+
+
+def _compiled(tools: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for position, tool in enumerate(tools, start=1):
+        try:
+            compile_tool(tool, position)
+        except RowProblem as error:  # an importer's bug, never the user's: say which tool
+            raise InputError(f"tool {position} would not load: {error.problem.message}") from None
+        yield tool

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import time
-from collections.abc import Iterator
-from typing import IO, Any, BinaryIO
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, BinaryIO, Protocol
 
 import orjson
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
+from .replacement import Kept, Replacement, is_replaceable, replaced_together
 
 STDIO = "-"
 _BOM = b"\xef\xbb\xbf"
@@ -193,6 +195,35 @@ def _dumps_fallback(row: Any) -> bytes:
     return (json.dumps(row, ensure_ascii=True, default=repr, separators=(",", ":")) + "\n").encode()
 
 
+class ByteSink(Protocol):
+    """Where a writer's bytes go: a binary file, or a file emptied on its first write."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+class _EmptiedOnFirstWrite:
+    """An in-place file that starts afresh: emptied when its first bytes come (or ``empty`` is called), not on opening."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self._earlier_bytes = True
+
+    def empty(self) -> None:
+        if self._earlier_bytes:
+            self._earlier_bytes = False
+            self.stream.truncate(0)
+            self.stream.seek(0)
+
+    def write(self, data: bytes, /) -> int:
+        self.empty()
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 class JsonlWriter:
     """Buffered writer of one compact JSON object per line.
 
@@ -200,7 +231,7 @@ class JsonlWriter:
     ``max_delay`` seconds, so slow stages still stream to a reader.
     """
 
-    def __init__(self, stream: IO[bytes], *, batch_rows: int = 512, max_delay: float = 0.2) -> None:
+    def __init__(self, stream: ByteSink, *, batch_rows: int = 512, max_delay: float = 0.2) -> None:
         self._stream = stream
         self._buffer: list[bytes] = []
         self._batch_rows = batch_rows
@@ -246,66 +277,102 @@ class JsonArrayWriter(JsonlWriter):
 
 
 class OutputFile:
-    """A JSONL destination (or, with ``array``, one JSON array): a path or ``-`` for standard output, opened lazily."""
+    """A JSONL destination (or, with ``array``, one JSON array): a path or ``-`` for standard output.
 
-    def __init__(self, path: str, *, array: bool = False, resume_at: int | None = None, whole: bool = False) -> None:
-        """``resume_at``: keep the first that many bytes of an existing file and append after them.
+    A file is written beside its path and renamed over it by ``close``, when the
+    command ended well; ``abandon`` (after an error or Ctrl-C) leaves the earlier
+    file as it was and keeps the rows written so far as ``FILE.partial`` (see
+    ``replacement``). A device or a pipe (`/dev/null`) is written as it is.
+    """
 
-        ``whole``: the file is written whole or not at all (an export): rows go to a
-        temporary file beside it, renamed over it by ``close``; ``abandon`` (after an
-        error or Ctrl-C) removes it, so an earlier file stays intact and a JSON array
-        is never closed with ``]`` as if complete.
+    def __init__(
+        self, path: str, *, array: bool = False, resume_at: int | None = None, in_place: bool = False, flag: str = "--output"
+    ) -> None:
+        """``in_place``: written in the file itself, as rows come (``apigen run``'s resumable files).
+
+        Then ``resume_at`` keeps the first that many bytes of the file and appends after
+        them; without it, an earlier file is emptied on the run's first row (``start``,
+        or the first write), so a run that fails before it leaves the file as it was.
         """
         self.path = path
         self.array = array
         self.resume_at = resume_at
-        self.whole = whole and path != STDIO
-        self._target = f"{path}.part-{os.getpid()}" if self.whole else path
+        self.flag = flag
+        self.in_place = path != STDIO and (in_place or not is_replaceable(path))
+        self._replacement = Replacement(path, flag) if path != STDIO and not self.in_place else None
         self._stream: IO[bytes] | None = None
+        self._fresh: _EmptiedOnFirstWrite | None = None  # an in-place file emptied on the first row
         self._writer: JsonlWriter | None = None
 
     @property
     def writer(self) -> JsonlWriter:
         if self._writer is None:
             self._stream = self._open()
-            self._writer = JsonArrayWriter(self._stream) if self.array else JsonlWriter(self._stream)
+            sink: ByteSink = self._stream
+            if self.in_place and self.resume_at is None and stat.S_ISREG(os.fstat(self._stream.fileno()).st_mode):
+                sink = self._fresh = _EmptiedOnFirstWrite(self._stream)
+            self._writer = JsonArrayWriter(sink) if self.array else JsonlWriter(sink)
         return self._writer
 
     def _open(self) -> IO[bytes]:
         if self.path == STDIO:
             return sys.stdout.buffer
-        folder = os.path.dirname(self.path)
+        if self._replacement is not None:
+            return self._replacement.open()
         try:
+            folder = os.path.dirname(self.path)
             if folder:
                 os.makedirs(folder, exist_ok=True)
-            if self.resume_at is not None and os.path.exists(self.path):
-                stream = open(self.path, "r+b")  # noqa: SIM115 (closed by close())
+            stream = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666), "wb")
+            if self.resume_at is not None:
                 stream.truncate(self.resume_at)  # drop what was written after the last checkpoint
                 stream.seek(self.resume_at)
-                return stream
-            return open(self._target, "wb")
+            return stream
         except OSError as error:
-            raise InputError(
-                f"cannot write to `{self.path}`: {error.strerror or error}", hint="check that the folder exists and is writable"
+            raise ConfigError(
+                f"`{self.flag}` cannot write `{self.path}`: {error.strerror or error}",
+                hint="check that the folder exists and is writable",
             ) from None
+
+    def start(self) -> None:
+        """The first row is coming: an in-place file that starts afresh is emptied now (its first write would too)."""
+        if self._fresh is not None:
+            self._fresh.empty()
 
     def write(self, row: Any) -> None:
         self.writer.write(row)
 
     def close(self) -> None:
-        """Flush and close; a file that got no row is still created, empty, so the user sees the run ended."""
-        self.writer.finish()
-        self.writer.flush()
-        if self._stream is not None and self._stream is not sys.stdout.buffer:
+        """The command ended well: finish and flush; a file replaces the earlier one, even with no row (the run ended)."""
+        writer = self.writer
+        self.start()  # an in-place file that got no row is emptied too: it holds this run now
+        writer.finish()
+        writer.flush()
+        if self._replacement is not None:
+            self._replacement.commit(self._stream)
+        elif self._stream is not None and self._stream is not sys.stdout.buffer:
             self._stream.close()
-        if self.whole:
-            os.replace(self._target, self.path)
 
-    def abandon(self) -> None:
-        """After a failure: close without finishing; a whole file's temporary is removed, the earlier file kept."""
-        if self._writer is not None and not self.whole:
-            self._writer.flush()
+    def abandon(self) -> Kept | None:
+        """After a failure: close without finishing; the earlier file stays, the rows written are kept (returned)."""
+        writer = self._writer
+        if writer is not None and (writer.rows_written or self._replacement is None):
+            writer.flush()
+        if self._replacement is not None:
+            keep = writer is not None and writer.rows_written > 0
+            partial = self._replacement.discard(self._stream, keep=keep)
+            return Kept(self.path, partial, writer.rows_written) if partial and writer is not None else None
         if self._stream is not None and self._stream is not sys.stdout.buffer:
             self._stream.close()
-        if self.whole and os.path.exists(self._target):
-            os.remove(self._target)
+        return None
+
+
+def write_jsonl(path: str, rows: Iterable[Any], *, flag: str = "--output") -> int:
+    """Write ``rows`` to ``path`` (``-`` for standard output), replacing it only once all are written; returns the count."""
+    output = OutputFile(path, flag=flag)
+    count = 0
+    with replaced_together(output):
+        for row in rows:
+            output.write(row)
+            count += 1
+    return count

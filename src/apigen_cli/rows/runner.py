@@ -15,10 +15,12 @@ from ..errors import ConfigError, InputError
 from ..wording import counted
 from .jsonl import STDIO, OutputFile, read_rows
 from .records import is_api_definition
+from .replacement import check_writable, replaced_together
 from .routing import StageSummary, route_rows
 
 Stage = Callable[[Iterable[dict[str, Any]]], Iterator[dict[str, Any]]]
 Wrapper = Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]]
+Check = Callable[[StageSummary], None]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class Destinations:
                 )
         if self.rejects is not None and self.rejects == self.output and self.output != os.devnull:
             raise ConfigError("`--rejects` and `--output` name the same destination", hint="give the rejects a file of their own")
+        for flag, path in paths.items():
+            if path is not None and path != STDIO:
+                check_writable(path, flag)
 
 
 def _same_file(first: str, second: str) -> bool:
@@ -55,13 +60,16 @@ def _same_file(first: str, second: str) -> bool:
         return os.path.abspath(first) == os.path.abspath(second)
 
 
-def run_stage(command: str, stage: Stage, where: Destinations, wrap: Wrapper | None = None) -> StageSummary:
+def run_stage(
+    command: str, stage: Stage, where: Destinations, wrap: Wrapper | None = None, check: Check | None = None
+) -> StageSummary:
     """Read rows, pass them through ``stage`` and route the results; returns the counts.
 
     ``wrap`` sees the stage's output on its way to the files (the CLI shows progress with it).
+    ``check`` judges the finished stage before its files replace the earlier ones (see ``write_rows``).
     """
     rows = refusing_api_definitions(read_rows(where.input, skip_bad_lines=where.skip_bad_lines), where.input)
-    return write_rows(command, stage(rows), where, wrap)
+    return write_rows(command, stage(rows), where, wrap, check)
 
 
 def refusing_api_definitions(rows: Iterable[dict[str, Any]], source: str) -> Iterator[dict[str, Any]]:
@@ -81,25 +89,32 @@ def refusing_api_definitions(rows: Iterable[dict[str, Any]], source: str) -> Ite
         yield row
 
 
-def write_rows(command: str, rows: Iterator[dict[str, Any]], where: Destinations, wrap: Wrapper | None = None) -> StageSummary:
-    """Route rows a command made (from any source) into its output and rejects; returns the counts."""
+def write_rows(
+    command: str, rows: Iterator[dict[str, Any]], where: Destinations, wrap: Wrapper | None = None, check: Check | None = None
+) -> StageSummary:
+    """Route rows a command made (from any source) into its output and rejects; returns the counts.
+
+    The files replace the earlier ones only when every row is routed and ``check`` (which
+    may raise: the stage ran but its result is unusable) passes; otherwise they are left
+    as they were, and the rows written are kept as ``FILE.partial`` (see ``replacement``).
+    """
     where.validate()
     if wrap is not None:
         rows = wrap(rows)
     output = OutputFile(where.output)
-    rejects = OutputFile(where.rejects) if where.rejects is not None else None
+    rejects = OutputFile(where.rejects, flag="--rejects") if where.rejects is not None else None
     summary = StageSummary(command)
-    try:
-        route_rows(rows, summary, output.writer, rejects.writer if rejects else None, keep_rejected=where.keep_rejected)
-    except InputError as error:  # a bad input line stopped the stage: say what of it is already written
-        written = counted(summary.passed, "row") + (f" and {counted(summary.rejected, 'reject')}" if summary.rejected else "")
-        verb = "was" if summary.passed + summary.rejected == 1 else "were"
-        raise InputError(f"{error.message} ({written} {verb} written before it)", hint=error.hint) from None
-    finally:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()  # let the stages' generators clean up now, not whenever they are collected
-        output.close()
-        if rejects is not None:
-            rejects.close()
+    with replaced_together(output, rejects):
+        try:  # the files are opened here, before the first row is asked for: before any request is sent
+            route_rows(rows, summary, output.writer, rejects.writer if rejects else None, keep_rejected=where.keep_rejected)
+        except InputError as error:  # a bad input line stopped the stage: say what of it is already written
+            written = counted(summary.passed, "row") + (f" and {counted(summary.rejected, 'reject')}" if summary.rejected else "")
+            verb = "was" if summary.passed + summary.rejected == 1 else "were"
+            raise InputError(f"{error.message} ({written} {verb} written before it)", hint=error.hint) from None
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()  # let the stages' generators clean up now, not whenever they are collected
+        if check is not None:
+            check(summary)
     return summary

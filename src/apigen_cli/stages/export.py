@@ -50,6 +50,7 @@ from ..errors import ConfigError, InputError
 from ..problems import RowProblem
 from ..rows.jsonl import STDIO, OutputFile, read_rows
 from ..rows.records import ID, IRRELEVANCE, KIND, QUERY, REJECTED_BY, Row, calls_of, tools_of, verdicts_lacking
+from ..rows.replacement import Kept, replaced_together
 from ..rows.runner import Destinations, Wrapper, refusing_api_definitions
 from ..schema.dialects import Note, to_json_schema, to_openai, to_xlam
 from ..wording import counted
@@ -227,7 +228,7 @@ def export_file(
         rows = requiring_verdicts(rows, where.input)
     if wrap is not None:
         rows = wrap(rows)
-    try:
+    with replaced_together(output):  # written whole or not at all: an earlier file stays as it was
         records = export_rows(
             rows,
             fmt,
@@ -241,12 +242,8 @@ def export_file(
             if render_check is not None:
                 render_check(record, summary.exported)
             output.write(record)
-    except BaseException:
-        output.abandon()  # written whole or not at all: an earlier file stays as it was
-        raise
-    output.close()
-    if render_check is not None:
-        render_check.finish()
+        if render_check is not None:
+            render_check.finish()
     return summary
 
 
@@ -285,7 +282,7 @@ class RecordSink(Protocol):
 
     def close(self) -> None: ...
 
-    def abandon(self) -> None: ...
+    def abandon(self) -> Kept | None: ...
 
 
 OUTPUT_FORMATS = ("json", "parquet")
@@ -311,7 +308,7 @@ def _open_output(path: str, fmt: str, output_format: str, jsonl: bool, string_ar
         from .export_parquet import ParquetOutput  # pyarrow loads only when Parquet is asked for
 
         return ParquetOutput(path, "openai" if string_arguments else fmt)  # the same columns, arguments as text
-    return OutputFile(path, array=fmt == "xlam" and not jsonl, whole=True)
+    return OutputFile(path, array=fmt == "xlam" and not jsonl)
 
 
 # --- one row in each format -----------------------------------------------------------

@@ -18,11 +18,11 @@ only this output needs it.
 from __future__ import annotations
 
 import json
-import os
 from types import ModuleType
 from typing import Any
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
+from ..rows.replacement import Kept, Replacement
 
 ROW_GROUP = 1000
 JSON = "json"  # a place in a shape whose value is written as JSON text
@@ -120,27 +120,20 @@ class ParquetOutput:
         self.storage_schema = schema_of(fmt, storage=True)
         self._pending: list[dict[str, Any]] = []
         self._writer: Any = None
-        self._target = f"{path}.part-{os.getpid()}"  # renamed over `path` once whole
+        self._file = Replacement(path)  # renamed over `path` once whole
+        self._stream: Any = None
+        self._rows = 0
 
     def write(self, record: dict[str, Any]) -> None:
         self._pending.append(to_storage(record, self.shape, "the record"))
+        self._rows += 1
         if len(self._pending) >= ROW_GROUP:
             self._flush()
 
-    def _open(self) -> Any:
-        folder = os.path.dirname(self.path)
-        try:
-            if folder:
-                os.makedirs(folder, exist_ok=True)
-            return self.pq.ParquetWriter(self._target, self.schema)
-        except OSError as error:
-            raise InputError(
-                f"cannot write to `{self.path}`: {error.strerror or error}", hint="check that the folder exists and is writable"
-            ) from None
-
     def _flush(self) -> None:
         if self._writer is None:
-            self._writer = self._open()
+            self._stream = self._file.open()
+            self._writer = self.pq.ParquetWriter(self._stream, self.schema)
         if self._pending:
             table = self.pa.Table.from_pylist(self._pending, schema=self.storage_schema).cast(self.schema)
             self._writer.write_table(table)
@@ -150,11 +143,14 @@ class ParquetOutput:
         """Write what is left; a file that got no row is still written, with the schema and no rows."""
         self._flush()
         self._writer.close()
-        os.replace(self._target, self.path)
+        self._file.commit(self._stream)
 
-    def abandon(self) -> None:
-        """After a failure: no Parquet file is left half written; an earlier one stays."""
+    def abandon(self) -> Kept | None:
+        """After a failure: no Parquet file is left half written; an earlier one stays.
+
+        Row groups already written are not kept: a Parquet file without its footer cannot be read.
+        """
         if self._writer is not None:
             self._writer.close()
-        if os.path.exists(self._target):
-            os.remove(self._target)
+        self._file.discard(self._stream)
+        return None
