@@ -46,6 +46,8 @@ STAGE_KEEP_FIELDS = {
     "exec_check": "keep_row_after_execution_check",
     "semantic_check": "keep_row_after_semantic_check",
 }
+#: stages of the multi-turn path, whose verdicts a single-turn row does not carry
+MULTI_TURN_KEEP_FIELDS = {"trajectory_check": "keep_row_after_trajectory_check"}
 
 
 def is_api_definition(row: Row) -> bool:
@@ -58,7 +60,7 @@ def is_api_definition(row: Row) -> bool:
 
 def reject(row: Row, stage: str, problem: Problem) -> Row:
     """Mark ``row`` as rejected by ``stage`` with ``problem``'s code and message."""
-    keep_field = STAGE_KEEP_FIELDS.get(stage)
+    keep_field = STAGE_KEEP_FIELDS.get(stage) or MULTI_TURN_KEEP_FIELDS.get(stage)
     if keep_field is not None:
         row[keep_field] = False
     row[REJECTED_BY] = stage
