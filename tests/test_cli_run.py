@@ -9,6 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from apigen_cli.checkpoint import fingerprint, state_path
+
 from .conftest import invoke, read_jsonl
 from .llm_server import LLMServer, Reply
 from .run_helpers import APIGEN, APIS, FUNCTIONS, SAMPLE, apigen_process, cli_env, kill_9_once_written, run_args
@@ -87,6 +89,28 @@ def test_a_finished_run_is_not_redone_and_other_settings_are_refused(runner: Cli
     other = invoke(runner, *more)
     assert other.exit_code == 2 and "holds a run made with other settings: `count` (was 9, now 12)" in other.stderr
     assert invoke(runner, *more, "--overwrite").exit_code == 0
+
+
+def test_a_run_planned_by_an_earlier_sampler_is_refused_by_name(runner: CliRunner, tmp_path: Path) -> None:
+    """Runs made before plans had a version (their settings lack it): the same seed draws other requests now."""
+    out = tmp_path / "d.jsonl"
+    args = run_args(count=9, seed=3, out=out)
+    assert invoke(runner, *args).exit_code == 0
+    state_file = Path(state_path(str(out)))
+    state = json.loads(state_file.read_text())
+    del state["settings"]["plan_version"]
+    state["fingerprint"] = fingerprint(state["settings"], [str(APIS), str(FUNCTIONS)])  # as the earlier apigen made it
+    state_file.write_text(json.dumps(state))
+    before = out.read_bytes()
+    refused = invoke(runner, *args)
+    assert refused.exit_code == 2
+    assert (
+        f"error: `{out}` holds a run planned by an earlier version of apigen's sampler; this one (version 2) draws"
+        " other APIs and examples for the same seed, so the run cannot be resumed"
+    ) in refused.stderr
+    assert "hint: pass `--overwrite` to start afresh" in refused.stderr
+    assert out.read_bytes() == before
+    assert invoke(runner, *args, "--overwrite").exit_code == 0
 
 
 def test_a_refused_resume_names_a_changed_input_and_a_failed_start_locks_nothing(runner: CliRunner, tmp_path: Path) -> None:

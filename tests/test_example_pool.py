@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def _row(index: int, pair: int = 0) -> dict[str, Any]:
     }
 
 
-def _queries(examples: list[Any]) -> list[str]:
+def _queries(examples: Sequence[Any]) -> list[str]:
     return [example.query for example in examples]
 
 

@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .rows.jsonl import STDIO, JsonlWriter
 
 STATE_SUFFIX = ".apigen-run.json"
+PLAN_VERSION_KEY = "plan_version"  # among a state's settings: how its requests were drawn (``sampling.PLAN_VERSION``)
 SYNC_SECONDS = 1.0  # the most time between two fsyncs of the run state
 
 
@@ -118,6 +119,7 @@ def resume_or_start(
         earlier = None  # a run that failed before its first row holds nothing to resume: it does not lock the output
     if earlier is not None:
         if earlier.fingerprint != digest:
+            _refuse_other_plan_version(output, earlier.settings, settings or {})
             raise ConfigError(
                 f"`{output}` holds a run made with other {_what_differs(earlier.settings, settings or {})}",
                 hint="rerun with the same flags and files to resume it, or pass `--overwrite` to start afresh",
@@ -278,6 +280,18 @@ def _shown(value: object) -> str:
 def _wrote_nothing(state: RunState, output: str, rejects: str | None) -> bool:
     return state.requests_done == 0 and all(
         not path or not os.path.exists(path) or os.path.getsize(path) == 0 for path in (output, rejects)
+    )
+
+
+def _refuse_other_plan_version(output: str, before: Mapping[str, Any], now: Mapping[str, Any]) -> None:
+    """A run planned by another apigen cannot be resumed: the same seed draws other requests now."""
+    if not before or before.get(PLAN_VERSION_KEY) == now.get(PLAN_VERSION_KEY):
+        return
+    made_by = f"version {before[PLAN_VERSION_KEY]}" if PLAN_VERSION_KEY in before else "an earlier version"
+    raise ConfigError(
+        f"`{output}` holds a run planned by {made_by} of apigen's sampler; this one (version "
+        f"{now.get(PLAN_VERSION_KEY)}) draws other APIs and examples for the same seed, so the run cannot be resumed",
+        hint="pass `--overwrite` to start afresh, or finish the run with the apigen that began it",
     )
 
 

@@ -15,14 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .checkpoint import fingerprint
+from .checkpoint import PLAN_VERSION_KEY, fingerprint
 from .config import SETTINGS, LLMSettings
 from .errors import ConfigError
 from .execution.calls import ExecutorOptions, HttpOptions
 from .execution.executor import Executor
 from .rows.results import ErrorShapes
 from .stages.exec_check import ExecPolicy
-from .stages.sampling import GenerationSettings, GrowSettings
+from .stages.sampling import PLAN_VERSION, GenerationSettings, GrowSettings
 from .stages.semantic_check import JudgeSettings
 
 if TYPE_CHECKING:
@@ -260,6 +260,7 @@ def deciding_values(settings: RunSettings) -> dict[str, Any]:
     values = setting_values(settings)
     deciding = {name: _plain(value) for name, value in values.items() if SETTINGS[name].decides_rows}
     deciding["dedup"] = settings.dedup
+    deciding[PLAN_VERSION_KEY] = PLAN_VERSION  # the same seed plans other requests in another version
     if settings.only_executable:  # (left out when off, so that earlier runs' fingerprints stand)
         deciding["only_executable"] = True
     return deciding

@@ -60,6 +60,7 @@ class ExamplePool:
         self._reservoir: list[Example] = []
         self._waiting: deque[tuple[int, Example]] = deque()
         self._rng = random.Random(seed ^ _POOL_SEED_SALT)
+        self._visible: tuple[Example, ...] | None = None
 
     def add(self, row: Row) -> None:
         """Offer a verified row; it becomes visible to requests ``lag`` or more after its own."""
@@ -69,11 +70,17 @@ class ExamplePool:
         for example in examples_from_rows([row], self._apis):
             self._waiting.append((index, example))
 
-    def visible(self, index: int) -> list[Example]:
-        """What the request at plan index ``index`` may draw from (call with non-decreasing indexes)."""
+    def visible(self, index: int) -> tuple[Example, ...]:
+        """What the request at plan index ``index`` may draw from (call with non-decreasing indexes).
+
+        The same tuple until a row joins, so the example sampler indexes it once, not per request.
+        """
+        joined = self.joined
         while self._waiting and self._waiting[0][0] <= index - self.settings.lag:
             self._join(self._waiting.popleft()[1])
-        return [*self.seed_examples, *self._reservoir]
+        if self._visible is None or self.joined != joined:
+            self._visible = (*self.seed_examples, *self._reservoir)
+        return self._visible
 
     def _join(self, example: Example) -> None:
         self.joined += 1

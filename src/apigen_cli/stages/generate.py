@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -159,7 +159,7 @@ def generate(plans: Iterable[RequestPlan], chat: ChatService, prompts: PromptSet
 class ExamplePoolView(Protocol):
     """What planning needs of the growing example pool: the examples a request at an index may see."""
 
-    def visible(self, index: int) -> list[Example]: ...
+    def visible(self, index: int) -> Sequence[Example]: ...
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ repeated, and resumed, request by request.
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +18,77 @@ from ..errors import ConfigError, InputError
 from ..library.loader import Api
 from .prompts import STYLES, Template
 
+# The version of the draws below. The same seed and library give the same plan only within
+# one version: a change to how APIs or examples are drawn raises it, and the run fingerprint
+# covers it, so a run planned by another version is refused on resume rather than continued
+# with other requests. 2: draws from pools kept by use count (1 had no number: shuffle and sort).
+PLAN_VERSION = 2
 MULTI_API_STYLES = ("multiple", "parallel_multiple")
 DEFAULT_STYLE_WEIGHTS = {"simple": 0.4, "multiple": 0.2, "parallel": 0.2, "parallel_multiple": 0.2}
 
 
 # --- APIs -----------------------------------------------------------------------------
+
+
+class LeastUsedPool:
+    """A set of APIs, grouped by how often each has been used, so that a least-used one is found at once.
+
+    ``levels[n]`` holds the members used ``n`` times, in no order; a member's place in
+    its level is kept, so it moves up a level by a swap with the level's last member.
+    Uses only ever grow by one, so the lowest level is found by stepping up from the last.
+    Every operation costs the same whatever the library's size.
+    """
+
+    def __init__(self, members: Sequence[int], uses: list[int]) -> None:
+        self.size = len(members)
+        self._uses = uses  # shared by every pool an API is in
+        self._levels: dict[int, list[int]] = {}
+        self._place: dict[int, int] = {}
+        for member in members:
+            level = self._levels.setdefault(uses[member], [])
+            self._place[member] = len(level)
+            level.append(member)
+        self._lowest = min(self._levels, default=0)
+
+    def __contains__(self, member: int) -> bool:
+        return member in self._place
+
+    def moved_up(self, member: int) -> None:
+        """``member`` was just used once more: move it from its old level to the next."""
+        old = self._uses[member] - 1
+        level = self._levels[old]
+        place, last = self._place[member], level.pop()
+        if last != member:
+            level[place] = last
+            self._place[last] = place
+        higher = self._levels.setdefault(old + 1, [])
+        self._place[member] = len(higher)
+        higher.append(member)
+        if not level:
+            del self._levels[old]
+            while self._lowest not in self._levels:
+                self._lowest += 1
+
+    def least_used(self, rng: random.Random) -> int:
+        """One of the least-used members, at random."""
+        level = self._levels[self._lowest]
+        return level[rng.randrange(len(level))]
+
+    def least_used_but(self, count: int, left_out: int, rng: random.Random) -> list[int]:
+        """``count`` least-used members other than ``left_out``, ties broken at random (fewer if the pool is short)."""
+        chosen: list[int] = []
+        left_out_level = self._uses[left_out] if left_out in self._place else None
+        count = min(count, self.size - (left_out_level is not None))
+        uses = self._lowest
+        while len(chosen) < count:
+            level = self._levels.get(uses, [])
+            wanted = count - len(chosen)
+            # one more than wanted from the level that holds ``left_out``, which is then dropped: still a fair draw
+            extra = 1 if uses == left_out_level else 0
+            drawn = rng.sample(level, min(wanted + extra, len(level)))
+            chosen.extend([member for member in drawn if member != left_out][:wanted])
+            uses += 1
+        return chosen
 
 
 class ApiSampler:
@@ -30,40 +97,47 @@ class ApiSampler:
     Single-API styles take a least-used API. Multi-API styles take the category of
     a least-used API (among categories with at least two APIs) and fill up with
     that category's least-used APIs, as the paper samples several APIs of one category.
+    Ties are broken at random. Each API is in three pools (the library, its category,
+    the APIs multi-API styles draw from), each kept by use count (``LeastUsedPool``),
+    so a draw costs the same for 800 APIs as for 64,000.
     """
 
     def __init__(self, apis: Sequence[Api], rng: random.Random) -> None:
         self.apis = list(apis)
         self.rng = rng
-        self.uses: Counter[str] = Counter({api.name: 0 for api in apis})
-        by_category: dict[str, list[Api]] = defaultdict(list)
-        for api in apis:
-            by_category[api.category].append(api)
-        self.by_category = dict(by_category)
-        grouped = [api for members in by_category.values() if len(members) >= 2 for api in members]
+        self.uses = [0] * len(self.apis)
+        every = range(len(self.apis))
+        by_category: dict[str, list[int]] = defaultdict(list)
+        for index, api in enumerate(self.apis):
+            by_category[api.category].append(index)
+        self.everything = LeastUsedPool(every, self.uses)
+        self.categories = {category: LeastUsedPool(members, self.uses) for category, members in by_category.items()}
+        grouped = [index for members in by_category.values() if len(members) >= 2 for index in members]
         # With no category of two or more, multi-API styles draw from the whole library.
-        self.multi_pool = grouped or list(apis)
+        self.multi = LeastUsedPool(grouped, self.uses) if grouped else self.everything
+        self._pools_of = [self._pools_holding(index) for index in every]
 
-    def _least_used(self, pool: Sequence[Api], count: int) -> list[Api]:
-        shuffled = list(pool)
-        self.rng.shuffle(shuffled)
-        shuffled.sort(key=lambda api: self.uses[api.name])
-        return shuffled[:count]
+    def _pools_holding(self, index: int) -> list[LeastUsedPool]:
+        pools = [self.everything, self.categories[self.apis[index].category]]
+        if self.multi is not self.everything and index in self.multi:
+            pools.append(self.multi)
+        return pools
 
     def sample(self, style: str, size: tuple[int, int]) -> list[Api]:
         if style not in MULTI_API_STYLES or len(self.apis) == 1:
-            chosen = self._least_used(self.apis, 1)
+            chosen = [self.everything.least_used(self.rng)]
         else:
-            [anchor] = self._least_used(self.multi_pool, 1)
-            members = self.by_category.get(anchor.category, [])
-            pool = members if len(members) >= 2 else self.multi_pool
-            wanted = min(max(2, self.rng.randint(*size)), len(pool))
-            others = self._least_used([api for api in pool if api.name != anchor.name], wanted - 1)
-            chosen = [anchor, *others]
+            anchor = self.multi.least_used(self.rng)
+            members = self.categories[self.apis[anchor].category]
+            pool = members if members.size >= 2 else self.multi
+            wanted = min(max(2, self.rng.randint(*size)), pool.size)
+            chosen = [anchor, *pool.least_used_but(wanted - 1, anchor, self.rng)]
             self.rng.shuffle(chosen)
-        for api in chosen:
-            self.uses[api.name] += 1
-        return chosen
+        for index in chosen:
+            self.uses[index] += 1
+            for member_of in self._pools_of[index]:
+                member_of.moved_up(index)
+        return [self.apis[index] for index in chosen]
 
 
 # --- examples -------------------------------------------------------------------------
@@ -91,21 +165,87 @@ class Example:
     category: str | None
 
 
+Run = tuple[int, int]  # positions start (inclusive) to stop (exclusive)
+
+
 class ExampleSampler:
-    """Few-shot examples for a request, preferring rows of the same style and category."""
+    """Few-shot examples for a request, preferring rows of the same style and category.
+
+    The preference makes four tiers: same style and category, same style, same
+    category, the rest; examples are taken tier by tier, at random within a tier.
+    The examples are kept sorted by style, then category, so each tier is a few runs
+    of positions and a draw costs the same for ten examples as for sixty thousand.
+    """
 
     def __init__(self, examples: Sequence[Example], rng: random.Random) -> None:
-        self.examples = list(examples)
         self.rng = rng
+        self._source: Sequence[Example] | None = None
+        self.use(examples)
+
+    def use(self, examples: Sequence[Example]) -> None:
+        """Draw from ``examples`` from now on; indexed once, so passing the same sequence again costs nothing."""
+        if examples is self._source:
+            return
+        self._source = examples
+        self.examples = sorted(examples, key=lambda example: (example.style, *_category_order(example.category)))
+        self._same: dict[tuple[str, str | None], Run] = {}
+        self._style: dict[str, Run] = {}
+        self._category: dict[str | None, list[Run]] = defaultdict(list)
+        start = 0
+        for (style, category), group in itertools.groupby(self.examples, key=lambda example: (example.style, example.category)):
+            stop = start + sum(1 for _ in group)
+            self._same[style, category] = (start, stop)
+            self._style[style] = (self._style.get(style, (start, stop))[0], stop)
+            self._category[category].append((start, stop))
+            start = stop
 
     def sample(self, style: str, category: str | None, size: tuple[int, int]) -> list[Example]:
         if not self.examples:
             return []
         wanted = min(self.rng.randint(*size), len(self.examples))
-        shuffled = list(self.examples)
-        self.rng.shuffle(shuffled)
-        shuffled.sort(key=lambda example: -(2 * (example.style == style) + (example.category == category)))
-        return shuffled[:wanted]
+        same = [self._same[style, category]] if (style, category) in self._same else []
+        style_runs = [self._style[style]] if style in self._style else []
+        category_runs = self._category.get(category, [])
+        tiers = (
+            same,
+            _without(style_runs, same),
+            _without(category_runs, same),
+            _without([(0, len(self.examples))], [*style_runs, *category_runs]),
+        )
+        chosen: list[Example] = []
+        for runs in tiers:
+            if len(chosen) == wanted:
+                break
+            total = sum(stop - start for start, stop in runs)
+            for pick in self.rng.sample(range(total), min(wanted - len(chosen), total)):
+                chosen.append(self.examples[_position(runs, pick)])
+        return chosen
+
+
+def _category_order(category: str | None) -> tuple[bool, str]:
+    return (category is not None, category or "")
+
+
+def _without(runs: Sequence[Run], removed: Sequence[Run]) -> list[Run]:
+    """The positions of ``runs`` outside every run of ``removed``, as runs."""
+    left = list(runs)
+    for cut_start, cut_stop in removed:
+        left = [
+            piece
+            for start, stop in left
+            for piece in ((start, min(stop, cut_start)), (max(start, cut_stop), stop))
+            if piece[0] < piece[1]
+        ]
+    return left
+
+
+def _position(runs: Sequence[Run], offset: int) -> int:
+    """The ``offset``-th position counting through ``runs`` in order."""
+    for start, stop in runs:
+        if offset < stop - start:
+            return start + offset
+        offset -= stop - start
+    raise IndexError(offset)
 
 
 def examples_from_rows(rows: Sequence[dict[str, Any]], apis: Sequence[Api]) -> list[Example]:
@@ -245,7 +385,7 @@ def plan_requests(
         chosen = api_sampler.sample(style, settings.apis_per_prompt)
         category = chosen[0].category if len({api.category for api in chosen}) == 1 else None
         if examples_at is not None:  # --grow-examples: the seed examples plus rows verified up to a fixed lag before
-            example_sampler.examples = list(examples_at(index))
+            example_sampler.use(examples_at(index))
         shots = example_sampler.sample(style, category, settings.examples_per_prompt)
         template = rng.choice(list(templates))
         yield RequestPlan(
