@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter
 from pathlib import Path
@@ -13,7 +14,7 @@ from apigen_cli.config import parse_range, parse_styles
 from apigen_cli.errors import ConfigError, InputError
 from apigen_cli.library.loader import Api, load_library
 from apigen_cli.problems import Problem
-from apigen_cli.stages.generate import build_request, generate, response_schema
+from apigen_cli.stages.generate import build_request, generate, prepare_generation, response_schema
 from apigen_cli.stages.prompts import load_prompts
 from apigen_cli.stages.sampling import GenerationSettings, examples_from_rows, plan_requests
 
@@ -169,3 +170,18 @@ def test_option_parsing() -> None:
             parse_styles(bad)
     with pytest.raises(ConfigError):
         parse_range("4-2", "--x")
+
+
+def test_a_loaded_library_is_set_aside_from_the_cycle_collector(tmp_path: Path) -> None:
+    """The collector would walk every API's objects at each full collection, for as long as the run lasts."""
+    tools = [{"name": f"t{n}", "description": "x", "parameters": {"type": "object", "properties": {}}} for n in range(500)]
+    library = write_jsonl(tmp_path / "apis.jsonl", tools)
+    gc.unfreeze()
+    try:
+        job = prepare_generation(str(library), GenerationSettings(count=3))
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+        watched = {id(object) for object in gc.get_objects()}  # (frozen objects are in no generation)
+        assert all(gc.is_tracked(api.definition) and id(api.definition) not in watched for api in job.apis)
+    finally:
+        gc.unfreeze()
