@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/grow_examples.py
 	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/pipeline.py --phases
+	$(BIN)/python benchmarks/generate_scale.py
 	$(BIN)/python benchmarks/scale.py
 
 clean:
