@@ -40,7 +40,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -68,6 +68,7 @@ _Reply = tuple[str, int, int, Any]  # text, prompt tokens, completion tokens, fi
 Sleep = Callable[[float], Awaitable[None]]
 
 RETRY_STATUSES = frozenset({408, 409, 429})
+T = TypeVar("T")
 _BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _REFUSALS_BEFORE_STOP = 5
 _JSON_MODE_RANK = {"off": 0, "object": 1, "schema": 2}
@@ -509,7 +510,7 @@ class HttpBackend:
         try:
             # One deadline for the whole attempt, connect to last byte: a per-read timeout alone
             # lets a server that trickles a byte at a time hold a request forever.
-            response = await _within(self.settings.timeout, self._post(orjson.dumps(body)))
+            response, content = await _within(self.settings.timeout, self._post(orjson.dumps(body)))
         except ReplyTooLarge as error:
             raise _Failure("too_large", str(error)) from None
         except UnsupportedEncoding as error:
@@ -521,17 +522,19 @@ class HttpBackend:
         self._reached = True
         status = response.status_code
         if status >= 400:
-            raise self._http_failure(response, "response_format" in body)
-        text, prompt_tokens, completion_tokens, finish_reason = _read_reply(response)
+            raise self._http_failure(_whole(response, content), "response_format" in body)
+        text, prompt_tokens, completion_tokens, finish_reason = _read_reply(response, content)
         if ticket is not None and self._tpm is not None and (prompt_tokens or completion_tokens):
             self._tpm.adjust(ticket, prompt_tokens + completion_tokens)
         return self._redact(text), prompt_tokens, completion_tokens, finish_reason
 
-    async def _post(self, payload: bytes) -> httpx.Response:
-        """Send one request and read its reply, decoded size capped; the API key cut out of it.
+    async def _post(self, payload: bytes) -> tuple[httpx.Response, bytes]:
+        """Send one request and read its reply: the (closed) response and its body, decoded size capped, the API key cut out.
 
         The body is read raw and inflated here (``replies.BoundedBody``), so that a
-        compressed reply cannot grow past ``max_reply_bytes`` in memory.
+        compressed reply cannot grow past ``max_reply_bytes`` in memory. The body comes
+        apart from the response: a response holding it (``_whole``) is made only for a
+        failure's message, as building one costs a noticeable share of a request's CPU.
         """
         request = httpx.Request("POST", self._endpoint, headers=self._post_headers, content=payload, extensions=self._extensions)
         response = await self._post_transport.handle_async_request(request)
@@ -545,12 +548,9 @@ class HttpBackend:
                 collected.feed(chunk)
         finally:
             await response.aclose()
+        response.request = request
         content = collected.content()
-        content = self._redactor.data(content)  # a hostile or compromised endpoint may echo the key: it goes no further
-        headers = [(name, value) for name, value in response.headers.multi_items() if name.lower() not in _BODY_HEADERS]
-        return httpx.Response(
-            response.status_code, headers=headers, content=content, request=request, extensions=response.extensions
-        )
+        return response, self._redactor.data(content)  # a hostile or compromised endpoint may echo the key: it goes no further
 
     def _http_failure(self, response: httpx.Response, sent_response_format: bool) -> _Failure:
         status = response.status_code
@@ -666,7 +666,7 @@ def _base_options(settings: LLMSettings) -> dict[str, Any]:
     return options
 
 
-async def _within(seconds: float, work: Awaitable[httpx.Response]) -> httpx.Response:
+async def _within(seconds: float, work: Awaitable[T]) -> T:
     """``await work``, cancelled past ``seconds`` (``asyncio.TimeoutError``); no extra task on Python 3.11+."""
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):
@@ -734,18 +734,24 @@ def _provider_message(response: httpx.Response) -> str:
     return words if len(words) <= _MESSAGE_LIMIT else words[: _MESSAGE_LIMIT - 1] + "…"
 
 
-def _read_reply(response: httpx.Response) -> _Reply:
+def _whole(response: httpx.Response, content: bytes) -> httpx.Response:
+    """The response as one that holds its (decoded, redacted) body, for reading a failure's message."""
+    headers = [(name, value) for name, value in response.headers.multi_items() if name.lower() not in _BODY_HEADERS]
+    return httpx.Response(response.status_code, headers=headers, content=content, request=response.request)
+
+
+def _read_reply(response: httpx.Response, content: bytes) -> _Reply:
     """``(text, prompt_tokens, completion_tokens, finish_reason)`` of a 2xx reply; a malformed one is retried."""
     status = response.status_code
     try:
-        data = orjson.loads(response.content)
+        data = orjson.loads(content)
     except orjson.JSONDecodeError:
-        snippet = " ".join(response.text[:80].split())
+        snippet = " ".join(_whole(response, content).text[:80].split())
         raise _Failure("bad_reply", f"the reply is not JSON: {snippet!r}", status=status, retryable=True) from None
     choices = data.get("choices") if isinstance(data, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         if isinstance(data, dict) and data.get("error"):
-            raise _Failure("bad_reply", _provider_message(response), status=status, retryable=True)
+            raise _Failure("bad_reply", _provider_message(_whole(response, content)), status=status, retryable=True)
         raise _Failure("bad_reply", "the reply has no `choices`", status=status, retryable=True)
     choice = choices[0]
     message = choice.get("message")
