@@ -30,11 +30,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +86,21 @@ def write_library(tools: list[dict[str, Any]], size: int, folder: Path) -> tuple
     return path, copies * len(tools)
 
 
-def timed(command: list[str]) -> float:
+@dataclass(frozen=True)
+class Timing:
+    wall: float  # seconds, the whole process
+    cpu: float  # user + system seconds of the process (its own work, whatever else the machine runs)
+
+
+def timed(command: list[str]) -> Timing:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"`{' '.join(command)}` exited {done.returncode}:\n{done.stderr}")
-    return seconds
+    return Timing(seconds, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
 
 
 def generate_command(library: Path, requests: int, seed: int, *model: str) -> list[str]:
@@ -102,24 +112,35 @@ def generate_command(library: Path, requests: int, seed: int, *model: str) -> li
 def offline(libraries: list[tuple[Path, int]], requests: tuple[int, int], repeat: int) -> None:
     few, many = requests
     print(f"offline `apigen generate -m offline --pairs-per-prompt 1`: cost per request = (t({many}) - t({few})) / {many - few}")
-    costs: dict[Path, list[float]] = {path: [] for path, _ in libraries}
+    print("wall: elapsed time; CPU: the process's user + system time (steadier while other work shares the cores)")
+    wall: dict[Path, list[float]] = {path: [] for path, _ in libraries}
+    cpu: dict[Path, list[float]] = {path: [] for path, _ in libraries}
     startups: dict[Path, list[float]] = {path: [] for path, _ in libraries}
     for round_number in range(repeat):
         for path, _size in libraries:
             short = timed(generate_command(path, few, 1 + round_number, "-m", "offline"))
             long = timed(generate_command(path, many, 1 + round_number, "-m", "offline"))
-            cost = (long - short) / (many - few)
-            costs[path].append(cost)
-            startups[path].append(short - few * cost)
-    print(f"{'APIs':>7} {'ms/request':>11} {'range':>15} {'ratio to first':>15} {'start-up s':>11}   ({repeat} runs each)")
-    first = statistics.median(costs[libraries[0][0]])
+            cost = (long.wall - short.wall) / (many - few)
+            wall[path].append(cost)
+            cpu[path].append((long.cpu - short.cpu) / (many - few))
+            startups[path].append(short.wall - few * cost)
+    print(
+        f"{'APIs':>7} {'wall ms/req':>12} {'range':>13} {'ratio':>6} {'CPU ms/req':>11} {'range':>13} {'ratio':>6}"
+        f" {'start-up s':>11}   ({repeat} runs each; ratio: to the first size's median)"
+    )
+    first_wall, first_cpu = statistics.median(wall[libraries[0][0]]), statistics.median(cpu[libraries[0][0]])
     for path, size in libraries:
-        median = statistics.median(costs[path])
-        spread = f"{min(costs[path]) * 1000:.2f}-{max(costs[path]) * 1000:.2f}"
         print(
-            f"{size:>7} {median * 1000:>11.3f} {spread:>15} {median / first:>15.2f} {statistics.median(startups[path]):>11.2f}",
+            f"{size:>7} {_cell(wall[path], first_wall)} {_cell(cpu[path], first_cpu)} {statistics.median(startups[path]):>11.2f}",
             flush=True,
         )
+
+
+def _cell(costs: list[float], first: float) -> str:
+    """Median ms per request, its range, and the median's ratio to ``first``."""
+    median = statistics.median(costs)
+    spread = f"{min(costs) * 1000:.2f}-{max(costs) * 1000:.2f}"
+    return f"{median * 1000:>12.3f} {spread:>13} {median / first:>6.2f}"
 
 
 def request_bodies(library: Path, requests: int, seed: int, url: str, concurrency: int, path: Path) -> None:
@@ -170,7 +191,7 @@ def networked(library: Path, requests: int, concurrency: int, latency: float, re
             f" L = {latency * 1000:g} ms; ideal N * L / C = {requests * latency / concurrency:.2f} s)"
         )
         print("beside a bare aiohttp client sending the same bodies; both whole processes; fraction = floor / apigen")
-        print(f"{'run':>4} {'apigen s':>9} {'floor s':>8} {'fraction':>9}")
+        print(f"{'run':>4} {'apigen s':>9} {'floor s':>8} {'fraction':>9} {'apigen CPU s':>13} {'floor CPU s':>12}")
         fractions: list[float] = []
         for index in range(repeat):
             seed = 1 + index
@@ -180,8 +201,12 @@ def networked(library: Path, requests: int, concurrency: int, latency: float, re
                 generate_command(library, requests, seed, "--base-url", url, "-m", "bench", "--concurrency", str(concurrency))
             )
             floor = timed([sys.executable, __file__, "--floor", str(bodies), url, str(concurrency)])
-            fractions.append(floor / apigen)
-            print(f"{index + 1:>4} {apigen:>9.2f} {floor:>8.2f} {floor / apigen:>9.2f}", flush=True)
+            fractions.append(floor.wall / apigen.wall)
+            print(
+                f"{index + 1:>4} {apigen.wall:>9.2f} {floor.wall:>8.2f} {floor.wall / apigen.wall:>9.2f}"
+                f" {apigen.cpu:>13.2f} {floor.cpu:>12.2f}",
+                flush=True,
+            )
         print(f"median fraction {statistics.median(fractions):.2f}, range {min(fractions):.2f}-{max(fractions):.2f} (aim: 0.8)")
 
 
