@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -43,6 +44,9 @@ from typing import Any
 from _common import APIGEN, ROOT, SAMPLE, llm_server_process
 
 CORPORA = ROOT.parent / "shared" / "corpora" / "bfcl"
+# Python may cache compiled modules, as it does for an installed apigen (pip compiles them): with
+# PYTHONDONTWRITEBYTECODE set, every start would compile apigen's hundred modules from source again.
+CHILD_ENVIRONMENT = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
 def base_tools() -> list[dict[str, Any]]:
@@ -95,7 +99,7 @@ class Timing:
 def timed(command: list[str]) -> Timing:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(command, cwd=ROOT, env=CHILD_ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
