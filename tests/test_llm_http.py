@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -444,3 +445,35 @@ def test_an_unreachable_endpoint_stops_the_run_with_httpx_s_own_transport_too() 
     chat = open_chat_service(settings, transport=default_transport(), wait=tenacity.wait_none())
     with pytest.raises(EndpointError, match="cannot reach the LLM endpoint"), chat:
         list(chat.map([(1, request("a"))]))
+
+
+def test_requests_submitted_while_the_loop_is_busy_wake_it_once(server: LLMServer) -> None:
+    """Each wake-up is a pipe write that gives up the GIL: the jobs submitted meanwhile go in one."""
+    from apigen_cli.llm.http_backend import HttpBackend
+
+    backend = HttpBackend(settings_for(server), wait=tenacity.wait_none())
+    try:
+        loop = backend._start()
+        busy, resumed = threading.Event(), threading.Event()
+
+        def hold() -> None:  # the loop thread is held here until the requests are submitted
+            busy.set()
+            resumed.wait(30)
+
+        loop.call_soon_threadsafe(hold)
+        assert busy.wait(30)
+        wake_ups = []
+        real_wake = loop.call_soon_threadsafe
+
+        def counted(callback: Any, *args: Any) -> Any:
+            wake_ups.append(callback)
+            return real_wake(callback, *args)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
+        futures = [backend.submit([request(f"q{n}")])[0] for n in range(20)]
+        resumed.set()
+        results = [future.result(30) for future in futures]
+        assert [result.text for result in results] == [f"q{n}" for n in range(20)]
+        assert len(wake_ups) == 1
+    finally:
+        backend.close()

@@ -205,6 +205,9 @@ class HttpBackend:
         self._thread: threading.Thread | None = None
         self._client: httpx.AsyncClient | None = None
         self._jobs: deque[_Job] = deque()  # waiting for a worker
+        self._arriving: list[_Job] = []  # submitted, not yet taken by the loop (see _take_arrivals)
+        self._arriving_lock = threading.Lock()
+        self._wake_pending = False
         self._workers: set[asyncio.Task[None]] = set()  # at most `concurrency`: the limit on requests in flight
         self._start_lock = threading.Lock()
         self._closed = False
@@ -262,8 +265,24 @@ class HttpBackend:
             jobs.append(_Job(request, future))
         if jobs:
             loop = self._start()
-            loop.call_soon_threadsafe(self._start_jobs, jobs)
+            with self._arriving_lock:
+                self._arriving.extend(jobs)
+                wake, self._wake_pending = not self._wake_pending, True
+            if wake:
+                loop.call_soon_threadsafe(self._take_arrivals)
         return futures
+
+    def _take_arrivals(self) -> None:
+        """Start the jobs submitted since the last wake-up (loop side).
+
+        One wake-up of the loop takes every job submitted meanwhile: the loop is woken by a
+        write to a pipe, and a write per request, each giving up the GIL, cost the submitting
+        thread about a seventh of its time at 64 requests in flight.
+        """
+        with self._arriving_lock:
+            jobs, self._arriving = self._arriving, []
+            self._wake_pending = False
+        self._start_jobs(jobs)
 
     def _start(self) -> asyncio.AbstractEventLoop:
         with self._start_lock:
@@ -364,6 +383,9 @@ class HttpBackend:
             await self._run_job(jobs.popleft())
 
     def _drop_waiting(self, error: BaseException) -> None:
+        with self._arriving_lock:
+            self._jobs.extend(self._arriving)
+            self._arriving = []
         while self._jobs:
             _settle(self._jobs.popleft().future, error=error)
 
