@@ -41,6 +41,10 @@ ADDRESS = {"address1": "9 Quarry Road", "address2": "", "city": "Eugene", "state
 
 @pytest.fixture(scope="module")
 def module() -> ModuleType:
+    return load_store_module()
+
+
+def load_store_module() -> ModuleType:
     """The store's module, loaded from its file under a private name (as a worker loads it: not a package)."""
     spec = importlib.util.spec_from_file_location("_apigen_sample_store", STORE / "online_store.py")
     assert spec is not None and spec.loader is not None
