@@ -35,6 +35,7 @@ def test_the_library_examples_run_and_say_what_the_readme_says(tmp_path: Path) -
     openapi = next(stderr for command, stderr in stderr_of.items() if "from-openapi" in command and "--auth" in command)
     assert openapi == shown
     assert len(read_jsonl(tmp_path / "working.jsonl")) == 47  # "keeps the 47 of 57 functions"
+    assert len(read_jsonl(tmp_path / "store_tools.jsonl")) == 14  # "its 14 methods become 14 tools"
     assert read_jsonl(tmp_path / "dataset.jsonl")
     merged = read_jsonl(tmp_path / "all.jsonl")
     assert len(merged) == 57 + 3 + 1

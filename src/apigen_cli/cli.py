@@ -1288,7 +1288,16 @@ def library_from_python(
         ),
     ] = "skip",
     category: Annotated[
-        Optional[str], typer.Option("--category", metavar="NAME", help="One category for every API, instead of the module's.")
+        Optional[str],
+        typer.Option("--category", metavar="NAME", help="One category for every API, instead of the module's (or the class's)."),
+    ] = None,
+    classes: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--class",
+            metavar="NAME",
+            help="Only the public methods of this class (a stateful environment), and no function. Repeatable.",
+        ),
     ] = None,
     import_timeout: Annotated[
         float, typer.Option("--import-timeout", min=0.1, metavar="SECONDS", help="Time limit of importing the code.")
@@ -1303,16 +1312,20 @@ def library_from_python(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Make an API library from the public functions of Python code.
+    """Make an API library from the public functions and classes of Python code.
 
     Signatures give the parameters (annotations as JSON Schema, defaults make a
     parameter optional), docstrings (Google, NumPy, reST) the descriptions, the
-    module name the category. The code is imported (which runs its module-level
-    code) in a separate process, as exec-check's workers do; no function is called.
+    module name the category. Each public method of a class is a tool of a
+    stateful environment, with the class named in `class`. The code is imported
+    (which runs its module-level code) in a separate process, as exec-check's
+    workers do; no function is called and no class instantiated.
 
     Examples:
 
         apigen library from-python sample_data/functions -o apis.jsonl
+
+        apigen library from-python sample_data/store --class OnlineStore -o store_tools.jsonl
 
         apigen library from-python mypackage.tools --untyped loose > apis.jsonl
     """
@@ -1324,11 +1337,20 @@ def library_from_python(
             raise ConfigError(
                 f"`--untyped` is {untyped!r}, not `skip` or `loose`", hint="pass `--untyped skip` or `--untyped loose`"
             )
-        options = PythonImport(untyped, import_timeout, memory_mb, tuple(pass_env or ()), category)
-        _write_imported("from-python", from_python(specs, options), output, messages)
-        if len(specs) == 1:
+        options = PythonImport(untyped, import_timeout, memory_mb, tuple(pass_env or ()), category, tuple(classes or ()))
+        imported = from_python(specs, options)
+        _write_imported("from-python", imported, output, messages)
+        owners = sorted({tool["class"] for tool in imported.tools if "class" in tool})
+        if owners:
+            named = ", ".join(f"`{owner}`" for owner in owners)
+            messages.info(
+                f"from-python: the methods of {named} are tools of a stateful environment:"
+                f' a row names its class and initial state, as `"environment": {{"{owners[0]}": {{...}}}}`'
+            )
+        functions = any("class" not in tool for tool in imported.tools)  # what exec-check's function library calls
+        if functions and len(specs) == 1:
             messages.info(f"from-python: run them with `apigen exec-check --functions {specs[0]}` (and `apigen library check`)")
-        else:
+        elif functions:
             messages.info(
                 "from-python: exec-check takes one `--functions` library: put the files in one folder and pass that folder"
             )

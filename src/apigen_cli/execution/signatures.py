@@ -412,10 +412,13 @@ class DescribeError(Exception):
         self.where = where
 
 
-def run_describe(spec: str, environ: dict[str, str], timeout: float, memory_mb: int) -> dict[str, Any]:
-    """Describe the library in a child process; raises ``DescribeError``. ``environ`` is the child's whole environment."""
+def run_describe(spec: str, environ: dict[str, str], timeout: float, memory_mb: int, script: str = SCRIPT) -> dict[str, Any]:
+    """Describe the library in a child process; raises ``DescribeError``. ``environ`` is the child's whole environment.
+
+    ``script`` is the child: this file, or one that extends its reply (``library/python_classes.py``).
+    """
     process = subprocess.Popen(
-        [sys.executable, SCRIPT, spec, str(memory_mb)],
+        [sys.executable, script, spec, str(memory_mb)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
