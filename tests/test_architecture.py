@@ -24,7 +24,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "library": {"rows", "schema", "execution"},
     # The offline backend writes calls from tool schemas, so llm/ reads schema/ too.
     "llm": {"rows", "schema"},
-    "execution": {"rows", "schema"},
+    # The worker calls user code through environments/binding.py and runs sessions with environments/.
+    "execution": {"rows", "schema", "environments"},
     # Pure, below execution: the worker loads it beside the user's classes (see PURE_ROOMS).
     "environments": {"rows", "schema"},
     "stages": {"rows", "schema", "library", "llm", "execution"},

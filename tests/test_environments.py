@@ -312,3 +312,106 @@ def test_a_long_value_is_shortened_in_the_diff_line() -> None:
 def test_objects_of_another_class_change_as_a_whole() -> None:
     before, after = {"A": {"shape": Point(1, 2)}}, {"A": {"shape": Pair("a", 1)}}
     assert [change.kind for change in diff(before, after)] == ["changed"]
+
+
+# --- sessions in-process (environments/session.py) ------------------------------------------
+
+ENVIRONMENTS = Path(__file__).parent / "fixtures" / "environments"
+
+
+def load_classes() -> dict[str, type]:
+    """The fixture library's classes by name, imported here as the worker imports them."""
+    import importlib.util
+    import inspect
+
+    classes: dict[str, type] = {}
+    for path in sorted(ENVIRONMENTS.glob("env_*.py")):
+        name = f"_fixture_{path.stem}"
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = sys.modules[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        classes.update({key: value for key, value in vars(module).items() if inspect.isclass(value) and value.__module__ == name})
+    return classes
+
+
+CLASSES = load_classes()
+STORE = {"orders": {"o-1": {"status": "pending"}, "o-2": {"status": "shipped"}}, "prices": {"mug": 25.0}, "tags": ["b", "a"]}
+
+
+def problem_of(environment: Any) -> tuple[str, str]:
+    from apigen_cli.environments.session import Session
+    from apigen_cli.problems import RowProblem
+
+    with pytest.raises(RowProblem) as caught:
+        Session(CLASSES, environment)
+    return caught.value.problem
+
+
+def test_a_session_loads_each_class_by_its_convention_and_offers_its_public_methods() -> None:
+    from apigen_cli.environments.session import Session
+
+    session = Session(CLASSES, {"Store": STORE, "TinyFileSystem": {"contents": {"docs": {}}}, "Counter": {"start": 5}})
+    assert sorted(session.tools) == [
+        "cancel_order", "cd", "get_order", "increment", "ls", "mkdir", "place_order", "pwd", "seen", "set_price", "tag", "touch",
+    ]  # fmt: skip
+    assert session.tools["cd"][0] == "TinyFileSystem"
+    state = session.state()
+    assert state["Counter"] == {"step": 1, "value": 5}  # made as Counter(**config)
+    assert state["Store"]["tags"] == ["a", "b"] and state["Store"]["prices"] == {"mug": 25}  # load_state
+    assert state["TinyFileSystem"]["root"]["contents"]["docs"]["parent"] == {"$ref": "TinyFileSystem.root"}  # _load_scenario
+
+
+def test_calls_change_the_state_and_an_exception_is_the_calls_result() -> None:
+    from apigen_cli.environments.session import Session
+
+    session = Session(CLASSES, {"Store": STORE, "TinyFileSystem": {}})
+    before = session.state()
+    assert session.call("cancel_order", {"order_id": "o-1"}).value == "cancelled"
+    assert session.call("mkdir", {"dir_name": "new"}).ok
+    refused = session.call("cancel_order", {"order_id": "o-2"})
+    assert (refused.ok, refused.code, refused.error_type) == (False, "exception", "ValueError")
+    assert refused.message.startswith("order o-2 is shipped: only pending orders can be cancelled (at env_store.py:")
+    assert [str(change) for change in diff(before, session.state())] == [
+        'Store.orders["o-1"]["status"]: "pending" -> "cancelled"',
+        'TinyFileSystem.root.contents["new"]: added {"$class":"Directory","contents":{},"name":"new","parent":{"$ref":"TinyFileSyst…',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "code", "text"),
+    [
+        ("cancel_order", {}, "invalid_arguments", "missing a required argument: 'order_id'"),
+        ("cancel_order", {"order_id": "o-1", "extra": 1}, "invalid_arguments", "got an unexpected keyword argument 'extra'"),
+        ("cancel_order", ["o-1"], "invalid_arguments", "arguments are not an object"),
+        ("state", {}, "no_implementation", "`state` is not a tool of the environment `Store`"),
+        ("load_state", {"config": {}}, "no_implementation", "is not a tool"),
+        ("_lookups", {}, "no_implementation", "(its tools: `cancel_order`, `get_order`"),
+    ],
+)
+def test_a_call_is_checked_as_a_function_call_is(name: str, arguments: Any, code: str, text: str) -> None:
+    from apigen_cli.environments.session import Session
+
+    result = Session(CLASSES, {"Store": STORE}).call(name, arguments)
+    assert (result.ok, result.code) == (False, code)
+    assert text in result.message
+
+
+@pytest.mark.parametrize(
+    ("environment", "code", "text"),
+    [
+        ({"Nowhere": {}}, "unknown_environment_class", "`Nowhere` is not a class of the environment's library (its classes: `BrokenLoader`"),
+        ({"Store": ["o-1"]}, "environment_config_not_object", "the initial state of `Store` must be an object, not a list"),
+        (["Store"], "environment_not_object", "not a list"),
+        ({}, "environment_not_object", "not an empty object"),
+        ({"BrokenLoader": {"x": 1}}, "environment_load_error", "`BrokenLoader().load_state(config)` raised ValueError: bad config ['x'] (at env_misc.py:"),
+        ({"Counter": {"begin": 1}}, "environment_load_error", "`Counter(**config)` raised TypeError: "),
+        ({"Counter": {}, "Tally": {}}, "ambiguous_tool", "the tool `increment` is defined by both `Counter` and `Tally`"),
+    ],
+)  # fmt: skip
+def test_an_environment_that_cannot_start_is_a_problem_with_its_own_code(environment: Any, code: str, text: str) -> None:
+    found_code, message = problem_of(environment)
+    assert found_code == code
+    assert text in message

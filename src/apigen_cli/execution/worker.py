@@ -3,7 +3,9 @@
 The parent runs ``python .../apigen_cli/execution/worker.py`` (by path, not ``-m apigen_cli.execution.worker``,
 which would import the whole package first: this file needs only the standard
 library and orjson, so a fresh worker is ready in a few tens of milliseconds, which
-is what a timeout or a crash costs on top of the call itself).
+is what a timeout or a crash costs on top of the call itself). The few apigen modules
+it shares with the package (``environments/binding``, ``descendants``) are as pure,
+and come in through ``_load_pure``.
 
 Protocol: frames of a 4-byte big-endian length and an orjson payload, over the
 worker's original stdin/stdout, which are moved to private descriptors before any
@@ -56,15 +58,35 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path, PurePath
 from types import ModuleType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import orjson
 
+
+def _load_pure(*names: str) -> list[ModuleType]:
+    """apigen modules that need only the standard library and orjson, imported without the package.
+
+    They come in under a private package name whose folder is apigen's own, so that
+    their relative imports work while ``apigen_cli/__init__`` (the whole command
+    line, typer, httpx...) never runs in a worker.
+    """
+    root = "_apigen_pure"
+    if root not in sys.modules:
+        package = ModuleType(root)
+        package.__path__ = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+        sys.modules[root] = package
+    return [importlib.import_module(f"{root}.{name}") for name in names]
+
+
+if TYPE_CHECKING or __package__:  # imported as apigen_cli.execution.worker: by the pool, by tests
+    from ..environments import binding
+    from . import descendants
+else:  # run by path: the worker
+    binding, descendants = _load_pure("environments.binding", "execution.descendants")
+
+exception_text, type_name, safe_text = binding.exception_text, binding.type_name, binding.safe_text
+
 _HEADER = struct.Struct(">I")
-_FUNCTION_KINDS = (
-    inspect.Parameter.POSITIONAL_OR_KEYWORD,
-    inspect.Parameter.KEYWORD_ONLY,
-)
 
 
 # --- frames ---------------------------------------------------------------------------
@@ -250,13 +272,14 @@ class LoadError(Exception):
 
 
 class Functions:
-    """The functions a library defines, under every name a call may use.
+    """The functions and classes a library defines, under every name a call or a row may use.
 
     A function is eligible when it is public (no leading ``_``), callable, not a
     class, and defined in a module of the library (its ``__module__``): what a
     module merely imports (``from os import system``) never runs. Each function
     answers to ``module.name`` (relative to the library, and fully qualified) and
-    to its bare ``name`` when no other library function has that name.
+    to its bare ``name`` when no other library function has that name. Public
+    classes defined in the library are named the same way, for environments.
     """
 
     def __init__(self) -> None:
@@ -266,7 +289,9 @@ class Functions:
         self._modules: set[str] = set()
         self._bare: dict[str, dict[int, str]] = {}
         self._imported: list[tuple[list[str], str, Any]] = []
-        self._bindings: dict[str, _Binding] = {}
+        self._bindings: dict[str, binding.Binding] = {}
+        self.classes: dict[str, type] = {}
+        self._bare_classes: dict[str, dict[int, type]] = {}
 
     def add_module(self, relative: str, module: ModuleType) -> None:
         self._modules.add(module.__name__)
@@ -276,6 +301,10 @@ class Functions:
             qualified = f"{relative}.{attribute}" if relative else attribute
             names = sorted({qualified, f"{module.__name__}.{attribute}"})
             reason = _refusal(value, module)
+            if isinstance(value, type) and value.__module__ == module.__name__:
+                for name in names:
+                    self.classes[name] = value
+                self._bare_classes.setdefault(attribute, {})[id(value)] = value
             if reason is None:
                 for name in names:
                     self.functions[name] = value
@@ -300,13 +329,19 @@ class Functions:
                 self.functions.setdefault(attribute, self.functions[next(iter(owners.values()))])
             elif attribute not in self.functions:
                 self.ambiguous[attribute] = sorted(owners.values())
+        for attribute, classes in self._bare_classes.items():
+            if len(classes) == 1:
+                self.classes.setdefault(attribute, next(iter(classes.values())))
         return self
 
-    def binding(self, name: str) -> _Binding:
+    def binding(self, name: str) -> binding.Binding:
         found = self._bindings.get(name)
         if found is None:
-            found = self._bindings[name] = _Binding(self.functions[name])
+            found = self._bindings[name] = binding.Binding(self.functions[name])
         return found
+
+    def missing(self, name: Any) -> str:
+        return f"`{name}` is not in the library"
 
 
 def _refusal(value: Any, module: ModuleType) -> str | None:
@@ -328,45 +363,6 @@ def _refusal(value: Any, module: ModuleType) -> str | None:
     if not (inspect.isfunction(target) or inspect.ismethod(target)):
         return "is not a function"
     return None
-
-
-class _Binding:
-    """Keyword-only argument binding for one function, checked before the call.
-
-    The fast path compares names with the signature's; when something is off,
-    ``inspect.Signature.bind`` words the problem as Python would.
-    """
-
-    __slots__ = ("function", "names", "required", "open", "positional_only", "signature", "is_async")
-
-    def __init__(self, function: Callable[..., Any]) -> None:
-        self.function = function
-        self.is_async = inspect.iscoroutinefunction(inspect.unwrap(function))
-        try:
-            signature = inspect.signature(function)
-        except (TypeError, ValueError):
-            signature = None
-        self.signature = signature
-        parameters = list(signature.parameters.values()) if signature is not None else []
-        self.names = frozenset(p.name for p in parameters if p.kind in _FUNCTION_KINDS)
-        self.required = frozenset(p.name for p in parameters if p.kind in _FUNCTION_KINDS and p.default is p.empty)
-        self.open = signature is None or any(p.kind == p.VAR_KEYWORD for p in parameters)
-        self.positional_only = frozenset(p.name for p in parameters if p.kind == p.POSITIONAL_ONLY and p.default is p.empty)
-
-    def problem(self, arguments: dict[str, Any]) -> str | None:
-        keys = arguments.keys()
-        if self.positional_only or not self.required <= keys or (not self.open and not keys <= self.names):
-            if self.signature is None:
-                return None
-            try:
-                self.signature.bind(**arguments)
-            except TypeError as error:
-                return str(error)
-            if self.positional_only:
-                return "it takes positional-only parameters ({}), which a call cannot name".format(
-                    ", ".join(sorted(self.positional_only))
-                )
-        return None
 
 
 def load_functions(spec: str) -> tuple[Functions, str]:
@@ -476,42 +472,42 @@ def _load_error(error: BaseException, shown: str) -> LoadError:
     elif isinstance(error, SyntaxError):
         message = f"{type(error).__name__}: {error.msg}"
     else:
-        message = f"{type(error).__name__}: {_safe_text(error)}" if _safe_text(error) else type(error).__name__
-    return LoadError(_type_name(error), message, where)
-
-
-def _type_name(error: BaseException) -> str:
-    kind = type(error)
-    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        message = f"{type(error).__name__}: {safe_text(error)}" if safe_text(error) else type(error).__name__
+    return LoadError(type_name(error), message, where)
 
 
 # --- running calls --------------------------------------------------------------------
 
 
+class Tools(Protocol):
+    """What a runner calls: the library's functions, or the tools of one session."""
+
+    def binding(self, name: str) -> binding.Binding: ...
+
+    def missing(self, name: Any) -> str: ...
+
+
 class Runner:
     """Runs one call at a time and turns what happened into a protocol frame."""
 
-    def __init__(self, library: Functions, max_result_chars: int, memory_limited: bool) -> None:
-        self.functions_info = library
+    def __init__(self, tools: Tools, max_result_chars: int, memory_limited: bool) -> None:
+        self.tools = tools
         self.max_chars = max_result_chars
         self.memory_limited = memory_limited
 
     def run(self, call_id: Any, name: Any, arguments: Any) -> list[Any]:
         started = time.perf_counter()
         try:
-            binding = self.functions_info.binding(name)
+            bound = self.tools.binding(name)
         except (KeyError, TypeError):
-            return _failure(call_id, "no_implementation", "NoImplementation", f"`{name}` is not in the library")
+            return _failure(call_id, "no_implementation", "NoImplementation", self.tools.missing(name))
         if not isinstance(arguments, dict):
             return _failure(call_id, "invalid_arguments", "TypeError", "arguments are not an object")
-        problem = binding.problem(arguments)
+        problem = bound.problem(arguments)
         if problem is not None:
             return _failure(call_id, "invalid_arguments", "TypeError", problem)
         try:
-            value = binding.function(**arguments)
-            if binding.is_async or inspect.isawaitable(value):
-                value = _await(value)
-            value, truncated = shorten(to_json(value, self.max_chars), self.max_chars)
+            value, truncated = shorten(to_json(bound.call(arguments), self.max_chars), self.max_chars)
         except MemoryError:
             code = "memory_limit" if self.memory_limited else "exception"
             message = "the call ran out of memory (MemoryError)"
@@ -528,7 +524,7 @@ class Runner:
             return [
                 call_id,
                 "exception",
-                {"type": _type_name(error), "message": _exception_text(error)},
+                {"type": type_name(error), "message": exception_text(error)},
                 False,
                 time.perf_counter() - started,
             ]
@@ -537,35 +533,6 @@ class Runner:
 
 def _failure(call_id: Any, code: str, kind: str, message: str, seconds: float = 0.0) -> list[Any]:
     return [call_id, code, {"type": kind, "message": message}, False, seconds]
-
-
-def _await(value: Any) -> Any:
-    import asyncio
-
-    async def wait() -> Any:
-        return await value
-
-    return asyncio.run(wait())
-
-
-def _safe_text(error: BaseException) -> str:
-    """``str(error)``, even when the exception's own ``__str__`` fails."""
-    for describe in (str, repr):
-        try:
-            return describe(error)
-        except Exception:
-            continue
-    return ""
-
-
-def _exception_text(error: BaseException) -> str:
-    """The exception's message, and the line of the library that raised it."""
-    text = _safe_text(error) or type(error).__name__
-    frames = traceback.extract_tb(error.__traceback__)
-    if len(frames) > 1:  # frame 0 is this file's call site
-        last = frames[-1]
-        text += f" (at {os.path.basename(last.filename)}:{last.lineno} in {last.name})"
-    return text[:2000]
 
 
 # --- the process ----------------------------------------------------------------------
@@ -589,15 +556,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _load_descendants() -> ModuleType:
-    """``descendants.py`` beside this file, loaded by path: a worker imports no apigen package."""
-    spec = importlib.util.spec_from_file_location("_apigen_descendants", Path(__file__).with_name("descendants.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _die_with_parent() -> None:
@@ -658,7 +616,6 @@ def main() -> int:
     if not isinstance(setup, dict):
         return 1
     _no_core_dumps()
-    descendants = _load_descendants()
     descendants.become_subreaper()  # what a call double-forks stays below us, to be ended after it
     memory_limited = _limit_memory(setup.get("memory_mb"))
     try:
@@ -666,12 +623,13 @@ def main() -> int:
     except LoadError as error:
         return _refuse(replies, error.kind, error.message, error.where)
     except BaseException as error:  # anything the import machinery itself raised
-        return _refuse(replies, _type_name(error), str(error), "")
-    if not library.functions:
-        return _refuse(replies, "EmptyLibrary", f"`{setup['functions']}` defines no public function", "")
+        return _refuse(replies, type_name(error), str(error), "")
+    if not library.functions and not library.classes:
+        return _refuse(replies, "EmptyLibrary", f"`{setup['functions']}` defines no public function or class", "")
     ready = {
         "ready": True,
         "functions": sorted(library.functions),
+        "classes": sorted(library.classes),
         "ambiguous": library.ambiguous,
         "refused": library.refused,
         "memory_limited": memory_limited,
@@ -682,7 +640,8 @@ def main() -> int:
         batch = read_frame(requests)
         if batch is None:
             return 0
-        for call_id, name, arguments in batch:
+        for item in batch:
+            call_id, name, arguments = item
             reply = runner.run(call_id, name, arguments)
             descendants.end_strays()  # before the next call: nothing a call started outlives it
             _write_all(replies, encode_frame(reply))
