@@ -94,15 +94,23 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 # A path is built only when it is needed (an error, a cycle): until then it is a chain of
-# (parent, segment) pairs, so walking a large state costs no string work per value.
-_Path = tuple[Any, str]
+# (parent, kind, key) triples, so walking a large state costs no string work per value.
+_Path = tuple[Any, int, Any]
+_KEY, _ATTRIBUTE, _INDEX, _SET_ITEM, _DICT_KEY = range(5)
 
 
 def _render(path: _Path | str) -> str:
     segments: list[str] = []
     while isinstance(path, tuple):
-        path, segment = path
-        segments.append(segment)
+        path, kind, key = path
+        if kind == _KEY:
+            segments.append(f"[{json.dumps(key, ensure_ascii=False)}]")
+        elif kind == _ATTRIBUTE:
+            segments.append(_attribute(key))
+        elif kind == _INDEX:
+            segments.append(f"[{key}]")
+        else:
+            segments.append("{}" if kind == _SET_ITEM else "{key}")
     segments.append(path)
     return "".join(reversed(segments))
 
@@ -128,7 +136,9 @@ class _Canonical:
             raise StateError(_render(path), f"the state has more than {self.limits.items:,} values")
         kind = type(value)
         if kind is str:
-            self._count_chars(len(value), path)
+            self.chars += len(value)
+            if self.chars > self.limits.chars:
+                self._too_much_text(path)
             return value
         if value is None or kind is bool or kind is int:
             return value
@@ -145,7 +155,10 @@ class _Canonical:
     def _count_chars(self, size: int, path: _Path | str) -> None:
         self.chars += size
         if self.chars > self.limits.chars:
-            raise StateError(_render(path), f"the state holds more than {self.limits.chars:,} characters of text")
+            self._too_much_text(path)
+
+    def _too_much_text(self, path: _Path | str) -> None:
+        raise StateError(_render(path), f"the state holds more than {self.limits.chars:,} characters of text")
 
     def _enter(self, value: Any, path: _Path | str) -> dict[str, Any] | None:
         """``{"$ref": ...}`` when ``value`` is an ancestor (a cycle), else ``None`` and ``value`` becomes one."""
@@ -161,24 +174,25 @@ class _Canonical:
             return ref
         try:
             result: dict[str, Any] = {}
-            for count, (key, item) in enumerate(_items(value, path)):
-                if count >= self.limits.items:
-                    raise StateError(_render(path), f"a mapping has more than {self.limits.items:,} entries")
+            # every entry counts against the item cap in ``value``, so an endless mapping stops there
+            for key, item in value.items() if type(value) is dict else _items(value, path):
                 name = self._key(key, path, depth)
                 if name in result:
                     raise StateError(_render(path), f"two keys both read as {json.dumps(name, ensure_ascii=False)}")
-                result[name] = self.value(item, (path, f"[{json.dumps(name, ensure_ascii=False)}]"), depth)
+                result[name] = self.value(item, (path, _KEY, name), depth)
             return dict(sorted(result.items()))
         finally:
             del self.ancestors[id(value)]
 
     def _key(self, key: Any, path: _Path | str, depth: int) -> str:
         if type(key) is str:
-            self._count_chars(len(key), path)
+            self.chars += len(key)
+            if self.chars > self.limits.chars:
+                self._too_much_text(path)
             return key
         if isinstance(key, str) and not isinstance(key, enum.Enum):
             return self._key(str(key), path, depth)
-        return canonical_json(self.value(key, (path, "{key}"), depth)).decode()
+        return canonical_json(self.value(key, (path, _DICT_KEY, None), depth)).decode()
 
     def _sequence(self, value: Any, path: _Path | str, depth: int) -> Any:
         ref = self._enter(value, path)
@@ -187,7 +201,7 @@ class _Canonical:
         try:
             result = []
             for index, item in enumerate(_iterate(value, path, self.limits.items)):
-                result.append(self.value(item, (path, f"[{index}]"), depth))
+                result.append(self.value(item, (path, _INDEX, index), depth))
             return result
         finally:
             del self.ancestors[id(value)]
@@ -197,7 +211,7 @@ class _Canonical:
         if ref is not None:
             return ref
         try:
-            items = [self.value(item, (path, "{}"), depth) for item in _iterate(value, path, self.limits.items)]
+            items = [self.value(item, (path, _SET_ITEM, None), depth) for item in _iterate(value, path, self.limits.items)]
             return [item for _text, item in sorted(((canonical_json(item), item) for item in items), key=_first)]
         finally:
             del self.ancestors[id(value)]
@@ -263,7 +277,7 @@ class _Canonical:
             if count >= self.limits.items:
                 raise StateError(_render(path), f"an object has more than {self.limits.items:,} attributes")
             self._count_chars(len(name), path)
-            result[name] = self.value(item, (path, _attribute(name)), depth)
+            result[name] = self.value(item, (path, _ATTRIBUTE, name), depth)
         return dict(sorted(result.items()))
 
 

@@ -4,8 +4,8 @@ The parent runs ``python .../apigen_cli/execution/worker.py`` (by path, not ``-m
 which would import the whole package first: this file needs only the standard
 library and orjson, so a fresh worker is ready in a few tens of milliseconds, which
 is what a timeout or a crash costs on top of the call itself). The few apigen modules
-it shares with the package (``environments/binding``, ``descendants``) are as pure,
-and come in through ``_load_pure``.
+it shares with the package (``environments/``, ``descendants``) are as pure, and come
+in through ``_load_pure``.
 
 Protocol: frames of a 4-byte big-endian length and an orjson payload, over the
 worker's original stdin/stdout, which are moved to private descriptors before any
@@ -16,9 +16,16 @@ or corrupt the protocol.
 - parent → worker, once: ``{"functions": PATH, "memory_mb": N|null, "max_result_chars": N}``;
 - worker → parent: ``{"ready": true, "functions": [...], "ambiguous": {...}, "refused": {...}}``,
   or ``{"ready": false, "error": {"type", "message", "where"}}`` when the library cannot load;
-- parent → worker: ``[[call_id, name, arguments], ...]``, a batch of calls;
+- parent → worker: ``[[call_id, name, arguments], ...]``, a batch of calls, where an item
+  may instead be a session: ``{"session": call_id, "environment": {...}, "calls": [[name, arguments], ...]}``;
 - worker → parent, one frame per call as soon as it ends, in order:
-  ``[call_id, null, result, truncated, seconds]`` or ``[call_id, code, {"type", "message"}, false, seconds]``.
+  ``[call_id, null, result, truncated, seconds]`` or ``[call_id, code, {"type", "message"}, false, seconds]``;
+- for a session, one frame per step (``run_session``), all with its ``call_id``:
+  ``[id, "start", problem|null, initial_state]``, then per call
+  ``[id, "call", code|null, result|{"type", "message"}, truncated, seconds, changed, changes, omitted]``,
+  then ``[id, "end", problem|null, final_state, digest, seconds]``; or, when the session's
+  process died or failed, ``[id, "ended", code, error_type, message, seconds]``. A problem is
+  ``[code, message]``; a start with a problem is the session's last frame.
 
 Results are written one by one so the parent knows which call is running and
 since when: that is how a per-call timeout works over a pipelined batch.
@@ -37,11 +44,14 @@ if __name__ == "__main__":
     if sys.path and _os.path.abspath(sys.path[0] or ".") == _os.path.dirname(_os.path.abspath(__file__)):
         sys.path[0] = _os.getcwd()
 
+import contextlib
 import dataclasses
 import datetime
 import decimal
 import enum
 import fractions
+import gc
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -79,10 +89,13 @@ def _load_pure(*names: str) -> list[ModuleType]:
 
 
 if TYPE_CHECKING or __package__:  # imported as apigen_cli.execution.worker: by the pool, by tests
-    from ..environments import binding
+    from .. import problems
+    from ..environments import binding, session, state
     from . import descendants
 else:  # run by path: the worker
-    binding, descendants = _load_pure("environments.binding", "execution.descendants")
+    problems, binding, session, state, descendants = _load_pure(
+        "problems", "environments.binding", "environments.session", "environments.state", "execution.descendants"
+    )
 
 exception_text, type_name, safe_text = binding.exception_text, binding.type_name, binding.safe_text
 
@@ -535,6 +548,170 @@ def _failure(call_id: Any, code: str, kind: str, message: str, seconds: float = 
     return [call_id, code, {"type": kind, "message": message}, False, seconds]
 
 
+# --- sessions -------------------------------------------------------------------------
+
+#: A call's changes are sent at most this many, each value cut to this many characters of JSON.
+CHANGES_PER_CALL = 20
+CHANGE_VALUE_CHARS = 400
+_MORE, _LAST = b"\0", b"\1"  # the tag before each frame from a session's process: is it the last one?
+
+
+def run_session(item: dict[str, Any], library: Functions, runner: Runner, requests: BinaryIO, replies: int) -> None:
+    """One session in a process forked for it: fresh instances, its calls in order, its states.
+
+    The fork is what keeps sessions apart: a class attribute, a module global, a cache
+    that one session changes dies with its process, and the next session forks from
+    the worker as the library left it at import. Forking costs about a millisecond,
+    where a fresh interpreter would cost tens and the library's import again.
+
+    The session's process writes its frames to a pipe of its own; this process passes
+    each complete frame on, so a session that dies mid-frame cannot corrupt the
+    protocol, and says how it ended when it ends without its last frame.
+    """
+    session_id = item.get("session")
+    started = time.perf_counter()
+    _flush_output()
+    gc.freeze()  # what the worker holds stays shared with the fork, not copied when its GC runs
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError as error:
+        os.close(read_end)
+        os.close(write_end)
+        message = f"could not start the session's process: {error}"
+        _write_all(replies, encode_frame([session_id, "ended", "crashed", "OSError", message, 0.0]))
+        return
+    if pid == 0:  # the session's process
+        os.close(read_end)
+        os.close(requests.fileno())
+        os.close(replies)
+        _SessionRun(item, library, runner, write_end).run_to_end()
+    os.close(write_end)
+    finished = _relay(read_end, replies)
+    os.close(read_end)
+    _pid, status = os.waitpid(pid, 0)
+    descendants.end_strays()  # whatever the session's process left behind, re-parented to us
+    if not finished:
+        code = os.waitstatus_to_exitcode(status)
+        frame = [session_id, "ended", "crashed", exit_type(code), exit_text(code), time.perf_counter() - started]
+        _write_all(replies, encode_frame(frame))
+
+
+def _relay(source: int, replies: int) -> bool:
+    """Pass on each complete frame from ``source``; whether the last one came."""
+    buffer = bytearray()
+    while True:
+        data = os.read(source, 1 << 16)
+        if not data:
+            return False
+        buffer += data
+        while len(buffer) > _HEADER.size:
+            end = 1 + _HEADER.size + int.from_bytes(buffer[1 : 1 + _HEADER.size], "big")
+            if len(buffer) < end:
+                break
+            _write_all(replies, bytes(buffer[1:end]))
+            if buffer[0] == _LAST[0]:
+                return True
+            del buffer[:end]
+
+
+class _SessionRun:
+    """In the session's process: make the instances, run the calls, send each step's frame."""
+
+    def __init__(self, item: dict[str, Any], library: Functions, runner: Runner, out: int) -> None:
+        self.item = item
+        self.session_id = item.get("session")
+        self.library = library
+        self.runner = runner
+        self.out = out
+        self.started = time.perf_counter()
+
+    def send(self, frame: list[Any], last: bool = False) -> None:
+        _write_all(self.out, (_LAST if last else _MORE) + encode_frame(frame))
+
+    def run_to_end(self) -> None:
+        """Run the session and end this process, whatever happens: it must never return into the worker's loop."""
+        status = 0
+        try:
+            _die_with_parent()
+            descendants.become_subreaper()
+            self.run()
+        except BaseException as error:  # apigen's own failure here, or memory: the session ends, saying why
+            status = 1
+            with contextlib.suppress(BaseException):
+                code = "memory_limit" if isinstance(error, MemoryError) else "crashed"
+                message = f"the session failed: {type_name(error)}: {exception_text(error)}"
+                self.send([self.session_id, "ended", code, type_name(error), message, self.elapsed()], last=True)
+        finally:
+            _flush_output()
+            os._exit(status)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def run(self) -> None:
+        sid = self.session_id
+        try:
+            environment = session.Session(self.library.classes, self.item.get("environment"))
+            before = environment.state()
+        except problems.RowProblem as error:
+            self.send([sid, "start", list(error.problem), None], last=True)
+            return
+        self.send([sid, "start", None, before])
+        runner = Runner(environment, self.runner.max_chars, self.runner.memory_limited)
+        before_json = state.canonical_json(before)
+        for index, (name, arguments) in enumerate(self.item.get("calls") or ()):
+            _call_id, code, payload, truncated, seconds = runner.run(index, name, arguments)
+            descendants.end_strays()
+            try:
+                after = environment.state()
+            except problems.RowProblem as error:
+                self.send([sid, "call", code, payload, truncated, seconds, None, [], 0])
+                self.send([sid, "end", list(error.problem), None, None, self.elapsed()], last=True)
+                return
+            after_json = state.canonical_json(after)
+            changed = after_json != before_json
+            changes = state.diff_canonical(before, after, CHANGES_PER_CALL) if changed else state.Diff()
+            shown = [[change.path, change.kind, _cut(change.before), _cut(change.after)] for change in changes]
+            self.send([sid, "call", code, payload, truncated, seconds, changed, shown, changes.omitted])
+            before, before_json = after, after_json
+        final_digest = hashlib.sha256(before_json).hexdigest()  # state.digest of a canonical state, without a second walk
+        self.send([sid, "end", None, before, final_digest, self.elapsed()], last=True)
+
+
+def _cut(value: Any) -> Any:
+    return shorten(value, CHANGE_VALUE_CHARS)[0]
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def exit_text(status: int | None) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if status is None:
+        return "it closed its pipes"
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+            description = signal.strsignal(-status) or name
+        except (ValueError, AttributeError):
+            return f"killed by signal {-status}"
+        return f"killed by {name} ({description.lower()})"
+    return f"the process exited with status {status} (os._exit, or native code ending the process)"
+
+
+def exit_type(status: int | None) -> str:
+    if status is not None and status < 0:
+        try:
+            return signal.Signals(-status).name
+        except ValueError:
+            return f"signal {-status}"
+    return "ProcessExit"
+
+
 # --- the process ----------------------------------------------------------------------
 
 
@@ -641,6 +818,9 @@ def main() -> int:
         if batch is None:
             return 0
         for item in batch:
+            if isinstance(item, dict):
+                run_session(item, library, runner, requests, replies)
+                continue
             call_id, name, arguments = item
             reply = runner.run(call_id, name, arguments)
             descendants.end_strays()  # before the next call: nothing a call started outlives it
