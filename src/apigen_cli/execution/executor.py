@@ -34,6 +34,12 @@ class Executor:
 
         with Executor("lib.py", ExecutorOptions(timeout=2)) as executor:
             outcome = executor.run("add", {"a": 1, "b": 2})
+
+    Sessions run calls on instances of the library's classes (``run_sessions``)::
+
+        request = SessionRequest("row-1", {"Store": {"orders": {}}}, [{"name": "list_orders", "arguments": {}}])
+        for outcome in executor.run_sessions([request]):
+            print(outcome.final_digest, [call.changed for call in outcome.calls])
     """
 
     def __init__(

@@ -98,11 +98,6 @@ class SessionPending:
             self.calls.append((name, call.get("arguments", {})))
 
     @property
-    def name(self) -> str:
-        """The step that is running, for messages."""
-        return self.what
-
-    @property
     def what(self) -> str:
         """The step that is running, in words: what a timeout or a crash message names."""
         index = len(self._done_calls)
