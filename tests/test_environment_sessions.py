@@ -158,12 +158,18 @@ def test_two_workers_give_what_one_gives() -> None:
 
 def test_a_hanging_call_ends_its_session_with_a_timeout_and_the_next_session_runs() -> None:
     with Executor(LIBRARY, ExecutorOptions(workers=1, timeout=0.5)) as single:
-        hung, after = single.run_sessions(
+        loading, hung, after = single.run_sessions(
             [
+                SessionRequest("loading", {"HangingLoader": {}}, [call("note")]),
                 SessionRequest("hung", {"Saboteur": {}}, [call("note"), call("hang"), call("note")]),
                 SessionRequest("after", {"Saboteur": {}}, [call("note")]),
             ]
         )
+    assert loading.problem == (
+        "timeout",
+        "loading the environment did not return within the 0.5 s timeout; its worker was stopped",
+    )
+    assert loading.calls == () and loading.initial_state is None
     assert hung.problem is not None and hung.problem.code == "timeout"
     assert (
         hung.problem.message == "`hang` (call 2 of the session) did not return within the 0.5 s timeout; its worker was stopped"
