@@ -415,3 +415,19 @@ def test_an_environment_that_cannot_start_is_a_problem_with_its_own_code(environ
     found_code, message = problem_of(environment)
     assert found_code == code
     assert text in message
+
+
+def test_each_session_loads_from_a_copy_of_the_config_so_the_row_stays_as_it_was() -> None:
+    from apigen_cli.environments.session import Session
+
+    environment = {"Ledger": {"entries": ["opening"]}}
+    for _ in range(3):
+        assert Session(CLASSES, environment).call("add", {"entry": "x"}).value == 2
+    assert environment == {"Ledger": {"entries": ["opening"]}}
+
+
+def test_a_tool_that_calls_sys_exit_ends_its_call_not_the_caller() -> None:
+    from apigen_cli.environments.session import Session
+
+    result = Session(CLASSES, {"Quitter": {}}).call("quit", {})
+    assert (result.ok, result.code, result.error_type) == (False, "exception", "SystemExit")

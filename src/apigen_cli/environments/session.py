@@ -16,6 +16,7 @@ is a ``RowProblem`` with its own code; a tool's exception is the result of its c
 
 from __future__ import annotations
 
+import copy
 import inspect
 import types
 from collections.abc import Callable, Mapping
@@ -48,11 +49,17 @@ class Session:
     Raises ``RowProblem`` when the environment cannot start: ``environment_not_object``,
     ``unknown_environment_class``, ``environment_config_not_object``,
     ``environment_load_error``, ``ambiguous_tool``.
+
+    Each class gets a deep copy of its config (``copy_config``): BFCL's classes keep the
+    scenario's own lists and change them, which would change the row for the next session.
+    The worker, whose config was just decoded for this one session, skips the copy.
     """
 
-    def __init__(self, classes: Mapping[str, type], environment: Any, *, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, classes: Mapping[str, type], environment: Any, *, limits: Limits = DEFAULT_LIMITS, copy_config: bool = True
+    ) -> None:
         self.limits = limits
-        self.instances = make_instances(classes, environment)
+        self.instances = make_instances(classes, environment, copy_config=copy_config)
         self.tools = tools_of(self.instances)
         self._bindings: dict[str, Binding] = {}
 
@@ -89,12 +96,12 @@ class Session:
             return ToolResult(False, None, "invalid_arguments", "TypeError", problem)
         try:
             return ToolResult(True, binding.call(arguments))
-        except Exception as error:
+        except (Exception, SystemExit) as error:  # sys.exit() in a tool ends the call, not the caller
             return ToolResult(False, None, "exception", type_name(error), exception_text(error))
 
 
-def make_instances(classes: Mapping[str, type], environment: Any) -> dict[str, Any]:
-    """One fresh instance per class the environment names, its initial state loaded."""
+def make_instances(classes: Mapping[str, type], environment: Any, *, copy_config: bool = True) -> dict[str, Any]:
+    """One fresh instance per class the environment names, its initial state loaded (from a copy of its config)."""
     if not isinstance(environment, Mapping) or not environment:
         kind = "an empty object" if isinstance(environment, Mapping) else f"{_json_kind(environment)}"
         raise RowProblem(
@@ -115,7 +122,7 @@ def make_instances(classes: Mapping[str, type], environment: Any) -> dict[str, A
                 "environment_config_not_object",
                 f"the initial state of `{name}` must be an object, not {_json_kind(config)}",
             )
-        instances[name] = _load(name, found, dict(config))
+        instances[name] = _load(name, found, copy.deepcopy(dict(config)) if copy_config else dict(config))
     return instances
 
 

@@ -652,7 +652,7 @@ class _SessionRun:
     def run(self) -> None:
         sid = self.session_id
         try:
-            environment = session.Session(self.library.classes, self.item.get("environment"))
+            environment = session.Session(self.library.classes, self.item.get("environment"), copy_config=False)
             before = environment.state()
         except problems.RowProblem as error:
             self.send([sid, "start", list(error.problem), None], last=True)
