@@ -26,6 +26,11 @@ deadline is the timeout after the previous result (or after the send, when the
 worker was idle). Past it the worker's process group is killed, a fresh worker
 starts, and the calls that were queued behind the culprit go back to the queue.
 
+Sessions (``sessions.py``) travel the same way: a session is one item of a batch, and
+its worker answers with a frame per step (the environment loaded, each call, the final
+state), so each step has the timeout; a session that times out or kills its worker ends
+with that reason, and what was queued behind it runs elsewhere.
+
 POSIX only (Linux, macOS): it relies on ``select`` over pipes, process groups and
 ``resource.setrlimit``.
 """
