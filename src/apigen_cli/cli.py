@@ -82,13 +82,40 @@ if TYPE_CHECKING:  # the batch module loads only when `--batch` or `batch ...` i
     from .llm.batch import BatchBackend, BatchEntry, BatchSettings
 
 
-class _QuietWhenTheReaderLeaves(TyperGroup):
-    """Every command: a reader that goes away (`apigen ... | head`) ends it quietly with exit 0.
+#: `apigen --help` lists the commands in the order a dataset is made: the four stages, `run` that
+#: chains them and `merge` that joins its shards, what is done to the rows after (dedup, negatives,
+#: export), what is read from them (stats, report), then the tools around a run.
+COMMAND_ORDER = (
+    "generate",
+    "format-check",
+    "exec-check",
+    "semantic-check",
+    "run",
+    "merge",
+    "dedup",
+    "negatives",
+    "export",
+    "stats",
+    "report",
+    "library",
+    "batch",
+    "config",
+)
+
+
+class ApigenGroup(TyperGroup):
+    """The `apigen` group: its commands in pipeline order, its usage errors in apigen's words, and
+    every command quiet when its reader goes away (`apigen ... | head`): exit 0.
 
     Click would exit 1 with nothing said; a reader gone before the final flush would have
     Python print a traceback-like complaint at exit. Both are caught here, around every
     command and subcommand, and the rest of the output goes nowhere.
     """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """COMMAND_ORDER, not the order the commands were registered in; one it does not name comes last, not hidden."""
+        named = [name for name in COMMAND_ORDER if name in self.commands]
+        return named + [name for name in super().list_commands(ctx) if name not in named]
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:  # `apigen --help | head`: help is written here
         try:
@@ -136,7 +163,7 @@ def _stdout_to_devnull() -> None:
 
 
 app = typer.Typer(
-    cls=_QuietWhenTheReaderLeaves,
+    cls=ApigenGroup,
     name="apigen",
     help="Turn API definitions into verified function-calling training data (the APIGen pipeline).",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -1250,7 +1277,7 @@ def _ray_options(engine: str, address: str | None, actors: int) -> RayOptions | 
 
 library_app = typer.Typer(
     name="library",
-    help="Make, check and merge API libraries: from Python code, OpenAPI specs and ToolBench files.",
+    help="Make, check and merge API libraries: from Python code, OpenAPI specs, MCP servers and ToolBench files.",
     no_args_is_help=True,
 )
 app.add_typer(library_app)
