@@ -8,7 +8,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from apigen_cli.cli import COMMAND_ORDER, app
+from apigen_cli.cli import app
+from apigen_cli.cli.main import COMMAND_ORDER
 
 from .conftest import PROJECT, invoke
 

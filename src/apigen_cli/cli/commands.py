@@ -1,58 +1,35 @@
-"""The `apigen` command line: thin Typer commands over the library's stages.
-
-Each command resolves its options, calls one library function, prints the
-summary on stderr and maps the outcome to an exit code:
-0 ran to the end, 1 rejections under ``--strict``, 2 could not run, 130 interrupted.
-"""
+"""The commands, until they are split into one module per command group."""
 
 from __future__ import annotations
 
-import functools
-import inspect
-import json
 import os
-import re
 import shlex
-import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import orjson
 import typer
-from typer.core import TyperGroup
 
-from .config import (
-    GROUPS,
-    SETTINGS,
-    LLMSettings,
-    Resolved,
-    describe,
-    parse_styles,
-    resolve,
-    settings_of,
-    show_setting_value,
-    unknown_variables,
-)
-from .console import Messages, StageBars
-from .errors import ApigenError, ConfigError, InputError
-from .execution.executor import Executor
-from .llm.chat import ChatService
-from .llm.service import LLMClient, open_chat_service, usage_lines
-from .pipeline import RunTarget, open_run
-from .ray_engine import ENGINES, RayOptions, where_it_runs
-from .report import report_from_files
-from .rows.jsonl import write_jsonl
-from .rows.records import MISSING_PAIR
-from .rows.replacement import check_writable, write_whole
-from .rows.routing import StageSummary
-from .rows.runner import Destinations, Stage, run_stage, write_rows
-from .run_settings import (
+from ..config import GROUPS, LLMSettings, Resolved, describe, parse_styles
+from ..console import Messages, StageBars
+from ..errors import ConfigError, InputError
+from ..llm.chat import ChatService
+from ..llm.service import LLMClient, open_chat_service, usage_lines
+from ..pipeline import RunTarget, open_run
+from ..ray_engine import ENGINES, RayOptions, where_it_runs
+from ..report import report_from_files
+from ..rows.jsonl import write_jsonl
+from ..rows.records import MISSING_PAIR
+from ..rows.replacement import check_writable, write_whole
+from ..rows.routing import StageSummary
+from ..rows.runner import Destinations, Stage, run_stage, write_rows
+from ..run_settings import (
     ExecutionSettings,
     check_shard,
     chosen_seed,
@@ -62,310 +39,41 @@ from .run_settings import (
     judge_settings_from,
     run_settings_from,
 )
-from .shards import merge_shards
-from .stages.dedup import dedup as dedup_rows
-from .stages.example_pool import generate_growing
-from .stages.exec_check import CallTally, ExecPolicy
-from .stages.exec_check import exec_check as exec_check_rows
-from .stages.export import NoteCollector, RecordCheck, export_file
-from .stages.format_check import format_check as format_check_rows
-from .stages.generate import Generation, prepare_generation
-from .stages.generate import generate as generate_rows
-from .stages.negatives import NegativesSummary, check_rate
-from .stages.negatives import negatives as negative_rows
-from .stages.prompts import load_prompts
-from .stages.semantic_check import semantic_check as semantic_check_rows
-from .version import __version__
-from .wording import counted
+from ..shards import merge_shards
+from ..stages.dedup import dedup as dedup_rows
+from ..stages.example_pool import generate_growing
+from ..stages.exec_check import CallTally
+from ..stages.exec_check import exec_check as exec_check_rows
+from ..stages.export import NoteCollector, RecordCheck, export_file
+from ..stages.format_check import format_check as format_check_rows
+from ..stages.generate import Generation, prepare_generation
+from ..stages.generate import generate as generate_rows
+from ..stages.negatives import NegativesSummary, check_rate
+from ..stages.negatives import negatives as negative_rows
+from ..stages.prompts import load_prompts
+from ..stages.semantic_check import semantic_check as semantic_check_rows
+from ..wording import counted
+from .main import EXIT_REJECTED, app, errors_to_exit_codes
+from .options import (
+    STAGE_IO_GROUP,
+    InputArg,
+    OutputOpt,
+    QuietOpt,
+    RejectsOpt,
+    SkipBadLinesOpt,
+    StrictOpt,
+    VerboseOpt,
+    destinations,
+    executor_and_policy,
+    function_output,
+    resolved_settings,
+    setting_options,
+    show_setting,
+    with_options,
+)
 
 if TYPE_CHECKING:  # the batch module loads only when `--batch` or `batch ...` is asked
-    from .llm.batch import BatchBackend, BatchEntry, BatchSettings
-
-
-#: `apigen --help` lists the commands in the order a dataset is made: the four stages, `run` that
-#: chains them and `merge` that joins its shards, what is done to the rows after (dedup, negatives,
-#: export), what is read from them (stats, report), then the tools around a run.
-COMMAND_ORDER = (
-    "generate",
-    "format-check",
-    "exec-check",
-    "semantic-check",
-    "run",
-    "merge",
-    "dedup",
-    "negatives",
-    "export",
-    "stats",
-    "report",
-    "library",
-    "batch",
-    "config",
-)
-
-
-class ApigenGroup(TyperGroup):
-    """The `apigen` group: its commands in pipeline order, its usage errors in apigen's words, and
-    every command quiet when its reader goes away (`apigen ... | head`): exit 0.
-
-    Click would exit 1 with nothing said; a reader gone before the final flush would have
-    Python print a traceback-like complaint at exit. Both are caught here, around every
-    command and subcommand, and the rest of the output goes nowhere.
-    """
-
-    def list_commands(self, ctx: Any) -> list[str]:
-        """COMMAND_ORDER, not the order the commands were registered in; one it does not name comes last, not hidden."""
-        named = [name for name in COMMAND_ORDER if name in self.commands]
-        return named + [name for name in super().list_commands(ctx) if name not in named]
-
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:  # `apigen --help | head`: help is written here
-        try:
-            return super().make_context(*args, **kwargs)
-        except BrokenPipeError:
-            _stdout_to_devnull()
-            raise typer.Exit(EXIT_OK) from None
-        except _USAGE_ERROR as error:
-            _usage_error(error)
-
-    def invoke(self, ctx: Any) -> Any:  # a click Context: typer vendors its own click, whose module is private
-        try:
-            result = super().invoke(ctx)
-            sys.stdout.flush()
-            return result
-        except BrokenPipeError:
-            _stdout_to_devnull()
-            raise typer.Exit(EXIT_OK) from None
-        except _USAGE_ERROR as error:
-            _usage_error(error)
-
-
-#: Click's UsageError (a missing option, a bad value): found through typer's own BadParameter,
-#: as typer vendors its own copy of click under a private name
-_USAGE_ERROR: type[Exception] = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
-
-
-def _usage_error(error: Exception) -> NoReturn:
-    """A usage error in apigen's own words (`error:`, then `hint:`), not Click's `Usage: … Error: …` block."""
-    format_message = getattr(error, "format_message", None)
-    message = str(format_message() if callable(format_message) else error).rstrip(".")
-    message = re.sub(r"'([^']*)'", r"`\1`", message)  # Click quotes names 'so'; apigen `so`
-    message = re.sub(r"^No such option: (\S+)", r"No such option `\1`", message)
-    context = getattr(error, "ctx", None)
-    where = f"`{context.command_path} --help`" if context is not None else "`apigen --help`"
-    Messages().error(message[:1].lower() + message[1:], f"{where} lists what it takes")
-    raise typer.Exit(EXIT_ERROR)
-
-
-def _stdout_to_devnull() -> None:
-    """After the reader left: what is still buffered, and all later output, goes to /dev/null."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
-app = typer.Typer(
-    cls=ApigenGroup,
-    name="apigen",
-    help="Turn API definitions into verified function-calling training data (the APIGen pipeline).",
-    context_settings={"help_option_names": ["-h", "--help"]},
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-EXIT_OK, EXIT_REJECTED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-# --- options shared by the stage commands ---------------------------------------------
-
-InputArg = Annotated[str, typer.Argument(metavar="INPUT", help="JSONL (or JSON array) file of rows; `-` reads standard input.")]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="Where kept rows go; `-` is standard output.")]
-RejectsOpt = Annotated[
-    Optional[str],
-    typer.Option("--rejects", metavar="FILE", help="Write rejected rows, with `rejected_by` and `reason`, to FILE."),
-]
-KeepRejectedOpt = Annotated[
-    bool, typer.Option("--keep-rejected", help="Keep rejected rows in the output, flagged `keep_row_after_<check>: false`.")
-]
-StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 when any row was rejected.")]
-SkipBadLinesOpt = Annotated[
-    bool, typer.Option("--skip-bad-lines", help="Send lines that are not JSON objects to the rejects instead of stopping.")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but warnings and errors.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks of unexpected errors (also APIGEN_DEBUG=1).")]
-
-F = TypeVar("F", bound=Callable[..., Any])
-OptionGroup = Mapping[str, tuple[Any, Any]]  # parameter name -> (Annotated option, default)
-
-
-def _with_options(*groups: OptionGroup) -> Callable[[F], F]:
-    """Give a command a group of options defined once; it reads them from ``ctx.params``.
-
-    Typer builds a command's options from its signature, so the groups are
-    appended to the signature (as keyword-only parameters) instead of being
-    written out again in every command that takes them.
-    """
-
-    def decorate(command: F) -> F:
-        signature = inspect.signature(command)
-        added = [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-            for group in groups
-            for name, (annotation, default) in group.items()
-        ]
-
-        @functools.wraps(command)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            for parameter in added:
-                kwargs.pop(parameter.name, None)
-            return command(*args, **kwargs)
-
-        hints = get_type_hints(command, include_extras=True)  # the command's own annotations, evaluated
-        own = [
-            parameter.replace(annotation=hints.get(parameter.name, parameter.annotation))
-            for parameter in signature.parameters.values()
-        ]
-        wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {**hints, **{parameter.name: parameter.annotation for parameter in added}}
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-STAGE_IO_GROUP: OptionGroup = {
-    "input": (InputArg, "-"),
-    "output": (OutputOpt, "-"),
-    "rejects": (RejectsOpt, None),
-    "keep_rejected": (KeepRejectedOpt, False),
-    "strict": (StrictOpt, False),
-    "skip_bad_lines": (SkipBadLinesOpt, False),
-    "quiet": (QuietOpt, False),
-    "verbose": (VerboseOpt, False),
-}
-
-
-def _destinations(params: Mapping[str, Any]) -> Destinations:
-    """Where a stage command reads and writes, from its STAGE_IO_GROUP options."""
-    return Destinations(params["input"], params["output"], params["rejects"], params["keep_rejected"], params["skip_bad_lines"])
-
-
-# --- settings: every option below is derived from its declaration in config.SETTINGS -----
-# A flag wins over its APIGEN_* variable, which wins over apigen.toml / [tool.apigen],
-# the user config file and the default. Typer hands the flag's text over as it was
-# typed, so a bad value gets the same message whichever of these it came from.
-
-_PANELS = {
-    "llm": "LLM endpoint and requests",
-    "generation": "Generation",
-    "execution": "Execution",
-    "judge": "Judge",
-    "batch": "Batch (half price, within 24 hours)",
-}
-
-
-def setting_options(*groups: str) -> OptionGroup:
-    """The options of the settings in ``groups``, parameter named as the setting."""
-    options: dict[str, tuple[Any, Any]] = {}
-    for setting in settings_of(*groups):
-        declarations = [setting.flag, *setting.aliases]
-        kind: Any = Optional[str]
-        if setting.kind in ("list", "patterns", "options"):
-            kind = Optional[list[str]]
-        elif setting.kind == "bool":
-            kind = Optional[bool]
-            declarations[0] = f"{setting.flag}/--no-{setting.flag[2:]}"
-        default = show_setting_value(setting, setting.default)
-        shown = f"default: {_show_setting(default)}; " if default not in (None, (), [], {}) else ""
-        option = typer.Option(
-            *declarations,
-            metavar=setting.metavar,
-            rich_help_panel=_PANELS[setting.group],
-            show_default=False,
-            help=f"{setting.help} [{shown}env: {setting.env}]",
-        )
-        options[setting.name] = (Annotated[kind, option], None)
-    return options
-
-
-def _show_setting(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(item) for item in value) or "-"
-    if isinstance(value, (dict, bool)):
-        return json.dumps(value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def resolved_settings(ctx: typer.Context) -> Resolved:
-    """Every setting with its source, the command's own flags (those typed on the command line) on top."""
-    flags = {}
-    for name in SETTINGS:
-        if name not in ctx.params:
-            continue
-        source = ctx.get_parameter_source(name)
-        if source is not None and source.name != "COMMANDLINE":
-            continue
-        flags[name] = ctx.params[name]
-    return resolve(flags)
-
-
-def llm_settings(ctx: typer.Context) -> LLMSettings:
-    """The LLMSettings for a command that declares the LLM options; raises ConfigError."""
-    return resolved_settings(ctx).llm_settings()
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"apigen {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-) -> None:
-    """Turn API definitions into verified function-calling training data (the APIGen pipeline)."""
-    messages = Messages()
-    for name, likely in unknown_variables():
-        also = f" (`{likely}`?)" if likely else ""
-        messages.warning(f"`{name}` is set but is not a variable apigen reads{also}; `apigen config show` lists the settings")
-
-
-@contextmanager
-def _errors_to_exit_codes(messages: Messages, *, on_interrupt: str | None = None) -> Iterator[None]:
-    """Turn what can go wrong into one message and an exit code; never a traceback unless asked.
-
-    ``on_interrupt``: the hint after Ctrl-C (a resumable run says that the same command carries on).
-    """
-    debug = messages.verbose or os.environ.get("APIGEN_DEBUG") == "1"
-    try:
-        yield
-    except ApigenError as error:
-        if debug:
-            raise
-        messages.error(error.message, error.hint)
-        raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt as stop:  # an `Interrupted` says where the rows written so far are kept
-        messages.error(str(stop) or "interrupted; every line already written is a complete row", on_interrupt)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except BrokenPipeError:
-        # The reader went away (`apigen ... | head`): stop quietly, and keep Python from
-        # complaining again when it flushes stdout at exit.
-        _stdout_to_devnull()
-        raise typer.Exit(EXIT_OK) from None
-    except typer.Exit:
-        raise
-    except Exception as error:  # a bug: say so plainly, the traceback is one flag away
-        if debug:
-            raise
-        messages.error(
-            f"unexpected {type(error).__name__}: {error}", "rerun with `--verbose` to see the traceback, and report it"
-        )
-        raise typer.Exit(EXIT_ERROR) from None
+    from ..llm.batch import BatchBackend, BatchEntry, BatchSettings
 
 
 def _finish(messages: Messages, summary: StageSummary, strict: bool, *, keeps_rejected: bool = True) -> None:
@@ -382,7 +90,7 @@ def _finish(messages: Messages, summary: StageSummary, strict: bool, *, keeps_re
 
 
 @dataclass
-class _StageRun:
+class StageRun:
     """What a stage command runs: the stage, how its progress shows, what it says at the end."""
 
     stage: Stage
@@ -390,15 +98,15 @@ class _StageRun:
     after: Callable[[], None] | None = None
 
 
-def _run_stage_command(command: str, params: Mapping[str, Any], setup: Callable[[Messages, ExitStack], _StageRun]) -> None:
+def run_stage_command(command: str, params: Mapping[str, Any], setup: Callable[[Messages, ExitStack], StageRun]) -> None:
     """Run one stage command from its STAGE_IO_GROUP options: set up, read, check, route, summarise, exit.
 
     ``setup`` builds the stage inside the error handling, so a bad setting is an
     `error:` line with a hint; resources it opens go on the ExitStack.
     """
     messages = Messages(quiet=params["quiet"], verbose=params["verbose"])
-    where = _destinations(params)
-    with _errors_to_exit_codes(messages), ExitStack() as resources:
+    where = destinations(params)
+    with errors_to_exit_codes(messages), ExitStack() as resources:
         where.validate()  # a bad combination of flags is reported before workers or clients start
         run = setup(messages, resources)
         messages.waiting_for_stdin(where.input)
@@ -438,7 +146,7 @@ def _refuse_input_of_a_skipped_stage(command: str, summary: StageSummary, source
 
 
 @app.command("format-check")
-@_with_options(STAGE_IO_GROUP)
+@with_options(STAGE_IO_GROUP)
 def format_check(ctx: typer.Context) -> None:
     """Check that each row's calls parse, name offered tools and fit their parameters.
 
@@ -453,7 +161,7 @@ def format_check(ctx: typer.Context) -> None:
 
         apigen format-check xlam_function_calling_60k.json --keep-rejected | jq .reason
     """
-    _run_stage_command("format-check", ctx.params, lambda messages, resources: _StageRun(format_check_rows))
+    run_stage_command("format-check", ctx.params, lambda messages, resources: StageRun(format_check_rows))
 
 
 @app.command("stats")
@@ -476,7 +184,7 @@ def stats(
         cat out/*.jsonl | apigen stats -
     """
     messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         seen: dict[str, int] = {}
         report = report_from_files(files, seen)
         total = report.total()
@@ -578,12 +286,12 @@ def report_command(
 
         cat dataset.jsonl | apigen report - --html report.html
     """
-    from .reporting.dataset_card import render_card
-    from .reporting.figures import figures_from_files
-    from .reporting.html_page import render_html
+    from ..reporting.dataset_card import render_card
+    from ..reporting.figures import figures_from_files
+    from ..reporting.html_page import render_html
 
     messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         if html is None and card is None and not as_json:
             raise ConfigError("`apigen report` has nothing to write", hint="pass `--html FILE`, `--card FILE` or `--json`")
         for path, flag in ((html, "--html"), (card, "--card")):
@@ -694,10 +402,10 @@ def export(
     messages = Messages(quiet=quiet, verbose=verbose)
     notes = NoteCollector()
     where = Destinations(input, output, skip_bad_lines=skip_bad_lines)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         check: RecordCheck | None = None
         if render_check is not None:
-            from .stages.chat_template import ChatTemplate, RenderCheck  # jinja2 loads only when a check is asked
+            from ..stages.chat_template import ChatTemplate, RenderCheck  # jinja2 loads only when a check is asked
 
             check = RenderCheck(ChatTemplate.from_file(render_check))
         messages.waiting_for_stdin(input)
@@ -723,7 +431,7 @@ def export(
 
 
 @app.command("dedup")
-@_with_options(STAGE_IO_GROUP)
+@with_options(STAGE_IO_GROUP)
 def dedup(
     ctx: typer.Context,
     threshold: Annotated[
@@ -749,8 +457,8 @@ def dedup(
 
         apigen semantic-check executed.jsonl -J offline | apigen dedup | apigen export --format openai > train.jsonl
     """
-    _run_stage_command(
-        "dedup", ctx.params, lambda messages, resources: _StageRun(lambda rows: dedup_rows(rows, threshold=threshold, near=near))
+    run_stage_command(
+        "dedup", ctx.params, lambda messages, resources: StageRun(lambda rows: dedup_rows(rows, threshold=threshold, near=near))
     )
 
 
@@ -778,7 +486,7 @@ def negatives(
     messages = Messages(quiet=quiet, verbose=verbose)
     summary = NegativesSummary()
     where = Destinations(input, output, keep_rejected=True, skip_bad_lines=skip_bad_lines)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         check_rate(rate)
         messages.waiting_for_stdin(input)
         run_stage(
@@ -790,23 +498,8 @@ def negatives(
     messages.info(summary.line())
 
 
-# --- exec-check: Python functions run in the worker pool, REST calls load httpx only when a
-# row's tool has an `http` binding (see execution/executor.py).
-
-
-def _function_output(messages: Messages) -> Callable[[str], None] | None:
-    """With `--verbose`, what the user's functions print is shown on stderr."""
-    return (lambda line: messages.info(f"function output: {line}")) if messages.verbose else None
-
-
-def _executor(ctx: typer.Context, messages: Messages) -> tuple[Executor, ExecPolicy]:
-    """The executor and policy the execution settings ask for (not started)."""
-    execution = execution_settings_from(resolved_settings(ctx).values)
-    return execution.executor(_function_output(messages)), execution.policy
-
-
 @app.command("exec-check")
-@_with_options(STAGE_IO_GROUP, setting_options("execution"))
+@with_options(STAGE_IO_GROUP, setting_options("execution"))
 def exec_check(ctx: typer.Context) -> None:
     """Execute every call of each row; keep the rows whose calls all succeed.
 
@@ -827,17 +520,17 @@ def exec_check(ctx: typer.Context) -> None:
         apigen exec-check units_checked.jsonl --mcp units='python sample_data/mcp_server.py' -o executed.jsonl
     """
 
-    def setup(messages: Messages, resources: ExitStack) -> _StageRun:
-        executor, policy = _executor(ctx, messages)
+    def setup(messages: Messages, resources: ExitStack) -> StageRun:
+        executor, policy = executor_and_policy(ctx, messages)
         resources.callback(executor.close)
         executor.start()
         tally = CallTally()
         functions = resolved_settings(ctx).values["functions"]
-        return _StageRun(
+        return StageRun(
             lambda rows: exec_check_rows(rows, executor, policy, tally), after=lambda: tally.check_something_ran(functions)
         )
 
-    _run_stage_command("exec-check", ctx.params, setup)
+    run_stage_command("exec-check", ctx.params, setup)
 
 
 config_app = typer.Typer(name="config", help="Show apigen's settings and where each comes from.", no_args_is_help=True)
@@ -845,7 +538,7 @@ app.add_typer(config_app)
 
 
 @config_app.command("show")
-@_with_options(setting_options(*GROUPS))
+@with_options(setting_options(*GROUPS))
 def config_show(
     ctx: typer.Context,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per setting: name, value, source.")] = False,
@@ -867,13 +560,13 @@ def config_show(
         APIGEN_MODEL=offline apigen config show --concurrency 64
     """
     messages = Messages(verbose=verbose)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         entries = describe(resolved_settings(ctx))
     if json_lines:
         sys.stdout.buffer.write(b"".join(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE) for entry in entries))
         sys.stdout.flush()
         return
-    shown = [(entry["name"], _show_setting(entry["value"]), entry["source"]) for entry in entries]
+    shown = [(entry["name"], show_setting(entry["value"]), entry["source"]) for entry in entries]
     name_width = max(len(name) for name, _value, _source in shown)
     value_width = min(48, max(len(value) for _name, value, _source in shown))
     for name, value, source in shown:
@@ -893,9 +586,9 @@ ApisArg = Annotated[
 # --- batch (`--batch`, `--batch-dir`): a stage's requests as provider batches (llm/batch.py) ---
 
 
-def _batch_settings(params: Mapping[str, Any], output: str) -> BatchSettings | None:
+def batch_settings(params: Mapping[str, Any], output: str) -> BatchSettings | None:
     """The BatchSettings the batch settings ask for, or None without `--batch` / `--batch-dir` (``params``: resolved values)."""
-    from .llm.batch import BatchSettings, state_path
+    from ..llm.batch import BatchSettings, state_path
 
     limits = {
         "max_requests": params["batch_max_requests"],
@@ -914,9 +607,9 @@ def _batch_settings(params: Mapping[str, Any], output: str) -> BatchSettings | N
     return BatchSettings(state_file=state_path(output), **limits)
 
 
-def _say_batches(messages: Messages, chat: LLMClient) -> dict[str, dict[str, int]]:
+def say_batches(messages: Messages, chat: LLMClient) -> dict[str, dict[str, int]]:
     """Say which stages ran as batches, with their tokens; the same for the report."""
-    from .llm.batch import summary, summary_lines
+    from ..llm.batch import summary, summary_lines
 
     backend = chat.batches
     if backend is None:
@@ -930,7 +623,7 @@ def _say_batches(messages: Messages, chat: LLMClient) -> dict[str, dict[str, int
 # --- end batch ---
 
 
-def _library_file(beside: str | None, suffix: str, resources: ExitStack) -> str:
+def library_file(beside: str | None, suffix: str, resources: ExitStack) -> str:
     """Where a library that `run` makes itself (from a pipe, from MCP servers) is kept.
 
     Beside a file output (`OUTPUT.<suffix>`), so that the same command resumes and the
@@ -947,14 +640,14 @@ def _library_file(beside: str | None, suffix: str, resources: ExitStack) -> str:
     return path
 
 
-def _library_from_stdin(apis: str, keep_beside: str | None, messages: Messages, resources: ExitStack) -> str:
+def library_from_stdin(apis: str, keep_beside: str | None, messages: Messages, resources: ExitStack) -> str:
     """APIS `-` (`apigen library from-openapi spec.yaml | apigen run - ...`): standard input saved to a file."""
     if apis != "-":
         return apis
     if sys.stdin.isatty():
         raise InputError("the API library is `-` but standard input is a terminal", hint="pipe a library in, or name its file")
     data = sys.stdin.buffer.read()
-    path = _library_file(keep_beside, "apis.jsonl", resources)
+    path = library_file(keep_beside, "apis.jsonl", resources)
     if keep_beside not in (None, "-") and os.path.exists(path) and Path(path).read_bytes() != data:
         messages.info(f"the library on standard input differs from `{path}`, the one the run began with; using the new one")
     write_whole(path, data, "--output")  # kept beside the output
@@ -976,7 +669,7 @@ def _say_usage(messages: Messages, chat: ChatService) -> None:
 
 
 @app.command("generate")
-@_with_options(setting_options("generation", "llm", "batch"))
+@with_options(setting_options("generation", "llm", "batch"))
 def generate(
     ctx: typer.Context,
     apis: ApisArg,
@@ -1002,8 +695,8 @@ def generate(
         apigen generate apis.jsonl -m offline -n 50 | apigen format-check | apigen exec-check --functions lib/
     """
     messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages), ExitStack() as stack:
-        apis = _library_from_stdin(apis, None, messages, stack)
+    with errors_to_exit_codes(messages), ExitStack() as stack:
+        apis = library_from_stdin(apis, None, messages, stack)
         where = Destinations(apis, output, rejects)
         where.validate()  # an unwritable `-o` is said before any request
         resolved = resolved_settings(ctx)
@@ -1011,7 +704,7 @@ def generate(
         job = _generation(ctx, apis, resolved, llm)
         if job.examples_left_out:
             messages.warning(f"`--examples`: {counted(job.examples_left_out, 'row')} left out, failing the format check")
-        batch = _batch_settings(resolved.values, output)
+        batch = batch_settings(resolved.values, output)
         chat = stack.enter_context(
             open_chat_service(llm, on_warning=messages.warning, batch=batch, on_batch_status=messages.info)
         )
@@ -1031,12 +724,12 @@ def generate(
             )
         messages.info(f"seed {job.settings.seed}: pass `--seed {job.settings.seed}` to sample the same requests again")
         _say_usage(messages, chat)
-        _say_batches(messages, chat)
+        say_batches(messages, chat)
     _finish(messages, summary, strict, keeps_rejected=False)
 
 
 @app.command("semantic-check")
-@_with_options(STAGE_IO_GROUP, setting_options("judge", "llm", "batch"))
+@with_options(STAGE_IO_GROUP, setting_options("judge", "llm", "batch"))
 def semantic_check(ctx: typer.Context) -> None:
     """Ask an LLM judge whether each row's calls and results answer its query (stage 4).
 
@@ -1053,7 +746,7 @@ def semantic_check(ctx: typer.Context) -> None:
         apigen semantic-check executed.jsonl -J gpt-4o-mini -J gpt-4.1-mini -J o4-mini --cache .apigen-cache
     """
 
-    def setup(messages: Messages, resources: ExitStack) -> _StageRun:
+    def setup(messages: Messages, resources: ExitStack) -> StageRun:
         if ctx.params.get("model") and ctx.get_parameter_source("model").name == "COMMANDLINE":  # type: ignore[union-attr]
             raise ConfigError(
                 "`--model` does not name the judge in semantic-check", hint="pass `--judge-model NAME` (`-J NAME`) instead"
@@ -1067,7 +760,7 @@ def semantic_check(ctx: typer.Context) -> None:
                 hint="pass `--judge-model NAME` (repeat it for a committee), or `--judge-model offline`",
             )
         prompts = load_prompts(None)
-        batch = _batch_settings(resolved.values, ctx.params["output"])
+        batch = batch_settings(resolved.values, ctx.params["output"])
         chat = resources.enter_context(
             open_chat_service(
                 replace(llm, models=judge.judges), on_warning=messages.warning, batch=batch, on_batch_status=messages.info
@@ -1076,19 +769,19 @@ def semantic_check(ctx: typer.Context) -> None:
 
         def after() -> None:
             _say_usage(messages, chat)
-            _say_batches(messages, chat)
+            say_batches(messages, chat)
 
-        return _StageRun(
+        return StageRun(
             lambda rows: semantic_check_rows(rows, chat, prompts, judge),
             wrap=lambda rows: messages.llm_progress(rows, "semantic-check", chat.progress),
             after=after,
         )
 
-    _run_stage_command("semantic-check", ctx.params, setup)
+    run_stage_command("semantic-check", ctx.params, setup)
 
 
 @app.command("run")
-@_with_options(setting_options("generation", "execution", "judge", "llm", "batch"))
+@with_options(setting_options("generation", "execution", "judge", "llm", "batch"))
 def run_command(
     ctx: typer.Context,
     apis: Annotated[
@@ -1118,7 +811,8 @@ def run_command(
             "without it, such APIs are an error before any request.",
         ),
     ] = False,
-    # --- past one machine (issue 15): the checks on a Ray cluster; the same rows as the local engine
+    # --- past one machine, for runs one machine is too slow for: the checks on a Ray cluster;
+    # the same rows as the local engine
     engine: Annotated[
         str, typer.Option("--engine", metavar="local|ray", help="Where the checks run: this process, or a Ray cluster.")
     ] = "local",
@@ -1158,14 +852,14 @@ def run_command(
     started = time.monotonic()  # the report's wall time counts everything from here: MCP servers, workers, Ray
     messages = Messages(quiet=quiet, verbose=verbose)
     resumes = "run the same command again: it carries on where it stopped" if output != "-" else None
-    with _errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as stack:
+    with errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as stack:
         resolved = resolved_settings(ctx)
         if apis == "-":
-            apis = _library_from_stdin(apis, output, messages, stack)
+            apis = library_from_stdin(apis, output, messages, stack)
         if apis is None:  # --- run --mcp: the servers' tools are the library ---
             apis = _library_from_mcp_servers(execution_settings_from(resolved.values), output, messages, stack)
         settings = run_settings_from(resolved.values, apis, resolved.llm_settings(), dedup=dedup, only_executable=only_executable)
-        batch = _batch_settings(resolved.values, output)
+        batch = batch_settings(resolved.values, output)
         if batch is not None and batch.state_file and overwrite and os.path.exists(batch.state_file):
             os.remove(batch.state_file)  # afresh means new batches too
         session = stack.enter_context(
@@ -1174,7 +868,7 @@ def run_command(
                 RunTarget(output, rejects, overwrite),
                 report=report,
                 on_warning=messages.warning,
-                on_function_output=_function_output(messages),
+                on_function_output=function_output(messages),
                 chat_options={"batch": batch, "on_batch_status": messages.info},
                 ray=_ray_options(engine, ray_address, ray_actors),
                 started=started,
@@ -1198,7 +892,7 @@ def run_command(
             messages.info(f"resumed: {outcome.requests_skipped} of {outcome.requests_total} requests were already done")
         for line in outcome.report.lines():
             messages.info(line)
-        _say_batches(messages, session.chat)
+        say_batches(messages, session.chat)
         messages.info(f"seed {outcome.seed}")
     total = outcome.report.total()
     messages.info(f"run: {total.verified} verified of {total.requested} requested ({total.pass_rate:.1%})")
@@ -1206,7 +900,8 @@ def run_command(
         raise typer.Exit(EXIT_REJECTED)
 
 
-# --- past one machine: `apigen merge` joins the outputs of `apigen run --shard K/N` (issue 15) ----
+# --- past one machine: `apigen run --shard K/N` splits a run over N machines, and `apigen merge`
+# joins their outputs into the files of the unsharded run --------------------------------------
 
 
 @app.command("merge")
@@ -1239,7 +934,7 @@ def merge(
         apigen merge dataset.jsonl out/shard-*.jsonl && apigen export dataset.jsonl --format openai > train.jsonl
     """
     messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         if not output or output == "-":
             raise ConfigError("`merge` writes a file, not standard output", hint="name the merged output file first")
         if report is not None:
@@ -1271,9 +966,11 @@ def _ray_options(engine: str, address: str | None, actors: int) -> RayOptions | 
     return RayOptions(address=address, actors=actors)
 
 
-# --- library: importers (Python, OpenAPI, ToolBench), check, merge ---------------------
-# Issue 13. Each command calls one function of library/ and writes library JSONL
-# (stdout or -o); notes go to stderr. Modules are imported when the command runs.
+# --- library: importers (Python, OpenAPI, MCP, ToolBench), check, merge ----------------
+# A library is made from what the user already has (Python code, an OpenAPI spec, an MCP
+# server, ToolBench files), so that nobody writes tool definitions by hand. Each command calls
+# one function of library/ and writes library JSONL (stdout or -o); notes go to stderr. Modules
+# are imported when the command runs, so that the other commands do not load the importers.
 
 library_app = typer.Typer(
     name="library",
@@ -1289,7 +986,7 @@ LibraryOutputOpt = Annotated[
 
 def _write_imported(command: str, imported: Any, output: str, messages: Messages) -> int:
     """Print the importer's notes, write its tools, say how many; returns the count written."""
-    from .library.output import write_library
+    from ..library.output import write_library
 
     for note in imported.notes:
         messages.info(f"note: {note}")
@@ -1343,10 +1040,10 @@ def library_from_python(
 
         apigen library from-python mypackage.tools --untyped loose > apis.jsonl
     """
-    from .library.from_python import UNTYPED_CHOICES, PythonImport, from_python
+    from ..library.from_python import UNTYPED_CHOICES, PythonImport, from_python
 
     messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         if untyped not in UNTYPED_CHOICES:
             raise ConfigError(
                 f"`--untyped` is {untyped!r}, not `skip` or `loose`", hint="pass `--untyped skip` or `--untyped loose`"
@@ -1391,10 +1088,10 @@ def library_from_openapi(
 
         apigen library from-openapi api.json --base-url http://127.0.0.1:8000 --auth api_key=PETS_KEY > apis.jsonl
     """
-    from .library.from_openapi import OpenApiImport, from_openapi, parse_auth
+    from ..library.from_openapi import OpenApiImport, from_openapi, parse_auth
 
     messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         try:
             schemes = parse_auth(auth or [])
         except ValueError as error:
@@ -1428,16 +1125,16 @@ def library_from_toolbench(
 
         apigen library from-toolbench tools/Finance/stock.json --base-url http://127.0.0.1:8080 > apis.jsonl
     """
-    from .library.from_toolbench import ToolBenchImport, from_toolbench
+    from ..library.from_toolbench import ToolBenchImport, from_toolbench
 
     messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         options = ToolBenchImport(key_env, key_header, host_header, base_url)
         _write_imported("from-toolbench", from_toolbench(path, options), output, messages)
 
 
 @library_app.command("check")
-@_with_options(setting_options("execution"))
+@with_options(setting_options("execution"))
 def library_check(
     ctx: typer.Context,
     library: Annotated[str, typer.Argument(metavar="LIB", help="The API library (JSONL) to check; `-` reads standard input.")],
@@ -1467,8 +1164,8 @@ def library_check(
 
         apigen library from-openapi pets.yaml --auth key=PETS_KEY | PETS_KEY=... apigen library check - --pass-env PETS_KEY
     """
-    from .library.check import call_each, lint, read_entries, table_lines
-    from .library.output import write_library
+    from ..library.check import call_each, lint, read_entries, table_lines
+    from ..library.output import write_library
 
     def judge(result: Any) -> str | None:  # exec-check's own policy, so that a kept API passes exec-check
         problem = policy.problem_with(result)
@@ -1477,7 +1174,7 @@ def library_check(
         return "the result is empty" if problem.code == "empty_result" else "the result is an error payload"
 
     messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages), ExitStack() as resources:
+    with errors_to_exit_codes(messages), ExitStack() as resources:
         if keep is not None:
             check_writable(keep, "--keep")  # before any API is called
         entries, findings = read_entries(library)
@@ -1486,7 +1183,7 @@ def library_check(
             messages.info(f"lint: {finding.where}" + (f" `{finding.name}`" if finding.name else "") + f": {finding.message}")
         failed = 0
         if not lint_only:
-            executor, policy = _executor(ctx, messages)
+            executor, policy = executor_and_policy(ctx, messages)
             resources.callback(executor.close)
             call_each(entries, executor, judge)
             for line in table_lines(entries, verbose=verbose):
@@ -1521,10 +1218,10 @@ def library_merge(
 
         apigen library merge a.jsonl b.jsonl | apigen library check - --lint-only
     """
-    from .library.merge import merge
+    from ..library.merge import merge
 
     messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         _write_imported("merge", merge(libraries), output, messages)
 
 
@@ -1577,11 +1274,11 @@ def library_from_mcp(
 
         apigen library from-mcp -o mcp_apis.jsonl -- python sample_data/mcp_server.py && apigen generate mcp_apis.jsonl -m offline -n 5 | apigen format-check
     """
-    from .execution.mcp import McpServer, check_server_name, check_url
-    from .library.from_mcp import default_server_name, import_server
+    from ..execution.mcp import McpServer, check_server_name, check_url
+    from ..library.from_mcp import default_server_name, import_server
 
     messages = Messages(quiet=quiet, verbose=verbose)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         words = list(command or [])
         if (url is None) == (not words):
             raise ConfigError(
@@ -1606,8 +1303,8 @@ def library_from_mcp(
 
 
 def _library_from_mcp_servers(execution: ExecutionSettings, output: str, messages: Messages, resources: ExitStack) -> str:
-    """`run --mcp ...` without APIS: list the servers' tools into a library file (see ``_library_file``)."""
-    from .library.from_mcp import import_server
+    """`run --mcp ...` without APIS: list the servers' tools into a library file (see ``library_file``)."""
+    from ..library.from_mcp import import_server
 
     options = execution.mcp_options()
     if not options.servers:
@@ -1621,7 +1318,7 @@ def _library_from_mcp_servers(execution: ExecutionSettings, output: str, message
         for tool, why in imported.skipped.items():
             messages.warning(f"skipped the tool `{tool}` of MCP server `{server.name}`: {why}")
         entries += imported.entries
-    path = _library_file(output, "tools.jsonl", resources)
+    path = library_file(output, "tools.jsonl", resources)
     write_jsonl(path, entries)
     names = ", ".join(f"`{server.name}`" for server in options.servers)
     messages.info(f"run: {len(entries)} tools of MCP server(s) {names}, written to `{path}`")
@@ -1651,8 +1348,8 @@ BatchApiKeyEnvOpt = Annotated[
 
 def _batch_backend(output: str, base_url: str | None, api_key_env: str | None) -> BatchBackend:
     """The batch backend over the state beside ``output``; ConfigError when there is none."""
-    from .llm.batch import BatchBackend, BatchSettings, BatchState, state_path
-    from .llm.http_backend import normalise_base_url
+    from ..llm.batch import BatchBackend, BatchSettings, BatchState, state_path
+    from ..llm.http_backend import normalise_base_url
 
     path = state_path(output)
     state = BatchState.load(path)
@@ -1699,7 +1396,7 @@ def batch_status(
         apigen batch status data.jsonl --no-refresh --json | jq -r .status
     """
     messages = Messages(verbose=verbose)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         backend = _batch_backend(output, base_url, api_key_env)
         try:
             if refresh:
@@ -1733,7 +1430,7 @@ def batch_cancel(
         apigen batch cancel data.jsonl --base-url https://api.openai.com/v1
     """
     messages = Messages(verbose=verbose)
-    with _errors_to_exit_codes(messages):
+    with errors_to_exit_codes(messages):
         backend = _batch_backend(output, base_url, api_key_env)
         try:
             cancelled = backend.cancel()
@@ -1742,13 +1439,3 @@ def batch_cancel(
     for entry in cancelled:
         typer.echo(_batch_line(entry))
     messages.info(f"batch cancel: {counted(len(cancelled), 'batch', 'batches')} cancelled")
-
-
-# --- end batch ---
-
-
-def run() -> None:
-    """Console-script entry point."""
-    # SIGTERM stops a command as Ctrl-C does: its files are settled (kept or left as they were), never half made.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    app()
