@@ -5,12 +5,13 @@ summary on stderr and maps the outcome to an exit code:
 0 ran to the end, 1 rejections under ``--strict``, 2 could not run, 130 interrupted.
 
 `main` holds the group and what every command runs inside, `options` the options commands
-share; the commands register themselves on the group when their module is imported here.
+share; each other module is one group of commands, which registers itself on the group when
+it is imported here. `apigen --help` lists them in `main.COMMAND_ORDER`, not in this order.
 """
 
 from __future__ import annotations
 
-from . import commands  # noqa: F401  (registers the commands)
+from . import batch, library, reports, runs, settings, stages, training_data  # noqa: F401  (each registers its commands)
 from .main import app, run
 
 __all__ = ["app", "run"]
