@@ -9,6 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from apigen_cli.cli import app
+from apigen_cli.cli.main import COMMAND_ORDER
 
 from .conftest import PROJECT, invoke
 
@@ -62,3 +63,31 @@ def test_the_cli_reference_is_the_commands_help_now() -> None:
     assert done.returncode == 0, f"docs/cli-reference.md is out of date: run `make docs`\n{done.stdout}{done.stderr}"
     for command in _commands():
         assert f"\n## apigen {command}\n" in reference.read_text()
+
+
+def test_help_lists_the_commands_in_pipeline_order(runner: CliRunner) -> None:
+    """`apigen --help` reads as the pipeline does: the four stages, `run` that chains them, then the rest."""
+    listed = invoke(runner, "--help").stdout.split("\nCommands:\n", 1)[1]
+    names = [line.split()[0] for line in listed.splitlines() if line.startswith("  ") and not line.startswith("   ")]
+    assert names[:5] == ["generate", "format-check", "exec-check", "semantic-check", "run"]
+    assert names == list(COMMAND_ORDER)
+    assert sorted(names) == sorted(typer.main.get_group(app).commands)
+
+
+def test_a_command_the_order_does_not_name_is_listed_last() -> None:
+    """A command added later and not yet given its place still shows in `apigen --help`."""
+    group = typer.main.get_group(app)
+    group.commands["later"] = group.commands["stats"]  # a fresh group: the app itself is left as it was
+    listed = group.list_commands(typer.Context(group))
+    assert listed[-1] == "later" and listed.count("stats") == 1
+
+
+def test_the_library_summary_names_every_importer(runner: CliRunner) -> None:
+    """`apigen library --help` opens by naming what a library can be made from: each `from-*` command's source."""
+    sources = {"from-python": "Python", "from-openapi": "OpenAPI", "from-mcp": "MCP", "from-toolbench": "ToolBench"}
+    library = typer.main.get_group(app).commands["library"]
+    importers = sorted(name for name in getattr(library, "commands", {}) if name.startswith("from-"))
+    assert importers == sorted(sources)
+    summary = invoke(runner, "library", "--help").stdout.split("Options:")[0]
+    for source in sources.values():
+        assert source in summary, f"`apigen library --help` does not name {source}"
