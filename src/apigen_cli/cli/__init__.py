@@ -11,7 +11,7 @@ it is imported here. `apigen --help` lists them in `main.COMMAND_ORDER`, not in 
 
 from __future__ import annotations
 
-from . import batch, library, reports, runs, settings, stages, training_data  # noqa: F401  (each registers its commands)
+from . import batch, conversations, library, reports, runs, settings, stages, training_data  # noqa: F401  (each registers its commands)
 from .main import app, run
 
 __all__ = ["app", "run"]

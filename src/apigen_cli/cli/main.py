@@ -32,6 +32,7 @@ COMMAND_ORDER = (
     "exec-check",
     "semantic-check",
     "run",
+    "trajectory-check",
     "merge",
     "dedup",
     "negatives",
