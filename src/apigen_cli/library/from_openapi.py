@@ -104,6 +104,10 @@ class _Converter:
         default_base = self._server_url(root, "")
         for route, item in paths.items():
             item_where = pointer("paths", route)
+            if not route.startswith("/"):
+                # The path is joined to the server URL: without its `/`, it would write the
+                # host, port or user of the URL, and send the keys elsewhere.
+                raise self.document.error(item_where, f"a path should start with `/`, and `{route}` does not")
             item, item_where = self.document.deref(item, item_where)
             if not isinstance(item, dict):
                 raise self.document.error(item_where, "a path item should be an object")
