@@ -8,14 +8,21 @@ with the ``mcp`` SDK. Each attack checks the exit code, the message, and the bou
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from .conftest import read_jsonl, write_jsonl
+from .conftest import PROJECT, read_jsonl, write_jsonl
 from .hostile import run_cli
 from .hostile_server import HostileServer, gzip_bomb, mcp_over_http
 
 RSS_CEILING_MB = 150
+HOSTILE = [sys.executable, str(PROJECT / "tests" / "mcp_hostile_server.py")]
+STDIO = shlex.join(HOSTILE)
 CAP = "4,194,304 bytes"
 TOOL = {
     "name": "echo",
@@ -61,3 +68,60 @@ def test_a_gzip_bomb_answering_a_call_over_http_rejects_its_row_with_flat_memory
     assert rejected["reason"] == "reply_too_large", rejected
     assert CAP in rejected["reason_detail"]
     assert ran.peak_rss_mb < RSS_CEILING_MB
+
+
+def mcp_row(ident: str, tool: str, arguments: dict[str, Any], server: str = "tests") -> dict[str, Any]:
+    parameters = {"type": "object", "properties": {name: {} for name in arguments}}
+    definition = {"name": tool, "parameters": parameters, "mcp": {"server": server, "tool": tool}}
+    return {"id": ident, "query": "q", "tools": [definition], "answers": [{"name": tool, "arguments": arguments}]}
+
+
+def start_cli(*args: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """``apigen ARGS`` as a process the test holds (its stdout and stderr in files of ``tmp_path``)."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("APIGEN_")}
+    environment["PYTHONPATH"] = str(PROJECT / "src")
+    with open(tmp_path / "cli.out", "wb") as out, open(tmp_path / "cli.err", "wb") as err:
+        return subprocess.Popen([sys.executable, "-m", "apigen_cli", *args], stdout=out, stderr=err, env=environment)
+
+
+def wait_for(path: Path, process: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
+    """Until ``path`` exists (the server reached its hold), or fail if the process ends first."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert process.poll() is None, "apigen ended before the server reached its hold"
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+def largest_open_file(pid: int) -> int:
+    """The size of the largest regular file (deleted ones included) ``pid`` holds open."""
+    sizes = [0]
+    for descriptor in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found = os.stat(f"/proc/{pid}/fd/{descriptor}")
+        except OSError:
+            continue
+        if (found.st_mode & 0o170000) == 0o100000:
+            sizes.append(found.st_size)
+    return max(sizes)
+
+
+def test_a_stdio_server_flooding_its_stderr_leaves_a_bounded_tail(tmp_path: Path) -> None:
+    hold = tmp_path / "hold"
+    source, output, rejects = tmp_path / "rows.jsonl", tmp_path / "out.jsonl", tmp_path / "rejects.jsonl"
+    write_jsonl(source, [mcp_row("flood", "flood", {"megabytes": 50, "hold": str(hold)})])
+    process = start_cli(
+        "exec-check", str(source), "--mcp", f"tests={STDIO}", "-o", str(output), "--rejects", str(rejects), tmp_path=tmp_path
+    )
+    try:
+        wait_for(hold, process)  # the server has written 50 MB on its stderr, and waits
+        assert largest_open_file(process.pid) < 1 << 20  # neither kept in a file ...
+        (tmp_path / "hold.release").touch()
+        assert process.wait(timeout=60) == 0, (tmp_path / "cli.err").read_text()
+    finally:
+        process.kill()
+    [rejected] = read_jsonl(rejects)
+    assert rejected["reason"] == "mcp_server_exited"
+    assert rejected["reason_detail"].endswith(
+        "its stderr ends (apigen keeps only the last 64 KB of 52,428,828 bytes): the server is about to exit"
+    )

@@ -19,7 +19,8 @@ outcome is set on the ``Pending`` and the executor is woken, as for HTTP calls.
 Servers started over stdio get the same scrubbed environment as Python workers
 (no secret-looking variables unless ``--pass-env`` names them), their own
 process group (the SDK kills the whole tree on close), and their stderr goes to
-a temporary file whose tail explains a server that would not start or died.
+a pipe of which apigen keeps the last 64 KB (``output_tail.py``), to explain a server
+that would not start or died.
 Replies of servers over HTTP are capped in decoded size (``mcp_http.py``), as REST replies are.
 """
 
@@ -31,7 +32,6 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -44,6 +44,7 @@ from ..errors import ConfigError, FunctionsError
 from ..replies import TOO_LARGE, ReplyTooLarge, UnsupportedEncoding
 from .calls import Outcome, Pending
 from .environment import may_hand_out, worker_environment
+from .output_tail import Tail
 from .worker import shorten
 
 if TYPE_CHECKING:
@@ -251,9 +252,9 @@ class _Connection:
     error: str | None = None  # why the session could not open
     dead: str | None = None  # why the session ended while in use
     restarts: int = 0
-    errlog: TextIO | None = None
+    errlog: TextIO | None = None  # the write end of the server's stderr pipe, for the SDK
+    stderr: Tail | None = None  # the end of the server's stderr, bounded
     slots: asyncio.Semaphore | None = None
-    last_words: str = ""  # the stderr tail, kept when the session ends
     http: BoundedReplies | None = None  # over HTTP: the transport that caps replies, and says which it refused
 
     def refused_reply(self) -> ReplyTooLarge | UnsupportedEncoding | None:
@@ -261,16 +262,10 @@ class _Connection:
 
     def stderr_tail(self) -> str:
         """The last line the server wrote on stderr, when it wrote any."""
-        if self.errlog is None:
-            return self.last_words
-        try:
-            self.errlog.flush()
-            size = self.errlog.seek(0, os.SEEK_END)
-            self.errlog.seek(max(0, size - _STDERR_TAIL))
-            lines = [line.strip() for line in self.errlog.read().splitlines() if line.strip()]
-        except (OSError, ValueError):
+        if self.stderr is None:
             return ""
-        return f"; its stderr ends: {lines[-1][:300]}" if lines else ""
+        self.stderr.catch_up()
+        return self.stderr.ends()
 
 
 def _describe(error: BaseException) -> str:
@@ -409,7 +404,10 @@ class McpCaller:
         me = Implementation(name="apigen", version=__version__)
         opened = False
         if server.url is None:
-            connection.errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in `finally`
+            read_end, write_end = os.pipe()
+            connection.stderr = Tail("its stderr")
+            connection.stderr.follow(read_end)
+            connection.errlog = open(write_end, "w", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in `finally`
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if server.url is not None:
@@ -440,7 +438,6 @@ class McpCaller:
                 raise
         finally:
             connection.client = None
-            connection.last_words = connection.stderr_tail()
             if connection.errlog is not None:
                 connection.errlog.close()
                 connection.errlog = None
