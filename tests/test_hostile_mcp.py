@@ -19,6 +19,7 @@ from typing import Any
 from .conftest import PROJECT, read_jsonl, write_jsonl
 from .hostile import run_cli
 from .hostile_server import HostileServer, gzip_bomb, mcp_over_http
+from .test_hostile_processes import gone_soon
 
 RSS_CEILING_MB = 150
 HOSTILE = [sys.executable, str(PROJECT / "tests" / "mcp_hostile_server.py")]
@@ -125,3 +126,20 @@ def test_a_stdio_server_flooding_its_stderr_leaves_a_bounded_tail(tmp_path: Path
     assert rejected["reason_detail"].endswith(
         "its stderr ends (apigen keeps only the last 64 KB of 52,428,828 bytes): the server is about to exit"
     )
+
+
+def test_a_grandchild_in_its_own_session_does_not_outlive_from_mcp(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    ran = run_cli("library", "from-mcp", "-o", str(tmp_path / "lib.jsonl"), "--", *HOSTILE, "--escape-at-start", str(pid_file))
+    assert ran.exit_code == 0, ran.stderr
+    assert gone_soon(int(pid_file.read_text()))
+
+
+def test_a_grandchild_a_call_started_in_its_own_session_does_not_outlive_exec_check(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    source, output = tmp_path / "rows.jsonl", tmp_path / "out.jsonl"
+    write_jsonl(source, [mcp_row("escape", "escape", {"pid_file": str(pid_file)})])
+    ran = run_cli("exec-check", str(source), "--mcp", f"tests={STDIO}", "-o", str(output))
+    assert ran.exit_code == 0, ran.stderr
+    assert [row["id"] for row in read_jsonl(output)] == ["escape"]
+    assert gone_soon(int(pid_file.read_text()))

@@ -18,7 +18,9 @@ outcome is set on the ``Pending`` and the executor is woken, as for HTTP calls.
 
 Servers started over stdio get the same scrubbed environment as Python workers
 (no secret-looking variables unless ``--pass-env`` names them), their own
-process group (the SDK kills the whole tree on close), and their stderr goes to
+process group (the SDK kills the whole group on close), a subreaper above them that
+ends what they started when they end, even in a session of their own
+(``descendants.contain``), and their stderr goes to
 a pipe of which apigen keeps the last 64 KB (``output_tail.py``), to explain a server
 that would not start or died.
 Replies of servers over HTTP are capped in decoded size (``mcp_http.py``), as REST replies are.
@@ -43,6 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import ConfigError, FunctionsError
 from ..replies import TOO_LARGE, ReplyTooLarge, UnsupportedEncoding
 from .calls import Outcome, Pending
+from .descendants import contained
 from .environment import may_hand_out, worker_environment
 from .output_tail import Tail
 from .worker import shorten
@@ -416,7 +419,9 @@ class McpCaller:
                     client = Client(streamable_http_client(server.url, http_client=http), client_info=me, cache=None)
                 else:
                     environment = worker_environment(os.environ, self.options.pass_env)
-                    parameters = StdioServerParameters(command=server.command[0], args=list(server.command[1:]), env=environment)
+                    # Below a subreaper: what the server starts, even in a session of its own, ends with it.
+                    command = contained(server.command)
+                    parameters = StdioServerParameters(command=command[0], args=command[1:], env=environment)
                     # The SDK's default sends the server's stderr to ours; a file keeps it for the error messages.
                     client = Client(stdio_client(parameters, errlog=connection.errlog or sys.stderr), client_info=me, cache=None)
                 await stack.enter_async_context(client)
