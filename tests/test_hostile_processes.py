@@ -65,3 +65,27 @@ def test_nothing_outlives_an_exec_check_run(tmp_path: Path) -> None:
     assert len(kept) == 20 and sorted(row["reason"] for row in rejected) == ["timeout", "timeout"]
     pids = [int((tmp_path / f"{number}.pid").read_text()) for number in range(len(names))]
     assert [pid for pid in pids if not gone_soon(pid)] == []
+
+
+FLOOD_AT_IMPORT = """
+import os
+block = b"x" * 1023 + b"\\n"
+for _ in range(50 * 1024):
+    os.write(1, block)
+    os.write(2, block)
+os.write(2, b"the import is over\\n")
+
+
+def add(a: int, b: int) -> int:
+    \"\"\"Add two numbers.\"\"\"
+    return a + b
+"""
+
+
+def test_what_a_module_prints_at_import_is_kept_only_at_its_end(tmp_path: Path) -> None:
+    module = tmp_path / "loud.py"
+    module.write_text(FLOOD_AT_IMPORT)  # 100 MB on stdout and stderr
+    ran = run_cli("library", "from-python", str(module), "-o", str(tmp_path / "lib.jsonl"), deadline=60)
+    assert not ran.killed and ran.exit_code == 0, ran.stderr
+    assert [tool["name"] for tool in read_jsonl(tmp_path / "lib.jsonl")] == ["add"]
+    assert ran.peak_rss_mb < 100
