@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -89,3 +92,37 @@ def test_what_a_module_prints_at_import_is_kept_only_at_its_end(tmp_path: Path) 
     assert not ran.killed and ran.exit_code == 0, ran.stderr
     assert [tool["name"] for tool in read_jsonl(tmp_path / "lib.jsonl")] == ["add"]
     assert ran.peak_rss_mb < 100
+
+
+DAEMON_AT_IMPORT = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:  # the daemon: keeps every descriptor it inherited, and never exits
+        with open({pid_file!r}, "w") as out:
+            out.write(str(os.getpid()))
+        while True:
+            time.sleep(60)
+    os._exit(0)
+os.wait()
+
+
+def add(a: int, b: int) -> int:
+    \"\"\"Add two numbers.\"\"\"
+    return a + b
+"""
+
+
+def test_a_module_that_daemonizes_at_import_is_described_without_waiting_for_its_daemon(tmp_path: Path) -> None:
+    pid_file = tmp_path / "daemon.pid"
+    module = tmp_path / "forks.py"
+    module.write_text(DAEMON_AT_IMPORT.format(pid_file=str(pid_file)))
+    ran = run_cli("library", "from-python", str(module), "-o", str(tmp_path / "lib.jsonl"), "--import-timeout", "30", deadline=25)
+    try:
+        assert not ran.killed, "from-python waited for the daemon"
+        assert ran.exit_code == 0, ran.stderr
+        assert [tool["name"] for tool in read_jsonl(tmp_path / "lib.jsonl")] == ["add"]
+        assert gone_soon(int(pid_file.read_text()))
+    finally:
+        with contextlib.suppress(ProcessLookupError, ValueError, OSError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)

@@ -6,7 +6,8 @@ exec-check workers do, so it runs no more of it than an import does:
 
 - in a subprocess started by path (``python .../signatures.py SPEC``), with the
   workers' environment (secret-looking variables removed), memory limit, no core
-  dumps, and a time limit the parent enforces by killing its process group;
+  dumps, and a time limit the parent enforces by killing its process tree; like a
+  worker it is a subreaper, and ends what the import started before it exits;
 - with the worker's loader (``worker.load_functions``), hence the same rule for what
   is public: a function whose name has no leading ``_``, defined (not imported) in
   a module of the library;
@@ -386,6 +387,8 @@ def main() -> int:
     os.close(devnull)
     sys.stdin = open(os.devnull)  # noqa: SIM115 (lives as long as the process)
     worker._die_with_parent()
+    descendants = worker._load_descendants()
+    descendants.become_subreaper()  # what the import starts (a daemon, double-forked) stays below us
     worker._no_core_dumps()
     worker._limit_memory(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
     try:
@@ -397,6 +400,7 @@ def main() -> int:
     data = json.dumps(reply, default=repr).encode()
     with os.fdopen(replies, "wb") as out:
         out.write(data)
+    descendants.end_strays()  # nothing the import started outlives the description
     return 0
 
 
@@ -423,11 +427,14 @@ def run_describe(spec: str, environ: dict[str, str], timeout: float, memory_mb: 
 
     The reply comes in a file; what the import prints goes through a pipe of which only the
     last 64 KB are kept (a module may print gigabytes). The parent waits for the child to
-    exit, never for its pipes to close.
+    exit, never for its pipes to close: a daemon the import started holds them open, and is
+    ended by the child (a subreaper) before it exits, or with it at the time limit.
     """
+    import contextlib
     import signal
     import tempfile
 
+    from .descendants import kill_tree
     from .output_tail import Tail
 
     output = Tail("its output")
@@ -448,9 +455,12 @@ def run_describe(spec: str, environ: dict[str, str], timeout: float, memory_mb: 
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            kill_tree(process.pid)  # the child and all below it, in a session of its own or not
             process.wait()
             raise DescribeError("Timeout", f"importing `{spec}` took longer than {timeout:g} s") from None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)  # a child that died before ending its strays leaves them here
         replies.seek(0)
         data = replies.read(_MAX_REPLY_BYTES + 1)
     output.catch_up()
