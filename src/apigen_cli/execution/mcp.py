@@ -422,7 +422,7 @@ class McpCaller:
                     # Below a subreaper: what the server starts, even in a session of its own, ends with it.
                     command = contained(server.command)
                     parameters = StdioServerParameters(command=command[0], args=command[1:], env=environment)
-                    # The SDK's default sends the server's stderr to ours; a file keeps it for the error messages.
+                    # The SDK's default sends the server's stderr to ours; a pipe keeps its end for the error messages.
                     client = Client(stdio_client(parameters, errlog=connection.errlog or sys.stderr), client_info=me, cache=None)
                 await stack.enter_async_context(client)
                 connection.client = client
