@@ -98,11 +98,14 @@ DAEMON_AT_IMPORT = """
 import os, sys, time
 if os.fork() == 0:
     os.setsid()
+    written, told = os.pipe()
     if os.fork() == 0:  # the daemon: keeps every descriptor it inherited, and never exits
         with open({pid_file!r}, "w") as out:
             out.write(str(os.getpid()))
+        os.write(told, b"x")
         while True:
             time.sleep(60)
+    os.read(written, 1)  # the import goes on once the daemon has said who it is
     os._exit(0)
 os.wait()
 
