@@ -155,6 +155,9 @@ def build_workspace(root: Path, llm_url: str, items_url: str) -> Workspace:
     shutil.copy(SAMPLE / "examples.jsonl", root / "seeds.jsonl")
     shutil.copy(SAMPLE / "rows.jsonl", root / "rows.jsonl")
     write_jsonl(root / "rest_rows.jsonl", _rest_rows(items_url))
+    # a user's one-file stateful environment and conversations over it: the sample store's
+    shutil.copy(SAMPLE / "store" / "online_store.py", root / "my_env.py")
+    shutil.copy(SAMPLE / "store" / "conversations.jsonl", root / "conversations.jsonl")
     _xlam_file(root)
     (root / "out").mkdir()
     run = "apigen run sample_data/apis.jsonl --functions sample_data/functions -m offline -J offline --seed 7 -q"

@@ -387,7 +387,7 @@ def main() -> int:
     os.close(devnull)
     sys.stdin = open(os.devnull)  # noqa: SIM115 (lives as long as the process)
     worker._die_with_parent()
-    descendants = worker._load_descendants()
+    descendants = worker.descendants
     descendants.become_subreaper()  # what the import starts (a daemon, double-forked) stays below us
     worker._no_core_dumps()
     worker._limit_memory(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
