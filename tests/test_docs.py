@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -53,9 +57,6 @@ def test_every_flag_the_readme_gives_a_command_exists(runner: CliRunner, command
 
 def test_the_cli_reference_is_the_commands_help_now() -> None:
     """docs/cli-reference.md is generated from `--help` (`make docs`); a changed option must be regenerated."""
-    import subprocess
-    import sys
-
     reference = PROJECT / "docs" / "cli-reference.md"
     done = subprocess.run(
         [sys.executable, "-m", "cogapp", "--check", str(reference)], capture_output=True, text=True, timeout=120
@@ -91,3 +92,19 @@ def test_the_library_summary_names_every_importer(runner: CliRunner) -> None:
     summary = invoke(runner, "library", "--help").stdout.split("Options:")[0]
     for source in sources.values():
         assert source in summary, f"`apigen library --help` does not name {source}"
+
+
+def test_the_documentation_site_builds_strictly(tmp_path: Path) -> None:
+    """`mkdocs build --strict` (as `make docs` and CI run it): a broken link, a page left out of the nav or an unknown
+    anchor fails it; it builds offline (no Google fonts, no plugin that fetches)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=PROJECT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    page = (tmp_path / "site" / "index.html").read_text()
+    assert "fonts.googleapis.com" not in page and "fonts.gstatic.com" not in page
