@@ -1,6 +1,6 @@
 """A folder holding the files the documentation's examples name, for running them as written.
 
-The examples of the README and of `--help` name files a user would have (`rows.jsonl`,
+The examples of the README, of the pages of docs/ and of `--help` name files a user would have (`rows.jsonl`,
 `apis.jsonl`, `lib/`, `checked.jsonl`, `rest_rows.jsonl`...). `build_workspace` makes them from
 `sample_data/` with apigen itself, once a test module; `runnable` points the endpoints an example
 names at the scripted servers on 127.0.0.1 and cuts a real run's sizes down; `run_example` runs a
@@ -127,6 +127,26 @@ def _single_file_library(path: Path, *modules: str) -> None:
     bodies = [(SAMPLE / "functions" / f"{module}.py").read_text().replace(future, "") for module in modules]
     path.write_text(future + "\n" + "\n\n".join(bodies))
 
+
+#: the files the examples name that a reader brings (an API library, its functions, rows, a dataset): a block naming one
+#: says so above it (`*Needs your own files: ...*`); here the workspace makes each from `sample_data/`, but the last
+READERS_FILES = (
+    "apis.jsonl",
+    "lib/",
+    "my_tools.py",
+    "seeds.jsonl",
+    "rows.jsonl",
+    "rest_rows.jsonl",
+    "xlam_function_calling_60k.json",
+    "dataset.jsonl",
+    "rejects.jsonl",
+    "checked.jsonl",
+    "executed.jsonl",
+    "generated.jsonl",
+    "generated_rejects.jsonl",
+    "checked_rejects.jsonl",
+    "Qwen2.5-7B-Instruct.jinja",  # a model's chat template (tests/fixtures/chat_templates/ has it for test_export_messages)
+)
 
 #: files of the workspace made from ../shared/corpora, which a bare clone has not: the examples naming them skip there
 FROM_THE_CORPORA = ("xlam_function_calling_60k.json",)
