@@ -68,6 +68,15 @@ def expected_exit_code(example: str) -> int:
     return 1 if "--strict" in example and _SAMPLE_ROWS.search(example) else 0
 
 
+OPTIONAL_PROGRAMS = ("jq",)  # what examples pipe into; .ci/run installs it, a test without it skips, naming it
+
+
+def programs_it_lacks(command: str, env: dict[str, str]) -> list[str]:
+    """The optional programs ``command`` pipes into that are not on the PATH of ``env``."""
+    piped = [name for name in OPTIONAL_PROGRAMS if re.search(rf"\|\s*{name}\b", command)]
+    return [name for name in piped if shutil.which(name, path=env.get("PATH")) is None]
+
+
 def run_example(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300

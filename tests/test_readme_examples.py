@@ -38,6 +38,7 @@ from .example_workspace import (
     expected_exit_code,
     files_it_lacks,
     fresh_copy,
+    programs_it_lacks,
     run_example,
     runnable,
     workspace_with_servers,
@@ -243,8 +244,11 @@ def test_a_block_runs_as_written(workspace: Workspace, tmp_path: Path, block: Bl
     missing = [name for name in block.needs if not (workspace.root / name).exists()]
     if missing:  # the marker says so on the page; nothing here stands in for these
         pytest.skip(f"{block.label} needs the reader's own {', '.join(missing)}, which the examples' workspace has not")
-    folder = fresh_copy(workspace, tmp_path / "work")
     env = example_env(workspace.llm_url)
+    lacking = sorted({name for command in block.commands for name in programs_it_lacks(command, env)})
+    if lacking:
+        pytest.skip(f"{block.label} pipes into {', '.join(lacking)}, not installed here (.ci/run installs it)")
+    folder = fresh_copy(workspace, tmp_path / "work")
     made: set[str] = set()
     left_out = []
     for command in block.commands:
