@@ -29,8 +29,11 @@ fix: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
+# docs/cli-reference.md from every command's --help, then the site (mkdocs.yml) into site/:
+# --strict fails on a broken link, a missing page or an unknown anchor; nothing is fetched
 docs: $(STAMP)
 	$(BIN)/cog -r docs/cli-reference.md
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 demo: $(STAMP)
 	@rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
@@ -63,4 +66,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) out site .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """A folder holding the files the documentation's examples name, for running them as written.
 
-The examples of the README and of `--help` name files a user would have (`rows.jsonl`,
+The examples of the README, of the pages of docs/ and of `--help` name files a user would have (`rows.jsonl`,
 `apis.jsonl`, `lib/`, `checked.jsonl`, `rest_rows.jsonl`...). `build_workspace` makes them from
 `sample_data/` with apigen itself, once a test module; `runnable` points the endpoints an example
 names at the scripted servers on 127.0.0.1 and cuts a real run's sizes down; `run_example` runs a
@@ -68,6 +68,15 @@ def expected_exit_code(example: str) -> int:
     return 1 if "--strict" in example and _SAMPLE_ROWS.search(example) else 0
 
 
+OPTIONAL_PROGRAMS = ("jq",)  # what examples pipe into; .ci/run installs it, a test without it skips, naming it
+
+
+def programs_it_lacks(command: str, env: dict[str, str]) -> list[str]:
+    """The optional programs ``command`` pipes into that are not on the PATH of ``env``."""
+    piped = [name for name in OPTIONAL_PROGRAMS if re.search(rf"\|\s*{name}\b", command)]
+    return [name for name in piped if shutil.which(name, path=env.get("PATH")) is None]
+
+
 def run_example(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
@@ -127,6 +136,26 @@ def _single_file_library(path: Path, *modules: str) -> None:
     bodies = [(SAMPLE / "functions" / f"{module}.py").read_text().replace(future, "") for module in modules]
     path.write_text(future + "\n" + "\n\n".join(bodies))
 
+
+#: the files the examples name that a reader brings (an API library, its functions, rows, a dataset): a block naming one
+#: says so above it (`*Needs your own files: ...*`); here the workspace makes each from `sample_data/`, but the last
+READERS_FILES = (
+    "apis.jsonl",
+    "lib/",
+    "my_tools.py",
+    "seeds.jsonl",
+    "rows.jsonl",
+    "rest_rows.jsonl",
+    "xlam_function_calling_60k.json",
+    "dataset.jsonl",
+    "rejects.jsonl",
+    "checked.jsonl",
+    "executed.jsonl",
+    "generated.jsonl",
+    "generated_rejects.jsonl",
+    "checked_rejects.jsonl",
+    "Qwen2.5-7B-Instruct.jinja",  # a model's chat template (tests/fixtures/chat_templates/ has it for test_export_messages)
+)
 
 #: files of the workspace made from ../shared/corpora, which a bare clone has not: the examples naming them skip there
 FROM_THE_CORPORA = ("xlam_function_calling_60k.json",)

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from .conftest import PROJECT, read_jsonl
+from .doc_pages import page_with
 
-README = (PROJECT / "README.md").read_text()
+README = page_with("\n## API libraries")
 SECTION = README.split("\n## API libraries", 1)[1].split("\n## ", 1)[0]
 # `library from-mcp` needs a server running: tests/test_mcp.py runs its examples
 _MCP = SECTION.split("### `apigen library from-mcp`", 1)
