@@ -62,7 +62,9 @@ def _checked(batch: list[tuple[Row, Transcript | None]], executor: SessionRunner
     for index, (_row, transcript) in enumerate(batch):
         if transcript is not None:
             requests.append(SessionRequest((index, "gold"), transcript.environment, transcript.actions))
-            requests.append(SessionRequest((index, "played"), transcript.environment, [call.action() for call in transcript.calls]))
+            requests.append(
+                SessionRequest((index, "played"), transcript.environment, [call.action() for call in transcript.calls])
+            )
     outcomes = {outcome.key: outcome for outcome in executor.run_sessions(requests)}
     for index, (row, transcript) in enumerate(batch):
         if transcript is not None:
@@ -97,4 +99,3 @@ def replay_of(outcome: SessionOutcome) -> Replay:
         for call in outcome.calls
     ]
     return Replay(outcome.problem, calls, outcome.final_state, outcome.final_digest or "")
-
