@@ -1,0 +1,223 @@
+"""The checks a blueprint must pass before it is used, each rejecting with its own stage and reason code.
+
+1. **format** (``blueprint_format``): every action names a tool of the environment's library,
+   with arguments valid for its schema (the schema checks of format-check, their codes:
+   ``unknown_tool``, ``missing_required_argument``, ``invalid_type``...).
+2. **execution** (``blueprint_execution``): the actions replayed in order, in one session on
+   fresh instances of the initial state: every action succeeds (``action_error``) and no
+   result is error-shaped (``error_result``, exec-check's rule and settings); a session that cannot
+   run keeps its own code (``timeout``, ``crashed``, ``environment_load_error``).
+3. **necessity** (``blueprint_necessity``): every write changes the state
+   (``write_without_change``), and dropping any one action that changed the state changes the
+   final state (``unnecessary_write``): one replay per such action, all run in parallel.
+
+A blueprint that passes gets ``keep_row_after_blueprint_check: true``; every blueprint that
+reached a check gets ``blueprint_check``, what the checks found so far: per action its result
+or error and whether it changed the state, the final digest, the diff from the initial state,
+the necessity replays. The environment is never touched to make a task fit: a blueprint that
+fails is rejected, not repaired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..environments.state import diff
+from ..execution.sessions import SessionOutcome, SessionRequest
+from ..problems import Problem, RowProblem
+from ..rows.records import REJECTED_BY, Row, reject
+from ..stages.exec_check import ExecPolicy
+from .environment_tools import WRITE, EnvironmentTools
+from .trajectory_check import SessionRunner
+from .transcript import read_actions, read_environment
+
+FORMAT = "blueprint_format"
+EXECUTION = "blueprint_execution"
+NECESSITY = "blueprint_necessity"
+CHECKS = (FORMAT, EXECUTION, NECESSITY)
+KEEP_FIELD = "keep_row_after_blueprint_check"
+RESULT_FIELD = "blueprint_check"
+WINDOW = 64  # blueprints replayed together: enough to keep the workers busy, few enough to stay small
+DIFF_LINES = 50  # changes recorded in a row's diff
+
+
+@dataclass
+class _Pending:
+    """One blueprint on its way through the checks."""
+
+    row: Row
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)
+    replay: SessionOutcome | None = None
+    live: bool = True
+
+
+def check_blueprints(
+    rows: Iterable[Row],
+    environment: EnvironmentTools,
+    executor: SessionRunner,
+    *,
+    policy: ExecPolicy | None = None,
+    window: int = WINDOW,
+) -> Iterator[Row]:
+    """Yield every row in input order, each blueprint kept or rejected by the first check it fails.
+
+    ``policy``: what makes a result that came back a failure (error-shaped, or empty with
+    ``--empty-result fail``), as in exec-check.
+    """
+    policy = policy or ExecPolicy()
+    batch: list[_Pending] = []
+    for row in rows:
+        batch.append(_Pending(row))
+        if len(batch) >= window:
+            yield from _checked(batch, environment, executor, policy)
+            batch = []
+    if batch:
+        yield from _checked(batch, environment, executor, policy)
+
+
+def _checked(batch: list[_Pending], environment: EnvironmentTools, executor: SessionRunner, policy: ExecPolicy) -> Iterator[Row]:
+    for pending in batch:
+        _format(pending, environment)
+    live = [pending for pending in batch if pending.live]
+    requests = [SessionRequest(index, pending.environment, pending.actions) for index, pending in enumerate(live)]
+    for outcome in executor.run_sessions(requests):
+        pending = live[outcome.key]
+        pending.replay = outcome
+        _execution(pending, policy)
+    _necessity([pending for pending in live if pending.live], environment, executor)
+    for pending in batch:
+        if pending.live:
+            pending.row[KEEP_FIELD] = True
+        yield pending.row
+
+
+def _format(pending: _Pending, environment: EnvironmentTools) -> None:
+    row = pending.row
+    if REJECTED_BY in row:
+        pending.live = False
+        return
+    try:
+        pending.environment = read_environment(row)
+        pending.actions = read_actions(row)
+    except RowProblem as error:
+        _reject(pending, FORMAT, error.problem)
+        return
+    problem = format_problem(pending.actions, environment)
+    if problem is not None:
+        _reject(pending, FORMAT, problem)
+        return
+    row[RESULT_FIELD] = {"format": {"ok": True}}
+
+
+def format_problem(actions: list[dict[str, Any]], environment: EnvironmentTools) -> Problem | None:
+    """The first action that names no tool of the environment or whose arguments do not fit its schema."""
+    if not actions:
+        return Problem("no_actions", "the blueprint has no actions: it makes at least one call")
+    for position, action in enumerate(actions, start=1):
+        tool = environment.tools.get(action["name"])
+        if tool is None:
+            known = ", ".join(f"`{name}`" for name in sorted(environment.tools)[:20])
+            return Problem(
+                "unknown_tool", f"action {position} names `{action['name']}`, no tool of the environment (its tools: {known})"
+            )
+        problem = tool.api.tool.parameters.check_members(action["arguments"], "")
+        if problem is not None:
+            return Problem(problem.code, f"action {position} `{tool.name}`: {problem.message}")
+    return None
+
+
+def _execution(pending: _Pending, policy: ExecPolicy) -> None:
+    outcome = pending.replay
+    assert outcome is not None
+    verdict: dict[str, Any] = {"ok": False, "results": [_result(call) for call in outcome.calls]}
+    pending.row[RESULT_FIELD]["execution"] = verdict
+    problem = execution_problem(outcome, policy)
+    if problem is not None:
+        _reject(pending, EXECUTION, problem)
+        return
+    lines = diff(outcome.initial_state, outcome.final_state).lines() if outcome.initial_state is not None else []
+    verdict.update(
+        ok=True,
+        final_digest=outcome.final_digest,
+        diff=lines[:DIFF_LINES] + ([f"+{len(lines) - DIFF_LINES} more lines"] if len(lines) > DIFF_LINES else []),
+    )
+
+
+def execution_problem(outcome: SessionOutcome, policy: ExecPolicy) -> Problem | None:
+    """Why the replay of a blueprint's actions fails it, or None; a session that could not run keeps its own code."""
+    if outcome.problem is not None:
+        return outcome.problem
+    for position, call in enumerate(outcome.calls, start=1):
+        if not call.ok:
+            said = f"{call.outcome.error_type}: {call.outcome.message}" if call.outcome.error_type else call.outcome.message
+            return Problem("action_error", f"action {position} `{call.name}` failed on replay: {said}")
+        failed = policy.problem_with(call.outcome.result)
+        if failed is not None:
+            return Problem(failed.code, f"action {position} `{call.name}` {failed.message}")
+    return None
+
+
+def _result(call: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": call.name, "ok": call.ok}
+    if call.ok:
+        entry["result"] = call.outcome.result
+    else:
+        entry["error"] = call.outcome.message or call.outcome.error_type
+    entry["changed_state"] = bool(call.changed)
+    return entry
+
+
+def _necessity(live: list[_Pending], environment: EnvironmentTools, executor: SessionRunner) -> None:
+    requests: list[SessionRequest] = []
+    for index, pending in enumerate(live):
+        replay = pending.replay
+        assert replay is not None
+        for position, (action, call) in enumerate(zip(pending.actions, replay.calls, strict=True), start=1):
+            tool = environment.tools[action["name"]]
+            if tool.effect == WRITE and not call.changed:
+                _reject(
+                    pending,
+                    NECESSITY,
+                    Problem("write_without_change", f"action {position} `{action['name']}` is a write and changed nothing"),
+                )
+                break
+        else:
+            for position, call in enumerate(replay.calls):
+                if call.changed:
+                    rest = pending.actions[:position] + pending.actions[position + 1 :]
+                    requests.append(SessionRequest((index, position), pending.environment, rest))
+    dropped: dict[int, list[tuple[int, SessionOutcome]]] = {}
+    for outcome in executor.run_sessions(requests):
+        index, position = outcome.key
+        dropped.setdefault(index, []).append((position, outcome))
+    for index, pending in enumerate(live):
+        if not pending.live:
+            continue
+        replay = pending.replay
+        assert replay is not None
+        replays = dropped.get(index, [])
+        pending.row[RESULT_FIELD]["necessity"] = {"ok": False, "replays": len(replays)}
+        for position, outcome in replays:
+            if outcome.ok and outcome.final_digest == replay.final_digest:
+                name = pending.actions[position]["name"]
+                _reject(
+                    pending,
+                    NECESSITY,
+                    Problem(
+                        "unnecessary_write",
+                        f"action {position + 1} `{name}` changes the state, but without it the final state is the same: "
+                        "the task does not need it",
+                    ),
+                )
+                break
+        else:
+            pending.row[RESULT_FIELD]["necessity"]["ok"] = True
+
+
+def _reject(pending: _Pending, check: str, problem: Problem) -> None:
+    pending.live = False
+    reject(pending.row, check, problem)
+    pending.row[KEEP_FIELD] = False

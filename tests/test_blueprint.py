@@ -1,0 +1,336 @@
+"""`apigen blueprint`: task blueprints written around an environment's tools and verified on its real state.
+
+Real classes in real worker processes: the sample store (its library as `library from-python
+--class` writes it) and a BFCL-style file system whose nodes point at their parent; the offline
+backend, and a scripted LLM server on 127.0.0.1 for the HTTP path.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from apigen_cli.conversations.blueprint_checks import CHECKS, check_blueprints
+from apigen_cli.conversations.environment_tools import load_environment_tools
+from apigen_cli.execution.calls import ExecutorOptions
+from apigen_cli.execution.executor import Executor
+
+from .conftest import PROJECT, invoke, read_jsonl
+from .llm_server import LLMServer, Reply
+
+STORE = PROJECT / "sample_data" / "store"
+STATE = STORE / "initial_state.json"
+POLICY = STORE / "policy.md"
+FILES = PROJECT / "tests" / "fixtures" / "environments" / "env_files.py"
+FILES_STATE = {"TinyFileSystem": {"root": "/", "contents": {"work": {"notes.txt": "hello"}, "home": {}}}}
+
+
+@pytest.fixture(scope="module")
+def store_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("store") / "store_tools.jsonl"
+    result = invoke(CliRunner(), "library", "from-python", str(STORE), "--class", "OnlineStore", "-o", str(path), "-q")
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def files_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("files") / "files_tools.jsonl"
+    result = invoke(CliRunner(), "library", "from-python", str(FILES), "--class", "TinyFileSystem", "-o", str(path), "-q")
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def store_executor() -> Iterator[Executor]:
+    with Executor(str(STORE), ExecutorOptions(workers=2)) as executor:
+        yield executor
+
+
+def blueprint_command(tools: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "blueprint",
+        str(tools),
+        "--functions",
+        str(STORE),
+        "--initial-state",
+        str(STATE),
+        "--policy",
+        str(POLICY),
+        "-o",
+        str(out),
+        "--rejects",
+        str(out.with_name("rejected.jsonl")),
+        *extra,
+    ]
+
+
+def test_offline_blueprints_of_the_sample_store_are_checked_and_each_ends_in_one_file(
+    runner: CliRunner, store_tools: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "blueprints.jsonl"
+    args = blueprint_command(store_tools, out, "-m", "offline", "-n", "30", "--seed", "2", "-O", "offline_error_rate=0.3")
+    result = invoke(runner, *args)
+    assert result.exit_code == 0, result.stderr
+    kept, rejected = read_jsonl(out), read_jsonl(tmp_path / "rejected.jsonl")
+    assert sorted(row["id"] for row in kept + rejected) == sorted(f"bp-2-{index}" for index in range(30))
+    assert result.stderr.splitlines()[-1].startswith(f"blueprint: {len(kept)} passed, {len(rejected)} rejected (")
+    # each check has something to catch at this slip rate, and most blueprints pass
+    assert {row["rejected_by"] for row in rejected} == set(CHECKS)
+    assert len(kept) > len(rejected)
+    state = json.loads(STATE.read_text())
+    for row in kept:
+        assert row["keep_row_after_blueprint_check"] is True
+        assert row["instruction"].startswith("You are ")
+        assert row["environment"] == state
+        checks = row["blueprint_check"]
+        assert checks["format"] == {"ok": True} and checks["execution"]["ok"] and checks["necessity"]["ok"]
+        assert len(checks["execution"]["results"]) == len(row["actions"])
+        assert checks["execution"]["diff"] and checks["execution"]["final_digest"]
+        assert checks["necessity"]["replays"] >= 1
+        source = row["blueprint_source"]
+        assert source["model"] == "offline" and source["sample_seed"] == 2 and source["prompt_template"] == "blueprint"
+        assert {action["name"] for action in row["actions"]} <= set(source["sampled_apis"])
+        assert source["sampled_records"]
+    for row in rejected:
+        assert row["keep_row_after_blueprint_check"] is False and row["reason"] and row["reason_detail"]
+
+
+def test_the_same_seed_writes_the_same_blueprints(runner: CliRunner, store_tools: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "a" / "bp.jsonl", tmp_path / "b" / "bp.jsonl"
+    for out in (first, second):
+        out.parent.mkdir()
+        assert (
+            invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "6", "--seed", "9", "-q")).exit_code == 0
+        )
+    assert first.read_bytes() == second.read_bytes()
+    assert (first.with_name("rejected.jsonl")).read_bytes() == (second.with_name("rejected.jsonl")).read_bytes()
+
+
+def store_row(row_id: str, *actions: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": row_id,
+        "instruction": "You are Maya Okafor.",
+        "actions": [{"name": name, "arguments": arguments} for name, arguments in actions],
+        "outputs": [],
+        "environment": json.loads(STATE.read_text()),
+    }
+
+
+NEW_ADDRESS = {"address1": "1 Main Street", "city": "Salem", "state": "OR", "zip_code": "97301"}
+OTHER_ADDRESS = {"address1": "2 Main Street", "city": "Salem", "state": "OR", "zip_code": "97301"}
+
+
+@pytest.mark.parametrize(
+    ("actions", "rejected_by", "reason"),
+    [
+        ([("find_user_by_email", {"email": "maya.okafor@example.com"}), ("delete_user", {})], "blueprint_format", "unknown_tool"),
+        ([("update_user_address", {"user_id": "C-10482", "city": "Salem"})], "blueprint_format", "missing_required_argument"),
+        ([("update_user_address", {"user_id": "C-104829", **NEW_ADDRESS})], "blueprint_execution", "action_error"),
+        (
+            [
+                ("update_user_address", {"user_id": "C-10482", **NEW_ADDRESS}),
+                ("update_user_address", {"user_id": "C-10482", **NEW_ADDRESS}),
+            ],
+            "blueprint_necessity",
+            "write_without_change",
+        ),
+        (
+            [
+                ("update_user_address", {"user_id": "C-10482", **OTHER_ADDRESS}),
+                ("update_user_address", {"user_id": "C-10482", **NEW_ADDRESS}),
+            ],
+            "blueprint_necessity",
+            "unnecessary_write",
+        ),
+        (
+            [
+                ("find_user_by_email", {"email": "maya.okafor@example.com"}),
+                ("update_user_address", {"user_id": "C-10482", **NEW_ADDRESS}),
+            ],
+            None,
+            None,
+        ),
+    ],
+    ids=["unknown-tool", "missing-argument", "wrong-id", "write-twice", "overwritten-write", "right"],
+)
+def test_each_check_catches_its_own_kind_of_wrong_blueprint(
+    store_tools: Path,
+    store_executor: Executor,
+    actions: list[tuple[str, dict[str, Any]]],
+    rejected_by: str | None,
+    reason: str | None,
+) -> None:
+    [row] = check_blueprints([store_row("one", *actions)], load_environment_tools(str(store_tools)), store_executor)
+    assert row.get("rejected_by") == rejected_by, row.get("reason_detail")
+    assert row.get("reason") == reason
+    assert row["keep_row_after_blueprint_check"] is (reason is None)
+    if reason == "unnecessary_write":
+        assert "action 1 `update_user_address`" in row["reason_detail"]
+    if reason is None:
+        execution = row["blueprint_check"]["execution"]
+        assert execution["results"][0] == {"name": "find_user_by_email", "ok": True, "result": "C-10482", "changed_state": False}
+        assert 'OnlineStore.users["C-10482"]["address"]["address1"]: "415 Alder Street" -> "1 Main Street"' in execution["diff"]
+        assert row["blueprint_check"]["necessity"] == {"ok": True, "replays": 1}
+
+
+def test_blueprints_of_an_environment_whose_state_has_cycles(runner: CliRunner, files_tools: Path, tmp_path: Path) -> None:
+    """The offline backend writes for any environment; the checks replay on an object graph whose nodes point at their parent."""
+    state, out = tmp_path / "files_state.json", tmp_path / "files.jsonl"
+    state.write_text(json.dumps(FILES_STATE))
+    result = invoke(
+        runner,
+        "blueprint",
+        str(files_tools),
+        "--functions",
+        str(FILES),
+        "--initial-state",
+        str(state),
+        "-m",
+        "offline",
+        "-n",
+        "6",
+        "--seed",
+        "3",
+        "-o",
+        str(out),
+    )
+    assert result.exit_code == 0, result.stderr
+    kept = read_jsonl(out)
+    assert kept, result.stderr
+    for row in kept:
+        assert row["environment"] == FILES_STATE
+        assert any("TinyFileSystem.root" in line for line in row["blueprint_check"]["execution"]["diff"])
+
+
+def test_a_write_made_twice_on_the_file_system_is_caught_by_necessity(files_tools: Path) -> None:
+    rows = [
+        {"id": "twice", "environment": FILES_STATE, "actions": [{"name": "mkdir", "arguments": {"dir_name": "a"}}] * 2},
+        {
+            "id": "once",
+            "environment": FILES_STATE,
+            "actions": [{"name": "cd", "arguments": {"folder": "work"}}, {"name": "mkdir", "arguments": {"dir_name": "a"}}],
+        },
+    ]
+    with Executor(str(FILES), ExecutorOptions(workers=1)) as executor:
+        twice, once = check_blueprints(rows, load_environment_tools(str(files_tools)), executor)
+    assert (twice["rejected_by"], twice["reason"]) == ("blueprint_necessity", "write_without_change")
+    assert once["keep_row_after_blueprint_check"] is True, once.get("reason_detail")
+
+
+# --- what is checked before a token is spent --------------------------------------------
+
+
+def test_a_library_of_plain_functions_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, *blueprint_command(PROJECT / "sample_data" / "apis.jsonl", tmp_path / "o.jsonl", "-m", "offline"))
+    assert result.exit_code == 2
+    assert "names no `class`: a blueprint's actions run on a stateful environment" in result.stderr
+    assert "hint: write the library with `apigen library from-python FILE_OR_FOLDER --class NAME`" in result.stderr
+
+
+def test_an_initial_state_without_the_library_class_is_refused(runner: CliRunner, store_tools: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"Shop": {}}))
+    args = blueprint_command(store_tools, tmp_path / "o.jsonl", "-m", "offline")
+    args[args.index("--initial-state") + 1] = str(state)
+    result = invoke(runner, *args)
+    assert result.exit_code == 2
+    assert (
+        f"error: `--initial-state` file `{state}` does not fit the library's classes (OnlineStore): "
+        "it has no state for `OnlineStore`; `Shop` is no class of the library"
+    ) in result.stderr
+
+
+def test_a_state_the_class_refuses_stops_the_run_before_any_request(runner: CliRunner, store_tools: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"OnlineStore": {"customers": {}}}))
+    args = blueprint_command(store_tools, tmp_path / "o.jsonl", "-m", "test-model", "-n", "2")
+    args[args.index("--initial-state") + 1] = str(state)
+    with LLMServer() as server:
+        result = invoke(runner, *args, "--base-url", server.url)
+        assert server.chat_requests() == []
+    assert result.exit_code == 2
+    assert f"error: the environment cannot be made from `{state}`" in result.stderr
+    assert "unknown keys ['customers']" in result.stderr and "(environment_load_error)" in result.stderr
+    assert "hint: check `--initial-state` against the classes `--functions` names" in result.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_missing_policy_file_is_an_error_naming_it(runner: CliRunner, store_tools: Path, tmp_path: Path) -> None:
+    args = blueprint_command(store_tools, tmp_path / "o.jsonl", "-m", "offline")
+    args[args.index("--policy") + 1] = str(tmp_path / "nope.md")
+    result = invoke(runner, *args)
+    assert result.exit_code == 2
+    assert f"error: `--policy` file `{tmp_path / 'nope.md'}` cannot be read" in result.stderr
+
+
+# --- a model over HTTP ------------------------------------------------------------------
+
+
+def test_a_model_over_http_gets_the_schema_and_its_replies_become_rows(
+    runner: CliRunner, store_tools: Path, tmp_path: Path
+) -> None:
+    good = {
+        "instruction": "You are Maya Okafor (maya.okafor@example.com). You moved to 1 Main Street, Salem, OR 97301.",
+        "actions": [
+            {"name": "find_user_by_email", "arguments": {"email": "maya.okafor@example.com"}},
+            {"name": "update_user_address", "arguments": {"user_id": "C-10482", **NEW_ADDRESS}},
+        ],
+        "outputs": [],
+    }
+    out = tmp_path / "bp.jsonl"
+    personas = tmp_path / "personas.txt"
+    personas.write_text('A retired teacher who types slowly.\n\n{"persona": "A busy nurse."}\n')
+    with LLMServer() as server:
+        server.enqueue(Reply.chat("```json\n" + json.dumps(good) + "\n```"), Reply.chat("I cannot write that."))
+        result = invoke(
+            runner,
+            *blueprint_command(store_tools, out, "-m", "test-model", "-n", "2", "--seed", "5", "--personas", str(personas)),
+            "--base-url",
+            server.url,
+        )
+        requests = server.chat_requests()
+    assert result.exit_code == 0, result.stderr
+    assert len(requests) == 2
+    body = requests[0].json
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["required"] == ["instruction", "actions", "outputs"]
+    prompt = "\n".join(message["content"] for message in body["messages"])
+    assert "Confirm before every change" in prompt  # the policy
+    assert "A retired teacher who types slowly." in prompt or "A busy nurse." in prompt
+    [kept] = read_jsonl(out)
+    assert kept["id"] == "bp-5-0" and kept["actions"] == good["actions"] and kept["keep_row_after_blueprint_check"] is True
+    assert kept["blueprint_source"]["persona"] in ("A retired teacher who types slowly.", "A busy nurse.")
+    [rejected] = read_jsonl(tmp_path / "rejected.jsonl")
+    assert (rejected["rejected_by"], rejected["reason"]) == ("blueprint", "unparseable_blueprint")
+    assert rejected["raw_output"] == "I cannot write that."
+
+
+def test_the_multi_turn_demo_shows_a_kept_blueprint_and_why_the_others_were_rejected(tmp_path: Path) -> None:
+    bin_dir = Path(sys.executable).parent
+    done = subprocess.run(
+        ["make", "-s", "-C", str(PROJECT), "demo-multi-turn", f"BIN={bin_dir}", "STAMP=", f"MT_OUT={tmp_path / 'mt'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "blueprint: 8 passed, 4 rejected" in done.stderr
+    shown = done.stdout.split("--- why the others were rejected")
+    assert '"id": "bp-5-0"' in shown[0]
+    reasons = [line.split()[1:3] for line in shown[1].splitlines()[1:]]
+    assert sorted(reasons) == sorted(
+        [
+            ["blueprint_execution", "action_error:"],
+            ["blueprint_execution", "action_error:"],
+            ["blueprint_necessity", "write_without_change:"],
+            ["blueprint_format", "missing_required_argument:"],
+        ]
+    )
