@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from apigen_cli.conversations.blueprint_checks import CHECKS, check_blueprints
 from apigen_cli.conversations.environment_tools import load_environment_tools
+from apigen_cli.conversations.policy_checks import PolicyChecks, find_policy_checks
 from apigen_cli.execution.calls import ExecutorOptions
 from apigen_cli.execution.executor import Executor
 
@@ -29,6 +30,7 @@ STORE = PROJECT / "sample_data" / "store"
 STATE = STORE / "initial_state.json"
 POLICY = STORE / "policy.md"
 FILES = PROJECT / "tests" / "fixtures" / "environments" / "env_files.py"
+MISC = PROJECT / "tests" / "fixtures" / "environments" / "env_misc.py"
 FILES_STATE = {"TinyFileSystem": {"root": "/", "contents": {"work": {"notes.txt": "hello"}, "home": {}}}}
 
 
@@ -324,13 +326,108 @@ def test_the_multi_turn_demo_shows_a_kept_blueprint_and_why_the_others_were_reje
     assert done.returncode == 0, done.stderr
     assert "blueprint: 8 passed, 4 rejected" in done.stderr
     shown = done.stdout.split("--- why the others were rejected")
-    assert '"id": "bp-5-0"' in shown[0]
+    assert '"id": "bp-23-0"' in shown[0]
     reasons = [line.split()[1:3] for line in shown[1].splitlines()[1:]]
-    assert sorted(reasons) == sorted(
-        [
-            ["blueprint_execution", "action_error:"],
-            ["blueprint_execution", "action_error:"],
-            ["blueprint_necessity", "write_without_change:"],
-            ["blueprint_format", "missing_required_argument:"],
-        ]
+    assert sorted(reasons) == [
+        ["blueprint_execution", "action_error:"],
+        ["blueprint_format", "missing_required_argument:"],
+        ["blueprint_necessity", "write_without_change:"],
+        ["blueprint_policy", "policy_violation:"],
+    ]
+
+
+def test_a_hanging_or_crashing_action_rejects_its_blueprint_not_the_run(runner: CliRunner, tmp_path: Path) -> None:
+    library = tmp_path / "saboteur.jsonl"
+    assert invoke(runner, "library", "from-python", str(MISC), "--class", "Saboteur", "-o", str(library), "-q").exit_code == 0
+    entries = [json.loads(line) for line in library.read_text().splitlines()]
+    for entry in entries:  # `note` changes the state though its name says nothing: the library says so
+        if entry["name"] == "note":
+            entry["effect"] = "write"
+    library.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+
+    def row(row_id: str, *names: str) -> dict[str, Any]:
+        return {"id": row_id, "environment": {"Saboteur": {}}, "actions": [{"name": name, "arguments": {}} for name in names]}
+
+    rows = [row("hangs", "note", "hang"), row("dies", "note", "hard_exit"), row("fine", "note"), row("long", *["note"] * 65)]
+    with Executor(str(MISC), ExecutorOptions(workers=2, timeout=1.0)) as executor:
+        checked = list(check_blueprints(rows, load_environment_tools(str(library)), executor))
+    assert [(row["id"], row.get("rejected_by"), row.get("reason")) for row in checked] == [
+        ("hangs", "blueprint_execution", "timeout"),
+        ("dies", "blueprint_execution", "crashed"),
+        ("fine", None, None),
+        ("long", "blueprint_format", "too_many_actions"),
+    ]
+
+
+# --- policy checks: the user's rules, in worker processes -------------------------------
+
+POLICY_CHECKS = STORE / "policy_checks.py"
+
+
+def test_the_readme_shows_a_policy_check_of_the_sample_file_as_it_is() -> None:
+    readme = (PROJECT / "README.md").read_text()
+    shown = readme.split("`sample_data/store/policy_checks.py` holds two of the store's rules:\n\n```python\n", 1)[1]
+    assert shown.split("```", 1)[0] in POLICY_CHECKS.read_text()
+
+
+def test_policy_checks_run_in_workers_and_reject_with_what_they_found(
+    store_tools: Path, store_executor: Executor, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken_checks.py"
+    broken.write_text(
+        "def raises(actions):\n    raise ValueError('no rule for ' + actions[0]['name'])\n\n"
+        "def counts(actions):\n    return len(actions)\n"
     )
+    find = ("find_user_by_email", {"email": "maya.okafor@example.com"})
+    rows = [
+        store_row("right", find, ("update_user_address", {"user_id": "C-10482", **NEW_ADDRESS})),
+        store_row("unauthenticated", ("update_user_address", {"user_id": "C-10482", **NEW_ADDRESS})),
+        # ORD-321060 is Kenji Watanabe's, not Maya Okafor's
+        store_row("not-hers", find, ("cancel_pending_order", {"order_id": "ORD-321060", "reason": "no longer needed"})),
+    ]
+    environment = load_environment_tools(str(store_tools))
+    with Executor(str(POLICY_CHECKS), ExecutorOptions(workers=1)) as checker:
+        checks = PolicyChecks(find_policy_checks(str(POLICY_CHECKS)), checker)
+        assert [check.name for check in checks.checks] == ["authenticate_first", "only_the_customers_own_orders"]
+        right, unauthenticated, not_hers = check_blueprints(rows, environment, store_executor, policy_checks=checks)
+    assert right["blueprint_check"]["policy"] == {"ok": True, "checks": ["authenticate_first", "only_the_customers_own_orders"]}
+    assert right["keep_row_after_blueprint_check"] is True
+    assert (unauthenticated["rejected_by"], unauthenticated["reason"]) == ("blueprint_policy", "policy_violation")
+    assert unauthenticated["reason_detail"] == (
+        "`authenticate_first`: action 1 `update_user_address` comes before the customer is authenticated"
+    )
+    assert not_hers["reason_detail"] == (
+        "`only_the_customers_own_orders`: action 2 `cancel_pending_order` acts on order ORD-321060 of C-11167, not of C-10482"
+    )
+    with Executor(str(broken), ExecutorOptions(workers=1)) as checker:
+        checks = PolicyChecks(find_policy_checks(str(broken)), checker)
+        [raised] = check_blueprints([store_row("r", find)], environment, store_executor, policy_checks=checks)
+    assert (raised["rejected_by"], raised["reason"]) == ("blueprint_policy", "policy_check_error")
+    assert "the policy check `raises` failed: ValueError: no rule for find_user_by_email" in raised["reason_detail"]
+    with Executor(str(broken), ExecutorOptions(workers=1)) as checker:
+        checks = PolicyChecks((find_policy_checks(str(broken))[1],), checker)
+        [counted] = check_blueprints([store_row("c", find)], environment, store_executor, policy_checks=checks)
+    assert counted["reason_detail"] == (
+        "the policy check `counts` returned 1; a check returns a list of violations (strings) or nothing"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("def helper(text):\n    return text\n", "defines no policy check"),
+        ("def check(actions:\n", "line 1 of"),
+    ],
+    ids=["no-check", "syntax-error"],
+)
+def test_a_policy_checks_file_that_cannot_serve_stops_the_run_before_any_request(
+    runner: CliRunner, store_tools: Path, tmp_path: Path, text: str, message: str
+) -> None:
+    checks = tmp_path / "checks.py"
+    checks.write_text(text)
+    with LLMServer() as server:
+        args = blueprint_command(store_tools, tmp_path / "o.jsonl", "-m", "test-model", "--policy-checks", str(checks))
+        result = invoke(runner, *args, "--base-url", server.url)
+        assert server.chat_requests() == []
+    assert result.exit_code == 2
+    assert message in result.stderr and str(checks) in result.stderr

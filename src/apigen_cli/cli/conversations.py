@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import Annotated, Optional
 
 import typer
 
 from ..console import Messages
 from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
+from ..conversations.policy_checks import PolicyChecks, find_policy_checks
 from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
 from ..errors import ConfigError
 from ..llm.service import open_chat_service, usage_lines
 from ..rows.runner import Destinations, write_rows
-from ..run_settings import chosen_seed
+from ..run_settings import chosen_seed, execution_settings_from
 from .main import app, errors_to_exit_codes
 from .options import (
     STAGE_IO_GROUP,
@@ -23,6 +25,7 @@ from .options import (
     StrictOpt,
     VerboseOpt,
     executor_and_policy,
+    function_output,
     resolved_settings,
     setting_options,
     with_options,
@@ -85,6 +88,14 @@ PersonasOpt = Annotated[
         "--personas", metavar="FILE", help="Personas of users, one a line (or JSONL with `persona`); one is drawn per blueprint."
     ),
 ]
+PolicyChecksOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--policy-checks",
+        metavar="FILE.py",
+        help="Python functions taking initial_state, actions, results, final_state and returning violations; run in workers.",
+    ),
+]
 _BLUEPRINT_GENERATION = ("count", "max_tokens", "prompts")  # of the generation settings, the ones a blueprint uses
 
 
@@ -99,6 +110,7 @@ def blueprint(
     initial_state: InitialStateOpt = None,
     policy: PolicyOpt = None,
     personas: PersonasOpt = None,
+    policy_checks: PolicyChecksOpt = None,
     output: OutputOpt = "-",
     rejects: RejectsOpt = None,
     strict: StrictOpt = False,
@@ -112,7 +124,8 @@ def blueprint(
     writes an `instruction` (to the user, in the second person), the gold `actions` and
     the `outputs` to tell. Each blueprint is then checked: format (tools and arguments),
     execution (the actions replayed on fresh instances in worker processes) and
-    necessity (every write changes the state, and none can be dropped).
+    necessity (every write changes the state, and none can be dropped), and with
+    `--policy-checks` the policy (your functions find no violation).
 
     Examples:
 
@@ -145,8 +158,15 @@ def blueprint(
         stack.callback(executor.close)
         executor.start()
         check_environment_loads(job, executor, initial_state)
+        checks = None
+        if policy_checks is not None:
+            found = find_policy_checks(policy_checks)
+            checker = replace(execution_settings_from(values), functions=policy_checks).executor(function_output(messages))
+            stack.callback(checker.close)
+            checker.start()
+            checks = PolicyChecks(found, checker)
         chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
-        run = BlueprintRun(job, chat, executor, with_schema=llm.json_mode == "schema", policy=exec_policy)
+        run = BlueprintRun(job, chat, executor, with_schema=llm.json_mode == "schema", policy=exec_policy, policy_checks=checks)
         plans = job.plans(values["count"], seed, list(llm.models), values["max_tokens"])
         summary = write_rows(
             "blueprint", run.rows(plans), where, wrap=lambda rows: messages.llm_progress(rows, "blueprint", chat.progress)

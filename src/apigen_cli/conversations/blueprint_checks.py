@@ -10,6 +10,9 @@
 3. **necessity** (``blueprint_necessity``): every write changes the state
    (``write_without_change``), and dropping any one action that changed the state changes the
    final state (``unnecessary_write``): one replay per such action, all run in parallel.
+4. **policy** (``blueprint_policy``, with ``--policy-checks``): the user's check functions, given
+   the initial state, the actions, their results and the final state, find no violation
+   (``policy_violation``) and run without error (``policy_check_error``); see ``policy_checks``.
 
 A blueprint that passes gets ``keep_row_after_blueprint_check: true``; every blueprint that
 reached a check gets ``blueprint_check``, what the checks found so far: per action its result
@@ -30,17 +33,20 @@ from ..problems import Problem, RowProblem
 from ..rows.records import REJECTED_BY, Row, reject
 from ..stages.exec_check import ExecPolicy
 from .environment_tools import WRITE, EnvironmentTools
+from .policy_checks import PolicyChecks, policy_problem
 from .trajectory_check import SessionRunner
 from .transcript import read_actions, read_environment
 
 FORMAT = "blueprint_format"
 EXECUTION = "blueprint_execution"
 NECESSITY = "blueprint_necessity"
-CHECKS = (FORMAT, EXECUTION, NECESSITY)
+POLICY = "blueprint_policy"
+CHECKS = (FORMAT, EXECUTION, NECESSITY)  # always run; POLICY only with `--policy-checks`
 KEEP_FIELD = "keep_row_after_blueprint_check"
 RESULT_FIELD = "blueprint_check"
 WINDOW = 64  # blueprints replayed together: enough to keep the workers busy, few enough to stay small
 DIFF_LINES = 50  # changes recorded in a row's diff
+MAX_ACTIONS = 64  # a blueprint with more is refused: each action that changes the state costs a replay of them all
 
 
 @dataclass
@@ -60,25 +66,32 @@ def check_blueprints(
     executor: SessionRunner,
     *,
     policy: ExecPolicy | None = None,
+    policy_checks: PolicyChecks | None = None,
     window: int = WINDOW,
 ) -> Iterator[Row]:
     """Yield every row in input order, each blueprint kept or rejected by the first check it fails.
 
     ``policy``: what makes a result that came back a failure (error-shaped, or empty with
-    ``--empty-result fail``), as in exec-check.
+    ``--empty-result fail``), as in exec-check; ``policy_checks``: the user's checks (``--policy-checks``).
     """
     policy = policy or ExecPolicy()
     batch: list[_Pending] = []
     for row in rows:
         batch.append(_Pending(row))
         if len(batch) >= window:
-            yield from _checked(batch, environment, executor, policy)
+            yield from _checked(batch, environment, executor, policy, policy_checks)
             batch = []
     if batch:
-        yield from _checked(batch, environment, executor, policy)
+        yield from _checked(batch, environment, executor, policy, policy_checks)
 
 
-def _checked(batch: list[_Pending], environment: EnvironmentTools, executor: SessionRunner, policy: ExecPolicy) -> Iterator[Row]:
+def _checked(
+    batch: list[_Pending],
+    environment: EnvironmentTools,
+    executor: SessionRunner,
+    policy: ExecPolicy,
+    policy_checks: PolicyChecks | None,
+) -> Iterator[Row]:
     for pending in batch:
         _format(pending, environment)
     live = [pending for pending in batch if pending.live]
@@ -88,6 +101,8 @@ def _checked(batch: list[_Pending], environment: EnvironmentTools, executor: Ses
         pending.replay = outcome
         _execution(pending, policy)
     _necessity([pending for pending in live if pending.live], environment, executor)
+    if policy_checks is not None:
+        _policy([pending for pending in live if pending.live], policy_checks)
     for pending in batch:
         if pending.live:
             pending.row[KEEP_FIELD] = True
@@ -116,6 +131,8 @@ def format_problem(actions: list[dict[str, Any]], environment: EnvironmentTools)
     """The first action that names no tool of the environment or whose arguments do not fit its schema."""
     if not actions:
         return Problem("no_actions", "the blueprint has no actions: it makes at least one call")
+    if len(actions) > MAX_ACTIONS:
+        return Problem("too_many_actions", f"the blueprint has {len(actions)} actions, more than the {MAX_ACTIONS} a task may")
     for position, action in enumerate(actions, start=1):
         tool = environment.tools.get(action["name"])
         if tool is None:
@@ -215,6 +232,28 @@ def _necessity(live: list[_Pending], environment: EnvironmentTools, executor: Se
                 break
         else:
             pending.row[RESULT_FIELD]["necessity"]["ok"] = True
+
+
+def _policy(live: list[_Pending], policy_checks: PolicyChecks) -> None:
+    """Every check on every blueprint, all started before any is waited for."""
+    started = []
+    for pending in live:
+        replay = pending.replay
+        assert replay is not None
+        everything = {
+            "initial_state": replay.initial_state,
+            "actions": pending.actions,
+            "results": pending.row[RESULT_FIELD]["execution"]["results"],
+            "final_state": replay.final_state,
+        }
+        calls = [policy_checks.executor.submit(check.name, check.arguments(everything)) for check in policy_checks.checks]
+        started.append((pending, calls))
+    for pending, calls in started:
+        policy_checks.executor.wait(calls)
+        problem = policy_problem(policy_checks.checks, [call.outcome for call in calls if call.outcome is not None])
+        pending.row[RESULT_FIELD]["policy"] = {"ok": problem is None, "checks": [check.name for check in policy_checks.checks]}
+        if problem is not None:
+            _reject(pending, POLICY, problem)
 
 
 def _reject(pending: _Pending, check: str, problem: Problem) -> None:

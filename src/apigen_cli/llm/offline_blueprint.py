@@ -17,7 +17,8 @@ want (the write's description) and the details they know (the write's arguments)
 
 A seeded share of blueprints (``offline_error_rate``, 0.1 unless set) carries a typical
 slip so that each check has something to catch: a wrong id (execution), a required argument
-left out (format), or the write made twice (necessity, or execution when the second fails).
+left out (format), the write made twice (necessity, or execution when the second fails), or
+the lookups left out, the write made straight away (a policy that asks to look first).
 Deterministic for a given seed and request.
 """
 
@@ -42,7 +43,7 @@ from .offline import (
     _Values,
 )
 
-SLIPS = ("wrong_id", "missing_required_argument", "unnecessary_write")
+SLIPS = ("wrong_id", "missing_required_argument", "unnecessary_write", "no_lookup")
 _MISSING = object()
 SEARCH_DEPTH = 5
 
@@ -210,12 +211,15 @@ def _slip(rng: Any, actions: list[dict[str, Any]], focus: dict[str, Any], tool: 
     """One typical mistake of a blueprint model, in place."""
     ids = [name for name, value in focus["arguments"].items() if isinstance(value, str) and name.endswith("id")]
     required = [name for name in tool.parameters.required_in_order if name in focus["arguments"]]
-    slips = [slip for slip in SLIPS if (slip != "wrong_id" or ids) and (slip != "missing_required_argument" or required)]
+    possible = {"wrong_id": bool(ids), "missing_required_argument": bool(required), "no_lookup": actions[0] is not focus}
+    slips = [slip for slip in SLIPS if possible.get(slip, True)]
     slip = rng.choice(slips)
     if slip == "wrong_id":
         name = rng.choice(ids)
         focus["arguments"][name] = focus["arguments"][name] + "9"  # one digit too many: an id no record has
     elif slip == "missing_required_argument":
         del focus["arguments"][rng.choice(required)]
+    elif slip == "no_lookup":
+        del actions[: actions.index(focus)]
     else:
         actions.append({"name": focus["name"], "arguments": dict(focus["arguments"])})
