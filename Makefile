@@ -49,7 +49,7 @@ demo-multi-turn: $(STAMP)
 	$(BIN)/apigen library from-python sample_data/store --class OnlineStore -o $(MT_OUT)/store_tools.jsonl -q
 	$(BIN)/apigen blueprint $(MT_OUT)/store_tools.jsonl --functions sample_data/store \
 		--initial-state sample_data/store/initial_state.json --policy sample_data/store/policy.md \
-		--policy-checks sample_data/store/policy_checks.py -m offline -n 12 --seed 23 -O offline_error_rate=0.3 \
+		--policy-checks sample_data/store/policy_checks.py -m offline -J offline -n 12 --seed 23 -O offline_error_rate=0.3 \
 		-o $(MT_OUT)/blueprints.jsonl --rejects $(MT_OUT)/rejected.jsonl
 	@echo "--- a verified blueprint ($(MT_OUT)/blueprints.jsonl), without its environment:"
 	@head -n 1 $(MT_OUT)/blueprints.jsonl | $(BIN)/python -c 'import json, sys; row = json.loads(sys.stdin.read()); row.pop("environment"); print(json.dumps(row)[:700])'

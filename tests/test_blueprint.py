@@ -18,10 +18,14 @@ import pytest
 from typer.testing import CliRunner
 
 from apigen_cli.conversations.blueprint_checks import CHECKS, check_blueprints
+from apigen_cli.conversations.blueprint_review import Review
 from apigen_cli.conversations.environment_tools import load_environment_tools
 from apigen_cli.conversations.policy_checks import PolicyChecks, find_policy_checks
 from apigen_cli.execution.calls import ExecutorOptions
 from apigen_cli.execution.executor import Executor
+from apigen_cli.llm import offline_blueprint
+from apigen_cli.llm.offline import OfflineChatService
+from apigen_cli.stages.semantic_check import JudgeSettings
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer, Reply
@@ -431,3 +435,81 @@ def test_a_policy_checks_file_that_cannot_serve_stops_the_run_before_any_request
         assert server.chat_requests() == []
     assert result.exit_code == 2
     assert message in result.stderr and str(checks) in result.stderr
+
+
+# --- the review committee ---------------------------------------------------------------
+
+
+def test_the_offline_committee_rejects_a_write_whose_values_the_user_never_gives(
+    store_tools: Path, store_executor: Executor
+) -> None:
+    find = ("find_user_by_email", {"email": "maya.okafor@example.com"})
+    grounded = store_row("grounded", find, ("update_user_address", {"user_id": "C-10482", **NEW_ADDRESS}))
+    grounded["instruction"] = "You are Maya Okafor (maya.okafor@example.com); you moved to 1 Main Street, Salem, OR 97301."
+    made_up = store_row("made-up", find, ("update_user_address", {"user_id": "C-10482", **NEW_ADDRESS}))
+    made_up["instruction"] = "You are Maya Okafor (maya.okafor@example.com); you moved."
+    chat = OfflineChatService(writers={"blueprint_review": offline_blueprint.review})
+    review = Review.of(chat, JudgeSettings(judges=("offline", "offline", "offline")), policy=None)
+    kept, rejected = check_blueprints(
+        [grounded, made_up], load_environment_tools(str(store_tools)), store_executor, review=review
+    )
+    assert kept["keep_row_after_blueprint_check"] is True
+    assert [judge["pass"] for judge in kept["blueprint_check"]["review"]["judges"]] == [True, True, True]
+    assert (rejected["rejected_by"], rejected["reason"]) == ("blueprint_review", "review_rejected")
+    assert rejected["reason_detail"] == (
+        "3 of 3 judges said no: call 2 `update_user_address` uses address1 '1 Main Street', "
+        "which the user does not give and no earlier call returned"
+    )
+
+
+def test_a_committee_over_http_decides_by_majority_with_every_vote_kept(
+    runner: CliRunner, store_tools: Path, tmp_path: Path
+) -> None:
+    def blueprint(user: str, email: str, user_id: str) -> str:
+        return json.dumps(
+            {
+                "instruction": f"You are {user} ({email}); you moved to 1 Main Street, Salem, OR 97301.",
+                "actions": [
+                    {"name": "find_user_by_email", "arguments": {"email": email}},
+                    {"name": "update_user_address", "arguments": {"user_id": user_id, **NEW_ADDRESS}},
+                ],
+                "outputs": [],
+            }
+        )
+
+    def vote(passed: bool, thought: str) -> Reply:
+        return Reply.chat(json.dumps({"thought": thought, "pass": "yes" if passed else "no"}))
+
+    out = tmp_path / "bp.jsonl"
+    with LLMServer() as server:
+        server.enqueue(
+            Reply.chat(blueprint("Maya Okafor", "maya.okafor@example.com", "C-10482")),
+            Reply.chat(blueprint("Kenji Watanabe", "kenji.watanabe@example.net", "C-11167")),
+            vote(True, "fine"),
+            vote(False, "the zip code is wrong"),
+            Reply.chat("I would rather not say."),
+            vote(True, "looks right"),
+            Reply.chat("Still no verdict."),
+            Reply.chat("Nor now."),
+        )
+        args = blueprint_command(store_tools, out, "-m", "test-model", "-n", "2", "--seed", "4", "--concurrency", "1")
+        result = invoke(runner, *args, "-J", "judge-a", "-J", "judge-b", "--base-url", server.url)
+        requests = server.chat_requests()
+    assert result.exit_code == 0, result.stderr
+    models = [request.model for request in requests]
+    assert models == ["test-model", "test-model", "judge-a", "judge-b", "judge-a", "judge-b", "judge-a", "judge-a"]
+    shown = requests[2].json["messages"][-1]["content"]
+    assert 'OnlineStore.users["C-10482"]["address"]["address1"]: "415 Alder Street" -> "1 Main Street"' in shown
+    assert "Confirm before every change" in shown and "you moved to 1 Main Street" in shown
+    [kept] = read_jsonl(out)
+    [rejected] = read_jsonl(tmp_path / "rejected.jsonl")
+    # two judges: one yes and one no is a tie, and a tie fails
+    assert (rejected["id"], rejected["rejected_by"], rejected["reason"]) == ("bp-4-0", "blueprint_review", "review_rejected")
+    assert rejected["reason_detail"] == "1 of 2 judges said no: the zip code is wrong"
+    assert rejected["blueprint_check"]["review"]["judges"] == [
+        {"model": "judge-a", "pass": True, "thought": "fine"},
+        {"model": "judge-b", "pass": False, "thought": "the zip code is wrong"},
+    ]
+    # a judge with no readable verdict after its re-asks does not vote; the one that does decides
+    assert kept["id"] == "bp-4-1" and kept["blueprint_check"]["review"]["ok"] is True
+    assert [judge["pass"] for judge in kept["blueprint_check"]["review"]["judges"]] == [None, True]

@@ -10,12 +10,13 @@ import typer
 
 from ..console import Messages
 from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
+from ..conversations.blueprint_review import Review
 from ..conversations.policy_checks import PolicyChecks, find_policy_checks
 from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
 from ..errors import ConfigError
 from ..llm.service import open_chat_service, usage_lines
 from ..rows.runner import Destinations, write_rows
-from ..run_settings import chosen_seed, execution_settings_from
+from ..run_settings import chosen_seed, execution_settings_from, judge_settings_from
 from .main import app, errors_to_exit_codes
 from .options import (
     STAGE_IO_GROUP,
@@ -97,11 +98,13 @@ PolicyChecksOpt = Annotated[
     ),
 ]
 _BLUEPRINT_GENERATION = ("count", "max_tokens", "prompts")  # of the generation settings, the ones a blueprint uses
+_BLUEPRINT_JUDGE = ("judge_model", "judge_result_chars", "judge_max_tokens", "max_reasks")  # the committee's
 
 
 @app.command("blueprint")
 @with_options(
     {name: option for name, option in setting_options("generation").items() if name in _BLUEPRINT_GENERATION},
+    {name: option for name, option in setting_options("judge").items() if name in _BLUEPRINT_JUDGE},
     setting_options("llm", "execution"),
 )
 def blueprint(
@@ -125,7 +128,9 @@ def blueprint(
     the `outputs` to tell. Each blueprint is then checked: format (tools and arguments),
     execution (the actions replayed on fresh instances in worker processes) and
     necessity (every write changes the state, and none can be dropped), and with
-    `--policy-checks` the policy (your functions find no violation).
+    `--policy-checks` the policy (your functions find no violation) and with `-J`
+    the review (a committee of judges, shown the instruction, the actions and the
+    state's diff, votes; the majority decides).
 
     Examples:
 
@@ -165,8 +170,13 @@ def blueprint(
             stack.callback(checker.close)
             checker.start()
             checks = PolicyChecks(found, checker)
-        chat = stack.enter_context(open_chat_service(llm, on_warning=messages.warning))
-        run = BlueprintRun(job, chat, executor, with_schema=llm.json_mode == "schema", policy=exec_policy, policy_checks=checks)
+        judges = judge_settings_from({**values, "include_failed": False}, llm)
+        models = tuple(dict.fromkeys([*llm.models, *judges.judges]))
+        chat = stack.enter_context(open_chat_service(replace(llm, models=models), on_warning=messages.warning))
+        review = Review.of(chat, judges, job.policy, values["prompts"]) if judges.judges else None
+        run = BlueprintRun(
+            job, chat, executor, with_schema=llm.json_mode == "schema", policy=exec_policy, policy_checks=checks, review=review
+        )
         plans = job.plans(values["count"], seed, list(llm.models), values["max_tokens"])
         summary = write_rows(
             "blueprint", run.rows(plans), where, wrap=lambda rows: messages.llm_progress(rows, "blueprint", chat.progress)

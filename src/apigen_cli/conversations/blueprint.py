@@ -19,6 +19,7 @@ from ..rows.records import Row
 from ..stages.exec_check import ExecPolicy
 from .blueprint_checks import check_blueprints
 from .blueprint_generation import BlueprintJob, BlueprintPlan, build_request, load_blueprint_template, row_from_result
+from .blueprint_review import Review
 from .blueprint_sampling import load_personas, read_initial_state, read_text_file
 from .environment_tools import load_environment_tools
 from .policy_checks import PolicyChecks
@@ -35,13 +36,19 @@ class BlueprintRun:
     with_schema: bool = False
     policy: ExecPolicy | None = None
     policy_checks: PolicyChecks | None = None
+    review: Review | None = None
 
     def rows(self, plans: Iterable[BlueprintPlan]) -> Iterator[Row]:
         """Each plan's blueprint, checked, in plan order: kept ones with their verdicts, the others rejected."""
         requests = ((plan, build_request(plan, self.job, with_schema=self.with_schema)) for plan in plans)
         generated = (row_from_result(plan, self.job, result) for plan, result in self.chat.map(requests))
         return check_blueprints(
-            generated, self.job.environment, self.executor, policy=self.policy, policy_checks=self.policy_checks
+            generated,
+            self.job.environment,
+            self.executor,
+            policy=self.policy,
+            policy_checks=self.policy_checks,
+            review=self.review,
         )
 
 

@@ -13,6 +13,9 @@
 4. **policy** (``blueprint_policy``, with ``--policy-checks``): the user's check functions, given
    the initial state, the actions, their results and the final state, find no violation
    (``policy_violation``) and run without error (``policy_check_error``); see ``policy_checks``.
+5. **review** (``blueprint_review``, with ``-J``): a committee of LLM judges, shown the
+   instruction, the actions with their results and the diff, votes; the majority decides
+   (``review_rejected``); see ``blueprint_review``.
 
 A blueprint that passes gets ``keep_row_after_blueprint_check: true``; every blueprint that
 reached a check gets ``blueprint_check``, what the checks found so far: per action its result
@@ -32,6 +35,7 @@ from ..execution.sessions import SessionOutcome, SessionRequest
 from ..problems import Problem, RowProblem
 from ..rows.records import REJECTED_BY, Row, reject
 from ..stages.exec_check import ExecPolicy
+from .blueprint_review import REVIEW, Review, review_rows
 from .environment_tools import WRITE, EnvironmentTools
 from .policy_checks import PolicyChecks, policy_problem
 from .trajectory_check import SessionRunner
@@ -41,7 +45,7 @@ FORMAT = "blueprint_format"
 EXECUTION = "blueprint_execution"
 NECESSITY = "blueprint_necessity"
 POLICY = "blueprint_policy"
-CHECKS = (FORMAT, EXECUTION, NECESSITY)  # always run; POLICY only with `--policy-checks`
+CHECKS = (FORMAT, EXECUTION, NECESSITY)  # always run; POLICY with `--policy-checks`, REVIEW with `-J`
 KEEP_FIELD = "keep_row_after_blueprint_check"
 RESULT_FIELD = "blueprint_check"
 WINDOW = 64  # blueprints replayed together: enough to keep the workers busy, few enough to stay small
@@ -67,22 +71,23 @@ def check_blueprints(
     *,
     policy: ExecPolicy | None = None,
     policy_checks: PolicyChecks | None = None,
+    review: Review | None = None,
     window: int = WINDOW,
 ) -> Iterator[Row]:
     """Yield every row in input order, each blueprint kept or rejected by the first check it fails.
 
     ``policy``: what makes a result that came back a failure (error-shaped, or empty with
-    ``--empty-result fail``), as in exec-check; ``policy_checks``: the user's checks (``--policy-checks``).
+    ``--empty-result fail``), as in exec-check; ``policy_checks``: the user's checks (``--policy-checks``); ``review``: the committee (``-J``).
     """
     policy = policy or ExecPolicy()
     batch: list[_Pending] = []
     for row in rows:
         batch.append(_Pending(row))
         if len(batch) >= window:
-            yield from _checked(batch, environment, executor, policy, policy_checks)
+            yield from _checked(batch, environment, executor, policy, policy_checks, review)
             batch = []
     if batch:
-        yield from _checked(batch, environment, executor, policy, policy_checks)
+        yield from _checked(batch, environment, executor, policy, policy_checks, review)
 
 
 def _checked(
@@ -91,6 +96,7 @@ def _checked(
     executor: SessionRunner,
     policy: ExecPolicy,
     policy_checks: PolicyChecks | None,
+    review: Review | None,
 ) -> Iterator[Row]:
     for pending in batch:
         _format(pending, environment)
@@ -103,6 +109,11 @@ def _checked(
     _necessity([pending for pending in live if pending.live], environment, executor)
     if policy_checks is not None:
         _policy([pending for pending in live if pending.live], policy_checks)
+    if review is not None:
+        reviewed = [pending for pending in live if pending.live]
+        for pending, problem in zip(reviewed, review_rows([pending.row for pending in reviewed], review), strict=True):
+            if problem is not None:
+                _reject(pending, REVIEW, problem)
     for pending in batch:
         if pending.live:
             pending.row[KEEP_FIELD] = True

@@ -13,7 +13,13 @@ It answers ``{"task": "blueprint", "tools", "writes", "creates", "records", "per
 
 else a value made from the schema (an enum's member, a fresh name for a tool that creates).
 The instruction tells the user who they are (from the records' names and email), what they
-want (the write's description) and the details they know (the write's arguments).
+want (the write's description) and the details they know (the arguments of the first call,
+which finds them, and of the write).
+
+It also answers ``{"task": "blueprint_review", "instruction", "actions", "results", "diff"}``,
+a committee judge's vote, by one rule: every value a call that changed the state uses is in the
+instruction or in what an earlier call returned (the user could have given it, or the agent
+found it), and something changed.
 
 A seeded share of blueprints (``offline_error_rate``, 0.1 unless set) carries a typical
 slip so that each check has something to catch: a wrong id (execution), a required argument
@@ -69,7 +75,8 @@ def blueprint(task: Mapping[str, Any], *, key: str = "", seed: int | None = None
         )
     focus = next((action for action in reversed(actions) if action["name"] in writes), actions[-1])
     focus_tool = next(tool for tool in tools if tool.name == focus["name"])
-    instruction = _instruction(focus_tool, focus["arguments"], fields, task.get("persona"))
+    found_by = actions[0]["arguments"] if actions[0] is not focus else {}  # how the user is found
+    instruction = _instruction(focus_tool, found_by, focus["arguments"], fields, task.get("persona"))
     if rng.random() < error_rate:
         _slip(rng, actions, focus, focus_tool, fields)
     return orjson.dumps({"instruction": instruction, "actions": actions, "outputs": []}).decode()
@@ -192,8 +199,8 @@ def _arguments(tool: Tool, fields: _Fields, values: _Values, creates: bool, chan
     return arguments
 
 
-def _instruction(tool: Tool, arguments: Mapping[str, Any], fields: _Fields, persona: Any) -> str:
-    """Second person, as tau-bench's instructions: who the user is, what they want, what they know."""
+def _instruction(tool: Tool, found_by: Mapping[str, Any], arguments: Mapping[str, Any], fields: _Fields, persona: Any) -> str:
+    """Second person, as tau-bench's instructions: who the user is, how they are found, what they want and know."""
     first, last, email = fields.pick("first_name"), fields.pick("last_name"), fields.pick("email")
     if isinstance(first, str) and isinstance(last, str):
         who = f"You are {first} {last}"
@@ -202,6 +209,9 @@ def _instruction(tool: Tool, arguments: Mapping[str, Any], fields: _Fields, pers
         who = "You are a customer."
     if isinstance(persona, str) and persona.strip():
         who += f" {persona.strip().rstrip('.')}."
+    identity = "; ".join(f"{_readable(name)}: {_mention(value)}" for name, value in found_by.items())
+    if identity:
+        who += f" Asked who you are, you give your {identity}."
     want = f"You want to {_purpose(tool)}."
     known = "; ".join(f"{_readable(name)}: {_mention(value)}" for name, value in arguments.items())
     return f"{who} {want} What you know: {known}." if known else f"{who} {want}"
@@ -223,3 +233,43 @@ def _slip(rng: Any, actions: list[dict[str, Any]], focus: dict[str, Any], tool: 
         del actions[: actions.index(focus)]
     else:
         actions.append({"name": focus["name"], "arguments": dict(focus["arguments"])})
+
+
+def review(task: Mapping[str, Any], *, key: str = "", seed: int | None = None, error_rate: float = DEFAULT_ERROR_RATE) -> str:
+    """A judge's ``{"thought", "pass"}`` on a blueprint: are the values of its writes grounded?"""
+    instruction = str(task.get("instruction") or "").lower()
+    actions = task.get("actions")
+    results = task.get("results")
+    if not isinstance(actions, list) or not isinstance(results, list):
+        raise _TaskError("the review task needs `actions` and `results` lists")
+    if not task.get("diff"):
+        return _vote("the calls change nothing, so the task asks for nothing", passed=False)
+    seen: list[str] = []  # what earlier calls returned, as text
+    for position, (action, result) in enumerate(zip(actions, results, strict=False), start=1):
+        arguments = action.get("arguments") if isinstance(action, dict) else None
+        if isinstance(result, dict) and result.get("changed_state") and isinstance(arguments, dict):
+            for name, value in arguments.items():
+                for text in _texts(value):
+                    if text.lower() not in instruction and not any(text.lower() in earlier for earlier in seen):
+                        return _vote(
+                            f"call {position} `{action.get('name')}` uses {name} {text!r}, which the user does not give"
+                            " and no earlier call returned",
+                            passed=False,
+                        )
+        if isinstance(result, dict):
+            seen.append(orjson.dumps(result.get("result"), default=str).decode().lower())
+    return _vote("", passed=True)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, str) and value.strip():
+        yield value.strip()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield str(value)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+
+
+def _vote(thought: str, *, passed: bool) -> str:
+    return orjson.dumps({"thought": thought, "pass": "yes" if passed else "no"}).decode()

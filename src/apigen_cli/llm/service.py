@@ -35,10 +35,10 @@ import orjson
 from ..config import LLMSettings, Resolved, resolve
 from ..errors import ConfigError, EndpointError
 from ..wording import counted
+from . import offline_blueprint
 from .cache import ResponseCache
 from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, LLMProgress, UsageByModel
 from .offline import OfflineBackend, OfflineChatService, error_rate_from
-from .offline_blueprint import blueprint as offline_blueprint
 
 if TYPE_CHECKING:  # the HTTP backend (httpx, aiohttp) loads only when a run asks a real endpoint
     import httpx
@@ -131,7 +131,9 @@ class LLMClient:
         self.progress = LLMProgress()
         self._on_warning = on_warning
         self._offline = OfflineBackend(
-            seed=settings.seed, error_rate=error_rate_from(settings.options), writers={"blueprint": offline_blueprint}
+            seed=settings.seed,
+            error_rate=error_rate_from(settings.options),
+            writers={"blueprint": offline_blueprint.blueprint, "blueprint_review": offline_blueprint.review},
         )
         self._http_arguments: dict[str, Any] = {"transport": transport, "wait": wait, "sleep": sleep, "environ": environ}
         self._http: HttpBackend | None = None
