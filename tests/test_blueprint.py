@@ -513,3 +513,75 @@ def test_a_committee_over_http_decides_by_majority_with_every_vote_kept(
     # a judge with no readable verdict after its re-asks does not vote; the one that does decides
     assert kept["id"] == "bp-4-1" and kept["blueprint_check"]["review"]["ok"] is True
     assert [judge["pass"] for judge in kept["blueprint_check"]["review"]["judges"]] == [None, True]
+
+
+# --- revision with critiques ------------------------------------------------------------
+
+
+def test_rejected_blueprints_go_back_with_their_critique_and_every_attempt_is_kept(
+    runner: CliRunner, store_tools: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bp.jsonl"
+    args = [*blueprint_command(store_tools, out, "-m", "offline", "-J", "offline", "-n", "12", "--seed", "23")]
+    args += ["-O", "offline_error_rate=0.3", "--policy-checks", str(POLICY_CHECKS), "--max-revisions", "2"]
+    result = invoke(runner, *args)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert "passed at the first attempt: 8 of 12 (67%); after revisions: 11 of 12 (92%)" in lines
+    assert lines[-1] == "blueprint: 11 passed, 1 rejected (write_without_change (blueprint_necessity) 1)"
+    kept, [rejected] = read_jsonl(out), read_jsonl(tmp_path / "rejected.jsonl")
+    assert sorted(row["id"] for row in [*kept, rejected]) == sorted(f"bp-23-{index}" for index in range(12))
+    # a slip the critique names is not made again; a blueprint that fails the same way each time stays rejected
+    revised = {
+        row["id"]: [attempt["reason"] for attempt in row["blueprint_attempts"]] for row in kept if "blueprint_attempts" in row
+    }
+    assert revised == {"bp-23-2": ["policy_violation"], "bp-23-4": ["missing_required_argument"], "bp-23-10": ["action_error"]}
+    first = next(row for row in kept if row["id"] == "bp-23-2")["blueprint_attempts"][0]
+    assert first["rejected_by"] == "blueprint_policy" and first["actions"][0]["name"] == "update_user_address"
+    assert [attempt["reason"] for attempt in rejected["blueprint_attempts"]] == ["write_without_change"] * 2
+
+
+def test_a_revision_request_shows_the_model_its_blueprint_and_the_critique(
+    runner: CliRunner, store_tools: Path, tmp_path: Path
+) -> None:
+    def blueprint(instruction: str) -> Reply:
+        actions = [
+            {"name": "find_user_by_email", "arguments": {"email": "maya.okafor@example.com"}},
+            {"name": "update_user_address", "arguments": {"user_id": "C-10482", **NEW_ADDRESS}},
+        ]
+        return Reply.chat(json.dumps({"instruction": instruction, "actions": actions, "outputs": []}))
+
+    out = tmp_path / "bp.jsonl"
+    with LLMServer() as server:
+        server.enqueue(
+            blueprint("You are Maya Okafor; you moved."),
+            Reply.chat(json.dumps({"thought": "the user never gives the new address", "pass": "no"})),
+            blueprint("You are Maya Okafor (maya.okafor@example.com); you moved to 1 Main Street, Salem, OR 97301."),
+            Reply.chat(json.dumps({"thought": "", "pass": "yes"})),
+        )
+        args = blueprint_command(
+            store_tools, out, "-m", "test-model", "-J", "judge", "-n", "1", "--seed", "8", "--max-revisions", "1"
+        )
+        result = invoke(runner, *args, "--base-url", server.url)
+        requests = server.chat_requests()
+    assert result.exit_code == 0, result.stderr
+    assert [request.model for request in requests] == ["test-model", "judge", "test-model", "judge"]
+    asked_again = requests[2].json["messages"]
+    assert asked_again[:-2] == requests[0].json["messages"]
+    assert json.loads(asked_again[-2]["content"])["instruction"] == "You are Maya Okafor; you moved."
+    assert asked_again[-1]["content"].startswith(
+        "That task was checked and rejected (blueprint_review): 1 of 1 judges said no: the user never gives the new address\n"
+    )
+    [kept] = read_jsonl(out)
+    assert kept["instruction"].endswith("Salem, OR 97301.") and kept["blueprint_check"]["review"]["ok"] is True
+    assert kept["blueprint_attempts"] == [
+        {
+            "instruction": "You are Maya Okafor; you moved.",
+            "actions": kept["actions"],
+            "outputs": [],
+            "rejected_by": "blueprint_review",
+            "reason": "review_rejected",
+            "reason_detail": "1 of 1 judges said no: the user never gives the new address",
+        }
+    ]
+    assert "passed at the first attempt: 0 of 1 (0%); after revisions: 1 of 1 (100%)" in result.stderr

@@ -97,6 +97,15 @@ PolicyChecksOpt = Annotated[
         help="Python functions taking initial_state, actions, results, final_state and returning violations; run in workers.",
     ),
 ]
+MaxRevisionsOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-revisions",
+        min=0,
+        metavar="N",
+        help="Send a blueprint a check rejected back to the model with the critique, up to N times; every attempt is kept.",
+    ),
+]
 _BLUEPRINT_GENERATION = ("count", "max_tokens", "prompts")  # of the generation settings, the ones a blueprint uses
 _BLUEPRINT_JUDGE = ("judge_model", "judge_result_chars", "judge_max_tokens", "max_reasks")  # the committee's
 
@@ -114,6 +123,7 @@ def blueprint(
     policy: PolicyOpt = None,
     personas: PersonasOpt = None,
     policy_checks: PolicyChecksOpt = None,
+    max_revisions: MaxRevisionsOpt = 0,
     output: OutputOpt = "-",
     rejects: RejectsOpt = None,
     strict: StrictOpt = False,
@@ -130,7 +140,8 @@ def blueprint(
     necessity (every write changes the state, and none can be dropped), and with
     `--policy-checks` the policy (your functions find no violation) and with `-J`
     the review (a committee of judges, shown the instruction, the actions and the
-    state's diff, votes; the majority decides).
+    state's diff, votes; the majority decides). `--max-revisions N` sends a
+    rejected blueprint back to the model with the critique, up to N times.
 
     Examples:
 
@@ -175,12 +186,21 @@ def blueprint(
         chat = stack.enter_context(open_chat_service(replace(llm, models=models), on_warning=messages.warning))
         review = Review.of(chat, judges, job.policy, values["prompts"]) if judges.judges else None
         run = BlueprintRun(
-            job, chat, executor, with_schema=llm.json_mode == "schema", policy=exec_policy, policy_checks=checks, review=review
+            job,
+            chat,
+            executor,
+            with_schema=llm.json_mode == "schema",
+            policy=exec_policy,
+            policy_checks=checks,
+            review=review,
+            max_revisions=max_revisions,
         )
         plans = job.plans(values["count"], seed, list(llm.models), values["max_tokens"])
         summary = write_rows(
             "blueprint", run.rows(plans), where, wrap=lambda rows: messages.llm_progress(rows, "blueprint", chat.progress)
         )
+        if max_revisions:
+            messages.info(run.tally.line())
         messages.info(f"seed {seed}: pass `--seed {seed}` to sample the same requests again")
         for line in usage_lines(chat.usage):
             messages.info(line)

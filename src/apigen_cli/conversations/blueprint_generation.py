@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -132,6 +132,30 @@ def build_request(plan: BlueprintPlan, job: BlueprintJob, *, with_schema: bool =
         offline_task=offline_task,
         options={"max_tokens": plan.max_tokens} if plan.max_tokens else None,
     )
+
+
+REVISE = (
+    "That task was checked and rejected ({check}): {critique}\n"
+    "Write the task again, fixing this, with the same tools and records. "
+    "Answer with one JSON object and nothing else, as before."
+)
+
+
+def revision_request(
+    plan: BlueprintPlan, job: BlueprintJob, rejected: Row, attempt: int, *, with_schema: bool = False
+) -> ChatRequest:
+    """The request for a blueprint again: the first request, the rejected blueprint as the model's reply, the critique."""
+    first = build_request(plan, job, with_schema=with_schema)
+    previous = {key: rejected.get(key) for key in ("instruction", "actions", "outputs")}
+    critique = REVISE.format(check=rejected.get("rejected_by"), critique=rejected.get("reason_detail") or rejected.get("reason"))
+    messages = [
+        *first.messages,
+        {"role": "assistant", "content": orjson.dumps(previous).decode()},
+        {"role": "user", "content": critique},
+    ]
+    assert first.offline_task is not None
+    offline_task = {**first.offline_task, "revision": attempt, "critique": critique}
+    return replace(first, key=f"{plan.key}-r{attempt}", messages=messages, offline_task=offline_task)
 
 
 def provenance(plan: BlueprintPlan, template: Template) -> dict[str, Any]:

@@ -25,7 +25,8 @@ A seeded share of blueprints (``offline_error_rate``, 0.1 unless set) carries a 
 slip so that each check has something to catch: a wrong id (execution), a required argument
 left out (format), the write made twice (necessity, or execution when the second fails), or
 the lookups left out, the write made straight away (a policy that asks to look first).
-Deterministic for a given seed and request.
+A revision (the task carries ``revision`` and ``critique``) is written without a slip: the
+offline model heeds its critique. Deterministic for a given seed and request.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def blueprint(task: Mapping[str, Any], *, key: str = "", seed: int | None = None
     focus_tool = next(tool for tool in tools if tool.name == focus["name"])
     found_by = actions[0]["arguments"] if actions[0] is not focus else {}  # how the user is found
     instruction = _instruction(focus_tool, found_by, focus["arguments"], fields, task.get("persona"))
-    if rng.random() < error_rate:
+    if rng.random() < error_rate and not task.get("revision"):  # told what was wrong, it does not slip again
         _slip(rng, actions, focus, focus_tool, fields)
     return orjson.dumps({"instruction": instruction, "actions": actions, "outputs": []}).decode()
 
