@@ -585,3 +585,34 @@ def test_a_revision_request_shows_the_model_its_blueprint_and_the_critique(
         }
     ]
     assert "passed at the first attempt: 0 of 1 (0%); after revisions: 1 of 1 (100%)" in result.stderr
+
+
+# --- negative blueprints ----------------------------------------------------------------
+
+
+def test_negative_blueprints_change_nothing_and_are_counted_apart(runner: CliRunner, store_tools: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bp.jsonl"
+    args = blueprint_command(store_tools, out, "-m", "offline", "-J", "offline", "-n", "20", "--seed", "23")
+    result = invoke(runner, *args, "-O", "offline_error_rate=0.3", "--negative-share", "0.4")
+    assert result.exit_code == 0, result.stderr
+    assert "negative on purpose: 5 kept of 9 (policy_refusal 2 of 5, missing_detail 3 of 4)" in result.stderr.splitlines()
+    kept, rejected = read_jsonl(out), read_jsonl(tmp_path / "rejected.jsonl")
+    writes = {tool.name for tool in load_environment_tools(str(store_tools)).writes}
+    negatives = [row for row in kept if row["blueprint_kind"] != "positive"]
+    for row in negatives:
+        assert not writes & {action["name"] for action in row["actions"]}
+        assert row["blueprint_check"]["necessity"] == {"ok": True, "replays": 0, "unchanged": True}
+        assert row["blueprint_check"]["execution"]["diff"] == []
+        assert row["blueprint_check"]["review"]["ok"] is True
+    assert any(row["instruction"].endswith(" yet.") for row in negatives if row["blueprint_kind"] == "missing_detail")
+    made_anyway = [row for row in rejected if row["reason"] == "negative_changes_state"]
+    assert made_anyway and all(row["rejected_by"] == "blueprint_necessity" for row in made_anyway)
+    assert {row["blueprint_kind"] for row in kept} == {"positive", "policy_refusal", "missing_detail"}
+
+
+def test_a_refusal_may_need_no_call_at_all(store_tools: Path, store_executor: Executor) -> None:
+    refusal = {**store_row("no-calls"), "blueprint_kind": "policy_refusal"}
+    positive = store_row("no-calls-positive")
+    kept, rejected = check_blueprints([refusal, positive], load_environment_tools(str(store_tools)), store_executor)
+    assert kept["keep_row_after_blueprint_check"] is True
+    assert (rejected["rejected_by"], rejected["reason"]) == ("blueprint_format", "no_actions")

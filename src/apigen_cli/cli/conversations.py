@@ -106,6 +106,16 @@ MaxRevisionsOpt = Annotated[
         help="Send a blueprint a check rejected back to the model with the critique, up to N times; every attempt is kept.",
     ),
 ]
+NegativeShareOpt = Annotated[
+    float,
+    typer.Option(
+        "--negative-share",
+        min=0.0,
+        max=1.0,
+        metavar="F",
+        help="Share of blueprints negative on purpose: a wish the policy forbids, or a detail the user lacks (no write).",
+    ),
+]
 _BLUEPRINT_GENERATION = ("count", "max_tokens", "prompts")  # of the generation settings, the ones a blueprint uses
 _BLUEPRINT_JUDGE = ("judge_model", "judge_result_chars", "judge_max_tokens", "max_reasks")  # the committee's
 
@@ -124,6 +134,7 @@ def blueprint(
     personas: PersonasOpt = None,
     policy_checks: PolicyChecksOpt = None,
     max_revisions: MaxRevisionsOpt = 0,
+    negative_share: NegativeShareOpt = 0.0,
     output: OutputOpt = "-",
     rejects: RejectsOpt = None,
     strict: StrictOpt = False,
@@ -141,7 +152,8 @@ def blueprint(
     `--policy-checks` the policy (your functions find no violation) and with `-J`
     the review (a committee of judges, shown the instruction, the actions and the
     state's diff, votes; the majority decides). `--max-revisions N` sends a
-    rejected blueprint back to the model with the critique, up to N times.
+    rejected blueprint back to the model with the critique, up to N times;
+    `--negative-share F` makes a share of them negative on purpose.
 
     Examples:
 
@@ -195,12 +207,14 @@ def blueprint(
             review=review,
             max_revisions=max_revisions,
         )
-        plans = job.plans(values["count"], seed, list(llm.models), values["max_tokens"])
+        plans = job.plans(values["count"], seed, list(llm.models), values["max_tokens"], negative_share)
         summary = write_rows(
             "blueprint", run.rows(plans), where, wrap=lambda rows: messages.llm_progress(rows, "blueprint", chat.progress)
         )
         if max_revisions:
             messages.info(run.tally.line())
+        if negative_share:
+            messages.info(run.tally.negatives_line())
         messages.info(f"seed {seed}: pass `--seed {seed}` to sample the same requests again")
         for line in usage_lines(chat.usage):
             messages.info(line)

@@ -9,7 +9,9 @@
    run keeps its own code (``timeout``, ``crashed``, ``environment_load_error``).
 3. **necessity** (``blueprint_necessity``): every write changes the state
    (``write_without_change``), and dropping any one action that changed the state changes the
-   final state (``unnecessary_write``): one replay per such action, all run in parallel.
+   final state (``unnecessary_write``): one replay per such action, all run in parallel. A
+   blueprint negative on purpose (``blueprint_kind``: a refusal, a missing detail) must instead
+   change nothing (``negative_changes_state``).
 4. **policy** (``blueprint_policy``, with ``--policy-checks``): the user's check functions, given
    the initial state, the actions, their results and the final state, find no violation
    (``policy_violation``) and run without error (``policy_check_error``); see ``policy_checks``.
@@ -35,6 +37,7 @@ from ..execution.sessions import SessionOutcome, SessionRequest
 from ..problems import Problem, RowProblem
 from ..rows.records import REJECTED_BY, Row, reject
 from ..stages.exec_check import ExecPolicy
+from .blueprint_generation import KIND_FIELD, NEGATIVE_KINDS
 from .blueprint_review import REVIEW, Review, review_rows
 from .environment_tools import WRITE, EnvironmentTools
 from .policy_checks import PolicyChecks, policy_problem
@@ -131,16 +134,19 @@ def _format(pending: _Pending, environment: EnvironmentTools) -> None:
     except RowProblem as error:
         _reject(pending, FORMAT, error.problem)
         return
-    problem = format_problem(pending.actions, environment)
+    problem = format_problem(pending.actions, environment, negative=row.get(KIND_FIELD) in NEGATIVE_KINDS)
     if problem is not None:
         _reject(pending, FORMAT, problem)
         return
     row[RESULT_FIELD] = {"format": {"ok": True}}
 
 
-def format_problem(actions: list[dict[str, Any]], environment: EnvironmentTools) -> Problem | None:
-    """The first action that names no tool of the environment or whose arguments do not fit its schema."""
-    if not actions:
+def format_problem(actions: list[dict[str, Any]], environment: EnvironmentTools, *, negative: bool = False) -> Problem | None:
+    """The first action that names no tool of the environment or whose arguments do not fit its schema.
+
+    A ``negative`` blueprint (a refusal) may have no action; any other has one at least.
+    """
+    if not actions and not negative:
         return Problem("no_actions", "the blueprint has no actions: it makes at least one call")
     if len(actions) > MAX_ACTIONS:
         return Problem("too_many_actions", f"the blueprint has {len(actions)} actions, more than the {MAX_ACTIONS} a task may")
@@ -203,6 +209,9 @@ def _necessity(live: list[_Pending], environment: EnvironmentTools, executor: Se
     for index, pending in enumerate(live):
         replay = pending.replay
         assert replay is not None
+        if pending.row.get(KIND_FIELD) in NEGATIVE_KINDS:
+            _unchanged(pending, replay)
+            continue
         for position, (action, call) in enumerate(zip(pending.actions, replay.calls, strict=True), start=1):
             tool = environment.tools[action["name"]]
             if tool.effect == WRITE and not call.changed:
@@ -222,7 +231,7 @@ def _necessity(live: list[_Pending], environment: EnvironmentTools, executor: Se
         index, position = outcome.key
         dropped.setdefault(index, []).append((position, outcome))
     for index, pending in enumerate(live):
-        if not pending.live:
+        if not pending.live or "necessity" in pending.row[RESULT_FIELD]:
             continue
         replay = pending.replay
         assert replay is not None
@@ -243,6 +252,23 @@ def _necessity(live: list[_Pending], environment: EnvironmentTools, executor: Se
                 break
         else:
             pending.row[RESULT_FIELD]["necessity"]["ok"] = True
+
+
+def _unchanged(pending: _Pending, replay: SessionOutcome) -> None:
+    """A negative blueprint's gold leaves the state as it was: the user's wish is not carried out."""
+    changed = [position for position, call in enumerate(replay.calls, start=1) if call.changed]
+    if changed:
+        name = pending.actions[changed[0] - 1]["name"]
+        kind = pending.row.get(KIND_FIELD)
+        _reject(
+            pending,
+            NECESSITY,
+            Problem(
+                "negative_changes_state", f"the blueprint is a {kind}, and its action {changed[0]} `{name}` changes the state"
+            ),
+        )
+        return
+    pending.row[RESULT_FIELD]["necessity"] = {"ok": True, "replays": 0, "unchanged": True}
 
 
 def _policy(live: list[_Pending], policy_checks: PolicyChecks) -> None:

@@ -32,6 +32,27 @@ NO_POLICY = "(no policy was given: follow common sense for a careful support age
 NO_PERSONA = "(any customer of this business)"
 TEMPLATE = "blueprint"
 
+#: A blueprint's kind: the user's wish is served, or, on purpose, it is not (the best data has both).
+POSITIVE = "positive"
+POLICY_REFUSAL = "policy_refusal"  # the policy forbids what the user asks: look it up, change nothing
+MISSING_DETAIL = "missing_detail"  # the user lacks a detail the change needs: the agent asks, and changes nothing
+NEGATIVE_KINDS = (POLICY_REFUSAL, MISSING_DETAIL)
+KIND_FIELD = "blueprint_kind"
+KIND_INSTRUCTIONS = {
+    POSITIVE: "The user's wish is one the policy allows and the calls carry it out.",
+    POLICY_REFUSAL: (
+        "This task is a refusal: the user asks for something the policy forbids (for example a change the status "
+        "of their order no longer allows). The calls look up what the agent needs to see that, and stop before any "
+        "change; where the policy says so, the last call transfers the user to a human. Put the reason the agent "
+        "gives in outputs."
+    ),
+    MISSING_DETAIL: (
+        "In this task the user lacks one detail the change needs (they do not remember it, or have not decided): "
+        "the instruction says so. The calls are only those the agent can make without it, and change nothing; "
+        "the agent must ask for the detail instead of guessing it."
+    ),
+}
+
 
 @dataclass(frozen=True)
 class BlueprintPlan:
@@ -44,6 +65,7 @@ class BlueprintPlan:
     records: list[Record]
     persona: str | None
     max_tokens: int | None = None
+    kind: str = POSITIVE
 
     @property
     def focus(self) -> EnvironmentTool:
@@ -60,17 +82,24 @@ class BlueprintJob:
     policy: str | None = None
     personas: tuple[str, ...] = ()
 
-    def plans(self, count: int, seed: int, models: list[str], max_tokens: int | None = None) -> Iterator[BlueprintPlan]:
-        """``count`` plans; the i-th depends only on ``seed`` and i, so a rerun with the seed asks the same."""
+    def plans(
+        self, count: int, seed: int, models: list[str], max_tokens: int | None = None, negative_share: float = 0.0
+    ) -> Iterator[BlueprintPlan]:
+        """``count`` plans; the i-th depends only on ``seed`` and i, so a rerun with the seed asks the same.
+
+        ``negative_share`` of them (drawn per plan) are negative on purpose, of either kind in turn.
+        """
         sampler = RecordSampler(self.initial_state)
         writes = self.environment.writes
         for index in range(count):
             rng = random.Random(f"{seed}:{index}")
             write = writes[rng.randrange(len(writes))]
             tools = sample_tools(self.environment, write, rng)
-            records = sampler.sample(write, rng)
+            kind = rng.choice(NEGATIVE_KINDS) if negative_share and rng.random() < negative_share else POSITIVE
+            records = sampler.sample(write, rng, fitting=kind != POLICY_REFUSAL)
             persona = rng.choice(self.personas) if self.personas else None
-            yield BlueprintPlan(f"bp-{seed}-{index}", models[index % len(models)], seed, tools, records, persona, max_tokens)
+            model = models[index % len(models)]
+            yield BlueprintPlan(f"bp-{seed}-{index}", model, seed, tools, records, persona, max_tokens, kind)
 
 
 def load_blueprint_template(prompts_dir: str | None = None) -> Template:
@@ -114,6 +143,7 @@ def build_request(plan: BlueprintPlan, job: BlueprintJob, *, with_schema: bool =
         tools=orjson.dumps(shown_tools, option=orjson.OPT_INDENT_2).decode(),
         records=orjson.dumps(shown_records, option=orjson.OPT_INDENT_2).decode(),
         focus=plan.focus.name,
+        kind_instruction=KIND_INSTRUCTIONS[plan.kind],
     )
     offline_task = {
         "task": "blueprint",
@@ -123,6 +153,7 @@ def build_request(plan: BlueprintPlan, job: BlueprintJob, *, with_schema: bool =
         "records": shown_records,
         "persona": plan.persona,
         "seed": plan.seed,
+        "kind": plan.kind,
     }
     return ChatRequest(
         key=plan.key,
@@ -172,14 +203,14 @@ def provenance(plan: BlueprintPlan, template: Template) -> dict[str, Any]:
 
 def row_from_result(plan: BlueprintPlan, job: BlueprintJob, result: ChatResult) -> Row:
     """The blueprint row one answered (or failed) request gives; rejected by ``blueprint`` when there is none."""
-    row: Row = {"id": plan.key}
+    row: Row = {"id": plan.key, KIND_FIELD: plan.kind}
     metadata = {"environment": job.initial_state, "blueprint_source": provenance(plan, job.template)}
     if not result.ok:
         problem = result.error or Problem("llm_error", "the model returned no text")
         return _rejected(row, metadata, problem)
     text = result.text or ""
     try:
-        blueprint = read_blueprint(text)
+        blueprint = read_blueprint(text, negative=plan.kind in NEGATIVE_KINDS)
     except RowProblem as error:
         problem = cut_off_problem(result, "--max-tokens", plan.max_tokens) if result.cut_off else error.problem
         return _rejected({**row, RAW_OUTPUT: text}, metadata, problem)
@@ -192,8 +223,11 @@ def _rejected(row: Row, metadata: dict[str, Any], problem: Problem) -> Row:
     return {**row, **metadata, "rejected_by": STAGE, "reason": problem.code, "reason_detail": problem.message}
 
 
-def read_blueprint(text: str) -> dict[str, Any]:
-    """``instruction``, ``actions`` and ``outputs`` from a model's reply; ``RowProblem`` ``unparseable_blueprint`` else."""
+def read_blueprint(text: str, *, negative: bool = False) -> dict[str, Any]:
+    """``instruction``, ``actions`` and ``outputs`` from a model's reply; ``RowProblem`` ``unparseable_blueprint`` else.
+
+    Only a ``negative`` blueprint may have no actions (a refusal can need no lookup).
+    """
     parsed = find_json(text)
     if parsed is NOT_FOUND or not isinstance(parsed, dict):
         raise RowProblem("unparseable_blueprint", f"the reply holds no JSON object: {show_value(text, 120)}")
@@ -205,6 +239,6 @@ def read_blueprint(text: str) -> dict[str, Any]:
         outputs = read_outputs(parsed)
     except RowProblem as error:
         raise RowProblem("unparseable_blueprint", f"the reply: {error.problem.message}") from None
-    if not actions:
+    if not actions and not negative:
         raise RowProblem("unparseable_blueprint", "the reply's `actions` is empty: a blueprint makes at least one call")
     return {"instruction": instruction.strip(), "actions": actions, "outputs": outputs}

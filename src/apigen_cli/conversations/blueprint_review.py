@@ -21,7 +21,7 @@ from ..problems import Problem
 from ..rows.records import Row
 from ..stages.prompts import Template, load_prompt_pair
 from ..stages.semantic_check import JUDGE_SCHEMA, JudgeSettings, Verdict, judge_verdict, template_placeholders
-from .blueprint_generation import NO_POLICY
+from .blueprint_generation import KIND_FIELD, KIND_INSTRUCTIONS, NO_POLICY, POSITIVE
 
 TEMPLATE = "blueprint_review"
 REVIEW = "blueprint_review"  # the check's name, as rejected_by
@@ -50,12 +50,14 @@ def review_request(row: Row, model: str, review: Review) -> ChatRequest:
         for action, result in zip(row["actions"], execution["results"], strict=False)
     ]
     diff = execution.get("diff") or []
+    kind = row.get(KIND_FIELD, POSITIVE)
     messages = review.template.render(
         policy=(review.policy or NO_POLICY).strip(),
         instruction=str(row.get("instruction", "")),
         actions=orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode(),
         diff="\n".join(diff) if diff else "(nothing changed)",
         outputs=orjson.dumps(row.get("outputs") or []).decode(),
+        kind_instruction=KIND_INSTRUCTIONS.get(kind, KIND_INSTRUCTIONS[POSITIVE]),
     )
     return ChatRequest(
         key=f"{row.get('id', '')}-review",
@@ -68,6 +70,7 @@ def review_request(row: Row, model: str, review: Review) -> ChatRequest:
             "actions": row["actions"],
             "results": execution["results"],
             "diff": diff,
+            "kind": kind,
         },
         options={"max_tokens": review.settings.max_tokens} if review.settings.max_tokens else None,
     )

@@ -119,13 +119,16 @@ class RecordSampler:
         whole = orjson.dumps(state)
         self.whole_state = dict(state) if not self.collections and len(whole) <= WHOLE_STATE_BYTES else None
 
-    def sample(self, write: EnvironmentTool, rng: random.Random, limit: int = MAX_RECORDS) -> list[Record]:
+    def sample(
+        self, write: EnvironmentTool, rng: random.Random, limit: int = MAX_RECORDS, *, fitting: bool = True
+    ) -> list[Record]:
+        """The records to show; ``fitting=False`` prefers a record the write does not fit (a task the policy forbids)."""
         if not self.collections:
             if self.whole_state is None:
                 return []
             return [Record(name, name, value) for name, value in self.whole_state.items()]
         root_collection = self._acted_on(write) or rng.choice(self.collections)
-        root = self._root(root_collection, write, rng)
+        root = self._root(root_collection, write, rng, fitting)
         chosen = [root]
         for text in strings_in(root.value):
             if len(chosen) >= limit - 1:
@@ -147,12 +150,13 @@ class RecordSampler:
                     return collection
         return None
 
-    def _root(self, collection: Collection, write: EnvironmentTool, rng: random.Random) -> Record:
-        """A record of ``collection``, one whose values share a word with the write's name when there is one."""
+    def _root(self, collection: Collection, write: EnvironmentTool, rng: random.Random, fitting: bool = True) -> Record:
+        """A record of ``collection``, one whose values share a word with the write's name when there is one
+        (or, not ``fitting``, one whose values do not)."""
         words = set(name_words(write.name))
         keys = list(collection.records)
-        fitting = [key for key in keys if words & {text.lower() for text in strings_in(collection.records[key])}]
-        key = rng.choice(fitting or keys)
+        fits = [key for key in keys if bool(words & {text.lower() for text in strings_in(collection.records[key])}) == fitting]
+        key = rng.choice(fits or keys)
         return Record(collection.path, key, collection.records[key])
 
 

@@ -25,6 +25,10 @@ A seeded share of blueprints (``offline_error_rate``, 0.1 unless set) carries a 
 slip so that each check has something to catch: a wrong id (execution), a required argument
 left out (format), the write made twice (necessity, or execution when the second fails), or
 the lookups left out, the write made straight away (a policy that asks to look first).
+A negative task (``kind``: ``policy_refusal``, ``missing_detail``) gets the lookups without the
+write (for ``missing_detail`` the instruction leaves one detail of the write out and says the
+user does not know it); its slip is the write made all the same.
+
 A revision (the task carries ``revision`` and ``critique``) is written without a slip: the
 offline model heeds its critique. Deterministic for a given seed and request.
 """
@@ -77,8 +81,20 @@ def blueprint(task: Mapping[str, Any], *, key: str = "", seed: int | None = None
     focus = next((action for action in reversed(actions) if action["name"] in writes), actions[-1])
     focus_tool = next(tool for tool in tools if tool.name == focus["name"])
     found_by = actions[0]["arguments"] if actions[0] is not focus else {}  # how the user is found
-    instruction = _instruction(focus_tool, found_by, focus["arguments"], fields, task.get("persona"))
-    if rng.random() < error_rate and not task.get("revision"):  # told what was wrong, it does not slip again
+    kind = task.get("kind") or "positive"
+    wish = dict(focus["arguments"])
+    unknown = ""
+    if kind == "missing_detail" and wish:  # the user lacks one detail of the change
+        unknown = rng.choice([name for name in wish if not name.endswith("id")] or list(wish))
+        del wish[unknown]
+    instruction = _instruction(focus_tool, found_by, wish, fields, task.get("persona"))
+    if unknown:
+        instruction += f" You do not know the {_readable(unknown)} yet."
+    slipped = rng.random() < error_rate and not task.get("revision")  # told what was wrong, it does not slip again
+    if kind in ("policy_refusal", "missing_detail"):
+        if not slipped:  # the slip of a negative: the change is made all the same
+            actions.remove(focus)
+    elif slipped:
         _slip(rng, actions, focus, focus_tool, fields)
     return orjson.dumps({"instruction": instruction, "actions": actions, "outputs": []}).decode()
 
@@ -243,6 +259,10 @@ def review(task: Mapping[str, Any], *, key: str = "", seed: int | None = None, e
     results = task.get("results")
     if not isinstance(actions, list) or not isinstance(results, list):
         raise _TaskError("the review task needs `actions` and `results` lists")
+    if task.get("kind") in ("policy_refusal", "missing_detail"):
+        if task.get("diff"):
+            return _vote("the task is a refusal, and yet its calls change the state", passed=False)
+        return _vote("", passed=True)
     if not task.get("diff"):
         return _vote("the calls change nothing, so the task asks for nothing", passed=False)
     seen: list[str] = []  # what earlier calls returned, as text
