@@ -98,7 +98,7 @@ class BlueprintRun:
         return rows
 
 
-#: the checks whose critique can make a better blueprint (a failed request or a crash cannot)
+#: the checks whose critique can make a better blueprint (a failed request has no blueprint to criticise)
 REVISABLE = (FORMAT, EXECUTION, NECESSITY, POLICY, REVIEW)
 ATTEMPTS = "blueprint_attempts"
 WINDOW = 64  # plans generated, checked and revised together when revising
