@@ -29,6 +29,7 @@ from apigen_cli.stages.semantic_check import JudgeSettings
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer, Reply
+from .scripted_model import blueprint_reply
 
 STORE = PROJECT / "sample_data" / "store"
 STATE = STORE / "initial_state.json"
@@ -616,3 +617,42 @@ def test_a_refusal_may_need_no_call_at_all(store_tools: Path, store_executor: Ex
     kept, rejected = check_blueprints([refusal, positive], load_environment_tools(str(store_tools)), store_executor)
     assert kept["keep_row_after_blueprint_check"] is True
     assert (rejected["rejected_by"], rejected["reason"]) == ("blueprint_format", "no_actions")
+
+
+# --- examples ---------------------------------------------------------------------------
+
+
+def test_kept_blueprints_of_an_earlier_run_are_shown_as_examples(runner: CliRunner, store_tools: Path, tmp_path: Path) -> None:
+    earlier = tmp_path / "earlier.jsonl"
+    made = invoke(runner, *blueprint_command(store_tools, earlier, "-m", "offline", "-n", "12", "--seed", "23", "-q"))
+    assert made.exit_code == 0, made.stderr
+    kept = {row["id"]: row for row in read_jsonl(earlier)}
+    out = tmp_path / "bp.jsonl"
+    with LLMServer(handler=blueprint_reply) as server:
+        args = blueprint_command(store_tools, out, "-m", "test-model", "-n", "3", "--seed", "6", "--examples", str(earlier))
+        result = invoke(runner, *args, "--base-url", server.url, "--concurrency", "1")
+        requests = server.chat_requests()
+    assert result.exit_code == 0, result.stderr
+    rows = sorted(read_jsonl(out) + read_jsonl(tmp_path / "rejected.jsonl"), key=lambda row: int(row["id"].split("-")[-1]))
+    assert len(rows) == len(requests) == 3
+    for request, row in zip(requests, rows, strict=True):
+        source = row["blueprint_source"]
+        assert len(source["sampled_examples"]) == 2
+        prompt = request.json["messages"][-1]["content"]
+        assert "Tasks written before for this database (follow their form, do not copy them):" in prompt
+        for key in source["sampled_examples"]:
+            example = kept[key]
+            assert example["instruction"] in prompt
+        focus = source["sampled_apis"][-1]
+        same = [key for key, example in kept.items() if example["actions"][-1]["name"] == focus]
+        assert source["sampled_examples"][0] in same or not same
+
+
+def test_an_examples_file_without_a_kept_blueprint_stops_the_run(runner: CliRunner, store_tools: Path, tmp_path: Path) -> None:
+    rejected = tmp_path / "rejected_only.jsonl"
+    rejected.write_text(
+        json.dumps({"id": "x", "instruction": "You are.", "actions": [], "rejected_by": "blueprint_format"}) + "\n"
+    )
+    result = invoke(runner, *blueprint_command(store_tools, tmp_path / "o.jsonl", "-m", "offline", "--examples", str(rejected)))
+    assert result.exit_code == 2
+    assert f"error: `--examples` file `{rejected}` holds no kept blueprint whose actions call a write" in result.stderr

@@ -116,6 +116,14 @@ NegativeShareOpt = Annotated[
         help="Share of blueprints negative on purpose: a wish the policy forbids, or a detail the user lacks (no write).",
     ),
 ]
+BlueprintExamplesOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--examples",
+        metavar="FILE",
+        help="Kept blueprints of an earlier run on this environment, two a request shown for their form.",
+    ),
+]
 _BLUEPRINT_GENERATION = ("count", "max_tokens", "prompts")  # of the generation settings, the ones a blueprint uses
 _BLUEPRINT_JUDGE = ("judge_model", "judge_result_chars", "judge_max_tokens", "max_reasks")  # the committee's
 
@@ -132,6 +140,7 @@ def blueprint(
     initial_state: InitialStateOpt = None,
     policy: PolicyOpt = None,
     personas: PersonasOpt = None,
+    blueprint_examples: BlueprintExamplesOpt = None,
     policy_checks: PolicyChecksOpt = None,
     max_revisions: MaxRevisionsOpt = 0,
     negative_share: NegativeShareOpt = 0.0,
@@ -179,7 +188,12 @@ def blueprint(
                 hint="pass `--initial-state FILE`, a JSON object of class names to their state",
             )
         job = prepare_blueprints(
-            env_library, initial_state, policy_path=policy, personas_path=personas, prompts_dir=values["prompts"]
+            env_library,
+            initial_state,
+            policy_path=policy,
+            personas_path=personas,
+            prompts_dir=values["prompts"],
+            examples_path=blueprint_examples,
         )
         seed = chosen_seed(llm.seed)
         executor, exec_policy = executor_and_policy(ctx, messages)

@@ -35,7 +35,7 @@ from .blueprint_generation import (
     row_from_result,
 )
 from .blueprint_review import REVIEW, Review
-from .blueprint_sampling import load_personas, read_initial_state, read_text_file
+from .blueprint_sampling import load_blueprint_examples, load_personas, read_initial_state, read_text_file
 from .environment_tools import load_environment_tools
 from .policy_checks import PolicyChecks
 from .trajectory_check import SessionRunner
@@ -162,13 +162,16 @@ def prepare_blueprints(
     policy_path: str | None = None,
     personas_path: str | None = None,
     prompts_dir: str | None = None,
+    examples_path: str | None = None,
 ) -> BlueprintJob:
     """Read everything a blueprint run plans from; ``InputError``/``ConfigError`` before any request."""
     environment = load_environment_tools(library_path)
     initial_state = read_initial_state(initial_state_path, environment.classes)
     policy = read_text_file(policy_path, "--policy", "policy") if policy_path is not None else None
     personas = tuple(load_personas(personas_path)) if personas_path is not None else ()
-    return BlueprintJob(environment, initial_state, load_blueprint_template(prompts_dir), policy, personas)
+    writes = {tool.name for tool in environment.writes}
+    examples = tuple(load_blueprint_examples(examples_path, writes)) if examples_path is not None else ()
+    return BlueprintJob(environment, initial_state, load_blueprint_template(prompts_dir), policy, personas, examples)
 
 
 def check_environment_loads(job: BlueprintJob, executor: SessionRunner, state_file: str) -> None:

@@ -23,7 +23,7 @@ from ..rows.records import RAW_OUTPUT, Row
 from ..schema.value_types import type_schema
 from ..stages.extract import NOT_FOUND, find_json
 from ..stages.prompts import Template, load_prompt_pair
-from .blueprint_sampling import Record, RecordSampler, sample_tools
+from .blueprint_sampling import BlueprintExample, Record, RecordSampler, sample_examples, sample_tools
 from .environment_tools import EnvironmentTool, EnvironmentTools
 from .transcript import read_actions, read_outputs
 
@@ -66,6 +66,7 @@ class BlueprintPlan:
     persona: str | None
     max_tokens: int | None = None
     kind: str = POSITIVE
+    examples: tuple[BlueprintExample, ...] = ()
 
     @property
     def focus(self) -> EnvironmentTool:
@@ -81,6 +82,7 @@ class BlueprintJob:
     template: Template
     policy: str | None = None
     personas: tuple[str, ...] = ()
+    examples: tuple[BlueprintExample, ...] = ()
 
     def plans(
         self, count: int, seed: int, models: list[str], max_tokens: int | None = None, negative_share: float = 0.0
@@ -98,13 +100,22 @@ class BlueprintJob:
             kind = rng.choice(NEGATIVE_KINDS) if negative_share and rng.random() < negative_share else POSITIVE
             records = sampler.sample(write, rng, fitting=kind != POLICY_REFUSAL)
             persona = rng.choice(self.personas) if self.personas else None
+            examples = tuple(sample_examples(list(self.examples), write.name, rng)) if self.examples else ()
             model = models[index % len(models)]
-            yield BlueprintPlan(f"bp-{seed}-{index}", model, seed, tools, records, persona, max_tokens, kind)
+            yield BlueprintPlan(f"bp-{seed}-{index}", model, seed, tools, records, persona, max_tokens, kind, examples)
 
 
 def load_blueprint_template(prompts_dir: str | None = None) -> Template:
     """``prompts/blueprint/`` (``system.txt`` and ``user.txt``), or the same folder in ``prompts_dir``."""
     return load_prompt_pair(TEMPLATE, prompts_dir)
+
+
+def render_examples(examples: tuple[BlueprintExample, ...]) -> str:
+    """The examples block of the prompt (empty when there are none)."""
+    if not examples:
+        return ""
+    lines = [orjson.dumps(example.shown).decode() for example in examples]
+    return "\nTasks written before for this database (follow their form, do not copy them):\n" + "\n".join(lines) + "\n"
 
 
 def response_schema(plan: BlueprintPlan) -> dict[str, Any]:
@@ -144,6 +155,7 @@ def build_request(plan: BlueprintPlan, job: BlueprintJob, *, with_schema: bool =
         records=orjson.dumps(shown_records, option=orjson.OPT_INDENT_2).decode(),
         focus=plan.focus.name,
         kind_instruction=KIND_INSTRUCTIONS[plan.kind],
+        examples=render_examples(plan.examples),
     )
     offline_task = {
         "task": "blueprint",
@@ -197,6 +209,7 @@ def provenance(plan: BlueprintPlan, template: Template) -> dict[str, Any]:
         "sampled_apis": [tool.name for tool in plan.tools],
         "sampled_records": [{"collection": record.collection, "id": record.key} for record in plan.records],
         "persona": plan.persona,
+        "sampled_examples": [example.key for example in plan.examples],
         "prompt_template": template.name,
     }
 

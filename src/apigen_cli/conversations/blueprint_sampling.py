@@ -12,6 +12,8 @@
   collection (a file system's tree) is shown whole when it is small.
 - **Personas**: a line of ``--personas`` (text, one per line, or JSONL with a ``persona`` field).
 - **Policy**: the text of ``--policy``, shown whole.
+- **Examples** (``--examples FILE``): kept blueprints of an earlier run, up to two a request,
+  those built around the same write first, shown for their form.
 
 Everything is drawn from one ``random.Random`` seeded by the run's seed and the request's
 index, so a request's sample does not depend on the ones before it.
@@ -209,6 +211,71 @@ def load_personas(path: str) -> list[str]:
     if not personas:
         raise InputError(f"`--personas` file `{path}` holds no persona", hint="write one persona per line")
     return personas
+
+
+MAX_EXAMPLES = 2  # blueprints shown as examples per request
+MAX_EXAMPLE_POOL = 1_000  # examples kept from the file: the first ones
+
+
+@dataclass(frozen=True)
+class BlueprintExample:
+    """A kept blueprint shown to the model for its form: its id, the write it is built around, what it holds."""
+
+    key: str
+    focus: str
+    shown: dict[str, Any]
+
+
+def load_blueprint_examples(path: str, writes: set[str]) -> list[BlueprintExample]:
+    """The kept blueprints of ``path`` (a blueprint run's output), each built around one of ``writes``.
+
+    Rows that were rejected, or whose actions call no write of this environment, are left out;
+    an unreadable file, or one that leaves nothing, is an ``InputError``.
+    """
+    examples = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(
+            f"`--examples` file `{path}` cannot be read: {error}", hint="give the JSONL an earlier blueprint run wrote"
+        ) from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise InputError(
+                f"line {number} of `{path}` is not JSON", hint="give the JSONL an earlier blueprint run wrote"
+            ) from None
+        if not isinstance(row, dict) or "rejected_by" in row or not isinstance(row.get("instruction"), str):
+            continue
+        actions = row.get("actions")
+        if not isinstance(actions, list):
+            continue
+        called = [action.get("name") for action in actions if isinstance(action, dict)]
+        focus = next((name for name in reversed(called) if name in writes), None)
+        if focus is None:
+            continue
+        shown = {"instruction": row["instruction"], "actions": actions, "outputs": row.get("outputs") or []}
+        examples.append(BlueprintExample(str(row.get("id", f"line-{number}")), focus, shown))
+        if len(examples) >= MAX_EXAMPLE_POOL:
+            break
+    if not examples:
+        raise InputError(
+            f"`--examples` file `{path}` holds no kept blueprint whose actions call a write of this environment",
+            hint="give the output (`-o`) of an earlier blueprint run on the same environment",
+        )
+    return examples
+
+
+def sample_examples(examples: list[BlueprintExample], write: str, rng: random.Random) -> list[BlueprintExample]:
+    """Up to ``MAX_EXAMPLES``, built around ``write`` first, then any."""
+    same = [example for example in examples if example.focus == write]
+    others = [example for example in examples if example.focus != write]
+    rng.shuffle(same)
+    rng.shuffle(others)
+    return (same + others)[:MAX_EXAMPLES]
 
 
 def read_text_file(path: str, flag: str, what: str) -> str:
