@@ -609,6 +609,10 @@ def test_negative_blueprints_change_nothing_and_are_counted_apart(runner: CliRun
     made_anyway = [row for row in rejected if row["reason"] == "negative_changes_state"]
     assert made_anyway and all(row["rejected_by"] == "blueprint_necessity" for row in made_anyway)
     assert {row["blueprint_kind"] for row in kept} == {"positive", "policy_refusal", "missing_detail"}
+    # a refusal is shown the tools that neither read nor write, and may end in a hand-over that says why
+    refusals = [row for row in kept if row["blueprint_kind"] == "policy_refusal"]
+    assert all("transfer_to_human_agents" in row["blueprint_source"]["sampled_apis"] for row in refusals)
+    assert any(row["actions"][-1]["name"] == "transfer_to_human_agents" for row in refusals)
 
 
 def test_a_refusal_may_need_no_call_at_all(store_tools: Path, store_executor: Executor) -> None:

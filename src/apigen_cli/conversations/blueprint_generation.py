@@ -24,7 +24,7 @@ from ..schema.value_types import type_schema
 from ..stages.extract import NOT_FOUND, find_json
 from ..stages.prompts import Template, load_prompt_pair
 from .blueprint_sampling import BlueprintExample, Record, RecordSampler, sample_examples, sample_tools
-from .environment_tools import EnvironmentTool, EnvironmentTools
+from .environment_tools import OTHER, EnvironmentTool, EnvironmentTools
 from .transcript import read_actions, read_outputs
 
 STAGE = "blueprint"
@@ -98,6 +98,8 @@ class BlueprintJob:
             write = writes[rng.randrange(len(writes))]
             tools = sample_tools(self.environment, write, rng)
             kind = rng.choice(NEGATIVE_KINDS) if negative_share and rng.random() < negative_share else POSITIVE
+            if kind == POLICY_REFUSAL:  # a refusal may end in a hand-over: the tools that neither read nor write
+                tools = [*tools[:-1], *(tool for tool in self.environment.tools.values() if tool.effect == OTHER), write]
             records = sampler.sample(write, rng, fitting=kind != POLICY_REFUSAL)
             persona = rng.choice(self.personas) if self.personas else None
             examples = tuple(sample_examples(list(self.examples), write.name, rng)) if self.examples else ()
@@ -162,6 +164,7 @@ def build_request(plan: BlueprintPlan, job: BlueprintJob, *, with_schema: bool =
         "tools": shown_tools,
         "writes": [tool.name for tool in plan.tools if tool.effect == "write"],
         "creates": [tool.name for tool in plan.tools if tool.creates],
+        "others": [tool.name for tool in plan.tools if tool.effect == OTHER],
         "records": shown_records,
         "persona": plan.persona,
         "seed": plan.seed,

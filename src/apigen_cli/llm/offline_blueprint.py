@@ -25,8 +25,8 @@ A seeded share of blueprints (``offline_error_rate``, 0.1 unless set) carries a 
 slip so that each check has something to catch: a wrong id (execution), a required argument
 left out (format), the write made twice (necessity, or execution when the second fails), or
 the lookups left out, the write made straight away (a policy that asks to look first).
-A negative task (``kind``: ``policy_refusal``, ``missing_detail``) gets the lookups without the
-write (for ``missing_detail`` the instruction leaves one detail of the write out and says the
+A negative task (``kind``: ``policy_refusal``, ``missing_detail``) gets the lookups (and a
+hand-over, ``others``, saying why) without the write (for ``missing_detail`` the instruction leaves one detail of the write out and says the
 user does not know it); its slip is the write made all the same.
 
 A revision (the task carries ``revision`` and ``critique``) is written without a slip: the
@@ -91,9 +91,18 @@ def blueprint(task: Mapping[str, Any], *, key: str = "", seed: int | None = None
     if unknown:
         instruction += f" You do not know the {_readable(unknown)} yet."
     slipped = rng.random() < error_rate and not task.get("revision")  # told what was wrong, it does not slip again
+    others = {name for name in task.get("others") or [] if isinstance(name, str)}
     if kind in ("policy_refusal", "missing_detail"):
         if not slipped:  # the slip of a negative: the change is made all the same
             actions.remove(focus)
+        for action in actions:  # a hand-over says why
+            if action["name"] in others:
+                tool = next(tool for tool in tools if tool.name == action["name"])
+                for name, declared in tool.parameters.properties.items():
+                    if isinstance(declared, ScalarType) and declared.name == "string" and not declared.enum:
+                        action["arguments"][name] = (
+                            f"The customer wants to {_purpose(focus_tool)}, which the policy does not allow."
+                        )
     elif slipped:
         _slip(rng, actions, focus, focus_tool, fields)
     return orjson.dumps({"instruction": instruction, "actions": actions, "outputs": []}).decode()
