@@ -188,6 +188,10 @@ def build_workspace(root: Path, llm_url: str, items_url: str) -> Workspace:
     shutil.copy(SAMPLE / "store" / "online_store.py", root / "my_env.py")
     shutil.copy(SAMPLE / "store" / "conversations.jsonl", root / "conversations.jsonl")
     _xlam_file(root)
+    # a stateful environment of the user's own: the sample store under the names the multi-turn examples give
+    shutil.copy(SAMPLE / "store" / "online_store.py", root / "my_env.py")
+    shutil.copy(SAMPLE / "store" / "conversations.jsonl", root / "conversations.jsonl")
+    shutil.copy(SAMPLE / "store" / "initial_state.json", root / "state.json")
     (root / "out").mkdir()
     run = "apigen run sample_data/apis.jsonl --functions sample_data/functions -m offline -J offline --seed 7 -q"
     steps = [
@@ -200,6 +204,8 @@ def build_workspace(root: Path, llm_url: str, items_url: str) -> Workspace:
         "apigen generate units.jsonl -m offline -n 6 --seed 1 -q | apigen format-check -o units_checked.jsonl -q",
         f"{run} -n 24 --shard 0/2 -o out/shard-0.jsonl --rejects out/rejects-0.jsonl",
         f"{run} -n 24 --shard 1/2 -o out/shard-1.jsonl --rejects out/rejects-1.jsonl",
+        "apigen library from-python sample_data/store --class OnlineStore -o store_tools.jsonl -q",
+        "apigen library from-python my_env.py --class OnlineStore -o env_tools.jsonl -q",
     ]
     env = example_env()
     for step in steps:

@@ -30,7 +30,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "environments": {"rows", "schema"},
     "stages": {"rows", "schema", "library", "llm", "execution"},
     # the multi-turn path: composed over the layers below it as stages/ are (not over stages/ itself)
-    "conversations": {"rows", "schema", "library", "llm", "execution", "environments"},
+    "conversations": {"rows", "schema", "library", "llm", "execution", "environments", "stages"},
 }
 #: The command line: the `cli` package (every module of it) and `console`; the only users of typer and rich.
 UI_MODULES = {"cli", "console"}

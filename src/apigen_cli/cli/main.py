@@ -32,6 +32,7 @@ COMMAND_ORDER = (
     "exec-check",
     "semantic-check",
     "run",
+    "blueprint",
     "trajectory-check",
     "merge",
     "dedup",

@@ -53,7 +53,7 @@ from .options import (
 )
 
 
-def _finish(messages: Messages, summary: StageSummary, strict: bool, *, keeps_rejected: bool = True) -> None:
+def finish_stage(messages: Messages, summary: StageSummary, strict: bool, *, keeps_rejected: bool = True) -> None:
     """The closing lines; ``keeps_rejected``: the command has `--keep-rejected` (generate has not)."""
     if summary.dropped:
         also = ", or `--keep-rejected` to keep them in the output" if keeps_rejected else ""
@@ -95,7 +95,7 @@ def run_stage_command(command: str, params: Mapping[str, Any], setup: Callable[[
 
         wrap = run.wrap or (lambda rows: messages.progress(rows, command))
         summary = run_stage(command, run.stage, where, wrap=wrap, check=check)
-    _finish(messages, summary, params["strict"])
+    finish_stage(messages, summary, params["strict"])
 
 
 # the code a stage rejects a row with when the row skipped the stage before it -> that stage
@@ -292,7 +292,7 @@ def generate(
         messages.info(f"seed {job.settings.seed}: pass `--seed {job.settings.seed}` to sample the same requests again")
         _say_usage(messages, chat)
         say_batches(messages, chat)
-    _finish(messages, summary, strict, keeps_rejected=False)
+    finish_stage(messages, summary, strict, keeps_rejected=False)
 
 
 @app.command("semantic-check")
