@@ -370,8 +370,8 @@ POLICY_CHECKS = STORE / "policy_checks.py"
 
 
 def test_the_guide_shows_a_policy_check_of_the_sample_file_as_it_is() -> None:
-    readme = (PROJECT / "README.md").read_text()
-    shown = readme.split("`sample_data/store/policy_checks.py` holds two of the store's rules:\n\n```python\n", 1)[1]
+    guide = (PROJECT / "docs" / "multi-turn.md").read_text()
+    shown = guide.split("`sample_data/store/policy_checks.py` holds two of the store's rules:\n\n```python\n", 1)[1]
     assert shown.split("```", 1)[0] in POLICY_CHECKS.read_text()
 
 
