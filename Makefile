@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT := out/demo
+MT_OUT := out/demo-multi-turn
 
-.PHONY: install test lint fix docs demo bench smoke clean
+.PHONY: install test lint fix docs demo demo-multi-turn bench smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +30,11 @@ fix: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
+# docs/cli-reference.md from every command's --help, then the site (mkdocs.yml) into site/:
+# --strict fails on a broken link, a missing page or an unknown anchor; nothing is fetched
 docs: $(STAMP)
 	$(BIN)/cog -r docs/cli-reference.md
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 demo: $(STAMP)
 	@rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
@@ -41,6 +45,19 @@ demo: $(STAMP)
 	@head -n 1 $(DEMO_OUT)/dataset.jsonl | cut -c 1-400
 	@echo "--- a rejected row ($(DEMO_OUT)/rejects.jsonl):"
 	@head -n 1 $(DEMO_OUT)/rejects.jsonl | cut -c 1-400
+
+# The multi-turn path on the sample store: blueprints written offline, each checked on the real state.
+demo-multi-turn: $(STAMP)
+	@rm -rf $(MT_OUT) && mkdir -p $(MT_OUT)
+	$(BIN)/apigen library from-python sample_data/store --class OnlineStore -o $(MT_OUT)/store_tools.jsonl -q
+	$(BIN)/apigen blueprint $(MT_OUT)/store_tools.jsonl --functions sample_data/store \
+		--initial-state sample_data/store/initial_state.json --policy sample_data/store/policy.md \
+		--policy-checks sample_data/store/policy_checks.py -m offline -J offline -n 12 --seed 23 -O offline_error_rate=0.3 \
+		-o $(MT_OUT)/blueprints.jsonl --rejects $(MT_OUT)/rejected.jsonl
+	@echo "--- a verified blueprint ($(MT_OUT)/blueprints.jsonl), without its environment:"
+	@head -n 1 $(MT_OUT)/blueprints.jsonl | $(BIN)/python -c 'import json, sys; row = json.loads(sys.stdin.read()); row.pop("environment"); print(json.dumps(row)[:700])'
+	@echo "--- why the others were rejected ($(MT_OUT)/rejected.jsonl):"
+	@$(BIN)/python -c 'import json, sys; [print(r["id"], r["rejected_by"], r["reason"] + ":", r["reason_detail"][:140]) for r in map(json.loads, open(sys.argv[1]))]' $(MT_OUT)/rejected.jsonl
 
 smoke: $(STAMP)
 	$(BIN)/apigen generate sample_data/apis.jsonl -m offline -n 30 --seed 1 -q \
@@ -53,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/format_check.py
 	$(BIN)/python benchmarks/dedup.py
 	$(BIN)/python benchmarks/exec_check.py
+	$(BIN)/python benchmarks/sessions.py
 	$(BIN)/python benchmarks/mcp_exec.py
 	$(BIN)/python benchmarks/llm_throughput.py
 	$(BIN)/python benchmarks/library_openapi.py
@@ -63,4 +81,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) out site .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """A folder holding the files the documentation's examples name, for running them as written.
 
-The examples of the README and of `--help` name files a user would have (`rows.jsonl`,
+The examples of the README, of the pages of docs/ and of `--help` name files a user would have (`rows.jsonl`,
 `apis.jsonl`, `lib/`, `checked.jsonl`, `rest_rows.jsonl`...). `build_workspace` makes them from
 `sample_data/` with apigen itself, once a test module; `runnable` points the endpoints an example
 names at the scripted servers on 127.0.0.1 and cuts a real run's sizes down; `run_example` runs a
@@ -68,6 +68,15 @@ def expected_exit_code(example: str) -> int:
     return 1 if "--strict" in example and _SAMPLE_ROWS.search(example) else 0
 
 
+OPTIONAL_PROGRAMS = ("jq",)  # what examples pipe into; .ci/run installs it, a test without it skips, naming it
+
+
+def programs_it_lacks(command: str, env: dict[str, str]) -> list[str]:
+    """The optional programs ``command`` pipes into that are not on the PATH of ``env``."""
+    piped = [name for name in OPTIONAL_PROGRAMS if re.search(rf"\|\s*{name}\b", command)]
+    return [name for name in piped if shutil.which(name, path=env.get("PATH")) is None]
+
+
 def run_example(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
@@ -128,6 +137,26 @@ def _single_file_library(path: Path, *modules: str) -> None:
     path.write_text(future + "\n" + "\n\n".join(bodies))
 
 
+#: the files the examples name that a reader brings (an API library, its functions, rows, a dataset): a block naming one
+#: says so above it (`*Needs your own files: ...*`); here the workspace makes each from `sample_data/`, but the last
+READERS_FILES = (
+    "apis.jsonl",
+    "lib/",
+    "my_tools.py",
+    "seeds.jsonl",
+    "rows.jsonl",
+    "rest_rows.jsonl",
+    "xlam_function_calling_60k.json",
+    "dataset.jsonl",
+    "rejects.jsonl",
+    "checked.jsonl",
+    "executed.jsonl",
+    "generated.jsonl",
+    "generated_rejects.jsonl",
+    "checked_rejects.jsonl",
+    "Qwen2.5-7B-Instruct.jinja",  # a model's chat template (tests/fixtures/chat_templates/ has it for test_export_messages)
+)
+
 #: files of the workspace made from ../shared/corpora, which a bare clone has not: the examples naming them skip there
 FROM_THE_CORPORA = ("xlam_function_calling_60k.json",)
 
@@ -155,7 +184,14 @@ def build_workspace(root: Path, llm_url: str, items_url: str) -> Workspace:
     shutil.copy(SAMPLE / "examples.jsonl", root / "seeds.jsonl")
     shutil.copy(SAMPLE / "rows.jsonl", root / "rows.jsonl")
     write_jsonl(root / "rest_rows.jsonl", _rest_rows(items_url))
+    # a user's one-file stateful environment and conversations over it: the sample store's
+    shutil.copy(SAMPLE / "store" / "online_store.py", root / "my_env.py")
+    shutil.copy(SAMPLE / "store" / "conversations.jsonl", root / "conversations.jsonl")
     _xlam_file(root)
+    # a stateful environment of the user's own: the sample store under the names the multi-turn examples give
+    shutil.copy(SAMPLE / "store" / "online_store.py", root / "my_env.py")
+    shutil.copy(SAMPLE / "store" / "conversations.jsonl", root / "conversations.jsonl")
+    shutil.copy(SAMPLE / "store" / "initial_state.json", root / "state.json")
     (root / "out").mkdir()
     run = "apigen run sample_data/apis.jsonl --functions sample_data/functions -m offline -J offline --seed 7 -q"
     steps = [
@@ -168,6 +204,8 @@ def build_workspace(root: Path, llm_url: str, items_url: str) -> Workspace:
         "apigen generate units.jsonl -m offline -n 6 --seed 1 -q | apigen format-check -o units_checked.jsonl -q",
         f"{run} -n 24 --shard 0/2 -o out/shard-0.jsonl --rejects out/rejects-0.jsonl",
         f"{run} -n 24 --shard 1/2 -o out/shard-1.jsonl --rejects out/rejects-1.jsonl",
+        "apigen library from-python sample_data/store --class OnlineStore -o store_tools.jsonl -q",
+        "apigen library from-python my_env.py --class OnlineStore -o env_tools.jsonl -q",
     ]
     env = example_env()
     for step in steps:

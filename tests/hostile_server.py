@@ -222,3 +222,39 @@ def echo_request() -> Behaviour:
         return [response(200, body)]
 
     return behaviour
+
+
+def mcp_over_http(tools: list[dict[str, Any]], **replies: Behaviour) -> Behaviour:
+    """A streamable-HTTP MCP server speaking JSON replies; ``replies`` overrides a method (``tools_call=...``).
+
+    Enough of the protocol for the SDK's client: ``initialize``, notifications (202),
+    ``tools/list`` and ``tools/call``; the GET stream is not offered (405).
+    """
+
+    def behaviour(seen: Seen) -> Iterable[Chunk]:
+        message = seen.json
+        if seen.method != "POST" or not isinstance(message, dict):
+            return [response(405, b"")]
+        method = str(message.get("method", ""))
+        if "id" not in message:
+            return [response(202, b"")]
+        override = replies.get(method.replace("/", "_"))
+        if override is not None:
+            return override(seen)
+        if method == "initialize":
+            version = message.get("params", {}).get("protocolVersion", "2025-06-18")
+            result: Any = {
+                "protocolVersion": version,
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "hostile", "version": "1"},
+            }
+        elif method == "tools/list":
+            result = {"tools": tools}
+        elif method == "tools/call":
+            result = {"content": [{"type": "text", "text": "called"}], "isError": False}
+        else:
+            result = {}
+        body = json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}).encode()
+        return [response(200, body, {"content-type": "application/json"})]
+
+    return behaviour

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from apigen_cli.llm.offline import generate as offline_generate
+from apigen_cli.llm.offline_blueprint import blueprint as offline_blueprint
 
 from .llm_server import Received, Reply
 
@@ -76,8 +77,30 @@ def judge_reply(request: Received, *, fail_when: str | None = None) -> Reply:
     return Reply.chat('{"thought": "", "pass": "yes"}')
 
 
+_BLUEPRINT_FOCUS = re.compile(r"Write one task around the tool `([^`]+)`")
+
+
+def is_blueprint(request: Received) -> bool:
+    return _BLUEPRINT_FOCUS.search(request.content) is not None
+
+
+def blueprint_reply(request: Received) -> Reply:
+    """A blueprint by apigen's offline writer, for the tools and records the `apigen blueprint` prompt shows."""
+    content = request.content
+    decoder = json.JSONDecoder()
+    tools, _end = decoder.raw_decode(content, content.index("Tools (JSON):\n") + len("Tools (JSON):\n"))
+    records, _end = decoder.raw_decode(content, content.index("(JSON):\n", content.index("Records")) + len("(JSON):\n"))
+    focus = _BLUEPRINT_FOCUS.search(content)
+    assert focus is not None
+    seed = int.from_bytes(hashlib.blake2b(request.raw, digest_size=4).digest(), "big")
+    task = {"task": "blueprint", "tools": tools, "writes": [focus.group(1)], "records": records, "seed": seed}
+    return Reply.chat(offline_blueprint(task, error_rate=0.0))
+
+
 def pipeline_handler(request: Received) -> Reply:
-    return judge_reply(request) if is_judge(request) else generation_reply(request)
+    if is_judge(request):
+        return judge_reply(request)
+    return blueprint_reply(request) if is_blueprint(request) else generation_reply(request)
 
 
 def one_pair_handler(request: Received) -> Reply:

@@ -24,12 +24,19 @@ MAY_IMPORT: dict[str, set[str]] = {
     "library": {"rows", "schema", "execution"},
     # The offline backend writes calls from tool schemas, so llm/ reads schema/ too.
     "llm": {"rows", "schema"},
-    "execution": {"rows", "schema"},
+    # The worker calls user code through environments/binding.py and runs sessions with environments/.
+    "execution": {"rows", "schema", "environments"},
+    # Pure, below execution: the worker loads it beside the user's classes (see PURE_ROOMS).
+    "environments": {"rows", "schema"},
     "stages": {"rows", "schema", "library", "llm", "execution"},
     # the multi-turn path: composed over the layers below it as stages/ are (not over stages/ itself)
-    "conversations": {"rows", "schema", "library", "llm", "execution", "environments"},
+    "conversations": {"rows", "schema", "library", "llm", "execution", "environments", "stages"},
 }
+#: The command line: the `cli` package (every module of it) and `console`; the only users of typer and rich.
 UI_MODULES = {"cli", "console"}
+#: Rooms the worker loads by path, without the package: the standard library, orjson,
+#: their own modules and these foundation modules only (a worker starts in milliseconds).
+PURE_ROOMS = {"environments": {"problems"}}
 
 
 def modules() -> dict[str, Path]:
@@ -87,7 +94,7 @@ def room(module: str) -> str:
 def test_only_the_command_line_imports_typer_or_rich() -> None:
     offenders = []
     for name, path in modules().items():
-        if name in UI_MODULES:
+        if room(name) in UI_MODULES:
             continue
         for target in imports_of(name, path):
             if target.split(".")[0] in ("typer", "rich", "click"):
@@ -109,6 +116,22 @@ def test_each_folder_imports_only_what_its_layer_allows() -> None:
                 offenders.append(f"{name} imports {target}")
             elif here not in MAY_IMPORT and there in UI_MODULES and here not in UI_MODULES and here != "__main__":
                 offenders.append(f"{name} imports the command line ({target})")
+    assert offenders == []
+
+
+@pytest.mark.parametrize("folder", sorted(PURE_ROOMS))
+def test_a_pure_room_imports_only_the_standard_library_orjson_and_itself(folder: str) -> None:
+    allowed = {f"apigen_cli.{folder}", *(f"apigen_cli.{name}" for name in PURE_ROOMS[folder])}
+    offenders = []
+    for name, path in modules().items():
+        if room(name) != folder:
+            continue
+        for target in imports_of(name, path):
+            top = target.split(".")[0]
+            if top in sys.stdlib_module_names or top in ("orjson", "__future__"):
+                continue
+            if not any(target == prefix or target.startswith(prefix + ".") for prefix in allowed):
+                offenders.append(f"{name} imports {target}")
     assert offenders == []
 
 

@@ -18,7 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from .batch_server import BatchServer, echo
-from .conftest import PROJECT, invoke, read_jsonl, write_jsonl
+from .conftest import invoke, read_jsonl, write_jsonl
+from .doc_pages import page_with
 from .llm_server import LLMServer, Received, Reply
 from .run_helpers import APIGEN, APIS, FUNCTIONS, cli_env
 from .scripted_model import generation_reply, is_judge, judge_reply, pipeline_handler
@@ -359,13 +360,13 @@ def test_batch_dir_writes_requests_for_vllm_and_a_rerun_with_results_carries_on(
     assert read_jsonl(out) == _online_rows(runner, tmp_path, *GENERATE)
 
 
-# --- the README's Batch examples, run in order against the scripted batch API -------------
+# --- the Batch page's examples, run in order against the scripted batch API ----------------
 
-README = (PROJECT / "README.md").read_text()
+PAGE = page_with("\n## Provider batches: `--batch`\n")
 
 
 def _sh_lines(section: str) -> list[str]:
-    body = README.split(section, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    body = PAGE.split(section, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     blocks = [block.split("```", 1)[0] for block in body.split("```sh\n")[1:]]
     return [line for block in blocks for line in block.splitlines() if line.strip()]
 
@@ -383,7 +384,11 @@ def _play_vllm(requests: Path, results: Path) -> None:
 
 def test_the_readme_batch_examples_run(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    lines = [*_sh_lines("\n## Batch\n"), *_sh_lines("### `apigen batch status`"), *_sh_lines("### `apigen batch cancel`")]
+    lines = [
+        *_sh_lines("\n## Provider batches: `--batch`\n"),
+        *_sh_lines("### `apigen batch status`"),
+        *_sh_lines("### `apigen batch cancel`"),
+    ]
     assert sum(line.startswith("apigen ") for line in lines) == 9 and any(line.startswith("vllm ") for line in lines)
     with BatchServer(pipeline_handler) as server:
         swap = {

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
+from .doc_pages import page_with
 from .json_http import JsonHandler, base_url, serving
 from .processes import alive
 
@@ -248,8 +249,7 @@ def test_functions_may_be_omitted_when_every_tool_is_rest(
 
 def test_exec_check_is_documented(runner: CliRunner) -> None:
     assert invoke(runner, "exec-check", "-h").exit_code == 0
-    readme = (PROJECT / "README.md").read_text()
-    assert "### `apigen exec-check`" in readme
+    readme = page_with("### `apigen exec-check`")
     for flag in (
         "--functions",
         "--workers",

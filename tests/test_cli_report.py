@@ -21,6 +21,7 @@ from apigen_cli.reporting import figures as report_figures
 from apigen_cli.reporting.figures import collect_figures
 
 from .conftest import PROJECT, invoke, write_jsonl
+from .doc_pages import page_with
 from .run_helpers import run_args
 
 
@@ -447,7 +448,7 @@ def test_the_readme_examples_run(runner: CliRunner, tmp_path: Path, monkeypatch:
     """Every command in the README's `apigen report` example block runs as written (a `| jq` tail is done here)."""
     import shlex
 
-    readme = (PROJECT / "README.md").read_text()
+    readme = page_with("### `apigen report`")
     section = readme.split("### `apigen report`", 1)[1].split("\n### ", 1)[0]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     (tmp_path / "sample_data").symlink_to(PROJECT / "sample_data")

@@ -14,7 +14,8 @@ from apigen_cli.errors import ConfigError
 from apigen_cli.stages.example_pool import ExamplePool, request_index
 from apigen_cli.stages.sampling import GrowSettings
 
-from .conftest import PROJECT, invoke, read_jsonl
+from .conftest import invoke, read_jsonl
+from .doc_pages import page_with
 from .llm_server import LLMServer
 from .run_helpers import APIS, EXAMPLES, FUNCTIONS, SAMPLE, apigen_process, kill_9_once_written, run_args
 from .scripted_model import pipeline_handler
@@ -180,7 +181,7 @@ def test_a_resumed_run_shows_the_prompts_the_whole_run_would_have(tmp_path: Path
 def test_the_readme_examples_run(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shlex
 
-    readme = (PROJECT / "README.md").read_text()
+    readme = page_with("**Growing the examples**")
     block = readme.split("**Growing the examples**", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     (tmp_path / "sample_data").symlink_to(SAMPLE)
     monkeypatch.chdir(tmp_path)

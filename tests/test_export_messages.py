@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from apigen_cli.stages.export import IRRELEVANCE_REPLY, call_id, export_rows
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
+from .doc_pages import page_with
 from .test_export import TIME_AS_JSON_SCHEMA, WEATHER, bfcl_exported, checked, irrelevance_row, results_row
 
 
@@ -128,7 +129,7 @@ def test_cli_writes_conversations_and_refuses_a_system_message_where_there_is_no
 
 
 def _readme_export_commands() -> list[str]:
-    section = (PROJECT / "README.md").read_text().split("### `apigen export`", 1)[1].split("\n### ", 1)[0]
+    section = page_with("### `apigen export`").split("### `apigen export`", 1)[1].split("\n### ", 1)[0]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0]
     return [line for line in block.splitlines() if line.startswith("apigen ")]
 

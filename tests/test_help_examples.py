@@ -24,6 +24,7 @@ from .example_workspace import (
     example_env,
     expected_exit_code,
     files_it_lacks,
+    programs_it_lacks,
     run_example,
     runnable,
     workspace_with_servers,
@@ -91,7 +92,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 def test_a_help_example_runs(workspace: Workspace, example: str) -> None:
     if files_it_lacks(example, workspace.root):
         pytest.skip(f"the shared corpora are not beside the checkout: no {', '.join(files_it_lacks(example, workspace.root))}")
+    env = example_env(workspace.llm_url)
+    if programs_it_lacks(example, env):
+        pytest.skip(
+            f"the example pipes into {', '.join(programs_it_lacks(example, env))}, not installed here (.ci/run installs it)"
+        )
     command = runnable(example, workspace.llm_url).replace("--count 30", "--count 12")
-    done = run_example(command, workspace.root, example_env(workspace.llm_url))
+    done = run_example(command, workspace.root, env)
     assert done.returncode == expected_exit_code(example), f"{command}\n{done.stderr[-2000:]}"
     assert "Traceback" not in done.stderr

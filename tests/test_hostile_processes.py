@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -65,3 +68,64 @@ def test_nothing_outlives_an_exec_check_run(tmp_path: Path) -> None:
     assert len(kept) == 20 and sorted(row["reason"] for row in rejected) == ["timeout", "timeout"]
     pids = [int((tmp_path / f"{number}.pid").read_text()) for number in range(len(names))]
     assert [pid for pid in pids if not gone_soon(pid)] == []
+
+
+FLOOD_AT_IMPORT = """
+import os
+block = b"x" * 1023 + b"\\n"
+for _ in range(50 * 1024):
+    os.write(1, block)
+    os.write(2, block)
+os.write(2, b"the import is over\\n")
+
+
+def add(a: int, b: int) -> int:
+    \"\"\"Add two numbers.\"\"\"
+    return a + b
+"""
+
+
+def test_what_a_module_prints_at_import_is_kept_only_at_its_end(tmp_path: Path) -> None:
+    module = tmp_path / "loud.py"
+    module.write_text(FLOOD_AT_IMPORT)  # 100 MB on stdout and stderr
+    ran = run_cli("library", "from-python", str(module), "-o", str(tmp_path / "lib.jsonl"), deadline=60)
+    assert not ran.killed and ran.exit_code == 0, ran.stderr
+    assert [tool["name"] for tool in read_jsonl(tmp_path / "lib.jsonl")] == ["add"]
+    assert ran.peak_rss_mb < 100
+
+
+DAEMON_AT_IMPORT = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    written, told = os.pipe()
+    if os.fork() == 0:  # the daemon: keeps every descriptor it inherited, and never exits
+        with open({pid_file!r}, "w") as out:
+            out.write(str(os.getpid()))
+        os.write(told, b"x")
+        while True:
+            time.sleep(60)
+    os.read(written, 1)  # the import goes on once the daemon has said who it is
+    os._exit(0)
+os.wait()
+
+
+def add(a: int, b: int) -> int:
+    \"\"\"Add two numbers.\"\"\"
+    return a + b
+"""
+
+
+def test_a_module_that_daemonizes_at_import_is_described_without_waiting_for_its_daemon(tmp_path: Path) -> None:
+    pid_file = tmp_path / "daemon.pid"
+    module = tmp_path / "forks.py"
+    module.write_text(DAEMON_AT_IMPORT.format(pid_file=str(pid_file)))
+    ran = run_cli("library", "from-python", str(module), "-o", str(tmp_path / "lib.jsonl"), "--import-timeout", "30", deadline=25)
+    try:
+        assert not ran.killed, "from-python waited for the daemon"
+        assert ran.exit_code == 0, ran.stderr
+        assert [tool["name"] for tool in read_jsonl(tmp_path / "lib.jsonl")] == ["add"]
+        assert gone_soon(int(pid_file.read_text()))
+    finally:
+        with contextlib.suppress(ProcessLookupError, ValueError, OSError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)

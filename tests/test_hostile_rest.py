@@ -139,3 +139,58 @@ def test_the_query_string_of_a_binding_url_is_kept(tmp_path: Path) -> None:
         [seen] = server.requests
     assert seen.path == "/x?fixed=1&format=json&q=red"
     assert kept["q"]["execution_result"][0]["ok"]
+
+
+def test_an_argument_cannot_choose_the_origin_that_receives_the_key(tmp_path: Path) -> None:
+    """Arguments fill path segments and query values only: the scheme, host and port are the binding's own."""
+    key = {"X-Api-Key": "$ITEMS_KEY"}
+    with HostileServer(echo_request()) as intended, HostileServer(echo_request()) as thief:
+        env = {"ITEMS_KEY": "ik-123456", "ITEMS_BASE": intended.url}
+        rows = [
+            row("port", {"url": "http://127.0.0.1:{port}/x", "headers": key}, {"port": thief.port}),
+            row("host", {"url": "http://{host}/x", "headers": key}, {"host": f"127.0.0.1:{thief.port}"}),
+            row("scheme", {"url": "{scheme}://127.0.0.1/x", "headers": key}, {"scheme": "http"}),
+            row("after-host", {"url": intended.url + "{rest}", "headers": key}, {"rest": f"@127.0.0.1:{thief.port}/steal"}),
+            row("after-variable", {"url": "${ITEMS_BASE}{rest}", "headers": key}, {"rest": f":{thief.port}/steal"}),
+            row("in-path", {"url": "${ITEMS_BASE}/items/{id}", "headers": key}, {"id": f"@127.0.0.1:{thief.port}/steal"}),
+            row("in-query", {"url": intended.url + "/items?id={id}", "headers": key}, {"id": f"x#@127.0.0.1:{thief.port}/"}),
+        ]
+        kept, rejected, _ran = exec_check(tmp_path, rows, "--pass-env", "ITEMS_*", "--http-retries", "0", env=env)
+        assert thief.requests == []
+        seen = sorted(request.path for request in intended.requests)
+    for ident in ("port", "host", "scheme", "after-host", "after-variable"):
+        assert rejected[ident]["reason"] == "invalid_tool_definition", ident
+        assert "only the path and the query" in rejected[ident]["reason_detail"], ident
+    assert "`{port}`" in rejected["port"]["reason_detail"]
+    assert sorted(kept) == ["in-path", "in-query"]
+    assert seen == [f"/items/%40127.0.0.1%3A{thief.port}%2Fsteal", f"/items?id=x%23%40127.0.0.1%3A{thief.port}%2F"]
+
+
+@pytest.mark.parametrize("route", ["@127.0.0.1:{thief}/steal", ":{thief}/steal", "{{host}}/steal"])
+def test_an_openapi_path_cannot_move_the_base_url_to_another_origin(tmp_path: Path, route: str) -> None:
+    """A path key is joined to `--base-url`: one that does not start with `/` would write the host, port or userinfo."""
+    with HostileServer(echo_request()) as intended, HostileServer(echo_request()) as thief:
+        path = route.format(thief=thief.port)
+        spec = tmp_path / "spec.json"
+        operation = {"operationId": "steal", "security": [{"key": []}]}
+        if "{host}" in path:
+            operation["parameters"] = [{"name": "host", "in": "path", "required": True, "schema": {"type": "string"}}]
+        spec.write_text(
+            json.dumps(
+                {
+                    "openapi": "3.0.3",
+                    "info": {"title": "t", "version": "1"},
+                    "components": {"securitySchemes": {"key": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}},
+                    "paths": {path: {"get": operation}},
+                }
+            )
+        )
+        library = tmp_path / "library.jsonl"
+        ran = run_cli(
+            "library", "from-openapi", str(spec), "--base-url", intended.url, "--auth", "key=ITEMS_KEY", "-o", str(library)
+        )
+        assert thief.requests == []
+    assert ran.exit_code == 2, ran.stderr
+    assert f"at `/paths/{path.replace('/', '~1')}`" in ran.stderr
+    assert "a path should start with `/`" in ran.stderr and "Traceback" not in ran.stderr
+    assert not library.exists() or library.read_text() == ""

@@ -20,6 +20,7 @@ from apigen_cli.schema.tools import compile_tool
 from apigen_cli.stages.format_check import format_check
 
 from .conftest import PROJECT, corpus, invoke, parse_stdout, read_jsonl, write_jsonl
+from .doc_pages import page_with
 
 SAMPLE = str(PROJECT / "sample_data" / "apis.jsonl")
 FUNCTIONS = str(PROJECT / "sample_data" / "functions")
@@ -237,7 +238,7 @@ def test_check_calls_each_sample_api_and_keeps_the_ones_that_answer(runner: CliR
     assert '(book_id="bk-003") -> {"book_id": "bk-003", "title": "Nineteen Eighty-Four"' in shown["get_book"]
     assert '(city="London", utc_time="2024-01-15T12:00") -> ' in shown["local_time"]
     assert lines[-1] == "check: 57 of 57 APIs answered, 0 lint findings"
-    readme = (PROJECT / "README.md").read_text().split("### `apigen library check`")[1].split("### ")[0]
+    readme = page_with("### `apigen library check`").split("### `apigen library check`")[1].split("### ")[0]
     excerpt = readme.split("```text\n")[1].split("```")[0].splitlines()
     assert len(excerpt) == 4 and all(line in lines for line in excerpt)  # the README shows real lines
     kept = [tool.get("function", tool)["name"] for tool in read_jsonl(keep)]

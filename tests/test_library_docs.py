@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from .conftest import PROJECT, read_jsonl
+from .doc_pages import page_with
 
-README = (PROJECT / "README.md").read_text()
+README = page_with("\n## API libraries")
 SECTION = README.split("\n## API libraries", 1)[1].split("\n## ", 1)[0]
 # `library from-mcp` needs a server running: tests/test_mcp.py runs its examples
 _MCP = SECTION.split("### `apigen library from-mcp`", 1)
@@ -35,6 +36,7 @@ def test_the_library_examples_run_and_say_what_the_readme_says(tmp_path: Path) -
     openapi = next(stderr for command, stderr in stderr_of.items() if "from-openapi" in command and "--auth" in command)
     assert openapi == shown
     assert len(read_jsonl(tmp_path / "working.jsonl")) == 47  # "keeps the 47 of 57 functions"
+    assert len(read_jsonl(tmp_path / "store_tools.jsonl")) == 14  # "its 14 methods become 14 tools"
     assert read_jsonl(tmp_path / "dataset.jsonl")
     merged = read_jsonl(tmp_path / "all.jsonl")
     assert len(merged) == 57 + 3 + 1

@@ -5,6 +5,7 @@ Each is converted by the real CLI and its tools are held to format-check or exec
 
 from __future__ import annotations
 
+import json
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,36 @@ def test_a_yaml_alias_bomb_is_refused_naming_the_file(runner: CliRunner, tmp_pat
     assert stderr.startswith(f"error: `{path}` holds ")
     assert "holds 127 values, which its YAML aliases expand to 926,177,122" in stderr and "(a 'billion laughs')" in stderr
     assert "\nhint: fix the file" in stderr
+
+
+def ref_bomb(levels: int, width: int) -> dict[str, Any]:
+    """A spec of a few KB whose schemas, each using the next `width` times, write out to width**levels leaves."""
+    schemas: dict[str, Any] = {f"L{levels}": {"type": "string"}}
+    for level in range(levels):
+        schemas[f"L{level}"] = {
+            "type": "object",
+            "properties": {f"p{index}": {"$ref": f"#/components/schemas/L{level + 1}"} for index in range(width)},
+        }
+    body = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/L0"}}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "refs", "version": "1"},
+        "servers": [{"url": "https://refs.example.com"}],
+        "components": {"schemas": schemas},
+        "paths": {"/grow": {"post": {"operationId": "grow", "requestBody": body}}},
+    }
+
+
+def test_shared_schemas_that_expand_past_the_bound_are_refused_naming_the_schema(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "refs.json"
+    path.write_text(json.dumps(ref_bomb(levels=5, width=8)))  # 37,449 schemas written out
+    assert path.stat().st_size < 2500
+    stderr = _refused(runner, path)
+    assert stderr.startswith(f"error: `{path}` at `/components/schemas/L0`: `POST /grow`: its schemas written out")
+    assert "more than 20,000" in stderr and "\nhint: " in stderr
+    path.write_text(json.dumps(ref_bomb(levels=3, width=8)))  # 585: an ordinary use of shared schemas
+    [tool] = _convert(runner, path)
+    assert tool["parameters"]["properties"]["p7"]["properties"]["p7"]["properties"]["p7"] == {"type": "string"}
 
 
 def test_anchors_within_reason_are_followed_and_a_cycle_is_refused(runner: CliRunner, tmp_path: Path) -> None:

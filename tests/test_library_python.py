@@ -14,6 +14,7 @@ from apigen_cli.schema.tools import compile_tool
 from apigen_cli.schema.value_types import type_schema
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl
+from .test_sample_store import load_store_module
 
 GOOGLE = '''
 from __future__ import annotations
@@ -372,3 +373,276 @@ def test_an_import_that_hangs_is_stopped_at_the_time_limit(runner: CliRunner, tm
     result = invoke(runner, "library", "from-python", str(folder), "--import-timeout", "0.5")
     assert result.exit_code == 2
     assert f"error: cannot import `{folder}`: importing `{folder}` took longer than 0.5 s" in result.stderr
+
+
+STORE = PROJECT / "sample_data" / "store"
+
+
+def test_the_sample_store_gives_one_tool_per_public_method(runner: CliRunner, tmp_path: Path) -> None:
+    import inspect
+
+    out = tmp_path / "store_tools.jsonl"
+    result = invoke(runner, "library", "from-python", str(STORE / "online_store.py"), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    tools = {tool["name"]: tool for tool in read_jsonl(out)}
+    store = load_store_module().OnlineStore
+    methods = {name for name, value in vars(store).items() if inspect.isfunction(value) and not name.startswith("_")}
+    assert set(tools) == methods - {"state", "load_state"} and len(tools) == 14
+    for name, tool in tools.items():
+        compile_tool(tool, 1)
+        assert tool["class"] == "OnlineStore" and tool["category"] == "online store"
+        signature = inspect.signature(getattr(store, name))
+        parameters = [parameter for parameter in signature.parameters.values() if parameter.name != "self"]
+        assert list(tool["parameters"]["properties"]) == [parameter.name for parameter in parameters], name
+        assert tool["parameters"]["required"] == [p.name for p in parameters if p.default is p.empty], name
+        assert all(schema["description"] for schema in tool["parameters"]["properties"].values()), name
+    cancel = tools["cancel_pending_order"]
+    assert cancel["description"] == (
+        "Cancel a pending order: its items go back to stock and what was paid is refunded to how it was paid."
+    )
+    assert cancel["parameters"]["properties"]["reason"]["enum"] == ["no longer needed", "ordered by mistake"]
+    assert tools["modify_pending_order_address"]["parameters"]["properties"]["country"]["default"] == "USA"
+    assert tools["list_user_orders"]["parameters"]["properties"]["status"]["enum"][-1] == "exchange requested"
+    assert "the methods of `OnlineStore` are tools of a stateful environment" in result.stderr
+    assert "exec-check --functions" not in result.stderr  # exec-check's function library does not call them
+    assert "from-python: 14 APIs written\n" in result.stderr
+
+
+BFCL_STYLE = '''
+from copy import deepcopy
+from typing import Dict, List, Optional, Union
+
+
+class Note:
+    def __init__(self, title: str, body: str = "") -> None:
+        self.title = title
+        self.body = body
+
+    def _edit(self, body: str) -> None:
+        self.body = body
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Note) and (self.title, self.body) == (other.title, other.body)
+
+
+class BoardError(Exception):
+    def explain(self) -> str:
+        return str(self)
+
+
+DEFAULT_STATE = {"notes": {}, "pinned": None}
+
+
+class NoteBoard:
+    def __init__(self) -> None:
+        """
+        Initialise an empty board.
+        """
+        self.notes: Dict[str, Note] = {}
+        self.pinned: Optional[str] = None
+        self._api_description = "A board of notes."
+
+    def _load_scenario(self, scenario: dict, long_context: bool = False) -> None:
+        """
+        Load a scenario into the board.
+
+        Args:
+            scenario (dict): The notes to start with.
+        """
+        state = deepcopy(DEFAULT_STATE)
+        state.update(scenario)
+        self.notes = {title: Note(title, body) for title, body in state["notes"].items()}
+        self.pinned = state["pinned"]
+
+    def add_note(self, title: str, body: str = "") -> Dict[str, Union[bool, str]]:
+        """
+        Add a note to the board.
+
+        Args:
+            title (str): The title of the note. Titles are unique.
+            body (str): [Optional] The text of the note. Defaults to an empty string.
+
+        Returns:
+            added (bool): True if the note was added.
+        """
+        if title in self.notes:
+            return {"error": f"note '{title}' already exists"}
+        self.notes[title] = Note(title, body)
+        return {"added": True}
+
+    def list_titles(self) -> Dict[str, List[str]]:
+        """
+        List the titles of every note.
+        Args:
+            None
+        Returns:
+            titles (List[str]): The titles, in the order they were added.
+        """
+        return {"titles": list(self.notes)}
+
+    def pin(self, title, loudly: bool = False) -> Dict[str, str]:
+        """
+        Pin a note to the top of the board.
+
+        Args:
+            title (str): The note to pin.
+        """
+        self.pinned = title
+        return {"pinned": title}
+
+    @staticmethod
+    def word_count(text: str) -> int:
+        """
+        Count the words of a text.
+
+        Args:
+            text (str): The text.
+        """
+        return len(text.split())
+
+    @classmethod
+    def from_titles(cls, titles: List[str]) -> "NoteBoard":
+        """Make a board from titles."""
+        return cls()
+
+    @property
+    def size(self) -> int:
+        return len(self.notes)
+
+    def state(self) -> dict:
+        """The board as JSON."""
+        return {"notes": {title: note.body for title, note in self.notes.items()}, "pinned": self.pinned}
+'''
+
+
+def test_a_bfcl_style_class_gives_its_public_methods_and_nothing_else(runner: CliRunner, tmp_path: Path) -> None:
+    folder = _write(tmp_path / "envs", note_board=BFCL_STYLE)
+    tools, stderr = _tools(runner, str(folder))
+    assert list(tools) == [
+        "add_note",
+        "list_titles",
+        "word_count",
+    ]  # _load_scenario, state, the helpers and the error are not tools
+    add = tools["add_note"]
+    assert add["class"] == "NoteBoard" and add["category"] == "note board"
+    assert add["description"] == "Add a note to the board."
+    assert add["parameters"] == {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "description": "The title of the note. Titles are unique."},
+            "body": {
+                "type": "string",
+                "default": "",
+                "description": "[Optional] The text of the note. Defaults to an empty string.",
+            },
+        },
+        "required": ["title"],
+    }
+    assert tools["list_titles"]["parameters"] == {"type": "object", "properties": {}, "required": []}
+    assert tools["word_count"]["parameters"]["required"] == ["text"]  # a static method has no self to leave out
+    assert "`NoteBoard.pin` (" in stderr and "is skipped: `title` has no annotation (pass `--untyped loose`" in stderr
+    assert "note: `NoteBoard.from_titles` is a classmethod, not a tool" in stderr
+    assert "from-python: 3 APIs written, 1 skipped" in stderr
+    loose, _ = _tools(runner, str(folder), "--untyped", "loose", "--category", "notes")
+    assert loose["pin"]["parameters"]["properties"] == {
+        "title": {"description": "The note to pin."},
+        "loudly": {"type": "boolean", "default": False},
+    }
+    assert loose["pin"]["class"] == "NoteBoard" and loose["pin"]["category"] == "notes"
+
+
+TWO_CLASSES = '''
+class Inventory:
+    def count(self, sku: str) -> int:
+        """Count the units of a SKU."""
+        return 0
+
+
+class Basket:
+    def add(self, sku: str) -> None:
+        """Add a SKU to the basket."""
+
+    def count(self, sku: str) -> int:
+        """Count a SKU in the basket."""
+        return 0
+
+
+class Shelf(Inventory):
+    """Inherits count from a class of the library; its own tools come first."""
+
+    def restock(self, sku: str, units: int) -> None:
+        """Put units of a SKU on the shelf."""
+
+
+class Ledger(dict):
+    """What it inherits from dict is not its tool."""
+
+    def balance(self) -> int:
+        """The balance of the ledger."""
+        return 0
+
+
+def lookup(sku: str) -> str:
+    """Look a SKU up."""
+    return sku
+'''
+
+
+def test_a_method_two_classes_define_is_an_error_naming_both_and_class_picks(runner: CliRunner, tmp_path: Path) -> None:
+    folder = _write(tmp_path / "lib", shop=TWO_CLASSES)
+    result = invoke(runner, "library", "from-python", str(folder))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(
+        f"error: `count` is a method of both `Inventory` and `Basket` in `{folder}`: an environment with both could not tell which one a call means"
+    )
+    assert "hint: pass `--class Basket` (or `--class Inventory`) to import one of them, or rename one method" in result.stderr
+
+    tools, stderr = _tools(runner, str(folder), "--class", "Shelf", "--class", "Ledger")
+    assert [(name, tool["class"]) for name, tool in tools.items()] == [
+        ("restock", "Shelf"),
+        ("count", "Shelf"),
+        ("balance", "Ledger"),
+    ]  # no function: `--class` imports only classes
+    assert tools["count"]["description"] == "Count the units of a SKU."
+    assert "the methods of `Ledger`, `Shelf` are tools of a stateful environment" in stderr
+
+    missing = invoke(runner, "library", "from-python", str(folder), "--class", "Till")
+    assert missing.exit_code == 2
+    assert missing.stderr.startswith(f"error: no class `Till` in `{folder}` (classes: `Basket`, `Inventory`, `Ledger`, `Shelf`)")
+
+
+MIXED = '''
+def lookup(sku: str) -> str:
+    """Look a SKU up."""
+    return sku
+
+
+class Till:
+    def ring_up(self, sku: str, units: int = 1) -> int:
+        """Ring up units of a SKU.
+
+        Args:
+            sku: The SKU.
+            units: How many.
+        """
+        return units
+'''
+
+
+def test_functions_and_classes_of_one_module_are_both_tools(runner: CliRunner, tmp_path: Path) -> None:
+    folder = _write(tmp_path / "lib", till_tools=MIXED)
+    tools, stderr = _tools(runner, str(folder))
+    assert {name: (tool["category"], tool.get("class")) for name, tool in tools.items()} == {
+        "lookup": ("till", None),
+        "ring_up": ("till", "Till"),
+    }
+    assert tools["ring_up"]["parameters"]["properties"]["units"] == {"type": "integer", "default": 1, "description": "How many."}
+    assert f"run them with `apigen exec-check --functions {folder}`" in stderr  # for the function
+    assert "the methods of `Till` are tools of a stateful environment" in stderr
+
+
+def test_the_class_a_tool_runs_in_is_not_shown_to_the_model() -> None:
+    from apigen_cli.schema.tools import model_view
+
+    tool = {"name": "ring_up", "description": "Ring up.", "parameters": {}, "category": "till", "class": "Till"}
+    assert model_view(tool) == {"name": "ring_up", "description": "Ring up.", "parameters": {}}

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from apigen_cli.library.loader import load_library
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
+from .doc_pages import page_with
 
 SERVER_SCRIPT = str(Path(__file__).with_name("mcp_test_server.py"))
 STDIO = shlex.join([sys.executable, SERVER_SCRIPT])
@@ -367,11 +368,8 @@ def test_many_calls_share_one_session_and_all_come_back_in_order(runner: CliRunn
 # --- the README's MCP examples, run as a user would (a shell, `python` and `apigen` of this venv) -----
 
 
-README = (PROJECT / "README.md").read_text()
-
-
 def _section(heading: str) -> str:
-    return README.split(heading, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    return page_with(heading).split(heading, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
 
 
 def _blocks(text: str, language: str) -> list[str]:

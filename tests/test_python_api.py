@@ -1,4 +1,4 @@
-"""A run from Python is `apigen run`: the README's example, killed and restarted, resumes like the CLI."""
+"""A run from Python is `apigen run`: the Python API page's example, killed and restarted, resumes like the CLI."""
 
 from __future__ import annotations
 
@@ -17,21 +17,22 @@ from apigen_cli.config import SETTINGS, resolve
 from apigen_cli.run_settings import deciding_values, run_settings_from, setting_values
 
 from .conftest import PROJECT, read_jsonl
+from .doc_pages import page_with
 
-README = (PROJECT / "README.md").read_text()
+PAGE = page_with("# Python API\n")
 
 
 def _readme_run_script() -> str:
-    section = README.split("## Python API", 1)[1]
+    section = PAGE.split("# Python API\n", 1)[1]
     blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     script: str = next(block for block in blocks if "RunSettings(" in block)
     return script
 
 
 def _readme_cli_command() -> list[str]:
-    section = README.split("## Python API", 1)[1]
+    section = PAGE.split("# Python API\n", 1)[1]
     found = re.search(r"in fact the\s+same run as `(apigen run [^`]+)`", section)
-    assert found, "the README names the command the Python run equals"
+    assert found, "the page names the command the Python run equals"
     text = " ".join(found.group(1).split())
     return text.split()[1:]
 
@@ -42,7 +43,7 @@ def _workspace(tmp_path: Path) -> Path:
 
 
 def _resumable_script(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """A workspace holding the README's resumable Python run: the workspace, the script, and the run's output."""
+    """A workspace holding the page's resumable Python run: the workspace, the script, and the run's output."""
     workspace = _workspace(tmp_path)
     script = workspace / "resumable_run.py"
     script.write_text(_readme_run_script())
@@ -72,10 +73,10 @@ def _kill_after(script: Path, workspace: Path, state_file: Path, *, requests_don
 
 
 def test_the_readme_run_is_the_cli_run_it_names() -> None:
-    """The README says the script and the command are one run: their fingerprints agree."""
+    """The page says the script and the command are one run: their fingerprints agree."""
     namespace: dict[str, object] = {}
     script = _readme_run_script().split("outcome = run(", 1)[0]
-    exec(compile(script, "README.md", "exec"), namespace)  # the README's own code, not data
+    exec(compile(script, "docs/python-api.md", "exec"), namespace)  # the page's own code, not data
     from_python = namespace["settings"]
     assert isinstance(from_python, RunSettings)
 

@@ -29,6 +29,7 @@ from apigen_cli.stages.sampling import GenerationSettings
 from apigen_cli.stages.semantic_check import JudgeSettings
 
 from .conftest import PROJECT, invoke, read_jsonl
+from .doc_pages import page_with
 from .llm_server import LLMServer
 from .test_shards import APIGEN, mixed_handler, run_args
 
@@ -132,7 +133,9 @@ def test_without_the_extra_the_ray_engine_says_how_to_install_it(tmp_path: Path)
 def test_the_readme_ray_examples_run_as_written(local_ray: None, server: LLMServer, tmp_path: Path) -> None:
     from .test_shards import _workspace
 
-    section = (PROJECT / "README.md").read_text().split("## On a Ray cluster: `--engine ray`", 1)[1].split("\n## ", 1)[0]
+    section = (
+        page_with("## On a Ray cluster: `--engine ray`").split("## On a Ray cluster: `--engine ray`", 1)[1].split("\n## ", 1)[0]
+    )
     [block] = [part.split("```", 1)[0] for part in section.split("```sh\n")[1:]]
     environment = _workspace(tmp_path)
     # RAY_ADDRESS is the test's own local Ray: the commands join it as a cluster's drivers do.

@@ -1,13 +1,18 @@
-"""Every example of the README runs, as a user's shell would run it (issue 11).
+"""Every example of the README and of the pages of docs/ runs, as a user's shell would run it.
 
 Each ```sh block is run here, in order, in its own copy of a folder holding the files the
 examples name (`tests/example_workspace.py`), with every endpoint pointed at scripted servers on
 127.0.0.1 and a real run's sizes cut to a dozen rows; or it belongs to a section whose own test
-runs that section's blocks as written (`RUN_BY`, each checked to read its section). The few lines
-that are not examples of apigen (installing, the developer's `make` targets, starting a model
-server) are listed in `NOT_RUN_HERE` with what stands in for them, and the list is checked to hold
-only lines the README has. The `toml` configuration, the first Python example and the exec-check
-rejection the README shows are run too.
+runs that section's blocks as written (`RUN_BY`, each checked to read its section). Blocks are
+named by page and line (`docs/export.md:40`). The few lines that are not examples of apigen
+(installing, the developer's `make` targets, starting a model server) are listed in
+`NOT_RUN_HERE` with what stands in for them, and the list is checked to hold only lines the pages
+have. A block that names files a reader brings (`apis.jsonl`, `lib/`, a dataset) carries the line
+`*Needs your own files: ...*` just above it, naming them, and a test checks that every block
+says so when it should, and names nothing it does not use: here, files made from `sample_data/`
+stand in for them, and a block needing one the workspace cannot make is skipped, saying which.
+The `toml` configuration, the first Python example and the exec-check rejection the pages show
+are run too.
 """
 
 from __future__ import annotations
@@ -25,33 +30,34 @@ from typing import Any
 import pytest
 
 from .conftest import PROJECT, read_jsonl, write_jsonl
+from .doc_pages import PAGES, page_name, page_with
 from .example_workspace import (
+    READERS_FILES,
     Workspace,
     example_env,
     expected_exit_code,
     files_it_lacks,
     fresh_copy,
+    programs_it_lacks,
     run_example,
     runnable,
     workspace_with_servers,
 )
 
-README = (PROJECT / "README.md").read_text()
-
 # a heading (or the start of one) -> the test module that runs the blocks under it as written
 RUN_BY = {
-    "## From an MCP server to a dataset": "test_mcp",  # it also checks the figures the README shows
+    "## From an MCP server to a dataset": "test_mcp",  # it also checks the figures the page shows
     "### `apigen report`": "test_cli_report",  # and reads the page's numbers back
     "### `apigen export`": "test_export_messages",  # with the chat template and Parquet it needs
     "### `apigen batch status`": "test_batch",  # a provider's batch API, scripted
     "### `apigen batch cancel`": "test_batch",
-    "## Batch": "test_batch",
+    "## Provider batches": "test_batch",
     "## API libraries": "test_library_docs",  # and its subsections, in order
     "## Past one machine: shards and merge": "test_shards",  # the Slurm array, as a script
     "## On a Ray cluster": "test_ray_engine",  # needs the `ray` extra
 }
 
-# a README line that is not an example of apigen -> what runs it, or stands in for it
+# a line of the manual that is not an example of apigen -> what runs it, or stands in for it
 NOT_RUN_HERE = {
     "make demo    # install into .venv and run the whole pipeline on sample_data/": (
         "the demo block's command, run here; the Makefile's recipe is checked to be that command"
@@ -67,8 +73,8 @@ NOT_RUN_HERE = {
     "vllm serve Qwen/Qwen2.5-7B-Instruct --port 8000 &": "the model server: the scripted server stands in for it",
     "make test     # the test suite (real CLI, real subprocesses, real sockets on 127.0.0.1)": "the command CI runs",
     "make lint     # ruff check, ruff format --check, mypy --strict over src and tests, cog --check": ("the developer's check"),
-    "make docs     # write docs/cli-reference.md again from every command's --help": (
-        "it writes into the project; test_docs checks that the file is what it would write"
+    "make docs     # docs/cli-reference.md again from every --help, then the site into site/ (mkdocs build --strict)": (
+        "it writes into the project; test_docs checks that the file is what it would write, and builds the site"
     ),
     "make bench    # the benchmarks in benchmarks/; figures in docs/benchmarks.md": (
         "measured, not tested: timings do not belong in tests"
@@ -78,19 +84,34 @@ NOT_RUN_HERE = {
 
 @dataclass(frozen=True)
 class Block:
+    page: str  # README.md, docs/NAME.md
     line: int  # of the opening fence
-    headings: tuple[str, ...]  # the `##` heading, then the `###` one when there is one
+    headings: tuple[str, ...]  # the `#`/`##` heading, then the `###` one when there is one
     commands: tuple[str, ...]  # one a logical line: continuations joined, comments and blanks left out
+    needs: tuple[str, ...]  # the files its `*Needs your own files: ...*` line names (none: no such line)
 
     @property
     def label(self) -> str:
-        return f"README:{self.line} {self.headings[-1].lstrip('# ')}"
+        return f"{self.page}:{self.line} {self.headings[-1].lstrip('# ') if self.headings else ''}"
 
 
-def readme_blocks(language: str = "sh") -> list[Block]:
+MARKER = "*Needs your own files:"
+
+
+def _marker_above(lines: list[str], opening: int) -> tuple[str, ...]:
+    """The files named in backticks by the `*Needs your own files: ...*` line just above a fence (blank lines aside)."""
+    above = opening - 1
+    while above >= 0 and not lines[above].strip():
+        above -= 1
+    if above < 0 or not lines[above].startswith(MARKER):
+        return ()
+    return tuple(re.findall(r"`([^`]+)`", lines[above]))
+
+
+def page_blocks(page: Path, language: str = "sh") -> list[Block]:
     blocks: list[Block] = []
     headings: list[str] = []
-    lines = README.splitlines()
+    lines = page.read_text().splitlines()
     index = 0
     while index < len(lines):
         line = lines[index]
@@ -105,7 +126,7 @@ def readme_blocks(language: str = "sh") -> list[Block]:
                 joined = "\n".join(body).replace("\\\n", " ")
                 commands = [" ".join(part.split()) for part in joined.splitlines()]
                 kept = tuple(command for command in commands if command and not command.startswith("#"))
-                blocks.append(Block(opening + 1, tuple(headings), kept))
+                blocks.append(Block(page_name(page), opening + 1, tuple(headings), kept, _marker_above(lines, opening)))
         elif line.startswith(("# ", "## ")):
             headings = [line]
         elif line.startswith("### "):
@@ -118,18 +139,18 @@ def _run_by(block: Block) -> str | None:
     return next((module for key, module in RUN_BY.items() if any(h.startswith(key) for h in block.headings)), None)
 
 
-def _readme_line(key: str) -> str:
+def _manual_line(key: str) -> str:
     return " ".join(key.split())
 
 
-NOT_RUN_LINES = {_readme_line(key) for key in NOT_RUN_HERE}
-BLOCKS = readme_blocks()
+NOT_RUN_LINES = {_manual_line(key) for key in NOT_RUN_HERE}
+BLOCKS = [block for page in PAGES for block in page_blocks(page)]
 RUN_HERE = [
     block for block in BLOCKS if _run_by(block) is None and any(command not in NOT_RUN_LINES for command in block.commands)
 ]
 
 
-def test_the_lines_not_run_here_are_readme_lines_still() -> None:
+def test_the_lines_not_run_here_are_lines_of_the_manual_still() -> None:
     lines = {command for block in BLOCKS for command in block.commands}
     assert lines >= NOT_RUN_LINES
 
@@ -138,11 +159,12 @@ def test_the_lines_not_run_here_are_readme_lines_still() -> None:
 def test_each_section_left_to_another_test_is_read_by_that_test(key: str) -> None:
     assert any(heading.startswith(key) for block in BLOCKS for heading in block.headings), key
     source = (PROJECT / "tests" / f"{RUN_BY[key]}.py").read_text()
-    assert key.lstrip("# ").split(":")[0] in source, f"{RUN_BY[key]} does not read the README's {key!r}"
+    assert key.lstrip("# ").split(":")[0] in source, f"{RUN_BY[key]} does not read the manual's {key!r}"
 
 
 def test_every_sh_block_is_found_and_most_run_here() -> None:
-    assert len(BLOCKS) == README.count("\n```sh\n") >= 30
+    assert len(BLOCKS) == sum(page.read_text().count("\n```sh\n") for page in PAGES) >= 30
+    assert {block.page for block in BLOCKS} > {"README.md", "docs/pipeline.md", "docs/getting-started.md"}
     here = sum("apigen" in command for block in RUN_HERE for command in block.commands)
     assert here >= 30, here  # a parser gone wrong would run next to nothing
 
@@ -174,7 +196,7 @@ def _run_command(command: str, cwd: Path, env: dict[str, str], workspace: Worksp
         assert done.returncode == 0, (command, done.stderr[-2000:])
         assert done.stdout.strip(), f"`{command}` showed nothing"
         return
-    assert "apigen " in command, f"a README line that is neither apigen nor listed in NOT_RUN_HERE: {command}"
+    assert "apigen " in command, f"a line of the manual that is neither apigen nor listed in NOT_RUN_HERE: {command}"
     shown = runnable(command, workspace.llm_url)
     for written in _outputs(shown):  # each example starts afresh, but from what its block's earlier lines made
         if written not in made:
@@ -187,10 +209,46 @@ def _run_command(command: str, cwd: Path, env: dict[str, str], workspace: Worksp
     made.update(_outputs(shown))
 
 
+def _files_read(command: str) -> set[str]:
+    """The reader's files (`READERS_FILES`) a line names and does not write itself."""
+    words = {word.strip("'\"") for word in re.split(r"[\s=|<>]+", command)}
+    return {name for name in READERS_FILES if name in words or name.rstrip("/") in words} - set(_outputs(command))
+
+
+def _files_needed() -> dict[Block, set[str]]:
+    """Per block, the reader's files its lines read that no earlier line of its page wrote (a reader follows a page)."""
+    needed: dict[Block, set[str]] = {}
+    written: dict[str, set[str]] = {}
+    for block in BLOCKS:
+        made = written.setdefault(block.page, set())
+        needed[block] = set()
+        for command in block.commands:
+            needed[block] |= _files_read(command) - made
+            made.update(_outputs(command))
+    return needed
+
+
+NEEDED = _files_needed()
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[block.label for block in BLOCKS])
+def test_a_block_naming_the_readers_files_says_so_above_it(block: Block) -> None:
+    """`*Needs your own files: `apis.jsonl`, `lib/`*` just above the block: exactly the reader's files it reads."""
+    if NEEDED[block]:
+        assert block.needs, f"{block.label} reads {sorted(NEEDED[block])}: mark it with `{MARKER} ...*` naming them"
+    assert set(block.needs) == NEEDED[block], f"{block.label}: its marker names {block.needs}, it reads {NEEDED[block]}"
+
+
 @pytest.mark.parametrize("block", RUN_HERE, ids=[block.label for block in RUN_HERE])
-def test_a_readme_block_runs_as_written(workspace: Workspace, tmp_path: Path, block: Block) -> None:
-    folder = fresh_copy(workspace, tmp_path / "work")
+def test_a_block_runs_as_written(workspace: Workspace, tmp_path: Path, block: Block) -> None:
+    missing = [name for name in block.needs if not (workspace.root / name).exists()]
+    if missing:  # the marker says so on the page; nothing here stands in for these
+        pytest.skip(f"{block.label} needs the reader's own {', '.join(missing)}, which the examples' workspace has not")
     env = example_env(workspace.llm_url)
+    lacking = sorted({name for command in block.commands for name in programs_it_lacks(command, env)})
+    if lacking:
+        pytest.skip(f"{block.label} pipes into {', '.join(lacking)}, not installed here (.ci/run installs it)")
+    folder = fresh_copy(workspace, tmp_path / "work")
     made: set[str] = set()
     left_out = []
     for command in block.commands:
@@ -214,17 +272,17 @@ def _makefile_demo() -> str:
     return " ".join(command.replace("$(BIN)/", "").replace("$(DEMO_OUT)", "out/demo").split())
 
 
-def test_make_demo_runs_the_readme_demo_command() -> None:
-    (demo,) = next(block for block in BLOCKS if block.headings[0] == "## The 30-second demo").commands
-    assert _makefile_demo() == demo
+def test_make_demo_runs_the_demo_command_the_manual_shows() -> None:
+    shown = [block.commands for block in BLOCKS if block.headings[:1] == ("## The 30-second demo",)]
+    assert (_makefile_demo(),) in shown
 
 
 def _toml_block() -> str:
-    (block,) = re.findall(r"```toml\n(.*?)```", README, re.DOTALL)
+    (block,) = re.findall(r"```toml\n(.*?)```", page_with("```toml\n# apigen.toml"), re.DOTALL)
     return str(block)
 
 
-def test_the_readme_config_file_sets_what_it_says(workspace: Workspace, tmp_path: Path) -> None:
+def test_the_config_file_shown_sets_what_it_says(workspace: Workspace, tmp_path: Path) -> None:
     import tomllib
 
     folder = fresh_copy(workspace, tmp_path / "work")
@@ -246,9 +304,9 @@ def test_the_readme_config_file_sets_what_it_says(workspace: Workspace, tmp_path
     assert (folder / ".apigen-cache").is_dir()
 
 
-def test_the_readme_format_check_snippet_runs(workspace: Workspace, tmp_path: Path) -> None:
+def test_the_format_check_snippet_runs(workspace: Workspace, tmp_path: Path) -> None:
     folder = fresh_copy(workspace, tmp_path / "work")
-    snippet = re.findall(r"```python\n(.*?)```", README.split("## Python API", 1)[1], re.DOTALL)[0]
+    snippet = re.findall(r"```python\n(.*?)```", page_with("# Python API\n").split("# Python API\n", 1)[1], re.DOTALL)[0]
     assert "format_check" in snippet
     script = snippet + "\nprint(len(kept))\n"
     done = subprocess.run(
@@ -266,8 +324,10 @@ def _tool(name: str) -> dict[str, Any]:
     raise AssertionError(name)
 
 
-def test_the_readme_exec_check_rejection_is_what_exec_check_writes(tmp_path: Path) -> None:
-    shown = json.loads(README.split("### `apigen exec-check`", 1)[1].split("```json\n", 1)[1].split("```", 1)[0])
+def test_the_exec_check_rejection_shown_is_what_exec_check_writes(tmp_path: Path) -> None:
+    shown = json.loads(
+        page_with("### `apigen exec-check`").split("### `apigen exec-check`", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    )
     calls: list[tuple[str, dict[str, Any]]] = [
         ("prime_factors", {"n": 360}),
         ("triangle_area", {"a": 1, "b": 2, "c": 10}),

@@ -20,7 +20,7 @@ from apigen_cli import ConfigError, Executor, ExecutorOptions, HttpOptions
 from apigen_cli.execution.rest import BINDING_KEYS, BindingError, HttpCaller, RetryableStatus, build_request, parse_binding
 from apigen_cli.retry import parse_retry_after
 
-from .conftest import PROJECT
+from .doc_pages import page_with
 from .json_http import JsonHandler, base_url, serving
 
 
@@ -275,7 +275,9 @@ def test_requests_never_show_environment_values_and_skip_null_query_values() -> 
 
 
 def test_the_readme_binding_table_names_every_key_of_the_binding() -> None:
-    section = (PROJECT / "README.md").read_text().split("**REST tools: the `http` binding.**", 1)[1].split("\n\n**", 1)[0]
+    section = (
+        page_with("**REST tools: the `http` binding.**").split("**REST tools: the `http` binding.**", 1)[1].split("\n\n**", 1)[0]
+    )
     keys = re.findall(r"^\| `(\w+)` \|", section, re.M)
     assert sorted(keys) == sorted(BINDING_KEYS)
 

@@ -18,7 +18,8 @@ from apigen_cli.config import resolve
 from apigen_cli.stages.sampling import shard_requests
 
 from . import run_helpers
-from .conftest import PROJECT, invoke, read_jsonl
+from .conftest import invoke, read_jsonl
+from .doc_pages import page_with
 from .llm_server import LLMServer, Received, Reply
 from .run_helpers import APIGEN as APIGEN  # test_ray_engine.py takes it from here
 from .run_helpers import APIS, SAMPLE, apigen_process, kill_9_once_written
@@ -287,7 +288,9 @@ def test_the_shard_setting_is_k_of_n_counted_from_zero_and_needs_a_seed(runner: 
 
 # --- the README's Slurm job array and Kubernetes Indexed Job, run as written ---------------
 
-README_SECTION = (PROJECT / "README.md").read_text().split("## Past one machine: shards and merge", 1)[1].split("\n## ", 1)[0]
+README_SECTION = (
+    page_with("## Past one machine: shards and merge").split("## Past one machine: shards and merge", 1)[1].split("\n## ", 1)[0]
+)
 
 
 def _blocks(language: str) -> list[str]:

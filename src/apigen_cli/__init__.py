@@ -12,6 +12,7 @@ from .config import LLMSettings
 from .errors import ApigenError, ConfigError, EndpointError, FunctionsError, InputError, LibraryError
 from .execution.calls import ExecutorOptions, HttpOptions, Outcome
 from .execution.executor import Executor
+from .execution.sessions import SessionCall, SessionOutcome, SessionRequest
 from .llm.chat import ChatRequest, ChatResult, ChatService
 from .llm.service import open_chat_service
 from .pipeline import PipelineParts, RunOutcome, RunTarget, open_run, run, run_pipeline
@@ -55,6 +56,9 @@ __all__ = [
     "RunOutcome",
     "RunSettings",
     "RunTarget",
+    "SessionCall",
+    "SessionOutcome",
+    "SessionRequest",
     "Tool",
     "compile_tool",
     "compile_tools",

@@ -431,7 +431,7 @@ SETTINGS: dict[str, Setting] = {
             "int",
             4 * 1024 * 1024,
             "--http-max-reply-bytes",
-            "Largest HTTP reply accepted, decoded; a larger one fails the row (`reply_too_large`).",
+            "Largest HTTP reply accepted (REST tools, MCP servers over HTTP), decoded; a larger one fails the row (`reply_too_large`).",
             minimum=1,
             metavar="BYTES",
         ),

@@ -2,8 +2,8 @@
 
 Per-row problems are never exceptions: they become verdicts on the row. These
 classes are for the few things that make a whole command unable to go on, and
-each carries a ``hint`` telling the user how to get going again. Only ``cli.py``
-turns them into messages and exit codes.
+each carries a ``hint`` telling the user how to get going again. Only the
+command line (``cli/``) turns them into messages and exit codes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reading an HTTP reply's body with a cap on its decoded size, for the LLM client and REST calls.
+"""Reading an HTTP reply's body with a cap on its decoded size, for the LLM client, REST calls and MCP over HTTP.
 
 A server decides how big a reply is, and ``Content-Encoding: gzip`` lets 1 MB on
 the wire become 1 GiB in memory. So bodies are read chunk by chunk from the raw
@@ -62,7 +62,11 @@ class _Inflater:
 
 
 class BoundedBody:
-    """Collects a body from raw chunks: ``feed`` each, then ``content``; ``limit`` caps the decoded bytes."""
+    """Collects a body from raw chunks: ``feed`` each, then ``content``; ``limit`` caps the decoded bytes.
+
+    ``decode`` gives each chunk's decoded bytes without keeping them, for a body read as a
+    stream (the MCP client's), under the same cap over the whole reply.
+    """
 
     def __init__(self, content_encoding: str | None, limit: int) -> None:
         self.limit = limit
@@ -80,18 +84,22 @@ class BoundedBody:
         self._parts: list[bytes] = []
         self.size = 0
 
-    def feed(self, raw: bytes) -> None:
+    def decode(self, raw: bytes) -> bytes:
+        """``raw`` decoded; raises ``ReplyTooLarge`` once the reply so far decodes past the cap."""
         data = raw
         for number, layer in enumerate(self._layers, 1):
             if not data:
-                return
+                return b""
             data = layer.feed(data, self.limit - self.size if number == len(self._layers) else self.limit)
-        if not data:
-            return
         self.size += len(data)
         if self.size > self.limit:
             raise ReplyTooLarge(self.limit)
-        self._parts.append(data)
+        return data
+
+    def feed(self, raw: bytes) -> None:
+        data = self.decode(raw)
+        if data:
+            self._parts.append(data)
 
     def content(self) -> bytes:
         return b"".join(self._parts)

@@ -53,6 +53,7 @@ class ExecutionSettings:
             concurrency=self.mcp_concurrency,
             max_result_chars=self.options.max_result_chars,
             pass_env=self.options.pass_env,
+            max_reply_bytes=self.http.max_reply_bytes,
         )
 
     def executor(self, on_output: Callable[[str], None] | None = None) -> Executor:

@@ -76,7 +76,9 @@ def judge(transcript: Transcript, gold: Replay, played: Replay, diff_lines: Sequ
             [f"+{len(diff_lines) - DIFF_LINES} more"] if len(diff_lines) > DIFF_LINES else []
         )
         where = "; ".join(shown) if shown else "the final states differ"
-        return Verdict(Problem("state_mismatch", f"the conversation's final state is not the gold actions': {where}"))
+        return Verdict(
+            Problem("state_mismatch", f"the conversation's final state is not the gold actions' (gold -> conversation): {where}")
+        )
     missing = missing_outputs(transcript)
     if missing:
         told = ", ".join(f"`{output}`" for output in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

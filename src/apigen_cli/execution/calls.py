@@ -51,6 +51,11 @@ class Pending:
         self.arguments = arguments
         self.outcome: Outcome | None = None
 
+    @property
+    def what(self) -> str:
+        """The call, in words: what a timeout or a crash message names."""
+        return f"`{self.name}`"
+
 
 @dataclass(frozen=True)
 class ExecutorOptions:

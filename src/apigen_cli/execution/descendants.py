@@ -10,6 +10,10 @@ its own (``start_new_session=True``, ``setsid``) and what it double-forked. So:
 - when the pool stops a worker (a timeout), it freezes and kills the worker's
   whole tree (``kill_tree``), found through ``/proc/PID/task/TID/children``.
 
+An MCP server started over stdio is held the same way: it runs below
+``python descendants.py COMMAND...`` (``contained``), a subreaper that waits for the
+server and, when it exits or is told to stop, ends whatever it left behind.
+
 Where ``/proc`` has no ``children`` files (macOS, old kernels), only the process
 group is killed, as before. A cgroup per worker would also catch processes that a
 function hands to another parent on purpose, but needs privileges most machines
@@ -23,6 +27,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
+from types import FrameType
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -112,3 +118,61 @@ def end_strays(wait_seconds: float = 1.0) -> None:
             return
         if pid == 0:
             time.sleep(0.001)
+
+
+def contained(command: Sequence[str]) -> list[str]:
+    """``command`` run below a subreaper that ends what it leaves (``contain``); for a process we do not start ourselves."""
+    return [sys.executable, os.path.abspath(__file__), *command]
+
+
+def contain(command: Sequence[str]) -> int:
+    """Run ``command`` as our child on our stdin, stdout and stderr; when it ends, or we are told to stop, end its tree.
+
+    Returns its exit status (127 when it cannot start, saying why on stderr).
+    """
+    import subprocess  # here: workers load this module too, and start faster without it
+
+    become_subreaper()
+    _signal_when_parent_dies(signal.SIGTERM)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        kill_tree(os.getpid(), include_root=False)
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+    try:
+        child = subprocess.Popen(list(command))
+    except OSError as error:
+        print(f"cannot start `{command[0]}`: {error.strerror or error}", file=sys.stderr, flush=True)
+        return 127
+    _let_go_of_standard_streams()  # the pipes end when the command (and what it started) is gone, not us
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)  # reaps orphans re-parented to us as it goes
+        except ChildProcessError:
+            return 0
+        if pid == child.pid:
+            break
+    end_strays()
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
+
+
+def _signal_when_parent_dies(signum: int) -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signum)  # PR_SET_PDEATHSIG
+
+
+def _let_go_of_standard_streams() -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for descriptor in (0, 1, 2):
+        os.dup2(devnull, descriptor)
+    os.close(devnull)
+
+
+if __name__ == "__main__":  # run by path: `python descendants.py COMMAND...`
+    sys.exit(contain(sys.argv[1:]) if len(sys.argv) > 1 else 2)

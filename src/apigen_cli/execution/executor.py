@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..errors import FunctionsError
 from .calls import ExecutorOptions, HttpOptions, Outcome, Pending
 from .environment import HandOutEnvironment
 from .pool import POLL_BATCH, POLL_INTERVAL, FunctionsInfo, WorkerPool
+from .sessions import SessionOutcome, SessionPending, SessionRequest
 
 if TYPE_CHECKING:
     from .mcp import McpCaller, McpOptions
@@ -31,6 +34,12 @@ class Executor:
 
         with Executor("lib.py", ExecutorOptions(timeout=2)) as executor:
             outcome = executor.run("add", {"a": 1, "b": 2})
+
+    Sessions run calls on instances of the library's classes (``run_sessions``)::
+
+        request = SessionRequest("row-1", {"Store": {"orders": {}}}, [{"name": "list_orders", "arguments": {}}])
+        for outcome in executor.run_sessions([request]):
+            print(outcome.final_digest, [call.changed for call in outcome.calls])
     """
 
     def __init__(
@@ -178,8 +187,8 @@ class Executor:
         if len(pool.queue) >= POLL_BATCH or time.monotonic() - pool.last_pump >= POLL_INTERVAL:
             pool.pump(0)
 
-    def wait(self, pendings: Iterable[Pending]) -> None:
-        """Block until every call in ``pendings`` has its outcome."""
+    def wait(self, pendings: Iterable[Pending | SessionPending]) -> None:
+        """Block until every call (or session) in ``pendings`` has its outcome."""
         for pending in pendings:
             while pending.outcome is None:
                 self._pool.pump(1.0)
@@ -190,3 +199,50 @@ class Executor:
         self.wait([pending])
         assert pending.outcome is not None
         return pending.outcome
+
+    # sessions
+
+    def submit_session(self, request: SessionRequest) -> SessionPending:
+        """Start a session and return at once; its ``outcome`` is set when it has ended.
+
+        Raises ``FunctionsError`` when no library was given or it cannot be loaded.
+        """
+        if self.functions is None:
+            raise FunctionsError(
+                "sessions need the library that defines the environment's classes, and none was given",
+                hint="pass the file or folder of classes with `--functions`",
+            )
+        self.start()
+        self._next_id += 1
+        pending = SessionPending(self._next_id, request)
+        if pending.outcome is None:
+            self._pool.submit(pending)
+        return pending
+
+    def run_sessions(self, requests: Iterable[SessionRequest], window: int = 256) -> Iterator[SessionOutcome]:
+        """Run sessions across the workers, in parallel; outcomes come out in request order.
+
+        Each session gets fresh instances in one worker, keeps them for all its calls,
+        in order, and nothing passes from one session to the next (the worker forks a
+        process per session). At most ``window`` sessions are in flight, so memory
+        stays flat however many are asked for.
+        """
+        flight: deque[SessionPending] = deque()
+        for request in requests:
+            flight.append(self.submit_session(request))
+            self.poll()
+            while flight and flight[0].outcome is not None:
+                yield _ended(flight.popleft())
+            while len(flight) >= max(1, window):
+                head = flight.popleft()
+                self.wait([head])
+                yield _ended(head)
+        while flight:
+            head = flight.popleft()
+            self.wait([head])
+            yield _ended(head)
+
+
+def _ended(pending: SessionPending) -> SessionOutcome:
+    assert pending.outcome is not None
+    return pending.outcome

@@ -18,8 +18,12 @@ outcome is set on the ``Pending`` and the executor is woken, as for HTTP calls.
 
 Servers started over stdio get the same scrubbed environment as Python workers
 (no secret-looking variables unless ``--pass-env`` names them), their own
-process group (the SDK kills the whole tree on close), and their stderr goes to
-a temporary file whose tail explains a server that would not start or died.
+process group (the SDK kills the whole group on close), a subreaper above them that
+ends what they started when they end, even in a session of their own
+(``descendants.contain``), and their stderr goes to
+a pipe of which apigen keeps the last 64 KB (``output_tail.py``), to explain a server
+that would not start or died.
+Replies of servers over HTTP are capped in decoded size (``mcp_http.py``), as REST replies are.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -40,12 +43,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, FunctionsError
+from ..replies import TOO_LARGE, ReplyTooLarge, UnsupportedEncoding
 from .calls import Outcome, Pending
+from .descendants import contained
 from .environment import may_hand_out, worker_environment
+from .output_tail import Tail
 from .worker import shorten
 
 if TYPE_CHECKING:
     from mcp import Client
+
+    from .mcp_http import BoundedReplies
 
 BINDING_KEYS = ("server", "tool")
 _NOT_A_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -159,6 +167,7 @@ class McpOptions:
     max_result_chars: int = 4000
     pass_env: tuple[str, ...] = ()
     max_restarts: int = 3  # new sessions after one breaks, per server and run
+    max_reply_bytes: int = 4 * 1024 * 1024  # decoded, per reply of a server over HTTP: a gzip bomb stops here
 
 
 class McpBindingError(Exception):
@@ -246,22 +255,20 @@ class _Connection:
     error: str | None = None  # why the session could not open
     dead: str | None = None  # why the session ended while in use
     restarts: int = 0
-    errlog: TextIO | None = None
+    errlog: TextIO | None = None  # the write end of the server's stderr pipe, for the SDK
+    stderr: Tail | None = None  # the end of the server's stderr, bounded
     slots: asyncio.Semaphore | None = None
-    last_words: str = ""  # the stderr tail, kept when the session ends
+    http: BoundedReplies | None = None  # over HTTP: the transport that caps replies, and says which it refused
+
+    def refused_reply(self) -> ReplyTooLarge | UnsupportedEncoding | None:
+        return self.http.take_refusal() if self.http is not None else None
 
     def stderr_tail(self) -> str:
         """The last line the server wrote on stderr, when it wrote any."""
-        if self.errlog is None:
-            return self.last_words
-        try:
-            self.errlog.flush()
-            size = self.errlog.seek(0, os.SEEK_END)
-            self.errlog.seek(max(0, size - _STDERR_TAIL))
-            lines = [line.strip() for line in self.errlog.read().splitlines() if line.strip()]
-        except (OSError, ValueError):
+        if self.stderr is None:
             return ""
-        return f"; its stderr ends: {lines[-1][:300]}" if lines else ""
+        self.stderr.catch_up()
+        return self.stderr.ends()
 
 
 def _describe(error: BaseException) -> str:
@@ -390,24 +397,34 @@ class McpCaller:
         """One session: open it, say so, hold it until stopped or broken; note why it could not open."""
         from mcp import Client, StdioServerParameters
         from mcp.client.stdio import stdio_client
+        from mcp.client.streamable_http import streamable_http_client
         from mcp.types import Implementation
 
         from ..version import __version__
+        from .mcp_http import bounded_client, bounded_transport
 
         server = connection.server
         me = Implementation(name="apigen", version=__version__)
         opened = False
         if server.url is None:
-            connection.errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in `finally`
+            read_end, write_end = os.pipe()
+            connection.stderr = Tail("its stderr")
+            connection.stderr.follow(read_end)
+            connection.errlog = open(write_end, "w", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in `finally`
         try:
-            if server.url is not None:
-                client = Client(server.url, client_info=me, cache=None)
-            else:
-                environment = worker_environment(os.environ, self.options.pass_env)
-                parameters = StdioServerParameters(command=server.command[0], args=list(server.command[1:]), env=environment)
-                # The SDK's default sends the server's stderr to ours; a file keeps it for the error messages.
-                client = Client(stdio_client(parameters, errlog=connection.errlog or sys.stderr), client_info=me, cache=None)
-            async with client:
+            async with contextlib.AsyncExitStack() as stack:
+                if server.url is not None:
+                    connection.http = bounded_transport(self.options.max_reply_bytes)
+                    http = await stack.enter_async_context(bounded_client(connection.http))
+                    client = Client(streamable_http_client(server.url, http_client=http), client_info=me, cache=None)
+                else:
+                    environment = worker_environment(os.environ, self.options.pass_env)
+                    # Below a subreaper: what the server starts, even in a session of its own, ends with it.
+                    command = contained(server.command)
+                    parameters = StdioServerParameters(command=command[0], args=command[1:], env=environment)
+                    # The SDK's default sends the server's stderr to ours; a pipe keeps its end for the error messages.
+                    client = Client(stdio_client(parameters, errlog=connection.errlog or sys.stderr), client_info=me, cache=None)
+                await stack.enter_async_context(client)
                 connection.client = client
                 opened = True
                 connection.ready.set()
@@ -426,7 +443,6 @@ class McpCaller:
                 raise
         finally:
             connection.client = None
-            connection.last_words = connection.stderr_tail()
             if connection.errlog is not None:
                 connection.errlog.close()
                 connection.errlog = None
@@ -504,14 +520,19 @@ class McpCaller:
                 message = f"MCP server `{name}` did not answer `{tool}` within the {timeout:g} s timeout; the call was cancelled"
                 return Outcome.failure("timeout", "Timeout", message)
             except Exception as error:
-                if _connection_closed(error):
-                    outcome = self._exited(connection, tool, before=True)
-                    if connection.client is client:  # the first call to see it: a new session for the next calls
-                        connection.dead = _describe(error)
-                        connection.client = None
-                        connection.ready.clear()
-                        connection.wake.set()
-                    return outcome
+                closed = _connection_closed(error)
+                if closed and connection.client is client:  # the first call to see it: a new session for the next calls
+                    connection.dead = _describe(error)
+                    connection.client = None
+                    connection.ready.clear()
+                    connection.wake.set()
+                refused = connection.refused_reply()
+                if refused is not None:  # the SDK ends the session on a refused reply: the call says why
+                    code = TOO_LARGE if isinstance(refused, ReplyTooLarge) else "mcp_error"
+                    message = f"MCP server `{name}`: the reply to `{tool}` was refused: {refused}"
+                    return Outcome.failure(code, type(refused).__name__, message)
+                if closed:
+                    return self._exited(connection, tool, before=True)
                 text = shorten(f"MCP server `{name}`: `{tool}` failed: {_describe(error)}", self.options.max_result_chars)[0]
                 return Outcome.failure("mcp_error", type(error).__name__, text)
         return result_outcome(result, name, tool, self.options.max_result_chars)
@@ -557,8 +578,10 @@ class McpCaller:
                 hint="raise `--timeout`",
             ) from None
         except Exception as error:
+            refused = connection.refused_reply()
+            why = f"its reply was refused: {refused}" if refused is not None else _describe(error)
             raise FunctionsError(
-                f"the MCP server `{name}` (`{server.shown}`) could not list its tools: {_describe(error)}{connection.stderr_tail()}"
+                f"the MCP server `{name}` (`{server.shown}`) could not list its tools: {why}{connection.stderr_tail()}"
             ) from None
         return tools
 

@@ -26,6 +26,11 @@ deadline is the timeout after the previous result (or after the send, when the
 worker was idle). Past it the worker's process group is killed, a fresh worker
 starts, and the calls that were queued behind the culprit go back to the queue.
 
+Sessions (``sessions.py``) travel the same way: a session is one item of a batch, and
+its worker answers with a frame per step (the environment loaded, each call, the final
+state), so each step has the timeout; a session that times out or kills its worker ends
+with that reason, and what was queued behind it runs elsewhere.
+
 POSIX only (Linux, macOS): it relies on ``select`` over pipes, process groups and
 ``resource.setrlimit``.
 """
@@ -48,7 +53,8 @@ from ..errors import FunctionsError
 from .calls import ExecutorOptions, Outcome, Pending
 from .descendants import kill_tree
 from .environment import worker_environment
-from .worker import decode_payload, encode_frame, looks_like_module
+from .sessions import SessionPending
+from .worker import decode_payload, encode_frame, exit_text, exit_type, looks_like_module
 
 WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))
 
@@ -75,6 +81,7 @@ class FunctionsInfo:
     ambiguous: dict[str, list[str]]
     refused: dict[str, str]
     memory_limited: bool
+    classes: frozenset[str] = frozenset()
 
     def explain_missing(self, name: str) -> str:
         """Why ``name`` does not resolve to a library function, in words."""
@@ -124,7 +131,7 @@ class _Worker:
         os.set_blocking(self.stdin_fd, False)
         self.inbox = bytearray()
         self.outbox = bytearray()
-        self.outstanding: deque[Pending] = deque()
+        self.outstanding: deque[Pending | SessionPending] = deque()
         self.ready = False
         self.spawned = time.monotonic()
         self.head_since = 0.0
@@ -147,7 +154,7 @@ class WorkerPool:
         self.spec = spec
         self.options = options
         self.functions_info: FunctionsInfo | None = None
-        self.queue: deque[Pending] = deque()
+        self.queue: deque[Pending | SessionPending] = deque()
         self.workers: list[_Worker] = []
         self.selector = selectors.DefaultSelector()
         self._wake_read, self._wake_write = os.pipe()
@@ -223,7 +230,7 @@ class WorkerPool:
 
     # calls
 
-    def submit(self, pending: Pending) -> None:
+    def submit(self, pending: Pending | SessionPending) -> None:
         self.queue.append(pending)
 
     def pump(self, timeout: float | None) -> None:
@@ -263,10 +270,11 @@ class WorkerPool:
                 continue
             share = -(-len(queue) // (len(idle_first) - position))  # spread what is queued over the workers left
             batch = [queue.popleft() for _ in range(min(room, share))]
+            now = time.monotonic()
             if not worker.outstanding:
-                worker.head_since = time.monotonic()
+                worker.head_since = now
             worker.outstanding.extend(batch)
-            self._send(worker, encode_frame([[p.call_id, p.name, p.arguments] for p in batch]))
+            self._send(worker, encode_frame([_request(unit, now) for unit in batch]))
 
     def _send(self, worker: _Worker, frame: bytes) -> None:
         had_backlog = bool(worker.outbox)
@@ -315,17 +323,22 @@ class WorkerPool:
             self._on_exit(worker)
 
     def _on_result(self, worker: _Worker, message: list[Any]) -> None:
-        call_id, code, payload, truncated, seconds = message
-        pending = worker.outstanding.popleft()
-        if pending.call_id != call_id:  # cannot happen unless something wrote into the protocol pipe
-            worker.outstanding.appendleft(pending)
+        unit = worker.outstanding[0]
+        if unit.call_id != message[0]:  # cannot happen unless something wrote into the protocol pipe
             self._replace(worker, Outcome.failure("crashed", "ProtocolError", "the worker answered out of turn"))
             return
-        if code is None:
-            pending.outcome = Outcome(True, payload, truncated=truncated)
-        else:
-            pending.outcome = Outcome.failure(code, payload.get("type", ""), payload.get("message", ""))
         worker.head_since = time.monotonic()
+        if isinstance(unit, SessionPending):  # a session sends a frame per step, and ends with one of its own
+            if not unit.take(message):
+                return
+            seconds = unit.seconds
+        else:
+            _call_id, code, payload, truncated, seconds = message
+            if code is None:
+                unit.outcome = Outcome(True, payload, truncated=truncated)
+            else:
+                unit.outcome = Outcome.failure(code, payload.get("type", ""), payload.get("message", ""))
+        worker.outstanding.popleft()
         worker.mean_seconds = 0.8 * worker.mean_seconds + 0.2 * float(seconds)
 
     def _on_ready(self, worker: _Worker, message: dict[str, Any]) -> None:
@@ -345,6 +358,7 @@ class WorkerPool:
                 ambiguous=dict(message["ambiguous"]),
                 refused=dict(message["refused"]),
                 memory_limited=bool(message.get("memory_limited")),
+                classes=frozenset(message.get("classes", ())),
             )
 
     def _read_stderr(self, worker: _Worker) -> None:
@@ -389,8 +403,8 @@ class WorkerPool:
             if not worker.alive:
                 continue
             if worker.ready and worker.outstanding and now >= worker.head_since + timeout:
-                name = worker.outstanding[0].name
-                message = f"`{name}` did not return within the {_seconds(timeout)} timeout; its worker was stopped"
+                what = worker.outstanding[0].what
+                message = f"{what} did not return within the {_seconds(timeout)} timeout; its worker was stopped"
                 self._replace(worker, Outcome.failure("timeout", "Timeout", message))
             elif not worker.ready and now >= worker.spawned + self.options.startup_timeout:
                 limit = _seconds(self.options.startup_timeout)
@@ -413,13 +427,13 @@ class WorkerPool:
             self.workers.remove(worker)
             if self._startup_error is None:
                 self._startup_error = FunctionsError(
-                    f"the worker loading `{self.spec}` {_exit_text(status)}{_fatal_line(worker.stderr_tail)}",
+                    f"the worker loading `{self.spec}` {exit_text(status)}{_fatal_line(worker.stderr_tail)}",
                     hint=_library_hint("", self.spec, self.options.memory_mb),
                 )
             return
-        name = worker.outstanding[0].name if worker.outstanding else "a function"
-        message = f"`{name}` ended its worker process: {_exit_text(status)}{_fatal_line(worker.stderr_tail)}"
-        self._replace(worker, Outcome.failure("crashed", _exit_type(status), message))
+        what = worker.outstanding[0].what if worker.outstanding else "a function"
+        message = f"{what} ended its worker process: {exit_text(status)}{_fatal_line(worker.stderr_tail)}"
+        self._replace(worker, Outcome.failure("crashed", exit_type(status), message))
 
     def _drain_stderr(self, worker: _Worker) -> None:
         """Read what a dead worker left on stderr (a fatal error's traceback), without blocking."""
@@ -442,8 +456,12 @@ class WorkerPool:
         self._kill(worker)
         self.workers.remove(worker)
         if worker.outstanding:
-            worker.outstanding.popleft().outcome = head_outcome
-            self.queue.extendleft(reversed(worker.outstanding))
+            head = worker.outstanding.popleft()
+            if isinstance(head, SessionPending):
+                head.fail(head_outcome)
+            else:
+                head.outcome = head_outcome
+            self.queue.extendleft(reversed(worker.outstanding))  # not started yet: they run elsewhere
             worker.outstanding.clear()
         if not self.closed:
             self._spawn()
@@ -480,26 +498,12 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
-def _exit_text(status: int | None) -> str:
-    if status is None:
-        return "it closed its pipes"
-    if status < 0:
-        try:
-            name = signal.Signals(-status).name
-            description = signal.strsignal(-status) or name
-        except (ValueError, AttributeError):
-            return f"killed by signal {-status}"
-        return f"killed by {name} ({description.lower()})"
-    return f"the process exited with status {status} (os._exit, or native code ending the process)"
-
-
-def _exit_type(status: int | None) -> str:
-    if status is not None and status < 0:
-        try:
-            return signal.Signals(-status).name
-        except ValueError:
-            return f"signal {-status}"
-    return "ProcessExit"
+def _request(unit: Pending | SessionPending, now: float) -> Any:
+    """A call or a session, as the worker reads it in a batch."""
+    if isinstance(unit, SessionPending):
+        unit.started = now
+        return unit.frame()
+    return [unit.call_id, unit.name, unit.arguments]
 
 
 def _fatal_line(tail: bytearray) -> str:

@@ -26,6 +26,12 @@ passed but not set stops the run with an error, since every call would fail the
 same way. A query string in the URL itself is kept; path arguments may not be
 ``.`` or ``..`` (which would climb out of the URL's path).
 
+Where a call goes is the binding's, never the arguments': an ``{argument}`` may stand
+only in the path or the query, after the scheme, host and port (the origin) have ended,
+and its value is percent-encoded (``/``, ``@``, ``:``, ``?`` and ``#`` included), so it
+fills one path segment or one query value. Every request is checked against that origin
+before it is sent.
+
 Limits against a hostile server: ``--http-timeout`` bounds a whole attempt, from
 connect to the last byte (a deadline every socket operation honours); the reply's
 decoded size is capped (``reply_too_large``); a redirect to another origin is
@@ -74,6 +80,9 @@ BINDING_KEYS = ("method", "url", "query", "headers", "rename", "timeout")
 _TEMPLATE = re.compile(
     r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|\{(?P<argument>[A-Za-z_][A-Za-z0-9_]*)\}"
 )
+_TEMPLATE_VARIABLE = re.compile(r"\$\{?[A-Za-z_]")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_END_OF_ORIGIN = re.compile(r"[/?#]")
 _BODY_EXCERPT = 300
 _MAX_REDIRECTS = 5
 _BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
@@ -152,6 +161,8 @@ def _parse_binding(spec: Any, tool: str) -> HttpBinding:
     rename = spec.get("rename", {})
     if not isinstance(rename, dict) or not all(isinstance(value, str) and value for value in rename.values()):
         raise _invalid(tool, "`http.rename` should map argument names to the names they are sent under")
+    if not _TEMPLATE_VARIABLE.search(_before_arguments(url)):
+        _fixed_origin(url, tool)  # a literal origin: a mistake is the binding's, for every row
     timeout = spec.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise _invalid(tool, "`http.timeout` should be a positive number of seconds")
@@ -203,6 +214,45 @@ def _fill(template: str, argument: Callable[[str], str], variable: Callable[[str
     return _TEMPLATE.sub(substitute, template)
 
 
+def _before_arguments(template: str) -> str:
+    """The text of a URL template before its first ``{argument}``: what fixes where the call goes."""
+    first = next((match for match in _TEMPLATE.finditer(template) if match["argument"]), None)
+    return template if first is None else template[: first.start()]
+
+
+def _fixed_origin(url: str, tool: str) -> httpx.URL:
+    """The origin (scheme, host, port) that ``url`` (a template with its variables filled) sends to.
+
+    The scheme and authority must end before the first ``{argument}``: an argument there
+    would choose the host that receives the binding's keys.
+    """
+    head = _before_arguments(url)
+    scheme = _SCHEME.match(head)
+    if scheme is None and head == url:
+        raise _invalid(tool, "`http.url` should start with http:// or https://")
+    if scheme is None or (head != url and not _END_OF_ORIGIN.search(head, scheme.end())):
+        argument = _arguments_in(url[len(head) :])[0]
+        raise _invalid(
+            tool,
+            f"`{{{argument}}}` in `http.url` stands in its scheme, host or port; arguments fill only the path and the query",
+        )
+    authority = _END_OF_ORIGIN.split(head[scheme.end() :], maxsplit=1)[0]
+    try:
+        return httpx.URL(head[: scheme.end()] + authority)
+    except httpx.InvalidURL as error:
+        raise _invalid(tool, f"`http.url` has no valid scheme, host and port: {error}") from None
+
+
+def _same_origin_as(url: str, origin: httpx.URL, tool: str) -> None:
+    """Every request is checked against its binding's origin just before it goes."""
+    try:
+        sent = httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise _invalid(tool, f"`http.url` filled with the call's arguments is not a valid URL: {error}") from None
+    if not _same_origin(sent, origin):
+        raise _invalid(tool, f"the call would go to {sent.scheme}://{sent.netloc.decode()}, not to its binding's origin")
+
+
 def _environment_value(name: str, binding: HttpBinding, where: str, environ: Mapping[str, str], used: list[str]) -> str:
     """The variable ``name`` from ``environ`` (the variables apigen may hand out); records what it put in."""
     value = environ.get(name)
@@ -247,10 +297,13 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
         return quote(_text(arguments[name]), safe="")
 
     _check_path_segments(binding, in_path)
-    url = _fill(binding.url, in_path, lambda name: _environment_value(name, binding, "its URL", environ, used))
+    from_environment = partial(_environment_value, binding=binding, where="its URL", environ=environ)
+    origin = _fixed_origin(_fill(binding.url, lambda name: "{" + name + "}", partial(from_environment, used=[])), binding.tool)
+    url = _fill(binding.url, in_path, partial(from_environment, used=used))
     shown = _fill(binding.url, in_path, None)
     if not url.lower().startswith(("http://", "https://")):
         raise BindingError("invalid_tool_definition", f"tool `{binding.tool}`: `http.url` should start with http:// or https://")
+    _same_origin_as(url, origin, binding.tool)
     has_body = binding.method in BODY_METHODS
     params: list[tuple[str, str | int | float | bool | None]] = []
     body: dict[str, Any] = {}
@@ -268,8 +321,8 @@ def build_request(binding: HttpBinding, arguments: Any, environ: Mapping[str, st
     for name, value in binding.headers:
         if any(arguments.get(argument) is None for argument in _arguments_in(value)):
             continue  # an optional header argument the call does not give
-        from_environment = partial(_environment_value, binding=binding, where=f"header `{name}`", environ=environ, used=used)
-        headers[name] = _fill(value, lambda argument: _text(arguments[argument]), from_environment)
+        in_header = partial(_environment_value, binding=binding, where=f"header `{name}`", environ=environ, used=used)
+        headers[name] = _fill(value, lambda argument: _text(arguments[argument]), in_header)
     return HttpRequest(binding.tool, binding.method, url, shown, params, headers, body, has_body, binding.timeout, tuple(used))
 
 

@@ -6,7 +6,8 @@ exec-check workers do, so it runs no more of it than an import does:
 
 - in a subprocess started by path (``python .../signatures.py SPEC``), with the
   workers' environment (secret-looking variables removed), memory limit, no core
-  dumps, and a time limit the parent enforces by killing its process group;
+  dumps, and a time limit the parent enforces by killing its process tree; like a
+  worker it is a subreaper, and ends what the import started before it exits;
 - with the worker's loader (``worker.load_functions``), hence the same rule for what
   is public: a function whose name has no leading ``_``, defined (not imported) in
   a module of the library;
@@ -19,8 +20,9 @@ Only the standard library (and orjson, through the worker) is needed in the chil
 so it starts as fast as a worker. pydantic models are described with their own
 ``model_json_schema`` when pydantic is importable in the user's environment.
 
-The child writes one JSON document on a private descriptor: ``{"functions": [...]}``
-or ``{"error": {"type", "message", "where"}}``.
+The child writes one JSON document on a private descriptor (a file the parent reads
+once the child has exited): ``{"functions": [...]}`` or ``{"error": {"type", "message",
+"where"}}``. What the import prints goes to a pipe of which the parent keeps only the end.
 """
 
 from __future__ import annotations
@@ -385,6 +387,8 @@ def main() -> int:
     os.close(devnull)
     sys.stdin = open(os.devnull)  # noqa: SIM115 (lives as long as the process)
     worker._die_with_parent()
+    descendants = worker.descendants
+    descendants.become_subreaper()  # what the import starts (a daemon, double-forked) stays below us
     worker._no_core_dumps()
     worker._limit_memory(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
     try:
@@ -396,6 +400,7 @@ def main() -> int:
     data = json.dumps(reply, default=repr).encode()
     with os.fdopen(replies, "wb") as out:
         out.write(data)
+    descendants.end_strays()  # nothing the import started outlives the description
     return 0
 
 
@@ -412,29 +417,60 @@ class DescribeError(Exception):
         self.where = where
 
 
-def run_describe(spec: str, environ: dict[str, str], timeout: float, memory_mb: int) -> dict[str, Any]:
-    """Describe the library in a child process; raises ``DescribeError``. ``environ`` is the child's whole environment."""
-    process = subprocess.Popen(
-        [sys.executable, SCRIPT, spec, str(memory_mb)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=environ,
-        start_new_session=True,
-    )
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        import signal
+_MAX_REPLY_BYTES = 256 * 1024 * 1024
 
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise DescribeError("Timeout", f"importing `{spec}` took longer than {timeout:g} s") from None
+
+def run_describe(spec: str, environ: dict[str, str], timeout: float, memory_mb: int, script: str = SCRIPT) -> dict[str, Any]:
+    """Describe the library in a child process; raises ``DescribeError``. ``environ`` is the child's whole environment.
+
+    ``script`` is the child: this file, or one that extends its reply (``library/python_classes.py``).
+
+    The reply comes in a file; what the import prints goes through a pipe of which only the
+    last 64 KB are kept (a module may print gigabytes). The parent waits for the child to
+    exit, never for its pipes to close: a daemon the import started holds them open, and is
+    ended by the child (a subreaper) before it exits, or with it at the time limit.
+    """
+    import contextlib
+    import signal
+    import tempfile
+
+    from .descendants import kill_tree
+    from .output_tail import Tail
+
+    output = Tail("its output")
+    read_end, write_end = os.pipe()
+    with tempfile.TemporaryFile() as replies:
+        try:
+            process = subprocess.Popen(
+                [sys.executable, script, spec, str(memory_mb)],
+                stdin=subprocess.DEVNULL,
+                stdout=replies,
+                stderr=write_end,
+                env=environ,
+                start_new_session=True,
+            )
+        finally:
+            os.close(write_end)
+        output.follow(read_end)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_tree(process.pid)  # the child and all below it, in a session of its own or not
+            process.wait()
+            raise DescribeError("Timeout", f"importing `{spec}` took longer than {timeout:g} s") from None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)  # a child that died before ending its strays leaves them here
+        replies.seek(0)
+        data = replies.read(_MAX_REPLY_BYTES + 1)
+    output.catch_up()
     try:
-        reply = json.loads(out)
+        if len(data) > _MAX_REPLY_BYTES:
+            raise ValueError("too large")
+        reply = json.loads(data)
     except ValueError:
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {process.returncode}"]
-        raise DescribeError("Crashed", f"the process importing `{spec}` died: {tail[0]}") from None
+        said = output.ends() or f"; exit status {process.returncode}"
+        raise DescribeError("Crashed", f"the process importing `{spec}` died{said}") from None
     if "error" in reply:
         error = reply["error"]
         raise DescribeError(str(error.get("type")), str(error.get("message")), str(error.get("where") or ""))

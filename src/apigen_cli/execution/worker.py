@@ -3,7 +3,9 @@
 The parent runs ``python .../apigen_cli/execution/worker.py`` (by path, not ``-m apigen_cli.execution.worker``,
 which would import the whole package first: this file needs only the standard
 library and orjson, so a fresh worker is ready in a few tens of milliseconds, which
-is what a timeout or a crash costs on top of the call itself).
+is what a timeout or a crash costs on top of the call itself). The few apigen modules
+it shares with the package (``environments/``, ``descendants``) are as pure, and come
+in through ``_load_pure``.
 
 Protocol: frames of a 4-byte big-endian length and an orjson payload, over the
 worker's original stdin/stdout, which are moved to private descriptors before any
@@ -14,9 +16,16 @@ or corrupt the protocol.
 - parent → worker, once: ``{"functions": PATH, "memory_mb": N|null, "max_result_chars": N}``;
 - worker → parent: ``{"ready": true, "functions": [...], "ambiguous": {...}, "refused": {...}}``,
   or ``{"ready": false, "error": {"type", "message", "where"}}`` when the library cannot load;
-- parent → worker: ``[[call_id, name, arguments], ...]``, a batch of calls;
+- parent → worker: ``[[call_id, name, arguments], ...]``, a batch of calls, where an item
+  may instead be a session: ``{"session": call_id, "environment": {...}, "calls": [[name, arguments], ...]}``;
 - worker → parent, one frame per call as soon as it ends, in order:
-  ``[call_id, null, result, truncated, seconds]`` or ``[call_id, code, {"type", "message"}, false, seconds]``.
+  ``[call_id, null, result, truncated, seconds]`` or ``[call_id, code, {"type", "message"}, false, seconds]``;
+- for a session, one frame per step (``run_session``), all with its ``call_id``:
+  ``[id, "start", problem|null, initial_state]``, then per call
+  ``[id, "call", code|null, result|{"type", "message"}, truncated, seconds, changed, changes, omitted]``,
+  then ``[id, "end", problem|null, final_state, digest, seconds]``; or, when the session's
+  process died or failed, ``[id, "ended", code, error_type, message, seconds]``. A problem is
+  ``[code, message]``; a start with a problem is the session's last frame.
 
 Results are written one by one so the parent knows which call is running and
 since when: that is how a per-call timeout works over a pipelined batch.
@@ -35,11 +44,14 @@ if __name__ == "__main__":
     if sys.path and _os.path.abspath(sys.path[0] or ".") == _os.path.dirname(_os.path.abspath(__file__)):
         sys.path[0] = _os.getcwd()
 
+import contextlib
 import dataclasses
 import datetime
 import decimal
 import enum
 import fractions
+import gc
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -56,15 +68,38 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path, PurePath
 from types import ModuleType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import orjson
 
+
+def _load_pure(*names: str) -> list[ModuleType]:
+    """apigen modules that need only the standard library and orjson, imported without the package.
+
+    They come in under a private package name whose folder is apigen's own, so that
+    their relative imports work while ``apigen_cli/__init__`` (the whole command
+    line, typer, httpx...) never runs in a worker.
+    """
+    root = "_apigen_pure"
+    if root not in sys.modules:
+        package = ModuleType(root)
+        package.__path__ = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+        sys.modules[root] = package
+    return [importlib.import_module(f"{root}.{name}") for name in names]
+
+
+if TYPE_CHECKING or __package__:  # imported as apigen_cli.execution.worker: by the pool, by tests
+    from .. import problems
+    from ..environments import binding, session, state
+    from . import descendants
+else:  # run by path: the worker
+    problems, binding, session, state, descendants = _load_pure(
+        "problems", "environments.binding", "environments.session", "environments.state", "execution.descendants"
+    )
+
+exception_text, type_name, safe_text = binding.exception_text, binding.type_name, binding.safe_text
+
 _HEADER = struct.Struct(">I")
-_FUNCTION_KINDS = (
-    inspect.Parameter.POSITIONAL_OR_KEYWORD,
-    inspect.Parameter.KEYWORD_ONLY,
-)
 
 
 # --- frames ---------------------------------------------------------------------------
@@ -250,13 +285,14 @@ class LoadError(Exception):
 
 
 class Functions:
-    """The functions a library defines, under every name a call may use.
+    """The functions and classes a library defines, under every name a call or a row may use.
 
     A function is eligible when it is public (no leading ``_``), callable, not a
     class, and defined in a module of the library (its ``__module__``): what a
     module merely imports (``from os import system``) never runs. Each function
     answers to ``module.name`` (relative to the library, and fully qualified) and
-    to its bare ``name`` when no other library function has that name.
+    to its bare ``name`` when no other library function has that name. Public
+    classes defined in the library are named the same way, for environments.
     """
 
     def __init__(self) -> None:
@@ -266,7 +302,9 @@ class Functions:
         self._modules: set[str] = set()
         self._bare: dict[str, dict[int, str]] = {}
         self._imported: list[tuple[list[str], str, Any]] = []
-        self._bindings: dict[str, _Binding] = {}
+        self._bindings: dict[str, binding.Binding] = {}
+        self.classes: dict[str, type] = {}
+        self._bare_classes: dict[str, dict[int, type]] = {}
 
     def add_module(self, relative: str, module: ModuleType) -> None:
         self._modules.add(module.__name__)
@@ -276,6 +314,10 @@ class Functions:
             qualified = f"{relative}.{attribute}" if relative else attribute
             names = sorted({qualified, f"{module.__name__}.{attribute}"})
             reason = _refusal(value, module)
+            if isinstance(value, type) and value.__module__ == module.__name__:
+                for name in names:
+                    self.classes[name] = value
+                self._bare_classes.setdefault(attribute, {})[id(value)] = value
             if reason is None:
                 for name in names:
                     self.functions[name] = value
@@ -300,13 +342,19 @@ class Functions:
                 self.functions.setdefault(attribute, self.functions[next(iter(owners.values()))])
             elif attribute not in self.functions:
                 self.ambiguous[attribute] = sorted(owners.values())
+        for attribute, classes in self._bare_classes.items():
+            if len(classes) == 1:
+                self.classes.setdefault(attribute, next(iter(classes.values())))
         return self
 
-    def binding(self, name: str) -> _Binding:
+    def binding(self, name: str) -> binding.Binding:
         found = self._bindings.get(name)
         if found is None:
-            found = self._bindings[name] = _Binding(self.functions[name])
+            found = self._bindings[name] = binding.Binding(self.functions[name])
         return found
+
+    def missing(self, name: Any) -> str:
+        return f"`{name}` is not in the library"
 
 
 def _refusal(value: Any, module: ModuleType) -> str | None:
@@ -328,45 +376,6 @@ def _refusal(value: Any, module: ModuleType) -> str | None:
     if not (inspect.isfunction(target) or inspect.ismethod(target)):
         return "is not a function"
     return None
-
-
-class _Binding:
-    """Keyword-only argument binding for one function, checked before the call.
-
-    The fast path compares names with the signature's; when something is off,
-    ``inspect.Signature.bind`` words the problem as Python would.
-    """
-
-    __slots__ = ("function", "names", "required", "open", "positional_only", "signature", "is_async")
-
-    def __init__(self, function: Callable[..., Any]) -> None:
-        self.function = function
-        self.is_async = inspect.iscoroutinefunction(inspect.unwrap(function))
-        try:
-            signature = inspect.signature(function)
-        except (TypeError, ValueError):
-            signature = None
-        self.signature = signature
-        parameters = list(signature.parameters.values()) if signature is not None else []
-        self.names = frozenset(p.name for p in parameters if p.kind in _FUNCTION_KINDS)
-        self.required = frozenset(p.name for p in parameters if p.kind in _FUNCTION_KINDS and p.default is p.empty)
-        self.open = signature is None or any(p.kind == p.VAR_KEYWORD for p in parameters)
-        self.positional_only = frozenset(p.name for p in parameters if p.kind == p.POSITIONAL_ONLY and p.default is p.empty)
-
-    def problem(self, arguments: dict[str, Any]) -> str | None:
-        keys = arguments.keys()
-        if self.positional_only or not self.required <= keys or (not self.open and not keys <= self.names):
-            if self.signature is None:
-                return None
-            try:
-                self.signature.bind(**arguments)
-            except TypeError as error:
-                return str(error)
-            if self.positional_only:
-                return "it takes positional-only parameters ({}), which a call cannot name".format(
-                    ", ".join(sorted(self.positional_only))
-                )
-        return None
 
 
 def load_functions(spec: str) -> tuple[Functions, str]:
@@ -476,42 +485,42 @@ def _load_error(error: BaseException, shown: str) -> LoadError:
     elif isinstance(error, SyntaxError):
         message = f"{type(error).__name__}: {error.msg}"
     else:
-        message = f"{type(error).__name__}: {_safe_text(error)}" if _safe_text(error) else type(error).__name__
-    return LoadError(_type_name(error), message, where)
-
-
-def _type_name(error: BaseException) -> str:
-    kind = type(error)
-    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        message = f"{type(error).__name__}: {safe_text(error)}" if safe_text(error) else type(error).__name__
+    return LoadError(type_name(error), message, where)
 
 
 # --- running calls --------------------------------------------------------------------
 
 
+class Tools(Protocol):
+    """What a runner calls: the library's functions, or the tools of one session."""
+
+    def binding(self, name: str) -> binding.Binding: ...
+
+    def missing(self, name: Any) -> str: ...
+
+
 class Runner:
     """Runs one call at a time and turns what happened into a protocol frame."""
 
-    def __init__(self, library: Functions, max_result_chars: int, memory_limited: bool) -> None:
-        self.functions_info = library
+    def __init__(self, tools: Tools, max_result_chars: int, memory_limited: bool) -> None:
+        self.tools = tools
         self.max_chars = max_result_chars
         self.memory_limited = memory_limited
 
     def run(self, call_id: Any, name: Any, arguments: Any) -> list[Any]:
         started = time.perf_counter()
         try:
-            binding = self.functions_info.binding(name)
+            bound = self.tools.binding(name)
         except (KeyError, TypeError):
-            return _failure(call_id, "no_implementation", "NoImplementation", f"`{name}` is not in the library")
+            return _failure(call_id, "no_implementation", "NoImplementation", self.tools.missing(name))
         if not isinstance(arguments, dict):
             return _failure(call_id, "invalid_arguments", "TypeError", "arguments are not an object")
-        problem = binding.problem(arguments)
+        problem = bound.problem(arguments)
         if problem is not None:
             return _failure(call_id, "invalid_arguments", "TypeError", problem)
         try:
-            value = binding.function(**arguments)
-            if binding.is_async or inspect.isawaitable(value):
-                value = _await(value)
-            value, truncated = shorten(to_json(value, self.max_chars), self.max_chars)
+            value, truncated = shorten(to_json(bound.call(arguments), self.max_chars), self.max_chars)
         except MemoryError:
             code = "memory_limit" if self.memory_limited else "exception"
             message = "the call ran out of memory (MemoryError)"
@@ -528,7 +537,7 @@ class Runner:
             return [
                 call_id,
                 "exception",
-                {"type": _type_name(error), "message": _exception_text(error)},
+                {"type": type_name(error), "message": exception_text(error)},
                 False,
                 time.perf_counter() - started,
             ]
@@ -539,33 +548,168 @@ def _failure(call_id: Any, code: str, kind: str, message: str, seconds: float = 
     return [call_id, code, {"type": kind, "message": message}, False, seconds]
 
 
-def _await(value: Any) -> Any:
-    import asyncio
+# --- sessions -------------------------------------------------------------------------
 
-    async def wait() -> Any:
-        return await value
+#: A call's changes are sent at most this many, each value cut to this many characters of JSON.
+CHANGES_PER_CALL = 20
+CHANGE_VALUE_CHARS = 400
+_MORE, _LAST = b"\0", b"\1"  # the tag before each frame from a session's process: is it the last one?
 
-    return asyncio.run(wait())
+
+def run_session(item: dict[str, Any], library: Functions, runner: Runner, requests: BinaryIO, replies: int) -> None:
+    """One session in a process forked for it: fresh instances, its calls in order, its states.
+
+    The fork is what keeps sessions apart: a class attribute, a module global, a cache
+    that one session changes dies with its process, and the next session forks from
+    the worker as the library left it at import. Forking costs about a millisecond,
+    where a fresh interpreter would cost tens and the library's import again.
+
+    The session's process writes its frames to a pipe of its own; this process passes
+    each complete frame on, so a session that dies mid-frame cannot corrupt the
+    protocol, and says how it ended when it ends without its last frame.
+    """
+    session_id = item.get("session")
+    started = time.perf_counter()
+    _flush_output()
+    gc.freeze()  # what the worker holds stays shared with the fork, not copied when its GC runs
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError as error:
+        os.close(read_end)
+        os.close(write_end)
+        message = f"could not start the session's process: {error}"
+        _write_all(replies, encode_frame([session_id, "ended", "crashed", "OSError", message, 0.0]))
+        return
+    if pid == 0:  # the session's process
+        os.close(read_end)
+        os.close(requests.fileno())
+        os.close(replies)
+        _SessionRun(item, library, runner, write_end).run_to_end()
+    os.close(write_end)
+    finished = _relay(read_end, replies)
+    os.close(read_end)
+    _pid, status = os.waitpid(pid, 0)
+    descendants.end_strays()  # whatever the session's process left behind, re-parented to us
+    if not finished:
+        code = os.waitstatus_to_exitcode(status)
+        frame = [session_id, "ended", "crashed", exit_type(code), exit_text(code), time.perf_counter() - started]
+        _write_all(replies, encode_frame(frame))
 
 
-def _safe_text(error: BaseException) -> str:
-    """``str(error)``, even when the exception's own ``__str__`` fails."""
-    for describe in (str, repr):
+def _relay(source: int, replies: int) -> bool:
+    """Pass on each complete frame from ``source``; whether the last one came."""
+    buffer = bytearray()
+    while True:
+        data = os.read(source, 1 << 16)
+        if not data:
+            return False
+        buffer += data
+        while len(buffer) > _HEADER.size:
+            end = 1 + _HEADER.size + int.from_bytes(buffer[1 : 1 + _HEADER.size], "big")
+            if len(buffer) < end:
+                break
+            _write_all(replies, bytes(buffer[1:end]))
+            if buffer[0] == _LAST[0]:
+                return True
+            del buffer[:end]
+
+
+class _SessionRun:
+    """In the session's process: make the instances, run the calls, send each step's frame."""
+
+    def __init__(self, item: dict[str, Any], library: Functions, runner: Runner, out: int) -> None:
+        self.item = item
+        self.session_id = item.get("session")
+        self.library = library
+        self.runner = runner
+        self.out = out
+        self.started = time.perf_counter()
+
+    def send(self, frame: list[Any], last: bool = False) -> None:
+        _write_all(self.out, (_LAST if last else _MORE) + encode_frame(frame))
+
+    def run_to_end(self) -> None:
+        """Run the session and end this process, whatever happens: it must never return into the worker's loop."""
+        status = 0
         try:
-            return describe(error)
-        except Exception:
-            continue
-    return ""
+            _die_with_parent()
+            descendants.become_subreaper()
+            self.run()
+        except BaseException as error:  # apigen's own failure here, or memory: the session ends, saying why
+            status = 1
+            with contextlib.suppress(BaseException):
+                code = "memory_limit" if isinstance(error, MemoryError) else "crashed"
+                message = f"the session failed: {type_name(error)}: {exception_text(error)}"
+                self.send([self.session_id, "ended", code, type_name(error), message, self.elapsed()], last=True)
+        finally:
+            _flush_output()
+            os._exit(status)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def run(self) -> None:
+        sid = self.session_id
+        try:
+            environment = session.Session(self.library.classes, self.item.get("environment"), copy_config=False)
+            before = environment.state()
+        except problems.RowProblem as error:
+            self.send([sid, "start", list(error.problem), None], last=True)
+            return
+        self.send([sid, "start", None, before])
+        runner = Runner(environment, self.runner.max_chars, self.runner.memory_limited)
+        before_json = state.canonical_json(before)
+        for index, (name, arguments) in enumerate(self.item.get("calls") or ()):
+            _call_id, code, payload, truncated, seconds = runner.run(index, name, arguments)
+            descendants.end_strays()
+            try:
+                after = environment.state()
+            except problems.RowProblem as error:
+                self.send([sid, "call", code, payload, truncated, seconds, None, [], 0])
+                self.send([sid, "end", list(error.problem), None, None, self.elapsed()], last=True)
+                return
+            after_json = state.canonical_json(after)
+            changed = after_json != before_json
+            changes = state.diff_canonical(before, after, CHANGES_PER_CALL) if changed else state.Diff()
+            shown = [[change.path, change.kind, _cut(change.before), _cut(change.after)] for change in changes]
+            self.send([sid, "call", code, payload, truncated, seconds, changed, shown, changes.omitted])
+            before, before_json = after, after_json
+        final_digest = hashlib.sha256(before_json).hexdigest()  # state.digest of a canonical state, without a second walk
+        self.send([sid, "end", None, before, final_digest, self.elapsed()], last=True)
 
 
-def _exception_text(error: BaseException) -> str:
-    """The exception's message, and the line of the library that raised it."""
-    text = _safe_text(error) or type(error).__name__
-    frames = traceback.extract_tb(error.__traceback__)
-    if len(frames) > 1:  # frame 0 is this file's call site
-        last = frames[-1]
-        text += f" (at {os.path.basename(last.filename)}:{last.lineno} in {last.name})"
-    return text[:2000]
+def _cut(value: Any) -> Any:
+    return shorten(value, CHANGE_VALUE_CHARS)[0]
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def exit_text(status: int | None) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if status is None:
+        return "it closed its pipes"
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+            description = signal.strsignal(-status) or name
+        except (ValueError, AttributeError):
+            return f"killed by signal {-status}"
+        return f"killed by {name} ({description.lower()})"
+    return f"the process exited with status {status} (os._exit, or native code ending the process)"
+
+
+def exit_type(status: int | None) -> str:
+    if status is not None and status < 0:
+        try:
+            return signal.Signals(-status).name
+        except ValueError:
+            return f"signal {-status}"
+    return "ProcessExit"
 
 
 # --- the process ----------------------------------------------------------------------
@@ -589,15 +733,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _load_descendants() -> ModuleType:
-    """``descendants.py`` beside this file, loaded by path: a worker imports no apigen package."""
-    spec = importlib.util.spec_from_file_location("_apigen_descendants", Path(__file__).with_name("descendants.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _die_with_parent() -> None:
@@ -658,7 +793,6 @@ def main() -> int:
     if not isinstance(setup, dict):
         return 1
     _no_core_dumps()
-    descendants = _load_descendants()
     descendants.become_subreaper()  # what a call double-forks stays below us, to be ended after it
     memory_limited = _limit_memory(setup.get("memory_mb"))
     try:
@@ -666,12 +800,13 @@ def main() -> int:
     except LoadError as error:
         return _refuse(replies, error.kind, error.message, error.where)
     except BaseException as error:  # anything the import machinery itself raised
-        return _refuse(replies, _type_name(error), str(error), "")
-    if not library.functions:
-        return _refuse(replies, "EmptyLibrary", f"`{setup['functions']}` defines no public function", "")
+        return _refuse(replies, type_name(error), str(error), "")
+    if not library.functions and not library.classes:
+        return _refuse(replies, "EmptyLibrary", f"`{setup['functions']}` defines no public function or class", "")
     ready = {
         "ready": True,
         "functions": sorted(library.functions),
+        "classes": sorted(library.classes),
         "ambiguous": library.ambiguous,
         "refused": library.refused,
         "memory_limited": memory_limited,
@@ -682,7 +817,11 @@ def main() -> int:
         batch = read_frame(requests)
         if batch is None:
             return 0
-        for call_id, name, arguments in batch:
+        for item in batch:
+            if isinstance(item, dict):
+                run_session(item, library, runner, requests, replies)
+                continue
+            call_id, name, arguments = item
             reply = runner.run(call_id, name, arguments)
             descendants.end_strays()  # before the next call: nothing a call started outlives it
             _write_all(replies, encode_frame(reply))

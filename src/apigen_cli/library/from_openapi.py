@@ -46,6 +46,11 @@ _SET_BY_CLIENT = ("accept", "content-type", "authorization")
 _SERVER_VARIABLE = re.compile(r"\{([^}]+)\}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_SCHEMA_DEPTH = 24
+# A shared schema is written out at every use (the tools' JSON Schema is read without `$ref`s by
+# format-check, the offline generator and the trial arguments): a few KB of schemas that each use
+# the next ten times would write out millions. One operation's arguments hold at most this many
+# schemas, written out; past it the spec is refused, naming the shared schema.
+_MAX_SCHEMA_NODES = 20_000
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class _Converter:
         self._cycle_notes: set[str] = set()
         self._auth_notes: set[str] = set()
         self.swagger = False
+        self._operation = ""  # `METHOD /route` of the operation being converted
+        self._schema_nodes = 0  # the schemas its arguments have written out so far
 
     # --- the whole spec -------------------------------------------------------------
 
@@ -104,6 +111,10 @@ class _Converter:
         default_base = self._server_url(root, "")
         for route, item in paths.items():
             item_where = pointer("paths", route)
+            if not route.startswith("/"):
+                # The path is joined to the server URL: without its `/`, it would write the
+                # host, port or user of the URL, and send the keys elsewhere.
+                raise self.document.error(item_where, f"a path should start with `/`, and `{route}` does not")
             item, item_where = self.document.deref(item, item_where)
             if not isinstance(item, dict):
                 raise self.document.error(item_where, "a path item should be an object")
@@ -162,6 +173,7 @@ class _Converter:
     def _tool(
         self, route: str, method: str, item: dict[str, Any], operation: dict[str, Any], where: str, default_base: str | None
     ) -> dict[str, Any]:
+        self._operation, self._schema_nodes = f"{method.upper()} {route}", 0
         spec_base = self._server_url(operation, where) or self._server_url(item, where) or default_base
         base = self.options.base_url or (literal_dollars(spec_base) if spec_base else None)
         if not base or not base.lower().startswith(("http://", "https://")):
@@ -377,6 +389,15 @@ class _Converter:
         """A JSON Schema that ``schema/tools.py`` reads, from an OpenAPI schema: refs inlined, cycles cut, 3.0 nullable kept."""
         if len(seen) > _MAX_SCHEMA_DEPTH:
             return {}
+        self._schema_nodes += 1
+        if self._schema_nodes > _MAX_SCHEMA_NODES:
+            shared = seen[0][1:] if seen else where
+            raise self.document.error(
+                shared,
+                f"`{self._operation}`: its schemas written out (each `$ref` at every use) come to more than "
+                f"{_MAX_SCHEMA_NODES:,}, which no tool definition can carry",
+                hint="fix the spec: use fewer levels of shared schemas in this operation, or leave the operation out",
+            )
         if isinstance(raw, dict) and isinstance(raw.get("$ref"), str):
             reference = raw["$ref"]
             if reference in seen:

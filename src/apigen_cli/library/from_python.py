@@ -1,16 +1,19 @@
-"""``apigen library from-python``: tool definitions from the public functions of Python code.
+"""``apigen library from-python``: tool definitions from the public functions and classes of Python code.
 
 The functions are found and their signatures typed in a child process
 (``execution/signatures.py``), by the rules exec-check's workers use, so every
 tool written here is one ``exec-check --functions SPEC`` can call by its name.
-This module turns those descriptions into tools: the docstring (Google, NumPy
-or reST, read by ``docstring-parser``) gives the descriptions, a default makes a
-parameter optional, the module name gives the category.
+The same child describes the classes (``python_classes.py``): each public method
+of a class is a tool of a stateful environment, written with the class's name
+in ``class``. This module turns those descriptions into tools: the docstring
+(Google, NumPy or reST, read by ``docstring-parser``) gives the descriptions, a
+default makes a parameter optional, the module (or the class) name gives the category.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +22,10 @@ import docstring_parser
 
 from ..errors import FunctionsError
 from ..execution.environment import worker_environment
-from ..execution.signatures import DescribeError, run_describe
+from ..execution.signatures import DescribeError
 from ..execution.worker import looks_like_module
 from .output import TOOL_NAME, Imported
+from .python_classes import describe_python
 
 UNTYPED_CHOICES = ("skip", "loose")
 _CATEGORY_SUFFIXES = ("_tools", "_utils", "_api", "_functions")
@@ -36,6 +40,7 @@ class PythonImport:
     memory_mb: int = 2048
     pass_env: tuple[str, ...] = ()
     category: str | None = None  # one category for every tool, instead of the module's
+    classes: tuple[str, ...] = ()  # only the methods of these classes (no function); every class and function when empty
 
 
 def category_of(module: str) -> str:
@@ -48,28 +53,32 @@ def category_of(module: str) -> str:
     return name.replace("_", " ").strip() or "uncategorised"
 
 
+def class_category(name: str) -> str:
+    """``OnlineStore`` -> ``online store``, ``TwitterAPI`` -> ``twitter api``: the class's words, lower case."""
+    return _WORD_BREAK.sub(" ", name).replace("_", " ").lower().strip() or "uncategorised"
+
+
+_WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
 def from_python(specs: Sequence[str], options: PythonImport) -> Imported:
-    """Tools for every public function of each spec (a .py file, a folder of them, or a module name)."""
+    """Tools for every public function and class method of each spec (a .py file, a folder of them, or a module name)."""
     result = Imported()
     environ = worker_environment(os.environ, options.pass_env)
     seen: dict[str, str] = {}
+    found_classes: set[str] = set()
     for spec in specs:
-        if not os.path.exists(spec) and not looks_like_module(spec):
-            raise FunctionsError(
-                f"`{spec}` is neither a file, a folder nor a module name",
-                hint="pass a .py file, a folder of .py files, or an importable module (e.g. `mypackage.tools`)",
-            )
-        try:
-            described = run_describe(spec, environ, options.timeout, options.memory_mb)
-        except DescribeError as error:
-            where = f" ({error.where})" if error.where else ""
-            raise FunctionsError(
-                f"cannot import `{spec}`{where}: {error.message}",
-                hint="check that `python -c 'import ...'` works for it; `--import-timeout` and `--memory-mb` set the limits",
-            ) from None
+        described = _describe(spec, environ, options)
         for name, owners in sorted(described.get("ambiguous", {}).items()):
             result.notes.append(f"`{name}` is defined in several modules ({', '.join(owners)}): each is named by its module")
-        for function in described["functions"]:
+        classes = described.get("classes", [])
+        found_classes.update(entry["name"] for entry in classes)
+        chosen = [entry for entry in classes if entry["name"] in options.classes or not options.classes]
+        _refuse_shared_methods(spec, chosen)
+        functions = [] if options.classes else described["functions"]
+        methods = [method for entry in chosen for method in entry["methods"]]
+        result.notes.extend(note for entry in chosen for note in entry["notes"])
+        for function in [*functions, *methods]:
             tool = _tool(function, options, result)
             if tool is None:
                 result.skipped += 1
@@ -80,13 +89,56 @@ def from_python(specs: Sequence[str], options: PythonImport) -> Imported:
                 continue
             seen[tool["name"]] = spec
             result.tools.append(tool)
+    missing = [name for name in options.classes if name not in found_classes]
+    if missing:
+        defined = ", ".join(f"`{name}`" for name in sorted(found_classes)) or "none"
+        raise FunctionsError(
+            f"no class {', '.join(f'`{name}`' for name in missing)} in {', '.join(f'`{spec}`' for spec in specs)} (classes: {defined})",
+            hint="pass `--class NAME` with a class the code defines, or leave `--class` out to import every class",
+        )
     return result
+
+
+def _describe(spec: str, environ: dict[str, str], options: PythonImport) -> dict[str, Any]:
+    """The spec's functions and classes, described in a child process; a spec that cannot be imported is an error."""
+    if not os.path.exists(spec) and not looks_like_module(spec):
+        raise FunctionsError(
+            f"`{spec}` is neither a file, a folder nor a module name",
+            hint="pass a .py file, a folder of .py files, or an importable module (e.g. `mypackage.tools`)",
+        )
+    try:
+        return describe_python(spec, environ, options.timeout, options.memory_mb)
+    except DescribeError as error:
+        where = f" ({error.where})" if error.where else ""
+        raise FunctionsError(
+            f"cannot import `{spec}`{where}: {error.message}",
+            hint="check that `python -c 'import ...'` works for it; `--import-timeout` and `--memory-mb` set the limits",
+        ) from None
+
+
+def _refuse_shared_methods(spec: str, classes: list[dict[str, Any]]) -> None:
+    """A method name two classes of one import define: an environment holding both could not tell which to call."""
+    owners: dict[str, str] = {}
+    for entry in classes:
+        for method in entry["methods"]:
+            first = owners.setdefault(method["name"], entry["name"])
+            if first != entry["name"]:
+                raise FunctionsError(
+                    f"`{method['name']}` is a method of both `{first}` and `{entry['name']}` in `{spec}`:"
+                    " an environment with both could not tell which one a call means",
+                    hint=f"pass `--class {entry['name']}` (or `--class {first}`) to import one of them, or rename one method",
+                )
 
 
 def _tool(function: dict[str, Any], options: PythonImport, result: Imported) -> dict[str, Any] | None:
     """One tool, or ``None`` (with a note) when the function cannot be typed and ``untyped`` is ``skip``."""
     name = str(function["name"])
-    where = f"`{name}` ({_shown_file(function)}:{function['line']})"
+    owner = function.get("class")
+    where = (
+        f"`{owner}.{name}` ({_shown_file(function)}:{function['line']})"
+        if owner
+        else f"`{name}` ({_shown_file(function)}:{function['line']})"
+    )
     if function.get("problem"):
         result.notes.append(f"{where} is skipped: {function['problem']}")
         return None
@@ -127,7 +179,9 @@ def _tool(function: dict[str, Any], options: PythonImport, result: Imported) -> 
     if open_object:
         parameters["additionalProperties"] = True
     tool: dict[str, Any] = {"name": name, "description": _description(doc), "parameters": parameters}
-    tool["category"] = options.category or category_of(str(function["module"]))
+    tool["category"] = options.category or (class_category(owner) if owner else category_of(str(function["module"])))
+    if owner:
+        tool["class"] = owner
     return tool
 
 

@@ -145,7 +145,7 @@ def _check_alias_expansion(path: str, document: Any) -> None:
     if expanded > max(_MAX_EXPANDED_VALUES, _MAX_EXPANSION * written):
         raise InputError(
             f"`{path}` holds {written:,} values, which its YAML aliases expand to {expanded:,} (a 'billion laughs')",
-            hint="fix the file: write the repeated parts out, or use `$ref`s, which apigen follows without copying",
+            hint="fix the file: write the repeated parts out, or use `$ref`s",
         )
 
 

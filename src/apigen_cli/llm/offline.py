@@ -12,6 +12,8 @@ It reads the structured task a stage puts in ``ChatRequest.offline_task``:
   type) and every value is written into the query. A seeded share of pairs
   (``offline_error_rate``, default 0.1) carries a typical model mistake: a wrong
   type, a missing required argument, an invented tool, an out-of-range value.
+- ``{"task": "blueprint", ...}``: a task blueprint for a stateful environment (see
+  ``offline_blueprint``).
 - ``{"task": "judge", "tools", "query", "answers", "execution_result"}``: it answers
   ``{"thought", "pass"}`` by plain rules: every call names an offered tool and ran
   without error, no result is error-shaped (exec-check's rule, ``rows.results``),
@@ -31,7 +33,7 @@ import random
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -59,12 +61,25 @@ def error_rate_from(options: Mapping[str, Any] | None, default: float = DEFAULT_
     return float(value)
 
 
-class OfflineBackend:
-    """Answers one request at a time, at once; no state but its settings."""
+class TaskWriter(Protocol):
+    """Writes the reply to one more kind of task (``offline_blueprint.blueprint``), built on this module's value makers."""
 
-    def __init__(self, *, seed: int | None = None, error_rate: float = DEFAULT_ERROR_RATE) -> None:
+    def __call__(self, task: Mapping[str, Any], *, key: str, seed: int | None, error_rate: float) -> str: ...
+
+
+class OfflineBackend:
+    """Answers one request at a time, at once; no state but its settings.
+
+    ``writers`` answer the tasks other modules add (by the task's name): they build on this
+    module, so it cannot import them; the service that makes the backend hands them over.
+    """
+
+    def __init__(
+        self, *, seed: int | None = None, error_rate: float = DEFAULT_ERROR_RATE, writers: Mapping[str, TaskWriter] | None = None
+    ) -> None:
         self.seed = seed
         self.error_rate = error_rate
+        self.writers = dict(writers or {})
 
     def answer(self, request: ChatRequest) -> ChatResult:
         started = time.monotonic()
@@ -78,8 +93,12 @@ class OfflineBackend:
                 text = generate(task, key=request.key, seed=self.seed, error_rate=error_rate)
             elif kind == "judge":
                 text = orjson.dumps(judge(task)).decode()
+            elif isinstance(kind, str) and kind in self.writers:
+                error_rate = error_rate_from(request.options, self.error_rate) if request.options else self.error_rate
+                text = self.writers[kind](task, key=request.key, seed=self.seed, error_rate=error_rate)
             else:
-                return _failed(f"the offline model does not know the task {kind!r} (it knows `generate` and `judge`)")
+                known = ", ".join(f"`{name}`" for name in ("generate", "judge", *self.writers))
+                return _failed(f"the offline model does not know the task {kind!r} (it knows {known})")
         except _TaskError as error:
             return _failed(str(error))
         return ChatResult(text, latency=time.monotonic() - started)
@@ -88,8 +107,10 @@ class OfflineBackend:
 class OfflineChatService:
     """The offline backend as a ChatService of its own (no thread, no network)."""
 
-    def __init__(self, *, seed: int | None = None, error_rate: float = DEFAULT_ERROR_RATE) -> None:
-        self.backend = OfflineBackend(seed=seed, error_rate=error_rate)
+    def __init__(
+        self, *, seed: int | None = None, error_rate: float = DEFAULT_ERROR_RATE, writers: Mapping[str, TaskWriter] | None = None
+    ) -> None:
+        self.backend = OfflineBackend(seed=seed, error_rate=error_rate, writers=writers)
         self.usage = UsageByModel()
 
     def map(self, items: Iterable[tuple[T, ChatRequest]]) -> Iterator[tuple[T, ChatResult]]:

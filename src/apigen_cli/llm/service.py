@@ -35,6 +35,7 @@ import orjson
 from ..config import LLMSettings, Resolved, resolve
 from ..errors import ConfigError, EndpointError
 from ..wording import counted
+from . import offline_blueprint
 from .cache import ResponseCache
 from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, LLMProgress, UsageByModel
 from .offline import OfflineBackend, OfflineChatService, error_rate_from
@@ -129,7 +130,11 @@ class LLMClient:
         self.usage = UsageByModel()
         self.progress = LLMProgress()
         self._on_warning = on_warning
-        self._offline = OfflineBackend(seed=settings.seed, error_rate=error_rate_from(settings.options))
+        self._offline = OfflineBackend(
+            seed=settings.seed,
+            error_rate=error_rate_from(settings.options),
+            writers={"blueprint": offline_blueprint.blueprint, "blueprint_review": offline_blueprint.review},
+        )
         self._http_arguments: dict[str, Any] = {"transport": transport, "wait": wait, "sleep": sleep, "environ": environ}
         self._http: HttpBackend | None = None
         self._cache: ResponseCache | None = None

@@ -1,6 +1,6 @@
 """Running one stage from an input path to output paths: the part every command shares.
 
-Kept apart from ``cli.py`` so that commands stay thin and so that the same
+Kept apart from the commands (``cli/``) so that commands stay thin and so that the same
 wiring can be driven from Python without Typer.
 """
 

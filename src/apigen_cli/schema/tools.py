@@ -27,9 +27,10 @@ from ..problems import RowProblem
 from .value_types import AnyType, ArrayType, ObjectType, ScalarType, Type, UnionType, nullable
 
 #: Keys of a tool definition that are apigen's, not the model's: where it is executed
-#: (``http``, ``mcp``) and how the library groups it (``category``). Neither the
-#: generator nor the judge sees them; rows keep the bindings, since exec-check needs them.
-HIDDEN_FROM_MODEL = frozenset({"category", "http", "mcp"})
+#: (``http``, ``mcp``, the environment's ``class``) and how the library groups it
+#: (``category``). Neither the generator nor the judge sees them; rows keep the
+#: bindings, since the checks that run the tools need them.
+HIDDEN_FROM_MODEL = frozenset({"category", "http", "mcp", "class"})
 
 
 def model_view(tool: Any) -> Any:

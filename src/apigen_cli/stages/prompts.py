@@ -93,11 +93,7 @@ def _folder(base: Path, override: Path | None, name: str) -> Path:
 def load_prompts(override: str | None = None) -> PromptSet:
     """Load the built-in prompts, with the sub-folders of ``override`` taking their place."""
     base = builtin_prompts_dir()
-    custom = Path(override) if override else None
-    if custom is not None and not custom.is_dir():
-        raise ConfigError(
-            f"`--prompts` names `{override}`, which is not a folder", hint="give a folder laid out like prompts/ (see its README)"
-        )
+    custom = _custom_folder(override)
     generator_dir = _folder(base, custom, "generator")
     generators = tuple(
         parse_template(path.read_text(encoding="utf-8"), path.stem, str(path)) for path in sorted(generator_dir.glob("*.txt"))
@@ -113,13 +109,28 @@ def load_prompts(override: str | None = None) -> PromptSet:
         if not path.is_file():
             raise ConfigError(f"the style instruction `{path}` is missing", hint=f"every style needs one: {', '.join(STYLES)}")
         styles[style] = path.read_text(encoding="utf-8").strip()
-    judge_dir = _folder(base, custom, "judge")
+    judge = load_prompt_pair("judge", override)
+    return PromptSet(generators, styles, judge)
+
+
+def load_prompt_pair(name: str, override: str | None = None) -> Template:
+    """The prompt in the sub-folder ``name`` (``system.txt`` and ``user.txt``), from ``override`` when it has one."""
+    custom = _custom_folder(override)
+    folder = _folder(builtin_prompts_dir(), custom, name)
     try:
-        judge_system = (judge_dir / "system.txt").read_text(encoding="utf-8")
-        judge_user = (judge_dir / "user.txt").read_text(encoding="utf-8")
+        system = (folder / "system.txt").read_text(encoding="utf-8")
+        user = (folder / "user.txt").read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(
-            f"the judge prompt in `{judge_dir}` cannot be read: {error}", hint="it needs system.txt and user.txt"
+            f"the {name} prompt in `{folder}` cannot be read: {error}", hint="it needs system.txt and user.txt"
         ) from None
-    judge = Template("judge", judge_system, judge_user, str(judge_dir / "user.txt"))
-    return PromptSet(generators, styles, judge)
+    return Template(name, system, user, str(folder / "user.txt"))
+
+
+def _custom_folder(override: str | None) -> Path | None:
+    custom = Path(override) if override else None
+    if custom is not None and not custom.is_dir():
+        raise ConfigError(
+            f"`--prompts` names `{override}`, which is not a folder", hint="give a folder laid out like prompts/ (see its README)"
+        )
+    return custom

@@ -181,7 +181,7 @@ def _reask_request(request: ChatRequest, result: ChatResult, placeholders: froze
     return replace(request, messages=messages)
 
 
-def _verdict(
+def judge_verdict(
     chat: ChatService, request: ChatRequest, result: ChatResult, settings: JudgeSettings, placeholders: frozenset[str]
 ) -> Verdict:
     """Read a judge's answer, asking again (with the unreadable reply shown) up to the limit."""
@@ -259,7 +259,7 @@ def semantic_check(rows: Iterable[Row], chat: ChatService, prompts: PromptSet, s
         answered = _verdicts_in_rounds(chat, map_optional(chat, requests()), settings, placeholders)
     else:
         answered = (
-            (tag, None if request is None or result is None else _verdict(chat, request, result, settings, placeholders))
+            (tag, None if request is None or result is None else judge_verdict(chat, request, result, settings, placeholders))
             for (tag, request), result in map_optional(chat, requests())
         )
     for (row, index), verdict in answered:
@@ -291,7 +291,7 @@ def _verdicts_in_rounds(
         if request is None or result is None:
             yield tag, None
         else:
-            yield tag, _verdict(chat, request, result, replace(settings, max_reasks=0), placeholders)
+            yield tag, judge_verdict(chat, request, result, replace(settings, max_reasks=0), placeholders)
 
 
 def _reask_round(

@@ -1,0 +1,180 @@
+"""What a run's files say: `apigen stats` (the paper's Table 1) and `apigen report` (a page of
+charts and a dataset card)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any, Optional
+
+import orjson
+import typer
+
+from ..config import parse_styles
+from ..console import Messages
+from ..errors import ConfigError
+from ..report import report_from_files
+from ..rows.replacement import check_writable, write_whole
+from ..wording import counted
+from .main import app, errors_to_exit_codes
+from .options import QuietOpt, SkipBadLinesOpt, VerboseOpt
+
+
+@app.command("stats")
+def stats(
+    files: Annotated[
+        list[str], typer.Argument(metavar="FILE...", help="Output and rejects files of a run (JSONL); `-` reads standard input.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Print the paper's Table 1 (per generator model) from files a run wrote.
+
+    Examples:
+
+        apigen stats dataset.jsonl rejects.jsonl
+
+        apigen stats dataset.jsonl rejects.jsonl --json | jq .total.pass_rate
+
+        cat out/*.jsonl | apigen stats -
+    """
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with errors_to_exit_codes(messages):
+        seen: dict[str, int] = {}
+        report = report_from_files(files, seen)
+        total = report.total()
+        _warn_of_api_definitions(messages, seen.get("api_definitions", 0))
+        if seen["rows"] and not seen["rejected"] and total.verified < total.requested:
+            messages.warning(
+                f"the files hold no rejected row, so the {total.requested - total.verified} requested rows absent from "
+                "them are counted as missing; give the run's rejects file too (`apigen stats DATASET REJECTS`)"
+            )
+        if as_json:
+            sys.stdout.buffer.write(orjson.dumps(report.as_dict()) + b"\n")
+        else:
+            sys.stdout.write("\n".join(report.lines()) + "\n")
+        sys.stdout.flush()
+
+
+def _warn_of_api_definitions(messages: Messages, count: int) -> None:
+    if count:
+        messages.warning(
+            f"left out {counted(count, 'API definition')} found among the rows "
+            "(an API library, such as the `*.tools.jsonl` that `run --mcp` writes beside its output)"
+        )
+
+
+# --- report: the run's figures as a page of charts and a dataset card ---------------------
+
+
+def _write_text(path: str, text: str, flag: str) -> None:
+    """Write a file a flag names, whole or not at all; an unwritable path is an error naming the flag."""
+    write_whole(path, text.encode("utf-8"), flag)
+
+
+def _read_run_report(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = orjson.loads(handle.read())
+    except OSError as error:
+        raise ConfigError(
+            f"`--run-report` cannot read `{path}`: {error.strerror or error}", hint="give the file `apigen run --report` wrote"
+        ) from None
+    except ValueError as error:
+        raise ConfigError(
+            f"`--run-report` `{path}` is not JSON ({error})", hint="give the file `apigen run --report` wrote"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"`--run-report` `{path}` holds no JSON object", hint="give the file `apigen run --report` wrote")
+    return data
+
+
+@app.command("report")
+def report_command(
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="The verified rows (JSONL); `-` reads standard input.")],
+    rejects: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="REJECTS", help="Rejects files of the same run, for the funnel and the reasons."),
+    ] = None,
+    html: Annotated[
+        Optional[str], typer.Option("--html", metavar="FILE", help="Write a self-contained page of charts (opens offline).")
+    ] = None,
+    card: Annotated[
+        Optional[str], typer.Option("--card", metavar="FILE", help="Write a Hugging Face dataset card (README.md).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every figure as one JSON object on stdout.")] = False,
+    styles: Annotated[
+        str, typer.Option("--styles", metavar="S=W,...", help="The style weights the run asked for, to compare the mix with.")
+    ] = "simple=0.4,multiple=0.2,parallel=0.2,parallel_multiple=0.2",
+    run_report: Annotated[
+        Optional[str],
+        typer.Option("--run-report", metavar="FILE", help="The JSON of `apigen run --report`: adds seed, tokens, wall time."),
+    ] = None,
+    title: Annotated[
+        str, typer.Option("--title", help="The page's and the card's title.")
+    ] = "Function-calling dataset made with apigen",
+    license_id: Annotated[
+        str, typer.Option("--license", metavar="ID", help="The card's license (a Hub license id, e.g. apache-2.0).")
+    ] = "other",
+    data_files: Annotated[
+        Optional[str],
+        typer.Option("--data-files", metavar="PATH", help="The card's data file path (default: DATASET, relative to the card)."),
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", metavar="N", min=0, help="Sample rows shown.")] = 3,
+    skip_bad_lines: SkipBadLinesOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Draw a run's figures: a page of charts (--html) and a Hugging Face dataset card (--card).
+
+    One pass over the rows, keeping counts, not rows: the funnel per model and stage, the
+    rejection reasons, API coverage and the APIs that never passed, the style mix,
+    query length, calls per row, distinct values per argument, near duplicates.
+
+    Examples:
+
+        apigen report dataset.jsonl rejects.jsonl --html report.html --card README.md
+
+        apigen report dataset.jsonl rejects.jsonl --json | jq .near_duplicates.rate
+
+        cat dataset.jsonl | apigen report - --html report.html
+    """
+    from ..reporting.dataset_card import render_card
+    from ..reporting.figures import figures_from_files
+    from ..reporting.html_page import render_html
+
+    messages = Messages(quiet=quiet, verbose=verbose)
+    with errors_to_exit_codes(messages):
+        if html is None and card is None and not as_json:
+            raise ConfigError("`apigen report` has nothing to write", hint="pass `--html FILE`, `--card FILE` or `--json`")
+        for path, flag in ((html, "--html"), (card, "--card")):
+            if path is not None:
+                check_writable(path, flag)  # before the pass over the rows
+        run_data = _read_run_report(run_report)
+        figures = figures_from_files(
+            [dataset, *(rejects or [])],
+            requested_styles=parse_styles(styles),
+            samples=samples,
+            skip_bad_lines=skip_bad_lines,
+            wrap=lambda rows: messages.progress(rows, "report"),
+        )
+        if html is not None:
+            _write_text(html, render_html(figures, title=title), "--html")
+            messages.info(f"report: wrote `{html}`")
+        if card is not None:
+            where = data_files or (
+                os.path.relpath(dataset, os.path.dirname(os.path.abspath(card))) if dataset != "-" else "data/train.jsonl"
+            )
+            _write_text(
+                card, render_card(figures, data_files=where, license_id=license_id, title=title, run_report=run_data), "--card"
+            )
+            messages.info(f"report: wrote `{card}`")
+        if as_json:
+            sys.stdout.buffer.write(orjson.dumps(figures.as_dict()) + b"\n")
+            sys.stdout.flush()
+        _warn_of_api_definitions(messages, figures.api_definitions_left_out)
+        total = figures.table.total()
+        messages.info(f"report: {figures.rows_read} rows read, {total.verified} verified of {total.requested} requested")

@@ -1,0 +1,184 @@
+"""``apigen blueprint``: task blueprints for a stateful environment, written by a model and verified on the real state.
+
+The stage composes three parts: ``blueprint_sampling`` plans what each request shows,
+``blueprint_generation`` asks the model and reads its reply into a row, ``blueprint_checks``
+replays the row's actions and keeps it or rejects it. With ``--max-revisions N``, a blueprint a
+check rejected goes back to the model with the check's critique, up to N times, as
+APIGen-MT's feedback loop does; the final row records every earlier attempt and why it failed
+(``blueprint_attempts``). Before any request, the environment
+is made once from the initial state (``check_environment_loads``): a library, a state or a
+class that cannot work together stops the run before a token is spent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputError
+from ..execution.sessions import SessionRequest
+from ..llm.chat import ChatService
+from ..rows.records import REASON, REASON_DETAIL, REJECTED_BY, Row
+from ..stages.exec_check import ExecPolicy
+from .blueprint_checks import EXECUTION, FORMAT, KEEP_FIELD, NECESSITY, POLICY, check_blueprints
+from .blueprint_generation import (
+    KIND_FIELD,
+    NEGATIVE_KINDS,
+    POSITIVE,
+    BlueprintJob,
+    BlueprintPlan,
+    build_request,
+    load_blueprint_template,
+    revision_request,
+    row_from_result,
+)
+from .blueprint_review import REVIEW, Review
+from .blueprint_sampling import load_blueprint_examples, load_personas, read_initial_state, read_text_file
+from .environment_tools import load_environment_tools
+from .policy_checks import PolicyChecks
+from .trajectory_check import SessionRunner
+
+
+@dataclass(frozen=True)
+class BlueprintRun:
+    """A blueprint job with what runs it: the model service and the executor of the environment's classes."""
+
+    job: BlueprintJob
+    chat: ChatService
+    executor: SessionRunner
+    with_schema: bool = False
+    policy: ExecPolicy | None = None
+    policy_checks: PolicyChecks | None = None
+    review: Review | None = None
+
+    max_revisions: int = 0
+    tally: RevisionTally = field(default_factory=lambda: RevisionTally())
+
+    def rows(self, plans: Iterable[BlueprintPlan]) -> Iterator[Row]:
+        """Each plan's blueprint, checked, in plan order: kept ones with their verdicts, the others rejected.
+
+        With ``max_revisions``, plans go in windows: a window's rejected blueprints go back to
+        the model with their critique, and are checked again, before the window comes out.
+        """
+        if not self.max_revisions:
+            requests = ((plan, build_request(plan, self.job, with_schema=self.with_schema)) for plan in plans)
+            generated = (row_from_result(plan, self.job, result) for plan, result in self.chat.map(requests))
+            yield from self.tally.counted(self._checked(generated))
+            return
+        for window in _windows(plans, WINDOW):
+            yield from self.tally.counted(self._revised(window))
+
+    def _checked(self, rows: Iterable[Row]) -> Iterator[Row]:
+        return check_blueprints(
+            rows,
+            self.job.environment,
+            self.executor,
+            policy=self.policy,
+            policy_checks=self.policy_checks,
+            review=self.review,
+        )
+
+    def _revised(self, plans: list[BlueprintPlan]) -> list[Row]:
+        requests = [(plan, build_request(plan, self.job, with_schema=self.with_schema)) for plan in plans]
+        rows = list(self._checked(row_from_result(plan, self.job, result) for plan, result in self.chat.map(requests)))
+        for attempt in range(1, self.max_revisions + 1):
+            again = [index for index, row in enumerate(rows) if row.get(REJECTED_BY) in REVISABLE]
+            if not again:
+                break
+            asks = [
+                (index, revision_request(plans[index], self.job, rows[index], attempt, with_schema=self.with_schema))
+                for index in again
+            ]
+            answered = [(index, row_from_result(plans[index], self.job, result)) for index, result in self.chat.map(asks)]
+            for (index, _first), checked in zip(answered, self._checked(row for _index, row in answered), strict=True):
+                checked[ATTEMPTS] = [*rows[index].get(ATTEMPTS, []), attempt_of(rows[index])]
+                rows[index] = checked
+        return rows
+
+
+#: the checks whose critique can make a better blueprint (a failed request has no blueprint to criticise)
+REVISABLE = (FORMAT, EXECUTION, NECESSITY, POLICY, REVIEW)
+ATTEMPTS = "blueprint_attempts"
+WINDOW = 64  # plans generated, checked and revised together when revising
+
+
+def attempt_of(row: Row) -> dict[str, Any]:
+    """What an earlier attempt was and why it was rejected, as the final row records it."""
+    return {key: row.get(key) for key in ("instruction", "actions", "outputs", REJECTED_BY, REASON, REASON_DETAIL)}
+
+
+def _windows(plans: Iterable[BlueprintPlan], size: int) -> Iterator[list[BlueprintPlan]]:
+    window: list[BlueprintPlan] = []
+    for plan in plans:
+        window.append(plan)
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+@dataclass
+class RevisionTally:
+    """How many blueprints passed at their first attempt and after revisions: the loop's worth (APIGen-MT: 28% -> 70%);
+    and how the negative ones, counted apart, fared."""
+
+    total: int = 0
+    first_attempt: int = 0
+    after_revisions: int = 0
+    negatives: Counter[str] = field(default_factory=Counter)  # asked for, by kind
+    negatives_kept: Counter[str] = field(default_factory=Counter)
+
+    def counted(self, rows: Iterable[Row]) -> Iterator[Row]:
+        for row in rows:
+            self.total += 1
+            kind = row.get(KIND_FIELD, POSITIVE)
+            if kind != POSITIVE:
+                self.negatives[kind] += 1
+            if row.get(KEEP_FIELD) is True:
+                self.after_revisions += 1
+                self.first_attempt += 0 if row.get(ATTEMPTS) else 1
+                if kind != POSITIVE:
+                    self.negatives_kept[kind] += 1
+            yield row
+
+    def negatives_line(self) -> str:
+        kinds = ", ".join(f"{kind} {self.negatives_kept[kind]} of {self.negatives[kind]}" for kind in NEGATIVE_KINDS)
+        return f"negative on purpose: {sum(self.negatives_kept.values())} kept of {sum(self.negatives.values())} ({kinds})"
+
+    def line(self) -> str:
+        def share(count: int) -> str:
+            return f"{count} of {self.total} ({100 * count / self.total:.0f}%)" if self.total else "0"
+
+        return f"passed at the first attempt: {share(self.first_attempt)}; after revisions: {share(self.after_revisions)}"
+
+
+def prepare_blueprints(
+    library_path: str,
+    initial_state_path: str,
+    *,
+    policy_path: str | None = None,
+    personas_path: str | None = None,
+    prompts_dir: str | None = None,
+    examples_path: str | None = None,
+) -> BlueprintJob:
+    """Read everything a blueprint run plans from; ``InputError``/``ConfigError`` before any request."""
+    environment = load_environment_tools(library_path)
+    initial_state = read_initial_state(initial_state_path, environment.classes)
+    policy = read_text_file(policy_path, "--policy", "policy") if policy_path is not None else None
+    personas = tuple(load_personas(personas_path)) if personas_path is not None else ()
+    writes = {tool.name for tool in environment.writes}
+    examples = tuple(load_blueprint_examples(examples_path, writes)) if examples_path is not None else ()
+    return BlueprintJob(environment, initial_state, load_blueprint_template(prompts_dir), policy, personas, examples)
+
+
+def check_environment_loads(job: BlueprintJob, executor: SessionRunner, state_file: str) -> None:
+    """Make the environment once from the initial state, with no call; ``InputError`` naming the file when it cannot be."""
+    [outcome] = list(executor.run_sessions([SessionRequest("initial-state", job.initial_state, [])]))
+    if outcome.problem is not None:
+        raise InputError(
+            f"the environment cannot be made from `{state_file}`: {outcome.problem.message} ({outcome.problem.code})",
+            hint="check `--initial-state` against the classes `--functions` names",
+        )
