@@ -1,0 +1,198 @@
+"""`--help` of every command reads at 80 columns: no line over 80, usage lines as a person writes
+them, no Python types, examples that paste as they are, and `run`'s options in panels.
+
+The commands are those found at test time (a command added later is covered without being listed
+here), rendered as a terminal 80 columns wide renders them (`COLUMNS=80`) and as
+`docs/cli-reference.md` is made (`terminal_width=80`).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+from typing import Annotated, Any, Optional
+
+import pytest
+import typer
+import typer.main
+from typer.testing import CliRunner
+
+from apigen_cli.cli import app
+from apigen_cli.cli.help import shell_lines, use_apigen_help
+
+from .test_help_examples import help_examples
+
+WIDTH = 80
+_PYTHON_TYPE = re.compile(r"<(str|int|float|bool|path|list\[[\w|]+\]|tuple\[[\w, ]+\])>")
+
+
+def _commands(command: Any, words: list[str]) -> Iterator[list[str]]:
+    yield words
+    for name, sub in (getattr(command, "commands", None) or {}).items():
+        yield from _commands(sub, [*words, name])
+
+
+COMMANDS = [" ".join(words) for words in _commands(typer.main.get_command(app), [])]
+
+
+def rendered_help(words: list[str], *, how: str) -> str:
+    """`apigen WORDS --help` in a terminal of 80 columns (`COLUMNS`), or as the CLI reference is made (`terminal_width`)."""
+    runner = CliRunner()
+    if how == "terminal":
+        shown = runner.invoke(app, [*words, "--help"], env={"COLUMNS": str(WIDTH)}, catch_exceptions=False)
+    else:
+        shown = runner.invoke(app, [*words, "--help"], terminal_width=WIDTH, catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    return shown.stdout
+
+
+def example_blocks(text: str) -> list[list[str]]:
+    """The examples of a help text as shown: blocks of lines between blank lines, after `Examples:`."""
+    if "\n  Examples:\n" not in text:
+        return []
+    section = text.split("\n  Examples:\n", 1)[1]
+    section = re.split(r"\n(?=\S)", section, maxsplit=1)[0]  # up to the next heading (`Arguments:`, `Options:`)
+    return [block.splitlines() for block in section.strip("\n").split("\n\n") if block.strip()]
+
+
+def test_every_command_is_found() -> None:
+    assert {"", "run", "generate", "library from-mcp", "batch status", "config show"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("how", ["terminal", "reference"])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_no_help_line_is_over_80_columns(command: str, how: str) -> None:
+    text = rendered_help(command.split(), how=how)
+    too_wide = [line for line in text.splitlines() if len(line) > WIDTH]
+    assert not too_wide, "\n".join(too_wide)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_usage_names_arguments_as_a_person_writes_them(command: str) -> None:
+    text = rendered_help(command.split(), how="terminal")
+    usage = text.split("\n\n", 1)[0]
+    assert usage.startswith(f"Usage: apigen {command}".replace("  ", " ").rstrip())
+    for wrong in ("[[", "{", "}", "]...", "<"):
+        assert wrong not in usage, usage
+    assert not _PYTHON_TYPE.search(text), _PYTHON_TYPE.search(text)
+
+
+def test_usage_lines_of_the_argument_kinds() -> None:
+    """Required, optional, several, several optional, and a metavar that says it all."""
+    usage = {command: rendered_help(command.split(), how="terminal").splitlines()[0] for command in COMMANDS}
+    assert usage["generate"] == "Usage: apigen generate [OPTIONS] APIS"
+    assert usage["run"] == "Usage: apigen run [OPTIONS] [APIS]"
+    assert usage["format-check"] == "Usage: apigen format-check [OPTIONS] [INPUT]"
+    assert usage["stats"] == "Usage: apigen stats [OPTIONS] FILE..."
+    assert usage["merge"] == "Usage: apigen merge [OPTIONS] OUT SHARD_OUTPUTS..."
+    assert usage["report"] == "Usage: apigen report [OPTIONS] DATASET [REJECTS...]"
+    assert usage["library from-mcp"] == "Usage: apigen library from-mcp [OPTIONS] [-- COMMAND [ARGS...]]"
+
+
+@pytest.mark.parametrize("how", ["terminal", "reference"])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_example_pastes_as_it_is(command: str, how: str) -> None:
+    """Every example shown is one of the command's examples, whole: each line but the last ends in ` \\`, and
+    the shell, which joins such lines, reads the very words of the example."""
+    text = rendered_help(command.split(), how=how)
+    examples = set(help_examples())
+    for block in example_blocks(text):
+        assert all(line.endswith(" \\") for line in block[:-1]), block
+        assert not block[-1].endswith("\\"), block
+        pasted = "\n".join(block)
+        joined = " ".join(line.removesuffix(" \\").strip() for line in block)
+        assert joined in examples, f"not an example of `{command}`, or broken: {block}"
+        assert shlex.split(pasted.replace("\\\n", " ")) == shlex.split(joined)
+
+
+def test_every_example_is_shown_somewhere() -> None:
+    shown = {
+        " ".join(line.removesuffix(" \\").strip() for line in block)
+        for command in COMMANDS
+        for block in example_blocks(rendered_help(command.split(), how="terminal"))
+    }
+    assert set(help_examples()) <= shown
+
+
+def test_a_long_example_breaks_before_options_and_pipes_never_inside_a_quote() -> None:
+    example = (
+        "apigen run apis.jsonl --mcp units='python sample_data/mcp_server.py --port 8000' -m offline -J offline "
+        "-n 100 | apigen export --format openai > train.jsonl"
+    )
+    lines = shell_lines(example, 70)
+    assert lines == [
+        "apigen run apis.jsonl \\",
+        "    --mcp units='python sample_data/mcp_server.py --port 8000' \\",
+        "    -m offline -J offline -n 100 \\",
+        "    | apigen export --format openai > train.jsonl",
+    ]
+    assert shell_lines("apigen stats a.jsonl b.jsonl", 60) == ["apigen stats a.jsonl b.jsonl"]
+    narrow = shell_lines(example, 50)  # the quoted word is wider than the line: it stays whole
+    assert "    units='python sample_data/mcp_server.py --port 8000' \\" in narrow
+    assert all(line.count("'") % 2 == 0 for line in narrow)
+
+
+def test_run_groups_its_options_in_panels_the_frequent_first() -> None:
+    text = rendered_help(["run"], how="terminal")
+    headings = [line[:-1] for line in text.splitlines() if re.fullmatch(r"[A-Z][^:]*:", line)]
+    assert headings == [
+        "Arguments",
+        "Input and output",
+        "Generation",
+        "LLM endpoint and requests",
+        "Execution",
+        "Judge",
+        "Batch (half price, within 24 hours)",
+        "Engine (past one machine)",
+    ]
+    panels = {heading: body for heading, body in re.findall(r"\n([A-Z][^:\n]*):\n(.*?)(?=\n\n|\Z)", text, re.S)}
+    assert re.match(r"  -o, --output FILE", panels["Input and output"])
+    for flag in ("--rejects", "--report", "--strict", "--quiet", "--help"):
+        assert f" {flag}" in panels["Input and output"]
+    assert "-n, --count N" in panels["Generation"]
+    assert re.match(r"  --base-url URL\s", panels["LLM endpoint and requests"])
+    assert re.match(r"  --functions PATH\s", panels["Execution"])
+    assert re.match(r"  -J, --judge-model NAME\s", panels["Judge"])
+    assert "--ray-address" in panels["Engine (past one machine)"]
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    for parameter in command.params:
+        for flag in parameter.opts:
+            if flag.startswith("-"):
+                assert len(re.findall(rf"(?<![\w-]){re.escape(flag)}(?=[ ,/\n])", "\n".join(panels.values()))) >= 1, flag
+
+
+def test_text_breaks_between_words_never_inside_a_flag() -> None:
+    """Click breaks at hyphens (`--error-` / `pattern`, `few-` / `shot`); apigen's help breaks only at spaces."""
+    text = rendered_help(["run"], how="terminal")
+    assert not re.search(r"[\w`]-\n", text)
+
+
+def test_a_command_of_a_group_made_elsewhere_gets_the_same_help() -> None:
+    """A command another module adds (a new group of commands, say) reads as the others do, without being told."""
+    later = typer.Typer(rich_markup_mode=None)
+    things = typer.Typer(name="things")
+    later.add_typer(things)
+
+    @things.command("count")
+    def count(
+        files: Annotated[list[str], typer.Argument(metavar="FILE", help="Files to count.")],
+        limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many.")] = None,
+    ) -> None:
+        """Count things.
+
+        Examples:
+
+            apigen things count a.jsonl b.jsonl c.jsonl d.jsonl e.jsonl f.jsonl g.jsonl --limit 100000000
+        """
+
+    @later.command("other")
+    def other() -> None:
+        """Another command."""
+
+    use_apigen_help(later)
+    shown = CliRunner().invoke(later, ["things", "count", "--help"], terminal_width=WIDTH, prog_name="apigen")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines()[0] == "Usage: apigen things count [OPTIONS] FILE..."
+    assert "--limit LIMIT" in shown.stdout and "<int>" not in shown.stdout
+    assert "      apigen things count a.jsonl b.jsonl c.jsonl d.jsonl e.jsonl f.jsonl \\\n" in shown.stdout
