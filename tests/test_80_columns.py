@@ -1,5 +1,6 @@
-"""`--help` of every command reads at 80 columns: no line over 80, usage lines as a person writes
-them, no Python types, examples that paste as they are, and `run`'s options in panels.
+"""What apigen prints for people reads at 80 columns: `--help` of every command (no line over 80,
+usage lines as a person writes them, no Python types, examples that paste as they are, `run`'s
+options in panels) and the final Table 1 of `apigen run` and `apigen stats`.
 
 The commands are those found at test time (a command added later is covered without being listed
 here), rendered as a terminal 80 columns wide renders them (`COLUMNS=80`) and as
@@ -8,9 +9,11 @@ here), rendered as a terminal 80 columns wide renders them (`COLUMNS=80`) and as
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import pytest
@@ -21,6 +24,10 @@ from typer.testing import CliRunner
 from apigen_cli.cli import app
 from apigen_cli.cli.help import shell_lines, use_apigen_help
 
+from .conftest import invoke
+from .llm_server import LLMServer
+from .run_helpers import run_args
+from .scripted_model import pipeline_handler
 from .test_help_examples import help_examples
 
 WIDTH = 80
@@ -196,3 +203,26 @@ def test_a_command_of_a_group_made_elsewhere_gets_the_same_help() -> None:
     assert shown.stdout.splitlines()[0] == "Usage: apigen things count [OPTIONS] FILE..."
     assert "--limit LIMIT" in shown.stdout and "<int>" not in shown.stdout
     assert "      apigen things count a.jsonl b.jsonl c.jsonl d.jsonl e.jsonl f.jsonl \\\n" in shown.stdout
+
+
+def test_the_final_table_of_a_run_and_of_stats_fits_80_columns(tmp_path: Path) -> None:
+    """Two generators with long names, a judge, tokens and wall time: what `apigen run` ends with, and what
+    `apigen stats` prints, has no line over 80 columns, and each model's figures are there whole."""
+    out, rejects, report = tmp_path / "data.jsonl", tmp_path / "rejects.jsonl", tmp_path / "report.json"
+    models = ["Qwen/Qwen2.5-7B-Instruct", "meta-llama/Llama-3.3-70B-Instruct-Turbo"]
+    runner = CliRunner()
+    with LLMServer(handler=pipeline_handler) as server:
+        args = run_args(server=server, model=models, judge=models[0], count=24, seed=5, out=out, rejects=rejects, report=report)
+        ran = invoke(runner, *args)
+    assert ran.exit_code == 0, ran.stderr
+    stats = invoke(runner, "stats", str(out), str(rejects))
+    assert stats.exit_code == 0, stats.stderr
+    figures = json.loads(report.read_text())
+    for shown in (ran.stderr, stats.stdout):
+        lines = shown.splitlines()
+        assert max(len(line) for line in lines) <= WIDTH, "\n".join(line for line in lines if len(line) > WIDTH)
+        names = next(line for line in lines if line.startswith("model "))
+        assert names.split()[1:] == [*models, "total"][: len(names.split()) - 1]
+        requested = [line for line in lines if line.startswith("requested ")]
+        counts = [word for line in requested for word in line.split()[1:]]
+        assert counts == [str(figures["models"][model]["requested"]) for model in models] + [str(figures["total"]["requested"])]
