@@ -172,8 +172,9 @@ def run_command(
         counters = None if session.ray is not None else session.chat.progress
         if session.ray is not None:
             messages.info(where_it_runs(session.ray))
-        bars = stack.enter_context(StageBars(messages, session.stage_names, counters))
-        outcome = session.execute(observe=bars.observe)
+        plan = session.generation.settings.planned if session.generation is not None else None
+        with StageBars(messages, session.stage_names, counters, plan) as bars:  # gone before the table is printed
+            outcome = session.execute(observe=bars.observe)
         if outcome.already_complete:
             messages.info(f"`{output}` already holds this run, complete; pass `--overwrite` to run it again")
         if outcome.rejects_dropped:
