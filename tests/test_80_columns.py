@@ -28,7 +28,7 @@ from .conftest import invoke
 from .llm_server import LLMServer
 from .run_helpers import run_args
 from .scripted_model import pipeline_handler
-from .test_help_examples import help_examples
+from .test_help_examples import example_blocks, help_examples, joined
 
 WIDTH = 80
 _PYTHON_TYPE = re.compile(r"<(str|int|float|bool|path|list\[[\w|]+\]|tuple\[[\w, ]+\])>")
@@ -52,15 +52,6 @@ def rendered_help(words: list[str], *, how: str) -> str:
         shown = runner.invoke(app, [*words, "--help"], terminal_width=WIDTH, catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
     return shown.stdout
-
-
-def example_blocks(text: str) -> list[list[str]]:
-    """The examples of a help text as shown: blocks of lines between blank lines, after `Examples:`."""
-    if "\n  Examples:\n" not in text:
-        return []
-    section = text.split("\n  Examples:\n", 1)[1]
-    section = re.split(r"\n(?=\S)", section, maxsplit=1)[0]  # up to the next heading (`Arguments:`, `Options:`)
-    return [block.splitlines() for block in section.strip("\n").split("\n\n") if block.strip()]
 
 
 def test_every_command_is_found() -> None:
@@ -108,17 +99,13 @@ def test_each_example_pastes_as_it_is(command: str, how: str) -> None:
         assert all(line.endswith(" \\") for line in block[:-1]), block
         assert not block[-1].endswith("\\"), block
         pasted = "\n".join(block)
-        joined = " ".join(line.removesuffix(" \\").strip() for line in block)
-        assert joined in examples, f"not an example of `{command}`, or broken: {block}"
-        assert shlex.split(pasted.replace("\\\n", " ")) == shlex.split(joined)
+        one_line = joined(block)
+        assert one_line in examples, f"not an example of `{command}`, or broken: {block}"
+        assert shlex.split(pasted.replace("\\\n", " ")) == shlex.split(one_line)
 
 
 def test_every_example_is_shown_somewhere() -> None:
-    shown = {
-        " ".join(line.removesuffix(" \\").strip() for line in block)
-        for command in COMMANDS
-        for block in example_blocks(rendered_help(command.split(), how="terminal"))
-    }
+    shown = {joined(block) for command in COMMANDS for block in example_blocks(rendered_help(command.split(), how="terminal"))}
     assert set(help_examples()) <= shown
 
 
