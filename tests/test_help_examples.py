@@ -98,7 +98,7 @@ def pasted_examples() -> dict[str, str]:
     found: dict[str, str] = {}
     runner = CliRunner()
     for words, _command in _commands(typer.main.get_command(app), []):
-        shown = runner.invoke(app, [*words, "--help"], env={"COLUMNS": "80"})
+        shown = runner.invoke(app, [*words, "--help"], terminal_width=78)  # a terminal of 80: Click leaves 2 free
         for block in example_blocks(shown.stdout):
             found[joined(block)] = "\n".join(block)
     return found

@@ -45,7 +45,8 @@ PANEL_ORDER = (
 )
 #: how much deeper a continued example line starts than its first line
 CONTINUATION_INDENT = "    "
-#: an option's name column is at most this wide; a longer name puts its help on the next line
+#: an option's name column is at most this wide (and at most 2/5 of a narrow terminal); a longer name
+#: puts its help on the next line
 NAME_COLUMN = 30
 _REDIRECTIONS = frozenset({">", ">>", "<", "2>", "2>&1"})
 _OPERATORS = frozenset({"|", "||", "&&", ";"}) | _REDIRECTIONS
@@ -240,7 +241,8 @@ class ApigenCommand(HelpMixin, TyperCommand):
                 ordered = [(DEFAULT_PANEL, [])]
             ordered[0][1].append(help_record)
         sections = ([("Arguments", arguments)] if arguments else []) + ordered
-        name_width = min(max((len(name) for _, records in sections for name, _ in records), default=0), NAME_COLUMN)
+        widest = max((len(name) for _, records in sections for name, _ in records), default=0)
+        name_width = min(widest, NAME_COLUMN, (formatter.width - formatter.current_indent) * 2 // 5)
         for title, records in sections:
             with formatter.section(title):
                 formatter.write("".join(line + "\n" for line in _definitions(records, name_width, formatter)))
