@@ -57,13 +57,9 @@ class _Wrapper(textwrap.TextWrapper):
 
     wordsep_simple_re = re.compile(r"(\s+|(?<=,)(?=[^\s,]))")
 
-    def __init__(self, width: int, indent: str = "", subsequent: str | None = None) -> None:
+    def __init__(self, width: int, indent: str = "") -> None:
         super().__init__(
-            width=width,
-            initial_indent=indent,
-            subsequent_indent=indent if subsequent is None else subsequent,
-            break_on_hyphens=False,
-            break_long_words=False,
+            width=width, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False
         )
 
 
