@@ -164,9 +164,10 @@ def test_a_resumed_run_starts_its_bar_where_it_stopped_without_a_rate_from_befor
     assert not any(re.search(r"\d{3,} requests/s", line) for line in lines), lines  # no burst of 50 requests at once
 
 
-def test_in_a_real_terminal_of_80_columns_every_progress_line_is_whole(tmp_path: Path) -> None:
-    """`apigen run` with its stderr on a pseudo-terminal 80 columns wide (no COLUMNS: the size is the terminal's),
-    held mid-run: the lines show the bar, the percent and done/planned requests, and none is cut or over 80."""
+def on_a_terminal_held(server: LLMServer, command: list[str], shown_when: bytes, ends_with: bytes) -> list[str]:
+    """Run ``command`` with its stderr on a pseudo-terminal 80 columns wide (no COLUMNS: the size is the
+    terminal's); once ``server`` holds a request and the terminal shows ``shown_when``, let it go on to
+    ``ends_with``. The lines the terminal was given, control sequences taken out."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {name: value for name, value in cli_env().items() if name not in ("COLUMNS", "LINES")}
@@ -186,27 +187,50 @@ def test_in_a_real_terminal_of_80_columns_every_progress_line_is_whole(tmp_path:
                 return False
         return True
 
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env) as process:
+        os.close(slave)
+        try:
+            assert server.wait_parked(1)
+            assert read_until(shown_when), shown.decode(errors="replace")
+            server.release()
+            read_until(ends_with)
+            assert process.wait(timeout=120) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+            os.close(master)
+    lines = [line for line in re.split(r"[\r\n]", _CONTROL.sub("\n", shown.decode())) if line.strip()]
+    assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
+    assert not any("…" in line for line in lines)
+    return lines
+
+
+def test_in_a_real_terminal_of_80_columns_every_progress_line_of_run_is_whole(tmp_path: Path) -> None:
+    """`apigen run` held mid-run: a line per stage with the bar, the percent and done/planned requests."""
     with LLMServer(handler=pipeline_handler) as server:
         server.hold(after=4)
         out, rejects = tmp_path / "data.jsonl", tmp_path / "rejects.jsonl"
         command = [*APIGEN, *run_args(server=server, count=60, seed=2, concurrency=2, out=out, rejects=rejects)]
-        with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env) as process:
-            os.close(slave)
-            try:
-                assert server.wait_parked(1)
-                assert read_until(rb"/20 requests"), shown.decode(errors="replace")
-                server.release()
-                read_until(rb"run: \d+ verified")
-                assert process.wait(timeout=120) == 0
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                os.close(master)
-    lines = [line for line in re.split(r"[\r\n]", _CONTROL.sub("\n", shown.decode())) if line.strip()]
+        lines = on_a_terminal_held(server, command, rb"/20 requests", rb"run: \d+ verified")
     progress = [line for line in lines if "/20 requests" in line]
     assert progress and all(re.search(r"[━─]{10}  +\d+%  \d+/20 requests", line) for line in progress), progress
     assert {line.split()[0] for line in progress} >= {"generate", "format-check", "exec-check", "semantic-check"}
     table = next(index for index, line in enumerate(lines) if line.startswith("model "))
     assert not any("/20 requests" in line for line in lines[table:])  # the lines are gone before Table 1 is printed
-    assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
-    assert not any("…" in line for line in lines)
+
+
+def test_in_a_real_terminal_a_stage_command_counts_the_rows_of_its_file(tmp_path: Path) -> None:
+    """`apigen semantic-check FILE` held mid-file: done/total rows of the file, with the judge's live counters."""
+    rows = tmp_path / "rows.jsonl"
+    made = subprocess.run(
+        [*APIGEN, *run_args(count=30, seed=4, out=rows, quiet=True)], env=cli_env(), capture_output=True, timeout=120
+    )
+    assert made.returncode == 0, made.stderr
+    total = len(rows.read_text().splitlines())
+    with LLMServer(handler=pipeline_handler) as server:
+        server.hold(after=3)
+        command = [*APIGEN, "semantic-check", str(rows), "--base-url", server.url, "-J", "test-model", "--concurrency", "2"]
+        lines = on_a_terminal_held(server, command, rb"/%d rows" % total, rb"semantic-check: \d+ passed")
+    progress = [line for line in lines if f"/{total} rows" in line]
+    assert progress and all(re.match(rf"semantic-check  [━─]{{10}}  +\d+%  \d+/{total} rows", line) for line in progress)
+    assert any("in flight" in line for line in progress), progress

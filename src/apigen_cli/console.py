@@ -72,9 +72,9 @@ class Messages:
     ) -> Iterator[T]:
         """Yield ``rows`` unchanged, showing one line of progress on a terminal (see ``ProgressLines``).
 
-        What is counted: the rows passing (by default), ``taken()`` (the rows a stage read, when
-        its output is not one row per input row), or with ``plan`` the plan's requests the rows
-        have finished (rows come in plan order). ``total``: how many there are in all, when known.
+        What is counted: the rows passing (by default), at most ``taken()`` (the rows a stage has
+        read, when it may write several rows of one), or with ``plan`` the plan's requests the
+        rows have finished (rows come in plan order). ``total``: how many there are in all, when known.
         ``counters``: an LLM stage's live counters, read at each redraw.
         """
         if not self.interactive:
@@ -88,7 +88,8 @@ class Messages:
                 tracker.rows += 1
                 if isinstance(row, dict) and row.get("rejected_by") == stage:
                     tracker.rejected += 1
-                tracker.passed(row, taken() if taken is not None else tracker.rows, plan)
+                # rows out, but never more than were read (format-check may make several rows of one)
+                tracker.passed(row, min(tracker.rows, taken()) if taken is not None else tracker.rows, plan)
                 yield row
             tracker.finished(taken() if taken is not None else tracker.rows, plan)
 
