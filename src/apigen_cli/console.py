@@ -83,11 +83,8 @@ class Messages:
         lines = ProgressLines(self.console, [label], counters={label: counters} if counters is not None else None)
         with lines:
             tracker = lines.track(label, total=len(plan) if plan is not None else total, unit="requests" if plan else unit)
-            stage = label.replace("-", "_")
             for row in rows:
-                tracker.rows += 1
-                if isinstance(row, dict) and row.get("rejected_by") == stage:
-                    tracker.rejected += 1
+                tracker.count(row)
                 # rows out, but never more than were read (format-check may make several rows of one)
                 tracker.passed(row, min(tracker.rows, taken()) if taken is not None else tracker.rows, plan)
                 yield row
@@ -117,7 +114,8 @@ class StageBars:
         if self._lines is not None:
             self._lines.__enter__()
             for name in self.names:
-                self._lines.track(name, total=len(self.plan) if self.plan is not None else None, unit="requests")
+                total, unit = (len(self.plan), "requests") if self.plan is not None else (None, "rows")
+                self._lines.track(name, total=total, unit=unit)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -128,11 +126,9 @@ class StageBars:
         if self._lines is None or name not in self._lines.trackers:
             yield from rows
             return
-        tracker, stage = self._lines.trackers[name], name.replace("-", "_")
+        tracker = self._lines.trackers[name]
         for row in rows:  # a stage may be observed in batches (--grow-examples): the tracker keeps its counts
-            tracker.rows += 1
-            if isinstance(row, dict) and row.get("rejected_by") == stage:
-                tracker.rejected += 1
+            tracker.count(row)
             tracker.passed(row, tracker.rows, self.plan)
             yield row
         tracker.finished(tracker.rows, self.plan)
@@ -198,14 +194,21 @@ def progress_text(fields: Sequence[Field], width: int, fraction: float = 0.0) ->
 class Tracker:
     """The counts of one progress line, put on its task at most ten times a second."""
 
-    def __init__(self, progress: Any, task: Any, unit: str) -> None:
-        self._progress, self._task, self.unit = progress, task, unit
+    def __init__(self, progress: Any, task: Any, label: str) -> None:
+        self._progress, self._task = progress, task
+        self._stage = label.replace("-", "_")  # as rows name it in `rejected_by`
         self.completed = 0
         self.rows = 0
         self.rejected = 0
         self._started_at: int | None = None  # with a plan: where this session began in it (a resumed run skips some)
         self._last_index: int | None = None  # with a plan: the index of the latest row's request
         self._last = 0.0
+
+    def count(self, row: object) -> None:
+        """A row out of the stage: one more row, and one more rejected if the stage rejected it."""
+        self.rows += 1
+        if isinstance(row, dict) and row.get("rejected_by") == self._stage:
+            self.rejected += 1
 
     def passed(self, row: object, count: int, plan: range | None) -> None:
         """After ``row`` (the ``count``-th): with a plan, the requests before the row's own are finished."""
@@ -278,7 +281,7 @@ class ProgressLines:
 
     def track(self, label: str, *, total: int | None, unit: str) -> Tracker:
         task = self._progress.add_task(label, total=total, unit=unit, rows=0, rejected=0)
-        self.trackers[label] = Tracker(self._progress, task, unit)
+        self.trackers[label] = Tracker(self._progress, task, label)
         return self.trackers[label]
 
 
