@@ -1,4 +1,5 @@
-"""Every example a command's `--help` shows runs, as a shell would run it (issue 11).
+"""Every example a command's `--help` shows runs, as a shell would run it, pasted from the help of a
+terminal 80 columns wide (its lines joined by the shell at each ` \\`).
 
 The examples name files a user would have (`rows.jsonl`, `apis.jsonl`, `lib/`...): the test makes
 them in a scratch folder from `sample_data/` (`tests/example_workspace.py`), and points every
@@ -11,11 +12,13 @@ examples that exist, so it cannot hide a new one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import typer.main
+from typer.testing import CliRunner
 
 from apigen_cli.cli import app
 
@@ -77,8 +80,40 @@ def help_examples() -> list[str]:
 EXAMPLES = help_examples()
 
 
+def example_blocks(text: str) -> list[list[str]]:
+    """The examples of a rendered `--help` as shown: blocks of lines between blank lines, after `Examples:`."""
+    if "\n  Examples:\n" not in text:
+        return []
+    section = text.split("\n  Examples:\n", 1)[1]
+    section = re.split(r"\n(?=\S)", section, maxsplit=1)[0]  # up to the next heading (`Arguments:`, `Options:`)
+    return [block.splitlines() for block in section.strip("\n").split("\n\n") if block.strip()]
+
+
+def joined(block: list[str]) -> str:
+    """The one line a shell reads from an example's lines (each but the last ends in ` \\`)."""
+    return " ".join(line.removesuffix(" \\").strip() for line in block)
+
+
+def pasted_examples() -> dict[str, str]:
+    """Each example as `--help` shows it in a terminal 80 columns wide, the lines a reader copies, by its one line."""
+    found: dict[str, str] = {}
+    runner = CliRunner()
+    for words, _command in _commands(typer.main.get_command(app), []):
+        shown = runner.invoke(app, [*words, "--help"], terminal_width=78)  # a terminal of 80: Click leaves 2 free
+        for block in example_blocks(shown.stdout):
+            found[joined(block)] = "\n".join(block)
+    return found
+
+
+PASTED = pasted_examples()
+
+
 def test_the_examples_left_to_other_tests_are_examples_still() -> None:
     assert set(NEEDS_ELSEWHERE) <= set(EXAMPLES)
+
+
+def test_every_example_is_shown_whole_in_help_at_80_columns() -> None:
+    assert set(EXAMPLES) <= set(PASTED)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +132,7 @@ def test_a_help_example_runs(workspace: Workspace, example: str) -> None:
         pytest.skip(
             f"the example pipes into {', '.join(programs_it_lacks(example, env))}, not installed here (.ci/run installs it)"
         )
-    command = runnable(example, workspace.llm_url).replace("--count 30", "--count 12")
+    command = runnable(PASTED[example], workspace.llm_url).replace("--count 30", "--count 12")  # as pasted from `--help`
     done = run_example(command, workspace.root, env)
     assert done.returncode == expected_exit_code(example), f"{command}\n{done.stderr[-2000:]}"
     assert "Traceback" not in done.stderr

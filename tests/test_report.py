@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from apigen_cli.report import PipelineReport
+from apigen_cli.report import TABLE_HEADERS, ModelTable, PipelineReport
 
 from .conftest import PROJECT, invoke, write_jsonl
 
@@ -92,24 +93,10 @@ def test_stats_command_reads_output_and_rejects(runner: CliRunner, tmp_path: Pat
     data = json.loads(result.stdout)
     assert data["total"]["requested"] == 12 and data["total"]["verified"] == 3
     text = invoke(runner, "stats", str(kept), str(rejects)).stdout
-    assert text.splitlines()[0].split() == [
-        "model",
-        "requested",
-        "failed",
-        "gen",
-        "missing",
-        "failed",
-        "format",
-        "failed",
-        "exec",
-        "failed",
-        "semantic",
-        "dups",
-        "verified",
-        "pass",
-        "rate",
-    ]
-    assert any(line.startswith("m1 ") and line.rstrip().endswith("33.33%") for line in text.splitlines())
+    lines = text.splitlines()
+    assert lines[0].split() == ["model", "(not", "generated", "here)", "m1", "m2", "total"]
+    assert [line.split("  ")[0] for line in lines[1:10]] == list(TABLE_HEADERS[1:])
+    assert lines[9].split()[-3:] == ["33.33%", "20.00%", "25.00%"]  # the pass rates of m1, m2 and the total
 
 
 def test_json_mode_downgrades_are_reported() -> None:
@@ -178,7 +165,67 @@ def test_reason_lists_say_how_many_codes_they_leave_out() -> None:
     summary.reasons = Counter({("format_check", code): count for code, count in codes.items()})
     assert summary.line() == "format-check: 3 passed, 49 rejected (code_0 10, code_1 9, code_2 8, code_3 7, code_4 6, +2 more)"
     rows = [{"id": str(n), "rejected_by": "format_check", "reason": code} for code, count in codes.items() for n in range(count)]
-    assert (
-        "top reasons, format_check: code_0 10, code_1 9, code_2 8, code_3 7, code_4 6, +2 more"
-        in PipelineReport.from_rows(rows).lines()
-    )
+    assert PipelineReport.from_rows(rows).lines()[-2:] == [
+        "top reasons, format_check: code_0 10, code_1 9, code_2 8, code_3 7, code_4 6,",
+        "  +2 more",
+    ]
+
+
+def _figures(line: str) -> list[str]:
+    """The figures of a line of Table 1 as text (counts and percentages)."""
+    return re.findall(r"(?<!\S)\d+(?:\.\d+%)?(?!\S)", line)
+
+
+def test_table_one_fits_80_columns_with_every_figure_whole() -> None:
+    """The paper's ten columns side by side are over 100 characters wide: the text table gives each model a
+    column under its name, in blocks that fit; a figure is never cut, a long note goes on over indented lines."""
+    models = {
+        "Qwen/Qwen2.5-7B-Instruct": ModelTable(100000, 3, 1200, 12000, 23000, 7000, 100, 56697),
+        "meta-llama/Llama-3.3-70B-Instruct-Turbo": ModelTable(5, 0, 0, 0, 0, 0, 0, 5),
+        "gpt-4o-mini": ModelTable(1000, 0, 0, 12, 23, 7, 0, 958),
+        "an/endpoint/with/a/model/name/that/is/longer/than/any/line/of/eighty/columns/can/hold": ModelTable(
+            1, 0, 0, 0, 0, 0, 0, 1
+        ),
+    }
+    report = PipelineReport(models=models, wall_seconds=12.3)
+    report.reasons["exec_check"].update({"error_result": 15, "exception": 8, "timeout": 3, "no_implementation": 4, "crashed": 1})
+    report.tokens["Qwen/Qwen2.5-7B-Instruct"] = {
+        "prompt_tokens": 123456789,
+        "completion_tokens": 98765432,
+        "requests": 33334,
+        "cached": 100,
+    }
+    lines = report.lines()
+    assert max(len(line) for line in lines) <= 80, "\n".join(line for line in lines if len(line) > 80)
+    table = [line for line in lines if line.startswith(TABLE_HEADERS[1:]) or line.startswith("model")]
+    for model, figures in report.shown_rows():
+        shown = [number for line in table if not line.startswith("model") for number in _figures(line)]
+        for cell in figures.cells():
+            assert cell in shown, (model, cell)
+    names = "\n".join(line for line in lines if not line.startswith(TABLE_HEADERS[1:]))
+    assert "Qwen/Qwen2.5-7B-Instruct" in names and "meta-llama/Llama-3.3-70B-Instruct-Turbo" in names
+    # each block: the model names, then a line per column of the paper's table, in its order
+    labels = [line.split("  ")[0].strip() for line in lines if line.startswith(TABLE_HEADERS[1:])]
+    assert labels == list(TABLE_HEADERS[1:]) * (len(labels) // len(TABLE_HEADERS[1:]))
+    assert "top reasons, exec_check: error_result 15, exception 8, no_implementation 4," in lines
+    assert "  timeout 3, crashed 1" in lines  # the note's end, indented under it
+    assert lines[-2:] == [
+        "wall time: 12.3 s (the run from its start to its last row, setup included; a",
+        "  resumed run's sessions added up)",
+    ]
+
+
+def test_one_model_reads_as_a_column_under_its_name() -> None:
+    report = PipelineReport(models={"offline": ModelTable(120, 0, 0, 12, 23, 7, 0, 78)})
+    assert report.lines() == [
+        "model            offline",
+        "requested            120",
+        "failed gen             0",
+        "missing                0",
+        "failed format         12",
+        "failed exec           23",
+        "failed semantic        7",
+        "dups                   0",
+        "verified              78",
+        "pass rate         65.00%",
+    ]

@@ -16,6 +16,7 @@ import heapq
 import os
 import re
 import stat
+import textwrap
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,9 @@ COLUMNS = (
     "verified",
 )
 
+
+#: the width Table 1 and the notes after it are written for: a terminal's 80 columns
+TEXT_WIDTH = 80
 
 #: The column titles of Table 1 as people see it, in ``COLUMNS`` order between the model and the pass rate.
 TABLE_HEADERS = (
@@ -145,35 +149,75 @@ class PipelineReport:
             shown.append(("total", self.total()))
         return shown
 
-    def lines(self) -> list[str]:
-        """The table as plain text lines, for people (stderr)."""
-        headers = TABLE_HEADERS
-        shown = self.shown_rows()
-        body = [(model, *table.cells()) for model, table in shown]
-        widths = [max(len(str(cells[index])) for cells in [headers, *body]) for index in range(len(headers))]
-
-        def line(cells: Iterable[str]) -> str:
-            return "  ".join(
-                cell.ljust(width) if index == 0 else cell.rjust(width)
-                for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
-            )
-
-        text = [line(headers), *(line(cells) for cells in body)]
+    def lines(self, width: int = TEXT_WIDTH) -> list[str]:
+        """The report as plain text lines for people (stderr, `apigen stats`), none wider than ``width``."""
+        text = table_lines(self.shown_rows(), width)
+        notes: list[str] = []
         for stage, counter in sorted(self.reasons.items()):
             top = top_counts(counter.most_common())
-            text.append(f"top reasons, {stage}: {top}")
+            notes.append(f"top reasons, {stage}: {top}")
         for model, counts in sorted(self.tokens.items()):
             cached = counts.get("cached", 0)
             from_cache = f" ({cached} of them answered from the cache, not sent)" if cached else ""
-            text.append(
+            notes.append(
                 f"tokens, {model}: {counts['prompt_tokens']} prompt + {counts['completion_tokens']} completion "
                 f"in {counted(counts['requests'], 'request')}{from_cache}"
             )
         for step in self.json_mode_downgrades:
-            text.append(f"json mode, {step['model']}: {step['from']} -> {step['to']} (the endpoint refused it: {step['reason']})")
+            notes.append(
+                f"json mode, {step['model']}: {step['from']} -> {step['to']} (the endpoint refused it: {step['reason']})"
+            )
         if self.wall_seconds is not None:
-            text.append(f"wall time: {self.wall_seconds:.1f} s ({WALL_TIME_MEASURES})")
+            notes.append(f"wall time: {self.wall_seconds:.1f} s ({WALL_TIME_MEASURES})")
+        for note in notes:  # a long note goes on over indented lines, never past the width; `+2 more` stays whole
+            kept_whole = re.sub(r"(\+\d+) more\b", "\\1\u00a0more", note)
+            wrapped = textwrap.wrap(kept_whole, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+            text += [line.replace("\u00a0", " ") for line in wrapped]
         return text
+
+
+def table_lines(shown: list[tuple[str, ModelTable]], width: int = TEXT_WIDTH) -> list[str]:
+    """Table 1 as text: a line per column of the paper's table, a column per model, the figures under its name.
+
+    Turned so that it fits a terminal: the paper's ten columns side by side are over 100
+    characters wide, while a column per model needs the width of its name. Models that do
+    not fit beside each other go on in another block below; a name longer than a line goes
+    on over several header lines. A figure is never cut.
+    """
+    labels = TABLE_HEADERS[1:]
+    label_width = max(len(label) for label in TABLE_HEADERS)
+    room = max(width - label_width - 2, 8)
+    columns: list[tuple[list[str], list[str], int]] = []
+    for model, table in shown:
+        cells = table.cells()
+        names = [model[start : start + room] for start in range(0, len(model), room)] or [""]
+        columns.append((names, cells, max(len(cell) for cell in [*cells, *names])))
+    blocks: list[list[tuple[list[str], list[str], int]]] = []
+    used = width
+    for column in columns:
+        if not blocks or used + 2 + column[2] > width:
+            blocks.append([])
+            used = label_width
+        blocks[-1].append(column)
+        used += 2 + column[2]
+    text: list[str] = []
+    for block in blocks:
+        if text:
+            text.append("")
+        height = max(len(names) for names, _, _ in block)
+        for line in range(height):
+            label = TABLE_HEADERS[0] if line == height - 1 else ""
+            cells = [([""] * (height - len(names)) + names)[line] for names, _, _ in block]
+            text.append(_table_line(label, label_width, cells, [column_width for _, _, column_width in block]))
+        for row, label in enumerate(labels):
+            text.append(_table_line(label, label_width, [cells[row] for _, cells, _ in block], [w for _, _, w in block]))
+    return text
+
+
+def _table_line(label: str, label_width: int, cells: list[str], widths: list[int]) -> str:
+    return (
+        label.ljust(label_width) + "".join(f"  {cell.rjust(cell_width)}" for cell, cell_width in zip(cells, widths, strict=True))
+    ).rstrip()
 
 
 class ReportBuilder:

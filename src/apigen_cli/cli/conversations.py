@@ -223,7 +223,7 @@ def blueprint(
         )
         plans = job.plans(values["count"], seed, list(llm.models), values["max_tokens"], negative_share)
         summary = write_rows(
-            "blueprint", run.rows(plans), where, wrap=lambda rows: messages.llm_progress(rows, "blueprint", chat.progress)
+            "blueprint", run.rows(plans), where, wrap=lambda rows: messages.progress(rows, "blueprint", counters=chat.progress)
         )
         if max_revisions:
             messages.info(run.tally.line())

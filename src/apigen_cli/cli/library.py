@@ -301,7 +301,7 @@ def library_merge(
 def library_from_mcp(
     command: Annotated[
         Optional[list[str]],
-        typer.Argument(metavar="-- COMMAND [ARGS]", help="The command that starts the MCP server over stdio (after `--`)."),
+        typer.Argument(metavar="-- COMMAND [ARGS...]", help="The command that starts the MCP server over stdio (after `--`)."),
     ] = None,
     url: Annotated[
         Optional[str], typer.Option("--url", metavar="URL", help="Reach the server over streamable HTTP instead of starting it.")

@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
 
 from ..config import unknown_variables
 from ..console import Messages
 from ..errors import ApigenError
 from ..version import __version__
+from .help import HelpGroup
 
 #: `apigen --help` lists the commands in the order a dataset is made: the four stages, `run` that
 #: chains them and `merge` that joins its shards, what is done to the rows after (dedup, negatives,
@@ -46,7 +46,7 @@ COMMAND_ORDER = (
 )
 
 
-class ApigenGroup(TyperGroup):
+class ApigenGroup(HelpGroup):
     """The `apigen` group: its commands in pipeline order, its usage errors in apigen's words, and
     every command quiet when its reader goes away (`apigen ... | head`): exit 0.
 

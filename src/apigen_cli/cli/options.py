@@ -6,11 +6,12 @@ its declaration in config.SETTINGS; how a command reads them back, resolved with
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import json
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Optional, TypeVar, get_type_hints
+from typing import Annotated, Any, Optional, TypeVar, get_args, get_type_hints
 
 import typer
 
@@ -20,6 +21,7 @@ from ..execution.executor import Executor
 from ..rows.runner import Destinations
 from ..run_settings import execution_settings_from
 from ..stages.exec_check import ExecPolicy
+from .help import BATCH_PANEL, EXECUTION_PANEL, GENERATION_PANEL, JUDGE_PANEL, LLM_PANEL
 
 # --- options shared by the stage commands ---------------------------------------------
 
@@ -38,6 +40,16 @@ SkipBadLinesOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but warnings and errors.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks of unexpected errors (also APIGEN_DEBUG=1).")]
+
+
+def in_panel(alias: Any, panel: str) -> Any:
+    """A shared option (``RejectsOpt``) as one command shows it in a `--help` panel:
+    ``rejects: Annotated[Optional[str], in_panel(RejectsOpt, INPUT_OUTPUT_PANEL)] = None``."""
+    _kind, option = get_args(alias)
+    shown = copy.copy(option)
+    shown.rich_help_panel = panel
+    return shown
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 OptionGroup = Mapping[str, tuple[Any, Any]]  # parameter name -> (Annotated option, default)
@@ -100,11 +112,11 @@ def destinations(params: Mapping[str, Any]) -> Destinations:
 # typed, so a bad value gets the same message whichever of these it came from.
 
 _PANELS = {
-    "llm": "LLM endpoint and requests",
-    "generation": "Generation",
-    "execution": "Execution",
-    "judge": "Judge",
-    "batch": "Batch (half price, within 24 hours)",
+    "llm": LLM_PANEL,
+    "generation": GENERATION_PANEL,
+    "execution": EXECUTION_PANEL,
+    "judge": JUDGE_PANEL,
+    "batch": BATCH_PANEL,
 }
 
 

@@ -21,6 +21,7 @@ from ..run_settings import ExecutionSettings, execution_settings_from, run_setti
 from ..shards import merge_shards
 from ..wording import counted
 from .batch import batch_settings, say_batches
+from .help import ENGINE_PANEL, GENERATION_PANEL, INPUT_OUTPUT_PANEL
 from .main import EXIT_REJECTED, app, errors_to_exit_codes
 from .options import (
     QuietOpt,
@@ -28,6 +29,7 @@ from .options import (
     StrictOpt,
     VerboseOpt,
     function_output,
+    in_panel,
     resolved_settings,
     setting_options,
     with_options,
@@ -42,49 +44,86 @@ def run_command(
     apis: Annotated[
         Optional[str],
         typer.Argument(
-            metavar="[APIS]",
+            metavar="APIS",
             help="The API library: JSONL (or a JSON array) of tool definitions, each with an optional `category`. "
             "With `--mcp`/`--mcp-url` it may be left out: the servers' tools are the library.",
         ),
     ] = None,
     output: Annotated[
-        str, typer.Option("--output", "-o", metavar="FILE", help="The verified dataset; a file makes the run resumable.")
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="The verified dataset; a file makes the run resumable.",
+            rich_help_panel=INPUT_OUTPUT_PANEL,
+        ),
     ] = "-",
-    rejects: RejectsOpt = None,
+    rejects: Annotated[Optional[str], in_panel(RejectsOpt, INPUT_OUTPUT_PANEL)] = None,
     report: Annotated[
-        Optional[str], typer.Option("--report", metavar="FILE", help="Also write the report (Table 1, reasons, tokens) as JSON.")
+        Optional[str],
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="Also write the report (Table 1, reasons, tokens) as JSON.",
+            rich_help_panel=INPUT_OUTPUT_PANEL,
+        ),
     ] = None,
-    dedup: Annotated[
-        bool, typer.Option("--dedup", help="Also reject duplicates and near duplicates of kept rows (see `apigen dedup`).")
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Start afresh even if the output holds an earlier run.", rich_help_panel=INPUT_OUTPUT_PANEL
+        ),
     ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start afresh even if the output holds an earlier run.")] = False,
+    dedup: Annotated[
+        bool,
+        typer.Option(
+            "--dedup",
+            help="Also reject duplicates and near duplicates of kept rows (see `apigen dedup`).",
+            rich_help_panel=INPUT_OUTPUT_PANEL,
+        ),
+    ] = False,
     only_executable: Annotated[
         bool,
         typer.Option(
             "--only-executable",
+            rich_help_panel=GENERATION_PANEL,
             help="Sample only the APIs that something can execute (a function, an `http` or `mcp` binding); "
             "without it, such APIs are an error before any request.",
         ),
     ] = False,
     # --- past one machine, when one is too slow: the checks on a Ray cluster; the same rows as the local engine
     engine: Annotated[
-        str, typer.Option("--engine", metavar="local|ray", help="Where the checks run: this process, or a Ray cluster.")
+        str,
+        typer.Option(
+            "--engine",
+            metavar="local|ray",
+            help="Where the checks run: this process, or a Ray cluster.",
+            rich_help_panel=ENGINE_PANEL,
+        ),
     ] = "local",
     ray_address: Annotated[
         Optional[str],
         typer.Option(
-            "--ray-address", metavar="ADDR", help="With `--engine ray`: the cluster (default: RAY_ADDRESS, else a local Ray)."
+            "--ray-address",
+            metavar="ADDR",
+            help="With `--engine ray`: the cluster (default: RAY_ADDRESS, else a local Ray).",
+            rich_help_panel=ENGINE_PANEL,
         ),
     ] = None,
     ray_actors: Annotated[
         int,
         typer.Option(
-            "--ray-actors", metavar="N", min=1, help="With `--engine ray`: LLM clients (actors) for generation, and for judging."
+            "--ray-actors",
+            metavar="N",
+            min=1,
+            help="With `--engine ray`: LLM clients (actors) for generation, and for judging.",
+            rich_help_panel=ENGINE_PANEL,
         ),
     ] = 1,
-    strict: StrictOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    strict: Annotated[bool, in_panel(StrictOpt, INPUT_OUTPUT_PANEL)] = False,
+    quiet: Annotated[bool, in_panel(QuietOpt, INPUT_OUTPUT_PANEL)] = False,
+    verbose: Annotated[bool, in_panel(VerboseOpt, INPUT_OUTPUT_PANEL)] = False,
 ) -> None:
     """Run the whole pipeline: generate, format-check, exec-check, semantic-check.
 
@@ -133,8 +172,9 @@ def run_command(
         counters = None if session.ray is not None else session.chat.progress
         if session.ray is not None:
             messages.info(where_it_runs(session.ray))
-        bars = stack.enter_context(StageBars(messages, session.stage_names, counters))
-        outcome = session.execute(observe=bars.observe)
+        plan = session.generation.settings.planned if session.generation is not None else None
+        with StageBars(messages, session.stage_names, counters, plan) as bars:  # gone before the table is printed
+            outcome = session.execute(observe=bars.observe)
         if outcome.already_complete:
             messages.info(f"`{output}` already holds this run, complete; pass `--overwrite` to run it again")
         if outcome.rejects_dropped:

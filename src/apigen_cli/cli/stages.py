@@ -7,9 +7,10 @@ rejects and ends with a summary; `dedup` runs the same way (`run_stage_command`)
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ import typer
 from ..config import LLMSettings, Resolved
 from ..console import Messages
 from ..errors import ConfigError, InputError
-from ..llm.chat import ChatService
+from ..llm.chat import ChatService, LLMProgress
 from ..llm.service import open_chat_service, usage_lines
 from ..rows.records import MISSING_PAIR
 from ..rows.replacement import write_whole
@@ -68,11 +69,42 @@ def finish_stage(messages: Messages, summary: StageSummary, strict: bool, *, kee
 
 @dataclass
 class StageRun:
-    """What a stage command runs: the stage, how its progress shows, what it says at the end."""
+    """What a stage command runs: the stage, the LLM counters its progress line shows, what it says at the end."""
 
     stage: Stage
-    wrap: Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]] | None = None
+    counters: LLMProgress | None = None
     after: Callable[[], None] | None = None
+
+
+class RowsTaken:
+    """Counts the rows a stage takes from its input: its progress, when it writes more or fewer than it reads."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def counting(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            self.count += 1
+            yield row
+
+
+def rows_in_file(path: str) -> int | None:
+    """The rows of a JSONL file, counted ahead for a progress bar's total; None when that cannot be known
+    without reading the rows themselves (standard input, a pipe, a JSON array file, an unreadable file)."""
+    try:
+        if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        count, first, last = 0, b"", b"\n"
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                first = first or chunk.lstrip()[:1]
+                count += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError:
+        return None
+    if first == b"[":
+        return None
+    return count + (last != b"\n")  # a last line without its newline
 
 
 def run_stage_command(command: str, params: Mapping[str, Any], setup: Callable[[Messages, ExitStack], StageRun]) -> None:
@@ -93,8 +125,15 @@ def run_stage_command(command: str, params: Mapping[str, Any], setup: Callable[[
                 run.after()
             _refuse_input_of_a_skipped_stage(command, summary, where.input)
 
-        wrap = run.wrap or (lambda rows: messages.progress(rows, command))
-        summary = run_stage(command, run.stage, where, wrap=wrap, check=check)
+        taken = RowsTaken()  # the progress counts rows read: a stage may write more rows than it reads, or fewer
+        total = rows_in_file(where.input) if messages.interactive else None
+        summary = run_stage(
+            command,
+            lambda rows: run.stage(taken.counting(rows)),
+            where,
+            wrap=lambda rows: messages.progress(rows, command, total=total, taken=lambda: taken.count, counters=run.counters),
+            check=check,
+        )
     finish_stage(messages, summary, params["strict"])
 
 
@@ -281,7 +320,10 @@ def generate(
             if job.grow is not None
             else generate_rows(job.plans(), chat, job.prompts, with_schema=with_schema)
         )
-        summary = write_rows("generate", rows, where, wrap=lambda rows: messages.llm_progress(rows, "generate", chat.progress))
+        plan = job.settings.planned
+        summary = write_rows(
+            "generate", rows, where, wrap=lambda rows: messages.progress(rows, "generate", counters=chat.progress, plan=plan)
+        )
         summary.words = ("rows", "rejected")
         missing = summary.reasons[("generate", MISSING_PAIR)]
         if missing:
@@ -340,7 +382,7 @@ def semantic_check(ctx: typer.Context) -> None:
 
         return StageRun(
             lambda rows: semantic_check_rows(rows, chat, prompts, judge),
-            wrap=lambda rows: messages.llm_progress(rows, "semantic-check", chat.progress),
+            counters=chat.progress,
             after=after,
         )
 
