@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..environments.state import StateError, canonical, canonical_json
 from ..problems import Problem, show_value
 from .transcript import Transcript, missing_outputs
 
@@ -137,16 +138,11 @@ def said_the_same(message: Any, replayed: ReplayedCall) -> bool:
 
 
 def _same_value(first: Any, second: Any) -> bool:
-    """Equal as data, numbers by value (``25`` is ``25.0``): the comparison states get."""
-    if isinstance(first, bool) or isinstance(second, bool):
-        return first is second
-    if isinstance(first, (int, float)) and isinstance(second, (int, float)):
-        return first == second
-    if isinstance(first, dict) and isinstance(second, dict):
-        return first.keys() == second.keys() and all(_same_value(first[key], second[key]) for key in first)
-    if isinstance(first, list) and isinstance(second, list):
-        return len(first) == len(second) and all(_same_value(a, b) for a, b in zip(first, second, strict=True))
-    return bool(first == second)
+    """Equal as data, compared as states are: in canonical form (``25`` is ``25.0``, ``True`` is not ``1``)."""
+    try:
+        return bool(canonical_json(canonical(first)) == canonical_json(canonical(second)))
+    except StateError:  # past the state's bounds: not shown to be the same
+        return False
 
 
 def _plain(text: str) -> str:
