@@ -184,9 +184,6 @@ def build_workspace(root: Path, llm_url: str, items_url: str) -> Workspace:
     shutil.copy(SAMPLE / "examples.jsonl", root / "seeds.jsonl")
     shutil.copy(SAMPLE / "rows.jsonl", root / "rows.jsonl")
     write_jsonl(root / "rest_rows.jsonl", _rest_rows(items_url))
-    # a user's one-file stateful environment and conversations over it: the sample store's
-    shutil.copy(SAMPLE / "store" / "online_store.py", root / "my_env.py")
-    shutil.copy(SAMPLE / "store" / "conversations.jsonl", root / "conversations.jsonl")
     _xlam_file(root)
     # a stateful environment of the user's own: the sample store under the names the multi-turn examples give
     shutil.copy(SAMPLE / "store" / "online_store.py", root / "my_env.py")
