@@ -70,6 +70,22 @@ def export(
             "you give up the verification. Without it such a row stops the export (exit 2).",
         ),
     ] = False,
+    tools: Annotated[
+        Optional[str],
+        typer.Option(
+            "--tools",
+            metavar="FILE",
+            help="Conversations without `tools`: the environment's API library (as `library from-python --class` "
+            "writes it), offering the tools of the classes each row's `environment` names.",
+        ),
+    ] = None,
+    per_turn: Annotated[
+        bool,
+        typer.Option(
+            "--per-turn",
+            help="Conversations: one sample per assistant turn, the conversation before it as the prompt.",
+        ),
+    ] = False,
     skip_bad_lines: SkipBadLinesOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -80,6 +96,8 @@ def export(
     (raw `generate` output, a hand-made file) stops the export, unless `--unverified`.
     Rows rejected by an earlier stage are left out; irrelevance rows become a reply
     without calls. What a format cannot say about a tool is named once per kind.
+    Multi-turn conversations (rows of chat `messages`) must have passed
+    `trajectory-check`; they keep their per-call labels in `call_labels`.
 
     Examples:
 
@@ -88,6 +106,8 @@ def export(
         apigen export dataset.jsonl --format messages --with-results --render-check qwen2.5.jinja -o train.jsonl
 
         apigen dedup dataset.jsonl | apigen export --format sharegpt > sharegpt.jsonl
+
+        apigen export verified.jsonl --tools env_tools.jsonl --format messages --per-turn -o turns.jsonl
     """
     messages = Messages(quiet=quiet, verbose=verbose)
     notes = NoteCollector()
@@ -111,6 +131,8 @@ def export(
             on_note=notes,
             wrap=lambda rows: messages.progress(rows, "export"),
             unverified=unverified,
+            per_turn=per_turn,
+            tools=tools,
         )
     if not quiet:
         for line in notes.lines():
