@@ -7,7 +7,10 @@ the real `library from-python --class` writes. Each export runs through the real
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
+from .doc_pages import page_with
 
 STORE = PROJECT / "sample_data" / "store"
 TEMPLATES = PROJECT / "tests" / "fixtures" / "chat_templates"
@@ -308,3 +312,63 @@ def test_per_turn_does_not_apply_to_xlam(runner: CliRunner, store: Path) -> None
     result = export(runner, store, "--format", "xlam", "--per-turn")
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == "error: `--per-turn` does not apply to `--format xlam`"
+
+
+def test_a_conversations_own_system_message_is_kept_over_system_and_said(runner: CliRunner, store: Path) -> None:
+    row = verified_row(store)
+    result = export(runner, store, "--format", "messages", "--system", "You are terse.")
+    [record] = parse_stdout(result.stdout)
+    assert record["messages"][0] == row["messages"][0]
+    assert [message["role"] for message in record["messages"]].count("system") == 1
+    assert "warning: not carried: `--system` for conversations that open with their own system message" in result.stderr
+
+
+def test_deepseeks_template_takes_a_conversation_with_string_arguments(runner: CliRunner, store: Path) -> None:
+    template = str(TEMPLATES / "DeepSeek-V3.1.jinja")
+    objects = export(runner, store, "--format", "messages", "--render-check", template)
+    assert objects.exit_code == 2 and "wants_string_arguments" in objects.stderr
+    strings = export(runner, store, "--format", "messages", "--string-arguments", "--render-check", template)
+    assert strings.exit_code == 0, strings.stderr
+
+
+def test_parquet_refuses_conversations_before_writing_anything(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "train.parquet"
+    result = export(runner, store, "--format", "messages", "--output-format", "parquet", "-o", str(out))
+    assert result.exit_code == 2 and not out.exists()
+    assert result.stderr.splitlines()[0] == (
+        f"error: row 1 of `{store / 'verified.jsonl'}` is a conversation, and Parquet holds single-turn rows only for now"
+    )
+
+
+# --- the manual's example, run as written ----------------------------------------------------------
+
+HEADING = "### Conversations: multi-turn rows"
+
+
+def test_the_manuals_conversation_examples_run_as_written_and_say_what_they_show(tmp_path: Path) -> None:
+    section = page_with(HEADING).split(HEADING, 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "sample_data").symlink_to(PROJECT / "sample_data")
+    shutil.copy(TEMPLATES / "Qwen2.5-7B-Instruct.jinja", tmp_path)
+    shim = tmp_path / "bin" / "apigen"
+    shim.parent.mkdir()
+    shim.write_text(f"#!/bin/sh\nexec '{sys.executable}' -m apigen_cli \"$@\"\n")
+    shim.chmod(0o755)
+    environment = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
+    lines = block.splitlines()
+    commands = [number for number, line in enumerate(lines) if line.startswith("apigen ")]
+    assert len(commands) == 5
+    for number in commands:
+        done = subprocess.run(
+            lines[number], shell=True, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=environment
+        )
+        assert done.returncode == 0, (lines[number], done.stderr)
+        shown = [line[2:] for line in itertools.takewhile(lambda line: line.startswith("# "), lines[number + 1 :])]
+        if shown:
+            assert done.stderr.splitlines()[-len(shown) :] == shown, lines[number]
+    [record] = read_jsonl(tmp_path / "conversations.jsonl")
+    labels = page_with(HEADING).split('"call_labels": ', 1)[1].split("\n```", 1)[0]
+    assert record["call_labels"] == json.loads(labels)
+    [apigen_mt] = read_jsonl(tmp_path / "apigen_mt.jsonl")
+    assert set(apigen_mt) >= {"conversations", "system", "tools"}
+    assert len(read_jsonl(tmp_path / "turns.jsonl")) == 7
