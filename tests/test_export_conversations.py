@@ -13,11 +13,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
+
+from apigen_cli.stages.export import export_rows
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
 from .doc_pages import page_with
@@ -372,3 +375,21 @@ def test_the_manuals_conversation_examples_run_as_written_and_say_what_they_show
     [apigen_mt] = read_jsonl(tmp_path / "apigen_mt.jsonl")
     assert set(apigen_mt) >= {"conversations", "system", "tools"}
     assert len(read_jsonl(tmp_path / "turns.jsonl")) == 7
+
+
+def test_per_turn_samples_are_made_one_at_a_time_so_a_long_chat_stays_small_in_memory() -> None:
+    """A chat of n replies gives n samples of up to n messages: held together they grow as n squared."""
+    replies = 3000
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Hello"}]
+    for number in range(replies):
+        messages += [{"role": "assistant", "content": f"Reply {number}"}, {"role": "user", "content": "And then?"}]
+    row = {**conversation(*messages), "tools": []}
+    samples = export_rows([row], "messages", per_turn=True)
+    tracemalloc.start()
+    try:
+        count = sum(1 for _sample in samples)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == replies
+    assert peak < 8_000_000, peak  # all samples held at once: over 70 MB of list slots alone

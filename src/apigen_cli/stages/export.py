@@ -206,7 +206,7 @@ def _export(
                     raise RowProblem("not_single_turn", f"a conversation cannot be written as `{fmt}`")
                 records = CONVERSATION_WRITERS[fmt](row, summary.exported, options, notes)
             else:
-                records = [_WRITERS[fmt](row, summary.exported, options, notes)]
+                records = iter([_WRITERS[fmt](row, summary.exported, options, notes)])
         except RowProblem as error:
             summary.unusable[error.problem.code] += 1
             continue
@@ -219,8 +219,10 @@ def _export(
             summary.irrelevance += 1
         if conversation:
             summary.conversations += 1
-            summary.samples += len(records) if options.per_turn else 0
-        yield from records
+        for record in records:
+            if conversation and options.per_turn:
+                summary.samples += 1
+            yield record
 
 
 def export_file(

@@ -34,7 +34,7 @@ labels of its own calls.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ from ..rows.records import ID, MESSAGES, TOOLS, Row, tools_of
 from ..schema.dialects import Note, to_json_schema
 from .export_shared import WriteOptions, call_id
 
+Records = Iterator[dict[str, Any]]
 CALL_LABELS = "call_labels"
 TURN = "turn"
 LABELS_FROM = ("trajectory_check", "calls")  # where trajectory-check leaves its per-call labels
@@ -181,14 +182,25 @@ def _chat(
     return written, turns
 
 
-def _chat_records(row: Row, index: int, options: WriteOptions, notes: list[Note], layout: _ChatLayout) -> list[dict[str, Any]]:
+def _chat_records(row: Row, index: int, options: WriteOptions, notes: list[Note], layout: _ChatLayout) -> Records:
+    """The conversation's record, or its per-turn samples (made one at a time: a long chat gives many, each long)."""
     conversation = read_conversation(row, options, notes)
     messages, turns = _chat(conversation, index, options, notes, layout)
     tools = [{"type": "function", "function": tool} for tool in conversation.tools]
     head = {} if conversation.id is None else {ID: conversation.id}
     if not options.per_turn:
-        return [{**head, "messages": messages, "tools": tools, **conversation.labelled(turns)}]
-    samples = []
+        return iter([{**head, "messages": messages, "tools": tools, **conversation.labelled(turns)}])
+    return _chat_samples(conversation, messages, turns, tools, head, layout)
+
+
+def _chat_samples(
+    conversation: Conversation,
+    messages: list[dict[str, Any]],
+    turns: list[int],
+    tools: list[dict[str, Any]],
+    head: dict[str, Any],
+    layout: _ChatLayout,
+) -> Records:
     for turn, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
@@ -197,8 +209,7 @@ def _chat_records(row: Row, index: int, options: WriteOptions, notes: list[Note]
         else:
             earlier = [{**item, "weight": 0} if item["role"] == "assistant" else item for item in messages[:turn]]
             body = {"messages": [*earlier, {**message, "weight": 1}]}
-        samples.append({**head, TURN: turn, **body, "tools": tools, **_labels_of_turn(conversation, turns, turn)})
-    return samples
+        yield {**head, TURN: turn, **body, "tools": tools, **_labels_of_turn(conversation, turns, turn)}
 
 
 def _labels_of_turn(conversation: Conversation, turns: list[int], turn: int) -> dict[str, Any]:
@@ -208,18 +219,18 @@ def _labels_of_turn(conversation: Conversation, turns: list[int], turn: int) -> 
     return {CALL_LABELS: [label for label in labelled[CALL_LABELS] if label[TURN] == turn]}
 
 
-def messages_records(row: Row, index: int, options: WriteOptions, notes: list[Note]) -> list[dict[str, Any]]:
+def messages_records(row: Row, index: int, options: WriteOptions, notes: list[Note]) -> Records:
     return _chat_records(row, index, options, notes, _MESSAGES)
 
 
-def openai_records(row: Row, index: int, options: WriteOptions, notes: list[Note]) -> list[dict[str, Any]]:
+def openai_records(row: Row, index: int, options: WriteOptions, notes: list[Note]) -> Records:
     return _chat_records(row, index, options, notes, _OPENAI)
 
 
 # --- sharegpt --------------------------------------------------------------------------------------
 
 
-def sharegpt_records(row: Row, index: int, options: WriteOptions, notes: list[Note]) -> list[dict[str, Any]]:
+def sharegpt_records(row: Row, index: int, options: WriteOptions, notes: list[Note]) -> Records:
     conversation = read_conversation(row, options, notes)
     system, turns, call_turns = _sharegpt_turns(conversation, notes)
     head: dict[str, Any] = {} if conversation.id is None else {ID: conversation.id}
@@ -227,11 +238,11 @@ def sharegpt_records(row: Row, index: int, options: WriteOptions, notes: list[No
     if system is not None:
         tail["system"] = system
     if not options.per_turn:
-        return [{**head, "conversations": turns, **tail, **conversation.labelled(call_turns)}]
-    return [
+        return iter([{**head, "conversations": turns, **tail, **conversation.labelled(call_turns)}])
+    return (
         {**head, TURN: turn, "conversations": turns[: turn + 1], **tail, **_labels_of_turn(conversation, call_turns, turn)}
         for turn in range(1, len(turns), 2)
-    ]
+    )
 
 
 def _sharegpt_turns(conversation: Conversation, notes: list[Note]) -> tuple[str | None, list[dict[str, str]], list[int]]:
@@ -297,7 +308,8 @@ def _check_alternation(turns: list[dict[str, str]]) -> None:
             )
 
 
-ConversationWriter = Callable[[Row, int, WriteOptions, list[Note]], list[dict[str, Any]]]
+#: a conversation's records: read and checked when the writer returns, made as they are asked for
+ConversationWriter = Callable[[Row, int, WriteOptions, list[Note]], Records]
 
 WRITERS: dict[str, ConversationWriter] = {
     "messages": messages_records,
