@@ -360,7 +360,7 @@ def test_the_manuals_conversation_examples_run_as_written_and_say_what_they_show
     environment = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
     lines = block.splitlines()
     commands = [number for number, line in enumerate(lines) if line.startswith("apigen ")]
-    assert len(commands) == 5
+    assert len(commands) == 6
     for number in commands:
         done = subprocess.run(
             lines[number], shell=True, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=environment
@@ -375,6 +375,15 @@ def test_the_manuals_conversation_examples_run_as_written_and_say_what_they_show
     [apigen_mt] = read_jsonl(tmp_path / "apigen_mt.jsonl")
     assert set(apigen_mt) >= {"conversations", "system", "tools"}
     assert len(read_jsonl(tmp_path / "turns.jsonl")) == 7
+    pairs = read_jsonl(tmp_path / "pairs.jsonl")
+    shown = json.loads(page_with(HEADING).split("**`--format preference`**", 1)[1].split("```json\n", 1)[1].split("\n```", 1)[0])
+    assert {key: pairs[0][key] for key in ("blueprint_id", "chosen_id", "rejected_id", "rejected_reason")} == {
+        key: shown[key] for key in ("blueprint_id", "chosen_id", "rejected_id", "rejected_reason")
+    }
+    assert pairs[0]["chosen"][0]["tool_calls"] == shown["chosen"][0]["tool_calls"]
+    assert pairs[0]["rejected"][0]["tool_calls"] == shown["rejected"][0]["tool_calls"]
+    assert pairs[0]["prompt"][1]["content"].startswith(shown["prompt"][1]["content"].removesuffix(" ..."))
+    assert len(pairs) == 3
 
 
 def test_per_turn_samples_are_made_one_at_a_time_so_a_long_chat_stays_small_in_memory() -> None:

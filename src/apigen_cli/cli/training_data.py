@@ -7,9 +7,11 @@ from typing import Annotated, Optional
 import typer
 
 from ..console import Messages
+from ..errors import ConfigError
 from ..rows.runner import Destinations, run_stage
 from ..stages.dedup import dedup as dedup_rows
-from ..stages.export import NoteCollector, RecordCheck, export_file
+from ..stages.export import ExportSummary, NoteCollector, RecordCheck, export_file
+from ..stages.export_preference import PREFERENCE, PreferenceSummary, check_preference_options, export_preference_file
 from ..stages.negatives import NegativesSummary, check_rate
 from ..stages.negatives import negatives as negative_rows
 from .main import app, errors_to_exit_codes
@@ -23,8 +25,9 @@ def export(
         str,
         typer.Option(
             "--format",
-            metavar="xlam|openai|messages|sharegpt",
-            help="xlam-function-calling-60k, OpenAI chat fine-tuning, chat messages for transformers/TRL, or ShareGPT.",
+            metavar="xlam|openai|messages|sharegpt|preference",
+            help="xlam-function-calling-60k, OpenAI chat fine-tuning, chat messages for transformers/TRL, ShareGPT, "
+            "or preference pairs of conversations (with `--rejects-in`).",
         ),
     ],
     input: InputArg = "-",
@@ -86,6 +89,15 @@ def export(
             help="Conversations: one sample per assistant turn, the conversation before it as the prompt.",
         ),
     ] = False,
+    rejects_in: Annotated[
+        Optional[str],
+        typer.Option(
+            "--rejects-in",
+            metavar="FILE",
+            help="preference: the failed attempts (rejects of `simulate` or `trajectory-check`), each paired with "
+            "the verified conversation of its blueprint.",
+        ),
+    ] = None,
     skip_bad_lines: SkipBadLinesOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -108,32 +120,50 @@ def export(
         apigen dedup dataset.jsonl | apigen export --format sharegpt > sharegpt.jsonl
 
         apigen export verified.jsonl --tools env_tools.jsonl --format messages --per-turn -o turns.jsonl
+
+        apigen export verified.jsonl --format preference --rejects-in failed.jsonl --tools env_tools.jsonl -o pairs.jsonl
     """
     messages = Messages(quiet=quiet, verbose=verbose)
     notes = NoteCollector()
     where = Destinations(input, output, skip_bad_lines=skip_bad_lines)
+    check: RecordCheck | None = None
+    summary: ExportSummary | PreferenceSummary
     with errors_to_exit_codes(messages):
-        check: RecordCheck | None = None
-        if render_check is not None:
-            from ..stages.chat_template import ChatTemplate, RenderCheck  # jinja2 loads only when a check is asked
+        if format_name == PREFERENCE:
+            given = {"--jsonl": jsonl, "--with-results": with_results, "--system": system is not None}
+            given |= {"--string-arguments": string_arguments, "--output-format": output_format != "json"}
+            given |= {"--render-check": render_check is not None, "--unverified": unverified, "--per-turn": per_turn}
+            check_preference_options(rejects_in, given)
+            messages.waiting_for_stdin(input)
+            summary = export_preference_file(
+                where, rejects_in=str(rejects_in), tools=tools, on_note=notes, wrap=lambda rows: messages.progress(rows, "export")
+            )
+        else:
+            if rejects_in is not None:
+                raise ConfigError(
+                    f"`--rejects-in` does not apply to `--format {format_name}`",
+                    hint=f"it names the failed attempts of `--format {PREFERENCE}`; leave it out",
+                )
+            if render_check is not None:
+                from ..stages.chat_template import ChatTemplate, RenderCheck  # jinja2 loads only when a check is asked
 
-            check = RenderCheck(ChatTemplate.from_file(render_check))
-        messages.waiting_for_stdin(input)
-        summary = export_file(
-            where,
-            format_name,
-            jsonl=jsonl,
-            with_results=with_results,
-            system=system,
-            string_arguments=string_arguments,
-            output_format=output_format,
-            render_check=check,
-            on_note=notes,
-            wrap=lambda rows: messages.progress(rows, "export"),
-            unverified=unverified,
-            per_turn=per_turn,
-            tools=tools,
-        )
+                check = RenderCheck(ChatTemplate.from_file(render_check))
+            messages.waiting_for_stdin(input)
+            summary = export_file(
+                where,
+                format_name,
+                jsonl=jsonl,
+                with_results=with_results,
+                system=system,
+                string_arguments=string_arguments,
+                output_format=output_format,
+                render_check=check,
+                on_note=notes,
+                wrap=lambda rows: messages.progress(rows, "export"),
+                unverified=unverified,
+                per_turn=per_turn,
+                tools=tools,
+            )
     if not quiet:
         for line in notes.lines():
             messages.warning(line)

@@ -73,7 +73,8 @@ class Conversation:
         return {CALL_LABELS: [{**label, TURN: turn} for label, turn in zip(self.labels, turns, strict=True)]}
 
 
-def read_conversation(row: Row, options: WriteOptions, notes: list[Note]) -> Conversation:
+def read_conversation(row: Row, options: WriteOptions, notes: list[Note], *, offered_only: bool = True) -> Conversation:
+    """The row read for export; with ``offered_only``, a call to a tool it was not offered is ``unknown_tool``."""
     chat = read_chat(row.get(MESSAGES))
     tools = []
     for position, tool in enumerate(_offered_tools(row, options), start=1):
@@ -81,7 +82,7 @@ def read_conversation(row: Row, options: WriteOptions, notes: list[Note]) -> Con
         notes.extend(converted.notes)
         tools.append(converted.tool)
     offered = {tool["name"] for tool in tools}
-    for call in chat.calls:
+    for call in chat.calls if offered_only else []:
         if call.name not in offered:
             raise RowProblem(
                 "unknown_tool",
@@ -132,7 +133,7 @@ class _ChatLayout:
     tool_message: Callable[[str, str, str], dict[str, Any]]
 
 
-_MESSAGES = _ChatLayout(
+MESSAGES_LAYOUT = _ChatLayout(
     call_id=call_id,
     arguments=lambda arguments, options: json.dumps(arguments, ensure_ascii=False) if options.string_arguments else arguments,
     calling_turn=lambda text, calls: {"role": "assistant", "content": text, "tool_calls": calls},
@@ -146,7 +147,7 @@ _OPENAI = _ChatLayout(
 )
 
 
-def _chat(
+def chat_messages(
     conversation: Conversation, index: int, options: WriteOptions, notes: list[Note], layout: _ChatLayout
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """The messages in ``layout``, and for each call the index of the message that made it."""
@@ -185,7 +186,7 @@ def _chat(
 def _chat_records(row: Row, index: int, options: WriteOptions, notes: list[Note], layout: _ChatLayout) -> Records:
     """The conversation's record, or its per-turn samples (made one at a time: a long chat gives many, each long)."""
     conversation = read_conversation(row, options, notes)
-    messages, turns = _chat(conversation, index, options, notes, layout)
+    messages, turns = chat_messages(conversation, index, options, notes, layout)
     tools = [{"type": "function", "function": tool} for tool in conversation.tools]
     head = {} if conversation.id is None else {ID: conversation.id}
     if not options.per_turn:
@@ -204,7 +205,7 @@ def _chat_samples(
     for turn, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        if layout is _MESSAGES:
+        if layout is MESSAGES_LAYOUT:
             body: dict[str, Any] = {"prompt": messages[:turn], "completion": [message]}
         else:
             earlier = [{**item, "weight": 0} if item["role"] == "assistant" else item for item in messages[:turn]]
@@ -220,7 +221,7 @@ def _labels_of_turn(conversation: Conversation, turns: list[int], turn: int) -> 
 
 
 def messages_records(row: Row, index: int, options: WriteOptions, notes: list[Note]) -> Records:
-    return _chat_records(row, index, options, notes, _MESSAGES)
+    return _chat_records(row, index, options, notes, MESSAGES_LAYOUT)
 
 
 def openai_records(row: Row, index: int, options: WriteOptions, notes: list[Note]) -> Records:
