@@ -24,6 +24,8 @@ from apigen_cli.stages.export import export_rows
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
 from .doc_pages import page_with
+from .test_export import VERIFIED
+from .test_export_parquet import read_back, without_nulls
 
 STORE = PROJECT / "sample_data" / "store"
 TEMPLATES = PROJECT / "tests" / "fixtures" / "chat_templates"
@@ -334,13 +336,48 @@ def test_deepseeks_template_takes_a_conversation_with_string_arguments(runner: C
     assert strings.exit_code == 0, strings.stderr
 
 
-def test_parquet_refuses_conversations_before_writing_anything(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "flags"),
+    [
+        ("messages", ()),
+        ("messages", ("--per-turn",)),
+        ("openai", ("--per-turn",)),
+        ("sharegpt", ()),
+        ("messages", ("--string-arguments",)),
+    ],
+)
+def test_a_conversation_comes_back_from_parquet_as_its_json_export(
+    runner: CliRunner, store: Path, tmp_path: Path, fmt: str, flags: tuple[str, ...]
+) -> None:
+    as_json = export(runner, store, "--format", fmt, *flags)
     out = tmp_path / "train.parquet"
-    result = export(runner, store, "--format", "messages", "--output-format", "parquet", "-o", str(out))
+    result = export(runner, store, "--format", fmt, *flags, "--output-format", "parquet", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == as_json.stderr
+    back = read_back(out)  # its JSON columns decoded
+    assert [without_nulls(row) for row in back] == parse_stdout(as_json.stdout)
+
+
+def test_parquet_refuses_a_conversation_after_single_turn_rows(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    single = {
+        "id": "w1",
+        "query": "Find the user kenji.watanabe@example.net",
+        "answers": [{"name": "find_user_by_email", "arguments": {"email": "kenji.watanabe@example.net"}}],
+        "tools": [{"name": "find_user_by_email", "description": "Find a user.", "parameters": {"email": {"type": "str"}}}],
+        **VERIFIED,
+    }
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", [single, verified_row(store)])
+    out = tmp_path / "train.parquet"
+    result = invoke(
+        runner, "export", str(mixed), "--tools", str(store / "store_tools.jsonl"), "--format", "messages",
+        "--output-format", "parquet", "-o", str(out),
+    )  # fmt: skip
     assert result.exit_code == 2 and not out.exists()
-    assert result.stderr.splitlines()[0] == (
-        f"error: row 1 of `{store / 'verified.jsonl'}` is a conversation, and Parquet holds single-turn rows only for now"
+    assert result.stderr.splitlines()[0].startswith(
+        "error: exported record 2 does not fit the Parquet columns of the records before it: "
+        "the record has keys the Parquet schema does not hold: ['call_labels', 'id']"
     )
+    assert result.stderr.splitlines()[2] == "hint: export single-turn rows and conversations to separate files"
 
 
 # --- the manual's example, run as written ----------------------------------------------------------

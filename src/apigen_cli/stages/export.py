@@ -270,7 +270,7 @@ def export_file(
     rows: Iterator[Row] = refusing_api_definitions(read_rows(where.input, skip_bad_lines=where.skip_bad_lines), where.input)
     if not unverified:
         rows = requiring_verdicts(rows, where.input)
-    rows = checking_conversations(rows, where.input, fmt, output_format, library is not None)
+    rows = checking_conversations(rows, where.input, fmt, library is not None)
     if wrap is not None:
         rows = wrap(rows)
     with replaced_together(output):  # written whole or not at all: an earlier file stays as it was
@@ -318,19 +318,14 @@ def requiring_verdicts(rows: Iterable[Row], source: str) -> Iterator[Row]:
         yield row
 
 
-def checking_conversations(rows: Iterable[Row], source: str, fmt: str, output_format: str, library: bool) -> Iterator[Row]:
-    """``rows``, stopped at the first conversation the export cannot write whole: in xlam or Parquet, or with no tools."""
+def checking_conversations(rows: Iterable[Row], source: str, fmt: str, library: bool) -> Iterator[Row]:
+    """``rows``, stopped at the first conversation the export cannot write whole: in xlam, or with no tools."""
     for number, row in enumerate(rows, start=1):
         if REJECTED_BY not in row and is_conversation(row):
             if fmt == "xlam":
                 raise InputError(
                     f"row {number} of {_shown(source)} is a conversation, which `--format xlam` cannot hold",
                     hint="pass `--format messages`, `--format openai` or `--format sharegpt`",
-                )
-            if output_format == "parquet":
-                raise InputError(
-                    f"row {number} of {_shown(source)} is a conversation, and Parquet holds single-turn rows only for now",
-                    hint="leave out `--output-format parquet`: conversations are written as JSON Lines",
                 )
             if TOOLS not in row and not library:
                 raise InputError(
@@ -386,7 +381,7 @@ def _open_output(path: str, fmt: str, output_format: str, jsonl: bool, string_ar
     if output_format == "parquet":
         from .export_parquet import ParquetOutput  # pyarrow loads only when Parquet is asked for
 
-        return ParquetOutput(path, "openai" if string_arguments else fmt)  # the same columns, arguments as text
+        return ParquetOutput(path, fmt, string_arguments=string_arguments)
     return OutputFile(path, array=fmt == "xlam" and not jsonl)
 
 

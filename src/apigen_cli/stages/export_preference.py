@@ -158,7 +158,7 @@ def export_preference_file(
     summary = PreferenceSummary()
     try:
         rows: Iterator[Row] = refusing_api_definitions(read_rows(where.input, skip_bad_lines=where.skip_bad_lines), where.input)
-        rows = checking_conversations(requiring_verdicts(rows, where.input), where.input, PREFERENCE, "json", library is not None)
+        rows = checking_conversations(requiring_verdicts(rows, where.input), where.input, PREFERENCE, library is not None)
         rows = naming_blueprints(rows, where.input)
         if wrap is not None:
             rows = wrap(rows)
