@@ -36,6 +36,10 @@ data only of rows that passed all three checks (their ``keep_row_after_*`` verdi
 ``true``): a row without them stops it with an error, unless ``unverified`` is given, when
 such rows are written as they are and counted apart. What a conversion cannot
 carry is handed to a callback as a ``dialects.Note``; nothing here prints.
+
+A multi-turn conversation row (chat ``messages``, see ``rows.records.is_conversation``) is
+written by ``export_conversation`` in ``openai``, ``messages`` or ``sharegpt``; it is verified
+when ``trajectory-check`` kept it. Preference pairs of conversations are ``export_preference``'s.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ names), which is what the agent was offered. A call to a tool not offered is ``u
 a template would render a call to a tool the prompt never showed.
 
 - ``messages``: the chat as it is, ``arguments`` as objects, call ids of nine letters and
-  digits (``export.call_id``), each ``tool`` message with its ``tool_call_id`` and ``name``.
+  digits (``export_shared.call_id``), each ``tool`` message with its ``tool_call_id`` and ``name``.
 - ``openai``: the same with ``arguments`` as JSON strings and ids ``call_<row>_<n>``.
 - ``sharegpt``: ``conversations`` of ``human``/``gpt``/``function_call``/``observation``, the
   leading system message (the policy) as ``system``, ``tools`` a JSON string of JSON Schema
