@@ -439,3 +439,25 @@ def test_per_turn_samples_are_made_one_at_a_time_so_a_long_chat_stays_small_in_m
         tracemalloc.stop()
     assert count == replies
     assert peak < 8_000_000, peak  # all samples held at once: over 70 MB of list slots alone
+
+
+def test_a_simulated_row_brings_its_own_openai_tools_and_its_users_stop_line(
+    runner: CliRunner, store: Path, tmp_path: Path
+) -> None:
+    """As `simulate` writes a row: the agent's tools in OpenAI's layout, the user's closing `###STOP###`."""
+    library = [json.loads(line) for line in (store / "store_tools.jsonl").read_text().splitlines()]
+    offered: list[dict[str, Any]] = [
+        {"type": "function", "function": {key: tool[key] for key in ("name", "description", "parameters")}} for tool in library
+    ]
+    row = verified_row(store)
+    simulated = {**row, "tools": offered, "messages": [*row["messages"], {"role": "user", "content": "###STOP###"}]}
+    source = write_jsonl(tmp_path / "simulated.jsonl", [simulated])
+    messages = invoke(runner, "export", str(source), "--format", "messages")
+    assert messages.exit_code == 0, messages.stderr
+    [record] = parse_stdout(messages.stdout)
+    assert record["tools"] == offered
+    assert record["messages"][-1] == {"role": "user", "content": "###STOP###"}  # a template takes it; TRL learns no user turn
+    sharegpt = invoke(runner, "export", str(source), "--format", "sharegpt")
+    [turns] = parse_stdout(sharegpt.stdout)
+    assert turns["conversations"][-1]["from"] == "gpt"
+    assert [tool["name"] for tool in json.loads(turns["tools"])] == [tool["function"]["name"] for tool in offered]

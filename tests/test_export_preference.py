@@ -7,6 +7,7 @@ and the rejects file is where the failed attempts come from.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,19 @@ def test_a_bad_line_in_the_rejects_file_is_named(runner: CliRunner, attempts: Pa
     )  # fmt: skip
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.splitlines()[0].startswith(f"error: line 4 of `{bad}` is not valid JSON")
+
+
+def test_the_rejects_file_must_be_a_file_that_can_be_read_twice(runner: CliRunner, attempts: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "failed.fifo"
+    os.mkfifo(fifo)  # nothing writes to it: opening it to read would wait forever
+    result = invoke(
+        runner, "export", str(attempts / "verified.jsonl"), "--format", "preference", "--rejects-in", str(fifo),
+        "--tools", str(attempts / "store_tools.jsonl"),
+    )  # fmt: skip
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[0] == f"error: `--rejects-in` should name a file, and `{fifo}` is not a regular file"
+    missing = invoke(
+        runner, "export", str(attempts / "verified.jsonl"), "--format", "preference", "--rejects-in", str(tmp_path / "none.jsonl")
+    )
+    assert missing.exit_code == 2
+    assert missing.stderr.splitlines()[0].startswith(f"error: cannot read `{tmp_path / 'none.jsonl'}`")

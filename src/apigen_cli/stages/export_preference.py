@@ -19,6 +19,8 @@ it is read twice and never held in memory whole.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -92,6 +94,11 @@ class FailedAttempts:
         self.offsets: dict[str, list[int]] = defaultdict(list)
         self.paired: set[str] = set()
         try:
+            if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe would block the open, and cannot be read twice
+                raise InputError(
+                    f"`--rejects-in` should name a file, and `{path}` is not a regular file",
+                    hint="save the failed attempts to a file and pass `--rejects-in FILE`",
+                )
             self.stream: BinaryIO = open(path, "rb")  # noqa: SIM115 (closed by `close`, after the export)
         except OSError as error:
             raise InputError(
