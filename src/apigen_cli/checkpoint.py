@@ -23,6 +23,7 @@ import orjson
 
 from .errors import ConfigError
 from .rows.jsonl import STDIO, JsonlWriter
+from .rows.side_files import NotRegularFile, read_regular, side_file_error
 
 STATE_SUFFIX = ".apigen-run.json"
 PLAN_VERSION_KEY = "plan_version"  # among a state's settings: how its requests were drawn (``sampling.PLAN_VERSION``)
@@ -71,10 +72,14 @@ class RunState:
     @classmethod
     def load(cls, path: str) -> RunState | None:
         try:
-            with open(path, "rb") as handle:
-                data = orjson.loads(handle.read())
-        except FileNotFoundError:
-            return None
+            raw = read_regular(path)  # a FIFO there is an error, never a wait; a link is not followed
+            if raw is None:
+                return None
+            data = orjson.loads(raw)
+        except NotRegularFile as error:
+            raise side_file_error(
+                path, error, "the run state", "remove it, or pass `--overwrite` to start the run afresh"
+            ) from None
         except (ValueError, TypeError, OSError) as error:
             raise ConfigError(
                 f"the run state `{path}` is unreadable ({error})", hint="pass `--overwrite` to start the run afresh"

@@ -32,7 +32,7 @@ from .report import PipelineReport, ReportBuilder
 from .rows.jsonl import STDIO, OutputFile, read_rows
 from .rows.lock import OutputLock
 from .rows.records import Row
-from .rows.replacement import check_writable, replaced_together, write_whole
+from .rows.replacement import check_writable, is_replaceable, replaced_together, write_whole
 from .rows.routing import StageSummary, route_rows
 from .rows.runner import Destinations
 from .run_settings import RunSettings, chosen_seed, deciding_values, run_fingerprint, with_seed
@@ -300,6 +300,17 @@ def _add_usage(state: RunState, usage: UsageByModel, counted: UsageByModel) -> N
         counted.models[model] = replace(counts)
 
 
+def _check_resumable_rejects(target: RunTarget) -> None:
+    """A resumable run cuts its rejects back to the last checkpoint: they must be a regular file (a FIFO would hang)."""
+    rejects = target.rejects
+    if _is_resumable(target.output) and rejects not in (None, STDIO) and not is_replaceable(rejects):
+        raise ConfigError(
+            f"`--rejects` `{rejects}` is not a regular file, and a resumable run (`--output FILE`) "
+            "cuts its rejects back to the last checkpoint",
+            hint="name a regular file for `--rejects`, or leave `--rejects` out",
+        )
+
+
 def _is_resumable(output: str) -> bool:
     """Only a regular file (or one not made yet) can be truncated and appended to on resume."""
     return output != STDIO and (not os.path.exists(output) or os.path.isfile(output))
@@ -441,6 +452,7 @@ def open_run(
     started = time.monotonic() if started is None else started
     settings = settings.checked()
     Destinations(settings.apis, target.output, target.rejects).validate()
+    _check_resumable_rejects(target)
     resources = ExitStack()
     try:
         report_file = ReportFile(report) if report is not None else None

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
@@ -149,7 +150,7 @@ def errors_to_exit_codes(messages: Messages, *, on_interrupt: str | None = None)
         yield
     except ApigenError as error:
         if debug:
-            raise
+            _print_traceback()
         messages.error(error.message, error.hint)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt as stop:  # an `Interrupted` says where the rows written so far are kept
@@ -164,11 +165,20 @@ def errors_to_exit_codes(messages: Messages, *, on_interrupt: str | None = None)
         raise
     except Exception as error:  # a bug: say so plainly, the traceback is one flag away
         if debug:
-            raise
-        messages.error(
-            f"unexpected {type(error).__name__}: {error}", "rerun with `--verbose` to see the traceback, and report it"
-        )
+            _print_traceback()
+        hint = "report it, with the traceback above" if debug else "rerun with `--verbose` to see the traceback, and report it"
+        messages.error(f"unexpected {type(error).__name__}: {error}", hint)
         raise typer.Exit(EXIT_ERROR) from None
+
+
+def _print_traceback() -> None:
+    """`-v`: the traceback goes to stderr before the `error:` line, and the exit code stays the error's.
+
+    Letting the exception escape instead would have Python print it and exit 1, which
+    `docs/exit-codes.md` keeps for `--strict`: a script could not tell the two apart.
+    """
+    sys.stderr.write(traceback.format_exc())
+    sys.stderr.flush()
 
 
 def run() -> None:
