@@ -8,16 +8,19 @@ import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from .conftest import write_jsonl
+from .conftest import invoke, read_jsonl, write_jsonl
 from .hostile import run_cli
-from .run_helpers import run_args
+from .run_helpers import APIS, run_args
 
 ROW = {"query": "q", "tools": [{"name": "f", "description": "d", "parameters": {}}], "answers": [{"name": "f", "arguments": {}}]}
 
 
-def offline_run(tmp_path: Path, *extra: str, seed: int = 5) -> list[str]:
-    return run_args(*extra, count=12, seed=seed, out=tmp_path / "out.jsonl", rejects=tmp_path / "rejects.jsonl", quiet=True)
+def offline_run(tmp_path: Path, *extra: str, seed: int = 5, apis: str = APIS) -> list[str]:
+    return run_args(
+        *extra, apis=apis, count=12, seed=seed, out=tmp_path / "out.jsonl", rejects=tmp_path / "rejects.jsonl", quiet=True
+    )
 
 
 # --- exit codes: `-v` shows a traceback, never changes the code --------------------------------------
@@ -69,3 +72,52 @@ def test_a_fifo_as_the_rejects_of_a_resumable_run_is_an_error_not_a_hang(tmp_pat
     ran = run_cli(*offline_run(tmp_path), deadline=60)
     assert not ran.killed, "the run hung on the FIFO"
     assert ran.exit_code == 2 and "`--rejects`" in ran.stderr and "regular file" in ran.stderr, ran.stderr
+
+
+# --- side files: a link planted under a name apigen makes is never written through ------------------
+
+
+def _planted(link: Path, victim: Path) -> None:
+    victim.write_text("the user's own file\n")
+    link.symlink_to(victim)
+
+
+def test_a_link_planted_at_the_state_temporary_is_not_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    _planted(tmp_path / "out.jsonl.apigen-run.json.tmp", victim)
+    ran = run_cli(*offline_run(tmp_path))
+    assert ran.exit_code == 0, ran.stderr
+    assert victim.read_text() == "the user's own file\n"
+    state = tmp_path / "out.jsonl.apigen-run.json"
+    assert not state.is_symlink() and json.loads(state.read_text())["complete"]
+
+
+def test_a_link_planted_at_the_lock_is_refused_and_not_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    lock = tmp_path / "out.jsonl.apigen-lock"
+    _planted(lock, victim)
+    ran = run_cli(*offline_run(tmp_path))
+    assert ran.exit_code == 2 and f"the lock file `{lock}` cannot be used" in ran.stderr, ran.stderr
+    assert "symbolic link" in ran.stderr and "hint: " in ran.stderr
+    assert victim.read_text() == "the user's own file\n"
+
+
+def test_a_link_planted_at_a_commands_temporary_is_not_written_through(runner: CliRunner, tmp_path: Path) -> None:
+    """The stage command runs in this process, so its temporary's name (`FILE.part-PID`) is known ahead."""
+    good = write_jsonl(tmp_path / "good.jsonl", [ROW])
+    out, victim = tmp_path / "checked.jsonl", tmp_path / "victim.txt"
+    _planted(tmp_path / f"checked.jsonl.part-{os.getpid()}", victim)
+    result = invoke(runner, "format-check", str(good), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert victim.read_text() == "the user's own file\n"
+    assert read_jsonl(out)[0]["query"] == "q" and not out.is_symlink()
+
+
+def test_a_link_planted_at_the_library_a_piped_run_keeps_is_not_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    _planted(tmp_path / "out.jsonl.apis.jsonl", victim)
+    library = Path(APIS).read_text()
+    ran = run_cli(*offline_run(tmp_path, apis="-"), stdin=library)
+    assert ran.exit_code == 0, ran.stderr
+    assert victim.read_text() == "the user's own file\n"
+    assert (tmp_path / "out.jsonl.apis.jsonl").read_text() == library

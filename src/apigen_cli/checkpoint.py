@@ -23,7 +23,7 @@ import orjson
 
 from .errors import ConfigError
 from .rows.jsonl import STDIO, JsonlWriter
-from .rows.side_files import NotRegularFile, read_regular, side_file_error
+from .rows.side_files import NotRegularFile, create_exclusive, read_regular, side_file_error
 
 STATE_SUFFIX = ".apigen-run.json"
 PLAN_VERSION_KEY = "plan_version"  # among a state's settings: how its requests were drawn (``sampling.PLAN_VERSION``)
@@ -93,7 +93,13 @@ class RunState:
         cache outlives it); ``fsync`` only matters if the machine itself goes down.
         """
         temporary = path + ".tmp"
-        with open(temporary, "wb") as handle:
+        try:
+            descriptor = create_exclusive(temporary, 0o644)  # never through a link planted at the name
+        except OSError as error:
+            raise side_file_error(
+                temporary, error, "the run state's temporary", "remove it, or pass another `--output`"
+            ) from None
+        with os.fdopen(descriptor, "wb") as handle:
             # orjson writes a dataclass as asdict would (same bytes), without asdict's deep copy of the report
             handle.write(orjson.dumps(self, option=orjson.OPT_INDENT_2))
             if sync:

@@ -239,7 +239,10 @@ def library_file(beside: str | None, suffix: str, resources: ExitStack) -> str:
         folder = os.path.dirname(beside)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        return f"{beside}.{suffix}"
+        path = f"{beside}.{suffix}"
+        if os.path.islink(path):  # apigen's own name: a link there was planted, and is not written through
+            os.unlink(path)
+        return path
     handle, path = tempfile.mkstemp(prefix="apigen-library-", suffix=".jsonl")
     os.close(handle)
     resources.callback(os.remove, path)

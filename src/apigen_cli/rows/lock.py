@@ -14,6 +14,7 @@ import fcntl
 import os
 
 from ..errors import ConfigError
+from .side_files import NotRegularFile, open_regular, side_file_error
 
 LOCK_SUFFIX = ".apigen-lock"
 
@@ -37,7 +38,11 @@ class OutputLock:
             folder = os.path.dirname(path)
             if folder:
                 os.makedirs(folder, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_regular(path, os.O_RDWR | os.O_CREAT)  # a link planted there is refused, never written through
+        except NotRegularFile as error:
+            raise side_file_error(
+                path, error, "the lock file", "remove it (apigen makes it again), or pass another `--output`"
+            ) from None
         except OSError as error:
             raise ConfigError(
                 f"cannot create the lock file `{path}`: {error.strerror or error}",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 
 from ..errors import ApigenError, ConfigError, Interrupted
+from .side_files import create_exclusive
 
 PARTIAL_SUFFIX = ".partial"
 _HINT = "give a writable file path"
@@ -93,7 +94,7 @@ class Replacement:
             if folder:
                 os.makedirs(folder, exist_ok=True)
             mode = stat.S_IMODE(os.stat(self.target).st_mode) if os.path.exists(self.target) else 0o666
-            descriptor = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            descriptor = create_exclusive(self.temporary, mode)  # never through a link planted at the name
             if os.path.exists(self.target):
                 os.chmod(self.temporary, mode)  # the earlier file's own permissions, umask aside
         except OSError as error:
@@ -124,9 +125,7 @@ class Replacement:
             return None
         self._opened = False
         if keep:
-            kept = free_partial_name(self.target)
-            os.replace(self.temporary, kept)
-            return kept
+            return _kept_apart(self.temporary, self.target)
         with suppress(FileNotFoundError):
             os.remove(self.temporary)
         return None
@@ -139,6 +138,21 @@ def free_partial_name(target: str) -> str:
         number += 1
         name = f"{target}{PARTIAL_SUFFIX}-{number}"
     return name
+
+
+def _kept_apart(temporary: str, target: str) -> str:
+    """Give ``temporary`` the first free ``.partial`` name; a name taken meanwhile (even by a link) is never replaced."""
+    while True:
+        kept = free_partial_name(target)
+        try:
+            os.link(temporary, kept)  # fails if the name exists, whatever it is: unlike a rename, never replaces
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links: the name was free a moment ago
+            os.replace(temporary, kept)
+            return kept
+        os.remove(temporary)
+        return kept
 
 
 def write_whole(path: str, data: bytes, flag: str) -> None:
