@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -17,7 +18,7 @@ from .run_helpers import APIS, run_args
 ROW = {"query": "q", "tools": [{"name": "f", "description": "d", "parameters": {}}], "answers": [{"name": "f", "arguments": {}}]}
 
 
-def offline_run(tmp_path: Path, *extra: str, seed: int = 5, apis: str = APIS) -> list[str]:
+def offline_run(tmp_path: Path, *extra: str, seed: int | None = 5, apis: str = APIS) -> list[str]:
     return run_args(
         *extra, apis=apis, count=12, seed=seed, out=tmp_path / "out.jsonl", rejects=tmp_path / "rejects.jsonl", quiet=True
     )
@@ -121,3 +122,81 @@ def test_a_link_planted_at_the_library_a_piped_run_keeps_is_not_written_through(
     assert ran.exit_code == 0, ran.stderr
     assert victim.read_text() == "the user's own file\n"
     assert (tmp_path / "out.jsonl.apis.jsonl").read_text() == library
+
+
+# --- the run state is checked against the command line and the files --------------------------------
+
+
+def _finished_run(runner: CliRunner, tmp_path: Path, seed: int | None = 5) -> tuple[Path, dict[str, Any]]:
+    result = invoke(runner, *offline_run(tmp_path, seed=seed))
+    assert result.exit_code == 0, result.stderr
+    path = tmp_path / "out.jsonl.apigen-run.json"
+    return path, json.loads(path.read_text())
+
+
+def _files(tmp_path: Path) -> bytes:
+    return (tmp_path / "out.jsonl").read_bytes() + (tmp_path / "rejects.jsonl").read_bytes()
+
+
+def test_a_state_whose_seed_is_not_the_command_lines_is_refused_naming_both(runner: CliRunner, tmp_path: Path) -> None:
+    path, state = _finished_run(runner, tmp_path, seed=5)
+    path.write_text(json.dumps({**state, "seed": 6, "complete": False, "requests_done": state["requests_total"] - 1}))
+    before = _files(tmp_path)
+    result = invoke(runner, *offline_run(tmp_path, seed=5))
+    assert result.exit_code == 2, result.stderr
+    assert f"error: the run state `{path}` has seed 6, but `--seed` is 5" in result.stderr
+    assert "hint: pass `--overwrite` to start afresh with seed 5" in result.stderr
+    assert _files(tmp_path) == before
+    again = invoke(runner, *offline_run(tmp_path, seed=5), "--overwrite")
+    assert again.exit_code == 0, again.stderr
+    assert all(row["request_id"].startswith("gen-5-") for row in read_jsonl(tmp_path / "out.jsonl"))
+
+
+def test_a_resume_without_seed_takes_the_runs_own(runner: CliRunner, tmp_path: Path) -> None:
+    path, state = _finished_run(runner, tmp_path, seed=None)
+    path.write_text(json.dumps({**state, "complete": False}))  # as if stopped after its last checkpoint
+    result = invoke(runner, *offline_run(tmp_path, seed=None))
+    assert result.exit_code == 0, result.stderr
+    assert all(row["request_id"].startswith(f"gen-{state['seed']}-") for row in read_jsonl(tmp_path / "out.jsonl"))
+
+
+def _cut_after_request(path: Path, last: int) -> int:
+    """The bytes of ``path`` holding the rows of requests 0..``last``."""
+    size = 0
+    for line in path.read_bytes().splitlines(keepends=True):
+        if int(json.loads(line)["request_id"].rsplit("-", 1)[1]) > last:
+            break
+        size += len(line)
+    return size
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda s, t: {**s, "complete": False, "requests_done": s["requests_total"] // 2}, "which a resume would make again"),
+        (
+            lambda s, t: {
+                **s,
+                "complete": False,
+                "requests_done": s["requests_total"] - 1,
+                "output_bytes": _cut_after_request(t / "out.jsonl", s["requests_total"] - 4),
+                "rejects_bytes": _cut_after_request(t / "rejects.jsonl", s["requests_total"] - 4),
+            },
+            "so a resume would skip it",
+        ),
+        (lambda s, t: {**s, "complete": False, "requests_done": 0}, "is 0, but `output_bytes`"),
+        (
+            lambda s, t: {**s, "complete": False, "requests_done": s["requests_total"] - 1, "seed": s["seed"] + 1},
+            "is a row of seed",
+        ),
+    ],
+    ids=["halved-done", "raised-done", "nothing-done", "other-seed"],
+)
+def test_request_counts_that_disagree_with_the_files_are_refused(runner: CliRunner, tmp_path: Path, edit: Any, said: str) -> None:
+    path, state = _finished_run(runner, tmp_path, seed=None)  # no --seed: a resume takes the state's own seed
+    path.write_text(json.dumps(edit(state, tmp_path)))
+    before = _files(tmp_path)
+    result = invoke(runner, *offline_run(tmp_path, seed=None))
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("error: the run state") and said in result.stderr and "`--overwrite`" in result.stderr
+    assert _files(tmp_path) == before

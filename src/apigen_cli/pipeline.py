@@ -114,6 +114,7 @@ def run_job(
     engine: Callable[[Iterator[RequestPlan]], Iterator[Row]] | None = None,
     settings_shown: Mapping[str, Any] | None = None,
     started: float | None = None,
+    seed_given: bool = True,
 ) -> RunOutcome:
     """``_run_job`` under an exclusive lock on the output (``rows.lock``): a second run on it is refused at once."""
     lock = OutputLock.acquire(target.output) if _is_resumable(target.output) else contextlib.nullcontext()
@@ -128,6 +129,7 @@ def run_job(
             engine=engine,
             settings_shown=settings_shown,
             started=started,
+            seed_given=seed_given,
         )
 
 
@@ -145,6 +147,7 @@ def _run_job(
     engine: Callable[[Iterator[RequestPlan]], Iterator[Row]] | None = None,
     settings_shown: Mapping[str, Any] | None = None,
     started: float | None = None,
+    seed_given: bool = True,
 ) -> RunOutcome:
     """Run the pipeline into the target files, resuming an earlier run of the same settings.
 
@@ -152,7 +155,9 @@ def _run_job(
     ``checkpoint.fingerprint``); a rerun with the same digest carries on where
     the last one stopped. Writing to standard output cannot be resumed. ``started``
     (``time.monotonic()``) is when this session began, its setup included: the
-    report's wall time runs from there.
+    report's wall time runs from there. ``seed_given``: the generation's seed is the
+    user's (`--seed`), not a fresh one, so a run of another seed in the files is refused
+    rather than resumed under its own seed.
     """
     started = time.monotonic() if started is None else started
     total = len(generation.settings.planned)  # the shard's requests, with `--shard`
@@ -167,6 +172,8 @@ def _run_job(
             overwrite=target.overwrite,
             shard=generation.settings.shard,
             settings=settings_shown,
+            seed_given=seed_given,
+            first_request=generation.settings.planned.start,
         )
         if resumable
         else RunState(settings_digest, generation.settings.seed, total)
@@ -378,6 +385,7 @@ class RunSession:
                 dedup={"threshold": 0.8, "near": True} if self.settings.dedup else None,
                 engine=self._ray_engine(),
                 started=self.started,
+                seed_given=self.settings.llm.seed is not None,
             )
         except BaseException:
             self._write_stopped_report()
