@@ -12,7 +12,6 @@ steps, for a caller that wants to watch the stages (the CLI's progress bars).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -116,9 +115,13 @@ def run_job(
     started: float | None = None,
     seed_given: bool = True,
 ) -> RunOutcome:
-    """``_run_job`` under an exclusive lock on the output (``rows.lock``): a second run on it is refused at once."""
-    lock = OutputLock.acquire(target.output) if _is_resumable(target.output) else contextlib.nullcontext()
-    with lock:
+    """``_run_job`` under exclusive locks on the output and the rejects (``rows.lock``), held from before the run
+    state is read to after it is last saved: another writer of either file is refused at once, and refuses this."""
+    with ExitStack() as locks:
+        if _is_resumable(target.output):
+            locks.enter_context(OutputLock.acquire(target.output))
+            if target.rejects not in (None, STDIO) and is_replaceable(target.rejects):
+                locks.enter_context(OutputLock.acquire(target.rejects, "--rejects"))
         return _run_job(
             generation,
             parts,

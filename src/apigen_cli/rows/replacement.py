@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 
 from ..errors import ApigenError, ConfigError, Interrupted
+from .lock import OutputLock
 from .side_files import create_exclusive
 
 PARTIAL_SUFFIX = ".partial"
@@ -84,11 +85,29 @@ class Replacement:
         self.target = _resolved(path)
         self.temporary = f"{self.target}.part-{os.getpid()}"
         self._opened = False
+        self._lock: OutputLock | None = None
 
     def open(self) -> IO[bytes]:
-        """Create the temporary (and its folder) for writing; ``ConfigError`` naming the file if it cannot be."""
+        """Lock the file and create the temporary (and its folder); ``ConfigError`` naming the file if it cannot be.
+
+        The lock (``rows.lock``) is held until ``commit`` or ``discard``: another command
+        writing the same file is refused, naming this one, rather than replacing its work.
+        """
         if not is_replaceable(self.target):  # never rename a file over `/dev/null` (root may)
             raise ConfigError(f"`{self.flag}` cannot write `{self.path}`: it is not a regular file", hint=_HINT)
+        self._lock = OutputLock.acquire(self.path, self.flag)
+        try:
+            return self._open_temporary()
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.release()
+
+    def _open_temporary(self) -> IO[bytes]:
         try:
             folder = os.path.dirname(self.target)
             if folder:
@@ -112,6 +131,8 @@ class Replacement:
             os.replace(self.temporary, self.target)
         except OSError as error:
             raise ConfigError(f"`{self.flag}` cannot replace `{self.path}`: {error.strerror or error}", hint=_HINT) from None
+        finally:
+            self._unlock()
         self._opened = False
 
     def discard(self, stream: IO[bytes] | None = None, *, keep: bool = False) -> str | None:
@@ -121,14 +142,17 @@ class Replacement:
         """
         if stream is not None:
             stream.close()
-        if not self._opened:
+        try:
+            if not self._opened:
+                return None
+            self._opened = False
+            if keep:
+                return _kept_apart(self.temporary, self.target)
+            with suppress(FileNotFoundError):
+                os.remove(self.temporary)
             return None
-        self._opened = False
-        if keep:
-            return _kept_apart(self.temporary, self.target)
-        with suppress(FileNotFoundError):
-            os.remove(self.temporary)
-        return None
+        finally:
+            self._unlock()
 
 
 def free_partial_name(target: str) -> str:
