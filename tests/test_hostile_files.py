@@ -200,3 +200,77 @@ def test_request_counts_that_disagree_with_the_files_are_refused(runner: CliRunn
     assert result.exit_code == 2, result.stderr
     assert result.stderr.startswith("error: the run state") and said in result.stderr and "`--overwrite`" in result.stderr
     assert _files(tmp_path) == before
+
+
+# --- one file, one role: a file written is named by no other flag -----------------------------------
+
+
+def _names(tmp_path: Path, how: str) -> Path:
+    """A second name of `out.jsonl` (made by the first run): the same path, a hard link or a symbolic link."""
+    out = tmp_path / "out.jsonl"
+    if how == "same":
+        return out
+    other = tmp_path / f"other-{how}.jsonl"
+    if how == "hardlink":
+        os.link(out, other)
+    else:
+        other.symlink_to(out)
+    return other
+
+
+@pytest.mark.parametrize("how", ["same", "hardlink", "symlink"])
+@pytest.mark.parametrize(
+    ("flag", "against"),
+    [("--report", "--output"), ("--log-llm", "--output"), ("--report", "--rejects"), ("--examples", "--output")],
+)
+def test_a_run_file_named_by_two_flags_is_refused_before_any_work(
+    runner: CliRunner, tmp_path: Path, flag: str, against: str, how: str
+) -> None:
+    _finished_run(runner, tmp_path)
+    target = tmp_path / ("out.jsonl" if against == "--output" else "rejects.jsonl")
+    if against == "--rejects":
+        os.replace(target, tmp_path / "out.jsonl.tmp")  # `_names` links to out.jsonl: put the rejects there
+        os.replace(tmp_path / "out.jsonl", tmp_path / "rows.jsonl")
+        os.replace(tmp_path / "out.jsonl.tmp", tmp_path / "out.jsonl")
+    other = _names(tmp_path, how)
+    before = _files(tmp_path) if against == "--output" else (tmp_path / "out.jsonl").read_bytes()
+    args = offline_run(tmp_path, flag, str(other), "--overwrite")
+    if against == "--rejects":
+        args = [*args[: args.index("--rejects") + 1], str(tmp_path / "out.jsonl"), *args[args.index("--rejects") + 2 :]]
+        args[args.index("-o") + 1] = str(tmp_path / "rows.jsonl")
+    result = invoke(runner, *args)
+    assert result.exit_code == 2, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert f"`{flag}`" in first and f"`{against}`" in first and "both name" in first, first
+    assert "hint: " in result.stderr
+    now = _files(tmp_path) if against == "--output" else (tmp_path / "out.jsonl").read_bytes()
+    assert now == before  # nothing written, nothing replaced
+
+
+@pytest.mark.parametrize(
+    ("args", "flags"),
+    [
+        (lambda t: ["format-check", str(t / "good.jsonl"), "-o", str(t / "good.jsonl")], ("--output", "INPUT")),
+        (lambda t: ["format-check", str(t / "good.jsonl"), "--rejects", str(t / "link.jsonl")], ("--rejects", "INPUT")),
+        (lambda t: ["export", str(t / "link.jsonl"), "--format", "openai", "-o", str(t / "good.jsonl")], ("--output", "INPUT")),
+        (lambda t: ["library", "merge", str(t / "good.jsonl"), "-o", str(t / "link.jsonl")], ("--output", "LIB")),
+        (lambda t: ["report", str(t / "good.jsonl"), "--html", str(t / "link.jsonl")], ("--html", "DATASET")),
+        (lambda t: ["merge", str(t / "link.jsonl"), str(t / "good.jsonl")], ("OUT", "SHARD_OUTPUTS")),
+        (
+            lambda t: run_args(
+                "--examples", str(t / "good.jsonl"), "--overwrite", count=4, rejects=t / "link.jsonl", out=t / "o"
+            ),
+            ("--rejects", "--examples"),
+        ),
+    ],
+    ids=["format-check-o", "format-check-rejects", "export", "library-merge", "report-html", "merge", "run-examples"],
+)
+def test_every_command_refuses_a_file_it_writes_and_reads(tmp_path: Path, args: Any, flags: tuple[str, str]) -> None:
+    good = write_jsonl(tmp_path / "good.jsonl", [ROW])
+    os.link(good, tmp_path / "link.jsonl")
+    before = good.read_bytes()
+    ran = run_cli(*args(tmp_path))
+    assert ran.exit_code == 2, ran.stderr
+    first = ran.stderr.splitlines()[0]
+    assert all(f"`{flag}`" in first for flag in flags) and "both name" in first, first
+    assert good.read_bytes() == before

@@ -462,7 +462,7 @@ def open_run(
     """
     started = time.monotonic() if started is None else started
     settings = settings.checked()
-    Destinations(settings.apis, target.output, target.rejects).validate()
+    Destinations(settings.apis, target.output, target.rejects, input_flag="APIS").validate()
     _check_resumable_rejects(target)
     resources = ExitStack()
     try:

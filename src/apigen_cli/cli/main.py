@@ -22,6 +22,7 @@ from ..config import unknown_variables
 from ..console import Messages
 from ..errors import ApigenError
 from ..version import __version__
+from .files import check_current_command_files
 from .help import HelpGroup
 
 #: `apigen --help` lists the commands in the order a dataset is made: the four stages, `run` that
@@ -147,6 +148,7 @@ def errors_to_exit_codes(messages: Messages, *, on_interrupt: str | None = None)
     """
     debug = messages.verbose or os.environ.get("APIGEN_DEBUG") == "1"
     try:
+        check_current_command_files()  # a file written that another flag names too: an error before any work
         yield
     except ApigenError as error:
         if debug:

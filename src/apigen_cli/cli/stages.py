@@ -306,7 +306,7 @@ def generate(
     messages = Messages(quiet=quiet, verbose=verbose)
     with errors_to_exit_codes(messages), ExitStack() as stack:
         apis = library_from_stdin(apis, None, messages, stack)
-        where = Destinations(apis, output, rejects)
+        where = Destinations(apis, output, rejects, input_flag="APIS")
         where.validate()  # an unwritable `-o` is said before any request
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
