@@ -262,8 +262,12 @@ def test_a_run_file_named_by_two_flags_is_refused_before_any_work(
             ),
             ("--rejects", "--examples"),
         ),
+        (
+            lambda t: run_args("--report", str(t / "link.jsonl"), apis=t / "good.jsonl", count=4, out=t / "o"),
+            ("--report", "APIS"),
+        ),
     ],
-    ids=["format-check-o", "format-check-rejects", "export", "library-merge", "report-html", "merge", "run-examples"],
+    ids=["format-check-o", "format-check-rejects", "export", "library-merge", "report-html", "merge", "run-examples", "run-apis"],
 )
 def test_every_command_refuses_a_file_it_writes_and_reads(tmp_path: Path, args: Any, flags: tuple[str, str]) -> None:
     good = write_jsonl(tmp_path / "good.jsonl", [ROW])
@@ -274,3 +278,10 @@ def test_every_command_refuses_a_file_it_writes_and_reads(tmp_path: Path, args: 
     first = ran.stderr.splitlines()[0]
     assert all(f"`{flag}`" in first for flag in flags) and "both name" in first, first
     assert good.read_bytes() == before
+
+
+def test_a_fifo_where_a_piped_run_keeps_its_library_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "out.jsonl.apis.jsonl")
+    ran = run_cli(*offline_run(tmp_path, apis="-"), stdin=Path(APIS).read_text(), deadline=60)
+    assert not ran.killed, "the run hung on the FIFO"
+    assert ran.exit_code == 2 and "is not a regular file" in ran.stderr and "hint: " in ran.stderr, ran.stderr

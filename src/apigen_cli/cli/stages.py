@@ -242,6 +242,11 @@ def library_file(beside: str | None, suffix: str, resources: ExitStack) -> str:
         path = f"{beside}.{suffix}"
         if os.path.islink(path):  # apigen's own name: a link there was planted, and is not written through
             os.unlink(path)
+        elif os.path.lexists(path) and not os.path.isfile(path):  # a FIFO would hold the write for ever
+            raise ConfigError(
+                f"`{path}`, where the run keeps its API library, is not a regular file",
+                hint="remove it, or pass another `--output`",
+            )
         return path
     handle, path = tempfile.mkstemp(prefix="apigen-library-", suffix=".jsonl")
     os.close(handle)
