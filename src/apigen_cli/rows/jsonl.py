@@ -21,6 +21,7 @@ from typing import IO, Any, BinaryIO, Protocol
 import orjson
 
 from ..errors import ConfigError, InputError
+from .lock import OutputLock
 from .replacement import Kept, Replacement, is_replaceable, replaced_together
 
 STDIO = "-"
@@ -303,6 +304,7 @@ class OutputFile:
         self._stream: IO[bytes] | None = None
         self._fresh: _EmptiedOnFirstWrite | None = None  # an in-place file emptied on the first row
         self._writer: JsonlWriter | None = None
+        self._lock: OutputLock | None = None  # an in-place file's (a replaced one's is its Replacement's)
 
     @property
     def writer(self) -> JsonlWriter:
@@ -319,6 +321,8 @@ class OutputFile:
             return sys.stdout.buffer
         if self._replacement is not None:
             return self._replacement.open()
+        if is_replaceable(self.path):  # a regular file has one writer at a time (`rows.lock`); a device or a pipe is shared
+            self._lock = OutputLock.acquire(self.path, self.flag)
         try:
             folder = os.path.dirname(self.path)
             if folder:
@@ -329,10 +333,16 @@ class OutputFile:
                 stream.seek(self.resume_at)
             return stream
         except OSError as error:
+            self._unlock()
             raise ConfigError(
                 f"`{self.flag}` cannot write `{self.path}`: {error.strerror or error}",
                 hint="check that the folder exists and is writable",
             ) from None
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.release()
 
     def start(self) -> None:
         """The first row is coming: an in-place file that starts afresh is emptied now (its first write would too)."""
@@ -352,6 +362,7 @@ class OutputFile:
             self._replacement.commit(self._stream)
         elif self._stream is not None and self._stream is not sys.stdout.buffer:
             self._stream.close()
+        self._unlock()
 
     def abandon(self) -> Kept | None:
         """After a failure: close without finishing; the earlier file stays, the rows written are kept (returned)."""
@@ -364,6 +375,7 @@ class OutputFile:
             return Kept(self.path, partial, writer.rows_written) if partial and writer is not None else None
         if self._stream is not None and self._stream is not sys.stdout.buffer:
             self._stream.close()
+        self._unlock()
         return None
 
 
