@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ..config import DEFAULT_KEY_VARIABLES
 from ..redaction import Redactor
 
 if TYPE_CHECKING:
@@ -32,9 +33,9 @@ class Outcome:
     def failure(cls, code: str, error_type: str, message: str) -> Outcome:
         return cls(False, None, code, error_type, message)
 
-    def redacted(self, secrets: Iterable[str]) -> Outcome:
+    def redacted(self, secrets: Iterable[str] | Redactor) -> Outcome:
         """This outcome with ``secrets`` (and their long pieces) cut out of its result and message."""
-        redactor = Redactor(secrets)
+        redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
         if not redactor:
             return self
         return replace(self, result=redactor.value(self.result), message=redactor.text(self.message))
@@ -66,6 +67,7 @@ class ExecutorOptions:
     memory_mb: int = 2048
     max_result_chars: int = 4000
     pass_env: tuple[str, ...] = ()
+    key_variables: tuple[str, ...] = DEFAULT_KEY_VARIABLES  # where apigen's keys are: their values never come back
     startup_timeout: float = 60.0
     on_output: Callable[[str], None] | None = None  # receives what functions print, line by line
 

@@ -91,10 +91,15 @@ def _load_pure(*names: str) -> list[ModuleType]:
 if TYPE_CHECKING or __package__:  # imported as apigen_cli.execution.worker: by the pool, by tests
     from .. import problems
     from ..environments import binding, session, state
-    from . import descendants
+    from . import descendants, isolation
 else:  # run by path: the worker
-    problems, binding, session, state, descendants = _load_pure(
-        "problems", "environments.binding", "environments.session", "environments.state", "execution.descendants"
+    problems, binding, session, state, descendants, isolation = _load_pure(
+        "problems",
+        "environments.binding",
+        "environments.session",
+        "environments.state",
+        "execution.descendants",
+        "execution.isolation",
     )
 
 exception_text, type_name, safe_text = binding.exception_text, binding.type_name, binding.safe_text
@@ -793,6 +798,7 @@ def main() -> int:
     if not isinstance(setup, dict):
         return 1
     _no_core_dumps()
+    isolation.give_up_reading_others()  # as root, user code could otherwise read apigen's memory and environment
     descendants.become_subreaper()  # what a call double-forks stays below us, to be ended after it
     memory_limited = _limit_memory(setup.get("memory_mb"))
     try:
