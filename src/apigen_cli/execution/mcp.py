@@ -46,7 +46,7 @@ from ..config import DEFAULT_KEY_VARIABLES
 from ..errors import ConfigError, FunctionsError
 from ..redaction import Redactor
 from ..replies import TOO_LARGE, ReplyTooLarge, UnsupportedEncoding
-from .calls import Outcome, Pending
+from .calls import Outcome, Pending, recorded
 from .descendants import contained
 from .environment import secrets_to_cut, worker_environment
 from .isolation import hide_this_process
@@ -242,8 +242,7 @@ def result_outcome(result: Any, server: str, tool: str, max_chars: int) -> Outco
         text = " ".join(_content_text(item) for item in getattr(result, "content", None) or []).strip()
         message = f"MCP server `{server}` answered that `{tool}` failed: {text or '(no text)'}"
         return Outcome.failure("mcp_tool_error", "McpToolError", shorten(message, max_chars)[0])
-    value, truncated = shorten(result_value(result), max_chars)
-    return Outcome(True, value, truncated=truncated)
+    return recorded(result_value(result), max_chars)
 
 
 # --- sessions -------------------------------------------------------------------------

@@ -314,7 +314,11 @@ class WorkerPool:
             end = offset + 4 + length
             if end > size:
                 break
-            message = decode_payload(bytes(inbox[offset + 4 : end]))
+            try:
+                message = decode_payload(bytes(inbox[offset + 4 : end]))
+            except (ValueError, RecursionError):  # cannot happen unless something wrote into the protocol pipe
+                self._replace(worker, Outcome.failure("crashed", "ProtocolError", "the worker sent a frame that is not JSON"))
+                return
             if self.redactor:
                 message = self.redactor.value(message)
             offset = end

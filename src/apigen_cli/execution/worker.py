@@ -111,19 +111,27 @@ _HEADER = struct.Struct(">I")
 
 
 def encode_frame(value: Any) -> bytes:
-    """One protocol frame; integers wider than 64 bits go through the stdlib encoder."""
+    """One protocol frame, valid UTF-8: a lone surrogate (a file name that is not UTF-8) becomes U+FFFD.
+
+    Integers wider than 64 bits go through the stdlib encoder.
+    """
     try:
         data = orjson.dumps(value)
     except TypeError:
-        data = json.dumps(value, separators=(",", ":"), default=repr).encode()
+        value = problems.valid_text(value)  # orjson refuses lone surrogates, and so would every reader of the row
+        try:
+            data = orjson.dumps(value)
+        except TypeError:
+            data = json.dumps(value, separators=(",", ":"), default=repr).encode()
     return _HEADER.pack(len(data)) + data
 
 
 def decode_payload(data: bytes) -> Any:
+    """A frame's value; what orjson refuses (a wide integer, a lone surrogate's escape) is read by the stdlib, made valid UTF-8."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        return problems.valid_text(json.loads(data))
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
