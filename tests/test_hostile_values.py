@@ -151,3 +151,22 @@ def test_a_rest_answer_nested_300_deep_fails_its_call_and_one_with_a_lone_surrog
     deep, named = parse_stdout(result.stdout)
     assert deep["reason"] == "too_deep" and "`items[0][0][0]" in deep["reason_detail"]
     assert named["execution_result"][0]["result"] == '{"name": "report-\\udcff.txt"}'  # JSON orjson refuses: kept as its text
+
+
+def test_a_tool_definition_nested_past_what_its_rows_could_carry_is_an_error_naming_its_line(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    schema: dict[str, Any] = {"type": "object", "properties": {}}
+    inner = schema
+    for _ in range(60):  # two levels a step: 120 deep
+        inner["properties"] = {"x": {"type": "object", "properties": {}}}
+        inner = inner["properties"]["x"]
+    apis = write_jsonl(tmp_path / "apis.jsonl", [{**TOOLS[0], "category": "c"}, {**TOOLS[1], "parameters": schema}])
+    for command in (
+        ["library", "check", str(apis), "--lint-only"],
+        run_args(apis=apis, functions=ODD, count=2, out=tmp_path / "o.jsonl"),
+    ):
+        result = invoke(runner, *command)
+        assert result.exit_code == 2, result.stderr
+        assert result.stderr.startswith(f"error: line 2 of `{apis}`: `parameters.properties.x.properties.x")
+        assert "is nested deeper than 98 levels, the most a tool definition may" in result.stderr
