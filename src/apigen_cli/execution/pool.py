@@ -314,12 +314,13 @@ class WorkerPool:
             end = offset + 4 + length
             if end > size:
                 break
+            frame = bytes(inbox[offset + 4 : end])
             try:
-                message = decode_payload(bytes(inbox[offset + 4 : end]))
+                message = decode_payload(frame)
             except (ValueError, RecursionError):  # cannot happen unless something wrote into the protocol pipe
                 self._replace(worker, Outcome.failure("crashed", "ProtocolError", "the worker sent a frame that is not JSON"))
                 return
-            if self.redactor:
+            if self.redactor and self.redactor.may_be_in(frame):
                 message = self.redactor.value(message)
             offset = end
             if not worker.alive:
