@@ -7,7 +7,8 @@ as it checks ``ptrace``: a process that is not *dumpable* can be read only by a 
 holding ``CAP_SYS_PTRACE``. So:
 
 - apigen makes itself not dumpable (``hide_this_process``) before it starts any user code,
-  which also turns off its core dumps and lets a debugger attach only with root's rights;
+  which also turns off its core dumps and lets a debugger attach only with root's rights
+  (``APIGEN_DEBUG=1`` leaves it as it was);
 - the process that runs user code (a worker, the subreaper above an MCP server, the child
   that imports a library) gives up, before any user code runs, the capabilities that read
   other processes' or the kernel's memory (``give_up_reading_others``). That matters only
@@ -20,6 +21,7 @@ library: the worker loads this module by path.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -32,7 +34,13 @@ READING_CAPABILITIES = (16, 17, 19, 21, 38, 39)
 
 
 def hide_this_process() -> bool:
-    """Make this process's ``/proc`` files (environ, mem) unreadable to processes without ``CAP_SYS_PTRACE``."""
+    """Make this process's ``/proc`` files (environ, mem) unreadable to processes without ``CAP_SYS_PTRACE``.
+
+    ``APIGEN_DEBUG=1`` leaves it readable, so that ``py-spy`` or ``gdb`` (or a test reading
+    ``/proc/PID/wchan``) can look at it without root's rights; user code can then too.
+    """
+    if os.environ.get("APIGEN_DEBUG") == "1":
+        return False
     libc = _libc()
     return libc is not None and int(libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
 
