@@ -75,6 +75,18 @@ def test_an_argument_nested_300_deep_is_rejected_where_it_is_read_and_every_stag
     assert verdicts == [("good", False), ("deep", True)]  # the good row judged (the offline judge may fail it)
 
 
+def test_a_row_nested_past_what_the_json_reader_takes_is_a_too_deep_reject_too(runner: CliRunner, tmp_path: Path) -> None:
+    source = tmp_path / "rows.jsonl"
+    source.write_text(json.dumps(row("good", "echo", value=1)) + "\n" + '{"id": "abyss", "v": ' + "[" * 2000 + "]" * 2000 + "}\n")
+    result = invoke(runner, "format-check", str(source), "--keep-rejected")
+    assert result.exit_code == 0, result.stderr
+    good, abyss = parse_stdout(result.stdout)
+    assert (good.get("reason"), abyss["reason"], abyss["line"]) == (None, "too_deep", 2)
+    assert (
+        abyss["reason_detail"] == f"line 2 of `{source}`: the row is nested deeper than {MAX_DEPTH} levels, the most apigen reads"
+    )
+
+
 def test_results_with_lone_surrogates_are_made_valid_utf8_and_the_next_stage_reads_them(
     runner: CliRunner, tmp_path: Path
 ) -> None:

@@ -21,7 +21,7 @@ from typing import IO, Any, BinaryIO, Protocol
 import orjson
 
 from ..errors import ConfigError, InputError
-from ..problems import TOO_DEEP, may_be_too_deep, too_deep, too_deep_message, valid_text
+from ..problems import TOO_DEEP, TOO_DEEP_TEXT, may_be_too_deep, too_deep, valid_text
 from .replacement import Kept, Replacement, is_replaceable, replaced_together
 
 STDIO = "-"
@@ -105,6 +105,8 @@ def _parse_line(source: str, number: int, raw: bytes) -> dict[str, Any]:
     try:
         value = loads(raw)
     except (ValueError, RecursionError) as error:
+        if str(error).startswith("depth limit exceeded"):  # orjson's, past 1024 levels: valid JSON all the same
+            return _too_deep_row(source, number, raw, "the row")
         value = _with_lone_surrogates(raw)
         if value is None:
             raise BadLine(source, number, raw, _not_utf8(raw) or f"is not valid JSON: {json_error_text(error)}") from None
@@ -197,10 +199,16 @@ def _within_depth(source: str, number: int, raw: bytes, row: dict[str, Any]) -> 
     path = too_deep(row)
     if path is None:
         return row
-    rejected = BadLine(source, number, raw, too_deep_message(path)).as_reject_row()
-    rejected.update(reason=TOO_DEEP, reason_detail=f"line {number} of `{source}`: {too_deep_message(path)}")
+    rejected = _too_deep_row(source, number, raw, f"`{path}`")
     if isinstance(row.get("id"), str):
         rejected["id"] = row["id"]
+    return rejected
+
+
+def _too_deep_row(source: str, number: int, raw: bytes, where: str) -> dict[str, Any]:
+    detail = f"{where} is {TOO_DEEP_TEXT}"
+    rejected = BadLine(source, number, raw, detail).as_reject_row()
+    rejected.update(reason=TOO_DEEP, reason_detail=f"line {number} of `{source}`: {detail}")
     return rejected
 
 
@@ -221,7 +229,7 @@ def _read_array(source: str, data: bytes, skip_bad_lines: bool) -> Iterator[dict
             if path is None:
                 yield item
             else:
-                detail = f"item {index} of the JSON array in `{source}`: {too_deep_message(path)}"
+                detail = f"item {index} of the JSON array in `{source}`: `{path}` is {TOO_DEEP_TEXT}"
                 yield {"item": index, "rejected_by": "input", "reason": TOO_DEEP, "reason_detail": detail}
             continue
         problem = f"item {index} of the JSON array in `{source}` is not an object"
