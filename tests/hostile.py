@@ -32,7 +32,9 @@ class Ran:
     killed: bool  # it outlived its deadline
 
 
-def run_cli(*args: str, env: Mapping[str, str] | None = None, deadline: float = 60.0, cwd: Path | None = None) -> Ran:
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, deadline: float = 60.0, cwd: Path | None = None, stdin: str = ""
+) -> Ran:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("APIGEN_")}
     environment.pop("OPENAI_API_KEY", None)
     environment["PYTHONPATH"] = str(PROJECT / "src")
@@ -40,9 +42,17 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None, deadline: float = 
     peak = tempfile.NamedTemporaryFile(delete=False)  # noqa: SIM115 - removed below
     peak.close()
     environment["PEAK_RSS_FILE_FOR_TESTS"] = peak.name
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        given.write(stdin.encode())
+        given.seek(0)
         process = subprocess.Popen(
-            [sys.executable, "-c", _MEASURED, *args], stdout=out, stderr=err, env=environment, cwd=cwd, start_new_session=True
+            [sys.executable, "-c", _MEASURED, *args],
+            stdin=given,
+            stdout=out,
+            stderr=err,
+            env=environment,
+            cwd=cwd,
+            start_new_session=True,
         )
         killed = threading.Event()
 

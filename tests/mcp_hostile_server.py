@@ -56,6 +56,19 @@ def escape(pid_file: str) -> str:
     return "started"
 
 
+@server.tool()
+def pry() -> dict[str, object]:
+    """What every process above this server holds: its environment and command line (tests/fixtures/prying_functions.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("prying", Path(__file__).with_name("fixtures") / "prying_functions.py")
+    assert spec is not None and spec.loader is not None
+    prying = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prying)
+    seen: dict[str, object] = prying.peek("anywhere")
+    return seen
+
+
 if __name__ == "__main__":
     if "--escape-at-start" in sys.argv:
         _escape(sys.argv[sys.argv.index("--escape-at-start") + 1])

@@ -43,7 +43,7 @@ class Flags(TypedDict, total=False):
     model: str | Sequence[str]  # several: one -m each, used in turn
     judge: str  # `run` only; the model unless named
     count: int
-    seed: int
+    seed: int | None  # None: no `--seed`, the run picks one
     concurrency: int
     out: PathLike
     rejects: PathLike

@@ -180,17 +180,22 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert result.returncode == 0 and b"format-check" in result.stdout
 
 
-def test_nan_and_lone_surrogates_are_not_json(runner: CliRunner, tmp_path: Path) -> None:
+def test_nan_is_not_json_and_a_lone_surrogate_is_read_as_u_fffd(runner: CliRunner, tmp_path: Path) -> None:
+    """A lone surrogate escape is how older tools wrote a file name that is not UTF-8: the row is read, made valid."""
     source = tmp_path / "rows.jsonl"
+    lone = json.dumps({**good(2), "query": "What is 2 plus 1 in \udcff.txt?"})
+    assert "\\udcff" in lone
     source.write_text(
         json.dumps(good(1))
         + "\n"
-        + '{"id": "x", "query": "hi \\ud800", "tools": [], "answers": []}\n'
+        + lone
+        + "\n"
         + '{"id": "y", "query": "q", "tools": [], "answers": [{"name": "add", "arguments": {"a": NaN}}]}\n'
     )
     result = invoke(runner, "format-check", str(source), "--skip-bad-lines", "--keep-rejected")
     assert result.exit_code == 0, result.stderr
     rows = parse_stdout(result.stdout)
-    assert [(row.get("line"), row.get("reason")) for row in rows] == [(None, None), (2, "invalid_json"), (3, "invalid_json")]
+    assert [(row.get("line"), row.get("reason")) for row in rows] == [(None, None), (None, None), (3, "invalid_json")]
+    assert rows[1]["query"] == "What is 2 plus 1 in \ufffd.txt?"
     strict = invoke(runner, "format-check", str(source))
-    assert strict.exit_code == 2 and strict.stderr.startswith(f"error: line 2 of `{source}` is not valid JSON")
+    assert strict.exit_code == 2 and strict.stderr.startswith(f"error: line 3 of `{source}` is not valid JSON")

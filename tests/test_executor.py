@@ -281,32 +281,41 @@ def test_a_library_that_hangs_at_import_is_an_error(tmp_path: Path) -> None:
 # --- environment --------------------------------------------------------------------------
 
 
-def test_secrets_are_scrubbed_from_the_workers_environment() -> None:
+def test_user_code_gets_the_base_variables_and_what_is_passed_nothing_else() -> None:
     environ = {
         "PATH": "/bin",
+        "LANG": "C",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONPATH": "/src",
         "MY_API_KEY": "k",
-        "GITHUB_TOKEN": "t",
-        "DB_PASSWORD": "p",
+        "DATABASE_URL": "postgres://app:pw@db/app",  # secrets whose names say nothing of them
+        "MYPASS": "hunter2",
+        "HF_AUTH": "hf_x",
+        "SESSION_COOKIE": "c",
+        "HTTPS_PROXY": "http://user:pw@proxy:3128",
         "AWS_SECRET_ACCESS_KEY": "s",
         "APIGEN_MODEL": "m",
-        "OPENAI_BASE_URL": "u",
-        "LANG": "C",
     }
     env = worker_environment(environ)
-    assert {name for name in environ if name in env} == {"PATH", "LANG"}
+    assert {name for name in environ if name in env} == {"PATH", "LANG", "LC_ALL", "PYTHONPATH"}
     assert env["PYTHONHASHSEED"] == "0" and env["OMP_NUM_THREADS"] == "1"
-    kept = worker_environment(environ, ["MY_API_KEY", "AWS_*"])
-    assert kept["MY_API_KEY"] == "k" and kept["AWS_SECRET_ACCESS_KEY"] == "s" and "GITHUB_TOKEN" not in kept
+    kept = worker_environment(environ, ["DATABASE_URL", "AWS_*"])
+    assert kept["DATABASE_URL"] == environ["DATABASE_URL"] and kept["AWS_SECRET_ACCESS_KEY"] == "s" and "MYPASS" not in kept
 
 
-def test_a_function_cannot_read_a_secret_unless_it_is_passed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_function_sees_only_what_is_passed_and_what_it_sends_back_of_it_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEATHER_API_KEY", "sk-test-123")
     monkeypatch.setenv("HARMLESS_SETTING", "on")
+    monkeypatch.setenv("APIGEN_API_KEY", "sk-apigen-own-key-0123")
     with Executor(LIBRARY, ExecutorOptions(workers=1)) as scrubbed:
         assert scrubbed.run("getenv", {"name": "WEATHER_API_KEY"}).result is None
-        assert scrubbed.run("getenv", {"name": "HARMLESS_SETTING"}).result == "on"
-    with Executor(LIBRARY, ExecutorOptions(workers=1, pass_env=("WEATHER_API_KEY",))) as passed:
-        assert passed.run("getenv", {"name": "WEATHER_API_KEY"}).result == "sk-test-123"
+        assert scrubbed.run("getenv", {"name": "HARMLESS_SETTING"}).result is None
+        assert scrubbed.run("echo", {"value": "key: sk-apigen-own-key-0123"}).result == "key: ***"
+    passing = ("WEATHER_API_KEY", "HARMLESS_SETTING", "APIGEN_API_KEY")
+    with Executor(LIBRARY, ExecutorOptions(workers=1, pass_env=passing)) as passed:
+        assert passed.run("getenv", {"name": "WEATHER_API_KEY"}).result == "***"  # handed out, never sent back
+        assert passed.run("getenv", {"name": "APIGEN_API_KEY"}).result == "***"
+        assert passed.run("getenv", {"name": "HARMLESS_SETTING"}).result == "on"  # too short to tell from text
 
 
 def test_without_a_library_a_python_call_has_no_implementation() -> None:

@@ -164,3 +164,69 @@ def test_damaged_lines_in_the_part_a_resume_keeps_are_an_error(runner: CliRunner
     assert "`output_bytes`" in result.stderr and "line 2 is not a complete JSON object" in result.stderr
     assert invoke(runner, *offline_run(tmp_path), "--overwrite").exit_code == 0
     assert all(isinstance(row, dict) for row in read_jsonl(output))
+
+
+# --- every writer of a file takes its lock: a stage command on a file a run (or another command) is writing ---
+
+
+def _checked_rows(tmp_path: Path) -> Path:
+    rows = tmp_path / "rows.jsonl"
+    row = {
+        "query": "q",
+        "tools": [{"name": "f", "description": "d", "parameters": {}}],
+        "answers": [{"name": "f", "arguments": {}}],
+    }
+    rows.write_text(json.dumps(row) + "\n")
+    return rows
+
+
+@pytest.mark.parametrize("target", ["shared.jsonl", "shared_rejects.jsonl"])
+def test_a_stage_command_on_a_file_a_run_is_writing_is_refused_naming_the_run(tmp_path: Path, target: str) -> None:
+    with reference_made(tmp_path, latency=0.0) as server:
+        server.hold(after=3)  # the run is held mid-way, its files half written, until the stage command has been tried
+        with subprocess.Popen(
+            served_run(server, tmp_path, "shared"), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ) as run:
+            try:
+                assert server.wait_parked(1)
+                clash = subprocess.run(
+                    [*APIGEN, "format-check", str(_checked_rows(tmp_path)), "-o", str(tmp_path / target)],
+                    env=env(), capture_output=True, text=True, timeout=60,
+                )  # fmt: skip
+                assert run.poll() is None
+            finally:
+                server.release()
+                run.wait(timeout=120)
+            assert run.returncode == 0
+    assert clash.returncode == 2, clash.stderr
+    assert clash.stderr.startswith(f"error: `--output` names `{tmp_path / target}`, which another apigen command is writing")
+    assert f"process {run.pid}" in clash.stderr and "hint: " in clash.stderr
+    assert read_jsonl(tmp_path / "shared.jsonl") == read_jsonl(tmp_path / "reference.jsonl")  # the run's rows, whole
+    assert read_jsonl(tmp_path / "shared_rejects.jsonl") == read_jsonl(tmp_path / "reference_rejects.jsonl")
+    assert not (tmp_path / f"{target}.apigen-lock").exists()  # released, and removed, when the run ended
+
+
+def test_two_stage_commands_on_one_output_do_not_mix_rows(tmp_path: Path) -> None:
+    out = tmp_path / "generated.jsonl"
+    generate = [*APIGEN, "generate", str(PROJECT / "sample_data" / "apis.jsonl"), "-n", "6", "--seed", "3", "-q"]
+    with LLMServer(handler=pipeline_handler) as server:
+        alone = subprocess.run(
+            [*generate, "--base-url", server.url, "-m", "test-model", "--concurrency", "1", "-o", str(tmp_path / "alone.jsonl")],
+            env=env(), capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert alone.returncode == 0, alone.stderr
+        server.hold(after=1)
+        first_args = [*generate, "--base-url", server.url, "-m", "test-model", "--concurrency", "1", "-o", str(out)]
+        with subprocess.Popen(first_args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as first:
+            try:
+                assert server.wait_parked(1)
+                second = subprocess.run(
+                    [*APIGEN, "format-check", str(_checked_rows(tmp_path)), "-o", str(out)],
+                    env=env(), capture_output=True, text=True, timeout=60,
+                )  # fmt: skip
+            finally:
+                server.release()
+                first.wait(timeout=120)
+        assert first.returncode == 0
+    assert second.returncode == 2 and f"process {first.pid}" in second.stderr, second.stderr
+    assert read_jsonl(out) == read_jsonl(tmp_path / "alone.jsonl")  # the first command's rows only, whole lines

@@ -191,8 +191,8 @@ def test_exec_check_calls_tools_through_a_stdio_server(
         "shout": "HI",
         "lookup": {"key_length": 3, "value": 2},
         "picture": "[image image/png, 4 bytes]",
-        "plain-env": {"result": "visible"},
-        "secret-env": {"result": "unset"},  # secret-looking variables never reach the server...
+        "plain-env": {"result": "unset"},  # only the base variables (PATH, HOME, LANG...) reach the server...
+        "secret-env": {"result": "unset"},
         "passed-env": {"result": "***"},  # ...unless passed, and then their values never reach a row
     }
     reasons = {row["id"]: row["reason"] for row in rejected}

@@ -39,3 +39,16 @@ def test_a_short_secret_is_masked_only_whole() -> None:
 
 def test_nothing_to_hide_changes_nothing() -> None:
     assert not Redactor(["", ""]) and Redactor([]).text(KEY) == KEY
+
+
+def test_a_json_text_that_may_hold_a_piece_is_never_passed_over() -> None:
+    """``may_be_in`` spares the walk over a worker's frame: it may say yes wrongly, never no wrongly."""
+    import orjson
+
+    redactor = Redactor([KEY, "abc123"])
+    for start in range(len(KEY) - MIN_PIECE + 1):
+        piece = KEY[start : start + MIN_PIECE]
+        assert redactor.may_be_in(orjson.dumps({"result": f"x{piece}y"})), piece
+    assert redactor.may_be_in(orjson.dumps(["abc123"]))
+    assert not redactor.may_be_in(orjson.dumps({"result": "nothing of them here: abc12"}))
+    assert Redactor(['a"quote-in-the-secret']).may_be_in(b"{}")  # JSON escapes it: always looked for

@@ -237,7 +237,9 @@ def test_merge_refuses_cut_shards_clobbering_and_rejects_it_cannot_give(
         f"error: `{out}` already exists",
         "hint: pass `--overwrite` to replace it, or merge into a new file",
     )
-    assert _error(invoke(runner, "merge", shards[0], *shards))[0] == f"error: `{shards[0]}` is one of the shards' own files"
+    assert _error(invoke(runner, "merge", shards[0], *shards))[0] == (
+        f"error: `OUT` and `SHARD_OUTPUTS` both name `{shards[0]}`: it would be overwritten while it is read"
+    )
     assert _error(invoke(runner, "merge", "-", *shards))[0] == "error: `merge` writes a file, not standard output"
 
     no_rejects = tmp_path / "n1.jsonl"

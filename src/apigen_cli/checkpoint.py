@@ -12,8 +12,10 @@ request repeated for rows already written.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ import orjson
 
 from .errors import ConfigError
 from .rows.jsonl import STDIO, JsonlWriter
+from .rows.side_files import NotRegularFile, create_exclusive, read_regular, side_file_error
 
 STATE_SUFFIX = ".apigen-run.json"
 PLAN_VERSION_KEY = "plan_version"  # among a state's settings: how its requests were drawn (``sampling.PLAN_VERSION``)
@@ -71,10 +74,14 @@ class RunState:
     @classmethod
     def load(cls, path: str) -> RunState | None:
         try:
-            with open(path, "rb") as handle:
-                data = orjson.loads(handle.read())
-        except FileNotFoundError:
-            return None
+            raw = read_regular(path)  # a FIFO there is an error, never a wait; a link is not followed
+            if raw is None:
+                return None
+            data = orjson.loads(raw)
+        except NotRegularFile as error:
+            raise side_file_error(
+                path, error, "the run state", "remove it, or pass `--overwrite` to start the run afresh"
+            ) from None
         except (ValueError, TypeError, OSError) as error:
             raise ConfigError(
                 f"the run state `{path}` is unreadable ({error})", hint="pass `--overwrite` to start the run afresh"
@@ -88,7 +95,13 @@ class RunState:
         cache outlives it); ``fsync`` only matters if the machine itself goes down.
         """
         temporary = path + ".tmp"
-        with open(temporary, "wb") as handle:
+        try:
+            descriptor = create_exclusive(temporary, 0o644)  # never through a link planted at the name
+        except OSError as error:
+            raise side_file_error(
+                temporary, error, "the run state's temporary", "remove it, or pass another `--output`"
+            ) from None
+        with os.fdopen(descriptor, "wb") as handle:
             # orjson writes a dataclass as asdict would (same bytes), without asdict's deep copy of the report
             handle.write(orjson.dumps(self, option=orjson.OPT_INDENT_2))
             if sync:
@@ -107,11 +120,16 @@ def resume_or_start(
     overwrite: bool,
     shard: tuple[int, int] | None = None,
     settings: Mapping[str, Any] | None = None,
+    seed_given: bool = True,
+    first_request: int = 0,
 ) -> RunState:
     """The state to run from: a matching earlier state, or a fresh one (refusing to clobber others' files).
 
     ``settings`` (the values behind ``digest``) are kept in the state, so that a
-    rerun with other settings is told which differ.
+    rerun with other settings is told which differ. ``seed_given``: ``seed`` is the
+    user's (`--seed`), so an earlier run of another seed is refused; otherwise the
+    earlier run's seed is the one to resume. ``first_request``: the index of the run's
+    first request in the whole plan (a shard's start), which its rows' ids carry.
     """
     path = state_path(output)
     earlier = None if overwrite else RunState.load(path)
@@ -129,7 +147,12 @@ def resume_or_start(
                 f"`{output}` holds {shard_name(earlier.shard)} of this run, not {shard_name(shard)}",
                 hint="give each shard its own `--output`, or pass `--overwrite` to start afresh",
             )
-        check_against_files(earlier, path, output, rejects, requests_total)
+        if seed_given and earlier.seed != seed:  # the fingerprint holds `--seed`: the state's own seed was edited
+            raise ConfigError(
+                f"the run state `{path}` has seed {earlier.seed}, but `--seed` is {seed} (the seed the run was made with)",
+                hint=f"pass `--overwrite` to start afresh with seed {seed} (the state was edited, or belongs to another run)",
+            )
+        check_against_files(earlier, path, output, rejects, requests_total, first_request=first_request)
         return earlier
     if not overwrite:
         for existing in (output, rejects):
@@ -215,11 +238,19 @@ def checked_state(data: object, path: str) -> dict[str, Any]:
     return dict(data)
 
 
-def check_against_files(state: RunState, path: str, output: str, rejects: str | None, requests_total: int) -> None:
+def check_against_files(
+    state: RunState, path: str, output: str, rejects: str | None, requests_total: int, *, first_request: int = 0
+) -> None:
     """Refuse a state that does not describe this run and these files (``ConfigError`` naming the name).
 
     Every line the resume keeps must be a whole JSON object: a byte count in the middle
-    of a line, or damage (NUL bytes) in the part kept, is an error, never a row.
+    of a line, or damage (NUL bytes) in the part kept, is an error, never a row. The
+    request counts are checked against the rows themselves (each carries its request's
+    id, ``gen-SEED-INDEX``): a row of another seed, or of a request the state says is not
+    done (a resume would make it again: duplicates), is an error; and when the run keeps
+    its rejects, where every request leaves a row, so is a finished request with no row
+    (a resume would skip it: a lost request). The files are the record; the state only
+    says how far they go.
     """
 
     def wrong(name: str, why: str) -> ConfigError:
@@ -231,8 +262,32 @@ def check_against_files(state: RunState, path: str, output: str, rejects: str | 
         raise wrong("requests_done", f"is {state.requests_done}, more than the run's {state.requests_total} requests")
     if state.complete and state.requests_done != state.requests_total:
         raise wrong("complete", f"is true, but only {state.requests_done} of {state.requests_total} requests are done")
+    if not (state.requests_done or state.complete):
+        for size, name in ((state.output_bytes, "output_bytes"), (state.rejects_bytes, "rejects_bytes")):
+            if size:
+                raise wrong("requests_done", f"is 0, but `{name}` is {size}: the rows of finished requests would be lost")
+        return
+    done = range(first_request, first_request + state.requests_done)
+    seen: set[int] = set()
+    misfits: list[ConfigError] = []  # said after the bytes are known to be whole rows: a cut line comes first
+
+    def check_row(file: str, line: int, seed: int, index: int) -> None:
+        seen.add(index)
+        if misfits:
+            return
+        if seed != state.seed:
+            misfits.append(wrong("seed", f"is {state.seed}, but line {line} of `{file}` is a row of seed {seed}"))
+        elif index not in done:
+            misfits.append(
+                wrong(
+                    "requests_done",
+                    f"is {state.requests_done}, but line {line} of `{file}` is a row of request {index}, "
+                    "which a resume would make again",
+                )
+            )
+
     for file, size, name in ((output, state.output_bytes, "output_bytes"), (rejects, state.rejects_bytes, "rejects_bytes")):
-        if file is None or not (state.requests_done or state.complete):
+        if file is None or file == STDIO:
             continue
         actual = os.path.getsize(file) if os.path.isfile(file) else 0
         if size > actual:
@@ -241,13 +296,30 @@ def check_against_files(state: RunState, path: str, output: str, rejects: str | 
                 f"the file holds {actual} bytes), so the run cannot be resumed",
                 hint="pass `--overwrite` to start the run afresh",
             )
-        problem = _whole_lines_problem(file, size)
+        problem = _kept_part_problem(file, size, functools.partial(check_row, file))
         if problem:
             raise wrong(name, f"is {size}, but in `{file}` {problem}")
+        if misfits:
+            raise misfits[0]
+    if rejects not in (None, STDIO) and state.rejects_file is not None:  # every finished request left a row
+        lost = next((index for index in done if index not in seen), None)
+        if lost is not None:
+            raise wrong(
+                "requests_done",
+                f"is {state.requests_done}, but no row of request {lost} is in `{output}` or `{rejects}`, "
+                "so a resume would skip it",
+            )
 
 
-def _whole_lines_problem(file: str, size: int) -> str | None:
-    """Why the first ``size`` bytes of ``file`` are not whole JSON-object lines, or ``None``. Reads line by line."""
+_REQUEST_ID = re.compile(r"gen-(-?\d+)-(\d+)")
+
+
+def _kept_part_problem(file: str, size: int, check_row: Callable[[int, int, int], None]) -> str | None:
+    """Why the first ``size`` bytes of ``file`` are not whole rows of `apigen run`, or ``None``.
+
+    Read line by line; each row's line number, seed and request index (from its
+    ``request_id``) go to ``check_row``, which notes a row that does not belong.
+    """
     if size == 0:
         return None
     done = 0
@@ -264,6 +336,10 @@ def _whole_lines_problem(file: str, size: int) -> str | None:
                 return f"line {number} is not a complete JSON object (damaged, NUL bytes?)"
             if not isinstance(value, dict):
                 return f"line {number} is not a JSON object"
+            found = _REQUEST_ID.fullmatch(str(value.get("request_id")))
+            if found is None:
+                return f"line {number} has no `request_id` of `apigen run` (`gen-SEED-INDEX`)"
+            check_row(number, int(found[1]), int(found[2]))
             if done == size:
                 return None
     return f"the file ends before byte {size}"

@@ -393,8 +393,9 @@ SETTINGS: dict[str, Setting] = {
             "list",
             (),
             "--pass-env",
-            "Pass this environment variable (a glob such as `AWS_*` works) to the workers although its name looks "
-            "secret (*KEY*, *TOKEN*, *SECRET*, *PASSWORD*, APIGEN_*, OPENAI_*). Repeatable.",
+            "Pass this environment variable (a glob such as `AWS_*` works) to the functions, MCP servers and `http` "
+            "bindings, which otherwise get only PATH, HOME, LANG, LC_*, TZ, TMPDIR, PYTHONPATH and the like; its value "
+            "(from 8 characters) is cut from every result. Repeatable.",
             metavar="NAME",
         ),
         _exec(

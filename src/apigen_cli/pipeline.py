@@ -12,7 +12,6 @@ steps, for a caller that wants to watch the stages (the CLI's progress bars).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -32,7 +31,7 @@ from .report import PipelineReport, ReportBuilder
 from .rows.jsonl import STDIO, OutputFile, read_rows
 from .rows.lock import OutputLock
 from .rows.records import Row
-from .rows.replacement import check_writable, replaced_together, write_whole
+from .rows.replacement import check_writable, is_replaceable, replaced_together, write_whole
 from .rows.routing import StageSummary, route_rows
 from .rows.runner import Destinations
 from .run_settings import RunSettings, chosen_seed, deciding_values, run_fingerprint, with_seed
@@ -114,10 +113,15 @@ def run_job(
     engine: Callable[[Iterator[RequestPlan]], Iterator[Row]] | None = None,
     settings_shown: Mapping[str, Any] | None = None,
     started: float | None = None,
+    seed_given: bool = True,
 ) -> RunOutcome:
-    """``_run_job`` under an exclusive lock on the output (``rows.lock``): a second run on it is refused at once."""
-    lock = OutputLock.acquire(target.output) if _is_resumable(target.output) else contextlib.nullcontext()
-    with lock:
+    """``_run_job`` under exclusive locks on the output and the rejects (``rows.lock``), held from before the run
+    state is read to after it is last saved: another writer of either file is refused at once, and refuses this."""
+    with ExitStack() as locks:
+        if _is_resumable(target.output):
+            locks.enter_context(OutputLock.acquire(target.output))
+            if target.rejects not in (None, STDIO) and is_replaceable(target.rejects):
+                locks.enter_context(OutputLock.acquire(target.rejects, "--rejects"))
         return _run_job(
             generation,
             parts,
@@ -128,6 +132,7 @@ def run_job(
             engine=engine,
             settings_shown=settings_shown,
             started=started,
+            seed_given=seed_given,
         )
 
 
@@ -145,6 +150,7 @@ def _run_job(
     engine: Callable[[Iterator[RequestPlan]], Iterator[Row]] | None = None,
     settings_shown: Mapping[str, Any] | None = None,
     started: float | None = None,
+    seed_given: bool = True,
 ) -> RunOutcome:
     """Run the pipeline into the target files, resuming an earlier run of the same settings.
 
@@ -152,7 +158,9 @@ def _run_job(
     ``checkpoint.fingerprint``); a rerun with the same digest carries on where
     the last one stopped. Writing to standard output cannot be resumed. ``started``
     (``time.monotonic()``) is when this session began, its setup included: the
-    report's wall time runs from there.
+    report's wall time runs from there. ``seed_given``: the generation's seed is the
+    user's (`--seed`), not a fresh one, so a run of another seed in the files is refused
+    rather than resumed under its own seed.
     """
     started = time.monotonic() if started is None else started
     total = len(generation.settings.planned)  # the shard's requests, with `--shard`
@@ -167,6 +175,8 @@ def _run_job(
             overwrite=target.overwrite,
             shard=generation.settings.shard,
             settings=settings_shown,
+            seed_given=seed_given,
+            first_request=generation.settings.planned.start,
         )
         if resumable
         else RunState(settings_digest, generation.settings.seed, total)
@@ -300,6 +310,17 @@ def _add_usage(state: RunState, usage: UsageByModel, counted: UsageByModel) -> N
         counted.models[model] = replace(counts)
 
 
+def _check_resumable_rejects(target: RunTarget) -> None:
+    """A resumable run cuts its rejects back to the last checkpoint: they must be a regular file (a FIFO would hang)."""
+    rejects = target.rejects
+    if _is_resumable(target.output) and rejects not in (None, STDIO) and not is_replaceable(rejects):
+        raise ConfigError(
+            f"`--rejects` `{rejects}` is not a regular file, and a resumable run (`--output FILE`) "
+            "cuts its rejects back to the last checkpoint",
+            hint="name a regular file for `--rejects`, or leave `--rejects` out",
+        )
+
+
 def _is_resumable(output: str) -> bool:
     """Only a regular file (or one not made yet) can be truncated and appended to on resume."""
     return output != STDIO and (not os.path.exists(output) or os.path.isfile(output))
@@ -367,6 +388,7 @@ class RunSession:
                 dedup={"threshold": 0.8, "near": True} if self.settings.dedup else None,
                 engine=self._ray_engine(),
                 started=self.started,
+                seed_given=self.settings.llm.seed is not None,
             )
         except BaseException:
             self._write_stopped_report()
@@ -440,7 +462,8 @@ def open_run(
     """
     started = time.monotonic() if started is None else started
     settings = settings.checked()
-    Destinations(settings.apis, target.output, target.rejects).validate()
+    Destinations(settings.apis, target.output, target.rejects, input_flag="APIS").validate()
+    _check_resumable_rejects(target)
     resources = ExitStack()
     try:
         report_file = ReportFile(report) if report is not None else None

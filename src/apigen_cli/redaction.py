@@ -14,6 +14,7 @@ comparisons, never character by character.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -29,9 +30,25 @@ class Redactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         self.secrets = tuple(sorted({secret for secret in secrets if secret}, key=len, reverse=True))
         self._secret_bytes = tuple(secret.encode() for secret in self.secrets)
+        probes = _probes(self._secret_bytes)
+        self._probe = None if probes is None else re.compile(b"|".join(re.escape(probe) for probe in probes))
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
+
+    def may_be_in(self, json_data: bytes) -> bool:
+        """Whether JSON text may hold one of the secrets, or a long piece of one; ``False`` is sure.
+
+        A piece worth cutting holds one of a secret's aligned chunks (see the module's
+        docstring), and JSON writes a secret of plain printable ASCII as it is: so one regular
+        expression search over the bytes (C speed, about 1 µs a frame) spares the walk over a
+        value that holds none (about 100 µs for a result of a few hundred characters).
+        A secret JSON would escape (a quote, a backslash, a control character, non-ASCII) is
+        always looked for.
+        """
+        if not self.secrets:
+            return False
+        return self._probe is None or self._probe.search(json_data) is not None
 
     def text(self, text: str) -> str:
         return _cut(text, self.secrets, MASK) if self.secrets else text
@@ -50,6 +67,20 @@ class Redactor:
         if isinstance(value, dict):
             return {self.value(key): self.value(item) for key, item in value.items()}
         return value
+
+
+def _probes(secrets: tuple[bytes, ...]) -> tuple[bytes, ...] | None:
+    """What ``may_be_in`` looks for: each secret whole when short, else its aligned chunks; ``None``: look always."""
+    probes: list[bytes] = []
+    chunk = MIN_PIECE // 2
+    for secret in secrets:
+        if not all(32 <= byte < 127 and byte not in b'"\\' for byte in secret):
+            return None
+        if len(secret) <= MIN_PIECE:
+            probes.append(secret)
+        else:
+            probes.extend(secret[offset : offset + chunk] for offset in range(0, len(secret) - chunk + 1, chunk))
+    return tuple(probes)
 
 
 def _cut(text: Text, secrets: tuple[Text, ...], mask: Text) -> Text:

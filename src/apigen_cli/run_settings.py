@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .checkpoint import PLAN_VERSION_KEY, fingerprint
-from .config import SETTINGS, LLMSettings
+from .config import DEFAULT_KEY_VARIABLES, SETTINGS, LLMSettings
 from .errors import ConfigError
 from .execution.calls import ExecutorOptions, HttpOptions
 from .execution.executor import Executor
@@ -53,6 +53,7 @@ class ExecutionSettings:
             concurrency=self.mcp_concurrency,
             max_result_chars=self.options.max_result_chars,
             pass_env=self.options.pass_env,
+            key_variables=self.options.key_variables,
             max_reply_bytes=self.http.max_reply_bytes,
         )
 
@@ -149,6 +150,11 @@ def grow_settings_from(values: Mapping[str, Any]) -> GrowSettings | None:
     return GrowSettings(size=values["example_pool"], lag=values["grow_lag"])
 
 
+def key_variables(api_key_env: str | None) -> tuple[str, ...]:
+    """Where apigen's keys may be: the variable ``--api-key-env`` names, and the default ones."""
+    return tuple(dict.fromkeys((*((api_key_env,) if api_key_env else ()), *DEFAULT_KEY_VARIABLES)))
+
+
 def execution_settings_from(values: Mapping[str, Any]) -> ExecutionSettings:
     return ExecutionSettings(
         functions=values["functions"],
@@ -158,6 +164,7 @@ def execution_settings_from(values: Mapping[str, Any]) -> ExecutionSettings:
             memory_mb=values["memory_mb"],
             max_result_chars=values["max_result_chars"],
             pass_env=tuple(values["pass_env"]),
+            key_variables=key_variables(values["api_key_env"]),
         ),
         http=HttpOptions(
             timeout=values["http_timeout"],

@@ -81,7 +81,11 @@ def library_from_python(
     ] = 2048,
     pass_env: Annotated[
         Optional[list[str]],
-        typer.Option("--pass-env", metavar="NAME", help="Let the imported code see this secret-looking variable. Repeatable."),
+        typer.Option(
+            "--pass-env",
+            metavar="NAME",
+            help="Let the imported code see this environment variable (it sees only PATH, HOME, LANG and the like). Repeatable.",
+        ),
     ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -324,7 +328,9 @@ def library_from_mcp(
     pass_env: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--pass-env", metavar="NAME", help="Pass this secret-looking environment variable to the server. Repeatable."
+            "--pass-env",
+            metavar="NAME",
+            help="Pass this environment variable to the server (it gets only PATH, HOME, LANG and the like). Repeatable.",
         ),
     ] = None,
     quiet: QuietOpt = False,

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
@@ -21,6 +22,7 @@ from ..config import unknown_variables
 from ..console import Messages
 from ..errors import ApigenError
 from ..version import __version__
+from .files import check_current_command_files
 from .help import HelpGroup
 
 #: `apigen --help` lists the commands in the order a dataset is made: the four stages, `run` that
@@ -146,10 +148,11 @@ def errors_to_exit_codes(messages: Messages, *, on_interrupt: str | None = None)
     """
     debug = messages.verbose or os.environ.get("APIGEN_DEBUG") == "1"
     try:
+        check_current_command_files()  # a file written that another flag names too: an error before any work
         yield
     except ApigenError as error:
         if debug:
-            raise
+            _print_traceback()
         messages.error(error.message, error.hint)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt as stop:  # an `Interrupted` says where the rows written so far are kept
@@ -164,11 +167,20 @@ def errors_to_exit_codes(messages: Messages, *, on_interrupt: str | None = None)
         raise
     except Exception as error:  # a bug: say so plainly, the traceback is one flag away
         if debug:
-            raise
-        messages.error(
-            f"unexpected {type(error).__name__}: {error}", "rerun with `--verbose` to see the traceback, and report it"
-        )
+            _print_traceback()
+        hint = "report it, with the traceback above" if debug else "rerun with `--verbose` to see the traceback, and report it"
+        messages.error(f"unexpected {type(error).__name__}: {error}", hint)
         raise typer.Exit(EXIT_ERROR) from None
+
+
+def _print_traceback() -> None:
+    """`-v`: the traceback goes to stderr before the `error:` line, and the exit code stays the error's.
+
+    Letting the exception escape instead would have Python print it and exit 1, which
+    `docs/exit-codes.md` keeps for `--strict`: a script could not tell the two apart.
+    """
+    sys.stderr.write(traceback.format_exc())
+    sys.stderr.flush()
 
 
 def run() -> None:

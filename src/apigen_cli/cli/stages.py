@@ -239,7 +239,15 @@ def library_file(beside: str | None, suffix: str, resources: ExitStack) -> str:
         folder = os.path.dirname(beside)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        return f"{beside}.{suffix}"
+        path = f"{beside}.{suffix}"
+        if os.path.islink(path):  # apigen's own name: a link there was planted, and is not written through
+            os.unlink(path)
+        elif os.path.lexists(path) and not os.path.isfile(path):  # a FIFO would hold the write for ever
+            raise ConfigError(
+                f"`{path}`, where the run keeps its API library, is not a regular file",
+                hint="remove it, or pass another `--output`",
+            )
+        return path
     handle, path = tempfile.mkstemp(prefix="apigen-library-", suffix=".jsonl")
     os.close(handle)
     resources.callback(os.remove, path)
@@ -303,7 +311,7 @@ def generate(
     messages = Messages(quiet=quiet, verbose=verbose)
     with errors_to_exit_codes(messages), ExitStack() as stack:
         apis = library_from_stdin(apis, None, messages, stack)
-        where = Destinations(apis, output, rejects)
+        where = Destinations(apis, output, rejects, input_flag="APIS")
         where.validate()  # an unwritable `-o` is said before any request
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()

@@ -10,7 +10,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ..config import DEFAULT_KEY_VARIABLES
+from ..problems import TOO_DEEP, may_be_too_deep, too_deep, too_deep_message, valid_json
 from ..redaction import Redactor
+from .worker import shorten
 
 if TYPE_CHECKING:
     import httpx
@@ -32,12 +35,27 @@ class Outcome:
     def failure(cls, code: str, error_type: str, message: str) -> Outcome:
         return cls(False, None, code, error_type, message)
 
-    def redacted(self, secrets: Iterable[str]) -> Outcome:
+    def redacted(self, secrets: Iterable[str] | Redactor) -> Outcome:
         """This outcome with ``secrets`` (and their long pieces) cut out of its result and message."""
-        redactor = Redactor(secrets)
+        redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
         if not redactor:
             return self
         return replace(self, result=redactor.value(self.result), message=redactor.text(self.message))
+
+
+def recorded(value: Any, max_chars: int, text: bytes | None = None) -> Outcome:
+    """A server's answer (REST, MCP) as a call's outcome, held to the bounds of every value apigen reads.
+
+    Nested past ``MAX_DEPTH`` it fails the call (``too_deep``): no later stage could write it;
+    a lone surrogate becomes U+FFFD; then it is cut to ``max_chars``. ``text``, the answer's
+    bytes when there are some, spares the depth walk to an answer with few brackets.
+    """
+    if text is None or may_be_too_deep(text):
+        path = too_deep(value)
+        if path is not None:
+            return Outcome.failure(TOO_DEEP, "TooDeep", f"the result's {too_deep_message(path)}")
+    result, truncated = shorten(valid_json(value), max_chars)
+    return Outcome(True, result, truncated=truncated)
 
 
 class Pending:
@@ -66,6 +84,7 @@ class ExecutorOptions:
     memory_mb: int = 2048
     max_result_chars: int = 4000
     pass_env: tuple[str, ...] = ()
+    key_variables: tuple[str, ...] = DEFAULT_KEY_VARIABLES  # where apigen's keys are: their values never come back
     startup_timeout: float = 60.0
     on_output: Callable[[str], None] | None = None  # receives what functions print, line by line
 

@@ -23,12 +23,13 @@ do not grant.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from types import FrameType
+from types import FrameType, ModuleType
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -134,6 +135,7 @@ def contain(command: Sequence[str]) -> int:
 
     become_subreaper()
     _signal_when_parent_dies(signal.SIGTERM)
+    _isolation().give_up_reading_others()  # as root, the server could otherwise read apigen's memory
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         kill_tree(os.getpid(), include_root=False)
@@ -157,6 +159,14 @@ def contain(command: Sequence[str]) -> int:
     end_strays()
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
+
+
+def _isolation() -> ModuleType:
+    if __package__:
+        from . import isolation
+
+        return isolation
+    return importlib.import_module("isolation")  # run by path: this file's folder is first on sys.path
 
 
 def _signal_when_parent_dies(signum: int) -> None:

@@ -11,6 +11,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FunctionsError
@@ -126,11 +127,13 @@ class Executor:
         from .rest import BindingError, HttpCaller, build_request, parse_binding
 
         try:
-            # A binding comes with the rows: secret-looking variables go into requests only with --pass-env.
+            # A binding comes with the rows: environment variables go into requests only with --pass-env.
             request = build_request(parse_binding(spec, name), pending.arguments, HandOutEnvironment(self.options.pass_env))
         except BindingError as error:
             pending.outcome = Outcome.failure(error.problem.code, error.error_type, error.problem.message)
             return
+        # A server may echo more than the request held: what --pass-env hands out and apigen's keys are cut too.
+        request = replace(request, secrets=(*request.secrets, *self._pool.redactor.secrets))
         if self._http is None:
             self._http = HttpCaller(self._http_options or HttpOptions(), self.options.max_result_chars)
         self._http.submit(request, pending, self._pool.wake)

@@ -16,8 +16,8 @@ opened at start and reused for every call. Calls are handed to that loop, at
 most ``concurrency`` in flight per server, each bounded by ``timeout``; the
 outcome is set on the ``Pending`` and the executor is woken, as for HTTP calls.
 
-Servers started over stdio get the same scrubbed environment as Python workers
-(no secret-looking variables unless ``--pass-env`` names them), their own
+Servers started over stdio get the same environment as Python workers
+(the variables that are never secret, and those ``--pass-env`` names), their own
 process group (the SDK kills the whole group on close), a subreaper above them that
 ends what they started when they end, even in a session of their own
 (``descendants.contain``), and their stderr goes to
@@ -42,11 +42,14 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
+from ..config import DEFAULT_KEY_VARIABLES
 from ..errors import ConfigError, FunctionsError
+from ..redaction import Redactor
 from ..replies import TOO_LARGE, ReplyTooLarge, UnsupportedEncoding
-from .calls import Outcome, Pending
+from .calls import Outcome, Pending, recorded
 from .descendants import contained
-from .environment import may_hand_out, worker_environment
+from .environment import secrets_to_cut, worker_environment
+from .isolation import hide_this_process
 from .output_tail import Tail
 from .worker import shorten
 
@@ -166,6 +169,7 @@ class McpOptions:
     startup_timeout: float = 30.0
     max_result_chars: int = 4000
     pass_env: tuple[str, ...] = ()
+    key_variables: tuple[str, ...] = DEFAULT_KEY_VARIABLES  # where apigen's keys are: their values never come back
     max_restarts: int = 3  # new sessions after one breaks, per server and run
     max_reply_bytes: int = 4 * 1024 * 1024  # decoded, per reply of a server over HTTP: a gzip bomb stops here
 
@@ -238,8 +242,7 @@ def result_outcome(result: Any, server: str, tool: str, max_chars: int) -> Outco
         text = " ".join(_content_text(item) for item in getattr(result, "content", None) or []).strip()
         message = f"MCP server `{server}` answered that `{tool}` failed: {text or '(no text)'}"
         return Outcome.failure("mcp_tool_error", "McpToolError", shorten(message, max_chars)[0])
-    value, truncated = shorten(result_value(result), max_chars)
-    return Outcome(True, value, truncated=truncated)
+    return recorded(result_value(result), max_chars)
 
 
 # --- sessions -------------------------------------------------------------------------
@@ -301,12 +304,8 @@ class McpCaller:
         self._inbox_lock = threading.Lock()
         self._drain_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
-        # Secret-looking variables that --pass-env let through to stdio servers: cut out of what comes back.
-        self._secrets = tuple(
-            value
-            for name, value in os.environ.items()
-            if len(value) >= 4 and not may_hand_out(name) and may_hand_out(name, options.pass_env)
-        )
+        # What --pass-env let through to stdio servers, and apigen's keys: cut out of what comes back.
+        self._secrets = Redactor(secrets_to_cut(os.environ, options.pass_env, options.key_variables))
 
     def start(self) -> None:
         """Open a session with every server; raise ``FunctionsError`` naming the first that cannot start."""
@@ -419,6 +418,7 @@ class McpCaller:
                     client = Client(streamable_http_client(server.url, http_client=http), client_info=me, cache=None)
                 else:
                     environment = worker_environment(os.environ, self.options.pass_env)
+                    hide_this_process()  # the server must not read our environment (keys) or memory
                     # Below a subreaper: what the server starts, even in a session of its own, ends with it.
                     command = contained(server.command)
                     parameters = StdioServerParameters(command=command[0], args=command[1:], env=environment)

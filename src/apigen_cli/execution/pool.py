@@ -50,9 +50,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FunctionsError
+from ..redaction import Redactor
 from .calls import ExecutorOptions, Outcome, Pending
 from .descendants import kill_tree
-from .environment import worker_environment
+from .environment import secrets_to_cut, worker_environment
+from .isolation import hide_this_process
 from .sessions import SessionPending
 from .worker import decode_payload, encode_frame, exit_text, exit_type, looks_like_module
 
@@ -162,6 +164,8 @@ class WorkerPool:
         os.set_blocking(self._wake_write, False)
         self.selector.register(self._wake_read, selectors.EVENT_READ, (None, _WAKE))
         self._env = worker_environment(os.environ, options.pass_env)
+        # What a function may see it may send back: what --pass-env handed out, and a key it found, are cut from every frame.
+        self.redactor = Redactor(secrets_to_cut(os.environ, options.pass_env, options.key_variables))
         self._startup_error: FunctionsError | None = None
         self.closed = False
         self.last_pump = 0.0
@@ -184,6 +188,7 @@ class WorkerPool:
             self.pump(0.5)
 
     def _spawn(self) -> _Worker:
+        hide_this_process()  # the worker runs the user's code: it must not read our environment (keys) or memory
         process = subprocess.Popen(
             [sys.executable, WORKER_SCRIPT],
             stdin=subprocess.PIPE,
@@ -309,7 +314,14 @@ class WorkerPool:
             end = offset + 4 + length
             if end > size:
                 break
-            message = decode_payload(bytes(inbox[offset + 4 : end]))
+            frame = bytes(inbox[offset + 4 : end])
+            try:
+                message = decode_payload(frame)
+            except (ValueError, RecursionError):  # cannot happen unless something wrote into the protocol pipe
+                self._replace(worker, Outcome.failure("crashed", "ProtocolError", "the worker sent a frame that is not JSON"))
+                return
+            if self.redactor and self.redactor.may_be_in(frame):
+                message = self.redactor.value(message)
             offset = end
             if not worker.alive:
                 return
@@ -381,7 +393,7 @@ class WorkerPool:
             lines = (worker.partial_line + data).split(b"\n")
             worker.partial_line = lines.pop()
             for line in lines:
-                self.options.on_output(line.decode("utf-8", "replace"))
+                self.options.on_output(self.redactor.text(line.decode("utf-8", "replace")))
 
     def _next_deadline(self) -> float | None:
         deadline = None
@@ -433,7 +445,7 @@ class WorkerPool:
             return
         what = worker.outstanding[0].what if worker.outstanding else "a function"
         message = f"{what} ended its worker process: {exit_text(status)}{_fatal_line(worker.stderr_tail)}"
-        self._replace(worker, Outcome.failure("crashed", exit_type(status), message))
+        self._replace(worker, Outcome.failure("crashed", exit_type(status), self.redactor.text(message)))
 
     def _drain_stderr(self, worker: _Worker) -> None:
         """Read what a dead worker left on stderr (a fatal error's traceback), without blocking."""

@@ -67,9 +67,8 @@ from ..problems import Problem
 from ..replies import ACCEPT_ENCODING, TOO_LARGE, BoundedBody, ReplyTooLarge, UnsupportedEncoding, declared_too_large
 from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds
 from ..version import __version__
-from .calls import HttpOptions, Outcome, Pending
+from .calls import HttpOptions, Outcome, Pending, recorded
 from .environment import HandOutEnvironment
-from .worker import shorten
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
@@ -565,8 +564,7 @@ class HttpCaller:
             return Outcome.failure("http_error", type(error).__name__, f"{where}: {error or type(error).__name__}{tries}")
         if not 200 <= response.status_code < 300:
             return _status_failure(where, response, attempts)
-        value, truncated = shorten(_body(response), self.max_chars)
-        return Outcome(True, value, truncated=truncated)
+        return recorded(_body(response), self.max_chars, response.content)
 
     def _attempt(self, request: HttpRequest, timeout: float) -> httpx.Response:
         """One attempt, redirects included, within one deadline; the body read with its size capped."""

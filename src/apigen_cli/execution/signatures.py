@@ -5,7 +5,7 @@ functions, and importing is running their code. This module does it the way the
 exec-check workers do, so it runs no more of it than an import does:
 
 - in a subprocess started by path (``python .../signatures.py SPEC``), with the
-  workers' environment (secret-looking variables removed), memory limit, no core
+  workers' environment (the base variables and those passed), memory limit, no core
   dumps, and a time limit the parent enforces by killing its process tree; like a
   worker it is a subreaper, and ends what the import started before it exits;
 - with the worker's loader (``worker.load_functions``), hence the same rule for what
@@ -390,6 +390,7 @@ def main() -> int:
     descendants = worker.descendants
     descendants.become_subreaper()  # what the import starts (a daemon, double-forked) stays below us
     worker._no_core_dumps()
+    worker.isolation.give_up_reading_others()  # as root, the import could otherwise read apigen's memory
     worker._limit_memory(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
     try:
         reply: dict[str, Any] = describe_library(sys.argv[1], worker)
@@ -435,7 +436,10 @@ def run_describe(spec: str, environ: dict[str, str], timeout: float, memory_mb: 
     import tempfile
 
     from .descendants import kill_tree
+    from .isolation import hide_this_process
     from .output_tail import Tail
+
+    hide_this_process()  # the import runs the user's code: it must not read our environment or memory
 
     output = Tail("its output")
     read_end, write_end = os.pipe()

@@ -91,10 +91,15 @@ def _load_pure(*names: str) -> list[ModuleType]:
 if TYPE_CHECKING or __package__:  # imported as apigen_cli.execution.worker: by the pool, by tests
     from .. import problems
     from ..environments import binding, session, state
-    from . import descendants
+    from . import descendants, isolation
 else:  # run by path: the worker
-    problems, binding, session, state, descendants = _load_pure(
-        "problems", "environments.binding", "environments.session", "environments.state", "execution.descendants"
+    problems, binding, session, state, descendants, isolation = _load_pure(
+        "problems",
+        "environments.binding",
+        "environments.session",
+        "environments.state",
+        "execution.descendants",
+        "execution.isolation",
     )
 
 exception_text, type_name, safe_text = binding.exception_text, binding.type_name, binding.safe_text
@@ -106,19 +111,27 @@ _HEADER = struct.Struct(">I")
 
 
 def encode_frame(value: Any) -> bytes:
-    """One protocol frame; integers wider than 64 bits go through the stdlib encoder."""
+    """One protocol frame, valid UTF-8: a lone surrogate (a file name that is not UTF-8) becomes U+FFFD.
+
+    Integers wider than 64 bits go through the stdlib encoder.
+    """
     try:
         data = orjson.dumps(value)
     except TypeError:
-        data = json.dumps(value, separators=(",", ":"), default=repr).encode()
+        value = problems.valid_text(value)  # orjson refuses lone surrogates, and so would every reader of the row
+        try:
+            data = orjson.dumps(value)
+        except TypeError:
+            data = json.dumps(value, separators=(",", ":"), default=repr).encode()
     return _HEADER.pack(len(data)) + data
 
 
 def decode_payload(data: bytes) -> Any:
+    """A frame's value; what orjson refuses (a wide integer, a lone surrogate's escape) is read by the stdlib, made valid UTF-8."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        return problems.valid_text(json.loads(data))
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
@@ -793,6 +806,7 @@ def main() -> int:
     if not isinstance(setup, dict):
         return 1
     _no_core_dumps()
+    isolation.give_up_reading_others()  # as root, user code could otherwise read apigen's memory and environment
     descendants.become_subreaper()  # what a call double-forks stays below us, to be ended after it
     memory_limited = _limit_memory(setup.get("memory_mb"))
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..problems import RowProblem
+from ..problems import MAX_DEPTH, RowProblem, too_deep
 from ..rows.jsonl import json_error_text, loads
 from ..schema.tools import Tool, compile_tool, model_view
 
@@ -64,20 +64,35 @@ def _numbered_objects(path: str, data: bytes | None = None) -> list[tuple[str, A
     if text.lstrip().startswith("["):
         try:
             items = loads(text)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise InputError(f"`{path}` starts with `[` but is not a valid JSON array: {json_error_text(error)}") from None
-        return [(f"item {index}", item) for index, item in enumerate(items, start=1)]
+        return [_within_depth(path, f"item {index}", item) for index, item in enumerate(items, start=1)]
     found = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            found.append((f"line {number}", loads(line)))
-        except ValueError as error:
+            found.append(_within_depth(path, f"line {number}", loads(line)))
+        except (ValueError, RecursionError) as error:
             raise InputError(
                 f"line {number} of `{path}` is not valid JSON: {json_error_text(error)}", hint="fix the line"
             ) from None
     return found
+
+
+#: Rows carry a tool two levels down (``tools[0]``): a tool may nest two levels less than a row.
+MAX_TOOL_DEPTH = MAX_DEPTH - 2
+
+
+def _within_depth(path: str, where: str, definition: Any) -> tuple[str, Any]:
+    """``(where, definition)``, or an ``InputError`` for a definition nested past what its rows could carry."""
+    deep = too_deep(definition, MAX_TOOL_DEPTH)
+    if deep is not None:
+        raise InputError(
+            f"{where} of `{path}`: `{deep}` is nested deeper than {MAX_TOOL_DEPTH} levels, the most a tool definition may",
+            hint="no real API nests so deep: fix or remove the definition",
+        )
+    return where, definition
 
 
 def read_definitions(path: str) -> list[tuple[str, Any]]:

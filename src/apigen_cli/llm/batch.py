@@ -52,6 +52,7 @@ from ..errors import ApigenError, ConfigError, EndpointError
 from ..problems import Problem
 from ..redaction import Redactor
 from ..retry import parse_retry_after
+from ..rows.side_files import create_exclusive
 from .chat import ChatRequest, ChatResult
 
 CHAT_URL = "/v1/chat/completions"
@@ -669,7 +670,7 @@ class BatchBackend:
         results_path = os.path.join(folder, _folder_name("results", round_number))
         os.makedirs(folder, exist_ok=True)
         temporary = requests_path + ".tmp"
-        with open(temporary, "wb") as handle:
+        with os.fdopen(create_exclusive(temporary), "wb") as handle:  # never through a link planted at the name
             handle.write(b"".join(lines[name] for name in missing))
         os.replace(temporary, requests_path)
         raise BatchPending(

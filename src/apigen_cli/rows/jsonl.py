@@ -21,6 +21,8 @@ from typing import IO, Any, BinaryIO, Protocol
 import orjson
 
 from ..errors import ConfigError, InputError
+from ..problems import TOO_DEEP, TOO_DEEP_TEXT, may_be_too_deep, too_deep, valid_text
+from .lock import OutputLock
 from .replacement import Kept, Replacement, is_replaceable, replaced_together
 
 STDIO = "-"
@@ -104,11 +106,30 @@ def _parse_line(source: str, number: int, raw: bytes) -> dict[str, Any]:
     try:
         value = loads(raw)
     except (ValueError, RecursionError) as error:
-        raise BadLine(source, number, raw, _not_utf8(raw) or f"is not valid JSON: {json_error_text(error)}") from None
+        if str(error).startswith("depth limit exceeded"):  # orjson's, past 1024 levels: valid JSON all the same
+            return _too_deep_row(source, number, raw, "the row")
+        value = _with_lone_surrogates(raw)
+        if value is None:
+            raise BadLine(source, number, raw, _not_utf8(raw) or f"is not valid JSON: {json_error_text(error)}") from None
     if not isinstance(value, dict):
         kind = type(value).__name__.replace("NoneType", "null").replace("dict", "object").replace("list", "array")
         raise BadLine(source, number, raw, f"is a JSON {kind}, not an object: each line must hold one row")
     return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"`{name}` is not JSON")
+
+
+def _with_lone_surrogates(raw: bytes) -> Any:
+    """A line orjson refused only for its lone surrogate escapes (``"\\udcff"``, as older tools wrote a file
+    name that is not UTF-8), read with U+FFFD in their place; ``None`` for any other fault."""
+    if b"\\u" not in raw:
+        return None
+    try:
+        return valid_text(json.loads(raw, parse_constant=_refuse_constant))
+    except (ValueError, RecursionError):
+        return None
 
 
 def read_rows(path: str, *, skip_bad_lines: bool = False) -> Iterator[dict[str, Any]]:
@@ -148,10 +169,12 @@ def _iter_rows(source: str, stream: BinaryIO, skip_bad_lines: bool) -> Iterator[
                     continue
                 yield _parse_or_reject(source, number, raw.strip(), skip_bad_lines)
                 continue
-            if type(value) is dict:
-                yield value
-            else:
+            if type(value) is not dict:
                 yield _parse_or_reject(source, number, raw.strip(), skip_bad_lines)
+            elif may_be_too_deep(raw):
+                yield _within_depth(source, number, raw.strip(), value)
+            else:
+                yield value
     except OSError as error:
         raise InputError(f"reading `{source}` failed: {error.strerror or error}") from None
     finally:
@@ -162,11 +185,32 @@ def _iter_rows(source: str, stream: BinaryIO, skip_bad_lines: bool) -> Iterator[
 def _parse_or_reject(source: str, number: int, raw: bytes, skip_bad_lines: bool) -> dict[str, Any]:
     """Parse a line the slow, careful way: a row, a reject row, or an ``InputError``."""
     try:
-        return _parse_line(source, number, raw)
+        return _within_depth(source, number, raw, _parse_line(source, number, raw))
     except BadLine as bad:
         if not skip_bad_lines:
             raise bad.as_input_error() from None
         return bad.as_reject_row()
+
+
+def _within_depth(source: str, number: int, raw: bytes, row: dict[str, Any]) -> dict[str, Any]:
+    """``row``, or its reject row when it nests deeper than apigen reads: valid JSON, but no stage could write it on.
+
+    A reject, never an error: one row does not stop a file. It keeps the line as text, as a bad line's does.
+    """
+    path = too_deep(row)
+    if path is None:
+        return row
+    rejected = _too_deep_row(source, number, raw, f"`{path}`")
+    if isinstance(row.get("id"), str):
+        rejected["id"] = row["id"]
+    return rejected
+
+
+def _too_deep_row(source: str, number: int, raw: bytes, where: str) -> dict[str, Any]:
+    detail = f"{where} is {TOO_DEEP_TEXT}"
+    rejected = BadLine(source, number, raw, detail).as_reject_row()
+    rejected.update(reason=TOO_DEEP, reason_detail=f"line {number} of `{source}`: {detail}")
+    return rejected
 
 
 def _read_array(source: str, data: bytes, skip_bad_lines: bool) -> Iterator[dict[str, Any]]:
@@ -182,7 +226,12 @@ def _read_array(source: str, data: bytes, skip_bad_lines: bool) -> Iterator[dict
         raise InputError(f"`{source}` is not a JSON array of rows")
     for index, item in enumerate(items, start=1):
         if isinstance(item, dict):
-            yield item
+            path = too_deep(item)
+            if path is None:
+                yield item
+            else:
+                detail = f"item {index} of the JSON array in `{source}`: `{path}` is {TOO_DEEP_TEXT}"
+                yield {"item": index, "rejected_by": "input", "reason": TOO_DEEP, "reason_detail": detail}
             continue
         problem = f"item {index} of the JSON array in `{source}` is not an object"
         if not skip_bad_lines:
@@ -191,8 +240,9 @@ def _read_array(source: str, data: bytes, skip_bad_lines: bool) -> Iterator[dict
 
 
 def _dumps_fallback(row: Any) -> bytes:
-    # orjson refuses non-string keys and some Python types a caller may have put in a row.
-    return (json.dumps(row, ensure_ascii=True, default=repr, separators=(",", ":")) + "\n").encode()
+    # orjson refuses non-string keys, some Python types a caller may have put in a row, and lone
+    # surrogates, which no UTF-8 file can hold: written as escapes, they would be a line every reader refuses.
+    return (json.dumps(valid_text(row), ensure_ascii=True, default=repr, separators=(",", ":")) + "\n").encode()
 
 
 class ByteSink(Protocol):
@@ -303,6 +353,7 @@ class OutputFile:
         self._stream: IO[bytes] | None = None
         self._fresh: _EmptiedOnFirstWrite | None = None  # an in-place file emptied on the first row
         self._writer: JsonlWriter | None = None
+        self._lock: OutputLock | None = None  # an in-place file's (a replaced one's is its Replacement's)
 
     @property
     def writer(self) -> JsonlWriter:
@@ -319,6 +370,8 @@ class OutputFile:
             return sys.stdout.buffer
         if self._replacement is not None:
             return self._replacement.open()
+        if is_replaceable(self.path):  # a regular file has one writer at a time (`rows.lock`); a device or a pipe is shared
+            self._lock = OutputLock.acquire(self.path, self.flag)
         try:
             folder = os.path.dirname(self.path)
             if folder:
@@ -329,10 +382,16 @@ class OutputFile:
                 stream.seek(self.resume_at)
             return stream
         except OSError as error:
+            self._unlock()
             raise ConfigError(
                 f"`{self.flag}` cannot write `{self.path}`: {error.strerror or error}",
                 hint="check that the folder exists and is writable",
             ) from None
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.release()
 
     def start(self) -> None:
         """The first row is coming: an in-place file that starts afresh is emptied now (its first write would too)."""
@@ -352,6 +411,7 @@ class OutputFile:
             self._replacement.commit(self._stream)
         elif self._stream is not None and self._stream is not sys.stdout.buffer:
             self._stream.close()
+        self._unlock()
 
     def abandon(self) -> Kept | None:
         """After a failure: close without finishing; the earlier file stays, the rows written are kept (returned)."""
@@ -364,6 +424,7 @@ class OutputFile:
             return Kept(self.path, partial, writer.rows_written) if partial and writer is not None else None
         if self._stream is not None and self._stream is not sys.stdout.buffer:
             self._stream.close()
+        self._unlock()
         return None
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 
 from ..errors import ApigenError, ConfigError, Interrupted
+from .lock import OutputLock
+from .side_files import create_exclusive
 
 PARTIAL_SUFFIX = ".partial"
 _HINT = "give a writable file path"
@@ -83,17 +85,35 @@ class Replacement:
         self.target = _resolved(path)
         self.temporary = f"{self.target}.part-{os.getpid()}"
         self._opened = False
+        self._lock: OutputLock | None = None
 
     def open(self) -> IO[bytes]:
-        """Create the temporary (and its folder) for writing; ``ConfigError`` naming the file if it cannot be."""
+        """Lock the file and create the temporary (and its folder); ``ConfigError`` naming the file if it cannot be.
+
+        The lock (``rows.lock``) is held until ``commit`` or ``discard``: another command
+        writing the same file is refused, naming this one, rather than replacing its work.
+        """
         if not is_replaceable(self.target):  # never rename a file over `/dev/null` (root may)
             raise ConfigError(f"`{self.flag}` cannot write `{self.path}`: it is not a regular file", hint=_HINT)
+        self._lock = OutputLock.acquire(self.path, self.flag)
+        try:
+            return self._open_temporary()
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.release()
+
+    def _open_temporary(self) -> IO[bytes]:
         try:
             folder = os.path.dirname(self.target)
             if folder:
                 os.makedirs(folder, exist_ok=True)
             mode = stat.S_IMODE(os.stat(self.target).st_mode) if os.path.exists(self.target) else 0o666
-            descriptor = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            descriptor = create_exclusive(self.temporary, mode)  # never through a link planted at the name
             if os.path.exists(self.target):
                 os.chmod(self.temporary, mode)  # the earlier file's own permissions, umask aside
         except OSError as error:
@@ -111,6 +131,8 @@ class Replacement:
             os.replace(self.temporary, self.target)
         except OSError as error:
             raise ConfigError(f"`{self.flag}` cannot replace `{self.path}`: {error.strerror or error}", hint=_HINT) from None
+        finally:
+            self._unlock()
         self._opened = False
 
     def discard(self, stream: IO[bytes] | None = None, *, keep: bool = False) -> str | None:
@@ -120,16 +142,17 @@ class Replacement:
         """
         if stream is not None:
             stream.close()
-        if not self._opened:
+        try:
+            if not self._opened:
+                return None
+            self._opened = False
+            if keep:
+                return _kept_apart(self.temporary, self.target)
+            with suppress(FileNotFoundError):
+                os.remove(self.temporary)
             return None
-        self._opened = False
-        if keep:
-            kept = free_partial_name(self.target)
-            os.replace(self.temporary, kept)
-            return kept
-        with suppress(FileNotFoundError):
-            os.remove(self.temporary)
-        return None
+        finally:
+            self._unlock()
 
 
 def free_partial_name(target: str) -> str:
@@ -139,6 +162,21 @@ def free_partial_name(target: str) -> str:
         number += 1
         name = f"{target}{PARTIAL_SUFFIX}-{number}"
     return name
+
+
+def _kept_apart(temporary: str, target: str) -> str:
+    """Give ``temporary`` the first free ``.partial`` name; a name taken meanwhile (even by a link) is never replaced."""
+    while True:
+        kept = free_partial_name(target)
+        try:
+            os.link(temporary, kept)  # fails if the name exists, whatever it is: unlike a rename, never replaces
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links: the name was free a moment ago
+            os.replace(temporary, kept)
+            return kept
+        os.remove(temporary)
+        return kept
 
 
 def write_whole(path: str, data: bytes, flag: str) -> None:

@@ -6,13 +6,13 @@ wiring can be driven from Python without Typer.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, InputError
 from ..wording import counted
+from .file_roles import FileUse, check_files_apart
 from .jsonl import STDIO, OutputFile, read_rows
 from .records import is_api_definition
 from .replacement import check_writable, replaced_together
@@ -32,6 +32,7 @@ class Destinations:
     rejects: str | None = None
     keep_rejected: bool = False
     skip_bad_lines: bool = False
+    input_flag: str = "INPUT"  # how messages name the input (`run` reads its API library, `APIS`)
 
     def validate(self) -> None:
         if self.rejects is not None and self.keep_rejected:
@@ -40,24 +41,17 @@ class Destinations:
                 hint="pass one of them: `--rejects FILE` to write them apart, `--keep-rejected` to keep them in the output",
             )
         paths = {"--output": self.output, "--rejects": self.rejects}
-        for flag, path in paths.items():
-            if path not in (None, STDIO) and self.input != STDIO and _same_file(path, self.input):
-                raise ConfigError(
-                    f"`{flag}` names the input file `{self.input}`, which would be overwritten while it is read",
-                    hint="write to another file",
-                )
-        if self.rejects is not None and self.rejects == self.output and self.output != os.devnull:
-            raise ConfigError("`--rejects` and `--output` name the same destination", hint="give the rejects a file of their own")
+        check_files_apart(
+            [
+                FileUse(self.input_flag, self.input, writes=False),
+                *(FileUse(flag, path, writes=True) for flag, path in paths.items() if path),
+            ]
+        )
+        if self.rejects == STDIO and self.output == STDIO:
+            raise ConfigError("`--rejects` and `--output` both name standard output", hint="give the rejects a file of their own")
         for flag, path in paths.items():
             if path is not None and path != STDIO:
                 check_writable(path, flag)
-
-
-def _same_file(first: str, second: str) -> bool:
-    try:
-        return os.path.samefile(first, second)
-    except OSError:
-        return os.path.abspath(first) == os.path.abspath(second)
 
 
 def run_stage(

@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+from ..problems import may_be_too_deep, too_deep
 from ..rows.jsonl import loads
 
 _FENCE = re.compile(r"```[ \t]*(?:json5?|JSON|javascript|js)?[ \t]*\r?\n?(.*?)```", re.DOTALL)
@@ -20,10 +21,22 @@ _MAX_START_POSITIONS = 200
 
 NOT_FOUND = object()
 MISSING = object()  # a pair without a query (bare calls): the row's own query stands
+TOO_DEEP_JSON = object()  # what ``find_json`` returns, when asked, for a value nested past ``MAX_DEPTH``
 
 
-def find_json(text: str) -> Any:
-    """The first JSON value found in ``text``, or ``NOT_FOUND``."""
+def find_json(text: str, *, if_too_deep: Any = NOT_FOUND) -> Any:
+    """The first JSON value found in ``text``, or ``NOT_FOUND``.
+
+    A value nested deeper than apigen reads (``problems.MAX_DEPTH``) is not used: ``if_too_deep``
+    comes back instead (``NOT_FOUND`` unless the caller wants to say why).
+    """
+    value = _first_json(text)
+    if value is not NOT_FOUND and may_be_too_deep(text) and too_deep(value) is not None:
+        return if_too_deep
+    return value
+
+
+def _first_json(text: str) -> Any:
     stripped = text.strip()
     if not stripped:
         return NOT_FOUND

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..problems import Problem, RowProblem, show_value
+from ..problems import TOO_DEEP, TOO_DEEP_TEXT, Problem, RowProblem, show_value
 from ..rows.records import (
     ANSWERS,
     ID,
@@ -31,7 +31,7 @@ from ..rows.records import (
     tools_of,
 )
 from ..schema.tools import CatalogueCache, Tool
-from .extract import MISSING, NOT_FOUND, find_json, pairs_of
+from .extract import MISSING, NOT_FOUND, TOO_DEEP_JSON, find_json, pairs_of
 
 STAGE = "format_check"
 KEEP_FIELD = "keep_row_after_format_check"
@@ -126,7 +126,10 @@ def split_raw_output(row: Row) -> list[Row]:
     ``unparseable_output`` with its ``raw_output`` kept, so it can be inspected.
     """
     raw = row[RAW_OUTPUT]
-    parsed = find_json(raw) if isinstance(raw, str) else raw
+    parsed = find_json(raw, if_too_deep=TOO_DEEP_JSON) if isinstance(raw, str) else raw
+    if parsed is TOO_DEEP_JSON:
+        ensure_id(row)
+        return [reject(row, STAGE, Problem(TOO_DEEP, f"`raw_output` holds JSON {TOO_DEEP_TEXT}"))]
     pairs = None if parsed is NOT_FOUND else pairs_of(parsed)
     if not pairs:
         ensure_id(row)
