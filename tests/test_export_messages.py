@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from apigen_cli.stages.export import IRRELEVANCE_REPLY, call_id, export_rows
+from apigen_cli.stages.export import IRRELEVANCE_REPLY, export_rows
+from apigen_cli.stages.export_shared import call_id
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
 from .doc_pages import page_with

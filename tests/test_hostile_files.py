@@ -254,6 +254,23 @@ def test_a_run_file_named_by_two_flags_is_refused_before_any_work(
         (lambda t: ["format-check", str(t / "good.jsonl"), "--rejects", str(t / "link.jsonl")], ("--rejects", "INPUT")),
         (lambda t: ["export", str(t / "link.jsonl"), "--format", "openai", "-o", str(t / "good.jsonl")], ("--output", "INPUT")),
         (lambda t: ["library", "merge", str(t / "good.jsonl"), "-o", str(t / "link.jsonl")], ("--output", "LIB")),
+        (
+            lambda t: [
+                "export",
+                "-",
+                "--format",
+                "preference",
+                "--rejects-in",
+                str(t / "good.jsonl"),
+                "-o",
+                str(t / "link.jsonl"),
+            ],
+            ("--output", "--rejects-in"),
+        ),
+        (
+            lambda t: ["export", "-", "--format", "messages", "--tools", str(t / "good.jsonl"), "-o", str(t / "link.jsonl")],
+            ("--output", "--tools"),
+        ),
         (lambda t: ["report", str(t / "good.jsonl"), "--html", str(t / "link.jsonl")], ("--html", "DATASET")),
         (lambda t: ["merge", str(t / "link.jsonl"), str(t / "good.jsonl")], ("OUT", "SHARD_OUTPUTS")),
         (
@@ -267,7 +284,18 @@ def test_a_run_file_named_by_two_flags_is_refused_before_any_work(
             ("--report", "APIS"),
         ),
     ],
-    ids=["format-check-o", "format-check-rejects", "export", "library-merge", "report-html", "merge", "run-examples", "run-apis"],
+    ids=[
+        "format-check-o",
+        "format-check-rejects",
+        "export",
+        "library-merge",
+        "export-rejects-in",
+        "export-tools",
+        "report-html",
+        "merge",
+        "run-examples",
+        "run-apis",
+    ],  # fmt: skip
 )
 def test_every_command_refuses_a_file_it_writes_and_reads(tmp_path: Path, args: Any, flags: tuple[str, str]) -> None:
     good = write_jsonl(tmp_path / "good.jsonl", [ROW])

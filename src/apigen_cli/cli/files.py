@@ -18,7 +18,7 @@ READ = frozenset(
     {
         "input", "apis", "examples", "blueprint_examples", "prompts", "functions", "env_library", "initial_state",
         "policy", "personas", "policy_checks", "shard_outputs", "render_check", "files", "dataset", "run_report",
-        "specs", "spec", "path", "library", "libraries",
+        "specs", "spec", "path", "library", "libraries", "tools", "rejects_in",
     }
 )  # fmt: skip
 #: (command, parameter) where a usually written name is only read: `batch status OUTPUT`, `report DATASET REJECTS...`,

@@ -7,9 +7,11 @@ from typing import Annotated, Optional
 import typer
 
 from ..console import Messages
+from ..errors import ConfigError
 from ..rows.runner import Destinations, run_stage
 from ..stages.dedup import dedup as dedup_rows
-from ..stages.export import NoteCollector, RecordCheck, export_file
+from ..stages.export import ExportSummary, NoteCollector, RecordCheck, export_file
+from ..stages.export_preference import PREFERENCE, PreferenceSummary, check_preference_options, export_preference_file
 from ..stages.negatives import NegativesSummary, check_rate
 from ..stages.negatives import negatives as negative_rows
 from .main import app, errors_to_exit_codes
@@ -23,8 +25,9 @@ def export(
         str,
         typer.Option(
             "--format",
-            metavar="xlam|openai|messages|sharegpt",
-            help="xlam-function-calling-60k, OpenAI chat fine-tuning, chat messages for transformers/TRL, or ShareGPT.",
+            metavar="xlam|openai|messages|sharegpt|preference",
+            help="xlam-function-calling-60k, OpenAI chat fine-tuning, chat messages for transformers/TRL, ShareGPT, "
+            "or preference pairs of conversations (with `--rejects-in`).",
         ),
     ],
     input: InputArg = "-",
@@ -70,6 +73,31 @@ def export(
             "you give up the verification. Without it such a row stops the export (exit 2).",
         ),
     ] = False,
+    tools: Annotated[
+        Optional[str],
+        typer.Option(
+            "--tools",
+            metavar="FILE",
+            help="Conversations without `tools`: the environment's API library (as `library from-python --class` "
+            "writes it), offering the tools of the classes each row's `environment` names.",
+        ),
+    ] = None,
+    per_turn: Annotated[
+        bool,
+        typer.Option(
+            "--per-turn",
+            help="Conversations: one sample per assistant turn, the conversation before it as the prompt.",
+        ),
+    ] = False,
+    rejects_in: Annotated[
+        Optional[str],
+        typer.Option(
+            "--rejects-in",
+            metavar="FILE",
+            help="preference: the failed attempts (rejects of `simulate` or `trajectory-check`), each paired with "
+            "the verified conversation of its blueprint.",
+        ),
+    ] = None,
     skip_bad_lines: SkipBadLinesOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -80,6 +108,8 @@ def export(
     (raw `generate` output, a hand-made file) stops the export, unless `--unverified`.
     Rows rejected by an earlier stage are left out; irrelevance rows become a reply
     without calls. What a format cannot say about a tool is named once per kind.
+    Multi-turn conversations (rows of chat `messages`) must have passed
+    `trajectory-check`; they keep their per-call labels in `call_labels`.
 
     Examples:
 
@@ -88,30 +118,52 @@ def export(
         apigen export dataset.jsonl --format messages --with-results --render-check qwen2.5.jinja -o train.jsonl
 
         apigen dedup dataset.jsonl | apigen export --format sharegpt > sharegpt.jsonl
+
+        apigen export verified.jsonl --tools env_tools.jsonl --format messages --per-turn -o turns.jsonl
+
+        apigen export verified.jsonl --format preference --rejects-in failed.jsonl --tools env_tools.jsonl -o pairs.jsonl
     """
     messages = Messages(quiet=quiet, verbose=verbose)
     notes = NoteCollector()
     where = Destinations(input, output, skip_bad_lines=skip_bad_lines)
+    check: RecordCheck | None = None
+    summary: ExportSummary | PreferenceSummary
     with errors_to_exit_codes(messages):
-        check: RecordCheck | None = None
-        if render_check is not None:
-            from ..stages.chat_template import ChatTemplate, RenderCheck  # jinja2 loads only when a check is asked
+        if format_name == PREFERENCE:
+            given = {"--jsonl": jsonl, "--with-results": with_results, "--system": system is not None}
+            given |= {"--string-arguments": string_arguments, "--output-format": output_format != "json"}
+            given |= {"--render-check": render_check is not None, "--unverified": unverified, "--per-turn": per_turn}
+            check_preference_options(rejects_in, given)
+            messages.waiting_for_stdin(input)
+            summary = export_preference_file(
+                where, rejects_in=str(rejects_in), tools=tools, on_note=notes, wrap=lambda rows: messages.progress(rows, "export")
+            )
+        else:
+            if rejects_in is not None:
+                raise ConfigError(
+                    f"`--rejects-in` does not apply to `--format {format_name}`",
+                    hint=f"it names the failed attempts of `--format {PREFERENCE}`; leave it out",
+                )
+            if render_check is not None:
+                from ..stages.chat_template import ChatTemplate, RenderCheck  # jinja2 loads only when a check is asked
 
-            check = RenderCheck(ChatTemplate.from_file(render_check))
-        messages.waiting_for_stdin(input)
-        summary = export_file(
-            where,
-            format_name,
-            jsonl=jsonl,
-            with_results=with_results,
-            system=system,
-            string_arguments=string_arguments,
-            output_format=output_format,
-            render_check=check,
-            on_note=notes,
-            wrap=lambda rows: messages.progress(rows, "export"),
-            unverified=unverified,
-        )
+                check = RenderCheck(ChatTemplate.from_file(render_check))
+            messages.waiting_for_stdin(input)
+            summary = export_file(
+                where,
+                format_name,
+                jsonl=jsonl,
+                with_results=with_results,
+                system=system,
+                string_arguments=string_arguments,
+                output_format=output_format,
+                render_check=check,
+                on_note=notes,
+                wrap=lambda rows: messages.progress(rows, "export"),
+                unverified=unverified,
+                per_turn=per_turn,
+                tools=tools,
+            )
     if not quiet:
         for line in notes.lines():
             messages.warning(line)

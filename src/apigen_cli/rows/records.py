@@ -40,6 +40,7 @@ REASON_DETAIL = "reason_detail"
 MISSING_PAIR = "missing_pair"  # the reason of a pair a request asked for and the model did not write
 KIND = "kind"
 IRRELEVANCE = "irrelevance"
+MESSAGES = "messages"
 
 STAGE_KEEP_FIELDS = {
     "format_check": "keep_row_after_format_check",
@@ -167,11 +168,21 @@ def calls_of(row: Row) -> list[dict[str, Any]]:
     return calls
 
 
+def is_conversation(row: Row) -> bool:
+    """Whether ``row`` is a multi-turn conversation (chat ``messages``) rather than a single-turn row (``query``, ``answers``)."""
+    return isinstance(row.get(MESSAGES), list) and QUERY not in row and ANSWERS not in row
+
+
 def verdicts_lacking(row: Row) -> list[str]:
-    """The check verdicts ``row`` lacks (not ``true``); none for a negative made from a row that had them all."""
+    """The check verdicts ``row`` lacks (not ``true``); none for a negative made from a row that had them all.
+
+    A conversation is verified by the trajectory check alone: replayed on its environment, it
+    left the gold state and told what it had to (single-turn's three checks do not apply to it).
+    """
     if row.get(KIND) == IRRELEVANCE and row.get("source_verified") is True:
         return []
-    return [field for field in STAGE_KEEP_FIELDS.values() if row.get(field) is not True]
+    fields = MULTI_TURN_KEEP_FIELDS.values() if is_conversation(row) else STAGE_KEEP_FIELDS.values()
+    return [field for field in fields if row.get(field) is not True]
 
 
 def passed_every_check(row: Row) -> bool:

@@ -233,10 +233,21 @@ def _deepseek_call(head: str, body: str) -> tuple[str, Any]:
 # --- the check ------------------------------------------------------------------------------------
 
 
+def conversation_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record's messages: ``messages``, or TRL's conversational ``prompt`` then ``completion`` (a per-turn sample)."""
+    messages = record.get("messages")
+    if isinstance(messages, list):
+        return messages
+    prompt, completion = record.get("prompt"), record.get("completion")
+    if isinstance(prompt, list) and isinstance(completion, list):
+        return [*prompt, *completion]
+    return []
+
+
 def expected_calls(record: dict[str, Any]) -> list[tuple[str, Any]]:
     """The calls of a record's assistant turns, arguments decoded when the record holds them as JSON strings."""
     calls = []
-    for message in record.get("messages", []):
+    for message in conversation_of(record):
         for call in message.get("tool_calls") or []:
             function = call.get("function", call)
             arguments = function.get("arguments")
@@ -277,9 +288,9 @@ class ChatTemplate:
 
     def check(self, record: dict[str, Any]) -> Failure | None:
         """``None`` when the record renders and its rendered calls are its calls; else what went wrong."""
-        messages = record.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return Failure("not_a_conversation", "the record has no `messages`")
+        messages = conversation_of(record)
+        if not messages:
+            return Failure("not_a_conversation", "the record has no `messages` (nor `prompt` and `completion`)")
         tools = record.get("tools")
         try:
             self.render(messages, tools)  # the text a trainer tokenizes: all of it must render

@@ -36,6 +36,10 @@ data only of rows that passed all three checks (their ``keep_row_after_*`` verdi
 ``true``): a row without them stops it with an error, unless ``unverified`` is given, when
 such rows are written as they are and counted apart. What a conversion cannot
 carry is handed to a callback as a ``dialects.Note``; nothing here prints.
+
+A multi-turn conversation row (chat ``messages``, see ``rows.records.is_conversation``) is
+written by ``export_conversation`` in ``openai``, ``messages`` or ``sharegpt``; it is verified
+when ``trajectory-check`` kept it. Preference pairs of conversations are ``export_preference``'s.
 """
 
 from __future__ import annotations
@@ -49,11 +53,25 @@ from typing import Any, Protocol
 from ..errors import ConfigError, InputError
 from ..problems import RowProblem
 from ..rows.jsonl import STDIO, OutputFile, read_rows
-from ..rows.records import ID, IRRELEVANCE, KIND, QUERY, REJECTED_BY, Row, calls_of, tools_of, verdicts_lacking
+from ..rows.records import (
+    ID,
+    IRRELEVANCE,
+    KIND,
+    QUERY,
+    REJECTED_BY,
+    TOOLS,
+    Row,
+    calls_of,
+    is_conversation,
+    tools_of,
+    verdicts_lacking,
+)
 from ..rows.replacement import Kept, replaced_together
 from ..rows.runner import Destinations, Wrapper, refusing_api_definitions
 from ..schema.dialects import Note, to_json_schema, to_openai, to_xlam
 from ..wording import counted
+from .export_conversation import WRITERS as CONVERSATION_WRITERS
+from .export_shared import EnvironmentLibrary, WriteOptions, call_id, load_environment_library
 
 FORMATS = ("xlam", "openai", "messages", "sharegpt")
 CHAT_FORMATS = ("openai", "messages")  # what a chat template can render
@@ -72,12 +90,18 @@ class ExportSummary:
     exported: int = 0
     unverified: int = 0  # exported rows that had not passed every check (``unverified`` given)
     irrelevance: int = 0
+    conversations: int = 0  # exported rows that were multi-turn conversations
+    samples: int = 0  # records written for them with ``per_turn``: one per assistant turn
     rejected: int = 0
     unusable: Counter[str] = field(default_factory=Counter)
 
     def line(self) -> str:
         text = f"export: {counted(self.exported, 'row')} written as {self.format}"
         details = [f"{self.irrelevance} irrelevance"] if self.irrelevance else []
+        if self.conversations:
+            details.append(counted(self.conversations, "conversation"))
+        if self.samples:
+            details.append(f"{counted(self.samples, 'sample')}, one per assistant turn")
         if self.unverified:
             details.append(f"{self.unverified} never verified")
         if details:
@@ -108,16 +132,9 @@ class NoteCollector:
         ]
 
 
-@dataclass(frozen=True)
-class WriteOptions:
-    """What changes how one row is written: its tool messages, a system message to open chats with, string arguments."""
-
-    with_results: bool = False
-    system: str | None = None
-    string_arguments: bool = False
-
-
-def check_options(fmt: str, *, with_results: bool = False, system: str | None = None, string_arguments: bool = False) -> None:
+def check_options(
+    fmt: str, *, with_results: bool = False, system: str | None = None, string_arguments: bool = False, per_turn: bool = False
+) -> None:
     """Refuse what cannot be written, before any row is read."""
     if fmt not in FORMATS:
         raise ConfigError(
@@ -141,6 +158,11 @@ def check_options(fmt: str, *, with_results: bool = False, system: str | None = 
         )
     if with_results and fmt == "xlam":
         raise ConfigError("`--with-results` does not apply to `--format xlam`", hint="xlam rows hold no results; leave it out")
+    if per_turn and fmt == "xlam":
+        raise ConfigError(
+            "`--per-turn` does not apply to `--format xlam`",
+            hint="it splits conversations: pass `--format messages`, `--format openai` or `--format sharegpt`",
+        )
 
 
 def export_rows(
@@ -150,20 +172,27 @@ def export_rows(
     with_results: bool = False,
     system: str | None = None,
     string_arguments: bool = False,
+    per_turn: bool = False,
+    library: EnvironmentLibrary | None = None,
     on_note: NoteSink | None = None,
     summary: ExportSummary | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield one exported record per usable row, in input order; counts go into ``summary``."""
-    check_options(fmt, with_results=with_results, system=system, string_arguments=string_arguments)
+    """Yield the exported records of every usable row, in input order; counts go into ``summary``.
+
+    A single-turn row gives one record; a conversation row one, or with ``per_turn`` one per
+    assistant turn (``export_conversation``), its tools taken from ``library`` when it holds none.
+    """
+    check_options(fmt, with_results=with_results, system=system, string_arguments=string_arguments, per_turn=per_turn)
     counts = summary if summary is not None else ExportSummary(fmt)
     notes: list[Note] = []
     sink = on_note if on_note is not None else (lambda note: None)
-    return _export(rows, _WRITERS[fmt], WriteOptions(with_results, system, string_arguments), notes, sink, counts)
+    options = WriteOptions(with_results, system, string_arguments, per_turn, library)
+    return _export(rows, fmt, options, notes, sink, counts)
 
 
 def _export(
     rows: Iterable[Row],
-    write: Writer,
+    fmt: str,
     options: WriteOptions,
     notes: list[Note],
     sink: NoteSink,
@@ -174,8 +203,14 @@ def _export(
             summary.rejected += 1
             continue
         notes.clear()
+        conversation = is_conversation(row)
         try:
-            record = write(row, summary.exported, options, notes)
+            if conversation:
+                if fmt not in CONVERSATION_WRITERS:
+                    raise RowProblem("not_single_turn", f"a conversation cannot be written as `{fmt}`")
+                records = CONVERSATION_WRITERS[fmt](row, summary.exported, options, notes)
+            else:
+                records = iter([_WRITERS[fmt](row, summary.exported, options, notes)])
         except RowProblem as error:
             summary.unusable[error.problem.code] += 1
             continue
@@ -186,7 +221,12 @@ def _export(
             summary.unverified += 1
         if row.get(KIND) == IRRELEVANCE:
             summary.irrelevance += 1
-        yield record
+        if conversation:
+            summary.conversations += 1
+        for record in records:
+            if conversation and options.per_turn:
+                summary.samples += 1
+            yield record
 
 
 def export_file(
@@ -202,6 +242,8 @@ def export_file(
     on_note: NoteSink | None = None,
     wrap: Wrapper | None = None,
     unverified: bool = False,
+    per_turn: bool = False,
+    tools: str | None = None,
 ) -> ExportSummary:
     """Read ``where.input``, write the export to ``where.output`` and return the counts.
 
@@ -211,8 +253,11 @@ def export_file(
     ``output_format`` is ``json`` (JSON Lines, or xlam's array) or ``parquet``. Each record
     written first passes ``render_check`` when given (see ``chat_template``); a record it
     refuses is counted and named, and the export ends in a ``RenderCheckFailed``.
+
+    Conversation rows (multi-turn) must have passed the trajectory check instead, and take
+    their tools from ``tools`` (the environment's API library) when they hold none.
     """
-    check_options(fmt, with_results=with_results, system=system, string_arguments=string_arguments)
+    check_options(fmt, with_results=with_results, system=system, string_arguments=string_arguments, per_turn=per_turn)
     check_output_format(fmt, output_format, jsonl=jsonl, output=where.output)
     if render_check is not None and fmt not in CHAT_FORMATS:
         raise ConfigError(
@@ -220,12 +265,16 @@ def export_file(
             hint="a chat template renders `--format messages` or `--format openai`; pass one of them",
         )
     where.validate()
+    library = None
+    if tools is not None:
+        library = load_environment_library(tools)
     summary = ExportSummary(fmt)
     # The output first: a missing pyarrow is said before any input is opened.
     output = _open_output(where.output, fmt, output_format, jsonl, string_arguments)
     rows: Iterator[Row] = refusing_api_definitions(read_rows(where.input, skip_bad_lines=where.skip_bad_lines), where.input)
     if not unverified:
         rows = requiring_verdicts(rows, where.input)
+    rows = checking_conversations(rows, where.input, fmt, library is not None)
     if wrap is not None:
         rows = wrap(rows)
     with replaced_together(output):  # written whole or not at all: an earlier file stays as it was
@@ -235,6 +284,8 @@ def export_file(
             with_results=with_results,
             system=system,
             string_arguments=string_arguments,
+            per_turn=per_turn,
+            library=library,
             on_note=on_note,
             summary=summary,
         )
@@ -257,14 +308,41 @@ def requiring_verdicts(rows: Iterable[Row], source: str) -> Iterator[Row]:
         if REJECTED_BY not in row:
             lacking = verdicts_lacking(row)
             if lacking:
-                shown = "standard input" if source == STDIO else f"`{source}`"
+                kept = (
+                    "the conversations `apigen trajectory-check`"
+                    if is_conversation(row)
+                    else "the rows `apigen run` or `apigen semantic-check`"
+                )
                 raise InputError(
-                    f"row {number} of {shown} has not passed the checks: it has no "
+                    f"row {number} of {_shown(source)} has not passed the checks: it has no "
                     + ", ".join(f"`{field}: true`" for field in lacking),
-                    hint="export the rows `apigen run` or `apigen semantic-check` kept; or pass `--unverified` "
+                    hint=f"export {kept} kept; or pass `--unverified` "
                     "to export rows that were never checked, giving up the verification",
                 )
         yield row
+
+
+def checking_conversations(rows: Iterable[Row], source: str, fmt: str, library: bool) -> Iterator[Row]:
+    """``rows``, stopped at the first conversation the export cannot write whole: in xlam, or with no tools."""
+    for number, row in enumerate(rows, start=1):
+        if REJECTED_BY not in row and is_conversation(row):
+            if fmt == "xlam":
+                raise InputError(
+                    f"row {number} of {_shown(source)} is a conversation, which `--format xlam` cannot hold",
+                    hint="pass `--format messages`, `--format openai` or `--format sharegpt`",
+                )
+            if TOOLS not in row and not library:
+                raise InputError(
+                    f"row {number} of {_shown(source)} is a conversation without `tools`, "
+                    "and no `--tools` names the environment's library",
+                    hint="pass `--tools FILE`, the environment's API library as "
+                    "`apigen library from-python FILE_OR_FOLDER --class NAME` writes it",
+                )
+        yield row
+
+
+def _shown(source: str) -> str:
+    return "standard input" if source == STDIO else f"`{source}`"
 
 
 class RecordCheck(Protocol):
@@ -307,7 +385,7 @@ def _open_output(path: str, fmt: str, output_format: str, jsonl: bool, string_ar
     if output_format == "parquet":
         from .export_parquet import ParquetOutput  # pyarrow loads only when Parquet is asked for
 
-        return ParquetOutput(path, "openai" if string_arguments else fmt)  # the same columns, arguments as text
+        return ParquetOutput(path, fmt, string_arguments=string_arguments)
     return OutputFile(path, array=fmt == "xlam" and not jsonl)
 
 
@@ -402,22 +480,6 @@ def openai_record(
     if converted:
         record["tools"] = converted
     return record
-
-
-_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def _base36(number: int, places: int) -> str:
-    digits = []
-    for _ in range(places):
-        number, digit = divmod(number, 36)
-        digits.append(_BASE36[digit])
-    return "".join(reversed(digits))
-
-
-def call_id(row_index: int, call_index: int) -> str:
-    """Nine letters and digits, as Mistral's templates demand: ``c``, the row (5 places), the call (3)."""
-    return "c" + _base36(row_index % 36**5, 5) + _base36(call_index % 36**3, 3)
 
 
 def messages_record(

@@ -1,7 +1,8 @@
 """Exported records as a Parquet file, the form the Hugging Face Hub serves and previews.
 
-Each format has one fixed Arrow schema, so a file never depends on which rows came first
-and never fails on a value whose type changes from row to row. Two things in these records
+Each format has one fixed Arrow schema for single-turn rows (and one for conversations, one
+for their per-turn samples, see ``shapes_of``), so a file never depends on which rows came
+first and never fails on a value whose type changes from row to row. Two things in these records
 have no fixed shape: a tool's ``parameters`` (a JSON Schema) and a call's ``arguments`` in
 ``messages`` (an object whose keys are the tool's). Inferring a struct for them would merge
 the keys of every tool into one sparse struct and fill the missing ones with ``null`` (a
@@ -21,7 +22,7 @@ import json
 from types import ModuleType
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..rows.replacement import Kept, Replacement
 
 ROW_GROUP = 1000
@@ -57,12 +58,24 @@ def _message(arguments: Any) -> dict[str, Any]:
     }
 
 
-SHAPES: dict[str, dict[str, Any]] = {
-    "xlam": {"id": str, "query": str, "answers": str, "tools": str},
-    "openai": {"messages": [_message(str)], "tools": _TOOLS},
-    "messages": {"messages": [_message(JSON)], "tools": _TOOLS},
-    "sharegpt": {"conversations": [{"from": str, "value": str}], "tools": str},
-}
+def shapes_of(fmt: str, *, string_arguments: bool = False) -> list[dict[str, Any]]:
+    """The shapes a format's records come in: single-turn rows first, then whole conversations, then per-turn samples.
+
+    A conversation's ``call_labels`` are JSON text: their keys are the trajectory check's, and may grow.
+    """
+    if fmt == "xlam":
+        return [{"id": str, "query": str, "answers": str, "tools": str}]
+    if fmt == "sharegpt":
+        turns = {"conversations": [{"from": str, "value": str}], "tools": str}
+        labelled = {**turns, "system": str, "call_labels": JSON}
+        return [turns, {"id": str, **labelled}, {"id": str, "turn": int, **labelled}]
+    message = _message(str if string_arguments or fmt == "openai" else JSON)
+    chat = {"messages": [message], "tools": _TOOLS}
+    if fmt == "openai":
+        sample = {"messages": [{**message, "weight": int}], "tools": _TOOLS}
+    else:
+        sample = {"prompt": [message], "completion": [message], "tools": _TOOLS}
+    return [chat, {"id": str, **chat, "call_labels": JSON}, {"id": str, "turn": int, **sample, "call_labels": JSON}]
 
 
 def arrow_type(shape: Any, *, storage: bool = False) -> Any:
@@ -77,9 +90,9 @@ def arrow_type(shape: Any, *, storage: bool = False) -> Any:
     return {str: pa.string(), int: pa.int64(), bool: pa.bool_()}[shape]
 
 
-def schema_of(fmt: str, *, storage: bool = False) -> Any:
+def schema_of(shape: dict[str, Any], *, storage: bool = False) -> Any:
     pa, _pq = _pyarrow()
-    return pa.schema([(key, arrow_type(value, storage=storage)) for key, value in SHAPES[fmt].items()])
+    return pa.schema([(key, arrow_type(value, storage=storage)) for key, value in shape.items()])
 
 
 class ShapeError(ValueError):
@@ -109,15 +122,19 @@ def to_storage(value: Any, shape: Any, where: str) -> Any:
 
 
 class ParquetOutput:
-    """Writes records of one export format to ``path`` as Parquet, a row group at a time."""
+    """Writes records of one export format to ``path`` as Parquet, a row group at a time.
 
-    def __init__(self, path: str, fmt: str) -> None:
+    The columns are those of the first record's shape (``shapes_of``): single-turn rows, whole
+    conversations or per-turn samples; a later record of another shape is an error, never a
+    column filled with nulls.
+    """
+
+    def __init__(self, path: str, fmt: str, *, string_arguments: bool = False) -> None:
         self.pa, self.pq = _pyarrow()
         self.path = path
         self.fmt = fmt
-        self.shape = SHAPES[fmt]
-        self.schema = schema_of(fmt)
-        self.storage_schema = schema_of(fmt, storage=True)
+        self.shapes = shapes_of(fmt, string_arguments=string_arguments)
+        self.shape: dict[str, Any] | None = None  # chosen by the first record
         self._pending: list[dict[str, Any]] = []
         self._writer: Any = None
         self._file = Replacement(path)  # renamed over `path` once whole
@@ -125,17 +142,26 @@ class ParquetOutput:
         self._rows = 0
 
     def write(self, record: dict[str, Any]) -> None:
-        self._pending.append(to_storage(record, self.shape, "the record"))
+        if self.shape is None:
+            self.shape = next((shape for shape in self.shapes if set(record) <= set(shape)), self.shapes[0])
+        try:
+            self._pending.append(to_storage(record, self.shape, "the record"))
+        except ShapeError as error:
+            raise InputError(
+                f"exported record {self._rows + 1} does not fit the Parquet columns of the records before it: {error}",
+                hint="export single-turn rows and conversations to separate files",
+            ) from None
         self._rows += 1
         if len(self._pending) >= ROW_GROUP:
             self._flush()
 
     def _flush(self) -> None:
+        shape = self.shape or self.shapes[0]
         if self._writer is None:
             self._stream = self._file.open()
-            self._writer = self.pq.ParquetWriter(self._stream, self.schema)
+            self._writer = self.pq.ParquetWriter(self._stream, schema_of(shape))
         if self._pending:
-            table = self.pa.Table.from_pylist(self._pending, schema=self.storage_schema).cast(self.schema)
+            table = self.pa.Table.from_pylist(self._pending, schema=schema_of(shape, storage=True)).cast(schema_of(shape))
             self._writer.write_table(table)
             self._pending = []
 
