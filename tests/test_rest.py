@@ -45,10 +45,12 @@ class ToolServer(ThreadingHTTPServer):
 
 class Handler(JsonHandler):
     server: ToolServer
+    counted_path: str | None = None  # the path whose in-flight count this call holds
 
     def reply(
         self, status: int, body: Any, content_type: str = "application/json", headers: dict[str, str] | None = None
     ) -> None:
+        self.leave()  # before the reply is sent: the client may send its next call the moment it has it
         if content_type == "application/json":
             self.send_json(status, body, headers)
         else:
@@ -62,11 +64,18 @@ class Handler(JsonHandler):
             hits = server.hits[parts.path]
             server.in_flight[parts.path] += 1
             server.most_in_flight[parts.path] = max(server.most_in_flight[parts.path], server.in_flight[parts.path])
+        self.counted_path = parts.path
         try:
             self.route(parts.path, parse_qs(parts.query), hits)
         finally:
-            with server.lock:
-                server.in_flight[parts.path] -= 1
+            self.leave()
+
+    def leave(self) -> None:
+        """The call is no longer in flight (once per call, however it ends)."""
+        path, self.counted_path = self.counted_path, None
+        if path is not None:
+            with self.server.lock:
+                self.server.in_flight[path] -= 1
 
     def route(self, path: str, query: dict[str, list[str]], hits: int) -> None:
         body = self.read_json()
@@ -101,6 +110,7 @@ class Handler(JsonHandler):
             time.sleep(0.2)
             self.reply(200, {"paused": True})
         elif path == "/empty":
+            self.leave()
             self.send_response(204)
             self.end_headers()
         else:
