@@ -33,6 +33,7 @@ COMMAND_ORDER = (
     "semantic-check",
     "run",
     "blueprint",
+    "simulate",
     "trajectory-check",
     "merge",
     "dedup",

@@ -1,0 +1,207 @@
+"""The agent of a simulated conversation: a model given the policy and the environment's tools.
+
+The policy is its system message; the tools go in the chat API's ``tools`` parameter, and the
+model answers with native ``tool_calls`` (``chat.tool_reply`` carries them as text). A server
+that refuses ``tools`` (a 400 naming them) gets the same tools described in the system message
+instead, and answers calls as JSON in its text, the step-down JSON mode has for ``generate``:
+``ToolModes`` says so once on stderr and asks that model this way for the rest of the run. The
+conversation is kept in OpenAI's format whatever the mode; only the request is rendered for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from ..llm.chat import OFFLINE_MODEL, TOOLS_REFUSED, ChatRequest, ChatResult
+from ..problems import Problem
+from ..stages.extract import NOT_FOUND, find_json
+
+AGENT_SYSTEM = (
+    "You are a customer service agent. Help the user with their request by talking to them and by calling "
+    "the tools you are given. Follow the policy below at all times. Make one step at a time: look up what you "
+    "need before you act, ask the user for what you do not know instead of guessing it, and tell the user "
+    "what they asked to know.\n\n# Policy\n\n{policy}"
+)
+NO_POLICY = "(no policy was given: act as a careful support agent would)"
+PROMPTED_TOOLS = (
+    "\n\n# Tools\n\nYou can call these tools (JSON Schema of their arguments):\n{tools}\n\n"
+    'To call tools, answer with only a JSON object: {{"tool_calls": [{{"name": "TOOL", "arguments": {{...}}}}]}}. '
+    "Their results come back in the next message. To talk to the user, answer in plain text."
+)
+
+
+class Asker(Protocol):
+    """What the conversation needs of an LLM service: one request answered at a time, from any thread."""
+
+    def ask(self, request: ChatRequest) -> ChatResult: ...
+
+
+@dataclass(frozen=True)
+class AgentTurn:
+    """One assistant message: its text and its calls (OpenAI's ``tool_calls``), or why there is none."""
+
+    text: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    problem: Problem | None = None
+
+    def message(self) -> dict[str, Any]:
+        """The assistant message as the conversation row holds it."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        return message
+
+
+class ToolModes:
+    """Which models take ``tools`` natively; one whose server refused them is asked with the tools in its prompt."""
+
+    def __init__(self, warn: Callable[[str], None] | None = None) -> None:
+        self._prompted: set[str] = set()
+        self._lock = threading.Lock()
+        self._warn = warn
+
+    def native(self, model: str) -> bool:
+        return model not in self._prompted
+
+    def step_down(self, model: str, reason: str) -> None:
+        with self._lock:
+            if model in self._prompted:
+                return
+            self._prompted.add(model)
+        if self._warn is not None:
+            self._warn(
+                f"the LLM endpoint refused `tools` for model `{model}` ({reason}); describing the tools in the system "
+                "message and reading calls from the reply's JSON instead, for this model for the rest of the run"
+            )
+
+
+def openai_tools(definitions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Library entries as the chat API's ``tools``: name, description and parameters only."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": definition["name"],
+                "description": str(definition.get("description") or ""),
+                "parameters": definition.get("parameters") or {"type": "object", "properties": {}},
+            },
+        }
+        for definition in definitions
+    ]
+
+
+@dataclass(frozen=True)
+class Agent:
+    """The agent model with its policy and tools; ``reply`` asks it for its next message."""
+
+    chat: Asker
+    model: str
+    tools: list[dict[str, Any]]
+    modes: ToolModes
+    policy: str | None = None
+    max_tokens: int | None = None
+
+    def system_message(self) -> dict[str, Any]:
+        return {"role": "system", "content": AGENT_SYSTEM.format(policy=self.policy or NO_POLICY)}
+
+    def reply(self, key: str, messages: list[dict[str, Any]], offline_task: dict[str, Any], options: dict[str, Any]) -> AgentTurn:
+        """The agent's next message after ``messages`` (the conversation, its system message first)."""
+        native = self.model == OFFLINE_MODEL or self.modes.native(self.model)
+        result = self.chat.ask(self._request(key, messages, native, offline_task, options))
+        if native and result.error is not None and result.error.code == TOOLS_REFUSED:
+            self.modes.step_down(self.model, result.error.message)
+            native = False
+            result = self.chat.ask(self._request(key, messages, native, offline_task, options))
+        if not result.ok or result.text is None:
+            problem = result.error or Problem("llm_error", "the agent's reply has no text")
+            return AgentTurn(problem=Problem(problem.code, f"the agent's request failed: {problem.message}"))
+        made = sum(len(message.get("tool_calls") or ()) for message in messages if message.get("role") == "assistant")
+        return read_native(result.text, made) if native else read_prompted(result.text, made)
+
+    def _request(
+        self, key: str, messages: list[dict[str, Any]], native: bool, offline_task: dict[str, Any], options: dict[str, Any]
+    ) -> ChatRequest:
+        if native:
+            shown, tools = messages, self.tools
+        else:
+            shown, tools = prompted_messages(messages, self.tools), None
+        return ChatRequest(
+            key,
+            self.model,
+            shown,
+            offline_task=offline_task if self.model == OFFLINE_MODEL else None,
+            options={**options, **({"max_tokens": self.max_tokens} if self.max_tokens else {})} or None,
+            tools=tools,
+        )
+
+
+def read_native(text: str, made: int) -> AgentTurn:
+    """A reply to a request with ``tools`` (``{"content", "tool_calls"}``), its calls made well-formed."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return AgentTurn(text)  # a server that ignored `tools` and wrote text
+    if not isinstance(message, dict):
+        return AgentTurn(text)
+    content = message.get("content")
+    calls = []
+    for number, call in enumerate(message.get("tool_calls") or (), start=1):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        call_id = call.get("id") if isinstance(call.get("id"), str) and call.get("id") else f"call_{made + number}"
+        calls.append(_call(call_id, function.get("name"), function.get("arguments")))
+    return AgentTurn(content if isinstance(content, str) else "", calls)
+
+
+def read_prompted(text: str, made: int) -> AgentTurn:
+    """A reply in prompt mode: ``{"tool_calls": [...]}`` as JSON means calls, anything else is text to the user."""
+    found = find_json(text)
+    if found is NOT_FOUND or not isinstance(found, dict) or not isinstance(found.get("tool_calls"), list):
+        return AgentTurn(text)
+    calls = [
+        _call(f"call_{made + number}", call.get("name"), call.get("arguments"))
+        for number, call in enumerate(found["tool_calls"], start=1)
+        if isinstance(call, dict)
+    ]
+    return AgentTurn("", calls)
+
+
+def _call(call_id: str, name: Any, arguments: Any) -> dict[str, Any]:
+    """One call in OpenAI's form; arguments as the model gave them (a string stays a string, to be read by the check)."""
+    if not isinstance(arguments, str):
+        arguments = orjson.dumps(arguments if arguments is not None else {}).decode()
+    return {"id": call_id, "type": "function", "function": {"name": str(name or ""), "arguments": arguments}}
+
+
+def prompted_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation for a model without ``tools``: the tools in the system message, calls and results as text."""
+    listed = "\n".join(orjson.dumps(tool["function"]).decode() for tool in tools)
+    shown: list[dict[str, Any]] = []
+    for message in messages:
+        role = message["role"]
+        if role == "system":
+            shown.append({"role": "system", "content": str(message.get("content") or "") + PROMPTED_TOOLS.format(tools=listed)})
+        elif role == "assistant" and message.get("tool_calls"):
+            calls = [
+                {"name": call["function"]["name"], "arguments": _arguments_shown(call["function"]["arguments"])}
+                for call in message["tool_calls"]
+            ]
+            shown.append({"role": "assistant", "content": orjson.dumps({"tool_calls": calls}).decode()})
+        elif role == "tool":
+            shown.append({"role": "user", "content": f"[result of {message.get('tool_call_id')}] {message.get('content')}"})
+        else:
+            shown.append({"role": role, "content": message.get("content") or ""})
+    return shown
+
+
+def _arguments_shown(arguments: str) -> Any:
+    try:
+        return orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return arguments

@@ -1,0 +1,182 @@
+"""`apigen simulate`: blueprints acted out by a simulated user and an agent, kept only when verified by state.
+
+Real classes in real worker processes (the sample store), the real CLI; the offline backend's
+scripted user and agent here, a scripted OpenAI-compatible server in test_simulate_llm.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from apigen_cli.llm import offline_conversation
+
+from .conftest import PROJECT, invoke, read_jsonl, write_jsonl
+from .doc_pages import page_with
+from .run_helpers import multi_turn_demo
+
+STORE = PROJECT / "sample_data" / "store"
+POLICY = STORE / "policy.md"
+
+
+@pytest.fixture(scope="module")
+def blueprints(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Verified blueprints of the sample store, as `apigen blueprint` writes them (positive and negative ones)."""
+    folder = tmp_path_factory.mktemp("blueprints")
+    runner = CliRunner()
+    tools = folder / "store_tools.jsonl"
+    made = invoke(runner, "library", "from-python", str(STORE), "--class", "OnlineStore", "-o", str(tools), "-q")
+    assert made.exit_code == 0, made.stderr
+    path = folder / "blueprints.jsonl"
+    result = invoke(
+        runner,
+        "blueprint", str(tools), "--functions", str(STORE), "--initial-state", str(STORE / "initial_state.json"),
+        "--policy", str(POLICY), "-m", "offline", "-n", "12", "--seed", "23", "-O", "offline_error_rate=0.3",
+        "--negative-share", "0.2", "-o", str(path), "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert len(read_jsonl(path)) >= 6
+    return path
+
+
+def simulate(tmp_path: Path, source: Path, *flags: str) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    output, rejects = tmp_path / "conversations.jsonl", tmp_path / "failed.jsonl"
+    result = invoke(
+        CliRunner(),
+        "simulate", str(source), "--functions", str(STORE), "--policy", str(POLICY), "-m", "offline",
+        "-o", str(output), "--rejects", str(rejects), *flags,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    return result, read_jsonl(output), read_jsonl(rejects)
+
+
+def test_offline_conversations_are_verified_and_every_attempt_is_accounted_for(blueprints: Path, tmp_path: Path) -> None:
+    result, kept, failed = simulate(tmp_path, blueprints, "--seed", "1", "-O", "offline_error_rate=0.3")
+    source = read_jsonl(blueprints)
+    # each blueprint: at most one verified conversation, and every attempt before it in the rejects
+    by_blueprint = Counter(row["blueprint_id"] for row in kept)
+    assert set(by_blueprint.values()) == {1}
+    for row in failed:
+        assert row["rejected_by"] in ("simulate", "trajectory_check") and row["reason"] and row["reason_detail"]
+        assert row["messages"][0]["role"] == "system"  # the whole conversation travels with its reason
+    attempts = Counter(row["blueprint_id"] for row in kept + failed)
+    for blueprint in source:
+        verified = [row["attempt"] for row in kept if row["blueprint_id"] == blueprint["id"]]
+        assert attempts[blueprint["id"]] == (verified[0] if verified else 3)  # tried until verified, or 3 times
+    for row in kept:
+        assert row["keep_row_after_trajectory_check"] is True
+        assert row["models"] == {"agent": "offline", "user": "offline"}
+        assert row["simulation"]["ended_by"] in ("user_stop", "stop_tool")
+        assert row["tools"] and row["tools"][0]["type"] == "function"
+        assert row["instruction"] and row["actions"]  # the blueprint's own fields travel on
+    assert f"simulate: {len(kept)} passed, {len(failed)} rejected" in result.stderr
+    assert f"blueprints verified: {len(kept)} of {len(source)}" in result.stderr
+    assert "user simulator errors:" in result.stderr
+
+
+def test_simulated_rows_are_what_trajectory_check_reads(blueprints: Path, tmp_path: Path) -> None:
+    _result, kept, _failed = simulate(tmp_path, blueprints, "--seed", "2")
+    again = invoke(CliRunner(), "trajectory-check", str(tmp_path / "conversations.jsonl"), "--functions", str(STORE), "-q")
+    assert again.exit_code == 0, again.stderr
+    assert len([json.loads(line) for line in again.stdout.splitlines()]) == len(kept)
+
+
+def test_the_same_seed_gives_the_same_conversations(blueprints: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    second = tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    _r, kept_1, failed_1 = simulate(first, blueprints, "--seed", "5", "-O", "offline_error_rate=0.5")
+    _r, kept_2, failed_2 = simulate(second, blueprints, "--seed", "5", "-O", "offline_error_rate=0.5")
+
+    def shown(rows: list[dict[str, Any]]) -> list[Any]:
+        return [(row["id"], row["messages"], row.get("reason")) for row in rows]
+
+    assert shown(kept_1) == shown(kept_2) and shown(failed_1) == shown(failed_2)
+
+
+def test_every_slip_of_the_scripted_agent_is_caught(blueprints: Path, tmp_path: Path) -> None:
+    """At an error rate of 1 every first attempt carries a slip: the check rejects what changes the outcome."""
+    rows = [dict(row, outputs=["reference 42"]) for row in read_jsonl(blueprints)]  # an output the agent must tell
+    source = write_jsonl(tmp_path / "source.jsonl", rows)
+    _result, kept, failed = simulate(tmp_path, source, "--seed", "3", "-O", "offline_error_rate=1", "--attempts", "1")
+    reasons = Counter(row["reason"] for row in failed)
+    assert reasons["state_mismatch"] >= 2  # a wrong argument, a skipped write, a user that stopped early
+    assert reasons["missing_output"] >= 1  # the output never told
+    assert all(row["simulation"]["user_errors"] or row["reason"] for row in failed)
+    flagged = Counter(error for row in kept + failed for error in row["simulation"]["user_errors"])
+    assert flagged["user_invented_detail"] + flagged["user_stopped_early"] >= 1
+
+
+def test_a_blueprint_that_cannot_be_acted_out_is_rejected_with_its_reason(blueprints: Path, tmp_path: Path) -> None:
+    good = read_jsonl(blueprints)[0]
+    broken = [
+        {k: v for k, v in good.items() if k != "instruction"} | {"id": "no-instruction"},
+        {k: v for k, v in good.items() if k != "environment"} | {"id": "no-environment"},
+        dict(good, id="rejected-before", rejected_by="blueprint_review", reason="review_rejected"),
+    ]
+    _result, kept, failed = simulate(tmp_path, write_jsonl(tmp_path / "broken.jsonl", broken))
+    assert kept == []
+    assert [(row["id"], row["reason"]) for row in failed] == [
+        ("no-instruction", "no_instruction"),
+        ("no-environment", "no_environment"),
+        ("rejected-before", "review_rejected"),
+    ]
+
+
+def test_the_scripted_user_tells_the_instruction_piece_by_piece() -> None:
+    instruction = (
+        "You are Kenji Watanabe, and your email is kenji@example.net. You want to cancel a pending order. "
+        "What you know: order id: ORD-1."
+    )
+    conversation: list[dict[str, str]] = []
+    said = offline_conversation.user({"instruction": instruction, "conversation": conversation}, error_rate=0)
+    assert said == "Hi. I want to cancel a pending order."
+    answers = []
+    for question in ("Who are you?", "Which order?", "Your date of birth?", "Please confirm: shall I go ahead?"):
+        conversation += [{"role": "user", "text": said}, {"role": "agent", "text": question}]
+        said = offline_conversation.user({"instruction": instruction, "conversation": conversation}, error_rate=0)
+        answers.append(said)
+    assert answers == [
+        "I am Kenji Watanabe, and my email is kenji@example.net.",
+        "The details: order id: ORD-1.",
+        "I do not know that, sorry.",
+        "Yes, please go ahead.",
+    ]
+    conversation += [{"role": "user", "text": said}, {"role": "agent", "text": "Done."}]
+    last = offline_conversation.user({"instruction": instruction, "conversation": conversation}, error_rate=0)
+    assert last.endswith("###STOP###")
+
+
+def test_the_guide_s_example_runs_as_written_and_says_what_the_page_shows(tmp_path: Path) -> None:
+    section = page_with("### `apigen simulate`").split("### `apigen simulate`", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.startswith("apigen ")]
+    shown = [line[2:] for line in block.splitlines() if line.startswith("# ")]
+    (tmp_path / "sample_data").symlink_to(PROJECT / "sample_data")
+    apigen = str(Path(sys.executable).parent / "apigen")
+    for command in commands:
+        done = subprocess.run([apigen, *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+    said = done.stderr.splitlines()
+    assert [line for line in said if line in shown] == shown, done.stderr
+
+
+def test_the_multi_turn_demo_shows_a_verified_conversation_and_why_other_attempts_failed(tmp_path: Path) -> None:
+    done = multi_turn_demo(tmp_path / "mt")
+    assert done.returncode == 0, done.stderr
+    assert "simulate: 7 passed, 4 rejected (state_mismatch (trajectory_check) 4)" in done.stderr
+    conversation = done.stdout.split("--- a verified conversation", 1)[1].split("\n---", 1)[0].splitlines()[1:]
+    assert conversation[0].startswith("user: Hi. I want to")
+    assert any(line.startswith("tool: ") for line in conversation)
+    assert conversation[-1] == "user: No, that is all. Thank you!"
+    failed = done.stdout.split("--- why the other attempts failed", 1)[1].splitlines()[1:]
+    assert len(failed) == 4 and all(" state_mismatch: " in line for line in failed)
