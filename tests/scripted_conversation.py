@@ -66,7 +66,11 @@ def _user_reply(messages: list[dict[str, Any]], error_rate: float) -> str:
 
 
 def _agent_reply(
-    body: dict[str, Any], messages: list[dict[str, Any]], blueprints: Sequence[dict[str, Any]], writes: Sequence[str], error_rate: float
+    body: dict[str, Any],
+    messages: list[dict[str, Any]],
+    blueprints: Sequence[dict[str, Any]],
+    writes: Sequence[str],
+    error_rate: float,
 ) -> Reply:
     said = [
         str(message["content"])

@@ -101,4 +101,3 @@ def test_the_user_may_be_served_by_another_endpoint_and_the_cache_answers_a_reru
         assert again.exit_code == 0, again.stderr
         assert len(agent_server.chat_requests()) + len(user_server.chat_requests()) == asked  # nothing asked again
     assert [row["messages"] for row in kept_again] == [row["messages"] for row in kept]
-

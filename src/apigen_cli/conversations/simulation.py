@@ -292,7 +292,7 @@ class Conversation:
         if self.stop.is_set():
             return Problem("interrupted", "the run stopped before the conversation ended")
         limit = self.simulation.bounds.max_seconds
-        if time.monotonic() - self.started > limit:
+        if time.monotonic() - self.started >= limit:
             return Problem(TIME_LIMIT, f"the conversation took more than {limit:g} s (`--max-seconds`)")
         return None
 
