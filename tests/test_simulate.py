@@ -180,3 +180,17 @@ def test_the_multi_turn_demo_shows_a_verified_conversation_and_why_other_attempt
     assert conversation[-1] == "user: No, that is all. Thank you!"
     failed = done.stdout.split("--- why the other attempts failed", 1)[1].splitlines()[1:]
     assert len(failed) == 4 and all(" state_mismatch: " in line for line in failed)
+
+
+def test_keep_all_verified_makes_every_attempt_and_keeps_each_distinct_verified_one(blueprints: Path, tmp_path: Path) -> None:
+    source = write_jsonl(
+        tmp_path / "two.jsonl", [row for row in read_jsonl(blueprints) if row["blueprint_kind"] == "positive"][:2]
+    )
+    _result, kept, failed = simulate(tmp_path, source, "--seed", "9", "--keep-all-verified", "-O", "offline_error_rate=0")
+    # a scripted agent without slips says the same thing at every attempt: one verified conversation, two duplicates
+    assert [(row["blueprint_id"], row["attempt"]) for row in kept] == [(row["blueprint_id"], 1) for row in kept]
+    assert len(kept) == 2
+    assert (
+        sorted((row["attempt"], row["reason"]) for row in failed)
+        == [(2, "duplicate_conversation")] * 2 + [(3, "duplicate_conversation")] * 2
+    )

@@ -31,13 +31,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
 from ..errors import FunctionsError
-from ..execution.sessions import SessionRequest
+from ..execution.sessions import SessionOutcome, SessionRequest
 from ..library.from_python import PythonImport, from_python
 from ..problems import Problem, RowProblem
 from ..rows.records import REJECTED_BY, Row, ensure_id, reject
@@ -118,10 +118,11 @@ class Simulation:
             return [blueprint]
         rows: list[Row] = []
         seen: set[str] = set()
+        replays = KnownReplays(self.desk)  # the gold's replay serves every attempt of the blueprint
         for attempt in range(1, self.attempts + 1):
             if stop.is_set():
                 break
-            row = self._attempt(blueprint, plan, attempt, stop)
+            row = self._attempt(blueprint, plan, attempt, stop, replays)
             if row.get(KEEP_FIELD) is True:
                 fingerprint = _fingerprint(row["messages"])
                 if fingerprint in seen:
@@ -132,10 +133,12 @@ class Simulation:
                 break
         return rows
 
-    def _attempt(self, blueprint: Row, plan: BlueprintReading, attempt: int, stop: threading.Event) -> Row:
+    def _attempt(self, blueprint: Row, plan: BlueprintReading, attempt: int, stop: threading.Event, replays: KnownReplays) -> Row:
         key = f"{blueprint['id']}:{attempt}"
         conversation = Conversation(self, plan, key, attempt, stop)
         ended = conversation.run()
+        if conversation.last_replay is not None:  # the check replays the conversation's calls: they just ran
+            replays.remember(*conversation.last_replay)
         row = {key_: value for key_, value in blueprint.items() if not key_.startswith("keep_row_after")}
         row["id"] = f"{blueprint['id']}-{attempt}"
         row["blueprint_id"] = blueprint["id"]
@@ -160,8 +163,37 @@ class Simulation:
         if ended.code not in (USER_STOP, STOP_TOOL):
             reject(row, STAGE, ended)
             return row
-        [checked] = list(trajectory_check([row], self.desk))
+        [checked] = list(trajectory_check([row], replays))
         return checked
+
+
+class KnownReplays:
+    """The sessions of one blueprint's check, each run once: the gold's replay serves every attempt, and a
+    conversation's own calls were replayed by its last step (the environment is deterministic: the check's
+    premise). A ``SessionRunner`` for ``trajectory_check``; what it has not seen goes to the desk."""
+
+    def __init__(self, desk: SessionDesk) -> None:
+        self.desk = desk
+        self._known: dict[bytes, SessionOutcome] = {}
+
+    def remember(self, request: SessionRequest, outcome: SessionOutcome) -> None:
+        self._known[_session_key(request)] = outcome
+
+    def run_sessions(self, requests: Iterable[SessionRequest]) -> Iterator[SessionOutcome]:
+        asked = [(request, _session_key(request)) for request in requests]
+        running = {key: self.desk.submit(request) for request, key in asked if key not in self._known}
+        for request, key in asked:
+            if key in running:
+                outcome = running[key].result()
+                if outcome.ok:
+                    self._known[key] = outcome
+            else:
+                outcome = self._known[key]
+            yield replace(outcome, key=request.key)
+
+
+def _session_key(request: SessionRequest) -> bytes:
+    return orjson.dumps([request.environment, list(request.calls)], option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(frozen=True)
@@ -200,6 +232,7 @@ class Conversation:
         self.stop = stop
         self.messages: list[dict[str, Any]] = [simulation.agent.system_message()]
         self.calls: list[dict[str, Any]] = []  # the calls run so far, replayed before each new one
+        self.last_replay: tuple[SessionRequest, SessionOutcome] | None = None  # the latest session, when it ended well
         self.turns = 0
         self.started = time.monotonic()
         # a later attempt asks with another seed, so that it can go otherwise (and is not the cached first attempt)
@@ -261,7 +294,9 @@ class Conversation:
             arguments = _arguments(call["function"]["arguments"])
             new.append({"name": call["function"]["name"], "arguments": arguments})
         runnable = [action for action in new if isinstance(action["arguments"], dict)]
-        outcome = self.simulation.desk.run(SessionRequest(self.key, self.plan.environment, self.calls + runnable))
+        request = SessionRequest(self.key, self.plan.environment, self.calls + runnable)
+        outcome = self.simulation.desk.run(request)
+        self.last_replay = (request, outcome) if outcome.ok else None
         ran = list(outcome.calls[len(self.calls) :])
         for call, action in zip(turn.tool_calls, new, strict=True):
             if not isinstance(action["arguments"], dict):
