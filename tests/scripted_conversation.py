@@ -21,13 +21,14 @@ from typing import Any
 
 import orjson
 
-from apigen_cli.conversations.user_simulator import GREETING, USER_SYSTEM
+from apigen_cli.conversations.user_simulator import load_user_prompt
 from apigen_cli.llm import offline_conversation
 
 from .llm_server import Received, Reply, completion
 
 Handler = Callable[[Received], Reply | None]
-_USER_RULES = USER_SYSTEM.split("\n", 1)[0]
+_USER_PROMPT = load_user_prompt()
+_USER_RULES = _USER_PROMPT.system.split("\n", 1)[0]  # how a request of the user simulator is told apart
 _RESULT = "[result of "
 
 
@@ -57,7 +58,7 @@ def refusing_tools(handler: Handler) -> Handler:
 
 def _user_reply(messages: list[dict[str, Any]], error_rate: float) -> str:
     instruction = str(messages[0]["content"]).split("Instruction: ", 1)[1].split("\n", 1)[0]
-    assert messages[1] == {"role": "user", "content": GREETING}
+    assert messages[1] == _USER_PROMPT.render(instruction="", persona="")[1]  # the agent's greeting, answered first
     heard = [
         {"role": "user" if message["role"] == "assistant" else "agent", "text": message["content"]} for message in messages[2:]
     ]

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from apigen_cli.conversations.user_simulator import USER_SYSTEM
+from apigen_cli.conversations.user_simulator import load_user_prompt
 from apigen_cli.llm.offline import generate as offline_generate
 from apigen_cli.llm.offline_blueprint import blueprint as offline_blueprint
 
@@ -84,7 +84,8 @@ _BLUEPRINT_FOCUS = re.compile(r"Write one task around the tool `([^`]+)`")
 def is_simulated_user(request: Received) -> bool:
     """A request of `apigen simulate`'s user simulator: its system message is the user's rules."""
     messages = request.json.get("messages", []) if isinstance(request.json, dict) else []
-    return bool(messages) and str(messages[0].get("content", "")).startswith(USER_SYSTEM.split("\n", 1)[0])
+    rules = load_user_prompt().system.split("\n", 1)[0]
+    return bool(messages) and str(messages[0].get("content", "")).startswith(rules)
 
 
 def is_blueprint(request: Received) -> bool:

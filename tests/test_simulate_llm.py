@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from apigen_cli.conversations.simulation import simulation_tools
 
-from .conftest import invoke, read_jsonl
+from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer
 from .scripted_conversation import conversation_handler, refusing_tools
 from .test_simulate import POLICY, STORE, blueprints  # noqa: F401 (a fixture)
@@ -101,3 +101,28 @@ def test_the_user_may_be_served_by_another_endpoint_and_the_cache_answers_a_reru
         assert again.exit_code == 0, again.stderr
         assert len(agent_server.chat_requests()) + len(user_server.chat_requests()) == asked  # nothing asked again
     assert [row["messages"] for row in kept_again] == [row["messages"] for row in kept]
+
+
+def test_the_user_and_agent_prompts_come_from_prompts_and_max_tokens_bounds_their_replies(
+    positives: Path, tmp_path: Path
+) -> None:
+    rows = read_jsonl(positives)[:1]
+    source = tmp_path / "one.jsonl"
+    source.write_text(orjson.dumps(rows[0]).decode() + "\n")
+    custom = tmp_path / "prompts" / "simulated_user"
+    custom.mkdir(parents=True)
+    built_in = PROJECT / "prompts" / "simulated_user"
+    (custom / "system.txt").write_text((built_in / "system.txt").read_text() + "You speak like a pirate.\n")
+    (custom / "user.txt").write_text((built_in / "user.txt").read_text())
+    with LLMServer(handler=conversation_handler(rows, writes())) as server:
+        result, kept, _failed = run(server.url, source, tmp_path, "--prompts", str(tmp_path / "prompts"), "--max-tokens", "300")
+        requests = [request.json for request in server.chat_requests()]
+    assert result.exit_code == 0, result.stderr
+    assert len(kept) == 1
+    user = [body for body in requests if body["model"] == "user-model"]
+    agent = [body for body in requests if body["model"] == "agent-model"]
+    assert all("You speak like a pirate." in body["messages"][0]["content"] for body in user), user[0]["messages"][0]["content"][
+        -80:
+    ]
+    assert all("pirate" not in body["messages"][0]["content"] for body in agent)  # the agent's prompt stays the built-in one
+    assert {body["max_tokens"] for body in requests} == {300}

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..console import Messages
-from ..conversations.agent import Agent, ToolModes, openai_tools
+from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
 from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
 from ..conversations.blueprint_review import Review
 from ..conversations.blueprint_sampling import read_text_file
@@ -17,7 +17,7 @@ from ..conversations.policy_checks import PolicyChecks, find_policy_checks
 from ..conversations.session_desk import SessionDesk
 from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
 from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
-from ..conversations.user_simulator import UserSimulator
+from ..conversations.user_simulator import UserSimulator, load_user_prompt
 from ..errors import ConfigError
 from ..llm.service import open_chat_service, usage_lines
 from ..rows.runner import Destinations, write_rows
@@ -341,8 +341,15 @@ StopToolsOpt = Annotated[
 ]
 
 
+_SIMULATE_GENERATION = ("max_tokens", "prompts")  # of the generation settings, the ones the user and the agent use
+
+
 @app.command("simulate")
-@with_options(STAGE_IO_GROUP, setting_options("llm", "execution"))
+@with_options(
+    STAGE_IO_GROUP,
+    {name: option for name, option in setting_options("generation").items() if name in _SIMULATE_GENERATION},
+    setting_options("llm", "execution"),
+)
 def simulate(
     ctx: typer.Context,
     tools: SimToolsOpt = None,
@@ -410,9 +417,18 @@ def simulate(
         )
         if user_llm.models != (agent_model,) or user_base_url or user_api_key_env:
             user_chat = resources.enter_context(open_chat_service(user_llm, on_warning=messages.warning))
+        prompts, max_tokens = resolved.values["prompts"], resolved.values["max_tokens"] or None
         simulation = Simulation(
-            Agent(chat, agent_model, openai_tools(definitions), ToolModes(messages.warning), policy_text),
-            UserSimulator(user_chat, user_llm.models[0]),
+            Agent(
+                chat,
+                agent_model,
+                openai_tools(definitions),
+                ToolModes(messages.warning),
+                load_agent_prompt(prompts),
+                policy_text,
+                max_tokens,
+            ),
+            UserSimulator(user_chat, user_llm.models[0], load_user_prompt(prompts), max_tokens),
             desk,
             frozenset(writes),
             Bounds(max_turns, max_tool_calls, max_reply_chars, max_seconds, tuple(stop_tools or DEFAULT_STOP_TOOLS)),

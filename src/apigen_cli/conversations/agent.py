@@ -20,19 +20,15 @@ import orjson
 from ..llm.chat import OFFLINE_MODEL, TOOLS_REFUSED, ChatRequest, ChatResult
 from ..problems import Problem
 from ..stages.extract import NOT_FOUND, find_json
+from ..stages.prompts import Template, load_prompt_pair
 
-AGENT_SYSTEM = (
-    "You are a customer service agent. Help the user with their request by talking to them and by calling "
-    "the tools you are given. Follow the policy below at all times. Make one step at a time: look up what you "
-    "need before you act, ask the user for what you do not know instead of guessing it, and tell the user "
-    "what they asked to know.\n\n# Policy\n\n{policy}"
-)
+PROMPT = "simulated_agent"  # prompts/simulated_agent/: the system message, and the tools block of the prompt mode
 NO_POLICY = "(no policy was given: act as a careful support agent would)"
-PROMPTED_TOOLS = (
-    "\n\n# Tools\n\nYou can call these tools (JSON Schema of their arguments):\n{tools}\n\n"
-    'To call tools, answer with only a JSON object: {{"tool_calls": [{{"name": "TOOL", "arguments": {{...}}}}]}}. '
-    "Their results come back in the next message. To talk to the user, answer in plain text."
-)
+
+
+def load_agent_prompt(prompts_dir: str | None = None) -> Template:
+    """``prompts/simulated_agent/`` (``--prompts DIR`` replaces it)."""
+    return load_prompt_pair(PROMPT, prompts_dir)
 
 
 class Asker(Protocol):
@@ -103,11 +99,19 @@ class Agent:
     model: str
     tools: list[dict[str, Any]]
     modes: ToolModes
+    prompt: Template
     policy: str | None = None
     max_tokens: int | None = None
 
     def system_message(self) -> dict[str, Any]:
-        return {"role": "system", "content": AGENT_SYSTEM.format(policy=self.policy or NO_POLICY)}
+        system, _tools = self._rendered()
+        return {"role": "system", "content": system}
+
+    def _rendered(self) -> tuple[str, str]:
+        """The system message, and the tools block the prompt mode adds to it."""
+        listed = "\n".join(orjson.dumps(tool["function"]).decode() for tool in self.tools)
+        system, tools = self.prompt.render(policy=self.policy or NO_POLICY, tools=listed)
+        return system["content"], tools["content"]
 
     def reply(self, key: str, messages: list[dict[str, Any]], offline_task: dict[str, Any], options: dict[str, Any]) -> AgentTurn:
         """The agent's next message after ``messages`` (the conversation, its system message first)."""
@@ -129,7 +133,7 @@ class Agent:
         if native:
             shown, tools = messages, self.tools
         else:
-            shown, tools = prompted_messages(messages, self.tools), None
+            shown, tools = prompted_messages(messages, self._rendered()[1]), None
         return ChatRequest(
             key,
             self.model,
@@ -179,14 +183,13 @@ def _call(call_id: str, name: Any, arguments: Any) -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": {"name": str(name or ""), "arguments": arguments}}
 
 
-def prompted_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def prompted_messages(messages: list[dict[str, Any]], tools_block: str) -> list[dict[str, Any]]:
     """The conversation for a model without ``tools``: the tools in the system message, calls and results as text."""
-    listed = "\n".join(orjson.dumps(tool["function"]).decode() for tool in tools)
     shown: list[dict[str, Any]] = []
     for message in messages:
         role = message["role"]
         if role == "system":
-            shown.append({"role": "system", "content": str(message.get("content") or "") + PROMPTED_TOOLS.format(tools=listed)})
+            shown.append({"role": "system", "content": str(message.get("content") or "") + "\n\n" + tools_block})
         elif role == "assistant" and message.get("tool_calls"):
             calls = [
                 {"name": call["function"]["name"], "arguments": _arguments_shown(call["function"]["arguments"])}

@@ -20,23 +20,17 @@ from typing import Any
 
 from ..llm.chat import OFFLINE_MODEL, ChatRequest
 from ..problems import Problem
+from ..stages.prompts import Template, load_prompt_pair
 from .agent import Asker
 
 STOP_MARKERS = ("###STOP###", "###TRANSFER###", "###OUT-OF-SCOPE###")
-GREETING = "Hi! How can I help you today?"  # the agent's opening, as the user sees it (tau-bench's); not in the row
-USER_SYSTEM = """You are a user talking to a customer service agent, to test it. Act out the instruction below.
+PROMPT = "simulated_user"  # prompts/simulated_user/: the rules and the instruction, then the agent's greeting
 
-Rules:
-- Write one message at a time, short and natural, as this user would.
-- Do not give everything at once: tell only what the agent needs for its current step.
-- Never make up an id, a name, a number or any other detail the instruction does not give. If the agent asks
-  for something the instruction does not say, say that you do not know or do not remember it.
-- Do not copy the instruction word for word; say it in your own words, and keep to it.
-- When the instruction's goal is reached, or cannot be reached, answer ###STOP### alone, and nothing else.
-  Do not stop right after you confirm something: wait until the agent has done it.
 
-Instruction: {instruction}
-{persona}"""
+def load_user_prompt(prompts_dir: str | None = None) -> Template:
+    """``prompts/simulated_user/`` (``--prompts DIR`` replaces it)."""
+    return load_prompt_pair(PROMPT, prompts_dir)
+
 
 #: Details a user can give: emails, and ids or numbers (a token holding a digit, three characters or more).
 _DETAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b(?=[\w-]*\d)[\w-]{3,}\b")
@@ -56,8 +50,11 @@ class UserTurn:
 
 @dataclass(frozen=True)
 class UserSimulator:
+    """The user model with its prompt; ``reply`` asks it for the user's next message."""
+
     chat: Asker
     model: str
+    prompt: Template
     max_tokens: int | None = None
 
     def reply(
@@ -68,8 +65,9 @@ class UserSimulator:
             (message["role"], message.get("content") or "") for message in messages if message["role"] in ("user", "assistant")
         ]
         heard = [(role, text) for role, text in heard if text]
-        system = USER_SYSTEM.format(instruction=instruction, persona=f"Persona: {persona}" if persona else "")
-        shown = [{"role": "system", "content": system}, {"role": "user", "content": GREETING}]
+        shown: list[dict[str, Any]] = list(
+            self.prompt.render(instruction=instruction, persona=f"Persona: {persona}" if persona else "")
+        )  # the rules and the instruction, then the agent's greeting, which the user answers first
         shown += [{"role": "assistant" if role == "user" else "user", "content": text} for role, text in heard]
         task = {
             "task": "simulated_user",
