@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from apigen_cli.conversations.user_simulator import user_errors
 from apigen_cli.llm import offline_conversation
 
 from .conftest import PROJECT, invoke, read_jsonl, write_jsonl
@@ -194,3 +195,44 @@ def test_keep_all_verified_makes_every_attempt_and_keeps_each_distinct_verified_
         sorted((row["attempt"], row["reason"]) for row in failed)
         == [(2, "duplicate_conversation")] * 2 + [(3, "duplicate_conversation")] * 2
     )
+
+
+def test_a_stop_tool_ends_the_conversation_and_it_is_checked_as_it_stands(blueprints: Path, tmp_path: Path) -> None:
+    [positive] = [row for row in read_jsonl(blueprints) if row["blueprint_kind"] == "positive"][:1]
+    source = write_jsonl(tmp_path / "one.jsonl", [positive])
+    stop = positive["actions"][1]["name"]  # a read before the write: the conversation ends before the task is done
+    _result, kept, failed = simulate(
+        tmp_path, source, "--stop-tools", stop, "--attempts", "1", "-O", "offline_error_rate=0", "--seed", "1"
+    )
+    assert kept == []
+    [row] = failed
+    assert (row["simulation"]["ended_by"], row["reason"]) == ("stop_tool", "state_mismatch")
+    assert row["messages"][-1]["role"] == "tool"  # the stop tool's call ran, and nothing after it
+
+
+def test_the_agent_s_tools_may_come_from_a_library_file(blueprints: Path, tmp_path: Path) -> None:
+    library = tmp_path / "tools.jsonl"
+    entries = read_jsonl(blueprints.parent / "store_tools.jsonl")
+    for entry in entries:
+        entry["description"] = "EDITED " + entry["description"]
+    write_jsonl(library, entries)
+    source = write_jsonl(tmp_path / "one.jsonl", read_jsonl(blueprints)[:1])
+    _result, kept, _failed = simulate(tmp_path, source, "--tools", str(library), "-O", "offline_error_rate=0", "--seed", "1")
+    [row] = kept
+    assert all(tool["function"]["description"].startswith("EDITED ") for tool in row["tools"])
+    assert {tool["function"]["name"] for tool in row["tools"]} == {entry["name"] for entry in entries}
+
+
+def test_the_user_simulator_s_errors_are_read_from_the_conversation() -> None:
+    instruction = "You want to cancel order ORD-1. Your email is a@example.com."
+
+    def said(*messages: tuple[str, str], stopped: bool = True) -> list[str]:
+        rows = [{"role": role, "content": text} for role, text in messages]
+        return user_errors(instruction, rows, stopped=stopped, gold_writes=["cancel_order"])
+
+    # told only what the instruction gives, and stopped when the agent asked nothing more
+    assert said(("user", "Cancel ORD-1 please, I am a@example.com"), ("assistant", "Done. Anything else?")) == []
+    assert said(("user", "Cancel ORD-1, my phone is 555-0199")) == ["user_invented_detail"]
+    assert said(("assistant", "Your order is ORD-77?"), ("user", "Yes, ORD-77."), stopped=False) == []  # said back
+    assert said(("user", "Cancel ORD-1"), ("assistant", "Which email is it?")) == ["user_stopped_early"]
+    assert said(("user", "Cancel ORD-1"), ("assistant", "Which email is it?"), stopped=False) == []

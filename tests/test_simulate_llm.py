@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from apigen_cli.conversations.simulation import simulation_tools
 
 from .conftest import PROJECT, invoke, read_jsonl
-from .llm_server import LLMServer
+from .llm_server import LLMServer, Reply
 from .scripted_conversation import conversation_handler, refusing_tools
 from .test_simulate import POLICY, STORE, blueprints  # noqa: F401 (a fixture)
 
@@ -126,3 +126,15 @@ def test_the_user_and_agent_prompts_come_from_prompts_and_max_tokens_bounds_thei
     ]
     assert all("pirate" not in body["messages"][0]["content"] for body in agent)  # the agent's prompt stays the built-in one
     assert {body["max_tokens"] for body in requests} == {300}
+
+
+def test_a_later_attempt_asks_with_another_seed_so_that_it_is_no_cached_copy(positives: Path, tmp_path: Path) -> None:
+    rows = read_jsonl(positives)[:1]
+    source = tmp_path / "one.jsonl"
+    source.write_text(orjson.dumps(rows[0]).decode() + "\n")
+    with LLMServer(handler=lambda request: Reply.chat("###STOP###")) as server:  # a user that gives up at once
+        result, kept, failed = run(server.url, source, tmp_path, "--attempts", "2", "--cache", str(tmp_path / "cache"))
+        seeds = [request.json.get("seed") for request in server.chat_requests()]
+    assert result.exit_code == 0, result.stderr
+    assert kept == [] and [(row["attempt"], row["reason"]) for row in failed] == [(1, "state_mismatch"), (2, "state_mismatch")]
+    assert len(seeds) == 2 and seeds[0] == 1 and seeds[1] not in (None, 1)  # the run's --seed, then the attempt's own
