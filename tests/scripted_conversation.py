@@ -32,15 +32,20 @@ _USER_RULES = _USER_PROMPT.system.split("\n", 1)[0]  # how a request of the user
 _RESULT = "[result of "
 
 
-def conversation_handler(blueprints: Sequence[dict[str, Any]], writes: Sequence[str], *, error_rate: float = 0.0) -> Handler:
-    """Answers `apigen simulate`'s user and agent requests for these blueprints."""
+def conversation_handler(
+    blueprints: Sequence[dict[str, Any]], writes: Sequence[str], *, error_rate: float = 0.0, call_ids: str | None = None
+) -> Handler:
+    """Answers `apigen simulate`'s user and agent requests for these blueprints.
+
+    ``call_ids``: the id every native call gets (a server that numbers each reply's calls afresh).
+    """
 
     def handle(request: Received) -> Reply:
         body = request.json
         messages = body["messages"]
         if str(messages[0].get("content", "")).startswith(_USER_RULES):
             return Reply.chat(_user_reply(messages, error_rate))
-        return _agent_reply(body, messages, blueprints, writes, error_rate)
+        return _agent_reply(body, messages, blueprints, writes, error_rate, call_ids)
 
     return handle
 
@@ -72,6 +77,7 @@ def _agent_reply(
     blueprints: Sequence[dict[str, Any]],
     writes: Sequence[str],
     error_rate: float,
+    call_ids: str | None,
 ) -> Reply:
     said = [
         str(message["content"])
@@ -92,7 +98,7 @@ def _agent_reply(
         message = answer["choices"][0]["message"]
         message["content"] = reply["content"]
         if reply["tool_calls"]:
-            message["tool_calls"] = reply["tool_calls"]
+            message["tool_calls"] = [dict(call, id=call_ids or call["id"]) for call in reply["tool_calls"]]
             answer["choices"][0]["finish_reason"] = "tool_calls"
         return Reply(body=answer)
     if reply["tool_calls"]:

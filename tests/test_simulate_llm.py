@@ -138,3 +138,15 @@ def test_a_later_attempt_asks_with_another_seed_so_that_it_is_no_cached_copy(pos
     assert result.exit_code == 0, result.stderr
     assert kept == [] and [(row["attempt"], row["reason"]) for row in failed] == [(1, "state_mismatch"), (2, "state_mismatch")]
     assert len(seeds) == 2 and seeds[0] == 1 and seeds[1] not in (None, 1)  # the run's --seed, then the attempt's own
+
+
+def test_calls_whose_ids_the_server_repeats_get_ids_of_their_own(positives: Path, tmp_path: Path) -> None:
+    rows = read_jsonl(positives)[:1]
+    source = tmp_path / "one.jsonl"
+    source.write_text(orjson.dumps(rows[0]).decode() + "\n")
+    with LLMServer(handler=conversation_handler(rows, writes(), call_ids="call_0")) as server:
+        result, kept, failed = run(server.url, source, tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert failed == [] and len(kept) == 1  # each tool message answers one call: the check can read it
+    ids = [call["id"] for message in kept[0]["messages"] for call in message.get("tool_calls") or ()]
+    assert ids[0] == "call_0" and len(set(ids)) == len(ids) >= 4

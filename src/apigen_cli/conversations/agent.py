@@ -124,8 +124,8 @@ class Agent:
         if not result.ok or result.text is None:
             problem = result.error or Problem("llm_error", "the agent's reply has no text")
             return AgentTurn(problem=Problem(problem.code, f"the agent's request failed: {problem.message}"))
-        made = sum(len(message.get("tool_calls") or ()) for message in messages if message.get("role") == "assistant")
-        return read_native(result.text, made) if native else read_prompted(result.text, made)
+        used = {call.get("id") for message in messages for call in message.get("tool_calls") or () if isinstance(call, dict)}
+        return read_native(result.text, used) if native else read_prompted(result.text, used)
 
     def _request(
         self, key: str, messages: list[dict[str, Any]], native: bool, offline_task: dict[str, Any], options: dict[str, Any]
@@ -144,8 +144,13 @@ class Agent:
         )
 
 
-def read_native(text: str, made: int) -> AgentTurn:
-    """A reply to a request with ``tools`` (``{"content", "tool_calls"}``), its calls made well-formed."""
+def read_native(text: str, used: set[Any]) -> AgentTurn:
+    """A reply to a request with ``tools`` (``{"content", "tool_calls"}``), its calls made well-formed.
+
+    ``used``: the call ids of the conversation so far. A call whose id is missing or taken gets
+    one of its own: some servers number each reply's calls from ``call_0`` again, and a tool
+    message must answer exactly one call.
+    """
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -158,22 +163,32 @@ def read_native(text: str, made: int) -> AgentTurn:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
             continue
-        call_id = call.get("id") if isinstance(call.get("id"), str) and call.get("id") else f"call_{made + number}"
+        call_id = call.get("id")
+        if not isinstance(call_id, str) or not call_id or call_id in used:
+            call_id = _fresh_id(used, len(used) + number)
+        used = used | {call_id}
         calls.append(_call(call_id, function.get("name"), function.get("arguments")))
     return AgentTurn(content if isinstance(content, str) else "", calls)
 
 
-def read_prompted(text: str, made: int) -> AgentTurn:
+def read_prompted(text: str, used: set[Any]) -> AgentTurn:
     """A reply in prompt mode: ``{"tool_calls": [...]}`` as JSON means calls, anything else is text to the user."""
     found = find_json(text)
     if found is NOT_FOUND or not isinstance(found, dict) or not isinstance(found.get("tool_calls"), list):
         return AgentTurn(text)
-    calls = [
-        _call(f"call_{made + number}", call.get("name"), call.get("arguments"))
-        for number, call in enumerate(found["tool_calls"], start=1)
-        if isinstance(call, dict)
-    ]
+    calls = []
+    for call in found["tool_calls"]:
+        if isinstance(call, dict):
+            call_id = _fresh_id(used, len(used) + 1)
+            used = used | {call_id}
+            calls.append(_call(call_id, call.get("name"), call.get("arguments")))
     return AgentTurn("", calls)
+
+
+def _fresh_id(used: set[Any], number: int) -> str:
+    while f"call_{number}" in used:
+        number += 1
+    return f"call_{number}"
 
 
 def _call(call_id: str, name: Any, arguments: Any) -> dict[str, Any]:
