@@ -45,8 +45,11 @@ def run(server_url: str, source: Path, tmp_path: Path, *flags: str) -> tuple[Any
 
 def test_the_agent_answers_with_native_tool_calls_and_the_conversations_are_verified(positives: Path, tmp_path: Path) -> None:
     rows = read_jsonl(positives)
+    rows[0]["blueprint_source"]["persona"] = "A retired teacher who types slowly."
+    source = tmp_path / "with_persona.jsonl"
+    source.write_text("".join(orjson.dumps(row).decode() + "\n" for row in rows))
     with LLMServer(handler=conversation_handler(rows, writes())) as server:
-        result, kept, failed = run(server.url, positives, tmp_path)
+        result, kept, failed = run(server.url, source, tmp_path)
         requests = [request.json for request in server.chat_requests()]
     assert result.exit_code == 0, result.stderr
     assert failed == [] and len(kept) == len(rows)
@@ -56,6 +59,9 @@ def test_the_agent_answers_with_native_tool_calls_and_the_conversations_are_veri
     assert all(body["messages"][0]["role"] == "system" and "# Policy" in body["messages"][0]["content"] for body in agent)
     assert "Confirm before every change" in agent[0]["messages"][0]["content"]  # the store's policy
     assert any(message["role"] == "tool" for body in agent for message in body["messages"])  # results go back as tool messages
+    for body in user:  # the blueprint's persona goes with its instruction, and only with it
+        system = body["messages"][0]["content"]
+        assert ("Persona: A retired teacher who types slowly." in system) == (rows[0]["instruction"] in system)
     for body in user:  # the user is told the instruction, never the gold actions or the tools
         shown = orjson.dumps(body["messages"]).decode()
         assert "tools" not in body and "tool_calls" not in shown

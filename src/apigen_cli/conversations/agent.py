@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import orjson
@@ -44,6 +44,7 @@ class AgentTurn:
     text: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     problem: Problem | None = None
+    prompted: bool = False  # asked with the tools in the prompt (the server refused `tools`)
 
     def message(self) -> dict[str, Any]:
         """The assistant message as the conversation row holds it."""
@@ -125,7 +126,7 @@ class Agent:
             problem = result.error or Problem("llm_error", "the agent's reply has no text")
             return AgentTurn(problem=Problem(problem.code, f"the agent's request failed: {problem.message}"))
         used = {call.get("id") for message in messages for call in message.get("tool_calls") or () if isinstance(call, dict)}
-        return read_native(result.text, used) if native else read_prompted(result.text, used)
+        return read_native(result.text, used) if native else replace(read_prompted(result.text, used), prompted=True)
 
     def _request(
         self, key: str, messages: list[dict[str, Any]], native: bool, offline_task: dict[str, Any], options: dict[str, Any]

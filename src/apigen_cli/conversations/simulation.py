@@ -157,7 +157,7 @@ class Simulation:
             "turns": conversation.turns,
             "tool_calls": len(conversation.calls),
             "seconds": round(time.monotonic() - conversation.started, 3),
-            "tool_mode": "native" if self.agent.modes.native(self.agent.model) else "prompt",
+            "tool_mode": "prompt" if conversation.prompted else "native",
             "user_errors": errors,
         }
         if ended.code not in (USER_STOP, STOP_TOOL):
@@ -234,6 +234,7 @@ class Conversation:
         self.calls: list[dict[str, Any]] = []  # the calls run so far, replayed before each new one
         self.last_replay: tuple[SessionRequest, SessionOutcome] | None = None  # the latest session, when it ended well
         self.turns = 0
+        self.prompted = False  # some of the agent's replies were asked with the tools in the prompt
         self.started = time.monotonic()
         # a later attempt asks with another seed, so that it can go otherwise (and is not the cached first attempt)
         self.options: dict[str, Any] = {} if attempt == 1 else {"seed": _attempt_seed(simulation.seed, key)}
@@ -271,6 +272,7 @@ class Conversation:
             turn = self.simulation.agent.reply(self.key, self.messages, self._offline_agent_task(), self.options)
             if turn.problem is not None:
                 return turn.problem
+            self.prompted = self.prompted or turn.prompted
             if len(turn.text) > bounds.max_reply_chars:
                 return self._too_long("agent", turn.text)
             self.messages.append(turn.message())
