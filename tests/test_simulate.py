@@ -236,3 +236,24 @@ def test_the_user_simulator_s_errors_are_read_from_the_conversation() -> None:
     assert said(("assistant", "Your order is ORD-77?"), ("user", "Yes, ORD-77."), stopped=False) == []  # said back
     assert said(("user", "Cancel ORD-1"), ("assistant", "Which email is it?")) == ["user_stopped_early"]
     assert said(("user", "Cancel ORD-1"), ("assistant", "Which email is it?"), stopped=False) == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (
+            ["-m", "offline"],
+            "error: simulate runs the agent's calls on the environment's classes, and no `--functions` names them",
+        ),
+        (["--functions", str(STORE), "-m", "offline", "--tools", "nope.jsonl"], "error: `--tools nope.jsonl`: "),
+        (["--functions", str(PROJECT / "sample_data" / "functions"), "-m", "offline"], "defines no class with public methods"),
+        (["--functions", str(STORE), "-m", "offline", "-m", "other"], "error: simulate takes one agent model, and 2 are given"),
+    ],
+)
+def test_a_command_that_cannot_run_says_why_before_any_request(
+    blueprints: Path, tmp_path: Path, flags: list[str], said: str
+) -> None:
+    result = invoke(CliRunner(), "simulate", str(blueprints), "-o", str(tmp_path / "out.jsonl"), *flags)
+    assert result.exit_code == 2
+    assert said in result.stderr and "\nhint: " in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()

@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import FunctionsError
+from ..errors import FunctionsError, InputError
 from ..execution.sessions import SessionOutcome, SessionRequest
 from ..library.from_python import PythonImport, from_python
 from ..problems import Problem, RowProblem
@@ -348,7 +348,14 @@ def simulation_tools(library: str | None, functions: str) -> tuple[list[dict[str
     ``library from-python`` would (functions outside a class are no tools of an environment).
     """
     if library is not None:
-        environment = load_environment_tools(library)
+        try:
+            environment = load_environment_tools(library)
+        except InputError as error:
+            raise InputError(
+                f"`--tools {library}`: {error.message}",
+                hint="pass the library `apigen library from-python FILE --class NAME` writes, "
+                "or leave `--tools` out to read the tools from `--functions`",
+            ) from None
         definitions = [tool.api.definition for tool in environment.tools.values()]
     else:
         definitions = [tool for tool in from_python([functions], PythonImport()).tools if tool.get("class")]
