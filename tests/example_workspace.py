@@ -204,6 +204,8 @@ def build_workspace(root: Path, llm_url: str, items_url: str) -> Workspace:
         "apigen library from-python sample_data/store --class OnlineStore -o store_tools.jsonl -q",
         "apigen library from-python my_env.py --class OnlineStore -o env_tools.jsonl -q",
         "apigen trajectory-check conversations.jsonl --functions my_env.py -o verified.jsonl --rejects failed.jsonl -q",
+        "apigen blueprint store_tools.jsonl --functions sample_data/store --initial-state sample_data/store/initial_state.json"
+        " -m offline -n 4 --seed 1 -o blueprints.jsonl -q",
     ]
     env = example_env()
     for step in steps:

@@ -125,3 +125,14 @@ def kill_9_once_written(
     finally:
         if server is not None:
             server.release()
+
+
+def multi_turn_demo(out: Path) -> subprocess.CompletedProcess[str]:
+    """`make demo-multi-turn` with this venv's apigen, writing into ``out``."""
+    bin_dir = Path(sys.executable).parent
+    return subprocess.run(
+        ["make", "-s", "-C", str(PROJECT), "demo-multi-turn", f"BIN={bin_dir}", "STAMP=", f"MT_OUT={out}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from apigen_cli.conversations.user_simulator import load_user_prompt
 from apigen_cli.llm.offline import generate as offline_generate
 from apigen_cli.llm.offline_blueprint import blueprint as offline_blueprint
 
@@ -80,6 +81,13 @@ def judge_reply(request: Received, *, fail_when: str | None = None) -> Reply:
 _BLUEPRINT_FOCUS = re.compile(r"Write one task around the tool `([^`]+)`")
 
 
+def is_simulated_user(request: Received) -> bool:
+    """A request of `apigen simulate`'s user simulator: its system message is the user's rules."""
+    messages = request.json.get("messages", []) if isinstance(request.json, dict) else []
+    rules = load_user_prompt().system.split("\n", 1)[0]
+    return bool(messages) and str(messages[0].get("content", "")).startswith(rules)
+
+
 def is_blueprint(request: Received) -> bool:
     return _BLUEPRINT_FOCUS.search(request.content) is not None
 
@@ -100,6 +108,10 @@ def blueprint_reply(request: Received) -> Reply:
 def pipeline_handler(request: Received) -> Reply:
     if is_judge(request):
         return judge_reply(request)
+    if is_simulated_user(request):
+        return Reply.chat("###STOP###")  # a user that has nothing to ask: `apigen simulate`'s example runs, unverified
+    if request.json.get("tools"):  # the agent of `apigen simulate`
+        return Reply.chat("How can I help you?")
     return blueprint_reply(request) if is_blueprint(request) else generation_reply(request)
 
 

@@ -8,8 +8,6 @@ backend, and a scripted LLM server on 127.0.0.1 for the HTTP path.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from apigen_cli.stages.semantic_check import JudgeSettings
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer, Reply
+from .run_helpers import multi_turn_demo
 from .scripted_model import blueprint_reply
 
 STORE = PROJECT / "sample_data" / "store"
@@ -321,18 +320,12 @@ def test_a_model_over_http_gets_the_schema_and_its_replies_become_rows(
 
 
 def test_the_multi_turn_demo_shows_a_kept_blueprint_and_why_the_others_were_rejected(tmp_path: Path) -> None:
-    bin_dir = Path(sys.executable).parent
-    done = subprocess.run(
-        ["make", "-s", "-C", str(PROJECT), "demo-multi-turn", f"BIN={bin_dir}", "STAMP=", f"MT_OUT={tmp_path / 'mt'}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = multi_turn_demo(tmp_path / "mt")
     assert done.returncode == 0, done.stderr
     assert "blueprint: 8 passed, 4 rejected" in done.stderr
     shown = done.stdout.split("--- why the others were rejected")
     assert '"id": "bp-23-0"' in shown[0]
-    reasons = [line.split()[1:3] for line in shown[1].splitlines()[1:]]
+    reasons = [line.split()[1:3] for line in shown[1].split("\n---", 1)[0].splitlines()[1:]]  # (simulate's lines follow)
     assert sorted(reasons) == [
         ["blueprint_execution", "action_error:"],
         ["blueprint_format", "missing_required_argument:"],

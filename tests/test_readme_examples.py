@@ -50,6 +50,7 @@ RUN_BY = {
     "### `apigen report`": "test_cli_report",  # and reads the page's numbers back
     "### `apigen export`": "test_export_messages",  # with the chat template and Parquet it needs
     "### Conversations: multi-turn rows": "test_export_conversations",  # with the chat template it needs
+    "### `apigen simulate`": "test_simulate",  # and compares the figures the page shows
     "### `apigen batch status`": "test_batch",  # a provider's batch API, scripted
     "### `apigen batch cancel`": "test_batch",
     "## Provider batches": "test_batch",

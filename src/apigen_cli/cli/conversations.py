@@ -9,10 +9,15 @@ from typing import Annotated, Optional
 import typer
 
 from ..console import Messages
+from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
 from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
 from ..conversations.blueprint_review import Review
+from ..conversations.blueprint_sampling import read_text_file
 from ..conversations.policy_checks import PolicyChecks, find_policy_checks
+from ..conversations.session_desk import SessionDesk
+from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
 from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
+from ..conversations.user_simulator import UserSimulator, load_user_prompt
 from ..errors import ConfigError
 from ..llm.service import open_chat_service, usage_lines
 from ..rows.runner import Destinations, write_rows
@@ -233,3 +238,214 @@ def blueprint(
         for line in usage_lines(chat.usage):
             messages.info(line)
     finish_stage(messages, summary, strict, keeps_rejected=False)
+
+
+# --- simulate: each blueprint acted out by a simulated user and an agent, kept when verified
+
+SIMULATION_PANEL = "Simulation"
+SimToolsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--tools",
+        metavar="ENV_LIBRARY",
+        rich_help_panel=SIMULATION_PANEL,
+        help="The agent's tools, as `apigen library from-python --class` writes them; default: read from `--functions`.",
+    ),
+]
+UserModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--user-model", metavar="NAME", rich_help_panel=SIMULATION_PANEL, help="The user simulator's model; default: `-m`."
+    ),
+]
+UserBaseUrlOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--user-base-url",
+        metavar="URL",
+        rich_help_panel=SIMULATION_PANEL,
+        help="The user simulator's endpoint, when not `--base-url`.",
+    ),
+]
+UserApiKeyEnvOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--user-api-key-env",
+        metavar="NAME",
+        rich_help_panel=SIMULATION_PANEL,
+        help="The variable holding the user endpoint's key, when not `--api-key-env`.",
+    ),
+]
+AttemptsOpt = Annotated[
+    int,
+    typer.Option(
+        "--attempts",
+        min=1,
+        metavar="N",
+        rich_help_panel=SIMULATION_PANEL,
+        help="Conversations tried per blueprint until one is verified; every failed one goes to the rejects.",
+    ),
+]
+KeepAllVerifiedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-all-verified",
+        rich_help_panel=SIMULATION_PANEL,
+        help="Make every attempt, and keep every distinct verified conversation, not only the first.",
+    ),
+]
+MaxTurnsOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-turns", min=1, metavar="N", rich_help_panel=SIMULATION_PANEL, help="User messages per conversation (turn_limit)."
+    ),
+]
+MaxToolCallsOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-tool-calls",
+        min=1,
+        metavar="N",
+        rich_help_panel=SIMULATION_PANEL,
+        help="Agent tool calls between two user messages (tool_call_limit).",
+    ),
+]
+MaxReplyCharsOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-reply-chars",
+        min=1,
+        metavar="N",
+        rich_help_panel=SIMULATION_PANEL,
+        help="Characters in one message of the agent or the user (reply_too_long).",
+    ),
+]
+MaxSecondsOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-seconds",
+        min=0.0,
+        metavar="S",
+        rich_help_panel=SIMULATION_PANEL,
+        help="Wall time of one conversation, checked before each step (time_limit).",
+    ),
+]
+StopToolsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--stop-tools",
+        metavar="NAME",
+        rich_help_panel=SIMULATION_PANEL,
+        help="A tool whose call ends the conversation (repeat it); default: transfer_to_human_agents.",
+    ),
+]
+
+
+_SIMULATE_GENERATION = ("max_tokens", "prompts")  # of the generation settings, the ones the user and the agent use
+
+
+@app.command("simulate")
+@with_options(
+    STAGE_IO_GROUP,
+    {name: option for name, option in setting_options("generation").items() if name in _SIMULATE_GENERATION},
+    setting_options("llm", "execution"),
+)
+def simulate(
+    ctx: typer.Context,
+    tools: SimToolsOpt = None,
+    policy: PolicyOpt = None,
+    user_model: UserModelOpt = None,
+    user_base_url: UserBaseUrlOpt = None,
+    user_api_key_env: UserApiKeyEnvOpt = None,
+    attempts: AttemptsOpt = 3,
+    keep_all_verified: KeepAllVerifiedOpt = False,
+    max_turns: MaxTurnsOpt = 20,
+    max_tool_calls: MaxToolCallsOpt = 10,
+    max_reply_chars: MaxReplyCharsOpt = 8000,
+    max_seconds: MaxSecondsOpt = 600.0,
+    stop_tools: StopToolsOpt = None,
+) -> None:
+    """Act out each verified blueprint: a simulated user and an agent talk, and a conversation is kept when verified.
+
+    The user simulator (`--user-model`) gets the blueprint's instruction, never its
+    actions; the agent (`-m`) gets the policy and the environment's tools, and its
+    calls run on the blueprint's environment in worker processes. Each conversation
+    that ends normally goes through the trajectory check; a failed one is tried
+    again, up to `--attempts`, and every failed attempt goes to the rejects with
+    its reason and whole conversation. `-m offline` runs a scripted user and agent.
+
+    Examples:
+
+        apigen simulate blueprints.jsonl --functions sample_data/store --policy sample_data/store/policy.md -m offline --seed 1 -o conversations.jsonl --rejects failed.jsonl
+
+        apigen simulate blueprints.jsonl --functions my_env.py --base-url http://localhost:8000/v1 -m Qwen/Qwen2.5-7B-Instruct --cache .apigen-cache | jq -c '{id, attempt}'
+    """
+
+    def setup(messages: Messages, resources: ExitStack) -> StageRun:
+        resolved = resolved_settings(ctx)
+        llm = resolved.llm_settings()
+        functions = resolved.values.get("functions")
+        if not functions:
+            raise ConfigError(
+                "simulate runs the agent's calls on the environment's classes, and no `--functions` names them",
+                hint="pass `--functions FILE_OR_FOLDER`, the Python code that defines the classes the blueprints name",
+            )
+        if len(llm.models) != 1:
+            raise ConfigError(
+                f"simulate takes one agent model, and {len(llm.models)} are given",
+                hint="pass one `-m NAME` (`-m offline` runs the scripted agent)",
+            )
+        agent_model = llm.models[0]
+        definitions, writes = simulation_tools(tools, functions)
+        policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
+        seed = chosen_seed(llm.seed)
+        executor, _policy = executor_and_policy(ctx, messages)
+        resources.callback(executor.close)
+        executor.start()
+        desk = SessionDesk(executor)
+        resources.callback(desk.close)
+        chat = resources.enter_context(
+            open_chat_service(replace(llm, models=(agent_model,), seed=seed), on_warning=messages.warning)
+        )
+        user_chat = chat
+        user_llm = replace(
+            llm,
+            models=(user_model or agent_model,),
+            seed=seed,
+            base_url=user_base_url or llm.base_url,
+            api_key_env=user_api_key_env or llm.api_key_env,
+        )
+        if user_llm.models != (agent_model,) or user_base_url or user_api_key_env:
+            user_chat = resources.enter_context(open_chat_service(user_llm, on_warning=messages.warning))
+        prompts, max_tokens = resolved.values["prompts"], resolved.values["max_tokens"] or None
+        simulation = Simulation(
+            Agent(
+                chat,
+                agent_model,
+                openai_tools(definitions),
+                ToolModes(messages.warning),
+                load_agent_prompt(prompts),
+                policy_text,
+                max_tokens,
+            ),
+            UserSimulator(user_chat, user_llm.models[0], load_user_prompt(prompts), max_tokens),
+            desk,
+            frozenset(writes),
+            Bounds(max_turns, max_tool_calls, max_reply_chars, max_seconds, tuple(stop_tools or DEFAULT_STOP_TOOLS)),
+            attempts=attempts,
+            keep_all_verified=keep_all_verified,
+            seed=seed,
+            concurrency=llm.concurrency,
+        )
+
+        def after() -> None:
+            for line in simulation.tally.lines():
+                messages.info(line)
+            messages.info(f"seed {seed}: pass `--seed {seed}` to run the same conversations again")
+            for service in dict.fromkeys([chat, user_chat]):
+                for line in usage_lines(service.usage):
+                    messages.info(line)
+
+        return StageRun(simulation.rows, counters=chat.progress, after=after)
+
+    run_stage_command("simulate", ctx.params, setup)

@@ -35,6 +35,7 @@ COMMAND_ORDER = (
     "semantic-check",
     "run",
     "blueprint",
+    "simulate",
     "trajectory-check",
     "merge",
     "dedup",

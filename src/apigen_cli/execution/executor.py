@@ -190,6 +190,14 @@ class Executor:
         if len(pool.queue) >= POLL_BATCH or time.monotonic() - pool.last_pump >= POLL_INTERVAL:
             pool.pump(0)
 
+    def pump(self, timeout: float) -> None:
+        """Make progress, waiting up to ``timeout`` seconds for a result (``wake`` cuts the wait short)."""
+        self._pool.pump(timeout)
+
+    def wake(self) -> None:
+        """Callable from any thread: end a ``pump`` that is waiting, so that work just handed over is sent."""
+        self._pool.wake()
+
     def wait(self, pendings: Iterable[Pending | SessionPending]) -> None:
         """Block until every call (or session) in ``pendings`` has its outcome."""
         for pending in pendings:

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import orjson
+
 from ..problems import Problem
 
 T = TypeVar("T")
@@ -31,14 +33,21 @@ class ChatRequest:
     "pairs": 3, "seed": 17}`` or ``{"task": "judge", "tools": [...], "query": ..., "answers":
     [...], "execution_result": [...]}``. ``options`` are provider parameters for this
     request only (``{"temperature": 0}`` for a judge), over the run's settings.
+
+    ``tools`` (OpenAI's ``[{"type": "function", "function": {...}}]``) are sent as the chat
+    API's ``tools`` parameter, for an agent that answers with native ``tool_calls``; the
+    reply's ``text`` is then the assistant message as JSON, ``{"content", "tool_calls"}``
+    (``TOOL_REPLY``), so that the cache, the log and the offline backend keep it as text.
+    A server that refuses ``tools`` answers the error ``tools_refused`` (``TOOLS_REFUSED``).
     """
 
     key: str
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     response_schema: dict[str, Any] | None = None
     offline_task: dict[str, Any] | None = None
     options: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,15 @@ class ChatResult:
     def cut_off(self) -> bool:
         """The reply ended because it reached ``max_tokens``."""
         return self.finish_reason == "length"
+
+
+#: The error code of a request whose ``tools`` the server refused (the caller steps down to a prompt).
+TOOLS_REFUSED = "tools_refused"
+
+
+def tool_reply(content: str | None, tool_calls: list[dict[str, Any]]) -> str:
+    """The text of a reply to a request with ``tools``: the assistant message as JSON."""
+    return orjson.dumps({"content": content, "tool_calls": tool_calls}).decode()
 
 
 #: A reply cut by the token budget that could not be read (raise ``--max-tokens``/``--judge-max-tokens``).

@@ -53,7 +53,7 @@ from ..redaction import Redactor
 from ..replies import ACCEPT_ENCODING, TOO_LARGE, BoundedBody, ReplyTooLarge, UnsupportedEncoding, declared_too_large
 from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds
 from .cache import ResponseCache
-from .chat import ChatRequest, ChatResult, LLMProgress
+from .chat import TOOLS_REFUSED, ChatRequest, ChatResult, LLMProgress, tool_reply
 from .ratelimit import MinuteLimiter, Ticket
 
 try:  # an optional speed-up: see the module docstring
@@ -74,6 +74,7 @@ _REFUSALS_BEFORE_STOP = 5
 _JSON_MODE_RANK = {"off": 0, "object": 1, "schema": 2}
 _MESSAGE_LIMIT = 300
 _RESPONSE_FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|guided_json|structured output", re.IGNORECASE)
+_TOOLS_WORDS = re.compile(r"\btools?\b|tool_choice|tool_calls|function.call", re.IGNORECASE)
 _UNKNOWN_MODEL_WORDS = re.compile(
     r"model.*(not found|does not exist|unknown|not available|no such)|(unknown|invalid) model", re.IGNORECASE
 )
@@ -225,6 +226,8 @@ class HttpBackend:
     def body(self, request: ChatRequest) -> dict[str, Any]:
         """The JSON body for ``request`` as it would be sent now (JSON mode may have stepped down)."""
         body: dict[str, Any] = {"model": request.model, "messages": request.messages}
+        if request.tools:
+            body["tools"] = request.tools
         body.update(self._options)
         if request.options:
             body.update({key: value for key, value in request.options.items() if not key.startswith("offline_")})
@@ -429,6 +432,10 @@ class HttpBackend:
                     self._step_down(request.model, body, failure)
                     body = self.body(request)
                     continue
+                if failure.kind == TOOLS_REFUSED:  # the caller steps down to tools described in the prompt
+                    return ChatResult(
+                        None, Problem(TOOLS_REFUSED, self._redact(failure.describe())), latency=time.monotonic() - started
+                    )
                 await self._check_usable(request.model, failure, model_flag(request))
                 message = failure.describe()
                 if attempts[0] > 1:
@@ -544,8 +551,8 @@ class HttpBackend:
         self._reached = True
         status = response.status_code
         if status >= 400:
-            raise self._http_failure(_whole(response, content), "response_format" in body)
-        text, prompt_tokens, completion_tokens, finish_reason = _read_reply(response, content)
+            raise self._http_failure(_whole(response, content), "response_format" in body, "tools" in body)
+        text, prompt_tokens, completion_tokens, finish_reason = _read_reply(response, content, "tools" in body)
         if ticket is not None and self._tpm is not None and (prompt_tokens or completion_tokens):
             self._tpm.adjust(ticket, prompt_tokens + completion_tokens)
         return self._redact(text), prompt_tokens, completion_tokens, finish_reason
@@ -574,9 +581,11 @@ class HttpBackend:
         content = collected.content()
         return response, self._redactor.data(content)  # a hostile or compromised endpoint may echo the key: it goes no further
 
-    def _http_failure(self, response: httpx.Response, sent_response_format: bool) -> _Failure:
+    def _http_failure(self, response: httpx.Response, sent_response_format: bool, sent_tools: bool = False) -> _Failure:
         status = response.status_code
         message = self._redact(_provider_message(response))
+        if sent_tools and status in (400, 422, 500, 501) and _TOOLS_WORDS.search(message):
+            return _Failure(TOOLS_REFUSED, message, status=status)  # a server without function calling: never retried
         if sent_response_format and status in (500, 501) and _RESPONSE_FORMAT_WORDS.search(message):
             # llama-cpp-python answers an unsupported response_format with a 500: a refusal, not a fault to retry
             return _Failure("response_format", message, status=status)
@@ -762,8 +771,12 @@ def _whole(response: httpx.Response, content: bytes) -> httpx.Response:
     return httpx.Response(response.status_code, headers=headers, content=content, request=response.request)
 
 
-def _read_reply(response: httpx.Response, content: bytes) -> _Reply:
-    """``(text, prompt_tokens, completion_tokens, finish_reason)`` of a 2xx reply; a malformed one is retried."""
+def _read_reply(response: httpx.Response, content: bytes, with_tools: bool = False) -> _Reply:
+    """``(text, prompt_tokens, completion_tokens, finish_reason)`` of a 2xx reply; a malformed one is retried.
+
+    ``with_tools``: the request offered tools, so the text is the assistant message as JSON
+    (``chat.tool_reply``): its content and its ``tool_calls``, either of which may be empty.
+    """
     status = response.status_code
     try:
         data = orjson.loads(content)
@@ -778,10 +791,15 @@ def _read_reply(response: httpx.Response, content: bytes) -> _Reply:
     choice = choices[0]
     message = choice.get("message")
     text = message.get("content") if isinstance(message, dict) else choice.get("text")
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    if with_tools and isinstance(message, dict):
+        calls = message.get("tool_calls")
+        if (isinstance(calls, list) and calls) or (isinstance(text, str) and text.strip()):
+            said = text if isinstance(text, str) else None
+            text = tool_reply(said, calls if isinstance(calls, list) else [])
     if not isinstance(text, str) or not text.strip():
         reason = choice.get("finish_reason")
         raise _Failure("empty", "the reply has no text" + (f" (finish_reason: {reason})" if reason else ""), status=status)
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     return text, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), choice.get("finish_reason")
 
 

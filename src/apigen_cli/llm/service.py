@@ -35,7 +35,7 @@ import orjson
 from ..config import LLMSettings, Resolved, resolve
 from ..errors import ConfigError, EndpointError
 from ..wording import counted
-from . import offline_blueprint
+from . import offline_blueprint, offline_conversation
 from .cache import ResponseCache
 from .chat import OFFLINE_MODEL, ChatRequest, ChatResult, LLMProgress, UsageByModel
 from .offline import OfflineBackend, OfflineChatService, error_rate_from
@@ -133,7 +133,12 @@ class LLMClient:
         self._offline = OfflineBackend(
             seed=settings.seed,
             error_rate=error_rate_from(settings.options),
-            writers={"blueprint": offline_blueprint.blueprint, "blueprint_review": offline_blueprint.review},
+            writers={
+                "blueprint": offline_blueprint.blueprint,
+                "blueprint_review": offline_blueprint.review,
+                "simulated_user": offline_conversation.user,
+                "simulated_agent": offline_conversation.agent,
+            },
         )
         self._http_arguments: dict[str, Any] = {"transport": transport, "wait": wait, "sleep": sleep, "environ": environ}
         self._http: HttpBackend | None = None
@@ -142,6 +147,8 @@ class LLMClient:
         self._lock = threading.Lock()
         self._closed = False
         self._answered: set[tuple[str, str]] = set()  # (model, task) the endpoint answered at least once
+        self._ask_lock = threading.Lock()  # `ask` records results from several threads
+        self._asked_failures = 0  # failed `ask`s in a row
         self._batch: BatchBackend | None = None
         uses_http = any(model != OFFLINE_MODEL for model in settings.models)
         try:
@@ -277,6 +284,29 @@ class LLMClient:
             self._deliver_warnings()
             if self._log is not None:
                 self._log.flush()
+
+    def ask(self, request: ChatRequest) -> ChatResult:
+        """One request, answered before it returns; callable from several threads at once.
+
+        For conversations, whose next request depends on the last reply: each thread asks
+        its own in turn, while the threads together keep up to ``concurrency`` in flight.
+        Requests that keep failing stop the run as ``map``'s do (``stop_after_failures``
+        in a row, counted across threads), raising ``EndpointError``.
+        """
+        result = self._submit(request).result()
+        with self._ask_lock:
+            self._record(request, result)
+            if request.model != OFFLINE_MODEL:
+                if result.ok:
+                    self._asked_failures = 0
+                else:
+                    self._asked_failures += 1
+                    limit = self.settings.stop_after_failures
+                    if limit and self._asked_failures >= limit:
+                        raise _failing(self.settings.base_url, self._asked_failures, result)
+            if self._log is not None:
+                self._log.flush()
+        return result
 
     # --- batch (`--batch`, `--batch-dir`) ---
 

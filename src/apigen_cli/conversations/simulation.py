@@ -1,0 +1,442 @@
+"""``apigen simulate``: each verified blueprint acted out by a simulated user and an agent, and kept only when verified.
+
+APIGen-MT's second phase. For each blueprint, a conversation runs (``Conversation``): the user
+simulator tells the instruction, the agent answers and calls tools, its calls run in the
+blueprint's environment, until the user stops, a ``--stop-tools`` tool is called, or a bound is
+reached. A conversation that ended normally goes through the trajectory check (the same
+verdict as ``apigen trajectory-check``); one that fails is tried again, up to ``attempts``
+times, as rejection sampling: the first verified attempt is kept (or, with ``keep_all``, every
+distinct verified one), and every other attempt goes to the rejects with its reason and its
+whole conversation, so that a verified and a failed attempt of one blueprint can make a
+preference pair.
+
+The environment of a conversation: each time the agent calls tools, the conversation's calls so
+far are replayed with the new ones in one session, on fresh instances in a worker forked for it,
+and the new calls' results are read from it. The environment is deterministic (the trajectory
+check replays it, and would reject a conversation whose tools said other things), so the replay
+gives what one long-lived session would, with the containment, the timeout and the crash
+handling of every session; it costs the earlier calls again (a conversation makes tens of calls
+at most: ``max_turns`` x ``max_tool_calls_per_turn`` bounds them).
+
+Blueprints run side by side up to ``concurrency``, each in a thread of its own, each
+conversation sequential inside; outputs come in input order, with at most a window of
+blueprints in flight, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+
+from ..errors import FunctionsError, InputError
+from ..execution.sessions import SessionOutcome, SessionRequest
+from ..library.from_python import PythonImport, from_python
+from ..problems import Problem, RowProblem
+from ..rows.records import REJECTED_BY, Row, ensure_id, reject
+from .agent import Agent, AgentTurn
+from .environment_tools import WRITE, effect_of, load_environment_tools
+from .session_desk import SessionDesk
+from .trajectory_check import KEEP_FIELD, trajectory_check
+from .transcript import read_actions, read_environment, read_outputs
+from .user_simulator import UserSimulator, user_errors
+
+STAGE = "simulate"
+RESULT_FIELD = "simulation"
+
+#: How a conversation ended: normally (then it is checked), or at a bound (then it is rejected with that reason).
+USER_STOP = "user_stop"
+STOP_TOOL = "stop_tool"
+TURN_LIMIT = "turn_limit"
+TOOL_CALL_LIMIT = "tool_call_limit"
+REPLY_TOO_LONG = "reply_too_long"
+TIME_LIMIT = "time_limit"
+DUPLICATE = "duplicate_conversation"
+
+
+DEFAULT_STOP_TOOLS = ("transfer_to_human_agents",)  # tau-bench's hand-over, which ends its conversations
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What one conversation may take, each a setting with its reason code when reached."""
+
+    max_turns: int = 20  # user messages (`turn_limit`): a user that never stops
+    max_tool_calls_per_turn: int = 10  # the agent's calls between two user messages (`tool_call_limit`)
+    max_reply_chars: int = 8_000  # one message of the agent or the user (`reply_too_long`)
+    max_seconds: float = 600.0  # wall time of one conversation, checked before each step (`time_limit`)
+    stop_tools: tuple[str, ...] = DEFAULT_STOP_TOOLS  # a call to one ends the conversation
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What runs the conversations: the two models, the environment, the bounds."""
+
+    agent: Agent
+    user: UserSimulator
+    desk: SessionDesk
+    writes: frozenset[str]  # the tools that change the state (by the library's effect, else their names)
+    bounds: Bounds = field(default_factory=Bounds)
+    attempts: int = 3
+    keep_all_verified: bool = False
+    seed: int = 0
+    concurrency: int = 8
+    tally: SimulationTally = field(default_factory=lambda: SimulationTally())
+
+    def rows(self, blueprints: Iterable[Row]) -> Iterator[Row]:
+        """Every blueprint's attempts, in input order: verified ones kept, the others rejected with their reason."""
+        stop = threading.Event()
+        with ThreadPoolExecutor(max(1, self.concurrency), thread_name_prefix="apigen-conversation") as pool:
+            window: deque[Future[list[Row]]] = deque()
+            try:
+                for blueprint in blueprints:
+                    window.append(pool.submit(self._attempts, blueprint, stop))
+                    while len(window) >= 2 * max(1, self.concurrency) or (window and window[0].done()):
+                        yield from self.tally.counted(window.popleft().result())
+                while window:
+                    yield from self.tally.counted(window.popleft().result())
+            finally:
+                stop.set()  # an early end (an error, a closed pipe): conversations still running stop at their next step
+                for future in window:
+                    future.cancel()
+
+    def _attempts(self, blueprint: Row, stop: threading.Event) -> list[Row]:
+        if REJECTED_BY in blueprint:  # rejected before: it passes on as it is
+            return [blueprint]
+        ensure_id(blueprint)
+        try:
+            plan = BlueprintReading.of(blueprint)
+        except RowProblem as error:
+            reject(blueprint, STAGE, error.problem)
+            return [blueprint]
+        rows: list[Row] = []
+        seen: set[str] = set()
+        replays = KnownReplays(self.desk)  # the gold's replay serves every attempt of the blueprint
+        for attempt in range(1, self.attempts + 1):
+            if stop.is_set():
+                break
+            row = self._attempt(blueprint, plan, attempt, stop, replays)
+            if row.get(KEEP_FIELD) is True:
+                fingerprint = _fingerprint(row["messages"])
+                if fingerprint in seen:
+                    reject(row, STAGE, Problem(DUPLICATE, "the same conversation as an earlier verified attempt"))
+                seen.add(fingerprint)
+            rows.append(row)
+            if seen and not self.keep_all_verified:
+                break
+        return rows
+
+    def _attempt(self, blueprint: Row, plan: BlueprintReading, attempt: int, stop: threading.Event, replays: KnownReplays) -> Row:
+        key = f"{blueprint['id']}:{attempt}"
+        conversation = Conversation(self, plan, key, attempt, stop)
+        ended = conversation.run()
+        if conversation.last_replay is not None:  # the check replays the conversation's calls: they just ran
+            replays.remember(*conversation.last_replay)
+        row = {key_: value for key_, value in blueprint.items() if not key_.startswith("keep_row_after")}
+        row["id"] = f"{blueprint['id']}-{attempt}"
+        row["blueprint_id"] = blueprint["id"]
+        row["attempt"] = attempt
+        row["models"] = {"agent": self.agent.model, "user": self.user.model}
+        row["messages"] = conversation.messages
+        row["tools"] = self.agent.tools
+        errors = user_errors(
+            plan.instruction,
+            conversation.messages,
+            stopped=ended.code == USER_STOP,
+            gold_writes=[action["name"] for action in plan.actions if action["name"] in self.writes],
+        )
+        row[RESULT_FIELD] = {
+            "ended_by": ended.code,
+            "turns": conversation.turns,
+            "tool_calls": len(conversation.calls),
+            "seconds": round(time.monotonic() - conversation.started, 3),
+            "tool_mode": "prompt" if conversation.prompted else "native",
+            "user_errors": errors,
+        }
+        if ended.code not in (USER_STOP, STOP_TOOL):
+            reject(row, STAGE, ended)
+            return row
+        [checked] = list(trajectory_check([row], replays))
+        return checked
+
+
+class KnownReplays:
+    """The sessions of one blueprint's check, each run once: the gold's replay serves every attempt, and a
+    conversation's own calls were replayed by its last step (the environment is deterministic: the check's
+    premise). A ``SessionRunner`` for ``trajectory_check``; what it has not seen goes to the desk."""
+
+    def __init__(self, desk: SessionDesk) -> None:
+        self.desk = desk
+        self._known: dict[bytes, SessionOutcome] = {}
+
+    def remember(self, request: SessionRequest, outcome: SessionOutcome) -> None:
+        self._known[_session_key(request)] = outcome
+
+    def run_sessions(self, requests: Iterable[SessionRequest]) -> Iterator[SessionOutcome]:
+        asked = [(request, _session_key(request)) for request in requests]
+        running = {key: self.desk.submit(request) for request, key in asked if key not in self._known}
+        for request, key in asked:
+            if key in running:
+                outcome = running[key].result()
+                if outcome.ok:
+                    self._known[key] = outcome
+            else:
+                outcome = self._known[key]
+            yield replace(outcome, key=request.key)
+
+
+def _session_key(request: SessionRequest) -> bytes:
+    return orjson.dumps([request.environment, list(request.calls)], option=orjson.OPT_SORT_KEYS)
+
+
+@dataclass(frozen=True)
+class BlueprintReading:
+    """What a blueprint row gives a conversation, read and checked for shape (a defect rejects the row)."""
+
+    instruction: str
+    persona: str | None
+    environment: dict[str, dict[str, Any]]
+    actions: list[dict[str, Any]]
+    outputs: list[str]
+
+    @classmethod
+    def of(cls, row: Row) -> BlueprintReading:
+        instruction = row.get("instruction")
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise RowProblem("no_instruction", "the blueprint has no `instruction` for the user simulator to act out")
+        source = row.get("blueprint_source")
+        persona = source.get("persona") if isinstance(source, dict) else None
+        return cls(
+            instruction,
+            persona if isinstance(persona, str) else None,
+            read_environment(row),
+            read_actions(row),
+            read_outputs(row),
+        )
+
+
+class Conversation:
+    """One attempt at a blueprint: the user and the agent in turn, the agent's calls run in the environment."""
+
+    def __init__(self, simulation: Simulation, plan: BlueprintReading, key: str, attempt: int, stop: threading.Event) -> None:
+        self.simulation = simulation
+        self.plan = plan
+        self.key = key
+        self.stop = stop
+        self.messages: list[dict[str, Any]] = [simulation.agent.system_message()]
+        self.calls: list[dict[str, Any]] = []  # the calls run so far, replayed before each new one
+        self.last_replay: tuple[SessionRequest, SessionOutcome] | None = None  # the latest session, when it ended well
+        self.turns = 0
+        self.prompted = False  # some of the agent's replies were asked with the tools in the prompt
+        self.started = time.monotonic()
+        # a later attempt asks with another seed, so that it can go otherwise (and is not the cached first attempt)
+        self.options: dict[str, Any] = {} if attempt == 1 else {"seed": _attempt_seed(simulation.seed, key)}
+
+    def run(self) -> Problem:
+        """Talk until the conversation ends; the ``Problem`` says how (``user_stop``, ``stop_tool``, or a bound or failure)."""
+        bounds = self.simulation.bounds
+        while self.turns < bounds.max_turns:
+            late = self._late()
+            if late is not None:
+                return late
+            said = self.simulation.user.reply(self.key, self.plan.instruction, self.plan.persona, self.messages, self.options)
+            if said.problem is not None:
+                return said.problem
+            if len(said.text) > bounds.max_reply_chars:
+                return self._too_long("user simulator", said.text)
+            self.turns += 1
+            if said.text:
+                self.messages.append({"role": "user", "content": said.text})
+            if said.stop:
+                return Problem(USER_STOP, "the user ended the conversation")
+            ended = self._agent_turn()
+            if ended is not None:
+                return ended
+        return Problem(TURN_LIMIT, f"the user did not end the conversation within {bounds.max_turns} turns (`--max-turns`)")
+
+    def _agent_turn(self) -> Problem | None:
+        """The agent's messages until it speaks to the user; a ``Problem`` when the conversation ends in it."""
+        bounds = self.simulation.bounds
+        calls_this_turn = 0
+        while True:
+            late = self._late()
+            if late is not None:
+                return late
+            turn = self.simulation.agent.reply(self.key, self.messages, self._offline_agent_task(), self.options)
+            if turn.problem is not None:
+                return turn.problem
+            self.prompted = self.prompted or turn.prompted
+            if len(turn.text) > bounds.max_reply_chars:
+                return self._too_long("agent", turn.text)
+            self.messages.append(turn.message())
+            if not turn.tool_calls:
+                return None
+            calls_this_turn += len(turn.tool_calls)
+            if calls_this_turn > bounds.max_tool_calls_per_turn:
+                return Problem(
+                    TOOL_CALL_LIMIT,
+                    f"the agent made more than {bounds.max_tool_calls_per_turn} tool calls without answering the user "
+                    "(`--max-tool-calls`)",
+                )
+            ended = self._run_calls(turn)
+            if ended is not None:
+                return ended
+
+    def _run_calls(self, turn: AgentTurn) -> Problem | None:
+        """Run the turn's calls after the earlier ones, in one session; their results become tool messages."""
+        new: list[dict[str, Any]] = []
+        for call in turn.tool_calls:
+            arguments = _arguments(call["function"]["arguments"])
+            new.append({"name": call["function"]["name"], "arguments": arguments})
+        runnable = [action for action in new if isinstance(action["arguments"], dict)]
+        request = SessionRequest(self.key, self.plan.environment, self.calls + runnable)
+        outcome = self.simulation.desk.run(request)
+        self.last_replay = (request, outcome) if outcome.ok else None
+        ran = list(outcome.calls[len(self.calls) :])
+        for call, action in zip(turn.tool_calls, new, strict=True):
+            if not isinstance(action["arguments"], dict):
+                content = "Error: the arguments are not a JSON object; the call was not made"
+            elif ran:
+                content = _tool_content(ran.pop(0))
+            else:
+                break  # the session ended before this call
+            self.messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
+        self.calls += runnable
+        if outcome.problem is not None:
+            return Problem(outcome.problem.code, f"the environment failed: {outcome.problem.message}")
+        stops = [action["name"] for action in new if action["name"] in self.simulation.bounds.stop_tools]
+        if stops:
+            return Problem(STOP_TOOL, f"the agent called `{stops[0]}`, which ends the conversation (`--stop-tools`)")
+        return None
+
+    def _offline_agent_task(self) -> dict[str, Any]:
+        return {
+            "task": "simulated_agent",
+            "actions": self.plan.actions,
+            "writes": sorted(self.simulation.writes),
+            "outputs": self.plan.outputs,
+            "messages": self.messages[1:],
+        }
+
+    def _late(self) -> Problem | None:
+        if self.stop.is_set():
+            return Problem("interrupted", "the run stopped before the conversation ended")
+        limit = self.simulation.bounds.max_seconds
+        if time.monotonic() - self.started >= limit:
+            return Problem(TIME_LIMIT, f"the conversation took more than {limit:g} s (`--max-seconds`)")
+        return None
+
+    def _too_long(self, who: str, text: str) -> Problem:
+        limit = self.simulation.bounds.max_reply_chars
+        return Problem(
+            REPLY_TOO_LONG, f"a message of the {who} has {len(text)} characters, more than {limit} (`--max-reply-chars`)"
+        )
+
+
+def simulation_tools(library: str | None, functions: str) -> tuple[list[dict[str, Any]], set[str]]:
+    """The agent's tools (library entries of the environment's classes) and which of them write.
+
+    From ``library`` (``--tools``, as ``library from-python --class`` writes it: a library you
+    edited keeps your descriptions), else read from the classes of ``functions``, as
+    ``library from-python`` would (functions outside a class are no tools of an environment).
+    """
+    if library is not None:
+        try:
+            environment = load_environment_tools(library)
+        except InputError as error:
+            raise InputError(
+                f"`--tools {library}`: {error.message}",
+                hint="pass the library `apigen library from-python FILE --class NAME` writes, "
+                "or leave `--tools` out to read the tools from `--functions`",
+            ) from None
+        definitions = [tool.api.definition for tool in environment.tools.values()]
+    else:
+        definitions = [tool for tool in from_python([functions], PythonImport()).tools if tool.get("class")]
+        if not definitions:
+            raise FunctionsError(
+                f"`{functions}` defines no class with public methods, so the agent would have no tool",
+                hint="pass `--functions` with the environment's classes, or `--tools ENV_LIBRARY`",
+            )
+    writes = {str(tool["name"]) for tool in definitions if effect_of(tool, str(tool["name"])) == WRITE}
+    return definitions, writes
+
+
+def _arguments(raw: Any) -> Any:
+    """A call's arguments as an object, or the raw value when it is none (the call is then not made)."""
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str):
+        try:
+            value = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError:
+            return raw
+        return value
+    return raw
+
+
+def _tool_content(call: Any) -> str:
+    """A call's result as its tool message says it: the value (JSON unless a string), or the error."""
+    if call.ok:
+        result = call.outcome.result
+        return result if isinstance(result, str) else orjson.dumps(result, default=str).decode()
+    return f"Error: {call.outcome.message or call.outcome.error_type}"
+
+
+def _fingerprint(messages: Sequence[dict[str, Any]]) -> str:
+    return hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _attempt_seed(seed: int, key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=4).digest(), "big") >> 1
+
+
+@dataclass
+class SimulationTally:
+    """What the summary says: blueprints and conversations verified, attempts, how conversations ended, user errors."""
+
+    blueprints: int = 0
+    verified_blueprints: int = 0
+    conversations: int = 0
+    verified: int = 0
+    ended_by: Counter[str] = field(default_factory=Counter)
+    user_errors: Counter[str] = field(default_factory=Counter)
+    flagged: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def counted(self, rows: list[Row]) -> Iterator[Row]:
+        conversations = [row for row in rows if isinstance(row.get(RESULT_FIELD), dict)]
+        with self._lock:
+            self.blueprints += 1
+            self.conversations += len(conversations)
+            kept = sum(1 for row in conversations if row.get(KEEP_FIELD) is True)
+            self.verified += kept
+            self.verified_blueprints += 1 if kept else 0
+            for row in conversations:
+                result = row[RESULT_FIELD]
+                self.ended_by[str(result.get("ended_by"))] += 1
+                errors = result.get("user_errors") or []
+                self.flagged += 1 if errors else 0
+                self.user_errors.update(errors)
+        yield from rows
+
+    def lines(self) -> list[str]:
+        share = f" ({100 * self.verified_blueprints / self.blueprints:.0f}%)" if self.blueprints else ""
+        attempts = f"; {self.conversations / self.verified:.2f} attempts per verified conversation" if self.verified else ""
+        lines = [
+            f"blueprints verified: {self.verified_blueprints} of {self.blueprints}{share}; "
+            f"conversations: {self.verified} verified of {self.conversations}{attempts}",
+            "conversations ended by: " + (", ".join(f"{code} {count}" for code, count in self.ended_by.most_common()) or "none"),
+        ]
+        rate = f" ({100 * self.flagged / self.conversations:.0f}%)" if self.conversations else ""
+        kinds = ", ".join(f"{code} {count}" for code, count in self.user_errors.most_common())
+        lines.append(
+            f"user simulator errors: {self.flagged} of {self.conversations} conversations{rate}" + (f": {kinds}" if kinds else "")
+        )
+        return lines

@@ -1,0 +1,155 @@
+"""`apigen simulate` against what goes wrong: an agent that calls tools forever, a user that never stops, a
+runaway reply, a tool that returns 100 MB, a class that hangs, an environment that crashes.
+
+Each ends its conversation with its reason code, in the rejects with the whole conversation, and
+never the run: the blueprint after it is still acted out and verified.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from .conftest import invoke, read_jsonl, write_jsonl
+from .llm_server import LLMServer, Received, Reply, completion
+from .scripted_conversation import _USER_RULES
+
+WORKSHOP = '''
+import os
+import time
+
+
+class Workshop:
+    """A workshop's notes, and tools that misbehave."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def load_state(self, config: dict) -> None:
+        self.notes = list(config.get("notes", []))
+
+    def add_note(self, text: str) -> int:
+        """Add a note; returns how many there are."""
+        self.notes.append(text)
+        return len(self.notes)
+
+    def get_flood(self) -> str:
+        """Returns 100 MB."""
+        return "x" * 100_000_000
+
+    def get_stuck(self) -> None:
+        """Never returns."""
+        while True:
+            time.sleep(1)
+
+    def get_crash(self) -> None:
+        """Ends its process."""
+        os._exit(3)
+'''
+
+
+@pytest.fixture
+def workshop(tmp_path: Path) -> Path:
+    path = tmp_path / "workshop.py"
+    path.write_text(WORKSHOP)
+    return path
+
+
+def blueprint(row_id: str, *reads: str) -> dict[str, Any]:
+    return {
+        "id": row_id,
+        "instruction": "You want a note added to the workshop. What you know: the note says hello.",
+        "environment": {"Workshop": {"notes": []}},
+        "actions": [*({"name": name, "arguments": {}} for name in reads), {"name": "add_note", "arguments": {"text": "hello"}}],
+        "outputs": [],
+    }
+
+
+def simulate(tmp_path: Path, functions: Path, rows: list[dict[str, Any]], *flags: str) -> tuple[Any, list[Any], list[Any]]:
+    source = write_jsonl(tmp_path / "blueprints.jsonl", rows)
+    output, rejects = tmp_path / "conversations.jsonl", tmp_path / "failed.jsonl"
+    result = invoke(
+        CliRunner(),
+        "simulate", str(source), "--functions", str(functions), "-o", str(output), "--rejects", str(rejects),
+        "--seed", "1", "-O", "offline_error_rate=0", "--attempts", "1", *flags,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result, read_jsonl(output), read_jsonl(rejects)
+
+
+def test_a_tool_returning_100_mb_is_shortened_and_the_conversation_goes_on(workshop: Path, tmp_path: Path) -> None:
+    _result, kept, failed = simulate(tmp_path, workshop, [blueprint("flood", "get_flood")], "-m", "offline")
+    assert failed == []
+    [row] = kept
+    [flood] = [message for message in row["messages"] if message["role"] == "tool"][:1]
+    assert len(flood["content"]) < 10_000  # the worker's shortened result, not 100 MB
+    assert row["keep_row_after_trajectory_check"] is True
+
+
+def test_a_class_that_hangs_or_crashes_ends_its_conversation_not_the_run(workshop: Path, tmp_path: Path) -> None:
+    rows = [blueprint("stuck", "get_stuck"), blueprint("crash", "get_crash"), blueprint("fine")]
+    _result, kept, failed = simulate(tmp_path, workshop, rows, "-m", "offline", "--exec-timeout", "1")
+    assert [(row["blueprint_id"], row["rejected_by"], row["reason"]) for row in failed] == [
+        ("stuck", "simulate", "timeout"),
+        ("crash", "simulate", "crashed"),
+    ]
+    assert "`get_stuck`" in failed[0]["reason_detail"] and "`get_crash`" in failed[1]["reason_detail"]
+    assert [row["blueprint_id"] for row in kept] == ["fine"]
+    # the conversation up to the call that hung is kept, the call's failure as its tool message
+    call, said = failed[0]["messages"][-2:]
+    assert call["tool_calls"][0]["function"]["name"] == "get_stuck"
+    assert said["role"] == "tool" and "did not return within the 1 s timeout" in said["content"]
+
+
+def scripted(*, user: str, agent: dict[str, Any]) -> Any:
+    """A server whose user always says ``user`` and whose agent always answers the message ``agent``."""
+
+    def handle(request: Received) -> Reply:
+        body = request.json
+        if str(body["messages"][0].get("content", "")).startswith(_USER_RULES):
+            return Reply.chat(user)
+        answer = completion(agent.get("content") or "", str(body["model"]), 11, 7)
+        answer["choices"][0]["message"].update(agent)
+        return Reply(body=answer)
+
+    return handle
+
+
+AGENT_CALLS = {
+    "content": None,
+    "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "add_note", "arguments": orjson.dumps({"text": "again"}).decode()}}
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("user", "agent", "flags", "reason"),
+    [
+        ("Please add a note that says hello.", AGENT_CALLS, ["--max-tool-calls", "4"], "tool_call_limit"),
+        ("Tell me more.", {"content": "Sure, what else?"}, ["--max-turns", "3"], "turn_limit"),
+        ("Hello.", {"content": "blah " * 5_000}, ["--max-reply-chars", "1000"], "reply_too_long"),
+        ("Hello.", {"content": "Hi."}, ["--max-seconds", "0"], "time_limit"),
+    ],
+)
+def test_a_conversation_that_reaches_a_bound_ends_with_its_reason(
+    workshop: Path, tmp_path: Path, user: str, agent: dict[str, Any], flags: list[str], reason: str
+) -> None:
+    with LLMServer(handler=scripted(user=user, agent=agent)) as server:
+        _result, kept, failed = simulate(
+            tmp_path, workshop, [blueprint("one")], "--base-url", server.url, "-m", "agent", "--user-model", "user", *flags
+        )
+    assert kept == []
+    [row] = failed
+    assert (row["rejected_by"], row["reason"], row["simulation"]["ended_by"]) == ("simulate", reason, reason)
+    assert row["messages"][0]["role"] == "system"
+    if reason == "tool_call_limit":
+        assert sum(len(message.get("tool_calls") or ()) for message in row["messages"]) == 5  # 4 run, the 5th ended it
+        assert sum(1 for message in row["messages"] if message["role"] == "tool") == 4
+    if reason == "turn_limit":
+        assert sum(1 for message in row["messages"] if message["role"] == "user") == 3
