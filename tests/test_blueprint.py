@@ -8,8 +8,10 @@ backend, and a scripted LLM server on 127.0.0.1 for the HTTP path.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from apigen_cli.stages.semantic_check import JudgeSettings
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer, Reply
+from .run_helpers import APIGEN, apigen_process, cli_env
 from .scripted_model import blueprint_reply
 
 STORE = PROJECT / "sample_data" / "store"
@@ -61,7 +64,8 @@ def store_executor() -> Iterator[Executor]:
         yield executor
 
 
-def blueprint_command(tools: Path, out: Path, *extra: str) -> list[str]:
+def blueprint_command(tools: Path, out: Path, *extra: str, rejects: str = "rejected.jsonl") -> list[str]:
+    """The command line of a blueprint run on the sample store; the rejects beside ``out``, named ``rejects``."""
     return [
         "blueprint",
         str(tools),
@@ -74,7 +78,7 @@ def blueprint_command(tools: Path, out: Path, *extra: str) -> list[str]:
         "-o",
         str(out),
         "--rejects",
-        str(out.with_name("rejected.jsonl")),
+        str(out.with_name(rejects)),
         *extra,
     ]
 
@@ -628,7 +632,12 @@ def test_a_refusal_may_need_no_call_at_all(store_tools: Path, store_executor: Ex
 
 def test_kept_blueprints_of_an_earlier_run_are_shown_as_examples(runner: CliRunner, store_tools: Path, tmp_path: Path) -> None:
     earlier = tmp_path / "earlier.jsonl"
-    made = invoke(runner, *blueprint_command(store_tools, earlier, "-m", "offline", "-n", "12", "--seed", "23", "-q"))
+    made = invoke(
+        runner,
+        *blueprint_command(
+            store_tools, earlier, "-m", "offline", "-n", "12", "--seed", "23", "-q", rejects="earlier_rejected.jsonl"
+        ),
+    )
     assert made.exit_code == 0, made.stderr
     kept = {row["id"]: row for row in read_jsonl(earlier)}
     out = tmp_path / "bp.jsonl"
@@ -660,3 +669,57 @@ def test_an_examples_file_without_a_kept_blueprint_stops_the_run(runner: CliRunn
     result = invoke(runner, *blueprint_command(store_tools, tmp_path / "o.jsonl", "-m", "offline", "--examples", str(rejected)))
     assert result.exit_code == 2
     assert f"error: `--examples` file `{rejected}` holds no kept blueprint whose actions call a write" in result.stderr
+
+
+def test_a_blueprint_run_killed_mid_way_resumes_without_asking_again_for_what_it_wrote(store_tools: Path, tmp_path: Path) -> None:
+    """kill -9 with the scripted server holding the 67th request: the rerun asks only for the blueprints not checkpointed.
+
+    Blueprints are checked in windows of 64 (``blueprint_checks.WINDOW``): the first window comes
+    out whole while the second waits on the server, and the 64th row is checkpointed once the 65th
+    comes, which it never does; so the state stops at 63 blueprints done.
+    """
+
+    def command(name: str, server: LLMServer, *extra: str) -> list[str]:
+        args = blueprint_command(
+            store_tools,
+            tmp_path / f"{name}.jsonl",
+            "-m",
+            "test-model",
+            "-n",
+            "70",
+            "--seed",
+            "9",
+            "--base-url",
+            server.url,
+            rejects=f"{name}_rejects.jsonl",
+        )
+        return [*args, "--concurrency", "2", *extra]
+
+    with LLMServer(handler=blueprint_reply) as server:
+        reference = apigen_process(command("reference", server))
+        assert reference.returncode == 0, reference.stderr
+        state_file = tmp_path / "resumed.jsonl.apigen-run.json"
+        server.hold(after=66)
+        try:
+            with subprocess.Popen([*APIGEN, *command("resumed", server)], env=cli_env(), stderr=subprocess.DEVNULL) as process:
+                assert server.wait_parked(1)
+                while not state_file.exists() or json.loads(state_file.read_text())["requests_done"] < 63:
+                    assert process.poll() is None, "the held run ended"
+                    time.sleep(0.02)
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+        finally:
+            server.release()
+        state = json.loads(state_file.read_text())
+        assert state["requests_done"] == 63 and not state["complete"]
+        log = tmp_path / "second.log.jsonl"
+        second = apigen_process(command("resumed", server, "--log-llm", str(log)))
+        assert second.returncode == 0, second.stderr
+
+    assert read_jsonl(tmp_path / "resumed.jsonl") == read_jsonl(tmp_path / "reference.jsonl")  # none lost, none twice
+    assert read_jsonl(tmp_path / "resumed_rejects.jsonl") == read_jsonl(tmp_path / "reference_rejects.jsonl")
+    asked_again = sorted(int(entry["key"].rsplit("-", 1)[1]) for entry in read_jsonl(log))
+    assert asked_again == list(range(63, 70))
+    assert "resumed: 63 of 70 blueprints were already written" in second.stderr
+    summary = [line for line in reference.stderr.splitlines() if line.startswith("blueprint:")]
+    assert summary and summary[0] in second.stderr  # the whole run's figures, not the second session's

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from typing import Annotated, Optional
 
 import typer
 
+from ..checkpoint import fingerprint
+from ..config import SETTINGS
 from ..console import Messages
 from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
+from ..conversations.blueprint_generation import BlueprintPlan
 from ..conversations.blueprint_review import Review
 from ..conversations.policy_checks import PolicyChecks, find_policy_checks
 from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
 from ..errors import ConfigError
 from ..llm.service import open_chat_service, usage_lines
+from ..resumable import ResumableRun, is_resumable, write_resumable
+from ..rows.records import Row
 from ..rows.runner import Destinations, write_rows
 from ..run_settings import chosen_seed, execution_settings_from, judge_settings_from
 from .main import app, errors_to_exit_codes
@@ -124,6 +130,7 @@ BlueprintExamplesOpt = Annotated[
         help="Kept blueprints of an earlier run on this environment, two a request shown for their form.",
     ),
 ]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Start afresh even if the output holds an earlier run.")]
 _BLUEPRINT_GENERATION = ("count", "max_tokens", "prompts")  # of the generation settings, the ones a blueprint uses
 _BLUEPRINT_JUDGE = ("judge_model", "judge_result_chars", "judge_max_tokens", "max_reasks")  # the committee's
 
@@ -146,6 +153,7 @@ def blueprint(
     negative_share: NegativeShareOpt = 0.0,
     output: OutputOpt = "-",
     rejects: RejectsOpt = None,
+    overwrite: OverwriteOpt = False,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -162,16 +170,19 @@ def blueprint(
     the review (a committee of judges, shown the instruction, the actions and the
     state's diff, votes; the majority decides). `--max-revisions N` sends a
     rejected blueprint back to the model with the critique, up to N times;
-    `--negative-share F` makes a share of them negative on purpose.
+    `--negative-share F` makes a share of them negative on purpose. With `-o FILE`
+    the run is resumable: after an interruption (Ctrl-C, a crash, kill -9) the same
+    command carries on, asking nothing again for the blueprints already written.
 
     Examples:
 
-        apigen blueprint store_tools.jsonl --functions sample_data/store --initial-state sample_data/store/initial_state.json --policy sample_data/store/policy.md -m offline -n 20 --seed 1 -o blueprints.jsonl --rejects rejected.jsonl
+        apigen blueprint store_tools.jsonl --functions sample_data/store --initial-state sample_data/store/initial_state.json --policy sample_data/store/policy.md -m offline -n 20 --seed 1 -o blueprints.jsonl --rejects blueprint_rejects.jsonl
 
         apigen blueprint env_tools.jsonl --functions my_env.py --initial-state state.json --base-url http://localhost:8000/v1 -m Qwen/Qwen2.5-7B-Instruct -n 200 --cache .apigen-cache | jq -c '{instruction, actions}'
     """
     messages = Messages(quiet=quiet, verbose=verbose)
-    with errors_to_exit_codes(messages), ExitStack() as stack:
+    resumes = "run the same command again: it carries on where it stopped" if is_resumable(output) else None
+    with errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as stack:
         where = Destinations(env_library, output, rejects)
         where.validate()  # an unwritable `-o` is said before any request
         resolved = resolved_settings(ctx)
@@ -221,10 +232,42 @@ def blueprint(
             review=review,
             max_revisions=max_revisions,
         )
-        plans = job.plans(values["count"], seed, list(llm.models), values["max_tokens"], negative_share)
-        summary = write_rows(
-            "blueprint", run.rows(plans), where, wrap=lambda rows: messages.progress(rows, "blueprint", counters=chat.progress)
-        )
+
+        def progress(rows: Iterator[Row]) -> Iterator[Row]:
+            return messages.progress(rows, "blueprint", counters=chat.progress)
+
+        def plans(seed: int, skip: int = 0) -> Iterator[BlueprintPlan]:
+            return job.plans(values["count"], seed, list(llm.models), values["max_tokens"], negative_share, skip=skip)
+
+        if is_resumable(output):
+            files = [env_library, initial_state, policy, personas, blueprint_examples, policy_checks]
+            deciding = {name: value for name, value in ctx.params.items() if name in SETTINGS and SETTINGS[name].decides_rows}
+            deciding |= {"max_revisions": max_revisions, "negative_share": negative_share, "seed": llm.seed}
+            resumable = ResumableRun(
+                "blueprint",
+                fingerprint(deciding, [path for path in (*files, values["functions"], values["prompts"]) if path]),
+                seed,
+                values["count"],
+                deciding,
+                overwrite=overwrite,
+                request_of=lambda row: row.get("id"),
+                counts=run.tally.to_counts,
+                restore=run.tally.restore,
+            )
+            resumed = write_resumable(
+                resumable,
+                lambda seed, skip: run.checked_rows(plans(seed, skip)),
+                where,
+                wrap=progress,
+                written=run.tally.counted,
+            )
+            summary, seed = resumed.summary, resumed.seed
+            if resumed.already_complete:
+                messages.info(f"`{output}` already holds this run, complete; pass `--overwrite` to run it again")
+            elif resumed.skipped:
+                messages.info(f"resumed: {resumed.skipped} of {values['count']} blueprints were already written")
+        else:
+            summary = write_rows("blueprint", run.rows(plans(seed)), where, wrap=progress)
         if max_revisions:
             messages.info(run.tally.line())
         if negative_share:

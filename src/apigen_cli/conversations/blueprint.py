@@ -57,6 +57,10 @@ class BlueprintRun:
     tally: RevisionTally = field(default_factory=lambda: RevisionTally())
 
     def rows(self, plans: Iterable[BlueprintPlan]) -> Iterator[Row]:
+        """Each plan's blueprint, checked, in plan order, counted in ``tally``."""
+        return self.tally.counted(self.checked_rows(plans))
+
+    def checked_rows(self, plans: Iterable[BlueprintPlan]) -> Iterator[Row]:
         """Each plan's blueprint, checked, in plan order: kept ones with their verdicts, the others rejected.
 
         With ``max_revisions``, plans go in windows: a window's rejected blueprints go back to
@@ -65,10 +69,10 @@ class BlueprintRun:
         if not self.max_revisions:
             requests = ((plan, build_request(plan, self.job, with_schema=self.with_schema)) for plan in plans)
             generated = (row_from_result(plan, self.job, result) for plan, result in self.chat.map(requests))
-            yield from self.tally.counted(self._checked(generated))
+            yield from self._checked(generated)
             return
         for window in _windows(plans, WINDOW):
-            yield from self.tally.counted(self._revised(window))
+            yield from self._revised(window)
 
     def _checked(self, rows: Iterable[Row]) -> Iterator[Row]:
         return check_blueprints(
@@ -143,6 +147,25 @@ class RevisionTally:
                 if kind != POSITIVE:
                     self.negatives_kept[kind] += 1
             yield row
+
+    def to_counts(self) -> dict[str, int]:
+        """The tally as flat counts, for a run's checkpoints (``resumable``)."""
+        counts = {"total": self.total, "first_attempt": self.first_attempt, "after_revisions": self.after_revisions}
+        counts.update({f"negatives\t{kind}": count for kind, count in self.negatives.items()})
+        counts.update({f"negatives_kept\t{kind}": count for kind, count in self.negatives_kept.items()})
+        return counts
+
+    def restore(self, counts: dict[str, int]) -> None:
+        """Carry on from an earlier session's tally (``to_counts``)."""
+        self.total = counts.get("total", 0)
+        self.first_attempt = counts.get("first_attempt", 0)
+        self.after_revisions = counts.get("after_revisions", 0)
+        for key, count in counts.items():
+            name, _tab, kind = key.partition("\t")
+            if name == "negatives":
+                self.negatives[kind] = count
+            elif name == "negatives_kept":
+                self.negatives_kept[kind] = count
 
     def negatives_line(self) -> str:
         kinds = ", ".join(f"{kind} {self.negatives_kept[kind]} of {self.negatives[kind]}" for kind in NEGATIVE_KINDS)
