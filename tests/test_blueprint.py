@@ -723,3 +723,60 @@ def test_a_blueprint_run_killed_mid_way_resumes_without_asking_again_for_what_it
     assert "resumed: 63 of 70 blueprints were already written" in second.stderr
     summary = [line for line in reference.stderr.splitlines() if line.startswith("blueprint:")]
     assert summary and summary[0] in second.stderr  # the whole run's figures, not the second session's
+
+
+def test_stats_and_report_on_blueprint_files_give_the_pass_rates_with_and_without_revisions(
+    runner: CliRunner, store_tools: Path, tmp_path: Path
+) -> None:
+    out, rejects = tmp_path / "bp.jsonl", tmp_path / "rejected.jsonl"
+    made = invoke(
+        runner,
+        *blueprint_command(store_tools, out, "-m", "offline", "-n", "20", "--seed", "23", "-O", "offline_error_rate=0.3"),
+        *("--policy-checks", str(STORE / "policy_checks.py"), "-J", "offline", "--max-revisions", "2", "--negative-share", "0.3"),
+    )
+    assert made.exit_code == 0, made.stderr
+    rows = read_jsonl(out) + read_jsonl(rejects)
+    firsts = sum(1 for row in rows if "rejected_by" not in row and not row.get("blueprint_attempts"))
+    assert f"passed at the first attempt: {firsts} of 20" in made.stderr and 0 < firsts < len(read_jsonl(out)) < 20
+
+    stats = invoke(runner, "stats", str(out), str(rejects), "--json")
+    assert stats.exit_code == 0, stats.stderr
+    figures = json.loads(stats.stdout)
+    assert (figures["requested"], figures["verified"], figures["first_attempt"]["verified"]) == (20, len(read_jsonl(out)), firsts)
+    negatives = [row for row in rows if row["blueprint_kind"] != "positive"]
+    assert (
+        figures["negatives"]
+        == {
+            "requested": len(negatives),
+            "verified": sum(1 for row in negatives if "rejected_by" not in row),
+        }
+        and negatives
+    )
+    by_check: dict[str, int] = {}
+    for row in rows:
+        for attempt in row.get("blueprint_attempts", []):
+            by_check[attempt["rejected_by"].removeprefix("blueprint_")] = (
+                by_check.get(attempt["rejected_by"].removeprefix("blueprint_"), 0) + 1
+            )
+    assert {
+        name: sum(check["revised_for"].values()) for name, check in figures["checks"].items() if check["revised_for"]
+    } == by_check
+    final = {row["rejected_by"].removeprefix("blueprint_") for row in read_jsonl(rejects)}
+    assert {name for name, check in figures["checks"].items() if check["rejected"]} == final
+
+    text = invoke(runner, "stats", str(out), str(rejects))
+    assert (
+        text.stdout.splitlines()[0] == f"blueprints: {figures['verified']} verified of 20 requested ({figures['pass_rate']:.1%})"
+    )
+    assert "negative on purpose:" in text.stdout and "after revisions:" in text.stdout
+
+    page, card = tmp_path / "report.html", tmp_path / "README.md"
+    report = invoke(runner, "report", str(out), str(rejects), "--html", str(page), "--card", str(card), "--json")
+    assert report.exit_code == 0, report.stderr
+    assert json.loads(report.stdout) == figures
+    html = page.read_text()
+    assert f"{figures['first_attempt']['pass_rate']:.1%} at the first attempt" in html and 'data-chart="checks"' in html
+    assert "| verified after revisions |" in card.read_text()
+
+    alone = invoke(runner, "stats", str(out))  # without its rejects: said, not silently 100%
+    assert "give the run's rejects file too" in alone.stderr
