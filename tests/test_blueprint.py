@@ -780,3 +780,55 @@ def test_stats_and_report_on_blueprint_files_give_the_pass_rates_with_and_withou
 
     alone = invoke(runner, "stats", str(out))  # without its rejects: said, not silently 100%
     assert "give the run's rejects file too" in alone.stderr
+
+
+DEFAULTS = PROJECT / "tests" / "fixtures" / "environments" / "env_defaults.py"
+
+
+def test_without_initial_state_the_classes_own_default_state_is_the_initial_state(runner: CliRunner, tmp_path: Path) -> None:
+    tools, out = tmp_path / "shelf_tools.jsonl", tmp_path / "shelf.jsonl"
+    made = invoke(runner, "library", "from-python", str(DEFAULTS), "--class", "LendingShelf", "-o", str(tools), "-q")
+    assert made.exit_code == 0, made.stderr
+    args = ["blueprint", str(tools), "--functions", str(DEFAULTS), "-m", "offline", "-n", "6", "--seed", "1", "-o", str(out)]
+    result = invoke(runner, *args, "--rejects", str(tmp_path / "rejected.jsonl"))
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(out) + read_jsonl(tmp_path / "rejected.jsonl")
+    default = {"LendingShelf": {"books": DEFAULT_BOOKS, "members": DEFAULT_MEMBERS}}
+    assert len(rows) == 6 and all(row["environment"] == default for row in rows)
+    [kept, *_] = read_jsonl(out)
+    assert kept["actions"][-1] == {"name": "return_book", "arguments": {"book_id": "B-3"}}  # the one book lent by default
+    assert kept["blueprint_check"]["execution"]["diff"] == [
+        'LendingShelf.books["B-3"]["member_id"]: "M-1" -> null',
+        'LendingShelf.books["B-3"]["status"]: "lent" -> "on_shelf"',
+    ]
+
+
+def test_a_default_state_that_does_not_load_back_stops_the_run_naming_the_class(
+    runner: CliRunner, files_tools: Path, tmp_path: Path
+) -> None:
+    args = [
+        "blueprint",
+        str(files_tools),
+        "--functions",
+        str(FILES),
+        "-m",
+        "offline",
+        "-n",
+        "2",
+        "-o",
+        str(tmp_path / "out.jsonl"),
+    ]
+    result = invoke(runner, *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: the default state of `TinyFileSystem` loads back into another state (its loader does not take what its state gives)"
+    )
+    assert "hint: pass `--initial-state FILE`" in result.stderr
+
+
+DEFAULT_BOOKS = {
+    "B-1": {"book_id": "B-1", "member_id": None, "status": "on_shelf", "title": "The Left Hand of Darkness"},
+    "B-2": {"book_id": "B-2", "member_id": None, "status": "on_shelf", "title": "Kindred"},
+    "B-3": {"book_id": "B-3", "member_id": "M-1", "status": "lent", "title": "Solaris"},
+}
+DEFAULT_MEMBERS = {"M-1": {"member_id": "M-1", "name": "Ada Obi"}, "M-2": {"member_id": "M-2", "name": "Lin Park"}}

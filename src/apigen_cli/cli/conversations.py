@@ -84,7 +84,11 @@ EnvLibraryArg = Annotated[
 ]
 InitialStateOpt = Annotated[
     Optional[str],
-    typer.Option("--initial-state", metavar="FILE", help="JSON object of class names to their initial state (required for now)."),
+    typer.Option(
+        "--initial-state",
+        metavar="FILE",
+        help="JSON object of class names to their initial state; without it, each class's own default state.",
+    ),
 ]
 PolicyOpt = Annotated[
     Optional[str], typer.Option("--policy", metavar="FILE", help="The policy the agent follows (markdown), shown to the model.")
@@ -193,24 +197,21 @@ def blueprint(
                 "blueprint replays each blueprint's actions on the environment's classes, and no `--functions` names them",
                 hint="pass `--functions FILE_OR_FOLDER`, the Python code that defines the classes of ENV_LIBRARY",
             )
-        if initial_state is None:
-            raise ConfigError(
-                "blueprint needs the environment's initial state, and no `--initial-state` gives it",
-                hint="pass `--initial-state FILE`, a JSON object of class names to their state",
-            )
+        executor, exec_policy = executor_and_policy(ctx, messages)
+        stack.callback(executor.close)
+        executor.start()
         job = prepare_blueprints(
             env_library,
             initial_state,
+            executor=executor,
             policy_path=policy,
             personas_path=personas,
             prompts_dir=values["prompts"],
             examples_path=blueprint_examples,
         )
         seed = chosen_seed(llm.seed)
-        executor, exec_policy = executor_and_policy(ctx, messages)
-        stack.callback(executor.close)
-        executor.start()
-        check_environment_loads(job, executor, initial_state)
+        if initial_state is not None:
+            check_environment_loads(job, executor, initial_state)
         checks = None
         if policy_checks is not None:
             found = find_policy_checks(policy_checks)
