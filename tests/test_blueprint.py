@@ -832,3 +832,12 @@ DEFAULT_BOOKS = {
     "B-3": {"book_id": "B-3", "member_id": "M-1", "status": "lent", "title": "Solaris"},
 }
 DEFAULT_MEMBERS = {"M-1": {"member_id": "M-1", "name": "Ada Obi"}, "M-2": {"member_id": "M-2", "name": "Lin Park"}}
+
+
+def test_blueprints_piped_into_stats_are_refused_with_what_to_do(runner: CliRunner, store_tools: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bp.jsonl"
+    made = invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "2", "--seed", "3", "-q"))
+    assert made.exit_code == 0, made.stderr
+    result = invoke(runner, "stats", "-", input=out.read_text())
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: row 1 of standard input is a task blueprint (`apigen blueprint` wrote it)")

@@ -242,7 +242,9 @@ def blueprint(
 
         if is_resumable(output):
             files = [env_library, initial_state, policy, personas, blueprint_examples, policy_checks]
-            deciding = {name: value for name, value in ctx.params.items() if name in SETTINGS and SETTINGS[name].decides_rows}
+            deciding = {  # as resolved (flag, environment, config file), for the settings this command takes
+                name: values[name] for name in ctx.params if name in SETTINGS and SETTINGS[name].decides_rows and name in values
+            }
             deciding |= {"max_revisions": max_revisions, "negative_share": negative_share, "seed": llm.seed}
             resumable = ResumableRun(
                 "blueprint",
