@@ -841,3 +841,25 @@ def test_blueprints_piped_into_stats_are_refused_with_what_to_do(runner: CliRunn
     result = invoke(runner, "stats", "-", input=out.read_text())
     assert result.exit_code == 2
     assert result.stderr.startswith("error: row 1 of standard input is a task blueprint (`apigen blueprint` wrote it)")
+
+
+def test_a_finished_blueprint_run_is_not_run_again_and_other_flags_are_refused(
+    runner: CliRunner, store_tools: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bp.jsonl"
+    first = invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "4", "--seed", "3"))
+    assert first.exit_code == 0, first.stderr
+    written = out.read_bytes()
+    again = invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "4", "--seed", "3"))
+    assert again.exit_code == 0, again.stderr
+    assert f"`{out}` already holds this run, complete; pass `--overwrite` to run it again" in again.stderr
+    assert out.read_bytes() == written
+    assert [line for line in first.stderr.splitlines() if line.startswith("blueprint:")] == [
+        line for line in again.stderr.splitlines() if line.startswith("blueprint:")
+    ]
+    other = invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "5", "--seed", "3"))
+    assert other.exit_code == 2
+    assert other.stderr.startswith(f"error: `{out}` holds a run made with other settings: `count` (was 4, now 5)")
+    fresh = invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "5", "--seed", "3", "--overwrite"))
+    assert fresh.exit_code == 0, fresh.stderr
+    assert len(read_jsonl(out) + read_jsonl(tmp_path / "rejected.jsonl")) == 5
