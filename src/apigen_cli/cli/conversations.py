@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from typing import Annotated, Optional
@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from ..llm.service import open_chat_service, usage_lines
 from ..resumable import ResumableRun, is_resumable, write_resumable
 from ..rows.records import Row
+from ..rows.routing import StageSummary
 from ..rows.runner import Destinations, write_rows
 from ..run_settings import chosen_seed, execution_settings_from, judge_settings_from
 from .main import app, errors_to_exit_codes
@@ -246,29 +247,9 @@ def blueprint(
                 name: values[name] for name in ctx.params if name in SETTINGS and SETTINGS[name].decides_rows and name in values
             }
             deciding |= {"max_revisions": max_revisions, "negative_share": negative_share, "seed": llm.seed}
-            resumable = ResumableRun(
-                "blueprint",
-                fingerprint(deciding, [path for path in (*files, values["functions"], values["prompts"]) if path]),
-                seed,
-                values["count"],
-                deciding,
-                overwrite=overwrite,
-                request_of=lambda row: row.get("id"),
-                counts=run.tally.to_counts,
-                restore=run.tally.restore,
-            )
-            resumed = write_resumable(
-                resumable,
-                lambda seed, skip: run.checked_rows(plans(seed, skip)),
-                where,
-                wrap=progress,
-                written=run.tally.counted,
-            )
-            summary, seed = resumed.summary, resumed.seed
-            if resumed.already_complete:
-                messages.info(f"`{output}` already holds this run, complete; pass `--overwrite` to run it again")
-            elif resumed.skipped:
-                messages.info(f"resumed: {resumed.skipped} of {values['count']} blueprints were already written")
+            digest = fingerprint(deciding, [path for path in (*files, values["functions"], values["prompts"]) if path])
+            resumable = ResumableRun("blueprint", digest, seed, values["count"], deciding, overwrite=overwrite)
+            summary, seed = _write_resumable_blueprints(resumable, run, plans, where, progress, messages)
         else:
             summary = write_rows("blueprint", run.rows(plans(seed)), where, wrap=progress)
         if max_revisions:
@@ -279,3 +260,25 @@ def blueprint(
         for line in usage_lines(chat.usage):
             messages.info(line)
     finish_stage(messages, summary, strict, keeps_rejected=False)
+
+
+def _write_resumable_blueprints(
+    resumable: ResumableRun,
+    run: BlueprintRun,
+    plans: Callable[[int, int], Iterator[BlueprintPlan]],
+    where: Destinations,
+    progress: Callable[[Iterator[Row]], Iterator[Row]],
+    messages: Messages,
+) -> tuple[StageSummary, int]:
+    """Write the blueprints into `-o` in place, resuming a run killed there (``resumable``); the summary and the seed."""
+    resumable = replace(
+        resumable, request_of=lambda row: row.get("id"), counts=run.tally.to_counts, restore=run.tally.restore
+    )  # a blueprint is its own request; the revision tally is carried across sessions
+    resumed = write_resumable(
+        resumable, lambda seed, skip: run.checked_rows(plans(seed, skip)), where, wrap=progress, written=run.tally.counted
+    )
+    if resumed.already_complete:
+        messages.info(f"`{where.output}` already holds this run, complete; pass `--overwrite` to run it again")
+    elif resumed.skipped:
+        messages.info(f"resumed: {resumed.skipped} of {resumable.total} blueprints were already written")
+    return resumed.summary, resumed.seed
