@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/dedup.py
 	$(BIN)/python benchmarks/exec_check.py
 	$(BIN)/python benchmarks/sessions.py
+	$(BIN)/python benchmarks/trajectory_check.py
 	$(BIN)/python benchmarks/mcp_exec.py
 	$(BIN)/python benchmarks/llm_throughput.py
 	$(BIN)/python benchmarks/library_openapi.py

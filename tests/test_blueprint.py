@@ -8,6 +8,9 @@ backend, and a scripted LLM server on 127.0.0.1 for the HTTP path.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from apigen_cli.stages.semantic_check import JudgeSettings
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer, Reply
-from .run_helpers import multi_turn_demo
+from .run_helpers import APIGEN, apigen_process, cli_env, multi_turn_demo
 from .scripted_model import blueprint_reply
 
 STORE = PROJECT / "sample_data" / "store"
@@ -60,7 +63,8 @@ def store_executor() -> Iterator[Executor]:
         yield executor
 
 
-def blueprint_command(tools: Path, out: Path, *extra: str) -> list[str]:
+def blueprint_command(tools: Path, out: Path, *extra: str, rejects: str = "rejected.jsonl") -> list[str]:
+    """The command line of a blueprint run on the sample store; the rejects beside ``out``, named ``rejects``."""
     return [
         "blueprint",
         str(tools),
@@ -73,7 +77,7 @@ def blueprint_command(tools: Path, out: Path, *extra: str) -> list[str]:
         "-o",
         str(out),
         "--rejects",
-        str(out.with_name("rejected.jsonl")),
+        str(out.with_name(rejects)),
         *extra,
     ]
 
@@ -621,7 +625,12 @@ def test_a_refusal_may_need_no_call_at_all(store_tools: Path, store_executor: Ex
 
 def test_kept_blueprints_of_an_earlier_run_are_shown_as_examples(runner: CliRunner, store_tools: Path, tmp_path: Path) -> None:
     earlier = tmp_path / "earlier.jsonl"
-    made = invoke(runner, *blueprint_command(store_tools, earlier, "-m", "offline", "-n", "12", "--seed", "23", "-q"))
+    made = invoke(
+        runner,
+        *blueprint_command(
+            store_tools, earlier, "-m", "offline", "-n", "12", "--seed", "23", "-q", rejects="earlier_rejected.jsonl"
+        ),
+    )
     assert made.exit_code == 0, made.stderr
     kept = {row["id"]: row for row in read_jsonl(earlier)}
     out = tmp_path / "bp.jsonl"
@@ -653,3 +662,197 @@ def test_an_examples_file_without_a_kept_blueprint_stops_the_run(runner: CliRunn
     result = invoke(runner, *blueprint_command(store_tools, tmp_path / "o.jsonl", "-m", "offline", "--examples", str(rejected)))
     assert result.exit_code == 2
     assert f"error: `--examples` file `{rejected}` holds no kept blueprint whose actions call a write" in result.stderr
+
+
+def test_a_blueprint_run_killed_mid_way_resumes_without_asking_again_for_what_it_wrote(store_tools: Path, tmp_path: Path) -> None:
+    """kill -9 with the scripted server holding the 67th request: the rerun asks only for the blueprints not checkpointed.
+
+    Blueprints are checked in windows of 64 (``blueprint_checks.WINDOW``): the first window comes
+    out whole while the second waits on the server, and the 64th row is checkpointed once the 65th
+    comes, which it never does; so the state stops at 63 blueprints done.
+    """
+
+    def command(name: str, server: LLMServer, *extra: str) -> list[str]:
+        args = blueprint_command(
+            store_tools,
+            tmp_path / f"{name}.jsonl",
+            "-m",
+            "test-model",
+            "-n",
+            "70",
+            "--seed",
+            "9",
+            "--base-url",
+            server.url,
+            rejects=f"{name}_rejects.jsonl",
+        )
+        return [*args, "--concurrency", "2", *extra]
+
+    with LLMServer(handler=blueprint_reply) as server:
+        reference = apigen_process(command("reference", server))
+        assert reference.returncode == 0, reference.stderr
+        state_file = tmp_path / "resumed.jsonl.apigen-run.json"
+        server.hold(after=66)
+        try:
+            with subprocess.Popen([*APIGEN, *command("resumed", server)], env=cli_env(), stderr=subprocess.DEVNULL) as process:
+                assert server.wait_parked(1)
+                while not state_file.exists() or json.loads(state_file.read_text())["requests_done"] < 63:
+                    assert process.poll() is None, "the held run ended"
+                    time.sleep(0.02)
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+        finally:
+            server.release()
+        state = json.loads(state_file.read_text())
+        assert state["requests_done"] == 63 and not state["complete"]
+        log = tmp_path / "second.log.jsonl"
+        second = apigen_process(command("resumed", server, "--log-llm", str(log)))
+        assert second.returncode == 0, second.stderr
+
+    assert read_jsonl(tmp_path / "resumed.jsonl") == read_jsonl(tmp_path / "reference.jsonl")  # none lost, none twice
+    assert read_jsonl(tmp_path / "resumed_rejects.jsonl") == read_jsonl(tmp_path / "reference_rejects.jsonl")
+    asked_again = sorted(int(entry["key"].rsplit("-", 1)[1]) for entry in read_jsonl(log))
+    assert asked_again == list(range(63, 70))
+    assert "resumed: 63 of 70 blueprints were already written" in second.stderr
+    summary = [line for line in reference.stderr.splitlines() if line.startswith("blueprint:")]
+    assert summary and summary[0] in second.stderr  # the whole run's figures, not the second session's
+
+
+def test_stats_and_report_on_blueprint_files_give_the_pass_rates_with_and_without_revisions(
+    runner: CliRunner, store_tools: Path, tmp_path: Path
+) -> None:
+    out, rejects = tmp_path / "bp.jsonl", tmp_path / "rejected.jsonl"
+    made = invoke(
+        runner,
+        *blueprint_command(store_tools, out, "-m", "offline", "-n", "20", "--seed", "23", "-O", "offline_error_rate=0.3"),
+        *("--policy-checks", str(STORE / "policy_checks.py"), "-J", "offline", "--max-revisions", "2", "--negative-share", "0.3"),
+    )
+    assert made.exit_code == 0, made.stderr
+    rows = read_jsonl(out) + read_jsonl(rejects)
+    firsts = sum(1 for row in rows if "rejected_by" not in row and not row.get("blueprint_attempts"))
+    assert f"passed at the first attempt: {firsts} of 20" in made.stderr and 0 < firsts < len(read_jsonl(out)) < 20
+
+    stats = invoke(runner, "stats", str(out), str(rejects), "--json")
+    assert stats.exit_code == 0, stats.stderr
+    figures = json.loads(stats.stdout)
+    assert (figures["requested"], figures["verified"], figures["first_attempt"]["verified"]) == (20, len(read_jsonl(out)), firsts)
+    negatives = [row for row in rows if row["blueprint_kind"] != "positive"]
+    assert (
+        figures["negatives"]
+        == {
+            "requested": len(negatives),
+            "verified": sum(1 for row in negatives if "rejected_by" not in row),
+        }
+        and negatives
+    )
+    by_check: dict[str, int] = {}
+    for row in rows:
+        for attempt in row.get("blueprint_attempts", []):
+            by_check[attempt["rejected_by"].removeprefix("blueprint_")] = (
+                by_check.get(attempt["rejected_by"].removeprefix("blueprint_"), 0) + 1
+            )
+    assert {
+        name: sum(check["revised_for"].values()) for name, check in figures["checks"].items() if check["revised_for"]
+    } == by_check
+    final = {row["rejected_by"].removeprefix("blueprint_") for row in read_jsonl(rejects)}
+    assert {name for name, check in figures["checks"].items() if check["rejected"]} == final
+
+    text = invoke(runner, "stats", str(out), str(rejects))
+    assert (
+        text.stdout.splitlines()[0] == f"blueprints: {figures['verified']} verified of 20 requested ({figures['pass_rate']:.1%})"
+    )
+    assert "negative on purpose:" in text.stdout and "after revisions:" in text.stdout
+
+    page, card = tmp_path / "report.html", tmp_path / "README.md"
+    report = invoke(runner, "report", str(out), str(rejects), "--html", str(page), "--card", str(card), "--json")
+    assert report.exit_code == 0, report.stderr
+    assert json.loads(report.stdout) == figures
+    html = page.read_text()
+    assert f"{figures['first_attempt']['pass_rate']:.1%} at the first attempt" in html and 'data-chart="checks"' in html
+    assert "| verified after revisions |" in card.read_text()
+
+    alone = invoke(runner, "stats", str(out))  # without its rejects: said, not silently 100%
+    assert "give the run's rejects file too" in alone.stderr
+
+
+DEFAULTS = PROJECT / "tests" / "fixtures" / "environments" / "env_defaults.py"
+
+
+def test_without_initial_state_the_classes_own_default_state_is_the_initial_state(runner: CliRunner, tmp_path: Path) -> None:
+    tools, out = tmp_path / "shelf_tools.jsonl", tmp_path / "shelf.jsonl"
+    made = invoke(runner, "library", "from-python", str(DEFAULTS), "--class", "LendingShelf", "-o", str(tools), "-q")
+    assert made.exit_code == 0, made.stderr
+    args = ["blueprint", str(tools), "--functions", str(DEFAULTS), "-m", "offline", "-n", "6", "--seed", "1", "-o", str(out)]
+    result = invoke(runner, *args, "--rejects", str(tmp_path / "rejected.jsonl"))
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(out) + read_jsonl(tmp_path / "rejected.jsonl")
+    default = {"LendingShelf": {"books": DEFAULT_BOOKS, "members": DEFAULT_MEMBERS}}
+    assert len(rows) == 6 and all(row["environment"] == default for row in rows)
+    [kept, *_] = read_jsonl(out)
+    assert kept["actions"][-1] == {"name": "return_book", "arguments": {"book_id": "B-3"}}  # the one book lent by default
+    assert kept["blueprint_check"]["execution"]["diff"] == [
+        'LendingShelf.books["B-3"]["member_id"]: "M-1" -> null',
+        'LendingShelf.books["B-3"]["status"]: "lent" -> "on_shelf"',
+    ]
+
+
+def test_a_default_state_that_does_not_load_back_stops_the_run_naming_the_class(
+    runner: CliRunner, files_tools: Path, tmp_path: Path
+) -> None:
+    args = [
+        "blueprint",
+        str(files_tools),
+        "--functions",
+        str(FILES),
+        "-m",
+        "offline",
+        "-n",
+        "2",
+        "-o",
+        str(tmp_path / "out.jsonl"),
+    ]
+    result = invoke(runner, *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: the default state of `TinyFileSystem` loads back into another state (its loader does not take what its state gives)"
+    )
+    assert "hint: pass `--initial-state FILE`" in result.stderr
+
+
+DEFAULT_BOOKS = {
+    "B-1": {"book_id": "B-1", "member_id": None, "status": "on_shelf", "title": "The Left Hand of Darkness"},
+    "B-2": {"book_id": "B-2", "member_id": None, "status": "on_shelf", "title": "Kindred"},
+    "B-3": {"book_id": "B-3", "member_id": "M-1", "status": "lent", "title": "Solaris"},
+}
+DEFAULT_MEMBERS = {"M-1": {"member_id": "M-1", "name": "Ada Obi"}, "M-2": {"member_id": "M-2", "name": "Lin Park"}}
+
+
+def test_blueprints_piped_into_stats_are_refused_with_what_to_do(runner: CliRunner, store_tools: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bp.jsonl"
+    made = invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "2", "--seed", "3", "-q"))
+    assert made.exit_code == 0, made.stderr
+    result = invoke(runner, "stats", "-", input=out.read_text())
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: row 1 of standard input is a task blueprint (`apigen blueprint` wrote it)")
+
+
+def test_a_finished_blueprint_run_is_not_run_again_and_other_flags_are_refused(
+    runner: CliRunner, store_tools: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bp.jsonl"
+    first = invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "4", "--seed", "3"))
+    assert first.exit_code == 0, first.stderr
+    written = out.read_bytes()
+    again = invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "4", "--seed", "3"))
+    assert again.exit_code == 0, again.stderr
+    assert f"`{out}` already holds this run, complete; pass `--overwrite` to run it again" in again.stderr
+    assert out.read_bytes() == written
+    assert [line for line in first.stderr.splitlines() if line.startswith("blueprint:")] == [
+        line for line in again.stderr.splitlines() if line.startswith("blueprint:")
+    ]
+    other = invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "5", "--seed", "3"))
+    assert other.exit_code == 2
+    assert other.stderr.startswith(f"error: `{out}` holds a run made with other settings: `count` (was 4, now 5)")
+    fresh = invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "5", "--seed", "3", "--overwrite"))
+    assert fresh.exit_code == 0, fresh.stderr
+    assert len(read_jsonl(out) + read_jsonl(tmp_path / "rejected.jsonl")) == 5

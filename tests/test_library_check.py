@@ -447,3 +447,38 @@ def test_an_error_payload_is_an_error_unless_error_results_pass(runner: CliRunne
     )
     assert passed.exit_code == 0
     assert "check: 1 of 1 API answered, 0 lint findings" in passed.stderr
+
+
+ENVIRONMENTS = PROJECT / "tests" / "fixtures" / "environments"
+
+
+def test_an_environment_s_tools_are_marked_read_or_write_by_what_their_call_did_to_the_state(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """The sample store's methods, each called on a fresh instance of the initial state in a worker."""
+    store = PROJECT / "sample_data" / "store"
+    tools, kept = tmp_path / "store_tools.jsonl", tmp_path / "kept.jsonl"
+    made = invoke(runner, "library", "from-python", str(store), "--class", "OnlineStore", "-o", str(tools), "-q")
+    assert made.exit_code == 0, made.stderr
+    state = str(store / "initial_state.json")
+    result = invoke(
+        runner, "library", "check", str(tools), "--functions", str(store), "--initial-state", state, "--keep", str(kept)
+    )
+    assert result.exit_code == 0, result.stderr
+    effects = {row["name"]: row.get("effect") for row in read_jsonl(kept)}
+    assert effects["find_user_by_email"] == effects["list_products"] == "read"
+    assert effects["update_user_address"] == "write"
+    lines = {line.split()[0]: line.split() for line in result.stderr.splitlines() if line.split()}
+    assert lines["API"][:3] == ["API", "STATUS", "EFFECT"] and lines["update_user_address"][1:3] == ["ok", "write"]
+    read, write = sum(effect == "read" for effect in effects.values()), sum(effect == "write" for effect in effects.values())
+    assert f"the environment's tools: {read} read, {write} write, {14 - read - write} not told" in result.stderr
+
+
+def test_without_a_state_an_environment_s_tools_run_on_the_class_s_default(runner: CliRunner, tmp_path: Path) -> None:
+    tools, kept = tmp_path / "shelf_tools.jsonl", tmp_path / "kept.jsonl"
+    shelf = str(ENVIRONMENTS / "env_defaults.py")
+    made = invoke(runner, "library", "from-python", shelf, "--class", "LendingShelf", "-o", str(tools), "-q")
+    assert made.exit_code == 0, made.stderr
+    result = invoke(runner, "library", "check", str(tools), "--functions", shelf, "--keep", str(kept))
+    assert result.exit_code == 0, result.stderr
+    assert {row["name"]: row["effect"] for row in read_jsonl(kept)} == {"list_books": "read", "get_book": "read"}

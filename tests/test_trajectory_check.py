@@ -139,5 +139,39 @@ def test_without_functions_it_refuses_to_start(runner: CliRunner) -> None:
 def test_the_python_api_gives_the_same_verdicts_on_one_worker_or_two(workers: int) -> None:
     rows = read_jsonl(CONVERSATIONS) * 3
     with Executor(str(STORE), ExecutorOptions(workers=workers)) as executor:
-        checked = list(trajectory_check(rows, executor, window=4))
+        checked = list(trajectory_check(rows, executor, in_flight=4))
     assert [row.get("reason") for row in checked] == [None, "state_mismatch", "missing_output", "tool_result_mismatch"] * 3
+
+
+def test_a_slow_conversation_does_not_hold_back_the_start_of_the_next_ones(tmp_path: Path) -> None:
+    """Row 2 waits on a file that appears only once row 1 is out.
+
+    In windows of four, row 1 would wait for row 2 (the window's slowest), which would wait for
+    the file: a deadlock that only the call's timeout would end (rejecting row 2). As a stream,
+    the oldest row goes out when it is done, and the next is read and started in its place.
+    """
+    gate = tmp_path / "open"
+
+    def row(number: int, path: str) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "Go through."}, call("c1", "pass_when", path=path)]
+        gold = [{"name": "pass_when", "arguments": {"path": path}}]
+        return {"id": f"row-{number}", "environment": {"Gate": {}}, "messages": messages, "actions": gold}
+
+    always = str(tmp_path)  # a path that exists: the call goes through at once
+    rows = [row(1, always), row(2, str(gate)), *(row(number, always) for number in range(3, 9))]
+    read: list[str] = []
+
+    def source() -> Any:
+        for each in rows:
+            read.append(each["id"])
+            yield each
+
+    with Executor(str(FIXTURES / "env_misc.py"), ExecutorOptions(workers=2, timeout=20)) as executor:
+        stream = trajectory_check(source(), executor, in_flight=4)
+        first = next(stream)
+        assert first["id"] == "row-1" and first["keep_row_after_trajectory_check"] is True
+        assert read == ["row-1", "row-2", "row-3", "row-4"]  # at most four held; row 5 is read when row 1 is taken
+        gate.touch()
+        rest = list(stream)
+    assert [each["id"] for each in rest] == [f"row-{number}" for number in range(2, 9)]  # input order
+    assert all(each.get("keep_row_after_trajectory_check") for each in rest), [each.get("reason") for each in rest]

@@ -70,6 +70,7 @@ class RunState:
     shard: list[int] | None = None  # [K, N] for `--shard K/N`: shards share a fingerprint, so this tells them apart
     rejects_file: str | None = None  # the rejects beside the output, relative to its folder (for `apigen merge`)
     settings: dict[str, Any] = field(default_factory=dict)  # the settings that decide the rows, to say which differ
+    counts: dict[str, int] = field(default_factory=dict)  # a command's own counts so far (resumable)
 
     @classmethod
     def load(cls, path: str) -> RunState | None:
@@ -191,6 +192,7 @@ _STATE_FIELDS: dict[str, tuple[type, ...]] = {
     "shard": (list, type(None)),
     "rejects_file": (str, type(None)),
     "settings": (dict,),
+    "counts": (dict,),
 }
 _REQUIRED = ("fingerprint", "seed", "requests_total")
 
@@ -220,6 +222,9 @@ def checked_state(data: object, path: str) -> dict[str, Any]:
             isinstance(count, int) and not isinstance(count, bool) and count >= 0 for count in counts.values()
         ):
             raise wrong("usage", f"should map each model to counts, not {_shown(counts)} for `{model}`")
+    for name, count in data.get("counts", {}).items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise wrong("counts", f"should map names to counts, not {_shown(count)} for `{name}`")
     report = data.get("report", {})
     for key, table in report.items():
         if key == "json_mode_downgrades":  # steps down of JSON mode, each a small table of strings
@@ -394,8 +399,11 @@ def checkpoint_at_request_boundaries(
     rejects: JsonlWriter | None,
     before_save: Callable[[RunState], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    request_of: Callable[[dict[str, Any]], object] = lambda row: row.get("request_id"),
 ) -> Iterator[dict[str, Any]]:
     """Pass rows through; at each finished request, flush the files and save the state.
+
+    ``request_of`` names a row's request (``request_id``; a blueprint is its own request).
 
     The row that starts a new request is held back until the checkpoint of the
     previous one is saved, so the saved byte counts never include a later request.
@@ -426,7 +434,7 @@ def checkpoint_at_request_boundaries(
         state.save(path, sync=sync)
 
     for row in rows:
-        request = row.get("request_id")
+        request = request_of(row)
         if current is not None and request != current:
             save()
         current = request

@@ -28,6 +28,7 @@ from .llm.chat import ChatService, ModelUsage, UsageByModel
 from .llm.service import LLMClient, open_chat_service
 from .ray_engine import RayOptions, StageSettings, import_ray, ray_rows
 from .report import PipelineReport, ReportBuilder
+from .resumable import starting_files_on_first_row
 from .rows.jsonl import STDIO, OutputFile, read_rows
 from .rows.lock import OutputLock
 from .rows.records import Row
@@ -232,7 +233,7 @@ def _run_job(
                     rows = observe(name, rows) if observe is not None else rows
                 for name, stage in extra:
                     rows = observe(name, stage(rows)) if observe is not None else stage(rows)
-            rows = _starting_files_on_first_row(rows, output, rejects)
+            rows = starting_files_on_first_row(rows, output, rejects)
             if resumable:
                 rows = checkpoint_at_request_boundaries(
                     rows, state, state_path(target.output), output_writer, rejects_writer, before_save=remember_counts
@@ -247,17 +248,6 @@ def _run_job(
         else:
             _add_usage(state, parts.chat.usage, counted_usage)
     return RunOutcome(_report(builder, state), state.seed, total, skipped, rejects_dropped=summary.dropped)
-
-
-def _starting_files_on_first_row(rows: Iterator[Row], *files: OutputFile | None) -> Iterator[Row]:
-    """``rows``, with the files started (a fresh run's earlier files emptied, together) before the first goes by."""
-    for row in rows:
-        for file in files:
-            if file is not None:
-                file.start()
-        yield row
-        break
-    yield from rows
 
 
 # --- --grow-examples: verified rows join the example pool (stages/example_pool.py) ----------

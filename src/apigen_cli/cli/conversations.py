@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from typing import Annotated, Optional
 
 import typer
 
+from ..checkpoint import fingerprint
+from ..config import SETTINGS
 from ..console import Messages
 from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
 from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
+from ..conversations.blueprint_generation import BlueprintPlan
 from ..conversations.blueprint_review import Review
 from ..conversations.blueprint_sampling import read_text_file
 from ..conversations.policy_checks import PolicyChecks, find_policy_checks
@@ -20,6 +24,9 @@ from ..conversations.trajectory_check import trajectory_check as trajectory_chec
 from ..conversations.user_simulator import UserSimulator, load_user_prompt
 from ..errors import ConfigError
 from ..llm.service import open_chat_service, usage_lines
+from ..resumable import ResumableRun, is_resumable, write_resumable
+from ..rows.records import Row
+from ..rows.routing import StageSummary
 from ..rows.runner import Destinations, write_rows
 from ..run_settings import chosen_seed, execution_settings_from, judge_settings_from
 from .main import app, errors_to_exit_codes
@@ -83,7 +90,11 @@ EnvLibraryArg = Annotated[
 ]
 InitialStateOpt = Annotated[
     Optional[str],
-    typer.Option("--initial-state", metavar="FILE", help="JSON object of class names to their initial state (required for now)."),
+    typer.Option(
+        "--initial-state",
+        metavar="FILE",
+        help="JSON object of class names to their initial state; without it, each class's own default state.",
+    ),
 ]
 PolicyOpt = Annotated[
     Optional[str], typer.Option("--policy", metavar="FILE", help="The policy the agent follows (markdown), shown to the model.")
@@ -129,6 +140,7 @@ BlueprintExamplesOpt = Annotated[
         help="Kept blueprints of an earlier run on this environment, two a request shown for their form.",
     ),
 ]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Start afresh even if the output holds an earlier run.")]
 _BLUEPRINT_GENERATION = ("count", "max_tokens", "prompts")  # of the generation settings, the ones a blueprint uses
 _BLUEPRINT_JUDGE = ("judge_model", "judge_result_chars", "judge_max_tokens", "max_reasks")  # the committee's
 
@@ -151,6 +163,7 @@ def blueprint(
     negative_share: NegativeShareOpt = 0.0,
     output: OutputOpt = "-",
     rejects: RejectsOpt = None,
+    overwrite: OverwriteOpt = False,
     strict: StrictOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -167,16 +180,19 @@ def blueprint(
     the review (a committee of judges, shown the instruction, the actions and the
     state's diff, votes; the majority decides). `--max-revisions N` sends a
     rejected blueprint back to the model with the critique, up to N times;
-    `--negative-share F` makes a share of them negative on purpose.
+    `--negative-share F` makes a share of them negative on purpose. With `-o FILE`
+    the run is resumable: after an interruption (Ctrl-C, a crash, kill -9) the same
+    command carries on, asking nothing again for the blueprints already written.
 
     Examples:
 
-        apigen blueprint store_tools.jsonl --functions sample_data/store --initial-state sample_data/store/initial_state.json --policy sample_data/store/policy.md -m offline -n 20 --seed 1 -o blueprints.jsonl --rejects rejected.jsonl
+        apigen blueprint store_tools.jsonl --functions sample_data/store --initial-state sample_data/store/initial_state.json --policy sample_data/store/policy.md -m offline -n 20 --seed 1 -o blueprints.jsonl --rejects blueprint_rejects.jsonl
 
         apigen blueprint env_tools.jsonl --functions my_env.py --initial-state state.json --base-url http://localhost:8000/v1 -m Qwen/Qwen2.5-7B-Instruct -n 200 --cache .apigen-cache | jq -c '{instruction, actions}'
     """
     messages = Messages(quiet=quiet, verbose=verbose)
-    with errors_to_exit_codes(messages), ExitStack() as stack:
+    resumes = "run the same command again: it carries on where it stopped" if is_resumable(output) else None
+    with errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as stack:
         where = Destinations(env_library, output, rejects)
         where.validate()  # an unwritable `-o` is said before any request
         resolved = resolved_settings(ctx)
@@ -187,24 +203,21 @@ def blueprint(
                 "blueprint replays each blueprint's actions on the environment's classes, and no `--functions` names them",
                 hint="pass `--functions FILE_OR_FOLDER`, the Python code that defines the classes of ENV_LIBRARY",
             )
-        if initial_state is None:
-            raise ConfigError(
-                "blueprint needs the environment's initial state, and no `--initial-state` gives it",
-                hint="pass `--initial-state FILE`, a JSON object of class names to their state",
-            )
+        executor, exec_policy = executor_and_policy(ctx, messages)
+        stack.callback(executor.close)
+        executor.start()
         job = prepare_blueprints(
             env_library,
             initial_state,
+            executor=executor,
             policy_path=policy,
             personas_path=personas,
             prompts_dir=values["prompts"],
             examples_path=blueprint_examples,
         )
         seed = chosen_seed(llm.seed)
-        executor, exec_policy = executor_and_policy(ctx, messages)
-        stack.callback(executor.close)
-        executor.start()
-        check_environment_loads(job, executor, initial_state)
+        if initial_state is not None:
+            check_environment_loads(job, executor, initial_state)
         checks = None
         if policy_checks is not None:
             found = find_policy_checks(policy_checks)
@@ -226,10 +239,24 @@ def blueprint(
             review=review,
             max_revisions=max_revisions,
         )
-        plans = job.plans(values["count"], seed, list(llm.models), values["max_tokens"], negative_share)
-        summary = write_rows(
-            "blueprint", run.rows(plans), where, wrap=lambda rows: messages.progress(rows, "blueprint", counters=chat.progress)
-        )
+
+        def progress(rows: Iterator[Row]) -> Iterator[Row]:
+            return messages.progress(rows, "blueprint", counters=chat.progress)
+
+        def plans(seed: int, skip: int = 0) -> Iterator[BlueprintPlan]:
+            return job.plans(values["count"], seed, list(llm.models), values["max_tokens"], negative_share, skip=skip)
+
+        if is_resumable(output):
+            files = [env_library, initial_state, policy, personas, blueprint_examples, policy_checks]
+            deciding = {  # as resolved (flag, environment, config file), for the settings this command takes
+                name: values[name] for name in ctx.params if name in SETTINGS and SETTINGS[name].decides_rows and name in values
+            }
+            deciding |= {"max_revisions": max_revisions, "negative_share": negative_share, "seed": llm.seed}
+            digest = fingerprint(deciding, [path for path in (*files, values["functions"], values["prompts"]) if path])
+            resumable = ResumableRun("blueprint", digest, seed, values["count"], deciding, overwrite=overwrite)
+            summary, seed = _write_resumable_blueprints(resumable, run, plans, where, progress, messages)
+        else:
+            summary = write_rows("blueprint", run.rows(plans(seed)), where, wrap=progress)
         if max_revisions:
             messages.info(run.tally.line())
         if negative_share:
@@ -238,6 +265,28 @@ def blueprint(
         for line in usage_lines(chat.usage):
             messages.info(line)
     finish_stage(messages, summary, strict, keeps_rejected=False)
+
+
+def _write_resumable_blueprints(
+    resumable: ResumableRun,
+    run: BlueprintRun,
+    plans: Callable[[int, int], Iterator[BlueprintPlan]],
+    where: Destinations,
+    progress: Callable[[Iterator[Row]], Iterator[Row]],
+    messages: Messages,
+) -> tuple[StageSummary, int]:
+    """Write the blueprints into `-o` in place, resuming a run killed there (``resumable``); the summary and the seed."""
+    resumable = replace(
+        resumable, request_of=lambda row: row.get("id"), counts=run.tally.to_counts, restore=run.tally.restore
+    )  # a blueprint is its own request; the revision tally is carried across sessions
+    resumed = write_resumable(
+        resumable, lambda seed, skip: run.checked_rows(plans(seed, skip)), where, wrap=progress, written=run.tally.counted
+    )
+    if resumed.already_complete:
+        messages.info(f"`{where.output}` already holds this run, complete; pass `--overwrite` to run it again")
+    elif resumed.skipped:
+        messages.info(f"resumed: {resumed.skipped} of {resumable.total} blueprints were already written")
+    return resumed.summary, resumed.seed
 
 
 # --- simulate: each blueprint acted out by a simulated user and an agent, kept when verified

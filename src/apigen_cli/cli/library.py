@@ -218,6 +218,14 @@ def library_check(
         Optional[str], typer.Option("--keep", metavar="FILE", help="Write the APIs whose call worked to FILE.")
     ] = None,
     lint_only: Annotated[bool, typer.Option("--lint-only", help="Only lint the definitions; call nothing.")] = False,
+    initial_state: Annotated[
+        Optional[str],
+        typer.Option(
+            "--initial-state",
+            metavar="FILE",
+            help="For an environment's tools: the state each call starts from (class names to state); else each class's default.",
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 when an API fails its call or the lint finds something.")
     ] = False,
@@ -232,15 +240,20 @@ def library_check(
     format and pattern, else its name and type; a call that fails is tried again
     with up to two other argument sets. Prints one line per API on stderr (ok,
     error, timeout, HTTP status, the arguments; `-v` every try); `--keep` writes
-    the ones that work.
+    the ones that work. The methods of an environment's classes (`library
+    from-python --class`) are each called on a fresh instance, and marked `read`
+    or `write` by whether the call changed its state (`"effect"` in `--keep`).
 
     Examples:
 
         apigen library check sample_data/apis.jsonl --functions sample_data/functions --keep working.jsonl
 
         apigen library from-openapi pets.yaml --auth key=PETS_KEY | PETS_KEY=... apigen library check - --pass-env PETS_KEY
+
+        apigen library check store_tools.jsonl --functions sample_data/store --initial-state sample_data/store/initial_state.json --keep store_tools_checked.jsonl
     """
-    from ..library.check import call_each, lint, read_entries, table_lines
+    from ..conversations.blueprint_sampling import read_initial_state
+    from ..library.check import call_each, effects_line, kept_definition, lint, read_entries, table_lines
     from ..library.output import write_library
 
     def judge(result: Any) -> str | None:  # exec-check's own policy, so that a kept API passes exec-check
@@ -261,15 +274,18 @@ def library_check(
         if not lint_only:
             executor, policy = executor_and_policy(ctx, messages)
             resources.callback(executor.close)
-            call_each(entries, executor, judge)
+            classes = sorted({entry.environment_class for entry in entries if entry.environment_class is not None})
+            state = read_initial_state(initial_state, classes) if initial_state is not None else None
+            call_each(entries, executor, judge, initial_state=state)
             for line in table_lines(entries, verbose=verbose):
                 messages.info(line)
             working = [entry for entry in entries if entry.status == "ok"]
             failed = len(entries) - len(working)
             if keep is not None:
-                write_library([entry.definition for entry in working], keep, flag="--keep")
+                write_library([kept_definition(entry) for entry in working], keep, flag="--keep")
             messages.info(
                 f"check: {len(working)} of {counted(len(entries), 'API')} answered, {counted(len(findings), 'lint finding')}"
+                + effects_line(entries)
             )
         else:
             messages.info(f"check: {counted(len(entries), 'API')} linted, {counted(len(findings), 'lint finding')}")

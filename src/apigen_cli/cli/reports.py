@@ -12,8 +12,9 @@ import typer
 
 from ..config import parse_styles
 from ..console import Messages
+from ..conversations.blueprint_report import blueprint_files, blueprint_report, blueprint_rows
 from ..errors import ConfigError
-from ..report import report_from_files
+from ..report import distinct_files, report_from_files
 from ..rows.replacement import check_writable, write_whole
 from ..wording import counted
 from .main import app, errors_to_exit_codes
@@ -31,6 +32,9 @@ def stats(
 ) -> None:
     """Print the paper's Table 1 (per generator model) from files a run wrote.
 
+    On `apigen blueprint`'s files: the blueprints verified of those requested, at the
+    first attempt and after revisions, the negative ones apart, and the reasons per check.
+
     Examples:
 
         apigen stats dataset.jsonl rejects.jsonl
@@ -41,6 +45,13 @@ def stats(
     """
     messages = Messages(quiet=quiet, verbose=verbose)
     with errors_to_exit_codes(messages):
+        if blueprint_files(files):
+            blueprints = blueprint_report(blueprint_rows(distinct_files(files)))
+            _warn_of_absent_blueprints(messages, blueprints.absent)
+            text = orjson.dumps(blueprints.as_dict()).decode() if as_json else "\n".join(blueprints.lines())
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+            return
         seen: dict[str, int] = {}
         report = report_from_files(files, seen)
         total = report.total()
@@ -55,6 +66,14 @@ def stats(
         else:
             sys.stdout.write("\n".join(report.lines()) + "\n")
         sys.stdout.flush()
+
+
+def _warn_of_absent_blueprints(messages: Messages, absent: int) -> None:
+    if absent:
+        messages.warning(
+            f"the blueprints' ids skip {counted(absent, 'blueprint')} (at least) the run asked for, so they are not counted; "
+            "give the run's rejects file too (`apigen stats BLUEPRINTS REJECTS`)"
+        )
 
 
 def _warn_of_api_definitions(messages: Messages, count: int) -> None:
@@ -132,7 +151,9 @@ def report_command(
 
     One pass over the rows, keeping counts, not rows: the funnel per model and stage, the
     rejection reasons, API coverage and the APIs that never passed, the style mix,
-    query length, calls per row, distinct values per argument, near duplicates.
+    query length, calls per row, distinct values per argument, near duplicates. On
+    `apigen blueprint`'s files: the pass rate at the first attempt and after revisions,
+    the kinds (negatives apart) and the reasons per check.
 
     Examples:
 
@@ -153,6 +174,9 @@ def report_command(
         for path, flag in ((html, "--html"), (card, "--card")):
             if path is not None:
                 check_writable(path, flag)  # before the pass over the rows
+        if blueprint_files([dataset, *(rejects or [])]):
+            _blueprint_report(messages, dataset, rejects or [], html, card, as_json, title, license_id, data_files)
+            return
         run_data = _read_run_report(run_report)
         figures = figures_from_files(
             [dataset, *(rejects or [])],
@@ -165,9 +189,7 @@ def report_command(
             _write_text(html, render_html(figures, title=title), "--html")
             messages.info(f"report: wrote `{html}`")
         if card is not None:
-            where = data_files or (
-                os.path.relpath(dataset, os.path.dirname(os.path.abspath(card))) if dataset != "-" else "data/train.jsonl"
-            )
+            where = _card_data_files(dataset, card, data_files)
             _write_text(
                 card, render_card(figures, data_files=where, license_id=license_id, title=title, run_report=run_data), "--card"
             )
@@ -178,3 +200,38 @@ def report_command(
         _warn_of_api_definitions(messages, figures.api_definitions_left_out)
         total = figures.table.total()
         messages.info(f"report: {figures.rows_read} rows read, {total.verified} verified of {total.requested} requested")
+
+
+def _card_data_files(dataset: str, card: str, data_files: str | None) -> str:
+    if data_files is not None:
+        return data_files
+    return os.path.relpath(dataset, os.path.dirname(os.path.abspath(card))) if dataset != "-" else "data/train.jsonl"
+
+
+def _blueprint_report(
+    messages: Messages,
+    dataset: str,
+    rejects: list[str],
+    html: str | None,
+    card: str | None,
+    as_json: bool,
+    title: str,
+    license_id: str,
+    data_files: str | None,
+) -> None:
+    """`apigen report` on a blueprint run's files: its page, card and figures."""
+    from ..reporting.blueprint_page import render_blueprint_card, render_blueprint_html
+
+    report = blueprint_report(blueprint_rows(distinct_files([dataset, *rejects])))
+    _warn_of_absent_blueprints(messages, report.absent)
+    if html is not None:
+        _write_text(html, render_blueprint_html(report, title=title), "--html")
+        messages.info(f"report: wrote `{html}`")
+    if card is not None:
+        where = _card_data_files(dataset, card, data_files)
+        _write_text(card, render_blueprint_card(report, data_files=where, license_id=license_id, title=title), "--card")
+        messages.info(f"report: wrote `{card}`")
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(report.as_dict()) + b"\n")
+        sys.stdout.flush()
+    messages.info(f"report: {report.requested} blueprints read, {report.verified} verified")

@@ -57,6 +57,10 @@ class BlueprintRun:
     tally: RevisionTally = field(default_factory=lambda: RevisionTally())
 
     def rows(self, plans: Iterable[BlueprintPlan]) -> Iterator[Row]:
+        """Each plan's blueprint, checked, in plan order, counted in ``tally``."""
+        return self.tally.counted(self.checked_rows(plans))
+
+    def checked_rows(self, plans: Iterable[BlueprintPlan]) -> Iterator[Row]:
         """Each plan's blueprint, checked, in plan order: kept ones with their verdicts, the others rejected.
 
         With ``max_revisions``, plans go in windows: a window's rejected blueprints go back to
@@ -65,10 +69,10 @@ class BlueprintRun:
         if not self.max_revisions:
             requests = ((plan, build_request(plan, self.job, with_schema=self.with_schema)) for plan in plans)
             generated = (row_from_result(plan, self.job, result) for plan, result in self.chat.map(requests))
-            yield from self.tally.counted(self._checked(generated))
+            yield from self._checked(generated)
             return
         for window in _windows(plans, WINDOW):
-            yield from self.tally.counted(self._revised(window))
+            yield from self._revised(window)
 
     def _checked(self, rows: Iterable[Row]) -> Iterator[Row]:
         return check_blueprints(
@@ -144,6 +148,25 @@ class RevisionTally:
                     self.negatives_kept[kind] += 1
             yield row
 
+    def to_counts(self) -> dict[str, int]:
+        """The tally as flat counts, for a run's checkpoints (``resumable``)."""
+        counts = {"total": self.total, "first_attempt": self.first_attempt, "after_revisions": self.after_revisions}
+        counts.update({f"negatives\t{kind}": count for kind, count in self.negatives.items()})
+        counts.update({f"negatives_kept\t{kind}": count for kind, count in self.negatives_kept.items()})
+        return counts
+
+    def restore(self, counts: dict[str, int]) -> None:
+        """Carry on from an earlier session's tally (``to_counts``)."""
+        self.total = counts.get("total", 0)
+        self.first_attempt = counts.get("first_attempt", 0)
+        self.after_revisions = counts.get("after_revisions", 0)
+        for key, count in counts.items():
+            name, _tab, kind = key.partition("\t")
+            if name == "negatives":
+                self.negatives[kind] = count
+            elif name == "negatives_kept":
+                self.negatives_kept[kind] = count
+
     def negatives_line(self) -> str:
         kinds = ", ".join(f"{kind} {self.negatives_kept[kind]} of {self.negatives[kind]}" for kind in NEGATIVE_KINDS)
         return f"negative on purpose: {sum(self.negatives_kept.values())} kept of {sum(self.negatives.values())} ({kinds})"
@@ -157,16 +180,24 @@ class RevisionTally:
 
 def prepare_blueprints(
     library_path: str,
-    initial_state_path: str,
+    initial_state_path: str | None,
     *,
+    executor: SessionRunner | None = None,
     policy_path: str | None = None,
     personas_path: str | None = None,
     prompts_dir: str | None = None,
     examples_path: str | None = None,
 ) -> BlueprintJob:
-    """Read everything a blueprint run plans from; ``InputError``/``ConfigError`` before any request."""
+    """Read everything a blueprint run plans from; ``InputError``/``ConfigError`` before any request.
+
+    Without ``initial_state_path`` the state is the classes' own default (``default_initial_state``, on ``executor``).
+    """
     environment = load_environment_tools(library_path)
-    initial_state = read_initial_state(initial_state_path, environment.classes)
+    if initial_state_path is not None:
+        initial_state = read_initial_state(initial_state_path, environment.classes)
+    else:
+        assert executor is not None
+        initial_state = default_initial_state(environment.classes, executor)
     policy = read_text_file(policy_path, "--policy", "policy") if policy_path is not None else None
     personas = tuple(load_personas(personas_path)) if personas_path is not None else ()
     writes = {tool.name for tool in environment.writes}
@@ -182,3 +213,31 @@ def check_environment_loads(job: BlueprintJob, executor: SessionRunner, state_fi
             f"the environment cannot be made from `{state_file}`: {outcome.problem.message} ({outcome.problem.code})",
             hint="check `--initial-state` against the classes `--functions` names",
         )
+
+
+def default_initial_state(classes: list[str], executor: SessionRunner) -> dict[str, dict[str, Any]]:
+    """Each class's own default state: an instance made with no arguments, its state read (``state()`` or its public
+    attributes). It becomes the rows' ``environment``, so it must load back into the same state: ``InputError`` if not."""
+    [made] = list(executor.run_sessions([SessionRequest("default-state", {name: {} for name in classes}, [], defaults=True)]))
+    hint = "pass `--initial-state FILE`, a JSON object of class names to their state"
+    if made.problem is not None or made.final_state is None:
+        problem = f"{made.problem.message} ({made.problem.code})" if made.problem is not None else "no state"
+        raise InputError(f"the environment's classes cannot be made with no arguments: {problem}", hint=hint)
+    state = made.final_state
+    not_objects = [name for name, value in state.items() if not isinstance(value, dict)]
+    if not_objects:
+        raise InputError(f"the default state of `{not_objects[0]}` is not an object of its fields", hint=hint)
+    [loaded] = list(executor.run_sessions([SessionRequest("default-state-loaded", state, [])]))
+    if loaded.problem is not None:
+        raise InputError(
+            f"the classes' default state does not load back into them: {loaded.problem.message} ({loaded.problem.code})",
+            hint=hint,
+        )
+    if loaded.final_digest != made.final_digest:
+        differs = sorted(name for name in state if (loaded.final_state or {}).get(name) != state[name])
+        raise InputError(
+            f"the default state of {', '.join(f'`{name}`' for name in differs)} loads back into another state "
+            "(its loader does not take what its state gives)",
+            hint=hint,
+        )
+    return state

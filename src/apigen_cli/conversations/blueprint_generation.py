@@ -85,15 +85,22 @@ class BlueprintJob:
     examples: tuple[BlueprintExample, ...] = ()
 
     def plans(
-        self, count: int, seed: int, models: list[str], max_tokens: int | None = None, negative_share: float = 0.0
+        self,
+        count: int,
+        seed: int,
+        models: list[str],
+        max_tokens: int | None = None,
+        negative_share: float = 0.0,
+        skip: int = 0,
     ) -> Iterator[BlueprintPlan]:
-        """``count`` plans; the i-th depends only on ``seed`` and i, so a rerun with the seed asks the same.
+        """``count`` plans, from the ``skip``-th on; the i-th depends only on ``seed`` and i, so a rerun
+        with the seed asks the same (and a resumed run asks the rest).
 
         ``negative_share`` of them (drawn per plan) are negative on purpose, of either kind in turn.
         """
         sampler = RecordSampler(self.initial_state)
         writes = self.environment.writes
-        for index in range(count):
+        for index in range(skip, count):
             rng = random.Random(f"{seed}:{index}")
             write = writes[rng.randrange(len(writes))]
             tools = sample_tools(self.environment, write, rng)

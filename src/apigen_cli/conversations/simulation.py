@@ -44,7 +44,7 @@ from ..rows.records import REJECTED_BY, Row, ensure_id, reject
 from .agent import Agent, AgentTurn
 from .environment_tools import WRITE, effect_of, load_environment_tools
 from .session_desk import SessionDesk
-from .trajectory_check import KEEP_FIELD, trajectory_check
+from .trajectory_check import KEEP_FIELD, check_conversation
 from .transcript import read_actions, read_environment, read_outputs
 from .user_simulator import UserSimulator, user_errors
 
@@ -163,14 +163,13 @@ class Simulation:
         if ended.code not in (USER_STOP, STOP_TOOL):
             reject(row, STAGE, ended)
             return row
-        [checked] = list(trajectory_check([row], replays))
-        return checked
+        return check_conversation(row, replays)
 
 
 class KnownReplays:
     """The sessions of one blueprint's check, each run once: the gold's replay serves every attempt, and a
     conversation's own calls were replayed by its last step (the environment is deterministic: the check's
-    premise). A ``SessionRunner`` for ``trajectory_check``; what it has not seen goes to the desk."""
+    premise). A ``SessionRunner`` for ``check_conversation``; what it has not seen goes to the desk."""
 
     def __init__(self, desk: SessionDesk) -> None:
         self.desk = desk

@@ -5,17 +5,19 @@ instances of the row's environment: the gold ``actions``, and the calls the conv
 in order. ``verdict.judge`` then compares them, outcome first. A kept row gains
 ``keep_row_after_trajectory_check: true`` and ``trajectory_check``: the final state's digest
 and per-call labels backed by state; a rejected one ``rejected_by: trajectory_check`` with its
-reason. Rows come out in input order; a bounded window of them is replayed at a time, so
-memory stays flat whatever the input's size.
+reason. Rows come out in input order as a bounded stream: up to ``IN_FLIGHT`` conversations
+are being replayed at once, and the next starts as soon as the oldest is done and written, so
+the workers never idle at the tail of a batch and memory stays flat whatever the input's size.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..environments.state import diff
-from ..execution.sessions import SessionOutcome, SessionRequest
+from ..execution.sessions import SessionOutcome, SessionPending, SessionRequest
 from ..problems import RowProblem
 from ..rows.records import REJECTED_BY, Row, ensure_id, reject
 from .transcript import Transcript, read_transcript
@@ -24,7 +26,7 @@ from .verdict import Replay, ReplayedCall, judge
 STAGE = "trajectory_check"
 KEEP_FIELD = "keep_row_after_trajectory_check"
 RESULT_FIELD = "trajectory_check"
-WINDOW = 64  # rows replayed together: enough to keep every worker busy, few enough to stay small
+IN_FLIGHT = 64  # conversations replayed at once: enough to keep every worker busy, few enough to stay small
 
 
 class SessionRunner(Protocol):
@@ -33,16 +35,80 @@ class SessionRunner(Protocol):
     def run_sessions(self, requests: Iterable[SessionRequest]) -> Iterator[SessionOutcome]: ...
 
 
-def trajectory_check(rows: Iterable[Row], executor: SessionRunner, *, window: int = WINDOW) -> Iterator[Row]:
-    """Yield every row, each conversation kept or rejected by the replay of its calls against its gold actions."""
-    batch: list[tuple[Row, Transcript | None]] = []
+class SessionPool(SessionRunner, Protocol):
+    """Sessions started one by one and waited for: what a stream keeping a number in flight needs."""
+
+    def submit_session(self, request: SessionRequest) -> SessionPending: ...
+
+    def poll(self) -> None: ...
+
+    def wait(self, pendings: Iterable[SessionPending]) -> None: ...
+
+
+class _Flight(NamedTuple):
+    row: Row
+    transcript: Transcript | None  # None: the row was rejected on reading (or before), and passes on as it is
+    gold: SessionPending | None
+    played: SessionPending | None
+
+    @property
+    def done(self) -> bool:
+        return all(session is None or session.outcome is not None for session in (self.gold, self.played))
+
+
+def trajectory_check(rows: Iterable[Row], executor: SessionPool, *, in_flight: int = IN_FLIGHT) -> Iterator[Row]:
+    """Yield every row, in input order, each conversation kept or rejected by the replay of its calls against its gold actions.
+
+    At most ``in_flight`` rows are held at once (being replayed, or done and waiting for an
+    older one); each time the oldest is written, the next row is read and its sessions start.
+    """
+    flight: deque[_Flight] = deque()
     for row in rows:
-        batch.append((row, _readable(row)))
-        if len(batch) >= window:
-            yield from _checked(batch, executor)
-            batch = []
-    if batch:
-        yield from _checked(batch, executor)
+        flight.append(_started(row, executor))
+        executor.poll()
+        while flight and flight[0].done:
+            yield _finished(flight.popleft())
+        while len(flight) >= max(1, in_flight):
+            executor.wait(session for session in (flight[0].gold, flight[0].played) if session is not None)
+            yield _finished(flight.popleft())
+    while flight:
+        executor.wait(session for session in (flight[0].gold, flight[0].played) if session is not None)
+        yield _finished(flight.popleft())
+
+
+def check_conversation(row: Row, runner: SessionRunner) -> Row:
+    """One row checked on its own, its two sessions run together (``simulate``, which keeps its own
+    conversations in flight and may already know a replay's outcome)."""
+    transcript = _readable(row)
+    if transcript is None:
+        return row
+    gold, played = runner.run_sessions(_requests(transcript))
+    _settle(row, transcript, gold, played)
+    return row
+
+
+def _requests(transcript: Transcript) -> tuple[SessionRequest, SessionRequest]:
+    """The gold's session and the conversation's, on fresh instances of one environment."""
+    return (
+        SessionRequest("gold", transcript.environment, transcript.actions),
+        SessionRequest("played", transcript.environment, [call.action() for call in transcript.calls]),
+    )
+
+
+def _started(row: Row, executor: SessionPool) -> _Flight:
+    transcript = _readable(row)
+    if transcript is None:
+        return _Flight(row, None, None, None)
+    gold, played = (executor.submit_session(request) for request in _requests(transcript))
+    return _Flight(row, transcript, gold, played)
+
+
+def _finished(flight: _Flight) -> Row:
+    if flight.transcript is not None:
+        assert flight.gold is not None and flight.played is not None
+        assert flight.gold.outcome is not None and flight.played.outcome is not None
+        _settle(flight.row, flight.transcript, flight.gold.outcome, flight.played.outcome)
+    return flight.row
 
 
 def _readable(row: Row) -> Transcript | None:
@@ -55,21 +121,6 @@ def _readable(row: Row) -> Transcript | None:
     except RowProblem as error:
         reject(row, STAGE, error.problem)
         return None
-
-
-def _checked(batch: list[tuple[Row, Transcript | None]], executor: SessionRunner) -> Iterator[Row]:
-    requests = []
-    for index, (_row, transcript) in enumerate(batch):
-        if transcript is not None:
-            requests.append(SessionRequest((index, "gold"), transcript.environment, transcript.actions))
-            requests.append(
-                SessionRequest((index, "played"), transcript.environment, [call.action() for call in transcript.calls])
-            )
-    outcomes = {outcome.key: outcome for outcome in executor.run_sessions(requests)}
-    for index, (row, transcript) in enumerate(batch):
-        if transcript is not None:
-            _settle(row, transcript, outcomes[(index, "gold")], outcomes[(index, "played")])
-        yield row
 
 
 def _settle(row: Row, transcript: Transcript, gold: SessionOutcome, played: SessionOutcome) -> None:

@@ -56,10 +56,16 @@ class Session:
     """
 
     def __init__(
-        self, classes: Mapping[str, type], environment: Any, *, limits: Limits = DEFAULT_LIMITS, copy_config: bool = True
+        self,
+        classes: Mapping[str, type],
+        environment: Any,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        copy_config: bool = True,
+        defaults: bool = False,
     ) -> None:
         self.limits = limits
-        self.instances = make_instances(classes, environment, copy_config=copy_config)
+        self.instances = make_instances(classes, environment, copy_config=copy_config, defaults=defaults)
         self.tools = tools_of(self.instances)
         self._bindings: dict[str, Binding] = {}
 
@@ -100,8 +106,13 @@ class Session:
             return ToolResult(False, None, "exception", type_name(error), exception_text(error))
 
 
-def make_instances(classes: Mapping[str, type], environment: Any, *, copy_config: bool = True) -> dict[str, Any]:
-    """One fresh instance per class the environment names, its initial state loaded (from a copy of its config)."""
+def make_instances(
+    classes: Mapping[str, type], environment: Any, *, copy_config: bool = True, defaults: bool = False
+) -> dict[str, Any]:
+    """One fresh instance per class the environment names, its initial state loaded (from a copy of its config).
+
+    With ``defaults``, each is made with no arguments and nothing loaded: the class's own default state.
+    """
     if not isinstance(environment, Mapping) or not environment:
         kind = "an empty object" if isinstance(environment, Mapping) else f"{_json_kind(environment)}"
         raise RowProblem(
@@ -122,6 +133,9 @@ def make_instances(classes: Mapping[str, type], environment: Any, *, copy_config
                 "environment_config_not_object",
                 f"the initial state of `{name}` must be an object, not {_json_kind(config)}",
             )
+        if defaults:
+            instances[name] = _load_default(name, found)
+            continue
         instances[name] = _load(name, found, copy.deepcopy(dict(config)) if copy_config else dict(config))
     return instances
 
@@ -137,6 +151,13 @@ def _load(name: str, klass: type, config: dict[str, Any]) -> Any:
         return instance
     except (Exception, SystemExit) as error:
         raise RowProblem("environment_load_error", f"`{how}` raised {type_name(error)}: {exception_text(error)}") from None
+
+
+def _load_default(name: str, klass: type) -> Any:
+    try:
+        return klass()
+    except (Exception, SystemExit) as error:
+        raise RowProblem("environment_load_error", f"`{name}()` raised {type_name(error)}: {exception_text(error)}") from None
 
 
 def tools_of(instances: Mapping[str, Any]) -> dict[str, tuple[str, Callable[..., Any]]]:

@@ -30,6 +30,7 @@ class SessionRequest:
     key: Any
     environment: Any
     calls: Sequence[Mapping[str, Any]] = ()
+    defaults: bool = False  # the classes made with no arguments, nothing loaded: their own default state
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,14 @@ class SessionPending:
 
     def frame(self) -> dict[str, Any]:
         """What the worker is sent."""
-        return {
+        frame = {
             "session": self.call_id,
             "environment": self.request.environment,
             "calls": [[name, arguments] for name, arguments in self.calls],
         }
+        if self.request.defaults:
+            frame["defaults"] = True
+        return frame
 
     def take(self, message: list[Any]) -> bool:
         """One frame of the worker's (``worker.run_session``); whether the session has ended."""

@@ -17,7 +17,8 @@ or corrupt the protocol.
 - worker → parent: ``{"ready": true, "functions": [...], "ambiguous": {...}, "refused": {...}}``,
   or ``{"ready": false, "error": {"type", "message", "where"}}`` when the library cannot load;
 - parent → worker: ``[[call_id, name, arguments], ...]``, a batch of calls, where an item
-  may instead be a session: ``{"session": call_id, "environment": {...}, "calls": [[name, arguments], ...]}``;
+  may instead be a session: ``{"session": call_id, "environment": {...}, "calls": [[name, arguments], ...]}``
+  (with ``"defaults": true``, the classes are made with no arguments and nothing loaded);
 - worker → parent, one frame per call as soon as it ends, in order:
   ``[call_id, null, result, truncated, seconds]`` or ``[call_id, code, {"type", "message"}, false, seconds]``;
 - for a session, one frame per step (``run_session``), all with its ``call_id``:
@@ -665,7 +666,9 @@ class _SessionRun:
     def run(self) -> None:
         sid = self.session_id
         try:
-            environment = session.Session(self.library.classes, self.item.get("environment"), copy_config=False)
+            environment = session.Session(
+                self.library.classes, self.item.get("environment"), copy_config=False, defaults=self.item.get("defaults") is True
+            )
             before = environment.state()
         except problems.RowProblem as error:
             self.send([sid, "start", list(error.problem), None], last=True)

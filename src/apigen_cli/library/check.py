@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import InputError
 from ..execution.calls import Outcome, Pending
 from ..execution.executor import Executor
+from ..execution.sessions import SessionOutcome, SessionRequest
 from ..problems import RowProblem
 from ..schema.tools import Tool, compile_tool, tool_parts
 from .loader import read_definitions
@@ -41,6 +42,13 @@ class Entry:
     outcome: Outcome | None = None
     result_problem: str | None = None  # why a call that returned is still a failure (an error payload)
     attempts: list[Attempt] = field(default_factory=list)
+    effect: str | None = None  # a method of an environment class: "write" when a call changed the state, else "read"
+
+    @property
+    def environment_class(self) -> str | None:
+        """The class whose method this tool is (``library from-python --class``), or None for a function or an endpoint."""
+        owner = self.definition.get("class")
+        return owner if isinstance(owner, str) and owner else None
 
     @property
     def status(self) -> str:
@@ -174,6 +182,7 @@ def call_each(
     executor: Executor,
     judge: Callable[[Any], str | None] | None = None,
     tries: int = MAX_TRIES,
+    initial_state: dict[str, Any] | None = None,
 ) -> None:
     """Call every API, all in flight together (the executor bounds how many), up to ``tries`` times each.
 
@@ -182,6 +191,11 @@ def call_each(
     way other arguments may cure (``worth_retrying``). ``judge`` says why a result that came
     back is a failure all the same (exec-check's policy on error payloads and empty
     results), or ``None`` when it is not.
+
+    A method of an environment class is called in a session of its own, on a fresh instance
+    loaded with ``initial_state`` (class name to state), else made with no arguments (the
+    class's default state); whether the call changed the state marks the tool ``write`` or
+    ``read`` (``Entry.effect``). A failed call that changed nothing says nothing either way.
     """
     executor.start()  # Python workers and MCP sessions; an MCP binding is refused before its server starts
     plans: dict[int, list[dict[str, Any]]] = {
@@ -189,19 +203,24 @@ def call_each(
     }
     waiting = list(entries)
     for round_index in range(max(tries, 1)):
+        tried = [(entry, Attempt(plans[id(entry)][round_index])) for entry in waiting if round_index < len(plans[id(entry)])]
         started: list[tuple[Entry, Attempt, Pending]] = []
-        for entry in waiting:
-            plan = plans[id(entry)]
-            if round_index >= len(plan):
+        methods: list[tuple[Entry, Attempt]] = []
+        for entry, attempt in tried:
+            if entry.environment_class is not None:
+                methods.append((entry, attempt))
                 continue
-            attempt = Attempt(plan[round_index])
             body = entry.definition_body()
             started.append((entry, attempt, executor.submit(entry.name, attempt.arguments, body.get("http"), body.get("mcp"))))
             executor.poll()
+        sessions = [_session_request(entry, attempt, initial_state) for entry, attempt in methods]
+        for (entry, attempt), session in zip(methods, executor.run_sessions(sessions), strict=True):
+            attempt.outcome = _method_outcome(entry, session)
         executor.wait([pending for _entry, _attempt, pending in started])
-        waiting = []
-        for entry, attempt, pending in started:
+        for _entry, attempt, pending in started:
             attempt.outcome = pending.outcome
+        waiting = []
+        for entry, attempt in tried:
             if judge is not None and attempt.outcome is not None and attempt.outcome.ok:
                 attempt.result_problem = judge(attempt.outcome.result)
             entry.attempts.append(attempt)
@@ -210,6 +229,45 @@ def call_each(
                 waiting.append(entry)
         if not waiting:
             break
+
+
+def _session_request(entry: Entry, attempt: Attempt, initial_state: dict[str, Any] | None) -> SessionRequest:
+    owner = entry.environment_class
+    assert owner is not None
+    call = [{"name": entry.name, "arguments": attempt.arguments}]
+    if initial_state is None:
+        return SessionRequest(entry.name, {owner: {}}, call, defaults=True)
+    return SessionRequest(entry.name, {owner: initial_state.get(owner, {})}, call)
+
+
+def _method_outcome(entry: Entry, session: SessionOutcome) -> Outcome:
+    """The call's outcome; its effect on the state marks the entry (``write`` wins over an earlier ``read``)."""
+    if not session.calls:  # the instance could not be made: the session's problem is the call's
+        problem = session.problem
+        return Outcome.failure(problem.code, "", problem.message) if problem is not None else Outcome.failure("crashed", "", "")
+    call = session.calls[0]
+    if call.changed:
+        entry.effect = "write"
+    elif call.changed is False and call.outcome.ok and entry.effect is None:
+        entry.effect = "read"
+    return call.outcome
+
+
+def kept_definition(entry: Entry) -> dict[str, Any]:
+    """The definition ``--keep`` writes: as given, with the effect the check found (``read``/``write``) when it found one."""
+    return {**entry.definition, "effect": entry.effect} if entry.effect is not None else entry.definition
+
+
+def effects_line(entries: list[Entry]) -> str:
+    """``; the environment's tools: 7 read, 6 write, 1 not told`` (empty when the library has none)."""
+    methods = [entry for entry in entries if entry.environment_class is not None]
+    if not methods:
+        return ""
+    counts = {effect: sum(1 for entry in methods if entry.effect == effect) for effect in ("read", "write")}
+    untold = len(methods) - sum(counts.values())
+    return f"; the environment's tools: {counts['read']} read, {counts['write']} write" + (
+        f", {untold} not told" if untold else ""
+    )
 
 
 def shown_arguments(arguments: dict[str, Any], limit: int = 60) -> str:
@@ -234,14 +292,16 @@ def table_lines(entries: list[Entry], *, verbose: bool = False) -> list[str]:
     many it had (``3 tries``); ``verbose`` adds a line for every call made, failed ones included.
     """
     width = max([len(entry.name) for entry in entries] + [3])
-    lines = [f"{'API':<{width}}  {'STATUS':<7}  {'HTTP':<4}  DETAIL"]
+    effects = any(entry.environment_class is not None for entry in entries)  # a column for the environment's tools
+    lines = [f"{'API':<{width}}  {'STATUS':<7}  {'EFFECT  ' if effects else ''}{'HTTP':<4}  DETAIL"]
     for entry in entries:
         detail = _shown_outcome(entry.outcome, entry.result_problem)
         if entry.arguments is not None:
             count = len(entry.attempts)
             tried = "" if count < 2 else (f" (try {count})" if entry.status == "ok" else f" ({count} tries)")
             detail = f"({shown_arguments(entry.arguments)}){tried} -> {detail}"
-        lines.append(f"{entry.name:<{width}}  {entry.status:<7}  {entry.http_status:<4}  {detail}".rstrip())
+        effect = f"{entry.effect or '':<6}  " if effects else ""
+        lines.append(f"{entry.name:<{width}}  {entry.status:<7}  {effect}{entry.http_status:<4}  {detail}".rstrip())
         if verbose and len(entry.attempts) > 1:
             for number, attempt in enumerate(entry.attempts, start=1):
                 status = "ok" if attempt.outcome is not None and attempt.outcome.ok and not attempt.result_problem else "failed"

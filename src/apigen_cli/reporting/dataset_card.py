@@ -82,7 +82,7 @@ def _md(text: Any) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
-def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+def markdown_table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
     heads = list(headers)
     return [
         "| " + " | ".join(heads) + " |",
@@ -141,14 +141,14 @@ def render_card(
         made.append(
             "- note: rows by the `offline` model come from apigen's built-in template backend (for demos and tests), not from a language model"
         )
-    funnel = _table(TABLE_HEADERS, ((model, *t.cells()) for model, t in table.shown_rows()))
+    funnel = markdown_table(TABLE_HEADERS, ((model, *t.cells()) for model, t in table.shown_rows()))
     reasons = [
         f"- {stage}: " + ", ".join(f"`{_md(code)}` {count}" for code, count in counter.most_common(5))
         for stage, counter in sorted(table.reasons.items())
     ]
     called = sorted(((name, api) for name, api in figures.apis.items() if api.calls), key=lambda item: (-item[1].calls, item[0]))
     weak = figures.never_passed()
-    styles = _table(
+    styles = markdown_table(
         ("style", "asked", "verified rows", "share"),
         (
             (
@@ -205,7 +205,7 @@ def render_card(
         "",
         "One JSON object per line (JSONL). The fields:",
         "",
-        *_table(("field", "type", "meaning"), ((f"`{name}`", kind, meaning) for name, kind, meaning in ROW_FIELDS)),
+        *markdown_table(("field", "type", "meaning"), ((f"`{name}`", kind, meaning) for name, kind, meaning in ROW_FIELDS)),
         "",
         "`apigen export --format xlam|openai|messages|sharegpt` turns the rows into the layouts fine-tuning tools read.",
         "",

@@ -96,7 +96,7 @@ def _legend(series: Sequence[str]) -> str:
     return f'<p class="legend">{items}</p>'
 
 
-def _section(chart: str, title: str, body: str, intro: str = "") -> str:
+def page_section(chart: str, title: str, body: str, intro: str = "") -> str:
     lead = f'<p class="intro">{intro}</p>' if intro else ""
     return f'<section id="{escape(chart)}"><h2>{escape(title)}</h2>{lead}{body}</section>'
 
@@ -122,7 +122,7 @@ def funnel_section(figures: DatasetFigures) -> str:
         for model, counts in funnel.items()
     ]
     intro = "Rows left after each stage, per generator model: the paper's Table 1 as a funnel."
-    return _section("funnel", "Funnel per model and stage", _legend(models) + bar_chart("funnel", bars, series=models), intro)
+    return page_section("funnel", "Funnel per model and stage", _legend(models) + bar_chart("funnel", bars, series=models), intro)
 
 
 def reasons_section(figures: DatasetFigures) -> str:
@@ -131,7 +131,7 @@ def reasons_section(figures: DatasetFigures) -> str:
         ranked = counter.most_common()
         bars = [Bar(reason, count) for reason, count in ranked[:MAX_BARS]]
         body.append(f"<h3>{escape(stage)}</h3>" + bar_chart(f"reasons-{stage}", bars) + _more(len(ranked), len(bars), "reasons"))
-    return _section("reasons", "Rejection reasons per stage", "".join(body) or '<p class="empty">no row was rejected</p>')
+    return page_section("reasons", "Rejection reasons per stage", "".join(body) or '<p class="empty">no row was rejected</p>')
 
 
 def coverage_section(figures: DatasetFigures) -> str:
@@ -150,7 +150,7 @@ def coverage_section(figures: DatasetFigures) -> str:
         if weak
         else '<p class="empty">every API that was offered passed at least once</p>'
     )
-    return _section(
+    return page_section(
         "coverage",
         "API coverage",
         "<h3>Calls per API in verified rows</h3>"
@@ -186,7 +186,7 @@ def styles_section(figures: DatasetFigures) -> str:
             share = _percent(counter.get(name, 0), total)
             bars.append(Bar(name, share, label, f"{share:.1f}%", note=f"{counter.get(name, 0)} rows"))
     intro = "The share of each query style: the weights asked for (`--styles`), among generated rows and among verified rows."
-    return _section(
+    return page_section(
         "styles",
         "Query-style mix against the requested weights",
         _legend(series) + bar_chart("styles", bars, series=series, unit="%"),
@@ -206,12 +206,14 @@ def length_section(figures: DatasetFigures) -> str:
             bars.append(Bar(f"{label} words", bins.get(start, 0)))
     stats = figures.query_length()
     intro = f"Words per verified query: mean {stats['mean']}, median {_number(stats['median'])}, 90th percentile {_number(stats['p90'])}."
-    return _section("query-length", "Query length", bar_chart("query-length", bars), intro)
+    return page_section("query-length", "Query length", bar_chart("query-length", bars), intro)
 
 
 def calls_section(figures: DatasetFigures) -> str:
     bars = [Bar(f"{calls} call{'s' if calls != 1 else ''}", rows) for calls, rows in sorted(figures.calls_per_row.items())]
-    return _section("calls-per-row", "Calls per row", bar_chart("calls-per-row", bars), "How many calls each verified row makes.")
+    return page_section(
+        "calls-per-row", "Calls per row", bar_chart("calls-per-row", bars), "How many calls each verified row makes."
+    )
 
 
 def distinct_section(figures: DatasetFigures) -> str:
@@ -229,7 +231,7 @@ def distinct_section(figures: DatasetFigures) -> str:
         "Distinct values each argument takes in verified rows (of how many times it is given), most used first; "
         f"counted up to {DISTINCT_CAP}. Few distinct values for many uses means the data repeats itself."
     )
-    return _section(
+    return page_section(
         "distinct-values",
         "Distinct values per argument",
         bar_chart("distinct-values", bars, unit="values") + _more(len(ranked), len(bars), "arguments"),
@@ -247,7 +249,7 @@ def duplicates_section(figures: DatasetFigures) -> str:
         f'Near-duplicate rate <strong class="stat" data-stat="near-duplicate-rate" data-value="{rate:.4f}">{rate:.2%}</strong>: '
         f"{scope} {figures.verified} verified rows compared as `apigen dedup` does (the same calls, queries with a word Jaccard of 0.8 or more)."
     )
-    return _section("near-duplicates", "Near duplicates", bar_chart("near-duplicates", bars), intro)
+    return page_section("near-duplicates", "Near duplicates", bar_chart("near-duplicates", bars), intro)
 
 
 def samples_section(figures: DatasetFigures) -> str:
@@ -255,7 +257,7 @@ def samples_section(figures: DatasetFigures) -> str:
         f'<pre class="sample">{escape(orjson.dumps(sample, option=orjson.OPT_INDENT_2).decode())}</pre>'
         for sample in figures.samples
     )
-    return _section(
+    return page_section(
         "samples",
         "Sample rows",
         items or '<p class="empty">no verified row</p>',
@@ -301,16 +303,20 @@ def render_html(figures: DatasetFigures, *, title: str) -> str:
         duplicates_section,
         samples_section,
     )
+    intro = (
+        f'<p class="intro">{figures.verified} verified rows of {total.requested} requested ({total.pass_rate:.1%}); '
+        f"{figures.rows_read} rows read. Made by apigen {escape(__version__)}.</p>"
+    )
+    return html_document(title, intro + summary_table(figures) + "".join(section(figures) for section in sections))
+
+
+def html_document(title: str, body: str) -> str:
+    """A self-contained page: the title, then ``body``; no script, nothing loaded from anywhere."""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{escape(title)}</h1>"
-        f'<p class="intro">{figures.verified} verified rows of {total.requested} requested ({total.pass_rate:.1%}); '
-        f"{figures.rows_read} rows read. Made by apigen {escape(__version__)}.</p>"
-        + summary_table(figures)
-        + "".join(section(figures) for section in sections)
-        + "</body></html>\n"
+        f"<h1>{escape(title)}</h1>" + body + "</body></html>\n"
     )
