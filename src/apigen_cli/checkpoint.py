@@ -123,6 +123,7 @@ def resume_or_start(
     settings: Mapping[str, Any] | None = None,
     seed_given: bool = True,
     first_request: int = 0,
+    request_field: str = "request_id",
 ) -> RunState:
     """The state to run from: a matching earlier state, or a fresh one (refusing to clobber others' files).
 
@@ -130,7 +131,8 @@ def resume_or_start(
     rerun with other settings is told which differ. ``seed_given``: ``seed`` is the
     user's (`--seed`), so an earlier run of another seed is refused; otherwise the
     earlier run's seed is the one to resume. ``first_request``: the index of the run's
-    first request in the whole plan (a shard's start), which its rows' ids carry.
+    first request in the whole plan (a shard's start), which its rows' ids carry;
+    ``request_field`` is the field that carries it (``PREFIX-SEED-INDEX``).
     """
     path = state_path(output)
     earlier = None if overwrite else RunState.load(path)
@@ -153,7 +155,9 @@ def resume_or_start(
                 f"the run state `{path}` has seed {earlier.seed}, but `--seed` is {seed} (the seed the run was made with)",
                 hint=f"pass `--overwrite` to start afresh with seed {seed} (the state was edited, or belongs to another run)",
             )
-        check_against_files(earlier, path, output, rejects, requests_total, first_request=first_request)
+        check_against_files(
+            earlier, path, output, rejects, requests_total, first_request=first_request, request_field=request_field
+        )
         return earlier
     if not overwrite:
         for existing in (output, rejects):
@@ -244,14 +248,22 @@ def checked_state(data: object, path: str) -> dict[str, Any]:
 
 
 def check_against_files(
-    state: RunState, path: str, output: str, rejects: str | None, requests_total: int, *, first_request: int = 0
+    state: RunState,
+    path: str,
+    output: str,
+    rejects: str | None,
+    requests_total: int,
+    *,
+    first_request: int = 0,
+    request_field: str = "request_id",
 ) -> None:
     """Refuse a state that does not describe this run and these files (``ConfigError`` naming the name).
 
     Every line the resume keeps must be a whole JSON object: a byte count in the middle
     of a line, or damage (NUL bytes) in the part kept, is an error, never a row. The
     request counts are checked against the rows themselves (each carries its request's
-    id, ``gen-SEED-INDEX``): a row of another seed, or of a request the state says is not
+    id in ``request_field``, ``gen-SEED-INDEX`` for `apigen run`, ``bp-SEED-INDEX`` for a
+    blueprint): a row of another seed, or of a request the state says is not
     done (a resume would make it again: duplicates), is an error; and when the run keeps
     its rejects, where every request leaves a row, so is a finished request with no row
     (a resume would skip it: a lost request). The files are the record; the state only
@@ -301,7 +313,7 @@ def check_against_files(
                 f"the file holds {actual} bytes), so the run cannot be resumed",
                 hint="pass `--overwrite` to start the run afresh",
             )
-        problem = _kept_part_problem(file, size, functools.partial(check_row, file))
+        problem = _kept_part_problem(file, size, functools.partial(check_row, file), request_field)
         if problem:
             raise wrong(name, f"is {size}, but in `{file}` {problem}")
         if misfits:
@@ -316,14 +328,16 @@ def check_against_files(
             )
 
 
-_REQUEST_ID = re.compile(r"gen-(-?\d+)-(\d+)")
+_REQUEST_ID = re.compile(r"[a-z]+-(-?\d+)-(\d+)")  # PREFIX-SEED-INDEX: gen- for run's requests, bp- for blueprints
 
 
-def _kept_part_problem(file: str, size: int, check_row: Callable[[int, int, int], None]) -> str | None:
-    """Why the first ``size`` bytes of ``file`` are not whole rows of `apigen run`, or ``None``.
+def _kept_part_problem(
+    file: str, size: int, check_row: Callable[[int, int, int], None], request_field: str = "request_id"
+) -> str | None:
+    """Why the first ``size`` bytes of ``file`` are not whole rows of the run, or ``None``.
 
     Read line by line; each row's line number, seed and request index (from its
-    ``request_id``) go to ``check_row``, which notes a row that does not belong.
+    ``request_field``) go to ``check_row``, which notes a row that does not belong.
     """
     if size == 0:
         return None
@@ -341,9 +355,9 @@ def _kept_part_problem(file: str, size: int, check_row: Callable[[int, int, int]
                 return f"line {number} is not a complete JSON object (damaged, NUL bytes?)"
             if not isinstance(value, dict):
                 return f"line {number} is not a JSON object"
-            found = _REQUEST_ID.fullmatch(str(value.get("request_id")))
+            found = _REQUEST_ID.fullmatch(str(value.get(request_field)))
             if found is None:
-                return f"line {number} has no `request_id` of `apigen run` (`gen-SEED-INDEX`)"
+                return f"line {number} has no `{request_field}` of this run (`PREFIX-SEED-INDEX`)"
             check_row(number, int(found[1]), int(found[2]))
             if done == size:
                 return None

@@ -37,7 +37,7 @@ class ResumableRun:
     total: int  # requests the whole run makes
     settings: Mapping[str, Any]  # the values behind the digest, so a rerun with others is told which differ
     overwrite: bool = False
-    request_of: Callable[[Row], object] = lambda row: row.get("request_id")
+    request_field: str = "request_id"  # the field naming a row's request, PREFIX-SEED-INDEX (a blueprint is its own: `id`)
     counts: Callable[[], Counts] | None = None  # the command's own counts, saved at each checkpoint
     restore: Callable[[Counts], None] | None = None  # given them back when the run resumes
 
@@ -73,7 +73,14 @@ def write_resumable(
     assert is_resumable(where.output)
     with OutputLock.acquire(where.output):
         state = resume_or_start(
-            where.output, where.rejects, run.digest, run.seed, run.total, overwrite=run.overwrite, settings=dict(run.settings)
+            where.output,
+            where.rejects,
+            run.digest,
+            run.seed,
+            run.total,
+            overwrite=run.overwrite,
+            settings=dict(run.settings),
+            request_field=run.request_field,
         )
         summary = _summary_from(run.command, state.counts)
         if run.restore is not None and (state.requests_done or state.complete):
@@ -103,7 +110,7 @@ def write_resumable(
                 output.writer,
                 rejects.writer if rejects is not None else None,
                 before_save=remember_counts,
-                request_of=run.request_of,
+                request_of=lambda row: row.get(run.request_field),
             )
             if written is not None:
                 checked = written(checked)

@@ -277,7 +277,7 @@ def _write_resumable_blueprints(
 ) -> tuple[StageSummary, int]:
     """Write the blueprints into `-o` in place, resuming a run killed there (``resumable``); the summary and the seed."""
     resumable = replace(
-        resumable, request_of=lambda row: row.get("id"), counts=run.tally.to_counts, restore=run.tally.restore
+        resumable, request_field="id", counts=run.tally.to_counts, restore=run.tally.restore
     )  # a blueprint is its own request; the revision tally is carried across sessions
     resumed = write_resumable(
         resumable, lambda seed, skip: run.checked_rows(plans(seed, skip)), where, wrap=progress, written=run.tally.counted
