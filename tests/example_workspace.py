@@ -204,13 +204,18 @@ def build_workspace(root: Path, llm_url: str, items_url: str) -> Workspace:
         "apigen library from-python sample_data/store --class OnlineStore -o store_tools.jsonl -q",
         "apigen library from-python my_env.py --class OnlineStore -o env_tools.jsonl -q",
         "apigen trajectory-check conversations.jsonl --functions my_env.py -o verified.jsonl --rejects failed.jsonl -q",
-        "apigen blueprint store_tools.jsonl --functions sample_data/store --initial-state sample_data/store/initial_state.json"
-        " -m offline -n 4 --seed 1 -o blueprints.jsonl -q",
     ]
     env = example_env()
     for step in steps:
         done = run_example(step, root, env)
         assert done.returncode == 0, f"{step}\n{done.stderr[-2000:]}"
+    # the blueprints simulate's examples read: blueprint's own example, as its run would resume it (same settings)
+    step = (
+        "apigen blueprint store_tools.jsonl --functions sample_data/store --initial-state sample_data/store/initial_state.json"
+        " --policy sample_data/store/policy.md -m offline -n 20 --seed 1 -o blueprints.jsonl --rejects blueprint_rejects.jsonl -q"
+    )
+    done = run_example(step, root, example_env(llm_url))
+    assert done.returncode == 0, f"{step}\n{done.stderr[-2000:]}"
     return Workspace(root, llm_url, items_url)
 
 

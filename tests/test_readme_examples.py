@@ -201,8 +201,9 @@ def _run_command(command: str, cwd: Path, env: dict[str, str], workspace: Worksp
     assert "apigen " in command, f"a line of the manual that is neither apigen nor listed in NOT_RUN_HERE: {command}"
     shown = runnable(command, workspace.llm_url)
     for written in _outputs(shown):  # each example starts afresh, but from what its block's earlier lines made
-        if written not in made:
-            (cwd / written).unlink(missing_ok=True)
+        if written not in made:  # with the run state beside it, else the workspace's run would be resumed
+            for name in (written, written + ".apigen-run.json"):
+                (cwd / name).unlink(missing_ok=True)
     done = run_example(shown, cwd, env)
     assert done.returncode == expected_exit_code(command), f"{shown}\n{done.stderr[-2000:]}"
     assert "Traceback" not in done.stderr, shown

@@ -266,7 +266,7 @@ def setting_values(settings: RunSettings) -> dict[str, Any]:
 def deciding_values(settings: RunSettings) -> dict[str, Any]:
     """The settings that decide which rows a run writes (``Setting.decides_rows``), by name."""
     values = setting_values(settings)
-    deciding = {name: _plain(value) for name, value in values.items() if SETTINGS[name].decides_rows}
+    deciding = {name: plain_setting(value) for name, value in values.items() if SETTINGS[name].decides_rows}
     deciding["dedup"] = settings.dedup
     deciding[PLAN_VERSION_KEY] = PLAN_VERSION  # the same seed plans other requests in another version
     if settings.only_executable:  # (left out when off, so that earlier runs' fingerprints stand)
@@ -290,9 +290,10 @@ def with_seed(settings: RunSettings, seed: int) -> RunSettings:
     return replace(settings, generation=replace(settings.generation, seed=seed, models=settings.llm.models))
 
 
-def _plain(value: Any) -> Any:
+def plain_setting(value: Any) -> Any:
+    """A setting's value as JSON keeps it (tuples as lists, mappings sorted), so a saved one compares equal."""
     if isinstance(value, tuple):
-        return [_plain(item) for item in value]
+        return [plain_setting(item) for item in value]
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in sorted(value.items())}
+        return {key: plain_setting(item) for key, item in sorted(value.items())}
     return value

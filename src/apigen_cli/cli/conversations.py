@@ -28,7 +28,7 @@ from ..resumable import ResumableRun, is_resumable, write_resumable
 from ..rows.records import Row
 from ..rows.routing import StageSummary
 from ..rows.runner import Destinations, write_rows
-from ..run_settings import chosen_seed, execution_settings_from, judge_settings_from
+from ..run_settings import chosen_seed, execution_settings_from, judge_settings_from, plain_setting
 from .main import app, errors_to_exit_codes
 from .options import (
     STAGE_IO_GROUP,
@@ -249,7 +249,9 @@ def blueprint(
         if is_resumable(output):
             files = [env_library, initial_state, policy, personas, blueprint_examples, policy_checks]
             deciding = {  # as resolved (flag, environment, config file), for the settings this command takes
-                name: values[name] for name in ctx.params if name in SETTINGS and SETTINGS[name].decides_rows and name in values
+                name: plain_setting(values[name])
+                for name in ctx.params
+                if name in SETTINGS and SETTINGS[name].decides_rows and name in values
             }
             deciding |= {"max_revisions": max_revisions, "negative_share": negative_share, "seed": llm.seed}
             digest = fingerprint(deciding, [path for path in (*files, values["functions"], values["prompts"]) if path])
