@@ -9,10 +9,6 @@ from typing import Annotated, Optional
 import typer
 
 from ..console import Messages
-from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
-from ..conversations.blueprint_review import Review
-from ..conversations.policy_checks import PolicyChecks, find_policy_checks
-from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
 from ..errors import ConfigError
 from ..llm.service import open_chat_service, usage_lines
 from ..rows.runner import Destinations, write_rows
@@ -59,6 +55,8 @@ def trajectory_check(ctx: typer.Context) -> None:
                 "trajectory-check replays each conversation on the environment's classes, and no `--functions` names them",
                 hint="pass `--functions FILE_OR_FOLDER`, the Python code that defines the classes the rows' `environment` names",
             )
+        from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
+
         executor, _policy = executor_and_policy(ctx, messages)
         resources.callback(executor.close)
         executor.start()
@@ -170,6 +168,11 @@ def blueprint(
 
         apigen blueprint env_tools.jsonl --functions my_env.py --initial-state state.json --base-url http://localhost:8000/v1 -m Qwen/Qwen2.5-7B-Instruct -n 200 --cache .apigen-cache | jq -c '{instruction, actions}'
     """
+    # the multi-turn modules load when a multi-turn command runs, not for every command
+    from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
+    from ..conversations.blueprint_review import Review
+    from ..conversations.policy_checks import PolicyChecks, find_policy_checks
+
     messages = Messages(quiet=quiet, verbose=verbose)
     with errors_to_exit_codes(messages), ExitStack() as stack:
         where = Destinations(env_library, output, rejects)
