@@ -41,27 +41,43 @@ NOT_FOR_GENERATE = (
     "mcp",
     "ruamel",
 )
-# Python code whose value is the sorted list of those in sys.modules
-LOADED = f"sorted(m for m in sys.modules if any(m == n or m.startswith(n + '.') for n in {NOT_FOR_GENERATE!r}))"
+NOT_FOR_RUN = ("apigen_cli.llm.batch", "apigen_cli.execution.mcp", "apigen_cli.conversations", "ray", "mcp", "ruamel")
+
+
+def loaded(names: tuple[str, ...]) -> str:
+    """Python code whose value is the sorted list of ``names`` (modules or packages) in ``sys.modules``."""
+    return f"sorted(m for m in sys.modules if any(m == n or m.startswith(n + '.') for n in {names!r}))"
+
+
+def loaded_by_command(argv: list[str], names: tuple[str, ...]) -> str:
+    """Run ``apigen ARGV`` in a fresh process, as the installed command does; which of ``names`` it had loaded at its end."""
+    code = (
+        "import atexit, runpy, sys\n"
+        f"atexit.register(lambda: print('loaded', {loaded(names)}, file=sys.stderr))\n"
+        f"sys.argv = {['apigen', *argv]!r}\n"
+        "runpy.run_module('apigen_cli', run_name='__main__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stderr.strip().splitlines()[-1]
 
 
 def test_importing_the_generate_stage_loads_no_batch_ray_mcp_or_pipeline() -> None:
-    code = f"import sys, apigen_cli.stages.generate\nprint({LOADED})"
+    code = f"import sys, apigen_cli.stages.generate\nprint({loaded(NOT_FOR_GENERATE)})"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 
 def test_an_offline_generate_loads_no_batch_ray_mcp_or_pipeline(tmp_path: Path) -> None:
-    """The whole command as `apigen generate` runs it; the modules it loaded are listed as the process ends."""
     out = tmp_path / "rows.jsonl"
-    argv = ["apigen", "generate", str(SAMPLE / "apis.jsonl"), "-m", "offline", "-n", "3", "-o", str(out), "-q"]
-    code = (
-        "import atexit, runpy, sys\n"
-        f"atexit.register(lambda: print('loaded', {LOADED}, file=sys.stderr))\n"
-        f"sys.argv = {argv!r}\n"
-        "runpy.run_module('apigen_cli', run_name='__main__')\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    argv = ["generate", str(SAMPLE / "apis.jsonl"), "-m", "offline", "-n", "3", "-o", str(out), "-q"]
+    assert loaded_by_command(argv, NOT_FOR_GENERATE) == "loaded []"
     assert len(out.read_text().splitlines()) == 3
-    assert result.stderr.strip().splitlines()[-1] == "loaded []"
+
+
+def test_a_run_without_batches_or_mcp_servers_loads_neither(tmp_path: Path) -> None:
+    out = tmp_path / "rows.jsonl"
+    functions = ["--functions", str(SAMPLE / "functions")]
+    argv = ["run", str(SAMPLE / "apis.jsonl"), *functions, "-m", "offline", "-J", "offline", "-n", "3", "-o", str(out), "-q"]
+    assert loaded_by_command(argv, NOT_FOR_RUN) == "loaded []"
+    assert out.exists()

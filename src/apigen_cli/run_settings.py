@@ -61,7 +61,8 @@ class ExecutionSettings:
         from .execution.executor import Executor  # here: the commands that never execute do not load the worker pool
 
         options = replace(self.options, on_output=on_output) if on_output is not None else self.options
-        return Executor(self.functions, options, self.http, self.mcp_options())
+        mcp = self.mcp_options() if self.mcp or self.mcp_url else None  # without servers, the MCP client is never loaded
+        return Executor(self.functions, options, self.http, mcp)
 
 
 @dataclass(frozen=True)
