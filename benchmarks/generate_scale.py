@@ -105,10 +105,12 @@ class Timing:
     cpu: float  # user + system seconds of the process (its own work, whatever else the machine runs)
 
 
-def timed(command: list[str]) -> Timing:
+def timed(command: list[str], env: dict[str, str] | None = None) -> Timing:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=CHILD_ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        command, cwd=ROOT, env=env or CHILD_ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -244,7 +246,7 @@ def recorded_run_bodies(rows: int, seed: int, concurrency: int, folder: Path, pa
     return len(bodies)
 
 
-def end_to_end(rows: int, concurrency: int, latency: float, repeat: int, folder: Path) -> None:
+def end_to_end(rows: int, concurrency: int, latency: float, repeat: int, folder: Path, compare: str | None) -> None:
     with llm_server_process(latency, script="pipeline") as (_server, url):
         print(
             f"`apigen run` end to end (sample library and functions, N = {rows} rows of one pair, C = {concurrency},"
@@ -254,20 +256,26 @@ def end_to_end(rows: int, concurrency: int, latency: float, repeat: int, folder:
         print(
             f"{'run':>4} {'requests':>9} {'apigen s':>9} {'floor s':>8} {'fraction':>9} {'apigen CPU s':>13} {'floor CPU s':>12}"
         )
-        fractions: list[float] = []
+        fractions: dict[str, list[float]] = {}
+        variants = [("", CHILD_ENVIRONMENT)]
+        if compare:
+            variants.append((" [compared]", {**CHILD_ENVIRONMENT, "PYTHONPATH": compare}))
         for index in range(repeat):
             seed = 1 + index
             bodies = folder / f"run_bodies_{seed}.jsonl"
             requests = recorded_run_bodies(rows, seed, concurrency, folder, bodies)
-            apigen = timed(run_command(rows, seed, url, concurrency, folder))
             floor = timed([sys.executable, __file__, "--floor", str(bodies), url, str(concurrency)])
-            fractions.append(floor.wall / apigen.wall)
-            print(
-                f"{index + 1:>4} {requests:>9} {apigen.wall:>9.2f} {floor.wall:>8.2f} {floor.wall / apigen.wall:>9.2f}"
-                f" {apigen.cpu:>13.2f} {floor.cpu:>12.2f}",
-                flush=True,
-            )
-        print(f"median fraction {statistics.median(fractions):.2f}, range {min(fractions):.2f}-{max(fractions):.2f} (aim: 0.8)")
+            for label, env in variants:
+                apigen = timed(run_command(rows, seed, url, concurrency, folder), env)
+                fractions.setdefault(label, []).append(floor.wall / apigen.wall)
+                print(
+                    f"{index + 1:>4} {requests:>9} {apigen.wall:>9.2f} {floor.wall:>8.2f} {floor.wall / apigen.wall:>9.2f}"
+                    f" {apigen.cpu:>13.2f} {floor.cpu:>12.2f}{label}",
+                    flush=True,
+                )
+        for label, values in fractions.items():
+            spread = f"range {min(values):.2f}-{max(values):.2f}"
+            print(f"median fraction{label} {statistics.median(values):.2f}, {spread} (aim: 0.8)")
 
 
 def main() -> None:
@@ -287,6 +295,7 @@ def main() -> None:
     parser.add_argument("--no-offline", action="store_true", help="skip part 1")
     parser.add_argument("--no-network", action="store_true", help="skip part 2")
     parser.add_argument("--no-run", action="store_true", help="skip part 3")
+    parser.add_argument("--compare", metavar="SRC", help="part 3: also run apigen with PYTHONPATH=SRC (other code), same floor")
     parser.add_argument("--run-rows", type=int, default=4000, help="N for part 3, rows of `apigen run` (default 4000)")
     arguments = parser.parse_args()
     tools = base_tools()
@@ -299,7 +308,7 @@ def main() -> None:
             library = libraries[0][0]
             networked(library, arguments.network_requests, arguments.concurrency, arguments.latency, arguments.repeat, folder)
         if not arguments.no_run:
-            end_to_end(arguments.run_rows, arguments.concurrency, arguments.latency, arguments.repeat, folder)
+            end_to_end(arguments.run_rows, arguments.concurrency, arguments.latency, arguments.repeat, folder, arguments.compare)
 
 
 if __name__ == "__main__":
