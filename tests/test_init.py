@@ -28,7 +28,7 @@ def test_the_library_does_not_import_typer_or_rich() -> None:
 
 
 # What generating needs none of: provider batches (and httpx with them; an offline run sends
-# nothing), Ray's engine, the pipeline, the worker pool, MCP, the multi-turn modules.
+# nothing), Ray's engine, the pipeline, the worker pool, MCP, the multi-turn modules, and rich.
 NOT_FOR_GENERATE = (
     "apigen_cli.llm.batch",
     "apigen_cli.ray_engine",
@@ -40,6 +40,7 @@ NOT_FOR_GENERATE = (
     "ray",
     "mcp",
     "ruamel",
+    "rich",  # the quiet run below has nothing to print: its console is made on first use
 )
 NOT_FOR_RUN = ("apigen_cli.llm.batch", "apigen_cli.execution.mcp", "apigen_cli.conversations", "ray", "mcp", "ruamel")
 
@@ -62,13 +63,13 @@ def loaded_by_command(argv: list[str], names: tuple[str, ...]) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
-def test_importing_the_generate_stage_loads_no_batch_ray_mcp_or_pipeline() -> None:
+def test_importing_the_generate_stage_loads_no_batch_ray_mcp_pipeline_or_rich() -> None:
     code = f"import sys, apigen_cli.stages.generate\nprint({loaded(NOT_FOR_GENERATE)})"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 
-def test_an_offline_generate_loads_no_batch_ray_mcp_or_pipeline(tmp_path: Path) -> None:
+def test_a_quiet_offline_generate_loads_no_batch_ray_mcp_pipeline_or_rich(tmp_path: Path) -> None:
     out = tmp_path / "rows.jsonl"
     argv = ["generate", str(SAMPLE / "apis.jsonl"), "-m", "offline", "-n", "3", "-o", str(out), "-q"]
     assert loaded_by_command(argv, NOT_FOR_GENERATE) == "loaded []"
