@@ -86,6 +86,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/pipeline.py --phases
 	$(BIN)/python benchmarks/generate_scale.py
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/scale.py
 
 clean:

@@ -20,9 +20,18 @@ seed, written to a file first) with aiohttp, C in flight, reading and parsing ea
 timed whole. Runs alternate; printed: each pair's times and floor / apigen (1.0: apigen costs
 nothing over a bare client), median and range.
 
+Part 3, `apigen run` end to end. The same server; `apigen run` over the sample library and its
+functions (`-m bench -J bench`), N = 4,000 rows of one pair, C = 64, whole process timed: a
+generation request a row and a judge request for each row that passes the format and execution
+checks. Its floor is the same bare client sending the very bodies that run sent, all of them
+(generation and judge), C in flight: they are recorded first by running `apigen run` with the
+same seed against the same scripted model in this process (no latency), since the judge's
+prompts hold the generated rows. Alternating; printed as part 2, with the number of requests.
+
     python benchmarks/generate_scale.py                        # about 5 minutes
     python benchmarks/generate_scale.py --repeat 5 --no-network
     python benchmarks/generate_scale.py --sizes 800 16000 --requests 100 1100
+    python benchmarks/generate_scale.py --no-offline --no-network   # part 3 alone, about a minute
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import APIGEN, ROOT, SAMPLE, llm_server_process
+from _common import APIGEN, ROOT, SAMPLE, apigen_command, llm_server_process
 
 CORPORA = ROOT.parent / "shared" / "corpora" / "bfcl"
 # Python may cache compiled modules, as it does for an installed apigen (pip compiles them): with
@@ -96,10 +105,12 @@ class Timing:
     cpu: float  # user + system seconds of the process (its own work, whatever else the machine runs)
 
 
-def timed(command: list[str]) -> Timing:
+def timed(command: list[str], env: dict[str, str] | None = None) -> Timing:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=CHILD_ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        command, cwd=ROOT, env=env or CHILD_ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -214,6 +225,59 @@ def networked(library: Path, requests: int, concurrency: int, latency: float, re
         print(f"median fraction {statistics.median(fractions):.2f}, range {min(fractions):.2f}-{max(fractions):.2f} (aim: 0.8)")
 
 
+def run_command(rows: int, seed: int, url: str, concurrency: int, folder: Path) -> list[str]:
+    """``apigen run`` over the sample library for ``rows`` rows of one pair, its output in ``folder``."""
+    rejects, out = folder / "rejects.jsonl", folder / "dataset.jsonl"
+    sizes = {"count": rows, "seed": seed, "concurrency": concurrency}
+    pairs = ("--pairs-per-prompt", "1", "--overwrite")
+    return apigen_command("run", *pairs, base_url=url, model="bench", **sizes, out=out, rejects=rejects)
+
+
+def recorded_run_bodies(rows: int, seed: int, concurrency: int, folder: Path, path: Path) -> int:
+    """Run ``apigen run`` against the scripted model in this process, no latency; write the bodies it sent, one a line."""
+    sys.path.insert(0, str(ROOT))
+    from tests.llm_server import LLMServer
+    from tests.scripted_model import pipeline_handler
+
+    with LLMServer(models=("bench",), handler=pipeline_handler) as server:
+        timed(run_command(rows, seed, server.url, concurrency, folder))
+        bodies = [request.raw for request in server.chat_requests()]
+    path.write_bytes(b"".join(body + b"\n" for body in bodies))
+    return len(bodies)
+
+
+def end_to_end(rows: int, concurrency: int, latency: float, repeat: int, folder: Path, compare: str | None) -> None:
+    with llm_server_process(latency, script="pipeline") as (_server, url):
+        print(
+            f"`apigen run` end to end (sample library and functions, N = {rows} rows of one pair, C = {concurrency},"
+            f" L = {latency * 1000:g} ms): a generation request a row, a judge request a row that passes the checks"
+        )
+        print("beside a bare aiohttp client sending the bodies that run sent; both whole processes; fraction = floor / apigen")
+        print(
+            f"{'run':>4} {'requests':>9} {'apigen s':>9} {'floor s':>8} {'fraction':>9} {'apigen CPU s':>13} {'floor CPU s':>12}"
+        )
+        fractions: dict[str, list[float]] = {}
+        variants = [("", CHILD_ENVIRONMENT)]
+        if compare:
+            variants.append((" [compared]", {**CHILD_ENVIRONMENT, "PYTHONPATH": compare}))
+        for index in range(repeat):
+            seed = 1 + index
+            bodies = folder / f"run_bodies_{seed}.jsonl"
+            requests = recorded_run_bodies(rows, seed, concurrency, folder, bodies)
+            floor = timed([sys.executable, __file__, "--floor", str(bodies), url, str(concurrency)])
+            for label, env in variants:
+                apigen = timed(run_command(rows, seed, url, concurrency, folder), env)
+                fractions.setdefault(label, []).append(floor.wall / apigen.wall)
+                print(
+                    f"{index + 1:>4} {requests:>9} {apigen.wall:>9.2f} {floor.wall:>8.2f} {floor.wall / apigen.wall:>9.2f}"
+                    f" {apigen.cpu:>13.2f} {floor.cpu:>12.2f}{label}",
+                    flush=True,
+                )
+        for label, values in fractions.items():
+            spread = f"range {min(values):.2f}-{max(values):.2f}"
+            print(f"median fraction{label} {statistics.median(values):.2f}, {spread} (aim: 0.8)")
+
+
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--floor":
         bodies, url, concurrency = Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
@@ -230,6 +294,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="server latency L in seconds (default 0.05)")
     parser.add_argument("--no-offline", action="store_true", help="skip part 1")
     parser.add_argument("--no-network", action="store_true", help="skip part 2")
+    parser.add_argument("--no-run", action="store_true", help="skip part 3")
+    parser.add_argument("--compare", metavar="SRC", help="part 3: also run apigen with PYTHONPATH=SRC (other code), same floor")
+    parser.add_argument("--run-rows", type=int, default=4000, help="N for part 3, rows of `apigen run` (default 4000)")
     arguments = parser.parse_args()
     tools = base_tools()
     with tempfile.TemporaryDirectory() as name:
@@ -240,6 +307,8 @@ def main() -> None:
         if not arguments.no_network:
             library = libraries[0][0]
             networked(library, arguments.network_requests, arguments.concurrency, arguments.latency, arguments.repeat, folder)
+        if not arguments.no_run:
+            end_to_end(arguments.run_rows, arguments.concurrency, arguments.latency, arguments.repeat, folder, arguments.compare)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import apigen_cli
+
+from .run_helpers import SAMPLE
 
 
 def test_every_exported_name_exists_and_is_listed_once() -> None:
@@ -22,3 +25,60 @@ def test_the_library_does_not_import_typer_or_rich() -> None:
     code = "import sys, apigen_cli; print(sorted(m for m in ('typer', 'rich', 'click') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# What generating needs none of: provider batches (and httpx with them; an offline run sends
+# nothing), Ray's engine, the pipeline, the worker pool, MCP, the multi-turn modules, and rich.
+NOT_FOR_GENERATE = (
+    "apigen_cli.llm.batch",
+    "apigen_cli.ray_engine",
+    "apigen_cli.pipeline",
+    "apigen_cli.execution.executor",
+    "apigen_cli.execution.mcp",
+    "apigen_cli.conversations",
+    "httpx",
+    "ray",
+    "mcp",
+    "ruamel",
+    "rich",  # the quiet run below has nothing to print: its console is made on first use
+)
+NOT_FOR_RUN = ("apigen_cli.llm.batch", "apigen_cli.execution.mcp", "apigen_cli.conversations", "ray", "mcp", "ruamel")
+
+
+def loaded(names: tuple[str, ...]) -> str:
+    """Python code whose value is the sorted list of ``names`` (modules or packages) in ``sys.modules``."""
+    return f"sorted(m for m in sys.modules if any(m == n or m.startswith(n + '.') for n in {names!r}))"
+
+
+def loaded_by_command(argv: list[str], names: tuple[str, ...]) -> str:
+    """Run ``apigen ARGV`` in a fresh process, as the installed command does; which of ``names`` it had loaded at its end."""
+    code = (
+        "import atexit, runpy, sys\n"
+        f"atexit.register(lambda: print('loaded', {loaded(names)}, file=sys.stderr))\n"
+        f"sys.argv = {['apigen', *argv]!r}\n"
+        "runpy.run_module('apigen_cli', run_name='__main__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_importing_the_generate_stage_loads_no_batch_ray_mcp_pipeline_or_rich() -> None:
+    code = f"import sys, apigen_cli.stages.generate\nprint({loaded(NOT_FOR_GENERATE)})"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_quiet_offline_generate_loads_no_batch_ray_mcp_pipeline_or_rich(tmp_path: Path) -> None:
+    out = tmp_path / "rows.jsonl"
+    argv = ["generate", str(SAMPLE / "apis.jsonl"), "-m", "offline", "-n", "3", "-o", str(out), "-q"]
+    assert loaded_by_command(argv, NOT_FOR_GENERATE) == "loaded []"
+    assert len(out.read_text().splitlines()) == 3
+
+
+def test_a_run_without_batches_or_mcp_servers_loads_neither(tmp_path: Path) -> None:
+    out = tmp_path / "rows.jsonl"
+    functions = ["--functions", str(SAMPLE / "functions")]
+    argv = ["run", str(SAMPLE / "apis.jsonl"), *functions, "-m", "offline", "-J", "offline", "-n", "3", "-o", str(out), "-q"]
+    assert loaded_by_command(argv, NOT_FOR_RUN) == "loaded []"
+    assert out.exists()

@@ -13,10 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rich.console import Console
-from rich.markup import escape
-
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.text import Text
 
     from .llm.chat import LLMProgress
@@ -25,20 +23,40 @@ T = TypeVar("T")
 
 
 def _make_console() -> Console:
+    from rich.console import Console  # here: a quiet run that has nothing to say never loads rich
+
     return Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")), soft_wrap=True)
+
+
+def escape(text: str) -> str:
+    """``text`` with Rich's markup characters escaped, so that it prints as it is."""
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(text)
 
 
 class Messages:
     """The single stderr voice of a command."""
 
     def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
-        self.console = _make_console()
+        self._console: Console | None = None
         self.quiet = quiet
         self.verbose = verbose
 
     @property
+    def console(self) -> Console:
+        """stderr's console, made when there is first something to print (or to ask of the terminal)."""
+        if self._console is None:
+            self._console = _make_console()
+        return self._console
+
+    @console.setter
+    def console(self, console: Console) -> None:
+        self._console = console
+
+    @property
     def interactive(self) -> bool:
-        return self.console.is_terminal and not self.quiet
+        return not self.quiet and self.console.is_terminal
 
     def info(self, text: str) -> None:
         """A plain line for people; suppressed by ``--quiet``."""

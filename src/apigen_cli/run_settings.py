@@ -19,13 +19,13 @@ from .checkpoint import PLAN_VERSION_KEY, fingerprint
 from .config import DEFAULT_KEY_VARIABLES, SETTINGS, LLMSettings
 from .errors import ConfigError
 from .execution.calls import ExecutorOptions, HttpOptions
-from .execution.executor import Executor
 from .rows.results import ErrorShapes
 from .stages.exec_check import ExecPolicy
 from .stages.sampling import PLAN_VERSION, GenerationSettings, GrowSettings
 from .stages.semantic_check import JudgeSettings
 
 if TYPE_CHECKING:
+    from .execution.executor import Executor
     from .execution.mcp import McpOptions
 
 
@@ -59,8 +59,11 @@ class ExecutionSettings:
 
     def executor(self, on_output: Callable[[str], None] | None = None) -> Executor:
         """An executor for these settings (not started); ``on_output`` hears what functions print."""
+        from .execution.executor import Executor  # here: the commands that never execute do not load the worker pool
+
         options = replace(self.options, on_output=on_output) if on_output is not None else self.options
-        return Executor(self.functions, options, self.http, self.mcp_options())
+        mcp = self.mcp_options() if self.mcp or self.mcp_url else None  # without servers, the MCP client is never loaded
+        return Executor(self.functions, options, self.http, mcp)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # llm/batch.py loads only when `--batch` or `batch ...` is as
 
 def batch_settings(params: Mapping[str, Any], output: str) -> BatchSettings | None:
     """The BatchSettings the batch settings ask for, or None without `--batch` / `--batch-dir` (``params``: resolved values)."""
+    if not params["batch_dir"] and not params["batch"]:
+        return None  # before importing llm/batch.py, which a run without batches never needs
     from ..llm.batch import BatchSettings, state_path
 
     limits = {
@@ -49,11 +51,11 @@ def batch_settings(params: Mapping[str, Any], output: str) -> BatchSettings | No
 
 def say_batches(messages: Messages, chat: LLMClient) -> dict[str, dict[str, int]]:
     """Say which stages ran as batches, with their tokens; the same for the report."""
-    from ..llm.batch import summary, summary_lines
-
     backend = chat.batches
     if backend is None:
         return {}
+    from ..llm.batch import summary, summary_lines
+
     stages = summary(backend.state.batches)
     for line in summary_lines(stages):
         messages.info(line)

@@ -5,23 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ..checkpoint import fingerprint
 from ..config import SETTINGS
 from ..console import Messages
-from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
-from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
-from ..conversations.blueprint_generation import BlueprintPlan
-from ..conversations.blueprint_review import Review
-from ..conversations.blueprint_sampling import read_text_file
-from ..conversations.policy_checks import PolicyChecks, find_policy_checks
-from ..conversations.session_desk import SessionDesk
-from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
-from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
-from ..conversations.user_simulator import UserSimulator, load_user_prompt
 from ..errors import ConfigError
 from ..llm.service import open_chat_service, usage_lines
 from ..resumable import ResumableRun, is_resumable, write_resumable
@@ -44,6 +34,10 @@ from .options import (
     with_options,
 )
 from .stages import StageRun, finish_stage, run_stage_command
+
+if TYPE_CHECKING:  # the multi-turn modules load when a multi-turn command runs, not for every command
+    from ..conversations.blueprint import BlueprintRun
+    from ..conversations.blueprint_generation import BlueprintPlan
 
 
 @app.command("trajectory-check")
@@ -71,6 +65,8 @@ def trajectory_check(ctx: typer.Context) -> None:
                 "trajectory-check replays each conversation on the environment's classes, and no `--functions` names them",
                 hint="pass `--functions FILE_OR_FOLDER`, the Python code that defines the classes the rows' `environment` names",
             )
+        from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
+
         executor, _policy = executor_and_policy(ctx, messages)
         resources.callback(executor.close)
         executor.start()
@@ -190,6 +186,11 @@ def blueprint(
 
         apigen blueprint env_tools.jsonl --functions my_env.py --initial-state state.json --base-url http://localhost:8000/v1 -m Qwen/Qwen2.5-7B-Instruct -n 200 --cache .apigen-cache | jq -c '{instruction, actions}'
     """
+    # the multi-turn modules load when a multi-turn command runs, not for every command
+    from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
+    from ..conversations.blueprint_review import Review
+    from ..conversations.policy_checks import PolicyChecks, find_policy_checks
+
     messages = Messages(quiet=quiet, verbose=verbose)
     resumes = "run the same command again: it carries on where it stopped" if is_resumable(output) else None
     with errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as stack:
@@ -433,6 +434,12 @@ def simulate(
     """
 
     def setup(messages: Messages, resources: ExitStack) -> StageRun:
+        from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
+        from ..conversations.blueprint_sampling import read_text_file
+        from ..conversations.session_desk import SessionDesk
+        from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
+        from ..conversations.user_simulator import UserSimulator, load_user_prompt
+
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
         functions = resolved.values.get("functions")

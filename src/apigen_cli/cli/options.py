@@ -11,16 +11,18 @@ import functools
 import inspect
 import json
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Optional, TypeVar, get_args, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar, get_args, get_type_hints
 
 import typer
 
 from ..config import SETTINGS, LLMSettings, Resolved, resolve, settings_of, show_setting_value
 from ..console import Messages
-from ..execution.executor import Executor
 from ..rows.runner import Destinations
 from ..run_settings import execution_settings_from
-from ..stages.exec_check import ExecPolicy
+
+if TYPE_CHECKING:  # loaded by the commands that execute, not by every command
+    from ..execution.executor import Executor
+    from ..stages.exec_check import ExecPolicy
 from .help import BATCH_PANEL, EXECUTION_PANEL, GENERATION_PANEL, JUDGE_PANEL, LLM_PANEL
 
 # --- options shared by the stage commands ---------------------------------------------

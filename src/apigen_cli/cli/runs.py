@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 import time
 from contextlib import ExitStack
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import orjson
 import typer
 
 from ..console import Messages, StageBars
 from ..errors import ConfigError
-from ..pipeline import RunTarget, open_run
-from ..ray_engine import ENGINES, RayOptions, where_it_runs
 from ..rows.jsonl import write_jsonl
 from ..rows.replacement import check_writable, write_whole
 from ..run_settings import ExecutionSettings, execution_settings_from, run_settings_from
@@ -35,6 +33,9 @@ from .options import (
     with_options,
 )
 from .stages import library_file, library_from_stdin
+
+if TYPE_CHECKING:  # the pipeline and Ray's engine load when `apigen run` runs, not for every command
+    from ..ray_engine import RayOptions
 
 
 @app.command("run")
@@ -155,6 +156,8 @@ def run_command(
         batch = batch_settings(resolved.values, output)
         if batch is not None and batch.state_file and overwrite and os.path.exists(batch.state_file):
             os.remove(batch.state_file)  # afresh means new batches too
+        from ..pipeline import RunTarget, open_run
+
         session = stack.enter_context(
             open_run(
                 settings,
@@ -171,6 +174,8 @@ def run_command(
         # on Ray the LLM clients are the actors', whose live counters this process does not see
         counters = None if session.ray is not None else session.chat.progress
         if session.ray is not None:
+            from ..ray_engine import where_it_runs
+
             messages.info(where_it_runs(session.ray))
         plan = session.generation.settings.planned if session.generation is not None else None
         with StageBars(messages, session.stage_names, counters, plan) as bars:  # gone before the table is printed
@@ -248,6 +253,8 @@ def merge(
 
 
 def _ray_options(engine: str, address: str | None, actors: int) -> RayOptions | None:
+    from ..ray_engine import ENGINES, RayOptions
+
     if engine not in ENGINES:
         raise ConfigError(
             f"`--engine` is `{engine}`, not one of: {', '.join(ENGINES)}", hint="pass `--engine local` or `--engine ray`"

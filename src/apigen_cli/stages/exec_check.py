@@ -19,15 +19,17 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FunctionsError
 from ..execution.calls import Outcome, Pending
-from ..execution.executor import Executor
 from ..problems import Problem, RowProblem, show_value
 from ..rows.records import IRRELEVANCE, KIND, REJECTED_BY, TOOLS, Row, ensure_id, read_answers, read_call, reject
 from ..rows.results import ErrorShapes, is_empty_result
 from ..schema.tools import tool_binding
+
+if TYPE_CHECKING:  # the caller brings the executor: importing the stage does not load the worker pool
+    from ..execution.executor import Executor
 
 STAGE = "exec_check"
 KEEP_FIELD = "keep_row_after_execution_check"
