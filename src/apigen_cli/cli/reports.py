@@ -12,7 +12,6 @@ import typer
 
 from ..config import parse_styles
 from ..console import Messages
-from ..conversations.blueprint_report import blueprint_files, blueprint_report, blueprint_rows
 from ..errors import ConfigError
 from ..report import distinct_files, report_from_files
 from ..rows.replacement import check_writable, write_whole
@@ -43,6 +42,8 @@ def stats(
 
         cat out/*.jsonl | apigen stats -
     """
+    from ..conversations.blueprint_report import blueprint_files, blueprint_report, blueprint_rows
+
     messages = Messages(quiet=quiet, verbose=verbose)
     with errors_to_exit_codes(messages):
         if blueprint_files(files):
@@ -163,6 +164,7 @@ def report_command(
 
         cat dataset.jsonl | apigen report - --html report.html
     """
+    from ..conversations.blueprint_report import blueprint_files  # (the multi-turn room loads for its files only)
     from ..reporting.dataset_card import render_card
     from ..reporting.figures import figures_from_files
     from ..reporting.html_page import render_html
@@ -220,6 +222,7 @@ def _blueprint_report(
     data_files: str | None,
 ) -> None:
     """`apigen report` on a blueprint run's files: its page, card and figures."""
+    from ..conversations.blueprint_report import blueprint_report, blueprint_rows
     from ..reporting.blueprint_page import render_blueprint_card, render_blueprint_html
 
     report = blueprint_report(blueprint_rows(distinct_files([dataset, *rejects])))
