@@ -229,3 +229,11 @@ def test_without_simulate_s_rejects_the_missing_attempts_are_said(run: Path) -> 
     assert f"skip {skipped} attempt" in alone.stderr and "give simulate's rejects file too" in alone.stderr
     whole = invoke(CliRunner(), "stats", *files(run, "conv.jsonl", "failed.jsonl"))
     assert "skip" not in whole.stderr
+
+
+def test_conversations_piped_into_stats_are_refused_with_what_to_do(run: Path) -> None:
+    for name in ("conv.jsonl", "failed.jsonl"):  # kept or rejected, a pipe cannot tell them from a single-turn run's rows
+        result = invoke(CliRunner(), "stats", "-", input=(run / name).read_text())
+        assert result.exit_code == 2
+        assert result.stderr.startswith("error: row 1 of standard input is a simulated conversation (`apigen simulate` wrote it)")
+        assert "hint: name the simulate run's files" in result.stderr

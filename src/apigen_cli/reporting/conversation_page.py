@@ -16,6 +16,7 @@ from .dataset_card import markdown_table
 from .html_page import MAX_BARS, Bar, bar_chart, html_document, page_section
 
 _SERIES = ("verified", "attempted")
+_SHOWN = {"verified": "per verified conversation", "attempted": "per attempt"}
 
 
 def _intro(report: ConversationReport) -> str:
@@ -32,7 +33,10 @@ def render_conversation_html(report: ConversationReport, *, title: str) -> str:
     summary = f'<table class="summary"><tbody>{rows}</tbody></table>'
     size = []
     for name, spread in (("turns", report.turns), ("tool calls", report.tool_calls)):
-        size += [Bar(name, round(spread[series].mean, 2), series) for series in _SERIES]
+        size += [
+            Bar(name, round(spread[series].mean, 2), series, text=f"{spread[series].mean:.2f} {_SHOWN[series]}")
+            for series in _SERIES
+        ]
     sizes = page_section(
         "size",
         "Turns and tool calls per conversation",
