@@ -161,6 +161,18 @@ def test_what_cannot_be_counted_is_refused(run: Path, tmp_path: Path) -> None:
     mixed = invoke(runner, "stats", *files(run, "conv.jsonl"), str(stranger))
     assert mixed.exit_code == 2
     assert mixed.stderr.startswith(f"error: row 1 of `{stranger}` is neither a simulated conversation")
+    kept = read_jsonl(run / "conv.jsonl")
+    for field, value, said in (
+        ("turns", "5", "has a `simulation.turns` that is not a whole number of at least 0: 5"),
+        ("tool_calls", -1, "has a `simulation.tool_calls` that is not a whole number of at least 0: -1"),
+        ("user_errors", "none", "has a `simulation.user_errors` that is not a list"),
+    ):
+        bad = [kept[0], dict(kept[1], simulation=dict(kept[1]["simulation"], **{field: value}))]
+        broken = invoke(runner, "stats", str(write_jsonl(tmp_path / f"bad-{field}.jsonl", bad)))
+        assert broken.exit_code == 2
+        assert broken.stderr.startswith(f"error: row 2 of `{tmp_path / f'bad-{field}.jsonl'}` {said}"), broken.stderr
+    orphan = write_jsonl(tmp_path / "orphan.jsonl", [{k: v for k, v in kept[0].items() if k != "blueprint_id"}])
+    assert "is a simulated conversation without the `blueprint_id`" in invoke(runner, "stats", str(orphan)).stderr
     assert "hint: give simulate's output and rejects" in mixed.stderr
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")

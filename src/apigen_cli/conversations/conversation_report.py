@@ -99,14 +99,20 @@ class ConversationReport:
             self._blueprint_ids.add(str(row.get("id")))
             self.blueprints.add(row)
         else:
-            raise ValueError("neither a conversation nor a blueprint row")  # conversation_rows says which row
+            raise UncountableRow(f"is neither a simulated conversation (it has no `{RESULT_FIELD}`) nor a task blueprint")
 
     def _add_attempt(self, row: Row) -> None:
         result = row[RESULT_FIELD]
-        blueprint = str(row.get("blueprint_id"))
+        blueprint = row.get("blueprint_id")
+        if not isinstance(blueprint, str):
+            raise UncountableRow("is a simulated conversation without the `blueprint_id` it acts out")
+        number = _count(row, "attempt", row.get("attempt"), least=1)
+        turns = _count(row, f"{RESULT_FIELD}.turns", result.get("turns"))
+        calls = _count(row, f"{RESULT_FIELD}.tool_calls", result.get("tool_calls"))
+        errors = result.get("user_errors") or []
+        if not isinstance(errors, list):
+            raise UncountableRow(f"has a `{RESULT_FIELD}.user_errors` that is not a list")
         self.attempts += 1
-        attempt = row.get("attempt")
-        number = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 1
         self.simulated[blueprint] = max(self.simulated.get(blueprint, 0), number)
         kept = row.get(KEEP_FIELD) is True and REJECTED_BY not in row
         if kept:
@@ -115,14 +121,11 @@ class ConversationReport:
         else:
             self.reasons[str(row.get(REJECTED_BY))][str(row.get(REASON))] += 1
         self.ended_by[str(result.get("ended_by"))] += 1
-        for name, spread in (("turns", self.turns), ("tool_calls", self.tool_calls)):
-            value = result.get(name)
-            if isinstance(value, int) and not isinstance(value, bool):
-                spread["attempted"].add(value)
-                if kept:
-                    spread["verified"].add(value)
-        errors = result.get("user_errors") or []
-        if isinstance(errors, list) and errors:
+        for value, spread in ((turns, self.turns), (calls, self.tool_calls)):
+            spread["attempted"].add(value)
+            if kept:
+                spread["verified"].add(value)
+        if errors:
             self.flagged += 1
             self.user_errors.update(str(error) for error in errors)
         usage = result.get(USAGE_FIELD)
@@ -272,6 +275,16 @@ class ConversationReport:
         return lines
 
 
+class UncountableRow(ValueError):
+    """A row the table cannot count; the message says why, after the row's place (``row N of FILE ...``)."""
+
+
+def _count(row: Row, name: str, value: Any, *, least: int = 0) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= least:
+        return value
+    raise UncountableRow(f"has a `{name}` that is not a whole number of at least {least}: {str(value)[:40]}")
+
+
 def _listed(counts: Counter[str]) -> str:
     return ", ".join(f"{code} {count}" for code, count in counts.most_common()) or "none"
 
@@ -294,13 +307,9 @@ def conversation_report_from_files(paths: list[str], *, skip_bad_lines: bool = F
     for path, number, row in _numbered_rows(paths, skip_bad_lines):
         try:
             report.add(row)
-        except ValueError:
+        except UncountableRow as error:
             shown = "standard input" if path == "-" else f"`{path}`"
-            raise InputError(
-                f"row {number} of {shown} is neither a simulated conversation (it has no `{RESULT_FIELD}`) nor a task blueprint, "
-                "and the other files are a simulate run's",
-                hint=FILES_HINT,
-            ) from None
+            raise InputError(f"row {number} of {shown} {error}", hint=FILES_HINT) from None
     if not report.rows:
         raise InputError(f"the files ({', '.join(f'`{path}`' for path in paths)}) hold no rows", hint=FILES_HINT)
     return report
