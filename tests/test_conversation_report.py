@@ -249,3 +249,17 @@ def test_conversations_piped_into_stats_are_refused_with_what_to_do(run: Path) -
         assert result.exit_code == 2
         assert result.stderr.startswith("error: row 1 of standard input is a simulated conversation (`apigen simulate` wrote it)")
         assert "hint: name the simulate run's files" in result.stderr
+
+
+def test_report_reads_past_a_bad_line_only_when_told_and_counts_it(run: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "conv.jsonl"
+    damaged.write_text((run / "conv.jsonl").read_text() + '{"id": "cut off\n')
+    failed = str(run / "failed.jsonl")
+    stopped = invoke(CliRunner(), "report", str(damaged), failed, "--json")
+    assert stopped.exit_code == 2 and stopped.stderr.startswith("error: line ")
+    assert f"of `{damaged}` is not valid JSON" in stopped.stderr
+    result = invoke(CliRunner(), "report", str(damaged), failed, "--json", "--skip-bad-lines")
+    assert result.exit_code == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["rows"]["unreadable_lines"] == 1
+    assert figures["rows"]["read"] == len(read_jsonl(run / "conv.jsonl")) + len(read_jsonl(run / "failed.jsonl")) + 1

@@ -199,7 +199,7 @@ def report_command(
         for path, flag in ((html, "--html"), (card, "--card")):
             if path is not None:
                 check_writable(path, flag)  # before the pass over the rows
-        wanted = _Wanted(dataset, html, card, as_json, title, license_id, data_files)
+        wanted = _Wanted(dataset, html, card, as_json, title, license_id, data_files, skip_bad_lines)
         if conversation_files([dataset, *(rejects or [])]):
             _conversation_report(messages, wanted, rejects or [])
             return
@@ -248,6 +248,7 @@ class _Wanted:
     title: str
     license_id: str
     data_files: str | None
+    skip_bad_lines: bool = False
 
     def write(
         self, messages: Messages, page: Callable[[str], str], card: Callable[[str, str, str], str], figures: dict[str, Any]
@@ -270,7 +271,7 @@ def _blueprint_report(messages: Messages, wanted: _Wanted, rejects: list[str]) -
     from ..conversations.blueprint_report import blueprint_report, blueprint_rows
     from ..reporting.blueprint_page import render_blueprint_card, render_blueprint_html
 
-    report = blueprint_report(blueprint_rows(distinct_files([wanted.dataset, *rejects])))
+    report = blueprint_report(blueprint_rows(distinct_files([wanted.dataset, *rejects]), skip_bad_lines=wanted.skip_bad_lines))
     _warn_of_absent_blueprints(messages, report.absent)
     wanted.write(
         messages,
@@ -286,7 +287,7 @@ def _conversation_report(messages: Messages, wanted: _Wanted, rejects: list[str]
     from ..conversations.conversation_report import conversation_report_from_files
     from ..reporting.conversation_page import render_conversation_card, render_conversation_html
 
-    report = conversation_report_from_files(distinct_files([wanted.dataset, *rejects]))
+    report = conversation_report_from_files(distinct_files([wanted.dataset, *rejects]), skip_bad_lines=wanted.skip_bad_lines)
     _warn_of_absent_attempts(messages, report.absent)
     wanted.write(
         messages,
