@@ -31,6 +31,7 @@ UNKNOWN_MODEL = "(not generated here)"
 WALL_TIME_MEASURES = "the run from its start to its last row, setup included; a resumed run's sessions added up"
 FILES_HINT = "give the files a run or a stage wrote: its output and its rejects"
 BLUEPRINT_KIND = "blueprint_kind"  # the field every row `apigen blueprint` writes has (conversations.blueprint_generation)
+SIMULATION = "simulation"  # the object every attempt `apigen simulate` writes has (conversations.simulation.RESULT_FIELD)
 STAGE_COLUMNS = {
     "input": "failed_format",
     "generate": "failed_generation",
@@ -367,13 +368,20 @@ def dataset_rows(rows: Iterable[dict[str, Any]], path: str, seen: dict[str, int]
     hint = FILES_HINT
     kept = definitions = 0
     for number, row in enumerate(rows, start=1):
+        # multi-turn files named are told apart before this (cli/reports.py); a pipe cannot be, kept or rejected
+        if isinstance(row.get(SIMULATION), dict):
+            raise InputError(
+                f"row {number} of {shown} is a simulated conversation (`apigen simulate` wrote it), "
+                "and conversations are counted from their files, not from a pipe",
+                hint="name the simulate run's files: its output and its rejects (then blueprint's, if you have them)",
+            )
+        if BLUEPRINT_KIND in row:
+            raise InputError(
+                f"row {number} of {shown} is a task blueprint (`apigen blueprint` wrote it), "
+                "and blueprints are counted from their files, not from a pipe",
+                hint="name the blueprint run's files: its output and its rejects",
+            )
         if "rejected_by" not in row and ("query" not in row or "answers" not in row):
-            if BLUEPRINT_KIND in row:  # files named are told apart before this (cli/reports.py); a pipe cannot be
-                raise InputError(
-                    f"row {number} of {shown} is a task blueprint (`apigen blueprint` wrote it), "
-                    "and blueprints are counted from their files, not from a pipe",
-                    hint="name the blueprint run's files: its output and its rejects",
-                )
             if not is_api_definition(row):
                 raise InputError(
                     f"row {number} of {shown} is not a dataset row: it has no `query` and `answers`, nor a `rejected_by`",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 
 import orjson
@@ -33,6 +35,9 @@ def stats(
 
     On `apigen blueprint`'s files: the blueprints verified of those requested, at the
     first attempt and after revisions, the negative ones apart, and the reasons per check.
+    On `apigen simulate`'s files (then, optionally, blueprint's): APIGen-MT's table of
+    conversations attempted and verified, their turns and tool calls, reasons per stage,
+    and the user simulator's error rate.
 
     Examples:
 
@@ -43,9 +48,17 @@ def stats(
         cat out/*.jsonl | apigen stats -
     """
     from ..conversations.blueprint_report import blueprint_files, blueprint_report, blueprint_rows
+    from ..conversations.conversation_report import conversation_files, conversation_report_from_files
 
     messages = Messages(quiet=quiet, verbose=verbose)
     with errors_to_exit_codes(messages):
+        if conversation_files(files):  # before blueprint files: a conversation row keeps its blueprint's fields
+            conversations = conversation_report_from_files(distinct_files(files))
+            _warn_of_absent_attempts(messages, conversations.absent)
+            text = orjson.dumps(conversations.as_dict()).decode() if as_json else "\n".join(conversations.lines())
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+            return
         if blueprint_files(files):
             blueprints = blueprint_report(blueprint_rows(distinct_files(files)))
             _warn_of_absent_blueprints(messages, blueprints.absent)
@@ -74,6 +87,14 @@ def _warn_of_absent_blueprints(messages: Messages, absent: int) -> None:
         messages.warning(
             f"the blueprints' ids skip {counted(absent, 'blueprint')} (at least) the run asked for, so they are not counted; "
             "give the run's rejects file too (`apigen stats BLUEPRINTS REJECTS`)"
+        )
+
+
+def _warn_of_absent_attempts(messages: Messages, absent: int) -> None:
+    if absent:
+        messages.warning(
+            f"the conversations' attempt numbers skip {counted(absent, 'attempt')} the run made, so they are not counted; "
+            "give simulate's rejects file too (`apigen stats CONVERSATIONS REJECTS`)"
         )
 
 
@@ -154,7 +175,8 @@ def report_command(
     rejection reasons, API coverage and the APIs that never passed, the style mix,
     query length, calls per row, distinct values per argument, near duplicates. On
     `apigen blueprint`'s files: the pass rate at the first attempt and after revisions,
-    the kinds (negatives apart) and the reasons per check.
+    the kinds (negatives apart) and the reasons per check. On `apigen simulate`'s files
+    (and blueprint's after them): APIGen-MT's table of conversations.
 
     Examples:
 
@@ -165,6 +187,7 @@ def report_command(
         cat dataset.jsonl | apigen report - --html report.html
     """
     from ..conversations.blueprint_report import blueprint_files  # (the multi-turn room loads for its files only)
+    from ..conversations.conversation_report import conversation_files
     from ..reporting.dataset_card import render_card
     from ..reporting.figures import figures_from_files
     from ..reporting.html_page import render_html
@@ -176,8 +199,12 @@ def report_command(
         for path, flag in ((html, "--html"), (card, "--card")):
             if path is not None:
                 check_writable(path, flag)  # before the pass over the rows
+        wanted = _Wanted(dataset, html, card, as_json, title, license_id, data_files, skip_bad_lines)
+        if conversation_files([dataset, *(rejects or [])]):
+            _conversation_report(messages, wanted, rejects or [])
+            return
         if blueprint_files([dataset, *(rejects or [])]):
-            _blueprint_report(messages, dataset, rejects or [], html, card, as_json, title, license_id, data_files)
+            _blueprint_report(messages, wanted, rejects or [])
             return
         run_data = _read_run_report(run_report)
         figures = figures_from_files(
@@ -210,31 +237,62 @@ def _card_data_files(dataset: str, card: str, data_files: str | None) -> str:
     return os.path.relpath(dataset, os.path.dirname(os.path.abspath(card))) if dataset != "-" else "data/train.jsonl"
 
 
-def _blueprint_report(
-    messages: Messages,
-    dataset: str,
-    rejects: list[str],
-    html: str | None,
-    card: str | None,
-    as_json: bool,
-    title: str,
-    license_id: str,
-    data_files: str | None,
-) -> None:
+@dataclass(frozen=True)
+class _Wanted:
+    """What `apigen report` is asked to write for a multi-turn run's files, and where."""
+
+    dataset: str
+    html: str | None
+    card: str | None
+    as_json: bool
+    title: str
+    license_id: str
+    data_files: str | None
+    skip_bad_lines: bool = False
+
+    def write(
+        self, messages: Messages, page: Callable[[str], str], card: Callable[[str, str, str], str], figures: dict[str, Any]
+    ) -> None:
+        """The page (``page(title)``), the card (``card(data_files, license, title)``) and the JSON, each when asked for."""
+        if self.html is not None:
+            _write_text(self.html, page(self.title), "--html")
+            messages.info(f"report: wrote `{self.html}`")
+        if self.card is not None:
+            where = _card_data_files(self.dataset, self.card, self.data_files)
+            _write_text(self.card, card(where, self.license_id, self.title), "--card")
+            messages.info(f"report: wrote `{self.card}`")
+        if self.as_json:
+            sys.stdout.buffer.write(orjson.dumps(figures) + b"\n")
+            sys.stdout.flush()
+
+
+def _blueprint_report(messages: Messages, wanted: _Wanted, rejects: list[str]) -> None:
     """`apigen report` on a blueprint run's files: its page, card and figures."""
     from ..conversations.blueprint_report import blueprint_report, blueprint_rows
     from ..reporting.blueprint_page import render_blueprint_card, render_blueprint_html
 
-    report = blueprint_report(blueprint_rows(distinct_files([dataset, *rejects])))
+    report = blueprint_report(blueprint_rows(distinct_files([wanted.dataset, *rejects]), skip_bad_lines=wanted.skip_bad_lines))
     _warn_of_absent_blueprints(messages, report.absent)
-    if html is not None:
-        _write_text(html, render_blueprint_html(report, title=title), "--html")
-        messages.info(f"report: wrote `{html}`")
-    if card is not None:
-        where = _card_data_files(dataset, card, data_files)
-        _write_text(card, render_blueprint_card(report, data_files=where, license_id=license_id, title=title), "--card")
-        messages.info(f"report: wrote `{card}`")
-    if as_json:
-        sys.stdout.buffer.write(orjson.dumps(report.as_dict()) + b"\n")
-        sys.stdout.flush()
+    wanted.write(
+        messages,
+        lambda title: render_blueprint_html(report, title=title),
+        lambda where, license_id, title: render_blueprint_card(report, data_files=where, license_id=license_id, title=title),
+        report.as_dict(),
+    )
     messages.info(f"report: {report.requested} blueprints read, {report.verified} verified")
+
+
+def _conversation_report(messages: Messages, wanted: _Wanted, rejects: list[str]) -> None:
+    """`apigen report` on a simulate run's files (and blueprint's): APIGen-MT's table as a page, a card and JSON."""
+    from ..conversations.conversation_report import conversation_report_from_files
+    from ..reporting.conversation_page import render_conversation_card, render_conversation_html
+
+    report = conversation_report_from_files(distinct_files([wanted.dataset, *rejects]), skip_bad_lines=wanted.skip_bad_lines)
+    _warn_of_absent_attempts(messages, report.absent)
+    wanted.write(
+        messages,
+        lambda title: render_conversation_html(report, title=title),
+        lambda where, license_id, title: render_conversation_card(report, data_files=where, license_id=license_id, title=title),
+        report.as_dict(),
+    )
+    messages.info(f"report: {report.rows} rows read, {report.verified} conversations verified of {report.attempts} attempted")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +156,11 @@ def _check_name(stage: object) -> str:
 
 def blueprint_files(paths: list[str]) -> bool:
     """Whether the files (those that can be read twice) are a blueprint run's: its first row says so."""
+    return first_row_of_one_is(paths, is_blueprint_row)
+
+
+def first_row_of_one_is(paths: list[str], shape: Callable[[Row], bool]) -> bool:
+    """Whether the first row of one of the files (those that can be read twice: not `-`) has ``shape``."""
     for path in paths:
         if path == "-":
             continue
@@ -165,7 +170,7 @@ def blueprint_files(paths: list[str]) -> bool:
             rows.close()  # type: ignore[attr-defined]
         except (InputError, OSError):
             continue  # the report that reads it says what is wrong
-        if first is not None and is_blueprint_row(first):
+        if first is not None and shape(first):
             return True
     return False
 

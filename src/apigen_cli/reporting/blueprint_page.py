@@ -53,13 +53,9 @@ def render_blueprint_html(report: BlueprintReport, *, title: str) -> str:
     return html_document(title, intro + summary + checks + reasons)
 
 
-def render_blueprint_card(report: BlueprintReport, *, data_files: str, license_id: str, title: str) -> str:
-    """A short card: the files, then how the blueprints were made and checked, in numbers."""
-    checks = [
-        (name, sum(report.rejected.get(name, Counter()).values()), sum(report.revised_for.get(name, Counter()).values()))
-        for name in report.checks()
-    ]
-    lines = [
+def short_front_matter(*, license_id: str, data_files: str, tags: tuple[str, ...]) -> list[str]:
+    """The card's front matter for a multi-turn run's files: the license, the data files and the tags, then a blank line."""
+    return [
         "---",
         f"license: {license_id}",
         "configs:",
@@ -68,10 +64,20 @@ def render_blueprint_card(report: BlueprintReport, *, data_files: str, license_i
         "  - split: train",
         f"    path: {data_files}",
         "tags:",
-        "- apigen",
-        "- task-blueprints",
+        *(f"- {tag}" for tag in tags),
         "---",
         "",
+    ]
+
+
+def render_blueprint_card(report: BlueprintReport, *, data_files: str, license_id: str, title: str) -> str:
+    """A short card: the files, then how the blueprints were made and checked, in numbers."""
+    checks = [
+        (name, sum(report.rejected.get(name, Counter()).values()), sum(report.revised_for.get(name, Counter()).values()))
+        for name in report.checks()
+    ]
+    lines = [
+        *short_front_matter(license_id=license_id, data_files=data_files, tags=("apigen", "task-blueprints")),
         f"# {title}",
         "",
         f"Task blueprints for a stateful environment, written by a model and kept only when their actions proved right "
