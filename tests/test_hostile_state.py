@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from apigen_cli.rows.lock import OutputLock
-from apigen_cli.rows.state_slots import is_slotted
+from apigen_cli.rows.state_slots import BLOCK, is_slotted
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer
@@ -200,6 +200,17 @@ def test_a_hand_edited_state_is_a_clear_error_naming_the_field(
     assert field is None or f"`{field}`" in result.stderr
     assert "unexpected" not in result.stderr and "Traceback" not in result.stderr
     assert (tmp_path / "out.jsonl").read_bytes() == before  # nothing was cut or appended
+
+
+def test_a_state_with_neither_slot_whole_is_an_error_naming_the_file(runner: CliRunner, tmp_path: Path) -> None:
+    path, _ = _finished(runner, tmp_path)
+    path.write_bytes(path.read_bytes()[: BLOCK + 40])  # the header and the start of the first slot: no whole state
+    before = (tmp_path / "out.jsonl").read_bytes()
+    result = invoke(runner, *offline_run(tmp_path))
+    assert result.exit_code == 2, result.stderr
+    assert f"error: the run state `{path}` is unreadable (neither of its two slots holds a whole state" in result.stderr
+    assert "hint: pass `--overwrite` to start the run afresh" in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "out.jsonl").read_bytes() == before
 
 
 def test_damaged_lines_in_the_part_a_resume_keeps_are_an_error(runner: CliRunner, tmp_path: Path) -> None:
