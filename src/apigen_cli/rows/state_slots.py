@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from types import TracebackType
 
 from .side_files import create_exclusive, open_regular
 
@@ -55,12 +54,6 @@ class SlottedFile:
         self._descriptor: int | None = None
         self._slot_size = 0
         self._sequence = 0  # of the newest whole slot in the file
-
-    def __enter__(self) -> SlottedFile:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._descriptor is not None:
