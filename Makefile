@@ -87,6 +87,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py --phases
 	$(BIN)/python benchmarks/generate_scale.py
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/state_save.py
 	$(BIN)/python benchmarks/scale.py
 
 clean:

@@ -14,8 +14,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from apigen_cli.checkpoint import RunState
 
 from .conftest import PROJECT
 from .llm_server import LLMServer
@@ -28,6 +31,13 @@ APIS, FUNCTIONS, EXAMPLES = str(SAMPLE / "apis.jsonl"), str(SAMPLE / "functions"
 APIGEN = [sys.executable, "-m", "apigen_cli"]
 
 PathLike = str | Path
+
+
+def saved_state(path: PathLike) -> dict[str, Any]:
+    """The run state saved at ``path``, as its fields (the file holds two slots: this reads the newest whole one)."""
+    state = RunState.load(str(path))
+    assert state is not None, f"no run state at {path}"
+    return asdict(state)
 
 
 def cli_env(**extra: str) -> dict[str, str]:

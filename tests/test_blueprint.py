@@ -30,7 +30,7 @@ from apigen_cli.stages.semantic_check import JudgeSettings
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer, Reply
-from .run_helpers import APIGEN, apigen_process, cli_env, multi_turn_demo
+from .run_helpers import APIGEN, apigen_process, cli_env, multi_turn_demo, saved_state
 from .scripted_model import blueprint_reply
 
 STORE = PROJECT / "sample_data" / "store"
@@ -696,14 +696,14 @@ def test_a_blueprint_run_killed_mid_way_resumes_without_asking_again_for_what_it
         try:
             with subprocess.Popen([*APIGEN, *command("resumed", server)], env=cli_env(), stderr=subprocess.DEVNULL) as process:
                 assert server.wait_parked(1)
-                while not state_file.exists() or json.loads(state_file.read_text())["requests_done"] < 63:
+                while not state_file.exists() or saved_state(state_file)["requests_done"] < 63:
                     assert process.poll() is None, "the held run ended"
                     time.sleep(0.02)
                 process.send_signal(signal.SIGKILL)
                 process.wait()
         finally:
             server.release()
-        state = json.loads(state_file.read_text())
+        state = saved_state(state_file)
         assert state["requests_done"] == 63 and not state["complete"]
         log = tmp_path / "second.log.jsonl"
         second = apigen_process(command("resumed", server, "--log-llm", str(log)))

@@ -1,4 +1,4 @@
-"""The run state is replaced at every finished request, but forced to disk at most once a second."""
+"""The run state is saved at every finished request, in one of two slots in turn, but forced to disk at most once a second."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from apigen_cli.checkpoint import RunState, checkpoint_at_request_boundaries
+from apigen_cli.checkpoint import RunState, checkpoint_at_request_boundaries, saving
+from apigen_cli.errors import ConfigError
 from apigen_cli.rows.jsonl import OutputFile
+from apigen_cli.rows.state_slots import BLOCK, is_slotted, newest_payload
 
 
 class Clock:
@@ -62,6 +64,75 @@ def test_a_state_saved_without_sync_reads_back_the_same(tmp_path: Path) -> None:
     path = str(tmp_path / "state.json")
     state.save(path, sync=False)
     assert RunState.load(path) == state
-    # the file is the state's fields, in order, as the earlier asdict-based writer wrote them
-    assert (tmp_path / "state.json").read_bytes() == orjson.dumps(asdict(state), option=orjson.OPT_INDENT_2)
+    # the newest slot holds the state's fields, in order, as the earlier asdict-based writer wrote them
+    assert newest_payload((tmp_path / "state.json").read_bytes()) == orjson.dumps(asdict(state))
     assert not (tmp_path / "state.json.tmp").exists()
+
+
+def _torn_at(save: int, part: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``save``-th write in place stops after ``part`` of its bytes, as a kill in the middle of ``pwrite`` leaves it."""
+    real_pwrite, writes = os.pwrite, [0]
+
+    def torn(descriptor: int, data: bytes, offset: int) -> int:
+        writes[0] += 1
+        if writes[0] == save:
+            real_pwrite(descriptor, data[: int(len(data) * part)], offset)
+            raise KeyboardInterrupt  # the process stops here
+        return real_pwrite(descriptor, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", torn)
+
+
+@pytest.mark.parametrize("part", [0.1, 0.5, 0.99], ids=["in-its-head", "half", "all-but-the-end"])
+def test_a_slot_torn_part_way_is_read_as_the_save_before_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, part: float) -> None:
+    path = str(tmp_path / "out.jsonl.apigen-run.json")
+    state = RunState("digest", seed=1, requests_total=10)
+    state.save(path, anew=True)  # as a run starts: a new file, no write in place
+    _torn_at(4, part, monkeypatch)
+    with pytest.raises(KeyboardInterrupt), saving(path) as save:
+        for done in range(1, 10):  # the fields that change are at both ends of the record
+            state.requests_done, state.output_bytes, state.counts = done, 100 * done, {"passed": done}
+            save(state, sync=False)
+    loaded = RunState.load(path)
+    assert loaded is not None and (loaded.requests_done, loaded.output_bytes) == (3, 300)
+    monkeypatch.undo()
+    state.requests_done = 5  # the next session writes over the torn slot, and is read
+    state.save(path, sync=False)
+    assert RunState.load(path) == state
+
+
+def test_a_state_that_outgrows_its_slot_moves_to_a_new_file_whole(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.json")
+    state = RunState("digest", seed=1, requests_total=10)
+    with saving(path) as save:
+        save(state, sync=False)
+        size = os.path.getsize(path)
+        state.settings = {f"setting {n}": "x" * 40 for n in range(400)}  # 20 kB: more than a slot holds
+        save(state, sync=False)
+        assert os.path.getsize(path) > size
+        state.requests_done = 2  # and saves go on in the new file
+        save(state, sync=False)
+    assert RunState.load(path) == state
+    assert not os.path.exists(path + ".tmp")
+
+
+def test_neither_slot_whole_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl.apigen-run.json"
+    RunState("digest", seed=1, requests_total=10).save(str(path))
+    raw = bytearray(path.read_bytes())
+    raw[-100:] = bytes(100)
+    path.write_bytes(bytes(raw[: BLOCK + 40]))  # the header and a cut first slot: no whole state anywhere
+    with pytest.raises(ConfigError) as refused:
+        RunState.load(str(path))
+    assert f"the run state `{path}` is unreadable (neither of its two slots holds a whole state" in str(refused.value)
+    assert refused.value.hint is not None and "`--overwrite`" in refused.value.hint
+
+
+def test_a_state_of_the_earlier_format_loads_and_the_next_save_converts_it(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl.apigen-run.json"
+    state = RunState("digest", seed=3, requests_total=5, requests_done=2, output_bytes=120)
+    path.write_bytes(orjson.dumps(asdict(state), option=orjson.OPT_INDENT_2))  # as apigen wrote it before the slots
+    assert RunState.load(str(path)) == state
+    state.requests_done = 3
+    state.save(str(path), sync=False)
+    assert is_slotted(path.read_bytes()) and RunState.load(str(path)) == state

@@ -13,7 +13,7 @@ from apigen_cli.checkpoint import fingerprint, state_path
 
 from .conftest import invoke, read_jsonl
 from .llm_server import LLMServer, Reply
-from .run_helpers import APIGEN, APIS, FUNCTIONS, SAMPLE, apigen_process, cli_env, kill_9_once_written, run_args
+from .run_helpers import APIGEN, APIS, FUNCTIONS, SAMPLE, apigen_process, cli_env, kill_9_once_written, run_args, saved_state
 from .scripted_model import pipeline_handler
 
 
@@ -97,7 +97,7 @@ def test_a_run_planned_by_an_earlier_sampler_is_refused_by_name(runner: CliRunne
     args = run_args(count=9, seed=3, out=out)
     assert invoke(runner, *args).exit_code == 0
     state_file = Path(state_path(str(out)))
-    state = json.loads(state_file.read_text())
+    state = saved_state(state_file)
     del state["settings"]["plan_version"]
     state["fingerprint"] = fingerprint(state["settings"], [str(APIS), str(FUNCTIONS)])  # as the earlier apigen made it
     state_file.write_text(json.dumps(state))
@@ -174,7 +174,7 @@ def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path: Path) -> None:
 
         output = tmp_path / "resumed.jsonl"
         kill_9_once_written(command("resumed"), output, lines=8, server=server, answered=server.count * 2 // 3)
-        state = json.loads((tmp_path / "resumed.jsonl.apigen-run.json").read_text())
+        state = saved_state(tmp_path / "resumed.jsonl.apigen-run.json")
         assert 0 < state["requests_done"] < state["requests_total"] == 20 and not state["complete"]
 
         log = tmp_path / "second.log.jsonl"

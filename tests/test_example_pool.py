@@ -17,7 +17,7 @@ from apigen_cli.stages.sampling import GrowSettings
 from .conftest import invoke, read_jsonl
 from .doc_pages import page_with
 from .llm_server import LLMServer
-from .run_helpers import APIS, EXAMPLES, FUNCTIONS, SAMPLE, apigen_process, kill_9_once_written, run_args
+from .run_helpers import APIS, EXAMPLES, FUNCTIONS, SAMPLE, apigen_process, kill_9_once_written, run_args, saved_state
 from .scripted_model import pipeline_handler
 
 HEADER = "Examples of good pairs, written for other functions (follow their form, do not copy them):\n"
@@ -165,7 +165,7 @@ def test_a_resumed_run_shows_the_prompts_the_whole_run_would_have(tmp_path: Path
         assert reference.returncode == 0, reference.stderr
         output = tmp_path / "resumed.jsonl"
         kill_9_once_written(command("resumed"), output, lines=12, server=server, answered=server.count * 2 // 3)
-        state = json.loads((tmp_path / "resumed.jsonl.apigen-run.json").read_text())
+        state = saved_state(tmp_path / "resumed.jsonl.apigen-run.json")
         assert 0 < state["requests_done"] < state["requests_total"] and not state["complete"]
         (tmp_path / "resumed.log.jsonl").unlink()
         second = apigen_process(command("resumed"))

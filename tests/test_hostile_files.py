@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from .conftest import invoke, read_jsonl, write_jsonl
 from .hostile import run_cli
-from .run_helpers import APIS, run_args
+from .run_helpers import APIS, run_args, saved_state
 
 ROW = {"query": "q", "tools": [{"name": "f", "description": "d", "parameters": {}}], "answers": [{"name": "f", "arguments": {}}]}
 
@@ -90,7 +90,7 @@ def test_a_link_planted_at_the_state_temporary_is_not_written_through(tmp_path: 
     assert ran.exit_code == 0, ran.stderr
     assert victim.read_text() == "the user's own file\n"
     state = tmp_path / "out.jsonl.apigen-run.json"
-    assert not state.is_symlink() and json.loads(state.read_text())["complete"]
+    assert not state.is_symlink() and saved_state(state)["complete"]
 
 
 def test_a_link_planted_at_the_lock_is_refused_and_not_written_through(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def _finished_run(runner: CliRunner, tmp_path: Path, seed: int | None = 5) -> tu
     result = invoke(runner, *offline_run(tmp_path, seed=seed))
     assert result.exit_code == 0, result.stderr
     path = tmp_path / "out.jsonl.apigen-run.json"
-    return path, json.loads(path.read_text())
+    return path, saved_state(path)
 
 
 def _files(tmp_path: Path) -> bytes:

@@ -11,14 +11,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from typer.testing import CliRunner
 
 from apigen_cli.rows.lock import OutputLock
+from apigen_cli.rows.state_slots import BLOCK, is_slotted
 
 from .conftest import PROJECT, invoke, read_jsonl
 from .llm_server import LLMServer
-from .run_helpers import APIGEN, run_args
+from .run_helpers import APIGEN, run_args, saved_state
 from .scripted_model import pipeline_handler
 
 
@@ -68,7 +70,7 @@ def test_a_second_run_on_the_same_output_is_refused_at_once_naming_the_holder(tm
     assert stderr.startswith("error: ") and f"process {first.pid}" in stderr and "hint: " in stderr
     assert read_jsonl(tmp_path / "shared.jsonl") == read_jsonl(tmp_path / "reference.jsonl")  # untouched by the second
     assert read_jsonl(tmp_path / "shared_rejects.jsonl") == read_jsonl(tmp_path / "reference_rejects.jsonl")
-    state = json.loads((tmp_path / "shared.jsonl.apigen-run.json").read_text())
+    state = saved_state(tmp_path / "shared.jsonl.apigen-run.json")
     assert state["complete"] and state["requests_done"] == state["requests_total"] == 10
 
 
@@ -102,7 +104,7 @@ def test_kill_9_before_the_first_checkpoint_is_resumed(tmp_path: Path) -> None:
             process.kill()
             process.wait(timeout=10)
         server.release()
-        state = json.loads(state_file.read_text())
+        state = saved_state(state_file)
         assert state["requests_done"] == 0 and not state["complete"]
         (tmp_path / "killed.jsonl").write_text('{"id": "half-written row of the killed run"}\n')  # rows past the state
         again = subprocess.run(served_run(server, tmp_path, "killed"), env=env(), capture_output=True, timeout=120)
@@ -110,10 +112,59 @@ def test_kill_9_before_the_first_checkpoint_is_resumed(tmp_path: Path) -> None:
     assert read_jsonl(tmp_path / "killed.jsonl") == read_jsonl(tmp_path / "reference.jsonl")
 
 
+_KILLED_MID_SAVE = """
+import os, runpy, signal, sys
+save, real_pwrite, writes = int(sys.argv.pop(1)), os.pwrite, [0]
+def torn(descriptor, data, offset):
+    if os.readlink(f"/proc/self/fd/{descriptor}").endswith(".apigen-run.json"):
+        writes[0] += 1
+        if writes[0] == save:  # half of this save's slot is written, then kill -9
+            real_pwrite(descriptor, data[: len(data) // 2], offset)
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real_pwrite(descriptor, data, offset)
+os.pwrite = torn
+sys.argv[0] = "apigen"
+runpy.run_module("apigen_cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def _killed_mid_save(tmp_path: Path, save: int) -> Path:
+    """A whole run `reference`, and the same run `killed` by kill -9 half-way through its ``save``-th save; its state file."""
+    reference = subprocess.run([*APIGEN, *offline_run(tmp_path, "reference")], env=env(), capture_output=True, timeout=120)
+    assert reference.returncode == 0, reference.stderr
+    command = [sys.executable, "-c", _KILLED_MID_SAVE, str(save), *offline_run(tmp_path, "killed")]
+    killed = subprocess.run(command, env=env(), capture_output=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    return tmp_path / "killed.jsonl.apigen-run.json"
+
+
+def _resumed_as_the_reference(tmp_path: Path) -> None:
+    again = subprocess.run([*APIGEN, *offline_run(tmp_path, "killed")], env=env(), capture_output=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert read_jsonl(tmp_path / "killed.jsonl") == read_jsonl(tmp_path / "reference.jsonl")
+    assert read_jsonl(tmp_path / "killed_rejects.jsonl") == read_jsonl(tmp_path / "reference_rejects.jsonl")
+
+
+def test_kill_9_in_the_middle_of_a_save_resumes_from_the_save_before(tmp_path: Path) -> None:
+    """The 7th checkpoint is half written when the process is killed: the 6th is read, and the run ends as if whole."""
+    state = saved_state(_killed_mid_save(tmp_path, 7))
+    assert state["requests_done"] == 6 and not state["complete"]
+    assert os.path.getsize(tmp_path / "killed.jsonl") >= state["output_bytes"]  # the 7th request's rows are past it
+    _resumed_as_the_reference(tmp_path)
+
+
+def test_a_run_state_of_the_earlier_format_is_resumed_and_converted(tmp_path: Path) -> None:
+    """A run stopped by the apigen before the two-slot state (plain JSON) is carried on by this one."""
+    path = _killed_mid_save(tmp_path, 9)
+    path.write_bytes(orjson.dumps(saved_state(path), option=orjson.OPT_INDENT_2))  # as the earlier apigen wrote it
+    _resumed_as_the_reference(tmp_path)
+    assert is_slotted(path.read_bytes()) and saved_state(path)["complete"]
+
+
 def _finished(runner: CliRunner, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     assert invoke(runner, *offline_run(tmp_path)).exit_code == 0
     path = tmp_path / "out.jsonl.apigen-run.json"
-    state = json.loads(path.read_text())
+    state = saved_state(path)
     assert state["complete"] and state["output_bytes"] > 100
     return path, state
 
@@ -149,6 +200,17 @@ def test_a_hand_edited_state_is_a_clear_error_naming_the_field(
     assert field is None or f"`{field}`" in result.stderr
     assert "unexpected" not in result.stderr and "Traceback" not in result.stderr
     assert (tmp_path / "out.jsonl").read_bytes() == before  # nothing was cut or appended
+
+
+def test_a_state_with_neither_slot_whole_is_an_error_naming_the_file(runner: CliRunner, tmp_path: Path) -> None:
+    path, _ = _finished(runner, tmp_path)
+    path.write_bytes(path.read_bytes()[: BLOCK + 40])  # the header and the start of the first slot: no whole state
+    before = (tmp_path / "out.jsonl").read_bytes()
+    result = invoke(runner, *offline_run(tmp_path))
+    assert result.exit_code == 2, result.stderr
+    assert f"error: the run state `{path}` is unreadable (neither of its two slots holds a whole state" in result.stderr
+    assert "hint: pass `--overwrite` to start the run afresh" in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "out.jsonl").read_bytes() == before
 
 
 def test_damaged_lines_in_the_part_a_resume_keeps_are_an_error(runner: CliRunner, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from .conftest import invoke, read_jsonl, write_jsonl
 from .llm_server import LLMServer, Received, Reply
-from .run_helpers import APIGEN, APIS, FUNCTIONS, SAMPLE, cli_env, generate_args, run_args
+from .run_helpers import APIGEN, APIS, FUNCTIONS, SAMPLE, cli_env, generate_args, run_args, saved_state
 from .scripted_model import is_judge, pipeline_handler
 
 EARLIER = b'{"id": "earlier", "note": "a row an earlier command wrote, perhaps paid for"}\n'
@@ -312,10 +312,7 @@ def _main_thread_waits(process: subprocess.Popen[bytes]) -> bool:
 
 
 def _state_has_a_finished_request(path: Path) -> bool:
-    try:
-        return bool(json.loads(path.read_text()).get("requests_done", 0) >= 1)
-    except (FileNotFoundError, ValueError):
-        return False
+    return path.exists() and bool(saved_state(path)["requests_done"] >= 1)  # a save never leaves half a state
 
 
 @contextmanager
@@ -413,7 +410,7 @@ def test_an_interrupted_run_keeps_its_rows_in_place(tmp_path: Path) -> None:
         "",
         "hint: run the same command again: it carries on where it stopped",
     ]
-    saved = json.loads(state.read_text())
+    saved = saved_state(state)
     assert saved["requests_done"] >= 1 and out.stat().st_size >= saved["output_bytes"] > 0
     assert leftovers(tmp_path) == []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -18,6 +17,7 @@ from apigen_cli.run_settings import deciding_values, run_settings_from, setting_
 
 from .conftest import PROJECT, read_jsonl
 from .doc_pages import page_with
+from .run_helpers import saved_state
 
 PAGE = page_with("# Python API\n")
 
@@ -63,12 +63,12 @@ def _kill_after(script: Path, workspace: Path, state_file: Path, *, requests_don
     ) as process:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
-            if state_file.exists() and json.loads(state_file.read_text() or "{}").get("requests_done", 0) >= requests_done:
+            if state_file.exists() and saved_state(state_file).get("requests_done", 0) >= requests_done:
                 break
             time.sleep(0.005)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    state: dict[str, Any] = json.loads(state_file.read_text())
+    state: dict[str, Any] = saved_state(state_file)
     return state
 
 

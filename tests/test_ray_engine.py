@@ -31,6 +31,7 @@ from apigen_cli.stages.semantic_check import JudgeSettings
 from .conftest import PROJECT, invoke, read_jsonl
 from .doc_pages import page_with
 from .llm_server import LLMServer
+from .run_helpers import saved_state
 from .test_shards import APIGEN, mixed_handler, run_args
 
 pytestmark = pytest.mark.ray
@@ -70,7 +71,7 @@ def test_the_ray_engine_writes_the_local_engines_rows(
     assert reports[1]["total"] == reports[0]["total"] and reports[1]["top_reasons"] == reports[0]["top_reasons"]
     assert reports[1]["tokens"]["test-model"] == reports[0]["tokens"]["test-model"]  # the actors' usage reached the driver
     assert {row["reason"] for row in read_jsonl(tmp_path / "ray_rejects.jsonl")} >= {"llm_error", "semantic_mismatch"}
-    state = json.loads(Path(f"{remote}.apigen-run.json").read_text())
+    state = saved_state(Path(f"{remote}.apigen-run.json"))
     assert state["complete"] and state["requests_done"] == 20
     assert ray.is_initialized()  # the engine used the Ray it found, and left it running for its owner
 
@@ -89,7 +90,7 @@ def test_a_run_killed_on_the_local_engine_resumes_on_ray_as_a_shard(
             time.sleep(0.02)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    done_before = json.loads(Path(f"{second}.apigen-run.json").read_text())["requests_done"]
+    done_before = saved_state(Path(f"{second}.apigen-run.json"))["requests_done"]
     assert 0 < done_before < 15
     log = tmp_path / "ray.log.jsonl"
     resumed = invoke(runner, *run_args(server, second, "--shard", "1/2", "--engine", "ray", "--log-llm", str(log), count=90))

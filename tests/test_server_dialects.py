@@ -23,7 +23,7 @@ from apigen_cli.llm.service import open_chat_service
 from . import run_helpers
 from .conftest import invoke, parse_stdout, read_jsonl
 from .llm_server import LLMServer, Received, Reply
-from .run_helpers import APIS, FUNCTIONS
+from .run_helpers import APIS, FUNCTIONS, saved_state
 from .scripted_model import is_judge, judge_reply, pipeline_handler
 from .server_dialects import CHECKS_MODEL_NAMES, DIALECTS, template_copier
 
@@ -291,7 +291,7 @@ def test_a_resumed_run_reports_each_step_down_once(runner: CliRunner, server: LL
     args = run_args(server, "-o", str(out), "--rejects", str(rejects), "--report", str(report), "--max-attempts", "1")
     stopped = invoke(runner, *args, "--stop-after-failures", "2")
     assert stopped.exit_code == 2 and "2 requests in a row" in stopped.stderr
-    state = json.loads((tmp_path / "data.jsonl.apigen-run.json").read_text())
+    state = saved_state(tmp_path / "data.jsonl.apigen-run.json")
     steps = [(step["model"], step["from"], step["to"]) for step in state["report"]["json_mode_downgrades"]]
     assert sorted(steps) == [("other-model", "schema", "object"), ("test-model", "schema", "object")]  # kept in the state
 

@@ -22,7 +22,7 @@ from .conftest import invoke, read_jsonl
 from .doc_pages import page_with
 from .llm_server import LLMServer, Received, Reply
 from .run_helpers import APIGEN as APIGEN  # test_ray_engine.py takes it from here
-from .run_helpers import APIS, SAMPLE, apigen_process, kill_9_once_written
+from .run_helpers import APIS, SAMPLE, apigen_process, kill_9_once_written, saved_state
 from .scripted_model import generation_reply, is_judge
 
 
@@ -73,7 +73,7 @@ def test_the_shards_together_are_the_unsharded_run_row_for_row(runner: CliRunner
     for index, out in enumerate(shards):
         result = invoke(runner, *run_args(server, out, "--shard", f"{index}/3"))
         assert result.exit_code == 0, result.stderr
-        state = json.loads(Path(f"{out}.apigen-run.json").read_text())
+        state = saved_state(Path(f"{out}.apigen-run.json"))
         assert (
             state["shard"] == [index, 3] and state["complete"] and state["requests_total"] == len(shard_requests(20, (index, 3)))
         )
@@ -131,7 +131,7 @@ def test_a_killed_shard_resumes_on_its_own_and_an_incomplete_shard_is_not_merged
         command = run_args(server, second, "--shard", "1/2", "--concurrency", "2", count=90)
         requests_of_the_first_shard = server.count - before_the_first_shard
         kill_9_once_written(command, second, lines=6, server=server, answered=requests_of_the_first_shard * 2 // 3)
-        state = json.loads(Path(f"{second}.apigen-run.json").read_text())
+        state = saved_state(Path(f"{second}.apigen-run.json"))
         assert state["shard"] == [1, 2] and 0 < state["requests_done"] < state["requests_total"] == 15
 
         early = invoke(runner, "merge", str(tmp_path / "merged.jsonl"), str(first), str(second))
@@ -375,7 +375,7 @@ def test_more_shards_than_requests_leaves_some_empty_and_still_merges(runner: Cl
             == 0
         )
         outs.append(out)
-    assert [json.loads(Path(f"{out}.apigen-run.json").read_text())["requests_total"] for out in outs] == [0, 1, 0, 1, 1]
+    assert [saved_state(Path(f"{out}.apigen-run.json"))["requests_total"] for out in outs] == [0, 1, 0, 1, 1]
     merged = invoke(runner, "merge", str(tmp_path / "m.jsonl"), *map(str, outs), "--rejects", str(tmp_path / "mr.jsonl"))
     assert merged.exit_code == 0, merged.stderr
     assert invoke(runner, *common, "-o", str(tmp_path / "w.jsonl"), "--rejects", str(tmp_path / "wr.jsonl")).exit_code == 0

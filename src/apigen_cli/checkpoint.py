@@ -12,6 +12,7 @@ request repeated for rows already written.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -25,7 +26,8 @@ import orjson
 
 from .errors import ConfigError
 from .rows.jsonl import STDIO, JsonlWriter
-from .rows.side_files import NotRegularFile, create_exclusive, read_regular, side_file_error
+from .rows.side_files import NotRegularFile, read_regular, side_file_error
+from .rows.state_slots import SlottedFile, is_slotted, newest_payload
 
 STATE_SUFFIX = ".apigen-run.json"
 PLAN_VERSION_KEY = "plan_version"  # among a state's settings: how its requests were drawn (``sampling.PLAN_VERSION``)
@@ -55,7 +57,7 @@ def fingerprint(settings: dict[str, Any], files: Iterable[str] = ()) -> str:
 
 @dataclass
 class RunState:
-    """What is finished: persisted as JSON beside the output, replaced atomically."""
+    """What is finished: persisted as JSON beside the output, in one of two slots written in turn (``StateSaver``)."""
 
     fingerprint: str
     seed: int
@@ -78,7 +80,7 @@ class RunState:
             raw = read_regular(path)  # a FIFO there is an error, never a wait; a link is not followed
             if raw is None:
                 return None
-            data = orjson.loads(raw)
+            data = orjson.loads(newest_payload(raw) if is_slotted(raw) else raw)  # plain JSON: an earlier apigen's
         except NotRegularFile as error:
             raise side_file_error(
                 path, error, "the run state", "remove it, or pass `--overwrite` to start the run afresh"
@@ -89,26 +91,47 @@ class RunState:
             ) from None
         return cls(**checked_state(data, path))
 
-    def save(self, path: str, *, sync: bool = True) -> None:
-        """Replace the state file atomically; ``sync`` also forces it to disk first (``fsync``).
+    def save(self, path: str, *, sync: bool = True, anew: bool = False) -> None:
+        """Save the state in the file's next slot; ``sync`` also forces it to disk (``fsync``).
 
-        The atomic replace alone is what a crashed or killed process needs (the page
-        cache outlives it); ``fsync`` only matters if the machine itself goes down.
+        ``anew``: a new file renamed over whatever is there (a fresh run's first state).
+        Many saves in a row go through one ``saving(path)`` instead, which keeps the file open.
         """
-        temporary = path + ".tmp"
+        with saving(path) as saver:
+            saver(self, sync=sync, anew=anew)
+
+
+class StateSaver:
+    """The run state's file kept open across saves: each save is one ``pwrite`` (``rows.state_slots``).
+
+    A kill at any instant leaves the newer whole slot, the state of the last finished save
+    or of the one before it; a machine crash can lose what was saved without ``sync``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file = SlottedFile(path, path + ".tmp")
+
+    def __call__(self, state: RunState, *, sync: bool = True, anew: bool = False) -> None:
+        # orjson writes a dataclass as asdict would (same bytes), without asdict's deep copy of the report
         try:
-            descriptor = create_exclusive(temporary, 0o644)  # never through a link planted at the name
+            self._file.save(orjson.dumps(state), sync=sync, anew=anew)
         except OSError as error:
-            raise side_file_error(
-                temporary, error, "the run state's temporary", "remove it, or pass another `--output`"
-            ) from None
-        with os.fdopen(descriptor, "wb") as handle:
-            # orjson writes a dataclass as asdict would (same bytes), without asdict's deep copy of the report
-            handle.write(orjson.dumps(self, option=orjson.OPT_INDENT_2))
-            if sync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temporary, path)
+            named = error.filename if isinstance(error.filename, str) else self.path  # the state or its temporary
+            raise side_file_error(named, error, "the run state", "remove it, or pass another `--output`") from None
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@contextlib.contextmanager
+def saving(path: str) -> Iterator[StateSaver]:
+    """A ``StateSaver`` for the state file at ``path``, closed at the end."""
+    saver = StateSaver(path)
+    try:
+        yield saver
+    finally:
+        saver.close()
 
 
 def resume_or_start(
@@ -175,7 +198,7 @@ def resume_or_start(
         settings=dict(settings or {}),
     )
     # Saved before the first row: a kill -9 before the first checkpoint leaves a state to resume from.
-    fresh.save(path)
+    fresh.save(path, anew=True)
     return fresh
 
 
@@ -421,10 +444,11 @@ def checkpoint_at_request_boundaries(
 
     The row that starts a new request is held back until the checkpoint of the
     previous one is saved, so the saved byte counts never include a later request.
-    The state is replaced at every boundary but forced to disk (``fsync``, several
-    milliseconds) at most every ``SYNC_SECONDS``: at one pair per request an fsync
-    per request was most of a run's time (benchmarks/pipeline.py). A machine crash
-    can then lose the last second of checkpoints, which a resume redoes.
+    The state is saved at every boundary (one ``pwrite`` into the file's next slot, see
+    ``StateSaver``) but forced to disk (``fsync``, several milliseconds) at most every
+    ``SYNC_SECONDS``: at one pair per request an fsync per request was most of a run's
+    time (benchmarks/pipeline.py). A machine crash can then lose the last second of
+    checkpoints, which a resume redoes.
     """
     base_output = state.output_bytes - output.bytes_written
     base_rejects = state.rejects_bytes - (rejects.bytes_written if rejects else 0)
@@ -445,14 +469,15 @@ def checkpoint_at_request_boundaries(
         sync = now - last_sync >= SYNC_SECONDS
         if sync:
             last_sync = now
-        state.save(path, sync=sync)
+        saver(state, sync=sync)
 
-    for row in rows:
-        request = request_of(row)
-        if current is not None and request != current:
+    with saving(path) as saver:
+        for row in rows:
+            request = request_of(row)
+            if current is not None and request != current:
+                save()
+            current = request
+            yield row
+        if current is not None:
+            last_sync = float("-inf")  # the last checkpoint always goes to disk
             save()
-        current = request
-        yield row
-    if current is not None:
-        last_sync = float("-inf")  # the last checkpoint always goes to disk
-        save()

@@ -139,7 +139,7 @@ def merge_shards(
         report=summed_counts(state.report for state in states),
         rejects_file=os.path.relpath(rejects, os.path.dirname(os.path.abspath(output))) if rejects is not None else None,
     )
-    merged.save(state_path(output))
+    merged.save(state_path(output), anew=True)
     report = ReportBuilder.from_json(merged.report).build()
     report.tokens = merged.usage
     report.wall_seconds = merged.elapsed_seconds
