@@ -7,9 +7,12 @@ backend, and a scripted LLM server on 127.0.0.1 for the HTTP path.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -667,9 +670,13 @@ def test_an_examples_file_without_a_kept_blueprint_stops_the_run(runner: CliRunn
 def test_a_blueprint_run_killed_mid_way_resumes_without_asking_again_for_what_it_wrote(store_tools: Path, tmp_path: Path) -> None:
     """kill -9 with the scripted server holding the 67th request: the rerun asks only for the blueprints not checkpointed.
 
-    Blueprints are checked in windows of 64 (``blueprint_checks.WINDOW``): the first window comes
-    out whole while the second waits on the server, and the 64th row is checkpointed once the 65th
-    comes, which it never does; so the state stops at 63 blueprints done.
+    Blueprints are checked as a stream (``blueprint_checks.IN_FLIGHT``: 64 held at once): each is
+    written as soon as it and every one before it are checked, while later ones still replay. When
+    the run waits on the server after the 66th blueprint, those still replaying stay unwritten, and
+    how many they are is the workers' pace, not the test's: at most 64 are held, so two at least are
+    written, and a row is checkpointed when the next one comes, so the state holds 1 to 65 done. The
+    rerun asks again for exactly the blueprints the state does not hold, and the files come out as
+    the reference's, none lost and none twice.
     """
 
     def command(name: str, server: LLMServer, *extra: str) -> list[str]:
@@ -696,7 +703,7 @@ def test_a_blueprint_run_killed_mid_way_resumes_without_asking_again_for_what_it
         try:
             with subprocess.Popen([*APIGEN, *command("resumed", server)], env=cli_env(), stderr=subprocess.DEVNULL) as process:
                 assert server.wait_parked(1)
-                while not state_file.exists() or saved_state(state_file)["requests_done"] < 63:
+                while not state_file.exists() or saved_state(state_file)["requests_done"] < 1:
                     assert process.poll() is None, "the held run ended"
                     time.sleep(0.02)
                 process.send_signal(signal.SIGKILL)
@@ -704,7 +711,8 @@ def test_a_blueprint_run_killed_mid_way_resumes_without_asking_again_for_what_it
         finally:
             server.release()
         state = saved_state(state_file)
-        assert state["requests_done"] == 63 and not state["complete"]
+        done = state["requests_done"]
+        assert 1 <= done <= 65 and not state["complete"]
         log = tmp_path / "second.log.jsonl"
         second = apigen_process(command("resumed", server, "--log-llm", str(log)))
         assert second.returncode == 0, second.stderr
@@ -712,8 +720,8 @@ def test_a_blueprint_run_killed_mid_way_resumes_without_asking_again_for_what_it
     assert read_jsonl(tmp_path / "resumed.jsonl") == read_jsonl(tmp_path / "reference.jsonl")  # none lost, none twice
     assert read_jsonl(tmp_path / "resumed_rejects.jsonl") == read_jsonl(tmp_path / "reference_rejects.jsonl")
     asked_again = sorted(int(entry["key"].rsplit("-", 1)[1]) for entry in read_jsonl(log))
-    assert asked_again == list(range(63, 70))
-    assert "resumed: 63 of 70 blueprints were already written" in second.stderr
+    assert asked_again == list(range(done, 70))  # at most the 64 held, and the four never answered, asked again
+    assert f"resumed: {done} of 70 blueprints were already written" in second.stderr
     summary = [line for line in reference.stderr.splitlines() if line.startswith("blueprint:")]
     assert summary and summary[0] in second.stderr  # the whole run's figures, not the second session's
 
@@ -856,3 +864,53 @@ def test_a_finished_blueprint_run_is_not_run_again_and_other_flags_are_refused(
     fresh = invoke(runner, *blueprint_command(store_tools, out, "-m", "offline", "-n", "5", "--seed", "3", "--overwrite"))
     assert fresh.exit_code == 0, fresh.stderr
     assert len(read_jsonl(out) + read_jsonl(tmp_path / "rejected.jsonl")) == 5
+
+
+GATE = PROJECT / "tests" / "fixtures" / "environments" / "env_gate.py"
+
+
+def test_blueprint_checks_stream_the_next_blueprint_starts_while_an_older_one_still_replays(tmp_path: Path) -> None:
+    """Two held at most: the blueprint after a held one is read, and lets it go, while the held one still replays.
+
+    Checked in windows of two, as they were, the held blueprint's window waited for it until the
+    session's time limit, and the next was read only after both came out.
+    """
+    tools = tmp_path / "gate_tools.jsonl"
+    made = invoke(CliRunner(), "library", "from-python", str(GATE), "--class", "Gate", "-o", str(tools), "-q")
+    assert made.exit_code == 0, made.stderr
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    written: list[dict[str, Any]] = []
+    out_when_read: list[int] = []
+
+    def gate_row(row_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": row_id,
+            "instruction": "Go through.",
+            "actions": [{"name": name, "arguments": arguments}],
+            "outputs": [],
+        } | {"environment": {"Gate": {}}}
+
+    def release() -> None:
+        with open(fifo, "w", encoding="utf-8") as pipe:  # waits until the held session opens its end
+            pipe.write("let through")
+
+    def rows() -> Iterator[dict[str, Any]]:
+        yield gate_row("first", "look", {})
+        yield gate_row("held", "pass_through", {"fifo": str(fifo)})
+        out_when_read.append(len(written))
+        threading.Thread(target=release, daemon=True).start()
+        yield gate_row("third", "look", {})
+
+    with Executor(str(GATE), ExecutorOptions(workers=2)) as executor:
+        try:
+            for row in check_blueprints(rows(), load_environment_tools(str(tools)), executor, in_flight=2):
+                written.append(row)
+        finally:
+            with contextlib.suppress(OSError):  # a release still waiting for a reader (the windowed way) ends here
+                os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+    assert out_when_read == [1]  # only the first was out when the third was read: the held one was still replaying
+    assert [row["id"] for row in written] == ["first", "held", "third"]  # in input order all the same
+    held = written[1]
+    assert held.get("keep_row_after_blueprint_check") is True, held.get("reason_detail")
+    assert held["blueprint_check"]["execution"]["results"][0]["result"] == "let through"

@@ -8,9 +8,11 @@ import datetime
 import decimal
 import enum
 import fractions
+import json
 import os
 import subprocess
 import sys
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 from apigen_cli.environments import Limits, StateError, canonical, diff, digest, state_of
 from apigen_cli.environments.state import Change, canonical_json
 
+SAMPLE_STORE = Path(__file__).resolve().parent.parent / "sample_data" / "store"
 STATE_MODULE = Path(__file__).resolve().parent.parent / "src" / "apigen_cli" / "environments" / "state.py"
 
 
@@ -431,3 +434,53 @@ def test_a_tool_that_calls_sys_exit_ends_its_call_not_the_caller() -> None:
 
     result = Session(CLASSES, {"Quitter": {}}).call("quit", {})
     assert (result.ok, result.code, result.error_type) == (False, "exception", "SystemExit")
+
+
+# --- plain dicts and lists take a shorter way: the same form, the same errors -----------------
+
+
+def _general(value: Any) -> Any:
+    """``value`` with every dict a read-only mapping and every list a ``UserList``: the walk's general way, not the plain one."""
+    if type(value) is dict:
+        return types.MappingProxyType({key: _general(item) for key, item in value.items()})
+    if type(value) is list:
+        return collections.UserList(_general(item) for item in value)
+    return value
+
+
+def _outcome(value: Any, limits: Limits) -> Any:
+    try:
+        return canonical(value, root="s", limits=limits)
+    except StateError as error:
+        return f"StateError: {error}"
+
+
+@pytest.mark.parametrize(
+    ("value", "limits"),
+    [
+        (json.loads((SAMPLE_STORE / "initial_state.json").read_text()), Limits()),
+        ({"b": 25.0, "a": [1, "x", None, True, {"c": 2.5, 3: [float("nan")]}], 1: "one", "e": {"f": {"g": []}}}, Limits()),
+        ({1: "a", "1": "b"}, Limits()),
+        ({"1": "b", 1: "a"}, Limits()),
+        ({"a": "x", "b": ["y", "z"], "c": {"d": "z", "e": 7}}, Limits(items=5)),
+        ({"a": "x", "b": "y", "c": "z"}, Limits(items=3)),
+        ({"a": "xyz", "b": "uvw"}, Limits(chars=5)),
+        ({"a": 1, "b": None, "c": True}, Limits(items=3)),
+        ({"a": "x", "b": {"c": ["yy", "zz"]}}, Limits(chars=5)),
+        ({"a": {"b": {"c": {"d": 1}}}}, Limits(depth=2)),
+        ([[["x"]], {"a": [None, False]}], Limits(items=4)),
+    ],
+)
+def test_plain_dicts_and_lists_give_what_any_mapping_and_sequence_give(value: Any, limits: Limits) -> None:
+    """A plain dict's or list's scalars are taken without a call each (``_dict``, ``_list``): the canonical form, and
+    the error and its path when a cap is passed or two keys read the same, are the general walk's."""
+    assert _outcome(value, limits) == _outcome(_general(value), limits)
+
+
+def test_a_plain_dict_that_holds_itself_is_a_reference_as_any_mapping_is() -> None:
+    looped: dict[str, Any] = {"name": "root", "children": []}
+    looped["children"].append({"parent": looped, "name": "leaf"})
+    assert canonical(looped, root="tree") == {
+        "children": [{"name": "leaf", "parent": {"$ref": "tree"}}],
+        "name": "root",
+    }

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from typer.testing import CliRunner
 
 from apigen_cli.library.regex_sample import parse_pattern
+from apigen_cli.library.state_arguments import MAX_NESTING, MAX_RECORDS, read_records
 from apigen_cli.library.trial_arguments import MAX_TRIES, MAX_VALUES, argument_sets, value_size
 from apigen_cli.problems import RowProblem
 from apigen_cli.schema.tools import compile_tool
@@ -21,6 +22,7 @@ from apigen_cli.stages.format_check import format_check
 
 from .conftest import PROJECT, corpus, invoke, parse_stdout, read_jsonl, write_jsonl
 from .doc_pages import page_with
+from .test_sample_store import READS, WRITES
 
 SAMPLE = str(PROJECT / "sample_data" / "apis.jsonl")
 FUNCTIONS = str(PROJECT / "sample_data" / "functions")
@@ -466,12 +468,32 @@ def test_an_environment_s_tools_are_marked_read_or_write_by_what_their_call_did_
     )
     assert result.exit_code == 0, result.stderr
     effects = {row["name"]: row.get("effect") for row in read_jsonl(kept)}
-    assert effects["find_user_by_email"] == effects["list_products"] == "read"
-    assert effects["update_user_address"] == "write"
+    assert effects == {name: "read" for name in READS} | {name: "write" for name in WRITES}  # every tool told
     lines = {line.split()[0]: line.split() for line in result.stderr.splitlines() if line.split()}
     assert lines["API"][:3] == ["API", "STATUS", "EFFECT"] and lines["update_user_address"][1:3] == ["ok", "write"]
-    read, write = sum(effect == "read" for effect in effects.values()), sum(effect == "write" for effect in effects.values())
-    assert f"the environment's tools: {read} read, {write} write, {14 - read - write} not told" in result.stderr
+    # The arguments are the state's own records: an order that is pending for a cancellation, one of its SKUs
+    # and another variant of the same product for a swap, the order's own payment method for a refund.
+    assert lines["get_order_details"][3] == '(order_id="ORD-318532")'  # an order the state holds, not the docstring's
+    assert lines["find_user_by_name_zip"][1:4] == ["ok", "read", '(first_name="Maya",']  # a name and zip of one customer
+    assert "check: 14 of 14 APIs answered, 0 lint findings; the environment's tools: 8 read, 6 write" in result.stderr
+
+
+def test_without_a_state_the_store_s_tools_take_their_arguments_from_its_default_state(runner: CliRunner, tmp_path: Path) -> None:
+    """The class's default state is read from an instance made with no arguments: its one pending order is cancelled.
+
+    Its only pending order holds a mug whose other colour is out of stock, so a swap of its
+    items cannot succeed: that one tool is left not told, as it should be.
+    """
+    store = PROJECT / "sample_data" / "store"
+    tools, kept = tmp_path / "store_tools.jsonl", tmp_path / "kept.jsonl"
+    assert invoke(runner, "library", "from-python", str(store), "--class", "OnlineStore", "-o", str(tools), "-q").exit_code == 0
+    result = invoke(runner, "library", "check", str(tools), "--functions", str(store), "--keep", str(kept))
+    assert result.exit_code == 0, result.stderr
+    effects = {row["name"]: row.get("effect") for row in read_jsonl(kept)}
+    assert effects["cancel_pending_order"] == effects["exchange_delivered_order_items"] == "write"
+    cancel = next(line for line in result.stderr.splitlines() if line.startswith("cancel_pending_order"))
+    assert '(order_id="ORD-100002"' in cancel  # the default state's pending order
+    assert "the environment's tools: 8 read, 5 write" in result.stderr
 
 
 def test_without_a_state_an_environment_s_tools_run_on_the_class_s_default(runner: CliRunner, tmp_path: Path) -> None:
@@ -481,4 +503,21 @@ def test_without_a_state_an_environment_s_tools_run_on_the_class_s_default(runne
     assert made.exit_code == 0, made.stderr
     result = invoke(runner, "library", "check", str(tools), "--functions", shelf, "--keep", str(kept))
     assert result.exit_code == 0, result.stderr
-    assert {row["name"]: row["effect"] for row in read_jsonl(kept)} == {"list_books": "read", "get_book": "read"}
+    assert {row["name"]: row["effect"] for row in read_jsonl(kept)} == {
+        "list_books": "read",
+        "get_book": "read",
+        "find_member": "read",  # by a member's name that the default state holds
+        "lend_book": "write",  # a book on the shelf and a member, both of the default state
+        "return_book": "write",
+    }
+
+
+def test_a_state_nested_past_any_reason_or_holding_many_records_is_read_within_bounds() -> None:
+    """The state's records are walked recursively: a state 5,000 objects deep, or of 50,000 records, stops at the bounds."""
+    deep: dict[str, object] = {"order_id": "ORD-1"}
+    for _ in range(5000):
+        deep = {"child": deep}
+    assert len(read_records(deep)) == MAX_NESTING + 1
+    wide = {"orders": {f"ORD-{index}": {"order_id": f"ORD-{index}"} for index in range(50_000)}}
+    records = read_records(wide)
+    assert len(records) == MAX_RECORDS and records[2].values[0] == (("order", "id"), "ORD-0")

@@ -38,7 +38,7 @@ from .blueprint_review import REVIEW, Review
 from .blueprint_sampling import load_blueprint_examples, load_personas, read_initial_state, read_text_file
 from .environment_tools import load_environment_tools
 from .policy_checks import PolicyChecks
-from .trajectory_check import SessionRunner
+from .trajectory_check import SessionPool, SessionRunner
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class BlueprintRun:
 
     job: BlueprintJob
     chat: ChatService
-    executor: SessionRunner
+    executor: SessionPool
     with_schema: bool = False
     policy: ExecPolicy | None = None
     policy_checks: PolicyChecks | None = None

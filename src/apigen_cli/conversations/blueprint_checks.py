@@ -24,16 +24,23 @@ reached a check gets ``blueprint_check``, what the checks found so far: per acti
 or error and whether it changed the state, the final digest, the diff from the initial state,
 the necessity replays. The environment is never touched to make a task fit: a blueprint that
 fails is rejected, not repaired.
+
+Blueprints stream, as ``trajectory_check``'s conversations do: up to ``IN_FLIGHT`` are held, each
+moves on to its next check as soon as the sessions or calls of the last one end, and the oldest
+is written as soon as it is done, so the workers never idle at the tail of a batch and a killed
+run redoes only the blueprints held.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..environments.state import diff
-from ..execution.sessions import SessionOutcome, SessionRequest
+from ..execution.calls import Pending
+from ..execution.sessions import SessionOutcome, SessionPending, SessionRequest
 from ..problems import Problem, RowProblem
 from ..rows.records import REJECTED_BY, Row, reject
 from ..stages.exec_check import ExecPolicy
@@ -41,7 +48,7 @@ from .blueprint_generation import KIND_FIELD, NEGATIVE_KINDS
 from .blueprint_review import REVIEW, Review, review_rows
 from .environment_tools import WRITE, EnvironmentTools
 from .policy_checks import PolicyChecks, policy_problem
-from .trajectory_check import SessionRunner
+from .trajectory_check import SessionPool
 from .transcript import read_actions, read_environment
 
 FORMAT = "blueprint_format"
@@ -51,76 +58,152 @@ POLICY = "blueprint_policy"
 CHECKS = (FORMAT, EXECUTION, NECESSITY)  # always run; POLICY with `--policy-checks`, REVIEW with `-J`
 KEEP_FIELD = "keep_row_after_blueprint_check"
 RESULT_FIELD = "blueprint_check"
-WINDOW = 64  # blueprints replayed together: enough to keep the workers busy, few enough to stay small
+IN_FLIGHT = 64  # blueprints held at once: enough to keep the workers busy, few enough to stay small
 DIFF_LINES = 50  # changes recorded in a row's diff
 MAX_ACTIONS = 64  # a blueprint with more is refused: each action that changes the state costs a replay of them all
 
 
 @dataclass
 class _Pending:
-    """One blueprint on its way through the checks."""
+    """One blueprint on its way through the checks: the sessions and calls it waits on, and what they found."""
 
     row: Row
     actions: list[dict[str, Any]] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
+    replaying: SessionPending | None = None  # the replay of its actions, until it ends
     replay: SessionOutcome | None = None
+    dropped: list[tuple[int, SessionPending]] | None = None  # necessity: the replays without one action each
+    policy_calls: list[Pending] | None = None
     live: bool = True
+
+    @property
+    def busy(self) -> bool:
+        """Whether a session or a call of its checks before review has not ended yet (``_advance`` moves it on)."""
+        return self.replaying is not None or self.dropped is not None or self.policy_calls is not None
+
+
+@dataclass(frozen=True)
+class _Checks:
+    environment: EnvironmentTools
+    executor: SessionPool
+    policy: ExecPolicy
+    policy_checks: PolicyChecks | None
 
 
 def check_blueprints(
     rows: Iterable[Row],
     environment: EnvironmentTools,
-    executor: SessionRunner,
+    executor: SessionPool,
     *,
     policy: ExecPolicy | None = None,
     policy_checks: PolicyChecks | None = None,
     review: Review | None = None,
-    window: int = WINDOW,
+    in_flight: int = IN_FLIGHT,
 ) -> Iterator[Row]:
     """Yield every row in input order, each blueprint kept or rejected by the first check it fails.
 
     ``policy``: what makes a result that came back a failure (error-shaped, or empty with
     ``--empty-result fail``), as in exec-check; ``policy_checks``: the user's checks (``--policy-checks``); ``review``: the committee (``-J``).
+
+    A bounded stream, as ``trajectory_check`` is: at most ``in_flight`` blueprints are held
+    (being replayed, or done and waiting for an older one); each moves to its next check as
+    soon as its sessions end, and the oldest is written as soon as it is done, so the workers
+    never idle at the tail of a batch and a run killed mid-way redoes only the blueprints held.
+    The blueprints done together at the head are reviewed together.
     """
-    policy = policy or ExecPolicy()
-    batch: list[_Pending] = []
+    checks = _Checks(environment, executor, policy or ExecPolicy(), policy_checks)
+    flight: deque[_Pending] = deque()
     for row in rows:
-        batch.append(_Pending(row))
-        if len(batch) >= window:
-            yield from _checked(batch, environment, executor, policy, policy_checks, review)
-            batch = []
-    if batch:
-        yield from _checked(batch, environment, executor, policy, policy_checks, review)
+        pending = _Pending(row)
+        _start(pending, checks)
+        flight.append(pending)
+        _poll(checks)
+        _advance_all(flight, checks)
+        yield from _done_at_head(flight, checks, review)
+        while len(flight) >= max(1, in_flight):
+            _settle_head(flight, checks)
+            yield from _done_at_head(flight, checks, review)
+    while flight:
+        _settle_head(flight, checks)
+        yield from _done_at_head(flight, checks, review)
 
 
-def _checked(
-    batch: list[_Pending],
-    environment: EnvironmentTools,
-    executor: SessionRunner,
-    policy: ExecPolicy,
-    policy_checks: PolicyChecks | None,
-    review: Review | None,
-) -> Iterator[Row]:
-    for pending in batch:
-        _format(pending, environment)
-    live = [pending for pending in batch if pending.live]
-    requests = [SessionRequest(index, pending.environment, pending.actions) for index, pending in enumerate(live)]
-    for outcome in executor.run_sessions(requests):
-        pending = live[outcome.key]
-        pending.replay = outcome
-        _execution(pending, policy)
-    _necessity([pending for pending in live if pending.live], environment, executor)
-    if policy_checks is not None:
-        _policy([pending for pending in live if pending.live], policy_checks)
+def _poll(checks: _Checks) -> None:
+    checks.executor.poll()
+    if checks.policy_checks is not None:
+        checks.policy_checks.executor.poll()
+
+
+def _advance_all(flight: deque[_Pending], checks: _Checks) -> None:
+    """Every blueprint held moves on to its next check as soon as its sessions end, not when it is the oldest."""
+    for pending in flight:
+        _advance(pending, checks)
+
+
+def _settle_head(flight: deque[_Pending], checks: _Checks) -> None:
+    """Wait until the oldest blueprint's checks before review are done, the others moving on meanwhile."""
+    head = flight[0]
+    _advance(head, checks)
+    while head.busy:
+        if head.replaying is not None:
+            checks.executor.wait([head.replaying])
+        elif head.dropped is not None:
+            checks.executor.wait([next(session for _position, session in head.dropped if session.outcome is None)])
+        elif head.policy_calls is not None and checks.policy_checks is not None:
+            checks.policy_checks.executor.wait([next(call for call in head.policy_calls if call.outcome is None)])
+        _advance_all(flight, checks)
+
+
+def _done_at_head(flight: deque[_Pending], checks: _Checks, review: Review | None) -> Iterator[Row]:
+    """The oldest blueprints whose checks are done, reviewed together, in input order."""
+    done: list[_Pending] = []
+    while flight:
+        _advance(flight[0], checks)
+        if flight[0].busy:
+            break
+        done.append(flight.popleft())
     if review is not None:
-        reviewed = [pending for pending in live if pending.live]
-        for pending, problem in zip(reviewed, review_rows([pending.row for pending in reviewed], review), strict=True):
-            if problem is not None:
-                _reject(pending, REVIEW, problem)
-    for pending in batch:
+        reviewed = [pending for pending in done if pending.live]
+        if reviewed:
+            for pending, problem in zip(reviewed, review_rows([pending.row for pending in reviewed], review), strict=True):
+                if problem is not None:
+                    _reject(pending, REVIEW, problem)
+    for pending in done:
         if pending.live:
             pending.row[KEEP_FIELD] = True
         yield pending.row
+
+
+def _start(pending: _Pending, checks: _Checks) -> None:
+    _format(pending, checks.environment)
+    if pending.live:
+        pending.replaying = checks.executor.submit_session(SessionRequest("replay", pending.environment, pending.actions))
+
+
+def _advance(pending: _Pending, checks: _Checks) -> None:
+    """Move the blueprint on through the checks whose sessions or calls have ended."""
+    if pending.replaying is not None:
+        if pending.replaying.outcome is None:
+            return
+        pending.replay, pending.replaying = pending.replaying.outcome, None
+        _execution(pending, checks.policy)
+        if pending.live:
+            _start_necessity(pending, checks)
+    if pending.dropped is not None:
+        if any(session.outcome is None for _position, session in pending.dropped):
+            return
+        replays = [(position, session.outcome) for position, session in pending.dropped if session.outcome is not None]
+        pending.dropped = None
+        if pending.live and "necessity" not in pending.row[RESULT_FIELD]:  # a negative blueprint's is settled
+            _settle_necessity(pending, replays)
+        if pending.live and checks.policy_checks is not None:
+            _start_policy(pending, checks.policy_checks)
+    if pending.policy_calls is not None:
+        if any(call.outcome is None for call in pending.policy_calls):
+            return
+        assert checks.policy_checks is not None
+        _settle_policy(pending, checks.policy_checks)
+        pending.policy_calls = None
 
 
 def _format(pending: _Pending, environment: EnvironmentTools) -> None:
@@ -204,54 +287,54 @@ def _result(call: Any) -> dict[str, Any]:
     return entry
 
 
-def _necessity(live: list[_Pending], environment: EnvironmentTools, executor: SessionRunner) -> None:
-    requests: list[SessionRequest] = []
-    for index, pending in enumerate(live):
-        replay = pending.replay
-        assert replay is not None
-        if pending.row.get(KIND_FIELD) in NEGATIVE_KINDS:
-            _unchanged(pending, replay)
-            continue
-        for position, (action, call) in enumerate(zip(pending.actions, replay.calls, strict=True), start=1):
-            tool = environment.tools[action["name"]]
-            if tool.effect == WRITE and not call.changed:
-                _reject(
-                    pending,
-                    NECESSITY,
-                    Problem("write_without_change", f"action {position} `{action['name']}` is a write and changed nothing"),
-                )
-                break
-        else:
-            for position, call in enumerate(replay.calls):
-                if call.changed:
-                    rest = pending.actions[:position] + pending.actions[position + 1 :]
-                    requests.append(SessionRequest((index, position), pending.environment, rest))
-    dropped: dict[int, list[tuple[int, SessionOutcome]]] = {}
-    for outcome in executor.run_sessions(requests):
-        index, position = outcome.key
-        dropped.setdefault(index, []).append((position, outcome))
-    for index, pending in enumerate(live):
-        if not pending.live or "necessity" in pending.row[RESULT_FIELD]:
-            continue
-        replay = pending.replay
-        assert replay is not None
-        replays = dropped.get(index, [])
-        pending.row[RESULT_FIELD]["necessity"] = {"ok": False, "replays": len(replays)}
-        for position, outcome in replays:
-            if outcome.ok and outcome.final_digest == replay.final_digest:
-                name = pending.actions[position]["name"]
-                _reject(
-                    pending,
-                    NECESSITY,
-                    Problem(
-                        "unnecessary_write",
-                        f"action {position + 1} `{name}` changes the state, but without it the final state is the same: "
-                        "the task does not need it",
-                    ),
-                )
-                break
-        else:
-            pending.row[RESULT_FIELD]["necessity"]["ok"] = True
+def _start_necessity(pending: _Pending, checks: _Checks) -> None:
+    """A write that changed nothing fails at once; else one replay without each action that changed the state starts."""
+    replay = pending.replay
+    assert replay is not None
+    if pending.row.get(KIND_FIELD) in NEGATIVE_KINDS:
+        _unchanged(pending, replay)
+        pending.dropped = []  # no replay to wait for: the policy checks come next
+        return
+    for position, (action, call) in enumerate(zip(pending.actions, replay.calls, strict=True), start=1):
+        tool = checks.environment.tools[action["name"]]
+        if tool.effect == WRITE and not call.changed:
+            _reject(
+                pending,
+                NECESSITY,
+                Problem("write_without_change", f"action {position} `{action['name']}` is a write and changed nothing"),
+            )
+            return
+    pending.dropped = [
+        (
+            position,
+            checks.executor.submit_session(
+                SessionRequest(position, pending.environment, pending.actions[:position] + pending.actions[position + 1 :])
+            ),
+        )
+        for position, call in enumerate(replay.calls)
+        if call.changed
+    ]
+
+
+def _settle_necessity(pending: _Pending, replays: list[tuple[int, SessionOutcome]]) -> None:
+    """Dropping any one action that changed the state must change the final state."""
+    replay = pending.replay
+    assert replay is not None
+    pending.row[RESULT_FIELD]["necessity"] = {"ok": False, "replays": len(replays)}
+    for position, outcome in replays:
+        if outcome.ok and outcome.final_digest == replay.final_digest:
+            name = pending.actions[position]["name"]
+            _reject(
+                pending,
+                NECESSITY,
+                Problem(
+                    "unnecessary_write",
+                    f"action {position + 1} `{name}` changes the state, but without it the final state is the same: "
+                    "the task does not need it",
+                ),
+            )
+            return
+    pending.row[RESULT_FIELD]["necessity"]["ok"] = True
 
 
 def _unchanged(pending: _Pending, replay: SessionOutcome) -> None:
@@ -271,26 +354,27 @@ def _unchanged(pending: _Pending, replay: SessionOutcome) -> None:
     pending.row[RESULT_FIELD]["necessity"] = {"ok": True, "replays": 0, "unchanged": True}
 
 
-def _policy(live: list[_Pending], policy_checks: PolicyChecks) -> None:
-    """Every check on every blueprint, all started before any is waited for."""
-    started = []
-    for pending in live:
-        replay = pending.replay
-        assert replay is not None
-        everything = {
-            "initial_state": replay.initial_state,
-            "actions": pending.actions,
-            "results": pending.row[RESULT_FIELD]["execution"]["results"],
-            "final_state": replay.final_state,
-        }
-        calls = [policy_checks.executor.submit(check.name, check.arguments(everything)) for check in policy_checks.checks]
-        started.append((pending, calls))
-    for pending, calls in started:
-        policy_checks.executor.wait(calls)
-        problem = policy_problem(policy_checks.checks, [call.outcome for call in calls if call.outcome is not None])
-        pending.row[RESULT_FIELD]["policy"] = {"ok": problem is None, "checks": [check.name for check in policy_checks.checks]}
-        if problem is not None:
-            _reject(pending, POLICY, problem)
+def _start_policy(pending: _Pending, policy_checks: PolicyChecks) -> None:
+    """Every check of ``--policy-checks`` on the blueprint, started together."""
+    replay = pending.replay
+    assert replay is not None
+    everything = {
+        "initial_state": replay.initial_state,
+        "actions": pending.actions,
+        "results": pending.row[RESULT_FIELD]["execution"]["results"],
+        "final_state": replay.final_state,
+    }
+    pending.policy_calls = [
+        policy_checks.executor.submit(check.name, check.arguments(everything)) for check in policy_checks.checks
+    ]
+
+
+def _settle_policy(pending: _Pending, policy_checks: PolicyChecks) -> None:
+    calls = pending.policy_calls or []
+    problem = policy_problem(policy_checks.checks, [call.outcome for call in calls if call.outcome is not None])
+    pending.row[RESULT_FIELD]["policy"] = {"ok": problem is None, "checks": [check.name for check in policy_checks.checks]}
+    if problem is not None:
+        _reject(pending, POLICY, problem)
 
 
 def _reject(pending: _Pending, check: str, problem: Problem) -> None:

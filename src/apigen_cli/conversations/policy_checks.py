@@ -42,9 +42,11 @@ class PolicyCheck:
 
 
 class CallRunner(Protocol):
-    """What running the checks needs of an executor: calls started at once, then waited for."""
+    """What running the checks needs of an executor: calls started at once, moved on while other work goes, then waited for."""
 
     def submit(self, name: str, arguments: dict[str, Any], http: Any = None, mcp: Any = None) -> Pending: ...
+
+    def poll(self) -> None: ...
 
     def wait(self, pendings: Any) -> None: ...
 

@@ -173,9 +173,11 @@ class _Canonical:
         if ref is not None:
             return ref
         try:
+            if type(value) is dict:
+                return self._dict(value, path, depth)
             result: dict[str, Any] = {}
             # every entry counts against the item cap in ``value``, so an endless mapping stops there
-            for key, item in value.items() if type(value) is dict else _items(value, path):
+            for key, item in _items(value, path):
                 name = self._key(key, path, depth)
                 if name in result:
                     raise StateError(_render(path), f"two keys both read as {json.dumps(name, ensure_ascii=False)}")
@@ -183,6 +185,61 @@ class _Canonical:
             return dict(sorted(result.items()))
         finally:
             del self.ancestors[id(value)]
+
+    def _dict(self, value: dict[Any, Any], path: _Path | str, depth: int) -> dict[str, Any]:
+        """``_mapping`` for a plain dict: its plain scalars and plain dicts are taken here, counted and capped as
+        ``value`` would, without the calls each of them costs there; the result is the same."""
+        pairs: list[tuple[str, Any]] = []
+        seen: set[str] | None = None  # the names so far, once a key that is not a string may read as another
+        limits, ancestors = self.limits, self.ancestors
+        items_cap, chars_cap = limits.items, limits.chars
+        for key, item in value.items():
+            if type(key) is str:
+                self.chars += len(key)
+                if self.chars > limits.chars:
+                    self._too_much_text(path)
+                name = key
+            else:
+                name = self._key(key, path, depth)
+                if seen is None:
+                    seen = {earlier for earlier, _item in pairs}
+            if seen is not None:
+                if name in seen:
+                    raise StateError(_render(path), f"two keys both read as {json.dumps(name, ensure_ascii=False)}")
+                seen.add(name)
+            kind = type(item)
+            if kind is str:
+                self.items += 1
+                self.chars += len(item)
+                if self.items > items_cap or self.chars > chars_cap:
+                    self._over_caps(len(item), (path, _KEY, name))
+                pairs.append((name, item))
+            elif item is None or kind is bool or kind is int:
+                self.items += 1
+                if self.items > items_cap:
+                    self._over_caps(0, (path, _KEY, name))
+                pairs.append((name, item))
+            elif kind is dict and id(item) not in ancestors and depth < limits.depth:
+                self.items += 1
+                if self.items > items_cap:
+                    self._over_caps(0, (path, _KEY, name))
+                child: _Path = (path, _KEY, name)
+                ancestors[id(item)] = child
+                try:
+                    pairs.append((name, self._dict(item, child, depth + 1)))
+                finally:
+                    del ancestors[id(item)]
+            else:
+                pairs.append((name, self.value(item, (path, _KEY, name), depth)))
+        pairs.sort()  # by name alone: the names are distinct, so no two values are ever compared
+        return dict(pairs)
+
+    def _over_caps(self, chars: int, path: _Path) -> None:
+        """The error ``value`` raises for a value, of ``chars`` characters, just counted past a cap (its checks, in its order)."""
+        if self.items > self.limits.items:
+            raise StateError(_render(path), f"the state has more than {self.limits.items:,} values")
+        if chars and self.chars > self.limits.chars:
+            self._too_much_text(path)
 
     def _key(self, key: Any, path: _Path | str, depth: int) -> str:
         if type(key) is str:
@@ -199,12 +256,36 @@ class _Canonical:
         if ref is not None:
             return ref
         try:
+            if type(value) is list or type(value) is tuple:  # as ``_dict``: plain scalars taken here
+                return self._list(value, path, depth)
             result = []
             for index, item in enumerate(_iterate(value, path, self.limits.items)):
                 result.append(self.value(item, (path, _INDEX, index), depth))
             return result
         finally:
             del self.ancestors[id(value)]
+
+    def _list(self, value: list[Any] | tuple[Any, ...], path: _Path | str, depth: int) -> list[Any]:
+        """A plain list's or tuple's items, its plain scalars taken here as ``_dict`` takes them (the item cap is
+        met before ``_iterate``'s per-collection one could be)."""
+        result = []
+        items_cap, chars_cap = self.limits.items, self.limits.chars
+        for index, item in enumerate(value):
+            kind = type(item)
+            if kind is str:
+                self.items += 1
+                self.chars += len(item)
+                if self.items > items_cap or self.chars > chars_cap:
+                    self._over_caps(len(item), (path, _INDEX, index))
+                result.append(item)
+            elif item is None or kind is bool or kind is int:
+                self.items += 1
+                if self.items > items_cap:
+                    self._over_caps(0, (path, _INDEX, index))
+                result.append(item)
+            else:
+                result.append(self.value(item, (path, _INDEX, index), depth))
+        return result
 
     def _set(self, value: Any, path: _Path | str, depth: int) -> Any:
         ref = self._enter(value, path)

@@ -25,9 +25,11 @@ from ..problems import RowProblem
 from ..schema.tools import Tool, compile_tool, tool_parts
 from .loader import read_definitions
 from .output import TOOL_NAME
+from .state_arguments import read_records, state_argument_sets
 from .trial_arguments import MAX_TRIES, argument_sets
 
 LONG_DESCRIPTION = 1024  # characters; past this, a description crowds the generator's prompt
+ENVIRONMENT_TRIES = 16  # calls of an environment's tool: a session on a fresh instance is cheap, and the record of the kind a tool needs may come late
 
 
 @dataclass
@@ -196,13 +198,14 @@ def call_each(
     loaded with ``initial_state`` (class name to state), else made with no arguments (the
     class's default state); whether the call changed the state marks the tool ``write`` or
     ``read`` (``Entry.effect``). A failed call that changed nothing says nothing either way.
+    Its arguments come from the state's own records first (``state_arguments``), up to
+    ``ENVIRONMENT_TRIES`` sets, each around another record.
     """
     executor.start()  # Python workers and MCP sessions; an MCP binding is refused before its server starts
-    plans: dict[int, list[dict[str, Any]]] = {
-        id(entry): argument_sets(entry.tool, tries) if entry.tool is not None else [{}] for entry in entries
-    }
+    states = _class_states(entries, executor, initial_state)
+    plans: dict[int, list[dict[str, Any]]] = {id(entry): _plan(entry, tries, states) for entry in entries}
     waiting = list(entries)
-    for round_index in range(max(tries, 1)):
+    for round_index in range(max([len(plan) for plan in plans.values()] + [1])):
         tried = [(entry, Attempt(plans[id(entry)][round_index])) for entry in waiting if round_index < len(plans[id(entry)])]
         started: list[tuple[Entry, Attempt, Pending]] = []
         methods: list[tuple[Entry, Attempt]] = []
@@ -229,6 +232,33 @@ def call_each(
                 waiting.append(entry)
         if not waiting:
             break
+
+
+def _class_states(entries: list[Entry], executor: Executor, initial_state: dict[str, Any] | None) -> dict[str, Any]:
+    """Each environment class's initial state: as ``initial_state`` gives it, else read from an instance made with no arguments."""
+    owners = sorted({entry.environment_class for entry in entries if entry.environment_class is not None})
+    if initial_state is not None:
+        return {owner: initial_state.get(owner, {}) for owner in owners}
+    requests = [SessionRequest(owner, {owner: {}}, (), defaults=True) for owner in owners]
+    return {
+        str(outcome.key): (outcome.initial_state or {}).get(str(outcome.key), {}) for outcome in executor.run_sessions(requests)
+    }
+
+
+def _plan(entry: Entry, tries: int, states: dict[str, Any]) -> list[dict[str, Any]]:
+    """The argument sets to call the entry with, in turn: for an environment's tool, the state's records' first."""
+    if entry.tool is None:
+        return [{}]
+    schema_sets = argument_sets(entry.tool, tries)
+    owner = entry.environment_class
+    if owner is None:
+        return schema_sets
+    drawn = state_argument_sets(entry.tool, read_records(states.get(owner)), schema_sets[0], ENVIRONMENT_TRIES)
+    plan: list[dict[str, Any]] = []
+    for arguments in drawn + schema_sets:
+        if arguments not in plan:
+            plan.append(arguments)
+    return plan[:ENVIRONMENT_TRIES]
 
 
 def _session_request(entry: Entry, attempt: Attempt, initial_state: dict[str, Any] | None) -> SessionRequest:
