@@ -32,7 +32,7 @@ from apigen_cli.llm.offline import OfflineChatService
 from apigen_cli.stages.semantic_check import JudgeSettings
 
 from .conftest import PROJECT, invoke, read_jsonl
-from .llm_server import LLMServer, Reply
+from .llm_server import LLMServer, Received, Reply
 from .run_helpers import APIGEN, apigen_process, cli_env, multi_turn_demo, saved_state
 from .scripted_model import blueprint_reply
 
@@ -481,25 +481,39 @@ def test_a_committee_over_http_decides_by_majority_with_every_vote_kept(
     def vote(passed: bool, thought: str) -> Reply:
         return Reply.chat(json.dumps({"thought": thought, "pass": "yes" if passed else "no"}))
 
+    # answered by what is asked, not by arrival order: checks stream, so a review may come before the next generation
+    drafts = [
+        blueprint("Maya Okafor", "maya.okafor@example.com", "C-10482"),
+        blueprint("Kenji Watanabe", "kenji.watanabe@example.net", "C-11167"),
+    ]
+    verdicts = {
+        ("judge-a", "maya"): [vote(True, "fine")],
+        ("judge-b", "maya"): [vote(False, "the zip code is wrong")],
+        ("judge-a", "kenji"): [Reply.chat("I would rather not say."), Reply.chat("Still no verdict."), Reply.chat("Nor now.")],
+        ("judge-b", "kenji"): [vote(True, "looks right")],
+    }
+    lock = threading.Lock()
+
+    def answer(request: Received) -> Reply:
+        with lock:
+            if request.model == "test-model":
+                return Reply.chat(drafts.pop(0))
+            shown = request.json["messages"][-1]["content"]
+            return verdicts[(str(request.model), "maya" if "maya.okafor" in shown else "kenji")].pop(0)
+
     out = tmp_path / "bp.jsonl"
-    with LLMServer() as server:
-        server.enqueue(
-            Reply.chat(blueprint("Maya Okafor", "maya.okafor@example.com", "C-10482")),
-            Reply.chat(blueprint("Kenji Watanabe", "kenji.watanabe@example.net", "C-11167")),
-            vote(True, "fine"),
-            vote(False, "the zip code is wrong"),
-            Reply.chat("I would rather not say."),
-            vote(True, "looks right"),
-            Reply.chat("Still no verdict."),
-            Reply.chat("Nor now."),
-        )
+    with LLMServer(handler=answer) as server:
         args = blueprint_command(store_tools, out, "-m", "test-model", "-n", "2", "--seed", "4", "--concurrency", "1")
         result = invoke(runner, *args, "-J", "judge-a", "-J", "judge-b", "--base-url", server.url)
         requests = server.chat_requests()
     assert result.exit_code == 0, result.stderr
-    models = [request.model for request in requests]
-    assert models == ["test-model", "test-model", "judge-a", "judge-b", "judge-a", "judge-b", "judge-a", "judge-a"]
-    shown = requests[2].json["messages"][-1]["content"]
+    assert sorted(str(request.model) for request in requests) == ["judge-a"] * 4 + ["judge-b"] * 2 + ["test-model"] * 2
+    assert not any(verdicts.values()), "every scripted verdict was asked for"
+    shown = next(
+        request.json["messages"][-1]["content"]
+        for request in requests
+        if request.model == "judge-a" and "maya.okafor" in request.json["messages"][-1]["content"]
+    )
     assert 'OnlineStore.users["C-10482"]["address"]["address1"]: "415 Alder Street" -> "1 Main Street"' in shown
     assert "Confirm before every change" in shown and "you moved to 1 Main Street" in shown
     [kept] = read_jsonl(out)
