@@ -139,3 +139,15 @@ def test_standard_input_is_simulated_as_before_with_no_run_state(blueprints: Pat
     assert result.exit_code == 0, result.stderr
     assert read_jsonl(output) and not (tmp_path / "piped.jsonl.apigen-run.json").exists()
     assert orjson.loads(output.read_bytes().splitlines()[0])["simulate_request"] == "sim-1-0"
+
+
+def test_an_api_library_given_for_the_blueprints_is_refused_before_any_request(
+    blueprints: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    tools = blueprints.parent / "store_tools.jsonl"
+    output = tmp_path / "out.jsonl"
+    result = invoke(CliRunner(), *simulate_command(tools, output, "-m", "offline", "--seed", "1"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: row 1 of `{tools}` is an API definition, not a row")
+    assert not output.exists()

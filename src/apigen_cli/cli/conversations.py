@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -16,11 +16,11 @@ from ..console import Messages
 from ..errors import ConfigError
 from ..llm.chat import LLMProgress
 from ..llm.service import LLMClient, open_chat_service, usage_lines
-from ..resumable import ResumableRun, is_resumable, write_resumable
+from ..resumable import ResumableRun, Resumed, is_resumable, write_resumable
 from ..rows.jsonl import STDIO, read_rows
 from ..rows.records import Row
 from ..rows.routing import StageSummary
-from ..rows.runner import Destinations, write_rows
+from ..rows.runner import Destinations, refusing_api_definitions, write_rows
 from ..run_settings import chosen_seed, execution_settings_from, judge_settings_from, plain_setting
 from .main import app, errors_to_exit_codes
 from .options import (
@@ -191,16 +191,43 @@ def blueprint(
 
         apigen blueprint env_tools.jsonl --functions my_env.py --initial-state state.json --base-url http://localhost:8000/v1 -m Qwen/Qwen2.5-7B-Instruct -n 200 --cache .apigen-cache | jq -c '{instruction, actions}'
     """
-    # the multi-turn modules load when a multi-turn command runs, not for every command
-    from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
-    from ..conversations.blueprint_review import Review
-    from ..conversations.policy_checks import PolicyChecks, find_policy_checks
-
     messages = Messages(quiet=quiet, verbose=verbose)
     resumes = "run the same command again: it carries on where it stopped" if is_resumable(output) else None
     with errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as stack:
         where = Destinations(env_library, output, rejects)
         where.validate()  # an unwritable `-o` is said before any request
+        blueprints = BlueprintMaker.open(ctx, env_library, messages, stack)
+        run, llm = blueprints.run, blueprints.llm
+        seed = chosen_seed(llm.seed)
+        if is_resumable(output):
+            summary, seed = _write_resumable_blueprints(blueprints.resumable(seed, overwrite), blueprints, where, messages)
+        else:
+            summary = write_rows("blueprint", run.rows(blueprints.plans(seed)), where, wrap=blueprints.progress)
+        blueprints.say_after(seed)
+    finish_stage(messages, summary, strict, keeps_rejected=False)
+
+
+@dataclass
+class BlueprintMaker:
+    """blueprint's parts, set up from its flags (``ctx.params``): the run, the plans, the run's fingerprint."""
+
+    run: BlueprintRun
+    chat: LLMClient
+    llm: LLMSettings
+    values: dict[str, Any]
+    params: dict[str, Any]
+    env_library: str
+    messages: Messages
+
+    @classmethod
+    def open(cls, ctx: typer.Context, env_library: str, messages: Messages, stack: ExitStack) -> BlueprintMaker:
+        """Check the flags and the files, start the workers and the models; errors before any request."""
+        # the multi-turn modules load when a multi-turn command runs, not for every command
+        from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
+        from ..conversations.blueprint_review import Review
+        from ..conversations.policy_checks import PolicyChecks, find_policy_checks
+
+        params = ctx.params
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
         values = resolved.values
@@ -212,22 +239,24 @@ def blueprint(
         executor, exec_policy = executor_and_policy(ctx, messages)
         stack.callback(executor.close)
         executor.start()
+        initial_state = params["initial_state"]
         job = prepare_blueprints(
             env_library,
             initial_state,
             executor=executor,
-            policy_path=policy,
-            personas_path=personas,
+            policy_path=params["policy"],
+            personas_path=params["personas"],
             prompts_dir=values["prompts"],
-            examples_path=blueprint_examples,
+            examples_path=params["blueprint_examples"],
         )
-        seed = chosen_seed(llm.seed)
         if initial_state is not None:
             check_environment_loads(job, executor, initial_state)
         checks = None
-        if policy_checks is not None:
-            found = find_policy_checks(policy_checks)
-            checker = replace(execution_settings_from(values), functions=policy_checks).executor(function_output(messages))
+        if params["policy_checks"] is not None:
+            found = find_policy_checks(params["policy_checks"])
+            checker = replace(execution_settings_from(values), functions=params["policy_checks"]).executor(
+                function_output(messages)
+            )
             stack.callback(checker.close)
             checker.start()
             checks = PolicyChecks(found, checker)
@@ -243,54 +272,63 @@ def blueprint(
             policy=exec_policy,
             policy_checks=checks,
             review=review,
-            max_revisions=max_revisions,
+            max_revisions=params["max_revisions"],
+        )
+        return cls(run, chat, llm, dict(values), dict(params), env_library, messages)
+
+    def plans(self, seed: int, skip: int = 0) -> Iterator[BlueprintPlan]:
+        values = self.values
+        models = list(self.llm.models)
+        return self.run.job.plans(values["count"], seed, models, values["max_tokens"], self.params["negative_share"], skip=skip)
+
+    def progress(self, rows: Iterator[Row]) -> Iterator[Row]:
+        return self.messages.progress(rows, "blueprint", counters=self.chat.progress)
+
+    def resumable(self, seed: int, overwrite: bool) -> ResumableRun:
+        """The run as its checkpoints know it: every setting and file that decides its blueprints."""
+        params, values = self.params, self.values
+        names = ("initial_state", "policy", "personas", "blueprint_examples", "policy_checks")
+        files = [self.env_library, *(params[name] for name in names), values["functions"], values["prompts"]]
+        deciding = {  # as resolved (flag, environment, config file), for the settings this command takes
+            name: plain_setting(values[name])
+            for name in params
+            if name in SETTINGS and SETTINGS[name].decides_rows and name in values
+        }
+        deciding |= {
+            "max_revisions": params["max_revisions"],
+            "negative_share": params["negative_share"],
+            "seed": self.llm.seed,
+        }
+        digest = fingerprint(deciding, [path for path in files if path])
+        return ResumableRun(
+            "blueprint", digest, seed, values["count"], deciding, overwrite=overwrite, seed_given=self.llm.seed is not None
         )
 
-        def progress(rows: Iterator[Row]) -> Iterator[Row]:
-            return messages.progress(rows, "blueprint", counters=chat.progress)
-
-        def plans(seed: int, skip: int = 0) -> Iterator[BlueprintPlan]:
-            return job.plans(values["count"], seed, list(llm.models), values["max_tokens"], negative_share, skip=skip)
-
-        if is_resumable(output):
-            files = [env_library, initial_state, policy, personas, blueprint_examples, policy_checks]
-            deciding = {  # as resolved (flag, environment, config file), for the settings this command takes
-                name: plain_setting(values[name])
-                for name in ctx.params
-                if name in SETTINGS and SETTINGS[name].decides_rows and name in values
-            }
-            deciding |= {"max_revisions": max_revisions, "negative_share": negative_share, "seed": llm.seed}
-            digest = fingerprint(deciding, [path for path in (*files, values["functions"], values["prompts"]) if path])
-            resumable = ResumableRun(
-                "blueprint", digest, seed, values["count"], deciding, overwrite=overwrite, seed_given=llm.seed is not None
-            )
-            summary, seed = _write_resumable_blueprints(resumable, run, plans, where, progress, messages)
-        else:
-            summary = write_rows("blueprint", run.rows(plans(seed)), where, wrap=progress)
-        if max_revisions:
-            messages.info(run.tally.line())
-        if negative_share:
-            messages.info(run.tally.negatives_line())
-        messages.info(f"seed {seed}: pass `--seed {seed}` to sample the same requests again")
-        for line in usage_lines(chat.usage):
-            messages.info(line)
-    finish_stage(messages, summary, strict, keeps_rejected=False)
+    def say_after(self, seed: int) -> None:
+        """The revision and negative tallies, the seed and the tokens used, at the end of the run."""
+        if self.params["max_revisions"]:
+            self.messages.info(self.run.tally.line())
+        if self.params["negative_share"]:
+            self.messages.info(self.run.tally.negatives_line())
+        self.messages.info(f"seed {seed}: pass `--seed {seed}` to sample the same requests again")
+        for line in usage_lines(self.chat.usage):
+            self.messages.info(line)
 
 
 def _write_resumable_blueprints(
-    resumable: ResumableRun,
-    run: BlueprintRun,
-    plans: Callable[[int, int], Iterator[BlueprintPlan]],
-    where: Destinations,
-    progress: Callable[[Iterator[Row]], Iterator[Row]],
-    messages: Messages,
+    resumable: ResumableRun, blueprints: BlueprintMaker, where: Destinations, messages: Messages
 ) -> tuple[StageSummary, int]:
     """Write the blueprints into `-o` in place, resuming a run killed there (``resumable``); the summary and the seed."""
+    run = blueprints.run
     resumable = replace(
         resumable, request_field="id", counts=run.tally.to_counts, restore=run.tally.restore
     )  # a blueprint is its own request; the revision tally is carried across sessions
     resumed = write_resumable(
-        resumable, lambda seed, skip: run.checked_rows(plans(seed, skip)), where, wrap=progress, written=run.tally.counted
+        resumable,
+        lambda seed, skip: run.checked_rows(blueprints.plans(seed, skip)),
+        where,
+        wrap=blueprints.progress,
+        written=run.tally.counted,
     )
     if resumed.already_complete:
         messages.info(f"`{where.output}` already holds this run, complete; pass `--overwrite` to run it again")
@@ -576,8 +614,6 @@ _SIMULATE_ITS_OWN = (  # simulate's own flags that decide its rows (the settings
 
 def _simulate_resumable(ctx: typer.Context, overwrite: bool) -> None:
     """simulate from a file into `-o FILE`, checkpointed at each blueprint, resuming a run killed there."""
-    from ..conversations.simulation import REQUEST_FIELD, SimulationTally
-
     params = ctx.params
     messages = Messages(quiet=params["quiet"], verbose=params["verbose"])
     where = destinations(params)
@@ -585,43 +621,58 @@ def _simulate_resumable(ctx: typer.Context, overwrite: bool) -> None:
     with errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as resources:
         where.validate()
         simulations = SimulationMaker.open(ctx, messages, resources)
-        values = resolved_settings(ctx).values
-        blueprints = sum(1 for _ in read_rows(where.input, skip_bad_lines=where.skip_bad_lines))
-        deciding = {
-            name: plain_setting(values[name])
-            for name in ctx.params
-            if name in SETTINGS and SETTINGS[name].decides_rows and name in values
-        }
-        deciding |= {name: plain_setting(params[name]) for name in _SIMULATE_ITS_OWN}
-        deciding["skip_bad_lines"] = where.skip_bad_lines
-        files = [where.input, params["tools"], params["policy"], values["functions"], values["prompts"]]
-        digest = fingerprint(deciding, [path for path in files if path])
         seed = chosen_seed(simulations.llm.seed)
-        resumable = ResumableRun(
-            "simulate",
-            digest,
-            seed,
-            blueprints,
-            deciding,
-            overwrite=overwrite,
-            seed_given=simulations.llm.seed is not None,
-            request_field=REQUEST_FIELD,
-        )
-        tally = SimulationTally()
-        resumable = replace(resumable, counts=tally.to_counts, restore=tally.restore)
-
-        def rows_from(seed: int, skip: int) -> Iterator[Row]:
-            simulation = simulations.make(seed)
-            rows = itertools.islice(read_rows(where.input, skip_bad_lines=where.skip_bad_lines), skip, None)
-            return simulation.rows(rows, first=skip)
-
-        def progress(rows: Iterator[Row]) -> Iterator[Row]:
-            return messages.progress(rows, "simulate", counters=simulations.counters)
-
-        resumed = write_resumable(resumable, rows_from, where, wrap=progress, written=tally.counted)
-        if resumed.already_complete:
-            messages.info(f"`{where.output}` already holds this run, complete; pass `--overwrite` to run it again")
-        elif resumed.skipped:
-            messages.info(f"resumed: {resumed.skipped} of {blueprints} blueprints were already simulated")
+        resumed, tally = write_resumable_simulation(ctx, simulations, where, seed, overwrite)
         simulations.say_after(tally, resumed.seed)
     finish_stage(messages, resumed.summary, params["strict"])
+
+
+def write_resumable_simulation(
+    ctx: typer.Context, simulations: SimulationMaker, where: Destinations, seed: int, overwrite: bool
+) -> tuple[Resumed, SimulationTally]:
+    """Simulate ``where.input``'s blueprints into its files in place, resuming a run killed there; what it did, and
+    the tally of the whole run. ``seed``: this session's (a resumed run without `--seed` takes its first's)."""
+    from ..conversations.simulation import REQUEST_FIELD, SimulationTally
+
+    params, messages = ctx.params, simulations.messages
+    values = resolved_settings(ctx).values
+
+    def blueprint_rows() -> Iterator[Row]:
+        return refusing_api_definitions(read_rows(where.input, skip_bad_lines=where.skip_bad_lines), where.input)
+
+    blueprints = sum(1 for _ in blueprint_rows())  # before any request: a bad line or an API library is said now
+    deciding = {
+        name: plain_setting(values[name])
+        for name in params
+        if name in SETTINGS and SETTINGS[name].decides_rows and name in values
+    }
+    deciding |= {name: plain_setting(params[name]) for name in _SIMULATE_ITS_OWN}
+    deciding["skip_bad_lines"] = where.skip_bad_lines
+    files = [where.input, params["tools"], params["policy"], values["functions"], values["prompts"]]
+    tally = SimulationTally()
+    resumable = ResumableRun(
+        "simulate",
+        fingerprint(deciding, [path for path in files if path]),
+        seed,
+        blueprints,
+        deciding,
+        overwrite=overwrite,
+        seed_given=simulations.llm.seed is not None,
+        request_field=REQUEST_FIELD,
+        counts=tally.to_counts,
+        restore=tally.restore,
+    )
+
+    def rows_from(seed: int, skip: int) -> Iterator[Row]:
+        simulation = simulations.make(seed)
+        return simulation.rows(itertools.islice(blueprint_rows(), skip, None), first=skip)
+
+    def progress(rows: Iterator[Row]) -> Iterator[Row]:
+        return messages.progress(rows, "simulate", counters=simulations.counters)
+
+    resumed = write_resumable(resumable, rows_from, where, wrap=progress, written=tally.counted)
+    if resumed.already_complete:
+        messages.info(f"`{where.output}` already holds this run, complete; pass `--overwrite` to run it again")
+    elif resumed.skipped:
+        messages.info(f"resumed: {resumed.skipped} of {blueprints} blueprints were already simulated")
+    return resumed, tally
