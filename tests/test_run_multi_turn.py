@@ -4,6 +4,7 @@ command carries on. The offline backend, and a scripted server that writes bluep
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from .conftest import invoke, read_jsonl
 from .doc_pages import run_section_example
 from .llm_server import LLMServer, Received, Reply
-from .run_helpers import apigen_process, kill_9_at_checkpoint
+from .run_helpers import APIGEN, apigen_process, cli_env, kill_9_at_checkpoint
 from .scripted_conversation import conversation_handler
 from .scripted_model import blueprint_reply, is_blueprint
 from .test_blueprint import store_tools  # noqa: F401 (a fixture)
@@ -194,3 +195,26 @@ def test_a_run_killed_in_either_phase_carries_on_asking_again_for_nothing_finish
 def test_the_guide_s_example_runs_as_written_and_says_what_the_page_shows(tmp_path: Path) -> None:
     shown, said = run_section_example("### `apigen run --multi-turn`", tmp_path)
     assert [line for line in said if line in shown] == shown, said
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_makes_its_blueprints(
+    store_tools: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The first run is held at its first blueprint request; the second, in-process, is refused naming `-o`."""
+    output = tmp_path / "conversations.jsonl"
+    with LLMServer(handler=blueprint_reply) as server:
+        args = multi_turn(store_tools, output, "--base-url", server.url, "-m", "agent-model", "-n", "2", "--seed", "1")
+        server.hold(after=0)
+        try:
+            with subprocess.Popen([*APIGEN, *args], env=cli_env(), stderr=subprocess.DEVNULL) as first:
+                try:
+                    assert server.wait_parked(1)
+                    second = invoke(CliRunner(), *args)
+                finally:
+                    first.kill()
+                    first.wait()
+        finally:
+            server.release()
+    assert second.exit_code == 2
+    assert second.stderr.startswith(f"error: `--output` names `{output}`, which another apigen command is writing")

@@ -200,7 +200,7 @@ def blueprint(
         run, llm = blueprints.run, blueprints.llm
         seed = chosen_seed(llm.seed)
         if is_resumable(output):
-            summary, seed = _write_resumable_blueprints(blueprints.resumable(seed, overwrite), blueprints, where, messages)
+            summary, seed = write_resumable_blueprints(blueprints.resumable(seed, overwrite), blueprints, where, messages)
         else:
             summary = write_rows("blueprint", run.rows(blueprints.plans(seed)), where, wrap=blueprints.progress)
         blueprints.say_after(seed)
@@ -315,7 +315,7 @@ class BlueprintMaker:
             self.messages.info(line)
 
 
-def _write_resumable_blueprints(
+def write_resumable_blueprints(
     resumable: ResumableRun, blueprints: BlueprintMaker, where: Destinations, messages: Messages
 ) -> tuple[StageSummary, int]:
     """Write the blueprints into `-o` in place, resuming a run killed there (``resumable``); the summary and the seed."""

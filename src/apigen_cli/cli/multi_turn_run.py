@@ -4,7 +4,8 @@ The blueprint phase writes the blueprints into a file beside `-o` (``OUT.bluepri
 rejects beside `--rejects`), resumable as `apigen blueprint -o` is; the simulate phase then acts
 them out into `-o` and `--rejects`, resumable as `apigen simulate -o` is. Each phase has its own
 run state beside its own output, so a kill -9 in either phase and the same command carries on:
-a finished phase is found complete and not asked again.
+a finished phase is found complete and not asked again. The run holds `-o`'s lock from start to
+end, so a second run of the same command is refused whichever phase the first is in.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from ..config import settings_of
 from ..console import Messages
 from ..errors import ConfigError
 from ..llm.service import usage_lines
+from ..rows.lock import OutputLock
 from ..rows.runner import Destinations
 from ..run_settings import chosen_seed
-from .conversations import BlueprintMaker, SimulationMaker, _write_resumable_blueprints, write_resumable_simulation
+from .conversations import BlueprintMaker, SimulationMaker, write_resumable_blueprints, write_resumable_simulation
 from .main import errors_to_exit_codes
 from .stages import finish_stage
 
@@ -90,9 +92,11 @@ def run_multi_turn(ctx: typer.Context, env_library: str | None, output: str, rej
         conversation_files = Destinations(blueprint_files.output, output, rejects)
         blueprint_files.validate()
         conversation_files.validate()
+        # one lock for the whole run, on `-o`: a second run of it is refused in either phase (the phases take it again)
+        stack.enter_context(OutputLock.acquire(output))
         blueprints = BlueprintMaker.open(ctx, env_library, messages, stack)
         seed = chosen_seed(blueprints.llm.seed)
-        blueprint_summary, seed = _write_resumable_blueprints(
+        blueprint_summary, seed = write_resumable_blueprints(
             blueprints.resumable(seed, overwrite), blueprints, blueprint_files, messages
         )
         messages.info(blueprint_summary.line())
