@@ -218,3 +218,14 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_makes_its_bl
             server.release()
     assert second.exit_code == 2
     assert second.stderr.startswith(f"error: `--output` names `{output}`, which another apigen command is writing")
+
+
+def test_a_flag_the_simulate_phase_refuses_stops_the_run_before_any_blueprint(
+    store_tools: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "conversations.jsonl"
+    result = invoke(CliRunner(), *multi_turn(store_tools, output, "-m", "offline", "-m", "offline", "-n", "2"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: simulate takes one agent model, and 2 are given")
+    assert not list(tmp_path.glob("*.jsonl"))

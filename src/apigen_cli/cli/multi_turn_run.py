@@ -95,12 +95,12 @@ def run_multi_turn(ctx: typer.Context, env_library: str | None, output: str, rej
         # one lock for the whole run, on `-o`: a second run of it is refused in either phase (the phases take it again)
         stack.enter_context(OutputLock.acquire(output))
         blueprints = BlueprintMaker.open(ctx, env_library, messages, stack)
+        simulations = SimulationMaker.open(ctx, messages, stack)  # its flags checked too before any request
         seed = chosen_seed(blueprints.llm.seed)
         blueprint_summary, seed = write_resumable_blueprints(
             blueprints.resumable(seed, overwrite), blueprints, blueprint_files, messages
         )
         messages.info(blueprint_summary.line())
-        simulations = SimulationMaker.open(ctx, messages, stack)
         resumed, tally = write_resumable_simulation(ctx, simulations, conversation_files, seed, overwrite)
         if params["max_revisions"]:
             messages.info(blueprints.run.tally.line())
