@@ -6,6 +6,9 @@ section by its heading (or a phrase of its own) wherever it now is, and fails if
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 from .conftest import PROJECT
@@ -23,3 +26,19 @@ def page_with(marker: str) -> str:
     found = [page for page in PAGES if marker in page.read_text()]
     assert len(found) == 1, f"{marker!r} should be on one page, not on {[page_name(page) for page in found] or 'none'}"
     return found[0].read_text()
+
+
+def run_section_example(heading: str, cwd: Path) -> tuple[list[str], list[str]]:
+    """Run the first ```sh block after ``heading``, its `apigen` lines in turn in ``cwd`` (with the sample data
+    linked in); the output lines it shows (its `# ` lines) and what the last command said on stderr."""
+    block = page_with(heading).split(heading, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.startswith("apigen ")]
+    shown = [line[2:] for line in block.splitlines() if line.startswith("# ")]
+    (cwd / "sample_data").symlink_to(PROJECT / "sample_data")
+    apigen = str(Path(sys.executable).parent / "apigen")
+    said = ""
+    for command in commands:
+        done = subprocess.run([apigen, *shlex.split(command)[1:]], cwd=cwd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+        said = done.stderr
+    return shown, said.splitlines()

@@ -146,3 +146,30 @@ def multi_turn_demo(out: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
     )
+
+
+def kill_9_at_checkpoint(
+    args: Sequence[str], state_file: Path, done: int, server: LLMServer, answered: int, *, seconds: float = 60
+) -> dict[str, Any]:
+    """Start ``apigen ARGS`` with ``server`` answering ``answered`` requests and holding the rest; once the run
+    state ``state_file`` says ``done`` requests are done, kill -9 the run. Returns the state it left.
+
+    The server's hold keeps the run from going further, whatever the machine's load; the wait for the
+    checkpoint (written by the run's main thread after the held request parked) is bounded by ``seconds``.
+    """
+    server.hold(after=answered)
+    try:
+        with subprocess.Popen([*APIGEN, *args], env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+            try:
+                assert server.wait_parked(1, seconds), "the run never reached the held request"
+                deadline = time.monotonic() + seconds
+                while not state_file.exists() or saved_state(state_file)["requests_done"] < done:
+                    assert process.poll() is None, "the held run ended"
+                    assert time.monotonic() < deadline, f"the run state never reached {done} requests done"
+                    time.sleep(0.02)
+            finally:  # killed whatever happened: a failed wait must not leave the held run behind
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+    finally:
+        server.release()
+    return saved_state(state_file)

@@ -162,6 +162,7 @@ def test_run_groups_its_options_in_panels_the_frequent_first() -> None:
         "Judge",
         "Batch (half price, within 24 hours)",
         "Engine (past one machine)",
+        "Multi-turn (--multi-turn)",
     ]
     panels = {heading: body for heading, body in re.findall(r"\n([A-Z][^:\n]*):\n(.*?)(?=\n\n|\Z)", text, re.S)}
     assert re.match(r"  -o, --output FILE", panels["Input and output"])
@@ -172,6 +173,7 @@ def test_run_groups_its_options_in_panels_the_frequent_first() -> None:
     assert re.match(r"  --functions PATH\s", panels["Execution"])
     assert re.match(r"  -J, --judge-model NAME\s", panels["Judge"])
     assert "--ray-address" in panels["Engine (past one machine)"]
+    assert re.match(r"  --multi-turn\s", panels["Multi-turn (--multi-turn)"])
     command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
     for parameter in command.params:
         for flag in parameter.opts:

@@ -7,9 +7,6 @@ scripted user and agent here, a scripted OpenAI-compatible server in test_simula
 from __future__ import annotations
 
 import json
-import shlex
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ from apigen_cli.conversations.user_simulator import user_errors
 from apigen_cli.llm import offline_conversation
 
 from .conftest import PROJECT, invoke, read_jsonl, write_jsonl
-from .doc_pages import page_with
+from .doc_pages import run_section_example
 from .run_helpers import multi_turn_demo
 
 STORE = PROJECT / "sample_data" / "store"
@@ -158,17 +155,8 @@ def test_the_scripted_user_tells_the_instruction_piece_by_piece() -> None:
 
 
 def test_the_guide_s_example_runs_as_written_and_says_what_the_page_shows(tmp_path: Path) -> None:
-    section = page_with("### `apigen simulate`").split("### `apigen simulate`", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
-    commands = [line for line in block.splitlines() if line.startswith("apigen ")]
-    shown = [line[2:] for line in block.splitlines() if line.startswith("# ")]
-    (tmp_path / "sample_data").symlink_to(PROJECT / "sample_data")
-    apigen = str(Path(sys.executable).parent / "apigen")
-    for command in commands:
-        done = subprocess.run([apigen, *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"{command}\n{done.stderr}"
-    said = done.stderr.splitlines()
-    assert [line for line in said if line in shown] == shown, done.stderr
+    shown, said = run_section_example("### `apigen simulate`", tmp_path)
+    assert [line for line in said if line in shown] == shown, said
 
 
 def test_the_multi_turn_demo_shows_a_verified_conversation_and_why_other_attempts_failed(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ class ResumableRun:
     total: int  # requests the whole run makes
     settings: Mapping[str, Any]  # the values behind the digest, so a rerun with others is told which differ
     overwrite: bool = False
+    seed_given: bool = True  # `--seed` was given; else a resumed run takes the seed its first session drew
     request_field: str = "request_id"  # the field naming a row's request, PREFIX-SEED-INDEX (a blueprint is its own: `id`)
     counts: Callable[[], Counts] | None = None  # the command's own counts, saved at each checkpoint
     restore: Callable[[Counts], None] | None = None  # given them back when the run resumes
@@ -80,6 +81,7 @@ def write_resumable(
             run.total,
             overwrite=run.overwrite,
             settings=dict(run.settings),
+            seed_given=run.seed_given,
             request_field=run.request_field,
         )
         summary = _summary_from(run.command, state.counts)
@@ -114,7 +116,13 @@ def write_resumable(
             )
             if written is not None:
                 checked = written(checked)
-            route_rows(checked, summary, output.writer, rejects.writer if rejects is not None else None)
+            route_rows(
+                checked,
+                summary,
+                output.writer,
+                rejects.writer if rejects is not None else None,
+                keep_rejected=where.keep_rejected,
+            )
             state.complete = True
             state.save(path)
         return Resumed(summary, state.seed, skipped)

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated, Optional
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ..checkpoint import fingerprint
-from ..config import SETTINGS
+from ..config import SETTINGS, LLMSettings
 from ..console import Messages
 from ..errors import ConfigError
-from ..llm.service import open_chat_service, usage_lines
-from ..resumable import ResumableRun, is_resumable, write_resumable
+from ..llm.chat import LLMProgress
+from ..llm.service import LLMClient, open_chat_service, usage_lines
+from ..resumable import ResumableRun, Resumed, is_resumable, write_resumable
+from ..rows.jsonl import STDIO, read_rows
 from ..rows.records import Row
 from ..rows.routing import StageSummary
-from ..rows.runner import Destinations, write_rows
+from ..rows.runner import Destinations, refusing_api_definitions, write_rows
 from ..run_settings import chosen_seed, execution_settings_from, judge_settings_from, plain_setting
 from .main import app, errors_to_exit_codes
 from .options import (
@@ -27,6 +30,7 @@ from .options import (
     RejectsOpt,
     StrictOpt,
     VerboseOpt,
+    destinations,
     executor_and_policy,
     function_output,
     resolved_settings,
@@ -38,6 +42,7 @@ from .stages import StageRun, finish_stage, run_stage_command
 if TYPE_CHECKING:  # the multi-turn modules load when a multi-turn command runs, not for every command
     from ..conversations.blueprint import BlueprintRun
     from ..conversations.blueprint_generation import BlueprintPlan
+    from ..conversations.simulation import Simulation, SimulationTally
 
 
 @app.command("trajectory-check")
@@ -186,16 +191,43 @@ def blueprint(
 
         apigen blueprint env_tools.jsonl --functions my_env.py --initial-state state.json --base-url http://localhost:8000/v1 -m Qwen/Qwen2.5-7B-Instruct -n 200 --cache .apigen-cache | jq -c '{instruction, actions}'
     """
-    # the multi-turn modules load when a multi-turn command runs, not for every command
-    from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
-    from ..conversations.blueprint_review import Review
-    from ..conversations.policy_checks import PolicyChecks, find_policy_checks
-
     messages = Messages(quiet=quiet, verbose=verbose)
     resumes = "run the same command again: it carries on where it stopped" if is_resumable(output) else None
     with errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as stack:
         where = Destinations(env_library, output, rejects)
         where.validate()  # an unwritable `-o` is said before any request
+        blueprints = BlueprintMaker.open(ctx, env_library, messages, stack)
+        run, llm = blueprints.run, blueprints.llm
+        seed = chosen_seed(llm.seed)
+        if is_resumable(output):
+            summary, seed = write_resumable_blueprints(blueprints.resumable(seed, overwrite), blueprints, where, messages)
+        else:
+            summary = write_rows("blueprint", run.rows(blueprints.plans(seed)), where, wrap=blueprints.progress)
+        blueprints.say_after(seed)
+    finish_stage(messages, summary, strict, keeps_rejected=False)
+
+
+@dataclass
+class BlueprintMaker:
+    """blueprint's parts, set up from its flags (``ctx.params``): the run, the plans, the run's fingerprint."""
+
+    run: BlueprintRun
+    chat: LLMClient
+    llm: LLMSettings
+    values: dict[str, Any]
+    params: dict[str, Any]
+    env_library: str
+    messages: Messages
+
+    @classmethod
+    def open(cls, ctx: typer.Context, env_library: str, messages: Messages, stack: ExitStack) -> BlueprintMaker:
+        """Check the flags and the files, start the workers and the models; errors before any request."""
+        # the multi-turn modules load when a multi-turn command runs, not for every command
+        from ..conversations.blueprint import BlueprintRun, check_environment_loads, prepare_blueprints
+        from ..conversations.blueprint_review import Review
+        from ..conversations.policy_checks import PolicyChecks, find_policy_checks
+
+        params = ctx.params
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
         values = resolved.values
@@ -207,22 +239,24 @@ def blueprint(
         executor, exec_policy = executor_and_policy(ctx, messages)
         stack.callback(executor.close)
         executor.start()
+        initial_state = params["initial_state"]
         job = prepare_blueprints(
             env_library,
             initial_state,
             executor=executor,
-            policy_path=policy,
-            personas_path=personas,
+            policy_path=params["policy"],
+            personas_path=params["personas"],
             prompts_dir=values["prompts"],
-            examples_path=blueprint_examples,
+            examples_path=params["blueprint_examples"],
         )
-        seed = chosen_seed(llm.seed)
         if initial_state is not None:
             check_environment_loads(job, executor, initial_state)
         checks = None
-        if policy_checks is not None:
-            found = find_policy_checks(policy_checks)
-            checker = replace(execution_settings_from(values), functions=policy_checks).executor(function_output(messages))
+        if params["policy_checks"] is not None:
+            found = find_policy_checks(params["policy_checks"])
+            checker = replace(execution_settings_from(values), functions=params["policy_checks"]).executor(
+                function_output(messages)
+            )
             stack.callback(checker.close)
             checker.start()
             checks = PolicyChecks(found, checker)
@@ -238,52 +272,63 @@ def blueprint(
             policy=exec_policy,
             policy_checks=checks,
             review=review,
-            max_revisions=max_revisions,
+            max_revisions=params["max_revisions"],
+        )
+        return cls(run, chat, llm, dict(values), dict(params), env_library, messages)
+
+    def plans(self, seed: int, skip: int = 0) -> Iterator[BlueprintPlan]:
+        values = self.values
+        models = list(self.llm.models)
+        return self.run.job.plans(values["count"], seed, models, values["max_tokens"], self.params["negative_share"], skip=skip)
+
+    def progress(self, rows: Iterator[Row]) -> Iterator[Row]:
+        return self.messages.progress(rows, "blueprint", counters=self.chat.progress)
+
+    def resumable(self, seed: int, overwrite: bool) -> ResumableRun:
+        """The run as its checkpoints know it: every setting and file that decides its blueprints."""
+        params, values = self.params, self.values
+        names = ("initial_state", "policy", "personas", "blueprint_examples", "policy_checks")
+        files = [self.env_library, *(params[name] for name in names), values["functions"], values["prompts"]]
+        deciding = {  # as resolved (flag, environment, config file), for the settings this command takes
+            name: plain_setting(values[name])
+            for name in params
+            if name in SETTINGS and SETTINGS[name].decides_rows and name in values
+        }
+        deciding |= {
+            "max_revisions": params["max_revisions"],
+            "negative_share": params["negative_share"],
+            "seed": self.llm.seed,
+        }
+        digest = fingerprint(deciding, [path for path in files if path])
+        return ResumableRun(
+            "blueprint", digest, seed, values["count"], deciding, overwrite=overwrite, seed_given=self.llm.seed is not None
         )
 
-        def progress(rows: Iterator[Row]) -> Iterator[Row]:
-            return messages.progress(rows, "blueprint", counters=chat.progress)
-
-        def plans(seed: int, skip: int = 0) -> Iterator[BlueprintPlan]:
-            return job.plans(values["count"], seed, list(llm.models), values["max_tokens"], negative_share, skip=skip)
-
-        if is_resumable(output):
-            files = [env_library, initial_state, policy, personas, blueprint_examples, policy_checks]
-            deciding = {  # as resolved (flag, environment, config file), for the settings this command takes
-                name: plain_setting(values[name])
-                for name in ctx.params
-                if name in SETTINGS and SETTINGS[name].decides_rows and name in values
-            }
-            deciding |= {"max_revisions": max_revisions, "negative_share": negative_share, "seed": llm.seed}
-            digest = fingerprint(deciding, [path for path in (*files, values["functions"], values["prompts"]) if path])
-            resumable = ResumableRun("blueprint", digest, seed, values["count"], deciding, overwrite=overwrite)
-            summary, seed = _write_resumable_blueprints(resumable, run, plans, where, progress, messages)
-        else:
-            summary = write_rows("blueprint", run.rows(plans(seed)), where, wrap=progress)
-        if max_revisions:
-            messages.info(run.tally.line())
-        if negative_share:
-            messages.info(run.tally.negatives_line())
-        messages.info(f"seed {seed}: pass `--seed {seed}` to sample the same requests again")
-        for line in usage_lines(chat.usage):
-            messages.info(line)
-    finish_stage(messages, summary, strict, keeps_rejected=False)
+    def say_after(self, seed: int) -> None:
+        """The revision and negative tallies, the seed and the tokens used, at the end of the run."""
+        if self.params["max_revisions"]:
+            self.messages.info(self.run.tally.line())
+        if self.params["negative_share"]:
+            self.messages.info(self.run.tally.negatives_line())
+        self.messages.info(f"seed {seed}: pass `--seed {seed}` to sample the same requests again")
+        for line in usage_lines(self.chat.usage):
+            self.messages.info(line)
 
 
-def _write_resumable_blueprints(
-    resumable: ResumableRun,
-    run: BlueprintRun,
-    plans: Callable[[int, int], Iterator[BlueprintPlan]],
-    where: Destinations,
-    progress: Callable[[Iterator[Row]], Iterator[Row]],
-    messages: Messages,
+def write_resumable_blueprints(
+    resumable: ResumableRun, blueprints: BlueprintMaker, where: Destinations, messages: Messages
 ) -> tuple[StageSummary, int]:
     """Write the blueprints into `-o` in place, resuming a run killed there (``resumable``); the summary and the seed."""
+    run = blueprints.run
     resumable = replace(
         resumable, request_field="id", counts=run.tally.to_counts, restore=run.tally.restore
     )  # a blueprint is its own request; the revision tally is carried across sessions
     resumed = write_resumable(
-        resumable, lambda seed, skip: run.checked_rows(plans(seed, skip)), where, wrap=progress, written=run.tally.counted
+        resumable,
+        lambda seed, skip: run.checked_rows(blueprints.plans(seed, skip)),
+        where,
+        wrap=blueprints.progress,
+        written=run.tally.counted,
     )
     if resumed.already_complete:
         messages.info(f"`{where.output}` already holds this run, complete; pass `--overwrite` to run it again")
@@ -416,6 +461,7 @@ def simulate(
     max_reply_chars: MaxReplyCharsOpt = 8000,
     max_seconds: MaxSecondsOpt = 600.0,
     stop_tools: StopToolsOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Act out each verified blueprint: a simulated user and an agent talk, and a conversation is kept when verified.
 
@@ -425,21 +471,55 @@ def simulate(
     that ends normally goes through the trajectory check; a failed one is tried
     again, up to `--attempts`, and every failed attempt goes to the rejects with
     its reason and whole conversation. `-m offline` runs a scripted user and agent.
+    With INPUT a file and `-o FILE` the run is resumable: after an interruption
+    (Ctrl-C, a crash, kill -9) the same command carries on, asking nothing again
+    for the blueprints whose conversations are already written.
 
     Examples:
 
-        apigen simulate blueprints.jsonl --functions sample_data/store --policy sample_data/store/policy.md -m offline --seed 1 -o conversations.jsonl --rejects failed.jsonl
+        apigen simulate blueprints.jsonl --functions sample_data/store --policy sample_data/store/policy.md -m offline --seed 1 -o simulated.jsonl --rejects failed_simulations.jsonl
 
         apigen simulate blueprints.jsonl --functions my_env.py --base-url http://localhost:8000/v1 -m Qwen/Qwen2.5-7B-Instruct --cache .apigen-cache | jq -c '{id, attempt}'
     """
 
+    if is_resumable(ctx.params["output"]) and ctx.params["input"] != STDIO:
+        _simulate_resumable(ctx, overwrite)
+        return
+
     def setup(messages: Messages, resources: ExitStack) -> StageRun:
+        from ..conversations.simulation import SimulationTally
+
+        simulations = SimulationMaker.open(ctx, messages, resources)
+        seed = chosen_seed(simulations.llm.seed)
+        simulation, tally = simulations.make(seed), SimulationTally()
+        return StageRun(
+            lambda rows: tally.counted(simulation.rows(rows)),
+            counters=simulations.counters,
+            after=lambda: simulations.say_after(tally, seed),
+        )
+
+    run_stage_command("simulate", ctx.params, setup)
+
+
+@dataclass
+class SimulationMaker:
+    """simulate's parts, opened before its seed is known (a resumed run without `--seed` takes its first session's)."""
+
+    make_with: Callable[[int], Simulation]
+    llm: LLMSettings
+    messages: Messages
+    chats: list[LLMClient] = field(default_factory=list)  # the services the simulations ask, for the usage lines
+
+    @classmethod
+    def open(cls, ctx: typer.Context, messages: Messages, resources: ExitStack) -> SimulationMaker:
+        """Check simulate's settings and start its workers; ``make`` then opens the models for a seed."""
         from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
         from ..conversations.blueprint_sampling import read_text_file
         from ..conversations.session_desk import SessionDesk
         from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
         from ..conversations.user_simulator import UserSimulator, load_user_prompt
 
+        params = ctx.params
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
         functions = resolved.values.get("functions")
@@ -454,56 +534,145 @@ def simulate(
                 hint="pass one `-m NAME` (`-m offline` runs the scripted agent)",
             )
         agent_model = llm.models[0]
-        definitions, writes = simulation_tools(tools, functions)
+        definitions, writes = simulation_tools(params["tools"], functions)
+        policy = params["policy"]
         policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
-        seed = chosen_seed(llm.seed)
         executor, _policy = executor_and_policy(ctx, messages)
         resources.callback(executor.close)
         executor.start()
         desk = SessionDesk(executor)
         resources.callback(desk.close)
-        chat = resources.enter_context(
-            open_chat_service(replace(llm, models=(agent_model,), seed=seed), on_warning=messages.warning)
-        )
-        user_chat = chat
-        user_llm = replace(
-            llm,
-            models=(user_model or agent_model,),
-            seed=seed,
-            base_url=user_base_url or llm.base_url,
-            api_key_env=user_api_key_env or llm.api_key_env,
-        )
-        if user_llm.models != (agent_model,) or user_base_url or user_api_key_env:
-            user_chat = resources.enter_context(open_chat_service(user_llm, on_warning=messages.warning))
         prompts, max_tokens = resolved.values["prompts"], resolved.values["max_tokens"] or None
-        simulation = Simulation(
-            Agent(
-                chat,
-                agent_model,
-                openai_tools(definitions),
-                ToolModes(messages.warning),
-                load_agent_prompt(prompts),
-                policy_text,
-                max_tokens,
-            ),
-            UserSimulator(user_chat, user_llm.models[0], load_user_prompt(prompts), max_tokens),
-            desk,
-            frozenset(writes),
-            Bounds(max_turns, max_tool_calls, max_reply_chars, max_seconds, tuple(stop_tools or DEFAULT_STOP_TOOLS)),
-            attempts=attempts,
-            keep_all_verified=keep_all_verified,
-            seed=seed,
-            concurrency=llm.concurrency,
+        bounds = Bounds(
+            params["max_turns"],
+            params["max_tool_calls"],
+            params["max_reply_chars"],
+            params["max_seconds"],
+            tuple(params["stop_tools"] or DEFAULT_STOP_TOOLS),
         )
 
-        def after() -> None:
-            for line in simulation.tally.lines():
-                messages.info(line)
-            messages.info(f"seed {seed}: pass `--seed {seed}` to run the same conversations again")
-            for service in dict.fromkeys([chat, user_chat]):
-                for line in usage_lines(service.usage):
-                    messages.info(line)
+        def make(seed: int) -> Simulation:
+            chat = resources.enter_context(
+                open_chat_service(replace(llm, models=(agent_model,), seed=seed), on_warning=messages.warning)
+            )
+            user_chat = chat
+            user_llm = replace(
+                llm,
+                models=(params["user_model"] or agent_model,),
+                seed=seed,
+                base_url=params["user_base_url"] or llm.base_url,
+                api_key_env=params["user_api_key_env"] or llm.api_key_env,
+            )
+            if user_llm.models != (agent_model,) or params["user_base_url"] or params["user_api_key_env"]:
+                user_chat = resources.enter_context(open_chat_service(user_llm, on_warning=messages.warning))
+            maker.chats[:] = dict.fromkeys([chat, user_chat])
+            return Simulation(
+                Agent(
+                    chat,
+                    agent_model,
+                    openai_tools(definitions),
+                    ToolModes(messages.warning),
+                    load_agent_prompt(prompts),
+                    policy_text,
+                    max_tokens,
+                ),
+                UserSimulator(user_chat, user_llm.models[0], load_user_prompt(prompts), max_tokens),
+                desk,
+                frozenset(writes),
+                bounds,
+                attempts=params["attempts"],
+                keep_all_verified=params["keep_all_verified"],
+                seed=seed,
+                concurrency=llm.concurrency,
+            )
 
-        return StageRun(simulation.rows, counters=chat.progress, after=after)
+        maker = cls(make, llm, messages)
+        return maker
 
-    run_stage_command("simulate", ctx.params, setup)
+    def make(self, seed: int) -> Simulation:
+        return self.make_with(seed)
+
+    @property
+    def counters(self) -> LLMProgress | None:
+        return self.chats[0].progress if self.chats else None
+
+    def say_after(self, tally: SimulationTally, seed: int) -> None:
+        """The tally, the seed and the tokens used, at the end of the run."""
+        for line in tally.lines():
+            self.messages.info(line)
+        self.messages.info(f"seed {seed}: pass `--seed {seed}` to run the same conversations again")
+        for service in self.chats:
+            for line in usage_lines(service.usage):
+                self.messages.info(line)
+
+
+_SIMULATE_ITS_OWN = (  # simulate's own flags that decide its rows (the settings' are found by `decides_rows`)
+    "tools", "policy", "user_model", "user_base_url", "attempts", "keep_all_verified",
+    "max_turns", "max_tool_calls", "max_reply_chars", "max_seconds", "stop_tools",
+)  # fmt: skip
+
+
+def _simulate_resumable(ctx: typer.Context, overwrite: bool) -> None:
+    """simulate from a file into `-o FILE`, checkpointed at each blueprint, resuming a run killed there."""
+    params = ctx.params
+    messages = Messages(quiet=params["quiet"], verbose=params["verbose"])
+    where = destinations(params)
+    resumes = "run the same command again: it carries on where it stopped"
+    with errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as resources:
+        where.validate()
+        simulations = SimulationMaker.open(ctx, messages, resources)
+        seed = chosen_seed(simulations.llm.seed)
+        resumed, tally = write_resumable_simulation(ctx, simulations, where, seed, overwrite)
+        simulations.say_after(tally, resumed.seed)
+    finish_stage(messages, resumed.summary, params["strict"])
+
+
+def write_resumable_simulation(
+    ctx: typer.Context, simulations: SimulationMaker, where: Destinations, seed: int, overwrite: bool
+) -> tuple[Resumed, SimulationTally]:
+    """Simulate ``where.input``'s blueprints into its files in place, resuming a run killed there; what it did, and
+    the tally of the whole run. ``seed``: this session's (a resumed run without `--seed` takes its first's)."""
+    from ..conversations.simulation import REQUEST_FIELD, SimulationTally
+
+    params, messages = ctx.params, simulations.messages
+    values = resolved_settings(ctx).values
+
+    def blueprint_rows() -> Iterator[Row]:
+        return refusing_api_definitions(read_rows(where.input, skip_bad_lines=where.skip_bad_lines), where.input)
+
+    blueprints = sum(1 for _ in blueprint_rows())  # before any request: a bad line or an API library is said now
+    deciding = {
+        name: plain_setting(values[name])
+        for name in params
+        if name in SETTINGS and SETTINGS[name].decides_rows and name in values
+    }
+    deciding |= {name: plain_setting(params[name]) for name in _SIMULATE_ITS_OWN}
+    deciding["skip_bad_lines"] = where.skip_bad_lines
+    files = [where.input, params["tools"], params["policy"], values["functions"], values["prompts"]]
+    tally = SimulationTally()
+    resumable = ResumableRun(
+        "simulate",
+        fingerprint(deciding, [path for path in files if path]),
+        seed,
+        blueprints,
+        deciding,
+        overwrite=overwrite,
+        seed_given=simulations.llm.seed is not None,
+        request_field=REQUEST_FIELD,
+        counts=tally.to_counts,
+        restore=tally.restore,
+    )
+
+    def rows_from(seed: int, skip: int) -> Iterator[Row]:
+        simulation = simulations.make(seed)
+        return simulation.rows(itertools.islice(blueprint_rows(), skip, None), first=skip)
+
+    def progress(rows: Iterator[Row]) -> Iterator[Row]:
+        return messages.progress(rows, "simulate", counters=simulations.counters)
+
+    resumed = write_resumable(resumable, rows_from, where, wrap=progress, written=tally.counted)
+    if resumed.already_complete:
+        messages.info(f"`{where.output}` already holds this run, complete; pass `--overwrite` to run it again")
+    elif resumed.skipped:
+        messages.info(f"resumed: {resumed.skipped} of {blueprints} blueprints were already simulated")
+    return resumed, tally

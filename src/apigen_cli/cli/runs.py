@@ -19,6 +19,26 @@ from ..run_settings import ExecutionSettings, execution_settings_from, run_setti
 from ..shards import merge_shards
 from ..wording import counted
 from .batch import batch_settings, say_batches
+from .conversations import (
+    AttemptsOpt,
+    BlueprintExamplesOpt,
+    InitialStateOpt,
+    KeepAllVerifiedOpt,
+    MaxReplyCharsOpt,
+    MaxRevisionsOpt,
+    MaxSecondsOpt,
+    MaxToolCallsOpt,
+    MaxTurnsOpt,
+    NegativeShareOpt,
+    PersonasOpt,
+    PolicyChecksOpt,
+    PolicyOpt,
+    SimToolsOpt,
+    StopToolsOpt,
+    UserApiKeyEnvOpt,
+    UserBaseUrlOpt,
+    UserModelOpt,
+)
 from .help import ENGINE_PANEL, GENERATION_PANEL, INPUT_OUTPUT_PANEL
 from .main import EXIT_REJECTED, app, errors_to_exit_codes
 from .options import (
@@ -34,6 +54,8 @@ from .options import (
 )
 from .stages import library_file, library_from_stdin
 
+MULTI_TURN_PANEL = "Multi-turn (--multi-turn)"
+
 if TYPE_CHECKING:  # the pipeline and Ray's engine load when `apigen run` runs, not for every command
     from ..ray_engine import RayOptions
 
@@ -47,7 +69,8 @@ def run_command(
         typer.Argument(
             metavar="APIS",
             help="The API library: JSONL (or a JSON array) of tool definitions, each with an optional `category`. "
-            "With `--mcp`/`--mcp-url` it may be left out: the servers' tools are the library.",
+            "With `--mcp`/`--mcp-url` it may be left out: the servers' tools are the library. "
+            "With `--multi-turn`, the environment's library (ENV_LIBRARY, as `library from-python --class` writes it).",
         ),
     ] = None,
     output: Annotated[
@@ -122,6 +145,34 @@ def run_command(
             rich_help_panel=ENGINE_PANEL,
         ),
     ] = 1,
+    # --- multi-turn: blueprints, then conversations acted out on a stateful environment (APIGen-MT)
+    multi_turn: Annotated[
+        bool,
+        typer.Option(
+            "--multi-turn",
+            help="Make multi-turn conversations for the environment of APIS (ENV_LIBRARY): blueprints into "
+            "`OUT.blueprints.jsonl`, then conversations into `-o`.",
+            rich_help_panel=MULTI_TURN_PANEL,
+        ),
+    ] = False,
+    initial_state: Annotated[Optional[str], in_panel(InitialStateOpt, MULTI_TURN_PANEL)] = None,
+    policy: Annotated[Optional[str], in_panel(PolicyOpt, MULTI_TURN_PANEL)] = None,
+    personas: Annotated[Optional[str], in_panel(PersonasOpt, MULTI_TURN_PANEL)] = None,
+    blueprint_examples: Annotated[Optional[str], in_panel(BlueprintExamplesOpt, MULTI_TURN_PANEL)] = None,
+    policy_checks: Annotated[Optional[str], in_panel(PolicyChecksOpt, MULTI_TURN_PANEL)] = None,
+    max_revisions: Annotated[int, in_panel(MaxRevisionsOpt, MULTI_TURN_PANEL)] = 0,
+    negative_share: Annotated[float, in_panel(NegativeShareOpt, MULTI_TURN_PANEL)] = 0.0,
+    tools: Annotated[Optional[str], in_panel(SimToolsOpt, MULTI_TURN_PANEL)] = None,
+    user_model: Annotated[Optional[str], in_panel(UserModelOpt, MULTI_TURN_PANEL)] = None,
+    user_base_url: Annotated[Optional[str], in_panel(UserBaseUrlOpt, MULTI_TURN_PANEL)] = None,
+    user_api_key_env: Annotated[Optional[str], in_panel(UserApiKeyEnvOpt, MULTI_TURN_PANEL)] = None,
+    attempts: Annotated[int, in_panel(AttemptsOpt, MULTI_TURN_PANEL)] = 3,
+    keep_all_verified: Annotated[bool, in_panel(KeepAllVerifiedOpt, MULTI_TURN_PANEL)] = False,
+    max_turns: Annotated[int, in_panel(MaxTurnsOpt, MULTI_TURN_PANEL)] = 20,
+    max_tool_calls: Annotated[int, in_panel(MaxToolCallsOpt, MULTI_TURN_PANEL)] = 10,
+    max_reply_chars: Annotated[int, in_panel(MaxReplyCharsOpt, MULTI_TURN_PANEL)] = 8000,
+    max_seconds: Annotated[float, in_panel(MaxSecondsOpt, MULTI_TURN_PANEL)] = 600.0,
+    stop_tools: Annotated[Optional[list[str]], in_panel(StopToolsOpt, MULTI_TURN_PANEL)] = None,
     strict: Annotated[bool, in_panel(StrictOpt, INPUT_OUTPUT_PANEL)] = False,
     quiet: Annotated[bool, in_panel(QuietOpt, INPUT_OUTPUT_PANEL)] = False,
     verbose: Annotated[bool, in_panel(VerboseOpt, INPUT_OUTPUT_PANEL)] = False,
@@ -142,7 +193,19 @@ def run_command(
         apigen run apis.jsonl --functions lib/ -m offline -J offline -n 100 | apigen export --format openai > train.jsonl
 
         apigen run --mcp 'python sample_data/mcp_server.py' -m offline -J offline -n 40 -o out/mcp_dataset.jsonl
+
+        apigen run --multi-turn store_tools.jsonl --functions sample_data/store --policy sample_data/store/policy.md -m offline -J offline -n 12 --seed 23 -o out/conversations.jsonl --rejects out/failed.jsonl
     """
+    from .multi_turn_run import refuse_flags_of_the_other_mode, run_multi_turn
+
+    if multi_turn:
+        messages = Messages(quiet=quiet, verbose=verbose)
+        with errors_to_exit_codes(messages):
+            refuse_flags_of_the_other_mode(ctx, multi_turn=True)
+        run_multi_turn(ctx, apis, output, rejects, overwrite)
+        return
+    with errors_to_exit_codes(Messages(quiet=quiet, verbose=verbose)):
+        refuse_flags_of_the_other_mode(ctx, multi_turn=False)
     started = time.monotonic()  # the report's wall time counts everything from here: MCP servers, workers, Ray
     messages = Messages(quiet=quiet, verbose=verbose)
     resumes = "run the same command again: it carries on where it stopped" if output != "-" else None

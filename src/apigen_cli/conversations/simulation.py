@@ -50,6 +50,10 @@ from .user_simulator import UserSimulator, user_errors
 
 STAGE = "simulate"
 RESULT_FIELD = "simulation"
+#: Each row names the input row it came from, ``sim-SEED-INDEX`` (INDEX: the blueprint's line, from 0): a resumed run's
+#: checkpoint is checked against it. Not ``blueprint_id``: a blueprints file skips the ids of the blueprints rejected,
+#: carries the seed of the run that wrote it, and a row rejected before simulate has no ``blueprint_id``.
+REQUEST_FIELD = "simulate_request"
 
 #: How a conversation ended: normally (then it is checked), or at a bound (then it is rejected with that reason).
 USER_STOP = "user_stop"
@@ -61,7 +65,8 @@ TIME_LIMIT = "time_limit"
 DUPLICATE = "duplicate_conversation"
 
 
-DEFAULT_STOP_TOOLS = ("transfer_to_human_agents",)  # tau-bench's hand-over, which ends its conversations
+DEFAULT_STOP_TOOLS = ("transfer_to_human_agents",)
+_TALLY = "simulation\t"  # the tally's counts in a run state, apart from the summary's  # tau-bench's hand-over, which ends its conversations
 
 
 @dataclass(frozen=True)
@@ -88,24 +93,32 @@ class Simulation:
     keep_all_verified: bool = False
     seed: int = 0
     concurrency: int = 8
-    tally: SimulationTally = field(default_factory=lambda: SimulationTally())
 
-    def rows(self, blueprints: Iterable[Row]) -> Iterator[Row]:
-        """Every blueprint's attempts, in input order: verified ones kept, the others rejected with their reason."""
+    def rows(self, blueprints: Iterable[Row], first: int = 0) -> Iterator[Row]:
+        """Every blueprint's attempts, in input order: verified ones kept, the others rejected with their reason.
+
+        ``first``: the index of the first blueprint in the whole input (a resumed run skipped those before it).
+        """
         stop = threading.Event()
         with ThreadPoolExecutor(max(1, self.concurrency), thread_name_prefix="apigen-conversation") as pool:
             window: deque[Future[list[Row]]] = deque()
             try:
-                for blueprint in blueprints:
-                    window.append(pool.submit(self._attempts, blueprint, stop))
+                for index, blueprint in enumerate(blueprints, start=first):
+                    window.append(pool.submit(self._stamped, index, blueprint, stop))
                     while len(window) >= 2 * max(1, self.concurrency) or (window and window[0].done()):
-                        yield from self.tally.counted(window.popleft().result())
+                        yield from window.popleft().result()
                 while window:
-                    yield from self.tally.counted(window.popleft().result())
+                    yield from window.popleft().result()
             finally:
                 stop.set()  # an early end (an error, a closed pipe): conversations still running stop at their next step
                 for future in window:
                     future.cancel()
+
+    def _stamped(self, index: int, blueprint: Row, stop: threading.Event) -> list[Row]:
+        rows = self._attempts(blueprint, stop)
+        for row in rows:
+            row[REQUEST_FIELD] = f"sim-{self.seed}-{index}"
+        return rows
 
     def _attempts(self, blueprint: Row, stop: threading.Event) -> list[Row]:
         if REJECTED_BY in blueprint:  # rejected before: it passes on as it is
@@ -398,7 +411,11 @@ def _attempt_seed(seed: int, key: str) -> int:
 
 @dataclass
 class SimulationTally:
-    """What the summary says: blueprints and conversations verified, attempts, how conversations ended, user errors."""
+    """What the summary says: blueprints and conversations verified, attempts, how conversations ended, user errors.
+
+    It counts rows as they are written (``counted``), so that a resumed run's checkpoint saves
+    the figures of exactly the blueprints written (``to_counts``, ``restore``).
+    """
 
     blueprints: int = 0
     verified_blueprints: int = 0
@@ -407,23 +424,53 @@ class SimulationTally:
     ended_by: Counter[str] = field(default_factory=Counter)
     user_errors: Counter[str] = field(default_factory=Counter)
     flagged: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _current: object = None  # the request (``REQUEST_FIELD``) of the last row counted
+    _current_verified: bool = False
 
-    def counted(self, rows: list[Row]) -> Iterator[Row]:
-        conversations = [row for row in rows if isinstance(row.get(RESULT_FIELD), dict)]
-        with self._lock:
-            self.blueprints += 1
-            self.conversations += len(conversations)
-            kept = sum(1 for row in conversations if row.get(KEEP_FIELD) is True)
-            self.verified += kept
-            self.verified_blueprints += 1 if kept else 0
-            for row in conversations:
-                result = row[RESULT_FIELD]
+    def counted(self, rows: Iterable[Row]) -> Iterator[Row]:
+        """``rows`` (``Simulation.rows``'), counted one by one as they go by."""
+        for row in rows:
+            request = row.get(REQUEST_FIELD)
+            if request is None or request != self._current:
+                self.blueprints += 1
+                self._current, self._current_verified = request, False
+            result = row.get(RESULT_FIELD)
+            if isinstance(result, dict):
+                self.conversations += 1
                 self.ended_by[str(result.get("ended_by"))] += 1
                 errors = result.get("user_errors") or []
                 self.flagged += 1 if errors else 0
                 self.user_errors.update(errors)
-        yield from rows
+                if row.get(KEEP_FIELD) is True:
+                    self.verified += 1
+                    if not self._current_verified:
+                        self.verified_blueprints += 1
+                        self._current_verified = True
+            yield row
+
+    def to_counts(self) -> dict[str, int]:
+        """The tally as flat counts, for a run's checkpoints (``resumable``)."""
+        counts = {
+            f"{_TALLY}blueprints": self.blueprints,
+            f"{_TALLY}verified_blueprints": self.verified_blueprints,
+            f"{_TALLY}conversations": self.conversations,
+            f"{_TALLY}verified": self.verified,
+            f"{_TALLY}flagged": self.flagged,
+        }
+        counts.update({f"{_TALLY}ended_by\t{code}": count for code, count in self.ended_by.items()})
+        counts.update({f"{_TALLY}user_errors\t{code}": count for code, count in self.user_errors.items()})
+        return counts
+
+    def restore(self, counts: dict[str, int]) -> None:
+        """Carry on from an earlier session's tally (``to_counts``)."""
+        for key, count in counts.items():
+            if not key.startswith(_TALLY):
+                continue
+            name, _tab, code = key[len(_TALLY) :].partition("\t")
+            if name in ("ended_by", "user_errors"):
+                getattr(self, name)[code] = count
+            elif name in ("blueprints", "verified_blueprints", "conversations", "verified", "flagged"):
+                setattr(self, name, count)
 
     def lines(self) -> list[str]:
         share = f" ({100 * self.verified_blueprints / self.blueprints:.0f}%)" if self.blueprints else ""

@@ -1,0 +1,118 @@
+"""`apigen run --multi-turn`: APIGen-MT's two phases in one process, resumable as a whole.
+
+The blueprint phase writes the blueprints into a file beside `-o` (``OUT.blueprints.jsonl``, its
+rejects beside `--rejects`), resumable as `apigen blueprint -o` is; the simulate phase then acts
+them out into `-o` and `--rejects`, resumable as `apigen simulate -o` is. Each phase has its own
+run state beside its own output, so a kill -9 in either phase and the same command carries on:
+a finished phase is found complete and not asked again. The run holds `-o`'s lock from start to
+end, so a second run of the same command is refused whichever phase the first is in.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+
+import typer
+from typer._click.core import ParameterSource
+
+from ..config import settings_of
+from ..console import Messages
+from ..errors import ConfigError
+from ..llm.service import usage_lines
+from ..rows.lock import OutputLock
+from ..rows.runner import Destinations
+from ..run_settings import chosen_seed
+from .conversations import BlueprintMaker, SimulationMaker, write_resumable_blueprints, write_resumable_simulation
+from .main import errors_to_exit_codes
+from .stages import finish_stage
+
+#: `run`'s flags of the single-turn pipeline, which a multi-turn run has no use for
+SINGLE_TURN_ONLY = (
+    "report", "dedup", "only_executable", "engine", "ray_address", "ray_actors", "include_failed",
+    "pairs_per_prompt", "styles", "apis_per_prompt", "examples", "examples_per_prompt", "grow_examples",
+    "example_pool", "grow_lag", "shard", *(setting.name for setting in settings_of("batch")),
+)  # fmt: skip
+#: `run`'s flags of the multi-turn run, which the single-turn pipeline has no use for
+MULTI_TURN_ONLY = (
+    "initial_state", "policy", "personas", "blueprint_examples", "policy_checks", "max_revisions", "negative_share",
+    "tools", "user_model", "user_base_url", "user_api_key_env", "attempts", "keep_all_verified", "max_turns",
+    "max_tool_calls", "max_reply_chars", "max_seconds", "stop_tools",
+)  # fmt: skip
+
+
+def refuse_flags_of_the_other_mode(ctx: typer.Context, multi_turn: bool) -> None:
+    """A flag typed on the command line that this mode of `run` would ignore is an error naming it."""
+    names = SINGLE_TURN_ONLY if multi_turn else MULTI_TURN_ONLY
+    given = [name for name in names if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if not given:
+        return
+    flag = _flag_of(ctx, given[0])
+    if multi_turn:
+        raise ConfigError(
+            f"`{flag}` is a flag of the single-turn pipeline, and `run --multi-turn` does not use it",
+            hint="leave out `--multi-turn` for the single-turn pipeline",
+        )
+    raise ConfigError(
+        f"`{flag}` is a flag of the multi-turn run, and `run` without `--multi-turn` does not use it",
+        hint="pass `--multi-turn` to make conversations for the environment of ENV_LIBRARY",
+    )
+
+
+def _flag_of(ctx: typer.Context, name: str) -> str:
+    for parameter in ctx.command.params:
+        if parameter.name == name and parameter.opts:
+            return str(max(parameter.opts, key=len))
+    return name
+
+
+def side_file(path: str) -> str:
+    """``out/conversations.jsonl`` -> ``out/conversations.blueprints.jsonl``: the blueprints of a run, beside it."""
+    file = Path(path)
+    return str(file.with_name(f"{file.stem}.blueprints{file.suffix or '.jsonl'}"))
+
+
+def run_multi_turn(ctx: typer.Context, env_library: str | None, output: str, rejects: str | None, overwrite: bool) -> None:
+    """Blueprints, then conversations: both phases into their files, each resumable; the closing summary."""
+    params = ctx.params
+    messages = Messages(quiet=params["quiet"], verbose=params["verbose"])
+    resumes = "run the same command again: it carries on where it stopped"
+    with errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as stack:
+        if env_library is None or env_library == "-":
+            raise ConfigError(
+                "`run --multi-turn` reads the environment's API library from a file, and none is given",
+                hint="pass ENV_LIBRARY, as `apigen library from-python FILE --class NAME -o ENV_LIBRARY` writes it",
+            )
+        if output == "-":
+            raise ConfigError(
+                "`run --multi-turn` writes its blueprints beside `--output`, and `--output` is standard output",
+                hint="pass `-o FILE`; the blueprints go to FILE's side, `FILE.blueprints.jsonl`",
+            )
+        blueprint_files = Destinations(env_library, side_file(output), side_file(rejects) if rejects else None)
+        conversation_files = Destinations(blueprint_files.output, output, rejects)
+        blueprint_files.validate()
+        conversation_files.validate()
+        # one lock for the whole run, on `-o`: a second run of it is refused in either phase (the phases take it again)
+        stack.enter_context(OutputLock.acquire(output))
+        blueprints = BlueprintMaker.open(ctx, env_library, messages, stack)
+        simulations = SimulationMaker.open(ctx, messages, stack)  # its flags checked too before any request
+        seed = chosen_seed(blueprints.llm.seed)
+        blueprint_summary, seed = write_resumable_blueprints(
+            blueprints.resumable(seed, overwrite), blueprints, blueprint_files, messages
+        )
+        messages.info(blueprint_summary.line())
+        resumed, tally = write_resumable_simulation(ctx, simulations, conversation_files, seed, overwrite)
+        if params["max_revisions"]:
+            messages.info(blueprints.run.tally.line())
+        for line in tally.lines():
+            messages.info(line)
+        for service in dict.fromkeys([blueprints.chat, *simulations.chats]):
+            for line in usage_lines(service.usage):
+                messages.info(line)
+        messages.info(f"seed {resumed.seed}: pass `--seed {resumed.seed}` to run the same blueprints and conversations again")
+        attempts = f", {tally.conversations / tally.verified:.2f} attempts per verified conversation" if tally.verified else ""
+        messages.info(
+            f"run --multi-turn: {blueprints.values['count']} blueprints requested, {blueprint_summary.passed} verified "
+            f"(`{blueprint_files.output}`); {tally.conversations} conversations attempted, {tally.verified} verified{attempts}"
+        )
+    finish_stage(messages, resumed.summary, params["strict"])
