@@ -18,7 +18,6 @@ from typer._click.core import ParameterSource
 
 from ..config import settings_of
 from ..console import Messages
-from ..conversations.conversation_report import conversation_report_from_files
 from ..errors import ConfigError
 from ..llm.service import usage_lines
 from ..rows.lock import OutputLock
@@ -75,6 +74,8 @@ def side_file(path: str) -> str:
 
 def apigen_mt_table(paths: list[str | None]) -> list[str]:
     """APIGen-MT's table (``apigen stats``'s) over the run's files, those written: the whole run's, resumed or not."""
+    from ..conversations.conversation_report import conversation_report_from_files  # (a single-turn run loads none of it)
+
     written = [path for path in paths if path is not None and path != "-" and Path(path).is_file()]
     if not any(Path(path).stat().st_size for path in written):
         return []  # no row at all (no blueprint was asked for): nothing to count
