@@ -90,14 +90,18 @@ def test_stats_on_simulate_files_give_apigen_mt_s_table_counted_from_the_rows(ru
         len(flagged) / len(attempts), 4
     )
     assert sum(figures["ended_by"].values()) == len(attempts)
-    assert figures["tokens_per_verified"] is None  # simulate's rows do not record usage (yet)
+    assert all(row["simulation"]["usage"] == {"prompt_tokens": 0, "completion_tokens": 0} for row in attempts)
+    assert figures["tokens_per_verified"] == 0.0  # the offline backend counts no tokens
     assert figures["rows"]["read"] == len(attempts)
 
     text = invoke(CliRunner(), "stats", *files(run, "conv.jsonl", "failed.jsonl"))
     assert text.exit_code == 0, text.stderr
     lines = text.stdout.splitlines()
     assert lines[0].split() == ["blueprints", "simulated", f"{figures['blueprints_simulated']};", "with", "a", "verified", "conversation", str(figures["blueprints_with_a_verified_conversation"])]  # fmt: skip
-    assert any(line.startswith("tokens per verified conversation") and "not recorded in the rows" in line for line in lines)
+    assert any(
+        line.startswith("tokens per verified conversation") and "0: no request cost a token (the offline backend" in line
+        for line in lines
+    )
     assert "reasons per stage:" in lines
 
 
@@ -150,6 +154,21 @@ def test_tokens_per_verified_conversation_when_the_rows_record_usage(run: Path, 
     figures = stats_json(tmp_path, "conv.jsonl", "failed.jsonl")
     spent = sum(1100 + number for number in range(len(kept) + len(failed)))
     assert figures["tokens_per_verified"] == round(spent / len(kept), 1)  # failed attempts' tokens included
+
+
+def test_rows_without_usage_say_the_tokens_are_not_recorded(run: Path, tmp_path: Path) -> None:
+    """Rows of an older simulate (no `simulation.usage`): no figure is made up for them."""
+    kept, failed = read_jsonl(run / "conv.jsonl"), read_jsonl(run / "failed.jsonl")
+    for row in kept + failed[:1]:
+        del row["simulation"]["usage"]
+    write_jsonl(tmp_path / "conv.jsonl", kept)
+    write_jsonl(tmp_path / "failed.jsonl", failed)
+    assert stats_json(tmp_path, "conv.jsonl", "failed.jsonl")["tokens_per_verified"] is None
+    text = invoke(CliRunner(), "stats", *files(tmp_path, "conv.jsonl", "failed.jsonl"))
+    assert any(
+        line.startswith("tokens per verified conversation") and "not recorded in the rows" in line
+        for line in text.stdout.splitlines()
+    )
 
 
 def test_what_cannot_be_counted_is_refused(run: Path, tmp_path: Path) -> None:

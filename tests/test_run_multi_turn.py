@@ -62,12 +62,20 @@ def test_offline_blueprints_then_conversations_in_one_run_each_row_in_one_file(s
     )
     assert summary in result.stderr.replace("\n", " ").replace("  ", " ") or summary in result.stderr
     assert f"simulate: {len(kept)} passed, {len(failed)} rejected" in result.stderr
+    # APIGen-MT's table over the four files closes the run, as `apigen stats` gives it
+    table = invoke(runner, "stats", *(str(tmp_path / name) for name in made))
+    assert table.exit_code == 0, table.stderr
+    assert "tokens per verified conversation" in table.stdout and "blueprints requested" in table.stdout
+    assert table.stdout in result.stderr
     # the same command again: both phases are found complete, nothing is asked or written again
     before = {name: (tmp_path / name).read_bytes() for name in made}
     again = invoke(runner, *multi_turn(store_tools, output, *OFFLINE, "--attempts", "2", "--max-revisions", "1"))
     assert again.exit_code == 0, again.stderr
     assert again.stderr.count("already holds this run, complete") == 2
     assert {name: (tmp_path / name).read_bytes() for name in made} == before
+    assert table.stdout in again.stderr  # the whole run's table, whichever session finished it
+    quiet = invoke(runner, *multi_turn(store_tools, output, *OFFLINE, "--attempts", "2", "--max-revisions", "1", "-q"))
+    assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ refuses `tools`, a user served by another endpoint, the cache.
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from typer.testing import CliRunner
 from apigen_cli.conversations.simulation import simulation_tools
 
 from .conftest import PROJECT, invoke, read_jsonl
-from .llm_server import LLMServer, Reply
+from .llm_server import LLMServer, Received, Reply
 from .scripted_conversation import conversation_handler, refusing_tools
 from .test_simulate import POLICY, STORE, blueprints  # noqa: F401 (a fixture)
 
@@ -106,6 +108,14 @@ def test_the_user_may_be_served_by_another_endpoint_and_the_cache_answers_a_reru
         )
         assert again.exit_code == 0, again.stderr
         assert len(agent_server.chat_requests()) + len(user_server.chat_requests()) == asked  # nothing asked again
+        (tmp_path / "fresh").mkdir()
+        fresh, kept_fresh, _failed = run(
+            agent_server.url, source, tmp_path / "fresh", "--user-base-url", user_server.url, "--cache", str(tmp_path / "cache")
+        )
+        assert fresh.exit_code == 0, fresh.stderr
+        assert len(agent_server.chat_requests()) + len(user_server.chat_requests()) == asked  # every reply from the cache
+    assert kept[0]["simulation"]["usage"]["prompt_tokens"] > 0
+    assert kept_fresh[0]["simulation"]["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}  # cached: none spent this run
     assert [row["messages"] for row in kept_again] == [row["messages"] for row in kept]
 
 
@@ -156,3 +166,26 @@ def test_calls_whose_ids_the_server_repeats_get_ids_of_their_own(positives: Path
     assert failed == [] and len(kept) == 1  # each tool message answers one call: the check can read it
     ids = [call["id"] for message in kept[0]["messages"] for call in message.get("tool_calls") or ()]
     assert ids[0] == "call_0" and len(set(ids)) == len(ids) >= 4
+
+
+def test_each_row_records_the_tokens_of_its_agent_and_user_requests(positives: Path, tmp_path: Path) -> None:
+    """The server says each reply's usage (the agent's 11 + 7, the user's 5 + 3): the row holds their exact sums."""
+    rows = read_jsonl(positives)[:1]
+    source = tmp_path / "one.jsonl"
+    source.write_text(orjson.dumps(rows[0]).decode() + "\n")
+    handler = conversation_handler(rows, writes())
+
+    def priced(request: Received) -> Reply:
+        reply = handler(request)
+        assert reply is not None
+        return replace(reply, prompt_tokens=5, completion_tokens=3) if request.model == "user-model" else reply
+
+    with LLMServer(handler=priced) as server:
+        result, kept, failed = run(server.url, source, tmp_path, "--attempts", "1")
+        asked = Counter(request.model for request in server.chat_requests())
+    assert result.exit_code == 0, result.stderr
+    assert failed == [] and len(kept) == 1 and asked["agent-model"] and asked["user-model"]
+    assert kept[0]["simulation"]["usage"] == {
+        "prompt_tokens": 11 * asked["agent-model"] + 5 * asked["user-model"],
+        "completion_tokens": 7 * asked["agent-model"] + 3 * asked["user-model"],
+    }

@@ -72,6 +72,16 @@ def side_file(path: str) -> str:
     return str(file.with_name(f"{file.stem}.blueprints{file.suffix or '.jsonl'}"))
 
 
+def apigen_mt_table(paths: list[str | None]) -> list[str]:
+    """APIGen-MT's table (``apigen stats``'s) over the run's files, those written: the whole run's, resumed or not."""
+    from ..conversations.conversation_report import conversation_report_from_files  # (a single-turn run loads none of it)
+
+    written = [path for path in paths if path is not None and path != "-" and Path(path).is_file()]
+    if not any(Path(path).stat().st_size for path in written):
+        return []  # no row at all (no blueprint was asked for): nothing to count
+    return conversation_report_from_files(written).lines()
+
+
 def run_multi_turn(ctx: typer.Context, env_library: str | None, output: str, rejects: str | None, overwrite: bool) -> None:
     """Blueprints, then conversations: both phases into their files, each resumable; the closing summary."""
     params = ctx.params
@@ -108,6 +118,9 @@ def run_multi_turn(ctx: typer.Context, env_library: str | None, output: str, rej
             messages.info(line)
         for service in dict.fromkeys([blueprints.chat, *simulations.chats]):
             for line in usage_lines(service.usage):
+                messages.info(line)
+        if not messages.quiet:
+            for line in apigen_mt_table([output, rejects, blueprint_files.output, blueprint_files.rejects]):
                 messages.info(line)
         messages.info(f"seed {resumed.seed}: pass `--seed {resumed.seed}` to run the same blueprints and conversations again")
         attempts = f", {tally.conversations / tally.verified:.2f} attempts per verified conversation" if tally.verified else ""

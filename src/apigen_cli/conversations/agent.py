@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..llm.chat import OFFLINE_MODEL, TOOLS_REFUSED, ChatRequest, ChatResult
+from ..llm.chat import OFFLINE_MODEL, TOOLS_REFUSED, ChatRequest, ChatResult, Tokens
 from ..problems import Problem
 from ..stages.extract import NOT_FOUND, find_json
 from ..stages.prompts import Template, load_prompt_pair
@@ -45,6 +45,7 @@ class AgentTurn:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     problem: Problem | None = None
     prompted: bool = False  # asked with the tools in the prompt (the server refused `tools`)
+    tokens: Tokens = Tokens()  # what its requests cost (a refused request's too)
 
     def message(self) -> dict[str, Any]:
         """The assistant message as the conversation row holds it."""
@@ -118,15 +119,19 @@ class Agent:
         """The agent's next message after ``messages`` (the conversation, its system message first)."""
         native = self.model == OFFLINE_MODEL or self.modes.native(self.model)
         result = self.chat.ask(self._request(key, messages, native, offline_task, options))
+        tokens = Tokens.of(result)
         if native and result.error is not None and result.error.code == TOOLS_REFUSED:
             self.modes.step_down(self.model, result.error.message)
             native = False
             result = self.chat.ask(self._request(key, messages, native, offline_task, options))
+            tokens += Tokens.of(result)
         if not result.ok or result.text is None:
             problem = result.error or Problem("llm_error", "the agent's reply has no text")
-            return AgentTurn(problem=Problem(problem.code, f"the agent's request failed: {problem.message}"))
+            return AgentTurn(problem=Problem(problem.code, f"the agent's request failed: {problem.message}"), tokens=tokens)
         used = {call.get("id") for message in messages for call in message.get("tool_calls") or () if isinstance(call, dict)}
-        return read_native(result.text, used) if native else replace(read_prompted(result.text, used), prompted=True)
+        if native:
+            return replace(read_native(result.text, used), tokens=tokens)
+        return replace(read_prompted(result.text, used), prompted=True, tokens=tokens)
 
     def _request(
         self, key: str, messages: list[dict[str, Any]], native: bool, offline_task: dict[str, Any], options: dict[str, Any]

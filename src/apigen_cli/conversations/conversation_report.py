@@ -23,11 +23,10 @@ from ..errors import InputError
 from ..rows.jsonl import read_rows
 from ..rows.records import REASON, REJECTED_BY, Row
 from .blueprint_report import BlueprintReport, first_row_of_one_is, is_blueprint_row
-from .simulation import RESULT_FIELD
+from .simulation import RESULT_FIELD, USAGE_FIELD
 from .simulation import STAGE as SIMULATE
 from .trajectory_check import KEEP_FIELD
 
-USAGE_FIELD = "usage"  # under `simulation`: {"prompt_tokens", "completion_tokens"} of the attempt's requests, when recorded
 FILES_HINT = "give simulate's output and rejects, then (optionally) blueprint's output and rejects"
 
 
@@ -247,11 +246,13 @@ class ConversationReport:
 
     def _tokens_text(self) -> str:
         tokens = self.tokens_per_verified
+        if tokens is not None and not self.tokens:  # said so: a 0 that reads as a free model would mislead
+            return "0: no request cost a token (the offline backend counts none, a reply from the cache costs none)"
         if tokens is not None:
             return f"{tokens:,.0f} (every attempt's requests, failed ones included)"
         if not self.verified:
             return "none verified"
-        return "not recorded in the rows (simulate's summary on stderr gives the run's tokens per model)"
+        return "not recorded in the rows (an older simulate's; its summary on stderr gave the run's tokens per model)"
 
     def stages(self) -> list[tuple[str, Counter[str]]]:
         """The reasons per stage: the blueprint checks (when given), then simulate's and the trajectory check's."""

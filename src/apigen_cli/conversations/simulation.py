@@ -39,6 +39,7 @@ import orjson
 from ..errors import FunctionsError, InputError
 from ..execution.sessions import SessionOutcome, SessionRequest
 from ..library.from_python import PythonImport, from_python
+from ..llm.chat import Tokens
 from ..problems import Problem, RowProblem
 from ..rows.records import REJECTED_BY, Row, ensure_id, reject
 from .agent import Agent, AgentTurn
@@ -50,6 +51,7 @@ from .user_simulator import UserSimulator, user_errors
 
 STAGE = "simulate"
 RESULT_FIELD = "simulation"
+USAGE_FIELD = "usage"  # under `simulation`: the tokens of the attempt's agent and user requests (`Tokens.as_usage`)
 #: Each row names the input row it came from, ``sim-SEED-INDEX`` (INDEX: the blueprint's line, from 0): a resumed run's
 #: checkpoint is checked against it. Not ``blueprint_id``: a blueprints file skips the ids of the blueprints rejected,
 #: carries the seed of the run that wrote it, and a row rejected before simulate has no ``blueprint_id``.
@@ -172,6 +174,7 @@ class Simulation:
             "seconds": round(time.monotonic() - conversation.started, 3),
             "tool_mode": "prompt" if conversation.prompted else "native",
             "user_errors": errors,
+            USAGE_FIELD: conversation.tokens.as_usage(),
         }
         if ended.code not in (USER_STOP, STOP_TOOL):
             reject(row, STAGE, ended)
@@ -247,6 +250,7 @@ class Conversation:
         self.last_replay: tuple[SessionRequest, SessionOutcome] | None = None  # the latest session, when it ended well
         self.turns = 0
         self.prompted = False  # some of the agent's replies were asked with the tools in the prompt
+        self.tokens = Tokens()  # the agent's and the user's requests, failed ones too (cached replies cost none)
         self.started = time.monotonic()
         # a later attempt asks with another seed, so that it can go otherwise (and is not the cached first attempt)
         self.options: dict[str, Any] = {} if attempt == 1 else {"seed": _attempt_seed(simulation.seed, key)}
@@ -259,6 +263,7 @@ class Conversation:
             if late is not None:
                 return late
             said = self.simulation.user.reply(self.key, self.plan.instruction, self.plan.persona, self.messages, self.options)
+            self.tokens += said.tokens
             if said.problem is not None:
                 return said.problem
             if len(said.text) > bounds.max_reply_chars:
@@ -282,6 +287,7 @@ class Conversation:
             if late is not None:
                 return late
             turn = self.simulation.agent.reply(self.key, self.messages, self._offline_agent_task(), self.options)
+            self.tokens += turn.tokens
             if turn.problem is not None:
                 return turn.problem
             self.prompted = self.prompted or turn.prompted

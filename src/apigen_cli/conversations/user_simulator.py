@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..llm.chat import OFFLINE_MODEL, ChatRequest
+from ..llm.chat import OFFLINE_MODEL, ChatRequest, Tokens
 from ..problems import Problem
 from ..stages.prompts import Template, load_prompt_pair
 from .agent import Asker
@@ -46,6 +46,7 @@ class UserTurn:
     text: str = ""
     stop: bool = False
     problem: Problem | None = None
+    tokens: Tokens = Tokens()  # what its request cost
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,17 @@ class UserSimulator:
             options={**options, **({"max_tokens": self.max_tokens} if self.max_tokens else {})} or None,
         )
         result = self.chat.ask(request)
+        tokens = Tokens.of(result)
         if not result.ok or result.text is None:
             problem = result.error or Problem("llm_error", "the user simulator's reply has no text")
-            return UserTurn(problem=Problem(problem.code, f"the user simulator's request failed: {problem.message}"))
+            return UserTurn(
+                problem=Problem(problem.code, f"the user simulator's request failed: {problem.message}"), tokens=tokens
+            )
         text = result.text
         stop = any(marker in text for marker in STOP_MARKERS)
         for marker in STOP_MARKERS:
             text = text.replace(marker, "")
-        return UserTurn(text.strip(), stop)
+        return UserTurn(text.strip(), stop, tokens=tokens)
 
 
 def user_errors(instruction: str, messages: Sequence[dict[str, Any]], *, stopped: bool, gold_writes: Sequence[str]) -> list[str]:

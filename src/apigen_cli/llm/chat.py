@@ -78,6 +78,25 @@ class ChatResult:
         return self.finish_reason == "length"
 
 
+@dataclass(frozen=True)
+class Tokens:
+    """The tokens some requests cost this run: a reply from the cache, or the offline backend's, costs none."""
+
+    prompt: int = 0
+    completion: int = 0
+
+    @classmethod
+    def of(cls, result: ChatResult) -> Tokens:
+        return cls(result.prompt_tokens, result.completion_tokens)
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(self.prompt + other.prompt, self.completion + other.completion)
+
+    def as_usage(self) -> dict[str, int]:
+        """As a row records it (OpenAI's names)."""
+        return {"prompt_tokens": self.prompt, "completion_tokens": self.completion}
+
+
 #: The error code of a request whose ``tools`` the server refused (the caller steps down to a prompt).
 TOOLS_REFUSED = "tools_refused"
 
