@@ -65,6 +65,8 @@ demo-multi-turn: $(STAMP)
 	@head -n 1 $(MT_OUT)/conversations.jsonl | $(BIN)/python -c 'import json, sys; [print(m["role"] + ":", (m.get("content") or json.dumps([c["function"] for c in m.get("tool_calls") or []]))[:110]) for m in json.loads(sys.stdin.read())["messages"][1:]]'
 	@echo "--- why the other attempts failed ($(MT_OUT)/failed_conversations.jsonl):"
 	@$(BIN)/python -c 'import json, sys; [print(r["id"], r["reason"] + ":", r["reason_detail"][:120], r["simulation"]["user_errors"]) for r in map(json.loads, open(sys.argv[1]))]' $(MT_OUT)/failed_conversations.jsonl
+	@echo "--- APIGen-MT's table (apigen stats over the four files):"
+	$(BIN)/apigen stats $(MT_OUT)/conversations.jsonl $(MT_OUT)/failed_conversations.jsonl $(MT_OUT)/blueprints.jsonl $(MT_OUT)/rejected.jsonl
 
 smoke: $(STAMP)
 	$(BIN)/apigen generate sample_data/apis.jsonl -m offline -n 30 --seed 1 -q \

@@ -167,8 +167,11 @@ def test_the_multi_turn_demo_shows_a_verified_conversation_and_why_other_attempt
     assert conversation[0].startswith("user: Hi. I want to")
     assert any(line.startswith("tool: ") for line in conversation)
     assert conversation[-1] == "user: No, that is all. Thank you!"
-    failed = done.stdout.split("--- why the other attempts failed", 1)[1].splitlines()[1:]
+    failed = done.stdout.split("--- why the other attempts failed", 1)[1].split("\n---", 1)[0].splitlines()[1:]
     assert len(failed) == 4 and all(" state_mismatch: " in line for line in failed)
+    table = done.stdout.split("--- APIGen-MT's table", 1)[1].splitlines()[1:]
+    assert any(line.startswith("blueprints requested") and line.endswith(" 12") for line in table)
+    assert any(line.startswith("conversations verified") and line.split()[2] == "7" for line in table)
 
 
 def test_keep_all_verified_makes_every_attempt_and_keeps_each_distinct_verified_one(blueprints: Path, tmp_path: Path) -> None:
