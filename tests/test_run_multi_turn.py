@@ -4,6 +4,7 @@ command carries on. The offline backend, and a scripted server that writes bluep
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -76,6 +77,13 @@ def test_offline_blueprints_then_conversations_in_one_run_each_row_in_one_file(s
     assert table.stdout in again.stderr  # the whole run's table, whichever session finished it
     quiet = invoke(runner, *multi_turn(store_tools, output, *OFFLINE, "--attempts", "2", "--max-revisions", "1", "-q"))
     assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
+    # `--report`: the same table as JSON, `apigen stats --json`'s, with the run's seed
+    report = tmp_path / "report.json"
+    flags = ("--attempts", "2", "--max-revisions", "1", "-q", "--report", str(report))
+    reported = invoke(runner, *multi_turn(store_tools, output, *OFFLINE, *flags))
+    assert reported.exit_code == 0, reported.stderr
+    as_json = invoke(runner, "stats", "--json", *(str(tmp_path / name) for name in made))
+    assert json.loads(report.read_text()) == json.loads(as_json.stdout) | {"seed": 23, "complete": True}
 
 
 @pytest.mark.parametrize(

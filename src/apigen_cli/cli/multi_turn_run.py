@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from typer._click.core import ParameterSource
@@ -27,9 +28,12 @@ from .conversations import BlueprintMaker, SimulationMaker, write_resumable_blue
 from .main import errors_to_exit_codes
 from .stages import finish_stage
 
+if TYPE_CHECKING:
+    from ..conversations.conversation_report import ConversationReport
+
 #: `run`'s flags of the single-turn pipeline, which a multi-turn run has no use for
 SINGLE_TURN_ONLY = (
-    "report", "dedup", "only_executable", "engine", "ray_address", "ray_actors", "include_failed",
+    "dedup", "only_executable", "engine", "ray_address", "ray_actors", "include_failed",
     "pairs_per_prompt", "styles", "apis_per_prompt", "examples", "examples_per_prompt", "grow_examples",
     "example_pool", "grow_lag", "shard", *(setting.name for setting in settings_of("batch")),
 )  # fmt: skip
@@ -72,14 +76,15 @@ def side_file(path: str) -> str:
     return str(file.with_name(f"{file.stem}.blueprints{file.suffix or '.jsonl'}"))
 
 
-def apigen_mt_table(paths: list[str | None]) -> list[str]:
-    """APIGen-MT's table (``apigen stats``'s) over the run's files, those written: the whole run's, resumed or not."""
+def apigen_mt_report(paths: list[str | None]) -> ConversationReport | None:
+    """APIGen-MT's table (``apigen stats``'s) over the run's files, those written: the whole run's, resumed or
+    not; None when no file holds a row (no blueprint was asked for)."""
     from ..conversations.conversation_report import conversation_report_from_files  # (a single-turn run loads none of it)
 
     written = [path for path in paths if path is not None and path != "-" and Path(path).is_file()]
     if not any(Path(path).stat().st_size for path in written):
-        return []  # no row at all (no blueprint was asked for): nothing to count
-    return conversation_report_from_files(written).lines()
+        return None
+    return conversation_report_from_files(written)
 
 
 def run_multi_turn(ctx: typer.Context, env_library: str | None, output: str, rejects: str | None, overwrite: bool) -> None:
@@ -102,6 +107,9 @@ def run_multi_turn(ctx: typer.Context, env_library: str | None, output: str, rej
         conversation_files = Destinations(blueprint_files.output, output, rejects)
         blueprint_files.validate()
         conversation_files.validate()
+        from ..pipeline import ReportFile
+
+        report_file = ReportFile(params["report"]) if params.get("report") else None  # checked writable before any request
         # one lock for the whole run, on `-o`: a second run of it is refused in either phase (the phases take it again)
         stack.enter_context(OutputLock.acquire(output))
         blueprints = BlueprintMaker.open(ctx, env_library, messages, stack)
@@ -119,9 +127,12 @@ def run_multi_turn(ctx: typer.Context, env_library: str | None, output: str, rej
         for service in dict.fromkeys([blueprints.chat, *simulations.chats]):
             for line in usage_lines(service.usage):
                 messages.info(line)
-        if not messages.quiet:
-            for line in apigen_mt_table([output, rejects, blueprint_files.output, blueprint_files.rejects]):
+        if not messages.quiet or report_file is not None:
+            table = apigen_mt_report([output, rejects, blueprint_files.output, blueprint_files.rejects])
+            for line in table.lines() if table is not None and not messages.quiet else []:
                 messages.info(line)
+            if report_file is not None:
+                report_file.write((table.as_dict() if table is not None else {}) | {"seed": resumed.seed, "complete": True})
         messages.info(f"seed {resumed.seed}: pass `--seed {resumed.seed}` to run the same blueprints and conversations again")
         attempts = f", {tally.conversations / tally.verified:.2f} attempts per verified conversation" if tally.verified else ""
         messages.info(

@@ -89,7 +89,7 @@ def run_command(
         typer.Option(
             "--report",
             metavar="FILE",
-            help="Also write the report (Table 1, reasons, tokens) as JSON.",
+            help="Also write the report (Table 1, reasons, tokens; with --multi-turn APIGen-MT's table) as JSON.",
             rich_help_panel=INPUT_OUTPUT_PANEL,
         ),
     ] = None,
