@@ -10,6 +10,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from .conftest import PROJECT
 
@@ -28,17 +29,25 @@ def page_with(marker: str) -> str:
     return found[0].read_text()
 
 
-def run_section_example(heading: str, cwd: Path) -> tuple[list[str], list[str]]:
-    """Run the first ```sh block after ``heading``, its `apigen` lines in turn in ``cwd`` (with the sample data
-    linked in); the output lines it shows (its `# ` lines) and what the last command said on stderr."""
+class SectionRun(NamedTuple):
+    """What a section's example shows (its `# ` lines), and what its commands said."""
+
+    shown: list[str]
+    said: list[str]  # the last command's stderr lines
+    printed: list[str]  # every command's stdout lines, in turn
+
+
+def run_section_example(heading: str, cwd: Path) -> SectionRun:
+    """Run the first ```sh block after ``heading`` (a heading, or any text of a page), its `apigen` lines in turn
+    in ``cwd`` (with the sample data linked in)."""
     block = page_with(heading).split(heading, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     commands = [line for line in block.splitlines() if line.startswith("apigen ")]
     shown = [line[2:] for line in block.splitlines() if line.startswith("# ")]
     (cwd / "sample_data").symlink_to(PROJECT / "sample_data")
     apigen = str(Path(sys.executable).parent / "apigen")
-    said = ""
+    said, printed = "", ""
     for command in commands:
         done = subprocess.run([apigen, *shlex.split(command)[1:]], cwd=cwd, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{command}\n{done.stderr}"
-        said = done.stderr
-    return shown, said.splitlines()
+        said, printed = done.stderr, printed + done.stdout
+    return SectionRun(shown, said.splitlines(), printed.splitlines())

@@ -7,9 +7,6 @@ figure is checked against the rows themselves, counted here another way.
 from __future__ import annotations
 
 import json
-import shlex
-import subprocess
-import sys
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -20,7 +17,7 @@ from typer.testing import CliRunner
 from apigen_cli.conversations.conversation_report import conversation_report
 
 from .conftest import PROJECT, invoke, read_jsonl, write_jsonl
-from .doc_pages import page_with
+from .doc_pages import run_section_example
 from .test_cli_report import CHROMIUM, _png_pixels, _render
 
 STORE = PROJECT / "sample_data" / "store"
@@ -236,18 +233,9 @@ def test_the_page_renders_in_a_real_browser_without_console_errors(run: Path, tm
 
 
 def test_the_guide_s_report_example_runs_as_written_and_prints_what_the_page_shows(tmp_path: Path) -> None:
-    section = page_with("**The report.** `apigen stats` and `apigen report` (`--json`, `--html`, `--card`) read\nsimulate's")
-    block = section.split("read\nsimulate's", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
-    commands = [line for line in block.splitlines() if line.startswith("apigen ")]
-    shown = [line[2:] for line in block.splitlines() if line.startswith("# ")]
-    (tmp_path / "sample_data").symlink_to(PROJECT / "sample_data")
-    apigen = str(Path(sys.executable).parent / "apigen")
-    printed = ""
-    for command in commands:
-        done = subprocess.run([apigen, *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"{command}\n{done.stderr}"
-        printed += done.stdout
-    assert printed.splitlines() == shown
+    heading = "**The report.** `apigen stats` and `apigen report` (`--json`, `--html`, `--card`) read\nsimulate's"
+    shown, _said, printed = run_section_example(heading, tmp_path)
+    assert printed == shown
     assert (tmp_path / "report.html").is_file() and (tmp_path / "card.md").is_file()
 
 

@@ -209,7 +209,7 @@ def test_a_run_killed_in_either_phase_carries_on_asking_again_for_nothing_finish
 
 
 def test_the_guide_s_example_runs_as_written_and_says_what_the_page_shows(tmp_path: Path) -> None:
-    shown, said = run_section_example("### `apigen run --multi-turn`", tmp_path)
+    shown, said, _printed = run_section_example("### `apigen run --multi-turn`", tmp_path)
     assert [line for line in said if line in shown] == shown, said
 
 

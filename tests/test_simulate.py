@@ -155,7 +155,7 @@ def test_the_scripted_user_tells_the_instruction_piece_by_piece() -> None:
 
 
 def test_the_guide_s_example_runs_as_written_and_says_what_the_page_shows(tmp_path: Path) -> None:
-    shown, said = run_section_example("### `apigen simulate`", tmp_path)
+    shown, said, _printed = run_section_example("### `apigen simulate`", tmp_path)
     assert [line for line in said if line in shown] == shown, said
 
 
