@@ -51,22 +51,18 @@ demo: $(STAMP)
 demo-multi-turn: $(STAMP)
 	@rm -rf $(MT_OUT) && mkdir -p $(MT_OUT)
 	$(BIN)/apigen library from-python sample_data/store --class OnlineStore -o $(MT_OUT)/store_tools.jsonl -q
-	$(BIN)/apigen blueprint $(MT_OUT)/store_tools.jsonl --functions sample_data/store \
+	$(BIN)/apigen run --multi-turn $(MT_OUT)/store_tools.jsonl --functions sample_data/store \
 		--initial-state sample_data/store/initial_state.json --policy sample_data/store/policy.md \
 		--policy-checks sample_data/store/policy_checks.py -m offline -J offline -n 12 --seed 23 -O offline_error_rate=0.3 \
-		-o $(MT_OUT)/blueprints.jsonl --rejects $(MT_OUT)/rejected.jsonl
-	@echo "--- a verified blueprint ($(MT_OUT)/blueprints.jsonl), without its environment:"
-	@head -n 1 $(MT_OUT)/blueprints.jsonl | $(BIN)/python -c 'import json, sys; row = json.loads(sys.stdin.read()); row.pop("environment"); print(json.dumps(row)[:700])'
-	@echo "--- why the others were rejected ($(MT_OUT)/rejected.jsonl):"
-	@$(BIN)/python -c 'import json, sys; [print(r["id"], r["rejected_by"], r["reason"] + ":", r["reason_detail"][:140]) for r in map(json.loads, open(sys.argv[1]))]' $(MT_OUT)/rejected.jsonl
-	$(BIN)/apigen simulate $(MT_OUT)/blueprints.jsonl --functions sample_data/store --policy sample_data/store/policy.md \
-		-m offline --seed 4 -O offline_error_rate=0.3 -o $(MT_OUT)/conversations.jsonl --rejects $(MT_OUT)/failed_conversations.jsonl
+		-o $(MT_OUT)/conversations.jsonl --rejects $(MT_OUT)/failed.jsonl
+	@echo "--- a verified blueprint ($(MT_OUT)/conversations.blueprints.jsonl), without its environment:"
+	@head -n 1 $(MT_OUT)/conversations.blueprints.jsonl | $(BIN)/python -c 'import json, sys; row = json.loads(sys.stdin.read()); row.pop("environment"); print(json.dumps(row)[:700])'
+	@echo "--- why the other blueprints were rejected ($(MT_OUT)/failed.blueprints.jsonl):"
+	@$(BIN)/python -c 'import json, sys; [print(r["id"], r["rejected_by"], r["reason"] + ":", r["reason_detail"][:140]) for r in map(json.loads, open(sys.argv[1]))]' $(MT_OUT)/failed.blueprints.jsonl
 	@echo "--- a verified conversation ($(MT_OUT)/conversations.jsonl), message by message:"
 	@head -n 1 $(MT_OUT)/conversations.jsonl | $(BIN)/python -c 'import json, sys; [print(m["role"] + ":", (m.get("content") or json.dumps([c["function"] for c in m.get("tool_calls") or []]))[:110]) for m in json.loads(sys.stdin.read())["messages"][1:]]'
-	@echo "--- why the other attempts failed ($(MT_OUT)/failed_conversations.jsonl):"
-	@$(BIN)/python -c 'import json, sys; [print(r["id"], r["reason"] + ":", r["reason_detail"][:120], r["simulation"]["user_errors"]) for r in map(json.loads, open(sys.argv[1]))]' $(MT_OUT)/failed_conversations.jsonl
-	@echo "--- APIGen-MT's table (apigen stats over the four files):"
-	$(BIN)/apigen stats $(MT_OUT)/conversations.jsonl $(MT_OUT)/failed_conversations.jsonl $(MT_OUT)/blueprints.jsonl $(MT_OUT)/rejected.jsonl
+	@echo "--- why the other attempts failed ($(MT_OUT)/failed.jsonl):"
+	@$(BIN)/python -c 'import json, sys; [print(r["id"], r["reason"] + ":", r["reason_detail"][:120], r["simulation"]["user_errors"]) for r in map(json.loads, open(sys.argv[1]))]' $(MT_OUT)/failed.jsonl
 
 smoke: $(STAMP)
 	$(BIN)/apigen generate sample_data/apis.jsonl -m offline -n 30 --seed 1 -q \

@@ -330,7 +330,7 @@ def test_the_multi_turn_demo_shows_a_kept_blueprint_and_why_the_others_were_reje
     done = multi_turn_demo(tmp_path / "mt")
     assert done.returncode == 0, done.stderr
     assert "blueprint: 8 passed, 4 rejected" in done.stderr
-    shown = done.stdout.split("--- why the others were rejected")
+    shown = done.stdout.split("--- why the other blueprints were rejected")
     assert '"id": "bp-23-0"' in shown[0]
     reasons = [line.split()[1:3] for line in shown[1].split("\n---", 1)[0].splitlines()[1:]]  # (simulate's lines follow)
     assert sorted(reasons) == [
