@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -477,3 +478,25 @@ def test_requests_submitted_while_the_loop_is_busy_wake_it_once(server: LLMServe
         assert len(wake_ups) == 1
     finally:
         backend.close()
+
+
+def test_a_request_submitted_as_the_last_worker_finishes_is_still_sent(server: LLMServer) -> None:
+    """One worker (concurrency 1): a request submitted while the worker answers its last job, so that the loop
+    takes it just after the worker has found no job left, must start a worker of its own (it waited forever:
+    the finished worker was still counted until its done callback ran, after the new request was taken)."""
+    later: list[Future[ChatResult]] = []
+    with open_chat_service(settings_for(server, concurrency=1), wait=tenacity.wait_none()) as chat:
+        backend = chat.http
+        server.hold()
+        [first] = backend.submit([request("first")])
+        assert server.wait_parked(1)
+        submitted = threading.Event()
+
+        def submit_second(_done: Future[ChatResult]) -> None:  # in the loop's thread, as the worker settles `first`
+            later.extend(backend.submit([request("second")]))
+            submitted.set()
+
+        first.add_done_callback(submit_second)
+        server.release()
+        assert first.result(timeout=10).ok and submitted.wait(10)
+        assert later[0].result(timeout=10).text == "second"

@@ -382,8 +382,11 @@ class HttpBackend:
 
     async def _work(self) -> None:
         jobs = self._jobs
-        while jobs and self._fatal is None:
-            await self._run_job(jobs.popleft())
+        try:
+            while jobs and self._fatal is None:
+                await self._run_job(jobs.popleft())
+        finally:  # uncounted at once: a done callback runs later, after jobs taken meanwhile found every worker busy
+            self._workers.discard(asyncio.current_task())
 
     def _drop_waiting(self, error: BaseException) -> None:
         with self._arriving_lock:
