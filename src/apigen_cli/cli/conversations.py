@@ -20,7 +20,7 @@ from ..resumable import ResumableRun, Resumed, is_resumable, write_resumable
 from ..rows.jsonl import STDIO, read_rows
 from ..rows.records import Row
 from ..rows.routing import StageSummary
-from ..rows.runner import Destinations, refusing_api_definitions, write_rows
+from ..rows.runner import Destinations, Wrapper, refusing_api_definitions, write_rows
 from ..run_settings import chosen_seed, execution_settings_from, judge_settings_from, plain_setting
 from .main import app, errors_to_exit_codes
 from .options import (
@@ -316,9 +316,14 @@ class BlueprintMaker:
 
 
 def write_resumable_blueprints(
-    resumable: ResumableRun, blueprints: BlueprintMaker, where: Destinations, messages: Messages
+    resumable: ResumableRun,
+    blueprints: BlueprintMaker,
+    where: Destinations,
+    messages: Messages,
+    progress: Wrapper | None = None,
 ) -> tuple[StageSummary, int]:
-    """Write the blueprints into `-o` in place, resuming a run killed there (``resumable``); the summary and the seed."""
+    """Write the blueprints into `-o` in place, resuming a run killed there (``resumable``); the summary and the seed.
+    ``progress`` sees the rows as they are made (default: blueprint's own progress line)."""
     run = blueprints.run
     resumable = replace(
         resumable, request_field="id", counts=run.tally.to_counts, restore=run.tally.restore
@@ -327,7 +332,7 @@ def write_resumable_blueprints(
         resumable,
         lambda seed, skip: run.checked_rows(blueprints.plans(seed, skip)),
         where,
-        wrap=blueprints.progress,
+        wrap=progress or blueprints.progress,
         written=run.tally.counted,
     )
     if resumed.already_complete:
@@ -628,10 +633,18 @@ def _simulate_resumable(ctx: typer.Context, overwrite: bool) -> None:
 
 
 def write_resumable_simulation(
-    ctx: typer.Context, simulations: SimulationMaker, where: Destinations, seed: int, overwrite: bool
+    ctx: typer.Context,
+    simulations: SimulationMaker,
+    where: Destinations,
+    seed: int,
+    overwrite: bool,
+    tally: SimulationTally | None = None,
+    progress: Callable[[int], Wrapper] | None = None,
 ) -> tuple[Resumed, SimulationTally]:
     """Simulate ``where.input``'s blueprints into its files in place, resuming a run killed there; what it did, and
-    the tally of the whole run. ``seed``: this session's (a resumed run without `--seed` takes its first's)."""
+    the tally of the whole run. ``seed``: this session's (a resumed run without `--seed` takes its first's).
+    ``tally``: where to count (a display may read it); ``progress(blueprints)``: what sees the rows as they
+    are made, given how many blueprints there are (default: simulate's own progress line)."""
     from ..conversations.simulation import REQUEST_FIELD, SimulationTally
 
     params, messages = ctx.params, simulations.messages
@@ -649,7 +662,7 @@ def write_resumable_simulation(
     deciding |= {name: plain_setting(params[name]) for name in _SIMULATE_ITS_OWN}
     deciding["skip_bad_lines"] = where.skip_bad_lines
     files = [where.input, params["tools"], params["policy"], values["functions"], values["prompts"]]
-    tally = SimulationTally()
+    tally = tally if tally is not None else SimulationTally()
     resumable = ResumableRun(
         "simulate",
         fingerprint(deciding, [path for path in files if path]),
@@ -667,10 +680,11 @@ def write_resumable_simulation(
         simulation = simulations.make(seed)
         return simulation.rows(itertools.islice(blueprint_rows(), skip, None), first=skip)
 
-    def progress(rows: Iterator[Row]) -> Iterator[Row]:
+    def own_line(rows: Iterator[Row]) -> Iterator[Row]:
         return messages.progress(rows, "simulate", counters=simulations.counters)
 
-    resumed = write_resumable(resumable, rows_from, where, wrap=progress, written=tally.counted)
+    wrap = progress(blueprints) if progress is not None else own_line
+    resumed = write_resumable(resumable, rows_from, where, wrap=wrap, written=tally.counted)
     if resumed.already_complete:
         messages.info(f"`{where.output}` already holds this run, complete; pass `--overwrite` to run it again")
     elif resumed.skipped:

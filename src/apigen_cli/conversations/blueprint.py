@@ -132,12 +132,14 @@ class RevisionTally:
     total: int = 0
     first_attempt: int = 0
     after_revisions: int = 0
+    revisions: int = 0  # blueprints sent back to the model with their critique, kept or not
     negatives: Counter[str] = field(default_factory=Counter)  # asked for, by kind
     negatives_kept: Counter[str] = field(default_factory=Counter)
 
     def counted(self, rows: Iterable[Row]) -> Iterator[Row]:
         for row in rows:
             self.total += 1
+            self.revisions += len(row.get(ATTEMPTS) or ())
             kind = row.get(KIND_FIELD, POSITIVE)
             if kind != POSITIVE:
                 self.negatives[kind] += 1
@@ -150,7 +152,12 @@ class RevisionTally:
 
     def to_counts(self) -> dict[str, int]:
         """The tally as flat counts, for a run's checkpoints (``resumable``)."""
-        counts = {"total": self.total, "first_attempt": self.first_attempt, "after_revisions": self.after_revisions}
+        counts = {
+            "total": self.total,
+            "first_attempt": self.first_attempt,
+            "after_revisions": self.after_revisions,
+            "revisions": self.revisions,
+        }
         counts.update({f"negatives\t{kind}": count for kind, count in self.negatives.items()})
         counts.update({f"negatives_kept\t{kind}": count for kind, count in self.negatives_kept.items()})
         return counts
@@ -160,6 +167,7 @@ class RevisionTally:
         self.total = counts.get("total", 0)
         self.first_attempt = counts.get("first_attempt", 0)
         self.after_revisions = counts.get("after_revisions", 0)
+        self.revisions = counts.get("revisions", 0)
         for key, count in counts.items():
             name, _tab, kind = key.partition("\t")
             if name == "negatives":
