@@ -792,9 +792,11 @@ def test_stats_and_report_on_blueprint_files_give_the_pass_rates_with_and_withou
     html = page.read_text()
     assert f"{figures['first_attempt']['pass_rate']:.1%} at the first attempt" in html and 'data-chart="checks"' in html
     assert "| verified after revisions |" in card.read_text()
+    assert report.stderr.splitlines()[-1] == f"report: {figures['requested']} blueprints read, {figures['verified']} verified"
 
-    alone = invoke(runner, "stats", str(out))  # without its rejects: said, not silently 100%
-    assert "give the run's rejects file too" in alone.stderr
+    for command in (["stats"], ["report", "--json"]):  # without its rejects: said, not silently 100%
+        alone = invoke(runner, *command, str(out))
+        assert alone.exit_code == 0 and "give the run's rejects file too (`apigen stats BLUEPRINTS REJECTS`)" in alone.stderr
 
 
 DEFAULTS = PROJECT / "tests" / "fixtures" / "environments" / "env_defaults.py"
