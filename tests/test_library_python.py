@@ -646,3 +646,41 @@ def test_the_class_a_tool_runs_in_is_not_shown_to_the_model() -> None:
 
     tool = {"name": "ring_up", "description": "Ring up.", "parameters": {}, "category": "till", "class": "Till"}
     assert model_view(tool) == {"name": "ring_up", "description": "Ring up.", "parameters": {}}
+
+
+def test_the_imported_code_sees_what_pass_env_names_a_glob_too(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_REGION", "eu")
+    folder = _write(
+        tmp_path / "lib",
+        envcheck='''
+        import os
+
+        REGION = os.environ["SHOP_REGION"]
+
+
+        def ok() -> int:
+            """Fine."""
+            return 1
+        ''',
+    )
+    refused = invoke(runner, "library", "from-python", str(folder))
+    assert refused.exit_code == 2 and "KeyError: 'SHOP_REGION'" in refused.stderr
+    for passed in ("SHOP_REGION", "SHOP_*"):
+        tools, _stderr = _tools(runner, str(folder), "--pass-env", passed)
+        assert list(tools) == ["ok"]
+
+
+def test_pass_env_reads_the_same_in_both_commands_that_start_code() -> None:
+    """The allowlist's wording is declared once, for `library from-python` and `library from-mcp` alike."""
+    import typer.main
+
+    from apigen_cli.cli import app
+
+    library = typer.main.get_command(app).commands["library"]  # type: ignore[attr-defined]
+    helps = {
+        name: next(option.help for option in library.commands[name].params if "--pass-env" in option.opts)
+        for name in ("from-python", "from-mcp")
+    }
+    assert helps["from-python"] == helps["from-mcp"] and "a glob such as `AWS_*` works" in helps["from-python"]
