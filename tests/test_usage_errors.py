@@ -6,6 +6,8 @@ apigen's messages; scripts that read the first `error:` line found none.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -26,3 +28,28 @@ def test_a_usage_error_is_an_error_line_and_a_hint(runner: CliRunner, args: list
     result = invoke(runner, *args, input="")
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [first_line, "", hint]
+
+
+@pytest.mark.parametrize(
+    ("args", "what_it_replays"),
+    [
+        (["trajectory-check", "sample_data/store/conversations.jsonl"], "`trajectory-check` replays each conversation"),
+        (["blueprint", "store_tools.jsonl", "-m", "offline"], "`blueprint` replays each blueprint's actions"),
+        (["simulate", "blueprints.jsonl", "-m", "offline"], "`simulate` runs the agent's calls"),
+        (
+            ["run", "--multi-turn", "store_tools.jsonl", "-m", "offline", "-o"],
+            "`run --multi-turn` replays each blueprint's actions",
+        ),
+    ],
+)
+def test_a_multi_turn_command_without_functions_says_what_it_would_run_there(
+    runner: CliRunner, tmp_path: Path, args: list[str], what_it_replays: str
+) -> None:
+    """Each command says it in the same words, naming what it would have run on the classes."""
+    result = invoke(runner, *args, *([str(tmp_path / "out.jsonl")] if args[-1] == "-o" else []))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: {what_it_replays} on the environment's classes, and no `--functions` names them",
+        "",
+        "hint: pass `--functions PATH`, the Python file or folder that defines the environment's classes",
+    ]

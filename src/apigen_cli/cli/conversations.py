@@ -43,6 +43,28 @@ if TYPE_CHECKING:  # the multi-turn modules load when a multi-turn command runs,
     from ..conversations.blueprint import BlueprintRun
     from ..conversations.blueprint_generation import BlueprintPlan
     from ..conversations.simulation import Simulation, SimulationTally
+    from ..execution.executor import Executor
+    from ..stages.exec_check import ExecPolicy
+
+
+def environment_executor(
+    ctx: typer.Context, messages: Messages, resources: ExitStack, what_it_replays: str
+) -> tuple[Executor, ExecPolicy]:
+    """The started executor of the environment's classes, closed with ``resources``, and the execution policy.
+
+    A multi-turn command runs every call on those classes, so without `--functions` it cannot
+    start: the error says what the command (``ctx``'s) would have run there (``what_it_replays``).
+    """
+    if not resolved_settings(ctx).values.get("functions"):
+        command = "run --multi-turn" if ctx.params.get("multi_turn") else ctx.info_name
+        raise ConfigError(
+            f"`{command}` {what_it_replays} on the environment's classes, and no `--functions` names them",
+            hint="pass `--functions PATH`, the Python file or folder that defines the environment's classes",
+        )
+    executor, policy = executor_and_policy(ctx, messages)
+    resources.callback(executor.close)
+    executor.start()
+    return executor, policy
 
 
 @app.command("trajectory-check")
@@ -65,16 +87,9 @@ def trajectory_check(ctx: typer.Context) -> None:
     """
 
     def setup(messages: Messages, resources: ExitStack) -> StageRun:
-        if not resolved_settings(ctx).values.get("functions"):
-            raise ConfigError(
-                "trajectory-check replays each conversation on the environment's classes, and no `--functions` names them",
-                hint="pass `--functions FILE_OR_FOLDER`, the Python code that defines the classes the rows' `environment` names",
-            )
         from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
 
-        executor, _policy = executor_and_policy(ctx, messages)
-        resources.callback(executor.close)
-        executor.start()
+        executor, _policy = environment_executor(ctx, messages, resources, "replays each conversation")
         return StageRun(lambda rows: trajectory_check_rows(rows, executor))
 
     run_stage_command("trajectory-check", ctx.params, setup)
@@ -231,14 +246,7 @@ class BlueprintMaker:
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
         values = resolved.values
-        if not values.get("functions"):
-            raise ConfigError(
-                "blueprint replays each blueprint's actions on the environment's classes, and no `--functions` names them",
-                hint="pass `--functions FILE_OR_FOLDER`, the Python code that defines the classes of ENV_LIBRARY",
-            )
-        executor, exec_policy = executor_and_policy(ctx, messages)
-        stack.callback(executor.close)
-        executor.start()
+        executor, exec_policy = environment_executor(ctx, messages, stack, "replays each blueprint's actions")
         initial_state = params["initial_state"]
         job = prepare_blueprints(
             env_library,
@@ -527,24 +535,16 @@ class SimulationMaker:
         params = ctx.params
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
-        functions = resolved.values.get("functions")
-        if not functions:
-            raise ConfigError(
-                "simulate runs the agent's calls on the environment's classes, and no `--functions` names them",
-                hint="pass `--functions FILE_OR_FOLDER`, the Python code that defines the classes the blueprints name",
-            )
+        executor, _policy = environment_executor(ctx, messages, resources, "runs the agent's calls")
         if len(llm.models) != 1:
             raise ConfigError(
                 f"simulate takes one agent model, and {len(llm.models)} are given",
                 hint="pass one `-m NAME` (`-m offline` runs the scripted agent)",
             )
         agent_model = llm.models[0]
-        definitions, writes = simulation_tools(params["tools"], functions)
+        definitions, writes = simulation_tools(params["tools"], resolved.values["functions"])
         policy = params["policy"]
         policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
-        executor, _policy = executor_and_policy(ctx, messages)
-        resources.callback(executor.close)
-        executor.start()
         desk = SessionDesk(executor)
         resources.callback(desk.close)
         prompts, max_tokens = resolved.values["prompts"], resolved.values["max_tokens"] or None
