@@ -515,9 +515,9 @@ class SimulationMaker:
         """Check simulate's settings and start its workers; ``make`` then opens the models for a seed."""
         from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
         from ..conversations.blueprint_sampling import read_text_file
-        from ..conversations.session_desk import SessionDesk
         from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
         from ..conversations.user_simulator import UserSimulator, load_user_prompt
+        from ..execution.live import LiveSessions
 
         params = ctx.params
         resolved = resolved_settings(ctx)
@@ -537,11 +537,10 @@ class SimulationMaker:
         definitions, writes = simulation_tools(params["tools"], functions)
         policy = params["policy"]
         policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
-        executor, _policy = executor_and_policy(ctx, messages)
-        resources.callback(executor.close)
-        executor.start()
-        desk = SessionDesk(executor)
-        resources.callback(desk.close)
+        execution = execution_settings_from(resolved.values)
+        sessions = LiveSessions(functions, replace(execution.options, on_output=function_output(messages)))
+        resources.callback(sessions.close)
+        sessions.start()
         prompts, max_tokens = resolved.values["prompts"], resolved.values["max_tokens"] or None
         bounds = Bounds(
             params["max_turns"],
@@ -577,7 +576,7 @@ class SimulationMaker:
                     max_tokens,
                 ),
                 UserSimulator(user_chat, user_llm.models[0], load_user_prompt(prompts), max_tokens),
-                desk,
+                sessions,
                 frozenset(writes),
                 bounds,
                 attempts=params["attempts"],
