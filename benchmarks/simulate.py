@@ -70,12 +70,13 @@ def run_once(blueprints: Path, folder: Path, latency: float, concurrency: int) -
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[1])
         log = folder / f"log-{concurrency}-{blueprints.stem}.jsonl"
+        output = folder / f"out-{concurrency}-{blueprints.stem}.jsonl"  # each run its own: -o FILE resumes a run
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         started = time.perf_counter()
         done = subprocess.run(
             [APIGEN, "simulate", str(blueprints), "--functions", str(STORE), "--policy", str(STORE / "policy.md"),
              "--base-url", f"http://127.0.0.1:{port}/v1", "-m", "agent", "--user-model", "user", "--seed", "1",
-             "--concurrency", str(concurrency), "--log-llm", str(log), "-o", str(folder / "out.jsonl"), "-q"],
+             "--concurrency", str(concurrency), "--log-llm", str(log), "-o", str(output), "-q"],
             capture_output=True, text=True,
         )  # fmt: skip
         wall = time.perf_counter() - started
@@ -86,7 +87,7 @@ def run_once(blueprints: Path, folder: Path, latency: float, concurrency: int) -
     if done.returncode != 0:
         raise SystemExit(done.stderr)
     requests = sum(1 for _line in log.open())
-    kept = sum(1 for _line in (folder / "out.jsonl").open())
+    kept = sum(1 for _line in output.open())
     ideal = requests * latency / concurrency
     return {"requests": requests, "kept": kept, "wall": wall, "ideal": ideal, "peak_mb": max(peak, before) / 1024}
 
