@@ -10,13 +10,13 @@ distinct verified one), and every other attempt goes to the rejects with its rea
 whole conversation, so that a verified and a failed attempt of one blueprint can make a
 preference pair.
 
-The environment of a conversation: each time the agent calls tools, the conversation's calls so
-far are replayed with the new ones in one session, on fresh instances in a worker forked for it,
-and the new calls' results are read from it. The environment is deterministic (the trajectory
-check replays it, and would reject a conversation whose tools said other things), so the replay
-gives what one long-lived session would, with the containment, the timeout and the crash
-handling of every session; it costs the earlier calls again (a conversation makes tens of calls
-at most: ``max_turns`` x ``max_tool_calls_per_turn`` bounds them).
+The environment of a conversation is one live session (``execution/live.py``): its instances are
+made once, in a process forked for it with the containment, the per-call timeout and the crash
+handling of every session, and each time the agent calls tools only the new calls are sent and
+their results read. When the conversation ends normally, its final state is read once, and the
+trajectory check takes it instead of replaying the calls (``KnownReplays``); the gold's replay
+runs once per blueprint and serves every attempt. A conversation waiting on its models holds
+only its parked process, and its session ends with it, however it ends.
 
 Blueprints run side by side up to ``concurrency``, each in a thread of its own, each
 conversation sequential inside; outputs come in input order, with at most a window of
@@ -133,19 +133,20 @@ class Simulation:
             return [blueprint]
         rows: list[Row] = []
         seen: set[str] = set()
-        replays = KnownReplays(self.sessions)  # the gold's replay serves every attempt of the blueprint
-        for attempt in range(1, self.attempts + 1):
-            if stop.is_set():
-                break
-            row = self._attempt(blueprint, plan, attempt, stop, replays)
-            if row.get(KEEP_FIELD) is True:
-                fingerprint = _fingerprint(row["messages"])
-                if fingerprint in seen:
-                    reject(row, STAGE, Problem(DUPLICATE, "the same conversation as an earlier verified attempt"))
-                seen.add(fingerprint)
-            rows.append(row)
-            if seen and not self.keep_all_verified:
-                break
+        with KnownReplays(self.sessions) as replays:  # the gold's replay serves every attempt of the blueprint
+            replays.start(SessionRequest("gold", plan.environment, plan.actions))  # it runs while the first attempt talks
+            for attempt in range(1, self.attempts + 1):
+                if stop.is_set():
+                    break
+                row = self._attempt(blueprint, plan, attempt, stop, replays)
+                if row.get(KEEP_FIELD) is True:
+                    fingerprint = _fingerprint(row["messages"])
+                    if fingerprint in seen:
+                        reject(row, STAGE, Problem(DUPLICATE, "the same conversation as an earlier verified attempt"))
+                    seen.add(fingerprint)
+                rows.append(row)
+                if seen and not self.keep_all_verified:
+                    break
         return rows
 
     def _attempt(self, blueprint: Row, plan: BlueprintReading, attempt: int, stop: threading.Event, replays: KnownReplays) -> Row:
@@ -185,11 +186,27 @@ class Simulation:
 class KnownReplays:
     """The sessions of one blueprint's check, each run once: the gold's replay serves every attempt, and a
     conversation's own calls ran in its live session, whose final state was read as it ended. A
-    ``SessionRunner`` for ``check_conversation``; what it has not seen runs as a live session of its own."""
+    ``SessionRunner`` for ``check_conversation``; what it has not seen runs as a live session of its own.
+    A session ``start``ed ahead runs while the conversation talks; ``close`` ends those never asked for."""
 
     def __init__(self, sessions: LiveSessions) -> None:
         self.sessions = sessions
         self._known: dict[bytes, SessionOutcome] = {}
+        self._running: dict[bytes, LiveSession] = {}
+
+    def __enter__(self) -> KnownReplays:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for live in self._running.values():
+            live.close()
+        self._running.clear()
+
+    def start(self, request: SessionRequest) -> None:
+        """Start a session now, its outcome read when the check asks for it."""
+        key = _session_key(request)
+        if key not in self._known and key not in self._running:
+            self._running[key] = self.sessions.start_whole(request)
 
     def remember(self, request: SessionRequest, outcome: SessionOutcome) -> None:
         self._known[_session_key(request)] = outcome
@@ -199,7 +216,12 @@ class KnownReplays:
             key = _session_key(request)
             outcome = self._known.get(key)
             if outcome is None:
-                [outcome] = self.sessions.run_sessions([request])
+                running = self._running.pop(key, None)
+                if running is not None:
+                    with running:
+                        outcome = running.end()
+                else:
+                    [outcome] = self.sessions.run_sessions([request])
                 if outcome.ok:
                     self._known[key] = outcome
             yield replace(outcome, key=request.key)

@@ -183,11 +183,17 @@ class LiveSessions:
         with self._lock:
             self._open.discard(session)
 
+    def start_whole(self, request: SessionRequest) -> LiveSession:
+        """A session with all its calls and its end sent at once: it runs while the caller does other things,
+        and ``end`` reads its outcome (each frame within the timeout of the one before, counted from the reading)."""
+        live = self.open(request.key, request.environment, defaults=request.defaults)
+        live.send_whole(request.calls)
+        return live
+
     def run_sessions(self, requests: Iterable[SessionRequest]) -> Iterator[SessionOutcome]:
         """Each session run whole (its calls in one step, then its final state), one after another."""
         for request in requests:
-            with self.open(request.key, request.environment, defaults=request.defaults) as live:
-                live.run(request.calls)
+            with self.start_whole(request) as live:
                 yield live.end()
 
     def close(self) -> None:
@@ -226,6 +232,7 @@ class LiveSession:
         self.connection = connection
         self.frames = _Frames(connection.fileno(), owner.redactor)
         self.pid: int | None = None  # the keeper's, once it has said it
+        self.ending = False  # the end was asked for: no call may follow
         self.timeout = owner.options.timeout
 
     def __enter__(self) -> LiveSession:
@@ -249,10 +256,20 @@ class LiveSession:
                 self._read_until(lambda: len(self.pending.done_calls) == len(self.pending.calls))
         return self.pending.done_calls[first:]
 
+    def send_whole(self, calls: Sequence[Mapping[str, Any]]) -> None:
+        """Send ``calls`` and the end without waiting; ``end`` reads what they did."""
+        self.pending.add_calls(calls)
+        if self.outcome is None and self.pending.calls:
+            self._send({"calls": [[name, arguments] for name, arguments in self.pending.calls]})
+        self._send({"end": True})
+        self.ending = True
+
     def end(self) -> SessionOutcome:
         """The session's outcome with its final state (read once, here); the session's process ends."""
         if self.outcome is None:
-            self._send({"end": True})
+            if not self.ending:
+                self._send({"end": True})
+                self.ending = True
             self._read_until(lambda: False)
         assert self.outcome is not None
         return self.outcome

@@ -27,6 +27,8 @@ or corrupt the protocol.
   then ``[id, "end", problem|null, final_state, digest, seconds]``; or, when the session's
   process died or failed, ``[id, "ended", code, error_type, message, seconds]``. A problem is
   ``[code, message]``; a start with a problem is the session's last frame.
+- with ``"live_sessions": FD`` in its setup, the worker takes no batches: it forks a live
+  session for each connection passed over the Unix socket FD (``serve_live_sessions``).
 
 Results are written one by one so the parent knows which call is running and
 since when: that is how a per-call timeout works over a pipelined batch.
