@@ -534,13 +534,14 @@ class SimulationMaker:
                 hint="pass one `-m NAME` (`-m offline` runs the scripted agent)",
             )
         agent_model = llm.models[0]
-        definitions, writes = simulation_tools(params["tools"], functions)
-        policy = params["policy"]
-        policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
         execution = execution_settings_from(resolved.values)
         sessions = LiveSessions(functions, replace(execution.options, on_output=function_output(messages)))
         resources.callback(sessions.close)
-        sessions.start()
+        sessions.start(wait=False)  # the environment's server imports the library while the tools are read here
+        definitions, writes = simulation_tools(params["tools"], functions)
+        policy = params["policy"]
+        policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
+        sessions.start()  # the library imported meanwhile
         prompts, max_tokens = resolved.values["prompts"], resolved.values["max_tokens"] or None
         bounds = Bounds(
             params["max_turns"],

@@ -96,6 +96,7 @@ class LiveSessions:
         self._control: socket.socket | None = None
         self._open: set[LiveSession] = set()
         self._closed = False
+        self._ready = False  # the server has said it imported the library
 
     def __enter__(self) -> LiveSessions:
         return self.start()
@@ -103,14 +104,20 @@ class LiveSessions:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def start(self) -> LiveSessions:
-        """Start the fork server and wait until it has imported the library; raise ``FunctionsError`` if it cannot."""
+    def start(self, *, wait: bool = True) -> LiveSessions:
+        """Start the fork server and wait until it has imported the library; raise ``FunctionsError`` if it cannot.
+
+        With ``wait=False`` the import goes on while the caller does other things; ``start()`` again (or
+        the first ``open``) waits for it.
+        """
         with self._lock:
             if self._server is None:
-                self._start_server()
+                self._start_server(wait=wait)
+            elif wait and not self._ready:
+                self._await_ready()
         return self
 
-    def _start_server(self) -> None:
+    def _start_server(self, *, wait: bool = True) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             server = start_worker_process(worker_environment(os.environ, self.options.pass_env), (theirs.fileno(),))
@@ -121,6 +128,13 @@ class LiveSessions:
         self._server, self._control = server, ours
         threading.Thread(target=self._relay_output, args=(server.stderr,), name="apigen-live-output", daemon=True).start()
         server.stdin.write(encode_frame({**worker_setup(self.functions, self.options), "live_sessions": theirs_fd}))
+        self._ready = False
+        if wait:
+            self._await_ready()
+
+    def _await_ready(self) -> None:
+        server = self._server
+        assert server is not None and server.stdout is not None
         try:
             ready = _Frames(server.stdout.fileno(), self.redactor).next(time.monotonic() + self.options.startup_timeout)
         except TimeoutError:
@@ -139,6 +153,7 @@ class LiveSessions:
         if not isinstance(ready, dict) or not ready.get("ready"):
             self._stop_server()
             raise refused_library(self.functions, ready if isinstance(ready, dict) else {}, self.options.memory_mb)
+        self._ready = True
 
     def _relay_output(self, stream: Any) -> None:
         """What the library's code prints (the server's, every session's stderr), line by line to ``on_output``.
@@ -164,6 +179,8 @@ class LiveSessions:
                 raise RuntimeError("the live sessions are closed")
             if self._server is None:
                 self._start_server()
+            elif not self._ready:
+                self._await_ready()
             try:
                 self._hand_over(theirs)
             except OSError:  # the server is gone (killed from outside): a fresh one serves this session and the next
