@@ -439,13 +439,14 @@ StopToolsOpt = Annotated[
 
 
 _SIMULATE_GENERATION = ("max_tokens", "prompts")  # of the generation settings, the ones the user and the agent use
+# `--workers` is not simulate's: each conversation's environment runs in a process of its own (`execution/live.py`)
 
 
 @app.command("simulate")
 @with_options(
     STAGE_IO_GROUP,
     {name: option for name, option in setting_options("generation").items() if name in _SIMULATE_GENERATION},
-    setting_options("llm", "execution"),
+    {name: option for name, option in setting_options("llm", "execution").items() if name != "workers"},
 )
 def simulate(
     ctx: typer.Context,

@@ -751,11 +751,12 @@ def serve_live_sessions(control: int, library: Functions, runner: Runner, inheri
     The keeper says its pid (the parent kills its tree on a timeout), then runs the session as
     ``run_session`` does a worker's, in a process of its own that reads the calls from the
     connection; the keeper relays its frames and says how it ended if it dies. Nothing waits on a
-    parked session: this process only forks, and the kernel reaps the keepers.
+    parked session: this process only forks, and reaps each keeper as it exits (so that the time
+    it took counts in apigen's own, as a pool worker's sessions do).
     """
     import socket
 
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, _reap_children)
     server = socket.socket(fileno=control)
     while True:
         try:
@@ -777,6 +778,12 @@ def serve_live_sessions(control: int, library: Functions, runner: Runner, inheri
                     os.close(descriptor)
                 _keep_live_session(connection, library, runner)
             os.close(connection)  # a fork that failed: the parent reads the end of the connection, a crashed session
+
+
+def _reap_children(_signum: int, _frame: Any) -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
 
 
 def _keep_live_session(connection: int, library: Functions, runner: Runner) -> None:
