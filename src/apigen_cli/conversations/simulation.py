@@ -153,7 +153,7 @@ class Simulation:
         key = f"{blueprint['id']}:{attempt}"
         conversation = Conversation(self, plan, key, attempt, stop)
         ended = conversation.run()
-        if conversation.environment_outcome is not None:  # the check replays the conversation's calls: they just ran
+        if conversation.environment_outcome is not None:  # the check takes it instead of replaying the calls
             replays.remember(SessionRequest(key, plan.environment, conversation.calls), conversation.environment_outcome)
         row = {key_: value for key_, value in blueprint.items() if not key_.startswith("keep_row_after")}
         row["id"] = f"{blueprint['id']}-{attempt}"
