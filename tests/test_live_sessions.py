@@ -65,6 +65,18 @@ def test_a_call_that_hangs_ends_the_session_at_the_timeout_and_its_processes_wit
             assert made.outcome.result == 1 and fresh.end().final_state == {"Workshop": {"notes": ["b"]}}
 
 
+def test_a_server_killed_from_outside_is_started_again_for_the_next_session(workshop: Path) -> None:  # noqa: F811
+    with LiveSessions(str(workshop), ExecutorOptions(timeout=10)) as sessions:
+        with sessions.open("first", NOTES) as live:
+            live.run([call("add_note", text="a")])
+            server = _parent(live.pid or 0)
+        os.kill(server, signal.SIGKILL)
+        assert gone_soon(server)
+        with sessions.open("second", NOTES) as live:
+            [made] = live.run([call("add_note", text="b")])
+            assert made.outcome.result == 1 and _parent(live.pid or 0) not in (0, server)
+
+
 def sessions_left(seconds: float = 10.0) -> list[int]:
     """The processes below the live sessions' server (a child of this test process), once they are gone or at the deadline."""
     deadline = time.monotonic() + seconds

@@ -187,7 +187,7 @@ class KnownReplays:
     """The sessions of one blueprint's check, each run once: the gold's replay serves every attempt, and a
     conversation's own calls ran in its live session, whose final state was read as it ended. A
     ``SessionRunner`` for ``check_conversation``; what it has not seen runs as a live session of its own.
-    A session ``start``ed ahead runs while the conversation talks; ``close`` ends those never asked for."""
+    A session ``start``ed ahead runs while the conversation talks; leaving the ``with`` ends those never asked for."""
 
     def __init__(self, sessions: LiveSessions) -> None:
         self.sessions = sessions

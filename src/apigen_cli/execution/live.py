@@ -174,27 +174,32 @@ class LiveSessions:
         """A session on fresh instances of ``environment``; its calls come with ``LiveSession.run``."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with self._lock, theirs:
-            if self._closed:
-                ours.close()
-                raise RuntimeError("the live sessions are closed")
-            if self._server is None:
-                self._start_server()
-            elif not self._ready:
-                self._await_ready()
             try:
                 self._hand_over(theirs)
-            except OSError:  # the server is gone (killed from outside): a fresh one serves this session and the next
-                self._stop_server()
-                self._start_server()
-                self._hand_over(theirs)
+            except BaseException:
+                ours.close()
+                raise
             session = LiveSession(self, SessionRequest(key, environment, (), defaults), ours)
             self._open.add(session)
         session._send({"environment": environment, "defaults": defaults})
         return session
 
     def _hand_over(self, connection: socket.socket) -> None:
+        """Pass the session's end of ``connection`` to the server (started if need be), which forks the session."""
+        if self._closed:
+            raise RuntimeError("the live sessions are closed")
+        if self._server is None:
+            self._start_server()
+        elif not self._ready:
+            self._await_ready()
         assert self._control is not None
-        socket.send_fds(self._control, [b"s"], [connection.fileno()])
+        try:
+            socket.send_fds(self._control, [b"s"], [connection.fileno()])
+        except OSError:  # the server is gone (killed from outside): a fresh one serves this session and the next
+            self._stop_server()
+            self._start_server()
+            assert self._control is not None
+            socket.send_fds(self._control, [b"s"], [connection.fileno()])
 
     def _forget(self, session: LiveSession) -> None:
         with self._lock:
