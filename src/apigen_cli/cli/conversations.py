@@ -47,20 +47,27 @@ if TYPE_CHECKING:  # the multi-turn modules load when a multi-turn command runs,
     from ..stages.exec_check import ExecPolicy
 
 
-def environment_executor(
-    ctx: typer.Context, messages: Messages, resources: ExitStack, what_it_replays: str
-) -> tuple[Executor, ExecPolicy]:
-    """The started executor of the environment's classes, closed with ``resources``, and the execution policy.
+def environment_functions(ctx: typer.Context, what_it_replays: str) -> str:
+    """The `--functions` path of the environment's classes, which every multi-turn command needs.
 
-    A multi-turn command runs every call on those classes, so without `--functions` it cannot
-    start: the error says what the command (``ctx``'s) would have run there (``what_it_replays``).
+    Without it the command cannot start: the error says what the command (``ctx``'s) would have
+    run there (``what_it_replays``).
     """
-    if not resolved_settings(ctx).values.get("functions"):
+    functions = resolved_settings(ctx).values.get("functions")
+    if not functions:
         command = "run --multi-turn" if ctx.params.get("multi_turn") else ctx.info_name
         raise ConfigError(
             f"`{command}` {what_it_replays} on the environment's classes, and no `--functions` names them",
             hint="pass `--functions PATH`, the Python file or folder that defines the environment's classes",
         )
+    return str(functions)
+
+
+def environment_executor(
+    ctx: typer.Context, messages: Messages, resources: ExitStack, what_it_replays: str
+) -> tuple[Executor, ExecPolicy]:
+    """The started executor of the environment's classes, closed with ``resources``, and the execution policy."""
+    environment_functions(ctx, what_it_replays)
     executor, policy = executor_and_policy(ctx, messages)
     resources.callback(executor.close)
     executor.start()
@@ -452,13 +459,14 @@ StopToolsOpt = Annotated[
 
 
 _SIMULATE_GENERATION = ("max_tokens", "prompts")  # of the generation settings, the ones the user and the agent use
+# `--workers` is not simulate's: each conversation's environment runs in a process of its own (`execution/live.py`)
 
 
 @app.command("simulate")
 @with_options(
     STAGE_IO_GROUP,
     {name: option for name, option in setting_options("generation").items() if name in _SIMULATE_GENERATION},
-    setting_options("llm", "execution"),
+    {name: option for name, option in setting_options("llm", "execution").items() if name != "workers"},
 )
 def simulate(
     ctx: typer.Context,
@@ -528,25 +536,28 @@ class SimulationMaker:
         """Check simulate's settings and start its workers; ``make`` then opens the models for a seed."""
         from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
         from ..conversations.blueprint_sampling import read_text_file
-        from ..conversations.session_desk import SessionDesk
         from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
         from ..conversations.user_simulator import UserSimulator, load_user_prompt
+        from ..execution.live import LiveSessions
 
         params = ctx.params
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
-        executor, _policy = environment_executor(ctx, messages, resources, "runs the agent's calls")
+        functions = environment_functions(ctx, "runs the agent's calls")
         if len(llm.models) != 1:
             raise ConfigError(
                 f"simulate takes one agent model, and {len(llm.models)} are given",
                 hint="pass one `-m NAME` (`-m offline` runs the scripted agent)",
             )
         agent_model = llm.models[0]
-        definitions, writes = simulation_tools(params["tools"], resolved.values["functions"])
+        execution = execution_settings_from(resolved.values)
+        sessions = LiveSessions(functions, replace(execution.options, on_output=function_output(messages)))
+        resources.callback(sessions.close)
+        sessions.start(wait=False)  # the environment's server imports the library while the tools are read here
+        definitions, writes = simulation_tools(params["tools"], functions)
         policy = params["policy"]
         policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
-        desk = SessionDesk(executor)
-        resources.callback(desk.close)
+        sessions.start()  # the library imported meanwhile
         prompts, max_tokens = resolved.values["prompts"], resolved.values["max_tokens"] or None
         bounds = Bounds(
             params["max_turns"],
@@ -582,7 +593,7 @@ class SimulationMaker:
                     max_tokens,
                 ),
                 UserSimulator(user_chat, user_llm.models[0], load_user_prompt(prompts), max_tokens),
-                desk,
+                sessions,
                 frozenset(writes),
                 bounds,
                 attempts=params["attempts"],

@@ -91,12 +91,22 @@ class SessionPending:
         self.started = time.monotonic()
         self._done_calls: list[SessionCall] = []
         self._seconds = 0.0
-        for number, call in enumerate(request.calls):
+        self.add_calls(request.calls)
+
+    def add_calls(self, calls: Sequence[Mapping[str, Any]]) -> None:
+        """More calls to run after those asked so far (a live session's next step); a call without a name ends the session."""
+        for call in calls:
             name = call.get("name") if isinstance(call, Mapping) else None
             if not isinstance(name, str):
-                self._finish(Problem("invalid_call", f"call {number + 1} of the session is not an object with a string `name`"))
+                number = len(self.calls) + 1
+                self._finish(Problem("invalid_call", f"call {number} of the session is not an object with a string `name`"))
                 return
             self.calls.append((name, call.get("arguments", {})))
+
+    @property
+    def done_calls(self) -> tuple[SessionCall, ...]:
+        """The calls that have ended so far, in order."""
+        return tuple(self._done_calls)
 
     @property
     def what(self) -> str:
