@@ -263,14 +263,14 @@ class LLMServer:
             reply = self.handler(request)
         if reply is None:
             reply = Reply()
-        picked = self.hold_when is not None and self.hold_when(request)
-        if picked or self._passes == 0:
-            with self._parked_changed:
+        with self._parked_changed:  # the gate's state changes under this lock only, so hold/release take turns with it
+            picked = self.hold_when is not None and self.hold_when(request)
+            if picked or self._passes == 0:
                 self._parked.append((connection, request, reply))
                 self._parked_changed.notify_all()
-            return
-        if self._passes is not None:
-            self._passes -= 1
+                return
+            if self._passes is not None:
+                self._passes -= 1
         self._reply_later(connection, request, reply)
 
     def _reply_later(self, connection: _Connection, request: Received, reply: Reply) -> None:
@@ -310,7 +310,8 @@ class LLMServer:
 
     def hold(self, after: int = 0) -> None:
         """Answer ``after`` more chat requests, then park every later one until :meth:`release`."""
-        self._passes = after
+        with self._parked_changed:
+            self._passes = after
 
     def wait_parked(self, count: int = 1, seconds: float = 60.0) -> bool:
         """Wait until ``count`` requests are parked (the client is held mid-request); False if it never happens."""
@@ -322,14 +323,18 @@ class LLMServer:
         return len(self._parked)
 
     def release(self) -> None:
-        """Open the gate: the parked requests are answered now, and every later one as usual."""
-        assert self._loop is not None
+        """Open the gate: the parked requests are answered now, and every later one as usual.
 
-        def answer_parked() -> None:
+        The gate opens here, on the caller's thread, so a :meth:`hold` called next holds the next request; only
+        the parked replies are sent from the server's thread (where the sockets are).
+        """
+        assert self._loop is not None
+        with self._parked_changed:
             self._passes = None
             self.hold_when = None
-            with self._parked_changed:
-                parked, self._parked = self._parked, []
+            parked, self._parked = self._parked, []
+
+        def answer_parked() -> None:
             for connection, request, reply in parked:
                 self._reply_later(connection, request, reply)
 

@@ -10,14 +10,21 @@ requests really say, as a model would read them:
   the ``{"tool_calls": [...]}`` JSON the prompt asks for. The agent follows the gold actions of
   the blueprint whose instruction the user's messages tell (the server is given the blueprints).
 
+Each conversation keeps one script, as the offline backend's does: the user's and the agent's slips
+(``error_rate``) are drawn from what the request carries for the whole conversation, the instruction
+and the ``seed`` a later attempt asks with, never from the turn. So a conversation that slips fails
+for the slip's reason, and a later attempt, asked with another seed, may go otherwise.
+
 ``refusing_tools`` wraps a handler so that any request with ``tools`` gets the 400 a server
-without function calling sends.
+without function calling sends. ``multi_turn_handler`` serves a whole ``run --multi-turn``: it
+writes the blueprints, then plays the user and the agent of each blueprint the run has written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, overload
 
 import orjson
 
@@ -25,6 +32,7 @@ from apigen_cli.conversations.user_simulator import load_user_prompt
 from apigen_cli.llm import offline_conversation
 
 from .llm_server import Received, Reply, completion
+from .scripted_model import blueprint_reply, is_blueprint
 
 Handler = Callable[[Received], Reply | None]
 _USER_PROMPT = load_user_prompt()
@@ -44,10 +52,72 @@ def conversation_handler(
         body = request.json
         messages = body["messages"]
         if str(messages[0].get("content", "")).startswith(_USER_RULES):
-            return Reply.chat(_user_reply(messages, error_rate))
+            return Reply.chat(_user_reply(messages, error_rate, _attempt(body)))
         return _agent_reply(body, messages, blueprints, writes, error_rate, call_ids)
 
     return handle
+
+
+class BlueprintsWritten(Sequence[dict[str, Any]]):
+    """The blueprints the run under test has written so far: the scripted agent follows the one the user tells."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _rows(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [orjson.loads(line) for line in self.path.read_bytes().splitlines() if line.strip()]
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | Sequence[dict[str, Any]]:
+        return self._rows()[index]
+
+    def __len__(self) -> int:
+        return len(self._rows())
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._rows())
+
+
+def multi_turn_handler(folder: Path, writes: Sequence[str], *, error_rate: float = 0.3) -> Handler:
+    """Writes blueprints, then plays the user and the agent of each blueprint the run in ``folder`` has written.
+
+    With ``error_rate``, a seeded few of the conversations slip (a wrong write, a made-up detail, ...) and are
+    rejected for it; the rest are verified, so both of a run's files have rows.
+    """
+    answer = conversation_handler(BlueprintsWritten(folder / "conversations.blueprints.jsonl"), writes, error_rate=error_rate)
+
+    def handle(request: Received) -> Reply | None:
+        return blueprint_reply(request) if is_blueprint(request) else answer(request)
+
+    return handle
+
+
+#: why a scripted conversation that slipped is rejected: the agent's wrong, skipped or doubled write or the user's
+#: made-up detail leave another state than the gold actions'; an early stop, the write never made
+SLIPPED = {"state_mismatch"}
+
+
+def conversations_asked(requests: list[Received], blueprints: list[dict[str, Any]]) -> list[str]:
+    """Whose each chat request the server saw was: ``blueprint`` for a blueprint's, else the id of the blueprint
+    whose conversation asked it. One request at a time, and the user speaks first: an agent's request is of the
+    conversation whose user last asked."""
+    by_instruction = {row["instruction"]: row["id"] for row in blueprints}
+    assert len(by_instruction) == len(blueprints)  # each conversation told apart by its instruction
+    whose, current = [], ""
+    for request in requests:
+        if is_blueprint(request):
+            whose.append("blueprint")
+            continue
+        instruction = told_instruction(request)
+        if instruction is not None:
+            current = by_instruction[instruction]
+        whose.append(current)
+    return whose
 
 
 def refusing_tools(handler: Handler) -> Handler:
@@ -61,14 +131,29 @@ def refusing_tools(handler: Handler) -> Handler:
     return handle
 
 
-def _user_reply(messages: list[dict[str, Any]], error_rate: float) -> str:
-    instruction = str(messages[0]["content"]).split("Instruction: ", 1)[1].split("\n", 1)[0]
+def _attempt(body: dict[str, Any]) -> str:
+    """What tells one attempt from another in a request: the seed a later attempt asks with (none for the first)."""
+    return str(body.get("seed", ""))
+
+
+def told_instruction(request: Received) -> str | None:
+    """The instruction a user simulator's request acts out; None for an agent's request."""
+    messages = request.json["messages"]
+    return _instruction(messages) if str(messages[0].get("content", "")).startswith(_USER_RULES) else None
+
+
+def _instruction(messages: list[dict[str, Any]]) -> str:
+    return str(messages[0]["content"]).split("Instruction: ", 1)[1].split("\n", 1)[0]
+
+
+def _user_reply(messages: list[dict[str, Any]], error_rate: float, attempt: str) -> str:
+    instruction = _instruction(messages)
     assert messages[1] == _USER_PROMPT.render(instruction="", persona="")[1]  # the agent's greeting, answered first
     heard = [
         {"role": "user" if message["role"] == "assistant" else "agent", "text": message["content"]} for message in messages[2:]
     ]
     task = {"instruction": instruction, "conversation": heard}
-    return offline_conversation.user(task, key=instruction, error_rate=error_rate)
+    return offline_conversation.user(task, key=f"{instruction}:{attempt}", error_rate=error_rate)
 
 
 def _agent_reply(
@@ -91,7 +176,10 @@ def _agent_reply(
         "outputs": blueprint.get("outputs", []) if blueprint else [],
         "messages": messages[1:],
     }
-    reply = orjson.loads(offline_conversation.agent(task, key=str(len(said)), error_rate=error_rate))
+    # the script is the told blueprint's and the attempt's: one for the whole conversation (before the blueprint is
+    # told, the agent only asks, the same in every script)
+    key = f"{blueprint['instruction'] if blueprint else ''}:{_attempt(body)}"
+    reply = orjson.loads(offline_conversation.agent(task, key=key, error_rate=error_rate))
     model = str(body.get("model"))
     if body.get("tools"):
         answer = completion(reply["content"] or "", model, 11, 7)

@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 
 from .conftest import read_jsonl
-from .llm_server import LLMServer, Received, Reply
+from .llm_server import LLMServer
 from .run_helpers import APIGEN, apigen_process, cli_env, kill_9_at_checkpoint
-from .scripted_conversation import conversation_handler
-from .scripted_model import blueprint_reply, is_blueprint
+from .scripted_conversation import multi_turn_handler
 from .test_blueprint import store_tools  # noqa: F401 (a fixture)
 from .test_console import on_a_terminal_held
-from .test_run_multi_turn import OFFLINE, BlueprintsWritten, multi_turn
+from .test_run_multi_turn import OFFLINE, multi_turn
 from .test_simulate_llm import writes
 
 #: the closing line: blueprints verified, conversations attempted, conversations verified
@@ -43,12 +42,7 @@ def scripted_run(tools: Path, folder: Path, server: LLMServer, *extra: str) -> l
 
 def scripted_handler(folder: Path) -> Any:
     """Writes blueprints, then plays the user and the agent of each blueprint the run under test has written."""
-    answer = conversation_handler(BlueprintsWritten(folder / "conversations.blueprints.jsonl"), writes(), error_rate=0.3)
-
-    def handle(request: Received) -> Reply | None:
-        return blueprint_reply(request) if is_blueprint(request) else answer(request)
-
-    return handle
+    return multi_turn_handler(folder, writes())
 
 
 def test_in_a_terminal_a_line_per_phase_counts_blueprints_then_conversations(
@@ -127,6 +121,7 @@ def test_a_resumed_run_starts_its_lines_from_the_counts_its_state_carried_over(
         if row["blueprint_id"] in first_four
     ]
     kept = sum(1 for row in rows if row["keep_row_after_trajectory_check"] is True)
+    assert 0 < kept < len(rows)  # the carried-over counts hold verified conversations and rejected ones
 
     resumed = tmp_path / "resumed"
     with LLMServer(handler=scripted_handler(resumed)) as server:

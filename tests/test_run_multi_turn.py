@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections import Counter
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from .conftest import invoke, read_jsonl
 from .doc_pages import run_section_example
-from .llm_server import LLMServer, Received, Reply
+from .llm_server import LLMServer
 from .run_helpers import APIGEN, apigen_process, cli_env, kill_9_at_checkpoint
-from .scripted_conversation import conversation_handler
-from .scripted_model import blueprint_reply, is_blueprint
+from .scripted_conversation import SLIPPED, conversations_asked, multi_turn_handler
+from .scripted_model import blueprint_reply
 from .test_blueprint import store_tools  # noqa: F401 (a fixture)
 from .test_simulate import POLICY, STORE
 from .test_simulate_llm import writes
@@ -121,29 +121,6 @@ def test_a_multi_turn_run_needs_a_file_to_write(store_tools: Path) -> None:  # n
     assert "hint: pass `-o FILE`" in result.stderr
 
 
-class BlueprintsWritten(Sequence[dict[str, Any]]):
-    """The blueprints the run under test has written so far: the scripted agent follows the one the user tells."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _rows(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path) if self.path.exists() else []
-
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | Sequence[dict[str, Any]]:
-        return self._rows()[index]
-
-    def __len__(self) -> int:
-        return len(self._rows())
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self._rows())
-
-
 @pytest.mark.parametrize("phase", ["blueprint", "simulate"])
 def test_a_run_killed_in_either_phase_carries_on_asking_again_for_nothing_finished(
     phase: str,
@@ -154,7 +131,8 @@ def test_a_run_killed_in_either_phase_carries_on_asking_again_for_nothing_finish
 
     One request at a time (`--concurrency 1`). Blueprints are checked in windows of 64, so a run held in the
     blueprint phase has written none (0 done); one held at the 6th conversation has checkpointed 4 (the 5th's
-    rows are held back until the 6th's first comes).
+    rows are held back until the 6th's first comes). The scripted server acts the blueprints out: most
+    conversations are verified, a seeded few slip and are rejected, so a row lost or written twice shows.
     """
 
     def command(name: str, server: LLMServer, *extra: str) -> list[str]:
@@ -168,42 +146,40 @@ def test_a_run_killed_in_either_phase_carries_on_asking_again_for_nothing_finish
             *extra,
         ]
 
-    def handler_for(name: str) -> Any:
-        answer = conversation_handler(
-            BlueprintsWritten(tmp_path / name / "conversations.blueprints.jsonl"), writes(), error_rate=0.3
-        )
-
-        def handle(request: Received) -> Reply | None:
-            return blueprint_reply(request) if is_blueprint(request) else answer(request)
-
-        return handle
-
-    with LLMServer(handler=handler_for("reference")) as server:
+    with LLMServer(handler=multi_turn_handler(tmp_path / "reference", writes())) as server:
         log = tmp_path / "reference.log.jsonl"
         reference = apigen_process(command("reference", server, "--log-llm", str(log)))
         assert reference.returncode == 0, reference.stderr
+        reference_requests = server.chat_requests()
     asked = [entry["key"] for entry in read_jsonl(log)]
-    blueprints = read_jsonl(tmp_path / "reference" / "conversations.blueprints.jsonl")
+    made = files_of(tmp_path / "reference")
+    blueprints = made["conversations.blueprints.jsonl"]
     assert len(blueprints) >= 7
+    verified, failed = made["conversations.jsonl"], made["failed.jsonl"]
+    assert len({row["blueprint_id"] for row in verified}) >= 4, failed  # most blueprints' conversations verified
+    assert failed and {row["reason"] for row in failed} == SLIPPED, failed  # and a few slipped, for a named reason
+    reference_asked = conversations_asked(reference_requests, blueprints)
     if phase == "blueprint":
         answered, state_file, done = 5, tmp_path / "resumed" / "conversations.blueprints.jsonl.apigen-run.json", 0
     else:
         answered = asked.index(f"{blueprints[5]['id']}:1") + 1
         state_file, done = tmp_path / "resumed" / "conversations.jsonl.apigen-run.json", 4
-    with LLMServer(handler=handler_for("resumed")) as server:
+    with LLMServer(handler=multi_turn_handler(tmp_path / "resumed", writes())) as server:
         state = kill_9_at_checkpoint(command("resumed", server), state_file, done, server, answered)
         assert state["requests_done"] == done and not state["complete"]
-        second_log = tmp_path / "second.log.jsonl"
-        second = apigen_process(command("resumed", server, "--log-llm", str(second_log)))
+        asked_before = len(server.chat_requests())
+        second = apigen_process(command("resumed", server))
         assert second.returncode == 0, second.stderr
+        asked_again = conversations_asked(server.chat_requests()[asked_before:], blueprints)
 
     assert files_of(tmp_path / "resumed") == files_of(tmp_path / "reference")  # none lost, none twice
-    asked_again = [entry["key"] for entry in read_jsonl(second_log)]
     if phase == "simulate":  # the blueprint phase was complete; no finished blueprint's conversation is asked again
         assert "already holds this run, complete" in second.stderr
-        assert {key.split(":")[0] for key in asked_again} == {row["id"] for row in blueprints[4:]}
+        unfinished = {row["id"] for row in blueprints[4:]}
+        # request for request, the conversations the checkpoint did not hold: each once, as in the whole run
+        assert Counter(asked_again) == Counter(whose for whose in reference_asked if whose in unfinished)
     else:
-        assert asked_again == asked  # nothing was written: the whole run, once
+        assert asked_again == reference_asked  # nothing was written: the whole run, once
     summary = next(line for line in reference.stderr.splitlines() if line.startswith("run --multi-turn:"))
     assert summary.replace(f"{tmp_path / 'reference'}", f"{tmp_path / 'resumed'}") in second.stderr  # the whole run's
 
