@@ -709,7 +709,7 @@ class _SessionRun:
             self.environment = session.Session(
                 self.library.classes, self.item.get("environment"), copy_config=False, defaults=self.item.get("defaults") is True
             )
-            self.before = self.environment.state()
+            self.before = self.environment.state_again()
         except problems.RowProblem as error:
             self.send([self.session_id, "start", list(error.problem), None], last=True)
             return False
@@ -725,11 +725,14 @@ class _SessionRun:
         self.calls += 1
         descendants.end_strays()
         try:
-            after = self.environment.state()
+            after = self.environment.state_again()
         except problems.RowProblem as error:
             self.send([sid, "call", code, payload, truncated, seconds, None, [], 0])
             self.send([sid, "end", list(error.problem), None, None, self.elapsed()], last=True)
             return False
+        if after is self.before:  # the same plain data as the read before: unchanged, without a walk or a diff
+            self.send([sid, "call", code, payload, truncated, seconds, False, [], 0])
+            return True
         after_json = state.canonical_json(after)
         changed = after_json != self.before_json
         changes = state.diff_canonical(self.before, after, CHANGES_PER_CALL) if changed else state.Diff()
