@@ -74,10 +74,9 @@ def run_once(apigen: str, blueprints: Path, folder: Path, latency: float, concur
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[1])
-        log = folder / f"log-{concurrency}-{blueprints.stem}.jsonl"
-        output = folder / f"out-{concurrency}-{blueprints.stem}.jsonl"  # each run its own: -o FILE resumes a run
-        for stale in (log, output):
-            stale.unlink(missing_ok=True)
+        run_folder = Path(tempfile.mkdtemp(dir=folder))  # each run its own files: -o FILE resumes a run
+        log = run_folder / f"log-{concurrency}-{blueprints.stem}.jsonl"
+        output = run_folder / f"out-{concurrency}-{blueprints.stem}.jsonl"
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         before = usage.ru_maxrss
         started = time.perf_counter()
