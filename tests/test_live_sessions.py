@@ -164,3 +164,36 @@ def test_kill_9_of_apigen_leaves_no_session_process_behind(workshop: Path, tmp_p
     assert len(below) >= 2
     assert [pid for pid in below if not gone_soon(pid)] == []
     assert not any(alive(pid) for pid in below)
+
+
+LEAVER = """
+import os
+import subprocess
+
+
+class Leaver:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def load_state(self, config: dict) -> None:
+        self.notes = list(config.get("notes", []))
+
+    def start_and_die(self, pid_file: str) -> None:
+        \"\"\"Starts a process that would outlive its session, and ends its own.\"\"\"
+        child = subprocess.Popen(["sleep", "600"])
+        with open(pid_file, "w") as file:
+            file.write(str(child.pid))
+        os._exit(3)
+"""
+
+
+def test_what_a_session_that_died_mid_call_started_is_ended_with_it(tmp_path: Path) -> None:
+    library, pid_file = tmp_path / "leaver.py", tmp_path / "child.pid"
+    library.write_text(LEAVER)
+    with LiveSessions(str(library), ExecutorOptions(timeout=10)) as sessions, sessions.open("k", {"Leaver": {}}) as live:
+        [died] = live.run([call("start_and_die", pid_file=str(pid_file))])
+        assert not died.ok and live.outcome is not None and live.outcome.problem is not None
+        assert "status 3" in live.outcome.problem.message
+        assert gone_soon(int(pid_file.read_text()))  # while the server and its sessions go on
+        with sessions.open("next", {"Leaver": {}}) as fresh:
+            assert fresh.end().final_state == {"Leaver": {"notes": []}}
