@@ -518,13 +518,26 @@ def _refuse(value: Any) -> Any:
     raise TypeError
 
 
+def _finite(value: Any, plain: bytes) -> bool:
+    """Whether ``value`` holds no NaN or infinity, which orjson writes as ``null``, as it writes ``None``."""
+    if b"null" not in plain:
+        return True
+    try:
+        json.dumps(value, allow_nan=False, default=_refuse)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def read_state(instance: Any, *, root: str = "", limits: Limits = DEFAULT_LIMITS, previous: Reading | None = None) -> Reading:
     """``state_of``, or ``previous`` itself when the instance's ``state()`` returned the same plain JSON as then.
 
     Reading a state after every call of a session is most of what the call costs: the walk to the
     canonical form. What ``state()`` returns is most often plain JSON data (dicts, lists, strings,
     numbers), which orjson writes in a few microseconds; the same text means the same data, so the
-    same canonical form, and the walk is skipped. Anything else (objects, sets, a float written
+    same canonical form, and the walk is skipped (but for ``null``, which orjson also writes for NaN
+    and the infinities: a reading that held one is never matched, and a text with ``null`` is
+    checked for them by the standard library's encoder before it matches). Anything else (objects, sets, a float written
     differently) is walked as ``state_of`` does. ``state()`` is called once either way.
     """
     path = root or type(instance).__qualname__
@@ -535,11 +548,14 @@ def read_state(instance: Any, *, root: str = "", limits: Limits = DEFAULT_LIMITS
         plain: bytes | None = orjson.dumps(value, default=_refuse, option=_PLAIN_ONLY)
     except TypeError:
         plain = None
-    if plain is not None and previous is not None and plain == previous.plain:
+    if plain is not None and previous is not None and plain == previous.plain and _finite(value, plain):
         return previous
     walker = _Canonical(limits)
     walker.ancestors[id(instance)] = path  # as ``state_of`` has it: a state holding its instance is a ``$ref``
-    return Reading(walker.value(value, path, 0), plain)
+    canonical_state = walker.value(value, path, 0)
+    if plain is not None and b"null" in plain and b'"$float"' in canonical_json(canonical_state):
+        plain = None  # a NaN or an infinity written as null: this text must never match another
+    return Reading(canonical_state, plain)
 
 
 def canonical_json(value: Any) -> bytes:
