@@ -11,11 +11,15 @@ flat in the number of conversations, and the CPU seconds of apigen and every pro
 (a measure a machine shared with other work does not blur as it blurs the wall time).
 
 Run: ``.venv/bin/python benchmarks/simulate.py [--latency 0.05] [--concurrency 8 32] [--blueprints 24 96]``.
+To compare two versions in one sitting on a noisy machine, give each its command with ``--apigen``
+(an executable, e.g. a script that puts another checkout's ``src`` first on ``PYTHONPATH``) and
+``--rounds N``: the commands take turns, round after round, and each line names its command.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -64,19 +68,20 @@ def make_blueprints(folder: Path, count: int) -> Path:
     return path
 
 
-def run_once(blueprints: Path, folder: Path, latency: float, concurrency: int) -> dict[str, float]:
+def run_once(apigen: str, blueprints: Path, folder: Path, latency: float, concurrency: int) -> dict[str, float]:
     code = SERVER.format(project=str(PROJECT), blueprints=str(blueprints), store=str(STORE), latency=latency)
     server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=PROJECT)
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[1])
-        log = folder / f"log-{concurrency}-{blueprints.stem}.jsonl"
-        output = folder / f"out-{concurrency}-{blueprints.stem}.jsonl"  # each run its own: -o FILE resumes a run
+        run_folder = Path(tempfile.mkdtemp(dir=folder))  # each run its own files: -o FILE resumes a run
+        log = run_folder / f"log-{concurrency}-{blueprints.stem}.jsonl"
+        output = run_folder / f"out-{concurrency}-{blueprints.stem}.jsonl"
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         before = usage.ru_maxrss
         started = time.perf_counter()
         done = subprocess.run(
-            [APIGEN, "simulate", str(blueprints), "--functions", str(STORE), "--policy", str(STORE / "policy.md"),
+            [apigen, "simulate", str(blueprints), "--functions", str(STORE), "--policy", str(STORE / "policy.md"),
              "--base-url", f"http://127.0.0.1:{port}/v1", "-m", "agent", "--user-model", "user", "--seed", "1",
              "--concurrency", str(concurrency), "--log-llm", str(log), "-o", str(output), "-q"],
             capture_output=True, text=True,
@@ -101,17 +106,22 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--blueprints", type=int, nargs="+", default=[24, 96])
+    parser.add_argument("--apigen", nargs="+", default=[APIGEN], help="the commands to compare, taking turns")
+    parser.add_argument("--rounds", type=int, default=1)
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         for count in arguments.blueprints:
             blueprints = make_blueprints(folder, count)
             rows = sum(1 for _line in blueprints.open())
-            for concurrency in arguments.concurrency:
-                figures = run_once(blueprints, folder, arguments.latency, concurrency)
+            for _round, concurrency, apigen in itertools.product(
+                range(arguments.rounds), arguments.concurrency, arguments.apigen
+            ):
+                figures = run_once(apigen, blueprints, folder, arguments.latency, concurrency)
                 print(
                     json.dumps(
                         {
+                            "apigen": apigen,
                             "blueprints": rows,
                             "concurrency": concurrency,
                             "latency": arguments.latency,

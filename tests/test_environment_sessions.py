@@ -3,6 +3,7 @@ and containment (timeouts, crashes, leaks between sessions, prints, secrets, str
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -226,3 +227,49 @@ def test_the_worker_imports_nothing_of_apigen_but_its_pure_modules(executor: Exe
     outcome = run(executor, {"Spawner": {}}, call("modules"))
     packages = set(outcome.calls[0].outcome.result)
     assert "orjson" in packages and {"apigen_cli", "typer", "rich", "httpx", "pydantic", "tenacity"}.isdisjoint(packages)
+
+
+class _Counter:
+    """A state() that counts how often it is read, and returns plain JSON (or a float, or a set, when told)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.value: Any = 1
+
+    def state(self) -> dict[str, Any]:
+        self.reads += 1
+        return {"value": self.value, "items": [{"a": 1}, {"b": "x"}]}
+
+
+class _Plain:
+    def __init__(self) -> None:
+        self.value = 1
+
+
+def test_a_state_read_again_unchanged_is_the_same_value_without_a_walk_and_a_changed_one_is_read_whole() -> None:
+    session = Session({"Counter": _Counter}, {"Counter": {}})
+    counter = session.instances["Counter"]
+    first = session.state_again()
+    assert first == session.state() and session.state_again() is first  # same plain JSON: the same value, not walked
+    nan, infinity = {"$float": "nan"}, {"$float": "inf"}
+    steps = [
+        (1.0, 1),
+        (2.5, 2.5),
+        ({3, 1}, [1, 3]),
+        (2.5, 2.5),
+        (None, None),
+        (math.nan, nan),
+        (None, None),
+        (math.inf, infinity),
+    ]
+    for changed, expected in steps:
+        counter.value = changed
+        again = session.state_again()
+        assert again == session.state() and again["Counter"]["value"] == expected
+        assert again is not first  # 1.0 is written otherwise than 1, NaN as None; a set is not plain JSON: each read whole
+        first = again
+    assert counter.reads == 3 + 2 * len(steps)  # once a read, whichever way it went
+    plain = Session({"Plain": _Plain}, {"Plain": {}})  # no state(): its attributes are walked each time
+    assert plain.state_again() is not plain.state_again()
+    plain.instances["Plain"].value = 2
+    assert plain.state_again() == {"Plain": {"value": 2}}

@@ -37,7 +37,7 @@ def test_a_call_that_ends_its_process_mid_conversation_ends_the_session_as_crash
     with LiveSessions(str(workshop), ExecutorOptions(timeout=10)) as sessions, sessions.open("k", NOTES) as live:
         [first] = live.run([call("add_note", text="a")])
         assert first.ok and first.outcome.result == 1
-        below = [live.pid, *descendants(live.pid or 0)]  # the keeper and the session's process, parked
+        below = [live.pid, *descendants(live.pid or 0)]  # the session's process, parked
         second, crash = live.run([call("add_note", text="b"), call("get_crash")])
         assert second.outcome.result == 2  # the same instances: the earlier call's note is there
         assert not crash.ok and live.outcome is not None and live.outcome.problem is not None
@@ -45,7 +45,29 @@ def test_a_call_that_ends_its_process_mid_conversation_ends_the_session_as_crash
         assert live.outcome.problem.message.startswith("`get_crash` (call 3 of the session) ended its session: ")
         assert "status 3" in live.outcome.problem.message
         assert live.run([call("add_note", text="c")]) == ()  # the session is over
-    assert len(below) == 2 and [pid for pid in below if pid and not gone_soon(pid)] == []
+    assert len(below) == 1 and [pid for pid in below if pid and not gone_soon(pid)] == []
+
+
+def test_a_session_is_one_process_forked_by_the_server_and_its_end_is_reported_by_it(workshop: Path) -> None:  # noqa: F811
+    """No keeper between the server and the session's process (a fork less a session): the server says how it ended."""
+    with (
+        LiveSessions(str(workshop), ExecutorOptions(timeout=10)) as sessions,
+        sessions.open("one", NOTES) as one,
+        sessions.open("two", NOTES) as two,
+    ):
+        one.run([call("add_note", text="a")])
+        two.run([call("add_note", text="b")])
+        assert one.pid and two.pid and _parent(one.pid) == _parent(two.pid)
+        assert descendants(one.pid) == [] and descendants(two.pid) == []
+        assert sorted(_children_of(_parent(one.pid))) == sorted([one.pid, two.pid])
+        two.run([call("get_crash")])
+        assert two.outcome is not None and two.outcome.problem is not None
+        assert "status 3" in two.outcome.problem.message  # reported by the server, which reaped it
+        assert one.end().final_state == {"Workshop": {"notes": ["a"]}}
+
+
+def _children_of(pid: int) -> list[int]:
+    return [child for child in descendants(pid) if _parent(child) == pid]
 
 
 def test_a_call_that_hangs_ends_the_session_at_the_timeout_and_its_processes_with_it(workshop: Path) -> None:  # noqa: F811
@@ -59,7 +81,7 @@ def test_a_call_that_hangs_ends_the_session_at_the_timeout_and_its_processes_wit
         assert live.outcome.problem.message == (
             "`get_stuck` (call 2 of the session) did not return within the 0.5 s timeout; its process was stopped"
         )
-        assert len(below) == 2 and [pid for pid in below if pid and not gone_soon(pid)] == []
+        assert len(below) == 1 and [pid for pid in below if pid and not gone_soon(pid)] == []
         with sessions.open("next", NOTES) as fresh:  # the server goes on serving
             [made] = fresh.run([call("add_note", text="b")])
             assert made.outcome.result == 1 and fresh.end().final_state == {"Workshop": {"notes": ["b"]}}
@@ -134,11 +156,44 @@ def test_kill_9_of_apigen_leaves_no_session_process_behind(workshop: Path, tmp_p
         with subprocess.Popen(command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
             try:
                 assert server.wait_parked(1, 60), "the run never reached the held request"
-                below = descendants(process.pid)  # the server, the conversation's keeper and its session's process
+                below = descendants(process.pid)  # the server and the conversation's session's process
             finally:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
         server.release()
-    assert len(below) >= 3
+    assert len(below) >= 2
     assert [pid for pid in below if not gone_soon(pid)] == []
     assert not any(alive(pid) for pid in below)
+
+
+LEAVER = """
+import os
+import subprocess
+
+
+class Leaver:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def load_state(self, config: dict) -> None:
+        self.notes = list(config.get("notes", []))
+
+    def start_and_die(self, pid_file: str) -> None:
+        \"\"\"Starts a process that would outlive its session, and ends its own.\"\"\"
+        child = subprocess.Popen(["sleep", "600"])
+        with open(pid_file, "w") as file:
+            file.write(str(child.pid))
+        os._exit(3)
+"""
+
+
+def test_what_a_session_that_died_mid_call_started_is_ended_with_it(tmp_path: Path) -> None:
+    library, pid_file = tmp_path / "leaver.py", tmp_path / "child.pid"
+    library.write_text(LEAVER)
+    with LiveSessions(str(library), ExecutorOptions(timeout=10)) as sessions, sessions.open("k", {"Leaver": {}}) as live:
+        [died] = live.run([call("start_and_die", pid_file=str(pid_file))])
+        assert not died.ok and live.outcome is not None and live.outcome.problem is not None
+        assert "status 3" in live.outcome.problem.message
+        assert gone_soon(int(pid_file.read_text()))  # while the server and its sessions go on
+        with sessions.open("next", {"Leaver": {}}) as fresh:
+            assert fresh.end().final_state == {"Leaver": {"notes": []}}

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from ..problems import RowProblem
 from .binding import Binding, exception_text, type_name
-from .state import DEFAULT_LIMITS, Limits, StateError, state_of
+from .state import DEFAULT_LIMITS, Limits, Reading, StateError, read_state, state_of
 
 #: Method names that belong to the environment's machinery, never tools.
 NOT_TOOLS = frozenset({"state", "load_state"})
@@ -68,6 +68,26 @@ class Session:
         self.instances = make_instances(classes, environment, copy_config=copy_config, defaults=defaults)
         self.tools = tools_of(self.instances)
         self._bindings: dict[str, Binding] = {}
+        self._readings: dict[str, Reading] = {}
+        self._last: dict[str, Any] | None = None
+
+    def state_again(self) -> dict[str, Any]:
+        """``state``, but the very dict of the read before when no instance's state changed (``read_state``).
+
+        For a session that reads its state after every call: an unchanged state costs no walk, and
+        ``is`` tells it. The dict returned is shared with the next reads: never change it.
+        """
+        try:
+            readings = {
+                name: read_state(instance, root=name, limits=self.limits, previous=self._readings.get(name))
+                for name, instance in sorted(self.instances.items())
+            }
+        except StateError as error:
+            raise RowProblem("environment_state_error", f"the state cannot be compared: {error}") from None
+        if self._last is None or any(reading is not self._readings.get(name) for name, reading in readings.items()):
+            self._last = {name: reading.state for name, reading in readings.items()}
+        self._readings = readings
+        return self._last
 
     def state(self) -> dict[str, Any]:
         """The canonical state, per class name; ``RowProblem`` ``environment_state_error`` when it cannot be read."""

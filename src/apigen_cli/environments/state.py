@@ -69,6 +69,7 @@ __all__ = [
     "diff_canonical",
     "digest",
     "has_state_method",
+    "read_state",
     "state_of",
 ]
 
@@ -500,6 +501,61 @@ def state_of(instance: Any, *, root: str = "", limits: Limits = DEFAULT_LIMITS) 
     """
     walker = _Canonical(limits)
     return walker._object(instance, root or type(instance).__qualname__, 0, top=True)
+
+
+class Reading(NamedTuple):
+    """One read of an instance's state (``read_state``): its canonical form, and the plain JSON its ``state()`` returned."""
+
+    state: Any
+    plain: bytes | None  # None: not plain JSON data (or no ``state()``), so never taken as unchanged
+
+
+#: orjson refuses, rather than converts, what the canonical form spells its own way (subclasses, dataclasses, dates).
+_PLAIN_ONLY = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError
+
+
+def _finite(value: Any, plain: bytes) -> bool:
+    """Whether ``value`` holds no NaN or infinity, which orjson writes as ``null``, as it writes ``None``."""
+    if b"null" not in plain:
+        return True
+    try:
+        json.dumps(value, allow_nan=False, default=_refuse)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def read_state(instance: Any, *, root: str = "", limits: Limits = DEFAULT_LIMITS, previous: Reading | None = None) -> Reading:
+    """``state_of``, or ``previous`` itself when the instance's ``state()`` returned the same plain JSON as then.
+
+    Reading a state after every call of a session is most of what the call costs: the walk to the
+    canonical form. What ``state()`` returns is most often plain JSON data (dicts, lists, strings,
+    numbers), which orjson writes in a few microseconds; the same text means the same data, so the
+    same canonical form, and the walk is skipped (but for ``null``, which orjson also writes for NaN
+    and the infinities: a reading that held one is never matched, and a text with ``null`` is
+    checked for them by the standard library's encoder before it matches). Anything else (objects, sets, a float written
+    differently) is walked as ``state_of`` does. ``state()`` is called once either way.
+    """
+    path = root or type(instance).__qualname__
+    if not has_state_method(instance):
+        return Reading(state_of(instance, root=root, limits=limits), None)
+    value = _call_state(instance, path)
+    try:
+        plain: bytes | None = orjson.dumps(value, default=_refuse, option=_PLAIN_ONLY)
+    except TypeError:
+        plain = None
+    if plain is not None and previous is not None and plain == previous.plain and _finite(value, plain):
+        return previous
+    walker = _Canonical(limits)
+    walker.ancestors[id(instance)] = path  # as ``state_of`` has it: a state holding its instance is a ``$ref``
+    canonical_state = walker.value(value, path, 0)
+    if plain is not None and b"null" in plain and b'"$float"' in canonical_json(canonical_state):
+        plain = None  # a NaN or an infinity written as null: this text must never match another
+    return Reading(canonical_state, plain)
 
 
 def canonical_json(value: Any) -> bytes:

@@ -10,13 +10,13 @@ Its process must not hold one of the pool's few workers while the conversation w
 models, so live sessions come from a fork server of their own: a worker (``worker.py``,
 with the pool's containment: its own process group, the scrubbed environment, the memory
 limit, no core dumps, dying with us) that imports the library once and, for each
-connection handed to it (one end of a socket pair, passed over a Unix socket), forks a
-keeper and the session's process below it, as a pool worker does for a session
-(``worker.serve_live_sessions``). A session parked between steps costs a process blocked
-on its socket; the conversation's thread talks to it directly, with the per-call timeout
-on each frame. A call that overruns it has the session's tree killed; a process that dies
-is told by its keeper; either ends the session with its reason (``timeout``, ``crashed``),
-as a pooled session's would. Closing a session kills what is left of it; closing the
+connection handed to it (one end of a socket pair, passed over a Unix socket), forks the
+session's process, which talks over it (``worker.serve_live_sessions``). A session parked
+between steps costs a process blocked on its socket; the conversation's thread talks to it
+directly, with the per-call timeout on each frame. A call that overruns it has the session's
+tree killed; a process that dies is told by the server, which reaps it and reports its exit
+code on the control socket (``_Exits``); either ends the session with its reason (``timeout``,
+``crashed``), as a pooled session's would. Closing a session kills what is left of it; closing the
 server kills every session still open, and a kill -9 of apigen takes them all down (each
 process dies with its parent).
 """
@@ -41,10 +41,11 @@ from .descendants import kill_tree
 from .environment import secrets_to_cut, worker_environment
 from .pool import library_hint, refused_library, start_worker_process, worker_setup
 from .sessions import SessionCall, SessionOutcome, SessionPending, SessionRequest
-from .worker import decode_payload, encode_frame, exit_text
+from .worker import decode_payload, encode_frame, exit_text, exit_type
 
 _HEADER_BYTES = 4
 _LINE_BYTES = 8192  # the longest line of printed output passed on
+_EXITS_KEPT = 1024  # exit reports kept for sessions that may still ask (most never do: they ended with their last frame)
 
 
 class _Frames:
@@ -78,6 +79,59 @@ class _Frames:
             self.buffer += data
 
 
+class _Exits:
+    """How the processes of one fork server's sessions ended, as it reports them: ``[serial, exit code]`` frames.
+
+    Read by a thread of its own, so that a session that reads the end of its connection can wait
+    for its report (``wait``) whichever thread it is on; when the server is gone, none will come.
+    """
+
+    def __init__(self, control: socket.socket) -> None:
+        self.codes: dict[int, int | None] = {}
+        self.handed = 0  # the connections handed to the server: a session's serial
+        self.over = False
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, args=(control,), name="apigen-live-exits", daemon=True).start()
+
+    def _read(self, control: socket.socket) -> None:
+        buffer = bytearray()
+        while True:
+            try:
+                data = control.recv(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            buffer += data
+            reports = []
+            while len(buffer) >= _HEADER_BYTES:
+                end = _HEADER_BYTES + int.from_bytes(buffer[:_HEADER_BYTES], "big")
+                if len(buffer) < end:
+                    break
+                reports.append(decode_payload(bytes(buffer[_HEADER_BYTES:end])))
+                del buffer[:end]
+            with self.changed:
+                for serial, code in reports:
+                    self.codes[serial] = code
+                while len(self.codes) > _EXITS_KEPT:
+                    del self.codes[next(iter(self.codes))]
+                self.changed.notify_all()
+        with self.changed:
+            self.over = True
+            self.changed.notify_all()
+
+    def wait(self, serial: int, deadline: float) -> int | None:
+        """The exit code of session ``serial``'s process, once reported; ``None`` if it never will be by ``deadline``."""
+        with self.changed:
+            while serial not in self.codes and not self.over and self.changed.wait(max(0.0, deadline - time.monotonic())):
+                pass
+            return self.codes.pop(serial, None)
+
+    def forget(self, serial: int) -> None:
+        with self.changed:
+            self.codes.pop(serial, None)
+
+
 class LiveSessions:
     """The fork server of live sessions (``open``); a ``SessionRunner`` too, running each request whole.
 
@@ -94,6 +148,7 @@ class LiveSessions:
         self._lock = threading.Lock()  # conversations open sessions from threads of their own
         self._server: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
+        self._exits: _Exits | None = None  # the server's reports of its sessions' ends
         self._open: set[LiveSession] = set()
         self._closed = False
         self._ready = False  # the server has said it imported the library
@@ -125,7 +180,7 @@ class LiveSessions:
             theirs_fd = theirs.fileno()
             theirs.close()
         assert server.stdin is not None and server.stdout is not None and server.stderr is not None
-        self._server, self._control = server, ours
+        self._server, self._control, self._exits = server, ours, _Exits(ours)
         threading.Thread(target=self._relay_output, args=(server.stderr,), name="apigen-live-output", daemon=True).start()
         server.stdin.write(encode_frame({**worker_setup(self.functions, self.options), "live_sessions": theirs_fd}))
         self._ready = False
@@ -179,7 +234,8 @@ class LiveSessions:
             except BaseException:
                 ours.close()
                 raise
-            session = LiveSession(self, SessionRequest(key, environment, (), defaults), ours)
+            assert self._exits is not None
+            session = LiveSession(self, SessionRequest(key, environment, (), defaults), ours, self._exits)
             self._open.add(session)
         session._send({"environment": environment, "defaults": defaults})
         return session
@@ -192,14 +248,15 @@ class LiveSessions:
             self._start_server()
         elif not self._ready:
             self._await_ready()
-        assert self._control is not None
+        assert self._control is not None and self._exits is not None
         try:
             socket.send_fds(self._control, [b"s"], [connection.fileno()])
         except OSError:  # the server is gone (killed from outside): a fresh one serves this session and the next
             self._stop_server()
             self._start_server()
-            assert self._control is not None
+            assert self._control is not None and self._exits is not None
             socket.send_fds(self._control, [b"s"], [connection.fileno()])
+        self._exits.handed += 1
 
     def _forget(self, session: LiveSession) -> None:
         with self._lock:
@@ -231,7 +288,9 @@ class LiveSessions:
     def _stop_server(self) -> None:
         server, self._server = self._server, None
         if self._control is not None:
-            self._control.close()  # end of input: the server returns
+            with contextlib.suppress(OSError):
+                self._control.shutdown(socket.SHUT_RDWR)  # end of input: the server returns, and the exits' reader
+            self._control.close()
             self._control = None
         if server is None:
             return
@@ -248,12 +307,14 @@ class LiveSessions:
 class LiveSession:
     """One live session: ``run`` its calls step by step, ``end`` for the final state, ``close`` in any case."""
 
-    def __init__(self, owner: LiveSessions, request: SessionRequest, connection: socket.socket) -> None:
+    def __init__(self, owner: LiveSessions, request: SessionRequest, connection: socket.socket, exits: _Exits) -> None:
         self.owner = owner
+        self.exits = exits  # where the server reports how the session's process ended
+        self.serial = exits.handed
         self.pending = SessionPending(0, request)
         self.connection = connection
         self.frames = _Frames(connection.fileno(), owner.redactor)
-        self.pid: int | None = None  # the keeper's, once it has said it
+        self.pid: int | None = None  # the session's process's, once it has said it
         self.ending = False  # the end was asked for: no call may follow
         self.timeout = owner.options.timeout
 
@@ -303,6 +364,7 @@ class LiveSession:
         self.connection.close()  # a process parked on its socket reads the end and leaves
         if self.outcome is None or not self.outcome.ok:  # else it ended on its own, after its last frame
             self._kill()
+        self.exits.forget(self.serial)
         self.owner._forget(self)
 
     def _send(self, request: dict[str, Any]) -> None:
@@ -320,14 +382,19 @@ class LiveSession:
                 text = f"{self.pending.what} did not return within the {self.timeout:g} s timeout; its process was stopped"
                 self.pending.fail(Outcome.failure("timeout", "Timeout", text))
                 return
-            except EOFError:
-                self._kill()
-                self.pending.fail(
-                    Outcome.failure("crashed", "ProcessExit", f"{self.pending.what} ended its session: its process is gone")
-                )
+            except EOFError:  # the process ended without its last frame: the server says how
+                code = self.exits.wait(self.serial, time.monotonic() + self.timeout)
+                if code is None:
+                    self._kill()
+                    self.pending.fail(
+                        Outcome.failure("crashed", "ProcessExit", f"{self.pending.what} ended its session: its process is gone")
+                    )
+                else:  # reaped, and what it left ended by the server: its pid may be another process's by now
+                    self.pid = None
+                    self.pending.take([0, "ended", "crashed", exit_type(code), exit_text(code), 0.0])
                 return
             if self.pid is None and isinstance(message, list) and len(message) == 1:
-                self.pid = int(message[0])  # the keeper's first frame
+                self.pid = int(message[0])  # the session's process's first frame
                 continue
             self.pending.take(message)
 

@@ -572,9 +572,7 @@ CHANGE_VALUE_CHARS = 400
 _MORE, _LAST = b"\0", b"\1"  # the tag before each frame from a session's process: is it the last one?
 
 
-def run_session(
-    item: dict[str, Any], library: Functions, runner: Runner, replies: int, inherited: Sequence[int] = (), live: int | None = None
-) -> None:
+def run_session(item: dict[str, Any], library: Functions, runner: Runner, replies: int, inherited: Sequence[int] = ()) -> None:
     """One session in a process forked for it: fresh instances, its calls in order, its states.
 
     The fork is what keeps sessions apart: a class attribute, a module global, a cache
@@ -585,8 +583,7 @@ def run_session(
     The session's process writes its frames to a pipe of its own; this process passes
     each complete frame on, so a session that dies mid-frame cannot corrupt the
     protocol, and says how it ended when it ends without its last frame. ``inherited``:
-    descriptors the session's process must not keep (the worker's protocol). ``live``: the
-    session's calls come in frames read from this descriptor, not with ``item`` (``serve_live_sessions``).
+    descriptors the session's process must not keep (the worker's protocol).
     """
     session_id = item.get("session")
     started = time.perf_counter()
@@ -605,7 +602,7 @@ def run_session(
         os.close(read_end)
         for descriptor in inherited:
             os.close(descriptor)
-        _SessionRun(item, library, runner, write_end, live).run_to_end()
+        _SessionRun(item, library, runner, write_end).run_to_end()
     os.close(write_end)
     finished = _relay(read_end, replies)
     os.close(read_end)
@@ -649,7 +646,10 @@ class _SessionRun:
         self.calls = 0
 
     def send(self, frame: list[Any], last: bool = False) -> None:
-        _write_all(self.out, (_LAST if last else _MORE) + encode_frame(frame))
+        if self.live is not None:  # straight to the parent, which reads the end of the connection as the process's
+            _write_all(self.out, encode_frame(frame))
+        else:  # to ``_relay``, which must know the last frame
+            _write_all(self.out, (_LAST if last else _MORE) + encode_frame(frame))
 
     def run_to_end(self) -> None:
         """Run the session and end this process, whatever happens: it must never return into the worker's loop."""
@@ -709,7 +709,7 @@ class _SessionRun:
             self.environment = session.Session(
                 self.library.classes, self.item.get("environment"), copy_config=False, defaults=self.item.get("defaults") is True
             )
-            self.before = self.environment.state()
+            self.before = self.environment.state_again()
         except problems.RowProblem as error:
             self.send([self.session_id, "start", list(error.problem), None], last=True)
             return False
@@ -725,11 +725,14 @@ class _SessionRun:
         self.calls += 1
         descendants.end_strays()
         try:
-            after = self.environment.state()
+            after = self.environment.state_again()
         except problems.RowProblem as error:
             self.send([sid, "call", code, payload, truncated, seconds, None, [], 0])
             self.send([sid, "end", list(error.problem), None, None, self.elapsed()], last=True)
             return False
+        if after is self.before:  # the same plain data as the read before: unchanged, without a walk or a diff
+            self.send([sid, "call", code, payload, truncated, seconds, False, [], 0])
+            return True
         after_json = state.canonical_json(after)
         changed = after_json != self.before_json
         changes = state.diff_canonical(self.before, after, CHANGES_PER_CALL) if changed else state.Diff()
@@ -744,20 +747,45 @@ class _SessionRun:
 
 
 def serve_live_sessions(control: int, library: Functions, runner: Runner, inherited: Sequence[int]) -> int:
-    """The live sessions' fork server: for each connection the parent hands over, a keeper process forked for it.
+    """The live sessions' fork server: for each connection the parent hands over, the session's process forked for it.
 
     A live session (``live.py``) lasts a whole conversation: its instances are made once, and the
     calls come one step at a time over the connection, a socket whose other end the parent keeps.
-    The keeper says its pid (the parent kills its tree on a timeout), then runs the session as
-    ``run_session`` does a worker's, in a process of its own that reads the calls from the
-    connection; the keeper relays its frames and says how it ended if it dies. Nothing waits on a
-    parked session: this process only forks, and reaps each keeper as it exits (so that the time
-    it took counts in apigen's own, as a pool worker's sessions do).
+    The session's process says its pid (the parent kills its tree on a timeout), then runs the
+    session as ``run_session`` does a worker's, reading the calls from the connection and writing
+    its frames to it. Nothing waits on a parked session: this process only forks, and reaps each
+    session's process as it exits (so that the time it took counts in apigen's own, as a pool
+    worker's sessions do), telling the parent how it ended on the control socket:
+    ``[serial, exit code]``, ``serial`` counting the connections from 1 (``null`` for a process
+    that could not be forked). A parent that reads the end of a session without its last frame
+    waits for that report to say why. No keeper stands between: a fork less per session.
     """
     import socket
 
-    signal.signal(signal.SIGCHLD, _reap_children)
     server = socket.socket(fileno=control)
+    sessions: dict[int, int] = {}  # pid -> serial, of the sessions' processes still running
+    child_signal = {signal.SIGCHLD}
+
+    def report(serial: int, code: int | None) -> None:
+        with contextlib.suppress(OSError):  # the parent is gone: nobody is waiting
+            server.sendall(encode_frame([serial, code]))
+
+    def reap(_signum: int, _frame: Any) -> None:
+        ended: list[tuple[int, int]] = []
+        with contextlib.suppress(ChildProcessError):
+            while True:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+                if not pid:
+                    break
+                if pid in sessions:
+                    ended.append((sessions.pop(pid), os.waitstatus_to_exitcode(status)))
+        if any(code != 0 for _serial, code in ended):
+            _end_strays_beside(sessions)  # a session that died mid-call may have left what the call started
+        for serial, code in ended:
+            report(serial, code)
+
+    signal.signal(signal.SIGCHLD, reap)
+    serial = 0
     while True:
         try:
             message, connections, _flags, _address = socket.recv_fds(server, 64, 16)
@@ -766,40 +794,41 @@ def serve_live_sessions(control: int, library: Functions, runner: Runner, inheri
         if not message and not connections:
             return 0  # the parent closed its end: the run is over
         for connection in connections:
+            serial += 1
             _flush_output()
-            gc.freeze()
+            gc.freeze()  # what the server holds stays shared with the fork, not copied when its GC runs
+            signal.pthread_sigmask(signal.SIG_BLOCK, child_signal)  # reaped only once it is known as a session
             try:
                 pid = os.fork()
             except OSError:
                 pid = -1
             if pid == 0:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the session's process reaps what its calls leave
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, child_signal)
                 server.close()
                 for descriptor in inherited:
                     os.close(descriptor)
-                _keep_live_session(connection, library, runner)
-            os.close(connection)  # a fork that failed: the parent reads the end of the connection, a crashed session
+                _run_live_session(connection, library, runner)
+            if pid > 0:
+                sessions[pid] = serial
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, child_signal)
+            os.close(connection)  # the session's process holds it; its end is the end of the session
+            if pid < 0:
+                report(serial, None)
 
 
-def _reap_children(_signum: int, _frame: Any) -> None:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
+def _end_strays_beside(sessions: Mapping[int, int]) -> None:
+    """In the fork server: end every child that is not a session's process (what a dead session left, re-parented here)."""
+    for pid in descendants.children(os.getpid()):
+        if pid not in sessions:
+            descendants.kill_tree(pid)
 
 
-def _keep_live_session(connection: int, library: Functions, runner: Runner) -> None:
-    """In the keeper: say the pid, run the session below, end this process."""
-    status = 0
-    try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this process waits on its session's process
-        _die_with_parent()
-        descendants.become_subreaper()
+def _run_live_session(connection: int, library: Functions, runner: Runner) -> None:
+    """In the session's process: say the pid, run the session, end this process."""
+    with contextlib.suppress(BaseException):
         _write_all(connection, encode_frame([os.getpid()]))
-        run_session({"session": 0}, library, runner, connection, live=connection)
-    except BaseException:  # the parent gone (a broken pipe), or apigen's own failure: the connection's end says it
-        status = 1
-    finally:
-        _flush_output()
-        os._exit(status)
+    _SessionRun({"session": 0}, library, runner, connection, live=connection).run_to_end()
 
 
 def _cut(value: Any) -> Any:
