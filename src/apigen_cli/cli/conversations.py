@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -43,11 +44,53 @@ if TYPE_CHECKING:  # the multi-turn modules load when a multi-turn command runs,
     from ..conversations.blueprint import BlueprintRun
     from ..conversations.blueprint_generation import BlueprintPlan
     from ..conversations.simulation import Simulation, SimulationTally
+    from ..execution.mcp_environment import McpEnvironment
+
+
+StateToolOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--state-tool",
+        metavar="NAME",
+        help="With `--mcp COMMAND` as the environment: the server's tool (no arguments) whose answer is its state; "
+        "without it, the state cannot be read and the gold's outputs are compared instead.",
+    ),
+]
+
+
+def mcp_environment(ctx: typer.Context, state_tool: str | None, what: str) -> McpEnvironment | None:
+    """The MCP server `--mcp` names as the environment, when `--functions` is not given (not started); else None.
+
+    ``what`` says what the command does with the environment, for the error without either."""
+    from ..execution.mcp_environment import McpEnvironment, McpEnvironmentOptions, environment_server
+
+    execution = execution_settings_from(resolved_settings(ctx).values)
+    if execution.functions and (execution.mcp or execution.mcp_url):
+        raise ConfigError(
+            "the environment is given twice: `--functions` (Python classes) and `--mcp`/`--mcp-url` (an MCP server)",
+            hint="pass `--functions FILE_OR_FOLDER` or `--mcp COMMAND`, not both",
+        )
+    if execution.functions:
+        if state_tool is not None:
+            raise ConfigError(
+                "`--state-tool` names an MCP server's tool, and the environment is `--functions`'s classes",
+                hint="leave `--state-tool` out: a class's state is read from the class",
+            )
+        return None
+    if not (execution.mcp or execution.mcp_url):
+        raise ConfigError(
+            f"{what} on an environment, and neither `--functions` nor `--mcp` names one",
+            hint="pass `--functions FILE_OR_FOLDER` (Python classes) or `--mcp COMMAND` (an MCP server, started afresh for each conversation)",
+        )
+    options = execution.mcp_options()
+    server = environment_server(options.servers)
+    at_once = execution.options.workers or os.cpu_count() or 1
+    return McpEnvironment(McpEnvironmentOptions(replace(options, servers=(server,)), state_tool, at_once))
 
 
 @app.command("trajectory-check")
 @with_options(STAGE_IO_GROUP, setting_options("execution"))
-def trajectory_check(ctx: typer.Context) -> None:
+def trajectory_check(ctx: typer.Context, state_tool: StateToolOpt = None) -> None:
     """Replay each conversation on its environment; keep it only when the state and what it told the user are right.
 
     Each row names its environment (`"environment": {"ClassName": {initial state}}`,
@@ -55,23 +98,26 @@ def trajectory_check(ctx: typer.Context) -> None:
     and optional `outputs`. The gold actions and the conversation's own calls are
     replayed on fresh instances, in worker processes; the row is kept when both end
     in the same state, every output was told, and every tool message says what the
-    environment says. A kept row gets per-call labels backed by state.
+    environment says. A kept row gets per-call labels backed by state. With
+    `--mcp COMMAND` instead of `--functions`, each replay gets a fresh server.
 
     Examples:
 
         apigen trajectory-check sample_data/store/conversations.jsonl --functions sample_data/store -o verified.jsonl --rejects failed.jsonl
 
         apigen trajectory-check conversations.jsonl --functions my_env.py --exec-timeout 5 --keep-rejected | jq -c '{id, reason}'
+
+        apigen trajectory-check todo_conversations.jsonl --mcp 'python todo_server.py' --state-tool todo_state -o verified.jsonl
     """
 
     def setup(messages: Messages, resources: ExitStack) -> StageRun:
-        if not resolved_settings(ctx).values.get("functions"):
-            raise ConfigError(
-                "trajectory-check replays each conversation on the environment's classes, and no `--functions` names them",
-                hint="pass `--functions FILE_OR_FOLDER`, the Python code that defines the classes the rows' `environment` names",
-            )
         from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
 
+        served = mcp_environment(ctx, state_tool, "trajectory-check replays each conversation")
+        if served is not None:
+            resources.callback(served.close)
+            served.list_tools()  # a server that cannot start, or has no such state tool, stops the run before any row
+            return StageRun(lambda rows: trajectory_check_rows(rows, served, environment_required=False))
         executor, _policy = executor_and_policy(ctx, messages)
         resources.callback(executor.close)
         executor.start()

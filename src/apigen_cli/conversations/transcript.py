@@ -90,9 +90,12 @@ def read_outputs(row: Mapping[str, Any]) -> list[str]:
     return outputs
 
 
-def read_transcript(row: Mapping[str, Any]) -> Transcript:
-    """The conversation row read whole, or a ``RowProblem`` saying what keeps it from being checked."""
-    environment = read_environment(row)
+def read_transcript(row: Mapping[str, Any], *, environment_required: bool = True) -> Transcript:
+    """The conversation row read whole, or a ``RowProblem`` saying what keeps it from being checked.
+
+    ``environment_required=False``: the environment is not the row's to name (an MCP server, which starts
+    in its own state), so a row without one is read with none."""
+    environment = read_environment(row) if environment_required or ENVIRONMENT in row else {}
     actions = read_actions(row)
     outputs = read_outputs(row)
     chat = read_chat(row.get(MESSAGES))

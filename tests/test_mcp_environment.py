@@ -1,0 +1,186 @@
+"""An MCP server as the multi-turn environment: a fresh server process per replay, the state read by a
+state tool or, without one, the gold's outputs compared. A real stateful server (tests/mcp_todo_server.py,
+written with the SDK, its todos kept in memory), the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
+
+TODO_SERVER = f"todo={sys.executable} {Path(__file__).with_name('mcp_todo_server.py')}"
+
+
+def exchange(call_id: str, name: str, result: Any, **arguments: Any) -> list[dict[str, Any]]:
+    """An assistant's call and the tool message answering it."""
+    return [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}],
+        },
+        {"role": "tool", "tool_call_id": call_id, "content": json.dumps(result)},
+    ]
+
+
+def todo_row(
+    row_id: str, *calls: tuple[str, dict[str, Any], Any], told: str = "Done: milk is on the list, and done."
+) -> dict[str, Any]:
+    """A conversation that should add `milk` and mark it done, making ``calls`` (name, arguments, what the tool said)."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Put milk on my list and tick it off."}]
+    for number, (name, arguments, result) in enumerate(calls):
+        messages += exchange(f"{row_id}-{number}", name, result, **arguments)
+    messages.append({"role": "assistant", "content": told})
+    return {
+        "id": row_id,
+        "messages": messages,
+        "actions": [{"name": "add_todo", "arguments": {"title": "milk"}}, {"name": "complete_todo", "arguments": {"todo_id": 1}}],
+        "outputs": ["milk"],
+    }
+
+
+MILK = {"id": 1, "title": "milk", "done": False}
+MILK_DONE = {"id": 1, "title": "milk", "done": True}
+RIGHT = (("add_todo", {"title": "milk"}, MILK), ("complete_todo", {"todo_id": 1}, MILK_DONE))
+
+
+def check(runner: CliRunner, tmp_path: Path, rows: list[dict[str, Any]], *flags: str) -> tuple[Any, list[dict[str, Any]]]:
+    conversations, rejects = tmp_path / "conversations.jsonl", tmp_path / "failed.jsonl"
+    write_jsonl(conversations, rows)
+    result = invoke(
+        runner, "trajectory-check", str(conversations), "--mcp", TODO_SERVER, "--rejects", str(rejects), "--workers", "2", *flags
+    )
+    return result, read_jsonl(rejects) if rejects.exists() else []
+
+
+def test_each_conversation_gets_a_fresh_server_so_none_sees_another_s_writes(runner: CliRunner, tmp_path: Path) -> None:
+    # Three conversations each add milk and were told id 1; on a server shared with the gold's replay or with
+    # another conversation, the second add would get id 2 and its tool message would no longer be what the server says.
+    rows = [todo_row(f"milk-{n}", *RIGHT) for n in range(3)]
+    result, rejects = check(runner, tmp_path, rows)
+    assert result.exit_code == 0, result.stderr
+    kept = parse_stdout(result.stdout)
+    assert [row["id"] for row in kept] == ["milk-0", "milk-1", "milk-2"] and rejects == []
+    assert kept[0]["trajectory_check"]["checks"] == {
+        "state": "not_readable",
+        "gold_outputs": "passed",
+        "told": "passed",
+        "tool_messages": "passed",
+    }
+    assert "trajectory-check: 3 passed, 0 rejected" in result.stderr
+
+
+def test_without_a_state_tool_the_gold_s_outputs_decide(runner: CliRunner, tmp_path: Path) -> None:
+    rows = [
+        todo_row("right", *RIGHT),
+        todo_row("never-ticked", RIGHT[0]),
+        # eggs first: milk gets id 2, so the gold's `add_todo(milk)` answers otherwise than on the gold's replay
+        todo_row(
+            "other-state",
+            ("add_todo", {"title": "eggs"}, {**MILK, "title": "eggs"}),
+            ("add_todo", {"title": "milk"}, {**MILK, "id": 2}),
+            ("complete_todo", {"todo_id": 1}, {**MILK_DONE, "title": "eggs"}),
+        ),
+        todo_row("untold", *RIGHT, told="All set."),
+    ]
+    result, rejects = check(runner, tmp_path, rows)
+    assert result.exit_code == 0, result.stderr
+    assert [row["id"] for row in parse_stdout(result.stdout)] == ["right"]
+    reasons = {row["id"]: (row["reason"], row["trajectory_check"]["checks"]) for row in rejects}
+    assert reasons["never-ticked"] == ("gold_call_missing", {"state": "not_readable", "gold_outputs": "failed"})
+    assert reasons["other-state"][0] == "gold_output_mismatch"
+    assert reasons["untold"] == (
+        "missing_output",
+        {"state": "not_readable", "gold_outputs": "passed", "told": "failed"},
+    )
+    other = next(row for row in rejects if row["id"] == "other-state")
+    assert "gold action 1 `add_todo`" in other["reason_detail"] and "as call 2 of the conversation's" in other["reason_detail"]
+
+
+def test_a_state_tool_reads_the_state_and_labels_the_calls(runner: CliRunner, tmp_path: Path) -> None:
+    rows = [
+        todo_row("right", *RIGHT),
+        todo_row("never-ticked", RIGHT[0]),
+        # a detour the gold's outputs would refuse, and the state accepts: the same todo list in the end
+        todo_row("looked-first", ("list_todos", {}, {"todos": []}), *RIGHT),
+    ]
+    result, rejects = check(runner, tmp_path, rows, "--state-tool", "todo_state")
+    assert result.exit_code == 0, result.stderr
+    kept = {row["id"]: row for row in parse_stdout(result.stdout)}
+    assert sorted(kept) == ["looked-first", "right"]
+    verdict = kept["right"]["trajectory_check"]
+    assert verdict["checks"] == {"state": "passed", "gold_outputs": "not_needed", "told": "passed", "tool_messages": "passed"}
+    assert [(call["name"], call["changed_state"]) for call in verdict["calls"]] == [("add_todo", True), ("complete_todo", True)]
+    assert [(call["name"], call["changed_state"]) for call in kept["looked-first"]["trajectory_check"]["calls"]][0] == (
+        "list_todos",
+        False,
+    )
+    (failed,) = rejects
+    assert failed["reason"] == "state_mismatch"
+    assert 'todo.todos["1"]["done"]: true -> false' in failed["reason_detail"]
+
+
+def test_rows_need_no_environment_and_one_given_is_not_loaded(runner: CliRunner, tmp_path: Path) -> None:
+    result, rejects = check(runner, tmp_path, [{**todo_row("named", *RIGHT), "environment": {"Todo": {"todos": []}}}])
+    assert result.exit_code == 0 and rejects == [], result.stderr
+    assert parse_stdout(result.stdout)[0]["id"] == "named"
+
+
+def test_servers_are_torn_down_after_every_session_even_one_that_hangs(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    hanging = todo_row("hangs", ("hang", {"seconds": 600}, "awake"), *RIGHT)
+    conversations = tmp_path / "conversations.jsonl"
+    write_jsonl(conversations, [todo_row("right", *RIGHT), hanging])
+    command = [sys.executable, "-m", "apigen_cli", "trajectory-check", str(conversations), "--keep-rejected"]
+    command += ["--mcp", f"{TODO_SERVER} --pids {pids}", "--exec-timeout", "1", "--state-tool", "todo_state"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    verdicts = {row["id"]: row.get("reason") for row in map(json.loads, done.stdout.splitlines())}
+    assert verdicts == {"right": None, "hangs": "timeout"}
+    started = [int(pid) for path in pids.iterdir() for pid in path.read_text().split()]
+    assert len(started) == 2 * 5  # the check's look at the tools, and two replays per row: a server and its child each
+    assert [pid for pid in started if _alive(pid)] == []
+
+
+def _alive(pid: int) -> bool:
+    """Running, or stopped: a zombie or a pid no longer there is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_an_environment_that_cannot_be_one_is_refused_before_any_row(runner: CliRunner, tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    write_jsonl(rows, [todo_row("right", *RIGHT)])
+    both = invoke(
+        runner, "trajectory-check", str(rows), "--mcp", TODO_SERVER, "--functions", str(PROJECT / "sample_data" / "store")
+    )
+    assert both.exit_code == 2
+    assert "error: the environment is given twice" in both.stderr
+    http = invoke(runner, "trajectory-check", str(rows), "--mcp-url", "todo=http://127.0.0.1:9/mcp")
+    assert http.exit_code == 2 and "a server reached over HTTP is shared" in http.stderr
+    unknown = invoke(runner, "trajectory-check", str(rows), "--mcp", TODO_SERVER, "--state-tool", "dump")
+    assert unknown.exit_code == 2
+    assert "error: the MCP server `todo` has no tool `dump` to read its state" in unknown.stderr
+    neither = invoke(runner, "trajectory-check", str(rows))
+    assert neither.exit_code == 2
+    assert "neither `--functions` nor `--mcp` names one" in neither.stderr
+    broken = invoke(
+        runner,
+        "trajectory-check",
+        str(rows),
+        "--mcp",
+        f"{sys.executable} {PROJECT / 'tests' / 'mcp_test_server.py'} --fail-start",
+    )
+    assert broken.exit_code == 2 and "could not start" in broken.stderr and "cannot start: no configuration" in broken.stderr
+    assert os.environ.get("APIGEN_FUNCTIONS") is None
