@@ -184,3 +184,52 @@ def test_an_environment_that_cannot_be_one_is_refused_before_any_row(runner: Cli
     )
     assert broken.exit_code == 2 and "could not start" in broken.stderr and "cannot start: no configuration" in broken.stderr
     assert os.environ.get("APIGEN_FUNCTIONS") is None
+
+
+BLUEPRINTS = [
+    {
+        "id": "milk",
+        "instruction": "You want milk on your todo list, ticked off as done.",
+        "actions": [{"name": "add_todo", "arguments": {"title": "milk"}}, {"name": "complete_todo", "arguments": {"todo_id": 1}}],
+        "outputs": ["milk"],
+    },
+    # the first blueprint's conversations added milk as todo 1: a server kept from them would give bread id 2
+    {
+        "id": "bread",
+        "instruction": "You want bread on your todo list.",
+        "actions": [{"name": "add_todo", "arguments": {"title": "bread"}}],
+        "outputs": ["bread"],
+    },
+]
+
+
+def simulate(runner: CliRunner, tmp_path: Path, *flags: str) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    blueprints, out, rejects = tmp_path / "blueprints.jsonl", tmp_path / "conversations.jsonl", tmp_path / "failed.jsonl"
+    write_jsonl(blueprints, BLUEPRINTS)
+    result = invoke(
+        runner, "simulate", str(blueprints), "--mcp", TODO_SERVER, "-m", "offline", "--seed", "4", "-o", str(out),
+        "--rejects", str(rejects), "--workers", "2", *flags,
+    )  # fmt: skip
+    return result, read_jsonl(out) if out.exists() else [], read_jsonl(rejects) if rejects.exists() else []
+
+
+def test_simulate_acts_out_blueprints_on_a_fresh_server_per_conversation(runner: CliRunner, tmp_path: Path) -> None:
+    result, kept, rejects = simulate(runner, tmp_path, "--state-tool", "todo_state", "-O", "offline_error_rate=0")
+    assert result.exit_code == 0, result.stderr
+    assert [row["id"] for row in kept] == ["milk-1", "bread-1"] and rejects == []
+    # the state tool is the check's: the agent is never offered it
+    assert {tool["function"]["name"] for tool in kept[0]["tools"]} == {"add_todo", "complete_todo", "list_todos", "hang"}
+    bread_said = [message["content"] for message in kept[1]["messages"] if message["role"] == "tool"]
+    assert bread_said == [json.dumps({"id": 1, "title": "bread", "done": False}, separators=(",", ":"))]
+    assert kept[1]["trajectory_check"]["checks"]["state"] == "passed"
+    assert [call["changed_state"] for call in kept[0]["trajectory_check"]["calls"]] == [True, True]
+
+
+def test_simulate_without_a_state_tool_checks_the_gold_s_outputs(runner: CliRunner, tmp_path: Path) -> None:
+    result, kept, rejects = simulate(runner, tmp_path, "-O", "offline_error_rate=0")
+    assert result.exit_code == 0, result.stderr
+    assert [row["trajectory_check"]["checks"] for row in kept] == [
+        {"state": "not_readable", "gold_outputs": "passed", "told": "passed", "tool_messages": "passed"}
+    ] * 2
+    assert "todo_state" in {tool["function"]["name"] for tool in kept[0]["tools"]}  # not named the state tool: a tool
+    assert rejects == []

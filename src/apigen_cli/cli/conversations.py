@@ -507,6 +507,7 @@ def simulate(
     max_reply_chars: MaxReplyCharsOpt = 8000,
     max_seconds: MaxSecondsOpt = 600.0,
     stop_tools: StopToolsOpt = None,
+    state_tool: StateToolOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Act out each verified blueprint: a simulated user and an agent talk, and a conversation is kept when verified.
@@ -561,33 +562,37 @@ class SimulationMaker:
         """Check simulate's settings and start its workers; ``make`` then opens the models for a seed."""
         from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
         from ..conversations.blueprint_sampling import read_text_file
-        from ..conversations.session_desk import SessionDesk
+        from ..conversations.mcp_tools import mcp_agent_tools
+        from ..conversations.session_desk import Desk, SessionDesk
         from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
         from ..conversations.user_simulator import UserSimulator, load_user_prompt
 
         params = ctx.params
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
-        functions = resolved.values.get("functions")
-        if not functions:
-            raise ConfigError(
-                "simulate runs the agent's calls on the environment's classes, and no `--functions` names them",
-                hint="pass `--functions FILE_OR_FOLDER`, the Python code that defines the classes the blueprints name",
-            )
         if len(llm.models) != 1:
             raise ConfigError(
                 f"simulate takes one agent model, and {len(llm.models)} are given",
                 hint="pass one `-m NAME` (`-m offline` runs the scripted agent)",
             )
         agent_model = llm.models[0]
-        definitions, writes = simulation_tools(params["tools"], functions)
         policy = params["policy"]
         policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
-        executor, _policy = executor_and_policy(ctx, messages)
-        resources.callback(executor.close)
-        executor.start()
-        desk = SessionDesk(executor)
-        resources.callback(desk.close)
+        desk: Desk
+        state_tool = params.get("state_tool")  # simulate's own flag (`run --multi-turn` has no MCP environment)
+        served = mcp_environment(ctx, state_tool, "simulate runs the agent's calls")
+        if served is not None:
+            resources.callback(served.close)
+            listed = served.list_tools()
+            definitions, writes = mcp_agent_tools(params["tools"], listed, served.options.server.name, state_tool)
+            desk = served
+        else:
+            definitions, writes = simulation_tools(params["tools"], resolved.values["functions"])
+            executor, _policy = executor_and_policy(ctx, messages)
+            resources.callback(executor.close)
+            executor.start()
+            desk = SessionDesk(executor)
+            resources.callback(desk.close)
         prompts, max_tokens = resolved.values["prompts"], resolved.values["max_tokens"] or None
         bounds = Bounds(
             params["max_turns"],
@@ -630,6 +635,7 @@ class SimulationMaker:
                 keep_all_verified=params["keep_all_verified"],
                 seed=seed,
                 concurrency=llm.concurrency,
+                environment_required=served is None,
             )
 
         maker = cls(make, llm, messages)
@@ -693,6 +699,8 @@ def write_resumable_simulation(
         if name in SETTINGS and SETTINGS[name].decides_rows and name in values
     }
     deciding |= {name: plain_setting(params[name]) for name in _SIMULATE_ITS_OWN}
+    if params.get("state_tool"):  # only when given: a run of Python classes keeps the fingerprint it had
+        deciding["state_tool"] = params["state_tool"]
     deciding["skip_bad_lines"] = where.skip_bad_lines
     files = [where.input, params["tools"], params["policy"], values["functions"], values["prompts"]]
     tally = SimulationTally()

@@ -12,11 +12,21 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from typing import Protocol
 
 from ..execution.executor import Executor
 from ..execution.sessions import SessionOutcome, SessionPending, SessionRequest
 
 _PUMP_SECONDS = 1.0  # the longest the desk waits on the workers before looking for new sessions (a hand-over wakes it)
+
+
+class Desk(Protocol):
+    """What a conversation asks of its environment, from any thread: ``SessionDesk`` over the worker pool,
+    ``McpEnvironment`` over fresh MCP servers."""
+
+    def submit(self, request: SessionRequest) -> Future[SessionOutcome]: ...
+
+    def run(self, request: SessionRequest) -> SessionOutcome: ...
 
 
 class SessionDesk:

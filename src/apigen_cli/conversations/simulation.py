@@ -44,7 +44,7 @@ from ..problems import Problem, RowProblem
 from ..rows.records import REJECTED_BY, Row, ensure_id, reject
 from .agent import Agent, AgentTurn
 from .environment_tools import WRITE, effect_of, load_environment_tools
-from .session_desk import SessionDesk
+from .session_desk import Desk
 from .trajectory_check import KEEP_FIELD, check_conversation
 from .transcript import read_actions, read_environment, read_outputs
 from .user_simulator import UserSimulator, user_errors
@@ -88,13 +88,14 @@ class Simulation:
 
     agent: Agent
     user: UserSimulator
-    desk: SessionDesk
+    desk: Desk
     writes: frozenset[str]  # the tools that change the state (by the library's effect, else their names)
     bounds: Bounds = field(default_factory=Bounds)
     attempts: int = 3
     keep_all_verified: bool = False
     seed: int = 0
     concurrency: int = 8
+    environment_required: bool = True  # False: the desk is the environment (an MCP server), blueprints need not name one
 
     def rows(self, blueprints: Iterable[Row], first: int = 0) -> Iterator[Row]:
         """Every blueprint's attempts, in input order: verified ones kept, the others rejected with their reason.
@@ -127,7 +128,7 @@ class Simulation:
             return [blueprint]
         ensure_id(blueprint)
         try:
-            plan = BlueprintReading.of(blueprint)
+            plan = BlueprintReading.of(blueprint, environment_required=self.environment_required)
         except RowProblem as error:
             reject(blueprint, STAGE, error.problem)
             return [blueprint]
@@ -179,7 +180,7 @@ class Simulation:
         if ended.code not in (USER_STOP, STOP_TOOL):
             reject(row, STAGE, ended)
             return row
-        return check_conversation(row, replays)
+        return check_conversation(row, replays, environment_required=self.environment_required)
 
 
 class KnownReplays:
@@ -187,7 +188,7 @@ class KnownReplays:
     conversation's own calls were replayed by its last step (the environment is deterministic: the check's
     premise). A ``SessionRunner`` for ``check_conversation``; what it has not seen goes to the desk."""
 
-    def __init__(self, desk: SessionDesk) -> None:
+    def __init__(self, desk: Desk) -> None:
         self.desk = desk
         self._known: dict[bytes, SessionOutcome] = {}
 
@@ -222,7 +223,7 @@ class BlueprintReading:
     outputs: list[str]
 
     @classmethod
-    def of(cls, row: Row) -> BlueprintReading:
+    def of(cls, row: Row, *, environment_required: bool = True) -> BlueprintReading:
         instruction = row.get("instruction")
         if not isinstance(instruction, str) or not instruction.strip():
             raise RowProblem("no_instruction", "the blueprint has no `instruction` for the user simulator to act out")
@@ -231,7 +232,7 @@ class BlueprintReading:
         return cls(
             instruction,
             persona if isinstance(persona, str) else None,
-            read_environment(row),
+            read_environment(row, required=environment_required),
             read_actions(row),
             read_outputs(row),
         )
