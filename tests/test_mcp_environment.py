@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
+from .doc_pages import page_with
 
 TODO_SERVER = f"todo={sys.executable} {Path(__file__).with_name('mcp_todo_server.py')}"
 
@@ -233,3 +235,66 @@ def test_simulate_without_a_state_tool_checks_the_gold_s_outputs(runner: CliRunn
     ] * 2
     assert "todo_state" in {tool["function"]["name"] for tool in kept[0]["tools"]}  # not named the state tool: a tool
     assert rejects == []
+
+
+def test_judges_read_what_the_replay_kept_and_catch_a_guess(runner: CliRunner, tmp_path: Path) -> None:
+    guessed = todo_row("guessed", *RIGHT)
+    guessed["messages"][0]["content"] = "Put the usual on my list and tick it off."  # milk: the agent's guess
+    result, rejects = check(runner, tmp_path, [todo_row("right", *RIGHT), guessed], "-J", "offline")
+    assert result.exit_code == 0, result.stderr
+    (kept,) = parse_stdout(result.stdout)
+    assert kept["trajectory_check"]["checks"]["judge"] == "passed"
+    assert [vote["model"] for vote in kept["trajectory_check"]["judge"]["judges"]] == ["offline"]
+    (turned_down,) = rejects
+    assert (turned_down["id"], turned_down["rejected_by"], turned_down["reason"]) == (
+        "guessed",
+        "trajectory_check",
+        "review_rejected",
+    )
+    assert "uses title 'milk', which the user never gave" in turned_down["reason_detail"]
+    assert turned_down["trajectory_check"]["checks"] == {
+        "state": "not_readable",
+        "gold_outputs": "passed",
+        "told": "passed",
+        "tool_messages": "passed",
+        "judge": "failed",
+    }
+
+
+def test_simulate_s_judges_turn_down_a_guess_and_the_blueprint_is_tried_again(runner: CliRunner, tmp_path: Path) -> None:
+    blueprints = [BLUEPRINTS[0], {**BLUEPRINTS[1], "instruction": "You want the usual on your todo list."}]
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(row) + "\n" for row in blueprints))
+    out, rejects = tmp_path / "kept.jsonl", tmp_path / "failed.jsonl"
+    result = invoke(
+        runner, "simulate", str(tmp_path / "b.jsonl"), "--mcp", TODO_SERVER, "--state-tool", "todo_state", "-m", "offline",
+        "--seed", "4", "-O", "offline_error_rate=0", "-J", "offline", "-o", str(out), "--rejects", str(rejects),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert [(row["id"], row["trajectory_check"]["checks"]["judge"]) for row in read_jsonl(out)] == [("milk-1", "passed")]
+    failed = read_jsonl(rejects)
+    assert [(row["id"], row["reason"]) for row in failed] == [(f"bread-{n}", "review_rejected") for n in (1, 2, 3)]
+    assert "uses title 'bread', which the user never gave" in failed[0]["reason_detail"]
+
+
+def test_the_guide_s_mcp_example_runs_as_shown(tmp_path: Path) -> None:
+    """Each `apigen` line of the section, run in turn; the `# ` lines after it are what it says last on stderr."""
+    heading = "### An MCP server as the environment"
+    block = page_with(heading).split(heading, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "sample_data").symlink_to(PROJECT / "sample_data")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # `python` has the SDK
+    runs: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("apigen "):
+            runs.append((line, []))
+        elif line.startswith("# "):
+            runs[-1][1].append(line[2:])
+    assert len(runs) == 3
+    for command, shown in runs:
+        words = [str(Path(sys.executable).parent / "apigen"), *shlex.split(command)[1:]]
+        done = subprocess.run(words, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+        assert done.stderr.splitlines()[-len(shown) :] == shown, command
+    notes = {row["id"]: row["note"] for row in read_jsonl(PROJECT / "sample_data" / "todo" / "conversations.jsonl")}
+    assert sorted(row["id"] for row in read_jsonl(tmp_path / "failed_checks.jsonl")) == sorted(
+        name for name, note in notes.items() if not note.startswith("right")
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -43,6 +44,7 @@ from .stages import StageRun, finish_stage, run_stage_command
 if TYPE_CHECKING:  # the multi-turn modules load when a multi-turn command runs, not for every command
     from ..conversations.blueprint import BlueprintRun
     from ..conversations.blueprint_generation import BlueprintPlan
+    from ..conversations.conversation_review import ConversationReview
     from ..conversations.simulation import Simulation, SimulationTally
     from ..execution.mcp_environment import McpEnvironment
 
@@ -88,8 +90,41 @@ def mcp_environment(ctx: typer.Context, state_tool: str | None, what: str) -> Mc
     return McpEnvironment(McpEnvironmentOptions(replace(options, servers=(server,)), state_tool, at_once))
 
 
+_CONVERSATION_JUDGE = ("judge_model", "judge_result_chars", "judge_max_tokens", "max_reasks")  # the committee's settings
+
+
+def judge_options() -> dict[str, Any]:
+    """The settings of a committee of judges (`-J`, repeatable): blueprint's review, the conversation judges."""
+    return {name: option for name, option in setting_options("judge").items() if name in _CONVERSATION_JUDGE}
+
+
+def conversation_review(
+    ctx: typer.Context, messages: Messages, resources: ExitStack, seed: int | None = None
+) -> tuple[ConversationReview, LLMClient] | None:
+    """The judges `-J` names for kept conversations, and their service, open; None when no judge is given."""
+    from ..conversations.conversation_review import ConversationReview
+
+    resolved = resolved_settings(ctx)
+    llm = resolved.llm_settings()
+    judges = judge_settings_from({**resolved.values, "include_failed": False}, llm)
+    if not judges.judges:
+        return None
+    chat = resources.enter_context(
+        open_chat_service(
+            replace(llm, models=judges.judges, seed=seed if seed is not None else llm.seed), on_warning=messages.warning
+        )
+    )
+    return ConversationReview.of(chat, judges, resolved.values.get("prompts")), chat
+
+
 @app.command("trajectory-check")
-@with_options(STAGE_IO_GROUP, setting_options("execution"))
+@with_options(
+    STAGE_IO_GROUP,
+    setting_options("execution"),
+    judge_options(),
+    {name: option for name, option in setting_options("llm").items() if name != "model"},
+    {name: option for name, option in setting_options("generation").items() if name == "prompts"},
+)
 def trajectory_check(ctx: typer.Context, state_tool: StateToolOpt = None) -> None:
     """Replay each conversation on its environment; keep it only when the state and what it told the user are right.
 
@@ -100,6 +135,7 @@ def trajectory_check(ctx: typer.Context, state_tool: StateToolOpt = None) -> Non
     in the same state, every output was told, and every tool message says what the
     environment says. A kept row gets per-call labels backed by state. With
     `--mcp COMMAND` instead of `--functions`, each replay gets a fresh server.
+    With `-J NAME` (repeatable), judges read each kept conversation and vote.
 
     Examples:
 
@@ -107,21 +143,34 @@ def trajectory_check(ctx: typer.Context, state_tool: StateToolOpt = None) -> Non
 
         apigen trajectory-check conversations.jsonl --functions my_env.py --exec-timeout 5 --keep-rejected | jq -c '{id, reason}'
 
-        apigen trajectory-check todo_conversations.jsonl --mcp 'python todo_server.py' --state-tool todo_state -o verified.jsonl
+        apigen trajectory-check sample_data/todo/conversations.jsonl --mcp 'python sample_data/todo/todo_server.py' --state-tool todo_state -J offline -o todo_checked.jsonl
     """
 
     def setup(messages: Messages, resources: ExitStack) -> StageRun:
+        from ..conversations.conversation_review import judged
         from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
 
         served = mcp_environment(ctx, state_tool, "trajectory-check replays each conversation")
+        judges = conversation_review(ctx, messages, resources)
+        check: Callable[[Iterable[Row]], Iterator[Row]]
         if served is not None:
             resources.callback(served.close)
             served.list_tools()  # a server that cannot start, or has no such state tool, stops the run before any row
-            return StageRun(lambda rows: trajectory_check_rows(rows, served, environment_required=False))
-        executor, _policy = executor_and_policy(ctx, messages)
-        resources.callback(executor.close)
-        executor.start()
-        return StageRun(lambda rows: trajectory_check_rows(rows, executor))
+
+            def check(rows: Iterable[Row]) -> Iterator[Row]:
+                return trajectory_check_rows(rows, served, environment_required=False)
+        else:
+            executor, _policy = executor_and_policy(ctx, messages)
+            resources.callback(executor.close)
+            executor.start()
+
+            def check(rows: Iterable[Row]) -> Iterator[Row]:
+                return trajectory_check_rows(rows, executor)
+
+        if judges is None:
+            return StageRun(check)
+        review, chat = judges
+        return StageRun(lambda rows: judged(check(rows), review), counters=chat.progress)
 
     run_stage_command("trajectory-check", ctx.params, setup)
 
@@ -492,6 +541,7 @@ _SIMULATE_GENERATION = ("max_tokens", "prompts")  # of the generation settings, 
     STAGE_IO_GROUP,
     {name: option for name, option in setting_options("generation").items() if name in _SIMULATE_GENERATION},
     setting_options("llm", "execution"),
+    judge_options(),
 )
 def simulate(
     ctx: typer.Context,
@@ -518,6 +568,8 @@ def simulate(
     that ends normally goes through the trajectory check; a failed one is tried
     again, up to `--attempts`, and every failed attempt goes to the rejects with
     its reason and whole conversation. `-m offline` runs a scripted user and agent.
+    With `--mcp COMMAND` instead of `--functions`, the environment is an MCP server,
+    a fresh one for every replay; with `-J NAME`, judges read each verified attempt.
     With INPUT a file and `-o FILE` the run is resumable: after an interruption
     (Ctrl-C, a crash, kill -9) the same command carries on, asking nothing again
     for the blueprints whose conversations are already written.
@@ -536,7 +588,7 @@ def simulate(
     def setup(messages: Messages, resources: ExitStack) -> StageRun:
         from ..conversations.simulation import SimulationTally
 
-        simulations = SimulationMaker.open(ctx, messages, resources)
+        simulations = SimulationMaker.open(ctx, messages, resources, judges=True)
         seed = chosen_seed(simulations.llm.seed)
         simulation, tally = simulations.make(seed), SimulationTally()
         return StageRun(
@@ -558,10 +610,13 @@ class SimulationMaker:
     chats: list[LLMClient] = field(default_factory=list)  # the services the simulations ask, for the usage lines
 
     @classmethod
-    def open(cls, ctx: typer.Context, messages: Messages, resources: ExitStack) -> SimulationMaker:
-        """Check simulate's settings and start its workers; ``make`` then opens the models for a seed."""
+    def open(cls, ctx: typer.Context, messages: Messages, resources: ExitStack, *, judges: bool = False) -> SimulationMaker:
+        """Check simulate's settings and start its workers; ``make`` then opens the models for a seed.
+
+        ``judges``: `-J` names judges of the conversations (simulate's; in `run --multi-turn`, `-J` is the blueprints')."""
         from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
         from ..conversations.blueprint_sampling import read_text_file
+        from ..conversations.conversation_review import judge_one
         from ..conversations.mcp_tools import mcp_agent_tools
         from ..conversations.session_desk import Desk, SessionDesk
         from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
@@ -617,6 +672,9 @@ class SimulationMaker:
             if user_llm.models != (agent_model,) or params["user_base_url"] or params["user_api_key_env"]:
                 user_chat = resources.enter_context(open_chat_service(user_llm, on_warning=messages.warning))
             maker.chats[:] = dict.fromkeys([chat, user_chat])
+            committee = conversation_review(ctx, messages, resources, seed) if judges else None
+            if committee is not None:
+                maker.chats.append(committee[1])
             return Simulation(
                 Agent(
                     chat,
@@ -636,6 +694,7 @@ class SimulationMaker:
                 seed=seed,
                 concurrency=llm.concurrency,
                 environment_required=served is None,
+                review=functools.partial(judge_one, review=committee[0]) if committee is not None else None,
             )
 
         maker = cls(make, llm, messages)
@@ -672,7 +731,7 @@ def _simulate_resumable(ctx: typer.Context, overwrite: bool) -> None:
     resumes = "run the same command again: it carries on where it stopped"
     with errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as resources:
         where.validate()
-        simulations = SimulationMaker.open(ctx, messages, resources)
+        simulations = SimulationMaker.open(ctx, messages, resources, judges=True)
         seed = chosen_seed(simulations.llm.seed)
         resumed, tally = write_resumable_simulation(ctx, simulations, where, seed, overwrite)
         simulations.say_after(tally, resumed.seed)

@@ -29,7 +29,7 @@ import hashlib
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -96,6 +96,7 @@ class Simulation:
     seed: int = 0
     concurrency: int = 8
     environment_required: bool = True  # False: the desk is the environment (an MCP server), blueprints need not name one
+    review: Callable[[Row], Row] | None = None  # judges of a conversation the replay kept (`-J`); one they turn down is retried
 
     def rows(self, blueprints: Iterable[Row], first: int = 0) -> Iterator[Row]:
         """Every blueprint's attempts, in input order: verified ones kept, the others rejected with their reason.
@@ -180,7 +181,8 @@ class Simulation:
         if ended.code not in (USER_STOP, STOP_TOOL):
             reject(row, STAGE, ended)
             return row
-        return check_conversation(row, replays, environment_required=self.environment_required)
+        checked = check_conversation(row, replays, environment_required=self.environment_required)
+        return self.review(checked) if self.review is not None else checked
 
 
 class KnownReplays:
