@@ -4,7 +4,7 @@
     python tests/mcp_todo_server.py --pids DIR           # each process writes its pid, and its child's, into DIR
                                                          # (it starts a child that sleeps: a stray to clean up)
 
-`hang` sleeps, so a call can outlast `--exec-timeout`.
+`hang` sleeps, so a call can outlast `--exec-timeout`; `big`, `deep` and `crash` answer too much, too deep, or not at all.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import runpy
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -27,6 +28,27 @@ async def hang(seconds: float) -> str:
     """Sleep for `seconds`, then answer."""
     await anyio.sleep(seconds)
     return "awake"
+
+
+@server.tool()
+def big(chars: int) -> str:
+    """A text of `chars` characters."""
+    return "x" * chars
+
+
+@server.tool()
+def deep(levels: int) -> dict[str, Any]:
+    """A value nested `levels` lists deep."""
+    value: Any = []
+    for _ in range(levels):
+        value = [value]
+    return {"value": value}
+
+
+@server.tool()
+def crash() -> str:
+    """End the server process at once."""
+    os._exit(7)
 
 
 def _record_pids(folder: str) -> None:

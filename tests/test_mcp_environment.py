@@ -14,6 +14,10 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from apigen_cli.execution.mcp import McpOptions, McpServer
+from apigen_cli.execution.mcp_environment import McpEnvironment, McpEnvironmentOptions
+from apigen_cli.execution.sessions import SessionOutcome, SessionRequest
+
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
 from .doc_pages import page_with
 
@@ -298,3 +302,27 @@ def test_the_guide_s_mcp_example_runs_as_shown(tmp_path: Path) -> None:
     assert sorted(row["id"] for row in read_jsonl(tmp_path / "failed_checks.jsonl")) == sorted(
         name for name, note in notes.items() if not note.startswith("right")
     )
+
+
+def _sessions(*calls: tuple[str, dict[str, Any]], state_tool: str | None = None) -> SessionOutcome:
+    server = McpServer("todo", (sys.executable, str(Path(__file__).with_name("mcp_todo_server.py"))))
+    options = McpEnvironmentOptions(McpOptions(servers=(server,), timeout=20, max_result_chars=100), state_tool, 1)
+    environment = McpEnvironment(options)
+    try:
+        return environment.run(SessionRequest("s", {}, [{"name": name, "arguments": arguments} for name, arguments in calls]))
+    finally:
+        environment.close()
+
+
+def test_a_replay_holds_to_its_bounds_whatever_the_server_answers() -> None:
+    outcome = _sessions(("big", {"chars": 3_000_000}), ("deep", {"levels": 150}), ("add_todo", {"title": "milk"}))
+    assert outcome.ok, outcome.problem
+    big, deep, added = outcome.calls
+    assert big.outcome.ok and big.outcome.truncated and len(big.outcome.result) < 200  # cut to --max-result-chars
+    assert (deep.ok, deep.outcome.code) == (False, "too_deep")
+    assert added.outcome.result == MILK  # the session goes on after both
+    crashed = _sessions(("add_todo", {"title": "milk"}), ("crash", {}), ("list_todos", {}))
+    assert crashed.problem is not None and crashed.problem.code == "mcp_server_exited"
+    assert [call.name for call in crashed.calls] == ["add_todo", "crash"]  # the replay ends at the call that killed it
+    failing_state_tool = _sessions(("add_todo", {"title": "milk"}), state_tool="big")  # it needs `chars`
+    assert failing_state_tool.problem is not None and failing_state_tool.problem.code == "state_read_error"
