@@ -25,7 +25,9 @@ server: MCPServer = sample["server"]
 
 @server.tool()
 async def hang(seconds: float) -> str:
-    """Sleep for `seconds`, then answer."""
+    """Sleep for `seconds`, then answer; with `--pids DIR`, say so first in DIR/PID.hanging."""
+    if "--pids" in sys.argv:
+        (Path(sys.argv[sys.argv.index("--pids") + 1]) / f"{os.getpid()}.hanging").write_text("")
     await anyio.sleep(seconds)
     return "awake"
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +328,25 @@ def test_a_replay_holds_to_its_bounds_whatever_the_server_answers() -> None:
     assert [call.name for call in crashed.calls] == ["add_todo", "crash"]  # the replay ends at the call that killed it
     failing_state_tool = _sessions(("add_todo", {"title": "milk"}), state_tool="big")  # it needs `chars`
     assert failing_state_tool.problem is not None and failing_state_tool.problem.code == "state_read_error"
+
+
+def test_ctrl_c_during_a_hung_call_ends_it_and_every_server(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    conversations = tmp_path / "conversations.jsonl"
+    write_jsonl(conversations, [todo_row("hangs", ("hang", {"seconds": 600}, "awake"), *RIGHT)])
+    command = [sys.executable, "-m", "apigen_cli", "trajectory-check", str(conversations)]
+    command += ["--mcp", f"{TODO_SERVER} --pids {pids}", "--exec-timeout", "600"]
+    process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(pids.glob("*.hanging")):  # held there: the server is in the call that would last 600 s
+            assert time.monotonic() < deadline and process.poll() is None, "the hanging call never started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=60)  # before the fix, the run waited for the call's 600 s
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    started = [int(pid) for path in pids.glob("*.pids") for pid in path.read_text().split()]
+    assert started and [pid for pid in started if _alive(pid)] == []

@@ -45,6 +45,7 @@ STATE_CHARS = 2_000_000  # the most of a state tool's answer read: a state is co
 _ENDS_SESSION = frozenset(
     {"timeout", "mcp_server_exited", "reply_too_large", "mcp_error"}
 )  # the server's state is unknown after these
+_CLOSED = Problem("interrupted", "the MCP environment was closed (the run ended) before the session did")
 _CALL_GRACE = 5.0  # beyond the call's own timeout, before a call the loop never answered is given up
 
 
@@ -90,6 +91,8 @@ class McpEnvironment:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._closed = False
+        self._closing = threading.Event()  # set by `close`: sessions running end at once, their servers with them
+        self._live: set[_Session] = set()
 
     # what the commands ask before the first row
 
@@ -157,34 +160,50 @@ class McpEnvironment:
         return self
 
     def close(self) -> None:
-        """Wait for the sessions running (each bounded, each closing its server); drop those not started."""
+        """End the sessions running (a call in flight, even a hung one, ends with an error and each server is
+        closed by its session) and drop those not started; returns when every server is gone."""
         if self._closed:
             return
         self._closed = True
+        self._closing.set()
+        with self._lock:
+            live = list(self._live)
+        for session in live:
+            session.caller.stop_soon()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # one session
 
     def _session(self, request: SessionRequest) -> SessionOutcome:
-        session = _Session(self.options, self._mcp, request)
+        session = _Session(self.options, self._mcp, request, self._closing)
+        with self._lock:
+            self._live.add(session)
         try:
             return session.run()
         except Exception as error:  # apigen's own failure: this session says so, never the run
             return session.ended(Problem("crashed", f"the MCP session failed: {type(error).__name__}: {error}"))
+        finally:
+            with self._lock:
+                self._live.discard(session)
 
 
 class _Session:
     """One session: a server started, the calls made in order (the state read around each), the server closed."""
 
-    def __init__(self, options: McpEnvironmentOptions, mcp: McpOptions, request: SessionRequest) -> None:
+    def __init__(
+        self, options: McpEnvironmentOptions, mcp: McpOptions, request: SessionRequest, closing: threading.Event
+    ) -> None:
         self.options = options
         self.request = request
+        self.closing = closing
         self.caller = McpCaller(mcp)
         self.calls: list[SessionCall] = []
         self.initial: dict[str, Any] | None = None
         self.started = time.monotonic()
 
     def run(self) -> SessionOutcome:
+        if self.closing.is_set():
+            return self.ended(_CLOSED)
         try:
             self.caller.start()
         except FunctionsError as error:
@@ -200,6 +219,8 @@ class _Session:
             return self.ended(problem)
         self.initial = before
         for number, call in enumerate(self.request.calls, start=1):
+            if self.closing.is_set():  # the environment closed while the server started, or between two calls
+                return self.ended(_CLOSED)
             name = str(call.get("name"))
             arguments = call.get("arguments", {})
             if not isinstance(arguments, Mapping):
