@@ -226,7 +226,8 @@ def test_simulate_acts_out_blueprints_on_a_fresh_server_per_conversation(runner:
     assert result.exit_code == 0, result.stderr
     assert [row["id"] for row in kept] == ["milk-1", "bread-1"] and rejects == []
     # the state tool is the check's: the agent is never offered it
-    assert {tool["function"]["name"] for tool in kept[0]["tools"]} == {"add_todo", "complete_todo", "list_todos", "hang"}
+    offered = {tool["function"]["name"] for tool in kept[0]["tools"]}
+    assert {"add_todo", "complete_todo", "list_todos", "hang"} <= offered and "todo_state" not in offered
     bread_said = [message["content"] for message in kept[1]["messages"] if message["role"] == "tool"]
     assert bread_said == [json.dumps({"id": 1, "title": "bread", "done": False}, separators=(",", ":"))]
     assert kept[1]["trajectory_check"]["checks"]["state"] == "passed"
