@@ -351,3 +351,15 @@ def test_ctrl_c_during_a_hung_call_ends_it_and_every_server(tmp_path: Path) -> N
     assert process.returncode == 130, err
     started = [int(pid) for path in pids.glob("*.pids") for pid in path.read_text().split()]
     assert started and [pid for pid in started if _alive(pid)] == []
+
+
+def test_simulate_offers_the_tools_of_a_library_from_mcp_wrote(runner: CliRunner, tmp_path: Path) -> None:
+    library = tmp_path / "todo_tools.jsonl"
+    made = invoke(runner, "library", "from-mcp", "--name", "todo", "-o", str(library), "-q", "--", *TODO_SERVER[5:].split())
+    assert made.exit_code == 0, made.stderr
+    entries = read_jsonl(library)
+    write_jsonl(library, [entry | {"description": "Yours: " + entry.get("description", "")} for entry in entries])
+    result, kept, _rejects = simulate(runner, tmp_path, "--tools", str(library), "--state-tool", "todo_state")
+    assert result.exit_code == 0, result.stderr
+    tools = {tool["function"]["name"]: tool["function"]["description"] for tool in kept[0]["tools"]}
+    assert tools["add_todo"].startswith("Yours: ") and "todo_state" not in tools

@@ -156,9 +156,6 @@ class McpEnvironment:
     def run(self, request: SessionRequest) -> SessionOutcome:
         return self.submit(request).result()
 
-    def start(self) -> McpEnvironment:
-        return self
-
     def close(self) -> None:
         """End the sessions running (a call in flight, even a hung one, ends with an error and each server is
         closed by its session) and drop those not started; returns when every server is gone."""
