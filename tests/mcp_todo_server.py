@@ -48,6 +48,12 @@ def deep(levels: int) -> dict[str, Any]:
 
 
 @server.tool()
+def environment(name: str) -> str:
+    """The value of an environment variable in the server's process, or `unset`."""
+    return os.environ.get(name, "unset")
+
+
+@server.tool()
 def crash() -> str:
     """End the server process at once."""
     os._exit(7)

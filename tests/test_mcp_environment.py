@@ -363,3 +363,19 @@ def test_simulate_offers_the_tools_of_a_library_from_mcp_wrote(runner: CliRunner
     assert result.exit_code == 0, result.stderr
     tools = {tool["function"]["name"]: tool["function"]["description"] for tool in kept[0]["tools"]}
     assert tools["add_todo"].startswith("Yours: ") and "todo_state" not in tools
+
+
+def test_a_replay_s_server_gets_only_the_allowed_variables_and_passed_values_are_cut(monkeypatch: Any) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-seen-by-a-server")
+    monkeypatch.setenv("TODO_TOKEN", "todo-token-passed-on-purpose")
+    server = McpServer("todo", (sys.executable, str(Path(__file__).with_name("mcp_todo_server.py"))))
+    options = McpEnvironmentOptions(McpOptions(servers=(server,), timeout=20, pass_env=("TODO_TOKEN",)), None, 1)
+    environment = McpEnvironment(options)
+    try:
+        calls = [{"name": "environment", "arguments": {"name": name}} for name in ("OPENAI_API_KEY", "TODO_TOKEN")]
+        outcome = environment.run(SessionRequest("keys", {}, calls))
+    finally:
+        environment.close()
+    key, passed = (call.outcome.result["result"] for call in outcome.calls)  # a str result, structured
+    assert key == "unset"  # the allowlist: a key is not among the variables a server gets
+    assert "todo-token-passed-on-purpose" not in passed and passed != "unset"  # given, and cut from what comes back
