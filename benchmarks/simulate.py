@@ -7,7 +7,8 @@ one before, so the ideal wall time is every request made x latency / concurrency
 counted from `--log-llm`). The ratio ideal / wall says how much of the time the run kept
 ``--concurrency`` requests in flight; what is left is the environment's sessions, the checks
 and the client. The peak memory of the apigen process is given for two input sizes, to show it
-flat in the number of conversations.
+flat in the number of conversations, and the CPU seconds of apigen and every process it started
+(a measure a machine shared with other work does not blur as it blurs the wall time).
 
 Run: ``.venv/bin/python benchmarks/simulate.py [--latency 0.05] [--concurrency 8 32] [--blueprints 24 96]``.
 """
@@ -70,25 +71,29 @@ def run_once(blueprints: Path, folder: Path, latency: float, concurrency: int) -
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[1])
         log = folder / f"log-{concurrency}-{blueprints.stem}.jsonl"
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        output = folder / f"out-{concurrency}-{blueprints.stem}.jsonl"  # each run its own: -o FILE resumes a run
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        before = usage.ru_maxrss
         started = time.perf_counter()
         done = subprocess.run(
             [APIGEN, "simulate", str(blueprints), "--functions", str(STORE), "--policy", str(STORE / "policy.md"),
              "--base-url", f"http://127.0.0.1:{port}/v1", "-m", "agent", "--user-model", "user", "--seed", "1",
-             "--concurrency", str(concurrency), "--log-llm", str(log), "-o", str(folder / "out.jsonl"), "-q"],
+             "--concurrency", str(concurrency), "--log-llm", str(log), "-o", str(output), "-q"],
             capture_output=True, text=True,
         )  # fmt: skip
         wall = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # apigen and all it started (the server is not waited yet)
+        peak = after.ru_maxrss
     finally:
         server.kill()
         server.wait()
     if done.returncode != 0:
         raise SystemExit(done.stderr)
     requests = sum(1 for _line in log.open())
-    kept = sum(1 for _line in (folder / "out.jsonl").open())
+    kept = sum(1 for _line in output.open())
     ideal = requests * latency / concurrency
-    return {"requests": requests, "kept": kept, "wall": wall, "ideal": ideal, "peak_mb": max(peak, before) / 1024}
+    cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
+    return {"requests": requests, "kept": kept, "wall": wall, "ideal": ideal, "cpu": cpu, "peak_mb": max(peak, before) / 1024}
 
 
 def main() -> None:

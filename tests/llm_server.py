@@ -19,7 +19,8 @@ To hold a client at a known point (never by timing), close the gate:
 ``server.hold(after=3)`` answers the next 3 chat requests and parks the rest
 unanswered; ``server.wait_parked(1)`` returns once one is parked (the client is
 now mid-request, wherever the test needs it), and ``server.release()`` answers
-them and every later one. The benchmark runs it as a process:
+them and every later one. ``server.hold_when = predicate`` parks only the requests it picks (one
+slow request among answered ones), until ``release()``. The benchmark runs it as a process:
 ``python tests/llm_server.py --latency 0.05`` prints ``READY <port>``;
 ``python -m tests.llm_server --script pipeline`` answers apigen's own prompts
 (``tests/scripted_model.pipeline_handler``), for ``benchmarks/pipeline.py``.
@@ -228,6 +229,7 @@ class LLMServer:
         self._passes: int | None = None
         self._parked: list[tuple[_Connection, Received, Reply]] = []
         self._parked_changed = threading.Condition()
+        self.hold_when: Callable[[Received], bool] | None = None  # parks the chat requests it picks, until release()
 
     @property
     def url(self) -> str:
@@ -261,12 +263,13 @@ class LLMServer:
             reply = self.handler(request)
         if reply is None:
             reply = Reply()
+        picked = self.hold_when is not None and self.hold_when(request)
+        if picked or self._passes == 0:
+            with self._parked_changed:
+                self._parked.append((connection, request, reply))
+                self._parked_changed.notify_all()
+            return
         if self._passes is not None:
-            if self._passes == 0:
-                with self._parked_changed:
-                    self._parked.append((connection, request, reply))
-                    self._parked_changed.notify_all()
-                return
             self._passes -= 1
         self._reply_later(connection, request, reply)
 
@@ -324,6 +327,7 @@ class LLMServer:
 
         def answer_parked() -> None:
             self._passes = None
+            self.hold_when = None
             with self._parked_changed:
                 parked, self._parked = self._parked, []
             for connection, request, reply in parked:

@@ -740,6 +740,57 @@ def test_a_blueprint_run_killed_mid_way_resumes_without_asking_again_for_what_it
     assert summary and summary[0] in second.stderr  # the whole run's figures, not the second session's
 
 
+def test_with_revisions_one_held_blueprint_does_not_hold_back_the_requests_of_the_others(
+    store_tools: Path, tmp_path: Path
+) -> None:
+    """The server holds the first request it gets; the run goes on asking for the others, well past 64.
+
+    Blueprints with `--max-revisions` went in windows of 64, each waited for whole before the
+    next began, so one slow reply stalled 63 others. They now stream as the rest do: while one
+    is held, up to the reorder window's requests (4 x `--concurrency`: 96 here) go out, and
+    revisions join the same stream. Every fifth first reply names no tool of the store, so its
+    blueprint is revised (answered with the same blueprint, rejected again), as is any other the
+    checks reject; the rows come out in plan order, each in exactly one file.
+    """
+
+    def answer(request: Received) -> Reply:
+        messages = request.json["messages"]
+        if len(messages) > 2:  # a revision: the rejected blueprint, as the model wrote it before
+            return Reply.chat(messages[-2]["content"])
+        reply = blueprint_reply(request)
+        if server.count % 5:
+            return reply
+        wrong = json.loads(reply.text or "")
+        wrong["actions"] = [{"name": "no_such_tool", "arguments": {}}]
+        return Reply.chat(json.dumps(wrong))
+
+    out = tmp_path / "bp.jsonl"
+    with LLMServer(handler=answer) as server:
+        server.hold_when = lambda request: server.count == 1  # whichever blueprint it asks for
+        args = blueprint_command(store_tools, out, "-m", "test-model", "-n", "120", "--seed", "4", "--max-revisions", "1")
+        with subprocess.Popen([*APIGEN, *args, "--base-url", server.url, "--concurrency", "24"], env=cli_env()) as process:
+            try:
+                assert server.wait_parked(1)
+                deadline = time.monotonic() + 60  # only a failing run waits this long: the windows stopped at 64
+                while server.count <= 64 and process.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                seen_while_held = server.count
+            finally:
+                server.release()
+            assert process.wait() == 0
+        requests = server.chat_requests()
+    assert seen_while_held > 64
+    kept, rejected = read_jsonl(out), read_jsonl(tmp_path / "rejected.jsonl")
+    for rows in (kept, rejected):
+        places = [int(row["id"].rsplit("-", 1)[1]) for row in rows]
+        assert places == sorted(places)
+    assert sorted(row["id"] for row in kept + rejected) == sorted(f"bp-4-{index}" for index in range(120))
+    revised = [row for row in rejected if row.get("blueprint_attempts")]  # the same blueprint again: the same reason
+    assert all([attempt["reason"] for attempt in row["blueprint_attempts"]] == [row["reason"]] for row in revised)
+    assert "unknown_tool" in {row["reason"] for row in revised}
+    assert len(requests) == 120 + len(revised)
+
+
 def test_stats_and_report_on_blueprint_files_give_the_pass_rates_with_and_without_revisions(
     runner: CliRunner, store_tools: Path, tmp_path: Path
 ) -> None:
@@ -792,9 +843,11 @@ def test_stats_and_report_on_blueprint_files_give_the_pass_rates_with_and_withou
     html = page.read_text()
     assert f"{figures['first_attempt']['pass_rate']:.1%} at the first attempt" in html and 'data-chart="checks"' in html
     assert "| verified after revisions |" in card.read_text()
+    assert report.stderr.splitlines()[-1] == f"report: {figures['requested']} blueprints read, {figures['verified']} verified"
 
-    alone = invoke(runner, "stats", str(out))  # without its rejects: said, not silently 100%
-    assert "give the run's rejects file too" in alone.stderr
+    for command in (["stats"], ["report", "--json"]):  # without its rejects: said, not silently 100%
+        alone = invoke(runner, *command, str(out))
+        assert alone.exit_code == 0 and "give the run's rejects file too (`apigen stats BLUEPRINTS REJECTS`)" in alone.stderr
 
 
 DEFAULTS = PROJECT / "tests" / "fixtures" / "environments" / "env_defaults.py"

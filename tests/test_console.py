@@ -13,7 +13,7 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -164,12 +164,20 @@ def test_a_resumed_run_starts_its_bar_where_it_stopped_without_a_rate_from_befor
     assert not any(re.search(r"\d{3,} requests/s", line) for line in lines), lines  # no burst of 50 requests at once
 
 
-def on_a_terminal_held(server: LLMServer, command: list[str], shown_when: bytes, ends_with: bytes) -> list[str]:
-    """Run ``command`` with its stderr on a pseudo-terminal 80 columns wide (no COLUMNS: the size is the
-    terminal's); once ``server`` holds a request and the terminal shows ``shown_when``, let it go on to
-    ``ends_with``. The lines the terminal was given, control sequences taken out."""
+def on_a_terminal_held(
+    server: LLMServer | None,
+    command: list[str],
+    shown_when: bytes,
+    ends_with: bytes,
+    columns: int = 80,
+    measured: Callable[[str], bool] | None = None,
+) -> list[str]:
+    """Run ``command`` with its stderr on a pseudo-terminal ``columns`` wide (no COLUMNS: the size is the
+    terminal's); once ``server`` holds a request (if there is one) and the terminal shows ``shown_when``,
+    let it go on to ``ends_with``. The lines the terminal was given, control sequences taken out; each
+    ``measured`` one (by default every one) within the width."""
     master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {name: value for name, value in cli_env().items() if name not in ("COLUMNS", "LINES")}
     shown = b""
 
@@ -190,9 +198,10 @@ def on_a_terminal_held(server: LLMServer, command: list[str], shown_when: bytes,
     with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env) as process:
         os.close(slave)
         try:
-            assert server.wait_parked(1)
+            assert server is None or server.wait_parked(1)
             assert read_until(shown_when), shown.decode(errors="replace")
-            server.release()
+            if server is not None:
+                server.release()
             read_until(ends_with)
             assert process.wait(timeout=120) == 0
         finally:
@@ -200,7 +209,8 @@ def on_a_terminal_held(server: LLMServer, command: list[str], shown_when: bytes,
                 process.kill()
             os.close(master)
     lines = [line for line in re.split(r"[\r\n]", _CONTROL.sub("\n", shown.decode())) if line.strip()]
-    assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
+    fitted = [line for line in lines if measured is None or measured(line)]
+    assert fitted and max(len(line) for line in fitted) <= columns, [line for line in fitted if len(line) > columns]
     assert not any("…" in line for line in lines)
     return lines
 

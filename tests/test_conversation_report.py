@@ -243,9 +243,10 @@ def test_without_simulate_s_rejects_the_missing_attempts_are_said(run: Path) -> 
     kept = read_jsonl(run / "conv.jsonl")
     skipped = sum(row["attempt"] - 1 for row in kept)
     assert skipped  # some blueprint took more than one attempt
-    alone = invoke(CliRunner(), "stats", str(run / "conv.jsonl"))
-    assert alone.exit_code == 0, alone.stderr
-    assert f"skip {skipped} attempt" in alone.stderr and "give simulate's rejects file too" in alone.stderr
+    for command in (["stats"], ["report", "--json"]):
+        alone = invoke(CliRunner(), *command, str(run / "conv.jsonl"))
+        assert alone.exit_code == 0, alone.stderr
+        assert f"skip {skipped} attempt" in alone.stderr and "give simulate's rejects file too" in alone.stderr
     whole = invoke(CliRunner(), "stats", *files(run, "conv.jsonl", "failed.jsonl"))
     assert "skip" not in whole.stderr
 

@@ -246,10 +246,11 @@ def test_code_that_fails_to_import_is_an_error_naming_the_line(runner: CliRunner
     assert "hint: " in result.stderr
 
 
-def test_the_imported_code_does_not_see_secret_looking_variables(
+def test_the_imported_code_sees_only_what_pass_env_names_a_glob_too(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHOP_API_KEY", "k-1")
+    monkeypatch.setenv("SHOP_REGION", "eu")
     folder = _write(
         tmp_path / "lib",
         envcheck='''
@@ -257,6 +258,7 @@ def test_the_imported_code_does_not_see_secret_looking_variables(
 
         if "SHOP_API_KEY" in os.environ:
             raise RuntimeError("saw the key")
+        REGION = os.environ["SHOP_REGION"]
 
 
         def ok() -> int:
@@ -264,8 +266,13 @@ def test_the_imported_code_does_not_see_secret_looking_variables(
             return 1
         ''',
     )
-    tools, _stderr = _tools(runner, str(folder))
-    assert list(tools) == ["ok"]
+    refused = invoke(runner, "library", "from-python", str(folder))
+    assert refused.exit_code == 2 and "KeyError: 'SHOP_REGION'" in refused.stderr
+    for passed in ("SHOP_REGION", "SHOP_R*"):
+        tools, _stderr = _tools(runner, str(folder), "--pass-env", passed)
+        assert list(tools) == ["ok"]
+    every = invoke(runner, "library", "from-python", str(folder), "--pass-env", "SHOP_*")  # the key too, as asked
+    assert every.exit_code == 2 and "RuntimeError: saw the key" in every.stderr
 
 
 def test_module_names_work(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -646,3 +653,17 @@ def test_the_class_a_tool_runs_in_is_not_shown_to_the_model() -> None:
 
     tool = {"name": "ring_up", "description": "Ring up.", "parameters": {}, "category": "till", "class": "Till"}
     assert model_view(tool) == {"name": "ring_up", "description": "Ring up.", "parameters": {}}
+
+
+def test_pass_env_reads_the_same_in_both_commands_that_start_code() -> None:
+    """The allowlist's wording is declared once, for `library from-python` and `library from-mcp` alike."""
+    import typer.main
+
+    from apigen_cli.cli import app
+
+    library = typer.main.get_command(app).commands["library"]  # type: ignore[attr-defined]
+    helps = {
+        name: next(option.help for option in library.commands[name].params if "--pass-env" in option.opts)
+        for name in ("from-python", "from-mcp")
+    }
+    assert helps["from-python"] == helps["from-mcp"] and "a glob such as `AWS_*` works" in helps["from-python"]

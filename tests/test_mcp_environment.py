@@ -216,7 +216,7 @@ def simulate(runner: CliRunner, tmp_path: Path, *flags: str) -> tuple[Any, list[
     write_jsonl(blueprints, BLUEPRINTS)
     result = invoke(
         runner, "simulate", str(blueprints), "--mcp", TODO_SERVER, "-m", "offline", "--seed", "4", "-o", str(out),
-        "--rejects", str(rejects), "--workers", "2", *flags,
+        "--rejects", str(rejects), "--concurrency", "2", *flags,
     )  # fmt: skip
     return result, read_jsonl(out) if out.exists() else [], read_jsonl(rejects) if rejects.exists() else []
 
@@ -379,3 +379,29 @@ def test_a_replay_s_server_gets_only_the_allowed_variables_and_passed_values_are
     key, passed = (call.outcome.result["result"] for call in outcome.calls)  # a str result, structured
     assert key == "unset"  # the allowlist: a key is not among the variables a server gets
     assert "todo-token-passed-on-purpose" not in passed and passed != "unset"  # given, and cut from what comes back
+
+
+def test_simulate_keeps_one_server_for_a_whole_conversation_and_one_for_the_gold(runner: CliRunner, tmp_path: Path) -> None:
+    """Three steps of the agent, each with its call: one server for the conversation, one for the gold's replay (and the
+    look at the tools), none left after. Replaying the calls so far at each step started one server per step."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    actions = [
+        {"name": "add_todo", "arguments": {"title": "milk"}},
+        {"name": "add_todo", "arguments": {"title": "eggs"}},
+        {"name": "complete_todo", "arguments": {"todo_id": 1}},
+    ]
+    blueprint = {"id": "shop", "instruction": "You want milk and eggs on your list, milk ticked off.", "actions": actions}
+    write_jsonl(tmp_path / "blueprints.jsonl", [{**blueprint, "outputs": ["milk"]}])
+    out = tmp_path / "conversations.jsonl"
+    result = invoke(
+        runner, "simulate", str(tmp_path / "blueprints.jsonl"), "--mcp", f"{TODO_SERVER} --pids {pids}",
+        "--state-tool", "todo_state", "-m", "offline", "--seed", "4", "-O", "offline_error_rate=0", "-o", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    (kept,) = read_jsonl(out)
+    steps = [message for message in kept["messages"] if message["role"] == "assistant" and message.get("tool_calls")]
+    assert len(steps) == 3 and kept["trajectory_check"]["checks"]["state"] == "passed"
+    started = [path.read_text().split() for path in pids.glob("*.pids")]
+    assert len(started) == 3  # the tools listed, the conversation, the gold
+    assert [pid for pair in started for pid in map(int, pair) if _alive(pid)] == []

@@ -133,7 +133,7 @@ def test_without_functions_it_refuses_to_start(runner: CliRunner) -> None:
     result = invoke(runner, "trajectory-check", str(CONVERSATIONS))
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith(
-        "error: trajectory-check replays each conversation on an environment, and neither `--functions` nor `--mcp` names one"
+        "error: `trajectory-check` replays each conversation on an environment, and neither `--functions` nor `--mcp` names one"
     )
 
 

@@ -152,6 +152,92 @@ class StageBars:
         tracker.finished(tracker.rows, self.plan)
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One line of a run made of phases one after another (``run --multi-turn``).
+
+    Its figures are read at each redraw from counts the library keeps (a run's tallies), not
+    counted here, so that a resumed run shows at once what its state carried over.
+    """
+
+    label: str
+    unit: str  # what ``done`` counts, of the total the phase learns when it starts
+    done: Callable[[], int]
+    figures: Callable[[], Sequence[Field]] = lambda: ()  # after done/total: verified, rejected, ...
+    counters: Callable[[], LLMProgress | None] = lambda: None  # the phase's LLM counters, once it has a model
+    waits_for: str = "waiting"  # what the line says before its phase starts
+
+
+class PhaseLines:
+    """A line per phase, on a terminal only (never with ``--quiet``), gone when the run ends.
+
+    ``start(label, total)`` when a phase begins, ``observe(label, rows)`` on its rows so that its
+    bar and rate move as they go by, ``finished(label)`` when it is done (or found done by a
+    resumed run). Use as a context manager around all the phases.
+    """
+
+    def __init__(self, messages: Messages, phases: Sequence[Phase]) -> None:
+        self._phases = {phase.label: phase for phase in phases}
+        self._tasks: dict[str, Any] = {}
+        self._totals: dict[str, int] = {}  # the phases started whose lines have not begun
+        self._progress: Any = None
+        if not messages.interactive:
+            return
+        from rich.progress import Progress, ProgressColumn
+
+        console, known = messages.console, self._phases
+        label_width = max((len(label) for label in known), default=0)
+
+        class Line(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                fraction = task.completed / task.total if task.total else 0.0
+                return progress_text(_phase_fields(task, label_width, known[task.description]), console.width - 1, fraction)
+
+        self._progress = Progress(Line(), console=console, transient=True, refresh_per_second=4)
+
+    def __enter__(self) -> PhaseLines:
+        if self._progress is not None:
+            self._progress.__enter__()
+            for label in self._phases:
+                self._tasks[label] = self._progress.add_task(label, total=None, start=False)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc_info)
+
+    def start(self, label: str, total: int) -> None:
+        """The phase begins, with ``total`` to do. Its line starts when its rows begin, or when it is found
+        finished: by then a resumed run has restored the counts it carries over, and they give no rate."""
+        self._totals[label] = total
+
+    def _begin(self, label: str) -> None:
+        if label in self._totals:
+            self._progress.reset(self._tasks[label], total=self._totals.pop(label), completed=self._phases[label].done())
+
+    def observe(self, label: str, rows: Iterator[T]) -> Iterator[T]:
+        if self._progress is None:
+            yield from rows
+            return
+        self._begin(label)
+        last = 0.0
+        for row in rows:  # the counts move as rows are written, after this one was made: read before the next
+            now = time.monotonic()
+            if now - last >= 0.1:
+                last = now
+                self._update(label)
+            yield row
+        self._update(label)
+
+    def finished(self, label: str) -> None:
+        if self._progress is not None:
+            self._begin(label)
+            self._update(label)
+
+    def _update(self, label: str) -> None:
+        self._progress.update(self._tasks[label], completed=self._phases[label].done())
+
+
 # --- progress lines: laid out to the terminal's width, fields dropped rather than cut ----------
 
 #: the bar's width: the room a terminal leaves past 70 columns, within these bounds; the same on every
@@ -330,14 +416,37 @@ def _line_fields(task: Any, label_width: int, counters: LLMProgress | None) -> l
         fields.append(Field(f"{rows:,} rows", 7))
     if rows:
         fields.append(Field(f"{rejected:,} rejected", 4))
-    if counters is not None:
-        fields.append(Field(f"{counters.in_flight} in flight", 8))
-        if counters.retries:
-            fields.append(Field(f"{counters.retries} retries", 10))
-        if counters.cached:
-            fields.append(Field(f"{counters.cached} cached", 11))
-        fields.append(Field(f"{counters.tokens:,} tokens", 9))
-    return fields
+    return fields + _llm_fields(counters, 8)
+
+
+def _phase_fields(task: Any, label_width: int, phase: Phase) -> list[Field]:
+    """A phase's line: the label, then the phase's wait, or its bar, done/total, time left and rate;
+    then its figures and its LLM counters."""
+    fields = [Field(task.description.ljust(label_width), 0)]
+    if not task.started:
+        return [*fields, Field(phase.waits_for, 1)]
+    completed, total = int(task.completed), int(task.total or 0)
+    if total:
+        fields += [Field("", 3, bar=True), Field(f"{min(completed / total, 1.0):>4.0%}", 1)]
+    fields.append(Field(f"{completed:,}/{total:,} {phase.unit}", 0))
+    if completed < total:
+        if task.time_remaining is not None:
+            fields.append(Field(f"{_clock(task.time_remaining)} left", 2))
+        if task.speed:
+            fields.append(Field(f"{task.speed:,.1f} {phase.unit}/s", 8))
+    return fields + list(phase.figures()) + _llm_fields(phase.counters(), 9)
+
+
+def _llm_fields(counters: LLMProgress | None, rank: int) -> list[Field]:
+    """An LLM stage's live counters (requests in flight, retries, cached replies, tokens), from ``rank`` down."""
+    if counters is None:
+        return []
+    fields = [Field(f"{counters.in_flight} in flight", rank)]
+    if counters.retries:
+        fields.append(Field(f"{counters.retries} retries", rank + 2))
+    if counters.cached:
+        fields.append(Field(f"{counters.cached} cached", rank + 3))
+    return fields + [Field(f"{counters.tokens:,} tokens", rank + 1)]
 
 
 def _clock(seconds: float) -> str:

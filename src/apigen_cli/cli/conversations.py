@@ -22,7 +22,7 @@ from ..resumable import ResumableRun, Resumed, is_resumable, write_resumable
 from ..rows.jsonl import STDIO, read_rows
 from ..rows.records import Row
 from ..rows.routing import StageSummary
-from ..rows.runner import Destinations, refusing_api_definitions, write_rows
+from ..rows.runner import Destinations, Wrapper, refusing_api_definitions, write_rows
 from ..run_settings import chosen_seed, execution_settings_from, judge_settings_from, plain_setting
 from .main import app, errors_to_exit_codes
 from .options import (
@@ -46,7 +46,40 @@ if TYPE_CHECKING:  # the multi-turn modules load when a multi-turn command runs,
     from ..conversations.blueprint_generation import BlueprintPlan
     from ..conversations.conversation_review import ConversationReview
     from ..conversations.simulation import Simulation, SimulationTally
+    from ..execution.executor import Executor
     from ..execution.mcp_environment import McpEnvironment
+    from ..execution.sessions import LiveEnvironment
+    from ..stages.exec_check import ExecPolicy
+
+
+def environment_functions(ctx: typer.Context, what_it_replays: str) -> str:
+    """The `--functions` path of the environment's classes, which every multi-turn command needs.
+
+    Without it the command cannot start: the error says what the command (``ctx``'s) would have
+    run there (``what_it_replays``).
+    """
+    functions = resolved_settings(ctx).values.get("functions")
+    if not functions:
+        raise ConfigError(
+            f"`{command_as_typed(ctx)}` {what_it_replays} on the environment's classes, and no `--functions` names them",
+            hint="pass `--functions PATH`, the Python file or folder that defines the environment's classes",
+        )
+    return str(functions)
+
+
+def command_as_typed(ctx: typer.Context) -> str:
+    return "run --multi-turn" if ctx.params.get("multi_turn") else str(ctx.info_name)
+
+
+def environment_executor(
+    ctx: typer.Context, messages: Messages, resources: ExitStack, what_it_replays: str
+) -> tuple[Executor, ExecPolicy]:
+    """The started executor of the environment's classes, closed with ``resources``, and the execution policy."""
+    environment_functions(ctx, what_it_replays)
+    executor, policy = executor_and_policy(ctx, messages)
+    resources.callback(executor.close)
+    executor.start()
+    return executor, policy
 
 
 StateToolOpt = Annotated[
@@ -60,10 +93,11 @@ StateToolOpt = Annotated[
 ]
 
 
-def mcp_environment(ctx: typer.Context, state_tool: str | None, what: str) -> McpEnvironment | None:
+def mcp_environment(ctx: typer.Context, state_tool: str | None, what_it_replays: str, at_once: int) -> McpEnvironment | None:
     """The MCP server `--mcp` names as the environment, when `--functions` is not given (not started); else None.
 
-    ``what`` says what the command does with the environment, for the error without either."""
+    ``what_it_replays`` says what the command runs on the environment, for the error without either;
+    ``at_once``: the most servers running whole sessions (replays) at once."""
     from ..execution.mcp_environment import McpEnvironment, McpEnvironmentOptions, environment_server
 
     execution = execution_settings_from(resolved_settings(ctx).values)
@@ -81,12 +115,12 @@ def mcp_environment(ctx: typer.Context, state_tool: str | None, what: str) -> Mc
         return None
     if not (execution.mcp or execution.mcp_url):
         raise ConfigError(
-            f"{what} on an environment, and neither `--functions` nor `--mcp` names one",
-            hint="pass `--functions FILE_OR_FOLDER` (Python classes) or `--mcp COMMAND` (an MCP server, started afresh for each conversation)",
+            f"`{command_as_typed(ctx)}` {what_it_replays} on an environment, and neither `--functions` nor `--mcp` names one",
+            hint="pass `--functions PATH`, the Python file or folder that defines the environment's classes, "
+            "or `--mcp COMMAND`, an MCP server started afresh for each conversation",
         )
     options = execution.mcp_options()
     server = environment_server(options.servers)
-    at_once = execution.options.workers or os.cpu_count() or 1
     return McpEnvironment(McpEnvironmentOptions(replace(options, servers=(server,)), state_tool, at_once))
 
 
@@ -150,7 +184,9 @@ def trajectory_check(ctx: typer.Context, state_tool: StateToolOpt = None) -> Non
         from ..conversations.conversation_review import judged
         from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
 
-        served = mcp_environment(ctx, state_tool, "trajectory-check replays each conversation")
+        execution = execution_settings_from(resolved_settings(ctx).values)
+        at_once = execution.options.workers or os.cpu_count() or 1
+        served = mcp_environment(ctx, state_tool, "replays each conversation", at_once)
         judges = conversation_review(ctx, messages, resources)
         check: Callable[[Iterable[Row]], Iterator[Row]]
         if served is not None:
@@ -160,9 +196,7 @@ def trajectory_check(ctx: typer.Context, state_tool: StateToolOpt = None) -> Non
             def check(rows: Iterable[Row]) -> Iterator[Row]:
                 return trajectory_check_rows(rows, served, environment_required=False)
         else:
-            executor, _policy = executor_and_policy(ctx, messages)
-            resources.callback(executor.close)
-            executor.start()
+            executor, _policy = environment_executor(ctx, messages, resources, "replays each conversation")
 
             def check(rows: Iterable[Row]) -> Iterator[Row]:
                 return trajectory_check_rows(rows, executor)
@@ -326,14 +360,7 @@ class BlueprintMaker:
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
         values = resolved.values
-        if not values.get("functions"):
-            raise ConfigError(
-                "blueprint replays each blueprint's actions on the environment's classes, and no `--functions` names them",
-                hint="pass `--functions FILE_OR_FOLDER`, the Python code that defines the classes of ENV_LIBRARY",
-            )
-        executor, exec_policy = executor_and_policy(ctx, messages)
-        stack.callback(executor.close)
-        executor.start()
+        executor, exec_policy = environment_executor(ctx, messages, stack, "replays each blueprint's actions")
         initial_state = params["initial_state"]
         job = prepare_blueprints(
             env_library,
@@ -411,9 +438,14 @@ class BlueprintMaker:
 
 
 def write_resumable_blueprints(
-    resumable: ResumableRun, blueprints: BlueprintMaker, where: Destinations, messages: Messages
+    resumable: ResumableRun,
+    blueprints: BlueprintMaker,
+    where: Destinations,
+    messages: Messages,
+    progress: Wrapper | None = None,
 ) -> tuple[StageSummary, int]:
-    """Write the blueprints into `-o` in place, resuming a run killed there (``resumable``); the summary and the seed."""
+    """Write the blueprints into `-o` in place, resuming a run killed there (``resumable``); the summary and the seed.
+    ``progress`` sees the rows as they are made (default: blueprint's own progress line)."""
     run = blueprints.run
     resumable = replace(
         resumable, request_field="id", counts=run.tally.to_counts, restore=run.tally.restore
@@ -422,7 +454,7 @@ def write_resumable_blueprints(
         resumable,
         lambda seed, skip: run.checked_rows(blueprints.plans(seed, skip)),
         where,
-        wrap=blueprints.progress,
+        wrap=progress or blueprints.progress,
         written=run.tally.counted,
     )
     if resumed.already_complete:
@@ -534,13 +566,14 @@ StopToolsOpt = Annotated[
 
 
 _SIMULATE_GENERATION = ("max_tokens", "prompts")  # of the generation settings, the ones the user and the agent use
+# `--workers` is not simulate's: each conversation's environment runs in a process of its own (`execution/live.py`)
 
 
 @app.command("simulate")
 @with_options(
     STAGE_IO_GROUP,
     {name: option for name, option in setting_options("generation").items() if name in _SIMULATE_GENERATION},
-    setting_options("llm", "execution"),
+    {name: option for name, option in setting_options("llm", "execution").items() if name != "workers"},
     judge_options(),
 )
 def simulate(
@@ -569,7 +602,7 @@ def simulate(
     again, up to `--attempts`, and every failed attempt goes to the rejects with
     its reason and whole conversation. `-m offline` runs a scripted user and agent.
     With `--mcp COMMAND` instead of `--functions`, the environment is an MCP server,
-    a fresh one for every replay; with `-J NAME`, judges read each verified attempt.
+    a fresh one for every conversation; with `-J NAME`, judges read each verified attempt.
     With INPUT a file and `-o FILE` the run is resumable: after an interruption
     (Ctrl-C, a crash, kill -9) the same command carries on, asking nothing again
     for the blueprints whose conversations are already written.
@@ -618,9 +651,9 @@ class SimulationMaker:
         from ..conversations.blueprint_sampling import read_text_file
         from ..conversations.conversation_review import judge_one
         from ..conversations.mcp_tools import mcp_agent_tools
-        from ..conversations.session_desk import Desk, SessionDesk
         from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
         from ..conversations.user_simulator import UserSimulator, load_user_prompt
+        from ..execution.live import LiveSessions
 
         params = ctx.params
         resolved = resolved_settings(ctx)
@@ -633,21 +666,24 @@ class SimulationMaker:
         agent_model = llm.models[0]
         policy = params["policy"]
         policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
-        desk: Desk
+        sessions: LiveEnvironment
         state_tool = params.get("state_tool")  # simulate's own flag (`run --multi-turn` has no MCP environment)
-        served = mcp_environment(ctx, state_tool, "simulate runs the agent's calls")
+        # a server per conversation, and one per blueprint for the gold's replay: at most `--concurrency` of those at once
+        served = mcp_environment(ctx, state_tool, "runs the agent's calls", llm.concurrency)
         if served is not None:
             resources.callback(served.close)
-            listed = served.list_tools()
+            listed = served.list_tools()  # a server that cannot start, or has no such state tool, stops the run here
             definitions, writes = mcp_agent_tools(params["tools"], listed, served.options.server.name, state_tool)
-            desk = served
+            sessions = served
         else:
-            definitions, writes = simulation_tools(params["tools"], resolved.values["functions"])
-            executor, _policy = executor_and_policy(ctx, messages)
-            resources.callback(executor.close)
-            executor.start()
-            desk = SessionDesk(executor)
-            resources.callback(desk.close)
+            functions = environment_functions(ctx, "runs the agent's calls")
+            execution = execution_settings_from(resolved.values)
+            live = LiveSessions(functions, replace(execution.options, on_output=function_output(messages)))
+            resources.callback(live.close)
+            live.start(wait=False)  # the environment's server imports the library while the tools are read here
+            definitions, writes = simulation_tools(params["tools"], functions)
+            live.start()  # the library imported meanwhile
+            sessions = live
         prompts, max_tokens = resolved.values["prompts"], resolved.values["max_tokens"] or None
         bounds = Bounds(
             params["max_turns"],
@@ -686,7 +722,7 @@ class SimulationMaker:
                     max_tokens,
                 ),
                 UserSimulator(user_chat, user_llm.models[0], load_user_prompt(prompts), max_tokens),
-                desk,
+                sessions,
                 frozenset(writes),
                 bounds,
                 attempts=params["attempts"],
@@ -739,10 +775,18 @@ def _simulate_resumable(ctx: typer.Context, overwrite: bool) -> None:
 
 
 def write_resumable_simulation(
-    ctx: typer.Context, simulations: SimulationMaker, where: Destinations, seed: int, overwrite: bool
+    ctx: typer.Context,
+    simulations: SimulationMaker,
+    where: Destinations,
+    seed: int,
+    overwrite: bool,
+    tally: SimulationTally | None = None,
+    progress: Callable[[int], Wrapper] | None = None,
 ) -> tuple[Resumed, SimulationTally]:
     """Simulate ``where.input``'s blueprints into its files in place, resuming a run killed there; what it did, and
-    the tally of the whole run. ``seed``: this session's (a resumed run without `--seed` takes its first's)."""
+    the tally of the whole run. ``seed``: this session's (a resumed run without `--seed` takes its first's).
+    ``tally``: where to count (a display may read it); ``progress(blueprints)``: what sees the rows as they
+    are made, given how many blueprints there are (default: simulate's own progress line)."""
     from ..conversations.simulation import REQUEST_FIELD, SimulationTally
 
     params, messages = ctx.params, simulations.messages
@@ -762,7 +806,7 @@ def write_resumable_simulation(
         deciding["state_tool"] = params["state_tool"]
     deciding["skip_bad_lines"] = where.skip_bad_lines
     files = [where.input, params["tools"], params["policy"], values["functions"], values["prompts"]]
-    tally = SimulationTally()
+    tally = tally if tally is not None else SimulationTally()
     resumable = ResumableRun(
         "simulate",
         fingerprint(deciding, [path for path in files if path]),
@@ -780,10 +824,11 @@ def write_resumable_simulation(
         simulation = simulations.make(seed)
         return simulation.rows(itertools.islice(blueprint_rows(), skip, None), first=skip)
 
-    def progress(rows: Iterator[Row]) -> Iterator[Row]:
+    def own_line(rows: Iterator[Row]) -> Iterator[Row]:
         return messages.progress(rows, "simulate", counters=simulations.counters)
 
-    resumed = write_resumable(resumable, rows_from, where, wrap=progress, written=tally.counted)
+    wrap = progress(blueprints) if progress is not None else own_line
+    resumed = write_resumable(resumable, rows_from, where, wrap=wrap, written=tally.counted)
     if resumed.already_complete:
         messages.info(f"`{where.output}` already holds this run, complete; pass `--overwrite` to run it again")
     elif resumed.skipped:

@@ -20,7 +20,7 @@ from ..rows.jsonl import write_jsonl
 from ..rows.replacement import check_writable
 from ..wording import counted
 from .main import EXIT_REJECTED, app, errors_to_exit_codes
-from .options import OutputOpt, QuietOpt, VerboseOpt, executor_and_policy, setting_options, with_options
+from .options import OutputOpt, PassEnvOpt, QuietOpt, VerboseOpt, executor_and_policy, setting_options, with_options
 
 library_app = typer.Typer(
     name="library",
@@ -79,14 +79,7 @@ def library_from_python(
     memory_mb: Annotated[
         int, typer.Option("--memory-mb", min=0, metavar="MB", help="Address-space limit of the importing process; 0 for none.")
     ] = 2048,
-    pass_env: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--pass-env",
-            metavar="NAME",
-            help="Let the imported code see this environment variable (it sees only PATH, HOME, LANG and the like). Repeatable.",
-        ),
-    ] = None,
+    pass_env: PassEnvOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -341,14 +334,7 @@ def library_from_mcp(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.001, metavar="SECONDS", help="Time limit to start the server and list its tools.")
     ] = 30.0,
-    pass_env: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--pass-env",
-            metavar="NAME",
-            help="Pass this environment variable to the server (it gets only PATH, HOME, LANG and the like). Repeatable.",
-        ),
-    ] = None,
+    pass_env: PassEnvOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:

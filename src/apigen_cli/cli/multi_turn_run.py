@@ -10,7 +10,9 @@ end, so a second run of the same command is refused whichever phase the first is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import ExitStack
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,11 +20,12 @@ import typer
 from typer._click.core import ParameterSource
 
 from ..config import settings_of
-from ..console import Messages
+from ..console import Field, Messages, Phase, PhaseLines
 from ..errors import ConfigError
+from ..llm.chat import LLMProgress
 from ..llm.service import usage_lines
 from ..rows.lock import OutputLock
-from ..rows.runner import Destinations
+from ..rows.runner import Destinations, Wrapper
 from ..run_settings import chosen_seed
 from .conversations import BlueprintMaker, SimulationMaker, write_resumable_blueprints, write_resumable_simulation
 from .main import errors_to_exit_codes
@@ -30,6 +33,7 @@ from .stages import finish_stage
 
 if TYPE_CHECKING:
     from ..conversations.conversation_report import ConversationReport
+    from ..conversations.simulation import SimulationTally
 
 #: `run`'s flags of the single-turn pipeline, which a multi-turn run has no use for
 SINGLE_TURN_ONLY = (
@@ -87,6 +91,50 @@ def apigen_mt_report(paths: list[str | None]) -> ConversationReport | None:
     return conversation_report_from_files(written)
 
 
+BLUEPRINTS, CONVERSATIONS = "blueprints", "conversations"
+
+
+def run_phases(blueprints: BlueprintMaker, simulations: SimulationMaker, tally: SimulationTally) -> list[Phase]:
+    """The run's two lines, read from the tallies each phase keeps (and a resumed run restores from its state):
+    blueprints requested, verified, rejected and sent back for revision; blueprints acted out, their
+    conversations attempted, verified and rejected; each phase with its models' live counters."""
+    revising = bool(blueprints.params["max_revisions"])
+
+    def blueprint_figures() -> list[Field]:
+        made = blueprints.run.tally
+        figures = [Field(f"{made.after_revisions:,} verified", 4), Field(f"{made.total - made.after_revisions:,} rejected", 5)]
+        return figures + ([Field(f"{made.revisions:,} revisions", 7)] if revising else [])
+
+    def conversation_figures() -> list[Field]:
+        return [
+            Field(f"{tally.conversations:,} attempts", 6),
+            Field(f"{tally.verified:,} verified", 4),
+            Field(f"{tally.conversations - tally.verified:,} rejected", 5),
+        ]
+
+    return [
+        Phase(BLUEPRINTS, "requests", lambda: blueprints.run.tally.total, blueprint_figures, lambda: blueprints.chat.progress),
+        Phase(
+            CONVERSATIONS,
+            "blueprints",
+            lambda: tally.blueprints,
+            conversation_figures,
+            lambda: combined(service.progress for service in simulations.chats),
+            waits_for="waiting for the blueprints",
+        ),
+    ]
+
+
+def combined(counters: Iterable[LLMProgress]) -> LLMProgress | None:
+    """The agent's and the user simulator's counters as one (they may be two model services); None before either."""
+    every = list(counters)
+    if not every:
+        return None
+    return LLMProgress(
+        **{name: sum(getattr(one, name) for one in every) for name in (field.name for field in fields(LLMProgress))}
+    )
+
+
 def run_multi_turn(ctx: typer.Context, env_library: str | None, output: str, rejects: str | None, overwrite: bool) -> None:
     """Blueprints, then conversations: both phases into their files, each resumable; the closing summary."""
     params = ctx.params
@@ -115,11 +163,29 @@ def run_multi_turn(ctx: typer.Context, env_library: str | None, output: str, rej
         blueprints = BlueprintMaker.open(ctx, env_library, messages, stack)
         simulations = SimulationMaker.open(ctx, messages, stack)  # its flags checked too before any request
         seed = chosen_seed(blueprints.llm.seed)
-        blueprint_summary, seed = write_resumable_blueprints(
-            blueprints.resumable(seed, overwrite), blueprints, blueprint_files, messages
-        )
-        messages.info(blueprint_summary.line())
-        resumed, tally = write_resumable_simulation(ctx, simulations, conversation_files, seed, overwrite)
+        from ..conversations.simulation import SimulationTally
+
+        tally = SimulationTally()
+        with PhaseLines(messages, run_phases(blueprints, simulations, tally)) as lines:  # gone before the table
+            lines.start(BLUEPRINTS, blueprints.values["count"])
+            blueprint_summary, seed = write_resumable_blueprints(
+                blueprints.resumable(seed, overwrite),
+                blueprints,
+                blueprint_files,
+                messages,
+                progress=lambda rows: lines.observe(BLUEPRINTS, rows),
+            )
+            lines.finished(BLUEPRINTS)
+            messages.info(blueprint_summary.line())
+
+            def conversations_line(total: int) -> Wrapper:
+                lines.start(CONVERSATIONS, total)
+                return lambda rows: lines.observe(CONVERSATIONS, rows)
+
+            resumed, tally = write_resumable_simulation(
+                ctx, simulations, conversation_files, seed, overwrite, tally=tally, progress=conversations_line
+            )
+            lines.finished(CONVERSATIONS)
         if params["max_revisions"]:
             messages.info(blueprints.run.tally.line())
         for line in tally.lines():

@@ -40,6 +40,17 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 when any row w
 SkipBadLinesOpt = Annotated[
     bool, typer.Option("--skip-bad-lines", help="Send lines that are not JSON objects to the rejects instead of stopping.")
 ]
+# --- options of the commands that start user code themselves (`library from-python`, `library from-mcp`) ---
+PassEnvOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--pass-env",
+        metavar="NAME",
+        help="Let the process it starts (the imported code's, the MCP server) see this environment variable "
+        "(a glob such as `AWS_*` works); "
+        "otherwise it gets only PATH, HOME, LANG and the like. Repeatable.",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr but warnings and errors.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks of unexpected errors (also APIGEN_DEBUG=1).")]
 

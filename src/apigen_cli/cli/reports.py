@@ -201,10 +201,10 @@ def report_command(
                 check_writable(path, flag)  # before the pass over the rows
         wanted = _Wanted(dataset, html, card, as_json, title, license_id, data_files, skip_bad_lines)
         if conversation_files([dataset, *(rejects or [])]):
-            _conversation_report(messages, wanted, rejects or [])
+            _multi_turn_report("conversations", messages, wanted, rejects or [])
             return
         if blueprint_files([dataset, *(rejects or [])]):
-            _blueprint_report(messages, wanted, rejects or [])
+            _multi_turn_report("blueprints", messages, wanted, rejects or [])
             return
         run_data = _read_run_report(run_report)
         figures = figures_from_files(
@@ -266,33 +266,57 @@ class _Wanted:
             sys.stdout.flush()
 
 
-def _blueprint_report(messages: Messages, wanted: _Wanted, rejects: list[str]) -> None:
-    """`apigen report` on a blueprint run's files: its page, card and figures."""
+@dataclass(frozen=True)
+class _MultiTurnFiles:
+    """How `apigen report` shows one kind of a multi-turn run's files: its report, its warning, page and card."""
+
+    report: Callable[[list[str], bool], Any]  # (files, skip_bad_lines) -> the report
+    warn_of_absent: Callable[[Messages, int], None]
+    page: Callable[..., str]  # (report, title=)
+    card: Callable[..., str]  # (report, data_files=, license_id=, title=)
+    summary: Callable[[Any], str]  # the closing line
+
+
+def _blueprint_files() -> _MultiTurnFiles:
     from ..conversations.blueprint_report import blueprint_report, blueprint_rows
     from ..reporting.blueprint_page import render_blueprint_card, render_blueprint_html
 
-    report = blueprint_report(blueprint_rows(distinct_files([wanted.dataset, *rejects]), skip_bad_lines=wanted.skip_bad_lines))
-    _warn_of_absent_blueprints(messages, report.absent)
-    wanted.write(
-        messages,
-        lambda title: render_blueprint_html(report, title=title),
-        lambda where, license_id, title: render_blueprint_card(report, data_files=where, license_id=license_id, title=title),
-        report.as_dict(),
+    return _MultiTurnFiles(
+        lambda files, skip_bad_lines: blueprint_report(blueprint_rows(files, skip_bad_lines=skip_bad_lines)),
+        _warn_of_absent_blueprints,
+        render_blueprint_html,
+        render_blueprint_card,
+        lambda report: f"{report.requested} blueprints read, {report.verified} verified",
     )
-    messages.info(f"report: {report.requested} blueprints read, {report.verified} verified")
 
 
-def _conversation_report(messages: Messages, wanted: _Wanted, rejects: list[str]) -> None:
-    """`apigen report` on a simulate run's files (and blueprint's): APIGen-MT's table as a page, a card and JSON."""
+def _conversation_files() -> _MultiTurnFiles:
+    """simulate's files (and blueprint's): APIGen-MT's table."""
     from ..conversations.conversation_report import conversation_report_from_files
     from ..reporting.conversation_page import render_conversation_card, render_conversation_html
 
-    report = conversation_report_from_files(distinct_files([wanted.dataset, *rejects]), skip_bad_lines=wanted.skip_bad_lines)
-    _warn_of_absent_attempts(messages, report.absent)
+    return _MultiTurnFiles(
+        lambda files, skip_bad_lines: conversation_report_from_files(files, skip_bad_lines=skip_bad_lines),
+        _warn_of_absent_attempts,
+        render_conversation_html,
+        render_conversation_card,
+        lambda report: f"{report.rows} rows read, {report.verified} conversations verified of {report.attempts} attempted",
+    )
+
+
+#: a multi-turn run's kinds of file, each loading its modules when a file of its kind is read
+_MULTI_TURN_FILES = {"blueprints": _blueprint_files, "conversations": _conversation_files}
+
+
+def _multi_turn_report(kind: str, messages: Messages, wanted: _Wanted, rejects: list[str]) -> None:
+    """`apigen report` on a multi-turn run's files of ``kind``: its page, card and figures."""
+    files = _MULTI_TURN_FILES[kind]()
+    report = files.report(distinct_files([wanted.dataset, *rejects]), wanted.skip_bad_lines)
+    files.warn_of_absent(messages, report.absent)
     wanted.write(
         messages,
-        lambda title: render_conversation_html(report, title=title),
-        lambda where, license_id, title: render_conversation_card(report, data_files=where, license_id=license_id, title=title),
+        lambda title: files.page(report, title=title),
+        lambda where, license_id, title: files.card(report, data_files=where, license_id=license_id, title=title),
         report.as_dict(),
     )
-    messages.info(f"report: {report.rows} rows read, {report.verified} conversations verified of {report.attempts} attempted")
+    messages.info(f"report: {files.summary(report)}")

@@ -12,14 +12,14 @@ class that cannot work together stops the run before a token is spent.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InputError
 from ..execution.sessions import SessionRequest
-from ..llm.chat import ChatService
+from ..llm.chat import ChatRequest, ChatService
 from ..rows.records import REASON, REASON_DETAIL, REJECTED_BY, Row
 from ..stages.exec_check import ExecPolicy
 from .blueprint_checks import EXECUTION, FORMAT, KEEP_FIELD, NECESSITY, POLICY, check_blueprints
@@ -63,16 +63,52 @@ class BlueprintRun:
     def checked_rows(self, plans: Iterable[BlueprintPlan]) -> Iterator[Row]:
         """Each plan's blueprint, checked, in plan order: kept ones with their verdicts, the others rejected.
 
-        With ``max_revisions``, plans go in windows: a window's rejected blueprints go back to
-        the model with their critique, and are checked again, before the window comes out.
+        With ``max_revisions``, a blueprint a check rejected goes back to the model with the
+        critique and is checked again. Its revision joins the same stream as the plans'
+        first requests (ahead of them), so a slow blueprint holds back only the rows after it
+        in the output, never the requests and checks of the others: at most the reorder
+        window's requests and ``check_blueprints``'s blueprints are in flight for each
+        revision it waits on.
         """
-        if not self.max_revisions:
-            requests = ((plan, build_request(plan, self.job, with_schema=self.with_schema)) for plan in plans)
-            generated = (row_from_result(plan, self.job, result) for plan, result in self.chat.map(requests))
-            yield from self._checked(generated)
-            return
-        for window in _windows(plans, WINDOW):
-            yield from self._revised(window)
+        revising: deque[_Attempt] = deque()  # rejected blueprints to ask again, before any new plan
+        finished: dict[int, Row] = {}  # final rows that wait for an earlier plan's
+        next_out = 0
+        attempts: Iterator[_Attempt] = (_Attempt(index, plan) for index, plan in enumerate(plans))
+        while True:
+            for attempt, row in self._answered_and_checked(_revisions_first(revising, attempts)):
+                if row.get(REJECTED_BY) in REVISABLE and attempt.number < self.max_revisions:
+                    revising.append(replace(attempt, number=attempt.number + 1, rejected=row))
+                    continue
+                finished[attempt.index] = row
+                while next_out in finished:
+                    yield finished.pop(next_out)
+                    next_out += 1
+            if not revising:  # the plans are all read, and no revision was asked while the last ones ran
+                break
+            attempts = iter(())
+        assert not finished, "every plan's final row was written"
+
+    def _answered_and_checked(self, attempts: Iterable[_Attempt]) -> Iterator[tuple[_Attempt, Row]]:
+        """Each attempt's request answered and its blueprint checked, in the order of ``attempts``."""
+        riding: deque[_Attempt] = deque()  # the attempt of each row on its way through the checks
+
+        def answered() -> Iterator[Row]:
+            asks = ((attempt, self._request(attempt)) for attempt in attempts)
+            for attempt, result in self.chat.map(asks):
+                row = row_from_result(attempt.plan, self.job, result)
+                riding.append(attempt)
+                yield row
+
+        for checked in self._checked(answered()):
+            attempt = riding.popleft()
+            if attempt.rejected is not None:
+                checked[ATTEMPTS] = [*attempt.rejected.get(ATTEMPTS, []), attempt_of(attempt.rejected)]
+            yield attempt, checked
+
+    def _request(self, attempt: _Attempt) -> ChatRequest:
+        if attempt.rejected is None:
+            return build_request(attempt.plan, self.job, with_schema=self.with_schema)
+        return revision_request(attempt.plan, self.job, attempt.rejected, attempt.number, with_schema=self.with_schema)
 
     def _checked(self, rows: Iterable[Row]) -> Iterator[Row]:
         return check_blueprints(
@@ -84,44 +120,41 @@ class BlueprintRun:
             review=self.review,
         )
 
-    def _revised(self, plans: list[BlueprintPlan]) -> list[Row]:
-        requests = [(plan, build_request(plan, self.job, with_schema=self.with_schema)) for plan in plans]
-        rows = list(self._checked(row_from_result(plan, self.job, result) for plan, result in self.chat.map(requests)))
-        for attempt in range(1, self.max_revisions + 1):
-            again = [index for index, row in enumerate(rows) if row.get(REJECTED_BY) in REVISABLE]
-            if not again:
-                break
-            asks = [
-                (index, revision_request(plans[index], self.job, rows[index], attempt, with_schema=self.with_schema))
-                for index in again
-            ]
-            answered = [(index, row_from_result(plans[index], self.job, result)) for index, result in self.chat.map(asks)]
-            for (index, _first), checked in zip(answered, self._checked(row for _index, row in answered), strict=True):
-                checked[ATTEMPTS] = [*rows[index].get(ATTEMPTS, []), attempt_of(rows[index])]
-                rows[index] = checked
-        return rows
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One request for a plan's blueprint: the first (``number`` 0), or a revision of the ``rejected`` row."""
+
+    index: int  # the plan's place in the run, where its final row is written
+    plan: BlueprintPlan
+    number: int = 0
+    rejected: Row | None = None
+
+
+def _revisions_first(revising: deque[_Attempt], attempts: Iterator[_Attempt]) -> Iterator[_Attempt]:
+    """The revisions asked for so far, then the next plan's first attempt; ends when both have run out.
+
+    A revision the checks ask for after the end is left in ``revising`` for the next pass: a
+    stream cannot wait for an item that may never come.
+    """
+    while True:
+        if revising:
+            yield revising.popleft()
+            continue
+        attempt = next(attempts, None)
+        if attempt is None:
+            return
+        yield attempt
 
 
 #: the checks whose critique can make a better blueprint (a failed request has no blueprint to criticise)
 REVISABLE = (FORMAT, EXECUTION, NECESSITY, POLICY, REVIEW)
 ATTEMPTS = "blueprint_attempts"
-WINDOW = 64  # plans generated, checked and revised together when revising
 
 
 def attempt_of(row: Row) -> dict[str, Any]:
     """What an earlier attempt was and why it was rejected, as the final row records it."""
     return {key: row.get(key) for key in ("instruction", "actions", "outputs", REJECTED_BY, REASON, REASON_DETAIL)}
-
-
-def _windows(plans: Iterable[BlueprintPlan], size: int) -> Iterator[list[BlueprintPlan]]:
-    window: list[BlueprintPlan] = []
-    for plan in plans:
-        window.append(plan)
-        if len(window) >= size:
-            yield window
-            window = []
-    if window:
-        yield window
 
 
 @dataclass
@@ -132,12 +165,14 @@ class RevisionTally:
     total: int = 0
     first_attempt: int = 0
     after_revisions: int = 0
+    revisions: int = 0  # blueprints sent back to the model with their critique, kept or not
     negatives: Counter[str] = field(default_factory=Counter)  # asked for, by kind
     negatives_kept: Counter[str] = field(default_factory=Counter)
 
     def counted(self, rows: Iterable[Row]) -> Iterator[Row]:
         for row in rows:
             self.total += 1
+            self.revisions += len(row.get(ATTEMPTS) or ())
             kind = row.get(KIND_FIELD, POSITIVE)
             if kind != POSITIVE:
                 self.negatives[kind] += 1
@@ -150,7 +185,12 @@ class RevisionTally:
 
     def to_counts(self) -> dict[str, int]:
         """The tally as flat counts, for a run's checkpoints (``resumable``)."""
-        counts = {"total": self.total, "first_attempt": self.first_attempt, "after_revisions": self.after_revisions}
+        counts = {
+            "total": self.total,
+            "first_attempt": self.first_attempt,
+            "after_revisions": self.after_revisions,
+            "revisions": self.revisions,
+        }
         counts.update({f"negatives\t{kind}": count for kind, count in self.negatives.items()})
         counts.update({f"negatives_kept\t{kind}": count for kind, count in self.negatives_kept.items()})
         return counts
@@ -160,6 +200,7 @@ class RevisionTally:
         self.total = counts.get("total", 0)
         self.first_attempt = counts.get("first_attempt", 0)
         self.after_revisions = counts.get("after_revisions", 0)
+        self.revisions = counts.get("revisions", 0)
         for key, count in counts.items():
             name, _tab, kind = key.partition("\t")
             if name == "negatives":

@@ -10,13 +10,15 @@ distinct verified one), and every other attempt goes to the rejects with its rea
 whole conversation, so that a verified and a failed attempt of one blueprint can make a
 preference pair.
 
-The environment of a conversation: each time the agent calls tools, the conversation's calls so
-far are replayed with the new ones in one session, on fresh instances in a worker forked for it,
-and the new calls' results are read from it. The environment is deterministic (the trajectory
-check replays it, and would reject a conversation whose tools said other things), so the replay
-gives what one long-lived session would, with the containment, the timeout and the crash
-handling of every session; it costs the earlier calls again (a conversation makes tens of calls
-at most: ``max_turns`` x ``max_tool_calls_per_turn`` bounds them).
+The environment of a conversation is one live session (``execution/live.py``): its instances are
+made once, in a process forked for it with the containment, the per-call timeout and the crash
+handling of every session, and each time the agent calls tools only the new calls are sent and
+their results read. When the conversation ends normally, its final state is read once, and the
+trajectory check takes it instead of replaying the calls (``KnownReplays``); the gold's replay
+runs once per blueprint and serves every attempt. A conversation waiting on its models holds
+only its parked process, and its session ends with it, however it ends. With an MCP server as
+the environment (``execution/mcp_environment.py``), a live session is one server process kept
+for the conversation, the same way.
 
 Blueprints run side by side up to ``concurrency``, each in a thread of its own, each
 conversation sequential inside; outputs come in input order, with at most a window of
@@ -37,14 +39,13 @@ from typing import Any
 import orjson
 
 from ..errors import FunctionsError, InputError
-from ..execution.sessions import SessionOutcome, SessionRequest
+from ..execution.sessions import LiveEnvironment, LiveRun, SessionOutcome, SessionRequest
 from ..library.from_python import PythonImport, from_python
 from ..llm.chat import Tokens
 from ..problems import Problem, RowProblem
 from ..rows.records import REJECTED_BY, Row, ensure_id, reject
 from .agent import Agent, AgentTurn
 from .environment_tools import WRITE, effect_of, load_environment_tools
-from .session_desk import Desk
 from .trajectory_check import KEEP_FIELD, check_conversation
 from .transcript import read_actions, read_environment, read_outputs
 from .user_simulator import UserSimulator, user_errors
@@ -88,14 +89,14 @@ class Simulation:
 
     agent: Agent
     user: UserSimulator
-    desk: Desk
+    sessions: LiveEnvironment  # `LiveSessions` (Python classes) or `McpEnvironment` (an MCP server)
     writes: frozenset[str]  # the tools that change the state (by the library's effect, else their names)
     bounds: Bounds = field(default_factory=Bounds)
     attempts: int = 3
     keep_all_verified: bool = False
     seed: int = 0
     concurrency: int = 8
-    environment_required: bool = True  # False: the desk is the environment (an MCP server), blueprints need not name one
+    environment_required: bool = True  # False: the sessions are the environment (an MCP server), blueprints need not name one
     review: Callable[[Row], Row] | None = None  # judges of a conversation the replay kept (`-J`); one they turn down is retried
 
     def rows(self, blueprints: Iterable[Row], first: int = 0) -> Iterator[Row]:
@@ -135,27 +136,28 @@ class Simulation:
             return [blueprint]
         rows: list[Row] = []
         seen: set[str] = set()
-        replays = KnownReplays(self.desk)  # the gold's replay serves every attempt of the blueprint
-        for attempt in range(1, self.attempts + 1):
-            if stop.is_set():
-                break
-            row = self._attempt(blueprint, plan, attempt, stop, replays)
-            if row.get(KEEP_FIELD) is True:
-                fingerprint = _fingerprint(row["messages"])
-                if fingerprint in seen:
-                    reject(row, STAGE, Problem(DUPLICATE, "the same conversation as an earlier verified attempt"))
-                seen.add(fingerprint)
-            rows.append(row)
-            if seen and not self.keep_all_verified:
-                break
+        with KnownReplays(self.sessions) as replays:  # the gold's replay serves every attempt of the blueprint
+            replays.start(SessionRequest("gold", plan.environment, plan.actions))  # it runs while the first attempt talks
+            for attempt in range(1, self.attempts + 1):
+                if stop.is_set():
+                    break
+                row = self._attempt(blueprint, plan, attempt, stop, replays)
+                if row.get(KEEP_FIELD) is True:
+                    fingerprint = _fingerprint(row["messages"])
+                    if fingerprint in seen:
+                        reject(row, STAGE, Problem(DUPLICATE, "the same conversation as an earlier verified attempt"))
+                    seen.add(fingerprint)
+                rows.append(row)
+                if seen and not self.keep_all_verified:
+                    break
         return rows
 
     def _attempt(self, blueprint: Row, plan: BlueprintReading, attempt: int, stop: threading.Event, replays: KnownReplays) -> Row:
         key = f"{blueprint['id']}:{attempt}"
         conversation = Conversation(self, plan, key, attempt, stop)
         ended = conversation.run()
-        if conversation.last_replay is not None:  # the check replays the conversation's calls: they just ran
-            replays.remember(*conversation.last_replay)
+        if conversation.environment_outcome is not None:  # the check takes it instead of replaying the calls
+            replays.remember(SessionRequest(key, plan.environment, conversation.calls), conversation.environment_outcome)
         row = {key_: value for key_, value in blueprint.items() if not key_.startswith("keep_row_after")}
         row["id"] = f"{blueprint['id']}-{attempt}"
         row["blueprint_id"] = blueprint["id"]
@@ -187,26 +189,45 @@ class Simulation:
 
 class KnownReplays:
     """The sessions of one blueprint's check, each run once: the gold's replay serves every attempt, and a
-    conversation's own calls were replayed by its last step (the environment is deterministic: the check's
-    premise). A ``SessionRunner`` for ``check_conversation``; what it has not seen goes to the desk."""
+    conversation's own calls ran in its live session, whose final state was read as it ended. A
+    ``SessionRunner`` for ``check_conversation``; what it has not seen runs as a live session of its own.
+    A session ``start``ed ahead runs while the conversation talks; leaving the ``with`` ends those never asked for."""
 
-    def __init__(self, desk: Desk) -> None:
-        self.desk = desk
+    def __init__(self, sessions: LiveEnvironment) -> None:
+        self.sessions = sessions
         self._known: dict[bytes, SessionOutcome] = {}
+        self._running: dict[bytes, LiveRun] = {}
+
+    def __enter__(self) -> KnownReplays:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for live in self._running.values():
+            live.close()
+        self._running.clear()
+
+    def start(self, request: SessionRequest) -> None:
+        """Start a session now, its outcome read when the check asks for it."""
+        key = _session_key(request)
+        if key not in self._known and key not in self._running:
+            self._running[key] = self.sessions.start_whole(request)
 
     def remember(self, request: SessionRequest, outcome: SessionOutcome) -> None:
         self._known[_session_key(request)] = outcome
 
     def run_sessions(self, requests: Iterable[SessionRequest]) -> Iterator[SessionOutcome]:
-        asked = [(request, _session_key(request)) for request in requests]
-        running = {key: self.desk.submit(request) for request, key in asked if key not in self._known}
-        for request, key in asked:
-            if key in running:
-                outcome = running[key].result()
+        for request in requests:
+            key = _session_key(request)
+            outcome = self._known.get(key)
+            if outcome is None:
+                running = self._running.pop(key, None)
+                if running is not None:
+                    with running:
+                        outcome = running.end()
+                else:
+                    [outcome] = self.sessions.run_sessions([request])
                 if outcome.ok:
                     self._known[key] = outcome
-            else:
-                outcome = self._known[key]
             yield replace(outcome, key=request.key)
 
 
@@ -249,8 +270,9 @@ class Conversation:
         self.key = key
         self.stop = stop
         self.messages: list[dict[str, Any]] = [simulation.agent.system_message()]
-        self.calls: list[dict[str, Any]] = []  # the calls run so far, replayed before each new one
-        self.last_replay: tuple[SessionRequest, SessionOutcome] | None = None  # the latest session, when it ended well
+        self.calls: list[dict[str, Any]] = []  # the calls run so far in the conversation's live session
+        self.session: LiveRun | None = None  # opened at the agent's first calls, kept to the end
+        self.environment_outcome: SessionOutcome | None = None  # the session's, final state and all, when it ended well
         self.turns = 0
         self.prompted = False  # some of the agent's replies were asked with the tools in the prompt
         self.tokens = Tokens()  # the agent's and the user's requests, failed ones too (cached replies cost none)
@@ -259,7 +281,22 @@ class Conversation:
         self.options: dict[str, Any] = {} if attempt == 1 else {"seed": _attempt_seed(simulation.seed, key)}
 
     def run(self) -> Problem:
-        """Talk until the conversation ends; the ``Problem`` says how (``user_stop``, ``stop_tool``, or a bound or failure)."""
+        """Talk until the conversation ends; the ``Problem`` says how (``user_stop``, ``stop_tool``, or a bound or failure).
+
+        The environment's final state is read when the conversation ended normally (it is then checked);
+        its session ends in every case.
+        """
+        try:
+            ended = self._talk()
+            if ended.code in (USER_STOP, STOP_TOOL) and self.session is not None:
+                outcome = self.session.end()
+                self.environment_outcome = outcome if outcome.ok else None
+            return ended
+        finally:
+            if self.session is not None:
+                self.session.close()
+
+    def _talk(self) -> Problem:
         bounds = self.simulation.bounds
         while self.turns < bounds.max_turns:
             late = self._late()
@@ -311,16 +348,15 @@ class Conversation:
                 return ended
 
     def _run_calls(self, turn: AgentTurn) -> Problem | None:
-        """Run the turn's calls after the earlier ones, in one session; their results become tool messages."""
+        """Run the turn's calls after the earlier ones, in the conversation's session; their results become tool messages."""
         new: list[dict[str, Any]] = []
         for call in turn.tool_calls:
             arguments = _arguments(call["function"]["arguments"])
             new.append({"name": call["function"]["name"], "arguments": arguments})
         runnable = [action for action in new if isinstance(action["arguments"], dict)]
-        request = SessionRequest(self.key, self.plan.environment, self.calls + runnable)
-        outcome = self.simulation.desk.run(request)
-        self.last_replay = (request, outcome) if outcome.ok else None
-        ran = list(outcome.calls[len(self.calls) :])
+        if self.session is None:
+            self.session = self.simulation.sessions.open(self.key, self.plan.environment)
+        ran = list(self.session.run(runnable))
         for call, action in zip(turn.tool_calls, new, strict=True):
             if not isinstance(action["arguments"], dict):
                 content = "Error: the arguments are not a JSON object; the call was not made"
@@ -330,7 +366,8 @@ class Conversation:
                 break  # the session ended before this call
             self.messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
         self.calls += runnable
-        if outcome.problem is not None:
+        outcome = self.session.outcome
+        if outcome is not None and outcome.problem is not None:
             return Problem(outcome.problem.code, f"the environment failed: {outcome.problem.message}")
         stops = [action["name"] for action in new if action["name"] in self.simulation.bounds.stop_tools]
         if stops:

@@ -2,22 +2,25 @@
 
 A stateful server (a todo store, a database) keeps what one conversation wrote; a server
 shared between conversations would let the second see the first's writes, and the gold's
-replay see the conversation's. So each session (the gold's replay, a conversation's calls)
-starts its own server over stdio, makes its calls in order on it and closes it, with the
+replay see the conversation's. So each session (the gold's replay, a conversation) starts
+its own server over stdio, makes its calls in order on it and closes it, with the
 containment of every MCP server apigen starts (``mcp.McpCaller``: the environment allowlist
 and ``--pass-env``, keys cut from what comes back, its own process group under a
 subreaper, the per-call timeout). The server is always closed, whatever ended the session.
 
 The state is read only where the server offers a way: a tool named as the state tool
 (``--state-tool NAME``, called with no arguments) is called before the first call and after
-each one, and its answer, made canonical and bounded as a class's state is, is the state
-(``{SERVER: value}``); the session then says which calls changed it, and its final digest.
-Without one, the outcome's ``final_state`` and ``final_digest`` are ``None``: the state
+each one (the labels say which calls changed it), and its answer, made canonical and bounded
+as a class's state is, is the state (``{SERVER: value}``); the last one read is the final
+state. Without one, the outcome's ``final_state`` and ``final_digest`` are ``None``: the state
 cannot be read, and the trajectory check judges by outputs (``verdict``).
 
-Sessions run side by side on a pool of threads, at most ``sessions_at_once`` servers alive
-at once; each offers what the trajectory check and simulate ask of an executor:
-``submit_session``/``poll``/``wait``/``run_sessions`` and ``submit``/``run``.
+Two ways to run a session. Live (``open``, simulate's conversations, as ``live.LiveSessions``
+does for Python classes): the server is kept for the whole conversation, each step of the
+agent sends only its new calls, and the conversation's thread makes them. Whole
+(``submit_session``/``poll``/``wait``/``run_sessions`` for the trajectory check,
+``start_whole`` for simulate's gold): every call at once, on a pool of threads, at most
+``sessions_at_once`` of these servers alive at once. ``close`` ends them all.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -92,7 +95,7 @@ class McpEnvironment:
         self._lock = threading.Lock()
         self._closed = False
         self._closing = threading.Event()  # set by `close`: sessions running end at once, their servers with them
-        self._live: set[_Session] = set()
+        self._live: set[McpLiveSession] = set()
 
     # what the commands ask before the first row
 
@@ -118,8 +121,9 @@ class McpEnvironment:
     def submit_session(self, request: SessionRequest) -> SessionPending:
         pending = SessionPending(next(self._ids), request)
         if pending.outcome is None:  # a call without a name ends it before it starts
+            future = self.submit(request)
             with self._lock:
-                self._running[pending.call_id] = (pending, self.submit(request))
+                self._running[pending.call_id] = (pending, future)
         return pending
 
     def poll(self) -> None:
@@ -144,105 +148,189 @@ class McpEnvironment:
         for future in futures:
             yield future.result()
 
-    # sessions, as simulate's desk
+    # sessions, as simulate's live environment
 
-    def submit(self, request: SessionRequest) -> Future[SessionOutcome]:
+    def open(self, key: Any, environment: Any, *, defaults: bool = False) -> McpLiveSession:
+        """A live session on a server of its own (started with its first calls), kept until it ends or is closed.
+
+        ``environment`` and ``defaults`` are the row's, and not loaded: the server starts in its own state."""
+        return self._session(SessionRequest(key, environment, (), defaults))
+
+    def start_whole(self, request: SessionRequest) -> McpLiveSession:
+        """A session with all its calls, run on the pool while the caller does other things; ``end`` reads its outcome."""
+        session = self._session(request)
+        session._whole = self.submit(request, session)
+        return session
+
+    def submit(self, request: SessionRequest, session: McpLiveSession | None = None) -> Future[SessionOutcome]:
+        """A session run whole on the pool, at most ``sessions_at_once`` servers alive at once."""
         if self._closed:
             future: Future[SessionOutcome] = Future()
             future.set_exception(RuntimeError("the MCP environment is closed"))
             return future
-        return self._pool.submit(self._session, request)
+        return self._pool.submit((session or self._session(request)).whole)
 
     def run(self, request: SessionRequest) -> SessionOutcome:
+        """One session, start to end."""
         return self.submit(request).result()
 
     def close(self) -> None:
-        """End the sessions running (a call in flight, even a hung one, ends with an error and each server is
-        closed by its session) and drop those not started; returns when every server is gone."""
+        """End the sessions running (a call in flight, even a hung one, ends with an error) and their servers, and
+        drop those not started; returns when every server is gone."""
         if self._closed:
             return
-        self._closed = True
-        self._closing.set()
         with self._lock:
+            self._closed = True
+            self._closing.set()
             live = list(self._live)
         for session in live:
+            session._stopped.set()
             session.caller.stop_soon()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for session in live:
+            session.caller.close()  # a conversation's, whose thread may be elsewhere: bounded, and its own close is then a no-op
 
-    # one session
-
-    def _session(self, request: SessionRequest) -> SessionOutcome:
-        session = _Session(self.options, self._mcp, request, self._closing)
+    def _session(self, request: SessionRequest) -> McpLiveSession:
+        session = McpLiveSession(self, request)
         with self._lock:
+            if self._closed:
+                session._stopped.set()
             self._live.add(session)
-        try:
-            return session.run()
-        except Exception as error:  # apigen's own failure: this session says so, never the run
-            return session.ended(Problem("crashed", f"the MCP session failed: {type(error).__name__}: {error}"))
-        finally:
-            with self._lock:
-                self._live.discard(session)
+        return session
+
+    def _forget(self, session: McpLiveSession) -> None:
+        with self._lock:
+            self._live.discard(session)
 
 
-class _Session:
-    """One session: a server started, the calls made in order (the state read around each), the server closed."""
+class McpLiveSession:
+    """One session on a server of its own: ``run`` its calls step by step (the state read around each), ``end``
+    for the outcome, ``close`` in any case (the server is stopped, whatever state it is in).
 
-    def __init__(
-        self, options: McpEnvironmentOptions, mcp: McpOptions, request: SessionRequest, closing: threading.Event
-    ) -> None:
-        self.options = options
+    The server starts with the first ``run`` or ``end`` (``McpEnvironment.open`` returns at once); a session that
+    cannot start, or a call that ends it, sets ``outcome`` with the problem, and no call is sent after that.
+    """
+
+    def __init__(self, owner: McpEnvironment, request: SessionRequest) -> None:
+        self.owner = owner
+        self.options = owner.options
         self.request = request
-        self.closing = closing
-        self.caller = McpCaller(mcp)
+        self.caller = McpCaller(owner._mcp)
         self.calls: list[SessionCall] = []
         self.initial: dict[str, Any] | None = None
+        self.state: dict[str, Any] | None = None  # after the last call
         self.started = time.monotonic()
+        self.outcome: SessionOutcome | None = None
+        self._opened = False
+        self._whole: Future[SessionOutcome] | None = None  # `start_whole`'s run on the pool
+        self._stopped = threading.Event()  # `close`d: no server is started, no call sent
 
-    def run(self) -> SessionOutcome:
-        if self.closing.is_set():
-            return self.ended(_CLOSED)
+    def __enter__(self) -> McpLiveSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def run(self, calls: Sequence[Mapping[str, Any]]) -> tuple[SessionCall, ...]:
+        """Make ``calls`` after the earlier ones; the calls made (fewer when the session ended in them: ``outcome`` says why)."""
+        first = len(self.calls)
+        if self._open():
+            for call in calls:
+                if self.outcome is not None:
+                    break
+                self._one(call)
+        return tuple(self.calls[first:])
+
+    def end(self) -> SessionOutcome:
+        """The outcome, with the state after the last call when a state tool reads it; the server is stopped."""
+        if self._whole is not None:
+            return self._whole.result()
+        outcome = self._end()
+        self.close()
+        return outcome
+
+    def _end(self) -> SessionOutcome:
+        if self._open() and self.outcome is None:
+            self._finish(None, self.state, None if self.state is None else _digest(self.state))
+        assert self.outcome is not None
+        return self.outcome
+
+    def close(self) -> None:
+        """Stop the server (and what it started); a call in flight, even a hung one, ends with an error."""
+        self._stopped.set()
+        self.caller.stop_soon()
+        if self._whole is not None:
+            with contextlib.suppress(Exception):
+                self._whole.result()
+        self.caller.close()
+        self.owner._forget(self)
+
+    def whole(self) -> SessionOutcome:
+        """Every call of the request, then the end (a session the pool runs from start to end)."""
         try:
-            self.caller.start()
-        except FunctionsError as error:
-            return self.ended(Problem("environment_load_error", error.message))
-        try:
-            return self._calls()
+            self.run(self.request.calls)
+            return self._end()
+        except Exception as error:  # apigen's own failure: this session says so, never the run
+            return self._finish(Problem("crashed", f"the MCP session failed: {type(error).__name__}: {error}"))
         finally:
             self.caller.close()
+            self.owner._forget(self)
 
-    def _calls(self) -> SessionOutcome:
-        before, problem = self._state()
-        if problem is not None:
-            return self.ended(problem)
-        self.initial = before
-        for number, call in enumerate(self.request.calls, start=1):
-            if self.closing.is_set():  # the environment closed while the server started, or between two calls
-                return self.ended(_CLOSED)
-            name = str(call.get("name"))
-            arguments = call.get("arguments", {})
-            if not isinstance(arguments, Mapping):
-                outcome = Outcome.failure("invalid_arguments", "TypeError", f"the arguments of `{name}` are not an object")
-                self.calls.append(SessionCall(name, arguments, outcome, False))
-                continue
-            began = time.monotonic()
-            outcome = self._call(name, dict(arguments), self.options.mcp.max_result_chars)
-            seconds = time.monotonic() - began
-            if outcome.code in _ENDS_SESSION:
-                self.calls.append(SessionCall(name, arguments, outcome, None, seconds=seconds))
-                return self.ended(Problem(outcome.code, f"`{name}` (call {number} of the session): {outcome.message}"))
-            after, problem = self._state()
+    def _open(self) -> bool:
+        """Start the server and read the state before any call, once; whether the session can take calls."""
+        if not self._opened:
+            self._opened = True
+            if self._closed():
+                self._finish(_CLOSED)
+                return False
+            try:
+                self.caller.start()
+            except FunctionsError as error:
+                self._finish(Problem("environment_load_error", error.message))
+                return False
+            if self._closed():  # closed while the server started (its stop may have come before the loop was there)
+                self._finish(_CLOSED)
+                return False
+            self.initial, problem = self._state()
+            self.state = self.initial
             if problem is not None:
-                self.calls.append(SessionCall(name, arguments, outcome, None, seconds=seconds))
-                return self.ended(problem)
-            changed: bool | None = None
-            changes = Diff()
-            if before is not None and after is not None:
-                changed = canonical_json(before) != canonical_json(after)
-                changes = diff_canonical(before, after, CHANGES_PER_CALL) if changed else Diff()
-            self.calls.append(SessionCall(name, arguments, outcome, changed, changes, seconds))
-            before = after
-        digest = None if before is None else _digest(before)
-        return self.ended(None, before, digest)
+                self._finish(problem)
+        return self.outcome is None
+
+    def _one(self, call: Mapping[str, Any]) -> None:
+        number = len(self.calls) + 1
+        if self._closed():  # the session or the environment closed while the server started, or between two calls
+            self._finish(_CLOSED)
+            return
+        name = str(call.get("name"))
+        arguments = call.get("arguments", {})
+        if not isinstance(arguments, Mapping):
+            outcome = Outcome.failure("invalid_arguments", "TypeError", f"the arguments of `{name}` are not an object")
+            self.calls.append(SessionCall(name, arguments, outcome, False))
+            return
+        began = time.monotonic()
+        outcome = self._call(name, dict(arguments), self.options.mcp.max_result_chars)
+        seconds = time.monotonic() - began
+        if outcome.code in _ENDS_SESSION:
+            self.calls.append(SessionCall(name, arguments, outcome, None, seconds=seconds))
+            self._finish(Problem(outcome.code, f"`{name}` (call {number} of the session): {outcome.message}"))
+            return
+        before = self.state
+        after, problem = self._state()
+        if problem is not None:
+            self.calls.append(SessionCall(name, arguments, outcome, None, seconds=seconds))
+            self._finish(problem)
+            return
+        changed: bool | None = None
+        changes = Diff()
+        if before is not None and after is not None:
+            changed = canonical_json(before) != canonical_json(after)
+            changes = diff_canonical(before, after, CHANGES_PER_CALL) if changed else Diff()
+        self.calls.append(SessionCall(name, arguments, outcome, changed, changes, seconds))
+        self.state = after
+
+    def _closed(self) -> bool:
+        return self._stopped.is_set() or self.owner._closing.is_set()
 
     def _call(self, tool: str, arguments: dict[str, Any], max_chars: int) -> Outcome:
         """One ``tools/call``, its result cut to ``max_chars`` (the caller reads whole answers, for the state)."""
@@ -275,18 +363,20 @@ class _Session:
         except StateError as error:
             return None, Problem("state_read_error", f"the state tool `{tool}` answered a state apigen cannot compare: {error}")
 
-    def ended(
+    def _finish(
         self, problem: Problem | None, final: dict[str, Any] | None = None, final_digest: str | None = None
     ) -> SessionOutcome:
-        return SessionOutcome(
-            key=self.request.key,
-            problem=problem,
-            initial_state=self.initial,
-            final_state=final,
-            final_digest=final_digest,
-            calls=tuple(self.calls),
-            seconds=time.monotonic() - self.started,
-        )
+        if self.outcome is None:
+            self.outcome = SessionOutcome(
+                key=self.request.key,
+                problem=problem,
+                initial_state=self.initial,
+                final_state=final,
+                final_digest=final_digest,
+                calls=tuple(self.calls),
+                seconds=time.monotonic() - self.started,
+            )
+        return self.outcome
 
 
 def _digest(state: dict[str, Any]) -> str:

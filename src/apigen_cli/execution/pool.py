@@ -188,23 +188,11 @@ class WorkerPool:
             self.pump(0.5)
 
     def _spawn(self) -> _Worker:
-        hide_this_process()  # the worker runs the user's code: it must not read our environment (keys) or memory
-        process = subprocess.Popen(
-            [sys.executable, WORKER_SCRIPT],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self._env,
-            start_new_session=True,
-            bufsize=0,
-        )
-        worker = _Worker(process)
+        worker = _Worker(start_worker_process(self._env))
         self.workers.append(worker)
         self.selector.register(worker.stdout_fd, selectors.EVENT_READ, (worker, _OUT))
         self.selector.register(worker.stderr_fd, selectors.EVENT_READ, (worker, _ERR))
-        memory = self.options.memory_mb if self.options.memory_mb > 0 else None
-        setup = {"functions": self.spec, "memory_mb": memory, "max_result_chars": self.options.max_result_chars}
-        self._send(worker, encode_frame(setup))
+        self._send(worker, encode_frame(worker_setup(self.spec, self.options)))
         return worker
 
     def close(self) -> None:
@@ -355,12 +343,7 @@ class WorkerPool:
 
     def _on_ready(self, worker: _Worker, message: dict[str, Any]) -> None:
         if not message.get("ready"):
-            error = message.get("error") or {}
-            where = f" ({error['where']})" if error.get("where") and error["where"] != self.spec else ""
-            self._startup_error = FunctionsError(
-                f"cannot load the function library `{self.spec}`: {error.get('message', 'unknown error')}{where}",
-                hint=_library_hint(str(error.get("type", "")), self.spec, self.options.memory_mb),
-            )
+            self._startup_error = refused_library(self.spec, message, self.options.memory_mb)
             return
         worker.ready = True
         if self.functions_info is None:
@@ -440,7 +423,7 @@ class WorkerPool:
             if self._startup_error is None:
                 self._startup_error = FunctionsError(
                     f"the worker loading `{self.spec}` {exit_text(status)}{_fatal_line(worker.stderr_tail)}",
-                    hint=_library_hint("", self.spec, self.options.memory_mb),
+                    hint=library_hint("", self.spec, self.options.memory_mb),
                 )
             return
         what = worker.outstanding[0].what if worker.outstanding else "a function"
@@ -500,6 +483,37 @@ class WorkerPool:
                 self.selector.unregister(fd)
 
 
+def start_worker_process(env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+    """A worker process (``worker.py``), in a session of its own, its three streams piped; it waits for its setup frame."""
+    hide_this_process()  # the worker runs the user's code: it must not read our environment (keys) or memory
+    return subprocess.Popen(
+        [sys.executable, WORKER_SCRIPT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        bufsize=0,
+        pass_fds=pass_fds,
+    )
+
+
+def worker_setup(spec: str | None, options: ExecutorOptions) -> dict[str, Any]:
+    """A worker's first frame: the library to load and the bounds of its calls."""
+    memory = options.memory_mb if options.memory_mb > 0 else None
+    return {"functions": spec, "memory_mb": memory, "max_result_chars": options.max_result_chars}
+
+
+def refused_library(spec: str | None, message: dict[str, Any], memory_mb: int) -> FunctionsError:
+    """A worker's answer that it could not load the library (``{"ready": false, "error": ...}``), as the error to raise."""
+    error = message.get("error") or {}
+    where = f" ({error['where']})" if error.get("where") and error["where"] != spec else ""
+    return FunctionsError(
+        f"cannot load the function library `{spec}`: {error.get('message', 'unknown error')}{where}",
+        hint=library_hint(str(error.get("type", "")), spec, memory_mb),
+    )
+
+
 def _close_quietly(stream: Any) -> None:
     if stream is not None:
         with contextlib.suppress(OSError):
@@ -526,7 +540,7 @@ def _fatal_line(tail: bytearray) -> str:
     return ""
 
 
-def _library_hint(kind: str, spec: str | None, memory_mb: int) -> str:
+def library_hint(kind: str, spec: str | None, memory_mb: int) -> str:
     if kind == "MemoryError":
         return f"importing it needs more than `--memory-mb {memory_mb}`: raise the limit, or pass `--memory-mb 0` for none"
     if kind in ("NotFound", "NotPython", "EmptyLibrary"):

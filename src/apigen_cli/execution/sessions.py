@@ -14,9 +14,9 @@ next) is told in ``worker.run_session``; the frames it sends are read here.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..environments.state import Change, Diff
 from ..problems import Problem
@@ -91,12 +91,22 @@ class SessionPending:
         self.started = time.monotonic()
         self._done_calls: list[SessionCall] = []
         self._seconds = 0.0
-        for number, call in enumerate(request.calls):
+        self.add_calls(request.calls)
+
+    def add_calls(self, calls: Sequence[Mapping[str, Any]]) -> None:
+        """More calls to run after those asked so far (a live session's next step); a call without a name ends the session."""
+        for call in calls:
             name = call.get("name") if isinstance(call, Mapping) else None
             if not isinstance(name, str):
-                self._finish(Problem("invalid_call", f"call {number + 1} of the session is not an object with a string `name`"))
+                number = len(self.calls) + 1
+                self._finish(Problem("invalid_call", f"call {number} of the session is not an object with a string `name`"))
                 return
             self.calls.append((name, call.get("arguments", {})))
+
+    @property
+    def done_calls(self) -> tuple[SessionCall, ...]:
+        """The calls that have ended so far, in order."""
+        return tuple(self._done_calls)
 
     @property
     def what(self) -> str:
@@ -177,3 +187,32 @@ class SessionPending:
             calls=tuple(self._done_calls),
             seconds=self._seconds,
         )
+
+
+class LiveRun(Protocol):
+    """One live session, as a conversation drives it: ``run`` its calls step by step, ``end`` for the final state,
+    ``close`` in any case (``live.LiveSession`` on Python classes, ``mcp_environment.McpLiveSession`` on a server)."""
+
+    @property
+    def outcome(self) -> SessionOutcome | None: ...
+
+    def run(self, calls: Sequence[Mapping[str, Any]]) -> tuple[SessionCall, ...]: ...
+
+    def end(self) -> SessionOutcome: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> LiveRun: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+class LiveEnvironment(Protocol):
+    """What simulate asks of its environment, from any thread: a live session per conversation (``open``), a session
+    run whole while the caller does other things (``start_whole``: the gold's), and sessions run whole (the check's)."""
+
+    def open(self, key: Any, environment: Any, *, defaults: bool = False) -> LiveRun: ...
+
+    def start_whole(self, request: SessionRequest) -> LiveRun: ...
+
+    def run_sessions(self, requests: Iterable[SessionRequest]) -> Iterator[SessionOutcome]: ...

@@ -27,6 +27,8 @@ or corrupt the protocol.
   then ``[id, "end", problem|null, final_state, digest, seconds]``; or, when the session's
   process died or failed, ``[id, "ended", code, error_type, message, seconds]``. A problem is
   ``[code, message]``; a start with a problem is the session's last frame.
+- with ``"live_sessions": FD`` in its setup, the worker takes no batches: it forks a live
+  session for each connection passed over the Unix socket FD (``serve_live_sessions``).
 
 Results are written one by one so the parent knows which call is running and
 since when: that is how a per-call timeout works over a pipelined batch.
@@ -570,7 +572,9 @@ CHANGE_VALUE_CHARS = 400
 _MORE, _LAST = b"\0", b"\1"  # the tag before each frame from a session's process: is it the last one?
 
 
-def run_session(item: dict[str, Any], library: Functions, runner: Runner, requests: BinaryIO, replies: int) -> None:
+def run_session(
+    item: dict[str, Any], library: Functions, runner: Runner, replies: int, inherited: Sequence[int] = (), live: int | None = None
+) -> None:
     """One session in a process forked for it: fresh instances, its calls in order, its states.
 
     The fork is what keeps sessions apart: a class attribute, a module global, a cache
@@ -580,7 +584,9 @@ def run_session(item: dict[str, Any], library: Functions, runner: Runner, reques
 
     The session's process writes its frames to a pipe of its own; this process passes
     each complete frame on, so a session that dies mid-frame cannot corrupt the
-    protocol, and says how it ended when it ends without its last frame.
+    protocol, and says how it ended when it ends without its last frame. ``inherited``:
+    descriptors the session's process must not keep (the worker's protocol). ``live``: the
+    session's calls come in frames read from this descriptor, not with ``item`` (``serve_live_sessions``).
     """
     session_id = item.get("session")
     started = time.perf_counter()
@@ -597,9 +603,9 @@ def run_session(item: dict[str, Any], library: Functions, runner: Runner, reques
         return
     if pid == 0:  # the session's process
         os.close(read_end)
-        os.close(requests.fileno())
-        os.close(replies)
-        _SessionRun(item, library, runner, write_end).run_to_end()
+        for descriptor in inherited:
+            os.close(descriptor)
+        _SessionRun(item, library, runner, write_end, live).run_to_end()
     os.close(write_end)
     finished = _relay(read_end, replies)
     os.close(read_end)
@@ -632,13 +638,15 @@ def _relay(source: int, replies: int) -> bool:
 class _SessionRun:
     """In the session's process: make the instances, run the calls, send each step's frame."""
 
-    def __init__(self, item: dict[str, Any], library: Functions, runner: Runner, out: int) -> None:
+    def __init__(self, item: dict[str, Any], library: Functions, runner: Runner, out: int, live: int | None = None) -> None:
         self.item = item
         self.session_id = item.get("session")
         self.library = library
         self.runner = runner
         self.out = out
+        self.live = live
         self.started = time.perf_counter()
+        self.calls = 0
 
     def send(self, frame: list[Any], last: bool = False) -> None:
         _write_all(self.out, (_LAST if last else _MORE) + encode_frame(frame))
@@ -664,35 +672,134 @@ class _SessionRun:
         return time.perf_counter() - self.started
 
     def run(self) -> None:
-        sid = self.session_id
+        if self.live is not None:
+            requests = os.fdopen(self.live, "rb")
+            opening = read_frame(requests)  # a live session's first frame: its environment
+            if not isinstance(opening, dict):
+                return
+            self.item = {**opening, "session": self.session_id}
+            if self.begin():
+                self.serve(requests)
+            return
+        if not self.begin():
+            return
+        for name, arguments in self.item.get("calls") or ():
+            if not self.call(name, arguments):
+                return
+        self.finish()
+
+    def serve(self, requests: BinaryIO) -> None:
+        """A live session's calls, as they come: ``{"calls": [[name, arguments], ...]}``, until ``{"end": true}`` (or the
+        end of input: the parent let the session go, and its state is not wanted). Its first frame was
+        ``{"environment": ..., "defaults": bool}``."""
+        while True:
+            request = read_frame(requests)
+            if not isinstance(request, dict):
+                return
+            if request.get("end"):
+                self.finish()
+                return
+            for name, arguments in request.get("calls") or ():
+                if not self.call(name, arguments):
+                    return
+
+    def begin(self) -> bool:
+        """Make the instances and send the initial state; whether the session could start."""
         try:
-            environment = session.Session(
+            self.environment = session.Session(
                 self.library.classes, self.item.get("environment"), copy_config=False, defaults=self.item.get("defaults") is True
             )
-            before = environment.state()
+            self.before = self.environment.state()
         except problems.RowProblem as error:
-            self.send([sid, "start", list(error.problem), None], last=True)
-            return
-        self.send([sid, "start", None, before])
-        runner = Runner(environment, self.runner.max_chars, self.runner.memory_limited)
-        before_json = state.canonical_json(before)
-        for index, (name, arguments) in enumerate(self.item.get("calls") or ()):
-            _call_id, code, payload, truncated, seconds = runner.run(index, name, arguments)
-            descendants.end_strays()
+            self.send([self.session_id, "start", list(error.problem), None], last=True)
+            return False
+        self.send([self.session_id, "start", None, self.before])
+        self.call_runner = Runner(self.environment, self.runner.max_chars, self.runner.memory_limited)
+        self.before_json = state.canonical_json(self.before)
+        return True
+
+    def call(self, name: Any, arguments: Any) -> bool:
+        """One call and what it changed; whether the session goes on (its state could be read after it)."""
+        sid = self.session_id
+        _call_id, code, payload, truncated, seconds = self.call_runner.run(self.calls, name, arguments)
+        self.calls += 1
+        descendants.end_strays()
+        try:
+            after = self.environment.state()
+        except problems.RowProblem as error:
+            self.send([sid, "call", code, payload, truncated, seconds, None, [], 0])
+            self.send([sid, "end", list(error.problem), None, None, self.elapsed()], last=True)
+            return False
+        after_json = state.canonical_json(after)
+        changed = after_json != self.before_json
+        changes = state.diff_canonical(self.before, after, CHANGES_PER_CALL) if changed else state.Diff()
+        shown = [[change.path, change.kind, _cut(change.before), _cut(change.after)] for change in changes]
+        self.send([sid, "call", code, payload, truncated, seconds, changed, shown, changes.omitted])
+        self.before, self.before_json = after, after_json
+        return True
+
+    def finish(self) -> None:
+        final_digest = hashlib.sha256(self.before_json).hexdigest()  # state.digest of a canonical state, without a second walk
+        self.send([self.session_id, "end", None, self.before, final_digest, self.elapsed()], last=True)
+
+
+def serve_live_sessions(control: int, library: Functions, runner: Runner, inherited: Sequence[int]) -> int:
+    """The live sessions' fork server: for each connection the parent hands over, a keeper process forked for it.
+
+    A live session (``live.py``) lasts a whole conversation: its instances are made once, and the
+    calls come one step at a time over the connection, a socket whose other end the parent keeps.
+    The keeper says its pid (the parent kills its tree on a timeout), then runs the session as
+    ``run_session`` does a worker's, in a process of its own that reads the calls from the
+    connection; the keeper relays its frames and says how it ended if it dies. Nothing waits on a
+    parked session: this process only forks, and reaps each keeper as it exits (so that the time
+    it took counts in apigen's own, as a pool worker's sessions do).
+    """
+    import socket
+
+    signal.signal(signal.SIGCHLD, _reap_children)
+    server = socket.socket(fileno=control)
+    while True:
+        try:
+            message, connections, _flags, _address = socket.recv_fds(server, 64, 16)
+        except OSError:
+            return 1
+        if not message and not connections:
+            return 0  # the parent closed its end: the run is over
+        for connection in connections:
+            _flush_output()
+            gc.freeze()
             try:
-                after = environment.state()
-            except problems.RowProblem as error:
-                self.send([sid, "call", code, payload, truncated, seconds, None, [], 0])
-                self.send([sid, "end", list(error.problem), None, None, self.elapsed()], last=True)
-                return
-            after_json = state.canonical_json(after)
-            changed = after_json != before_json
-            changes = state.diff_canonical(before, after, CHANGES_PER_CALL) if changed else state.Diff()
-            shown = [[change.path, change.kind, _cut(change.before), _cut(change.after)] for change in changes]
-            self.send([sid, "call", code, payload, truncated, seconds, changed, shown, changes.omitted])
-            before, before_json = after, after_json
-        final_digest = hashlib.sha256(before_json).hexdigest()  # state.digest of a canonical state, without a second walk
-        self.send([sid, "end", None, before, final_digest, self.elapsed()], last=True)
+                pid = os.fork()
+            except OSError:
+                pid = -1
+            if pid == 0:
+                server.close()
+                for descriptor in inherited:
+                    os.close(descriptor)
+                _keep_live_session(connection, library, runner)
+            os.close(connection)  # a fork that failed: the parent reads the end of the connection, a crashed session
+
+
+def _reap_children(_signum: int, _frame: Any) -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def _keep_live_session(connection: int, library: Functions, runner: Runner) -> None:
+    """In the keeper: say the pid, run the session below, end this process."""
+    status = 0
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this process waits on its session's process
+        _die_with_parent()
+        descendants.become_subreaper()
+        _write_all(connection, encode_frame([os.getpid()]))
+        run_session({"session": 0}, library, runner, connection, live=connection)
+    except BaseException:  # the parent gone (a broken pipe), or apigen's own failure: the connection's end says it
+        status = 1
+    finally:
+        _flush_output()
+        os._exit(status)
 
 
 def _cut(value: Any) -> Any:
@@ -830,13 +937,15 @@ def main() -> int:
     }
     _write_all(replies, encode_frame(ready))
     runner = Runner(library, int(setup.get("max_result_chars") or 4000), memory_limited)
+    if isinstance(setup.get("live_sessions"), int):  # this worker forks live sessions instead of taking batches
+        return serve_live_sessions(setup["live_sessions"], library, runner, (requests.fileno(), replies))
     while True:
         batch = read_frame(requests)
         if batch is None:
             return 0
         for item in batch:
             if isinstance(item, dict):
-                run_session(item, library, runner, requests, replies)
+                run_session(item, library, runner, replies, inherited=(requests.fileno(), replies))
                 continue
             call_id, name, arguments = item
             reply = runner.run(call_id, name, arguments)
