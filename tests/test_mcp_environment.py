@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from apigen_cli.execution.mcp import McpOptions, McpServer
@@ -22,6 +23,7 @@ from apigen_cli.execution.sessions import SessionOutcome, SessionRequest
 
 from .conftest import PROJECT, invoke, parse_stdout, read_jsonl, write_jsonl
 from .doc_pages import page_with
+from .test_hostile_processes import gone_soon
 
 TODO_SERVER = f"todo={sys.executable} {Path(__file__).with_name('mcp_todo_server.py')}"
 
@@ -405,3 +407,30 @@ def test_simulate_keeps_one_server_for_a_whole_conversation_and_one_for_the_gold
     started = [path.read_text().split() for path in pids.glob("*.pids")]
     assert len(started) == 3  # the tools listed, the conversation, the gold
     assert [pid for pair in started for pid in map(int, pair) if _alive(pid)] == []
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_simulate_stopped_mid_conversation_leaves_no_server_behind(tmp_path: Path, how: signal.Signals) -> None:
+    """The conversation's server and the gold's, each held in a call that would last 600 s: Ctrl-C ends the run
+    (130) and both, a kill -9 of apigen takes them down with it."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    hang = {"name": "hang", "arguments": {"seconds": 600}}
+    write_jsonl(tmp_path / "blueprints.jsonl", [{**BLUEPRINTS[0], "actions": [hang, *BLUEPRINTS[0]["actions"]]}])
+    command = [sys.executable, "-m", "apigen_cli", "simulate", str(tmp_path / "blueprints.jsonl"), "-m", "offline"]
+    command += ["--mcp", f"{TODO_SERVER} --pids {pids}", "--exec-timeout", "600", "-O", "offline_error_rate=0"]
+    command += ["-o", str(tmp_path / "out.jsonl")]
+    process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(pids.glob("*.hanging"))) < 2:  # held there: the conversation's server and the gold's
+            assert time.monotonic() < deadline and process.poll() is None, "the hanging calls never started"
+            time.sleep(0.05)
+        process.send_signal(how)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == (130 if how == signal.SIGINT else -signal.SIGKILL), err
+    started = [int(pid) for path in pids.glob("*.pids") for pid in path.read_text().split()]
+    assert len(started) == 2 * 3  # the tools listed, the conversation, the gold: a server and its child each
+    assert [pid for pid in started if not gone_soon(pid, 30)] == []

@@ -107,6 +107,7 @@ class Simulation:
         stop = threading.Event()
         with ThreadPoolExecutor(max(1, self.concurrency), thread_name_prefix="apigen-conversation") as pool:
             window: deque[Future[list[Row]]] = deque()
+            ended = False
             try:
                 for index, blueprint in enumerate(blueprints, start=first):
                     window.append(pool.submit(self._stamped, index, blueprint, stop))
@@ -114,10 +115,13 @@ class Simulation:
                         yield from window.popleft().result()
                 while window:
                     yield from window.popleft().result()
+                ended = True
             finally:
                 stop.set()  # an early end (an error, a closed pipe): conversations still running stop at their next step
                 for future in window:
                     future.cancel()
+                if not ended:  # and a call in flight (a hung one too) ends now, so that their threads return
+                    self.sessions.close()
 
     def _stamped(self, index: int, blueprint: Row, stop: threading.Event) -> list[Row]:
         rows = self._attempts(blueprint, stop)

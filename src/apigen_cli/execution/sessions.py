@@ -209,10 +209,13 @@ class LiveRun(Protocol):
 
 class LiveEnvironment(Protocol):
     """What simulate asks of its environment, from any thread: a live session per conversation (``open``), a session
-    run whole while the caller does other things (``start_whole``: the gold's), and sessions run whole (the check's)."""
+    run whole while the caller does other things (``start_whole``: the gold's), sessions run whole (the check's), and
+    ``close``, which ends every session at once, a call in flight too."""
 
     def open(self, key: Any, environment: Any, *, defaults: bool = False) -> LiveRun: ...
 
     def start_whole(self, request: SessionRequest) -> LiveRun: ...
 
     def run_sessions(self, requests: Iterable[SessionRequest]) -> Iterator[SessionOutcome]: ...
+
+    def close(self) -> None: ...
