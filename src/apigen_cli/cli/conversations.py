@@ -52,6 +52,11 @@ if TYPE_CHECKING:  # the multi-turn modules load when a multi-turn command runs,
     from ..stages.exec_check import ExecPolicy
 
 
+def command_as_typed(ctx: typer.Context) -> str:
+    """The command as the user typed it, for the errors of a missing environment (`run --multi-turn`, not `blueprint`)."""
+    return "run --multi-turn" if ctx.params.get("multi_turn") else str(ctx.info_name)
+
+
 def environment_functions(ctx: typer.Context, what_it_replays: str) -> str:
     """The `--functions` path of the environment's classes, which every multi-turn command needs.
 
@@ -65,10 +70,6 @@ def environment_functions(ctx: typer.Context, what_it_replays: str) -> str:
             hint="pass `--functions PATH`, the Python file or folder that defines the environment's classes",
         )
     return str(functions)
-
-
-def command_as_typed(ctx: typer.Context) -> str:
-    return "run --multi-turn" if ctx.params.get("multi_turn") else str(ctx.info_name)
 
 
 def environment_executor(
