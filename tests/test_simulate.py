@@ -235,7 +235,7 @@ def test_the_user_simulator_s_errors_are_read_from_the_conversation() -> None:
     [
         (
             ["-m", "offline"],
-            "error: `simulate` runs the agent's calls on the environment's classes, and no `--functions` names them",
+            "error: `simulate` runs the agent's calls on an environment, and neither `--functions` nor `--mcp` names one",
         ),
         (["--functions", str(STORE), "-m", "offline", "--tools", "nope.jsonl"], "error: `--tools nope.jsonl`: "),
         (["--functions", str(PROJECT / "sample_data" / "functions"), "-m", "offline"], "defines no class with public methods"),

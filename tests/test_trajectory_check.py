@@ -132,7 +132,9 @@ def test_what_keeps_the_check_from_running_rejects_the_row_never_passes_it(runne
 def test_without_functions_it_refuses_to_start(runner: CliRunner) -> None:
     result = invoke(runner, "trajectory-check", str(CONVERSATIONS))
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr.startswith("error: `trajectory-check` replays each conversation on the environment's classes")
+    assert result.stderr.startswith(
+        "error: `trajectory-check` replays each conversation on an environment, and neither `--functions` nor `--mcp` names one"
+    )
 
 
 @pytest.mark.parametrize("workers", [1, 2])

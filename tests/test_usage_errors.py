@@ -30,26 +30,39 @@ def test_a_usage_error_is_an_error_line_and_a_hint(runner: CliRunner, args: list
     assert result.stderr.splitlines() == [first_line, "", hint]
 
 
+_CLASSES = "the environment's classes, and no `--functions` names them"
+_CLASSES_HINT = "hint: pass `--functions PATH`, the Python file or folder that defines the environment's classes"
+_EITHER = (
+    "an environment, and neither `--functions` nor `--mcp` names one"  # the commands an MCP server can be the environment of
+)
+_EITHER_HINT = f"{_CLASSES_HINT}, or `--mcp COMMAND`, an MCP server started afresh for each conversation"
+
+
 @pytest.mark.parametrize(
-    ("args", "what_it_replays"),
+    ("args", "what_it_replays", "hint"),
     [
-        (["trajectory-check", "sample_data/store/conversations.jsonl"], "`trajectory-check` replays each conversation"),
-        (["blueprint", "store_tools.jsonl", "-m", "offline"], "`blueprint` replays each blueprint's actions"),
-        (["simulate", "blueprints.jsonl", "-m", "offline"], "`simulate` runs the agent's calls"),
+        (
+            ["trajectory-check", "sample_data/store/conversations.jsonl"],
+            f"`trajectory-check` replays each conversation on {_EITHER}",
+            _EITHER_HINT,
+        ),
+        (
+            ["blueprint", "store_tools.jsonl", "-m", "offline"],
+            f"`blueprint` replays each blueprint's actions on {_CLASSES}",
+            _CLASSES_HINT,
+        ),
+        (["simulate", "blueprints.jsonl", "-m", "offline"], f"`simulate` runs the agent's calls on {_EITHER}", _EITHER_HINT),
         (
             ["run", "--multi-turn", "store_tools.jsonl", "-m", "offline", "-o"],
-            "`run --multi-turn` replays each blueprint's actions",
+            f"`run --multi-turn` replays each blueprint's actions on {_CLASSES}",
+            _CLASSES_HINT,
         ),
     ],
 )
 def test_a_multi_turn_command_without_functions_says_what_it_would_run_there(
-    runner: CliRunner, tmp_path: Path, args: list[str], what_it_replays: str
+    runner: CliRunner, tmp_path: Path, args: list[str], what_it_replays: str, hint: str
 ) -> None:
-    """Each command says it in the same words, naming what it would have run on the classes."""
+    """Each command says it in the same words, naming what it would have run on the classes (or on the server)."""
     result = invoke(runner, *args, *([str(tmp_path / "out.jsonl")] if args[-1] == "-o" else []))
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr.splitlines() == [
-        f"error: {what_it_replays} on the environment's classes, and no `--functions` names them",
-        "",
-        "hint: pass `--functions PATH`, the Python file or folder that defines the environment's classes",
-    ]
+    assert result.stderr.splitlines() == [f"error: {what_it_replays}", "", hint]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -42,9 +44,17 @@ from .stages import StageRun, finish_stage, run_stage_command
 if TYPE_CHECKING:  # the multi-turn modules load when a multi-turn command runs, not for every command
     from ..conversations.blueprint import BlueprintRun
     from ..conversations.blueprint_generation import BlueprintPlan
+    from ..conversations.conversation_review import ConversationReview
     from ..conversations.simulation import Simulation, SimulationTally
     from ..execution.executor import Executor
+    from ..execution.mcp_environment import McpEnvironment
+    from ..execution.sessions import LiveEnvironment
     from ..stages.exec_check import ExecPolicy
+
+
+def command_as_typed(ctx: typer.Context) -> str:
+    """The command as the user typed it, for the errors of a missing environment (`run --multi-turn`, not `blueprint`)."""
+    return "run --multi-turn" if ctx.params.get("multi_turn") else str(ctx.info_name)
 
 
 def environment_functions(ctx: typer.Context, what_it_replays: str) -> str:
@@ -55,9 +65,8 @@ def environment_functions(ctx: typer.Context, what_it_replays: str) -> str:
     """
     functions = resolved_settings(ctx).values.get("functions")
     if not functions:
-        command = "run --multi-turn" if ctx.params.get("multi_turn") else ctx.info_name
         raise ConfigError(
-            f"`{command}` {what_it_replays} on the environment's classes, and no `--functions` names them",
+            f"`{command_as_typed(ctx)}` {what_it_replays} on the environment's classes, and no `--functions` names them",
             hint="pass `--functions PATH`, the Python file or folder that defines the environment's classes",
         )
     return str(functions)
@@ -74,9 +83,84 @@ def environment_executor(
     return executor, policy
 
 
+StateToolOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--state-tool",
+        metavar="NAME",
+        help="With `--mcp COMMAND` as the environment: the server's tool (no arguments) whose answer is its state; "
+        "without it, the state cannot be read and the gold's outputs are compared instead.",
+    ),
+]
+
+
+def mcp_environment(ctx: typer.Context, state_tool: str | None, what_it_replays: str, at_once: int) -> McpEnvironment | None:
+    """The MCP server `--mcp` names as the environment, when `--functions` is not given (not started); else None.
+
+    ``what_it_replays`` says what the command runs on the environment, for the error without either;
+    ``at_once``: the most servers running whole sessions (replays) at once."""
+    from ..execution.mcp_environment import McpEnvironment, McpEnvironmentOptions, environment_server
+
+    execution = execution_settings_from(resolved_settings(ctx).values)
+    if execution.functions and (execution.mcp or execution.mcp_url):
+        raise ConfigError(
+            "the environment is given twice: `--functions` (Python classes) and `--mcp`/`--mcp-url` (an MCP server)",
+            hint="pass `--functions FILE_OR_FOLDER` or `--mcp COMMAND`, not both",
+        )
+    if execution.functions:
+        if state_tool is not None:
+            raise ConfigError(
+                "`--state-tool` names an MCP server's tool, and the environment is `--functions`'s classes",
+                hint="leave `--state-tool` out: a class's state is read from the class",
+            )
+        return None
+    if not (execution.mcp or execution.mcp_url):
+        raise ConfigError(
+            f"`{command_as_typed(ctx)}` {what_it_replays} on an environment, and neither `--functions` nor `--mcp` names one",
+            hint="pass `--functions PATH`, the Python file or folder that defines the environment's classes, "
+            "or `--mcp COMMAND`, an MCP server started afresh for each conversation",
+        )
+    options = execution.mcp_options()
+    server = environment_server(options.servers)
+    return McpEnvironment(McpEnvironmentOptions(replace(options, servers=(server,)), state_tool, at_once))
+
+
+_CONVERSATION_JUDGE = ("judge_model", "judge_result_chars", "judge_max_tokens", "max_reasks")  # the committee's settings
+
+
+def judge_options() -> dict[str, Any]:
+    """The settings of a committee of judges (`-J`, repeatable): blueprint's review, the conversation judges."""
+    return {name: option for name, option in setting_options("judge").items() if name in _CONVERSATION_JUDGE}
+
+
+def conversation_review(
+    ctx: typer.Context, messages: Messages, resources: ExitStack, seed: int | None = None
+) -> tuple[ConversationReview, LLMClient] | None:
+    """The judges `-J` names for kept conversations, and their service, open; None when no judge is given."""
+    from ..conversations.conversation_review import ConversationReview
+
+    resolved = resolved_settings(ctx)
+    llm = resolved.llm_settings()
+    judges = judge_settings_from({**resolved.values, "include_failed": False}, llm)
+    if not judges.judges:
+        return None
+    chat = resources.enter_context(
+        open_chat_service(
+            replace(llm, models=judges.judges, seed=seed if seed is not None else llm.seed), on_warning=messages.warning
+        )
+    )
+    return ConversationReview.of(chat, judges, resolved.values.get("prompts")), chat
+
+
 @app.command("trajectory-check")
-@with_options(STAGE_IO_GROUP, setting_options("execution"))
-def trajectory_check(ctx: typer.Context) -> None:
+@with_options(
+    STAGE_IO_GROUP,
+    setting_options("execution"),
+    judge_options(),
+    {name: option for name, option in setting_options("llm").items() if name != "model"},
+    {name: option for name, option in setting_options("generation").items() if name == "prompts"},
+)
+def trajectory_check(ctx: typer.Context, state_tool: StateToolOpt = None) -> None:
     """Replay each conversation on its environment; keep it only when the state and what it told the user are right.
 
     Each row names its environment (`"environment": {"ClassName": {initial state}}`,
@@ -84,20 +168,44 @@ def trajectory_check(ctx: typer.Context) -> None:
     and optional `outputs`. The gold actions and the conversation's own calls are
     replayed on fresh instances, in worker processes; the row is kept when both end
     in the same state, every output was told, and every tool message says what the
-    environment says. A kept row gets per-call labels backed by state.
+    environment says. A kept row gets per-call labels backed by state. With
+    `--mcp COMMAND` instead of `--functions`, each replay gets a fresh server.
+    With `-J NAME` (repeatable), judges read each kept conversation and vote.
 
     Examples:
 
         apigen trajectory-check sample_data/store/conversations.jsonl --functions sample_data/store -o verified.jsonl --rejects failed.jsonl
 
         apigen trajectory-check conversations.jsonl --functions my_env.py --exec-timeout 5 --keep-rejected | jq -c '{id, reason}'
+
+        apigen trajectory-check sample_data/todo/conversations.jsonl --mcp 'python sample_data/todo/todo_server.py' --state-tool todo_state -J offline -o todo_checked.jsonl
     """
 
     def setup(messages: Messages, resources: ExitStack) -> StageRun:
+        from ..conversations.conversation_review import judged
         from ..conversations.trajectory_check import trajectory_check as trajectory_check_rows
 
-        executor, _policy = environment_executor(ctx, messages, resources, "replays each conversation")
-        return StageRun(lambda rows: trajectory_check_rows(rows, executor))
+        execution = execution_settings_from(resolved_settings(ctx).values)
+        at_once = execution.options.workers or os.cpu_count() or 1
+        served = mcp_environment(ctx, state_tool, "replays each conversation", at_once)
+        judges = conversation_review(ctx, messages, resources)
+        check: Callable[[Iterable[Row]], Iterator[Row]]
+        if served is not None:
+            resources.callback(served.close)
+            served.list_tools()  # a server that cannot start, or has no such state tool, stops the run before any row
+
+            def check(rows: Iterable[Row]) -> Iterator[Row]:
+                return trajectory_check_rows(rows, served, environment_required=False)
+        else:
+            executor, _policy = environment_executor(ctx, messages, resources, "replays each conversation")
+
+            def check(rows: Iterable[Row]) -> Iterator[Row]:
+                return trajectory_check_rows(rows, executor)
+
+        if judges is None:
+            return StageRun(check)
+        review, chat = judges
+        return StageRun(lambda rows: judged(check(rows), review), counters=chat.progress)
 
     run_stage_command("trajectory-check", ctx.params, setup)
 
@@ -467,6 +575,7 @@ _SIMULATE_GENERATION = ("max_tokens", "prompts")  # of the generation settings, 
     STAGE_IO_GROUP,
     {name: option for name, option in setting_options("generation").items() if name in _SIMULATE_GENERATION},
     {name: option for name, option in setting_options("llm", "execution").items() if name != "workers"},
+    judge_options(),
 )
 def simulate(
     ctx: typer.Context,
@@ -482,6 +591,7 @@ def simulate(
     max_reply_chars: MaxReplyCharsOpt = 8000,
     max_seconds: MaxSecondsOpt = 600.0,
     stop_tools: StopToolsOpt = None,
+    state_tool: StateToolOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Act out each verified blueprint: a simulated user and an agent talk, and a conversation is kept when verified.
@@ -492,6 +602,8 @@ def simulate(
     that ends normally goes through the trajectory check; a failed one is tried
     again, up to `--attempts`, and every failed attempt goes to the rejects with
     its reason and whole conversation. `-m offline` runs a scripted user and agent.
+    With `--mcp COMMAND` instead of `--functions`, the environment is an MCP server,
+    a fresh one for every conversation; with `-J NAME`, judges read each verified attempt.
     With INPUT a file and `-o FILE` the run is resumable: after an interruption
     (Ctrl-C, a crash, kill -9) the same command carries on, asking nothing again
     for the blueprints whose conversations are already written.
@@ -510,7 +622,7 @@ def simulate(
     def setup(messages: Messages, resources: ExitStack) -> StageRun:
         from ..conversations.simulation import SimulationTally
 
-        simulations = SimulationMaker.open(ctx, messages, resources)
+        simulations = SimulationMaker.open(ctx, messages, resources, judges=True)
         seed = chosen_seed(simulations.llm.seed)
         simulation, tally = simulations.make(seed), SimulationTally()
         return StageRun(
@@ -532,10 +644,14 @@ class SimulationMaker:
     chats: list[LLMClient] = field(default_factory=list)  # the services the simulations ask, for the usage lines
 
     @classmethod
-    def open(cls, ctx: typer.Context, messages: Messages, resources: ExitStack) -> SimulationMaker:
-        """Check simulate's settings and start its workers; ``make`` then opens the models for a seed."""
+    def open(cls, ctx: typer.Context, messages: Messages, resources: ExitStack, *, judges: bool = False) -> SimulationMaker:
+        """Check simulate's settings and start its workers; ``make`` then opens the models for a seed.
+
+        ``judges``: `-J` names judges of the conversations (simulate's; in `run --multi-turn`, `-J` is the blueprints')."""
         from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
         from ..conversations.blueprint_sampling import read_text_file
+        from ..conversations.conversation_review import judge_one
+        from ..conversations.mcp_tools import mcp_agent_tools
         from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
         from ..conversations.user_simulator import UserSimulator, load_user_prompt
         from ..execution.live import LiveSessions
@@ -543,21 +659,32 @@ class SimulationMaker:
         params = ctx.params
         resolved = resolved_settings(ctx)
         llm = resolved.llm_settings()
-        functions = environment_functions(ctx, "runs the agent's calls")
         if len(llm.models) != 1:
             raise ConfigError(
                 f"simulate takes one agent model, and {len(llm.models)} are given",
                 hint="pass one `-m NAME` (`-m offline` runs the scripted agent)",
             )
         agent_model = llm.models[0]
-        execution = execution_settings_from(resolved.values)
-        sessions = LiveSessions(functions, replace(execution.options, on_output=function_output(messages)))
-        resources.callback(sessions.close)
-        sessions.start(wait=False)  # the environment's server imports the library while the tools are read here
-        definitions, writes = simulation_tools(params["tools"], functions)
         policy = params["policy"]
         policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
-        sessions.start()  # the library imported meanwhile
+        sessions: LiveEnvironment
+        state_tool = params.get("state_tool")  # simulate's own flag (`run --multi-turn` has no MCP environment)
+        # a server per conversation, and one per blueprint for the gold's replay: at most `--concurrency` of those at once
+        served = mcp_environment(ctx, state_tool, "runs the agent's calls", llm.concurrency)
+        if served is not None:
+            resources.callback(served.close)
+            listed = served.list_tools()  # a server that cannot start, or has no such state tool, stops the run here
+            definitions, writes = mcp_agent_tools(params["tools"], listed, served.options.server.name, state_tool)
+            sessions = served
+        else:
+            functions = environment_functions(ctx, "runs the agent's calls")
+            execution = execution_settings_from(resolved.values)
+            live = LiveSessions(functions, replace(execution.options, on_output=function_output(messages)))
+            resources.callback(live.close)
+            live.start(wait=False)  # the environment's server imports the library while the tools are read here
+            definitions, writes = simulation_tools(params["tools"], functions)
+            live.start()  # the library imported meanwhile
+            sessions = live
         prompts, max_tokens = resolved.values["prompts"], resolved.values["max_tokens"] or None
         bounds = Bounds(
             params["max_turns"],
@@ -582,6 +709,9 @@ class SimulationMaker:
             if user_llm.models != (agent_model,) or params["user_base_url"] or params["user_api_key_env"]:
                 user_chat = resources.enter_context(open_chat_service(user_llm, on_warning=messages.warning))
             maker.chats[:] = dict.fromkeys([chat, user_chat])
+            committee = conversation_review(ctx, messages, resources, seed) if judges else None
+            if committee is not None:
+                maker.chats.append(committee[1])
             return Simulation(
                 Agent(
                     chat,
@@ -600,6 +730,8 @@ class SimulationMaker:
                 keep_all_verified=params["keep_all_verified"],
                 seed=seed,
                 concurrency=llm.concurrency,
+                environment_required=served is None,
+                review=functools.partial(judge_one, review=committee[0]) if committee is not None else None,
             )
 
         maker = cls(make, llm, messages)
@@ -636,7 +768,7 @@ def _simulate_resumable(ctx: typer.Context, overwrite: bool) -> None:
     resumes = "run the same command again: it carries on where it stopped"
     with errors_to_exit_codes(messages, on_interrupt=resumes), ExitStack() as resources:
         where.validate()
-        simulations = SimulationMaker.open(ctx, messages, resources)
+        simulations = SimulationMaker.open(ctx, messages, resources, judges=True)
         seed = chosen_seed(simulations.llm.seed)
         resumed, tally = write_resumable_simulation(ctx, simulations, where, seed, overwrite)
         simulations.say_after(tally, resumed.seed)
@@ -671,6 +803,8 @@ def write_resumable_simulation(
         if name in SETTINGS and SETTINGS[name].decides_rows and name in values
     }
     deciding |= {name: plain_setting(params[name]) for name in _SIMULATE_ITS_OWN}
+    if params.get("state_tool"):  # only when given: a run of Python classes keeps the fingerprint it had
+        deciding["state_tool"] = params["state_tool"]
     deciding["skip_bad_lines"] = where.skip_bad_lines
     files = [where.input, params["tools"], params["policy"], values["functions"], values["prompts"]]
     tally = tally if tally is not None else SimulationTally()

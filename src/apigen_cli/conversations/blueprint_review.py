@@ -97,10 +97,18 @@ def review_rows(rows: Sequence[Row], review: Review) -> list[Problem | None]:
 
 def decide(row: Row, verdicts: Sequence[Verdict]) -> Problem | None:
     """The majority of readable verdicts (a tie fails), recorded under ``blueprint_check.review``."""
+    row["blueprint_check"]["review"], problem = committee_vote(verdicts)
+    return problem
+
+
+def committee_vote(verdicts: Sequence[Verdict]) -> tuple[dict[str, Any], Problem | None]:
+    """What a committee decided: the record of every vote, and the problem when it did not pass (None: passed).
+
+    The majority of readable verdicts decides, a tie fails, and no readable verdict is the first judge's problem."""
     readable = [verdict for verdict in verdicts if verdict.passed is not None]
     yes = sum(1 for verdict in readable if verdict.passed)
     passed = bool(readable) and yes * 2 > len(readable)
-    row["blueprint_check"]["review"] = {
+    record = {
         "ok": passed,
         "judges": [
             {"model": verdict.model, "pass": verdict.passed, "thought": verdict.thought}
@@ -109,11 +117,10 @@ def decide(row: Row, verdicts: Sequence[Verdict]) -> Problem | None:
         ],
     }
     if not readable:
-        return (
-            verdicts[0].problem if verdicts and verdicts[0].problem else Problem("judge_unparseable", "no judge gave a verdict")
-        )
+        problem = verdicts[0].problem if verdicts and verdicts[0].problem else None
+        return record, problem or Problem("judge_unparseable", "no judge gave a verdict")
     if passed:
-        return None
+        return record, None
     reasons = [verdict.thought for verdict in readable if verdict.passed is False and verdict.thought]
     said = reasons[0] if reasons else "the committee found the task wrong"
-    return Problem("review_rejected", f"{len(readable) - yes} of {len(readable)} judges said no: {said}")
+    return record, Problem("review_rejected", f"{len(readable) - yes} of {len(readable)} judges said no: {said}")

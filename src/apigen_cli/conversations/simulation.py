@@ -16,7 +16,9 @@ handling of every session, and each time the agent calls tools only the new call
 their results read. When the conversation ends normally, its final state is read once, and the
 trajectory check takes it instead of replaying the calls (``KnownReplays``); the gold's replay
 runs once per blueprint and serves every attempt. A conversation waiting on its models holds
-only its parked process, and its session ends with it, however it ends.
+only its parked process, and its session ends with it, however it ends. With an MCP server as
+the environment (``execution/mcp_environment.py``), a live session is one server process kept
+for the conversation, the same way.
 
 Blueprints run side by side up to ``concurrency``, each in a thread of its own, each
 conversation sequential inside; outputs come in input order, with at most a window of
@@ -29,7 +31,7 @@ import hashlib
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -37,8 +39,7 @@ from typing import Any
 import orjson
 
 from ..errors import FunctionsError, InputError
-from ..execution.live import LiveSession, LiveSessions
-from ..execution.sessions import SessionOutcome, SessionRequest
+from ..execution.sessions import LiveEnvironment, LiveRun, SessionOutcome, SessionRequest
 from ..library.from_python import PythonImport, from_python
 from ..llm.chat import Tokens
 from ..problems import Problem, RowProblem
@@ -88,13 +89,15 @@ class Simulation:
 
     agent: Agent
     user: UserSimulator
-    sessions: LiveSessions
+    sessions: LiveEnvironment  # `LiveSessions` (Python classes) or `McpEnvironment` (an MCP server)
     writes: frozenset[str]  # the tools that change the state (by the library's effect, else their names)
     bounds: Bounds = field(default_factory=Bounds)
     attempts: int = 3
     keep_all_verified: bool = False
     seed: int = 0
     concurrency: int = 8
+    environment_required: bool = True  # False: the sessions are the environment (an MCP server), blueprints need not name one
+    review: Callable[[Row], Row] | None = None  # judges of a conversation the replay kept (`-J`); one they turn down is retried
 
     def rows(self, blueprints: Iterable[Row], first: int = 0) -> Iterator[Row]:
         """Every blueprint's attempts, in input order: verified ones kept, the others rejected with their reason.
@@ -104,6 +107,7 @@ class Simulation:
         stop = threading.Event()
         with ThreadPoolExecutor(max(1, self.concurrency), thread_name_prefix="apigen-conversation") as pool:
             window: deque[Future[list[Row]]] = deque()
+            ended = False
             try:
                 for index, blueprint in enumerate(blueprints, start=first):
                     window.append(pool.submit(self._stamped, index, blueprint, stop))
@@ -111,10 +115,13 @@ class Simulation:
                         yield from window.popleft().result()
                 while window:
                     yield from window.popleft().result()
+                ended = True
             finally:
                 stop.set()  # an early end (an error, a closed pipe): conversations still running stop at their next step
                 for future in window:
                     future.cancel()
+                if not ended:  # and a call in flight (a hung one too) ends now, so that their threads return
+                    self.sessions.close()
 
     def _stamped(self, index: int, blueprint: Row, stop: threading.Event) -> list[Row]:
         rows = self._attempts(blueprint, stop)
@@ -127,7 +134,7 @@ class Simulation:
             return [blueprint]
         ensure_id(blueprint)
         try:
-            plan = BlueprintReading.of(blueprint)
+            plan = BlueprintReading.of(blueprint, environment_required=self.environment_required)
         except RowProblem as error:
             reject(blueprint, STAGE, error.problem)
             return [blueprint]
@@ -180,7 +187,8 @@ class Simulation:
         if ended.code not in (USER_STOP, STOP_TOOL):
             reject(row, STAGE, ended)
             return row
-        return check_conversation(row, replays)
+        checked = check_conversation(row, replays, environment_required=self.environment_required)
+        return self.review(checked) if self.review is not None else checked
 
 
 class KnownReplays:
@@ -189,10 +197,10 @@ class KnownReplays:
     ``SessionRunner`` for ``check_conversation``; what it has not seen runs as a live session of its own.
     A session ``start``ed ahead runs while the conversation talks; leaving the ``with`` ends those never asked for."""
 
-    def __init__(self, sessions: LiveSessions) -> None:
+    def __init__(self, sessions: LiveEnvironment) -> None:
         self.sessions = sessions
         self._known: dict[bytes, SessionOutcome] = {}
-        self._running: dict[bytes, LiveSession] = {}
+        self._running: dict[bytes, LiveRun] = {}
 
     def __enter__(self) -> KnownReplays:
         return self
@@ -242,7 +250,7 @@ class BlueprintReading:
     outputs: list[str]
 
     @classmethod
-    def of(cls, row: Row) -> BlueprintReading:
+    def of(cls, row: Row, *, environment_required: bool = True) -> BlueprintReading:
         instruction = row.get("instruction")
         if not isinstance(instruction, str) or not instruction.strip():
             raise RowProblem("no_instruction", "the blueprint has no `instruction` for the user simulator to act out")
@@ -251,7 +259,7 @@ class BlueprintReading:
         return cls(
             instruction,
             persona if isinstance(persona, str) else None,
-            read_environment(row),
+            read_environment(row, required=environment_required),
             read_actions(row),
             read_outputs(row),
         )
@@ -267,7 +275,7 @@ class Conversation:
         self.stop = stop
         self.messages: list[dict[str, Any]] = [simulation.agent.system_message()]
         self.calls: list[dict[str, Any]] = []  # the calls run so far in the conversation's live session
-        self.session: LiveSession | None = None  # opened at the agent's first calls, kept to the end
+        self.session: LiveRun | None = None  # opened at the agent's first calls, kept to the end
         self.environment_outcome: SessionOutcome | None = None  # the session's, final state and all, when it ended well
         self.turns = 0
         self.prompted = False  # some of the agent's replies were asked with the tools in the prompt

@@ -56,15 +56,18 @@ class _Flight(NamedTuple):
         return all(session is None or session.outcome is not None for session in (self.gold, self.played))
 
 
-def trajectory_check(rows: Iterable[Row], executor: SessionPool, *, in_flight: int = IN_FLIGHT) -> Iterator[Row]:
+def trajectory_check(
+    rows: Iterable[Row], executor: SessionPool, *, in_flight: int = IN_FLIGHT, environment_required: bool = True
+) -> Iterator[Row]:
     """Yield every row, in input order, each conversation kept or rejected by the replay of its calls against its gold actions.
 
     At most ``in_flight`` rows are held at once (being replayed, or done and waiting for an
     older one); each time the oldest is written, the next row is read and its sessions start.
+    ``environment_required=False``: the executor is the environment (an MCP server), rows need not name one.
     """
     flight: deque[_Flight] = deque()
     for row in rows:
-        flight.append(_started(row, executor))
+        flight.append(_started(row, executor, environment_required))
         executor.poll()
         while flight and flight[0].done:
             yield _finished(flight.popleft())
@@ -76,10 +79,10 @@ def trajectory_check(rows: Iterable[Row], executor: SessionPool, *, in_flight: i
         yield _finished(flight.popleft())
 
 
-def check_conversation(row: Row, runner: SessionRunner) -> Row:
+def check_conversation(row: Row, runner: SessionRunner, *, environment_required: bool = True) -> Row:
     """One row checked on its own, its two sessions run together (``simulate``, which keeps its own
     conversations in flight and may already know a replay's outcome)."""
-    transcript = _readable(row)
+    transcript = _readable(row, environment_required)
     if transcript is None:
         return row
     gold, played = runner.run_sessions(_requests(transcript))
@@ -95,8 +98,8 @@ def _requests(transcript: Transcript) -> tuple[SessionRequest, SessionRequest]:
     )
 
 
-def _started(row: Row, executor: SessionPool) -> _Flight:
-    transcript = _readable(row)
+def _started(row: Row, executor: SessionPool, environment_required: bool) -> _Flight:
+    transcript = _readable(row, environment_required)
     if transcript is None:
         return _Flight(row, None, None, None)
     gold, played = (executor.submit_session(request) for request in _requests(transcript))
@@ -111,13 +114,13 @@ def _finished(flight: _Flight) -> Row:
     return flight.row
 
 
-def _readable(row: Row) -> Transcript | None:
+def _readable(row: Row, environment_required: bool = True) -> Transcript | None:
     """The row's transcript, or None after rejecting the row (or passing on one an earlier stage rejected)."""
     if REJECTED_BY in row:
         return None
     ensure_id(row)
     try:
-        return read_transcript(row)
+        return read_transcript(row, environment_required=environment_required)
     except RowProblem as error:
         reject(row, STAGE, error.problem)
         return None
@@ -130,9 +133,11 @@ def _settle(row: Row, transcript: Transcript, gold: SessionOutcome, played: Sess
     verdict = judge(transcript, replay_of(gold), replay_of(played), lines)
     if verdict.problem is not None:
         reject(row, STAGE, verdict.problem)
+        if verdict.checks:
+            row[RESULT_FIELD] = {"checks": verdict.checks}
         return
     row[KEEP_FIELD] = True
-    row[RESULT_FIELD] = {"final_digest": played.final_digest, "calls": verdict.labels}
+    row[RESULT_FIELD] = {"final_digest": played.final_digest, "calls": verdict.labels, "checks": verdict.checks}
 
 
 def replay_of(outcome: SessionOutcome) -> Replay:
@@ -146,7 +151,9 @@ def replay_of(outcome: SessionOutcome) -> Replay:
             call.outcome.truncated,
             bool(call.changed),
             tuple(change.path for change in call.changes),
+            call.arguments,
         )
         for call in outcome.calls
     ]
-    return Replay(outcome.problem, calls, outcome.final_state, outcome.final_digest or "")
+    readable = outcome.problem is not None or outcome.final_digest is not None
+    return Replay(outcome.problem, calls, outcome.final_state, outcome.final_digest or "", readable)

@@ -42,9 +42,14 @@ class Transcript:
     tool_messages: dict[str, Any] = field(default_factory=dict)  # call id -> the tool message's content
 
 
-def read_environment(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The row's ``environment``: class names to their initial state (each an object)."""
+def read_environment(row: Mapping[str, Any], *, required: bool = True) -> dict[str, dict[str, Any]]:
+    """The row's ``environment``: class names to their initial state (each an object).
+
+    ``required=False``: the environment is not the row's to name (an MCP server, which starts in its own
+    state), so a row without one reads as none."""
     environment = row.get(ENVIRONMENT)
+    if environment is None and not required:
+        return {}
     if environment is None:
         raise RowProblem("no_environment", "the row has no `environment` (class names to their initial state)")
     if not isinstance(environment, dict) or not environment:
@@ -90,9 +95,9 @@ def read_outputs(row: Mapping[str, Any]) -> list[str]:
     return outputs
 
 
-def read_transcript(row: Mapping[str, Any]) -> Transcript:
+def read_transcript(row: Mapping[str, Any], *, environment_required: bool = True) -> Transcript:
     """The conversation row read whole, or a ``RowProblem`` saying what keeps it from being checked."""
-    environment = read_environment(row)
+    environment = read_environment(row, required=environment_required)
     actions = read_actions(row)
     outputs = read_outputs(row)
     chat = read_chat(row.get(MESSAGES))

@@ -12,6 +12,13 @@ Graded as tau-bench and BFCL grade, and failing closed where they fail open:
    (``tool_result_mismatch``): a conversation whose tools said other things than the
    environment does was not made against this environment.
 
+Where the state cannot be read (an MCP server with no state tool), step 3 is replaced by the
+gold's outputs: each gold action must be among the conversation's calls, in order, with the
+same arguments (``gold_call_missing``), and return there what it returned on the gold's
+replay (``gold_output_mismatch``): a server left in another state answers otherwise. Every
+verdict says which checks ran and how each went (``checks``: ``passed``, ``failed``,
+``not_readable`` for the state, ``not_needed`` for the gold's outputs when the state was read).
+
 A call that errors is not by itself a failure (agents recover). A kept row gets per-call
 labels backed by state: ok or not, whether the call changed the state, and whether its
 change survives to the final state (no later call changed the same place).
@@ -42,6 +49,7 @@ class ReplayedCall:
     truncated: bool = False  # the result was shortened: it cannot be compared whole
     changed: bool = False  # the state differed after it
     changed_paths: tuple[str, ...] = ()  # where (``Store.orders["o-2"].status``), as far as recorded
+    arguments: Any = None  # what it was called with (matched against the gold's where the state cannot be read)
 
 
 @dataclass(frozen=True)
@@ -52,12 +60,17 @@ class Replay:
     calls: list[ReplayedCall] = field(default_factory=list)
     final_state: Any = None
     final_digest: str = ""
+    state_readable: bool = True  # False: the environment offers no way to read its state (an MCP server without a state tool)
+
+
+PASSED, FAILED, NOT_READABLE, NOT_NEEDED = "passed", "failed", "not_readable", "not_needed"
 
 
 @dataclass(frozen=True)
 class Verdict:
     problem: Problem | None
     labels: list[dict[str, Any]] = field(default_factory=list)
+    checks: dict[str, str] = field(default_factory=dict)  # each check that ran, in order, and how it went
 
 
 def judge(transcript: Transcript, gold: Replay, played: Replay, diff_lines: Sequence[str] = ()) -> Verdict:
@@ -72,22 +85,74 @@ def judge(transcript: Transcript, gold: Replay, played: Replay, diff_lines: Sequ
             return Verdict(Problem("gold_action_error", f"gold action {position} `{call.name}` failed: {call.error}"))
     if played.problem is not None:
         return Verdict(played.problem)
-    if played.final_digest != gold.final_digest:
-        shown = list(diff_lines[:DIFF_LINES]) + (
-            [f"+{len(diff_lines) - DIFF_LINES} more"] if len(diff_lines) > DIFF_LINES else []
-        )
-        where = "; ".join(shown) if shown else "the final states differ"
-        return Verdict(
-            Problem("state_mismatch", f"the conversation's final state is not the gold actions' (gold -> conversation): {where}")
-        )
+    checks: dict[str, str] = {}
+
+    def failed(check: str, problem: Problem) -> Verdict:
+        return Verdict(problem, checks=checks | {check: FAILED})
+
+    if gold.state_readable and played.state_readable:
+        checks["state"] = PASSED
+        checks["gold_outputs"] = NOT_NEEDED
+        if played.final_digest != gold.final_digest:
+            return failed("state", _state_mismatch(diff_lines))
+    else:
+        checks["state"] = NOT_READABLE
+        problem = gold_outputs_problem(gold, played)
+        if problem is not None:
+            return failed("gold_outputs", problem)
+        checks["gold_outputs"] = PASSED
     missing = missing_outputs(transcript)
     if missing:
         told = ", ".join(f"`{output}`" for output in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        return Verdict(Problem("missing_output", f"no assistant message tells the user {told}"))
+        return failed("told", Problem("missing_output", f"no assistant message tells the user {told}"))
+    checks["told"] = PASSED
     mismatch = _tool_message_mismatch(transcript, played)
     if mismatch is not None:
-        return Verdict(mismatch)
-    return Verdict(None, call_labels(played))
+        return failed("tool_messages", mismatch)
+    checks["tool_messages"] = PASSED
+    return Verdict(None, call_labels(played), checks)
+
+
+def _state_mismatch(diff_lines: Sequence[str]) -> Problem:
+    shown = list(diff_lines[:DIFF_LINES]) + ([f"+{len(diff_lines) - DIFF_LINES} more"] if len(diff_lines) > DIFF_LINES else [])
+    where = "; ".join(shown) if shown else "the final states differ"
+    return Problem("state_mismatch", f"the conversation's final state is not the gold actions' (gold -> conversation): {where}")
+
+
+def gold_outputs_problem(gold: Replay, played: Replay) -> Problem | None:
+    """Where the state cannot be read: each gold action made by the conversation, in order, with the same arguments,
+    returning what it returned on the gold's replay; or why not. Calls between them are free (agents look things up)."""
+    start = 0
+    for number, wanted in enumerate(gold.calls, start=1):
+        found = next(
+            (
+                index
+                for index in range(start, len(played.calls))
+                if played.calls[index].name == wanted.name and _same_value(played.calls[index].arguments, wanted.arguments)
+            ),
+            None,
+        )
+        if found is None:
+            return Problem(
+                "gold_call_missing",
+                f"gold action {number} `{wanted.name}` {show_value(wanted.arguments, 120)} is not among the conversation's "
+                "calls after the gold actions before it (the state cannot be read, so each gold action must be made, in order)",
+            )
+        call, start = played.calls[found], found + 1
+        if call.ok != wanted.ok or (call.ok and not _same_result(call, wanted)):
+            gave = call.result if call.ok else call.error
+            return Problem(
+                "gold_output_mismatch",
+                f"gold action {number} `{wanted.name}` returns {show_value(wanted.result, 120)} on the gold's replay, but "
+                f"{show_value(gave, 120)} as call {found + 1} of the conversation's: the server was left in another state",
+            )
+    return None
+
+
+def _same_result(call: ReplayedCall, wanted: ReplayedCall) -> bool:
+    if call.truncated or wanted.truncated:  # cut results compare as they were cut, both at the same length
+        return call.truncated == wanted.truncated and call.result == wanted.result
+    return _same_value(call.result, wanted.result)
 
 
 def call_labels(played: Replay) -> list[dict[str, Any]]:

@@ -585,14 +585,19 @@ class McpCaller:
             ) from None
         return tools
 
-    def close(self) -> None:
-        """End every session (the SDK stops stdio servers and what they started); bounded."""
-        loop, thread = self._loop, self._thread
-        if thread is None:
-            return
+    def stop_soon(self) -> None:
+        """Tell every session to end, without waiting for it (``close`` waits); calls in flight end with an error."""
+        loop = self._loop
         if loop is not None and self._stop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._stop.set)
+
+    def close(self) -> None:
+        """End every session (the SDK stops stdio servers and what they started); bounded."""
+        thread = self._thread
+        if thread is None:
+            return
+        self.stop_soon()
         thread.join(_CLOSE_SECONDS)
         self._thread = None
 

@@ -14,9 +14,9 @@ next) is told in ``worker.run_session``; the frames it sends are read here.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..environments.state import Change, Diff
 from ..problems import Problem
@@ -187,3 +187,35 @@ class SessionPending:
             calls=tuple(self._done_calls),
             seconds=self._seconds,
         )
+
+
+class LiveRun(Protocol):
+    """One live session, as a conversation drives it: ``run`` its calls step by step, ``end`` for the final state,
+    ``close`` in any case (``live.LiveSession`` on Python classes, ``mcp_environment.McpLiveSession`` on a server)."""
+
+    @property
+    def outcome(self) -> SessionOutcome | None: ...
+
+    def run(self, calls: Sequence[Mapping[str, Any]]) -> tuple[SessionCall, ...]: ...
+
+    def end(self) -> SessionOutcome: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> LiveRun: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+class LiveEnvironment(Protocol):
+    """What simulate asks of its environment, from any thread: a live session per conversation (``open``), a session
+    run whole while the caller does other things (``start_whole``: the gold's), sessions run whole (the check's), and
+    ``close``, which ends every session at once, a call in flight too."""
+
+    def open(self, key: Any, environment: Any, *, defaults: bool = False) -> LiveRun: ...
+
+    def start_whole(self, request: SessionRequest) -> LiveRun: ...
+
+    def run_sessions(self, requests: Iterable[SessionRequest]) -> Iterator[SessionOutcome]: ...
+
+    def close(self) -> None: ...

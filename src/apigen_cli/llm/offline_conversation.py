@@ -32,6 +32,7 @@ import orjson
 
 from .chat import tool_reply
 from .offline import DEFAULT_ERROR_RATE, _rng, _TaskError
+from .offline_blueprint import _texts, _vote
 
 STOP = "###STOP###"
 AGENT_SLIPS = ("wrong_argument", "skipped_write", "double_write", "untold_output")
@@ -215,3 +216,39 @@ def _spoiled(value: str) -> str:
         if value[position].isdigit():
             return value[:position] + str((int(value[position]) + 1) % 10) + value[position + 1 :]
     return value[:-1] if len(value) > 1 else value + "x"
+
+
+def review(task: Mapping[str, Any], *, key: str = "", seed: int | None = None, error_rate: float = DEFAULT_ERROR_RATE) -> str:
+    """A judge's ``{"thought", "pass"}`` on a conversation: is every value its calls use one it heard?
+
+    Heard: said by the user, or returned by an earlier call (a tool message), case aside. An id the
+    agent guessed passes a replay that happens to find it; this rule catches it."""
+    messages = task.get("messages")
+    if not isinstance(messages, list):
+        raise _TaskError("the conversation review task needs `messages`")
+    heard: list[str] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") in ("user", "tool"):
+            content = message.get("content")
+            heard.append((content if isinstance(content, str) else orjson.dumps(content).decode()).lower())
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict):
+                continue
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                try:
+                    arguments = orjson.loads(arguments)
+                except orjson.JSONDecodeError:
+                    return _vote(f"the call `{function.get('name')}` has arguments that are not JSON", passed=False)
+            for name, value in (arguments or {}).items() if isinstance(arguments, dict) else ():
+                for text in _texts(value):
+                    if not any(text.lower() in earlier for earlier in heard):
+                        return _vote(
+                            f"the call `{function.get('name')}` uses {name} {text!r}, which the user never gave "
+                            "and no earlier call returned",
+                            passed=False,
+                        )
+    return _vote("every value the calls use was given by the user or returned by an earlier call", passed=True)

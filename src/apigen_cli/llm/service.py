@@ -138,6 +138,7 @@ class LLMClient:
                 "blueprint_review": offline_blueprint.review,
                 "simulated_user": offline_conversation.user,
                 "simulated_agent": offline_conversation.agent,
+                "conversation_review": offline_conversation.review,
             },
         )
         self._http_arguments: dict[str, Any] = {"transport": transport, "wait": wait, "sleep": sleep, "environ": environ}
