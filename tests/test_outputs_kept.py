@@ -318,8 +318,8 @@ def _state_has_a_finished_request(path: Path) -> bool:
 @contextmanager
 def _child(args: list[str], **options: Any) -> Iterator[subprocess.Popen[bytes]]:
     """``apigen ARGS`` as a real process; killed if the test leaves it running."""
-    # APIGEN_DEBUG=1 keeps apigen dumpable: its /proc/PID/wchan is readable by the test without root's rights
-    environment = cli_env(APIGEN_DEBUG="1")
+    # APIGEN_DUMPABLE=1 keeps apigen dumpable: its /proc/PID/wchan is readable by the test without root's rights
+    environment = cli_env(APIGEN_DUMPABLE="1")
     process = subprocess.Popen([*APIGEN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, **options)
     try:
         yield process
