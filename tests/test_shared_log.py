@@ -8,20 +8,18 @@ the test does not read yet), the second waiting behind it. Then it reads the FIF
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from .conftest import write_jsonl
-from .run_helpers import APIGEN, cli_env
+from .run_helpers import held_apigen, wait_until
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/task/*/wchan, which only Linux has")
 
@@ -37,27 +35,16 @@ def _waiting_in(process: subprocess.Popen[bytes]) -> list[str]:
     return found
 
 
-def _until_waiting(process: subprocess.Popen[bytes], *where: str, seconds: float = 60.0) -> None:
-    """Until one of the process's threads waits in a kernel function whose name holds one of ``where``."""
-    deadline = time.monotonic() + seconds
-    while not any(part in name for name in _waiting_in(process) for part in where):
-        assert process.poll() is None, "apigen ended before it reached the point the test holds it at"
-        assert time.monotonic() < deadline, f"apigen never waited in {where}: {_waiting_in(process)}"
-        time.sleep(0.02)
+def _waits_in(process: subprocess.Popen[bytes], *where: str) -> bool:
+    """One of the process's threads waits in a kernel function whose name holds one of ``where``."""
+    return any(part in name for name in _waiting_in(process) for part in where)
 
 
-@contextmanager
-def _logging_to(log: Path, apis: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``apigen generate`` of one row with the offline model, its exchange logged to ``log``; killed if left running."""
-    command = [*APIGEN, "generate", str(apis), "-m", "offline", "-n", "1", "--seed", "1", "-q", "--log-llm", str(log)]
-    # APIGEN_DUMPABLE=1 keeps apigen dumpable: its /proc/PID/task/*/wchan is readable by the test without root's rights
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env(APIGEN_DUMPABLE="1"))
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
+def _logging_to(log: Path, apis: Path, out: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """``apigen generate`` of one row with the offline model, its exchange logged to ``log``."""
+    return held_apigen(
+        ["generate", str(apis), "-m", "offline", "-n", "1", "--seed", "1", "-q", "-o", str(out), "--log-llm", str(log)]
+    )
 
 
 @linux_only
@@ -68,15 +55,18 @@ def test_two_processes_logging_to_one_fifo_write_whole_lines(tmp_path: Path) -> 
     os.mkfifo(log)
     reader = os.open(log, os.O_RDONLY | os.O_NONBLOCK)  # open, so the writers may open theirs; read only once both wait
     try:
-        with _logging_to(log, apis) as first:
-            _until_waiting(first, "pipe_write")  # mid-line: the FIFO is full
-            with _logging_to(log, apis) as second:
-                _until_waiting(second, "pipe_write", "lock")  # behind the first: on the FIFO, or on the log's lock
+        with _logging_to(log, apis, tmp_path / "first.jsonl") as first:
+            wait_until(first, lambda: _waits_in(first, "pipe_write"), "mid-line, on the full FIFO")
+            with _logging_to(log, apis, tmp_path / "second.jsonl") as second:
+                wait_until(
+                    second, lambda: _waits_in(second, "pipe_write", "lock"), "behind the first: on the FIFO, or on the log's lock"
+                )
                 fcntl.fcntl(reader, fcntl.F_SETFL, 0)
                 with os.fdopen(reader, "rb") as stream:
                     reader = -1
                     written = stream.read()
-                assert first.wait() == 0 and second.wait() == 0
+                for process in (first, second):
+                    assert process.wait() == 0, process.communicate()[1]
     finally:
         if reader >= 0:
             os.close(reader)
