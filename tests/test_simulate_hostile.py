@@ -153,3 +153,50 @@ def test_a_conversation_that_reaches_a_bound_ends_with_its_reason(
         assert sum(1 for message in row["messages"] if message["role"] == "tool") == 4
     if reason == "turn_limit":
         assert sum(1 for message in row["messages"] if message["role"] == "user") == 3
+
+
+def _agent_calling_add_note_with(arguments_json: str) -> Any:
+    """A server whose agent calls ``add_note`` with ``arguments_json`` written into its reply as it is (any depth)."""
+
+    def handle(request: Received) -> Reply:
+        body = request.json
+        if str(body["messages"][0].get("content", "")).startswith(_USER_RULES):
+            return Reply.chat("Please add a note that says hello.")
+        answer = completion("", str(body["model"]), 11, 7)
+        answer["choices"][0]["message"]["tool_calls"] = "CALLS"
+        call = '[{"id": "c", "type": "function", "function": {"name": "add_note", "arguments": ' + arguments_json + "}}]"
+        return Reply(body=orjson.dumps(answer).decode().replace('"CALLS"', call).encode())
+
+    return handle
+
+
+def _nested(depth: int) -> str:
+    return '{"a": ' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (_nested(150), "the reply's `tool_calls` are nested deeper than 100 levels"),
+        (
+            _nested(300),
+            "the reply's `tool_calls` are nested deeper than 100 levels",
+        ),  # past what orjson writes: it crashed the run
+        (
+            orjson.dumps('{"text": "hello", "b": ' + _nested(300) + "}").decode(),  # a JSON string, read when the call is made
+            "the agent's call `add_note` has arguments nested deeper than 100 levels",
+        ),
+    ],
+    ids=["object-150", "object-300", "string-300"],
+)
+def test_an_agent_call_nested_too_deep_ends_its_conversation_not_the_run(
+    workshop: Path, tmp_path: Path, arguments: str, said: str
+) -> None:
+    with LLMServer(handler=_agent_calling_add_note_with(arguments)) as server:
+        _result, kept, failed = simulate(
+            tmp_path, workshop, [blueprint("one")], "--base-url", server.url, "-m", "agent", "--user-model", "user"
+        )
+    assert kept == []
+    [row] = failed
+    assert (row["rejected_by"], row["reason"]) == ("simulate", "too_deep"), row["reason_detail"]
+    assert said in row["reason_detail"]

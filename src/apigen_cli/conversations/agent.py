@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import orjson
 
 from ..llm.chat import OFFLINE_MODEL, TOOLS_REFUSED, ChatRequest, ChatResult, Tokens
-from ..problems import Problem
+from ..problems import TOO_DEEP, TOO_DEEP_TEXT, Problem, may_be_too_deep, too_deep
 from ..stages.extract import NOT_FOUND, find_json
 from ..stages.prompts import Template, load_prompt_pair
 
@@ -129,9 +129,13 @@ class Agent:
             problem = result.error or Problem("llm_error", "the agent's reply has no text")
             return AgentTurn(problem=Problem(problem.code, f"the agent's request failed: {problem.message}"), tokens=tokens)
         used = {call.get("id") for message in messages for call in message.get("tool_calls") or () if isinstance(call, dict)}
-        if native:
-            return replace(read_native(result.text, used), tokens=tokens)
-        return replace(read_prompted(result.text, used), prompted=True, tokens=tokens)
+        turn = (
+            replace(read_native(result.text, used), tokens=tokens)
+            if native
+            else replace(read_prompted(result.text, used), prompted=True, tokens=tokens)
+        )
+        deep = _too_deep_call(turn.tool_calls)
+        return turn if deep is None else AgentTurn(problem=deep, prompted=turn.prompted, tokens=tokens)
 
     def _request(
         self, key: str, messages: list[dict[str, Any]], native: bool, offline_task: dict[str, Any], options: dict[str, Any]
@@ -189,6 +193,26 @@ def read_prompted(text: str, used: set[Any]) -> AgentTurn:
             used = used | {call_id}
             calls.append(_call(call_id, call.get("name"), call.get("arguments")))
     return AgentTurn("", calls)
+
+
+def _too_deep_call(calls: list[dict[str, Any]]) -> Problem | None:
+    """A call whose arguments (a JSON string, read as the environment will read it) nest past what apigen reads.
+
+    Such arguments could be neither replayed nor written back out (the encoder stops at 254
+    levels): the conversation ends with ``too_deep`` rather than the run.
+    """
+    for call in calls:
+        arguments = call["function"]["arguments"]
+        if not may_be_too_deep(arguments):
+            continue
+        try:
+            where = too_deep(orjson.loads(arguments))
+        except orjson.JSONDecodeError:
+            continue  # not JSON: the call is answered with an error, not made
+        if where is not None:
+            name = call["function"]["name"]
+            return Problem(TOO_DEEP, f"the agent's call `{name[:80]}` has arguments {TOO_DEEP_TEXT} (at `{where}`)")
+    return None
 
 
 def _fresh_id(used: set[Any], number: int) -> str:
