@@ -184,7 +184,7 @@ def _nested(depth: int) -> str:
         ),  # past what orjson writes: it crashed the run
         (
             orjson.dumps('{"text": "hello", "b": ' + _nested(300) + "}").decode(),  # a JSON string, read when the call is made
-            "the agent's call `add_note` has arguments nested deeper than 100 levels",
+            "the agent's call `add_note` has arguments nested deeper than 92 levels",
         ),
     ],
     ids=["object-150", "object-300", "string-300"],

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 import orjson
 
 from ..llm.chat import OFFLINE_MODEL, TOOLS_REFUSED, ChatRequest, ChatResult, Tokens
-from ..problems import TOO_DEEP, TOO_DEEP_TEXT, Problem, may_be_too_deep, too_deep
+from ..problems import TOO_DEEP, Problem, may_be_too_deep, too_deep
+from ..rows.chat import ARGUMENTS_TOO_DEEP_TEXT, MAX_ARGUMENTS_DEPTH
 from ..stages.extract import NOT_FOUND, find_json
 from ..stages.prompts import Template, load_prompt_pair
 
@@ -196,22 +197,22 @@ def read_prompted(text: str, used: set[Any]) -> AgentTurn:
 
 
 def _too_deep_call(calls: list[dict[str, Any]]) -> Problem | None:
-    """A call whose arguments (a JSON string, read as the environment will read it) nest past what apigen reads.
+    """A call whose arguments (a JSON string, read as the environment will read it) nest past what a row may hold.
 
     Such arguments could be neither replayed nor written back out (the encoder stops at 254
     levels): the conversation ends with ``too_deep`` rather than the run.
     """
     for call in calls:
         arguments = call["function"]["arguments"]
-        if not may_be_too_deep(arguments):
+        if not may_be_too_deep(arguments, MAX_ARGUMENTS_DEPTH):
             continue
         try:
-            where = too_deep(orjson.loads(arguments))
+            where = too_deep(orjson.loads(arguments), MAX_ARGUMENTS_DEPTH)
         except orjson.JSONDecodeError:
             continue  # not JSON: the call is answered with an error, not made
         if where is not None:
             name = call["function"]["name"]
-            return Problem(TOO_DEEP, f"the agent's call `{name[:80]}` has arguments {TOO_DEEP_TEXT} (at `{where}`)")
+            return Problem(TOO_DEEP, f"the agent's call `{name[:80]}` has arguments {ARGUMENTS_TOO_DEEP_TEXT} (at `{where}`)")
     return None
 
 
