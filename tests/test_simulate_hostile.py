@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from .conftest import invoke, read_jsonl, write_jsonl
+from .hostile import run_cli
 from .llm_server import LLMServer, Received, Reply, completion
 from .scripted_conversation import _USER_RULES
 
@@ -200,3 +201,21 @@ def test_an_agent_call_nested_too_deep_ends_its_conversation_not_the_run(
     [row] = failed
     assert (row["rejected_by"], row["reason"]) == ("simulate", "too_deep"), row["reason_detail"]
     assert said in row["reason_detail"]
+
+
+def test_a_users_long_message_is_read_for_invented_details_in_linear_time(workshop: Path, tmp_path: Path) -> None:
+    """The scan for details the user invented backtracked over every start of a long word: a message of 800,000
+    letters took about an hour (100,000 took 35 s). Now it takes as long as reading the message: well within the
+    deadline, after which ``run_cli`` kills the process and the test fails."""
+    source = write_jsonl(tmp_path / "blueprints.jsonl", [blueprint("long")])
+    said = "a" * 400_000 + " " + "b-" * 200_000 + " ###STOP###"
+    with LLMServer(handler=scripted(user=said, agent={"content": "Hi, how can I help?"})) as server:
+        ran = run_cli(
+            "simulate", str(source), "--functions", str(workshop), "--base-url", server.url, "-m", "agent",
+            "--user-model", "user", "--max-reply-chars", "2000000", "--attempts", "1", "--seed", "1",
+            "-o", str(tmp_path / "conversations.jsonl"), "--rejects", str(tmp_path / "failed.jsonl"),
+            deadline=120,
+        )  # fmt: skip
+    assert not ran.killed and ran.exit_code == 0, ran.stderr
+    [row] = read_jsonl(tmp_path / "failed.jsonl")
+    assert row["simulation"]["ended_by"] == "user_stop"
