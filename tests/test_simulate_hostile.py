@@ -219,3 +219,41 @@ def test_a_users_long_message_is_read_for_invented_details_in_linear_time(worksh
     assert not ran.killed and ran.exit_code == 0, ran.stderr
     [row] = read_jsonl(tmp_path / "failed.jsonl")
     assert row["simulation"]["ended_by"] == "user_stop"
+
+
+def _agent_naming_a_call(name: Any) -> Any:
+    """An agent that first calls a tool named ``name`` (any JSON value), then adds the note and says so; a user that asks, then stops."""
+
+    def handle(request: Received) -> Reply:
+        body = request.json
+        if str(body["messages"][0].get("content", "")).startswith(_USER_RULES):
+            done = any(message.get("content") == "The note is added." for message in body["messages"])
+            return Reply.chat("###STOP###" if done else "Please add a note that says hello.")
+        answer = completion("", str(body["model"]), 11, 7)
+        results = sum(1 for message in body["messages"] if message["role"] == "tool")
+        if results < 2:
+            called, arguments = (name, {}) if results == 0 else ("add_note", {"text": "hello"})
+            function = {"name": called, "arguments": orjson.dumps(arguments).decode()}
+            answer["choices"][0]["message"].update(
+                content=None, tool_calls=[{"id": f"c{results}", "type": "function", "function": function}]
+            )
+        else:
+            answer["choices"][0]["message"]["content"] = "The note is added."
+        return Reply(body=answer)
+
+    return handle
+
+
+@pytest.mark.parametrize("name", [{"x": 1}, 5, ["add_note"]])
+def test_a_call_whose_name_is_no_string_is_never_written_as_one(workshop: Path, tmp_path: Path, name: Any) -> None:
+    """The row keeps what the model said: a name that was an object is not turned into the text of one (`{'x': 1}`),
+    which a verified conversation would have handed to a trainer as a call the model made."""
+    with LLMServer(handler=_agent_naming_a_call(name)) as server:
+        _result, kept, failed = simulate(
+            tmp_path, workshop, [blueprint("one")], "--base-url", server.url, "-m", "agent", "--user-model", "user"
+        )
+    assert kept == []
+    [row] = failed
+    assert (row["rejected_by"], row["reason"]) == ("trajectory_check", "invalid_tool_call"), row["reason_detail"]
+    [odd] = [call for message in row["messages"] for call in message.get("tool_calls") or ()][:1]
+    assert odd["function"]["name"] == ""

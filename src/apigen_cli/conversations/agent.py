@@ -223,10 +223,18 @@ def _fresh_id(used: set[Any], number: int) -> str:
 
 
 def _call(call_id: str, name: Any, arguments: Any) -> dict[str, Any]:
-    """One call in OpenAI's form; arguments as the model gave them (a string stays a string, to be read by the check)."""
+    """One call in OpenAI's form; arguments as the model gave them (a string stays a string, to be read by the check).
+
+    A name that is no string is no name (``""``): its text (``{'x': 1}``, ``5``) was never what the
+    model called, and the check refuses a call without one, so no verified row holds it.
+    """
     if not isinstance(arguments, str):
         arguments = orjson.dumps(arguments if arguments is not None else {}).decode()
-    return {"id": call_id, "type": "function", "function": {"name": str(name or ""), "arguments": arguments}}
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name if isinstance(name, str) else "", "arguments": arguments},
+    }
 
 
 def prompted_messages(messages: list[dict[str, Any]], tools_block: str) -> list[dict[str, Any]]:
