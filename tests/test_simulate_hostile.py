@@ -171,6 +171,17 @@ def _agent_calling_add_note_with(arguments_json: str) -> Any:
     return handle
 
 
+def _the_one_failed(handler: Any, workshop: Path, tmp_path: Path) -> dict[str, Any]:
+    """Simulate one blueprint against ``handler``'s agent and user; the conversation must fail: its row."""
+    with LLMServer(handler=handler) as server:
+        _result, kept, failed = simulate(
+            tmp_path, workshop, [blueprint("one")], "--base-url", server.url, "-m", "agent", "--user-model", "user"
+        )
+    assert kept == []
+    [row] = failed
+    return dict(row)
+
+
 def _nested(depth: int) -> str:
     return '{"a": ' * depth + "1" + "}" * depth
 
@@ -193,12 +204,7 @@ def _nested(depth: int) -> str:
 def test_an_agent_call_nested_too_deep_ends_its_conversation_not_the_run(
     workshop: Path, tmp_path: Path, arguments: str, said: str
 ) -> None:
-    with LLMServer(handler=_agent_calling_add_note_with(arguments)) as server:
-        _result, kept, failed = simulate(
-            tmp_path, workshop, [blueprint("one")], "--base-url", server.url, "-m", "agent", "--user-model", "user"
-        )
-    assert kept == []
-    [row] = failed
+    row = _the_one_failed(_agent_calling_add_note_with(arguments), workshop, tmp_path)
     assert (row["rejected_by"], row["reason"]) == ("simulate", "too_deep"), row["reason_detail"]
     assert said in row["reason_detail"]
 
@@ -248,12 +254,7 @@ def _agent_naming_a_call(name: Any) -> Any:
 def test_a_call_whose_name_is_no_string_is_never_written_as_one(workshop: Path, tmp_path: Path, name: Any) -> None:
     """The row keeps what the model said: a name that was an object is not turned into the text of one (`{'x': 1}`),
     which a verified conversation would have handed to a trainer as a call the model made."""
-    with LLMServer(handler=_agent_naming_a_call(name)) as server:
-        _result, kept, failed = simulate(
-            tmp_path, workshop, [blueprint("one")], "--base-url", server.url, "-m", "agent", "--user-model", "user"
-        )
-    assert kept == []
-    [row] = failed
+    row = _the_one_failed(_agent_naming_a_call(name), workshop, tmp_path)
     assert (row["rejected_by"], row["reason"]) == ("trajectory_check", "invalid_tool_call"), row["reason_detail"]
     [odd] = [call for message in row["messages"] for call in message.get("tool_calls") or ()][:1]
     assert odd["function"]["name"] == ""
