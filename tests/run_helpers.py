@@ -13,7 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -108,6 +109,29 @@ def generate_args(*extra: str, apis: PathLike = APIS, **flags: Unpack[Flags]) ->
 def apigen_process(args: Sequence[str], *, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
     """``apigen ARGS`` as a real process, to its end; its stdout and stderr kept as text."""
     return subprocess.run([*APIGEN, *args], env=cli_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+@contextmanager
+def held_apigen(args: Sequence[str], **options: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """``apigen ARGS`` as a real process the test holds at known points; killed if the test leaves it running."""
+    # APIGEN_DUMPABLE=1 keeps apigen dumpable: its /proc/PID/wchan is readable by the test without root's rights
+    environment = cli_env(APIGEN_DUMPABLE="1")
+    process = subprocess.Popen([*APIGEN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, **options)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()  # closes its pipes
+
+
+def wait_until(process: subprocess.Popen[bytes], condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    """Hold until ``condition`` is true of the child (checked again and again); fail if it ends or never gets there."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"the child never got to: {what}"
+        time.sleep(0.02)
 
 
 def kill_9_once_written(

@@ -271,3 +271,32 @@ def test_report_reads_past_a_bad_line_only_when_told_and_counts_it(run: Path, tm
     figures = json.loads(result.stdout)
     assert figures["rows"]["unreadable_lines"] == 1
     assert figures["rows"]["read"] == len(read_jsonl(run / "conv.jsonl")) + len(read_jsonl(run / "failed.jsonl")) + 1
+
+
+HOSTILE = [
+    '<script>console.log("INJECTED script")</script>',
+    '"><img src=x onerror="console.log(\'INJECTED img\')">',
+    "</td></tr></table><svg onload=\"console.log('INJECTED svg')\">",
+]
+
+
+def test_markup_in_the_rows_reaches_the_page_and_card_as_text(run: Path, tmp_path: Path) -> None:
+    """Codes come from the rows, which anyone may have written: on the page they are text, never markup that runs."""
+    failed = read_jsonl(run / "failed.jsonl")
+    for number, row in enumerate(failed):
+        hostile = HOSTILE[number % len(HOSTILE)]
+        row["reason"] = hostile
+        row["rejected_by"] = HOSTILE[(number + 1) % len(HOSTILE)]
+        if isinstance(row.get("simulation"), dict):
+            row["simulation"]["ended_by"] = hostile
+            row["simulation"]["user_errors"] = [HOSTILE[(number + 2) % len(HOSTILE)]]
+    rejects = write_jsonl(tmp_path / "failed.jsonl", failed)
+    page, card = tmp_path / "report.html", tmp_path / "card.md"
+    result = invoke(CliRunner(), "report", str(run / "conv.jsonl"), str(rejects), "--html", str(page), "--card", str(card))
+    assert result.exit_code == 0, result.stderr
+    html = page.read_text()
+    for hostile in HOSTILE:
+        assert hostile not in html and hostile.replace('"', "&quot;") not in html
+    assert "&lt;script&gt;" in html  # there, as text
+    assert [line for line in _render(page, tmp_path / "report.png") if "INJECTED" in line] == []
+    assert "<script" not in card.read_text() and "<img" not in card.read_text() and "<svg" not in card.read_text()

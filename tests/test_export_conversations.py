@@ -461,3 +461,34 @@ def test_a_simulated_row_brings_its_own_openai_tools_and_its_users_stop_line(
     [turns] = parse_stdout(sharegpt.stdout)
     assert turns["conversations"][-1]["from"] == "gpt"
     assert [tool["name"] for tool in json.loads(turns["tools"])] == [tool["function"]["name"] for tool in offered]
+
+
+def _with_first_call_arguments(row: dict[str, Any], arguments: str) -> dict[str, Any]:
+    changed: dict[str, Any] = json.loads(json.dumps(row))
+    call = next(call for message in changed["messages"] for call in message.get("tool_calls") or ())
+    call["function"]["arguments"] = arguments
+    return changed
+
+
+@pytest.mark.parametrize("fmt", ["messages", "openai", "sharegpt"])
+def test_arguments_nested_too_deep_in_a_json_string_are_refused_not_exported(runner: CliRunner, store: Path, fmt: str) -> None:
+    """A string hides its depth from the row's check as it is read: read as the object it holds, it is held to the same limit.
+
+    Exported as an object, it made a line apigen itself refused to read back (`too_deep`).
+    """
+    nested = '{"email": "x@example.org", "a": ' + '{"a": ' * 300 + "1" + "}" * 300 + "}"
+    source = write_jsonl(store / f"deep-{fmt}.jsonl", [_with_first_call_arguments(verified_row(store), nested)])
+    result = export(runner, store, "--format", fmt, source=source.name)
+    assert result.exit_code == 0, result.stderr
+    assert parse_stdout(result.stdout) == []
+    assert "1 row could not be exported (too_deep 1)" in result.stderr.splitlines()[-1]
+
+
+def test_trajectory_check_refuses_arguments_nested_too_deep_in_a_json_string(store: Path) -> None:
+    nested = '{"email": "x@example.org", "a": ' + '{"a": ' * 300 + "1" + "}" * 300 + "}"
+    source = write_jsonl(store / "deep-check.jsonl", [_with_first_call_arguments(verified_row(store), nested)])
+    checked = apigen("trajectory-check", str(source), "--functions", str(STORE), "--rejects", "deep-rejects.jsonl", cwd=store)
+    assert checked.returncode == 0, checked.stderr
+    [rejected] = read_jsonl(store / "deep-rejects.jsonl")
+    assert rejected["reason"] == "too_deep", rejected["reason_detail"]
+    assert "tool call 1 `find_user_by_email`" in rejected["reason_detail"]

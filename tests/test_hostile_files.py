@@ -313,3 +313,79 @@ def test_a_fifo_where_a_piped_run_keeps_its_library_is_an_error_not_a_hang(tmp_p
     ran = run_cli(*offline_run(tmp_path, apis="-"), stdin=Path(APIS).read_text(), deadline=60)
     assert not ran.killed, "the run hung on the FIFO"
     assert ran.exit_code == 2 and "is not a regular file" in ran.stderr and "hint: " in ran.stderr, ran.stderr
+
+
+# --- the folders apigen fills (`--cache`, `--batch-dir`) hold nothing else --------------------------------
+
+_GENERATE = ["generate", APIS, "-m", "offline", "-n", "2", "--seed", "1", "-q"]
+
+
+@pytest.mark.parametrize(
+    ("args", "first_line", "hint"),
+    [
+        (
+            lambda t: [*_GENERATE, "-o", str(t / "cache" / "data.jsonl"), "--cache", str(t / "cache")],
+            "error: `--output` names `{t}/cache/data.jsonl`, inside `{t}/cache`, the `--cache` folder, "
+            "which apigen fills with its own files",
+            "hint: give `--output` a file outside `{t}/cache`, or `--cache` another folder",
+        ),
+        (
+            lambda t: offline_run(t, "--cache", str(t)),  # the run's state, lock and rejects sit beside -o: in the cache
+            "error: `--output` names `{t}/out.jsonl`, inside `{t}`, the `--cache` folder, which apigen fills with its own files",
+            "hint: give `--output` a file outside `{t}`, or `--cache` another folder",
+        ),
+        (
+            lambda t: [*_GENERATE, "-o", str(t / "batch"), "--batch-dir", str(t / "batch")],
+            "error: `--output` and `--batch-dir` both name `{t}/batch`, the folder apigen fills with its own files",
+            "hint: give `--output` a file outside `{t}/batch`, or `--batch-dir` another folder",
+        ),
+        (
+            lambda t: [*_GENERATE, "-o", str(t / "o.jsonl"), "--cache", str(t / "shared"), "--batch-dir", str(t / "shared")],
+            "error: `--cache` and `--batch-dir` both name `{t}/shared`, the folder apigen fills with its own files",
+            "hint: give `--cache` and `--batch-dir` a folder each",
+        ),
+        (
+            lambda t: [*_GENERATE, "-o", str(t / "o.jsonl"), "--cache", str(t / "b" / "c"), "--batch-dir", str(t / "b")],
+            "error: `--cache` names `{t}/b/c`, inside `{t}/b`, the `--batch-dir` folder, which apigen fills with its own files",
+            "hint: give `--cache` a folder outside `{t}/b`, or `--batch-dir` another folder",
+        ),
+        (
+            lambda t: [
+                *_GENERATE,
+                "-o",
+                str(t / "o.jsonl"),
+                "--log-llm",
+                str(t / "b" / "llm.jsonl"),
+                "--batch-dir",
+                str(t / "b"),
+            ],
+            "error: `--log-llm` names `{t}/b/llm.jsonl`, inside `{t}/b`, the `--batch-dir` folder, "
+            "which apigen fills with its own files",
+            "hint: give `--log-llm` a file outside `{t}/b`, or `--batch-dir` another folder",
+        ),
+    ],
+    ids=[
+        "output-in-cache",
+        "run-state-in-cache",
+        "output-is-batch-dir",
+        "cache-is-batch-dir",
+        "cache-in-batch-dir",
+        "log-in-batch-dir",
+    ],
+)
+def test_the_folders_apigen_fills_are_apart_from_every_file_it_writes(
+    runner: CliRunner, tmp_path: Path, args: Any, first_line: str, hint: str
+) -> None:
+    before = sorted(tmp_path.rglob("*"))
+    result = invoke(runner, *args(tmp_path))
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == first_line.format(t=tmp_path), lines
+    assert hint.format(t=tmp_path) in lines, lines
+    assert sorted(tmp_path.rglob("*")) == before  # refused before any work
+
+
+def test_a_cache_beside_the_output_is_fine(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, *_GENERATE, "-o", str(tmp_path / "data.jsonl"), "--cache", str(tmp_path / "cache"))
+    assert result.exit_code == 0, result.stderr
+    assert len(read_jsonl(tmp_path / "data.jsonl")) == 2

@@ -10,6 +10,9 @@ judge receives and no cache file.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ import pytest
 
 from .conftest import PROJECT, read_jsonl, write_jsonl
 from .llm_server import LLMServer
-from .run_helpers import apigen_process, run_args
+from .run_helpers import APIGEN, apigen_process, cli_env, run_args
 from .scripted_model import pipeline_handler
 
 PRYING = PROJECT / "tests" / "fixtures" / "prying_functions.py"
@@ -105,3 +108,40 @@ def test_an_mcp_server_reading_apigens_environment_finds_no_key(tmp_path: Path) 
     seen = row["execution_result"][0]["result"]
     assert [text[:16] for text in _apigens_environment(seen)] == ["PermissionError:"], seen
     assert KEY not in json.dumps(seen) and "hunter2-db-pass" not in json.dumps(seen)
+
+
+def _as_an_ordinary_user() -> list[str]:
+    """A command prefix that runs apigen without root's capabilities, as an ordinary user runs it.
+
+    Root reads any process's ``/proc`` files, dumpable or not (and user code is refused
+    apigen's only because apigen holds capabilities the worker gave up); without them, only
+    apigen's own not-dumpable mark keeps its environment from code of the same user.
+    """
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("runs as root, and without setpriv cannot drop root's capabilities")
+    return ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
+
+
+@linux_only
+def test_debugging_does_not_open_apigens_environment_to_user_code(tmp_path: Path) -> None:
+    """``APIGEN_DEBUG=1`` shows tracebacks and nothing more: apigen stays not dumpable, so a function still reads no key."""
+    rows = [{"id": "r1", "query": "q", "tools": [_tool("peek")], "answers": [{"name": "peek", "arguments": {"city": "Oslo"}}]}]
+    source = write_jsonl(tmp_path / "rows.jsonl", rows)
+    command = [
+        *_as_an_ordinary_user(),
+        *APIGEN,
+        "exec-check",
+        str(source),
+        "--functions",
+        str(PRYING),
+        "--max-result-chars",
+        "1000000",
+    ]
+    ran = subprocess.run(command, env=cli_env(APIGEN_API_KEY=KEY, APIGEN_DEBUG="1"), capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    (row,) = [json.loads(line) for line in ran.stdout.splitlines()]
+    seen = row["execution_result"][0]["result"]
+    assert [text[:16] for text in _apigens_environment(seen)] == ["PermissionError:"], seen
+    assert KEY not in json.dumps(seen)

@@ -81,7 +81,7 @@ def start_cli(*args: str, tmp_path: Path) -> subprocess.Popen[bytes]:
     """``apigen ARGS`` as a process the test holds (its stdout and stderr in files of ``tmp_path``)."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("APIGEN_")}
     environment["PYTHONPATH"] = str(PROJECT / "src")
-    environment["APIGEN_DEBUG"] = "1"  # apigen stays dumpable: its /proc/PID/fd is readable by the test without root's rights
+    environment["APIGEN_DUMPABLE"] = "1"  # apigen stays dumpable: its /proc/PID/fd is readable by the test without root's rights
     with open(tmp_path / "cli.out", "wb") as out, open(tmp_path / "cli.err", "wb") as err:
         return subprocess.Popen([sys.executable, "-m", "apigen_cli", *args], stdout=out, stderr=err, env=environment)
 

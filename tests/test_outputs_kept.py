@@ -14,9 +14,7 @@ import os
 import signal
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from typer.testing import CliRunner
 
 from .conftest import invoke, read_jsonl, write_jsonl
 from .llm_server import LLMServer, Received, Reply
-from .run_helpers import APIGEN, APIS, FUNCTIONS, SAMPLE, cli_env, generate_args, run_args, saved_state
+from .run_helpers import APIS, FUNCTIONS, SAMPLE, generate_args, held_apigen, run_args, saved_state, wait_until
 from .scripted_model import is_judge, pipeline_handler
 
 EARLIER = b'{"id": "earlier", "note": "a row an earlier command wrote, perhaps paid for"}\n'
@@ -293,15 +291,6 @@ def _lines(path: Path) -> int:
         return 0
 
 
-def _wait_for(process: subprocess.Popen[bytes], condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    """Hold until ``condition`` is true of the child (checked again and again); fail if it ends or never gets there."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"the child never got to: {what}"
-        time.sleep(0.02)
-
-
 def _main_thread_waits(process: subprocess.Popen[bytes]) -> bool:
     """The child's main thread is asleep on a lock (a held request).
 
@@ -313,20 +302,6 @@ def _main_thread_waits(process: subprocess.Popen[bytes]) -> bool:
 
 def _state_has_a_finished_request(path: Path) -> bool:
     return path.exists() and bool(saved_state(path)["requests_done"] >= 1)  # a save never leaves half a state
-
-
-@contextmanager
-def _child(args: list[str], **options: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """``apigen ARGS`` as a real process; killed if the test leaves it running."""
-    # APIGEN_DEBUG=1 keeps apigen dumpable: its /proc/PID/wchan is readable by the test without root's rights
-    environment = cli_env(APIGEN_DEBUG="1")
-    process = subprocess.Popen([*APIGEN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, **options)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 def _stop(process: subprocess.Popen[bytes], how: signal.Signals = signal.SIGINT) -> str:
@@ -349,12 +324,12 @@ def test_an_interrupted_stage_keeps_its_rows_as_partial(tmp_path: Path, how: sig
     """format-check reads a pipe the test holds open: it is stopped while it routes 1,000 rows or waits for more."""
     out, rejects = earlier_files(tmp_path, "checked.jsonl", "rejected.jsonl")
     row = (SAMPLE / "rows.jsonl").read_text().splitlines()[0]
-    with _child(["format-check", "-", "-o", str(out), "--rejects", str(rejects)], stdin=subprocess.PIPE) as process:
+    with held_apigen(["format-check", "-", "-o", str(out), "--rejects", str(rejects)], stdin=subprocess.PIPE) as process:
         assert process.stdin is not None
         process.stdin.write((row + "\n").encode() * 1000)
         process.stdin.flush()
         temporary = tmp_path / f"checked.jsonl.part-{process.pid}"
-        _wait_for(process, lambda: _lines(temporary) > 0, "rows in the temporary file")  # 1,000 rows: 489 or more come
+        wait_until(process, lambda: _lines(temporary) > 0, "rows in the temporary file")  # 1,000 rows: 489 or more come
         err = _stop(process, how)
     partial = Path(f"{out}.partial")
     kept = read_jsonl(partial)  # every line a whole row
@@ -375,11 +350,11 @@ def test_an_interrupted_generate_keeps_the_paid_rows(tmp_path: Path) -> None:
     [out] = earlier_files(tmp_path, "generated.jsonl")
     with LLMServer(handler=answer_then_hold) as server:
         args = generate_args("--pairs-per-prompt", "10", server=server, count=2000, seed=1, concurrency=4, out=out)
-        with _child(args) as process:
+        with held_apigen(args) as process:
             temporary = tmp_path / f"generated.jsonl.part-{process.pid}"
-            _wait_for(process, lambda: _lines(temporary) > 0, "rows in the temporary file")  # ~600 rows come
+            wait_until(process, lambda: _lines(temporary) > 0, "rows in the temporary file")  # ~600 rows come
             # the 60 answered and the 4 held (--concurrency 4) are all it sends
-            _wait_for(process, lambda: server.count >= 64 and _main_thread_waits(process), "waiting on the held requests")
+            wait_until(process, lambda: server.count >= 64 and _main_thread_waits(process), "waiting on the held requests")
             err = _stop(process)
     partial = Path(f"{out}.partial")
     kept = read_jsonl(partial)
@@ -400,10 +375,10 @@ def test_an_interrupted_run_keeps_its_rows_in_place(tmp_path: Path) -> None:
     state = Path(f"{out}.apigen-run.json")
     with (
         LLMServer(handler=answer_then_hold) as server,
-        _child(run_args(server=server, count=60, seed=1, concurrency=1, out=out)) as process,
+        held_apigen(run_args(server=server, count=60, seed=1, concurrency=1, out=out)) as process,
     ):
-        _wait_for(process, lambda: _state_has_a_finished_request(state), "a checkpoint")
-        _wait_for(process, lambda: _main_thread_waits(process), "waiting on the held requests")
+        wait_until(process, lambda: _state_has_a_finished_request(state), "a checkpoint")
+        wait_until(process, lambda: _main_thread_waits(process), "waiting on the held requests")
         err = _stop(process)
     assert err.splitlines()[-3:] == [
         "error: interrupted; every line already written is a complete row",

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from .conftest import invoke, read_jsonl, write_jsonl
+from .hostile import run_cli
 from .llm_server import LLMServer, Received, Reply, completion
 from .scripted_conversation import _USER_RULES
 
@@ -153,3 +154,107 @@ def test_a_conversation_that_reaches_a_bound_ends_with_its_reason(
         assert sum(1 for message in row["messages"] if message["role"] == "tool") == 4
     if reason == "turn_limit":
         assert sum(1 for message in row["messages"] if message["role"] == "user") == 3
+
+
+def _agent_calling_add_note_with(arguments_json: str) -> Any:
+    """A server whose agent calls ``add_note`` with ``arguments_json`` written into its reply as it is (any depth)."""
+
+    def handle(request: Received) -> Reply:
+        body = request.json
+        if str(body["messages"][0].get("content", "")).startswith(_USER_RULES):
+            return Reply.chat("Please add a note that says hello.")
+        answer = completion("", str(body["model"]), 11, 7)
+        answer["choices"][0]["message"]["tool_calls"] = "CALLS"
+        call = '[{"id": "c", "type": "function", "function": {"name": "add_note", "arguments": ' + arguments_json + "}}]"
+        return Reply(body=orjson.dumps(answer).decode().replace('"CALLS"', call).encode())
+
+    return handle
+
+
+def _the_one_failed(handler: Any, workshop: Path, tmp_path: Path) -> dict[str, Any]:
+    """Simulate one blueprint against ``handler``'s agent and user; the conversation must fail: its row."""
+    with LLMServer(handler=handler) as server:
+        _result, kept, failed = simulate(
+            tmp_path, workshop, [blueprint("one")], "--base-url", server.url, "-m", "agent", "--user-model", "user"
+        )
+    assert kept == []
+    [row] = failed
+    return dict(row)
+
+
+def _nested(depth: int) -> str:
+    return '{"a": ' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (_nested(150), "the reply's `tool_calls` are nested deeper than 100 levels"),
+        (
+            _nested(300),
+            "the reply's `tool_calls` are nested deeper than 100 levels",
+        ),  # past what orjson writes: it crashed the run
+        (
+            orjson.dumps('{"text": "hello", "b": ' + _nested(300) + "}").decode(),  # a JSON string, read when the call is made
+            "the agent's call `add_note` has arguments nested deeper than 92 levels",
+        ),
+    ],
+    ids=["object-150", "object-300", "string-300"],
+)
+def test_an_agent_call_nested_too_deep_ends_its_conversation_not_the_run(
+    workshop: Path, tmp_path: Path, arguments: str, said: str
+) -> None:
+    row = _the_one_failed(_agent_calling_add_note_with(arguments), workshop, tmp_path)
+    assert (row["rejected_by"], row["reason"]) == ("simulate", "too_deep"), row["reason_detail"]
+    assert said in row["reason_detail"]
+
+
+def test_a_users_long_message_is_read_for_invented_details_in_linear_time(workshop: Path, tmp_path: Path) -> None:
+    """The scan for details the user invented backtracked over every start of a long word: a message of 800,000
+    letters took about an hour (100,000 took 35 s). Now it takes as long as reading the message: well within the
+    deadline, after which ``run_cli`` kills the process and the test fails."""
+    source = write_jsonl(tmp_path / "blueprints.jsonl", [blueprint("long")])
+    said = "a" * 400_000 + " " + "b-" * 200_000 + " ###STOP###"
+    with LLMServer(handler=scripted(user=said, agent={"content": "Hi, how can I help?"})) as server:
+        ran = run_cli(
+            "simulate", str(source), "--functions", str(workshop), "--base-url", server.url, "-m", "agent",
+            "--user-model", "user", "--max-reply-chars", "2000000", "--attempts", "1", "--seed", "1",
+            "-o", str(tmp_path / "conversations.jsonl"), "--rejects", str(tmp_path / "failed.jsonl"),
+            deadline=120,
+        )  # fmt: skip
+    assert not ran.killed and ran.exit_code == 0, ran.stderr
+    [row] = read_jsonl(tmp_path / "failed.jsonl")
+    assert row["simulation"]["ended_by"] == "user_stop"
+
+
+def _agent_naming_a_call(name: Any) -> Any:
+    """An agent that first calls a tool named ``name`` (any JSON value), then adds the note and says so; a user that asks, then stops."""
+
+    def handle(request: Received) -> Reply:
+        body = request.json
+        if str(body["messages"][0].get("content", "")).startswith(_USER_RULES):
+            done = any(message.get("content") == "The note is added." for message in body["messages"])
+            return Reply.chat("###STOP###" if done else "Please add a note that says hello.")
+        answer = completion("", str(body["model"]), 11, 7)
+        results = sum(1 for message in body["messages"] if message["role"] == "tool")
+        if results < 2:
+            called, arguments = (name, {}) if results == 0 else ("add_note", {"text": "hello"})
+            function = {"name": called, "arguments": orjson.dumps(arguments).decode()}
+            answer["choices"][0]["message"].update(
+                content=None, tool_calls=[{"id": f"c{results}", "type": "function", "function": function}]
+            )
+        else:
+            answer["choices"][0]["message"]["content"] = "The note is added."
+        return Reply(body=answer)
+
+    return handle
+
+
+@pytest.mark.parametrize("name", [{"x": 1}, 5, ["add_note"]])
+def test_a_call_whose_name_is_no_string_is_never_written_as_one(workshop: Path, tmp_path: Path, name: Any) -> None:
+    """The row keeps what the model said: a name that was an object is not turned into the text of one (`{'x': 1}`),
+    which a verified conversation would have handed to a trainer as a call the model made."""
+    row = _the_one_failed(_agent_naming_a_call(name), workshop, tmp_path)
+    assert (row["rejected_by"], row["reason"]) == ("trajectory_check", "invalid_tool_call"), row["reason_detail"]
+    [odd] = [call for message in row["messages"] for call in message.get("tool_calls") or ()][:1]
+    assert odd["function"]["name"] == ""

@@ -691,7 +691,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 #: APIGEN_* variables that are not settings but are read all the same.
-OTHER_VARIABLES = frozenset({"APIGEN_API_KEY", "APIGEN_DEBUG"})
+OTHER_VARIABLES = frozenset({"APIGEN_API_KEY", "APIGEN_DEBUG", "APIGEN_DUMPABLE"})
 
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:

@@ -13,6 +13,8 @@ from ..rows.file_roles import FileUse, check_files_apart
 
 #: parameters naming a file (or folder) the command writes
 WRITTEN = frozenset({"output", "rejects", "report", "html", "card", "keep", "log_llm"})
+#: parameters naming a folder apigen fills with files of its own, written as a whole
+FILLED_FOLDERS = frozenset({"cache", "batch_dir"})
 #: parameters naming a file (or folder) the command reads
 READ = frozenset(
     {
@@ -50,7 +52,7 @@ def check_command_files(ctx: Any) -> None:
     resolved: dict[str, Any] | None = None
     for parameter in ctx.command.params:
         name = parameter.name
-        if name is None or name not in WRITTEN | READ or name not in ctx.params:
+        if name is None or name not in WRITTEN | READ | FILLED_FOLDERS or name not in ctx.params:
             continue
         value = ctx.params[name]
         if value is None and name in SETTINGS:
@@ -59,11 +61,12 @@ def check_command_files(ctx: Any) -> None:
 
                 resolved = resolved_settings(ctx).values
             value = resolved.get(name)
-        writes = name in WRITTEN and (ctx.command.name, name) not in READ_HERE
+        folder = name in FILLED_FOLDERS
+        writes = folder or (name in WRITTEN and (ctx.command.name, name) not in READ_HERE)
         flag = _flag(parameter)
         for path in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(path, str):
-                uses.append(FileUse(flag, path, writes))
+                uses.append(FileUse(flag, path, writes, folder))
     check_files_apart(uses)
 
 

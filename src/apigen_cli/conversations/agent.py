@@ -18,7 +18,8 @@ from typing import Any, Protocol
 import orjson
 
 from ..llm.chat import OFFLINE_MODEL, TOOLS_REFUSED, ChatRequest, ChatResult, Tokens
-from ..problems import Problem
+from ..problems import TOO_DEEP, Problem, may_be_too_deep, too_deep
+from ..rows.chat import ARGUMENTS_TOO_DEEP_TEXT, MAX_ARGUMENTS_DEPTH
 from ..stages.extract import NOT_FOUND, find_json
 from ..stages.prompts import Template, load_prompt_pair
 
@@ -129,9 +130,13 @@ class Agent:
             problem = result.error or Problem("llm_error", "the agent's reply has no text")
             return AgentTurn(problem=Problem(problem.code, f"the agent's request failed: {problem.message}"), tokens=tokens)
         used = {call.get("id") for message in messages for call in message.get("tool_calls") or () if isinstance(call, dict)}
-        if native:
-            return replace(read_native(result.text, used), tokens=tokens)
-        return replace(read_prompted(result.text, used), prompted=True, tokens=tokens)
+        turn = (
+            replace(read_native(result.text, used), tokens=tokens)
+            if native
+            else replace(read_prompted(result.text, used), prompted=True, tokens=tokens)
+        )
+        deep = _too_deep_call(turn.tool_calls)
+        return turn if deep is None else AgentTurn(problem=deep, prompted=turn.prompted, tokens=tokens)
 
     def _request(
         self, key: str, messages: list[dict[str, Any]], native: bool, offline_task: dict[str, Any], options: dict[str, Any]
@@ -191,6 +196,26 @@ def read_prompted(text: str, used: set[Any]) -> AgentTurn:
     return AgentTurn("", calls)
 
 
+def _too_deep_call(calls: list[dict[str, Any]]) -> Problem | None:
+    """A call whose arguments (a JSON string, read as the environment will read it) nest past what a row may hold.
+
+    Such arguments could be neither replayed nor written back out (the encoder stops at 254
+    levels): the conversation ends with ``too_deep`` rather than the run.
+    """
+    for call in calls:
+        arguments = call["function"]["arguments"]
+        if not may_be_too_deep(arguments, MAX_ARGUMENTS_DEPTH):
+            continue
+        try:
+            where = too_deep(orjson.loads(arguments), MAX_ARGUMENTS_DEPTH)
+        except orjson.JSONDecodeError:
+            continue  # not JSON: the call is answered with an error, not made
+        if where is not None:
+            name = call["function"]["name"]
+            return Problem(TOO_DEEP, f"the agent's call `{name[:80]}` has arguments {ARGUMENTS_TOO_DEEP_TEXT} (at `{where}`)")
+    return None
+
+
 def _fresh_id(used: set[Any], number: int) -> str:
     while f"call_{number}" in used:
         number += 1
@@ -198,10 +223,18 @@ def _fresh_id(used: set[Any], number: int) -> str:
 
 
 def _call(call_id: str, name: Any, arguments: Any) -> dict[str, Any]:
-    """One call in OpenAI's form; arguments as the model gave them (a string stays a string, to be read by the check)."""
+    """One call in OpenAI's form; arguments as the model gave them (a string stays a string, to be read by the check).
+
+    A name that is no string is no name (``""``): its text (``{'x': 1}``, ``5``) was never what the
+    model called, and the check refuses a call without one, so no verified row holds it.
+    """
     if not isinstance(arguments, str):
         arguments = orjson.dumps(arguments if arguments is not None else {}).decode()
-    return {"id": call_id, "type": "function", "function": {"name": str(name or ""), "arguments": arguments}}
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name if isinstance(name, str) else "", "arguments": arguments},
+    }
 
 
 def prompted_messages(messages: list[dict[str, Any]], tools_block: str) -> list[dict[str, Any]]:

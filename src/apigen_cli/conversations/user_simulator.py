@@ -33,7 +33,12 @@ def load_user_prompt(prompts_dir: str | None = None) -> Template:
 
 
 #: Details a user can give: emails, and ids or numbers (a token holding a digit, three characters or more).
-_DETAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b(?=[\w-]*\d)[\w-]{3,}\b")
+# A detail is an email, or a word of 3 or more characters that holds a digit (an id, a number).
+# Both are found in one pass over the text: a pattern that could start at every letter of a long
+# word and run to its end (an unbounded local part, a lookahead over the rest of the word) took
+# time in the square of the word's length, an hour for a message of 800,000 letters.
+_EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]+(?:\.[\w-]+)+")  # a local part has at most 64 characters
+_WORD = re.compile(r"[\w-]+")
 
 INVENTED = "user_invented_detail"
 STOPPED_EARLY = "user_stopped_early"
@@ -96,6 +101,13 @@ class UserSimulator:
         return UserTurn(text.strip(), stop, tokens=tokens)
 
 
+def _details(text: str) -> list[str]:
+    """The emails, then the words (hyphens at their ends aside) of 3 characters or more that hold a digit."""
+    emails = _EMAIL.findall(text)
+    words = (word.strip("-") for word in _WORD.findall(_EMAIL.sub(" ", text)))
+    return emails + [word for word in words if len(word) >= 3 and any(character.isdecimal() for character in word)]
+
+
 def user_errors(instruction: str, messages: Sequence[dict[str, Any]], *, stopped: bool, gold_writes: Sequence[str]) -> list[str]:
     """The user simulator's errors seen in a conversation.
 
@@ -110,7 +122,7 @@ def user_errors(instruction: str, messages: Sequence[dict[str, Any]], *, stopped
     known = instruction.lower()
     for message in messages:
         content = str(message.get("content") or "")
-        if message.get("role") == "user" and any(detail.lower() not in known for detail in _DETAIL.findall(content)):
+        if message.get("role") == "user" and any(detail.lower() not in known for detail in _details(content)):
             errors.append(INVENTED)
             break
         known += "\n" + content.lower()

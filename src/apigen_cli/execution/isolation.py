@@ -8,7 +8,8 @@ holding ``CAP_SYS_PTRACE``. So:
 
 - apigen makes itself not dumpable (``hide_this_process``) before it starts any user code,
   which also turns off its core dumps and lets a debugger attach only with root's rights
-  (``APIGEN_DEBUG=1`` leaves it as it was);
+  (``APIGEN_DUMPABLE=1``, and only that, leaves it as it was: ``APIGEN_DEBUG=1`` is for
+  tracebacks, which a user asks for without meaning to open apigen's keys to the code it runs);
 - the process that runs user code (a worker, the subreaper above an MCP server, the child
   that imports a library) gives up, before any user code runs, the capabilities that read
   other processes' or the kernel's memory (``give_up_reading_others``). That matters only
@@ -31,15 +32,17 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 #: Capabilities that read another process's or the kernel's memory, or load code into the kernel:
 #: CAP_SYS_MODULE, CAP_SYS_RAWIO (/proc/kcore, /dev/mem), CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF.
 READING_CAPABILITIES = (16, 17, 19, 21, 38, 39)
+#: The variable that, set to 1, leaves apigen dumpable: for a debugger, and for code you trust.
+DUMPABLE_VARIABLE = "APIGEN_DUMPABLE"
 
 
 def hide_this_process() -> bool:
     """Make this process's ``/proc`` files (environ, mem) unreadable to processes without ``CAP_SYS_PTRACE``.
 
-    ``APIGEN_DEBUG=1`` leaves it readable, so that ``py-spy`` or ``gdb`` (or a test reading
+    ``APIGEN_DUMPABLE=1`` leaves it readable, so that ``py-spy`` or ``gdb`` (or a test reading
     ``/proc/PID/wchan``) can look at it without root's rights; user code can then too.
     """
-    if os.environ.get("APIGEN_DEBUG") == "1":
+    if os.environ.get(DUMPABLE_VARIABLE) == "1":
         return False
     libc = _libc()
     return libc is not None and int(libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0

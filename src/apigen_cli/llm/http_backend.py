@@ -48,7 +48,7 @@ import tenacity
 
 from ..config import LLMSettings, find_api_key
 from ..errors import ConfigError, EndpointError
-from ..problems import Problem
+from ..problems import MAX_DEPTH, TOO_DEEP, TOO_DEEP_TEXT, Problem, too_deep
 from ..redaction import Redactor
 from ..replies import ACCEPT_ENCODING, TOO_LARGE, BoundedBody, ReplyTooLarge, UnsupportedEncoding, declared_too_large
 from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds
@@ -123,6 +123,10 @@ def environment_proxy(url: str) -> str | None:
     if urllib.request.proxy_bypass(parsed.hostname or ""):
         return None
     return urllib.request.getproxies().get(parsed.scheme)
+
+
+#: a failure's kind -> the code of the record's problem; every other kind is "llm_error"
+_PROBLEM_CODES = {"too_large": TOO_LARGE, TOO_DEEP: TOO_DEEP}
 
 
 class _Failure(Exception):
@@ -445,7 +449,7 @@ class HttpBackend:
                     message += f" (after {attempts[0]} attempts)"
                 return ChatResult(
                     None,
-                    Problem(TOO_LARGE if failure.kind == "too_large" else "llm_error", self._redact(message)),
+                    Problem(_PROBLEM_CODES.get(failure.kind, "llm_error"), self._redact(message)),
                     attempts=attempts[0],
                     latency=time.monotonic() - started,
                 )
@@ -797,6 +801,9 @@ def _read_reply(response: httpx.Response, content: bytes, with_tools: bool = Fal
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     if with_tools and isinstance(message, dict):
         calls = message.get("tool_calls")
+        deep = too_deep(calls, MAX_DEPTH - 1)  # under the message that will hold them
+        if deep is not None:  # could not even be written back out (the encoder stops at 254 levels)
+            raise _Failure(TOO_DEEP, f"the reply's `tool_calls` are {TOO_DEEP_TEXT} (at `tool_calls{deep}`)", status=status)
         if (isinstance(calls, list) and calls) or (isinstance(text, str) and text.strip()):
             said = text if isinstance(text, str) else None
             text = tool_reply(said, calls if isinstance(calls, list) else [])

@@ -28,12 +28,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from ..config import LLMSettings, Resolved, resolve
 from ..errors import ConfigError, EndpointError
+from ..rows.shared_log import SharedLog
 from ..wording import counted
 from . import offline_blueprint, offline_conversation
 from .cache import ResponseCache
@@ -63,7 +64,7 @@ Warn = Callable[[str], None]
 
 
 class ExchangeLog:
-    """``--log-llm FILE``: one JSON line per exchange, appended, flushed now and then."""
+    """``--log-llm FILE``: one JSON line per exchange, appended whole even when other processes share the file."""
 
     def __init__(self, path: str, base_url: str | None) -> None:
         self.path = path
@@ -72,13 +73,12 @@ class ExchangeLog:
             folder = os.path.dirname(path)
             if folder:
                 os.makedirs(folder, exist_ok=True)
-            self._stream: IO[bytes] = open(path, "ab")  # noqa: SIM115 - open for the whole run, closed by close()
+            self._file = SharedLog(path)
         except OSError as error:
             raise ConfigError(
                 f"cannot write the exchange log `--log-llm {path}`: {error.strerror or error}",
                 hint="name a file in a folder apigen may write to",
             ) from None
-        self._last_flush = time.monotonic()
 
     def write(self, request: ChatRequest, result: ChatResult) -> None:
         entry: dict[str, Any] = {
@@ -97,16 +97,10 @@ class ExchangeLog:
         }
         if request.offline_task is not None and request.model == OFFLINE_MODEL:
             entry["offline_task"] = request.offline_task
-        self._stream.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str))
-        if time.monotonic() - self._last_flush > 0.5:
-            self.flush()
-
-    def flush(self) -> None:
-        self._stream.flush()
-        self._last_flush = time.monotonic()
+        self._file.append(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str))
 
     def close(self) -> None:
-        self._stream.close()
+        self._file.close()
 
 
 class LLMClient:
@@ -283,8 +277,6 @@ class LLMClient:
             for _item, _request, future in pending:
                 future.cancel()
             self._deliver_warnings()
-            if self._log is not None:
-                self._log.flush()
 
     def ask(self, request: ChatRequest) -> ChatResult:
         """One request, answered before it returns; callable from several threads at once.
@@ -305,8 +297,6 @@ class LLMClient:
                     limit = self.settings.stop_after_failures
                     if limit and self._asked_failures >= limit:
                         raise _failing(self.settings.base_url, self._asked_failures, result)
-            if self._log is not None:
-                self._log.flush()
         return result
 
     # --- batch (`--batch`, `--batch-dir`) ---
@@ -345,21 +335,17 @@ class LLMClient:
                 results[index] = found
             else:
                 sent.append(index)
-        try:
-            bodies = [self.http.body(read[index][1]) for index in sent]
-            answers = self._batch.answer([read[index][1] for index in sent], bodies)
-            self._without_json_mode_if_refused(read, sent, bodies, answers)
-            for index, body, answer in zip(sent, bodies, answers, strict=True):
-                results[index] = answer
-                if self._cache is not None:
-                    self._cache.put(ResponseCache.key(self.http.base_url, body), read[index][1].model, answer)
-            for (item, request), answered in zip(read, results, strict=True):
-                assert answered is not None
-                self._record(request, answered)
-                yield item, answered
-        finally:
-            if self._log is not None:
-                self._log.flush()
+        bodies = [self.http.body(read[index][1]) for index in sent]
+        answers = self._batch.answer([read[index][1] for index in sent], bodies)
+        self._without_json_mode_if_refused(read, sent, bodies, answers)
+        for index, body, answer in zip(sent, bodies, answers, strict=True):
+            results[index] = answer
+            if self._cache is not None:
+                self._cache.put(ResponseCache.key(self.http.base_url, body), read[index][1].model, answer)
+        for (item, request), answered in zip(read, results, strict=True):
+            assert answered is not None
+            self._record(request, answered)
+            yield item, answered
         if input_error is not None:
             raise input_error
 

@@ -16,10 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..problems import RowProblem, show_value
+from ..problems import MAX_DEPTH, TOO_DEEP, RowProblem, show_value, too_deep
 
 ROLES = ("system", "user", "assistant", "tool")
 MAX_CALLS = 1_000  # a conversation with more tool calls than this is refused, not replayed
+#: Arguments sit 7 levels down a conversation row (``messages[i].tool_calls[j].function.arguments``):
+#: deeper ones, written back as objects (``export``), would make a row apigen refuses to read.
+MAX_ARGUMENTS_DEPTH = MAX_DEPTH - 8
+ARGUMENTS_TOO_DEEP_TEXT = f"nested deeper than {MAX_ARGUMENTS_DEPTH} levels, the most a call's arguments may be"
 
 
 @dataclass(frozen=True)
@@ -117,4 +121,7 @@ def arguments_object(value: Any, where: str, code: str) -> dict[str, Any]:
             raise RowProblem(code, f"{where}: `arguments` is a string that is not JSON: {show_value(value)}") from None
     if not isinstance(value, dict):
         raise RowProblem(code, f"{where}: `arguments` should be an object, not {show_value(value)}")
+    deep = too_deep(value, MAX_ARGUMENTS_DEPTH)  # a JSON string hid its depth from the row's own check
+    if deep is not None:
+        raise RowProblem(TOO_DEEP, f"{where}: `arguments` are {ARGUMENTS_TOO_DEEP_TEXT} (at `{deep}`)")
     return value

@@ -7,6 +7,12 @@ examples the run reads. Every file a command reads or writes is named here with 
 by the file itself (device and inode: hard and symbolic links included) when it exists,
 by its resolved path when it does not yet. Two reads of one file are fine; anything
 written may share its file with nothing else.
+
+A folder apigen fills with files of its own (``--cache``, ``--batch-dir``) is written as a
+whole: nothing else written may be it or lie inside it, another such folder included. Its
+files are apigen's to replace (`vllm run-batch` writes ``results.jsonl`` into the batch
+folder) and the folder is there to delete (the cache is cleared so), so a dataset, log or
+run state kept in it would be lost with it. Reading from inside one is fine.
 """
 
 from __future__ import annotations
@@ -28,11 +34,14 @@ class FileUse:
     flag: str
     path: str
     writes: bool
+    folder: bool = False  # a folder apigen fills with its own files: written as a whole
 
 
 def check_files_apart(uses: Iterable[FileUse]) -> None:
     """``ConfigError`` naming both flags when a file written is named by another use too."""
-    known = [(use, _identity(use.path)) for use in uses if use.path and use.path != STDIO]
+    uses = [use for use in uses if use.path and use.path != STDIO]
+    _check_folders_apart(uses)
+    known = [(use, _identity(use.path)) for use in uses]
     for (first, first_id), (second, second_id) in combinations(
         [(use, identity) for use, identity in known if identity is not None], 2
     ):
@@ -54,6 +63,34 @@ def check_files_apart(uses: Iterable[FileUse]) -> None:
             f"`{writer.flag}` and `{reader.flag}` both name {shown}: it would be overwritten while it is read",
             hint=f"give `{writer.flag}` another file",
         )
+
+
+def _check_folders_apart(uses: list[FileUse]) -> None:
+    """``ConfigError`` when something written is a folder apigen fills, or lies inside one."""
+    for folder in (use for use in uses if use.folder):
+        where = os.path.realpath(folder.path)
+        for other in uses:
+            if other is folder or not other.writes:
+                continue
+            path = os.path.realpath(other.path)
+            if path == where:
+                first, second = sorted((other, folder), key=uses.index)
+                hint = (
+                    f"give `{first.flag}` and `{second.flag}` a folder each"
+                    if other.folder
+                    else f"give `{other.flag}` a file outside `{folder.path}`, or `{folder.flag}` another folder"
+                )
+                raise ConfigError(
+                    f"`{first.flag}` and `{second.flag}` both name `{folder.path}`, the folder apigen fills with its own files",
+                    hint=hint,
+                )
+            if os.path.commonpath([path, where]) == where:
+                kind = "folder" if other.folder else "file"
+                raise ConfigError(
+                    f"`{other.flag}` names `{other.path}`, inside `{folder.path}`, the `{folder.flag}` folder, "
+                    "which apigen fills with its own files",
+                    hint=f"give `{other.flag}` a {kind} outside `{folder.path}`, or `{folder.flag}` another folder",
+                )
 
 
 _Identity = tuple[tuple[int, int] | None, str]
