@@ -32,6 +32,7 @@ from apigen_cli.llm.offline import OfflineChatService
 from apigen_cli.stages.semantic_check import JudgeSettings
 
 from .conftest import PROJECT, invoke, read_jsonl
+from .doc_pages import run_section_example
 from .llm_server import LLMServer, Received, Reply
 from .run_helpers import APIGEN, apigen_process, cli_env, multi_turn_demo, saved_state
 from .scripted_model import blueprint_reply
@@ -367,6 +368,17 @@ def test_a_hanging_or_crashing_action_rejects_its_blueprint_not_the_run(runner: 
 # --- policy checks: the user's rules, in worker processes -------------------------------
 
 POLICY_CHECKS = STORE / "policy_checks.py"
+
+
+def test_the_guide_s_blueprint_example_says_what_the_page_shows(tmp_path: Path) -> None:
+    shown, said, _printed = run_section_example("### `apigen blueprint`", tmp_path)
+    assert shown and said[-len(shown) :] == shown
+
+
+def test_the_guide_s_revision_example_prints_the_table_the_page_shows(tmp_path: Path) -> None:
+    """Its first `# ` line is what the blueprint run says; the rest, the table `apigen stats` prints."""
+    shown, _said, printed = run_section_example("**Revision** (`--max-revisions N`)", tmp_path)
+    assert shown[0].startswith("passed at the first attempt:") and printed == shown[1:]
 
 
 def test_the_guide_shows_a_policy_check_of_the_sample_file_as_it_is() -> None:

@@ -3,6 +3,7 @@ exist, and the site builds."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -63,6 +64,53 @@ def test_the_reason_codes_page_names_only_codes_apigen_has() -> None:
     codes = {code for row in re.findall(r"^\| (`.+?`) \|", page, re.M) for code in re.findall(r"`(\w+)`", row)}
     assert len(codes) > 50
     assert sorted(code for code in codes if f'"{code}"' not in source) == []
+
+
+def _string_constants() -> dict[str, set[str]]:
+    """Every module-level `NAME = "text"` of the sources, by name (a code is often kept in such a constant)."""
+    constants: dict[str, set[str]] = {}
+    for path in (PROJECT / "src").rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and target.id.isupper():
+                        constants.setdefault(target.id, set()).add(node.value.value)
+    return constants
+
+
+def _multi_turn_codes() -> dict[str, str]:
+    """The codes the multi-turn path gives a `Problem` or `RowProblem` by name, each with a module that gives it."""
+    source = PROJECT / "src" / "apigen_cli"
+    modules = [
+        *(source / "conversations").rglob("*.py"),
+        *(source / "environments").rglob("*.py"),
+        source / "execution" / "live.py",
+        source / "execution" / "mcp_environment.py",
+    ]
+    constants = _string_constants()
+    codes: dict[str, str] = {}
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text())):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            called = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            if called not in ("Problem", "RowProblem"):
+                continue
+            first = node.args[0]  # a code passed on from elsewhere (`problem.code`) is that place's to list
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                codes.setdefault(first.value, module.name)
+            elif isinstance(first, ast.Name):
+                for code in constants.get(first.id, set()):
+                    codes.setdefault(code, module.name)
+    return codes
+
+
+def test_the_reason_codes_page_lists_every_code_the_multi_turn_path_writes() -> None:
+    """blueprint, trajectory-check and simulate each reject with codes of their own; the page says what each means."""
+    page = (PROJECT / "docs" / "reason-codes.md").read_text()
+    codes = _multi_turn_codes()
+    assert {"state_mismatch", "write_without_change", "turn_limit", "state_read_error"} <= set(codes)  # the walk works
+    assert sorted(f"{code} ({module})" for code, module in codes.items() if f"`{code}`" not in page) == []
 
 
 @pytest.mark.parametrize("command", _commands())

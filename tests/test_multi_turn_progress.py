@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from .conftest import read_jsonl
+from .doc_pages import page_with
 from .llm_server import LLMServer
 from .run_helpers import APIGEN, apigen_process, cli_env, kill_9_at_checkpoint
 from .scripted_conversation import multi_turn_handler
@@ -98,6 +99,11 @@ def test_in_a_terminal_the_lines_end_with_the_whole_run_s_counts_and_revisions(
     assert acted[-1].startswith("conversations  ")
     total = len(blueprints)
     assert f"100%  {total}/{total} blueprints  {attempts} attempts  {len(kept)} verified  {len(failed)} rejected" in acted[-1]
+    pictured = page_with("standard error shows one line per phase").split("```text\n", 1)[1].split("```", 1)[0]
+    for picture in pictured.splitlines():  # the guide's picture has the words of the real lines, whatever the figures
+        phase, figures = picture.split()[0], picture.split("%", 1)[1].strip()
+        shape = re.sub(r"\d+", r"\\d+", re.escape(figures))
+        assert any(line.startswith(phase) and re.search(shape, line) for line in lines), picture
 
 
 def test_a_resumed_run_starts_its_lines_from_the_counts_its_state_carried_over(

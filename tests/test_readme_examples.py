@@ -51,6 +51,8 @@ RUN_BY = {
     "### `apigen export`": "test_export_messages",  # with the chat template and Parquet it needs
     "### Conversations: multi-turn rows": "test_export_conversations",  # with the chat template it needs
     "### `apigen simulate`": "test_simulate",  # and compares the figures the page shows
+    "### `apigen blueprint`": "test_blueprint",  # its two blocks, and the figures the page shows
+    "## From your environment to a dataset": "test_run_multi_turn",  # and checks what it exported
     "### `apigen batch status`": "test_batch",  # a provider's batch API, scripted
     "### `apigen batch cancel`": "test_batch",
     "## Provider batches": "test_batch",

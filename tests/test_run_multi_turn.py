@@ -189,6 +189,15 @@ def test_the_guide_s_example_runs_as_written_and_says_what_the_page_shows(tmp_pa
     assert [line for line in said if line in shown] == shown, said
 
 
+def test_the_guide_s_whole_path_runs_as_written_and_exports_what_it_verified(tmp_path: Path) -> None:
+    """From the environment's classes to training files: library, library check, run --multi-turn, stats, export."""
+    shown, said, _printed = run_section_example("## From your environment to a dataset", tmp_path)
+    assert said[-len(shown) :] == shown
+    verified = read_jsonl(tmp_path / "out" / "conversations.jsonl")
+    assert len(read_jsonl(tmp_path / "train.jsonl")) == len(verified) > 0
+    assert {tool["effect"] for tool in read_jsonl(tmp_path / "store_checked.jsonl")} == {"read", "write"}
+
+
 def test_a_second_run_on_the_same_output_is_refused_while_the_first_makes_its_blueprints(
     store_tools: Path,  # noqa: F811
     tmp_path: Path,
