@@ -137,6 +137,18 @@ def decode_payload(data: bytes) -> Any:
         return problems.valid_text(json.loads(data))
 
 
+def take_frame(buffer: bytearray) -> bytes | None:
+    """The payload of the first frame in ``buffer``, taken out of it; ``None`` until that frame has come whole."""
+    if len(buffer) < _HEADER.size:
+        return None
+    end = _HEADER.size + int.from_bytes(buffer[: _HEADER.size], "big")
+    if len(buffer) < end:
+        return None
+    payload = bytes(buffer[_HEADER.size : end])
+    del buffer[:end]
+    return payload
+
+
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
     data = stream.read(size)
     if data is None or len(data) < size:
