@@ -54,7 +54,6 @@ import decimal
 import enum
 import fractions
 import gc
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -754,7 +753,7 @@ class _SessionRun:
         return True
 
     def finish(self) -> None:
-        final_digest = hashlib.sha256(self.before_json).hexdigest()  # state.digest of a canonical state, without a second walk
+        final_digest = state.json_digest(self.before_json)  # its canonical JSON is at hand: no second walk
         self.send([self.session_id, "end", None, self.before, final_digest, self.elapsed()], last=True)
 
 
