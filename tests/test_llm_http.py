@@ -500,3 +500,13 @@ def test_a_request_submitted_as_the_last_worker_finishes_is_still_sent(server: L
         server.release()
         assert first.result(timeout=10).ok and submitted.wait(10)
         assert later[0].result(timeout=10).text == "second"
+
+
+def test_a_request_over_a_mebibyte_is_sent_with_warnings_as_errors(server: LLMServer) -> None:
+    # aiohttp warns (ResourceWarning) on any body over 1 MiB, which a long conversation reaches;
+    # the suite turns warnings into errors, as a user's `-W error` would.
+    server.handler = lambda received: Reply.chat("ok")
+    long_message = "word " * 250_000
+    results, _chat = ask(settings_for(server), [long_message])
+    assert [result.text for result in results] == ["ok"] and results[0].ok, results[0].error
+    assert len(server.chat_requests()[0].raw) > 2**20

@@ -12,13 +12,17 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from .conftest import write_jsonl
+from apigen_cli.rows import shared_log
+
+from .conftest import PROJECT, invoke, parse_stdout, write_jsonl
 from .run_helpers import held_apigen, wait_until
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/task/*/wchan, which only Linux has")
@@ -59,7 +63,9 @@ def test_two_processes_logging_to_one_fifo_write_whole_lines(tmp_path: Path) -> 
             wait_until(first, lambda: _waits_in(first, "pipe_write"), "mid-line, on the full FIFO")
             with _logging_to(log, apis, tmp_path / "second.jsonl") as second:
                 wait_until(
-                    second, lambda: _waits_in(second, "pipe_write", "lock"), "behind the first: on the FIFO, or on the log's lock"
+                    second,
+                    lambda: _waits_in(second, "pipe_write", "nanosleep"),
+                    "behind the first: on the FIFO, or between tries of the log's lock",
                 )
                 fcntl.fcntl(reader, fcntl.F_SETFL, 0)
                 with os.fdopen(reader, "rb") as stream:
@@ -75,3 +81,72 @@ def test_two_processes_logging_to_one_fifo_write_whole_lines(tmp_path: Path) -> 
     for line in lines[:-1]:
         entry = json.loads(line)
         assert "word word" in json.dumps(entry["messages"])
+
+
+# A writer of the log that takes its lock, writes half a line and stops itself (SIGSTOP) there.
+_STOPPED_MID_WRITE = """
+import fcntl, os, signal, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, b'{"half": ')
+print("HELD", flush=True)
+os.kill(os.getpid(), signal.SIGSTOP)
+os.write(fd, b'"line"}\\n')
+"""
+
+
+def test_a_writer_stopped_mid_write_holds_up_no_other_writer(
+    tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared_log, "LOCK_WAIT_SECONDS", 0.05)  # short, so the test is quick; nothing times it
+    log = tmp_path / "llm.jsonl"
+    stopped = subprocess.Popen([sys.executable, "-c", _STOPPED_MID_WRITE, str(log)], stdout=subprocess.PIPE)
+    try:
+        assert stopped.stdout is not None and stopped.stdout.readline() == b"HELD\n"
+        out = tmp_path / "out.jsonl"
+        args = [
+            "generate",
+            str(PROJECT / "sample_data" / "apis.jsonl"),
+            "-m",
+            "offline",
+            "-n",
+            "3",
+            "--seed",
+            "1",
+            "-o",
+            str(out),
+            "--log-llm",
+            str(log),
+        ]
+        result = invoke(runner, *args)
+        assert result.exit_code == 0, result.stderr
+        assert len(parse_stdout(out.read_text())) == 3
+        assert result.stderr.count("left out of the log") == 1, result.stderr
+        assert f"`--log-llm {log}`" in result.stderr
+        assert log.read_bytes() == b'{"half": '  # nothing written into the stopped writer's half line
+    finally:
+        stopped.send_signal(signal.SIGCONT)
+        assert stopped.wait() == 0
+    assert log.read_bytes() == b'{"half": "line"}\n'
+    result = invoke(runner, *args)  # the lock is free again: every exchange is logged
+    assert result.exit_code == 0 and "left out" not in result.stderr, result.stderr
+    lines = log.read_bytes().splitlines()
+    assert len(lines) > 1 and all(json.loads(line) for line in lines)
+
+
+def test_a_line_left_out_makes_the_next_try_once_until_the_lock_is_had(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    holder = os.open(path, os.O_WRONLY | os.O_CREAT)  # another open file: its lock shuts this log's out
+    log = shared_log.SharedLog(str(path), lock_wait=0.01)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        assert log.append(b"first\n") is False
+        log.lock_wait = 3600.0  # a wait this long would hang the test: the next line must try only once
+        assert log.append(b"second\n") is False
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        assert log.append(b"third\n") is True
+        assert log.append(b"fourth\n") is True
+    finally:
+        log.close()
+        os.close(holder)
+    assert path.read_bytes() == b"third\nfourth\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apigen_cli.conversations.transcript import read_transcript
-from apigen_cli.conversations.verdict import Replay, ReplayedCall, judge, said_the_same
+from apigen_cli.conversations.verdict import Replay, ReplayedCall, gold_outputs_problem, judge, said_the_same
 from apigen_cli.problems import Problem
 
 from .test_transcript import conversation
@@ -83,3 +83,12 @@ def test_a_change_undone_or_redone_later_is_not_kept() -> None:
     second = ReplayedCall("set_address", True, None, changed=True, changed_paths=('Store.users["u1"]',))
     labels = verdict(conversation(messages=[{"role": "user", "content": "hi"}], outputs=[]), replay=played(first, second)).labels
     assert [label["change_kept"] for label in labels] == [False, True]
+
+
+def test_a_gold_action_that_raises_in_the_conversation_says_it_raises() -> None:
+    # a string result and an error read alike in a message unless it says which the call gave
+    wanted = ReplayedCall("tick", True, "done", arguments={"id": 1})
+    raised = ReplayedCall("tick", False, error="no todo 1", arguments={"id": 1})
+    problem = gold_outputs_problem(Replay(None, [wanted], state_readable=False), Replay(None, [raised], state_readable=False))
+    assert problem is not None and problem.code == "gold_output_mismatch"
+    assert '`tick` returns "done" on the gold\'s replay, but raises "no todo 1" as call 1' in problem.message, problem.message

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from apigen_cli.execution.worker import decode_payload, encode_frame, read_frame, shorten, to_json
+from apigen_cli.execution.worker import decode_payload, encode_frame, read_frame, shorten, take_frame, to_json
 
 
 class Size(enum.IntEnum):
@@ -99,3 +99,13 @@ def test_frames_round_trip_including_wide_integers() -> None:
     assert read_frame(stream) == [2**70]
     assert read_frame(stream) is None
     assert decode_payload(b"[1]") == [1]
+
+
+def test_frames_taken_from_a_buffer_come_whole_however_the_bytes_arrive() -> None:
+    sent = encode_frame({"a": 1}) + encode_frame("two")
+    buffer, taken = bytearray(), []
+    for byte in sent:  # one byte per read, the worst a socket can do
+        buffer.append(byte)
+        while (frame := take_frame(buffer)) is not None:
+            taken.append(decode_payload(frame))
+    assert taken == [{"a": 1}, "two"] and not buffer

@@ -598,8 +598,9 @@ def simulate(
 
     The user simulator (`--user-model`) gets the blueprint's instruction, never its
     actions; the agent (`-m`) gets the policy and the environment's tools, and its
-    calls run on the blueprint's environment, made once per conversation in a process
-    of its own (each step sends only its new calls). Each conversation that ends normally goes through the trajectory check; a failed one is tried
+    calls run on the blueprint's environment, in one process kept for the whole
+    conversation (only its new calls are sent at each step). Each conversation
+    that ends normally goes through the trajectory check; a failed one is tried
     again, up to `--attempts`, and every failed attempt goes to the rejects with
     its reason and whole conversation. `-m offline` runs a scripted user and agent.
     With `--mcp COMMAND` instead of `--functions`, the environment is an MCP server,

@@ -51,6 +51,10 @@ class ReplayedCall:
     changed_paths: tuple[str, ...] = ()  # where (``Store.orders["o-2"].status``), as far as recorded
     arguments: Any = None  # what it was called with (matched against the gold's where the state cannot be read)
 
+    def shown(self) -> str:
+        """What the call gave, for a message: ``returns <value>`` or ``raises <error>``."""
+        return f"returns {show_value(self.result, 120)}" if self.ok else f"raises {show_value(self.error, 120)}"
+
 
 @dataclass(frozen=True)
 class Replay:
@@ -140,11 +144,10 @@ def gold_outputs_problem(gold: Replay, played: Replay) -> Problem | None:
             )
         call, start = played.calls[found], found + 1
         if call.ok != wanted.ok or (call.ok and not _same_result(call, wanted)):
-            gave = call.result if call.ok else call.error
             return Problem(
                 "gold_output_mismatch",
-                f"gold action {number} `{wanted.name}` returns {show_value(wanted.result, 120)} on the gold's replay, but "
-                f"{show_value(gave, 120)} as call {found + 1} of the conversation's: the server was left in another state",
+                f"gold action {number} `{wanted.name}` {wanted.shown()} on the gold's replay, but {call.shown()} "
+                f"as call {found + 1} of the conversation's: the server was left in another state",
             )
     return None
 
@@ -176,11 +179,9 @@ def _tool_message_mismatch(transcript: Transcript, played: Replay) -> Problem | 
             continue
         said = transcript.tool_messages[call.call_id]
         if not said_the_same(said, replayed):
-            now = replayed.result if replayed.ok else replayed.error
             return Problem(
                 "tool_result_mismatch",
-                f"call {position} `{call.name}`: its tool message says {show_value(said, 120)}, "
-                f"but replayed it {'returns' if replayed.ok else 'raises'} {show_value(now, 120)}",
+                f"call {position} `{call.name}`: its tool message says {show_value(said, 120)}, but replayed it {replayed.shown()}",
             )
     return None
 

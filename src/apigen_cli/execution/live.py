@@ -41,9 +41,8 @@ from .descendants import kill_tree
 from .environment import secrets_to_cut, worker_environment
 from .pool import library_hint, refused_library, start_worker_process, worker_setup
 from .sessions import SessionCall, SessionOutcome, SessionPending, SessionRequest
-from .worker import decode_payload, encode_frame, exit_text, exit_type
+from .worker import decode_payload, encode_frame, exit_text, exit_type, take_frame
 
-_HEADER_BYTES = 4
 _LINE_BYTES = 8192  # the longest line of printed output passed on
 _EXITS_KEPT = 1024  # exit reports kept for sessions that may still ask (most never do: they ended with their last frame)
 
@@ -59,14 +58,11 @@ class _Frames:
     def next(self, deadline: float) -> Any:
         """The next frame's value; ``EOFError`` at the end of input, ``TimeoutError`` past ``deadline``."""
         while True:
-            if len(self.buffer) >= _HEADER_BYTES:
-                end = _HEADER_BYTES + int.from_bytes(self.buffer[:_HEADER_BYTES], "big")
-                if len(self.buffer) >= end:
-                    frame = bytes(self.buffer[_HEADER_BYTES:end])
-                    del self.buffer[:end]
-                    value = decode_payload(frame)
-                    # what a function may see it may send back: what --pass-env handed out, and keys, are cut
-                    return self.redactor.value(value) if self.redactor and self.redactor.may_be_in(frame) else value
+            frame = take_frame(self.buffer)
+            if frame is not None:
+                value = decode_payload(frame)
+                # what a function may see it may send back: what --pass-env handed out, and keys, are cut
+                return self.redactor.value(value) if self.redactor and self.redactor.may_be_in(frame) else value
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
                 raise TimeoutError
@@ -104,12 +100,8 @@ class _Exits:
                 break
             buffer += data
             reports = []
-            while len(buffer) >= _HEADER_BYTES:
-                end = _HEADER_BYTES + int.from_bytes(buffer[:_HEADER_BYTES], "big")
-                if len(buffer) < end:
-                    break
-                reports.append(decode_payload(bytes(buffer[_HEADER_BYTES:end])))
-                del buffer[:end]
+            while (frame := take_frame(buffer)) is not None:
+                reports.append(decode_payload(frame))
             with self.changed:
                 for serial, code in reports:
                     self.codes[serial] = code

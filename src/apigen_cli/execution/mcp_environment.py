@@ -26,7 +26,6 @@ agent sends only its new calls, and the conversation's thread makes them. Whole
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
 import threading
@@ -36,7 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..environments.state import Diff, StateError, canonical, canonical_json, diff_canonical
+from ..environments.state import Diff, StateError, canonical, canonical_json, diff_canonical, json_digest
 from ..errors import ConfigError, FunctionsError
 from ..problems import Problem
 from .calls import Outcome, Pending
@@ -251,7 +250,7 @@ class McpLiveSession:
 
     def _end(self) -> SessionOutcome:
         if self._open() and self.outcome is None:
-            self._finish(None, self.state, None if self.state is None else _digest(self.state))
+            self._finish(None, self.state, None if self.state is None else json_digest(canonical_json(self.state)))
         assert self.outcome is not None
         return self.outcome
 
@@ -377,7 +376,3 @@ class McpLiveSession:
                 seconds=time.monotonic() - self.started,
             )
         return self.outcome
-
-
-def _digest(state: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(state)).hexdigest()

@@ -54,7 +54,6 @@ import decimal
 import enum
 import fractions
 import gc
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -135,6 +134,18 @@ def decode_payload(data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return problems.valid_text(json.loads(data))
+
+
+def take_frame(buffer: bytearray) -> bytes | None:
+    """The payload of the first frame in ``buffer``, taken out of it; ``None`` until that frame has come whole."""
+    if len(buffer) < _HEADER.size:
+        return None
+    end = _HEADER.size + int.from_bytes(buffer[: _HEADER.size], "big")
+    if len(buffer) < end:
+        return None
+    payload = bytes(buffer[_HEADER.size : end])
+    del buffer[:end]
+    return payload
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
@@ -742,7 +753,7 @@ class _SessionRun:
         return True
 
     def finish(self) -> None:
-        final_digest = hashlib.sha256(self.before_json).hexdigest()  # state.digest of a canonical state, without a second walk
+        final_digest = state.json_digest(self.before_json)  # its canonical JSON is at hand: no second walk
         self.send([self.session_id, "end", None, self.before, final_digest, self.elapsed()], last=True)
 
 

@@ -37,6 +37,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -111,8 +112,21 @@ def make_transport(settings: LLMSettings) -> httpx.AsyncBaseTransport:
     limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
     proxy = environment_proxy(normalise_base_url(settings.base_url or ""))
     if AiohttpTransport is not None:
+        _allow_large_bodies()
         return AiohttpTransport(limits=limits, proxy=httpx.Proxy(proxy) if proxy else None)
     return httpx.AsyncHTTPTransport(limits=limits, proxy=proxy)  # pragma: no cover
+
+
+def _allow_large_bodies() -> None:
+    """Silence aiohttp's ResourceWarning on a request body over 1 MiB (a long conversation).
+
+    The warning says the bytes "might lock the event loop": ours are already in memory, and
+    aiohttp has no setting for its threshold. Under ``-W error`` the warning would fail the
+    request, so this one message from ``aiohttp.payload`` is ignored, and nothing else.
+    """
+    warnings.filterwarnings(
+        "ignore", message="Sending a large body directly", category=ResourceWarning, module=r"aiohttp\.payload"
+    )
 
 
 def environment_proxy(url: str) -> str | None:

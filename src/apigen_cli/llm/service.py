@@ -66,9 +66,11 @@ Warn = Callable[[str], None]
 class ExchangeLog:
     """``--log-llm FILE``: one JSON line per exchange, appended whole even when other processes share the file."""
 
-    def __init__(self, path: str, base_url: str | None) -> None:
+    def __init__(self, path: str, base_url: str | None, on_warning: Warn | None = None) -> None:
         self.path = path
         self.base_url = base_url
+        self._on_warning = on_warning
+        self._warned = False
         try:
             folder = os.path.dirname(path)
             if folder:
@@ -97,7 +99,13 @@ class ExchangeLog:
         }
         if request.offline_task is not None and request.model == OFFLINE_MODEL:
             entry["offline_task"] = request.offline_task
-        self._file.append(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str))
+        written = self._file.append(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str))
+        if not written and not self._warned and self._on_warning is not None:
+            self._warned = True
+            self._on_warning(
+                f"another process held the lock of `--log-llm {self.path}` for over {self._file.lock_wait:g} s "
+                "(stopped mid-write?); exchanges are left out of the log while it holds it"
+            )
 
     def close(self) -> None:
         self._file.close()
@@ -167,7 +175,7 @@ class LLMClient:
                 on_warning("`--batch` changes nothing for `--model offline`, which answers at once, without a provider")
             # --- end batch ---
             if settings.log_path:
-                self._log = ExchangeLog(settings.log_path, settings.base_url)
+                self._log = ExchangeLog(settings.log_path, settings.base_url, on_warning)
         except BaseException:
             self.close()
             raise
