@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import apigen_cli
+from apigen_cli.cli import app
+from apigen_cli.cli.main import COMMAND_MODULES, COMMAND_ORDER
 
-from .run_helpers import SAMPLE
+from .run_helpers import SAMPLE, apigen_process
 
 
 def test_every_exported_name_exists_and_is_listed_once() -> None:
@@ -82,3 +84,27 @@ def test_a_run_without_batches_or_mcp_servers_loads_neither(tmp_path: Path) -> N
     argv = ["run", str(SAMPLE / "apis.jsonl"), *functions, "-m", "offline", "-J", "offline", "-n", "3", "-o", str(out), "-q"]
     assert loaded_by_command(argv, NOT_FOR_RUN) == "loaded []"
     assert out.exists()
+
+
+def test_the_command_line_lists_every_command_and_suggests_one_it_has_not_loaded() -> None:
+    """The console script imports a command's module only when it runs; `--help` and a misspelt name load them all."""
+    listed = apigen_process(["--help"])
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.split("\nCommands:\n")[1].splitlines()
+    assert [line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")] == list(COMMAND_ORDER)
+    misspelt = apigen_process(["simulat"])
+    assert misspelt.returncode == 2
+    assert misspelt.stderr.splitlines()[0] == "error: no such command `simulat`. Did you mean `simulate`?"
+
+
+def test_each_command_is_defined_in_the_module_its_table_names() -> None:
+    """`main.COMMAND_MODULES` is how the console script finds a command's code: each entry must name its module."""
+    defined: dict[str, set[str]] = {}
+    for command in app.registered_commands:
+        assert command.callback is not None
+        defined.setdefault(command.name or "", set()).add(command.callback.__module__)
+    for group in app.registered_groups:
+        assert group.typer_instance is not None
+        callbacks = [command.callback for command in group.typer_instance.registered_commands]
+        defined.setdefault(group.typer_instance.info.name or "", set()).update(c.__module__ for c in callbacks if c)
+    assert defined == {name: {f"apigen_cli.cli.{module}"} for name, module in COMMAND_MODULES.items()}
