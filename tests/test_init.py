@@ -6,11 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
 import apigen_cli
 from apigen_cli.cli import app
 from apigen_cli.cli.main import COMMAND_MODULES, COMMAND_ORDER
 
+from .conftest import invoke
 from .run_helpers import SAMPLE, apigen_process
+
+STORE = SAMPLE / "store"
 
 
 def test_every_exported_name_exists_and_is_listed_once() -> None:
@@ -45,6 +51,30 @@ NOT_FOR_GENERATE = (
     "rich",  # the quiet run below has nothing to print: its console is made on first use
 )
 NOT_FOR_RUN = ("apigen_cli.llm.batch", "apigen_cli.execution.mcp", "apigen_cli.conversations", "ray", "mcp", "ruamel")
+# What acting out blueprints needs none of: the modules of the other commands (export, reports, the
+# library importers, settings), MCP (no `--mcp`), the single-turn pipeline and its engines, provider
+# batches, the HTTP client (an offline run sends nothing), and rich (nothing to print).
+NOT_FOR_MULTI_TURN = (
+    "apigen_cli.cli.training_data",
+    "apigen_cli.cli.reports",
+    "apigen_cli.cli.library",
+    "apigen_cli.cli.settings",
+    "apigen_cli.stages.export",
+    "apigen_cli.report",
+    "apigen_cli.execution.mcp",
+    "apigen_cli.execution.mcp_environment",
+    "apigen_cli.library.from_mcp",
+    "apigen_cli.pipeline",
+    "apigen_cli.ray_engine",
+    "apigen_cli.llm.batch",
+    "httpx",
+    "aiohttp",
+    "mcp",
+    "ray",
+    "ruamel",
+    "rich",
+)
+NOT_FOR_SIMULATE = ("apigen_cli.cli.runs", *NOT_FOR_MULTI_TURN)
 
 
 def loaded(names: tuple[str, ...]) -> str:
@@ -84,6 +114,48 @@ def test_a_run_without_batches_or_mcp_servers_loads_neither(tmp_path: Path) -> N
     argv = ["run", str(SAMPLE / "apis.jsonl"), *functions, "-m", "offline", "-J", "offline", "-n", "3", "-o", str(out), "-q"]
     assert loaded_by_command(argv, NOT_FOR_RUN) == "loaded []"
     assert out.exists()
+
+
+@pytest.fixture(scope="module")
+def store_blueprints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The sample store's tools and a few verified blueprints of it, as `library from-python` and `blueprint` write them."""
+    folder = tmp_path_factory.mktemp("store")
+    tools, blueprints = folder / "store_tools.jsonl", folder / "blueprints.jsonl"
+    runner = CliRunner()
+    made = invoke(runner, "library", "from-python", str(STORE), "--class", "OnlineStore", "-o", str(tools), "-q")
+    assert made.exit_code == 0, made.stderr
+    made = invoke(
+        runner,
+        "blueprint", str(tools), "--functions", str(STORE), "--initial-state", str(STORE / "initial_state.json"),
+        "--policy", str(STORE / "policy.md"), "-m", "offline", "-n", "3", "--seed", "23", "-o", str(blueprints), "-q",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    return tools, blueprints
+
+
+def test_an_offline_multi_turn_run_loads_no_other_command_mcp_pipeline_or_http_client(
+    store_blueprints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "conversations.jsonl"
+    argv = [
+        "run", "--multi-turn", str(store_blueprints[0]), "--functions", str(STORE),
+        "--initial-state", str(STORE / "initial_state.json"), "--policy", str(STORE / "policy.md"),
+        "-m", "offline", "-n", "2", "--seed", "23", "-o", str(out), "-q",
+    ]  # fmt: skip
+    assert loaded_by_command(argv, NOT_FOR_MULTI_TURN) == "loaded []"
+    assert out.with_name("conversations.blueprints.jsonl").stat().st_size > 0
+
+
+def test_an_offline_simulate_loads_no_other_command_mcp_pipeline_or_http_client(
+    store_blueprints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "conversations.jsonl"
+    argv = [
+        "simulate", str(store_blueprints[1]), "--functions", str(STORE), "--policy", str(STORE / "policy.md"),
+        "-m", "offline", "--seed", "1", "-o", str(out), "-q",
+    ]  # fmt: skip
+    assert loaded_by_command(argv, NOT_FOR_SIMULATE) == "loaded []"
+    assert out.stat().st_size > 0
 
 
 def test_the_command_line_lists_every_command_and_suggests_one_it_has_not_loaded() -> None:

@@ -99,8 +99,6 @@ def mcp_environment(ctx: typer.Context, state_tool: str | None, what_it_replays:
 
     ``what_it_replays`` says what the command runs on the environment, for the error without either;
     ``at_once``: the most servers running whole sessions (replays) at once."""
-    from ..execution.mcp_environment import McpEnvironment, McpEnvironmentOptions, environment_server
-
     execution = execution_settings_from(resolved_settings(ctx).values)
     if execution.functions and (execution.mcp or execution.mcp_url):
         raise ConfigError(
@@ -120,6 +118,9 @@ def mcp_environment(ctx: typer.Context, state_tool: str | None, what_it_replays:
             hint="pass `--functions PATH`, the Python file or folder that defines the environment's classes, "
             "or `--mcp COMMAND`, an MCP server started afresh for each conversation",
         )
+    # MCP code, loaded only when `--mcp` gives the environment
+    from ..execution.mcp_environment import McpEnvironment, McpEnvironmentOptions, environment_server
+
     options = execution.mcp_options()
     server = environment_server(options.servers)
     return McpEnvironment(McpEnvironmentOptions(replace(options, servers=(server,)), state_tool, at_once))
@@ -651,7 +652,6 @@ class SimulationMaker:
         from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
         from ..conversations.blueprint_sampling import read_text_file
         from ..conversations.conversation_review import judge_one
-        from ..conversations.mcp_tools import mcp_agent_tools
         from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
         from ..conversations.user_simulator import UserSimulator, load_user_prompt
         from ..execution.live import LiveSessions
@@ -672,6 +672,8 @@ class SimulationMaker:
         # a server per conversation, and one per blueprint for the gold's replay: at most `--concurrency` of those at once
         served = mcp_environment(ctx, state_tool, "runs the agent's calls", llm.concurrency)
         if served is not None:
+            from ..conversations.mcp_tools import mcp_agent_tools  # MCP code, only with `--mcp`
+
             resources.callback(served.close)
             listed = served.list_tools()  # a server that cannot start, or has no such state tool, stops the run here
             definitions, writes = mcp_agent_tools(params["tools"], listed, served.options.server.name, state_tool)
