@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,12 @@ from typer.testing import CliRunner
 import apigen_cli
 from apigen_cli.cli import app
 from apigen_cli.cli.main import COMMAND_MODULES, COMMAND_ORDER
+from apigen_cli.conversations.simulation import simulation_tools
 
 from .conftest import invoke
 from .llm_server import LLMServer
 from .run_helpers import SAMPLE, apigen_process
+from .scripted_conversation import conversation_handler
 from .scripted_model import pipeline_handler
 
 STORE = SAMPLE / "store"
@@ -206,3 +209,33 @@ def test_httpx_loaded_without_its_command_line_still_runs_it() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "Usage: httpx <URL>" in result.stdout
+
+
+def test_a_simulate_that_asks_an_endpoint_loads_its_http_client_while_the_tools_are_read(
+    store_blueprints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The HTTP client's import (httpx, aiohttp: 0.2-0.3 s) overlaps the child process reading the classes' tools."""
+    blueprints = store_blueprints[1]
+    rows = [json.loads(line) for line in blueprints.read_text().splitlines()]
+    out = tmp_path / "conversations.jsonl"
+    code = (
+        "import runpy, sys, threading\n"
+        "import apigen_cli.conversations.simulation as simulation\n"
+        "read_tools = simulation.simulation_tools\n"
+        "def spied(*args, **kwargs):\n"
+        "    importing = any(thread.name == 'apigen-import-http' for thread in threading.enumerate())\n"
+        "    print('http client', 'loading' if importing or 'apigen_cli.llm.http_backend' in sys.modules else 'not loading',\n"
+        "          file=sys.stderr)\n"
+        "    return read_tools(*args, **kwargs)\n"
+        "simulation.simulation_tools = spied\n"
+        "runpy.run_module('apigen_cli', run_name='__main__')\n"
+    )
+    with LLMServer(handler=conversation_handler(rows, sorted(simulation_tools(None, str(STORE))[1]))) as server:
+        argv = [
+            "simulate", str(blueprints), "--functions", str(STORE), "--policy", str(STORE / "policy.md"),
+            "--base-url", server.url, "-m", "agent", "--user-model", "user", "--seed", "1", "-o", str(out), "-q",
+        ]  # fmt: skip
+        result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == "http client loading"
+    assert out.stat().st_size > 0

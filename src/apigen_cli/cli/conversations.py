@@ -17,7 +17,7 @@ from ..config import SETTINGS, LLMSettings
 from ..console import Messages
 from ..errors import ConfigError
 from ..llm.chat import LLMProgress
-from ..llm.service import LLMClient, open_chat_service, usage_lines
+from ..llm.service import LLMClient, import_http_backend_meanwhile, open_chat_service, usage_lines
 from ..resumable import ResumableRun, Resumed, is_resumable, write_resumable
 from ..rows.jsonl import STDIO, read_rows
 from ..rows.records import Row
@@ -665,6 +665,8 @@ class SimulationMaker:
                 hint="pass one `-m NAME` (`-m offline` runs the scripted agent)",
             )
         agent_model = llm.models[0]
+        # the HTTP client loads while the environment's server starts and its tools are read (in child processes)
+        import_http_backend_meanwhile([agent_model, params["user_model"] or agent_model])
         policy = params["policy"]
         policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
         sessions: LiveEnvironment
