@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-import apigen_cli
+import pytest
+from typer.testing import CliRunner
 
-from .run_helpers import SAMPLE
+import apigen_cli
+from apigen_cli.cli import app
+from apigen_cli.cli.main import COMMAND_MODULES, COMMAND_ORDER
+from apigen_cli.conversations.simulation import simulation_tools
+
+from .conftest import invoke
+from .llm_server import LLMServer
+from .run_helpers import SAMPLE, apigen_process
+from .scripted_conversation import conversation_handler
+from .scripted_model import pipeline_handler
+
+STORE = SAMPLE / "store"
 
 
 def test_every_exported_name_exists_and_is_listed_once() -> None:
@@ -43,6 +56,33 @@ NOT_FOR_GENERATE = (
     "rich",  # the quiet run below has nothing to print: its console is made on first use
 )
 NOT_FOR_RUN = ("apigen_cli.llm.batch", "apigen_cli.execution.mcp", "apigen_cli.conversations", "ray", "mcp", "ruamel")
+# What acting out blueprints needs none of: the modules of the other commands (export, reports, the
+# library importers, settings), MCP (no `--mcp`), the single-turn pipeline and its engines, provider
+# batches, the HTTP client (an offline run sends nothing), and rich (nothing to print).
+NOT_FOR_MULTI_TURN = (
+    "apigen_cli.cli.training_data",
+    "apigen_cli.cli.reports",
+    "apigen_cli.cli.library",
+    "apigen_cli.cli.settings",
+    "apigen_cli.stages.export",
+    "apigen_cli.report",
+    "apigen_cli.execution.mcp",
+    "apigen_cli.execution.mcp_environment",
+    "apigen_cli.library.from_mcp",
+    "apigen_cli.pipeline",
+    "apigen_cli.ray_engine",
+    "apigen_cli.llm.batch",
+    "httpx",
+    "aiohttp",
+    "mcp",
+    "ray",
+    "ruamel",
+    "rich",
+)
+NOT_FOR_SIMULATE = ("apigen_cli.cli.runs", *NOT_FOR_MULTI_TURN)
+# httpx's own command line (click, rich, pygments): apigen never runs it, and a run that asks an endpoint
+# loads httpx
+NOT_FOR_AN_ENDPOINT = ("click", "pygments", "rich")
 
 
 def loaded(names: tuple[str, ...]) -> str:
@@ -82,3 +122,120 @@ def test_a_run_without_batches_or_mcp_servers_loads_neither(tmp_path: Path) -> N
     argv = ["run", str(SAMPLE / "apis.jsonl"), *functions, "-m", "offline", "-J", "offline", "-n", "3", "-o", str(out), "-q"]
     assert loaded_by_command(argv, NOT_FOR_RUN) == "loaded []"
     assert out.exists()
+
+
+@pytest.fixture(scope="module")
+def store_blueprints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The sample store's tools and a few verified blueprints of it, as `library from-python` and `blueprint` write them."""
+    folder = tmp_path_factory.mktemp("store")
+    tools, blueprints = folder / "store_tools.jsonl", folder / "blueprints.jsonl"
+    runner = CliRunner()
+    made = invoke(runner, "library", "from-python", str(STORE), "--class", "OnlineStore", "-o", str(tools), "-q")
+    assert made.exit_code == 0, made.stderr
+    made = invoke(
+        runner,
+        "blueprint", str(tools), "--functions", str(STORE), "--initial-state", str(STORE / "initial_state.json"),
+        "--policy", str(STORE / "policy.md"), "-m", "offline", "-n", "3", "--seed", "23", "-o", str(blueprints), "-q",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    return tools, blueprints
+
+
+def test_an_offline_multi_turn_run_loads_no_other_command_mcp_pipeline_or_http_client(
+    store_blueprints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "conversations.jsonl"
+    argv = [
+        "run", "--multi-turn", str(store_blueprints[0]), "--functions", str(STORE),
+        "--initial-state", str(STORE / "initial_state.json"), "--policy", str(STORE / "policy.md"),
+        "-m", "offline", "-n", "2", "--seed", "23", "-o", str(out), "-q",
+    ]  # fmt: skip
+    assert loaded_by_command(argv, NOT_FOR_MULTI_TURN) == "loaded []"
+    assert out.with_name("conversations.blueprints.jsonl").stat().st_size > 0
+
+
+def test_an_offline_simulate_loads_no_other_command_mcp_pipeline_or_http_client(
+    store_blueprints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "conversations.jsonl"
+    argv = [
+        "simulate", str(store_blueprints[1]), "--functions", str(STORE), "--policy", str(STORE / "policy.md"),
+        "-m", "offline", "--seed", "1", "-o", str(out), "-q",
+    ]  # fmt: skip
+    assert loaded_by_command(argv, NOT_FOR_SIMULATE) == "loaded []"
+    assert out.stat().st_size > 0
+
+
+def test_a_run_that_asks_an_endpoint_loads_no_command_line_of_httpx(tmp_path: Path) -> None:
+    out = tmp_path / "rows.jsonl"
+    with LLMServer(handler=pipeline_handler) as server:
+        argv = ["generate", str(SAMPLE / "apis.jsonl"), "--base-url", server.url, "-m", "bench", "-n", "2", "-o", str(out), "-q"]
+        assert loaded_by_command(argv, NOT_FOR_AN_ENDPOINT) == "loaded []"
+    assert len(out.read_text().splitlines()) == 2
+
+
+def test_the_command_line_lists_every_command_and_suggests_one_it_has_not_loaded() -> None:
+    """The console script imports a command's module only when it runs; `--help` and a misspelt name load them all."""
+    listed = apigen_process(["--help"])
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.split("\nCommands:\n")[1].splitlines()
+    assert [line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")] == list(COMMAND_ORDER)
+    misspelt = apigen_process(["simulat"])
+    assert misspelt.returncode == 2
+    assert misspelt.stderr.splitlines()[0] == "error: no such command `simulat`. Did you mean `simulate`?"
+
+
+def test_each_command_is_defined_in_the_module_its_table_names() -> None:
+    """`main.COMMAND_MODULES` is how the console script finds a command's code: each entry must name its module."""
+    defined: dict[str, set[str]] = {}
+    for command in app.registered_commands:
+        assert command.callback is not None
+        defined.setdefault(command.name or "", set()).add(command.callback.__module__)
+    for group in app.registered_groups:
+        assert group.typer_instance is not None
+        callbacks = [command.callback for command in group.typer_instance.registered_commands]
+        defined.setdefault(group.typer_instance.info.name or "", set()).update(c.__module__ for c in callbacks if c)
+    assert defined == {name: {f"apigen_cli.cli.{module}"} for name, module in COMMAND_MODULES.items()}
+
+
+def test_httpx_loaded_without_its_command_line_still_runs_it() -> None:
+    """`httpx.main` (the `httpx` command) imports its command line when it is called, not when httpx is imported."""
+    code = (
+        "import sys\n"
+        "from apigen_cli.httpx_without_cli import httpx\n"
+        "assert 'click' not in sys.modules and 'httpx._main' not in sys.modules\n"
+        "httpx.main(['--help'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: httpx <URL>" in result.stdout
+
+
+def test_a_simulate_that_asks_an_endpoint_loads_its_http_client_while_the_tools_are_read(
+    store_blueprints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The HTTP client's import (httpx, aiohttp: 0.2-0.3 s) overlaps the child process reading the classes' tools."""
+    blueprints = store_blueprints[1]
+    rows = [json.loads(line) for line in blueprints.read_text().splitlines()]
+    out = tmp_path / "conversations.jsonl"
+    code = (
+        "import runpy, sys, threading\n"
+        "import apigen_cli.conversations.simulation as simulation\n"
+        "read_tools = simulation.simulation_tools\n"
+        "def spied(*args, **kwargs):\n"
+        "    importing = any(thread.name == 'apigen-import-http' for thread in threading.enumerate())\n"
+        "    print('http client', 'loading' if importing or 'apigen_cli.llm.http_backend' in sys.modules else 'not loading',\n"
+        "          file=sys.stderr)\n"
+        "    return read_tools(*args, **kwargs)\n"
+        "simulation.simulation_tools = spied\n"
+        "runpy.run_module('apigen_cli', run_name='__main__')\n"
+    )
+    with LLMServer(handler=conversation_handler(rows, sorted(simulation_tools(None, str(STORE))[1]))) as server:
+        argv = [
+            "simulate", str(blueprints), "--functions", str(STORE), "--policy", str(STORE / "policy.md"),
+            "--base-url", server.url, "-m", "agent", "--user-model", "user", "--seed", "1", "-o", str(out), "-q",
+        ]  # fmt: skip
+        result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == "http client loading"
+    assert out.stat().st_size > 0

@@ -17,7 +17,7 @@ from ..config import SETTINGS, LLMSettings
 from ..console import Messages
 from ..errors import ConfigError
 from ..llm.chat import LLMProgress
-from ..llm.service import LLMClient, open_chat_service, usage_lines
+from ..llm.service import LLMClient, import_http_backend_meanwhile, open_chat_service, usage_lines
 from ..resumable import ResumableRun, Resumed, is_resumable, write_resumable
 from ..rows.jsonl import STDIO, read_rows
 from ..rows.records import Row
@@ -99,8 +99,6 @@ def mcp_environment(ctx: typer.Context, state_tool: str | None, what_it_replays:
 
     ``what_it_replays`` says what the command runs on the environment, for the error without either;
     ``at_once``: the most servers running whole sessions (replays) at once."""
-    from ..execution.mcp_environment import McpEnvironment, McpEnvironmentOptions, environment_server
-
     execution = execution_settings_from(resolved_settings(ctx).values)
     if execution.functions and (execution.mcp or execution.mcp_url):
         raise ConfigError(
@@ -120,6 +118,9 @@ def mcp_environment(ctx: typer.Context, state_tool: str | None, what_it_replays:
             hint="pass `--functions PATH`, the Python file or folder that defines the environment's classes, "
             "or `--mcp COMMAND`, an MCP server started afresh for each conversation",
         )
+    # MCP code, loaded only when `--mcp` gives the environment
+    from ..execution.mcp_environment import McpEnvironment, McpEnvironmentOptions, environment_server
+
     options = execution.mcp_options()
     server = environment_server(options.servers)
     return McpEnvironment(McpEnvironmentOptions(replace(options, servers=(server,)), state_tool, at_once))
@@ -652,7 +653,6 @@ class SimulationMaker:
         from ..conversations.agent import Agent, ToolModes, load_agent_prompt, openai_tools
         from ..conversations.blueprint_sampling import read_text_file
         from ..conversations.conversation_review import judge_one
-        from ..conversations.mcp_tools import mcp_agent_tools
         from ..conversations.simulation import DEFAULT_STOP_TOOLS, Bounds, Simulation, simulation_tools
         from ..conversations.user_simulator import UserSimulator, load_user_prompt
         from ..execution.live import LiveSessions
@@ -666,6 +666,8 @@ class SimulationMaker:
                 hint="pass one `-m NAME` (`-m offline` runs the scripted agent)",
             )
         agent_model = llm.models[0]
+        # the HTTP client loads while the environment's server starts and its tools are read (in child processes)
+        import_http_backend_meanwhile([agent_model, params["user_model"] or agent_model])
         policy = params["policy"]
         policy_text = read_text_file(policy, "--policy", "policy") if policy is not None else None
         sessions: LiveEnvironment
@@ -673,6 +675,8 @@ class SimulationMaker:
         # a server per conversation, and one per blueprint for the gold's replay: at most `--concurrency` of those at once
         served = mcp_environment(ctx, state_tool, "runs the agent's calls", llm.concurrency)
         if served is not None:
+            from ..conversations.mcp_tools import mcp_agent_tools  # MCP code, only with `--mcp`
+
             resources.callback(served.close)
             listed = served.list_tools()  # a server that cannot start, or has no such state tool, stops the run here
             definitions, writes = mcp_agent_tools(params["tools"], listed, served.options.server.name, state_tool)

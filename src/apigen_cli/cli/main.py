@@ -7,51 +7,56 @@ into one message and an exit code, and `run()`, the console script.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import signal
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.main
 
 from ..config import unknown_variables
 from ..console import Messages
 from ..errors import ApigenError
 from ..version import __version__
 from .files import check_current_command_files
-from .help import HelpGroup
+from .help import HelpGroup, use_apigen_help
 
-#: `apigen --help` lists the commands in the order a dataset is made: the four stages, `run` that
-#: chains them and `merge` that joins its shards, what is done to the rows after (dedup, negatives,
-#: export), what is read from them (stats, report), then the tools around a run.
-COMMAND_ORDER = (
-    "generate",
-    "format-check",
-    "exec-check",
-    "semantic-check",
-    "run",
-    "blueprint",
-    "simulate",
-    "trajectory-check",
-    "merge",
-    "dedup",
-    "negatives",
-    "export",
-    "stats",
-    "report",
-    "library",
-    "batch",
-    "config",
-)
+#: Each command of `apigen` and the module of `cli/` that defines it, in the order `apigen --help` lists
+#: them, the order a dataset is made: the four stages, `run` that chains them, the multi-turn commands,
+#: `merge` that joins shards, what is done to the rows after (dedup, negatives, export), what is read
+#: from them (stats, report), then the tools around a run. A command's module is imported only when the
+#: command runs (or `--help` lists them all): `apigen simulate` loads none of export's or report's code.
+COMMAND_MODULES = {
+    "generate": "stages",
+    "format-check": "stages",
+    "exec-check": "stages",
+    "semantic-check": "stages",
+    "run": "runs",
+    "blueprint": "conversations",
+    "simulate": "conversations",
+    "trajectory-check": "conversations",
+    "merge": "runs",
+    "dedup": "training_data",
+    "negatives": "training_data",
+    "export": "training_data",
+    "stats": "reports",
+    "report": "reports",
+    "library": "library",
+    "batch": "batch",
+    "config": "settings",
+}
+COMMAND_ORDER = tuple(COMMAND_MODULES)
 
 
 class ApigenGroup(HelpGroup):
-    """The `apigen` group: its commands in pipeline order, its usage errors in apigen's words, and
-    every command quiet when its reader goes away (`apigen ... | head`): exit 0.
+    """The `apigen` group: its commands in pipeline order, each loaded when it is asked for, its usage
+    errors in apigen's words, and every command quiet when its reader goes away (`apigen ... | head`): exit 0.
 
     Click would exit 1 with nothing said; a reader gone before the final flush would have
     Python print a traceback-like complaint at exit. Both are caught here, around every
@@ -60,8 +65,25 @@ class ApigenGroup(HelpGroup):
 
     def list_commands(self, ctx: Any) -> list[str]:
         """COMMAND_ORDER, not the order the commands were registered in; one it does not name comes last, not hidden."""
+        self._take_commands_of(COMMAND_MODULES.values())
         named = [name for name in COMMAND_ORDER if name in self.commands]
         return named + [name for name in super().list_commands(ctx) if name not in named]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The command, its module imported first if it was not yet; a name apigen does not have loads them all, so
+        that its error can suggest the nearest (`Did you mean ...?`)."""
+        if cmd_name not in self.commands:
+            self._take_commands_of([COMMAND_MODULES[cmd_name]] if cmd_name in COMMAND_MODULES else COMMAND_MODULES.values())
+        return super().get_command(ctx, cmd_name)
+
+    def _take_commands_of(self, modules: Iterable[str]) -> None:
+        """Import these command modules (each registers its commands on `app`) and add what they registered here."""
+        wanted = set(modules)
+        if all(name in self.commands for name, module in COMMAND_MODULES.items() if module in wanted):
+            return
+        load_command_modules(wanted)
+        for name, command in typer.main.get_group(app).commands.items():
+            self.commands.setdefault(name, command)
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:  # `apigen --help | head`: help is written here
         try:
@@ -182,6 +204,14 @@ def _print_traceback() -> None:
     """
     sys.stderr.write(traceback.format_exc())
     sys.stderr.flush()
+
+
+def load_command_modules(modules: Iterable[str] = frozenset(COMMAND_MODULES.values())) -> None:
+    """Import these modules of `cli/` (default: all), each of which registers its commands on `app`, and give
+    every command registered so far apigen's `--help`."""
+    for module in sorted(modules):
+        importlib.import_module(f"{__package__}.{module}")
+    use_apigen_help(app)  # once a command is registered, its `--help` reads at 80 columns
 
 
 def run() -> None:

@@ -155,9 +155,11 @@ def run_multi_turn(ctx: typer.Context, env_library: str | None, output: str, rej
         conversation_files = Destinations(blueprint_files.output, output, rejects)
         blueprint_files.validate()
         conversation_files.validate()
-        from ..pipeline import ReportFile
+        report_file = None
+        if params.get("report"):
+            from ..pipeline import ReportFile  # the single-turn run's module: loaded only for this
 
-        report_file = ReportFile(params["report"]) if params.get("report") else None  # checked writable before any request
+            report_file = ReportFile(params["report"])  # checked writable before any request
         # one lock for the whole run, on `-o`: a second run of it is refused in either phase (the phases take it again)
         stack.enter_context(OutputLock.acquire(output))
         blueprints = BlueprintMaker.open(ctx, env_library, messages, stack)

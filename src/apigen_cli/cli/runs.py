@@ -16,7 +16,6 @@ from ..errors import ConfigError
 from ..rows.jsonl import write_jsonl
 from ..rows.replacement import check_writable, write_whole
 from ..run_settings import ExecutionSettings, execution_settings_from, run_settings_from
-from ..shards import merge_shards
 from ..wording import counted
 from .batch import batch_settings, say_batches
 from .conversations import (
@@ -300,6 +299,8 @@ def merge(
             raise ConfigError("`merge` writes a file, not standard output", hint="name the merged output file first")
         if report is not None:
             check_writable(report, "--report")  # before any file is merged
+        from ..shards import merge_shards  # the shards' and the report's code: a `run` loads none of it
+
         outcome = merge_shards(output, shard_outputs, rejects=rejects, overwrite=overwrite)
         if report is not None:
             data = orjson.dumps(outcome.report.as_dict() | {"seed": outcome.seed}, option=orjson.OPT_INDENT_2)

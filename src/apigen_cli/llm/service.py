@@ -20,8 +20,11 @@ are handled here.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -495,6 +498,24 @@ def open_chat_service(
         batch_sleep=batch_sleep,
         on_batch_status=on_batch_status,
     )
+
+
+def import_http_backend_meanwhile(models: Iterable[str]) -> None:
+    """Start importing the HTTP backend (httpx, aiohttp and the TLS contexts aiohttp makes at import: 0.2-0.3 s)
+    in a thread of its own, when one of ``models`` is not offline and it is not imported yet.
+
+    For a caller that waits on something else before its first request (simulate reads the environment's
+    tools in a child process): the import goes on meanwhile, and ``open_chat_service`` finds the module
+    loaded, or waits for the import to end. An import that fails here fails again there, and is told there.
+    """
+    if all(model == OFFLINE_MODEL for model in models) or f"{__package__}.http_backend" in sys.modules:
+        return
+    threading.Thread(target=_import_quietly, args=(f"{__package__}.http_backend",), name="apigen-import-http").start()
+
+
+def _import_quietly(module: str) -> None:
+    with contextlib.suppress(Exception):  # imported again, and its error told, where the module is used
+        importlib.import_module(module)
 
 
 def usage_lines(usage: UsageByModel) -> list[str]:
