@@ -16,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "apigen_cli"
 
 #: Modules below every layer, importable from anywhere: they import only one another.
-FOUNDATION = {"errors", "problems", "retry", "version", "config", "replies", "redaction", "wording", "httpx_without_cli"}
+FOUNDATION = {"errors", "problems", "retry", "version", "config", "replies", "redaction", "wording"}
 #: What each folder may import from the package, besides the foundation and itself.
 MAY_IMPORT: dict[str, set[str]] = {
     "rows": set(),

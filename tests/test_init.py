@@ -19,7 +19,6 @@ from .conftest import invoke
 from .llm_server import LLMServer
 from .run_helpers import SAMPLE, apigen_process
 from .scripted_conversation import conversation_handler
-from .scripted_model import pipeline_handler
 
 STORE = SAMPLE / "store"
 
@@ -80,9 +79,6 @@ NOT_FOR_MULTI_TURN = (
     "rich",
 )
 NOT_FOR_SIMULATE = ("apigen_cli.cli.runs", *NOT_FOR_MULTI_TURN)
-# httpx's own command line (click, rich, pygments): apigen never runs it, and a run that asks an endpoint
-# loads httpx
-NOT_FOR_AN_ENDPOINT = ("click", "pygments", "rich")
 
 
 def loaded(names: tuple[str, ...]) -> str:
@@ -166,14 +162,6 @@ def test_an_offline_simulate_loads_no_other_command_mcp_pipeline_or_http_client(
     assert out.stat().st_size > 0
 
 
-def test_a_run_that_asks_an_endpoint_loads_no_command_line_of_httpx(tmp_path: Path) -> None:
-    out = tmp_path / "rows.jsonl"
-    with LLMServer(handler=pipeline_handler) as server:
-        argv = ["generate", str(SAMPLE / "apis.jsonl"), "--base-url", server.url, "-m", "bench", "-n", "2", "-o", str(out), "-q"]
-        assert loaded_by_command(argv, NOT_FOR_AN_ENDPOINT) == "loaded []"
-    assert len(out.read_text().splitlines()) == 2
-
-
 def test_the_command_line_lists_every_command_and_suggests_one_it_has_not_loaded() -> None:
     """The console script imports a command's module only when it runs; `--help` and a misspelt name load them all."""
     listed = apigen_process(["--help"])
@@ -196,19 +184,6 @@ def test_each_command_is_defined_in_the_module_its_table_names() -> None:
         callbacks = [command.callback for command in group.typer_instance.registered_commands]
         defined.setdefault(group.typer_instance.info.name or "", set()).update(c.__module__ for c in callbacks if c)
     assert defined == {name: {f"apigen_cli.cli.{module}"} for name, module in COMMAND_MODULES.items()}
-
-
-def test_httpx_loaded_without_its_command_line_still_runs_it() -> None:
-    """`httpx.main` (the `httpx` command) imports its command line when it is called, not when httpx is imported."""
-    code = (
-        "import sys\n"
-        "from apigen_cli.httpx_without_cli import httpx\n"
-        "assert 'click' not in sys.modules and 'httpx._main' not in sys.modules\n"
-        "httpx.main(['--help'])\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "Usage: httpx <URL>" in result.stdout
 
 
 def test_a_simulate_that_asks_an_endpoint_loads_its_http_client_while_the_tools_are_read(

@@ -58,11 +58,11 @@ from typing import Any
 from urllib.parse import quote
 
 import httpcore
+import httpx
 import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from ..errors import ConfigError
-from ..httpx_without_cli import httpx  # httpx without its command line (click, rich, pygments)
 from ..problems import Problem
 from ..replies import ACCEPT_ENCODING, TOO_LARGE, BoundedBody, ReplyTooLarge, UnsupportedEncoding, declared_too_large
 from ..retry import RetryPolicy, exponential_backoff, retry_after_seconds

@@ -44,11 +44,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import orjson
 
 from ..config import LLMSettings, find_api_key
 from ..errors import ApigenError, ConfigError, EndpointError
-from ..httpx_without_cli import httpx  # httpx without its command line (click, rich, pygments)
 from ..problems import Problem
 from ..redaction import Redactor
 from ..retry import parse_retry_after

@@ -43,12 +43,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import httpx
 import orjson
 import tenacity
 
 from ..config import LLMSettings, find_api_key
 from ..errors import ConfigError, EndpointError
-from ..httpx_without_cli import httpx  # httpx without its command line (click, rich, pygments)
 from ..problems import MAX_DEPTH, TOO_DEEP, TOO_DEEP_TEXT, Problem, too_deep
 from ..redaction import Redactor
 from ..replies import ACCEPT_ENCODING, TOO_LARGE, BoundedBody, ReplyTooLarge, UnsupportedEncoding, declared_too_large
