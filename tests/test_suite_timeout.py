@@ -35,6 +35,7 @@ def test_a_hung_test_fails_alone_and_the_next_one_runs(tmp_path: Path) -> None:
     # the project's own configuration (its timeout method), with a limit short enough for this test
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(PROJECT / "pyproject.toml")]
     command += ["--rootdir", str(tmp_path), "--timeout", "2", str(tmp_path / "test_hangs.py")]
+    command += ["-rN"]  # no short summary: under CI=true pytest writes its lines whole, each naming the timeout again
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "2 failed, 1 passed" in result.stdout
