@@ -12,7 +12,8 @@ background thread::
 
 Each POST to ``/v1/chat/completions`` is answered, in this order, by the next
 queued reply, else by ``handler(request)`` when it returns a reply, else by a
-chat completion whose text echoes the last message (after ``latency`` seconds).
+chat completion whose text echoes the last message (``latency`` seconds after the request
+arrived, the handler's own time included, as an endpoint of that latency answers).
 ``GET /v1/models`` lists ``models``.
 
 To hold a client at a known point (never by timing), close the gate:
@@ -245,6 +246,7 @@ class LLMServer:
     # --- serving ----------------------------------------------------------------------
 
     def _handle(self, connection: _Connection, request: Received) -> None:
+        arrived = self._loop.time() if self._loop is not None else None
         if self.keep_requests:
             self.requests.append(request)
         if request.method == "GET" and request.path.rstrip("/").endswith("/models"):
@@ -271,10 +273,15 @@ class LLMServer:
                 return
             if self._passes is not None:
                 self._passes -= 1
-        self._reply_later(connection, request, reply)
+        self._reply_later(connection, request, reply, arrived)
 
-    def _reply_later(self, connection: _Connection, request: Received, reply: Reply) -> None:
+    def _reply_later(self, connection: _Connection, request: Received, reply: Reply, arrived: float | None = None) -> None:
+        """Answer ``delay`` seconds after the request ``arrived`` (the handler's own time counts in it, as an
+        endpoint of that latency answers however busy this process is); a parked request waits it whole."""
         delay = self.latency if reply.delay is None else reply.delay
+        if delay > 0 and arrived is not None:
+            assert self._loop is not None
+            delay -= self._loop.time() - arrived
         if delay > 0:
             assert self._loop is not None
             timer: asyncio.TimerHandle | None = None
